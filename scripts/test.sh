@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# The whole test suite, exactly as CI runs it: install, lint, type-check, layering
+# contracts, generated-file drift, unit + api tests (chart tests included).
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+bash scripts/bootstrap.sh
+export PATH="$root/.venv/bin:$PATH"
+
+echo "== ruff"
+ruff check .
+echo "== mypy --strict"
+mypy --strict sdk/src/headwater operator/src/headwater_operator
+echo "== import contracts"
+lint-imports
+echo "== CRD drift"
+python -m headwater_operator.crdgen --check
+echo "== pytest"
+set +e
+python -m pytest "$@"
+rc=$?
+set -e
+if [ "$rc" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure, not a pass" >&2
+    exit 1
+fi
+exit "$rc"

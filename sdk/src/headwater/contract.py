@@ -1,0 +1,134 @@
+"""The contract between the Headwater operator and the in-pod SDK engine.
+
+Both halves import this module (the operator may import it; the SDK never imports the
+operator), so every name that crosses the pod boundary is written down exactly once:
+
+* the environment variables the operator sets on a flow-run pod and ``headwater
+  execute`` reads,
+* the label and annotation keys on Headwater-managed objects,
+* the JSON run summary the engine writes to the container's termination message and
+  the operator turns into ``FlowRun.status``,
+* the process exit codes that tell Completed, Failed, Cancelled and Crashed apart.
+
+It must stay import-light (standard library only): it is loaded on every pod start.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final, Literal, TypedDict
+
+GROUP: Final = "headwater.dev"
+VERSION: Final = "v1alpha1"
+API_VERSION: Final = f"{GROUP}/{VERSION}"
+
+# --- environment variables set on the flow-run container -----------------------------
+ENV_ENTRYPOINT: Final = "HEADWATER_ENTRYPOINT"
+"""``pkg.module:function`` or ``path/to/file.py:function`` of the flow to run."""
+ENV_PARAMETERS: Final = "HEADWATER_PARAMETERS"
+"""JSON object: the merged parameters (Flow < Deployment < Schedule < FlowRun)."""
+ENV_FLOW_RUN_NAME: Final = "HEADWATER_FLOW_RUN_NAME"
+ENV_FLOW_RUN_ID: Final = "HEADWATER_FLOW_RUN_ID"
+"""The FlowRun's ``metadata.uid``: stable across attempts, unique per run."""
+ENV_NAMESPACE: Final = "HEADWATER_NAMESPACE"
+ENV_FLOW_NAME: Final = "HEADWATER_FLOW_NAME"
+ENV_DEPLOYMENT_NAME: Final = "HEADWATER_DEPLOYMENT_NAME"
+ENV_SCHEDULE_NAME: Final = "HEADWATER_SCHEDULE_NAME"
+ENV_SCHEDULED_TIME: Final = "HEADWATER_SCHEDULED_TIME"
+"""RFC 3339 UTC instant the run was scheduled for (the tick, for scheduled runs)."""
+ENV_ATTEMPT: Final = "HEADWATER_ATTEMPT"
+"""1-based attempt number of this pod within the FlowRun."""
+ENV_RESULT_STORAGE: Final = "HEADWATER_RESULT_STORAGE"
+"""Where results, caches, artifacts and asset records live: a path or fsspec URL."""
+ENV_HOME: Final = "HEADWATER_HOME"
+"""Local default for result storage (``~/.headwater`` when unset)."""
+ENV_SUMMARY_PATH: Final = "HEADWATER_SUMMARY_PATH"
+"""Where ``headwater execute`` writes the run summary (default: the termination log)."""
+ENV_LOG_FORMAT: Final = "HEADWATER_LOG_FORMAT"
+"""``text`` (default) or ``json``."""
+ENV_LOG_LEVEL: Final = "HEADWATER_LOG_LEVEL"
+
+TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
+SUMMARY_MAX_BYTES: Final = 4096
+"""Kubernetes truncates a termination message at 4096 bytes; the engine never exceeds it."""
+
+# --- labels and annotations ----------------------------------------------------------
+LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
+MANAGED_BY_VALUE: Final = "headwater"
+LABEL_FLOW_RUN: Final = f"{GROUP}/flow-run"
+LABEL_FLOW: Final = f"{GROUP}/flow"
+LABEL_DEPLOYMENT: Final = f"{GROUP}/deployment"
+LABEL_SCHEDULE: Final = f"{GROUP}/schedule"
+LABEL_ATTEMPT: Final = f"{GROUP}/attempt"
+ANNOTATION_SCHEDULED_TIME: Final = f"{GROUP}/scheduled-time"
+ANNOTATION_TRIGGER: Final = f"{GROUP}/trigger"
+"""How a FlowRun came to be: ``schedule``, ``backfill``, ``cli`` or ``manual``."""
+
+# --- exit codes of `headwater execute` ----------------------------------------------
+EXIT_COMPLETED: Final = 0
+EXIT_FAILED: Final = 1
+"""The flow's code failed (or its parameters were invalid)."""
+EXIT_CRASHED: Final = 2
+"""The engine itself could not run the flow (entrypoint not importable, bad contract)."""
+EXIT_CANCELLED: Final = 3
+"""The run was stopped by SIGTERM (cancellation, pod deletion, deadline)."""
+
+FinalState = Literal["Completed", "Failed", "Crashed", "Cancelled", "TimedOut"]
+
+
+class AssetRecord(TypedDict):
+    """One asset materialized by the run."""
+
+    key: str
+    version: str
+    upstream: list[str]
+
+
+class RunSummary(TypedDict, total=False):
+    """What ``headwater execute`` writes to the termination message (JSON, ≤ 4096 bytes).
+
+    ``state``, ``reason`` and ``message`` are always present; the rest are dropped,
+    least important first, when the encoded summary would not fit.
+    """
+
+    version: int
+    state: FinalState
+    reason: str
+    message: str
+    flowRunId: str
+    startTime: str
+    endTime: str
+    taskRuns: dict[str, int]
+    """Count of task runs by final state name, e.g. ``{"Completed": 9, "Failed": 1}``."""
+    assets: list[AssetRecord]
+    artifacts: list[str]
+    truncated: bool
+
+
+SUMMARY_VERSION: Final = 1
+
+
+def encode_summary(summary: RunSummary) -> str:
+    """Encode ``summary`` compactly; the caller is responsible for the size limit."""
+    return json.dumps(summary, separators=(",", ":"), sort_keys=True, default=str)
+
+
+def decode_summary(text: str) -> RunSummary:
+    """Parse a termination message written by the engine.
+
+    Raises ``ValueError`` naming what is wrong when the text is not a run summary, so
+    the operator can mark the run Crashed with reason ``InvalidRunSummary``.
+    """
+    try:
+        data: Any = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"run summary is not JSON: {exc.msg} at position {exc.pos}") from exc
+    if not isinstance(data, dict):
+        raise ValueError("run summary must be a JSON object")
+    for key in ("state", "reason", "message"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"run summary field {key!r} is missing or not a string")
+    if data["state"] not in ("Completed", "Failed", "Crashed", "Cancelled", "TimedOut"):
+        raise ValueError(f"run summary field 'state' has unknown value {data['state']!r}")
+    result: RunSummary = data  # type: ignore[assignment]
+    return result
