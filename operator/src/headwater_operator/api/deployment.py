@@ -1,0 +1,282 @@
+"""``Deployment``: a runnable configuration of a Flow (parameters, pod template, limits)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import ClassVar, Literal
+
+from pydantic import Field
+
+from headwater_operator.api.common import (
+    Condition,
+    FreeForm,
+    LocalObjectReference,
+    ObjectMeta,
+    SpecModel,
+    StatusModel,
+)
+from headwater_operator.api.enums import CollisionStrategy, FlowRunPhase, RetryCause
+from headwater_operator.api.k8s import (
+    EnvFromSource,
+    EnvVar,
+    ResourceRequirements,
+    Toleration,
+    Volume,
+    VolumeMount,
+)
+from headwater_operator.api.resource import AGE_COLUMN, PrinterColumn, Resource
+
+
+class ConcurrencySpec(SpecModel):
+    """How many runs of a Deployment may be active at once, and what happens to extras."""
+
+    limit: int = Field(
+        ge=1,
+        description="Maximum number of runs in Pending, Running or Retrying at once, e.g. 1.",
+    )
+    collision_strategy: CollisionStrategy = Field(
+        default=CollisionStrategy.ENQUEUE,
+        description="What happens to a run that finds the limit reached: `Enqueue` waits in "
+        "`AwaitingConcurrencySlot` until a slot frees up; `CancelNew` cancels it. "
+        "Default `Enqueue`.",
+    )
+
+
+class RunTemplate(SpecModel):
+    """Pod-level settings of every flow-run pod this Deployment creates."""
+
+    service_account_name: str | None = Field(
+        default=None,
+        description="ServiceAccount the flow-run pod runs as. Unset uses the namespace's "
+        "`default` ServiceAccount.",
+    )
+    resources: ResourceRequirements | None = Field(
+        default=None,
+        description="CPU/memory requests and limits; replaces the Flow's `resources`.",
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list,
+        description="Extra environment variables; same-named entries override the Flow's.",
+    )
+    env_from: list[EnvFromSource] = Field(
+        default_factory=list,
+        description="ConfigMaps and Secrets whose keys all become environment variables.",
+    )
+    node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels the pod must match, e.g. `{workload: batch}`.",
+    )
+    tolerations: list[Toleration] = Field(
+        default_factory=list, description="Taints the pod tolerates."
+    )
+    affinity: FreeForm | None = Field(
+        default=None,
+        description="Pod affinity/anti-affinity (core/v1 Affinity), passed through to the pod.",
+    )
+    labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra labels on flow-run pods; Headwater's own labels always win.",
+    )
+    annotations: dict[str, str] = Field(
+        default_factory=dict, description="Extra annotations on flow-run pods."
+    )
+    image_pull_secrets: list[LocalObjectReference] = Field(
+        default_factory=list,
+        description="Secrets with registry credentials for pulling the Flow's image.",
+    )
+    priority_class_name: str | None = Field(
+        default=None, description="PriorityClass of flow-run pods."
+    )
+    security_context: FreeForm | None = Field(
+        default=None,
+        description="Container security context (core/v1 SecurityContext), passed through.",
+    )
+    pod_security_context: FreeForm | None = Field(
+        default=None,
+        description="Pod security context (core/v1 PodSecurityContext), passed through.",
+    )
+    volumes: list[Volume] = Field(
+        default_factory=list,
+        description="Pod volumes (core/v1 Volume); each needs a `name`.",
+    )
+    volume_mounts: list[VolumeMount] = Field(
+        default_factory=list,
+        description="Mounts of `volumes` into the flow-run container; each needs `name` and "
+        "`mountPath`.",
+    )
+    pod_overrides: FreeForm | None = Field(
+        default=None,
+        description="Strategic-merge patch applied last to the rendered pod, for anything the "
+        "fields above do not cover, e.g. `{spec: {hostNetwork: true}}`.",
+    )
+
+
+class ResultStorage(SpecModel):
+    """Where runs persist results, caches, artifacts and asset records."""
+
+    url: str = Field(
+        min_length=1,
+        description="A path or fsspec URL, e.g. `s3://acme-results/headwater` or "
+        "`/mnt/results`. Credentials come from the pod's environment.",
+    )
+
+
+class HistorySpec(SpecModel):
+    """How many finished runs are kept, so etcd stays small."""
+
+    successful_runs_limit: int = Field(
+        default=10,
+        ge=0,
+        description="Completed runs to keep; older ones are deleted. Default 10.",
+    )
+    failed_runs_limit: int = Field(
+        default=10,
+        ge=0,
+        description="Failed, Crashed or Cancelled runs to keep; older ones are deleted. "
+        "Default 10.",
+    )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        description="Delete a finished run this many seconds after it ended, whatever the "
+        "limits say. Unset keeps runs until the limits remove them.",
+    )
+
+
+class DeploymentSpec(SpecModel):
+    """Desired state of a Deployment: which Flow, with what parameters, on what pods."""
+
+    flow_ref: LocalObjectReference = Field(
+        description="The Flow to run, in the same namespace, e.g. `{name: hello}`."
+    )
+    description: str | None = Field(default=None, description="What this Deployment is for.")
+    tags: list[str] = Field(default_factory=list, description="Free-form labels for search.")
+    parameters: FreeForm = Field(
+        default_factory=dict,
+        description="Parameter values merged over the Flow's defaults; Schedules and FlowRuns "
+        "override them, e.g. `{source: s3://raw/events}`.",
+    )
+    paused: bool = Field(
+        default=False,
+        description="When true, Schedules create no new runs and new FlowRuns wait; running "
+        "runs continue. Default false.",
+    )
+    concurrency: ConcurrencySpec | None = Field(
+        default=None,
+        description="Limit on simultaneously active runs. Unset means unlimited.",
+    )
+    run_template: RunTemplate = Field(
+        default_factory=RunTemplate,
+        description="Pod settings of every flow-run pod: service account, resources, env, "
+        "scheduling, volumes and a free-form pod patch.",
+    )
+    result_storage: ResultStorage | None = Field(
+        default=None,
+        description="Where results, caches and artifacts are stored. Unset uses the pod's "
+        "local `HEADWATER_HOME` (lost with the pod).",
+    )
+    history: HistorySpec = Field(
+        default_factory=HistorySpec,
+        description="How many finished FlowRuns to keep, and for how long.",
+    )
+    retries: int | None = Field(
+        default=None, ge=0, description="Overrides the Flow's `retries`. Unset inherits it."
+    )
+    retry_delay_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="Overrides the Flow's `retryDelaySeconds`. Unset inherits it.",
+    )
+    retry_backoff_factor: float = Field(
+        default=1.0,
+        ge=1.0,
+        description="Each retry waits this factor times longer than the previous one "
+        "(1 = constant delay, 2 = doubling). Default 1.",
+    )
+    retry_max_delay_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="Upper bound of the delay between retries. Unset means no bound.",
+    )
+    retry_on: list[RetryCause] = Field(
+        default_factory=lambda: [RetryCause.FAILED, RetryCause.CRASHED],
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Which attempt outcomes are retried: `Failed` (the code failed), "
+        "`Crashed` (the infrastructure failed). Default both.",
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Overrides the Flow's `timeoutSeconds`. Unset inherits it.",
+    )
+    pending_timeout_seconds: int = Field(
+        default=600,
+        ge=1,
+        description="A pod not running after this many seconds (unschedulable, image pull "
+        "failing) marks the attempt Crashed. Default 600.",
+    )
+    late_after_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="A run not started this many seconds after its scheduled time is shown "
+        "as `Late`. Default 60.",
+    )
+    cancel_grace_period_seconds: int = Field(
+        default=30,
+        ge=0,
+        description="Seconds a cancelled run's pod gets between SIGTERM and SIGKILL. "
+        "Default 30.",
+    )
+
+
+class LastRun(StatusModel):
+    """Summary of the most recently created FlowRun of a Deployment."""
+
+    name: str = Field(description="Name of the FlowRun.")
+    phase: FlowRunPhase | None = Field(default=None, description="Its current phase.")
+    scheduled_time: datetime | None = Field(default=None, description="When it was due.")
+    end_time: datetime | None = Field(default=None, description="When it finished, if it did.")
+
+
+class DeploymentStatus(StatusModel):
+    """Observed state of a Deployment, written by the operator."""
+
+    conditions: list[Condition] = Field(
+        default_factory=list,
+        description="Current conditions; `Ready` is false with a reason when the Flow is "
+        "missing or invalid.",
+    )
+    observed_generation: int | None = Field(
+        default=None, description="The `metadata.generation` the operator last acted on."
+    )
+    active_runs: int = Field(
+        default=0, ge=0, description="Runs in Pending, Running, Retrying or Cancelling."
+    )
+    queued_runs: int = Field(
+        default=0, ge=0, description="Runs waiting in AwaitingConcurrencySlot."
+    )
+    last_run: LastRun | None = Field(default=None, description="The most recent run.")
+
+
+class Deployment(Resource):
+    """A runnable configuration of a Flow. Schedules and FlowRuns reference it by name."""
+
+    KIND: ClassVar[str] = "Deployment"
+    PLURAL: ClassVar[str] = "deployments"
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("hwdeploy", "hwd")
+    PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = (
+        PrinterColumn("Flow", ".spec.flowRef.name", "string", "The Flow this deploys."),
+        PrinterColumn("Paused", ".spec.paused", "boolean", "Whether new runs are held."),
+        PrinterColumn("Active", ".status.activeRuns", "integer", "Active runs."),
+        PrinterColumn("Queued", ".status.queuedRuns", "integer", "Runs awaiting a slot.", 1),
+        AGE_COLUMN,
+    )
+
+    kind: Literal["Deployment"] = Field(
+        default="Deployment", description="Kind of this object: `Deployment`."
+    )
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta, description="Standard metadata.")
+    spec: DeploymentSpec = Field(description="Desired state: flow, parameters, pods, limits.")
+    status: DeploymentStatus = Field(
+        default_factory=DeploymentStatus, description="Observed state, written by the operator."
+    )
