@@ -1,0 +1,144 @@
+"""Which finished FlowRuns of a Deployment to delete: history limits and TTL.
+
+Every FlowRun is a Kubernetes object in etcd; a schedule firing every minute leaves
+1,440 of them a day. Like a CronJob's ``successfulJobsHistoryLimit`` /
+``failedJobsHistoryLimit`` and a Job's ``ttlSecondsAfterFinished``, a Deployment's
+``spec.history`` bounds what is kept:
+
+* ``successfulRunsLimit`` (default :data:`DEFAULT_SUCCESSFUL_RUNS_LIMIT` = 10): how many
+  ``Completed`` runs to keep, newest first.
+* ``failedRunsLimit`` (default :data:`DEFAULT_FAILED_RUNS_LIMIT` = 5): how many
+  unsuccessful runs (``Failed``, ``Crashed``, ``Cancelled``) to keep. Cancelled runs count
+  here because, as with a failed CronJob Job, someone may want to look at why.
+* ``ttlSecondsAfterFinished`` (default unset = no expiry): a finished run older than this
+  (measured from its ``endTime``) is deleted whatever the limits say.
+
+The defaults are larger than CronJob's 3/1 on purpose: a Headwater run's status is the
+only record of its task counts, assets and artifacts (there is no separate database), so
+a few more are kept for ``kubectl get hwrun``; the cost is a few KB each.
+
+Runs that have not finished are never candidates. "Newest" means latest ``endTime``;
+a run without one (e.g. cancelled while queued) falls back to its creation time, and ties
+are broken by name so the choice is deterministic. Deleting a FlowRun deletes its pods
+through owner references.
+
+Everything here is pure: the handler feeds in what a kopf index holds and ``now``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+DEFAULT_SUCCESSFUL_RUNS_LIMIT = 10
+DEFAULT_FAILED_RUNS_LIMIT = 5
+
+SUCCESSFUL_PHASES: frozenset[str] = frozenset({"Completed"})
+UNSUCCESSFUL_PHASES: frozenset[str] = frozenset({"Failed", "Crashed", "Cancelled"})
+FINISHED_PHASES: frozenset[str] = SUCCESSFUL_PHASES | UNSUCCESSFUL_PHASES
+
+
+@dataclass(frozen=True)
+class HistoryPolicy:
+    """The effective ``Deployment.spec.history`` with defaults applied."""
+
+    successful_runs_limit: int = DEFAULT_SUCCESSFUL_RUNS_LIMIT
+    failed_runs_limit: int = DEFAULT_FAILED_RUNS_LIMIT
+    ttl_seconds_after_finished: int | None = None
+
+    @classmethod
+    def from_spec(cls, history: Mapping[str, Any] | None) -> HistoryPolicy:
+        """Read ``spec.history`` in wire form (camelCase); absent fields take defaults.
+
+        Negative numbers (which the CRD schema rejects anyway) are treated as 0 rather
+        than crashing the reconciler.
+        """
+        history = history or {}
+        successful = history.get("successfulRunsLimit")
+        failed = history.get("failedRunsLimit")
+        ttl = history.get("ttlSecondsAfterFinished")
+        return cls(
+            successful_runs_limit=(
+                DEFAULT_SUCCESSFUL_RUNS_LIMIT if successful is None else max(0, int(successful))
+            ),
+            failed_runs_limit=DEFAULT_FAILED_RUNS_LIMIT if failed is None else max(0, int(failed)),
+            ttl_seconds_after_finished=None if ttl is None else max(0, int(ttl)),
+        )
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """What pruning needs to know about one FlowRun."""
+
+    name: str
+    phase: str | None
+    created: datetime
+    end_time: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True once the run reached a terminal phase."""
+        return self.phase in FINISHED_PHASES
+
+    @property
+    def finished_at(self) -> datetime:
+        """When the run finished, or its creation time when no ``endTime`` was recorded."""
+        return self.end_time or self.created
+
+
+@dataclass(frozen=True)
+class Deletion:
+    """One FlowRun to delete and why (the reason goes into the Event message)."""
+
+    name: str
+    reason: str
+
+
+def runs_to_delete(
+    runs: Iterable[RunRecord], policy: HistoryPolicy, now: datetime
+) -> list[Deletion]:
+    """Return the finished runs that exceed the history limits or have outlived the TTL.
+
+    The result is sorted by name so callers (and tests) see a stable order.
+    """
+    finished = [run for run in runs if run.finished]
+    deletions: dict[str, str] = {}
+    if policy.ttl_seconds_after_finished is not None:
+        ttl = timedelta(seconds=policy.ttl_seconds_after_finished)
+        for run in finished:
+            if run.finished_at + ttl <= now:
+                deletions[run.name] = (
+                    f"finished more than ttlSecondsAfterFinished="
+                    f"{policy.ttl_seconds_after_finished}s ago"
+                )
+    for phases, limit, field in (
+        (SUCCESSFUL_PHASES, policy.successful_runs_limit, "successfulRunsLimit"),
+        (UNSUCCESSFUL_PHASES, policy.failed_runs_limit, "failedRunsLimit"),
+    ):
+        group = _newest_first(run for run in finished if run.phase in phases)
+        for run in group[limit:]:
+            deletions.setdefault(run.name, f"beyond history.{field}={limit}")
+    return [Deletion(name, reason) for name, reason in sorted(deletions.items())]
+
+
+def next_expiry(runs: Iterable[RunRecord], policy: HistoryPolicy, now: datetime) -> datetime | None:
+    """When the next finished run's TTL runs out (None without a TTL or finished runs).
+
+    A handler uses it to wake up exactly once for that Deployment instead of polling.
+    Runs already expired are not considered: :func:`runs_to_delete` handles them now.
+    """
+    if policy.ttl_seconds_after_finished is None:
+        return None
+    ttl = timedelta(seconds=policy.ttl_seconds_after_finished)
+    expiries = [run.finished_at + ttl for run in runs if run.finished]
+    future = [moment for moment in expiries if moment > now]
+    return min(future, default=None)
+
+
+def _newest_first(runs: Iterable[RunRecord]) -> list[RunRecord]:
+    # Sort by name ascending first, then stably by time descending, so equal times
+    # keep a deterministic order.
+    by_name = sorted(runs, key=lambda run: run.name)
+    return sorted(by_name, key=lambda run: run.finished_at, reverse=True)

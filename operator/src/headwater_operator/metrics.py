@@ -1,0 +1,220 @@
+"""Prometheus metrics of the operator, served on ``/metrics``.
+
+Every series lives in this module's own :data:`REGISTRY` rather than prometheus-client's
+global one, so tests read exact values without interference from other tests or from
+whatever else registered globally in the process; :func:`start_metrics_server` serves
+exactly this registry.
+
+Labels are deliberately low-cardinality: namespace, deployment name, phase, reason,
+HTTP verb and code. A run's name or uid is never a label — one series per run would grow
+the operator's memory and the Prometheus server's without bound. Where a per-run fact is
+needed (which phase is each run in?) it is kept in a small in-memory index here and only
+aggregated counts are exported.
+
+The callers are the reconcilers: the FlowRun lifecycle calls ``observe_*`` and
+:func:`set_run_phase` on transitions; the Kubernetes client wrapper calls
+:func:`observe_api_request` for each request.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter as _Tally
+from dataclasses import dataclass
+from wsgiref.simple_server import WSGIServer
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+"""The registry every Headwater metric is registered in (and the one ``/metrics`` serves)."""
+
+NO_DEPLOYMENT = ""
+"""Label value for runs created from a ``flowRef`` without a Deployment."""
+
+# Flow runs range from seconds to many hours; buckets up to 1 day.
+RUN_DURATION_BUCKETS = (
+    1, 5, 15, 30, 60, 120, 300, 600, 1_800, 3_600, 7_200, 14_400, 43_200, 86_400,
+)
+# Queue wait is admission latency: usually sub-second, minutes when enqueued.
+QUEUE_WAIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3_600)
+
+RUNS_TOTAL = Counter(
+    "headwater_runs",
+    "Flow runs that reached a final phase, by namespace, deployment and phase.",
+    ["namespace", "deployment", "phase"],
+    registry=REGISTRY,
+)
+RUN_DURATION = Histogram(
+    "headwater_run_duration_seconds",
+    "Wall-clock duration of finished flow runs (first start to end), in seconds.",
+    ["namespace", "deployment"],
+    buckets=RUN_DURATION_BUCKETS,
+    registry=REGISTRY,
+)
+QUEUE_WAIT = Histogram(
+    "headwater_run_queue_wait_seconds",
+    "Time from a run's scheduled time to its first pod being created, in seconds.",
+    ["namespace", "deployment"],
+    buckets=QUEUE_WAIT_BUCKETS,
+    registry=REGISTRY,
+)
+CRASHES_TOTAL = Counter(
+    "headwater_run_crashes",
+    "Flow-run attempts that crashed (infrastructure failures), by reason.",
+    ["namespace", "deployment", "reason"],
+    registry=REGISTRY,
+)
+LATE_TOTAL = Counter(
+    "headwater_runs_late",
+    "Flow runs marked Late: their scheduled time passed before they started.",
+    ["namespace", "deployment"],
+    registry=REGISTRY,
+)
+ACTIVE_RUNS = Gauge(
+    "headwater_active_runs",
+    "Flow runs that have not finished, by namespace and current phase.",
+    ["namespace", "phase"],
+    registry=REGISTRY,
+)
+RECONCILE_ERRORS_TOTAL = Counter(
+    "headwater_reconcile_errors",
+    "Reconcile handler failures (retried by the operator), by resource kind.",
+    ["kind"],
+    registry=REGISTRY,
+)
+API_REQUESTS_TOTAL = Counter(
+    "headwater_kubernetes_api_requests",
+    "Requests the operator made to the Kubernetes API, by verb and HTTP status code.",
+    ["verb", "code"],
+    registry=REGISTRY,
+)
+
+
+def observe_run_finished(
+    namespace: str, deployment: str, phase: str, duration_seconds: float | None
+) -> None:
+    """Count a run that reached final ``phase``; record its duration when it has one.
+
+    Call once per run, on the transition into the final phase (a run cancelled before it
+    started has no duration).
+    """
+    RUNS_TOTAL.labels(namespace=namespace, deployment=deployment, phase=phase).inc()
+    if duration_seconds is not None:
+        RUN_DURATION.labels(namespace=namespace, deployment=deployment).observe(
+            max(0.0, duration_seconds)
+        )
+
+
+def observe_queue_wait(namespace: str, deployment: str, seconds: float) -> None:
+    """Record the wait from scheduled time to first pod creation (negative → 0)."""
+    QUEUE_WAIT.labels(namespace=namespace, deployment=deployment).observe(max(0.0, seconds))
+
+
+def observe_crash(namespace: str, deployment: str, reason: str) -> None:
+    """Count one crashed attempt; ``reason`` is a CamelCase constant, e.g. ``OOMKilled``."""
+    CRASHES_TOTAL.labels(namespace=namespace, deployment=deployment, reason=reason).inc()
+
+
+def observe_late(namespace: str, deployment: str) -> None:
+    """Count a run that was marked Late (call once per run, on that transition)."""
+    LATE_TOTAL.labels(namespace=namespace, deployment=deployment).inc()
+
+
+def observe_reconcile_error(kind: str) -> None:
+    """Count a failed reconcile of a ``kind`` such as ``FlowRun`` or ``Deployment``."""
+    RECONCILE_ERRORS_TOTAL.labels(kind=kind).inc()
+
+
+def observe_api_request(verb: str, code: int) -> None:
+    """Count one Kubernetes API request (``verb`` e.g. ``patch``; ``code`` the HTTP status)."""
+    API_REQUESTS_TOTAL.labels(verb=verb, code=str(code)).inc()
+
+
+@dataclass(frozen=True)
+class _RunPlace:
+    namespace: str
+    phase: str
+
+
+class _ActiveRunIndex:
+    """Which phase each unfinished run is in, so ``headwater_active_runs`` is exact.
+
+    A gauge updated with inc/dec drifts as soon as one transition is observed twice
+    (a replayed watch event, an operator restart). Keeping the per-run phase and
+    recomputing the affected series from it makes repeated calls harmless.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._runs: dict[str, _RunPlace] = {}
+
+    def set(self, uid: str, namespace: str, phase: str | None) -> None:
+        with self._lock:
+            before = self._runs.pop(uid, None)
+            if phase is not None:
+                self._runs[uid] = _RunPlace(namespace, phase)
+            touched = {before, self._runs.get(uid)} - {None}
+            tally = _Tally(self._runs.values())
+            for place in touched:
+                assert place is not None  # for mypy: None was removed above
+                ACTIVE_RUNS.labels(namespace=place.namespace, phase=place.phase).set(
+                    tally[place]
+                )
+
+    def clear(self) -> None:
+        with self._lock:
+            self._runs.clear()
+            ACTIVE_RUNS.clear()
+
+
+_ACTIVE = _ActiveRunIndex()
+
+
+def set_run_phase(uid: str, namespace: str, deployment: str, phase: str | None) -> None:
+    """Record that run ``uid`` is now in ``phase``; ``None`` (or a final phase) forgets it.
+
+    Idempotent: calling it again with the same phase changes nothing. ``deployment`` is
+    accepted for symmetry with the other calls but not used as a label: the gauge is
+    by namespace and phase only, to stay small.
+    """
+    del deployment  # not a label of this gauge; see docstring
+    if phase in _FINAL_PHASES:
+        phase = None
+    _ACTIVE.set(uid, namespace, phase)
+
+
+_FINAL_PHASES = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
+
+
+def reset_active_runs() -> None:
+    """Forget every tracked run (for tests and operator restarts within one process)."""
+    _ACTIVE.clear()
+
+
+def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:
+    """Serve :data:`REGISTRY` as ``http://addr:port/metrics`` from a daemon thread.
+
+    Binding all interfaces is the default because Prometheus scrapes the pod IP.
+    ``port=0`` picks a free port (tests); :func:`metrics_server_port` tells which.
+    A second call replaces the running server.
+    """
+    stop_metrics_server()
+    server, _thread = start_http_server(port, addr=addr, registry=REGISTRY)
+    _SERVERS.append(server)
+
+
+def metrics_server_port() -> int | None:
+    """The port ``/metrics`` is served on, or None when the server is not running."""
+    return int(_SERVERS[-1].server_port) if _SERVERS else None
+
+
+def stop_metrics_server() -> None:
+    """Stop serving ``/metrics`` (a no-op when not started); the metrics keep their values."""
+    while _SERVERS:
+        server = _SERVERS.pop()
+        server.shutdown()
+        server.server_close()
+
+
+# At most one element; a list so the functions above need no ``global`` statement.
+_SERVERS: list[WSGIServer] = []
