@@ -97,7 +97,7 @@ class ScheduleSpec(SpecModel):
                 },
                 {
                     "rule": "!has(self.anchorTime) || has(self.interval)",
-                    "message": "spec.anchorTime is only allowed with spec.interval",
+                    "message": "only allowed with spec.interval",
                     "fieldPath": ".anchorTime",
                 },
             ]
@@ -110,6 +110,7 @@ class ScheduleSpec(SpecModel):
     cron: str | None = Field(
         default=None,
         pattern=CRON_PATTERN,
+        max_length=128,
         description="Five-field cron expression (minute hour day-of-month month "
         "day-of-week) or a macro (`@hourly`, `@daily`, `@weekly`, `@monthly`, `@yearly`), "
         "evaluated in `timezone`, e.g. `0 6 * * 1-5`.",
@@ -118,6 +119,7 @@ class ScheduleSpec(SpecModel):
         default=None,
         pattern=INTERVAL_PATTERN,
         min_length=2,
+        max_length=32,
         json_schema_extra={
             "x-kubernetes-validations": [
                 {"rule": "self.matches('[1-9]')", "message": "must be greater than zero"}
@@ -129,6 +131,7 @@ class ScheduleSpec(SpecModel):
     rrule: str | None = Field(
         default=None,
         min_length=1,
+        max_length=1024,
         description="RFC 5545 recurrence rule, e.g. `FREQ=WEEKLY;BYDAY=MO,WE,FR;BYHOUR=6;"
         "BYMINUTE=0`, evaluated in `timezone`.",
     )
@@ -141,6 +144,7 @@ class ScheduleSpec(SpecModel):
     timezone: str = Field(
         default="UTC",
         min_length=1,
+        max_length=64,
         pattern=r"^[A-Za-z0-9_+\-/]+$",
         description="IANA time zone the expression is evaluated in, e.g. `Europe/Berlin`. "
         "Daylight-saving changes follow the zone. Default `UTC`.",
