@@ -7,15 +7,16 @@ Every FlowRun is a Kubernetes object in etcd; a schedule firing every minute lea
 
 * ``successfulRunsLimit`` (default :data:`DEFAULT_SUCCESSFUL_RUNS_LIMIT` = 10): how many
   ``Completed`` runs to keep, newest first.
-* ``failedRunsLimit`` (default :data:`DEFAULT_FAILED_RUNS_LIMIT` = 5): how many
+* ``failedRunsLimit`` (default :data:`DEFAULT_FAILED_RUNS_LIMIT` = 10): how many
   unsuccessful runs (``Failed``, ``Crashed``, ``Cancelled``) to keep. Cancelled runs count
   here because, as with a failed CronJob Job, someone may want to look at why.
 * ``ttlSecondsAfterFinished`` (default unset = no expiry): a finished run older than this
   (measured from its ``endTime``) is deleted whatever the limits say.
 
-The defaults are larger than CronJob's 3/1 on purpose: a Headwater run's status is the
-only record of its task counts, assets and artifacts (there is no separate database), so
-a few more are kept for ``kubectl get hwrun``; the cost is a few KB each.
+The defaults (10/10, the same as ``HistorySpec`` in the API models, which the CRD
+defaults come from) are larger than CronJob's 3/1 on purpose: a Headwater run's status is
+the only record of its task counts, assets and artifacts (there is no separate database),
+and failures are what people come back to look at; each run costs only a few KB.
 
 Runs that have not finished are never candidates. "Newest" means latest ``endTime``;
 a run without one (e.g. cancelled while queued) falls back to its creation time, and ties
@@ -33,7 +34,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 DEFAULT_SUCCESSFUL_RUNS_LIMIT = 10
-DEFAULT_FAILED_RUNS_LIMIT = 5
+DEFAULT_FAILED_RUNS_LIMIT = 10
 
 SUCCESSFUL_PHASES: frozenset[str] = frozenset({"Completed"})
 UNSUCCESSFUL_PHASES: frozenset[str] = frozenset({"Failed", "Crashed", "Cancelled"})

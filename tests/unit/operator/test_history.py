@@ -115,11 +115,20 @@ def test_policy_from_spec_applies_defaults_and_reads_camel_case() -> None:
     assert HistoryPolicy.from_spec({"failedRunsLimit": -1}).failed_runs_limit == 0
 
 
-def test_defaults_keep_ten_successful_and_five_failed() -> None:
+def test_defaults_keep_ten_successful_and_ten_failed() -> None:
     runs = [run(f"ok-{i:02}", "Completed", i) for i in range(12)]
-    runs += [run(f"bad-{i:02}", "Failed", i) for i in range(7)]
+    runs += [run(f"bad-{i:02}", "Failed", i) for i in range(11)]
 
-    assert names(runs, HistoryPolicy()) == ["bad-05", "bad-06", "ok-10", "ok-11"]
+    assert names(runs, HistoryPolicy()) == ["bad-10", "ok-10", "ok-11"]
+
+
+def test_defaults_match_the_api_model() -> None:
+    from headwater_operator.api import HistorySpec
+
+    model = HistorySpec()
+    assert HistoryPolicy() == HistoryPolicy(
+        model.successful_runs_limit, model.failed_runs_limit, model.ttl_seconds_after_finished
+    )
 
 
 def test_next_expiry_is_the_earliest_future_ttl() -> None:
