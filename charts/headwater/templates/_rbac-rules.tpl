@@ -1,0 +1,65 @@
+{{- /*
+RBAC rules, least privilege and no wildcards (a unit test fails on any "*"). The rules the
+operator needs in every namespace it watches live in one helper so the cluster-wide
+ClusterRole and the per-namespace Roles can never drift apart.
+*/ -}}
+
+{{- define "headwater.rbac.workloadRules" -}}
+# Flows, Deployments and Schedules are read (list/watch feed kopf's handlers); patch is
+# for kopf's own annotations and finalizers: spec is never written (GitOps sees no drift).
+- apiGroups: ["headwater.dev"]
+  resources: ["flows", "deployments", "schedules"]
+  verbs: ["get", "list", "watch", "patch"]
+# FlowRuns are also created (the scheduler turns ticks into runs) and deleted (history
+# limits and ttlSecondsAfterFinished prune finished runs).
+- apiGroups: ["headwater.dev"]
+  resources: ["flowruns"]
+  verbs: ["get", "list", "watch", "patch", "create", "delete"]
+# Status is written only through the status subresource (phase, conditions, counts).
+- apiGroups: ["headwater.dev"]
+  resources: ["flows/status", "deployments/status", "schedules/status", "flowruns/status"]
+  verbs: ["get", "patch"]
+# One pod per FlowRun attempt: created, watched (headwater-labelled only) for its phase and
+# termination message, deleted on cancel and timeout. No pods/log: `headwater logs` uses
+# the caller's own credentials.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch", "create", "delete"]
+# Events explain what happened to a run in `kubectl describe` (both Event APIs: kopf posts
+# core/v1 Events, newer clients events.k8s.io/v1).
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}
+
+{{- define "headwater.rbac.clusterPeeringRule" -}}
+# kopf peering (replicas > 1, cluster-wide): heartbeats in a ClusterKopfPeering's status
+# decide which replica is active.
+- apiGroups: ["kopf.dev"]
+  resources: ["clusterkopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+
+{{- define "headwater.rbac.namespacedPeeringRule" -}}
+# kopf peering (replicas > 1, namespaced): heartbeats in each watched namespace's
+# KopfPeering decide which replica is active.
+- apiGroups: ["kopf.dev"]
+  resources: ["kopfpeerings"]
+  verbs: ["get", "list", "watch", "patch"]
+{{- end }}
+
+{{- define "headwater.rbac.discoveryRules" -}}
+# kopf lists and watches CRDs to start serving Headwater's resources when their CRDs
+# appear or change (and to stop when they go), without an operator restart.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["list", "watch"]
+# kopf lists and watches namespaces to start and stop per-namespace watchers as namespaces
+# come and go; read-only.
+- apiGroups: [""]
+  resources: ["namespaces"]
+  verbs: ["list", "watch"]
+{{- end }}
