@@ -1,0 +1,354 @@
+"""The FlowRun state machine: given what is known now, what happens next.
+
+:func:`decide` is the one place that maps facts (the FlowRun's spec and status, its
+resolved settings, the current attempt's pod, the concurrency verdict, the time) to a
+:class:`Decision`: a status patch, at most one pod to create or delete, the Events to
+emit, and when to look again. It is pure, so every transition in
+docs/flowrun-lifecycle.md has a unit test, and a replayed or duplicated call with the
+same facts yields the same decision (idempotency by construction).
+
+Phases::
+
+    Scheduled ─▶ (Late) ─▶ Pending ─▶ Running ─▶ Completed | Failed | Crashed
+        │                    │           │
+        ├─▶ AwaitingConcurrencySlot      └─▶ AwaitingRetry ─▶ Retrying ─▶ Running …
+        └─▶ Cancelled        └──── spec.cancel ──▶ Cancelling ─▶ Cancelled
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from headwater_operator import reasons
+from headwater_operator.api import Condition, ConditionStatus, FlowRun, FlowRunPhase
+from headwater_operator.flowruns.concurrency import SlotVerdict, scheduled_time
+from headwater_operator.flowruns.podfacts import AttemptObservation, PodFacts, observe_attempt
+from headwater_operator.flowruns.render import pod_name
+from headwater_operator.flowruns.retry import is_retryable, next_attempt_time
+from headwater_operator.flowruns.settings import CANCEL_DEADLINE_MARGIN, RunSettings
+from headwater_operator.flowruns.timeutil import format_time, parse_time
+
+NOT_STARTED = frozenset(
+    {None, FlowRunPhase.SCHEDULED, FlowRunPhase.LATE, FlowRunPhase.AWAITING_CONCURRENCY_SLOT}
+)
+POD_PHASES = frozenset({FlowRunPhase.PENDING, FlowRunPhase.RUNNING, FlowRunPhase.RETRYING})
+LATE_CONDITION = "Late"
+CANCEL_CONDITION = "CancelRequested"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A Kubernetes Event to emit on the FlowRun."""
+
+    type: str
+    reason: str
+    message: str
+
+
+@dataclass
+class Decision:
+    """What the reconciler must do; an empty decision means "nothing changed"."""
+
+    status: dict[str, Any] = field(default_factory=dict)
+    """Merge patch for ``status`` (camelCase keys; ``None`` deletes a field)."""
+    create_pod: int | None = None
+    """Attempt number whose pod must exist (created; 409 counts as success)."""
+    delete_pod: str | None = None
+    delete_grace_seconds: int | None = None
+    events: list[Event] = field(default_factory=list)
+    wake_at: datetime | None = None
+    """Look again no later than this, even if nothing is reported."""
+    crash_reason: str | None = None
+    """Set when an attempt ended Crashed (for the crash metric, retried or not)."""
+    became_late: bool = False
+
+    @property
+    def phase(self) -> FlowRunPhase | None:
+        """The phase this decision writes, if it writes one."""
+        value = self.status.get("phase")
+        return FlowRunPhase(value) if value else None
+
+
+@dataclass(frozen=True)
+class Facts:
+    """Everything :func:`decide` needs besides the FlowRun itself."""
+
+    now: datetime
+    settings: RunSettings | None = None
+    setup_error: tuple[str, str] | None = None
+    """``(reason, message)`` when the Deployment/Flow could not be resolved."""
+    parameter_errors: tuple[str, ...] = ()
+    pod: PodFacts | None = None
+    """Facts of the current attempt's pod; ``None`` when it was not looked up."""
+    slot: SlotVerdict = SlotVerdict.ADMIT
+
+
+def _condition(kind: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
+    return Condition(
+        type=kind, status=ConditionStatus.TRUE, reason=reason, message=message,
+        last_transition_time=now,
+    ).model_dump(mode="json", by_alias=True, exclude_none=True)
+
+
+def _conditions_with(run: FlowRun, new: dict[str, Any]) -> list[dict[str, Any]]:
+    kept = [
+        c.model_dump(mode="json", by_alias=True, exclude_none=True)
+        for c in run.status.conditions
+        if c.type != new["type"]
+    ]
+    return [*kept, new]
+
+
+def _has_condition(run: FlowRun, kind: str) -> bool:
+    return any(c.type == kind and c.status == ConditionStatus.TRUE for c in run.status.conditions)
+
+
+def _transition(decision: Decision, phase: FlowRunPhase, reason: str, message: str,
+                warning: bool = False, **extra: Any) -> Decision:
+    decision.status.update({"phase": phase.value, "reason": reason, "message": message, **extra})
+    decision.events.append(Event("Warning" if warning else "Normal", reason, message))
+    return decision
+
+
+def _finish(run: FlowRun, decision: Decision, phase: FlowRunPhase, reason: str, message: str,
+            *, now: datetime, end: datetime | None = None) -> Decision:
+    """Move to a terminal phase, with endTime and duration."""
+    end_time = end or now
+    start = run.status.start_time or decision_start(decision)
+    extra: dict[str, Any] = {"endTime": format_time(end_time), "nextAttemptTime": None}
+    if start is not None:
+        extra["durationSeconds"] = round(max((end_time - start).total_seconds(), 0.0), 3)
+    warning = phase in (FlowRunPhase.FAILED, FlowRunPhase.CRASHED)
+    return _transition(decision, phase, reason, message, warning, **extra)
+
+
+def decision_start(decision: Decision) -> datetime | None:
+    """The startTime a decision is about to write, if any."""
+    return parse_time(decision.status.get("startTime"))
+
+
+def _scheduled_fields(run: FlowRun) -> dict[str, Any]:
+    if run.status.scheduled_time is not None:
+        return {}
+    due = scheduled_time(run)
+    return {"scheduledTime": format_time(due)} if due else {}
+
+
+def _cancel_unstarted(run: FlowRun, now: datetime) -> Decision:
+    where = "between attempts" if run.status.phase == FlowRunPhase.AWAITING_RETRY else \
+        "before it started"
+    return _finish(run, Decision(status=_scheduled_fields(run)), FlowRunPhase.CANCELLED,
+                   reasons.CANCELLED, f"cancelled {where} (spec.cancel: true)", now=now)
+
+
+def _begin_cancel(run: FlowRun, settings: RunSettings | None, now: datetime) -> Decision:
+    grace = settings.cancel_grace_seconds if settings else 30
+    message = (f"cancel requested; pod {run.status.pod_name} gets SIGTERM and {grace}s to stop")
+    decision = Decision(delete_pod=run.status.pod_name, delete_grace_seconds=grace)
+    decision.status["conditions"] = _conditions_with(
+        run, _condition(CANCEL_CONDITION, reasons.CANCEL_REQUESTED, message, now)
+    )
+    decision.wake_at = now + CANCEL_DEADLINE_MARGIN + _seconds(grace)
+    return _transition(decision, FlowRunPhase.CANCELLING, reasons.CANCEL_REQUESTED, message)
+
+
+def _seconds(value: float) -> timedelta:
+    return timedelta(seconds=value)
+
+
+def _cancel_requested_at(run: FlowRun) -> datetime | None:
+    for cond in run.status.conditions:
+        if cond.type == CANCEL_CONDITION and cond.last_transition_time is not None:
+            return cond.last_transition_time
+    return None
+
+
+def _continue_cancel(run: FlowRun, facts: Facts) -> Decision:
+    """Cancelling: done when the pod is gone or stopped; forced after the deadline."""
+    pod = facts.pod or PodFacts(exists=False)
+    stopped = not pod.exists or pod.phase in ("Succeeded", "Failed")
+    if stopped:
+        observed = (
+            observe_attempt(pod, run.status.pod_name or "", facts.now, _seconds(0))
+            if pod.exists else None
+        )
+        if observed is not None and observed.phase == FlowRunPhase.COMPLETED:
+            # The flow finished before SIGTERM reached it: record what really happened.
+            return _attempt_ended(run, facts, observed)
+        return _finish(run, Decision(), FlowRunPhase.CANCELLED, reasons.CANCELLED,
+                       "cancelled: the pod stopped after SIGTERM", now=facts.now,
+                       end=pod.finished)
+    grace = facts.settings.cancel_grace_seconds if facts.settings else 30
+    requested = _cancel_requested_at(run) or facts.now
+    deadline = requested + _seconds(grace) + CANCEL_DEADLINE_MARGIN
+    if facts.now >= deadline:
+        message = (f"cancelled: pod {run.status.pod_name} did not stop within {grace}s of "
+                   "SIGTERM and was force-deleted; check the node if it stays Terminating")
+        decision = Decision(delete_pod=run.status.pod_name, delete_grace_seconds=0)
+        return _finish(run, decision, FlowRunPhase.CANCELLED, reasons.CANCEL_FORCED, message,
+                       now=facts.now)
+    return Decision(wake_at=deadline)
+
+
+def _start_attempt(run: FlowRun, facts: Facts, attempt: int) -> Decision:
+    phase = FlowRunPhase.PENDING if attempt == 1 else FlowRunPhase.RETRYING
+    reason = reasons.POD_CREATED if attempt == 1 else reasons.RETRYING
+    name = pod_name(run.metadata.name or "", attempt)
+    message = f"attempt {attempt}: pod {name} created"
+    decision = Decision(status=_scheduled_fields(run), create_pod=attempt)
+    decision.status.update({"attempts": attempt, "podName": name, "nextAttemptTime": None})
+    return _transition(decision, phase, reason, message)
+
+
+def _mark_late(run: FlowRun, facts: Facts, settings: RunSettings, decision: Decision) -> None:
+    """Add the Late condition (and Event) once, when the due time passed long enough ago."""
+    due = scheduled_time(run)
+    if due is None or _has_condition(run, LATE_CONDITION):
+        return
+    if facts.now < due + settings.late_after:
+        decision.wake_at = _earliest(decision.wake_at, due + settings.late_after)
+        return
+    late_by = int((facts.now - due).total_seconds())
+    message = f"not started {late_by}s after its scheduled time {format_time(due)}"
+    decision.status["conditions"] = _conditions_with(
+        run, _condition(LATE_CONDITION, reasons.LATE, message, facts.now)
+    )
+    decision.events.append(Event("Warning", reasons.LATE, message))
+    decision.became_late = True
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return min(x for x in (a, b) if x is not None) if (a or b) else None
+
+
+def _hold(run: FlowRun, decision: Decision, phase: FlowRunPhase, reason: str,
+          message: str) -> Decision:
+    if run.status.phase == phase and run.status.reason == reason:
+        return decision
+    return _transition(decision, phase, reason, message)
+
+
+def _admit(run: FlowRun, facts: Facts, settings: RunSettings) -> Decision:
+    """Not started yet: validate, wait for the due time / an unpaused Deployment / a slot."""
+    if facts.parameter_errors:
+        message = "; ".join(facts.parameter_errors)
+        return _finish(run, Decision(status=_scheduled_fields(run)), FlowRunPhase.FAILED,
+                       reasons.INVALID_PARAMETERS, message, now=facts.now)
+    due = scheduled_time(run)
+    decision = Decision(status=_scheduled_fields(run))
+    if due is not None and due > facts.now:
+        decision.wake_at = due
+        return _hold(run, decision, FlowRunPhase.SCHEDULED, reasons.SCHEDULED,
+                     f"waiting for its scheduled time {format_time(due)}")
+    _mark_late(run, facts, settings, decision)
+    if settings.paused:
+        late = decision.became_late or _has_condition(run, LATE_CONDITION)
+        return _hold(run, decision, FlowRunPhase.LATE if late else FlowRunPhase.SCHEDULED,
+                     reasons.DEPLOYMENT_PAUSED,
+                     f"Deployment {settings.deployment_name} is paused; the run starts when "
+                     "it is resumed (spec.paused: false) or can be cancelled")
+    if facts.slot == SlotVerdict.CANCEL:
+        limit = settings.concurrency.limit if settings.concurrency else 0
+        return _finish(run, decision, FlowRunPhase.CANCELLED, reasons.CONCURRENCY_LIMIT_REACHED,
+                       f"Deployment {settings.deployment_name} already has {limit} active "
+                       "run(s) and its collisionStrategy is CancelNew", now=facts.now)
+    if facts.slot == SlotVerdict.QUEUE:
+        limit = settings.concurrency.limit if settings.concurrency else 0
+        return _hold(run, decision, FlowRunPhase.AWAITING_CONCURRENCY_SLOT,
+                     reasons.AWAITING_CONCURRENCY_SLOT,
+                     f"Deployment {settings.deployment_name} has {limit} active run(s) "
+                     "(concurrency.limit); waiting for one to finish")
+    started = _start_attempt(run, facts, 1)
+    started.status.update(decision.status | started.status)
+    started.events[:0] = decision.events
+    started.became_late = decision.became_late
+    return started
+
+
+def _summary_fields(observed: AttemptObservation) -> dict[str, Any]:
+    summary = observed.summary
+    if summary is None:
+        return {}
+    return {
+        "taskRuns": summary.get("taskRuns", {}),
+        "assets": [dict(a) for a in summary.get("assets", [])],
+        "artifacts": list(summary.get("artifacts", [])),
+    }
+
+
+def _attempt_ended(run: FlowRun, facts: Facts, observed: AttemptObservation) -> Decision:
+    decision = Decision(status=_summary_fields(observed))
+    if observed.delete_pod:
+        decision.delete_pod = run.status.pod_name
+    if run.status.start_time is None and observed.started is not None:
+        decision.status["startTime"] = format_time(observed.started)
+    if observed.phase == FlowRunPhase.CRASHED:
+        decision.crash_reason = observed.reason
+    attempts = max(run.status.attempts, 1)
+    reason = observed.reason or observed.phase.value
+    message = observed.message or ""
+    settings = facts.settings
+    if settings and is_retryable(settings.retry, observed.phase, reason, attempts):
+        when = next_attempt_time(settings.retry, attempts, facts.now)
+        decision.wake_at = when
+        total = settings.retry.retries + 1
+        text = (f"attempt {attempts} of {total} ended {observed.phase.value} ({reason}): "
+                f"{message}; next attempt at {format_time(when)}")
+        return _transition(decision, FlowRunPhase.AWAITING_RETRY, reason, text,
+                           warning=True, nextAttemptTime=format_time(when))
+    if attempts > 1:
+        message = f"{message} (after {attempts} attempts)"
+    return _finish(run, decision, observed.phase, reason, message, now=facts.now,
+                   end=observed.finished)
+
+
+def _track(run: FlowRun, facts: Facts, settings: RunSettings | None) -> Decision:
+    """Pending/Running/Retrying: follow the attempt's pod."""
+    pod = facts.pod or PodFacts(exists=False)
+    pending_timeout = settings.pending_timeout if settings else _seconds(600)
+    observed = observe_attempt(pod, run.status.pod_name or "", facts.now, pending_timeout)
+    if observed.ended:
+        return _attempt_ended(run, facts, observed)
+    if observed.phase == FlowRunPhase.PENDING:
+        created = pod.created or facts.now
+        return Decision(wake_at=created + pending_timeout)
+    if run.status.phase == FlowRunPhase.RUNNING:
+        return Decision()
+    decision = Decision()
+    if run.status.start_time is None:
+        decision.status["startTime"] = format_time(observed.started or facts.now)
+    return _transition(decision, FlowRunPhase.RUNNING, reasons.STARTED,
+                       f"attempt {run.status.attempts}: pod {run.status.pod_name} is running")
+
+
+def decide(run: FlowRun, facts: Facts) -> Decision:
+    """Decide the next step for ``run``. See the module docstring for the phase diagram."""
+    phase = run.status.phase
+    if phase is not None and phase.terminal:
+        return Decision()
+    if run.spec.cancel:
+        if phase in NOT_STARTED or phase == FlowRunPhase.AWAITING_RETRY:
+            return _cancel_unstarted(run, facts.now)
+        if phase in POD_PHASES:
+            return _begin_cancel(run, facts.settings, facts.now)
+        return _continue_cancel(run, facts)
+    if phase == FlowRunPhase.CANCELLING:
+        return _continue_cancel(run, facts)
+    if facts.setup_error is not None and (phase in NOT_STARTED or facts.settings is None):
+        reason, message = facts.setup_error
+        if phase in POD_PHASES:
+            return Decision()  # keep tracking the pod we have; nothing else to do without it
+        return _finish(run, Decision(status=_scheduled_fields(run)), FlowRunPhase.FAILED,
+                       reason, message, now=facts.now)
+    settings = facts.settings
+    if phase in NOT_STARTED:
+        assert settings is not None  # setup_error covers the missing case above
+        return _admit(run, facts, settings)
+    if phase == FlowRunPhase.AWAITING_RETRY:
+        due = run.status.next_attempt_time
+        if due is not None and facts.now < due:
+            return Decision(wake_at=due)
+        return _start_attempt(run, facts, run.status.attempts + 1)
+    return _track(run, facts, settings)

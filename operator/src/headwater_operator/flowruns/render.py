@@ -1,0 +1,255 @@
+"""Render the pod manifest for one attempt of a FlowRun.
+
+:func:`render_pod` is pure: the same FlowRun, settings and attempt always give the same
+manifest, with the same deterministic name ``<flowrun>-<attempt>``. That is what makes pod
+creation idempotent: an operator that restarts, or replays a watch event, creates the
+same name again and the API server answers 409, which the caller treats as "already done".
+
+Precedence inside the pod: Flow defaults < Deployment.runTemplate < Headwater's own
+fields. Headwater's labels and the SDK contract environment variables always win, because
+the operator and the engine rely on them; a restricted security context is the default
+and ``runTemplate.securityContext``/``podSecurityContext`` can loosen it key by key.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from headwater import contract
+from headwater_operator.api import FlowRun
+from headwater_operator.flowruns.settings import RunSettings
+from headwater_operator.flowruns.timeutil import format_time
+
+CONTAINER_NAME = "flow"
+LABEL_VALUE_MAX = 63
+
+DEFAULT_POD_SECURITY_CONTEXT: dict[str, Any] = {
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""The Kubernetes "restricted" Pod Security Standard, pod level."""
+DEFAULT_CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "runAsNonRoot": True,
+    "seccompProfile": {"type": "RuntimeDefault"},
+}
+"""The "restricted" Pod Security Standard, container level."""
+
+
+def pod_name(flowrun_name: str, attempt: int) -> str:
+    """The deterministic pod name of ``attempt`` (1-based) of FlowRun ``flowrun_name``."""
+    return f"{flowrun_name}-{attempt}"
+
+
+def label_value(value: str) -> str:
+    """``value`` if it is a valid label value length, else a stable shortened form.
+
+    Object names may be 253 characters but label values only 63; the shortened form
+    keeps a readable prefix and a hash so two long names never collide.
+    """
+    if len(value) <= LABEL_VALUE_MAX:
+        return value
+    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
+    return f"{value[: LABEL_VALUE_MAX - 9].rstrip('-.')}-{digest}"
+
+
+def merge_patch(base: Any, patch: Any) -> Any:
+    """Merge ``patch`` into ``base`` the way ``podOverrides`` documents it.
+
+    Objects merge recursively; lists of objects that all have a ``name`` (containers,
+    volumes, env) merge entry by entry on that name, the way a strategic-merge patch does;
+    any other value, including other lists, is replaced. ``None`` deletes a key.
+    """
+    if isinstance(base, Mapping) and isinstance(patch, Mapping):
+        merged = dict(base)
+        for key, value in patch.items():
+            if value is None:
+                merged.pop(key, None)
+            else:
+                merged[key] = merge_patch(base.get(key), value)
+        return merged
+    if _named_list(base) and _named_list(patch):
+        by_name = {item["name"]: item for item in base}
+        for item in patch:
+            by_name[item["name"]] = merge_patch(by_name.get(item["name"]), item)
+        return list(by_name.values())
+    return copy.deepcopy(patch)
+
+
+def _named_list(value: Any) -> bool:
+    return isinstance(value, list) and all(
+        isinstance(item, Mapping) and "name" in item for item in value
+    )
+
+
+def _labels(run: FlowRun, settings: RunSettings, attempt: int) -> dict[str, str]:
+    labels = dict(settings.deployment.spec.run_template.labels) if settings.deployment else {}
+    run_labels = run.metadata.labels or {}
+    labels.update(
+        {
+            contract.LABEL_MANAGED_BY: contract.MANAGED_BY_VALUE,
+            contract.LABEL_FLOW_RUN: label_value(run.metadata.name or ""),
+            contract.LABEL_FLOW: label_value(settings.flow.metadata.name or ""),
+            contract.LABEL_ATTEMPT: str(attempt),
+        }
+    )
+    if settings.deployment_name:
+        labels[contract.LABEL_DEPLOYMENT] = label_value(settings.deployment_name)
+    if contract.LABEL_SCHEDULE in run_labels:
+        labels[contract.LABEL_SCHEDULE] = run_labels[contract.LABEL_SCHEDULE]
+    return labels
+
+
+def _annotations(run: FlowRun, settings: RunSettings, scheduled: datetime) -> dict[str, str]:
+    annotations = (
+        dict(settings.deployment.spec.run_template.annotations) if settings.deployment else {}
+    )
+    annotations[contract.ANNOTATION_SCHEDULED_TIME] = format_time(scheduled)
+    if run.spec.trigger is not None:
+        annotations[contract.ANNOTATION_TRIGGER] = run.spec.trigger.value
+    return annotations
+
+
+def _contract_env(
+    run: FlowRun, settings: RunSettings, attempt: int, scheduled: datetime
+) -> list[dict[str, Any]]:
+    values = {
+        contract.ENV_ENTRYPOINT: settings.flow.spec.entrypoint,
+        contract.ENV_PARAMETERS: json.dumps(settings.parameters, sort_keys=True, default=str),
+        contract.ENV_FLOW_RUN_NAME: run.metadata.name or "",
+        contract.ENV_FLOW_RUN_ID: run.metadata.uid or "",
+        contract.ENV_NAMESPACE: run.metadata.namespace or "",
+        contract.ENV_FLOW_NAME: settings.flow.metadata.name or "",
+        contract.ENV_DEPLOYMENT_NAME: settings.deployment_name,
+        contract.ENV_SCHEDULE_NAME: (run.metadata.labels or {}).get(contract.LABEL_SCHEDULE, ""),
+        contract.ENV_SCHEDULED_TIME: format_time(scheduled),
+        contract.ENV_ATTEMPT: str(attempt),
+    }
+    storage = settings.deployment.spec.result_storage if settings.deployment else None
+    if storage is not None:
+        values[contract.ENV_RESULT_STORAGE] = storage.url
+    return [{"name": name, "value": value} for name, value in values.items()]
+
+
+def _env(run: FlowRun, settings: RunSettings, attempt: int,
+         scheduled: datetime) -> list[dict[str, Any]]:
+    """User env (Flow < runTemplate, by name) first, then the contract's, which win."""
+    by_name: dict[str, dict[str, Any]] = {}
+    template_env = settings.deployment.spec.run_template.env if settings.deployment else []
+    for user_var in [*settings.flow.spec.env, *template_env]:
+        by_name[user_var.name] = _dump(user_var)
+    for var in _contract_env(run, settings, attempt, scheduled):
+        by_name[var["name"]] = var
+    return list(by_name.values())
+
+
+def _dump(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(value, list):
+        return [_dump(item) for item in value]
+    return value
+
+
+def _container(run: FlowRun, settings: RunSettings, attempt: int,
+               scheduled: datetime) -> dict[str, Any]:
+    flow = settings.flow.spec
+    template = settings.deployment.spec.run_template if settings.deployment else None
+    container: dict[str, Any] = {
+        "name": CONTAINER_NAME,
+        "image": flow.image,
+        "command": list(flow.command),
+        "env": _env(run, settings, attempt, scheduled),
+        "terminationMessagePath": contract.TERMINATION_MESSAGE_PATH,
+        # The engine writes the run summary there; if it never got that far, the log tail
+        # becomes the message, so the Crashed status can show the user what went wrong.
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": merge_patch(
+            DEFAULT_CONTAINER_SECURITY_CONTEXT,
+            template.security_context if template and template.security_context else {},
+        ),
+    }
+    if flow.image_pull_policy is not None:
+        container["imagePullPolicy"] = flow.image_pull_policy.value
+    resources = template.resources if template and template.resources else flow.resources
+    if resources is not None:
+        container["resources"] = _dump(resources)
+    if template and template.env_from:
+        container["envFrom"] = _dump(template.env_from)
+    if template and template.volume_mounts:
+        container["volumeMounts"] = _dump(template.volume_mounts)
+    return container
+
+
+def _pod_spec(run: FlowRun, settings: RunSettings, attempt: int,
+              scheduled: datetime) -> dict[str, Any]:
+    template = settings.deployment.spec.run_template if settings.deployment else None
+    spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "containers": [_container(run, settings, attempt, scheduled)],
+        "securityContext": merge_patch(
+            DEFAULT_POD_SECURITY_CONTEXT,
+            template.pod_security_context if template and template.pod_security_context else {},
+        ),
+    }
+    if settings.timeout_seconds is not None:
+        spec["activeDeadlineSeconds"] = settings.timeout_seconds
+    if template is None:
+        return spec
+    optional = {
+        "serviceAccountName": template.service_account_name,
+        "nodeSelector": template.node_selector or None,
+        "tolerations": _dump(template.tolerations) or None,
+        "affinity": template.affinity,
+        "imagePullSecrets": _dump(template.image_pull_secrets) or None,
+        "priorityClassName": template.priority_class_name,
+        "volumes": _dump(template.volumes) or None,
+    }
+    spec.update({key: value for key, value in optional.items() if value is not None})
+    return spec
+
+
+def render_pod(run: FlowRun, settings: RunSettings, attempt: int,
+               scheduled: datetime) -> dict[str, Any]:
+    """The complete core/v1 Pod manifest for ``attempt`` (1-based) of ``run``.
+
+    ``scheduled`` is the run's scheduled time (``status.scheduledTime``), passed in so
+    every attempt sees the same instant.
+    """
+    name = run.metadata.name or ""
+    pod: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": pod_name(name, attempt),
+            "namespace": run.metadata.namespace,
+            "labels": _labels(run, settings, attempt),
+            "annotations": _annotations(run, settings, scheduled),
+            "ownerReferences": [
+                {
+                    "apiVersion": contract.API_VERSION,
+                    "kind": "FlowRun",
+                    "name": name,
+                    "uid": run.metadata.uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": _pod_spec(run, settings, attempt, scheduled),
+    }
+    template = settings.deployment.spec.run_template if settings.deployment else None
+    if template is not None and template.pod_overrides:
+        pod = merge_patch(pod, template.pod_overrides)
+        # Identity fields are not the user's to override: they make creation idempotent
+        # and let the operator find and garbage-collect the pod.
+        pod["metadata"]["name"] = pod_name(name, attempt)
+        pod["metadata"]["namespace"] = run.metadata.namespace
+        pod["metadata"]["labels"].update(_labels(run, settings, attempt))
+    return pod

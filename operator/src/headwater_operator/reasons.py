@@ -1,0 +1,101 @@
+"""Every ``reason`` Headwater writes, in one place.
+
+The same CamelCase string appears in three places a user looks: ``FlowRun.status.reason``,
+the ``reason`` of a Kubernetes Event on the object (``kubectl describe``), and the
+``reason`` label of the crash metric. Keeping them here means a reason is spelled once,
+documented once (docs/flowrun-lifecycle.md has the table with what to do for each), and
+greppable. Other engineers add their reasons here too, additively.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+# --- FlowRun: admission ---------------------------------------------------------------
+SCHEDULED: Final = "Scheduled"
+"""The run is accepted and waits for its scheduled time."""
+INVALID_PARAMETERS: Final = "InvalidParameters"
+"""The merged parameters do not satisfy ``Flow.spec.parametersSchema``; no pod is created."""
+DEPLOYMENT_NOT_FOUND: Final = "DeploymentNotFound"
+FLOW_NOT_FOUND: Final = "FlowNotFound"
+INVALID_SPEC: Final = "InvalidSpec"
+"""The FlowRun, its Deployment or its Flow could not be read as a valid spec."""
+DEPLOYMENT_PAUSED: Final = "DeploymentPaused"
+"""Held (not started) while ``Deployment.spec.paused`` is true."""
+AWAITING_CONCURRENCY_SLOT: Final = "AwaitingConcurrencySlot"
+"""Held by ``concurrency.collisionStrategy: Enqueue`` until an active run finishes."""
+CONCURRENCY_LIMIT_REACHED: Final = "ConcurrencyLimitReached"
+"""Cancelled by ``concurrency.collisionStrategy: CancelNew``."""
+LATE: Final = "Late"
+"""The scheduled time passed by more than ``lateAfterSeconds`` without the run starting."""
+
+# --- FlowRun: attempts -----------------------------------------------------------------
+POD_CREATED: Final = "PodCreated"
+POD_ADOPTED: Final = "PodAdopted"
+"""The attempt's pod already existed (operator restart, replayed event); it was adopted."""
+STARTED: Final = "Started"
+RETRY_SCHEDULED: Final = "RetryScheduled"
+RETRYING: Final = "Retrying"
+
+# --- FlowRun: terminal -----------------------------------------------------------------
+COMPLETED: Final = "Completed"
+FLOW_FAILED: Final = "FlowFailed"
+"""The flow's code raised; the message carries the engine's error."""
+TIMED_OUT: Final = "TimedOut"
+"""The attempt ran longer than ``timeoutSeconds``."""
+CANCELLED: Final = "Cancelled"
+CANCEL_REQUESTED: Final = "CancelRequested"
+CANCEL_FORCED: Final = "CancelForced"
+"""The pod did not stop within the grace period; the run is recorded Cancelled anyway."""
+
+# --- FlowRun: Crashed (the infrastructure failed, not the code) -------------------------
+POD_DELETED: Final = "PodDeleted"
+EVICTED: Final = "Evicted"
+OOM_KILLED: Final = "OOMKilled"
+NODE_LOST: Final = "NodeLost"
+IMAGE_PULL_FAILED: Final = "ImagePullFailed"
+UNSCHEDULABLE: Final = "Unschedulable"
+CREATE_CONTAINER_CONFIG_ERROR: Final = "CreateContainerConfigError"
+PENDING_TIMEOUT: Final = "PendingTimeout"
+"""Pending past ``pendingTimeoutSeconds`` for a reason none of the specific ones covers."""
+INVALID_RUN_SUMMARY: Final = "InvalidRunSummary"
+MISSING_RUN_SUMMARY: Final = "MissingRunSummary"
+ENGINE_CRASHED: Final = "EngineCrashed"
+"""``headwater execute`` itself could not run the flow (exit code 2)."""
+POD_TERMINATED: Final = "PodTerminated"
+"""The container was stopped by a signal nobody in Headwater sent (e.g. node shutdown)."""
+POD_CREATION_FAILED: Final = "PodCreationFailed"
+"""The API server rejected the rendered pod (bad runTemplate field, quota, admission)."""
+
+CRASH_REASONS: Final = frozenset(
+    {
+        POD_DELETED,
+        EVICTED,
+        OOM_KILLED,
+        NODE_LOST,
+        IMAGE_PULL_FAILED,
+        UNSCHEDULABLE,
+        CREATE_CONTAINER_CONFIG_ERROR,
+        PENDING_TIMEOUT,
+        INVALID_RUN_SUMMARY,
+        MISSING_RUN_SUMMARY,
+        ENGINE_CRASHED,
+        POD_TERMINATED,
+        POD_CREATION_FAILED,
+    }
+)
+"""Reasons of phase Crashed; the metric ``headwater_crashes_total`` uses exactly these."""
+
+# --- Flow and Deployment: the Ready and Paused conditions ------------------------------
+VALID: Final = "Valid"
+"""Ready=True: the spec and everything it references check out."""
+INVALID_ENTRYPOINT: Final = "InvalidEntrypoint"
+"""``Flow.spec.entrypoint`` is not ``pkg.module:function`` or ``path/file.py:function``."""
+INVALID_PARAMETERS_SCHEMA: Final = "InvalidParametersSchema"
+"""``Flow.spec.parametersSchema`` is not a valid JSON Schema (meta-schema check)."""
+FLOW_NOT_READY: Final = "FlowNotReady"
+"""The Deployment's Flow exists but is itself not Ready; its reason is in the message."""
+DEPLOYMENT_ACTIVE: Final = "Active"
+"""Paused=False: ``spec.paused`` is false, new runs start."""
+HISTORY_PRUNED: Final = "HistoryPruned"
+"""Event on a Deployment: a finished FlowRun was deleted by history limits or TTL."""
