@@ -9,15 +9,18 @@ Two base classes encode the API's strictness rules in one place:
 * :class:`StatusModel` ignores unknown fields, so an older operator can still read a
   status written by a newer one during a rolling upgrade.
 
-Both use camelCase aliases on the wire and accept snake_case names in Python.
+Both use camelCase aliases on the wire and accept snake_case names in Python. Scalar
+fields use pydantic's strict types (``StrictInt``, ``StrictBool``) so that ``paused: "yes"``
+is an error, as it is for the API server, instead of being coerced to ``True``.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.alias_generators import to_camel
 
 from headwater_operator.api.enums import ConditionStatus
@@ -28,13 +31,25 @@ FREE_FORM_SCHEMA: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unk
 FreeForm = Annotated[dict[str, Any], WithJsonSchema(FREE_FORM_SCHEMA)]
 """A JSON object kept as-is: the API server preserves every key under it."""
 
+QUANTITY_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[munkKMGTPE])?$"
+_QUANTITY_RE = re.compile(QUANTITY_PATTERN)
+
+
+def check_quantity(value: int | str) -> int | str:
+    """Accept a Kubernetes quantity: an integer or a string such as ``500m`` or ``2Gi``."""
+    if isinstance(value, str) and not _QUANTITY_RE.match(value):
+        raise ValueError(f"{value!r} is not a quantity; use e.g. '500m', '2', '512Mi' or '4Gi'")
+    return value
+
+
 Quantity = Annotated[
     int | str,
+    AfterValidator(check_quantity),
     WithJsonSchema(
         {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "x-kubernetes-int-or-string": True,
-            "pattern": r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[munkKMGTPE])?$",
+            "pattern": QUANTITY_PATTERN,
         }
     ),
 ]

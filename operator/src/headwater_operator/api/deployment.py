@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictFloat, StrictInt
 
 from headwater_operator.api.common import (
     Condition,
@@ -30,7 +30,7 @@ from headwater_operator.api.resource import AGE_COLUMN, PrinterColumn, Resource
 class ConcurrencySpec(SpecModel):
     """How many runs of a Deployment may be active at once, and what happens to extras."""
 
-    limit: int = Field(
+    limit: StrictInt = Field(
         ge=1,
         description="Maximum number of runs in Pending, Running or Retrying at once, e.g. 1.",
     )
@@ -124,18 +124,18 @@ class ResultStorage(SpecModel):
 class HistorySpec(SpecModel):
     """How many finished runs are kept, so etcd stays small."""
 
-    successful_runs_limit: int = Field(
+    successful_runs_limit: StrictInt = Field(
         default=10,
         ge=0,
         description="Completed runs to keep; older ones are deleted. Default 10.",
     )
-    failed_runs_limit: int = Field(
+    failed_runs_limit: StrictInt = Field(
         default=10,
         ge=0,
         description="Failed, Crashed or Cancelled runs to keep; older ones are deleted. "
         "Default 10.",
     )
-    ttl_seconds_after_finished: int | None = Field(
+    ttl_seconds_after_finished: StrictInt | None = Field(
         default=None,
         ge=0,
         description="Delete a finished run this many seconds after it ended, whatever the "
@@ -156,7 +156,7 @@ class DeploymentSpec(SpecModel):
         description="Parameter values merged over the Flow's defaults; Schedules and FlowRuns "
         "override them, e.g. `{source: s3://raw/events}`.",
     )
-    paused: bool = Field(
+    paused: StrictBool = Field(
         default=False,
         description="When true, Schedules create no new runs and new FlowRuns wait; running "
         "runs continue. Default false.",
@@ -179,21 +179,21 @@ class DeploymentSpec(SpecModel):
         default_factory=HistorySpec,
         description="How many finished FlowRuns to keep, and for how long.",
     )
-    retries: int | None = Field(
+    retries: StrictInt | None = Field(
         default=None, ge=0, description="Overrides the Flow's `retries`. Unset inherits it."
     )
-    retry_delay_seconds: int | None = Field(
+    retry_delay_seconds: StrictInt | None = Field(
         default=None,
         ge=0,
         description="Overrides the Flow's `retryDelaySeconds`. Unset inherits it.",
     )
-    retry_backoff_factor: float = Field(
+    retry_backoff_factor: StrictFloat = Field(
         default=1.0,
         ge=1.0,
         description="Each retry waits this factor times longer than the previous one "
         "(1 = constant delay, 2 = doubling). Default 1.",
     )
-    retry_max_delay_seconds: int | None = Field(
+    retry_max_delay_seconds: StrictInt | None = Field(
         default=None,
         ge=0,
         description="Upper bound of the delay between retries. Unset means no bound.",
@@ -204,24 +204,24 @@ class DeploymentSpec(SpecModel):
         description="Which attempt outcomes are retried: `Failed` (the code failed), "
         "`Crashed` (the infrastructure failed). Default both.",
     )
-    timeout_seconds: int | None = Field(
+    timeout_seconds: StrictInt | None = Field(
         default=None,
         ge=1,
         description="Overrides the Flow's `timeoutSeconds`. Unset inherits it.",
     )
-    pending_timeout_seconds: int = Field(
+    pending_timeout_seconds: StrictInt = Field(
         default=600,
         ge=1,
         description="A pod not running after this many seconds (unschedulable, image pull "
         "failing) marks the attempt Crashed. Default 600.",
     )
-    late_after_seconds: int = Field(
+    late_after_seconds: StrictInt = Field(
         default=60,
         ge=0,
         description="A run not started this many seconds after its scheduled time is shown "
         "as `Late`. Default 60.",
     )
-    cancel_grace_period_seconds: int = Field(
+    cancel_grace_period_seconds: StrictInt = Field(
         default=30,
         ge=0,
         description="Seconds a cancelled run's pod gets between SIGTERM and SIGKILL. "
@@ -246,13 +246,13 @@ class DeploymentStatus(StatusModel):
         description="Current conditions; `Ready` is false with a reason when the Flow is "
         "missing or invalid.",
     )
-    observed_generation: int | None = Field(
+    observed_generation: StrictInt | None = Field(
         default=None, description="The `metadata.generation` the operator last acted on."
     )
-    active_runs: int = Field(
+    active_runs: StrictInt = Field(
         default=0, ge=0, description="Runs in Pending, Running, Retrying or Cancelling."
     )
-    queued_runs: int = Field(
+    queued_runs: StrictInt = Field(
         default=0, ge=0, description="Runs waiting in AwaitingConcurrencySlot."
     )
     last_run: LastRun | None = Field(default=None, description="The most recent run.")

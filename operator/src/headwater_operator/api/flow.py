@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, StrictInt, field_validator
 
 from headwater_operator.api.common import (
     Condition,
@@ -87,17 +87,17 @@ class FlowSpec(SpecModel):
         description="Environment variables of the flow-run container; a Deployment's "
         "`runTemplate.env` entries with the same name win.",
     )
-    retries: int = Field(
+    retries: StrictInt = Field(
         default=0,
         ge=0,
         description="How many times a failed run is retried with a new pod. Default 0.",
     )
-    retry_delay_seconds: int = Field(
+    retry_delay_seconds: StrictInt = Field(
         default=0,
         ge=0,
         description="Seconds to wait before a retry. Default 0.",
     )
-    timeout_seconds: int | None = Field(
+    timeout_seconds: StrictInt | None = Field(
         default=None,
         ge=1,
         description="Stop an attempt that runs longer than this many seconds (the run fails "
@@ -122,7 +122,7 @@ class FlowStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list, description="Current conditions, e.g. `Ready`."
     )
-    observed_generation: int | None = Field(
+    observed_generation: StrictInt | None = Field(
         default=None, description="The `metadata.generation` the operator last acted on."
     )
 

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, JsonValue, model_validator
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    model_validator,
+)
 
 from headwater_operator.api.common import (
     Condition,
@@ -60,15 +69,15 @@ class FlowRunSpec(SpecModel):
         description="When the run should start (RFC 3339). Unset means now. A time in the "
         "future keeps the run `Scheduled` until then.",
     )
-    cancel: bool = Field(
+    cancel: StrictBool = Field(
         default=False,
         description="Set to true to cancel the run: the pod gets SIGTERM and the run ends "
         "`Cancelled`. Default false.",
     )
-    retries: int | None = Field(
+    retries: StrictInt | None = Field(
         default=None, ge=0, description="Overrides the Deployment's `retries` for this run."
     )
-    timeout_seconds: int | None = Field(
+    timeout_seconds: StrictInt | None = Field(
         default=None,
         ge=1,
         description="Overrides the Deployment's `timeoutSeconds` for this run.",
@@ -114,7 +123,7 @@ class FlowRunStatus(StatusModel):
     message: str | None = Field(
         default=None, description="What happened and what to do about it."
     )
-    attempts: int = Field(default=0, ge=0, description="Pods started so far (1 + retries).")
+    attempts: StrictInt = Field(default=0, ge=0, description="Pods started so far (1 + retries).")
     pod_name: str | None = Field(default=None, description="Pod of the current attempt.")
     scheduled_time: datetime | None = Field(
         default=None, description="When the run was due (the tick, for scheduled runs)."
@@ -123,7 +132,7 @@ class FlowRunStatus(StatusModel):
         default=None, description="When the first attempt started running."
     )
     end_time: datetime | None = Field(default=None, description="When the run finished.")
-    duration_seconds: float | None = Field(
+    duration_seconds: StrictFloat | None = Field(
         default=None, ge=0, description="Seconds from startTime to endTime."
     )
     next_attempt_time: datetime | None = Field(
@@ -142,7 +151,7 @@ class FlowRunStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list, description="Current conditions."
     )
-    observed_generation: int | None = Field(
+    observed_generation: StrictInt | None = Field(
         default=None, description="The `metadata.generation` the operator last acted on."
     )
 

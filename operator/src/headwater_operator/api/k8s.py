@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, StrictBool, StrictInt
 
 from headwater_operator.api.common import (
     FreeForm,
@@ -41,7 +41,7 @@ class ConfigMapKeySelector(SpecModel):
 
     name: str = Field(min_length=1, description="Name of the ConfigMap or Secret.")
     key: str = Field(min_length=1, description="Key to read.")
-    optional: bool | None = Field(
+    optional: StrictBool | None = Field(
         default=None, description="When true, a missing object or key is not an error."
     )
 
@@ -80,7 +80,7 @@ class SourceReference(SpecModel):
     """A ConfigMap or Secret whose keys all become environment variables."""
 
     name: str = Field(min_length=1, description="Name of the ConfigMap or Secret.")
-    optional: bool | None = Field(
+    optional: StrictBool | None = Field(
         default=None, description="When true, a missing object is not an error."
     )
 
@@ -108,7 +108,7 @@ class Toleration(SpecModel):
     effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = Field(
         default=None, description="Taint effect to match; empty matches all effects."
     )
-    toleration_seconds: int | None = Field(
+    toleration_seconds: StrictInt | None = Field(
         default=None,
         description="For `NoExecute`: how long the pod stays bound after the taint appears.",
     )

@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import ClassVar, Literal
 
-from pydantic import AwareDatetime, ConfigDict, Field, JsonValue, field_validator, model_validator
+from pydantic import (
+    AwareDatetime,
+    ConfigDict,
+    Field,
+    JsonValue,
+    StrictBool,
+    StrictInt,
+    field_validator,
+    model_validator,
+)
 
 from headwater_operator.api.common import (
     Condition,
@@ -43,7 +52,7 @@ class CatchupSpec(SpecModel):
         "`All` runs each (up to `maxRuns`). Only ticks inside `startingDeadlineSeconds` "
         "count. Default `Latest`.",
     )
-    max_runs: int = Field(
+    max_runs: StrictInt = Field(
         default=100,
         ge=1,
         description="Most missed ticks run at once under `All`; the oldest beyond it are "
@@ -153,7 +162,7 @@ class ScheduleSpec(SpecModel):
         default_factory=dict,
         description="Parameter values merged over the Deployment's for runs of this Schedule.",
     )
-    suspend: bool = Field(
+    suspend: StrictBool = Field(
         default=False,
         description="When true, no new runs are created; ticks missed meanwhile follow "
         "`catchup` on resume. Default false.",
@@ -164,7 +173,7 @@ class ScheduleSpec(SpecModel):
         "`Allow` starts another, `Forbid` skips the tick, `Replace` cancels the active run "
         "and starts the new one. Default `Allow`.",
     )
-    starting_deadline_seconds: int | None = Field(
+    starting_deadline_seconds: StrictInt | None = Field(
         default=None,
         ge=0,
         description="A tick more than this many seconds in the past is never run (it is "
@@ -236,7 +245,7 @@ class ScheduleStatus(StatusModel):
     conditions: list[Condition] = Field(
         default_factory=list, description="Current conditions, e.g. `Ready`, `MissedTicks`."
     )
-    observed_generation: int | None = Field(
+    observed_generation: StrictInt | None = Field(
         default=None, description="The `metadata.generation` the operator last acted on."
     )
     expression: str | None = Field(
@@ -260,7 +269,7 @@ class ScheduleStatus(StatusModel):
         description="Hash of expression, timezone and anchor the last tick used; a change "
         "means the schedule was edited.",
     )
-    missed_ticks: int = Field(
+    missed_ticks: StrictInt = Field(
         default=0, ge=0, description="Ticks skipped by policy or deadline, cumulative."
     )
 
