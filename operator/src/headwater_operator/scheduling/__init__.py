@@ -1,0 +1,67 @@
+"""Exact, DST-correct scheduling: pure functions shared by the operator, CLI and benchmarks.
+
+* :mod:`.expression` — parse and validate ``cron`` / ``interval`` / ``rrule`` + timezone;
+* :mod:`.wallclock` — the DST rules (gap ticks fire at the gap's end, repeated hours once);
+* :mod:`.fire_times` — ``next_fire_time``, ``previous_fire_time``, ``fire_times``;
+* :mod:`.plan` — ``plan_ticks``: which due ticks run now, which missed ones are skipped;
+* :mod:`.runs` — deterministic run names, window parameters, the expression fingerprint;
+* :mod:`.clock` — the injectable clock the reconciler reads and sleeps through.
+
+The rules are documented for users in ``docs/scheduling.md``.
+"""
+
+from headwater_operator.scheduling.clock import SYSTEM_CLOCK, Clock, get_clock, set_clock
+from headwater_operator.scheduling.expression import (
+    ScheduleError,
+    ScheduleExpression,
+    ScheduleKind,
+    parse_interval,
+    parse_schedule_expression,
+    parse_timezone,
+)
+from headwater_operator.scheduling.fire_times import (
+    fire_times,
+    next_fire_time,
+    previous_fire_time,
+)
+from headwater_operator.scheduling.plan import (
+    SkippedTick,
+    SkipReason,
+    TickPlan,
+    count_fire_times,
+    plan_ticks,
+)
+from headwater_operator.scheduling.runs import (
+    schedule_fingerprint,
+    scheduled_run_name,
+    tick_window,
+    window_parameters,
+)
+from headwater_operator.scheduling.wallclock import local_wall_time, wall_to_instant
+
+__all__ = [
+    "SYSTEM_CLOCK",
+    "Clock",
+    "ScheduleError",
+    "ScheduleExpression",
+    "ScheduleKind",
+    "SkipReason",
+    "SkippedTick",
+    "TickPlan",
+    "count_fire_times",
+    "fire_times",
+    "get_clock",
+    "local_wall_time",
+    "next_fire_time",
+    "parse_interval",
+    "parse_schedule_expression",
+    "parse_timezone",
+    "plan_ticks",
+    "previous_fire_time",
+    "schedule_fingerprint",
+    "scheduled_run_name",
+    "set_clock",
+    "tick_window",
+    "wall_to_instant",
+    "window_parameters",
+]

@@ -1,0 +1,216 @@
+"""When a schedule fires: ``next_fire_time``, ``previous_fire_time`` and ``fire_times``.
+
+All three take and return aware instants (returned in UTC) and share one set of rules:
+
+* cron and rrule iterate *naive local wall times* (croniter and dateutil never see a
+  time zone — their own DST handling differs from ours) and map each wall time to an
+  instant with :func:`~headwater_operator.scheduling.wallclock.wall_to_instant`;
+  because that mapping never decreases, skipping instants already passed is enough to
+  collapse gap ticks and drop the second occurrence of a repeated hour;
+* intervals shorter than a day (or not a whole number of days) are exact spacing in
+  absolute time from the anchor; whole-day intervals step the anchor's local wall time
+  by whole days and map it like a cron tick.
+
+The anchor only fixes the phase: interval ticks exist on both sides of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+from croniter import CroniterError, croniter
+from dateutil.rrule import rrule
+
+from headwater_operator.scheduling.expression import ScheduleExpression, ScheduleKind
+from headwater_operator.scheduling.wallclock import local_wall_time, wall_to_instant
+
+MAX_DST_SHIFT = timedelta(hours=3)
+"""More than any UTC-offset jump in the tz database (2h): the look-back margin."""
+
+def next_fire_time(expr: ScheduleExpression, after: datetime) -> datetime | None:
+    """The first tick strictly after the aware instant ``after`` (UTC), or ``None``.
+
+    ``None`` only for an rrule that has ended (COUNT or UNTIL).
+    """
+    return next(_forward(expr, _require_aware(after)), None)
+
+
+def previous_fire_time(expr: ScheduleExpression, before: datetime) -> datetime | None:
+    """The last tick strictly before the aware instant ``before`` (UTC), or ``None``."""
+    before = _require_aware(before)
+    if expr.kind is ScheduleKind.INTERVAL and not expr.whole_days:
+        return _exact_interval_previous(expr, before)
+    if expr.kind is ScheduleKind.INTERVAL:
+        return _day_interval_previous(expr, before)
+    if expr.kind is ScheduleKind.CRON:
+        return _cron_previous(expr, before)
+    return _rrule_previous(expr, before)
+
+
+def fire_times(expr: ScheduleExpression, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Lazily yield every tick ``t`` with ``start < t <= end``, oldest first, no repeats."""
+    end = _require_aware(end)
+    for tick in _forward(expr, _require_aware(start)):
+        if tick > end:
+            return
+        yield tick
+
+
+def _forward(expr: ScheduleExpression, after: datetime) -> Iterator[datetime]:
+    """Strictly increasing ticks after ``after``; the single iterator behind the API."""
+    if expr.kind is ScheduleKind.INTERVAL and not expr.whole_days:
+        return _exact_interval_forward(expr, after)
+    if expr.kind is ScheduleKind.INTERVAL:
+        walls = _day_interval_walls(expr, after)
+    elif expr.kind is ScheduleKind.CRON:
+        walls = _cron_walls(expr.expression, local_wall_time(after, expr.timezone))
+    else:
+        walls = _rrule_walls(expr, local_wall_time(after, expr.timezone))
+    return _instants_after(walls, expr, after)
+
+
+def _instants_after(
+    walls: Iterator[datetime], expr: ScheduleExpression, after: datetime
+) -> Iterator[datetime]:
+    """Map wall times to instants, keeping only new instants later than ``after``."""
+    last = after
+    for wall in walls:
+        instant = wall_to_instant(wall, expr.timezone)
+        if instant > last:
+            last = instant
+            yield instant
+
+
+# --- intervals ---------------------------------------------------------------------
+
+
+def _exact_interval_forward(expr: ScheduleExpression, after: datetime) -> Iterator[datetime]:
+    anchor, step = _interval_parts(expr)
+    tick = anchor + ((after - anchor) // step + 1) * step
+    while True:
+        yield tick
+        tick += step
+
+
+def _exact_interval_previous(expr: ScheduleExpression, before: datetime) -> datetime:
+    anchor, step = _interval_parts(expr)
+    # ceil((before - anchor) / step) - 1, in integer arithmetic on timedeltas.
+    return anchor + (-((anchor - before) // step) - 1) * step
+
+
+def _day_interval_walls(expr: ScheduleExpression, after: datetime) -> Iterator[datetime]:
+    anchor, step = _interval_parts(expr)
+    anchor_wall = local_wall_time(anchor, expr.timezone)
+    # Wall times up to after's own wall time map to instants <= after (monotonic
+    # mapping), so starting at that period loses nothing.
+    index = (local_wall_time(after, expr.timezone) - anchor_wall) // step
+    while True:
+        yield anchor_wall + index * step
+        index += 1
+
+
+def _day_interval_previous(expr: ScheduleExpression, before: datetime) -> datetime | None:
+    anchor, step = _interval_parts(expr)
+    tz = expr.timezone
+    anchor_wall = local_wall_time(anchor, tz)
+    index = -((anchor_wall - (local_wall_time(before, tz) + MAX_DST_SHIFT)) // step)
+    while True:
+        instant = wall_to_instant(anchor_wall + index * step, tz)
+        if instant < before:
+            return instant
+        index -= 1
+
+
+def _interval_parts(expr: ScheduleExpression) -> tuple[datetime, timedelta]:
+    assert expr.anchor_time is not None
+    assert expr.interval is not None
+    return expr.anchor_time, expr.interval
+
+
+# --- cron --------------------------------------------------------------------------
+
+
+def _cron_walls(expression: str, after_wall: datetime) -> Iterator[datetime]:
+    iterator = croniter(expression, after_wall)
+    while True:
+        try:
+            yield iterator.get_next(datetime)
+        except CroniterError:
+            return
+
+
+def _cron_previous(expr: ScheduleExpression, before: datetime) -> datetime | None:
+    # Start late enough that a wall time in the first occurrence of a repeated hour,
+    # later on the clock than ``before`` but earlier in time, is not missed.
+    start = local_wall_time(before, expr.timezone) + MAX_DST_SHIFT
+    iterator = croniter(expr.expression, start)
+    while True:
+        try:
+            wall = iterator.get_prev(datetime)
+        except CroniterError:
+            return None
+        instant = wall_to_instant(wall, expr.timezone)
+        if instant < before:
+            return instant
+
+
+# --- rrule -------------------------------------------------------------------------
+
+
+def _rule(expr: ScheduleExpression) -> rrule:
+    assert expr.rule is not None
+    return expr.rule
+
+
+def _rrule_walls(expr: ScheduleExpression, after_wall: datetime) -> Iterator[datetime]:
+    yield from _rebased(expr, after_wall, periods_back=1).xafter(after_wall, inc=False)
+
+
+def _rrule_previous(expr: ScheduleExpression, before: datetime) -> datetime | None:
+    start = local_wall_time(before, expr.timezone) + MAX_DST_SHIFT
+    # A sparse rule (e.g. one day a year) may have nothing in the last few periods:
+    # widen the search before falling back to iterating from DTSTART.
+    for periods_back in (2, 400, None):
+        rule = _rebased(expr, start, periods_back)
+        wall = rule.before(start)
+        while wall is not None:
+            instant = wall_to_instant(wall, expr.timezone)
+            if instant < before:
+                return instant
+            wall = rule.before(wall)
+    return None
+
+
+def _rebased(expr: ScheduleExpression, target: datetime, periods_back: int | None) -> rrule:
+    """An equivalent rule whose DTSTART is a few whole periods before ``target``.
+
+    dateutil iterates from DTSTART, which costs milliseconds for a daily rule anchored
+    years ago (and far more for hourly ones). Moving DTSTART by whole periods of a
+    fixed-length frequency keeps every occurrence after the new DTSTART's period (the
+    defaults RFC 5545 derives from DTSTART — time of day, weekday — are unchanged by
+    whole periods). Rules with COUNT depend on every earlier occurrence and are not
+    rebased; nor are monthly and yearly ones, which are cheap to iterate anyway.
+    """
+    rule = _rule(expr)
+    period = expr.rule_period
+    if periods_back is None or period is None:
+        return rule
+    dtstart = _dtstart(expr)
+    shift = (target - dtstart) // period - periods_back
+    if shift <= 0:
+        return rule
+    rebased: rrule = rule.replace(dtstart=dtstart + shift * period)
+    return rebased
+
+
+def _dtstart(expr: ScheduleExpression) -> datetime:
+    """The rule's DTSTART, from the canonical text (first line)."""
+    first_line = expr.expression.split("\n", 1)[0]
+    return datetime.strptime(first_line.removeprefix("DTSTART:"), "%Y%m%dT%H%M%S")
+
+
+def _require_aware(instant: datetime) -> datetime:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"expected an aware datetime (with a UTC offset), got {instant!r}")
+    return instant.astimezone(UTC)

@@ -1,0 +1,72 @@
+"""What a tick turns into: the FlowRun's name, the window parameters, the fingerprint.
+
+These are the idempotency keys of scheduling. The run name depends only on the
+Schedule's name and the tick's instant, so the operator after a restart, a second
+replica and a repeated ``headwater backfill`` all derive the same name and the API
+server's ``409 AlreadyExists`` turns a duplicate into a no-op.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from headwater_operator.scheduling.expression import ScheduleExpression
+from headwater_operator.scheduling.fire_times import previous_fire_time
+
+MAX_SCHEDULE_NAME_LENGTH = 52
+"""Schedule names are capped so ``<name>-<10-digit epoch>`` fits a 63-character name."""
+
+WINDOW_FORMAT_DATE = "Date"
+WINDOW_FORMAT_DATE_TIME = "DateTime"
+
+
+def scheduled_run_name(schedule_name: str, tick: datetime) -> str:
+    """The deterministic FlowRun name for ``tick`` of Schedule ``schedule_name``."""
+    return f"{schedule_name}-{int(tick.timestamp())}"
+
+
+def schedule_fingerprint(expr: ScheduleExpression) -> str:
+    """A short, stable hash of what decides the ticks: kind, expression, zone, anchor.
+
+    Stored in ``status.scheduleFingerprint`` with each tick, so the reconciler can tell
+    an edited expression (whose old ticks must not fire) from the same one.
+    """
+    anchor = expr.anchor_time.isoformat() if expr.anchor_time else ""
+    material = "\n".join((expr.kind.value, expr.expression, expr.timezone.key, anchor))
+    return hashlib.sha256(material.encode()).hexdigest()[:16]
+
+
+def tick_window(expr: ScheduleExpression, tick: datetime) -> tuple[datetime, datetime]:
+    """The window ``[previous tick, tick)`` a run covers; empty for an rrule's first tick."""
+    previous = previous_fire_time(expr, tick)
+    return (previous if previous is not None else tick), tick
+
+
+def window_parameters(
+    expr: ScheduleExpression,
+    tick: datetime,
+    start_name: str | None,
+    end_name: str | None,
+    fmt: str = WINDOW_FORMAT_DATE_TIME,
+) -> dict[str, str]:
+    """Bind the tick's window to flow parameters (``windowParameters`` of a Schedule).
+
+    ``Date`` renders ISO dates in the schedule's zone (a daily 00:00 tick on 2 March
+    gives start ``2026-03-01``, end ``2026-03-02``); ``DateTime`` renders RFC 3339 with
+    the zone's offset. A name that is ``None`` is not bound.
+    """
+    if fmt not in (WINDOW_FORMAT_DATE, WINDOW_FORMAT_DATE_TIME):
+        raise ValueError(
+            f"spec.windowParameters.format: {fmt!r} is not supported; use "
+            f"{WINDOW_FORMAT_DATE!r} or {WINDOW_FORMAT_DATE_TIME!r}"
+        )
+    start, end = tick_window(expr, tick)
+    values: dict[str, str] = {}
+    for name, instant in ((start_name, start), (end_name, end)):
+        if name:
+            local = instant.astimezone(expr.timezone)
+            values[name] = (
+                local.date().isoformat() if fmt == WINDOW_FORMAT_DATE else local.isoformat()
+            )
+    return values
