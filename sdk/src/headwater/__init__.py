@@ -1,3 +1,68 @@
-"""Headwater SDK: Prefect-style ``@flow``/``@task`` engine."""
+"""Headwater SDK: Prefect-style ``@flow``/``@task`` engine.
+
+Moving a Prefect 3 flow to Headwater is an import change::
+
+    from headwater import flow, task, get_run_logger
+
+Importing this package loads only the standard library and the engine's own modules;
+pydantic (parameter coercion, schemas) and fsspec load on first use.
+"""
+
+from headwater import runtime
+from headwater.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from headwater.assets import Asset, AssetProperties, add_asset_metadata, materialize
+from headwater.cache_policies import (
+    DEFAULT,
+    FLOW_PARAMETERS,
+    INPUTS,
+    NO_CACHE,
+    RUN_ID,
+    TASK_SOURCE,
+)
+from headwater.context import get_run_context
+from headwater.flows import Flow, flow
+from headwater.futures import PrefectFuture, PrefectFutureList, TaskFuture, as_completed, wait
+from headwater.logging import get_run_logger
+from headwater.secrets import Secret
+from headwater.states import State, StateType
+from headwater.task_runners import ThreadPoolTaskRunner
+from headwater.tasks import Task, exponential_backoff, task, task_input_hash
+from headwater.utilities import allow_failure, unmapped
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT",
+    "FLOW_PARAMETERS",
+    "INPUTS",
+    "NO_CACHE",
+    "RUN_ID",
+    "TASK_SOURCE",
+    "Asset",
+    "AssetProperties",
+    "Flow",
+    "PrefectFuture",
+    "PrefectFutureList",
+    "Secret",
+    "State",
+    "StateType",
+    "Task",
+    "TaskFuture",
+    "ThreadPoolTaskRunner",
+    "add_asset_metadata",
+    "allow_failure",
+    "as_completed",
+    "create_link_artifact",
+    "create_markdown_artifact",
+    "create_table_artifact",
+    "exponential_backoff",
+    "flow",
+    "get_run_context",
+    "get_run_logger",
+    "materialize",
+    "runtime",
+    "task",
+    "task_input_hash",
+    "unmapped",
+    "wait",
+]

@@ -47,6 +47,11 @@ ENV_SUMMARY_PATH: Final = "HEADWATER_SUMMARY_PATH"
 ENV_LOG_FORMAT: Final = "HEADWATER_LOG_FORMAT"
 """``text`` (default) or ``json``."""
 ENV_LOG_LEVEL: Final = "HEADWATER_LOG_LEVEL"
+ENV_SECRET_PREFIX: Final = "HEADWATER_SECRET_"
+"""``Secret.load("db-password")`` reads ``HEADWATER_SECRET_DB_PASSWORD`` first."""
+ENV_SECRETS_DIR: Final = "HEADWATER_SECRETS_DIR"
+"""Directory of mounted secret files (one file per secret name)."""
+SECRETS_DIR_DEFAULT: Final = "/var/run/headwater/secrets"
 
 TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
 SUMMARY_MAX_BYTES: Final = 4096

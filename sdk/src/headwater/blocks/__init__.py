@@ -1,0 +1,1 @@
+"""Prefect-compatible import paths for blocks (``from headwater.blocks.system import Secret``)."""

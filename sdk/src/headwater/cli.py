@@ -1,0 +1,265 @@
+"""The ``headwater`` command line.
+
+The SDK provides the commands that run *inside* a flow-run pod or on a laptop:
+
+* ``headwater execute`` — the pod entrypoint. Reads the run from the environment
+  variables in :mod:`headwater.contract` (``HEADWATER_ENTRYPOINT``,
+  ``HEADWATER_PARAMETERS``, ``HEADWATER_FLOW_RUN_ID``, ...); ``--entrypoint``,
+  ``--param k=v``, ``--params-json`` and ``--summary-path`` override them for local use.
+  Writes the JSON run summary (≤ 4096 bytes) to ``HEADWATER_SUMMARY_PATH``, else to the
+  termination log ``/dev/termination-log`` when it exists (Kubernetes mounts it), and
+  exits with ``EXIT_COMPLETED``/``EXIT_FAILED``/``EXIT_CRASHED``/``EXIT_CANCELLED``.
+  SIGTERM cancels the run: state Cancelled, summary written, exit ``EXIT_CANCELLED``.
+* ``headwater schema <entrypoint>`` — prints the flow's parameter JSON schema (the
+  value of ``Flow.spec.parametersSchema``).
+
+Plugin interface (how the operator package adds ``run``, ``backfill``, ``get``,
+``describe``, ``logs``, ``cancel``, ``schedule``, ``dev``): every entry point in the
+group ``headwater.commands`` is loaded and called as ``register(subparsers)``, where
+``subparsers`` is the ``argparse`` sub-parser action. A plugin adds its sub-parsers and
+sets ``func`` on each with ``set_defaults(func=handler)``; ``handler(args)`` returns the
+exit code (``int``). When no plugin provides an operator command, invoking it prints
+that ``pip install headwater-operator`` provides it and exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+from headwater import contract
+
+ENTRY_POINT_GROUP = "headwater.commands"
+OPERATOR_COMMANDS = ("run", "backfill", "get", "describe", "logs", "cancel", "schedule", "dev")
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """``k=v`` with ``v`` parsed as JSON when it is JSON, else kept as a string."""
+    name, sep, raw = text.partition("=")
+    if not sep or not name:
+        raise ValueError(f"--param {text!r} must look like name=value")
+    try:
+        return name, json.loads(raw)
+    except json.JSONDecodeError:
+        return name, raw
+
+
+def collect_parameters(env_json: str | None, params_json: str | None,
+                       params: Sequence[str]) -> dict[str, Any]:
+    """Merge parameters: environment JSON < ``--params-json`` < ``--param`` flags."""
+    merged: dict[str, Any] = {}
+    for source, text in (("HEADWATER_PARAMETERS", env_json), ("--params-json", params_json)):
+        if not text:
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{source} is not valid JSON: {exc.msg} at position {exc.pos}") \
+                from None
+        if not isinstance(value, dict):
+            raise ValueError(f"{source} must be a JSON object of parameter names to values")
+        merged.update(value)
+    for item in params:
+        name, value = parse_param(item)
+        merged[name] = value
+    return merged
+
+
+def _parse_time(text: str | None) -> float | None:
+    if not text:
+        return None
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def default_summary_path() -> str | None:
+    """``HEADWATER_SUMMARY_PATH``, else the termination log when Kubernetes mounted it."""
+    explicit = os.environ.get(contract.ENV_SUMMARY_PATH)
+    if explicit:
+        return explicit
+    return contract.TERMINATION_MESSAGE_PATH if os.path.exists(
+        contract.TERMINATION_MESSAGE_PATH) else None
+
+
+def write_summary(text: str, path: str | None) -> None:
+    """Write the encoded summary to ``path`` (``-`` is stdout; ``None`` skips)."""
+    if path is None:
+        return
+    if path == "-":
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+        return
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    from headwater.exceptions import TerminationSignal
+
+    # A second SIGTERM while we are stopping must not interrupt writing the summary.
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise TerminationSignal("SIGTERM")
+
+
+def _crash(reason: str, message: str, summary_path: str | None) -> int:
+    from headwater.summary import crash_summary, fit_summary
+
+    sys.stderr.write(f"headwater execute: {message}\n")
+    write_summary(fit_summary(crash_summary(reason, message)), summary_path)
+    return contract.EXIT_CRASHED
+
+
+def cmd_execute(args: argparse.Namespace) -> int:
+    """Run a flow as the pod entrypoint and report it through the run summary."""
+    env = os.environ
+    summary_path = args.summary_path or default_summary_path()
+    entrypoint = args.entrypoint or env.get(contract.ENV_ENTRYPOINT)
+    if not entrypoint:
+        return _crash("MissingEntrypoint", f"no entrypoint: set {contract.ENV_ENTRYPOINT} or "
+                      "pass --entrypoint 'module:flow'", summary_path)
+    try:
+        parameters = collect_parameters(env.get(contract.ENV_PARAMETERS), args.params_json,
+                                        args.param or [])
+        config_kwargs = {
+            "flow_run_id": env.get(contract.ENV_FLOW_RUN_ID) or None,
+            "flow_run_name": env.get(contract.ENV_FLOW_RUN_NAME) or None,
+            "scheduled_start_time": _parse_time(env.get(contract.ENV_SCHEDULED_TIME)),
+            "attempt": int(env.get(contract.ENV_ATTEMPT) or 1),
+            "deployment_name": env.get(contract.ENV_DEPLOYMENT_NAME) or None,
+        }
+    except ValueError as exc:
+        return _crash("InvalidRunContract", str(exc), summary_path)
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        return _execute(entrypoint, parameters, config_kwargs, summary_path)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _execute(entrypoint: str, parameters: dict[str, Any], config_kwargs: dict[str, Any],
+             summary_path: str | None) -> int:
+    import traceback
+
+    from headwater import engine, states
+    from headwater.exceptions import TerminationSignal
+    from headwater.loader import load_flow
+    from headwater.summary import build_summary, crash_summary, exit_code, fit_summary
+
+    try:
+        flow = load_flow(entrypoint)
+    except TerminationSignal:
+        return _crash("TerminationSignal", "SIGTERM arrived before the flow started",
+                      summary_path)
+    except BaseException as exc:  # noqa: BLE001 - any import error is an engine crash
+        traceback.print_exc()
+        return _crash("EntrypointNotLoadable",
+                      f"cannot load entrypoint {entrypoint!r}: {states.exception_message(exc)}",
+                      summary_path)
+    engine.ROOT_RUN_CONFIG.set(engine.RootRunConfig(**config_kwargs))
+    engine.LAST_RUN_TREE.clear()
+    try:
+        state = engine.run_flow(flow, (), parameters, return_state=True)
+    except TerminationSignal:
+        state = states.Cancelled("The flow run received a termination signal (SIGTERM).")
+    except BaseException as exc:  # noqa: BLE001 - report, never die without a summary
+        traceback.print_exc()
+        state = states.Crashed(f"Engine error: {states.exception_message(exc)}", data=exc)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if engine.LAST_RUN_TREE:
+        summary = build_summary(engine.LAST_RUN_TREE[0], state)
+    else:
+        summary = crash_summary("FlowRunCrashed", state.message or state.name)
+    write_summary(fit_summary(summary), summary_path)
+    code = exit_code(state)
+    if state.type is states.StateType.CANCELLED:
+        # Worker threads may still be inside cancelled tasks; do not wait for them.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    """Print the flow's parameter JSON schema."""
+    from headwater.exceptions import EntrypointError
+    from headwater.loader import load_flow
+
+    try:
+        flow = load_flow(args.entrypoint)
+    except EntrypointError as exc:
+        sys.stderr.write(f"headwater schema: {exc}\n")
+        return 2
+    sys.stdout.write(json.dumps(flow.parameters, indent=2, sort_keys=False, default=str) + "\n")
+    return 0
+
+
+def _missing_operator(name: str) -> Callable[[argparse.Namespace], int]:
+    def handler(args: argparse.Namespace) -> int:
+        sys.stderr.write(
+            f"headwater {name}: this command is provided by the operator package; install "
+            "it with: pip install headwater-operator\n"
+        )
+        return 2
+
+    return handler
+
+
+def _load_plugins(subparsers: Any) -> None:
+    from importlib.metadata import entry_points
+
+    for entry_point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            register = entry_point.load()
+            register(subparsers)
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break `execute`
+            sys.stderr.write(f"headwater: ignoring command plugin {entry_point.name!r}: "
+                             f"{exc}\n")
+
+
+def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
+    """The argument parser, with plugin commands registered."""
+    parser = argparse.ArgumentParser(prog="headwater",
+                                     description="Headwater: Kubernetes-native workflows.")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    execute = subparsers.add_parser("execute", help="run a flow (flow-run pod entrypoint)")
+    execute.add_argument("--entrypoint", help=f"'module:flow' or 'file.py:flow' "
+                         f"(default: ${contract.ENV_ENTRYPOINT})")
+    execute.add_argument("--param", action="append", metavar="NAME=VALUE",
+                         help="a parameter (VALUE parsed as JSON if possible); repeatable")
+    execute.add_argument("--params-json", help="parameters as a JSON object")
+    execute.add_argument("--summary-path", help="where to write the run summary ('-': "
+                         f"stdout; default ${contract.ENV_SUMMARY_PATH} or the termination log)")
+    execute.set_defaults(func=cmd_execute)
+    schema = subparsers.add_parser("schema", help="print a flow's parameter JSON schema")
+    schema.add_argument("entrypoint", help="'module:flow' or 'file.py:flow'")
+    schema.set_defaults(func=cmd_schema)
+    if load_plugins:
+        _load_plugins(subparsers)
+    for name in OPERATOR_COMMANDS:
+        if name not in subparsers.choices:
+            stub = subparsers.add_parser(name, help="(needs headwater-operator)",
+                                         add_help=False)
+            stub.add_argument("rest", nargs=argparse.REMAINDER)
+            stub.set_defaults(func=_missing_operator(name))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``headwater`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    result: int = func(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""Run records and the context variables that say which run the current code is in.
+
+The engine keeps one small slotted record per flow run and per task run; a 10,000-task
+flow holds 10,000 of them, so they carry no per-run dictionaries beyond the parameters.
+Everything a whole run *tree* (a root flow run and its subflows) reports in its summary
+lives in one :class:`RunTree` shared by every flow run of the tree.
+
+``contextvars`` (not thread-locals) carry the current run: the task runner copies the
+context into worker threads so submitted tasks see their flow run.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from headwater.states import State
+
+if TYPE_CHECKING:
+    from headwater.flows import Flow
+    from headwater.results import ResultStore
+    from headwater.task_runners import TaskRunner
+    from headwater.tasks import Task
+
+
+class TaskRun:
+    """What happened to one call of a task."""
+
+    __slots__ = (
+        "assets",
+        "cache_key",
+        "end_time",
+        "flow_run_id",
+        "id",
+        "name",
+        "parameters",
+        "run_count",
+        "start_time",
+        "state",
+        "state_history",
+        "tags",
+        "task_name",
+    )
+
+    def __init__(self, id: str, name: str, task_name: str, flow_run_id: str | None,  # noqa: A002
+                 state: State, tags: frozenset[str]) -> None:
+        self.id = id
+        self.name = name
+        self.task_name = task_name
+        self.flow_run_id = flow_run_id
+        self.state = state
+        self.state_history: list[State] = [state]
+        self.run_count = 0
+        self.parameters: dict[str, Any] | None = None
+        self.cache_key: str | None = None
+        self.assets: list[dict[str, Any]] | None = None
+        self.tags = tags
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+
+    def set_state(self, state: State) -> None:
+        """Move to ``state`` and remember the transition."""
+        self.state = state
+        self.state_history.append(state)
+
+    def __repr__(self) -> str:
+        return f"TaskRun(name={self.name!r}, state={self.state!r})"
+
+
+class FlowRun:
+    """What happened to one call of a flow (top-level or subflow)."""
+
+    __slots__ = (
+        "deployment_name",
+        "end_time",
+        "flow_name",
+        "id",
+        "name",
+        "parameters",
+        "parent_flow_run_id",
+        "run_count",
+        "scheduled_start_time",
+        "start_time",
+        "state",
+        "state_history",
+        "tags",
+    )
+
+    def __init__(self, id: str, name: str, flow_name: str, parameters: dict[str, Any],  # noqa: A002
+                 state: State, parent_flow_run_id: str | None = None) -> None:
+        self.id = id
+        self.name = name
+        self.flow_name = flow_name
+        self.parameters = parameters
+        self.state = state
+        self.state_history: list[State] = [state]
+        self.parent_flow_run_id = parent_flow_run_id
+        self.run_count = 0
+        self.deployment_name: str | None = None
+        self.scheduled_start_time: float | None = None
+        self.start_time: float | None = None
+        self.end_time: float | None = None
+        self.tags: frozenset[str] = frozenset()
+
+    def set_state(self, state: State) -> None:
+        """Move to ``state`` and remember the transition."""
+        self.state = state
+        self.state_history.append(state)
+
+    def __repr__(self) -> str:
+        return f"FlowRun(name={self.name!r}, state={self.state!r})"
+
+
+@dataclass(eq=False)
+class RunTree:
+    """What a root flow run and all its subflows report together in the run summary."""
+
+    root: FlowRun
+    task_runs: list[TaskRun] = field(default_factory=list)
+    flow_runs: list[FlowRun] = field(default_factory=list)
+    assets: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: list[str] = field(default_factory=list)
+    # id(value) -> (value, producing task run): infers asset lineage from parameters that
+    # carry an upstream materialization's result. The value is kept so its id stays unique.
+    asset_outputs: dict[int, tuple[Any, TaskRun]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    result_storage: Any = None
+    """The root flow's ``result_storage`` (``None``: the default location)."""
+
+
+@dataclass(eq=False)
+class FlowRunContext:
+    """The flow run the current code belongs to, and the settings its tasks inherit."""
+
+    flow: Flow[..., Any]
+    flow_run: FlowRun
+    task_runner: TaskRunner
+    tree: RunTree
+    result_store: Callable[[], ResultStore]
+    persist_result: bool | None
+    result_serializer: str | None
+    log_prints: bool
+    task_name_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(eq=False)
+class TaskRunContext:
+    """The task run the current code belongs to (``cache_key_fn`` receives this)."""
+
+    task: Task[..., Any]
+    task_run: TaskRun
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    flow_run_context: FlowRunContext | None
+    asset_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def parameters(self) -> dict[str, Any]:
+        """The task's arguments by parameter name (bound on first use: binding is slow)."""
+        if self.task_run.parameters is None:
+            self.task_run.parameters = self.task.bind_parameters(self.args, self.kwargs)
+        return self.task_run.parameters
+
+
+FLOW_RUN_CONTEXT: contextvars.ContextVar[FlowRunContext | None] = contextvars.ContextVar(
+    "headwater_flow_run", default=None
+)
+TASK_RUN_CONTEXT: contextvars.ContextVar[TaskRunContext | None] = contextvars.ContextVar(
+    "headwater_task_run", default=None
+)
+
+
+def get_run_context() -> TaskRunContext | FlowRunContext:
+    """Return the innermost run context; raise ``RuntimeError`` outside any run."""
+    task_ctx = TASK_RUN_CONTEXT.get()
+    if task_ctx is not None:
+        return task_ctx
+    flow_ctx = FLOW_RUN_CONTEXT.get()
+    if flow_ctx is not None:
+        return flow_ctx
+    raise RuntimeError(
+        "No run context: get_run_context() works only inside a @flow or @task while it runs."
+    )

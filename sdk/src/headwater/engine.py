@@ -1,0 +1,734 @@
+"""The in-process engine: runs task and flow calls and tracks their states.
+
+The hot path (a task called directly inside a flow) is: create a :class:`TaskRun`,
+resolve futures among the arguments, call the function, record ``Completed``. Features
+that cost more — binding parameters, cache keys, result persistence, timeouts, asset
+fingerprints — are paid only by tasks that use them.
+
+Time and randomness go through module attributes (:data:`sleep`, :data:`random_uniform`)
+so tests replace them instead of waiting for real retry delays.
+
+Final-state rules (Prefect 3):
+
+* a task's state is Completed with its return value, Failed with its exception,
+  TimedOut past ``timeout_seconds``, Cached when its result came from the cache,
+  NotReady when an upstream future it depends on did not complete;
+* a flow's state follows its return value: an exception raised in the flow body (for
+  example by a failed task called directly) fails it; returning a State, a future, or a
+  collection of them fails it when any of them failed; otherwise it is Completed even if
+  a submitted task failed and nobody looked at its result.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import itertools
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from headwater import states as st
+from headwater.context import (
+    FLOW_RUN_CONTEXT,
+    TASK_RUN_CONTEXT,
+    FlowRun,
+    FlowRunContext,
+    RunTree,
+    TaskRun,
+    TaskRunContext,
+)
+from headwater.exceptions import (
+    FlowRunTimeoutError,
+    ParameterTypeError,
+    TaskRunTimeoutError,
+    TerminationSignal,
+    UpstreamTaskError,
+)
+from headwater.futures import PrefectFutureList, TaskFuture
+from headwater.states import State, StateType
+from headwater.utilities import BaseAnnotation, allow_failure, unmapped
+
+if TYPE_CHECKING:
+    from headwater.flows import Flow
+    from headwater.results import ResultStore
+    from headwater.task_runners import TaskRunner
+    from headwater.tasks import Task
+
+sleep: Callable[[float], None] = time.sleep
+"""How the engine waits between retries; tests replace it to avoid real sleeping."""
+random_uniform: Callable[[float, float], float] = random.uniform
+"""Source of retry jitter; tests replace it for determinism."""
+
+_SCALARS = frozenset({int, str, float, bool, bytes, type(None)})
+_TERMINAL = st.TERMINAL_STATE_TYPES
+
+
+# --- run configuration for the root flow run (set by `headwater execute`) --------------
+
+
+class RootRunConfig:
+    """Identity the operator gives the top-level flow run of a pod."""
+
+    __slots__ = ("attempt", "deployment_name", "flow_run_id", "flow_run_name",
+                 "scheduled_start_time")
+
+    def __init__(self, flow_run_id: str | None = None, flow_run_name: str | None = None,
+                 scheduled_start_time: float | None = None, attempt: int = 1,
+                 deployment_name: str | None = None) -> None:
+        self.flow_run_id = flow_run_id
+        self.flow_run_name = flow_run_name
+        self.scheduled_start_time = scheduled_start_time
+        self.attempt = attempt
+        self.deployment_name = deployment_name
+
+
+ROOT_RUN_CONFIG: contextvars.ContextVar[RootRunConfig | None] = contextvars.ContextVar(
+    "headwater_root_run_config", default=None
+)
+LAST_RUN_TREE: list[RunTree] = []
+"""The most recent root run tree (``headwater execute`` reads it for the summary)."""
+
+
+# --- helpers -------------------------------------------------------------------------
+
+
+def _new_id() -> str:
+    return str(uuid.uuid4())
+
+
+_ADJECTIVES = ("amber", "brisk", "calm", "daring", "eager", "fluent", "gentle", "hardy",
+               "icy", "jolly", "keen", "lively", "mellow", "nimble", "olive", "proud")
+_ANIMALS = ("otter", "heron", "salmon", "beaver", "trout", "kingfisher", "newt", "mink",
+            "pike", "dipper", "vole", "crane", "eel", "frog", "grebe", "teal")
+
+
+def generate_run_name() -> str:
+    """A readable random run name such as ``calm-heron``."""
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"  # noqa: S311
+
+
+def _render_name(template: str | Callable[[], str] | None, parameters: dict[str, Any],
+                 fallback: str) -> str:
+    if template is None:
+        return fallback
+    if callable(template):
+        return str(template())
+    try:
+        return template.format(**parameters)
+    except (KeyError, IndexError, ValueError) as exc:
+        raise ValueError(
+            f"run name template {template!r} could not be filled from parameters "
+            f"{sorted(parameters)}: {exc}"
+        ) from None
+
+
+def _logger_for_task(task_run: TaskRun, flow_ctx: FlowRunContext | None) -> Any:
+    from headwater.logging import setup_logging, task_run_logger
+
+    setup_logging()
+    flow_run = flow_ctx.flow_run if flow_ctx else None
+    return task_run_logger(task_run.id, task_run.name, flow_run.id if flow_run else None,
+                           flow_run.name if flow_run else None)
+
+
+def _logger_for_flow(flow_run: FlowRun) -> Any:
+    from headwater.logging import flow_run_logger, setup_logging
+
+    setup_logging()
+    return flow_run_logger(flow_run.id, flow_run.name, flow_run.flow_name)
+
+
+# --- resolving futures among arguments -------------------------------------------------
+
+
+def _upstream_error(task_run: TaskRun, state: State) -> UpstreamTaskError:
+    return UpstreamTaskError(
+        f"Upstream task run {task_run.name!r} did not reach a 'COMPLETED' state "
+        f"(it is {state.name}); wrap the argument in allow_failure(...) to run anyway."
+    )
+
+
+def _future_state(future: TaskFuture[Any]) -> State:
+    future.wait()
+    return future.state
+
+
+def _resolve(value: Any, upstream: list[TaskRun], allow: bool = False) -> Any:
+    """Replace futures/states inside ``value`` with their results; keeps identity if none."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if isinstance(value, TaskFuture):
+        state = _future_state(value)
+        upstream.append(value.task_run)
+        if state.type is not StateType.COMPLETED:
+            if not allow:
+                raise _upstream_error(value.task_run, state)
+            return state.result(raise_on_failure=False)
+        return state.data
+    if isinstance(value, State):
+        if value.type is not StateType.COMPLETED and not allow:
+            raise UpstreamTaskError(f"an upstream state is {value.name}, not Completed")
+        return value.result(raise_on_failure=False)
+    if isinstance(value, BaseAnnotation):
+        return _resolve(value.value, upstream, allow or isinstance(value, allow_failure))
+    if kind in (list, tuple, set, frozenset):
+        items = [_resolve(v, upstream, allow) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return kind(items)
+    if kind is dict:
+        resolved = {k: _resolve(v, upstream, allow) for k, v in value.items()}
+        if all(resolved[k] is v for k, v in value.items()):
+            return value
+        return resolved
+    return value
+
+
+def resolve_inputs(
+    args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Iterable[Any] | None
+) -> tuple[tuple[Any, ...], dict[str, Any], list[TaskRun]]:
+    """Wait for upstream futures; raise :class:`UpstreamTaskError` if one did not complete."""
+    upstream: list[TaskRun] = []
+    if wait_for:
+        for item in wait_for:
+            _resolve(item, upstream)
+    if args:
+        for value in args:
+            if type(value) not in _SCALARS:
+                args = tuple(_resolve(v, upstream) for v in args)
+                break
+    if kwargs:
+        for value in kwargs.values():
+            if type(value) not in _SCALARS:
+                kwargs = {k: _resolve(v, upstream) for k, v in kwargs.items()}
+                break
+    return args, kwargs, upstream
+
+
+# --- task runs -----------------------------------------------------------------------
+
+
+def _new_task_run(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> TaskRun:
+    if flow_ctx is not None:
+        counts = flow_ctx.task_name_counts
+        n = counts.get(task.name, 0)
+        counts[task.name] = n + 1
+        name = f"{task.name}-{n}"
+        task_run = TaskRun(_new_id(), name, task.name, flow_ctx.flow_run.id, st.Pending(),
+                           task.tags)
+        flow_ctx.tree.task_runs.append(task_run)
+    else:
+        task_run = TaskRun(_new_id(), f"{task.name}-0", task.name, None, st.Pending(), task.tags)
+    return task_run
+
+
+def call_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+              return_state: bool = False, wait_for: Iterable[Any] | None = None) -> Any:
+    """Run ``task`` in the caller's thread; return its value (or State)."""
+    flow_ctx = FLOW_RUN_CONTEXT.get()
+    task_run = _new_task_run(task, flow_ctx)
+    state = run_task(task, task_run, args, kwargs, wait_for, flow_ctx)
+    if return_state:
+        return state
+    if state.type is StateType.COMPLETED:
+        return state.data
+    return state.result()
+
+
+_standalone_runner: TaskRunner | None = None
+_standalone_lock = threading.Lock()
+
+
+def _runner_for(flow_ctx: FlowRunContext | None) -> TaskRunner:
+    global _standalone_runner
+    if flow_ctx is not None:
+        return flow_ctx.task_runner
+    with _standalone_lock:
+        if _standalone_runner is None:
+            from headwater.task_runners import ThreadPoolTaskRunner
+
+            _standalone_runner = ThreadPoolTaskRunner()
+        return _standalone_runner
+
+
+def submit_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+                wait_for: Iterable[Any] | None = None) -> TaskFuture[Any]:
+    """Run ``task`` on the current flow's task runner; return a future."""
+    flow_ctx = FLOW_RUN_CONTEXT.get()
+    task_run = _new_task_run(task, flow_ctx)
+    context = contextvars.copy_context()
+    future = _runner_for(flow_ctx).submit(
+        lambda: context.run(run_task, task, task_run, args, kwargs, wait_for, flow_ctx)
+    )
+    return TaskFuture(task_run, future)
+
+
+def _is_mappable(value: Any) -> bool:
+    if isinstance(value, (str, bytes, dict, BaseAnnotation)):
+        return False
+    return isinstance(value, Iterable)
+
+
+def map_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+             wait_for: Iterable[Any] | None = None) -> PrefectFutureList[Any]:
+    """Submit one run per element of the iterable arguments, zipped."""
+    bound = task.bind_parameters(args, kwargs)
+    iterables = {k: list(v) for k, v in bound.items() if _is_mappable(v)}
+    static = {k: (v.value if isinstance(v, unmapped) else v)
+              for k, v in bound.items() if k not in iterables}
+    if not iterables:
+        raise ValueError(
+            f"task {task.name!r}: .map() needs at least one iterable argument; wrap values "
+            "that should be passed whole in unmapped(...)"
+        )
+    lengths = {k: len(v) for k, v in iterables.items()}
+    if len(set(lengths.values())) > 1:
+        raise ValueError(
+            f"task {task.name!r}: .map() got iterables of different lengths {lengths}; "
+            "make them equal or wrap the constant ones in unmapped(...)"
+        )
+    futures: PrefectFutureList[Any] = PrefectFutureList()
+    count = next(iter(lengths.values()))
+    for i in range(count):
+        call_kwargs = {**static, **{k: v[i] for k, v in iterables.items()}}
+        call_args, call_kwargs = _split_bound(task, call_kwargs)
+        futures.append(submit_task(task, call_args, call_kwargs, wait_for=wait_for))
+    return futures
+
+
+def _split_bound(task: Task[..., Any], bound: dict[str, Any]) -> tuple[tuple[Any, ...],
+                                                                         dict[str, Any]]:
+    """Turn bound arguments back into ``*args, **kwargs`` for the function call."""
+    import inspect
+
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for name, param in task.signature.parameters.items():
+        if name not in bound:
+            continue
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            args.append(bound[name])
+        elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+            args.extend(bound[name])
+        elif param.kind is inspect.Parameter.VAR_KEYWORD:
+            kwargs.update(bound[name])
+        else:
+            kwargs[name] = bound[name]
+    return tuple(args), kwargs
+
+
+def _retry_delay(task: Task[..., Any], attempt_index: int) -> float:
+    delay = task.retry_delays[attempt_index] if task.retry_delays else 0.0
+    jitter = task.retry_jitter_factor
+    if jitter and delay > 0:
+        # Spread retries of many identical tasks so they do not hit a service together.
+        delay = delay * random_uniform(max(0.0, 1.0 - jitter), 1.0 + jitter)
+    return delay
+
+
+def _result_store_for(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> ResultStore:
+    from headwater.results import ResultStore, get_serializer, resolve_storage
+
+    if flow_ctx is not None and task.result_storage is None and task.result_serializer is None:
+        return flow_ctx.result_store()
+    storage = resolve_storage(task.result_storage if task.result_storage is not None else (
+        flow_ctx.flow.result_storage if flow_ctx else None))
+    serializer = task.result_serializer or (flow_ctx.result_serializer if flow_ctx else None)
+    return ResultStore(storage, get_serializer(serializer))
+
+
+def run_task(task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
+             kwargs: dict[str, Any], wait_for: Iterable[Any] | None,
+             flow_ctx: FlowRunContext | None) -> State:
+    """Run one task run to a final state (never raises, except on termination)."""
+    try:
+        args, kwargs, upstream = resolve_inputs(args, kwargs, wait_for)
+    except UpstreamTaskError as exc:
+        state = st.NotReady(str(exc))
+        state._data = exc  # noqa: SLF001 - the future re-raises the reason
+        task_run.set_state(state)
+        _log_final(task, task_run, flow_ctx)
+        return state
+    task_ctx = TaskRunContext(task, task_run, args, kwargs, flow_ctx)
+    token = TASK_RUN_CONTEXT.set(task_ctx)
+    prints_token = None
+    log_prints = task.log_prints if task.log_prints is not None else (
+        flow_ctx.log_prints if flow_ctx else False)
+    if log_prints:
+        from headwater.logging import LOG_PRINTS, setup_logging
+
+        setup_logging()
+        prints_token = LOG_PRINTS.set(True)
+    try:
+        if task.task_run_name is not None:
+            task_run.name = _render_name(task.task_run_name, task_ctx.parameters, task_run.name)
+        if getattr(task, "assets", None) or task.persists(
+                flow_ctx.persist_result if flow_ctx else None):
+            state = _run_with_cache(task, task_ctx, upstream, flow_ctx)
+        else:
+            state = _run_attempts(task, task_ctx, flow_ctx)
+    except TerminationSignal:
+        task_run.set_state(st.Cancelled("The run received a termination signal (SIGTERM)."))
+        raise
+    except BaseException as exc:  # noqa: BLE001 - an engine error fails this run, not the process
+        state = st.Crashed(f"Engine error while running the task: {st.exception_message(exc)}",
+                           data=exc)
+        task_run.set_state(state)
+    finally:
+        TASK_RUN_CONTEXT.reset(token)
+        if prints_token is not None:
+            from headwater.logging import LOG_PRINTS
+
+            LOG_PRINTS.reset(prints_token)
+    task_run.end_time = state.timestamp
+    _run_hooks(task, task_run, state, flow_ctx)
+    _log_final(task, task_run, flow_ctx)
+    return state
+
+
+def _run_with_cache(task: Task[..., Any], task_ctx: TaskRunContext, upstream: list[TaskRun],
+                    flow_ctx: FlowRunContext | None) -> State:
+    """Cache lookup, per-key lock, execution and persistence."""
+    from headwater import assets
+
+    store = _result_store_for(task, flow_ctx)
+    task_run = task_ctx.task_run
+    plan = assets.plan_materialization(task, task_ctx, upstream, store) if getattr(
+        task, "assets", None) else None
+    if plan is not None:
+        key: str | None = plan.result_key
+    else:
+        flow_params = flow_ctx.flow_run.parameters if flow_ctx else {}
+        key = task.cache_policy.compute_key(task_ctx, task_ctx.parameters, flow_params)
+    task_run.cache_key = key
+    if key is None:
+        return _run_attempts(task, task_ctx, flow_ctx)
+    refresh = bool(task.refresh_cache)
+    if not refresh and (plan is None or plan.unchanged):
+        # Optimistic read first: a cache hit needs no lock (records are written atomically).
+        cached = _read_cached(store, key, task_ctx, plan)
+        if cached is not None:
+            return cached
+    with store.lock(key):
+        if not refresh and (plan is None or plan.unchanged):
+            # Someone may have computed it while we waited for the lock.
+            cached = _read_cached(store, key, task_ctx, plan)
+            if cached is not None:
+                return cached
+        state = _run_attempts(task, task_ctx, flow_ctx)
+        if state.type is StateType.COMPLETED:
+            expiration = None
+            if task.cache_expiration is not None:
+                expiration = time.time() + task.cache_expiration.total_seconds()
+            store.write(key, state.data, expiration)
+            if plan is not None:
+                assets.record_materialization(plan, task_ctx, store, skipped=False)
+    return state
+
+
+def _read_cached(store: ResultStore, key: str, task_ctx: TaskRunContext,
+                 plan: Any) -> State | None:
+    hit, value = store.read(key)
+    if not hit:
+        return None
+    state = st.Cached(data=value)
+    task_ctx.task_run.set_state(state)
+    if plan is not None:
+        from headwater import assets
+
+        assets.record_materialization(plan, task_ctx, store, skipped=True)
+    return state
+
+
+def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
+                  flow_ctx: FlowRunContext | None) -> State:
+    """Call the function, retrying failures as configured."""
+    task_run = task_ctx.task_run
+    fn = task.fn
+    args, kwargs = task_ctx.args, task_ctx.kwargs
+    task_run.start_time = time.time()
+    while True:
+        task_run.run_count += 1
+        task_run.set_state(st.Running() if task_run.run_count == 1 else st.Retrying())
+        try:
+            if task.timeout_seconds is None:
+                value = fn(*args, **kwargs)
+            else:
+                from headwater.timeouts import call_with_timeout
+
+                value = call_with_timeout(
+                    fn, args, kwargs, task.timeout_seconds, TaskRunTimeoutError,
+                    f"Task run {task_run.name!r} exceeded timeout of {task.timeout_seconds}s",
+                )
+        except TaskRunTimeoutError as exc:
+            state = st.TimedOut(str(exc), data=exc)
+        except Exception as exc:  # noqa: BLE001 - user code failed: that is a Failed state
+            state = st.failed_from_exception(exc)
+        else:
+            state = value if isinstance(value, State) else st.Completed(data=value)
+            if state.type is StateType.COMPLETED or not state.is_final():
+                task_run.set_state(state)
+                return state
+        if not _should_retry(task, task_run, state):
+            task_run.set_state(state)
+            return state
+        delay = _retry_delay(task, task_run.run_count - 1)
+        task_run.set_state(st.AwaitingRetry(f"Retry {task_run.run_count} of {task.retries} "
+                                            f"in {delay:g}s after: {state.message}"))
+        _logger_for_task(task_run, flow_ctx).warning(
+            "Task run failed with %s - Retry %d/%d will start %s", state.message,
+            task_run.run_count, task.retries, f"in {delay:g} second(s)" if delay else "immediately")
+        if delay > 0:
+            sleep(delay)
+
+
+def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
+    if task_run.run_count > task.retries:
+        return False
+    if task.retry_condition_fn is not None:
+        try:
+            return bool(task.retry_condition_fn(task, task_run, state))
+        except Exception:  # noqa: BLE001 - a broken condition must not crash the run
+            return False
+    return True
+
+
+def _run_hooks(subject: Any, run: Any, state: State, flow_ctx: FlowRunContext | None) -> None:
+    if state.type is StateType.COMPLETED:
+        hooks = subject.on_completion_hooks
+    elif state.type is StateType.FAILED:
+        hooks = subject.on_failure_hooks
+    elif state.type is StateType.CANCELLED:
+        hooks = getattr(subject, "on_cancellation_hooks", ())
+    elif state.type is StateType.CRASHED:
+        hooks = getattr(subject, "on_crashed_hooks", ())
+    else:
+        hooks = ()
+    for hook in hooks:
+        try:
+            hook(subject, run, state)
+        except Exception as exc:  # noqa: BLE001 - hooks are advisory; log and carry on
+            from headwater.logging import setup_logging
+
+            setup_logging()
+            import logging
+
+            logging.getLogger("headwater.hooks").error(
+                "Hook %r of %r failed: %s", getattr(hook, "__name__", hook),
+                getattr(subject, "name", subject), st.exception_message(exc))
+
+
+def _log_final(task: Task[..., Any], task_run: TaskRun, flow_ctx: FlowRunContext | None) -> None:
+    state = task_run.state
+    # Completed task runs are logged at DEBUG: a 10,000-task flow would otherwise flood
+    # `kubectl logs`; anything unusual is logged at INFO or above.
+    if state.name == "Completed":
+        return
+    logger = _logger_for_task(task_run, flow_ctx)
+    if state.type is StateType.COMPLETED:
+        logger.info("Finished in state %s", state)
+    elif state.type is StateType.PENDING:
+        logger.warning("Did not run: %s", state.message)
+    else:
+        logger.error("Finished in state %s", state)
+
+
+# --- flow runs -----------------------------------------------------------------------
+
+
+def state_from_return_value(value: Any) -> State:
+    """The flow's final state given what its function returned (Prefect 3 rules)."""
+    if isinstance(value, State):
+        if value.is_final():
+            return value
+        return st.Failed(f"Flow returned a non-final state {value.name}.", data=value)
+    if isinstance(value, TaskFuture):
+        state = _future_state(value)
+        if state.type is StateType.COMPLETED:
+            return st.Completed(data=state.data)
+        return st.Failed(f"Flow returned task run {value.task_run.name!r} in state "
+                         f"{state.name}: {state.message}", data=state.data)
+    if isinstance(value, (list, tuple, set)) and value and all(
+            isinstance(v, (State, TaskFuture)) for v in value):
+        final = [_future_state(v) if isinstance(v, TaskFuture) else v for v in value]
+        failed, total = st.count_failed(final)
+        if failed:
+            return st.Failed(f"{failed}/{total} states failed.", data=value)
+        resolved = [s.data for s in final]
+        return st.Completed(data=type(value)(resolved) if not isinstance(value, list) else resolved)
+    return st.Completed(data=value)
+
+
+def _flow_failure_state(exc: BaseException) -> State:
+    if isinstance(exc, FlowRunTimeoutError):
+        return st.TimedOut(str(exc), data=exc)
+    if isinstance(exc, ParameterTypeError):
+        return st.Failed(str(exc), data=exc)
+    return st.Failed(f"Flow run encountered an exception: {st.exception_message(exc)}", data=exc)
+
+
+def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
+             return_state: bool = False) -> Any:
+    """Run ``flow`` (top-level or as a subflow); return its value or final State."""
+    parent = FLOW_RUN_CONTEXT.get()
+    flow_run, tree, state = _start_flow_run(flow, args, kwargs, parent)
+    if state is None:
+        state = _run_flow_body(flow, flow_run, tree, parent)
+    flow_run.end_time = state.timestamp
+    _run_hooks(flow, flow_run, state, None)
+    if parent is None:
+        _finish_root(flow_run, tree)
+    if return_state:
+        return state
+    if state.type is StateType.COMPLETED:
+        return state.data
+    return state.result()
+
+
+def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
+                    parent: FlowRunContext | None) -> tuple[FlowRun, RunTree, State | None]:
+    """Create the run record; validate parameters (a failure ends the run right here)."""
+    config = ROOT_RUN_CONFIG.get() if parent is None else None
+    raw = flow.bind_parameters(args, kwargs)
+    flow_run = FlowRun((config.flow_run_id if config and config.flow_run_id else _new_id()),
+                       "", flow.name, raw, st.Pending(),
+                       parent.flow_run.id if parent else None)
+    flow_run.tags = flow.tags
+    if config is not None:
+        flow_run.scheduled_start_time = config.scheduled_start_time
+        flow_run.deployment_name = config.deployment_name
+        flow_run.run_count = max(config.attempt - 1, 0)
+    tree = parent.tree if parent is not None else RunTree(flow_run,
+                                                          result_storage=flow.result_storage)
+    tree.flow_runs.append(flow_run)
+    if parent is None:
+        LAST_RUN_TREE[:] = [tree]
+    failure: State | None = None
+    try:
+        if flow.validate_parameters:
+            flow_run.parameters = flow.validate(raw)
+        fallback = config.flow_run_name if config and config.flow_run_name else None
+        flow_run.name = _render_name(flow.flow_run_name, flow_run.parameters,
+                                     fallback or generate_run_name())
+    except (ParameterTypeError, ValueError, TypeError) as exc:
+        flow_run.name = flow_run.name or generate_run_name()
+        failure = st.Failed(str(exc), data=exc if isinstance(exc, ParameterTypeError)
+                            else ParameterTypeError(str(exc)))
+        flow_run.set_state(failure)
+        _logger_for_flow(flow_run).error("Finished in state %s", failure)
+    return flow_run, tree, failure
+
+
+def _run_flow_body(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
+                   parent: FlowRunContext | None) -> State:
+    from headwater.results import ResultStore, get_serializer, resolve_storage
+
+    store_box: list[ResultStore] = []
+
+    def result_store() -> ResultStore:
+        if not store_box:
+            storage = flow.result_storage if flow.result_storage is not None else (
+                parent.flow.result_storage if parent else None)
+            store_box.append(ResultStore(resolve_storage(storage),
+                                         get_serializer(flow.result_serializer)))
+        return store_box[0]
+
+    runner = flow.task_runner.duplicate()
+    flow_ctx = FlowRunContext(
+        flow, flow_run, runner, tree, result_store,
+        flow.persist_result if flow.persist_result is not None else (
+            parent.persist_result if parent else None),
+        flow.result_serializer, bool(flow.log_prints),
+    )
+    logger = _logger_for_flow(flow_run)
+    logger.info("Beginning flow run %r for flow %r", flow_run.name, flow.name)
+    token = FLOW_RUN_CONTEXT.set(flow_ctx)
+    prints_token = None
+    if flow.log_prints is not None:
+        from headwater.logging import LOG_PRINTS
+
+        prints_token = LOG_PRINTS.set(bool(flow.log_prints))
+    flow_run.start_time = time.time()
+    try:
+        state = _flow_attempts(flow, flow_run, flow_ctx, runner, logger)
+    finally:
+        FLOW_RUN_CONTEXT.reset(token)
+        if prints_token is not None:
+            from headwater.logging import LOG_PRINTS
+
+            LOG_PRINTS.reset(prints_token)
+    log = logger.info if state.type is StateType.COMPLETED else logger.error
+    log("Finished in state %s", state)
+    return state
+
+
+def _call_flow_fn(flow: Flow[..., Any], flow_run: FlowRun) -> Any:
+    args, kwargs = flow.split_parameters(flow_run.parameters)
+    if flow.timeout_seconds is None:
+        return flow.fn(*args, **kwargs)
+    from headwater.timeouts import call_with_timeout
+
+    return call_with_timeout(
+        flow.fn, args, kwargs, flow.timeout_seconds, FlowRunTimeoutError,
+        f"Flow run {flow_run.name!r} exceeded timeout of {flow.timeout_seconds}s",
+    )
+
+
+def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: FlowRunContext,
+                   runner: TaskRunner, logger: Any) -> State:
+    local_attempt = 0
+    while True:
+        local_attempt += 1
+        flow_run.run_count += 1
+        flow_run.set_state(st.Running() if local_attempt == 1 else st.Retrying())
+        try:
+            value = _call_flow_fn(flow, flow_run)
+            runner.shutdown(wait=True)
+            state = state_from_return_value(value)
+        except TerminationSignal:
+            _cancel_outstanding(flow_ctx, runner, "The run received a termination signal.")
+            state = st.Cancelled("The flow run received a termination signal (SIGTERM) and "
+                                 "stopped; task runs still queued were cancelled.")
+            flow_run.set_state(state)
+            if flow_run.parent_flow_run_id is not None:
+                raise  # the root flow run reports the cancellation
+            return state
+        except KeyboardInterrupt as exc:
+            _cancel_outstanding(flow_ctx, runner, "The run was interrupted.")
+            state = st.Crashed("Execution was interrupted (KeyboardInterrupt).", data=exc)
+        except Exception as exc:  # noqa: BLE001 - the flow's code failed
+            runner.shutdown(wait=True)
+            state = _flow_failure_state(exc)
+        if state.type is StateType.COMPLETED or local_attempt > flow.retries or \
+                state.type is StateType.CRASHED:
+            flow_run.set_state(state)
+            return state
+        delay = float(flow.retry_delay_seconds or 0)
+        flow_run.set_state(st.AwaitingRetry(f"Retrying after: {state.message}"))
+        logger.warning("Flow run failed (%s) - retry %d/%d in %gs", state.message,
+                       local_attempt, flow.retries, delay)
+        runner = flow.task_runner.duplicate()
+        flow_ctx.task_runner = runner
+        if delay > 0:
+            sleep(delay)
+
+
+def _cancel_outstanding(flow_ctx: FlowRunContext, runner: TaskRunner, message: str) -> None:
+    runner.shutdown(wait=False, cancel_futures=True)
+    for task_run in flow_ctx.tree.task_runs:
+        if task_run.state.type not in _TERMINAL:
+            task_run.set_state(st.Cancelled(message))
+
+
+def _finish_root(flow_run: FlowRun, tree: RunTree) -> None:
+    from headwater.summary import describe_run
+
+    if tree.assets:
+        from headwater import assets
+
+        assets.write_lineage(tree)
+    _logger_for_flow(flow_run).info("%s", describe_run(tree))

@@ -1,0 +1,58 @@
+"""Exceptions an author or operator can see, named after Prefect's where Prefect has one."""
+
+from __future__ import annotations
+
+
+class HeadwaterException(Exception):  # noqa: N818 - Prefect's base class name
+    """Base class of every error Headwater raises on purpose."""
+
+
+class ParameterTypeError(HeadwaterException):
+    """Flow parameters do not match the flow function's signature."""
+
+
+class SignatureMismatchError(HeadwaterException):
+    """A flow or task was called with arguments its signature cannot bind."""
+
+
+class UpstreamTaskError(HeadwaterException):
+    """A task did not run because a task it waits for did not complete."""
+
+
+class FailedRun(HeadwaterException):  # noqa: N818 - mirrors Prefect's wording
+    """Raised by ``State.result()`` when the state failed without an exception object."""
+
+
+class CancelledRun(HeadwaterException):  # noqa: N818
+    """Raised by ``State.result()`` for a cancelled run."""
+
+
+class CrashedRun(HeadwaterException):  # noqa: N818
+    """Raised by ``State.result()`` for a crashed run."""
+
+
+class MissingResult(HeadwaterException):  # noqa: N818
+    """A cached or persisted result could not be read back."""
+
+
+class TaskRunTimeoutError(TimeoutError):
+    """A task run exceeded its ``timeout_seconds``."""
+
+
+class FlowRunTimeoutError(TimeoutError):
+    """A flow run exceeded its ``timeout_seconds``."""
+
+
+class TerminationSignal(BaseException):  # noqa: N818
+    """The process received SIGTERM: stop the run and report it Cancelled.
+
+    A ``BaseException`` so that an author's ``except Exception`` cannot swallow it.
+    """
+
+
+class MissingSecretError(HeadwaterException):
+    """``Secret.load`` found neither an environment variable nor a mounted file."""
+
+
+class EntrypointError(HeadwaterException):
+    """The entrypoint string is malformed or does not name a flow."""

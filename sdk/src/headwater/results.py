@@ -1,0 +1,304 @@
+"""Result storage: persisted task results, cache records, locks, and the run's files.
+
+Everything the SDK keeps between runs lives under one *result storage* root:
+
+* a local directory — the default is ``$HEADWATER_HOME`` (``~/.headwater``), or
+  ``HEADWATER_RESULT_STORAGE`` when the operator sets it;
+* any fsspec URL (``s3://bucket/prefix``, ``gs://…``, ``memory://…``) when fsspec is
+  installed (``pip install headwater[fsspec]``).
+
+Layout under the root: ``results/<key>`` (result records), ``assets/`` (asset versions),
+``artifacts/<flow-run-id>/`` and ``runs/<flow-run-id>/lineage.json``.
+
+A result record is one file: a JSON header line (serializer, creation time, expiration)
+followed by the serialized value, so a reader can check expiration without unpickling.
+Writes go to a temporary name and are renamed into place, so a concurrent reader sees
+either no record or a whole one.
+
+Cache locks are per key: a ``threading.Lock`` inside the process and, on local storage,
+an ``fcntl`` file lock across processes, so two identical tasks never both compute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import pickle
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+
+from headwater import contract
+
+
+class Serializer(Protocol):
+    """Turns a value into bytes and back."""
+
+    name: str
+
+    def dumps(self, value: Any) -> bytes:
+        """Serialize ``value``."""
+        ...
+
+    def loads(self, data: bytes) -> Any:
+        """Deserialize ``data``."""
+        ...
+
+
+class PickleSerializer:
+    """The default serializer: any picklable Python value."""
+
+    name = "pickle"
+
+    def dumps(self, value: Any) -> bytes:
+        """Serialize ``value`` with the highest pickle protocol."""
+        return pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def loads(self, data: bytes) -> Any:
+        """Deserialize pickled ``data``."""
+        return pickle.loads(data)  # noqa: S301 - only our own result files are read
+
+
+class JSONSerializer:
+    """Readable results for JSON-compatible values (dates are stored as ISO strings)."""
+
+    name = "json"
+
+    def dumps(self, value: Any) -> bytes:
+        """Serialize ``value`` as JSON."""
+        return json.dumps(value, default=_json_default).encode()
+
+    def loads(self, data: bytes) -> Any:
+        """Deserialize JSON ``data``."""
+        return json.loads(data)
+
+
+def _json_default(value: Any) -> Any:
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if isinstance(value, (set, frozenset, tuple)):
+        return list(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    raise TypeError(
+        f"result of type {type(value).__name__} is not JSON serializable; use "
+        "result_serializer='pickle' (the default) for this task"
+    )
+
+
+SERIALIZERS: dict[str, Serializer] = {"pickle": PickleSerializer(), "json": JSONSerializer()}
+
+
+def get_serializer(name: str | Serializer | None) -> Serializer:
+    """The serializer called ``name`` (``pickle`` or ``json``); pickle by default."""
+    if name is None:
+        return SERIALIZERS["pickle"]
+    if not isinstance(name, str):
+        return name
+    try:
+        return SERIALIZERS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown result_serializer {name!r}; use one of {sorted(SERIALIZERS)}"
+        ) from None
+
+
+# --- storage backends ----------------------------------------------------------------
+
+
+class ResultStorage(Protocol):
+    """Where bytes live, addressed by ``/``-separated relative paths."""
+
+    url: str
+
+    def read(self, path: str) -> bytes | None:
+        """The bytes at ``path``, or ``None`` when nothing is there."""
+        ...
+
+    def write(self, path: str, data: bytes) -> None:
+        """Store ``data`` at ``path`` atomically."""
+        ...
+
+    def list(self, prefix: str) -> list[str]:
+        """Relative paths of the files directly under directory ``prefix``."""
+        ...
+
+    def lock(self, path: str) -> contextlib.AbstractContextManager[None]:
+        """Exclusive lock named ``path`` (across processes where the backend can)."""
+        ...
+
+
+_thread_locks: dict[str, threading.Lock] = {}
+_thread_locks_guard = threading.Lock()
+
+
+def _thread_lock(name: str) -> threading.Lock:
+    with _thread_locks_guard:
+        lock = _thread_locks.get(name)
+        if lock is None:
+            lock = _thread_locks[name] = threading.Lock()
+        return lock
+
+
+class LocalFileStorage:
+    """A directory on the local filesystem (or a mounted volume)."""
+
+    def __init__(self, basepath: str | os.PathLike[str]) -> None:
+        self.basepath = Path(basepath).expanduser()
+        self.url = str(self.basepath)
+
+    def read(self, path: str) -> bytes | None:
+        """The bytes at ``path``, or ``None``."""
+        try:
+            return (self.basepath / path).read_bytes()
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+
+    def write(self, path: str, data: bytes) -> None:
+        """Write via a temporary file and ``os.replace`` so readers never see half a file."""
+        target = self.basepath / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, target)
+
+    def list(self, prefix: str) -> list[str]:
+        """Files directly under ``prefix``."""
+        directory = self.basepath / prefix
+        if not directory.is_dir():
+            return []
+        return sorted(
+            f"{prefix}/{p.name}" for p in directory.iterdir()
+            if p.is_file() and not p.name.startswith(".")
+        )
+
+    @contextlib.contextmanager
+    def lock(self, path: str) -> Iterator[None]:
+        """Thread lock plus an ``fcntl.flock`` on ``locks/<path>.lock``."""
+        import fcntl
+
+        with _thread_lock(f"{self.url}|{path}"):
+            lock_path = self.basepath / "locks" / f"{path}.lock"
+            lock_path.parent.mkdir(parents=True, exist_ok=True)
+            with open(lock_path, "a+b") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+class FsspecStorage:
+    """Any fsspec filesystem URL; locks are per process (object stores have no flock)."""
+
+    def __init__(self, url: str) -> None:
+        try:
+            import fsspec
+        except ImportError:  # pragma: no cover - depends on the environment
+            raise ValueError(
+                f"result storage {url!r} needs fsspec: pip install 'headwater[fsspec]' "
+                "(plus the filesystem's driver, e.g. s3fs)"
+            ) from None
+        self.url = url.rstrip("/")
+        self._fs, self._root = fsspec.core.url_to_fs(self.url)
+
+    def _full(self, path: str) -> str:
+        return f"{self._root}/{path}"
+
+    def read(self, path: str) -> bytes | None:
+        """The bytes at ``path``, or ``None``."""
+        try:
+            data: bytes = self._fs.cat_file(self._full(path))
+        except FileNotFoundError:
+            return None
+        return data
+
+    def write(self, path: str, data: bytes) -> None:
+        """Write ``data`` (object stores make single puts atomic)."""
+        full = self._full(path)
+        self._fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+        self._fs.pipe_file(full, data)
+
+    def list(self, prefix: str) -> list[str]:
+        """Files directly under ``prefix``."""
+        try:
+            entries = self._fs.ls(self._full(prefix), detail=False)
+        except FileNotFoundError:
+            return []
+        return sorted(f"{prefix}/{str(e).rsplit('/', 1)[-1]}" for e in entries)
+
+    def lock(self, path: str) -> contextlib.AbstractContextManager[None]:
+        """An in-process lock for ``path``."""
+        return _thread_lock(f"{self.url}|{path}")
+
+
+def default_storage_location() -> str:
+    """``HEADWATER_RESULT_STORAGE``, else ``HEADWATER_HOME``, else ``~/.headwater``."""
+    return (
+        os.environ.get(contract.ENV_RESULT_STORAGE)
+        or os.environ.get(contract.ENV_HOME)
+        or str(Path("~/.headwater").expanduser())
+    )
+
+
+_storage_cache: dict[str, ResultStorage] = {}
+
+
+def resolve_storage(value: str | os.PathLike[str] | ResultStorage | None) -> ResultStorage:
+    """Turn a path, URL or storage object (or ``None`` for the default) into storage."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        return value
+    location = os.fspath(value) if value is not None else default_storage_location()
+    storage = _storage_cache.get(location)
+    if storage is None:
+        if "://" in location and not location.startswith("file://"):
+            storage = FsspecStorage(location)
+        else:
+            storage = LocalFileStorage(location.removeprefix("file://"))
+        _storage_cache[location] = storage
+    return storage
+
+
+# --- result records --------------------------------------------------------------------
+
+
+class ResultStore:
+    """Reads and writes result records in one storage with one serializer."""
+
+    def __init__(self, storage: ResultStorage, serializer: Serializer) -> None:
+        self.storage = storage
+        self.serializer = serializer
+
+    def read(self, key: str, now: float | None = None) -> tuple[bool, Any]:
+        """``(True, value)`` for a valid record under ``key``, else ``(False, None)``.
+
+        An expired or unreadable record counts as missing: the task runs again and
+        overwrites it.
+        """
+        data = self.storage.read(f"results/{key}")
+        if data is None:
+            return False, None
+        header_bytes, _, payload = data.partition(b"\n")
+        try:
+            header = json.loads(header_bytes)
+            expiration = header.get("expiration")
+            if expiration is not None and (now if now is not None else time.time()) >= expiration:
+                return False, None
+            return True, get_serializer(header.get("serializer")).loads(payload)
+        except Exception:  # noqa: BLE001 - a corrupt cache entry is a miss, not a failure
+            return False, None
+
+    def write(self, key: str, value: Any, expiration: float | None = None) -> None:
+        """Persist ``value`` under ``key``; ``expiration`` is a Unix time or ``None``."""
+        payload = self.serializer.dumps(value)
+        header = json.dumps(
+            {"serializer": self.serializer.name, "created": time.time(), "expiration": expiration}
+        ).encode()
+        self.storage.write(f"results/{key}", header + b"\n" + payload)
+
+    def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
+        """Exclusive lock for computing ``key``."""
+        return self.storage.lock(key)

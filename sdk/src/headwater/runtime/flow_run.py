@@ -1,0 +1,52 @@
+"""The current flow run: ``id``, ``name``, ``parameters``, ``scheduled_start_time``,
+``run_count``, ``flow_name``, ``deployment_name`` (``None`` when unknown)."""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from headwater import contract
+from headwater.context import FLOW_RUN_CONTEXT, FlowRun
+
+__all__ = ["deployment_name", "flow_name", "id", "name", "parameters", "run_count",
+           "scheduled_start_time"]
+
+
+def _current() -> FlowRun | None:
+    ctx = FLOW_RUN_CONTEXT.get()
+    return ctx.flow_run if ctx else None
+
+
+def _scheduled(run: FlowRun | None) -> datetime | None:
+    if run is not None and run.scheduled_start_time is not None:
+        return datetime.fromtimestamp(run.scheduled_start_time, tz=UTC)
+    text = os.environ.get(contract.ENV_SCHEDULED_TIME)
+    if text:
+        return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    if run is not None and run.start_time is not None:
+        return datetime.fromtimestamp(run.start_time, tz=UTC)
+    return None
+
+
+def __getattr__(attr: str) -> Any:
+    run = _current()
+    if attr == "id":
+        return run.id if run else os.environ.get(contract.ENV_FLOW_RUN_ID)
+    if attr == "name":
+        return run.name if run else os.environ.get(contract.ENV_FLOW_RUN_NAME)
+    if attr == "parameters":
+        return dict(run.parameters) if run else {}
+    if attr == "scheduled_start_time":
+        return _scheduled(run)
+    if attr == "run_count":
+        return run.run_count if run else int(os.environ.get(contract.ENV_ATTEMPT, "0") or 0)
+    if attr == "flow_name":
+        return run.flow_name if run else os.environ.get(contract.ENV_FLOW_NAME)
+    if attr == "deployment_name":
+        if run is not None and run.deployment_name:
+            return run.deployment_name
+        return os.environ.get(contract.ENV_DEPLOYMENT_NAME)
+    raise AttributeError(f"headwater.runtime.flow_run has no attribute {attr!r}; available: "
+                         f"{', '.join(__all__)}")

@@ -1,0 +1,222 @@
+"""Run states with Prefect's names and semantics.
+
+A state has a *type* (what the engine reasons about: is it final, did it fail) and a
+*name* (what users read). Several names share a type exactly as in Prefect: ``Cached``
+is a kind of ``COMPLETED``, ``TimedOut`` a kind of ``FAILED``, ``Retrying`` a kind of
+``RUNNING``, ``AwaitingRetry`` a kind of ``SCHEDULED`` and ``NotReady`` a kind of
+``PENDING``. Run-summary counts use the name, so ``Cached`` and ``Completed`` are told
+apart.
+
+States are small slotted objects created several times per task run, so they hold a
+float timestamp and format it only when asked.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
+
+from headwater import exceptions
+
+
+class StateType(enum.Enum):
+    """The kind of a state; the engine's decisions look only at this."""
+
+    SCHEDULED = "SCHEDULED"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+    CRASHED = "CRASHED"
+    PAUSED = "PAUSED"
+    CANCELLING = "CANCELLING"
+
+
+TERMINAL_STATE_TYPES = frozenset(
+    {StateType.COMPLETED, StateType.FAILED, StateType.CANCELLED, StateType.CRASHED}
+)
+
+_NOT_SET: Any = object()
+
+
+class State:
+    """One state of a flow or task run, optionally carrying its result or exception."""
+
+    __slots__ = ("_data", "message", "name", "timestamp", "type")
+
+    def __init__(
+        self,
+        type: StateType,  # noqa: A002 - Prefect's keyword name
+        name: str | None = None,
+        message: str | None = None,
+        data: Any = None,
+        timestamp: float | None = None,
+    ) -> None:
+        self.type = type
+        self.name = name or type.value.capitalize()
+        self.message = message
+        self._data = data
+        self.timestamp = time.time() if timestamp is None else timestamp
+
+    @property
+    def data(self) -> Any:
+        """The run's return value, or the exception for a failed run."""
+        return self._data
+
+    @property
+    def datetime(self) -> datetime:
+        """When the run entered this state (UTC)."""
+        return datetime.fromtimestamp(self.timestamp, tz=UTC)
+
+    def result(self, raise_on_failure: bool = True) -> Any:
+        """Return the run's value; for a failed run raise its exception (by default)."""
+        if self.type in (StateType.COMPLETED,):
+            return self._data
+        exc = self._exception()
+        if exc is None:
+            return self._data
+        if raise_on_failure:
+            raise exc
+        return exc
+
+    def _exception(self) -> BaseException | None:
+        if isinstance(self._data, BaseException):
+            return self._data
+        if self.type is StateType.FAILED:
+            return exceptions.FailedRun(self.message or "Run failed.")
+        if self.type is StateType.CANCELLED:
+            return exceptions.CancelledRun(self.message or "Run was cancelled.")
+        if self.type is StateType.CRASHED:
+            return exceptions.CrashedRun(self.message or "Run crashed.")
+        if self.type in (StateType.PENDING, StateType.SCHEDULED, StateType.RUNNING):
+            return exceptions.UpstreamTaskError(self.message or f"Run is {self.name}.")
+        return None
+
+    def is_scheduled(self) -> bool:
+        """True for Scheduled and AwaitingRetry."""
+        return self.type is StateType.SCHEDULED
+
+    def is_pending(self) -> bool:
+        """True for Pending and NotReady."""
+        return self.type is StateType.PENDING
+
+    def is_running(self) -> bool:
+        """True for Running and Retrying."""
+        return self.type is StateType.RUNNING
+
+    def is_completed(self) -> bool:
+        """True for Completed and Cached."""
+        return self.type is StateType.COMPLETED
+
+    def is_failed(self) -> bool:
+        """True for Failed and TimedOut."""
+        return self.type is StateType.FAILED
+
+    def is_crashed(self) -> bool:
+        """True for Crashed."""
+        return self.type is StateType.CRASHED
+
+    def is_cancelled(self) -> bool:
+        """True for Cancelled."""
+        return self.type is StateType.CANCELLED
+
+    def is_final(self) -> bool:
+        """True once the run will not change state again."""
+        return self.type in TERMINAL_STATE_TYPES
+
+    def __repr__(self) -> str:
+        if self.message:
+            return f"{self.name}(message={self.message!r}, type={self.type.value})"
+        return f"{self.name}(type={self.type.value})"
+
+    def __str__(self) -> str:
+        return f"{self.name}({self.message!r})" if self.message else f"{self.name}()"
+
+
+def Scheduled(message: str | None = None, name: str = "Scheduled") -> State:  # noqa: N802
+    """A run waiting for its start time."""
+    return State(StateType.SCHEDULED, name, message)
+
+
+def AwaitingRetry(message: str | None = None) -> State:  # noqa: N802
+    """A failed run waiting for its retry delay."""
+    return State(StateType.SCHEDULED, "AwaitingRetry", message)
+
+
+def Pending(message: str | None = None, name: str = "Pending") -> State:  # noqa: N802
+    """A run that has been created and not started."""
+    return State(StateType.PENDING, name, message)
+
+
+def NotReady(message: str | None = None) -> State:  # noqa: N802
+    """A task that did not run because an upstream task did not complete."""
+    return State(StateType.PENDING, "NotReady", message)
+
+
+def Running(message: str | None = None, name: str = "Running") -> State:  # noqa: N802
+    """A run whose code is executing."""
+    return State(StateType.RUNNING, name, message)
+
+
+def Retrying(message: str | None = None) -> State:  # noqa: N802
+    """A run executing again after a failure."""
+    return State(StateType.RUNNING, "Retrying", message)
+
+
+def Completed(  # noqa: N802
+    message: str | None = None, data: Any = None, name: str = "Completed"
+) -> State:
+    """A run that finished successfully; ``data`` is its return value."""
+    return State(StateType.COMPLETED, name, message, data)
+
+
+def Cached(message: str | None = None, data: Any = None) -> State:  # noqa: N802
+    """A task whose result came from the cache instead of running its code."""
+    return State(StateType.COMPLETED, "Cached", message, data)
+
+
+def Failed(  # noqa: N802
+    message: str | None = None, data: Any = None, name: str = "Failed"
+) -> State:
+    """A run whose code failed; ``data`` is usually the exception."""
+    return State(StateType.FAILED, name, message, data)
+
+
+def TimedOut(message: str | None = None, data: Any = None) -> State:  # noqa: N802
+    """A run that exceeded its ``timeout_seconds``."""
+    return State(StateType.FAILED, "TimedOut", message, data)
+
+
+def Crashed(message: str | None = None, data: Any = None) -> State:  # noqa: N802
+    """A run stopped by something other than its code (interrupt, engine error)."""
+    return State(StateType.CRASHED, "Crashed", message, data)
+
+
+def Cancelled(message: str | None = None, data: Any = None) -> State:  # noqa: N802
+    """A run stopped on request (SIGTERM, cancellation)."""
+    return State(StateType.CANCELLED, "Cancelled", message, data)
+
+
+def exception_message(exc: BaseException) -> str:
+    """A one-line ``Type: message`` description of ``exc`` for state messages."""
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def failed_from_exception(exc: BaseException) -> State:
+    """The Failed state for an exception raised by user code."""
+    return Failed(f"Task run encountered an exception {exception_message(exc)}", data=exc)
+
+
+def count_failed(states: Iterable[State]) -> tuple[int, int]:
+    """Return ``(failed, total)`` over ``states``; cancelled and crashed count as failed."""
+    failed = total = 0
+    for state in states:
+        total += 1
+        if state.type in (StateType.FAILED, StateType.CRASHED, StateType.CANCELLED):
+            failed += 1
+    return failed, total

@@ -1,0 +1,61 @@
+"""Timeouts for synchronous code.
+
+Python cannot kill a thread, so a timed call runs in a daemon helper thread while the
+caller waits at most ``timeout`` seconds. On expiry the caller raises the timeout error
+at once (the run is marked TimedOut and the flow moves on) and the helper thread gets
+the same exception injected with ``PyThreadState_SetAsyncExc``: pure-Python code stops
+at its next bytecode; code blocked inside a C call stops when that call returns.
+Daemon helpers never keep the process alive.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+R = TypeVar("R")
+
+
+def raise_in_thread(thread_id: int, exc_type: type[BaseException]) -> bool:
+    """Ask thread ``thread_id`` to raise ``exc_type``; ``False`` if it no longer exists."""
+    import ctypes
+
+    count = ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(exc_type)
+    )
+    return bool(count == 1)
+
+
+def call_with_timeout(
+    fn: Callable[..., R],
+    args: tuple[Any, ...],
+    kwargs: dict[str, Any],
+    timeout: float,
+    exc_type: type[BaseException],
+    message: str,
+) -> R:
+    """Call ``fn(*args, **kwargs)``; raise ``exc_type(message)`` after ``timeout`` seconds."""
+    context = contextvars.copy_context()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def target() -> None:
+        try:
+            box["value"] = context.run(fn, *args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+            box["error"] = exc
+        finally:
+            done.set()
+
+    worker = threading.Thread(target=target, name="headwater-timeout", daemon=True)
+    worker.start()
+    if not done.wait(timeout):
+        if worker.ident is not None:
+            raise_in_thread(worker.ident, exc_type)
+        raise exc_type(message)
+    if "error" in box:
+        raise box["error"]
+    value: R = box["value"]
+    return value

@@ -1,0 +1,47 @@
+"""Argument annotations: ``unmapped`` and ``allow_failure`` (Prefect's names)."""
+
+from __future__ import annotations
+
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class BaseAnnotation(Generic[T]):
+    """Wraps an argument to change how the engine treats it."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: T) -> None:
+        self.value = value
+
+    def unwrap(self) -> T:
+        """The wrapped value."""
+        return self.value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.value!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.value == other.value  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self), id(self.value)))
+
+
+class unmapped(BaseAnnotation[T]):  # noqa: N801 - Prefect's name
+    """Pass the same value to every call of ``Task.map`` instead of iterating it."""
+
+
+class allow_failure(BaseAnnotation[T]):  # noqa: N801 - Prefect's name
+    """Run the downstream task even if this upstream future failed.
+
+    The downstream receives the upstream's exception in place of its result.
+    """
+
+
+def unwrap(value: Any) -> Any:
+    """Strip annotations from ``value``."""
+    while isinstance(value, BaseAnnotation):
+        value = value.value
+    return value
