@@ -64,7 +64,7 @@ def test_invalid_specs_name_field_and_fix(
     kwargs: dict[str, str], field: str, hint: str
 ) -> None:
     with pytest.raises(ScheduleError) as info:
-        parse_schedule_expression(**kwargs)  # type: ignore[arg-type]
+        parse_schedule_expression(**kwargs)
     assert info.value.field_path == field
     assert str(info.value).startswith(f"{field}: ")
     assert hint in str(info.value)

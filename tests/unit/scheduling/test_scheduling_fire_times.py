@@ -19,8 +19,10 @@ NEW_YORK = "America/New_York"
 BERLIN = "Europe/Berlin"
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
+def utc(*fields: int) -> datetime:
+    """An aware UTC datetime from (year, month, day[, hour[, minute[, second]]])."""
+    year, month, day, hour, minute, second = (*fields, 0, 0, 0)[:6]
+    return datetime(year, month, day, hour, minute, second, tzinfo=UTC)
 
 
 def local_iso(expr: ScheduleExpression, ticks: list[datetime]) -> list[str]:
