@@ -5,9 +5,6 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from headwater_operator.scheduling import (
     ScheduleExpression,
     fire_times,
@@ -15,6 +12,8 @@ from headwater_operator.scheduling import (
     parse_schedule_expression,
     previous_fire_time,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asia/Kolkata"]
 
