@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from headwater.contract import API_VERSION
 from headwater_operator.api import KINDS, parse_resource
 from headwater_operator.api.validation import (
