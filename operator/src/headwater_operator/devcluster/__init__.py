@@ -1,0 +1,17 @@
+"""An in-process Kubernetes cluster for tests and the local sandbox (``headwater dev``).
+
+* :mod:`.emulator` — the emulated API server (kmock + our server-behaviour shims),
+  in the current event loop or in a background thread for synchronous callers.
+* :mod:`.store` — the object store with the API server's semantics kmock lacks.
+* :mod:`.selectors` — label and field selectors.
+* :mod:`.resources` — the served kinds and their discovery information.
+* :mod:`.podstatus` — pure builders of realistic pod statuses (Running, OOMKilled, …).
+* :mod:`.kubelet` — a scriptable kubelet stand-in that drives pods through the API.
+
+Why this lives in the package and not under ``tests/``: the api tests and the sandbox
+must run the operator against exactly the same emulator, so a behaviour proven by a
+test is the behaviour a developer sees locally. This package is the ONE place where the
+kmock shims live; nothing else in Headwater may patch or extend kmock. It needs the
+``dev`` extra (``pip install headwater-operator[dev]``), which brings kmock; the
+operator itself never imports this package.
+"""

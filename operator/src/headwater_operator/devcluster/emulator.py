@@ -1,0 +1,626 @@
+"""An in-process Kubernetes API server: kmock for HTTP and discovery, our store for state.
+
+Use :class:`Emulator` inside a running event loop (the api tests) and
+:class:`BackgroundEmulator` from synchronous code (the CLI tests, ``headwater dev``)::
+
+    async with Emulator() as api:           # listens on 127.0.0.1:<random port>
+        os.environ["KUBECONFIG"] = str(api.kubeconfig_path)
+
+    with BackgroundEmulator() as api:       # its own event loop in a daemon thread
+        subprocess.run(["kubectl", "--kubeconfig", api.kubeconfig_path, "get", "pods"])
+
+kmock (kopf's companion emulator) supplies the aiohttp server, the API discovery
+documents (``/api``, ``/apis``, ``/apis/<group>/<version>``) and ``Status`` error
+rendering. Requests for objects are served by :class:`~.store.ObjectStore`, which adds
+what kmock 0.8 lacks (see that module): PUT and collection DELETE, resourceVersions,
+preconditions, the status subresource, finalizers, garbage collection, selectors, and
+watches that resume from a resourceVersion and end after ``timeoutSeconds``. Pod logs
+(``…/pods/<name>/log``, with ``follow``) are served from text the kubelet stand-ins
+append with :meth:`Emulator.append_log`.
+
+Every request is recorded in :attr:`Emulator.requests` by verb, resource and HTTP code,
+so a test can count the API writes an operation costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import json
+import tempfile
+import threading
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self, TypeVar, cast
+
+import aiohttp.web
+import kmock
+import yaml
+
+from headwater_operator.devcluster.resources import ResourceSpec, default_resources
+from headwater_operator.devcluster.store import (
+    ApiError,
+    DeleteOptions,
+    JsonObject,
+    ObjectStore,
+    PatchType,
+    PropagationPolicy,
+    WatchEvent,
+    utc_now,
+)
+
+T = TypeVar("T")
+
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
+_PATCH_TYPES: dict[str, PatchType] = {
+    "application/merge-patch+json": "merge",
+    "application/json-patch+json": "json",
+    "application/strategic-merge-patch+json": "strategic",
+}
+_TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+# --- request paths --------------------------------------------------------------------
+@dataclass(frozen=True)
+class ApiPath:
+    """A parsed object URL: ``/api/v1/namespaces/ns/pods/name/status`` and friends."""
+
+    group: str
+    version: str
+    plural: str
+    namespace: str | None = None
+    name: str | None = None
+    subresource: str | None = None
+
+
+def parse_api_path(path: str, is_namespaced_plural: Callable[[str, str, str], bool]
+                   ) -> ApiPath | None:
+    """Parse an object/collection URL; None for discovery and non-Kubernetes paths.
+
+    ``is_namespaced_plural`` disambiguates ``/api/v1/namespaces/<ns>/status`` (the status
+    of a Namespace) from ``/api/v1/namespaces/<ns>/pods`` (pods in a namespace).
+    """
+    parts = [part for part in path.split("/") if part]
+    if len(parts) >= 3 and parts[0] == "api":
+        group, version, rest = "", parts[1], parts[2:]
+    elif len(parts) >= 4 and parts[0] == "apis":
+        group, version, rest = parts[1], parts[2], parts[3:]
+    else:
+        return None
+    namespace: str | None = None
+    if len(rest) >= 3 and rest[0] == "namespaces" and is_namespaced_plural(group, version,
+                                                                           rest[2]):
+        namespace, rest = rest[1], rest[2:]
+    plural, name = rest[0], rest[1] if len(rest) > 1 else None
+    subresource = "/".join(rest[2:]) or None
+    return ApiPath(group, version, plural, namespace, name, subresource)
+
+
+def guess_verb(method: str, path: ApiPath, params: Mapping[str, str]) -> str:
+    """The Kubernetes verb of a request, as the API server's audit log would name it."""
+    method = method.upper()
+    if method == "GET":
+        if params.get("watch") in ("true", "1"):
+            return "watch"
+        return "get" if path.name else "list"
+    if method == "DELETE":
+        return "delete" if path.name else "deletecollection"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch"}.get(method, method.lower())
+
+
+# --- request log ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class RequestRecord:
+    """One served request (``resource`` is ``plural`` or ``plural/subresource``)."""
+
+    verb: str
+    resource: str
+    namespace: str | None
+    name: str | None
+    code: int
+
+    @property
+    def is_write(self) -> bool:
+        """Whether the request asked to change state (whatever the outcome)."""
+        return self.verb in WRITE_VERBS
+
+
+@dataclass
+class RequestLog:
+    """Every request the emulator served, in order, and counters over them."""
+
+    records: list[RequestRecord] = field(default_factory=list)
+
+    def append(self, record: RequestRecord) -> None:
+        """Record one request."""
+        self.records.append(record)
+
+    def mark(self) -> int:
+        """A position to count from later (see :meth:`since`)."""
+        return len(self.records)
+
+    def since(self, mark: int = 0) -> list[RequestRecord]:
+        """The requests served after ``mark``."""
+        return self.records[mark:]
+
+    def count(
+        self, *, verb: str | None = None, resource: str | None = None, code: int | None = None,
+        writes_only: bool = False, since: int = 0,
+    ) -> int:
+        """How many requests after ``since`` match every given criterion."""
+        return sum(
+            1 for record in self.since(since)
+            if (verb is None or record.verb == verb)
+            and (resource is None or record.resource == resource)
+            and (code is None or record.code == code)
+            and (not writes_only or record.is_write)
+        )
+
+    def counter(self, since: int = 0) -> collections.Counter[tuple[str, str, int]]:
+        """Counts by (verb, resource, code) after ``since``."""
+        return collections.Counter((r.verb, r.resource, r.code) for r in self.since(since))
+
+
+# --- the aiohttp/kmock handler --------------------------------------------------------
+def _resource_info(spec: ResourceSpec) -> kmock.ResourceInfo:
+    return kmock.ResourceInfo(
+        namespaced=spec.namespaced, kind=spec.kind, singular=spec.singular or spec.kind.lower(),
+        verbs={"create", "delete", "deletecollection", "get", "list", "patch", "update",
+               "watch"},
+        shortnames=set(spec.short_names), categories=set(spec.categories),
+        subresources=set(spec.subresources),
+    )
+
+
+def _json_response(payload: Any, status: int = 200) -> aiohttp.web.Response:
+    return aiohttp.web.Response(
+        text=json.dumps(payload), status=status, content_type="application/json")
+
+
+def _delete_options(params: Mapping[str, str], body: Any) -> DeleteOptions:
+    body = body if isinstance(body, Mapping) else {}
+    preconditions = body.get("preconditions") or {}
+    grace = body.get("gracePeriodSeconds", params.get("gracePeriodSeconds"))
+    policy = body.get("propagationPolicy") or params.get("propagationPolicy") or "Background"
+    if policy not in ("Background", "Foreground", "Orphan"):
+        raise ApiError(400, "BadRequest", f"propagationPolicy {policy!r} is not one of "
+                                          "Background, Foreground, Orphan")
+    return DeleteOptions(
+        propagation_policy=cast(PropagationPolicy, policy),
+        grace_period_seconds=int(grace) if grace is not None else None,
+        precondition_uid=preconditions.get("uid"),
+        precondition_resource_version=preconditions.get("resourceVersion"),
+    )
+
+
+class _Handler(kmock.KubernetesScaffold):
+    """kmock's scaffold (discovery, errors) with objects served from our store."""
+
+    def __init__(self, emulator: Emulator) -> None:
+        super().__init__()
+        self._emulator = emulator
+        for spec in emulator.store.resources:
+            self.resources[kmock.resource(spec.group, spec.version, spec.plural)] = (
+                _resource_info(spec))
+
+    async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        # Object URLs never reach kmock's request parser: it cannot parse some of them
+        # (e.g. /api/v1/namespaces) and would keep every request body in memory.
+        path = parse_api_path(raw.path, self._emulator.is_namespaced_plural)
+        if path is None:
+            return await super().__call__(raw)
+        verb = guess_verb(raw.method, path, raw.query)
+        resource = path.plural + (f"/{path.subresource}" if path.subresource else "")
+        try:
+            spec = self._emulator.store.resource(path.group, path.version, path.plural)
+            response = await self._emulator.serve(spec, verb, path, raw)
+        except ApiError as exc:
+            response = _json_response(exc.status(), exc.code)
+        self._emulator.requests.append(
+            RequestRecord(verb, resource, path.namespace, path.name, response.status))
+        return response
+
+    async def _serve_version(self, request: kmock.Request) -> Any:
+        # kmock renders the core group's version as "/v1"; clients expect "v1".
+        document = await super()._serve_version(request)
+        if isinstance(document, dict) and document.get("groupVersion") == "/v1":
+            document["groupVersion"] = "v1"
+        return document
+
+
+# --- the emulator ---------------------------------------------------------------------
+class Emulator:
+    """The emulated API server on 127.0.0.1 (a random free port unless ``port`` is set)."""
+
+    def __init__(
+        self,
+        resources: list[ResourceSpec] | None = None,
+        *,
+        clock: Callable[[], Any] = utc_now,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        kubeconfig_path: Path | None = None,
+    ) -> None:
+        self.store = ObjectStore(resources or default_resources(), clock=clock)
+        self.requests = RequestLog()
+        self._host = host
+        self._port = port
+        self._kubeconfig_path = kubeconfig_path
+        self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
+        self._handler: _Handler | None = None
+        self._server: kmock.Server | None = None
+        self._stopping = asyncio.Event()
+        self._logs: dict[tuple[str, str], list[str]] = {}
+        self._log_changed = asyncio.Event()
+
+    # --- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> Self:
+        """Listen, and write the kubeconfig that points at the server."""
+        self._handler = _Handler(self)
+        await self._handler.__aenter__()
+        self._server = kmock.Server(self._handler, host=self._host, port=self._port)
+        await self._server.__aenter__()
+        self._write_kubeconfig()
+        self._ensure_namespace("default")
+        return self
+
+    async def stop(self) -> None:
+        """End open watches and log streams, then stop listening."""
+        self._stopping.set()
+        self._log_changed.set()
+        await asyncio.sleep(0)  # let streaming handlers observe the flag and finish
+        if self._server is not None:
+            await self._server.__aexit__(None, None, None)
+            self._server = None
+        if self._handler is not None:
+            await self._handler.__aexit__(None, None, None)
+            self._handler = None
+        if self._tmpdir is not None:
+            self._tmpdir.cleanup()
+            self._tmpdir = None
+
+    async def __aenter__(self) -> Self:
+        return await self.start()
+
+    async def __aexit__(self, exc_type: type[BaseException] | None,
+                        exc: BaseException | None, tb: TracebackType | None) -> None:
+        await self.stop()
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:<port>`` while running."""
+        if self._server is None:
+            raise RuntimeError("the emulator is not running: call `await emulator.start()`")
+        return f"http://{self._server.host}:{self._server.port}"
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        """A kubeconfig file whose current context points at this server."""
+        if self._kubeconfig_path is None:
+            raise RuntimeError("the emulator is not running: call `await emulator.start()`")
+        return self._kubeconfig_path
+
+    def kubeconfig(self, namespace: str = "default") -> JsonObject:
+        """The kubeconfig document (a token user; the emulator does not authenticate)."""
+        return {
+            "apiVersion": "v1", "kind": "Config",
+            "clusters": [{"name": "headwater-emulator", "cluster": {"server": self.url}}],
+            "users": [{"name": "headwater-emulator", "user": {"token": "emulator"}}],
+            "contexts": [{"name": "headwater-emulator", "context": {
+                "cluster": "headwater-emulator", "user": "headwater-emulator",
+                "namespace": namespace}}],
+            "current-context": "headwater-emulator",
+        }
+
+    def _write_kubeconfig(self) -> None:
+        if self._kubeconfig_path is None:
+            self._tmpdir = tempfile.TemporaryDirectory(prefix="headwater-emulator-")
+            self._kubeconfig_path = Path(self._tmpdir.name) / "kubeconfig"
+        self._kubeconfig_path.write_text(yaml.safe_dump(self.kubeconfig()), encoding="utf-8")
+
+    def _ensure_namespace(self, name: str) -> None:
+        spec = self.store.resource("", "v1", "namespaces")
+        with contextlib.suppress(ApiError):
+            self.store.create(spec, None, {"metadata": {"name": name}})
+
+    def is_namespaced_plural(self, group: str, version: str, plural: str) -> bool:
+        """Whether ``plural`` is a namespaced kind served in ``group/version``."""
+        with contextlib.suppress(ApiError):
+            return self.store.resource(group, version, plural).namespaced
+        return False
+
+    # --- back doors for the kubelet stand-ins ------------------------------------------
+    def append_log(self, namespace: str, pod: str, text: str) -> None:
+        """Append container output to a pod's log (what ``kubectl logs`` shows)."""
+        self._logs.setdefault((namespace, pod), []).append(text)
+        self._log_changed.set()
+
+    def pod_log(self, namespace: str, pod: str) -> str:
+        """The whole log of a pod so far."""
+        return "".join(self._logs.get((namespace, pod), ()))
+
+    # --- serving -----------------------------------------------------------------------
+    async def serve(self, spec: ResourceSpec, verb: str, path: ApiPath,
+                    request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """Serve one object request; raises ApiError for the failures."""
+        params: Mapping[str, str] = request.query
+        raw_body = await request.read()
+        try:
+            body = json.loads(raw_body) if raw_body else None
+        except ValueError as exc:
+            raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
+        store = self.store
+        ns = path.namespace if spec.namespaced else None
+        if verb == "watch":
+            return await self._serve_watch(spec, path, request)
+        if path.subresource == "log" and verb == "get" and spec.key == ("", "v1", "pods"):
+            return await self._serve_log(spec, path, request)
+        if verb == "get":
+            return _json_response(store.get(spec, ns, path.name or ""))
+        if verb == "list":
+            items, rv = store.list_objects(spec, ns, label_selector=params.get("labelSelector"),
+                                   field_selector=params.get("fieldSelector"))
+            return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
+                                   "metadata": {"resourceVersion": str(rv)}, "items": items})
+        if verb == "create":
+            return _json_response(store.create(spec, ns, body), 201)
+        if verb == "update":
+            return _json_response(store.replace(spec, ns, path.name or "", body,
+                                                subresource=path.subresource))
+        if verb == "patch":
+            content_type = request.headers.get("Content-Type", "")
+            patch_type = _PATCH_TYPES.get(content_type.split(";")[0].strip())
+            if patch_type is None:
+                raise ApiError(415, "UnsupportedMediaType",
+                               f"the emulator does not support patch type {content_type!r}; "
+                               f"use one of {sorted(_PATCH_TYPES)}")
+            return _json_response(store.patch(spec, ns, path.name or "", patch_type, body,
+                                              subresource=path.subresource))
+        if verb == "delete":
+            return _json_response(store.delete(spec, ns, path.name or "",
+                                               _delete_options(params, body)))
+        if verb == "deletecollection":
+            items, _ = store.list_objects(spec, ns, label_selector=params.get("labelSelector"),
+                                  field_selector=params.get("fieldSelector"))
+            options = _delete_options(params, body)
+            deleted = [store.delete(spec, item["metadata"].get("namespace"),
+                                    item["metadata"]["name"], options) for item in items]
+            return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
+                                   "metadata": {"resourceVersion": str(store.resource_version)},
+                                   "items": deleted})
+        raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported on {spec.plural}")
+
+    async def _serve_watch(self, spec: ResourceSpec, path: ApiPath,
+                           request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        params = request.query
+        ns = path.namespace if spec.namespaced else None
+        field_selector = params.get("fieldSelector")
+        if path.name:
+            name_clause = f"metadata.name={path.name}"
+            field_selector = f"{field_selector},{name_clause}" if field_selector else name_clause
+        matches = self.store.matcher(params.get("labelSelector"), field_selector)
+        queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
+        since = params.get("resourceVersion")
+        # Snapshot and subscription happen in one synchronous step: no change can slip
+        # between the replayed state and the live events.
+        if since and since != "0":
+            replay = [line for event in self.store.events_since(spec, int(since))
+                      for line in self._translate(event, ns, matches)]
+        else:
+            items, _ = self.store.list_objects(spec, ns, label_selector=params.get("labelSelector"),
+                                       field_selector=field_selector)
+            replay = [("ADDED", item) for item in items]
+        self.store.subscribe(spec, queue.put_nowait)
+        timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
+        response = aiohttp.web.StreamResponse(
+            status=200, headers={"Content-Type": "application/json"})
+        try:
+            await response.prepare(request)
+            for event_type, obj in replay:
+                await response.write(_watch_line(event_type, obj))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(timeout):
+                    await self._stream_events(response, queue, ns, matches)
+            await response.write_eof()
+        except (ConnectionError, asyncio.CancelledError):
+            pass  # the client went away; nothing to tell it
+        finally:
+            self.store.unsubscribe(spec, queue.put_nowait)
+        return response
+
+    async def _stream_events(self, response: aiohttp.web.StreamResponse,
+                             queue: asyncio.Queue[WatchEvent], ns: str | None,
+                             matches: Callable[[Mapping[str, Any]], bool]) -> None:
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while not self._stopping.is_set():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, stop}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    return
+                for event_type, obj in self._translate(getter.result(), ns, matches):
+                    await response.write(_watch_line(event_type, obj))
+        finally:
+            stop.cancel()
+
+    @staticmethod
+    def _translate(event: WatchEvent, ns: str | None,
+                   matches: Callable[[Mapping[str, Any]], bool]) -> list[tuple[str, JsonObject]]:
+        """What a filtered watch sees of one change (objects entering/leaving the filter)."""
+        if ns is not None and event.object["metadata"].get("namespace") != ns:
+            return []
+        now = matches(event.object)
+        if event.type != "MODIFIED":
+            return [(event.type, event.object)] if now else []
+        before = event.previous is not None and matches(event.previous)
+        if now and before:
+            return [("MODIFIED", event.object)]
+        if now:
+            return [("ADDED", event.object)]
+        if before:
+            return [("DELETED", event.object)]
+        return []
+
+    async def _serve_log(self, spec: ResourceSpec, path: ApiPath,
+                         request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        ns, name = path.namespace or "", path.name or ""
+        pod = self.store.get(spec, ns, name)
+        key = (ns, name)
+        if not self._logs.get(key) and (pod.get("status") or {}).get("phase") == "Pending":
+            raise ApiError(400, "BadRequest", f'container in pod "{name}" is waiting to start: '
+                                              "ContainerCreating")
+        if request.query.get("follow") not in ("true", "1"):
+            text = self.pod_log(ns, name)
+            tail = request.query.get("tailLines")
+            if tail is not None:
+                text = "".join(text.splitlines(keepends=True)[-int(tail):]) if int(tail) else ""
+            return aiohttp.web.Response(text=text, content_type="text/plain")
+        response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        with contextlib.suppress(ConnectionError, asyncio.CancelledError):
+            await self._follow_log(response, spec, ns, name)
+            await response.write_eof()
+        return response
+
+    async def _follow_log(self, response: aiohttp.web.StreamResponse, spec: ResourceSpec,
+                          ns: str, name: str) -> None:
+        sent = 0
+        while True:
+            chunks = self._logs.get((ns, name), [])
+            for chunk in chunks[sent:]:
+                await response.write(chunk.encode())
+            sent = len(chunks)
+            if self._stopping.is_set() or self._pod_finished(spec, ns, name):
+                return
+            self._log_changed.clear()
+            # Pod phase changes do not touch the log event, so re-check them periodically.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._log_changed.wait(), timeout=0.1)
+
+    def _pod_finished(self, spec: ResourceSpec, ns: str, name: str) -> bool:
+        try:
+            pod = self.store.get(spec, ns, name)
+        except ApiError:
+            return True
+        return (pod.get("status") or {}).get("phase") in _TERMINAL_POD_PHASES
+
+
+def _watch_line(event_type: str, obj: JsonObject) -> bytes:
+    return json.dumps({"type": event_type, "object": obj}).encode() + b"\n"
+
+
+# --- running in a background thread --------------------------------------------------
+class BackgroundEmulator:
+    """An :class:`Emulator` on its own event loop in a daemon thread, for sync callers.
+
+    The store belongs to that loop: touch it only through :meth:`call` (sync functions)
+    or :meth:`run` (coroutines), which execute on the emulator's thread.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._kwargs = kwargs
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._emulator: Emulator | None = None
+
+    @property
+    def emulator(self) -> Emulator:
+        """The emulator (its store must only be used through :meth:`call`)."""
+        if self._emulator is None:
+            raise RuntimeError("the background emulator is not running: call start()")
+        return self._emulator
+
+    @property
+    def url(self) -> str:
+        """The server's URL."""
+        return self.emulator.url
+
+    @property
+    def kubeconfig_path(self) -> Path:
+        """The kubeconfig file pointing at the server."""
+        return self.emulator.kubeconfig_path
+
+    def start(self, timeout: float = 30.0) -> Self:
+        """Start the thread and wait until the server listens."""
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._loop = asyncio.new_event_loop()
+
+        def main() -> None:
+            assert self._loop is not None
+            asyncio.set_event_loop(self._loop)
+            try:
+                self._emulator = self._loop.run_until_complete(
+                    self._start_emulator())
+            except BaseException as exc:  # reported to the starting thread below
+                failure.append(exc)
+                ready.set()
+                return
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=main, name="headwater-emulator", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise TimeoutError(f"the emulator did not start within {timeout} seconds")
+        if failure:
+            raise RuntimeError(f"the emulator failed to start: {failure[0]!r}") from failure[0]
+        return self
+
+    async def _start_emulator(self) -> Emulator:
+        return await Emulator(**self._kwargs).start()
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run a coroutine on the emulator's loop and return its result."""
+        if self._loop is None:
+            raise RuntimeError("the background emulator is not running: call start()")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call a sync function (e.g. on the store) on the emulator's loop."""
+        async def wrapper() -> T:
+            return fn(*args, **kwargs)
+        return self.run(wrapper())
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the server, the loop and the thread."""
+        if self._loop is None or self._thread is None:
+            return
+        if self._emulator is not None:
+            self.run(self._emulator.stop(), timeout)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout)
+        self._loop.close()
+        self._loop = None
+        self._thread = None
+        self._emulator = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def iter_objects(emulator: Emulator, plural: str) -> Iterator[JsonObject]:
+    """Every stored object of a plural name across groups (a test convenience)."""
+    for spec, obj in emulator.store.iter_objects():
+        if spec.plural == plural:
+            yield obj
+
+
+__all__ = [
+    "ApiPath",
+    "BackgroundEmulator",
+    "Emulator",
+    "RequestLog",
+    "RequestRecord",
+    "guess_verb",
+    "iter_objects",
+    "parse_api_path",
+]

@@ -1,0 +1,205 @@
+"""A scriptable kubelet stand-in: tests say what happens to a pod, it reports it.
+
+No container runs. Each helper writes, through the API like a kubelet does (status
+subresource), the status :mod:`.podstatus` builds for that situation; the scheduler's
+binding (``spec.nodeName``) and the node controller's deletion mark are emulated too::
+
+    pod = await kubelet.wait_for_pod("app.kubernetes.io/managed-by=headwater")
+    await kubelet.run(pod)
+    await kubelet.succeed(pod, summary={"state": "Completed", ...})
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from headwater.contract import SUMMARY_VERSION, RunSummary, encode_summary
+
+from headwater_operator import kube
+from headwater_operator.devcluster import podstatus
+from headwater_operator.devcluster.emulator import Emulator
+
+JsonObject = dict[str, Any]
+PodRef = str | Mapping[str, Any]
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def default_summary(state: str = "Completed", reason: str | None = None,
+                    message: str | None = None) -> str:
+    """A minimal valid run summary, as ``headwater execute`` would write it."""
+    summary: RunSummary = {"version": SUMMARY_VERSION, "state": state,  # type: ignore[typeddict-item]
+                           "reason": reason or state,
+                           "message": message or f"the flow run finished: {state}"}
+    return encode_summary(summary)
+
+
+class Kubelet:
+    """Drives pods in one namespace (or the pod's own) the way a kubelet would."""
+
+    def __init__(self, client: kube.Kube, emulator: Emulator | None = None, *,
+                 namespace: str = "default", node: str = "node-1",
+                 clock: Callable[[], datetime.datetime] = _now,
+                 poll_interval: float = 0.02) -> None:
+        self.kube = client
+        self.emulator = emulator
+        self.namespace = namespace
+        self.node = node
+        self.clock = clock
+        self.poll_interval = poll_interval
+
+    # --- finding pods ------------------------------------------------------------------
+    def _ref(self, pod: PodRef) -> tuple[str, str]:
+        if isinstance(pod, str):
+            return pod, self.namespace
+        meta = pod.get("metadata") or {}
+        return str(meta["name"]), str(meta.get("namespace") or self.namespace)
+
+    async def get(self, pod: PodRef) -> JsonObject:
+        """The pod as stored now."""
+        name, namespace = self._ref(pod)
+        return await self.kube.get(kube.PODS, name, namespace=namespace)
+
+    async def wait_for_pod(
+        self, name_or_selector: str, timeout: float = 10.0,  # noqa: ASYNC109 - promised API
+    ) -> JsonObject:
+        """The pod with that name, or the first matching a label selector (``k=v,...``).
+
+        Raises ``TimeoutError`` naming what was awaited and which pods exist.
+        """
+        deadline = time.monotonic() + timeout
+        is_selector = "=" in name_or_selector or "," in name_or_selector
+        while True:
+            if is_selector:
+                pods = await self.kube.list(kube.PODS, namespace=self.namespace,
+                                            label_selector=name_or_selector)
+                if pods:
+                    return pods[0]
+            else:
+                try:
+                    return await self.kube.get(kube.PODS, name_or_selector,
+                                               namespace=self.namespace)
+                except kube.NotFound:
+                    pass
+            if time.monotonic() >= deadline:
+                existing = [p["metadata"]["name"] for p in
+                            await self.kube.list(kube.PODS, namespace=self.namespace)]
+                raise TimeoutError(f"no pod {name_or_selector!r} in namespace "
+                                   f"{self.namespace!r} after {timeout}s; pods: {existing}")
+            await asyncio.sleep(self.poll_interval)
+
+    # --- reporting ---------------------------------------------------------------------
+    async def _container(self, pod: PodRef) -> tuple[str, str]:
+        obj = await self.get(pod) if isinstance(pod, str) else dict(pod)
+        containers = (obj.get("spec") or {}).get("containers") or [{}]
+        first = containers[0]
+        return (first.get("name") or podstatus.DEFAULT_CONTAINER,
+                first.get("image") or podstatus.DEFAULT_IMAGE)
+
+    async def report(self, pod: PodRef, status: JsonObject) -> JsonObject:
+        """Write a whole pod status through the status subresource."""
+        name, namespace = self._ref(pod)
+        # Replace rather than merge: a kubelet reports the complete status every time.
+        current = await self.kube.get(kube.PODS, name, namespace=namespace)
+        current["status"] = status
+        return await self.kube.replace(kube.PODS, current, namespace=namespace,
+                                       subresource="status")
+
+    async def schedule(self, pod: PodRef) -> JsonObject:
+        """Bind the pod to the node (as the scheduler) and start creating its container."""
+        name, namespace = self._ref(pod)
+        await self.kube.patch(kube.PODS, name, {"spec": {"nodeName": self.node}},
+                              namespace=namespace)
+        container, image = await self._container(pod)
+        return await self.report(pod, podstatus.scheduled(self.clock(), container=container,
+                                                          image=image))
+
+    async def run(self, pod: PodRef) -> JsonObject:
+        """Scheduled (if not yet) and Running."""
+        obj = await self.get(pod)
+        if not (obj.get("spec") or {}).get("nodeName"):
+            await self.schedule(pod)
+        container, image = await self._container(obj)
+        return await self.report(pod, podstatus.running(self.clock(), container=container,
+                                                        image=image))
+
+    async def succeed(self, pod: PodRef, summary: str | RunSummary | None = None
+                      ) -> JsonObject:
+        """Exit 0 with a termination message (default: a minimal Completed summary)."""
+        message = _summary_text(summary, "Completed")
+        container, image = await self._container(pod)
+        return await self.report(pod, podstatus.succeeded(
+            self.clock(), message, container=container, image=image))
+
+    async def fail(self, pod: PodRef, exit_code: int = 1,
+                   summary: str | RunSummary | None = None) -> JsonObject:
+        """A non-zero exit with a termination message (default: a Failed summary)."""
+        message = _summary_text(summary, "Failed")
+        container, image = await self._container(pod)
+        return await self.report(pod, podstatus.failed(
+            self.clock(), exit_code, message, container=container, image=image))
+
+    async def oom_kill(self, pod: PodRef) -> JsonObject:
+        """Exit 137, reason OOMKilled, no termination message."""
+        container, image = await self._container(pod)
+        return await self.report(pod, podstatus.oom_killed(self.clock(), container=container,
+                                                           image=image))
+
+    async def evict(self, pod: PodRef, message: str | None = None) -> JsonObject:
+        """Phase Failed, reason Evicted (node pressure)."""
+        container, image = await self._container(pod)
+        now = self.clock()
+        status = (podstatus.evicted(now, message, container=container, image=image) if message
+                  else podstatus.evicted(now, container=container, image=image))
+        return await self.report(pod, status)
+
+    async def image_pull_error(self, pod: PodRef, *, backoff: bool = False) -> JsonObject:
+        """Waiting with ErrImagePull (or ImagePullBackOff when ``backoff``)."""
+        container, image = await self._container(pod)
+        return await self.report(pod, podstatus.image_pull_error(
+            self.clock(), backoff=backoff, container=container, image=image))
+
+    async def config_error(self, pod: PodRef, message: str = (
+            'couldn\'t find key password in Secret default/db')) -> JsonObject:
+        """Waiting with CreateContainerConfigError."""
+        container, image = await self._container(pod)
+        return await self.report(pod, podstatus.create_container_config_error(
+            self.clock(), message, container=container, image=image))
+
+    async def unschedulable(self, pod: PodRef, message: str | None = None) -> JsonObject:
+        """Pending with PodScheduled=False, reason Unschedulable (as the scheduler)."""
+        now = self.clock()
+        return await self.report(pod, podstatus.unschedulable(now, message) if message
+                                 else podstatus.unschedulable(now))
+
+    async def node_lost(self, pod: PodRef) -> JsonObject:
+        """Ready=Unknown, reason NodeLost, and marked for deletion that never completes."""
+        obj = await self.get(pod)
+        await self.report(pod, podstatus.node_lost(self.clock(), obj.get("status") or {},
+                                                   self.node))
+        if self.emulator is None:
+            raise RuntimeError("node_lost needs the emulator to set deletionTimestamp")
+        name, namespace = self._ref(pod)
+        spec = self.emulator.store.resource("", "v1", "pods")
+        return self.emulator.store.mark_deleting(spec, namespace, name)
+
+    def write_log(self, pod: PodRef, text: str) -> None:
+        """Append container output (what ``kubectl logs`` and the CLI show)."""
+        if self.emulator is None:
+            raise RuntimeError("write_log needs the emulator")
+        name, namespace = self._ref(pod)
+        self.emulator.append_log(namespace, name, text)
+
+
+def _summary_text(summary: str | RunSummary | None, state: str) -> str:
+    if summary is None:
+        return default_summary(state)
+    if isinstance(summary, str):
+        return summary
+    return encode_summary(summary)

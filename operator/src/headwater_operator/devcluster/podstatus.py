@@ -1,0 +1,185 @@
+"""Realistic ``Pod.status`` documents for every situation a flow-run pod can be in.
+
+Pure functions (time is an argument) shared by the api tests' kubelet stand-in and the
+sandbox's process-running kubelet, so both report pods exactly as a real kubelet,
+scheduler and node controller would: the phase, the conditions, and the container
+state with its reason, exit code and termination message. The shapes follow the
+``v1 PodStatus`` reference; the reasons are the ones Kubernetes really uses.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+JsonObject = dict[str, Any]
+
+DEFAULT_CONTAINER = "main"
+DEFAULT_IMAGE = "ghcr.io/headwater/flow:latest"
+
+
+def timestamp(moment: datetime.datetime) -> str:
+    """RFC 3339 in UTC with a ``Z``, as Kubernetes writes times."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _condition(kind: str, status: str, now: datetime.datetime, reason: str | None = None,
+               message: str | None = None) -> JsonObject:
+    condition: JsonObject = {"type": kind, "status": status,
+                             "lastProbeTime": None, "lastTransitionTime": timestamp(now)}
+    if reason:
+        condition["reason"] = reason
+    if message:
+        condition["message"] = message
+    return condition
+
+
+def _container(name: str, image: str, state: JsonObject, *, ready: bool = False,
+               restart_count: int = 0, last_state: JsonObject | None = None) -> JsonObject:
+    return {"name": name, "image": image, "imageID": "", "ready": ready,
+            "restartCount": restart_count, "started": "running" in state,
+            "state": state, "lastState": last_state or {}}
+
+
+def _scheduled_conditions(now: datetime.datetime, *, ready: bool,
+                          ready_reason: str | None = None) -> list[JsonObject]:
+    status = "True" if ready else "False"
+    return [
+        _condition("PodScheduled", "True", now),
+        _condition("Initialized", "True", now),
+        _condition("ContainersReady", status, now, None if ready else ready_reason),
+        _condition("Ready", status, now, None if ready else ready_reason),
+    ]
+
+
+def scheduled(now: datetime.datetime, *, container: str = DEFAULT_CONTAINER,
+              image: str = DEFAULT_IMAGE, host_ip: str = "10.0.0.10") -> JsonObject:
+    """Bound to a node; the container is being created (phase Pending)."""
+    return {
+        "phase": "Pending", "hostIP": host_ip, "startTime": timestamp(now),
+        "conditions": _scheduled_conditions(now, ready=False, ready_reason="ContainersNotReady"),
+        "containerStatuses": [_container(container, image, {
+            "waiting": {"reason": "ContainerCreating"}})],
+        "qosClass": "Burstable",
+    }
+
+
+def waiting(now: datetime.datetime, reason: str, message: str, *,
+            container: str = DEFAULT_CONTAINER, image: str = DEFAULT_IMAGE) -> JsonObject:
+    """Scheduled but the container cannot start (phase Pending), e.g. ``ErrImagePull``."""
+    status = scheduled(now, container=container, image=image)
+    status["containerStatuses"] = [_container(container, image, {
+        "waiting": {"reason": reason, "message": message}})]
+    return status
+
+
+def image_pull_error(now: datetime.datetime, *, backoff: bool = False,
+                     container: str = DEFAULT_CONTAINER,
+                     image: str = DEFAULT_IMAGE) -> JsonObject:
+    """``ErrImagePull`` on the first failure, ``ImagePullBackOff`` while retrying."""
+    if backoff:
+        return waiting(now, "ImagePullBackOff", f'Back-off pulling image "{image}"',
+                       container=container, image=image)
+    return waiting(now, "ErrImagePull",
+                   f'failed to pull and unpack image "{image}": failed to resolve reference '
+                   f'"{image}": {image}: not found', container=container, image=image)
+
+
+def create_container_config_error(now: datetime.datetime, message: str, *,
+                                  container: str = DEFAULT_CONTAINER,
+                                  image: str = DEFAULT_IMAGE) -> JsonObject:
+    """The container spec cannot be realised (e.g. a missing Secret key)."""
+    return waiting(now, "CreateContainerConfigError", message, container=container, image=image)
+
+
+def unschedulable(now: datetime.datetime, message: str = (
+        "0/3 nodes are available: 3 Insufficient cpu. preemption: 0/3 nodes are available: "
+        "3 No preemption victims found for incoming pod.")) -> JsonObject:
+    """The scheduler found no node: ``PodScheduled=False`` reason ``Unschedulable``."""
+    return {"phase": "Pending", "qosClass": "Burstable", "conditions": [
+        _condition("PodScheduled", "False", now, "Unschedulable", message)]}
+
+
+def running(now: datetime.datetime, *, started: datetime.datetime | None = None,
+            container: str = DEFAULT_CONTAINER, image: str = DEFAULT_IMAGE,
+            pod_ip: str = "10.244.0.10", host_ip: str = "10.0.0.10") -> JsonObject:
+    """The container runs (phase Running, Ready)."""
+    started = started or now
+    return {
+        "phase": "Running", "hostIP": host_ip, "podIP": pod_ip,
+        "podIPs": [{"ip": pod_ip}], "startTime": timestamp(started),
+        "conditions": _scheduled_conditions(now, ready=True),
+        "containerStatuses": [_container(container, image, {
+            "running": {"startedAt": timestamp(started)}}, ready=True)],
+        "qosClass": "Burstable",
+    }
+
+
+def terminated(now: datetime.datetime, *, exit_code: int, reason: str,
+               message: str | None = None, started: datetime.datetime | None = None,
+               container: str = DEFAULT_CONTAINER, image: str = DEFAULT_IMAGE) -> JsonObject:
+    """The container exited; phase Succeeded for exit code 0, Failed otherwise.
+
+    ``message`` is the termination message (for flow runs: the JSON run summary).
+    """
+    started = started or now
+    state: JsonObject = {"terminated": {
+        "exitCode": exit_code, "reason": reason, "startedAt": timestamp(started),
+        "finishedAt": timestamp(now), "containerID": f"containerd://{container}"}}
+    if message is not None:
+        state["terminated"]["message"] = message
+    return {
+        "phase": "Succeeded" if exit_code == 0 else "Failed",
+        "hostIP": "10.0.0.10", "startTime": timestamp(started),
+        "conditions": _scheduled_conditions(now, ready=False, ready_reason="PodCompleted"),
+        "containerStatuses": [_container(container, image, state)],
+        "qosClass": "Burstable",
+    }
+
+
+def succeeded(now: datetime.datetime, message: str | None = None, **kwargs: Any) -> JsonObject:
+    """Exit code 0, reason ``Completed``."""
+    return terminated(now, exit_code=0, reason="Completed", message=message, **kwargs)
+
+
+def failed(now: datetime.datetime, exit_code: int = 1, message: str | None = None,
+           **kwargs: Any) -> JsonObject:
+    """A non-zero exit, reason ``Error``."""
+    return terminated(now, exit_code=exit_code, reason="Error", message=message, **kwargs)
+
+
+def oom_killed(now: datetime.datetime, **kwargs: Any) -> JsonObject:
+    """Killed by the kernel for exceeding its memory limit: exit 137, ``OOMKilled``."""
+    return terminated(now, exit_code=137, reason="OOMKilled", **kwargs)
+
+
+def evicted(now: datetime.datetime, message: str = (
+        "The node was low on resource: memory. Threshold quantity: 100Mi, available: 51200Ki. "
+        "Container main was using 1843200Ki, request is 0, has larger consumption of memory."),
+        *, container: str = DEFAULT_CONTAINER, image: str = DEFAULT_IMAGE) -> JsonObject:
+    """Evicted by the kubelet under node pressure: phase Failed, reason ``Evicted``."""
+    status = terminated(now, exit_code=137, reason="ContainerStatusUnknown",
+                        message="The container could not be located when the pod was "
+                                "terminated", container=container, image=image)
+    status.update({"phase": "Failed", "reason": "Evicted", "message": message})
+    status["conditions"].append(_condition("DisruptionTarget", "True", now,
+                                           "TerminationByKubelet", message))
+    return status
+
+
+def node_lost(now: datetime.datetime, previous: JsonObject, node: str = "node-1") -> JsonObject:
+    """What the node controller leaves on a pod whose node stopped reporting.
+
+    The last status the kubelet posted stays; ``Ready`` becomes ``Unknown`` and the pod
+    gets reason ``NodeLost`` (the controller also marks it for deletion, which the
+    kubelet, being gone, never confirms).
+    """
+    status: JsonObject = dict(previous)
+    message = f"Node {node} which was running pod is unresponsive"
+    conditions = [c for c in status.get("conditions") or () if c.get("type") != "Ready"]
+    conditions.append(_condition("Ready", "Unknown", now, "NodeStatusUnknown",
+                                 "Kubelet stopped posting node status."))
+    conditions.append(_condition("DisruptionTarget", "True", now, "DeletionByTaintManager",
+                                 "Taint manager: deleting due to NoExecute taint"))
+    status.update({"conditions": conditions, "reason": "NodeLost", "message": message})
+    return status

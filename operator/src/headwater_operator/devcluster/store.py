@@ -1,0 +1,513 @@
+"""The emulated API server's object store: the server-side semantics kmock lacks.
+
+Everything here is synchronous and free of I/O, so each operation is atomic on the event
+loop that owns the store (no locks needed) and can be unit-tested without HTTP. The HTTP
+layer (``emulator.py``) only translates requests into these calls.
+
+What it implements, as the real API server does:
+
+* ``metadata.resourceVersion`` from one cluster-wide monotonic counter, bumped on every
+  write; ``uid``; ``creationTimestamp``; ``generateName``; ``generation`` that starts at 1
+  and is bumped only when something outside ``metadata`` and ``status`` changes.
+* ``409 AlreadyExists`` on creating an existing name, ``404 NotFound``, ``409 Conflict``
+  when a write carries a stale ``metadata.resourceVersion``, ``422`` when a JSON patch
+  fails (including its ``test`` operations), ``400`` on a namespace mismatch.
+* The ``status`` subresource: writes to ``…/status`` change only ``status``; writes to the
+  main resource of a kind with that subresource keep the stored ``status``; ``status`` is
+  dropped on create (pods start ``Pending``, namespaces ``Active``).
+* Finalizers: deleting an object with finalizers only sets ``deletionTimestamp``;
+  removing its last finalizer deletes it.
+* Garbage collection by owner references (the kube-controller-manager's job): when an
+  owner disappears, dependents with no remaining owner are deleted too (background
+  cascade, or first with ``propagationPolicy: Foreground``; ``Orphan`` keeps them).
+* Watch history: every change is an ADDED/MODIFIED/DELETED event with its
+  resourceVersion, kept in a bounded history so a watch can resume from a
+  resourceVersion; older than the history answers ``410 Gone``, as after compaction.
+
+Simplifications (documented so nobody relies on them): strategic-merge patches are
+applied as JSON merge patches (lists are replaced, not merged by key); no pagination;
+no admission or schema validation; namespaces need not exist before objects are created
+in them; pods are deleted at once (no kubelet confirms a graceful termination).
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import secrets
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import jsonpatch
+import jsonpointer
+
+from headwater_operator.devcluster import selectors
+from headwater_operator.devcluster.resources import ResourceSpec
+
+JsonObject = dict[str, Any]
+ObjectKey = tuple[tuple[str, str, str], str | None, str]
+EventType = Literal["ADDED", "MODIFIED", "DELETED"]
+PatchType = Literal["merge", "json", "strategic"]
+PropagationPolicy = Literal["Background", "Foreground", "Orphan"]
+
+HISTORY_LIMIT = 10_000
+"""Watch events kept per resource kind before older resourceVersions answer 410 Gone."""
+
+_SYSTEM_METADATA = (
+    "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
+    "generation", "name", "namespace",
+)
+
+
+class ApiError(Exception):
+    """A failure the API server reports as a ``Status`` object with an HTTP code."""
+
+    def __init__(self, code: int, reason: str, message: str, details: JsonObject | None = None):
+        super().__init__(message)
+        self.code = code
+        self.reason = reason
+        self.message = message
+        self.details = details or {}
+
+    def status(self) -> JsonObject:
+        """The ``v1 Status`` body of this error."""
+        return {
+            "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+            "code": self.code, "reason": self.reason, "message": self.message,
+            "details": self.details,
+        }
+
+
+@dataclass(frozen=True)
+class WatchEvent:
+    """One change, as delivered on a watch stream (``object`` must not be mutated)."""
+
+    type: EventType
+    object: JsonObject
+    resource_version: int
+    previous: JsonObject | None = None
+    """The object before a MODIFIED change: lets a filtered watch see objects leave it."""
+
+
+@dataclass(frozen=True)
+class DeleteOptions:
+    """The parts of ``v1 DeleteOptions`` the emulator honours."""
+
+    propagation_policy: PropagationPolicy = "Background"
+    grace_period_seconds: int | None = None
+    precondition_uid: str | None = None
+    precondition_resource_version: str | None = None
+
+
+def utc_now() -> datetime.datetime:
+    """The default clock of the store."""
+    return datetime.datetime.now(datetime.UTC)
+
+
+def format_time(moment: datetime.datetime) -> str:
+    """RFC 3339 with second precision and a ``Z``, as Kubernetes writes timestamps."""
+    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """Apply an RFC 7386 JSON merge patch (``null`` deletes a key); returns a new value."""
+    if not isinstance(patch, Mapping):
+        return copy.deepcopy(patch)
+    result: JsonObject = copy.deepcopy(dict(target)) if isinstance(target, Mapping) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+def apply_patch(obj: JsonObject, patch_type: PatchType, patch: Any) -> JsonObject:
+    """Apply a patch of the given type to a copy of ``obj``; 422 if it does not apply."""
+    if patch_type == "json":
+        if not isinstance(patch, list):
+            raise ApiError(400, "BadRequest", "a JSON patch body must be a list of operations")
+        try:
+            result: JsonObject = jsonpatch.apply_patch(obj, patch, in_place=False)
+        except jsonpatch.JsonPatchTestFailed as exc:
+            raise ApiError(422, "Invalid",
+                           f"the JSON patch 'test' operation failed: {exc}") from exc
+        except (jsonpatch.JsonPatchException, jsonpointer.JsonPointerException) as exc:
+            raise ApiError(422, "Invalid", f"the JSON patch does not apply: {exc}") from exc
+        return result
+    if not isinstance(patch, Mapping):
+        raise ApiError(400, "BadRequest", "a merge patch body must be a JSON object")
+    merged: JsonObject = merge_patch(obj, patch)
+    return merged
+
+
+def _generation_relevant(obj: Mapping[str, Any]) -> JsonObject:
+    return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
+
+
+class ObjectStore:
+    """All objects of the emulated cluster, their watch history and their subscribers."""
+
+    def __init__(
+        self,
+        resources: list[ResourceSpec],
+        *,
+        clock: Callable[[], datetime.datetime] = utc_now,
+        history_limit: int = HISTORY_LIMIT,
+    ) -> None:
+        self._resources = {spec.key: spec for spec in resources}
+        self._clock = clock
+        self._history_limit = history_limit
+        self._objects: dict[ObjectKey, JsonObject] = {}
+        self._history: dict[tuple[str, str, str], deque[WatchEvent]] = {}
+        self._compacted: dict[tuple[str, str, str], int] = {}
+        self._subscribers: dict[tuple[str, str, str], list[Callable[[WatchEvent], None]]] = {}
+        self._uids: dict[str, ObjectKey] = {}
+        self._resource_version = 0
+
+    # --- resources ---------------------------------------------------------------------
+    @property
+    def resources(self) -> list[ResourceSpec]:
+        """Every served resource kind."""
+        return list(self._resources.values())
+
+    def add_resource(self, spec: ResourceSpec) -> None:
+        """Serve one more kind (e.g. a CRD installed at runtime)."""
+        self._resources[spec.key] = spec
+
+    def resource(self, group: str, version: str, plural: str) -> ResourceSpec:
+        """The served kind, or 404 naming it."""
+        spec = self._resources.get((group, version, plural))
+        if spec is None:
+            gv = f"{group}/{version}" if group else version
+            raise ApiError(404, "NotFound", f"the server could not find the requested resource "
+                                            f"{plural!r} in {gv!r}")
+        return spec
+
+    @property
+    def resource_version(self) -> int:
+        """The latest resourceVersion handed out (the cluster's 'now')."""
+        return self._resource_version
+
+    # --- reads -------------------------------------------------------------------------
+    def get(self, spec: ResourceSpec, namespace: str | None, name: str) -> JsonObject:
+        """A copy of one object, or 404 naming it."""
+        return copy.deepcopy(self._stored(spec, namespace, name))
+
+    def list_objects(
+        self,
+        spec: ResourceSpec,
+        namespace: str | None,
+        *,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[list[JsonObject], int]:
+        """Copies of matching objects (all namespaces when ``namespace`` is None)."""
+        matcher = self.matcher(label_selector, field_selector)
+        items = [copy.deepcopy(obj) for obj in self._iter(spec, namespace) if matcher(obj)]
+        items.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
+        return items, self._resource_version
+
+    def matcher(
+        self, label_selector: str | None, field_selector: str | None
+    ) -> Callable[[Mapping[str, Any]], bool]:
+        """A predicate for the selectors (400 BadRequest if they do not parse)."""
+        try:
+            labels = selectors.parse_label_selector(label_selector)
+            fields = selectors.parse_field_selector(field_selector)
+        except selectors.SelectorError as exc:
+            raise ApiError(400, "BadRequest", f"invalid selector: {exc}") from exc
+
+        def matches(obj: Mapping[str, Any]) -> bool:
+            meta = obj.get("metadata") or {}
+            return selectors.labels_match(labels, meta.get("labels")) and selectors.fields_match(
+                fields, obj
+            )
+
+        return matches
+
+    def events_since(self, spec: ResourceSpec, resource_version: int) -> list[WatchEvent]:
+        """Events after ``resource_version``; 410 Gone if the history no longer has them."""
+        if resource_version < self._compacted.get(spec.key, 0):
+            raise ApiError(410, "Expired", f"too old resource version: {resource_version} "
+                                           f"({self._compacted[spec.key]})")
+        history = self._history.get(spec.key, ())
+        return [event for event in history if event.resource_version > resource_version]
+
+    def subscribe(self, spec: ResourceSpec, callback: Callable[[WatchEvent], None]) -> None:
+        """Call ``callback`` with every future event of the kind."""
+        self._subscribers.setdefault(spec.key, []).append(callback)
+
+    def unsubscribe(self, spec: ResourceSpec, callback: Callable[[WatchEvent], None]) -> None:
+        """Stop calling ``callback``; unknown callbacks are ignored."""
+        callbacks = self._subscribers.get(spec.key, [])
+        if callback in callbacks:
+            callbacks.remove(callback)
+
+    def iter_objects(self) -> Iterator[tuple[ResourceSpec, JsonObject]]:
+        """Every stored object with its kind (live references: read only)."""
+        for (key, _, _), obj in self._objects.items():
+            yield self._resources[key], obj
+
+    # --- writes ------------------------------------------------------------------------
+    def create(self, spec: ResourceSpec, namespace: str | None, body: Any) -> JsonObject:
+        """Store a new object; 409 AlreadyExists if the name is taken."""
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "BadRequest", f"the body of a {spec.kind} must be a JSON object")
+        obj: JsonObject = copy.deepcopy(dict(body))
+        meta = obj.setdefault("metadata", {})
+        namespace = self._check_namespace(spec, namespace, meta)
+        if not meta.get("name"):
+            if not meta.get("generateName"):
+                raise ApiError(422, "Invalid", f"{spec.kind}: metadata.name or "
+                                               "metadata.generateName is required")
+            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+        name = meta["name"]
+        if (spec.key, namespace, name) in self._objects:
+            raise ApiError(409, "AlreadyExists", f'{spec.plural} "{name}" already exists',
+                           {"name": name, "kind": spec.plural})
+        obj["apiVersion"] = spec.api_version
+        obj["kind"] = spec.kind
+        if namespace is not None:
+            meta["namespace"] = namespace
+        meta["uid"] = str(uuid.uuid4())
+        meta["creationTimestamp"] = format_time(self._clock())
+        meta["generation"] = 1
+        for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
+            meta.pop(transient, None)
+        self._initial_status(spec, obj)
+        self._store(spec, obj, "ADDED", previous=None)
+        return copy.deepcopy(obj)
+
+    def replace(
+        self, spec: ResourceSpec, namespace: str | None, name: str, body: Any,
+        *, subresource: str | None = None,
+    ) -> JsonObject:
+        """PUT: replace the object (or only its status); 409 on a stale resourceVersion."""
+        if not isinstance(body, Mapping):
+            raise ApiError(400, "BadRequest", f"the body of a {spec.kind} must be a JSON object")
+        current = self._stored(spec, namespace, name)
+        self._check_precondition(spec, current, body)
+        return self._update(spec, current, copy.deepcopy(dict(body)), subresource)
+
+    def patch(
+        self, spec: ResourceSpec, namespace: str | None, name: str, patch_type: PatchType,
+        patch: Any, *, subresource: str | None = None,
+    ) -> JsonObject:
+        """PATCH: apply a merge/JSON patch to the object (or only its status)."""
+        current = self._stored(spec, namespace, name)
+        if isinstance(patch, Mapping):
+            self._check_precondition(spec, current, patch)
+        patched = apply_patch(current, patch_type, patch)
+        if patch_type == "json":
+            # A JSON patch may 'test' or set resourceVersion itself; treat a changed one
+            # like a stale body, as the API server compares it with the stored version.
+            self._check_precondition(spec, current, patched)
+        return self._update(spec, current, patched, subresource)
+
+    def delete(
+        self, spec: ResourceSpec, namespace: str | None, name: str,
+        options: DeleteOptions | None = None,
+    ) -> JsonObject:
+        """DELETE: remove the object, or mark it while finalizers remain."""
+        options = options or DeleteOptions()
+        current = self._stored(spec, namespace, name)
+        meta = current["metadata"]
+        if options.precondition_uid and options.precondition_uid != meta["uid"]:
+            raise ApiError(409, "Conflict", f'{spec.plural} "{name}": precondition failed: '
+                                            f"UID in precondition {options.precondition_uid}, "
+                                            f"UID in object meta {meta['uid']}")
+        rv = options.precondition_resource_version
+        if rv and rv != meta["resourceVersion"]:
+            raise ApiError(409, "Conflict", f'{spec.plural} "{name}": precondition failed: '
+                                            f"resourceVersion {rv} is stale, the object has "
+                                            f"{meta['resourceVersion']}")
+        if options.propagation_policy == "Orphan":
+            self._orphan_dependents(meta["uid"])
+        elif options.propagation_policy == "Foreground":
+            self._delete_dependents(meta["uid"])
+        if meta.get("finalizers"):
+            if meta.get("deletionTimestamp"):
+                return copy.deepcopy(current)
+            updated = copy.deepcopy(current)
+            updated["metadata"]["deletionTimestamp"] = format_time(self._clock())
+            updated["metadata"]["deletionGracePeriodSeconds"] = options.grace_period_seconds or 0
+            self._store(spec, updated, "MODIFIED", previous=current)
+            return copy.deepcopy(updated)
+        return self._remove(spec, current)
+
+    def mark_deleting(
+        self, spec: ResourceSpec, namespace: str | None, name: str,
+        *, grace_period_seconds: int = 30,
+    ) -> JsonObject:
+        """Set ``deletionTimestamp`` without deleting, as for a graceful pod termination.
+
+        Clients cannot do this over the API; the kubelet stand-ins use it to emulate a
+        pod whose node was lost (the node controller deletes it, the kubelet never confirms).
+        """
+        current = self._stored(spec, namespace, name)
+        updated = copy.deepcopy(current)
+        updated["metadata"]["deletionTimestamp"] = format_time(self._clock())
+        updated["metadata"]["deletionGracePeriodSeconds"] = grace_period_seconds
+        self._store(spec, updated, "MODIFIED", previous=current)
+        return copy.deepcopy(updated)
+
+    # --- internals ---------------------------------------------------------------------
+    def _iter(self, spec: ResourceSpec, namespace: str | None) -> Iterator[JsonObject]:
+        for (key, ns, _), obj in self._objects.items():
+            if key == spec.key and (namespace is None or ns == namespace):
+                yield obj
+
+    def _stored(self, spec: ResourceSpec, namespace: str | None, name: str) -> JsonObject:
+        obj = self._objects.get((spec.key, namespace if spec.namespaced else None, name))
+        if obj is None:
+            raise ApiError(404, "NotFound", f'{spec.plural}.{spec.group or "core"} "{name}" '
+                                            "not found",
+                           {"name": name, "group": spec.group, "kind": spec.plural})
+        return obj
+
+    @staticmethod
+    def _check_namespace(spec: ResourceSpec, url_namespace: str | None, meta: JsonObject
+                         ) -> str | None:
+        if not spec.namespaced:
+            meta.pop("namespace", None)
+            return None
+        body_namespace = meta.get("namespace")
+        if url_namespace and body_namespace and body_namespace != url_namespace:
+            raise ApiError(400, "BadRequest", f"the namespace of the object ({body_namespace}) "
+                                              "does not match the namespace on the request "
+                                              f"({url_namespace})")
+        namespace = url_namespace or body_namespace
+        if not namespace:
+            raise ApiError(400, "BadRequest", f"{spec.kind} is namespaced: create it under "
+                                              "/namespaces/<namespace>/ or set "
+                                              "metadata.namespace")
+        return str(namespace)
+
+    @staticmethod
+    def _check_precondition(spec: ResourceSpec, current: JsonObject, body: Mapping[str, Any]
+                            ) -> None:
+        wanted = (body.get("metadata") or {}).get("resourceVersion")
+        actual = current["metadata"]["resourceVersion"]
+        if wanted and str(wanted) != actual:
+            name = current["metadata"]["name"]
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {spec.plural} '
+                                            f'"{name}": the object has been modified; please '
+                                            "apply your changes to the latest version and try "
+                                            "again", {"name": name, "kind": spec.plural})
+
+    @staticmethod
+    def _initial_status(spec: ResourceSpec, obj: JsonObject) -> None:
+        if not spec.status_subresource:
+            return
+        if spec.key == ("", "v1", "pods"):
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        elif spec.key == ("", "v1", "namespaces"):
+            obj["status"] = {"phase": "Active"}
+        else:
+            obj.pop("status", None)
+
+    def _update(self, spec: ResourceSpec, current: JsonObject, new: JsonObject,
+                subresource: str | None) -> JsonObject:
+        if subresource not in (None, "status") or (
+            subresource == "status" and not spec.status_subresource
+        ):
+            raise ApiError(404, "NotFound", f"{spec.plural} has no subresource {subresource!r}")
+        if subresource == "status":
+            status = new.get("status")
+            new = copy.deepcopy(current)
+            if status is None:
+                new.pop("status", None)
+            else:
+                new["status"] = status
+        elif spec.status_subresource:
+            new.pop("status", None)
+            if "status" in current:
+                new["status"] = copy.deepcopy(current["status"])
+        meta = new.setdefault("metadata", {})
+        for field in _SYSTEM_METADATA:
+            if field in current["metadata"]:
+                meta[field] = current["metadata"][field]
+            else:
+                meta.pop(field, None)
+        new["apiVersion"] = spec.api_version
+        new["kind"] = spec.kind
+        if _generation_relevant(new) != _generation_relevant(current):
+            meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
+        meta.pop("resourceVersion", None)
+        if meta.get("deletionTimestamp") and not meta.get("finalizers"):
+            return self._remove(spec, new)
+        unchanged = {**new, "metadata": {**meta, "resourceVersion": None}} == {
+            **current, "metadata": {**current["metadata"], "resourceVersion": None}}
+        if unchanged:
+            # The API server skips no-op writes: no new resourceVersion, no watch event.
+            return copy.deepcopy(current)
+        self._store(spec, new, "MODIFIED", previous=current)
+        return copy.deepcopy(new)
+
+    def _next_resource_version(self) -> int:
+        self._resource_version += 1
+        return self._resource_version
+
+    def _store(self, spec: ResourceSpec, obj: JsonObject, event_type: EventType,
+               previous: JsonObject | None) -> None:
+        rv = self._next_resource_version()
+        obj["metadata"]["resourceVersion"] = str(rv)
+        key: ObjectKey = (spec.key, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        self._objects[key] = obj
+        self._uids[obj["metadata"]["uid"]] = key
+        self._publish(spec, WatchEvent(event_type, copy.deepcopy(obj), rv, previous))
+
+    def _remove(self, spec: ResourceSpec, obj: JsonObject) -> JsonObject:
+        meta = obj["metadata"]
+        key: ObjectKey = (spec.key, meta.get("namespace"), meta["name"])
+        previous = self._objects.pop(key, None)
+        self._uids.pop(meta["uid"], None)
+        final = copy.deepcopy(obj)
+        rv = self._next_resource_version()
+        final["metadata"]["resourceVersion"] = str(rv)
+        self._publish(spec, WatchEvent("DELETED", final, rv, previous))
+        self._delete_dependents(meta["uid"])
+        return copy.deepcopy(final)
+
+    def _dependents(self, owner_uid: str) -> list[tuple[ResourceSpec, JsonObject]]:
+        return [
+            (spec, obj) for spec, obj in list(self.iter_objects())
+            if any(ref.get("uid") == owner_uid
+                   for ref in obj["metadata"].get("ownerReferences") or ())
+        ]
+
+    def _delete_dependents(self, owner_uid: str) -> None:
+        """The garbage collector: delete dependents left with no live owner."""
+        for spec, obj in self._dependents(owner_uid):
+            meta = obj["metadata"]
+            key: ObjectKey = (spec.key, meta.get("namespace"), meta["name"])
+            if self._objects.get(key) is not obj:
+                continue  # already collected through another owner during this cascade
+            live_owners = [ref for ref in meta.get("ownerReferences") or ()
+                           if ref.get("uid") != owner_uid and ref.get("uid") in self._uids]
+            if live_owners:
+                continue
+            self.delete(spec, meta.get("namespace"), meta["name"])
+
+    def _orphan_dependents(self, owner_uid: str) -> None:
+        for spec, obj in self._dependents(owner_uid):
+            updated = copy.deepcopy(obj)
+            refs = [ref for ref in updated["metadata"]["ownerReferences"]
+                    if ref.get("uid") != owner_uid]
+            if refs:
+                updated["metadata"]["ownerReferences"] = refs
+            else:
+                del updated["metadata"]["ownerReferences"]
+            self._store(spec, updated, "MODIFIED", previous=obj)
+
+    def _publish(self, spec: ResourceSpec, event: WatchEvent) -> None:
+        history = self._history.setdefault(spec.key, deque())
+        history.append(event)
+        while len(history) > self._history_limit:
+            self._compacted[spec.key] = history.popleft().resource_version
+        for callback in list(self._subscribers.get(spec.key, ())):
+            callback(event)

@@ -1,0 +1,9 @@
+"""Every kopf handler of the operator, registered on kopf's default registry on import.
+
+``headwater_operator.runner`` imports this package before starting kopf. Each resource
+has one obvious module here (thin ``@kopf.on`` wrappers that delegate to pure functions
+elsewhere); add one explicit import line per module below, so a missing module fails
+loudly instead of silently registering nothing:
+
+    from headwater_operator.handlers import flowruns  # noqa: F401
+"""

@@ -1,0 +1,157 @@
+"""Run the Headwater operator: kopf settings by our conventions, and the kopf main loop.
+
+Conventions applied by :func:`build_settings`, and why:
+
+* **Finalizer** ``headwater.dev/finalizer``: users see whose finalizer blocks a deletion.
+* **Progress storage in annotations only**, prefix ``headwater.dev``
+  (``headwater.dev/<handler-id>`` and ``headwater.dev/last-handled-configuration``).
+  kopf's status storage would write ``status.kopf``, which our structural CRD schemas
+  prune (status is generated from the models, no unknown fields), so progress would be
+  silently lost on a real API server; and status is the user-facing summary, kept small.
+  Annotations survive operator restarts, which is what makes a restart not re-run a
+  handler that already succeeded.
+* **Watch timeouts**: the server ends each watch after ``server_timeout`` (a clean
+  reconnect point, well below the API server's own 30–60 min cap); ``client_timeout``
+  slightly longer catches a silently dead connection; ``connect_timeout`` bounds
+  reconnects when the API server is away.
+* **Only Headwater's pods are watched**: a server-side label selector on pods
+  (``app.kubernetes.io/managed-by=headwater``) keeps memory and traffic independent of
+  unrelated pods in the cluster.
+* **Scanning disabled** when namespaces are given: a namespaced operator has no RBAC to
+  list namespaces or CRDs cluster-wide.
+* **Peering** ``headwater`` for HA; ``standalone`` for a single replica.
+* **Posting** of kopf's own k8s Events only at WARNING and above: our handlers post
+  the user-facing Events themselves; kopf's INFO chatter ("Handler succeeded") is noise.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Collection
+from typing import Any
+
+import kopf
+from headwater.contract import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE
+
+from headwater_operator import kube
+
+logger = logging.getLogger(__name__)
+
+FINALIZER = f"{GROUP}/finalizer"
+ANNOTATION_PREFIX = GROUP
+PEERING_NAME = "headwater"
+POD_LABEL_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
+
+WATCH_SERVER_TIMEOUT = 300.0
+WATCH_CLIENT_TIMEOUT = 330.0
+WATCH_CONNECT_TIMEOUT = 10.0
+
+
+def build_settings(
+    settings: kopf.OperatorSettings,
+    *,
+    namespaced: bool = True,
+    standalone: bool = True,
+    peering_name: str = PEERING_NAME,
+    posting_level: int = logging.WARNING,
+) -> kopf.OperatorSettings:
+    """Apply Headwater's conventions (see the module docstring) to kopf's settings."""
+    settings.persistence.finalizer = FINALIZER
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=ANNOTATION_PREFIX, v1=False)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=ANNOTATION_PREFIX, key="last-handled-configuration", v1=False)
+    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
+    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
+    settings.watching.connect_timeout = WATCH_CONNECT_TIMEOUT
+    settings.watching.label_selectors["v1", "pods"] = POD_LABEL_SELECTOR
+    settings.scanning.disabled = namespaced
+    settings.posting.level = posting_level
+    settings.posting.reporting_component = "headwater-operator"
+    settings.peering.name = peering_name
+    settings.peering.standalone = standalone
+    return settings
+
+
+def import_handlers() -> None:
+    """Register every handler (on kopf's default registry) by importing the package."""
+    importlib.import_module("headwater_operator.handlers")
+
+
+def login(**_: Any) -> kopf.ConnectionInfo:
+    """kopf's credentials, from the same configuration as :mod:`headwater_operator.kube`.
+
+    Registering our own login handler keeps kopf and our client on one source of truth
+    (in-cluster account, else ``$KUBECONFIG``) and stops kopf's fallback login from
+    reconfiguring the ``kubernetes`` package's global default client.
+    """
+    server, token, ca_path, verify = kube.connection_info()
+    return kopf.ConnectionInfo(server=server, token=token, scheme="Bearer" if token else None,
+                               ca_path=str(ca_path) if ca_path else None, insecure=not verify,
+                               priority=100)
+
+
+def ensure_login(registry: kopf.OperatorRegistry) -> None:
+    """Register :func:`login` on ``registry`` unless it is there already."""
+    handlers = registry._activities.get_all_handlers()
+    if not any(getattr(handler, "fn", None) is login for handler in handlers):
+        kopf.on.login(registry=registry, id="headwater-login")(login)
+
+
+async def run_operator(
+    *,
+    namespaces: Collection[str] | None = None,
+    clusterwide: bool = False,
+    stop_flag: asyncio.Event | None = None,
+    ready_flag: asyncio.Event | None = None,
+    peering: str | None = None,
+    standalone: bool = True,
+    liveness_endpoint: str | None = None,
+    metrics_port: int | None = None,
+    registry: kopf.OperatorRegistry | None = None,
+    settings: kopf.OperatorSettings | None = None,
+    memo: Any = None,
+) -> None:
+    """Run the operator until ``stop_flag`` is set (or the process is signalled).
+
+    Without ``registry``, the handlers of ``headwater_operator.handlers`` are imported
+    and kopf's default registry is used. ``peering`` (a name) enables kopf peering for
+    HA replicas; otherwise the operator runs ``standalone``.
+    """
+    if clusterwide == bool(namespaces):
+        raise ValueError("run the operator either clusterwide=True or with namespaces=[...], "
+                         f"not both or neither (got clusterwide={clusterwide}, "
+                         f"namespaces={list(namespaces or [])})")
+    if registry is None:
+        import_handlers()
+        registry = kopf.get_default_registry()
+    ensure_login(registry)
+    settings = build_settings(
+        settings or kopf.OperatorSettings(), namespaced=not clusterwide,
+        standalone=standalone and peering is None, peering_name=peering or PEERING_NAME)
+    if metrics_port is not None:
+        start_metrics_server(metrics_port)
+    await kopf.operator(
+        registry=registry, settings=settings, clusterwide=clusterwide,
+        namespaces=list(namespaces or ()), stop_flag=stop_flag, ready_flag=ready_flag,
+        standalone=standalone and peering is None,
+        peering_name=peering if peering is not None else None,
+        liveness_endpoint=liveness_endpoint, memo=memo)
+
+
+def start_metrics_server(port: int) -> None:
+    """Serve Prometheus metrics: through our metrics module when it exists."""
+    try:
+        metrics = importlib.import_module("headwater_operator.metrics")
+    except ModuleNotFoundError as exc:
+        if exc.name != "headwater_operator.metrics":
+            raise
+        import prometheus_client
+        prometheus_client.start_http_server(port)
+        return
+    metrics.start_metrics_server(port)
+    observer = getattr(metrics, "observe_api_request", None)
+    if observer is not None:
+        kube.add_request_observer(observer)
