@@ -352,3 +352,14 @@ def decide(run: FlowRun, facts: Facts) -> Decision:
             return Decision(wake_at=due)
         return _start_attempt(run, facts, run.status.attempts + 1)
     return _track(run, facts, settings)
+
+
+def pod_creation_failed(run: FlowRun, attempt: int, error: str, now: datetime) -> Decision:
+    """The API server rejected attempt ``attempt``'s pod: Crashed, never retried."""
+    message = (f"attempt {attempt}: the API server rejected pod "
+               f"{pod_name(run.metadata.name or '', attempt)}: {error}; fix the Flow or "
+               "Deployment.runTemplate field it names, then create a new FlowRun")
+    decision = Decision(status={**_scheduled_fields(run), "attempts": attempt},
+                        crash_reason=reasons.POD_CREATION_FAILED)
+    return _finish(run, decision, FlowRunPhase.CRASHED, reasons.POD_CREATION_FAILED, message,
+                   now=now)

@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from headwater.contract import EXIT_CANCELLED, RunSummary, decode_summary
+
 from headwater_operator import reasons
 from headwater_operator.api.enums import FlowRunPhase
 from headwater_operator.flowruns.timeutil import parse_time
@@ -288,6 +289,8 @@ def observe_attempt(pod: PodFacts, pod_name: str, now: datetime,
             "first to go, or use a priorityClassName",
             started=pod.started, finished=pod.finished,
         )
+    if _node_lost(pod) and pod.terminated_reason is None:
+        return _observe_lost(pod, pod_name)
     if pod.phase in ("Succeeded", "Failed") or pod.terminated_reason is not None:
         return _observe_terminated(pod, pod_name)
     if pod.phase == "Running":

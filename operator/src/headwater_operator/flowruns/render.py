@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from headwater import contract
+
 from headwater_operator.api import FlowRun
 from headwater_operator.flowruns.settings import RunSettings
 from headwater_operator.flowruns.timeutil import format_time

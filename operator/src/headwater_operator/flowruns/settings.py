@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from jsonschema import exceptions as jsonschema_exceptions
+from jsonschema import validators
+
 from headwater_operator.api import Deployment, Flow, FlowRun, RetryCause
 from headwater_operator.api.deployment import ConcurrencySpec
 from headwater_operator.flowruns.retry import RetryPolicy
-from jsonschema import exceptions as jsonschema_exceptions
-from jsonschema import validators
 
 DEFAULT_PENDING_TIMEOUT_SECONDS = 600
 DEFAULT_LATE_AFTER_SECONDS = 60
