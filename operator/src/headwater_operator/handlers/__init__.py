@@ -7,3 +7,7 @@ loudly instead of silently registering nothing:
 
     from headwater_operator.handlers import flowruns  # noqa: F401
 """
+from headwater_operator.handlers import (
+    flowruns,  # noqa: F401
+    pods,  # noqa: F401
+)

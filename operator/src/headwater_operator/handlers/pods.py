@@ -1,13 +1,13 @@
 """Watch flow-run pods, and only those, and wake the tracker of the run that owns each.
 
-Only Headwater's pods are watched, filtered by the API server: the startup handler below
+Only Headwater's pods are watched, filtered by the API server: ``runner.build_settings``
 sets kopf's ``settings.watching.label_selectors`` for ``v1/pods`` to
-``app.kubernetes.io/managed-by=headwater``, and kopf passes it as ``labelSelector`` on the
-initial list and on every watch request. Unrelated pods are therefore never sent to the
-operator, so its memory and API traffic do not grow with them. (A ``labels=`` filter on
-the handler alone would be client-side: kopf would still receive and parse every pod of
-the cluster.) Startup handlers run before kopf starts any watcher, so the selector is in
-place for the very first request.
+``app.kubernetes.io/managed-by=headwater`` (kopf ≥ 1.44), and kopf passes it as
+``labelSelector`` on the initial list and on every watch request. Unrelated pods are
+therefore never sent to the operator, so its memory and API traffic do not grow with
+them. The ``labels=`` filter on the handler below is only a second line of defence: on
+its own it would be client-side, and kopf would still receive and parse every pod of
+the cluster.
 
 The handler reads nothing from the API: the pod's owner reference names the FlowRun, and
 the FlowRun's tracker re-reads the pod itself when it wakes.
@@ -22,14 +22,6 @@ import kopf
 from headwater import contract
 
 from headwater_operator.handlers.flowruns import get_lifecycle
-
-POD_LABEL_SELECTOR = f"{contract.LABEL_MANAGED_BY}={contract.MANAGED_BY_VALUE}"
-
-
-@kopf.on.startup()
-def watch_only_headwater_pods(*, settings: kopf.OperatorSettings, **_: Any) -> None:
-    """Make the API server filter the pod watch to Headwater's pods."""
-    settings.watching.label_selectors["v1", "pods"] = POD_LABEL_SELECTOR
 
 
 def owning_flowrun(meta: Mapping[str, Any]) -> str | None:
