@@ -16,13 +16,19 @@ The anchor only fixes the phase: interval ticks exist on both sides of it.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 from croniter import CroniterError, croniter
 from dateutil.rrule import rrule
 
-from headwater_operator.scheduling.expression import ScheduleExpression, ScheduleKind
+from headwater_operator.scheduling.expression import (
+    DEFAULT_ANCHOR_WALL_TIME,
+    ScheduleExpression,
+    ScheduleKind,
+)
 from headwater_operator.scheduling.wallclock import local_wall_time, wall_to_instant
 
 MAX_DST_SHIFT = timedelta(hours=3)
@@ -131,8 +137,24 @@ def _interval_parts(expr: ScheduleExpression) -> tuple[datetime, timedelta]:
 # --- cron --------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=4096)
+def _cron_prototype(expression: str) -> croniter:
+    return croniter(expression, DEFAULT_ANCHOR_WALL_TIME)
+
+
+def _croniter_at(expression: str, start: datetime) -> croniter:
+    """A croniter positioned at ``start``.
+
+    Parsing the expression is two thirds of croniter's cost per call, so each
+    expression is parsed once and shallow-copied (the copy's position is its own).
+    """
+    iterator = copy.copy(_cron_prototype(expression))
+    iterator.set_current(start, force=True)
+    return iterator
+
+
 def _cron_walls(expression: str, after_wall: datetime) -> Iterator[datetime]:
-    iterator = croniter(expression, after_wall)
+    iterator = _croniter_at(expression, after_wall)
     while True:
         try:
             yield iterator.get_next(datetime)
@@ -144,7 +166,7 @@ def _cron_previous(expr: ScheduleExpression, before: datetime) -> datetime | Non
     # Start late enough that a wall time in the first occurrence of a repeated hour,
     # later on the clock than ``before`` but earlier in time, is not missed.
     start = local_wall_time(before, expr.timezone) + MAX_DST_SHIFT
-    iterator = croniter(expr.expression, start)
+    iterator = _croniter_at(expr.expression, start)
     while True:
         try:
             wall = iterator.get_prev(datetime)
