@@ -9,7 +9,11 @@ pydantic (parameter coercion, schemas) and fsspec load on first use.
 """
 
 from headwater import runtime
-from headwater.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from headwater.artifacts import (
+    create_link_artifact,
+    create_markdown_artifact,
+    create_table_artifact,
+)
 from headwater.assets import Asset, AssetProperties, add_asset_metadata, materialize
 from headwater.cache_policies import (
     DEFAULT,

@@ -57,7 +57,7 @@ def hash_inputs(parameters: Mapping[str, Any], exclude: frozenset[str] = frozens
             continue
         try:
             parts[name] = _canonical(value)
-        except Exception as exc:  # noqa: BLE001 - re-raised with the parameter's name
+        except Exception as exc:
             raise ValueError(
                 f"cannot compute a cache key: parameter {name!r} (a {type(value).__name__}) "
                 f"cannot be hashed ({exc}). Exclude it with cache_policy=INPUTS - {name!r}, "

@@ -45,7 +45,8 @@ class TaskRun:
         "task_name",
     )
 
-    def __init__(self, id: str, name: str, task_name: str, flow_run_id: str | None,  # noqa: A002
+    def __init__(  # noqa: PLR0917 - hot path, positional on purpose
+            self, id: str, name: str, task_name: str, flow_run_id: str | None,
                  state: State, tags: frozenset[str]) -> None:
         self.id = id
         self.name = name
@@ -89,7 +90,8 @@ class FlowRun:
         "tags",
     )
 
-    def __init__(self, id: str, name: str, flow_name: str, parameters: dict[str, Any],  # noqa: A002
+    def __init__(  # noqa: PLR0917 - mirrors TaskRun
+            self, id: str, name: str, flow_name: str, parameters: dict[str, Any],
                  state: State, parent_flow_run_id: str | None = None) -> None:
         self.id = id
         self.name = name

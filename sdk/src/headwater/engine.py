@@ -22,7 +22,6 @@ Final-state rules (Prefect 3):
 from __future__ import annotations
 
 import contextvars
-import itertools
 import random
 import threading
 import time
@@ -107,7 +106,7 @@ _ANIMALS = ("otter", "heron", "salmon", "beaver", "trout", "kingfisher", "newt",
 
 def generate_run_name() -> str:
     """A readable random run name such as ``calm-heron``."""
-    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"  # noqa: S311
+    return f"{random.choice(_ADJECTIVES)}-{random.choice(_ANIMALS)}"
 
 
 def _render_name(template: str | Callable[[], str] | None, parameters: dict[str, Any],
@@ -244,7 +243,7 @@ _standalone_lock = threading.Lock()
 
 
 def _runner_for(flow_ctx: FlowRunContext | None) -> TaskRunner:
-    global _standalone_runner
+    global _standalone_runner  # noqa: PLW0603 - one lazily created runner per process
     if flow_ctx is not None:
         return flow_ctx.task_runner
     with _standalone_lock:
@@ -341,7 +340,8 @@ def _result_store_for(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> 
     return ResultStore(storage, get_serializer(serializer))
 
 
-def run_task(task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
+def run_task(  # noqa: PLR0917 - called positionally through Context.run
+        task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
              kwargs: dict[str, Any], wait_for: Iterable[Any] | None,
              flow_ctx: FlowRunContext | None) -> State:
     """Run one task run to a final state (never raises, except on termination)."""
@@ -349,7 +349,7 @@ def run_task(task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
         args, kwargs, upstream = resolve_inputs(args, kwargs, wait_for)
     except UpstreamTaskError as exc:
         state = st.NotReady(str(exc))
-        state._data = exc  # noqa: SLF001 - the future re-raises the reason
+        state._data = exc
         task_run.set_state(state)
         _log_final(task, task_run, flow_ctx)
         return state
@@ -374,7 +374,7 @@ def run_task(task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
     except TerminationSignal:
         task_run.set_state(st.Cancelled("The run received a termination signal (SIGTERM)."))
         raise
-    except BaseException as exc:  # noqa: BLE001 - an engine error fails this run, not the process
+    except BaseException as exc:
         state = st.Crashed(f"Engine error while running the task: {st.exception_message(exc)}",
                            data=exc)
         task_run.set_state(state)
@@ -423,7 +423,9 @@ def _run_with_cache(task: Task[..., Any], task_ctx: TaskRunContext, upstream: li
         if state.type is StateType.COMPLETED:
             expiration = None
             if task.cache_expiration is not None:
-                expiration = time.time() + task.cache_expiration.total_seconds()
+                from headwater import results
+
+                expiration = results.now() + task.cache_expiration.total_seconds()
             store.write(key, state.data, expiration)
             if plan is not None:
                 assets.record_materialization(plan, task_ctx, store, skipped=False)
@@ -461,12 +463,13 @@ def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
                 from headwater.timeouts import call_with_timeout
 
                 value = call_with_timeout(
-                    fn, args, kwargs, task.timeout_seconds, TaskRunTimeoutError,
-                    f"Task run {task_run.name!r} exceeded timeout of {task.timeout_seconds}s",
+                    fn, args, kwargs, task.timeout_seconds, exc_type=TaskRunTimeoutError,
+                    message=f"Task run {task_run.name!r} exceeded timeout of "
+                    f"{task.timeout_seconds}s",
                 )
         except TaskRunTimeoutError as exc:
             state = st.TimedOut(str(exc), data=exc)
-        except Exception as exc:  # noqa: BLE001 - user code failed: that is a Failed state
+        except Exception as exc:
             state = st.failed_from_exception(exc)
         else:
             state = value if isinstance(value, State) else st.Completed(data=value)
@@ -492,7 +495,7 @@ def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State) -> bool
     if task.retry_condition_fn is not None:
         try:
             return bool(task.retry_condition_fn(task, task_run, state))
-        except Exception:  # noqa: BLE001 - a broken condition must not crash the run
+        except Exception:
             return False
     return True
 
@@ -511,7 +514,7 @@ def _run_hooks(subject: Any, run: Any, state: State, flow_ctx: FlowRunContext | 
     for hook in hooks:
         try:
             hook(subject, run, state)
-        except Exception as exc:  # noqa: BLE001 - hooks are advisory; log and carry on
+        except Exception as exc:
             from headwater.logging import setup_logging
 
             setup_logging()
@@ -524,14 +527,12 @@ def _run_hooks(subject: Any, run: Any, state: State, flow_ctx: FlowRunContext | 
 
 def _log_final(task: Task[..., Any], task_run: TaskRun, flow_ctx: FlowRunContext | None) -> None:
     state = task_run.state
-    # Completed task runs are logged at DEBUG: a 10,000-task flow would otherwise flood
-    # `kubectl logs`; anything unusual is logged at INFO or above.
-    if state.name == "Completed":
+    # Completed and Cached task runs are not logged one by one: a 10,000-task flow would
+    # flood `kubectl logs`, and the run summary counts them. Anything unusual is logged.
+    if state.type is StateType.COMPLETED:
         return
     logger = _logger_for_task(task_run, flow_ctx)
-    if state.type is StateType.COMPLETED:
-        logger.info("Finished in state %s", state)
-    elif state.type is StateType.PENDING:
+    if state.type is StateType.PENDING:
         logger.warning("Did not run: %s", state.message)
     else:
         logger.error("Finished in state %s", state)
@@ -673,8 +674,8 @@ def _call_flow_fn(flow: Flow[..., Any], flow_run: FlowRun) -> Any:
     from headwater.timeouts import call_with_timeout
 
     return call_with_timeout(
-        flow.fn, args, kwargs, flow.timeout_seconds, FlowRunTimeoutError,
-        f"Flow run {flow_run.name!r} exceeded timeout of {flow.timeout_seconds}s",
+        flow.fn, args, kwargs, flow.timeout_seconds, exc_type=FlowRunTimeoutError,
+        message=f"Flow run {flow_run.name!r} exceeded timeout of {flow.timeout_seconds}s",
     )
 
 
@@ -700,7 +701,7 @@ def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: FlowRunCon
         except KeyboardInterrupt as exc:
             _cancel_outstanding(flow_ctx, runner, "The run was interrupted.")
             state = st.Crashed("Execution was interrupted (KeyboardInterrupt).", data=exc)
-        except Exception as exc:  # noqa: BLE001 - the flow's code failed
+        except Exception as exc:
             runner.shutdown(wait=True)
             state = _flow_failure_state(exc)
         if state.type is StateType.COMPLETED or local_attempt > flow.retries or \

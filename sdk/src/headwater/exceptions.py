@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 
-class HeadwaterException(Exception):  # noqa: N818 - Prefect's base class name
+class HeadwaterException(Exception):
     """Base class of every error Headwater raises on purpose."""
 
 
@@ -19,19 +19,19 @@ class UpstreamTaskError(HeadwaterException):
     """A task did not run because a task it waits for did not complete."""
 
 
-class FailedRun(HeadwaterException):  # noqa: N818 - mirrors Prefect's wording
+class FailedRun(HeadwaterException):
     """Raised by ``State.result()`` when the state failed without an exception object."""
 
 
-class CancelledRun(HeadwaterException):  # noqa: N818
+class CancelledRun(HeadwaterException):
     """Raised by ``State.result()`` for a cancelled run."""
 
 
-class CrashedRun(HeadwaterException):  # noqa: N818
+class CrashedRun(HeadwaterException):
     """Raised by ``State.result()`` for a crashed run."""
 
 
-class MissingResult(HeadwaterException):  # noqa: N818
+class MissingResult(HeadwaterException):
     """A cached or persisted result could not be read back."""
 
 
@@ -43,7 +43,7 @@ class FlowRunTimeoutError(TimeoutError):
     """A flow run exceeded its ``timeout_seconds``."""
 
 
-class TerminationSignal(BaseException):  # noqa: N818
+class TerminationSignal(BaseException):
     """The process received SIGTERM: stop the run and report it Cancelled.
 
     A ``BaseException`` so that an author's ``except Exception`` cannot swallow it.

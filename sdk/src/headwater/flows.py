@@ -29,6 +29,7 @@ class Flow(Generic[P, R]):
     def __init__(
         self,
         fn: Callable[P, R],
+        *,
         name: str | None = None,
         version: str | None = None,
         flow_run_name: str | Callable[[], str] | None = None,
@@ -57,7 +58,7 @@ class Flow(Generic[P, R]):
         from headwater.task_runners import ThreadPoolTaskRunner
 
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "flow").replace("_", "-")
+        self.name: str = name or str(getattr(fn, "__name__", "flow")).replace("_", "-")
         self.version = version
         self.flow_run_name = flow_run_name
         self.retries = retries or 0
@@ -87,7 +88,7 @@ class Flow(Generic[P, R]):
             "on_completion": on_completion, "on_failure": on_failure,
             "on_cancellation": on_cancellation, "on_crashed": on_crashed,
         }
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     def with_options(self, **options: Any) -> Flow[P, R]:
         """A copy of this flow with some decorator arguments changed."""

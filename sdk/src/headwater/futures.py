@@ -39,7 +39,7 @@ class TaskFuture(Generic[R]):
             self._future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             return
-        except BaseException:  # noqa: BLE001,S110 - the state already records the failure
+        except BaseException:
             return
 
     def _final_state(self) -> State:
@@ -47,7 +47,7 @@ class TaskFuture(Generic[R]):
             return self._future.result()
         except concurrent.futures.CancelledError:
             return self.task_run.state
-        except BaseException:  # noqa: BLE001 - an engine error still has a run state
+        except BaseException:
             return self.task_run.state
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
@@ -96,7 +96,7 @@ class DoneAndNotDoneFutures(NamedTuple):
 def wait(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> DoneAndNotDoneFutures:
     """Wait for ``futures`` to finish; returns which are done and which are not."""
     items = list(futures)
-    by_inner = {f._future: f for f in items}  # noqa: SLF001 - same module family
+    by_inner = {f._future: f for f in items}
     done, not_done = concurrent.futures.wait(list(by_inner), timeout=timeout)
     return DoneAndNotDoneFutures({by_inner[f] for f in done}, {by_inner[f] for f in not_done})
 
@@ -105,6 +105,6 @@ def as_completed(
     futures: Iterable[TaskFuture[Any]], timeout: float | None = None
 ) -> Iterator[TaskFuture[Any]]:
     """Yield futures as they finish."""
-    by_inner = {f._future: f for f in futures}  # noqa: SLF001
+    by_inner = {f._future: f for f in futures}
     for inner in concurrent.futures.as_completed(list(by_inner), timeout=timeout):
         yield by_inner[inner]

@@ -70,7 +70,7 @@ def make_formatter(log_format: str | None = None) -> logging.Formatter:
 
 def setup_logging(force: bool = False) -> None:
     """Attach the stdout handler to the ``headwater`` logger (once per process)."""
-    global _configured
+    global _configured  # noqa: PLW0603 - process-wide, set once
     if _configured and not force:
         return
     logger = logging.getLogger(LOGGER_NAME)
@@ -172,7 +172,7 @@ def _print(*args: Any, sep: str | None = " ", end: str | None = "\n", file: Any 
 
 
 def _install_print_hook() -> None:
-    global _hook_installed
+    global _hook_installed  # noqa: PLW0603 - process-wide, set once
     if not _hook_installed:
         builtins.print = _print
         _hook_installed = True

@@ -29,7 +29,7 @@ _EMPTY = inspect.Parameter.empty
 def _type_hints(fn: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn, include_extras=True)
-    except Exception:  # noqa: BLE001 - unresolvable forward refs validate as Any
+    except Exception:
         return {}
 
 
@@ -59,16 +59,16 @@ class _FlowParameterInfo:
             annotation = self.annotation(name)
             try:
                 adapter = TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
-            except Exception:  # noqa: BLE001 - TypeAdapter rejects config for models
+            except Exception:
                 adapter = TypeAdapter(annotation)
             self.adapters[name] = adapter
         return adapter
 
 
 def _info(flow: Flow[..., Any]) -> _FlowParameterInfo:
-    info = flow._validator  # noqa: SLF001 - a cache owned by this module
+    info = flow._validator
     if info is None:
-        info = flow._validator = _FlowParameterInfo(flow)  # noqa: SLF001
+        info = flow._validator = _FlowParameterInfo(flow)
     return info  # type: ignore[no-any-return]
 
 
@@ -102,7 +102,7 @@ def validate_parameters(flow: Flow[..., Any], parameters: dict[str, Any]) -> dic
             continue
         try:
             result[name] = info.adapter(name).validate_python(value)
-        except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, reworded
+        except Exception as exc:
             problems.append(_explain(name, value, exc))
     for name, param in known.items():
         if name in result or param.kind in (inspect.Parameter.VAR_KEYWORD,
@@ -155,7 +155,7 @@ def parameter_schema(flow: Flow[..., Any]) -> dict[str, Any]:
         default = ... if param.default is _EMPTY else param.default
         fields[name] = (info.annotation(name), Field(default, title=name))
         positions[name] = position
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         "Parameters", __config__=ConfigDict(arbitrary_types_allowed=True), **fields
     )
     schema: dict[str, Any] = model.model_json_schema(

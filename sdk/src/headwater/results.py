@@ -27,11 +27,15 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from headwater import contract
+
+
+now: Callable[[], float] = time.time
+"""The clock for cache expiration; tests replace it instead of waiting."""
 
 
 class Serializer(Protocol):
@@ -59,7 +63,7 @@ class PickleSerializer:
 
     def loads(self, data: bytes) -> Any:
         """Deserialize pickled ``data``."""
-        return pickle.loads(data)  # noqa: S301 - only our own result files are read
+        return pickle.loads(data)
 
 
 class JSONSerializer:
@@ -230,9 +234,11 @@ class FsspecStorage:
             return []
         return sorted(f"{prefix}/{str(e).rsplit('/', 1)[-1]}" for e in entries)
 
-    def lock(self, path: str) -> contextlib.AbstractContextManager[None]:
+    @contextlib.contextmanager
+    def lock(self, path: str) -> Iterator[None]:
         """An in-process lock for ``path``."""
-        return _thread_lock(f"{self.url}|{path}")
+        with _thread_lock(f"{self.url}|{path}"):
+            yield
 
 
 def default_storage_location() -> str:
@@ -272,7 +278,7 @@ class ResultStore:
         self.storage = storage
         self.serializer = serializer
 
-    def read(self, key: str, now: float | None = None) -> tuple[bool, Any]:
+    def read(self, key: str, at: float | None = None) -> tuple[bool, Any]:
         """``(True, value)`` for a valid record under ``key``, else ``(False, None)``.
 
         An expired or unreadable record counts as missing: the task runs again and
@@ -285,10 +291,11 @@ class ResultStore:
         try:
             header = json.loads(header_bytes)
             expiration = header.get("expiration")
-            if expiration is not None and (now if now is not None else time.time()) >= expiration:
+            current = at if at is not None else now()
+            if expiration is not None and current >= expiration:
                 return False, None
             return True, get_serializer(header.get("serializer")).loads(payload)
-        except Exception:  # noqa: BLE001 - a corrupt cache entry is a miss, not a failure
+        except Exception:
             return False, None
 
     def write(self, key: str, value: Any, expiration: float | None = None) -> None:

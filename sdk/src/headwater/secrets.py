@@ -37,7 +37,7 @@ def secrets_dir() -> Path:
 
 
 def _remember(value: str) -> None:
-    global _pattern
+    global _pattern  # noqa: PLW0603 - read lock-free by redact()
     # Very short values would mask ordinary words in logs; they are not worth hiding.
     if len(value) < 4:
         return

@@ -50,7 +50,7 @@ class State:
 
     def __init__(
         self,
-        type: StateType,  # noqa: A002 - Prefect's keyword name
+        type: StateType,
         name: str | None = None,
         message: str | None = None,
         data: Any = None,
@@ -137,66 +137,66 @@ class State:
         return f"{self.name}({self.message!r})" if self.message else f"{self.name}()"
 
 
-def Scheduled(message: str | None = None, name: str = "Scheduled") -> State:  # noqa: N802
+def Scheduled(message: str | None = None, name: str = "Scheduled") -> State:
     """A run waiting for its start time."""
     return State(StateType.SCHEDULED, name, message)
 
 
-def AwaitingRetry(message: str | None = None) -> State:  # noqa: N802
+def AwaitingRetry(message: str | None = None) -> State:
     """A failed run waiting for its retry delay."""
     return State(StateType.SCHEDULED, "AwaitingRetry", message)
 
 
-def Pending(message: str | None = None, name: str = "Pending") -> State:  # noqa: N802
+def Pending(message: str | None = None, name: str = "Pending") -> State:
     """A run that has been created and not started."""
     return State(StateType.PENDING, name, message)
 
 
-def NotReady(message: str | None = None) -> State:  # noqa: N802
+def NotReady(message: str | None = None) -> State:
     """A task that did not run because an upstream task did not complete."""
     return State(StateType.PENDING, "NotReady", message)
 
 
-def Running(message: str | None = None, name: str = "Running") -> State:  # noqa: N802
+def Running(message: str | None = None, name: str = "Running") -> State:
     """A run whose code is executing."""
     return State(StateType.RUNNING, name, message)
 
 
-def Retrying(message: str | None = None) -> State:  # noqa: N802
+def Retrying(message: str | None = None) -> State:
     """A run executing again after a failure."""
     return State(StateType.RUNNING, "Retrying", message)
 
 
-def Completed(  # noqa: N802
+def Completed(
     message: str | None = None, data: Any = None, name: str = "Completed"
 ) -> State:
     """A run that finished successfully; ``data`` is its return value."""
     return State(StateType.COMPLETED, name, message, data)
 
 
-def Cached(message: str | None = None, data: Any = None) -> State:  # noqa: N802
+def Cached(message: str | None = None, data: Any = None) -> State:
     """A task whose result came from the cache instead of running its code."""
     return State(StateType.COMPLETED, "Cached", message, data)
 
 
-def Failed(  # noqa: N802
+def Failed(
     message: str | None = None, data: Any = None, name: str = "Failed"
 ) -> State:
     """A run whose code failed; ``data`` is usually the exception."""
     return State(StateType.FAILED, name, message, data)
 
 
-def TimedOut(message: str | None = None, data: Any = None) -> State:  # noqa: N802
+def TimedOut(message: str | None = None, data: Any = None) -> State:
     """A run that exceeded its ``timeout_seconds``."""
     return State(StateType.FAILED, "TimedOut", message, data)
 
 
-def Crashed(message: str | None = None, data: Any = None) -> State:  # noqa: N802
+def Crashed(message: str | None = None, data: Any = None) -> State:
     """A run stopped by something other than its code (interrupt, engine error)."""
     return State(StateType.CRASHED, "Crashed", message, data)
 
 
-def Cancelled(message: str | None = None, data: Any = None) -> State:  # noqa: N802
+def Cancelled(message: str | None = None, data: Any = None) -> State:
     """A run stopped on request (SIGTERM, cancellation)."""
     return State(StateType.CANCELLED, "Cancelled", message, data)
 

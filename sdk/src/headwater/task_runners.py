@@ -74,7 +74,7 @@ class ImmediateTaskRunner(TaskRunner):
         future: concurrent.futures.Future[State] = concurrent.futures.Future()
         try:
             future.set_result(fn())
-        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+        except BaseException as exc:
             future.set_exception(exc)
         return future
 

@@ -82,6 +82,7 @@ class Task(Generic[P, R]):
     def __init__(
         self,
         fn: Callable[P, R],
+        *,
         name: str | None = None,
         description: str | None = None,
         tags: Iterable[str] | None = None,
@@ -111,7 +112,7 @@ class Task(Generic[P, R]):
         if timeout_seconds is not None and timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds!r}")
         self.fn = fn
-        self.name = name or getattr(fn, "__name__", "task")
+        self.name: str = name or str(getattr(fn, "__name__", "task"))
         self.description = description or inspect.getdoc(fn)
         self.tags = frozenset(tags or ())
         self.version = version
@@ -155,7 +156,7 @@ class Task(Generic[P, R]):
             "refresh_cache": refresh_cache, "on_completion": on_completion,
             "on_failure": on_failure, "retry_condition_fn": retry_condition_fn,
         }
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
 
     # --- configuration ---------------------------------------------------------------
 

@@ -33,6 +33,7 @@ def call_with_timeout(
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
     timeout: float,
+    *,
     exc_type: type[BaseException],
     message: str,
 ) -> R:
@@ -44,7 +45,7 @@ def call_with_timeout(
     def target() -> None:
         try:
             box["value"] = context.run(fn, *args, **kwargs)
-        except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+        except BaseException as exc:
             box["error"] = exc
         finally:
             done.set()

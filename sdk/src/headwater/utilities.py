@@ -23,17 +23,17 @@ class BaseAnnotation(Generic[T]):
         return f"{type(self).__name__}({self.value!r})"
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.value == other.value  # type: ignore[attr-defined]
+        return type(self) is type(other) and self.value == other.value
 
     def __hash__(self) -> int:
         return hash((type(self), id(self.value)))
 
 
-class unmapped(BaseAnnotation[T]):  # noqa: N801 - Prefect's name
+class unmapped(BaseAnnotation[T]):
     """Pass the same value to every call of ``Task.map`` instead of iterating it."""
 
 
-class allow_failure(BaseAnnotation[T]):  # noqa: N801 - Prefect's name
+class allow_failure(BaseAnnotation[T]):
     """Run the downstream task even if this upstream future failed.
 
     The downstream receives the upstream's exception in place of its result.

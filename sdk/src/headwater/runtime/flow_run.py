@@ -10,8 +10,8 @@ from typing import Any
 from headwater import contract
 from headwater.context import FLOW_RUN_CONTEXT, FlowRun
 
-__all__ = ["deployment_name", "flow_name", "id", "name", "parameters", "run_count",
-           "scheduled_start_time"]
+ATTRIBUTES = ("id", "name", "parameters", "scheduled_start_time", "run_count", "flow_name",
+              "deployment_name")
 
 
 def _current() -> FlowRun | None:
@@ -49,4 +49,4 @@ def __getattr__(attr: str) -> Any:
             return run.deployment_name
         return os.environ.get(contract.ENV_DEPLOYMENT_NAME)
     raise AttributeError(f"headwater.runtime.flow_run has no attribute {attr!r}; available: "
-                         f"{', '.join(__all__)}")
+                         f"{', '.join(ATTRIBUTES)}")

@@ -6,7 +6,7 @@ from typing import Any
 
 from headwater.context import TASK_RUN_CONTEXT
 
-__all__ = ["id", "name", "parameters", "run_count", "task_name"]
+ATTRIBUTES = ("id", "name", "task_name", "run_count", "parameters")
 
 
 def __getattr__(attr: str) -> Any:
@@ -22,4 +22,4 @@ def __getattr__(attr: str) -> Any:
     if attr == "parameters":
         return dict(ctx.parameters) if ctx else {}
     raise AttributeError(f"headwater.runtime.task_run has no attribute {attr!r}; available: "
-                         f"{', '.join(__all__)}")
+                         f"{', '.join(ATTRIBUTES)}")

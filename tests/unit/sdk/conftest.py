@@ -1,0 +1,29 @@
+"""Fixtures for SDK unit tests: isolated result storage and a fake clock/sleep."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from headwater import engine, results
+
+
+@pytest.fixture(autouse=True)
+def headwater_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own HEADWATER_HOME; no test touches ~/.headwater."""
+    home = tmp_path / "hw-home"
+    monkeypatch.setenv("HEADWATER_HOME", str(home))
+    monkeypatch.delenv("HEADWATER_RESULT_STORAGE", raising=False)
+    results._storage_cache.clear()  # noqa: SLF001 - storage objects are cached per location
+    yield home
+    results._storage_cache.clear()  # noqa: SLF001
+
+
+@pytest.fixture(autouse=True)
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """Record retry delays instead of sleeping."""
+    recorded: list[float] = []
+    monkeypatch.setattr(engine, "sleep", recorded.append)
+    return recorded
