@@ -8,6 +8,8 @@ loudly instead of silently registering nothing:
     from headwater_operator.handlers import flowruns  # noqa: F401
 """
 from headwater_operator.handlers import (
+    deployments,  # noqa: F401
     flowruns,  # noqa: F401
+    flows,  # noqa: F401
     pods,  # noqa: F401
 )
