@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from headwater.contract import encode_summary
-
 from headwater_operator import reasons
 from headwater_operator.api import FlowRunPhase
 from headwater_operator.flowruns.podfacts import observe_attempt, pod_facts

@@ -1,0 +1,104 @@
+"""render_pod: the manifest every attempt's pod gets."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from headwater import contract
+from headwater_operator.flowruns.render import label_value, merge_patch, render_pod
+from test_flowrun_builders import T0, make_deployment, make_flow, make_run, make_settings
+
+
+def env_of(pod: dict[str, Any]) -> dict[str, Any]:
+    return {var["name"]: var.get("value", var.get("valueFrom"))
+            for var in pod["spec"]["containers"][0]["env"]}
+
+
+def render(attempt: int = 1, **deployment: Any) -> dict[str, Any]:
+    run = make_run(parameters={"day": "2024-05-01"},
+                   labels={contract.LABEL_SCHEDULE: "daily"})
+    settings = make_settings(run=run, flow=make_flow(parameters={"day": "x", "n": 3}),
+                             deployment=make_deployment(**deployment))
+    return render_pod(run, settings, attempt, T0)
+
+
+def test_pod_name_labels_and_owner_are_deterministic() -> None:
+    pod = render(attempt=2)
+    assert pod["metadata"]["name"] == "run-a-2"
+    assert pod == render(attempt=2)
+    labels = pod["metadata"]["labels"]
+    assert labels[contract.LABEL_MANAGED_BY] == "headwater"
+    assert labels[contract.LABEL_ATTEMPT] == "2"
+    assert labels[contract.LABEL_SCHEDULE] == "daily"
+    owner = pod["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("FlowRun", "uid-run-a", True)
+
+
+def test_contract_env_carries_merged_parameters_and_identity() -> None:
+    env = env_of(render())
+    assert json.loads(env[contract.ENV_PARAMETERS]) == {"day": "2024-05-01", "n": 3}
+    assert env[contract.ENV_ENTRYPOINT] == "etl.flows:ingest"
+    assert env[contract.ENV_ATTEMPT] == "1"
+    assert env[contract.ENV_SCHEDULED_TIME] == "2024-05-01T10:00:00Z"
+    assert env[contract.ENV_DEPLOYMENT_NAME] == "nightly"
+
+
+def test_user_env_cannot_override_contract_env() -> None:
+    pod = render(runTemplate={"env": [{"name": contract.ENV_ATTEMPT, "value": "9"},
+                                      {"name": "DB", "value": "x"}]})
+    env = env_of(pod)
+    assert env[contract.ENV_ATTEMPT] == "1"
+    assert env["DB"] == "x"
+
+
+def test_restricted_security_context_by_default_and_run_to_completion() -> None:
+    pod = render()
+    spec = pod["spec"]
+    container = spec["containers"][0]
+    assert spec["restartPolicy"] == "Never"
+    assert spec["securityContext"]["runAsNonRoot"] is True
+    assert spec["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert container["terminationMessagePath"] == contract.TERMINATION_MESSAGE_PATH
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_timeout_resources_and_scheduling_come_from_run_template() -> None:
+    pod = render(timeoutSeconds=120, runTemplate={
+        "resources": {"limits": {"memory": "1Gi"}},
+        "nodeSelector": {"pool": "batch"},
+        "tolerations": [{"key": "batch", "operator": "Exists"}],
+        "serviceAccountName": "etl",
+    })
+    spec = pod["spec"]
+    assert spec["activeDeadlineSeconds"] == 120
+    assert spec["containers"][0]["resources"] == {"limits": {"memory": "1Gi"}}
+    assert spec["nodeSelector"] == {"pool": "batch"}
+    assert spec["tolerations"] == [{"key": "batch", "operator": "Exists"}]
+    assert spec["serviceAccountName"] == "etl"
+
+
+def test_pod_overrides_merge_but_cannot_change_identity() -> None:
+    pod = render(runTemplate={"podOverrides": {
+        "metadata": {"name": "evil", "labels": {contract.LABEL_MANAGED_BY: "me"}},
+        "spec": {"hostNetwork": True, "containers": [{"name": "flow", "workingDir": "/w"}]},
+    }})
+    assert pod["metadata"]["name"] == "run-a-1"
+    assert pod["metadata"]["labels"][contract.LABEL_MANAGED_BY] == "headwater"
+    assert pod["spec"]["hostNetwork"] is True
+    container = pod["spec"]["containers"][0]
+    assert container["workingDir"] == "/w"
+    assert container["image"] == "ghcr.io/acme/etl:1.0"
+
+
+def test_merge_patch_deletes_with_none_and_replaces_plain_lists() -> None:
+    assert merge_patch({"a": 1, "b": [1, 2]}, {"a": None, "b": [3]}) == {"b": [3]}
+
+
+def test_long_names_give_valid_distinct_label_values() -> None:
+    first, second = label_value("x" * 80), label_value("x" * 79)
+    assert len(first) <= 63
+    assert first != second
+    assert label_value("short") == "short"
