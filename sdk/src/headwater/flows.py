@@ -112,13 +112,18 @@ class Flow(Generic[P, R]):
         """Arguments by parameter name (defaults not applied); a mismatch names the flow."""
         if not args and not self.signature.parameters and not kwargs:
             return {}
+        params = self.signature.parameters
+        takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+        # Unknown names are kept so validation can report them next to any other problem.
+        unknown = {} if takes_any else {k: v for k, v in kwargs.items() if k not in params}
+        known = {k: v for k, v in kwargs.items() if k not in unknown}
         try:
-            bound = self.signature.bind_partial(*args, **kwargs)
+            bound = self.signature.bind_partial(*args, **known)
         except TypeError as exc:
             from headwater.exceptions import ParameterTypeError
 
             raise ParameterTypeError(f"flow {self.name!r}: {exc}") from None
-        return dict(bound.arguments)
+        return {**bound.arguments, **unknown}
 
     def validate(self, parameters: dict[str, Any]) -> dict[str, Any]:
         """Coerce ``parameters`` to the annotated types; raise ``ParameterTypeError``."""

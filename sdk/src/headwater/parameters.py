@@ -29,8 +29,19 @@ _EMPTY = inspect.Parameter.empty
 def _type_hints(fn: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn, include_extras=True)
-    except Exception:
-        return {}
+    except Exception:  # one unresolvable name: resolve the others one by one
+        pass
+    hints: dict[str, Any] = {}
+    namespace = getattr(fn, "__globals__", {})
+    for name, annotation in getattr(fn, "__annotations__", {}).items():
+        if not isinstance(annotation, str):
+            hints[name] = annotation
+            continue
+        try:
+            hints[name] = eval(annotation, namespace)  # the author's own annotation
+        except Exception:  # an unresolvable annotation validates as Any
+            continue
+    return hints
 
 
 class _FlowParameterInfo:

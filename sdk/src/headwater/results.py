@@ -33,7 +33,6 @@ from typing import Any, Protocol
 
 from headwater import contract
 
-
 now: Callable[[], float] = time.time
 """The clock for cache expiration; tests replace it instead of waiting."""
 

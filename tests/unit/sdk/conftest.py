@@ -6,7 +6,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from headwater import engine, results
 
 
@@ -16,9 +15,9 @@ def headwater_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     home = tmp_path / "hw-home"
     monkeypatch.setenv("HEADWATER_HOME", str(home))
     monkeypatch.delenv("HEADWATER_RESULT_STORAGE", raising=False)
-    results._storage_cache.clear()  # noqa: SLF001 - storage objects are cached per location
+    results._storage_cache.clear()
     yield home
-    results._storage_cache.clear()  # noqa: SLF001
+    results._storage_cache.clear()
 
 
 @pytest.fixture(autouse=True)

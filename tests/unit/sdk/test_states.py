@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from headwater import states
 from headwater.exceptions import CancelledRun, FailedRun
 from headwater.states import StateType

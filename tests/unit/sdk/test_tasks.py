@@ -6,7 +6,6 @@ import threading
 from typing import Any
 
 import pytest
-
 from headwater import allow_failure, engine, exponential_backoff, flow, task, unmapped
 from headwater.exceptions import UpstreamTaskError
 from headwater.futures import TaskFuture, wait
