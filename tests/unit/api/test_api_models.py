@@ -204,3 +204,11 @@ def test_python_names_and_wire_names_both_work() -> None:
     by_name = ConcurrencySpec(limit=2, collision_strategy=CollisionStrategy.CANCEL_NEW)
     by_alias = ConcurrencySpec.model_validate({"limit": 2, "collisionStrategy": "CancelNew"})
     assert by_name == by_alias
+
+
+def test_schedule_accepts_the_shared_object_meta_and_still_checks_the_name() -> None:
+    spec = ScheduleSpec(deployment_ref=LocalObjectReference(name="d"), cron="@daily")
+    schedule = Schedule(metadata=ObjectMeta(name="nightly", labels={"team": "data"}), spec=spec)
+    assert schedule.to_wire()["metadata"] == {"name": "nightly", "labels": {"team": "data"}}
+    with pytest.raises(ValueError, match=r"limited to 52 characters"):
+        Schedule(metadata=ObjectMeta(name="n" * 53), spec=spec)

@@ -18,6 +18,18 @@ class InvalidResourceError(ValueError):
         super().__init__(f"{what} is invalid:\n" + "\n".join(f"  {e}" for e in self.errors))
 
 
+class FieldValueError(ValueError):
+    """Raised by a validator about a field *inside* the value it checks.
+
+    pydantic locates a validator's error at the validated field (``metadata``); this
+    carries the sub-field (``name``) so the message points at ``metadata.name``.
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        self.field = field
+        super().__init__(message)
+
+
 def field_path(loc: Sequence[int | str]) -> str:
     """Render a location tuple as ``spec.runTemplate.env[0].name``."""
     out = ""
@@ -51,4 +63,11 @@ def _message(error: ErrorDetails) -> str:
 
 def format_validation_error(exc: ValidationError) -> list[str]:
     """One ``<field path>: <what is wrong>`` line per pydantic error."""
-    return [f"{field_path(err['loc'])}: {_message(err)}" for err in exc.errors()]
+    lines = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        cause = err.get("ctx", {}).get("error")
+        if isinstance(cause, FieldValueError):
+            loc = (*loc, cause.field)
+        lines.append(f"{field_path(loc)}: {_message(err)}")
+    return lines

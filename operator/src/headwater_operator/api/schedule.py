@@ -25,6 +25,7 @@ from headwater_operator.api.common import (
     StatusModel,
 )
 from headwater_operator.api.enums import CatchupPolicy, ConcurrencyPolicy, WindowFormat
+from headwater_operator.api.errors import FieldValueError
 from headwater_operator.api.expressions import (
     CRON_PATTERN,
     INTERVAL_PATTERN,
@@ -274,20 +275,6 @@ class ScheduleStatus(StatusModel):
     )
 
 
-class ScheduleMeta(ObjectMeta):
-    """Schedule metadata: the name is limited so generated run names stay valid."""
-
-    @field_validator("name")
-    @classmethod
-    def _short_name(cls, value: str | None) -> str | None:
-        if value is not None and len(value) > SCHEDULE_NAME_MAX_LENGTH:
-            raise ValueError(
-                f"Schedule names are limited to {SCHEDULE_NAME_MAX_LENGTH} characters so run "
-                f"names derived from them fit in 63; {value!r} has {len(value)}"
-            )
-        return value
-
-
 class Schedule(Resource):
     """When a Deployment runs. Each tick creates one FlowRun with a deterministic name."""
 
@@ -315,10 +302,21 @@ class Schedule(Resource):
     kind: Literal["Schedule"] = Field(
         default="Schedule", description="Kind of this object: `Schedule`."
     )
-    metadata: ScheduleMeta = Field(
-        default_factory=ScheduleMeta, description="Standard metadata; name ≤ 52 characters."
+    metadata: ObjectMeta = Field(
+        default_factory=ObjectMeta, description="Standard metadata; name ≤ 52 characters."
     )
     spec: ScheduleSpec = Field(description="Desired state: when and what to run.")
     status: ScheduleStatus = Field(
         default_factory=ScheduleStatus, description="Observed state, written by the operator."
     )
+
+    @field_validator("metadata")
+    @classmethod
+    def _short_name(cls, meta: ObjectMeta) -> ObjectMeta:
+        if meta.name is not None and len(meta.name) > SCHEDULE_NAME_MAX_LENGTH:
+            raise FieldValueError(
+                "name",
+                f"Schedule names are limited to {SCHEDULE_NAME_MAX_LENGTH} characters so run "
+                f"names derived from them fit in 63; {meta.name!r} has {len(meta.name)}",
+            )
+        return meta
