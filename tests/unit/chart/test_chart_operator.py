@@ -1,0 +1,136 @@
+"""The operator Deployment, its Service and peering objects behave as users rely on."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from conftest import NAMESPACE, Manifest, Render
+
+
+def _only(manifests: list[Manifest], kind: str) -> Manifest:
+    (found,) = [m for m in manifests if m["kind"] == kind]
+    return found
+
+
+def _container(manifests: list[Manifest]) -> dict[str, Any]:
+    (container,) = _only(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
+    return container
+
+
+def test_single_replica_watches_the_cluster_standalone(render: Render) -> None:
+    args = _container(render())["args"]
+    assert "--all-namespaces" in args
+    assert "--standalone" in args
+    assert "--peering" not in args
+    assert "--namespace" not in args
+
+
+def test_watch_namespaces_become_one_namespace_flag_each(render: Render) -> None:
+    args = _container(render({"watchNamespaces": ["team-a", "team-b"]}))["args"]
+    assert "--all-namespaces" not in args
+    pairs = [args[i + 1] for i, arg in enumerate(args) if arg == "--namespace"]
+    assert pairs == ["team-a", "team-b"]
+
+
+def test_more_than_one_replica_uses_kopf_peering(render: Render) -> None:
+    manifests = render({"replicas": 2, "peering": {"name": "hw-peering"}})
+    args = _container(manifests)["args"]
+    assert "--standalone" not in args
+    assert args[args.index("--peering") + 1] == "hw-peering"
+    (peering,) = [m for m in manifests if m["kind"] == "ClusterKopfPeering"]
+    assert peering["metadata"]["name"] == "hw-peering"
+    # A hook, because its CRD is created by the same release.
+    assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
+
+
+def test_namespaced_peering_has_one_object_per_watched_namespace(render: Render) -> None:
+    manifests = render({"replicas": 2, "watchNamespaces": ["team-a", "team-b"]})
+    peerings = [m for m in manifests if m["kind"] == "KopfPeering"]
+    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
+    assert [m for m in manifests if m["kind"] == "ClusterKopfPeering"] == []
+
+
+def test_no_peering_objects_for_a_single_replica(render: Render) -> None:
+    kinds = {m["kind"] for m in render()}
+    assert not kinds & {"KopfPeering", "ClusterKopfPeering"}
+
+
+def test_rollout_is_recreate_so_two_operators_never_overlap(render: Render) -> None:
+    for values in ({}, {"replicas": 3}):
+        assert _only(render(values), "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_probes_hit_healthz_on_the_port_the_operator_serves(render: Render) -> None:
+    container = _container(render({"health": {"port": 9091}}))
+    args = container["args"]
+    assert args[args.index("--health-port") + 1] == "9091"
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports["health"] == 9091
+    for probe in ("livenessProbe", "readinessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+
+
+def test_container_meets_the_restricted_pod_security_standard(render: Render) -> None:
+    manifests = render()
+    pod = _only(manifests, "Deployment")["spec"]["template"]["spec"]
+    ctx = _container(manifests)["securityContext"]
+    assert ctx["allowPrivilegeEscalation"] is False
+    assert ctx["readOnlyRootFilesystem"] is True
+    assert ctx["capabilities"] == {"drop": ["ALL"]}
+    assert ctx["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    # Matches the non-root user the operator image is built with.
+    assert pod["securityContext"]["runAsUser"] == 65532
+    # A read-only root still needs a writable /tmp.
+    mounts = {m["mountPath"]: m["name"] for m in _container(manifests)["volumeMounts"]}
+    assert "emptyDir" in {v["name"]: v for v in pod["volumes"]}[mounts["/tmp"]]
+
+
+def test_container_has_resource_requests_and_a_memory_limit(render: Render) -> None:
+    resources = _container(render())["resources"]
+    assert {"cpu", "memory"} <= set(resources["requests"])
+    assert "memory" in resources["limits"]
+
+
+def test_image_defaults_to_app_version_and_a_digest_wins(render: Render) -> None:
+    assert _container(render())["image"] == "headwater/operator:0.1.0"
+    digest = "sha256:" + "a" * 64
+    pinned = render({"image": {"repository": "reg.local/hw", "tag": "x", "digest": digest}})
+    assert _container(pinned)["image"] == f"reg.local/hw@{digest}"
+
+
+def test_metrics_service_reaches_the_operator_metrics_port(render: Render) -> None:
+    manifests = render({"metrics": {"port": 9000}})
+    container = _container(manifests)
+    args = container["args"]
+    assert args[args.index("--metrics-port") + 1] == "9000"
+    assert {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"] == 9000
+    service = _only(manifests, "Service")
+    assert service["spec"]["ports"][0]["targetPort"] == "metrics"
+    pod_labels = _only(manifests, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_deployment_selector_matches_its_pods(render: Render) -> None:
+    deployment = _only(render({"podLabels": {"team": "data"}}), "Deployment")
+    selector = deployment["spec"]["selector"]["matchLabels"]
+    labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    assert labels["team"] == "data"
+
+
+def test_everything_namespaced_lands_in_the_release_namespace(render: Render) -> None:
+    for manifest in render({"metrics": {"serviceMonitor": {"enabled": True},
+                                        "prometheusRule": {"enabled": True}},
+                            "networkPolicy": {"enabled": True}}):
+        if manifest["kind"] in {"Deployment", "Service", "ServiceAccount", "ConfigMap",
+                                "ServiceMonitor", "PrometheusRule", "NetworkPolicy"}:
+            assert manifest["metadata"]["namespace"] == NAMESPACE, manifest["kind"]
+
+
+def test_operator_log_format_and_extra_args_are_passed(render: Render) -> None:
+    args = _container(render({"operator": {"logFormat": "text", "verbose": True,
+                                           "extraArgs": ["--something=1"]}}))["args"]
+    assert args[args.index("--log-format") + 1] == "text"
+    assert "--verbose" in args
+    assert args[-1] == "--something=1"

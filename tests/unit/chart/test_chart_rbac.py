@@ -1,0 +1,122 @@
+"""Least-privilege RBAC: exactly what the operator needs, no wildcards, right scope."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from conftest import NAMESPACE, RELEASE, Manifest, Render
+
+Grants = dict[tuple[str, str], set[str]]
+
+WORKLOAD_GRANTS: Grants = {
+    ("headwater.dev", "flows"): {"get", "list", "watch", "patch"},
+    ("headwater.dev", "deployments"): {"get", "list", "watch", "patch"},
+    ("headwater.dev", "schedules"): {"get", "list", "watch", "patch"},
+    ("headwater.dev", "flowruns"): {"get", "list", "watch", "patch", "create", "delete"},
+    ("headwater.dev", "flows/status"): {"get", "patch"},
+    ("headwater.dev", "deployments/status"): {"get", "patch"},
+    ("headwater.dev", "schedules/status"): {"get", "patch"},
+    ("headwater.dev", "flowruns/status"): {"get", "patch"},
+    ("", "pods"): {"get", "list", "watch", "create", "delete"},
+    ("", "events"): {"create", "patch"},
+    ("events.k8s.io", "events"): {"create", "patch"},
+}
+DISCOVERY_GRANTS: Grants = {
+    ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
+    ("", "namespaces"): {"list", "watch"},
+}
+RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+
+
+def _grants(role: Manifest) -> Grants:
+    """(apiGroup, resource) → verbs, flattened from a role's rules."""
+    grants: defaultdict[tuple[str, str], set[str]] = defaultdict(set)
+    for rule in role["rules"]:
+        for group in rule["apiGroups"]:
+            for resource in rule["resources"]:
+                grants[(group, resource)] |= set(rule["verbs"])
+    return dict(grants)
+
+
+def _of(manifests: list[Manifest], kind: str) -> list[Manifest]:
+    return [m for m in manifests if m["kind"] == kind]
+
+
+def test_no_rbac_rule_uses_a_wildcard(scenario: str, scenario_manifests: list[Manifest]) -> None:
+    for role in _of(scenario_manifests, "ClusterRole") + _of(scenario_manifests, "Role"):
+        for rule in role["rules"]:
+            for field in ("apiGroups", "resources", "verbs", "resourceNames", "nonResourceURLs"):
+                assert "*" not in rule.get(field, []), (
+                    f"{scenario}: {role['kind']}/{role['metadata']['name']} has '*' in {field}"
+                )
+                assert not any("*" in item for item in rule.get(field, [])), (scenario, rule)
+
+
+def test_rbac_never_grants_secrets_or_pod_exec(
+    scenario: str, scenario_manifests: list[Manifest]
+) -> None:
+    for role in _of(scenario_manifests, "ClusterRole") + _of(scenario_manifests, "Role"):
+        resources = {resource for _, resource in _grants(role)}
+        assert not resources & {"secrets", "pods/exec", "pods/log", "configmaps"}, scenario
+
+
+def test_cluster_wide_install_grants_exactly_what_the_operator_needs(render: Render) -> None:
+    manifests = render()
+    (role,) = _of(manifests, "ClusterRole")
+    assert _grants(role) == WORKLOAD_GRANTS | DISCOVERY_GRANTS
+    (binding,) = _of(manifests, "ClusterRoleBinding")
+    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                  "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    (sa,) = _of(manifests, "ServiceAccount")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
+                                    "namespace": NAMESPACE}]
+    assert _of(manifests, "Role") == []
+
+
+def test_peering_rights_come_only_with_more_than_one_replica(render: Render) -> None:
+    (role,) = _of(render({"replicas": 2}), "ClusterRole")
+    assert _grants(role)[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
+    assert ("kopf.dev", "kopfpeerings") not in _grants(role)
+    for namespaced_role in _of(render({"replicas": 2, "watchNamespaces": ["a", "b"]}), "Role"):
+        assert _grants(namespaced_role) == WORKLOAD_GRANTS | {
+            ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"}
+        }
+
+
+def test_namespaced_install_grants_only_inside_the_watched_namespaces(render: Render) -> None:
+    manifests = render({"watchNamespaces": ["team-a", "team-b"]})
+    roles = _of(manifests, "Role")
+    bindings = _of(manifests, "RoleBinding")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    for role in roles:
+        assert _grants(role) == WORKLOAD_GRANTS
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        # The ServiceAccount lives in the release namespace, not the watched one.
+        assert binding["subjects"][0]["namespace"] == NAMESPACE
+    # The only cluster-scoped grant left is read access for kopf's discovery.
+    (cluster_role,) = _of(manifests, "ClusterRole")
+    assert _grants(cluster_role) == DISCOVERY_GRANTS
+
+
+def test_namespaced_install_without_discovery_has_no_cluster_scoped_rbac(render: Render) -> None:
+    manifests = render({"watchNamespaces": ["team-a"], "rbac": {"clusterDiscovery": False}})
+    assert _of(manifests, "ClusterRole") == []
+    assert _of(manifests, "ClusterRoleBinding") == []
+    assert len(_of(manifests, "Role")) == 1
+
+
+def test_rbac_create_false_renders_no_rbac_and_uses_the_named_account(render: Render) -> None:
+    manifests = render({"rbac": {"create": False},
+                        "serviceAccount": {"create": False, "name": "platform-operator"}})
+    assert [m for m in manifests if m["kind"] in RBAC_KINDS] == []
+    assert _of(manifests, "ServiceAccount") == []
+    (deployment,) = _of(manifests, "Deployment")
+    assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "platform-operator"
+
+
+def test_role_names_are_release_scoped(render: Render) -> None:
+    # Two releases in one cluster must not overwrite each other's cluster-scoped objects.
+    for role in _of(render(), "ClusterRole"):
+        assert role["metadata"]["name"].startswith(RELEASE)
