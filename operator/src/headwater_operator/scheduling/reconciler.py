@@ -1,0 +1,346 @@
+"""One wake-up of a Schedule: plan the due ticks, create their FlowRuns, write status.
+
+:func:`reconcile_schedule` is what the per-Schedule kopf daemon
+(:mod:`headwater_operator.handlers.schedules`) calls each time it wakes — at a tick, at
+start-up, or early because the spec changed. It is plain async code over the
+:class:`~headwater_operator.kube.Kube` client and a :class:`~.clock.Clock`, so tests drive
+it with a hand-moved clock. The decisions are the pure functions of this package
+(:func:`~.plan.plan_ticks`, :func:`~.runs.scheduled_run_name`, …); this module only
+applies them, in this order:
+
+1. parse the spec — an invalid Schedule gets ``Invalid=True`` naming the field, and
+   nothing else changes (never half-applied);
+2. suspended, or its Deployment missing or paused — no runs, a condition says why, and
+   the ticks meanwhile count as missed when it resumes (``watching_since`` restarts);
+3. plan the ticks; for each tick to run, apply ``concurrencyPolicy`` against this
+   Schedule's own active runs and create the FlowRun (``409 AlreadyExists`` is success:
+   an earlier operator or replica made it);
+4. write ``status`` once: last/next tick, fingerprint, active runs, missed-tick count and
+   conditions. The fingerprint and last tick are written together, so an edit observed
+   before any tick under the new expression never fires the old expression's ticks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from headwater.contract import (
+    ANNOTATION_SCHEDULED_TIME,
+    ANNOTATION_TRIGGER,
+    API_VERSION,
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED_BY,
+    LABEL_SCHEDULE,
+    MANAGED_BY_VALUE,
+)
+
+from headwater_operator import kube
+from headwater_operator.conditions import format_time, make_condition, set_conditions
+from headwater_operator.scheduling.expression import (
+    ScheduleError,
+    ScheduleExpression,
+    parse_schedule_expression,
+)
+from headwater_operator.scheduling.plan import TickPlan, plan_ticks
+from headwater_operator.scheduling.runs import (
+    schedule_fingerprint,
+    scheduled_run_name,
+    window_parameters,
+)
+
+TERMINAL_PHASES = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
+
+
+@dataclass
+class WatchState:
+    """What one daemon remembers between wake-ups (lost on restart, by design)."""
+
+    watching_since: datetime
+    """Ticks after this came due while we were watching: they are on time."""
+    edit_seen_at: dict[str, datetime] = field(default_factory=dict)
+    """First time this process saw each not-yet-ticked fingerprint (edit time)."""
+    holding: bool = False
+    """True while suspended, paused or invalid: resuming restarts ``watching_since``."""
+
+
+@dataclass
+class WakeResult:
+    """What a wake-up did, for the daemon (when to sleep to) and for Events."""
+
+    next_tick: datetime | None
+    created: list[str] = field(default_factory=list)
+    events: list[tuple[str, str, str]] = field(default_factory=list)
+    """``(type, reason, message)`` Events to post on the Schedule."""
+
+
+async def reconcile_schedule(
+    client: kube.Kube, body: Mapping[str, Any], state: WatchState, now: datetime
+) -> WakeResult:
+    """Handle one wake-up of the Schedule ``body`` at ``now``; see the module docstring."""
+    meta, spec = body.get("metadata") or {}, body.get("spec") or {}
+    status: Mapping[str, Any] = body.get("status") or {}
+    namespace, name = str(meta.get("namespace") or "default"), str(meta["name"])
+    try:
+        expr = expression_from_spec(spec)
+    except ScheduleError as exc:
+        state.holding = True
+        conditions = [
+            make_condition("Invalid", True, invalid_reason(exc.field_path), str(exc)),
+            make_condition("Ready", False, "Invalid", str(exc)),
+        ]
+        await _write_status(client, body, conditions=conditions, now=now,
+                            fields={"nextScheduleTime": None})
+        return WakeResult(None, events=[("Warning", "Invalid", str(exc))])
+
+    hold, deployment = await _hold_reason(client, namespace, spec)
+    if hold is not None or deployment is None:
+        hold = hold or ("DeploymentNotFound", "the Deployment is missing")
+        state.holding = True
+        reason, message = hold
+        await _write_status(client, body, conditions=[
+            make_condition("Invalid", False, "Valid", "the schedule expression is valid"),
+            make_condition("Ready", False, reason, message),
+        ], now=now, fields={"nextScheduleTime": None, "expression": _summary(spec)})
+        return WakeResult(None)
+    if state.holding:
+        state.holding, state.watching_since = False, now
+
+    fingerprint = schedule_fingerprint(expr)
+    same_expression = status.get("scheduleFingerprint") == fingerprint
+    last_tick = _parse_time(status.get("lastScheduleTime")) if same_expression else None
+    created_at = _effective_since(meta, status, fingerprint, state, now)
+    catchup = spec.get("catchup") or {}
+    plan = plan_ticks(
+        expr, last_tick=last_tick, now=now,
+        starting_deadline_seconds=spec.get("startingDeadlineSeconds"),
+        catchup_policy=str(catchup.get("policy", "Latest")),
+        max_catchup_runs=catchup.get("maxRuns"),
+        created_at=created_at, watching_since=state.watching_since,
+    )
+    active, last_success = await _runs_of(client, namespace, name)
+    result = WakeResult(plan.next_tick)
+    forbidden = await _fire(client, body, expr=expr, plan=plan, deployment=deployment,
+                            active=active, result=result)
+    extra = {"lastSuccessfulTime": last_success} if last_success else {}
+    return await _finish(client, body, plan=plan, fingerprint=fingerprint, active=active,
+                         result=result, forbidden=forbidden, now=now, extra=extra)
+
+
+def expression_from_spec(spec: Mapping[str, Any]) -> ScheduleExpression:
+    """The :class:`ScheduleExpression` of a Schedule spec in wire form (camelCase)."""
+    return parse_schedule_expression(
+        cron=spec.get("cron"), interval=spec.get("interval"), rrule=spec.get("rrule"),
+        timezone=spec.get("timezone") or "UTC", anchor_time=spec.get("anchorTime"),
+    )
+
+
+def invalid_reason(field_path: str) -> str:
+    """``spec.catchup.maxRuns`` → ``InvalidCatchupMaxRuns``: the reason names the field."""
+    parts = [part for part in field_path.removeprefix("spec").split(".") if part]
+    return "Invalid" + "".join(part[:1].upper() + part[1:] for part in parts) if parts \
+        else "InvalidSpec"
+
+
+def build_flow_run(
+    schedule: Mapping[str, Any], deployment: Mapping[str, Any], expr: ScheduleExpression,
+    tick: datetime,
+) -> dict[str, Any]:
+    """The FlowRun a Schedule creates for ``tick`` (owned by the Deployment)."""
+    meta, spec = schedule["metadata"], schedule["spec"]
+    dep_meta = deployment["metadata"]
+    parameters = dict(spec.get("parameters") or {})
+    window = spec.get("windowParameters")
+    if window:
+        parameters.update(window_parameters(
+            expr, tick, window.get("start"), window.get("end"), window.get("format", "DateTime")
+        ))
+    when = format_time(tick)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "FlowRun",
+        "metadata": {
+            "name": scheduled_run_name(meta["name"], tick),
+            "namespace": meta.get("namespace"),
+            "labels": {
+                LABEL_SCHEDULE: meta["name"],
+                LABEL_DEPLOYMENT: dep_meta["name"],
+                LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+            },
+            "annotations": {ANNOTATION_SCHEDULED_TIME: when, ANNOTATION_TRIGGER: "schedule"},
+            "ownerReferences": [{
+                "apiVersion": API_VERSION, "kind": "Deployment", "name": dep_meta["name"],
+                "uid": dep_meta["uid"], "controller": False, "blockOwnerDeletion": False,
+            }],
+        },
+        "spec": {
+            "deploymentRef": {"name": dep_meta["name"]},
+            "parameters": parameters,
+            "scheduledTime": when,
+            "trigger": "schedule",
+        },
+    }
+
+
+async def _hold_reason(
+    client: kube.Kube, namespace: str, spec: Mapping[str, Any]
+) -> tuple[tuple[str, str] | None, dict[str, Any] | None]:
+    """Why the Schedule may not create runs right now (or None), and its Deployment."""
+    if spec.get("suspend"):
+        return ("Suspended", "spec.suspend is true; set it to false to resume"), None
+    deployment_name = str((spec.get("deploymentRef") or {}).get("name"))
+    try:
+        deployment = await client.get(kube.DEPLOYMENTS, deployment_name, namespace=namespace)
+    except kube.NotFound:
+        return ("DeploymentNotFound", (
+            f"Deployment {deployment_name!r} does not exist in namespace {namespace!r}; "
+            "create it or fix spec.deploymentRef.name"
+        )), None
+    if (deployment.get("spec") or {}).get("paused"):
+        return ("DeploymentPaused", (
+            f"Deployment {deployment_name!r} is paused (spec.paused); no runs are created "
+            "until it is unpaused"
+        )), deployment
+    return None, deployment
+
+
+async def _runs_of(
+    client: kube.Kube, namespace: str, name: str
+) -> tuple[list[dict[str, Any]], str | None]:
+    """This Schedule's active runs, and when one of its runs last completed."""
+    runs = await client.list(kube.FLOWRUNS, namespace=namespace,
+                             label_selector={LABEL_SCHEDULE: name})
+    active = [run for run in runs
+              if (run.get("status") or {}).get("phase") not in TERMINAL_PHASES]
+    completed = [str((run.get("status") or {}).get("endTime")) for run in runs
+                 if (run.get("status") or {}).get("phase") == "Completed"
+                 and (run.get("status") or {}).get("endTime")]
+    return active, max(completed, default=None)
+
+
+async def _fire(
+    client: kube.Kube, schedule: Mapping[str, Any], *, expr: ScheduleExpression,
+    plan: TickPlan, deployment: Mapping[str, Any], active: list[dict[str, Any]],
+    result: WakeResult,
+) -> int:
+    """Create the planned runs under ``concurrencyPolicy``; returns ticks Forbid skipped."""
+    policy = schedule["spec"].get("concurrencyPolicy", "Allow")
+    namespace = schedule["metadata"].get("namespace")
+    forbidden = 0
+    for tick in plan.to_run:
+        if policy == "Forbid" and active:
+            forbidden += 1
+            result.events.append(("Warning", "ForbidConcurrent", (
+                f"skipped tick {format_time(tick)}: run {active[0]['metadata']['name']} is "
+                "still active and spec.concurrencyPolicy is Forbid"
+            )))
+            continue
+        if policy == "Replace":
+            for run in active:
+                await client.patch(kube.FLOWRUNS, run["metadata"]["name"],
+                                   {"spec": {"cancel": True}}, namespace=namespace)
+                result.events.append(("Normal", "Replaced", (
+                    f"cancelled run {run['metadata']['name']} for tick {format_time(tick)} "
+                    "(spec.concurrencyPolicy is Replace)"
+                )))
+            active.clear()
+        run = build_flow_run(schedule, deployment, expr, tick)
+        try:
+            await client.create(kube.FLOWRUNS, run, namespace=namespace)
+            result.events.append(("Normal", "RunCreated", (
+                f"created run {run['metadata']['name']} for tick {format_time(tick)}"
+            )))
+        except kube.AlreadyExists:
+            pass  # made by an earlier operator or another replica: the same run
+        result.created.append(run["metadata"]["name"])
+        active.append(run)
+    return forbidden
+
+
+async def _finish(
+    client: kube.Kube, body: Mapping[str, Any], *, plan: TickPlan, fingerprint: str,
+    active: list[dict[str, Any]], result: WakeResult, forbidden: int, now: datetime,
+    extra: Mapping[str, Any],
+) -> WakeResult:
+    spec = body["spec"]
+    status: Mapping[str, Any] = body.get("status") or {}
+    skipped = plan.skipped_count + forbidden
+    fields: dict[str, Any] = {
+        **extra,
+        "nextScheduleTime": format_time(plan.next_tick) if plan.next_tick else None,
+        "expression": _summary(spec),
+        "missedTicks": int(status.get("missedTicks") or 0) + skipped,
+        "active": [
+            {"name": run["metadata"]["name"],
+             "scheduledTime": (run.get("spec") or {}).get("scheduledTime")}
+            for run in active
+        ],
+    }
+    if plan.handled_through is not None:
+        fields["lastScheduleTime"] = format_time(plan.handled_through)
+        fields["scheduleFingerprint"] = fingerprint
+    conditions = [
+        make_condition("Invalid", False, "Valid", "the schedule expression is valid"),
+        make_condition("Ready", True, "Scheduled", (
+            f"next tick {fields['nextScheduleTime']}" if plan.next_tick
+            else "the recurrence has ended; no further ticks"
+        )),
+    ]
+    if plan.skipped_count:
+        message = plan.describe_skipped()
+        conditions.append(make_condition("MissedTicks", True, "TicksSkipped", message))
+        result.events.append(("Warning", "MissedTicks", message))
+    elif result.created:
+        conditions.append(make_condition("MissedTicks", False, "NoneMissed",
+                                         "the last ticks all ran"))
+    await _write_status(client, body, conditions=conditions, now=now, fields=fields)
+    return result
+
+
+async def _write_status(
+    client: kube.Kube, body: Mapping[str, Any], *, conditions: list[dict[str, Any]],
+    now: datetime, fields: Mapping[str, Any],
+) -> None:
+    meta = body["metadata"]
+    status: Mapping[str, Any] = body.get("status") or {}
+    patch = {
+        **fields,
+        "conditions": set_conditions(status.get("conditions"), conditions, now),
+        "observedGeneration": meta.get("generation"),
+    }
+    await client.patch_status(kube.SCHEDULES, meta["name"], {"status": patch},
+                              namespace=meta.get("namespace") or "default")
+
+
+def _effective_since(
+    meta: Mapping[str, Any], status: Mapping[str, Any], fingerprint: str, state: WatchState,
+    now: datetime,
+) -> datetime:
+    """When the current expression took effect: creation, or when its edit was seen.
+
+    A schedule that never ticked has its creation time. An edited one has the time this
+    process first saw the new fingerprint — after an operator restart that is later than
+    the real edit, which can only skip ticks, never fire one from before the edit.
+    """
+    created = _parse_time(meta.get("creationTimestamp")) or now
+    if status.get("scheduleFingerprint") in (None, fingerprint):
+        return created
+    return max(created, state.edit_seen_at.setdefault(fingerprint, now))
+
+
+def _summary(spec: Mapping[str, Any]) -> str:
+    if spec.get("cron"):
+        return str(spec["cron"])
+    if spec.get("interval"):
+        return f"every {spec['interval']}"
+    return f"rrule {spec.get('rrule')}"
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not value:
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
