@@ -174,11 +174,11 @@ def _resolve(value: Any, upstream: list[TaskRun], allow: bool = False) -> Any:
         return value.result(raise_on_failure=False)
     if isinstance(value, BaseAnnotation):
         return _resolve(value.value, upstream, allow or isinstance(value, allow_failure))
-    if kind in (list, tuple, set, frozenset):
+    if kind in (list, tuple, set, frozenset) or isinstance(value, PrefectFutureList):
         items = [_resolve(v, upstream, allow) for v in value]
         if all(a is b for a, b in zip(items, value, strict=True)):
             return value
-        return kind(items)
+        return list(items) if isinstance(value, list) else kind(items)
     if kind is dict:
         resolved = {k: _resolve(v, upstream, allow) for k, v in value.items()}
         if all(resolved[k] is v for k, v in value.items()):
@@ -483,8 +483,8 @@ def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
         task_run.set_state(st.AwaitingRetry(f"Retry {task_run.run_count} of {task.retries} "
                                             f"in {delay:g}s after: {state.message}"))
         _logger_for_task(task_run, flow_ctx).warning(
-            "Task run failed with %s - Retry %d/%d will start %s", state.message,
-            task_run.run_count, task.retries, f"in {delay:g} second(s)" if delay else "immediately")
+            "%s - Retry %d/%d will start %s", state.message, task_run.run_count, task.retries,
+            f"in {delay:.3g} second(s)" if delay else "immediately")
         if delay > 0:
             sleep(delay)
 

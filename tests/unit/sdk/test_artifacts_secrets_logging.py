@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from headwater import (
     Secret,
     create_link_artifact,

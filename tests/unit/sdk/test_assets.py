@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from headwater import Asset, add_asset_metadata, flow, materialize
 from headwater.assets import asset_history, read_latest
 from headwater.engine import LAST_RUN_TREE
