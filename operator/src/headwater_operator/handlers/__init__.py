@@ -12,4 +12,5 @@ from headwater_operator.handlers import (
     flowruns,  # noqa: F401
     flows,  # noqa: F401
     pods,  # noqa: F401
+    schedules,  # noqa: F401
 )

@@ -1,0 +1,84 @@
+"""kopf wiring of Schedules: one daemon per Schedule that sleeps until its next tick.
+
+No loop scans all schedules: each daemon computes its next tick
+(:func:`~headwater_operator.scheduling.reconciler.reconcile_schedule`) and sleeps on the
+scheduler's clock until then. A spec change (a new ``metadata.generation``) or a change
+of a Deployment rings the daemon's doorbell so ``status.nextScheduleTime`` is right
+straight after an edit, a pause or an unpause. Each wake-up re-reads the Schedule, so a
+status write still in flight on the watch stream can never be mistaken for the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, cast
+
+import kopf
+from headwater.contract import GROUP, VERSION
+
+from headwater_operator import kube
+from headwater_operator.scheduling.clock import get_clock
+from headwater_operator.scheduling.reconciler import WatchState, reconcile_schedule
+
+MEMO_KEY = "schedule_doorbells"
+
+Key = tuple[str, str]
+
+
+def _doorbells(memo: Any) -> dict[Key, tuple[asyncio.Event, dict[str, Any]]]:
+    """(namespace, name) → (the daemon's doorbell, what it last saw of the Schedule)."""
+    bells = memo.get(MEMO_KEY)
+    if bells is None:
+        bells = memo[MEMO_KEY] = {}
+    assert isinstance(bells, dict)
+    return bells
+
+
+@kopf.daemon(GROUP, VERSION, "schedules", cancellation_timeout=1.0)
+async def schedule_daemon(*, name: str, namespace: str | None, memo: Any,
+                          stopped: Any, logger: Any, **_: Any) -> None:
+    """Wake at each tick (or when rung), reconcile, post Events, sleep again."""
+    key = (namespace or "default", name)
+    doorbell = asyncio.Event()
+    seen: dict[str, Any] = {}
+    _doorbells(memo)[key] = (doorbell, seen)
+    client, clock = kube.get_client(), get_clock()
+    state = WatchState(watching_since=clock.now())
+    try:
+        while not stopped:
+            doorbell.clear()
+            try:
+                body = await client.get(kube.SCHEDULES, name, namespace=key[0])
+            except kube.NotFound:
+                return
+            seen["generation"] = body["metadata"].get("generation")
+            seen["deployment"] = (body.get("spec") or {}).get("deploymentRef", {}).get("name")
+            result = await reconcile_schedule(client, body, state, clock.now())
+            for type_, reason, message in result.events:
+                kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=type_, reason=reason,
+                           message=message)
+            if result.next_tick is None:
+                await doorbell.wait()
+            else:
+                await clock.sleep_until(result.next_tick, doorbell)
+    finally:
+        if _doorbells(memo).get(key, (None,))[0] is doorbell:
+            del _doorbells(memo)[key]
+
+
+@kopf.on.event(GROUP, VERSION, "schedules")
+async def schedule_event(*, namespace: str | None, name: str, meta: Any, memo: Any,
+                         **_: Any) -> None:
+    """A spec change (new generation) wakes the Schedule's daemon early."""
+    entry = _doorbells(memo).get((namespace or "default", name))
+    if entry is not None and entry[1].get("generation") != meta.get("generation"):
+        entry[0].set()
+
+
+@kopf.on.event(GROUP, VERSION, "deployments")
+async def deployment_changed(*, namespace: str | None, name: str, memo: Any,
+                             **_: Any) -> None:
+    """A Deployment changed (paused, unpaused, created): its Schedules look again."""
+    for (bell_namespace, _name), (doorbell, seen) in _doorbells(memo).items():
+        if bell_namespace == (namespace or "default") and seen.get("deployment") == name:
+            doorbell.set()
