@@ -59,7 +59,7 @@ def build_analytics(processed: list[dict[str, Any]]) -> dict[str, Any]:
 @flow
 def asset_pipeline(day: dt.date = dt.date(2024, 3, 1)) -> dict[str, Any]:
     """Materialize raw, processed and analytics orders for ``day``."""
-    analytics = build_analytics(process_orders(extract_orders(day)))
+    analytics: dict[str, Any] = build_analytics(process_orders(extract_orders(day)))
     create_markdown_artifact(
         f"# Revenue for {day}\n\n| orders | revenue | largest |\n|---|---|---|\n"
         f"| {analytics['orders']} | {analytics['revenue']} | {analytics['largest']} |\n",

@@ -76,7 +76,7 @@ def ingest(start_date: dt.date, end_date: dt.date) -> dict[str, Any]:
     days = days_between(start_date, end_date)
     raw = extract.map(days)
     daily = transform.map(days, raw)
-    totals = load(daily)
+    totals: dict[str, Any] = load(daily)
     get_run_logger().info("Ingested %(orders)d orders over %(days)d days", totals)
     return totals
 

@@ -186,7 +186,7 @@ class Flow(Generic[P, R]):
 
 
 @overload
-def flow(__fn: Callable[P, R]) -> Flow[P, R]: ...
+def flow(__fn: Callable[P, R], /, **options: Any) -> Flow[P, R]: ...
 @overload
 def flow(
     __fn: None = None,

@@ -235,7 +235,7 @@ class Task(Generic[P, R]):
 
 
 @overload
-def task(__fn: Callable[P, R]) -> Task[P, R]: ...
+def task(__fn: Callable[P, R], /, **options: Any) -> Task[P, R]: ...
 @overload
 def task(
     __fn: None = None,

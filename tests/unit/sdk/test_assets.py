@@ -124,7 +124,8 @@ def test_history_and_metadata_are_recorded(headwater_home: Path) -> None:
     assert history[0]["metadata"] == {"row_count": 3}
     assert history[0]["flowRunId"] == first_run_id
     latest = read_latest(storage, CLEAN)
-    assert latest is not None and latest["version"] == history[0]["version"]
+    assert latest is not None
+    assert latest["version"] == history[0]["version"]
 
 
 def test_lineage_file_is_written_per_run(headwater_home: Path) -> None:

@@ -105,7 +105,7 @@ def test_runtime_sees_operator_identity(flows_file: Path, tmp_path: Path,
                                         headwater_home: Path) -> None:
     script = tmp_path / "probe.py"
     script.write_text(
-        "import json, sys\nsys.path.insert(0, %r)\n" % str(flows_file.parent)
+        f"import json, sys\nsys.path.insert(0, {str(flows_file.parent)!r})\n"
         + "from headwater import engine\nfrom flows import ok\n"
         "engine.ROOT_RUN_CONFIG.set(engine.RootRunConfig('uid-9', 'name-9', 0.0, 3, 'dep'))\n"
         "print(json.dumps(ok(day='2024-01-01')))\n"
@@ -250,7 +250,11 @@ def test_plugins_register_subcommands(monkeypatch: pytest.MonkeyPatch) -> None:
     def register(subparsers: Any) -> None:
         parser = subparsers.add_parser("run")
         parser.add_argument("deployment")
-        parser.set_defaults(func=lambda args: calls.append(args.deployment) or 0)
+        def handler(args: Any) -> int:
+            calls.append(args.deployment)
+            return 0
+
+        parser.set_defaults(func=handler)
 
     class FakeEntryPoint:
         name = "operator"

@@ -195,7 +195,7 @@ def test_parameters_are_coerced_from_strings() -> None:
     def f(day: dt.date, n: int, ratio: float = 0.5) -> None:
         seen.update(day=day, n=n, ratio=ratio)
 
-    f(day="2024-01-31", n="3")  # type: ignore[arg-type]
+    f(day="2024-01-31", n="3")
     assert seen == {"day": dt.date(2024, 1, 31), "n": 3, "ratio": 0.5}
 
 

@@ -82,7 +82,8 @@ def test_future_result_raises_task_exception() -> None:
 def test_futures_passed_as_arguments_are_resolved() -> None:
     @flow
     def f() -> int:
-        return double(double.submit(3))
+        result: int = double(double.submit(3))
+        return result
 
     assert f() == 12
 
@@ -94,7 +95,8 @@ def test_futures_nested_in_lists_are_resolved() -> None:
 
     @flow
     def f() -> int:
-        return total([double.submit(i) for i in range(4)])
+        result: int = total([double.submit(i) for i in range(4)])
+        return result
 
     assert f() == 12
 
