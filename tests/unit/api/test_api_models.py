@@ -176,13 +176,15 @@ def test_parse_interval(text: str, expected: int) -> None:
 
 @pytest.mark.parametrize("text", ["", "0s", "0h0m", "15", "1m1h", "1.5h", "15 m", "-5m"])
 def test_parse_interval_rejects(text: str) -> None:
-    with pytest.raises(ValueError, match=r"e\.g\. '(15m|90s)'"):
+    # Every rejection shows a valid example, so the user can copy the shape.
+    with pytest.raises(ValueError, match=r"e\.g\. '(1m|15m|90s)'"):
         parse_interval(text)
 
 
 @pytest.mark.parametrize("expression", ["* * * *", "0 0 6 * * *", "@fortnightly", "0 25 * * *"])
 def test_check_cron_rejects(expression: str) -> None:
-    with pytest.raises(ValueError, match="cron"):
+    # The message shows the accepted shape: five fields or a known macro.
+    with pytest.raises(ValueError, match=r"5 .minute hour|valid cron expression|use one of @"):
         check_cron(expression)
 
 

@@ -1,50 +1,62 @@
-"""Parsing and checking of schedule expressions: cron, interval durations, RRULEs, zones.
+"""Schedule-expression checks for the API models, delegating to the scheduler's parser.
 
-Pure functions shared by the models (to reject bad specs with a precise message) and the
-scheduler (to compute fire times). Each ``check_*`` function returns the normalised value
-or raises ``ValueError`` with a message that says what is wrong and shows a valid example.
+The models and the operator must agree exactly on what a valid ``cron``, ``interval``,
+``rrule`` and ``timezone`` are: a Schedule that passes ``kubectl apply`` (or the offline
+validator) and is then marked ``Invalid`` by the scheduler would be a trap. So there is
+one parser, :mod:`headwater_operator.scheduling.expression`, and this module only adapts
+its :class:`ScheduleError` (whose message starts with the field path) to the plain
+``ValueError`` that pydantic expects (pydantic adds the field path itself).
+
+The two regular expressions below are the coarse shape checks written into the CRD
+schema, so ``kubectl`` rejects the obvious typos before the object is stored.
 """
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadDateError, croniter
-from dateutil.rrule import rrule, rruleset, rrulestr
+from dateutil.rrule import rrule
 
-CRON_MACROS: frozenset[str] = frozenset(
-    {"@hourly", "@daily", "@weekly", "@monthly", "@yearly", "@annually", "@midnight"}
+from headwater_operator.scheduling.expression import (
+    CRON_MACROS,
+    ScheduleError,
+    parse_cron,
+    parse_timezone,
 )
-"""Macros accepted in place of a five-field cron expression."""
+from headwater_operator.scheduling.expression import parse_interval as _parse_interval
+from headwater_operator.scheduling.expression import parse_rrule as _parse_rrule
+
+__all__ = [
+    "CRON_MACROS",
+    "CRON_PATTERN",
+    "INTERVAL_PATTERN",
+    "check_cron",
+    "check_interval",
+    "check_rrule",
+    "check_timezone",
+    "parse_interval",
+    "parse_rrule",
+]
 
 INTERVAL_PATTERN = r"^([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?$"
 """Shape of an interval string: days, hours, minutes, seconds, each optional, in order."""
 
-_INTERVAL_RE = re.compile(INTERVAL_PATTERN)
-_UNIT_SECONDS = {"d": 86_400, "h": 3_600, "m": 60, "s": 1}
-
 CRON_PATTERN = r"^(@[a-z]+|\S+(\s+\S+){4})$"
-"""Coarse shape check used in the CRD (five fields or a macro); croniter does the rest."""
+"""Coarse shape check used in the CRD (five fields or a macro); the parser does the rest."""
+
+
+def _problem(exc: ScheduleError) -> ValueError:
+    """The scheduler's message without its field prefix (pydantic prefixes the location)."""
+    return ValueError(str(exc).removeprefix(f"{exc.field_path}: "))
 
 
 def parse_interval(text: str) -> timedelta:
-    """Parse an interval such as ``90s``, ``15m``, ``1h30m`` or ``1d`` (a day is 24 h).
-
-    >>> parse_interval("1h30m")
-    datetime.timedelta(seconds=5400)
-    """
-    match = _INTERVAL_RE.fullmatch(text)
-    if not text or match is None:
-        raise ValueError(
-            f"{text!r} is not a duration: use a number with units d, h, m, s in that "
-            "order, e.g. '90s', '15m', '1h30m' or '1d'"
-        )
-    seconds = sum(int(part[:-1]) * _UNIT_SECONDS[part[-1]] for part in match.groups() if part)
-    if seconds <= 0:
-        raise ValueError(f"{text!r} must be greater than zero, e.g. '15m'")
-    return timedelta(seconds=seconds)
+    """Parse an interval such as ``90s``, ``15m``, ``1h30m`` or ``1d`` (a day is 24 h)."""
+    try:
+        return _parse_interval(text)
+    except ScheduleError as exc:
+        raise _problem(exc) from None
 
 
 def check_interval(text: str) -> str:
@@ -56,54 +68,34 @@ def check_interval(text: str) -> str:
 def check_cron(expression: str) -> str:
     """Return ``expression`` (whitespace-normalised) when it is a valid cron expression.
 
-    Five fields (minute hour day-of-month month day-of-week) or one of
-    :data:`CRON_MACROS`, as Kubernetes CronJob accepts. Expressions that can never fire
-    (``0 0 30 2 *``) are rejected too.
+    Five fields (minute hour day-of-month month day-of-week) or a macro such as
+    ``@daily``, as Kubernetes CronJob accepts; expressions that never fire are rejected.
     """
-    normalised = " ".join(expression.split())
-    if normalised.startswith("@"):
-        if normalised not in CRON_MACROS:
-            raise ValueError(
-                f"{expression!r} is not a cron macro; use one of {', '.join(sorted(CRON_MACROS))}"
-            )
-        return normalised
-    if len(normalised.split(" ")) != 5 or not croniter.is_valid(normalised):
-        raise ValueError(
-            f"{expression!r} is not a valid cron expression: use five fields "
-            "'minute hour day-of-month month day-of-week', e.g. '0 6 * * 1-5', or a macro "
-            "such as '@daily'"
-        )
     try:
-        croniter(normalised, datetime(2000, 1, 1, tzinfo=UTC)).get_next(datetime)
-    except CroniterBadDateError as exc:
-        raise ValueError(f"cron expression {expression!r} never fires") from exc
-    return normalised
+        parse_cron(expression)
+    except ScheduleError as exc:
+        raise _problem(exc) from None
+    return " ".join(expression.split())
 
 
 def check_timezone(name: str) -> str:
     """Return ``name`` when it is an IANA time zone known to this Python (zoneinfo)."""
     try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {name!r}: use an IANA name such as 'UTC', "
-            "'Europe/Berlin' or 'America/New_York'"
-        ) from exc
+        parse_timezone(name)
+    except ScheduleError as exc:
+        raise _problem(exc) from None
     return name
 
 
-def parse_rrule(text: str, dtstart: datetime | None = None) -> rrule | rruleset:
-    """Parse an RFC 5545 recurrence rule (optionally with ``DTSTART``/``RRULE:`` lines)."""
+def parse_rrule(text: str, tz: ZoneInfo | None = None) -> rrule:
+    """Parse an RFC 5545 recurrence (optionally with a ``DTSTART`` line) in zone ``tz``."""
     try:
-        return rrulestr(text, dtstart=dtstart or datetime(2000, 1, 1, tzinfo=UTC))
-    except (ValueError, TypeError, IndexError, KeyError) as exc:
-        raise ValueError(
-            f"{text!r} is not a valid RFC 5545 recurrence rule ({exc}); "
-            "e.g. 'FREQ=WEEKLY;BYDAY=MO,WE,FR;BYHOUR=6;BYMINUTE=0'"
-        ) from exc
+        return _parse_rrule(text, tz or ZoneInfo("UTC"))[1]
+    except ScheduleError as exc:
+        raise _problem(exc) from None
 
 
 def check_rrule(text: str) -> str:
-    """Return ``text`` when it parses as a recurrence rule."""
+    """Return ``text`` when it parses as a single recurrence rule."""
     parse_rrule(text)
     return text
