@@ -1,0 +1,32 @@
+"""The operator-side commands of ``headwater`` / ``kubectl headwater``.
+
+``headwater.cli`` (the SDK's console script) loads :func:`register` through the
+``headwater.commands`` entry point, so the SDK never imports the operator by name:
+
+* :mod:`.run` — ``run <deployment>``: an ad-hoc FlowRun, ``--wait``/``--follow``;
+* :mod:`.backfill` — ``backfill <schedule> --start --end``: the scheduler's runs for a
+  past window, idempotent;
+* :mod:`.get` — ``get runs|deployments|schedules|flows``;
+* :mod:`.describe` — ``describe run <name>``;
+* :mod:`.logs` — ``logs <run> [-f]`` and ``cancel <run>``;
+* :mod:`.preview` — ``schedule preview -f schedule.yaml`` (offline).
+
+Shared pieces: :mod:`.common` (options, connection, exit codes, error reporting),
+:mod:`.output` (tables, JSON, YAML), :mod:`.params` (``-p``/``--params-file`` and their
+validation), :mod:`.follow` (waiting and log streaming). The user guide is docs/cli.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from headwater_operator.cli import backfill, describe, get, logs, preview, run
+
+
+def register(subparsers: Any) -> None:
+    """Add every operator-side command to the ``headwater`` argument parser."""
+    for module in (run, backfill, get, describe, logs, preview):
+        module.register(subparsers)
+
+
+__all__ = ["register"]

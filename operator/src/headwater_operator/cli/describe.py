@@ -1,0 +1,128 @@
+"""``describe run <name>``: one FlowRun in full, with its recent Events.
+
+The text form is a ``kubectl describe``-style report: identity, what it runs, the
+outcome (phase, reason, message), timing, attempts, task-run counts, assets, artifacts,
+conditions and the Events the operator posted about it. ``-o json|yaml`` prints
+``{"flowRun": <object>, "events": [<Event>, …]}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from headwater_operator import kube
+from headwater_operator.cli.common import (
+    EXIT_OK,
+    CliError,
+    Io,
+    add_cluster_options,
+    connect,
+    guarded,
+)
+from headwater_operator.cli.output import (
+    age,
+    counts,
+    human_duration,
+    or_none,
+    render_data,
+    render_table,
+)
+
+RECENT_EVENTS = 20
+
+
+def register(subparsers: Any) -> None:
+    """Add ``describe run``."""
+    parser = subparsers.add_parser("describe", help="show one run in detail",
+                                   description="Show a FlowRun with its recent Events.")
+    parser.add_argument("kind", choices=["run", "runs", "flowrun"], metavar="run",
+                        help="what to describe (only 'run' for now)")
+    parser.add_argument("name", help="FlowRun name")
+    add_cluster_options(parser)
+    parser.set_defaults(func=guarded("describe", cmd_describe))
+
+
+def run_events(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
+    """The Events about FlowRun ``name``, oldest first, the last :data:`RECENT_EVENTS`."""
+    mine = [e for e in events if (e.get("involvedObject") or {}).get("name") == name
+            and (e.get("involvedObject") or {}).get("kind") in (None, "FlowRun")]
+    mine.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime")
+                                or (e.get("metadata") or {}).get("creationTimestamp") or ""))
+    return mine[-RECENT_EVENTS:]
+
+
+def _field(label: str, value: Any) -> str:
+    return f"{label + ':':<16}{or_none(value)}\n"
+
+
+def describe_text(run: Mapping[str, Any], events: list[dict[str, Any]], now: datetime) -> str:
+    """The human report of ``run`` and its ``events``."""
+    meta, spec = run["metadata"], run.get("spec") or {}
+    status: Mapping[str, Any] = run.get("status") or {}
+    annotations = meta.get("annotations") or {}
+    duration = status.get("durationSeconds")
+    parts = [
+        _field("Name", meta["name"]),
+        _field("Namespace", meta.get("namespace")),
+        _field("Deployment", (spec.get("deploymentRef") or {}).get("name")),
+        _field("Flow", (spec.get("flowRef") or {}).get("name")) if spec.get("flowRef") else "",
+        _field("Trigger", spec.get("trigger") or annotations.get("headwater.dev/trigger")),
+        _field("Parameters", " ".join(f"{k}={v}" for k, v in
+                                      (spec.get("parameters") or {}).items())),
+        _field("Cancel", "requested" if spec.get("cancel") else None),
+        _field("Phase", status.get("phase") or "Scheduled"),
+        _field("Reason", status.get("reason")),
+        _field("Message", status.get("message")),
+        _field("Scheduled", status.get("scheduledTime") or spec.get("scheduledTime")),
+        _field("Started", status.get("startTime")),
+        _field("Ended", status.get("endTime")),
+        _field("Duration", human_duration(duration) if isinstance(duration, int | float)
+               else None),
+        _field("Attempts", status.get("attempts") or 0),
+        _field("Pod", status.get("podName")),
+        _field("Next attempt", status.get("nextAttemptTime")),
+        _field("Task runs", counts(status.get("taskRuns"))),
+        _field("Artifacts", ", ".join(status.get("artifacts") or [])),
+        _field("Age", age(meta.get("creationTimestamp"), now)),
+    ]
+    text = "".join(parts)
+    text += _section("Assets", ("KEY", "VERSION", "UPSTREAM"), [
+        (a.get("key", ""), or_none(a.get("version")), ", ".join(a.get("upstream") or []) or
+         "<none>") for a in status.get("assets") or []])
+    text += _section("Conditions", ("TYPE", "STATUS", "REASON", "MESSAGE"), [
+        (c.get("type", ""), c.get("status", ""), or_none(c.get("reason")),
+         or_none(c.get("message"))) for c in status.get("conditions") or []])
+    text += _section("Events", ("TYPE", "REASON", "AGE", "MESSAGE"), [
+        (e.get("type", ""), e.get("reason", ""),
+         age(e.get("lastTimestamp") or e.get("eventTime")
+             or (e.get("metadata") or {}).get("creationTimestamp"), now),
+         str(e.get("message", ""))) for e in events])
+    return text
+
+
+def _section(title: str, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+    if not rows:
+        return f"{title}:{' ' * (15 - len(title))}<none>\n"
+    table = render_table(headers, rows)
+    return f"{title}:\n" + "".join(f"  {line}\n" for line in table.splitlines())
+
+
+def cmd_describe(args: argparse.Namespace, io: Io) -> int:
+    """Read the run and its Events and print them."""
+    client, namespace = connect(args)
+    try:
+        run = client.get(kube.FLOWRUNS, args.name, namespace=namespace)
+    except kube.NotFound:
+        raise CliError(f"FlowRun {namespace}/{args.name} not found; list runs with: "
+                       f"headwater get runs -n {namespace}") from None
+    events = run_events(client.list(
+        kube.EVENTS, namespace=namespace,
+        field_selector=f"involvedObject.name={args.name}"), args.name)
+    if args.output == "table":
+        io.out.write(describe_text(run, events, io.now()))
+    else:
+        io.out.write(render_data({"flowRun": run, "events": events}, args.output))
+    return EXIT_OK

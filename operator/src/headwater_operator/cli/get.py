@@ -1,0 +1,178 @@
+"""``get runs|deployments|schedules|flows`` and ``describe run``.
+
+Tables show what a person scans for (phase, reason, next tick, …), with the same
+columns as the CRDs' printer columns plus what ``kubectl get`` cannot compute (e.g. a
+relative next tick). ``-o json|yaml`` prints the objects exactly as stored: one object
+for ``get KIND NAME``, a ``List`` otherwise.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from headwater_operator import kube
+from headwater_operator.cli.common import (
+    EXIT_OK,
+    CliError,
+    Io,
+    add_cluster_options,
+    connect,
+    guarded,
+)
+from headwater_operator.cli.output import (
+    age,
+    as_list,
+    human_duration,
+    or_none,
+    relative,
+    render_data,
+    render_table,
+)
+
+Obj = Mapping[str, Any]
+RowFn = Callable[[Obj, datetime], Sequence[str]]
+
+
+@dataclass(frozen=True)
+class Kind:
+    """How one kind is listed: its resource, table headers and row function."""
+
+    resource: kube.Resource
+    label: str
+    headers: tuple[str, ...]
+    row: RowFn
+
+
+def _spec(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("spec") or {}
+
+
+def _status(obj: Obj) -> Mapping[str, Any]:
+    return obj.get("status") or {}
+
+
+def _name(obj: Obj) -> str:
+    return str(obj["metadata"]["name"])
+
+
+def _created(obj: Obj) -> Any:
+    return obj["metadata"].get("creationTimestamp")
+
+
+def run_row(obj: Obj, now: datetime) -> Sequence[str]:
+    """NAME PHASE REASON DEPLOYMENT TRIGGER SCHEDULED DURATION ATTEMPTS AGE."""
+    spec, status = _spec(obj), _status(obj)
+    duration = status.get("durationSeconds")
+    return (_name(obj), status.get("phase") or "Scheduled", or_none(status.get("reason")),
+            or_none((spec.get("deploymentRef") or {}).get("name")
+                    or (spec.get("flowRef") or {}).get("name")),
+            or_none(spec.get("trigger")),
+            or_none(status.get("scheduledTime") or spec.get("scheduledTime")),
+            human_duration(duration) if isinstance(duration, int | float) else "<none>",
+            str(status.get("attempts") or 0), age(_created(obj), now))
+
+
+def deployment_row(obj: Obj, now: datetime) -> Sequence[str]:
+    """NAME FLOW PAUSED ACTIVE QUEUED LAST-RUN AGE."""
+    spec, status = _spec(obj), _status(obj)
+    last = status.get("lastRun") or {}
+    last_text = f"{last['name']} ({last.get('phase') or '?'})" if last.get("name") else "<none>"
+    return (_name(obj), or_none((spec.get("flowRef") or {}).get("name")),
+            or_none(bool(spec.get("paused"))), str(status.get("activeRuns") or 0),
+            str(status.get("queuedRuns") or 0), last_text, age(_created(obj), now))
+
+
+def schedule_row(obj: Obj, now: datetime) -> Sequence[str]:
+    """NAME DEPLOYMENT EXPRESSION TIMEZONE SUSPENDED LAST NEXT AGE."""
+    spec, status = _spec(obj), _status(obj)
+    expression = status.get("expression") or spec.get("cron") or (
+        f"every {spec['interval']}" if spec.get("interval") else f"rrule {spec.get('rrule')}")
+    return (_name(obj), or_none((spec.get("deploymentRef") or {}).get("name")), expression,
+            spec.get("timezone") or "UTC", or_none(bool(spec.get("suspend"))),
+            relative(status.get("lastScheduleTime"), now),
+            relative(status.get("nextScheduleTime"), now), age(_created(obj), now))
+
+
+def flow_row(obj: Obj, now: datetime) -> Sequence[str]:
+    """NAME IMAGE ENTRYPOINT AGE."""
+    spec = _spec(obj)
+    return (_name(obj), or_none(spec.get("image")), or_none(spec.get("entrypoint")),
+            age(_created(obj), now))
+
+
+KINDS: dict[str, Kind] = {
+    "runs": Kind(kube.FLOWRUNS, "FlowRun",
+                 ("NAME", "PHASE", "REASON", "DEPLOYMENT", "TRIGGER", "SCHEDULED", "DURATION",
+                  "ATTEMPTS", "AGE"), run_row),
+    "deployments": Kind(kube.DEPLOYMENTS, "Deployment",
+                        ("NAME", "FLOW", "PAUSED", "ACTIVE", "QUEUED", "LAST RUN", "AGE"),
+                        deployment_row),
+    "schedules": Kind(kube.SCHEDULES, "Schedule",
+                      ("NAME", "DEPLOYMENT", "EXPRESSION", "TIMEZONE", "SUSPENDED", "LAST",
+                       "NEXT", "AGE"), schedule_row),
+    "flows": Kind(kube.FLOWS, "Flow", ("NAME", "IMAGE", "ENTRYPOINT", "AGE"), flow_row),
+}
+ALIASES = {"run": "runs", "flowruns": "runs", "flowrun": "runs", "deployment": "deployments",
+           "schedule": "schedules", "flow": "flows"}
+
+
+def register(subparsers: Any) -> None:
+    """Add ``get``."""
+    parser = subparsers.add_parser(
+        "get", help="list runs, deployments, schedules or flows",
+        description="List Headwater objects (or show one by NAME).")
+    parser.add_argument("kind", choices=[*KINDS, *ALIASES], metavar="KIND",
+                        help="runs | deployments | schedules | flows")
+    parser.add_argument("name", nargs="?", help="show only this object")
+    parser.add_argument("-l", "--selector", help="label selector, e.g. team=data")
+    parser.add_argument("--deployment", metavar="D", help="runs only: those of Deployment D")
+    add_cluster_options(parser)
+    parser.set_defaults(func=guarded("get", cmd_get))
+
+
+def sort_objects(kind: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Runs newest first (what people look for); everything else by name."""
+    if kind == "runs":
+        return sorted(items, key=lambda o: (str(o["metadata"].get("creationTimestamp") or ""),
+                                            _name(o)), reverse=True)
+    return sorted(items, key=_name)
+
+
+def render_objects(kind: str, items: list[dict[str, Any]], output: str, now: datetime,
+                   single: bool = False) -> str:
+    """The listing in the requested format."""
+    if output != "table":
+        return render_data(items[0] if single else as_list(items), output)
+    spec = KINDS[kind]
+    return render_table(spec.headers, [spec.row(item, now) for item in items])
+
+
+def cmd_get(args: argparse.Namespace, io: Io) -> int:
+    """List (or get) the objects and print them."""
+    kind = ALIASES.get(args.kind, args.kind)
+    if args.deployment and kind != "runs":
+        raise CliError("--deployment only applies to 'get runs'", 2)
+    spec = KINDS[kind]
+    client, namespace = connect(args)
+    if args.name:
+        try:
+            items = [client.get(spec.resource, args.name, namespace=namespace)]
+        except kube.NotFound:
+            raise CliError(f"{spec.label} {namespace}/{args.name} not found; list them with: "
+                           f"headwater get {kind} -n {namespace}") from None
+    else:
+        items = client.list(spec.resource, namespace=namespace, label_selector=args.selector)
+    if args.deployment:
+        # Filtered on the spec, not a label: runs created with kubectl may carry no labels.
+        items = [item for item in items
+                 if (_spec(item).get("deploymentRef") or {}).get("name") == args.deployment]
+    items = sort_objects(kind, items)
+    if not items and args.output == "table":
+        io.err.write(f"No {kind} found in namespace {namespace}.\n")
+        return EXIT_OK
+    io.out.write(render_objects(kind, items, args.output, io.now(), single=bool(args.name)))
+    return EXIT_OK

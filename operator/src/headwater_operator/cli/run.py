@@ -1,0 +1,165 @@
+"""``headwater run <deployment>``: an ad-hoc FlowRun, optionally waited for and followed.
+
+Everything that can be checked is checked before the FlowRun is created: the
+Deployment and its Flow exist and parse, the parameters (Flow < Deployment < file <
+``-p``) satisfy the Flow's ``parametersSchema`` — the same check the operator's
+admission applies, so a run the CLI creates is never rejected for its parameters later.
+The FlowRun stores only the parameters the user gave; the operator merges the defaults
+at admission, as for every other FlowRun.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, TypeVar
+
+from headwater.contract import (
+    ANNOTATION_TRIGGER,
+    API_VERSION,
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED_BY,
+    MANAGED_BY_VALUE,
+)
+
+from headwater_operator import kube
+from headwater_operator.api import Deployment, Flow, InvalidResourceError, parse_resource
+from headwater_operator.cli.common import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_USAGE,
+    CliError,
+    Io,
+    add_cluster_options,
+    connect,
+    guarded,
+)
+from headwater_operator.cli.follow import (
+    DEFAULT_POLL_SECONDS,
+    Watcher,
+    exit_code_for,
+    final_line,
+)
+from headwater_operator.cli.output import render_data
+from headwater_operator.cli.params import check_parameters, cli_parameters, effective_parameters
+from headwater_operator.flowruns.render import label_value
+
+TRIGGER = "cli"
+_Kind = TypeVar("_Kind", Deployment, Flow)
+
+
+def register(subparsers: Any) -> None:
+    """Add ``run``."""
+    parser = subparsers.add_parser(
+        "run", help="start an ad-hoc run of a Deployment",
+        description="Create a FlowRun of DEPLOYMENT. Parameters merge Flow defaults < "
+        "Deployment parameters < --params-file < -p, and are validated against the Flow's "
+        "parametersSchema before anything is created.")
+    parser.add_argument("deployment", help="name of the Deployment to run")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter; VALUE is parsed as JSON when it is JSON; repeatable")
+    parser.add_argument("--params-file", metavar="FILE",
+                        help="YAML or JSON object of parameters (-p flags override it)")
+    parser.add_argument("--name", help="FlowRun name (default: generated, '<deployment>-xxxxx')")
+    parser.add_argument("--wait", action="store_true",
+                        help="wait for the run to end; exit 1 unless it ends Completed")
+    parser.add_argument("--follow", action="store_true",
+                        help="stream the pod logs of every attempt until the run ends "
+                        "(implies --wait)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="with --wait/--follow: stop waiting after SECONDS and exit 1 "
+                        "(the run itself continues)")
+    parser.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_SECONDS,
+                        help=argparse.SUPPRESS)
+    add_cluster_options(parser)
+    parser.set_defaults(func=guarded("run", cmd_run))
+
+
+def build_run(deployment: str, namespace: str, parameters: dict[str, Any],
+              name: str | None = None) -> dict[str, Any]:
+    """The FlowRun body ``run`` creates (trigger ``cli``)."""
+    metadata: dict[str, Any] = {
+        "namespace": namespace,
+        "labels": {LABEL_DEPLOYMENT: label_value(deployment),
+                   LABEL_MANAGED_BY: MANAGED_BY_VALUE},
+        "annotations": {ANNOTATION_TRIGGER: TRIGGER},
+    }
+    if name:
+        metadata["name"] = name
+    else:
+        metadata["generateName"] = f"{deployment}-"
+    return {
+        "apiVersion": API_VERSION, "kind": "FlowRun", "metadata": metadata,
+        "spec": {"deploymentRef": {"name": deployment}, "parameters": parameters,
+                 "trigger": TRIGGER},
+    }
+
+
+def load_deployment_and_flow(client: kube.SyncKube, namespace: str,
+                             name: str) -> tuple[Deployment, Flow]:
+    """Read and parse a Deployment and the Flow it references; errors name the fix."""
+    try:
+        deployment_body = client.get(kube.DEPLOYMENTS, name, namespace=namespace)
+    except kube.NotFound:
+        raise CliError(f"Deployment {namespace}/{name} not found; list them with: "
+                       f"headwater get deployments -n {namespace}") from None
+    deployment = _parse(deployment_body, Deployment)
+    flow_name = deployment.spec.flow_ref.name
+    try:
+        flow_body = client.get(kube.FLOWS, flow_name, namespace=namespace)
+    except kube.NotFound:
+        raise CliError(f"Flow {namespace}/{flow_name} (Deployment {name} spec.flowRef) not "
+                       "found; create it or fix spec.flowRef.name") from None
+    return deployment, _parse(flow_body, Flow)
+
+
+def _parse(body: dict[str, Any], cls: type[_Kind]) -> _Kind:
+    try:
+        parsed = parse_resource(body)
+    except InvalidResourceError as exc:
+        raise CliError(f"{exc}; fix the object and retry", EXIT_USAGE) from None
+    assert isinstance(parsed, cls)
+    return parsed
+
+
+def cmd_run(args: argparse.Namespace, io: Io) -> int:
+    """Validate, create the FlowRun, then optionally follow and wait for it."""
+    overrides = cli_parameters(args.params_file, args.param)
+    client, namespace = connect(args)
+    deployment, flow = load_deployment_and_flow(client, namespace, args.deployment)
+    check_parameters(flow, effective_parameters(flow, deployment, overrides),
+                     f"Deployment {namespace}/{args.deployment}")
+    if deployment.spec.paused:
+        io.err.write(f"warning: Deployment {args.deployment} is paused (spec.paused); the run "
+                     "waits until it is resumed\n")
+    body = build_run(args.deployment, namespace, overrides, args.name)
+    try:
+        created = client.create(kube.FLOWRUNS, body, namespace=namespace)
+    except kube.AlreadyExists:
+        raise CliError(f"FlowRun {namespace}/{args.name} already exists; choose another "
+                       "--name or omit it to generate one", EXIT_USAGE) from None
+    name = created["metadata"]["name"]
+    if args.output == "table":
+        io.out.write(f"flowrun/{name} created\n")
+    if not (args.wait or args.follow):
+        if args.output != "table":
+            io.out.write(render_data(created, args.output))
+        return EXIT_OK
+    watcher = Watcher(client, namespace, name, io, poll_seconds=args.poll_interval,
+                      timeout_seconds=args.timeout)
+    final = watcher.follow_logs() if args.follow else watcher.wait()
+    return report_final(final, name, args, io)
+
+
+def report_final(final: dict[str, Any] | None, name: str, args: argparse.Namespace,
+                 io: Io) -> int:
+    """Print how the run ended (or that waiting timed out) and return the exit code."""
+    if final is None:
+        io.err.write(f"headwater run: flowrun/{name} has not finished after {args.timeout:g}s; "
+                     f"it keeps running (check it with: headwater describe run {name})\n")
+        return EXIT_FAILED
+    if args.output == "table":
+        line = final_line(final)
+        (io.out if exit_code_for(final) == EXIT_OK else io.err).write(line + "\n")
+    else:
+        io.out.write(render_data(final, args.output))
+    return exit_code_for(final)
