@@ -8,13 +8,9 @@ Importing this package loads only the standard library and the engine's own modu
 pydantic (parameter coercion, schemas) and fsspec load on first use.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from headwater import runtime
-from headwater.artifacts import (
-    create_link_artifact,
-    create_markdown_artifact,
-    create_table_artifact,
-)
-from headwater.assets import Asset, AssetProperties, add_asset_metadata, materialize
 from headwater.cache_policies import (
     DEFAULT,
     FLOW_PARAMETERS,
@@ -27,13 +23,44 @@ from headwater.context import get_run_context
 from headwater.flows import Flow, flow
 from headwater.futures import PrefectFuture, PrefectFutureList, TaskFuture, as_completed, wait
 from headwater.logging import get_run_logger
-from headwater.secrets import Secret
 from headwater.states import State, StateType
 from headwater.task_runners import ThreadPoolTaskRunner
 from headwater.tasks import Task, exponential_backoff, task, task_input_hash
 from headwater.utilities import allow_failure, unmapped
 
+if TYPE_CHECKING:
+    from headwater.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
+    from headwater.assets import Asset, AssetProperties, add_asset_metadata, materialize
+    from headwater.secrets import Secret
+
 __version__ = "0.1.0"
+
+# Loaded on first use: most flows never touch them and they cost import time.
+_LAZY = {
+    "create_link_artifact": "headwater.artifacts",
+    "create_markdown_artifact": "headwater.artifacts",
+    "create_table_artifact": "headwater.artifacts",
+    "Asset": "headwater.assets",
+    "AssetProperties": "headwater.assets",
+    "add_asset_metadata": "headwater.assets",
+    "materialize": "headwater.assets",
+    "Secret": "headwater.secrets",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module_name = _LAZY.get(name)
+    if module_name is None:
+        raise AttributeError(f"module 'headwater' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module_name), name)
+    globals()[name] = value
+    return value
 
 __all__ = [
     "DEFAULT",

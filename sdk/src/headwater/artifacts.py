@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import re
 import time
-import uuid
 from typing import Any
 
 from headwater.context import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
@@ -31,7 +30,9 @@ def _create(kind: str, data: Any, key: str | None, description: str | None) -> s
     from headwater.results import resolve_storage
 
     _check_key(key)
-    artifact_id = str(uuid.uuid4())
+    from headwater.engine import _new_id
+
+    artifact_id = _new_id()
     flow_ctx = FLOW_RUN_CONTEXT.get()
     task_ctx = TASK_RUN_CONTEXT.get()
     flow_run_id = flow_ctx.flow_run.id if flow_ctx else "no-flow-run"

@@ -14,11 +14,9 @@ never a silently unstable key.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import pickle
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -75,6 +73,8 @@ def hash_source(fn: Any) -> str:
     cached = _source_hashes.get(fn)
     if cached is not None:
         return cached
+    import inspect
+
     try:
         text = inspect.getsource(fn)
     except (OSError, TypeError):
@@ -86,7 +86,26 @@ def hash_source(fn: Any) -> str:
 
 
 class CachePolicy:
-    """Base class: ``compute_key`` returns a key or ``None`` (no caching)."""
+    """Base class: ``compute_key`` returns a key or ``None`` (no caching).
+
+    Policies are immutable values: equal when of the same class with equal settings.
+    """
+
+    __slots__ = ()
+
+    def _settings(self) -> tuple[Any, ...]:
+        return ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CachePolicy) or type(self) is not type(other):
+            return False
+        return self._settings() == other._settings()
+
+    def __hash__(self) -> int:
+        return hash((type(self), self._settings()))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}{self._settings()!r}"
 
     def compute_key(
         self,
@@ -106,11 +125,16 @@ class CachePolicy:
         raise TypeError(f"only INPUTS supports '- {name!r}' (excluding a parameter)")
 
 
-@dataclass(frozen=True)
 class CompoundCachePolicy(CachePolicy):
     """Several policies whose keys are combined; ``None`` parts are ignored."""
 
-    policies: tuple[CachePolicy, ...]
+    __slots__ = ("policies",)
+
+    def __init__(self, policies: tuple[CachePolicy, ...]) -> None:
+        self.policies = policies
+
+    def _settings(self) -> tuple[Any, ...]:
+        return self.policies
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: Mapping[str, Any],
                     flow_parameters: Mapping[str, Any]) -> str | None:
@@ -127,11 +151,16 @@ class CompoundCachePolicy(CachePolicy):
         )
 
 
-@dataclass(frozen=True)
 class Inputs(CachePolicy):
     """Key on the task's bound arguments (minus ``exclude``)."""
 
-    exclude: frozenset[str] = field(default_factory=frozenset)
+    __slots__ = ("exclude",)
+
+    def __init__(self, exclude: frozenset[str] = frozenset()) -> None:
+        self.exclude = exclude
+
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.exclude,)
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: Mapping[str, Any],
                     flow_parameters: Mapping[str, Any]) -> str | None:
@@ -142,7 +171,6 @@ class Inputs(CachePolicy):
         return Inputs(self.exclude | {name})
 
 
-@dataclass(frozen=True)
 class TaskSource(CachePolicy):
     """Key on the task function's source code, so editing the task invalidates it."""
 
@@ -152,7 +180,6 @@ class TaskSource(CachePolicy):
         return hash_source(task_ctx.task.fn)
 
 
-@dataclass(frozen=True)
 class FlowParameters(CachePolicy):
     """Key on the enclosing flow run's parameters."""
 
@@ -162,7 +189,6 @@ class FlowParameters(CachePolicy):
         return hash_inputs(flow_parameters)
 
 
-@dataclass(frozen=True)
 class RunId(CachePolicy):
     """Key on the flow run id: results are reused only within one run (and its retries)."""
 
@@ -173,7 +199,6 @@ class RunId(CachePolicy):
         return flow_ctx.flow_run.id if flow_ctx else task_ctx.task_run.id
 
 
-@dataclass(frozen=True)
 class NoCache(CachePolicy):
     """Never cache."""
 
@@ -183,11 +208,16 @@ class NoCache(CachePolicy):
         return None
 
 
-@dataclass(frozen=True)
 class CacheKeyFnPolicy(CachePolicy):
     """Adapts a Prefect-style ``cache_key_fn(context, parameters)``."""
 
-    cache_key_fn: Any
+    __slots__ = ("cache_key_fn",)
+
+    def __init__(self, cache_key_fn: Any) -> None:
+        self.cache_key_fn = cache_key_fn
+
+    def _settings(self) -> tuple[Any, ...]:
+        return (self.cache_key_fn,)
 
     def compute_key(self, task_ctx: TaskRunContext, inputs: Mapping[str, Any],
                     flow_parameters: Mapping[str, Any]) -> str | None:

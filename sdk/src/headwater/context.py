@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from headwater.states import State
@@ -116,48 +115,56 @@ class FlowRun:
         return f"FlowRun(name={self.name!r}, state={self.state!r})"
 
 
-@dataclass(eq=False)
 class RunTree:
     """What a root flow run and all its subflows report together in the run summary."""
 
-    root: FlowRun
-    task_runs: list[TaskRun] = field(default_factory=list)
-    flow_runs: list[FlowRun] = field(default_factory=list)
-    assets: list[dict[str, Any]] = field(default_factory=list)
-    artifacts: list[str] = field(default_factory=list)
-    # id(value) -> (value, producing task run): infers asset lineage from parameters that
-    # carry an upstream materialization's result. The value is kept so its id stays unique.
-    asset_outputs: dict[int, tuple[Any, TaskRun]] = field(default_factory=dict)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    result_storage: Any = None
-    """The root flow's ``result_storage`` (``None``: the default location)."""
+    def __init__(self, root: FlowRun, result_storage: Any = None) -> None:
+        self.root = root
+        self.result_storage = result_storage
+        """The root flow's ``result_storage`` (``None``: the default location)."""
+        self.task_runs: list[TaskRun] = []
+        self.flow_runs: list[FlowRun] = []
+        self.assets: list[dict[str, Any]] = []
+        self.artifacts: list[str] = []
+        # id(value) -> (value, producing task run): infers asset lineage from parameters
+        # that carry an upstream materialization's result. The value is kept so its id
+        # cannot be reused by another object while the run lasts.
+        self.asset_outputs: dict[int, tuple[Any, TaskRun]] = {}
+        self.lock = threading.Lock()
 
 
-@dataclass(eq=False)
 class FlowRunContext:
     """The flow run the current code belongs to, and the settings its tasks inherit."""
 
-    flow: Flow[..., Any]
-    flow_run: FlowRun
-    task_runner: TaskRunner
-    tree: RunTree
-    result_store: Callable[[], ResultStore]
-    persist_result: bool | None
-    result_serializer: str | None
-    log_prints: bool
-    task_name_counts: dict[str, int] = field(default_factory=dict)
+    def __init__(  # noqa: PLR0917 - internal, built in one place
+            self, flow: Flow[..., Any], flow_run: FlowRun, task_runner: TaskRunner,
+            tree: RunTree, result_store: Callable[[], ResultStore],
+            persist_result: bool | None, result_serializer: str | None,
+            log_prints: bool) -> None:
+        self.flow = flow
+        self.flow_run = flow_run
+        self.task_runner = task_runner
+        self.tree = tree
+        self.result_store = result_store
+        self.persist_result = persist_result
+        self.result_serializer = result_serializer
+        self.log_prints = log_prints
+        self.task_name_counts: dict[str, int] = {}
 
 
-@dataclass(eq=False)
 class TaskRunContext:
     """The task run the current code belongs to (``cache_key_fn`` receives this)."""
 
-    task: Task[..., Any]
-    task_run: TaskRun
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
-    flow_run_context: FlowRunContext | None
-    asset_metadata: dict[str, dict[str, Any]] = field(default_factory=dict)
+    __slots__ = ("args", "asset_metadata", "flow_run_context", "kwargs", "task", "task_run")
+
+    def __init__(self, task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
+                 kwargs: dict[str, Any], flow_run_context: FlowRunContext | None) -> None:
+        self.task = task
+        self.task_run = task_run
+        self.args = args
+        self.kwargs = kwargs
+        self.flow_run_context = flow_run_context
+        self.asset_metadata: dict[str, dict[str, Any]] = {}
 
     @property
     def parameters(self) -> dict[str, Any]:

@@ -22,10 +22,10 @@ Final-state rules (Prefect 3):
 from __future__ import annotations
 
 import contextvars
+import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -95,7 +95,12 @@ LAST_RUN_TREE: list[RunTree] = []
 
 
 def _new_id() -> str:
-    return str(uuid.uuid4())
+    """A random RFC 4122 version-4 UUID string (``uuid`` itself imports ``platform``)."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
 _ADJECTIVES = ("amber", "brisk", "calm", "daring", "eager", "fluent", "gentle", "hardy",

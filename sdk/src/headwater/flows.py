@@ -7,11 +7,12 @@ execute``), or as a subflow with its own run record when called from another flo
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 if TYPE_CHECKING:
+    from inspect import Signature
+
     from headwater.context import FlowRun
     from headwater.results import ResultStorage
     from headwater.states import State
@@ -21,6 +22,14 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 FlowHook = Callable[["Flow[..., Any]", "FlowRun", "State"], Any]
+
+
+def _doc(fn: Any) -> str | None:
+    doc = getattr(fn, "__doc__", None)
+    if not doc:
+        return None
+    lines = doc.strip().splitlines()
+    return "\n".join([lines[0], *(line.strip() for line in lines[1:])])
 
 
 class Flow(Generic[P, R]):
@@ -64,7 +73,7 @@ class Flow(Generic[P, R]):
         self.retries = retries or 0
         self.retry_delay_seconds = retry_delay_seconds
         self.task_runner: TaskRunner = task_runner or ThreadPoolTaskRunner()
-        self.description = description or inspect.getdoc(fn)
+        self.description = description or _doc(fn)
         self.timeout_seconds = timeout_seconds
         self.validate_parameters = validate_parameters
         self.persist_result = persist_result
@@ -76,7 +85,7 @@ class Flow(Generic[P, R]):
         self.on_failure_hooks = list(on_failure or [])
         self.on_cancellation_hooks = list(on_cancellation or [])
         self.on_crashed_hooks = list(on_crashed or [])
-        self._signature: inspect.Signature | None = None
+        self._signature: Signature | None = None
         self._validator: Any = None
         self._options = {
             "name": name, "version": version, "flow_run_name": flow_run_name,
@@ -95,9 +104,11 @@ class Flow(Generic[P, R]):
         return type(self)(self.fn, **{**self._options, **options})
 
     @property
-    def signature(self) -> inspect.Signature:
+    def signature(self) -> Signature:
         """The wrapped function's signature (computed once)."""
         if self._signature is None:
+            import inspect
+
             self._signature = inspect.signature(self.fn)
         return self._signature
 
@@ -112,6 +123,8 @@ class Flow(Generic[P, R]):
         """Arguments by parameter name (defaults not applied); a mismatch names the flow."""
         if not args and not self.signature.parameters and not kwargs:
             return {}
+        import inspect
+
         params = self.signature.parameters
         takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
         # Unknown names are kept so validation can report them next to any other problem.
@@ -134,6 +147,8 @@ class Flow(Generic[P, R]):
     def split_parameters(self, parameters: dict[str, Any]) -> tuple[tuple[Any, ...],
                                                                       dict[str, Any]]:
         """Turn named parameters into the ``*args, **kwargs`` of the function call."""
+        import inspect
+
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for name, param in self.signature.parameters.items():

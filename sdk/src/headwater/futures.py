@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import concurrent.futures
 from collections.abc import Iterable, Iterator
-from typing import Any, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from headwater.context import TaskRun
 from headwater.states import Pending, State
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 R = TypeVar("R")
 
@@ -35,6 +37,8 @@ class TaskFuture(Generic[R]):
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until the task run is final (or ``timeout`` seconds pass)."""
+        import concurrent.futures
+
         try:
             self._future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
@@ -43,6 +47,8 @@ class TaskFuture(Generic[R]):
             return
 
     def _final_state(self) -> State:
+        import concurrent.futures
+
         try:
             return self._future.result()
         except concurrent.futures.CancelledError:
@@ -52,6 +58,8 @@ class TaskFuture(Generic[R]):
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:
         """Wait and return the task's value; raise its exception if it failed."""
+        import concurrent.futures
+
         try:
             state = self._future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
@@ -95,6 +103,8 @@ class DoneAndNotDoneFutures(NamedTuple):
 
 def wait(futures: Iterable[TaskFuture[Any]], timeout: float | None = None) -> DoneAndNotDoneFutures:
     """Wait for ``futures`` to finish; returns which are done and which are not."""
+    import concurrent.futures
+
     items = list(futures)
     by_inner = {f._future: f for f in items}
     done, not_done = concurrent.futures.wait(list(by_inner), timeout=timeout)
@@ -105,6 +115,8 @@ def as_completed(
     futures: Iterable[TaskFuture[Any]], timeout: float | None = None
 ) -> Iterator[TaskFuture[Any]]:
     """Yield futures as they finish."""
+    import concurrent.futures
+
     by_inner = {f._future: f for f in futures}
     for inner in concurrent.futures.as_completed(list(by_inner), timeout=timeout):
         yield by_inner[inner]

@@ -15,10 +15,13 @@ from __future__ import annotations
 import os
 import re
 import threading
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 from headwater import contract
 from headwater.exceptions import MissingSecretError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 _MASK = "********"
 _loaded: set[str] = set()
@@ -33,6 +36,8 @@ def secret_env_var(name: str) -> str:
 
 def secrets_dir() -> Path:
     """The directory where secret files are mounted."""
+    from pathlib import Path
+
     return Path(os.environ.get(contract.ENV_SECRETS_DIR, contract.SECRETS_DIR_DEFAULT))
 
 

@@ -9,11 +9,14 @@ run's context, so a runner only has to call it.
 
 from __future__ import annotations
 
-import concurrent.futures
 import os
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from headwater.states import State
+
+if TYPE_CHECKING:
+    import concurrent.futures
 
 
 class TaskRunner:
@@ -51,6 +54,8 @@ class ThreadPoolTaskRunner(TaskRunner):
     def submit(self, fn: Callable[[], State]) -> concurrent.futures.Future[State]:
         """Queue ``fn`` on the pool."""
         if self._executor is None:
+            import concurrent.futures
+
             self._executor = concurrent.futures.ThreadPoolExecutor(
                 self.max_workers, thread_name_prefix="headwater-task"
             )
@@ -71,6 +76,8 @@ class ImmediateTaskRunner(TaskRunner):
 
     def submit(self, fn: Callable[[], State]) -> concurrent.futures.Future[State]:
         """Run ``fn`` now."""
+        import concurrent.futures
+
         future: concurrent.futures.Future[State] = concurrent.futures.Future()
         try:
             future.set_result(fn())

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import inspect
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -21,6 +20,8 @@ from headwater import cache_policies
 from headwater.cache_policies import CacheKeyFnPolicy, CachePolicy
 
 if TYPE_CHECKING:
+    from inspect import Signature
+
     from headwater.context import TaskRun, TaskRunContext
     from headwater.futures import PrefectFutureList, TaskFuture
     from headwater.results import ResultStorage
@@ -34,6 +35,14 @@ TaskHook = Callable[["Task[..., Any]", "TaskRun", "State"], Any]
 RetryConditionFn = Callable[["Task[..., Any]", "TaskRun", "State"], bool]
 
 _NOT_SET: Any = object()
+
+
+def _doc(fn: Any) -> str | None:
+    doc = getattr(fn, "__doc__", None)
+    if not doc:
+        return None
+    lines = doc.strip().splitlines()
+    return "\n".join([lines[0], *(line.strip() for line in lines[1:])])
 
 
 def exponential_backoff(backoff_factor: float) -> Callable[[int], list[float]]:
@@ -113,7 +122,7 @@ class Task(Generic[P, R]):
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds!r}")
         self.fn = fn
         self.name: str = name or str(getattr(fn, "__name__", "task"))
-        self.description = description or inspect.getdoc(fn)
+        self.description = description or _doc(fn)
         self.tags = frozenset(tags or ())
         self.version = version
         self.cache_key_fn = cache_key_fn
@@ -143,7 +152,7 @@ class Task(Generic[P, R]):
         else:
             self.cache_policy = cache_policy or cache_policies.NO_CACHE
         self.retry_delays = retry_delays(self.retries, retry_delay_seconds)
-        self._signature: inspect.Signature | None = None
+        self._signature: Signature | None = None
         self._options = {
             "name": name, "description": description, "tags": tags, "version": version,
             "cache_policy": cache_policy, "cache_key_fn": cache_key_fn,
@@ -176,9 +185,11 @@ class Task(Generic[P, R]):
         return fn
 
     @property
-    def signature(self) -> inspect.Signature:
+    def signature(self) -> Signature:
         """The wrapped function's signature (computed once)."""
         if self._signature is None:
+            import inspect
+
             self._signature = inspect.signature(self.fn)
         return self._signature
 
