@@ -20,12 +20,19 @@ from headwater_operator.flowruns.reconciler import Lifecycle, is_active
 MEMO_KEY = "flowrun_lifecycle"
 
 
+@kopf.on.startup()
+def create_lifecycle(*, memo: Any, **_: Any) -> None:
+    """Create the operator's :class:`Lifecycle` in the operator-wide memo.
+
+    It must exist before any object is seen: kopf hands each object a *shallow copy* of
+    the memo, so only something created here is shared by every handler call.
+    """
+    memo[MEMO_KEY] = Lifecycle(client=kube.get_client())
+
+
 def get_lifecycle(memo: Any) -> Lifecycle:
-    """The operator's :class:`Lifecycle`, created on first use (tests may pre-seed it)."""
-    lifecycle = memo.get(MEMO_KEY)
-    if lifecycle is None:
-        lifecycle = Lifecycle(client=kube.get_client())
-        memo[MEMO_KEY] = lifecycle
+    """The operator's :class:`Lifecycle` (created by :func:`create_lifecycle`)."""
+    lifecycle = memo[MEMO_KEY]
     assert isinstance(lifecycle, Lifecycle)
     return lifecycle
 
