@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +51,16 @@ def _run_template(
     # JSON is YAML, and it keeps types exact (no "yes" → true surprises).
     values_file.write_text(json.dumps(values))
     return subprocess.run(
-        [helm, "template", RELEASE, str(CHART_DIR), "--namespace", NAMESPACE,
-         "--values", str(values_file)],
+        [
+            helm,
+            "template",
+            RELEASE,
+            str(CHART_DIR),
+            "--namespace",
+            NAMESPACE,
+            "--values",
+            str(values_file),
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -60,7 +68,7 @@ def _run_template(
 
 
 @pytest.fixture(scope="session")
-def render(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Render]:
+def render(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Render:
     """Render the chart with ``values`` and return its manifests (cached per values)."""
     workdir = tmp_path_factory.mktemp("helm-values")
     cache: dict[str, list[Manifest]] = {}
@@ -72,9 +80,10 @@ def render(helm: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rend
             assert proc.returncode == 0, f"helm template failed for {key}:\n{proc.stderr}"
             cache[key] = [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
         # Copies, so a test that mutates a manifest cannot corrupt another test's view.
-        return json.loads(json.dumps(cache[key]))
+        copied: list[Manifest] = json.loads(json.dumps(cache[key]))
+        return copied
 
-    yield _render
+    return _render
 
 
 @pytest.fixture(scope="session")
@@ -111,9 +120,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             },
         }
     },
-    "network-policy": {
-        "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"]}}
-    },
+    "network-policy": {"networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"]}}},
     "network-policy-any-apiserver": {"networkPolicy": {"enabled": True}},
     "no-crds": {"crds": {"install": False, "keep": True}},
     "everything-off": {
@@ -135,4 +142,3 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def scenario_manifests(scenario: str, render: Render) -> list[Manifest]:
     """The manifests of the chart rendered with the values of ``scenario``."""
     return render(SCENARIOS[scenario])
-

@@ -15,8 +15,12 @@ import yaml
 from conftest import CHART_DIR, REPO_ROOT, Manifest, Render
 
 CHART_LABELS = {
-    "helm.sh/chart", "app.kubernetes.io/name", "app.kubernetes.io/instance",
-    "app.kubernetes.io/version", "app.kubernetes.io/managed-by", "app.kubernetes.io/part-of",
+    "helm.sh/chart",
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
 }
 KEEP = "helm.sh/resource-policy"
 
@@ -35,8 +39,11 @@ def _without_chart_metadata(crd: Manifest, original: Manifest) -> Manifest:
     meta: dict[str, Any] = crd["metadata"]
     orig_meta = original["metadata"]
     for field, added in (("labels", CHART_LABELS), ("annotations", {KEEP})):
-        kept = {k: v for k, v in meta.get(field, {}).items()
-                if k not in added or k in orig_meta.get(field, {})}
+        kept = {
+            k: v
+            for k, v in meta.get(field, {}).items()
+            if k not in added or k in orig_meta.get(field, {})
+        }
         if kept:
             meta[field] = kept
         else:
@@ -45,14 +52,21 @@ def _without_chart_metadata(crd: Manifest, original: Manifest) -> Manifest:
 
 
 def _headwater_crds(manifests: list[Manifest]) -> dict[str, Manifest]:
-    return {m["metadata"]["name"]: m for m in manifests
-            if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "headwater.dev"}
+    return {
+        m["metadata"]["name"]: m
+        for m in manifests
+        if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "headwater.dev"
+    }
 
 
 def test_rendered_crds_equal_the_generated_ones(render: Render) -> None:
     generated = _generated_crds()
-    assert set(generated) == {"flows.headwater.dev", "deployments.headwater.dev",
-                              "schedules.headwater.dev", "flowruns.headwater.dev"}
+    assert set(generated) == {
+        "flows.headwater.dev",
+        "deployments.headwater.dev",
+        "schedules.headwater.dev",
+        "flowruns.headwater.dev",
+    }
     rendered = _headwater_crds(render())
     assert set(rendered) == set(generated)
     for name, crd in rendered.items():
@@ -75,8 +89,11 @@ def test_crds_are_kept_on_uninstall_by_default(render: Render) -> None:
 
 
 def test_crds_keep_false_lets_uninstall_delete_them(render: Render) -> None:
-    crds = [m for m in render({"crds": {"install": True, "keep": False}})
-            if m["kind"] == "CustomResourceDefinition"]
+    crds = [
+        m
+        for m in render({"crds": {"install": True, "keep": False}})
+        if m["kind"] == "CustomResourceDefinition"
+    ]
     assert len(crds) == 6
     for crd in crds:
         assert KEEP not in crd["metadata"].get("annotations", {}), crd["metadata"]["name"]
@@ -90,8 +107,11 @@ def test_crds_install_false_renders_no_crds(render: Render) -> None:
 
 
 def test_kopf_peering_crds_have_the_scopes_kopf_expects(render: Render) -> None:
-    peering = {m["spec"]["names"]["kind"]: m for m in render()
-               if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "kopf.dev"}
+    peering = {
+        m["spec"]["names"]["kind"]: m
+        for m in render()
+        if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "kopf.dev"
+    }
     assert peering["ClusterKopfPeering"]["spec"]["scope"] == "Cluster"
     assert peering["KopfPeering"]["spec"]["scope"] == "Namespaced"
     for kind, crd in peering.items():

@@ -13,7 +13,10 @@ def _only(manifests: list[Manifest], kind: str) -> Manifest:
 
 
 def _container(manifests: list[Manifest]) -> dict[str, Any]:
-    (container,) = _only(manifests, "Deployment")["spec"]["template"]["spec"]["containers"]
+    containers: list[dict[str, Any]] = _only(manifests, "Deployment")["spec"]["template"]["spec"][
+        "containers"
+    ]
+    (container,) = containers
     return container
 
 
@@ -120,17 +123,28 @@ def test_deployment_selector_matches_its_pods(render: Render) -> None:
 
 
 def test_everything_namespaced_lands_in_the_release_namespace(render: Render) -> None:
-    for manifest in render({"metrics": {"serviceMonitor": {"enabled": True},
-                                        "prometheusRule": {"enabled": True}},
-                            "networkPolicy": {"enabled": True}}):
-        if manifest["kind"] in {"Deployment", "Service", "ServiceAccount", "ConfigMap",
-                                "ServiceMonitor", "PrometheusRule", "NetworkPolicy"}:
+    for manifest in render(
+        {
+            "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
+            "networkPolicy": {"enabled": True},
+        }
+    ):
+        if manifest["kind"] in {
+            "Deployment",
+            "Service",
+            "ServiceAccount",
+            "ConfigMap",
+            "ServiceMonitor",
+            "PrometheusRule",
+            "NetworkPolicy",
+        }:
             assert manifest["metadata"]["namespace"] == NAMESPACE, manifest["kind"]
 
 
 def test_operator_log_format_and_extra_args_are_passed(render: Render) -> None:
-    args = _container(render({"operator": {"logFormat": "text", "verbose": True,
-                                           "extraArgs": ["--something=1"]}}))["args"]
+    args = _container(
+        render({"operator": {"logFormat": "text", "verbose": True, "extraArgs": ["--something=1"]}})
+    )["args"]
     assert args[args.index("--log-format") + 1] == "text"
     assert "--verbose" in args
     assert args[-1] == "--something=1"

@@ -65,11 +65,15 @@ def test_cluster_wide_install_grants_exactly_what_the_operator_needs(render: Ren
     (role,) = _of(manifests, "ClusterRole")
     assert _grants(role) == WORKLOAD_GRANTS | DISCOVERY_GRANTS
     (binding,) = _of(manifests, "ClusterRoleBinding")
-    assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
-                                  "kind": "ClusterRole", "name": role["metadata"]["name"]}
+    assert binding["roleRef"] == {
+        "apiGroup": "rbac.authorization.k8s.io",
+        "kind": "ClusterRole",
+        "name": role["metadata"]["name"],
+    }
     (sa,) = _of(manifests, "ServiceAccount")
-    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": sa["metadata"]["name"],
-                                    "namespace": NAMESPACE}]
+    assert binding["subjects"] == [
+        {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
+    ]
     assert _of(manifests, "Role") == []
 
 
@@ -108,8 +112,12 @@ def test_namespaced_install_without_discovery_has_no_cluster_scoped_rbac(render:
 
 
 def test_rbac_create_false_renders_no_rbac_and_uses_the_named_account(render: Render) -> None:
-    manifests = render({"rbac": {"create": False},
-                        "serviceAccount": {"create": False, "name": "platform-operator"}})
+    manifests = render(
+        {
+            "rbac": {"create": False},
+            "serviceAccount": {"create": False, "name": "platform-operator"},
+        }
+    )
     assert [m for m in manifests if m["kind"] in RBAC_KINDS] == []
     assert _of(manifests, "ServiceAccount") == []
     (deployment,) = _of(manifests, "Deployment")

@@ -27,8 +27,12 @@ _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 _METADATA = {
     "type": "object",
     "required": ["name", "namespace"],
-    "properties": {"name": {"type": "string"}, "namespace": {"type": "string"},
-                   "labels": _STRING_MAP, "annotations": _STRING_MAP},
+    "properties": {
+        "name": {"type": "string"},
+        "namespace": {"type": "string"},
+        "labels": _STRING_MAP,
+        "annotations": _STRING_MAP,
+    },
     "additionalProperties": False,
 }
 _DURATION = {"type": "string", "pattern": r"^([0-9]+(ms|s|m|h|d|w|y))+$"}
@@ -55,8 +59,7 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
                 "namespaceSelector": {
                     "type": "object",
                     "additionalProperties": False,
-                    "properties": {"matchNames": {"type": "array",
-                                                  "items": {"type": "string"}}},
+                    "properties": {"matchNames": {"type": "array", "items": {"type": "string"}}},
                 },
                 "endpoints": {
                     "type": "array",
@@ -65,8 +68,12 @@ SERVICE_MONITOR_SCHEMA: dict[str, Any] = {
                         "type": "object",
                         "required": ["port"],
                         "additionalProperties": False,
-                        "properties": {"port": {"type": "string"}, "path": {"type": "string"},
-                                       "interval": _DURATION, "scrapeTimeout": _DURATION},
+                        "properties": {
+                            "port": {"type": "string"},
+                            "path": {"type": "string"},
+                            "interval": _DURATION,
+                            "scrapeTimeout": _DURATION,
+                        },
                     },
                 },
             },
@@ -86,27 +93,42 @@ PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
             "type": "object",
             "required": ["groups"],
             "additionalProperties": False,
-            "properties": {"groups": {"type": "array", "minItems": 1, "items": {
-                "type": "object",
-                "required": ["name", "rules"],
-                "additionalProperties": False,
-                "properties": {"name": {"type": "string"}, "rules": {
-                    "type": "array", "minItems": 1, "items": {
+            "properties": {
+                "groups": {
+                    "type": "array",
+                    "minItems": 1,
+                    "items": {
                         "type": "object",
-                        "required": ["alert", "expr", "labels", "annotations"],
+                        "required": ["name", "rules"],
                         "additionalProperties": False,
                         "properties": {
-                            "alert": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
-                            "expr": {"type": "string", "minLength": 1},
-                            "for": _DURATION,
-                            "labels": _STRING_MAP,
-                            "annotations": {
-                                **_STRING_MAP,
-                                "required": ["summary", "description", "runbook"],
+                            "name": {"type": "string"},
+                            "rules": {
+                                "type": "array",
+                                "minItems": 1,
+                                "items": {
+                                    "type": "object",
+                                    "required": ["alert", "expr", "labels", "annotations"],
+                                    "additionalProperties": False,
+                                    "properties": {
+                                        "alert": {
+                                            "type": "string",
+                                            "pattern": "^[A-Za-z_][A-Za-z0-9_]*$",
+                                        },
+                                        "expr": {"type": "string", "minLength": 1},
+                                        "for": _DURATION,
+                                        "labels": _STRING_MAP,
+                                        "annotations": {
+                                            **_STRING_MAP,
+                                            "required": ["summary", "description", "runbook"],
+                                        },
+                                    },
+                                },
                             },
                         },
-                    }}},
-            }}},
+                    },
+                }
+            },
         },
     },
 }
@@ -143,8 +165,11 @@ def test_every_manifest_passes_strict_schema_validation(
 ) -> None:
     # The peering CRDs are looked up in the default render, because a scenario may
     # switch CRD installation off and still create peering objects.
-    peering_crds = [m for m in render() if m["kind"] == "CustomResourceDefinition"
-                    and m["spec"]["group"] == "kopf.dev"]
+    peering_crds = [
+        m
+        for m in render()
+        if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "kopf.dev"
+    ]
     assert scenario_manifests, f"scenario {scenario} rendered nothing"
     for manifest in scenario_manifests:
         where = f"{scenario}: {manifest['kind']}/{manifest['metadata']['name']}"
@@ -165,14 +190,15 @@ def test_every_manifest_passes_strict_schema_validation(
         _VALID.add(key)
 
 
-def test_every_scenario_lints_strictly(helm: str, tmp_path_factory: pytest.TempPathFactory
-                                       ) -> None:
+def test_every_scenario_lints_strictly(helm: str, tmp_path_factory: pytest.TempPathFactory) -> None:
     workdir = tmp_path_factory.mktemp("lint")
     for name, values in SCENARIOS.items():
         values_file = workdir / f"{name}.json"
         values_file.write_text(json.dumps(values))
         proc = subprocess.run(
             [helm, "lint", "--strict", str(CHART_DIR), "--values", str(values_file)],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert proc.returncode == 0, f"helm lint --strict ({name}):\n{proc.stdout}{proc.stderr}"

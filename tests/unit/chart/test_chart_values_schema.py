@@ -39,7 +39,12 @@ def test_missing_service_account_name_is_an_actionable_error(render_error: Rende
 
 
 def test_defaults_and_documented_overrides_are_accepted(render: Render) -> None:
-    render({"replicas": 2, "watchNamespaces": ["team-a"],
+    render(
+        {
+            "replicas": 2,
+            "watchNamespaces": ["team-a"],
             "image": {"digest": "sha256:" + "0" * 64},
             "networkPolicy": {"apiServer": {"cidrs": ["10.0.0.1/32", "fd00::1/128"]}},
-            "global": {"imageRegistry": "reg.local"}})
+            "global": {"imageRegistry": "reg.local"},
+        }
+    )
