@@ -55,7 +55,7 @@ def hash_inputs(parameters: Mapping[str, Any], exclude: frozenset[str] = frozens
             continue
         try:
             parts[name] = _canonical(value)
-        except Exception as exc:
+        except Exception as exc:  # re-raised below with the parameter's name
             raise ValueError(
                 f"cannot compute a cache key: parameter {name!r} (a {type(value).__name__}) "
                 f"cannot be hashed ({exc}). Exclude it with cache_policy=INPUTS - {name!r}, "

@@ -155,7 +155,7 @@ def _execute(entrypoint: str, parameters: dict[str, Any], config_kwargs: dict[st
     except TerminationSignal:
         return _crash("TerminationSignal", "SIGTERM arrived before the flow started",
                       summary_path)
-    except BaseException as exc:
+    except BaseException as exc:  # any import error means the engine cannot run the flow
         traceback.print_exc()
         return _crash("EntrypointNotLoadable",
                       f"cannot load entrypoint {entrypoint!r}: {states.exception_message(exc)}",
@@ -166,7 +166,7 @@ def _execute(entrypoint: str, parameters: dict[str, Any], config_kwargs: dict[st
         state = engine.run_flow(flow, (), parameters, return_state=True)
     except TerminationSignal:
         state = states.Cancelled("The flow run received a termination signal (SIGTERM).")
-    except BaseException as exc:
+    except BaseException as exc:  # never exit without a summary
         traceback.print_exc()
         state = states.Crashed(f"Engine error: {states.exception_message(exc)}", data=exc)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -216,7 +216,7 @@ def _load_plugins(subparsers: Any) -> None:
         try:
             register = entry_point.load()
             register(subparsers)
-        except Exception as exc:
+        except Exception as exc:  # a broken plugin must not break `execute`
             sys.stderr.write(f"headwater: ignoring command plugin {entry_point.name!r}: "
                              f"{exc}\n")
 

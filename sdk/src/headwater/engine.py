@@ -379,7 +379,7 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
     except TerminationSignal:
         task_run.set_state(st.Cancelled("The run received a termination signal (SIGTERM)."))
         raise
-    except BaseException as exc:
+    except BaseException as exc:  # an engine error crashes this task run, not the process
         state = st.Crashed(f"Engine error while running the task: {st.exception_message(exc)}",
                            data=exc)
         task_run.set_state(state)
@@ -474,7 +474,7 @@ def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
                 )
         except TaskRunTimeoutError as exc:
             state = st.TimedOut(str(exc), data=exc)
-        except Exception as exc:
+        except Exception as exc:  # the task's code failed: that is a Failed state
             state = st.failed_from_exception(exc)
         else:
             state = value if isinstance(value, State) else st.Completed(data=value)
@@ -500,7 +500,7 @@ def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State) -> bool
     if task.retry_condition_fn is not None:
         try:
             return bool(task.retry_condition_fn(task, task_run, state))
-        except Exception:
+        except Exception:  # a broken retry condition must not crash the run
             return False
     return True
 
@@ -519,7 +519,7 @@ def _run_hooks(subject: Any, run: Any, state: State, flow_ctx: FlowRunContext | 
     for hook in hooks:
         try:
             hook(subject, run, state)
-        except Exception as exc:
+        except Exception as exc:  # hooks are advisory: log and carry on
             from headwater.logging import setup_logging
 
             setup_logging()
@@ -706,7 +706,7 @@ def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: FlowRunCon
         except KeyboardInterrupt as exc:
             _cancel_outstanding(flow_ctx, runner, "The run was interrupted.")
             state = st.Crashed("Execution was interrupted (KeyboardInterrupt).", data=exc)
-        except Exception as exc:
+        except Exception as exc:  # the flow's code failed
             runner.shutdown(wait=True)
             state = _flow_failure_state(exc)
         if state.type is StateType.COMPLETED or local_attempt > flow.retries or \

@@ -43,7 +43,7 @@ class TaskFuture(Generic[R]):
             self._future.result(timeout=timeout)
         except concurrent.futures.TimeoutError:
             return
-        except BaseException:
+        except BaseException:  # the run's state already records the failure
             return
 
     def _final_state(self) -> State:
@@ -53,7 +53,7 @@ class TaskFuture(Generic[R]):
             return self._future.result()
         except concurrent.futures.CancelledError:
             return self.task_run.state
-        except BaseException:
+        except BaseException:  # an engine error still leaves a run state
             return self.task_run.state
 
     def result(self, timeout: float | None = None, raise_on_failure: bool = True) -> R:

@@ -70,7 +70,7 @@ class _FlowParameterInfo:
             annotation = self.annotation(name)
             try:
                 adapter = TypeAdapter(annotation, config=ConfigDict(arbitrary_types_allowed=True))
-            except Exception:
+            except Exception:  # TypeAdapter refuses a config for models
                 adapter = TypeAdapter(annotation)
             self.adapters[name] = adapter
         return adapter
@@ -113,7 +113,7 @@ def validate_parameters(flow: Flow[..., Any], parameters: dict[str, Any]) -> dic
             continue
         try:
             result[name] = info.adapter(name).validate_python(value)
-        except Exception as exc:
+        except Exception as exc:  # pydantic's ValidationError, reworded below
             problems.append(_explain(name, value, exc))
     for name, param in known.items():
         if name in result or param.kind in (inspect.Parameter.VAR_KEYWORD,

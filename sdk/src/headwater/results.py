@@ -294,7 +294,7 @@ class ResultStore:
             if expiration is not None and current >= expiration:
                 return False, None
             return True, get_serializer(header.get("serializer")).loads(payload)
-        except Exception:
+        except Exception:  # a corrupt cache entry is a miss, not a failure
             return False, None
 
     def write(self, key: str, value: Any, expiration: float | None = None) -> None:

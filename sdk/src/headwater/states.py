@@ -202,8 +202,10 @@ def Cancelled(message: str | None = None, data: Any = None) -> State:
 
 
 def exception_message(exc: BaseException) -> str:
-    """A one-line ``Type: message`` description of ``exc`` for state messages."""
-    text = str(exc)
+    """A one-line ``Type: message`` description of ``exc``, secrets masked."""
+    from headwater.secrets import redact
+
+    text = redact(str(exc))
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 

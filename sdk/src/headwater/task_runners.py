@@ -81,7 +81,7 @@ class ImmediateTaskRunner(TaskRunner):
         future: concurrent.futures.Future[State] = concurrent.futures.Future()
         try:
             future.set_result(fn())
-        except BaseException as exc:
+        except BaseException as exc:  # delivered through the future
             future.set_exception(exc)
         return future
 

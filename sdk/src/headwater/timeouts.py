@@ -45,7 +45,7 @@ def call_with_timeout(
     def target() -> None:
         try:
             box["value"] = context.run(fn, *args, **kwargs)
-        except BaseException as exc:
+        except BaseException as exc:  # handed to the waiting caller
             box["error"] = exc
         finally:
             done.set()

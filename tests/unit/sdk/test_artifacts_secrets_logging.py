@@ -86,6 +86,7 @@ def test_secret_values_never_reach_logs_states_or_summary(
         raise RuntimeError(f"auth failed for password {value}")
 
     state = leaky(return_state=True)
+    assert "hunter2" not in (state.message or "")
     out = capsys.readouterr().out
     assert "hunter2" not in out
     assert "connecting with ********" in out
