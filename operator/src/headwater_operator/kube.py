@@ -231,6 +231,15 @@ def configure(kubeconfig_path: str | os.PathLike[str] | None = None,
         previous.close()  # type: ignore[no-untyped-call]
 
 
+def close() -> None:
+    """Forget the configuration (the next use configures again) and close connections."""
+    global _api_client
+    with _lock:
+        previous, _api_client = _api_client, None
+    if previous is not None:
+        previous.close()  # type: ignore[no-untyped-call]
+
+
 def api_client() -> kubernetes.client.ApiClient:
     """The configured low-level client; configures from the environment on first use."""
     if _api_client is None:

@@ -29,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
+import weakref
 from collections.abc import Collection
 from typing import Any
 
@@ -93,11 +94,14 @@ def login(**_: Any) -> kopf.ConnectionInfo:
                                priority=100)
 
 
+_logged_in_registries: weakref.WeakSet[kopf.OperatorRegistry] = weakref.WeakSet()
+
+
 def ensure_login(registry: kopf.OperatorRegistry) -> None:
     """Register :func:`login` on ``registry`` unless it is there already."""
-    handlers = registry._activities.get_all_handlers()
-    if not any(getattr(handler, "fn", None) is login for handler in handlers):
+    if registry not in _logged_in_registries:
         kopf.on.login(registry=registry, id="headwater-login")(login)
+        _logged_in_registries.add(registry)
 
 
 async def run_operator(

@@ -332,6 +332,32 @@ class Emulator:
             return self.store.resource(group, version, plural).namespaced
         return False
 
+    # --- direct reads (no HTTP: safe from synchronous code on the emulator's loop) -----
+    def _spec_for(self, plural: str) -> ResourceSpec:
+        matches = [spec for spec in self.store.resources if plural in (spec.plural, spec.kind)]
+        # Prefer ours, then core, for names served by several groups (e.g. events).
+        matches.sort(key=lambda spec: (spec.group != "headwater.dev", spec.group != ""))
+        if not matches:
+            raise KeyError(f"the emulator serves no resource named {plural!r}")
+        return matches[0]
+
+    def object(self, plural: str, name: str, namespace: str | None = "default"
+               ) -> JsonObject | None:
+        """A copy of one stored object (``plural`` or Kind, e.g. ``"flowruns"``), or None."""
+        spec = self._spec_for(plural)
+        try:
+            return self.store.get(spec, namespace if spec.namespaced else None, name)
+        except ApiError:
+            return None
+
+    def objects(self, plural: str, namespace: str | None = None,
+                label_selector: str | None = None) -> list[JsonObject]:
+        """Copies of the stored objects of a kind (all namespaces if None)."""
+        spec = self._spec_for(plural)
+        items, _ = self.store.list_objects(spec, namespace if spec.namespaced else None,
+                                           label_selector=label_selector)
+        return items
+
     # --- back doors for the kubelet stand-ins ------------------------------------------
     def append_log(self, namespace: str, pod: str, text: str) -> None:
         """Append container output to a pod's log (what ``kubectl logs`` shows)."""
@@ -341,6 +367,13 @@ class Emulator:
     def pod_log(self, namespace: str, pod: str) -> str:
         """The whole log of a pod so far."""
         return "".join(self._logs.get((namespace, pod), ()))
+
+    def mark_deleting(self, plural: str, name: str, namespace: str | None = "default",
+                      grace_period_seconds: int = 30) -> JsonObject:
+        """Set ``deletionTimestamp`` without deleting (see ``ObjectStore.mark_deleting``)."""
+        spec = self._spec_for(plural)
+        return self.store.mark_deleting(spec, namespace if spec.namespaced else None, name,
+                                        grace_period_seconds=grace_period_seconds)
 
     # --- serving -----------------------------------------------------------------------
     async def serve(self, spec: ResourceSpec, verb: str, path: ApiPath,
@@ -515,10 +548,16 @@ def _watch_line(event_type: str, obj: JsonObject) -> bytes:
 
 # --- running in a background thread --------------------------------------------------
 class BackgroundEmulator:
-    """An :class:`Emulator` on its own event loop in a daemon thread, for sync callers.
+    """An :class:`Emulator` on its own event loop in a daemon thread.
 
-    The store belongs to that loop: touch it only through :meth:`call` (sync functions)
-    or :meth:`run` (coroutines), which execute on the emulator's thread.
+    For synchronous callers (the CLI tests, ``headwater dev``), and for the api tests:
+    kopf, by design, cancels every task of its event loop that it did not find there
+    when it started ("hung tasks"), which would include an in-loop emulator's
+    connection handlers; a server on its own loop is also closer to a real one.
+
+    The store belongs to the emulator's loop: :meth:`object`, :meth:`objects`,
+    :meth:`append_log` and :meth:`mark_deleting` run there (thread-safe, blocking for
+    microseconds); use :meth:`call`/:meth:`run` for anything else.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -585,6 +624,36 @@ class BackgroundEmulator:
         async def wrapper() -> T:
             return fn(*args, **kwargs)
         return self.run(wrapper())
+
+    # --- the Emulator's conveniences, executed on the emulator's thread ---------------
+    @property
+    def requests(self) -> RequestLog:
+        """The request log (appended to by the emulator's thread; read freely)."""
+        return self.emulator.requests
+
+    def object(self, plural: str, name: str, namespace: str | None = "default"
+               ) -> JsonObject | None:
+        """See :meth:`Emulator.object`."""
+        return self.call(self.emulator.object, plural, name, namespace)
+
+    def objects(self, plural: str, namespace: str | None = None,
+                label_selector: str | None = None) -> list[JsonObject]:
+        """See :meth:`Emulator.objects`."""
+        return self.call(self.emulator.objects, plural, namespace, label_selector)
+
+    def append_log(self, namespace: str, pod: str, text: str) -> None:
+        """See :meth:`Emulator.append_log`."""
+        self.call(self.emulator.append_log, namespace, pod, text)
+
+    def pod_log(self, namespace: str, pod: str) -> str:
+        """See :meth:`Emulator.pod_log`."""
+        return self.call(self.emulator.pod_log, namespace, pod)
+
+    def mark_deleting(self, plural: str, name: str, namespace: str | None = "default",
+                      grace_period_seconds: int = 30) -> JsonObject:
+        """See :meth:`Emulator.mark_deleting`."""
+        return self.call(self.emulator.mark_deleting, plural, name, namespace,
+                         grace_period_seconds)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the server, the loop and the thread."""

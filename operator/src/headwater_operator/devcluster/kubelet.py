@@ -15,16 +15,26 @@ import asyncio
 import datetime
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from headwater.contract import SUMMARY_VERSION, RunSummary, encode_summary
 
 from headwater_operator import kube
 from headwater_operator.devcluster import podstatus
-from headwater_operator.devcluster.emulator import Emulator
 
 JsonObject = dict[str, Any]
 PodRef = str | Mapping[str, Any]
+
+
+class EmulatorAccess(Protocol):
+    """What the kubelet needs beyond the API: ``Emulator`` and ``BackgroundEmulator``."""
+
+    def append_log(self, namespace: str, pod: str, text: str) -> None:
+        """Append container output to a pod's log."""
+
+    def mark_deleting(self, plural: str, name: str, namespace: str | None = "default",
+                      grace_period_seconds: int = 30) -> JsonObject:
+        """Set deletionTimestamp without deleting."""
 
 
 def _now() -> datetime.datetime:
@@ -43,7 +53,7 @@ def default_summary(state: str = "Completed", reason: str | None = None,
 class Kubelet:
     """Drives pods in one namespace (or the pod's own) the way a kubelet would."""
 
-    def __init__(self, client: kube.Kube, emulator: Emulator | None = None, *,
+    def __init__(self, client: kube.Kube, emulator: EmulatorAccess | None = None, *,
                  namespace: str = "default", node: str = "node-1",
                  clock: Callable[[], datetime.datetime] = _now,
                  poll_interval: float = 0.02) -> None:
@@ -186,8 +196,7 @@ class Kubelet:
         if self.emulator is None:
             raise RuntimeError("node_lost needs the emulator to set deletionTimestamp")
         name, namespace = self._ref(pod)
-        spec = self.emulator.store.resource("", "v1", "pods")
-        return self.emulator.store.mark_deleting(spec, namespace, name)
+        return self.emulator.mark_deleting("pods", name, namespace)
 
     def write_log(self, pod: PodRef, text: str) -> None:
         """Append container output (what ``kubectl logs`` and the CLI show)."""

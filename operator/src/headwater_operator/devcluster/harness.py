@@ -1,0 +1,132 @@
+"""Run the real kopf operator in-process, and wait for what it does.
+
+Used by the api-test fixtures and by ``headwater dev``: :class:`OperatorHarness` starts
+:func:`headwater_operator.runner.run_operator` as a task in the current event loop
+(namespaced, standalone) and stops it cleanly; :func:`wait_for` polls a condition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar
+
+import kopf
+
+from headwater_operator import runner
+
+T = TypeVar("T")
+
+# Failures that only mean "not there yet" while polling a condition.
+NOT_YET: tuple[type[BaseException], ...] = (LookupError, AttributeError, TypeError)
+
+
+async def wait_for(
+    predicate: Callable[[], T | Awaitable[T]],
+    timeout: float = 10.0,  # noqa: ASYNC109 - a plain number reads best in tests
+    *,
+    interval: float = 0.02,
+    message: str | None = None,
+) -> T:
+    """Poll ``predicate`` (sync or async) until it returns something truthy; return that.
+
+    ``KeyError``/``IndexError``/``AttributeError``/``TypeError`` and
+    :class:`headwater_operator.kube.NotFound` while polling mean "not yet". On timeout,
+    raises ``AssertionError`` with the last value or error, so a failing test says what
+    it saw instead of only that it waited.
+    """
+    from headwater_operator import kube
+
+    not_yet: tuple[type[BaseException], ...] = (*NOT_YET, kube.NotFound)
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            result = predicate()
+            if inspect.isawaitable(result):
+                result = await result
+            if result:
+                return result  # type: ignore[return-value,unused-ignore]
+            last = result
+        except not_yet as exc:
+            last = exc
+        if time.monotonic() >= deadline:
+            what = message or getattr(predicate, "__name__", "condition")
+            raise AssertionError(f"{what} did not hold within {timeout}s; last: {last!r}")
+        await asyncio.sleep(interval)
+
+
+class OperatorHarness:
+    """The operator as a task of the current loop: ``start``, ``stop``, ``restart``."""
+
+    def __init__(
+        self,
+        *,
+        namespaces: Collection[str] = ("default",),
+        registry: kopf.OperatorRegistry | None = None,
+        tune: Callable[[kopf.OperatorSettings], None] | None = None,
+        startup_timeout: float = 15.0,
+        stop_timeout: float = 15.0,
+    ) -> None:
+        self.namespaces = list(namespaces)
+        self.registry = registry
+        self.tune = tune
+        self.startup_timeout = startup_timeout
+        self.stop_timeout = stop_timeout
+        self.starts = 0
+        self._task: asyncio.Task[None] | None = None
+        self._stop_flag: asyncio.Event | None = None
+
+    @property
+    def running(self) -> bool:
+        """Whether the operator task is alive."""
+        return self._task is not None and not self._task.done()
+
+    def settings(self) -> kopf.OperatorSettings:
+        """Fresh settings for one run: quick retries, so tests do not wait for backoffs."""
+        settings = kopf.OperatorSettings()
+        settings.networking.error_backoffs = [0.1, 0.2, 0.5]
+        settings.posting.level = 0  # post every kopf Event: tests may assert on them
+        settings.persistence.consistency_timeout = 1.0
+        if self.tune is not None:
+            self.tune(settings)
+        return settings
+
+    async def start(self) -> None:
+        """Start kopf and wait until its startup handlers are done."""
+        if self.running:
+            raise RuntimeError("the operator is already running; stop() or restart() it")
+        self._stop_flag = asyncio.Event()
+        ready = asyncio.Event()
+        self._task = asyncio.create_task(runner.run_operator(
+            namespaces=self.namespaces, stop_flag=self._stop_flag, ready_flag=ready,
+            registry=self.registry, settings=self.settings()), name="headwater-operator")
+        waiter = asyncio.create_task(ready.wait())
+        await asyncio.wait({waiter, self._task}, timeout=self.startup_timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+        waiter.cancel()
+        if self._task.done():
+            self._task.result()  # re-raise why it exited
+            raise RuntimeError("the operator exited during startup")
+        if not ready.is_set():
+            await self.stop()
+            raise TimeoutError(f"the operator was not ready within {self.startup_timeout}s")
+        self.starts += 1
+
+    async def stop(self) -> None:
+        """Ask kopf to stop and wait for it; re-raises what crashed the operator."""
+        if self._task is None or self._stop_flag is None:
+            return
+        self._stop_flag.set()
+        task, self._task = self._task, None
+        try:
+            await asyncio.wait_for(task, self.stop_timeout)
+        except TimeoutError as exc:
+            raise TimeoutError(f"the operator did not stop within {self.stop_timeout}s") from exc
+
+    async def restart(self) -> None:
+        """Stop and start again: watches are re-listed, state comes from annotations."""
+        await self.stop()
+        await self.start()

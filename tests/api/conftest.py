@@ -1,0 +1,154 @@
+"""Fixtures for the api tests: the real operator against an in-process Kubernetes API.
+
+Every test gets a fresh emulated API server (``headwater_operator.devcluster``) on a
+random port; nothing touches a real cluster. The test and the operator share an event loop;
+the emulator has its own. Note that kopf cancels, when it stops, every task created in
+its loop after it started: do not keep tasks across ``operator.restart()``.
+
+Fixtures:
+
+``emulator``
+    The running :class:`~headwater_operator.devcluster.emulator.BackgroundEmulator`
+    (the server runs on its own loop in a thread, so kopf's loop stays kopf's and sync
+    clients such as the CLI work from tests). ``KUBECONFIG``
+    points at it (also the ``kubernetes`` client's import-time default) and
+    :mod:`headwater_operator.kube` is configured for it. Direct, sync reads:
+    ``emulator.object("flowruns", "name")`` (a dict or None),
+    ``emulator.objects("pods", "default", label_selector="a=b")``. Request log:
+    ``emulator.requests`` (see ``api_writes``).
+``kube``
+    The async client :class:`headwater_operator.kube.Kube` (``await kube.create(...)``).
+``namespace``
+    ``"default"``, which exists; the operator watches it.
+``operator``
+    :class:`~headwater_operator.devcluster.harness.OperatorHarness`, already started:
+    the real kopf operator with every handler of ``headwater_operator.handlers``,
+    namespaced on ``namespace``, standalone. ``await operator.stop()``,
+    ``await operator.start()``, ``await operator.restart()``; stopped at test end.
+    Tests that must not run it just don't request it.
+``kubelet``
+    :class:`~headwater_operator.devcluster.kubelet.Kubelet`: ``await kubelet.wait_for_pod(
+    "name-or-k=v-selector", timeout)``, then ``schedule``, ``run``, ``succeed(pod,
+    summary)``, ``fail(pod, exit_code, summary)``, ``oom_kill``, ``evict``,
+    ``image_pull_error(pod, backoff=False)``, ``config_error``, ``unschedulable``,
+    ``node_lost`` and ``write_log(pod, text)``. Pass the pod dict or its name.
+``wait_for``
+    ``await wait_for(lambda: (emulator.object("flowruns", "r1") or {})
+    .get("status", {}).get("phase") == "Completed", timeout=10)`` — polls a sync or async
+    predicate; a timeout fails with the last value seen.
+``api_writes``
+    Counts the write requests (create/update/patch/delete) served since the test began
+    or the last ``api_writes.reset()``: ``api_writes.count()``,
+    ``api_writes.count(verb="patch", resource="flowruns/status")``,
+    ``api_writes.counter()`` (by verb, resource, code).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from collections.abc import AsyncIterator, Iterator
+
+import kubernetes.config.kube_config
+import pytest
+from headwater_operator import kube as kube_module
+from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestLog
+from headwater_operator.devcluster.harness import OperatorHarness
+from headwater_operator.devcluster.harness import wait_for as _wait_for
+from headwater_operator.devcluster.kubelet import Kubelet
+
+WaitFor = type(_wait_for)
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[BackgroundEmulator]:
+    """A fresh emulated API server, with KUBECONFIG and the kube module pointing at it."""
+    with BackgroundEmulator() as api:
+        path = str(api.kubeconfig_path)
+        monkeypatch.setenv("KUBECONFIG", path)
+        # The kubernetes client reads $KUBECONFIG once, at import time.
+        monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", path)
+        kube_module.configure(path)
+        try:
+            yield api
+        finally:
+            kube_module.close()
+
+
+@pytest.fixture
+def kube(emulator: BackgroundEmulator) -> kube_module.Kube:
+    """The async Kubernetes client of Headwater, talking to the emulator."""
+    return kube_module.get_client()
+
+
+@pytest.fixture
+def namespace(emulator: BackgroundEmulator) -> str:
+    """The namespace tests and the operator use (it exists in the emulator)."""
+    return "default"
+
+
+@pytest.fixture
+async def operator(emulator: BackgroundEmulator, namespace: str) -> AsyncIterator[OperatorHarness]:
+    """The real operator, running in-process against the emulator (started)."""
+    harness = OperatorHarness(namespaces=[namespace])
+    before = asyncio.all_tasks()
+    await harness.start()
+    try:
+        yield harness
+    finally:
+        await harness.stop()
+        await _assert_no_leaked_tasks(before)
+
+
+async def _assert_no_leaked_tasks(before: set[asyncio.Task[object]]) -> None:
+    # kopf cancels its tasks on stop; give cancellations a few loop turns to settle.
+    for _ in range(50):
+        leaked = {t for t in asyncio.all_tasks() - before
+                  if t is not asyncio.current_task() and not t.done()}
+        if not leaked:
+            return
+        await asyncio.sleep(0.02)
+    names = sorted(t.get_name() for t in leaked)
+    raise AssertionError(f"the operator left tasks running after stop: {names}")
+
+
+@pytest.fixture
+def kubelet(kube: kube_module.Kube, emulator: BackgroundEmulator, namespace: str) -> Kubelet:
+    """The scriptable kubelet stand-in for pods in ``namespace``."""
+    return Kubelet(kube, emulator, namespace=namespace)
+
+
+@pytest.fixture
+def wait_for() -> WaitFor:
+    """``await wait_for(predicate, timeout=10)``: poll until the predicate is truthy."""
+    return _wait_for
+
+
+class ApiWrites:
+    """Counts the emulator's write requests since the fixture was created or reset."""
+
+    def __init__(self, log: RequestLog) -> None:
+        self._log = log
+        self._mark = log.mark()
+
+    def reset(self) -> None:
+        """Count from now on."""
+        self._mark = self._log.mark()
+
+    def count(self, *, verb: str | None = None, resource: str | None = None,
+              code: int | None = None) -> int:
+        """Writes since the mark matching the criteria (``resource`` e.g. ``pods/status``)."""
+        return self._log.count(verb=verb, resource=resource, code=code, writes_only=True,
+                               since=self._mark)
+
+    def counter(self) -> collections.Counter[tuple[str, str, int]]:
+        """Writes since the mark by (verb, resource, code)."""
+        return collections.Counter({key: n for key, n in self._log.counter(self._mark).items()
+                                    if key[0] in ("create", "update", "patch", "delete",
+                                                  "deletecollection")})
+
+
+@pytest.fixture
+def api_writes(emulator: BackgroundEmulator) -> ApiWrites:
+    """The write counter (see :class:`ApiWrites`)."""
+    return ApiWrites(emulator.requests)

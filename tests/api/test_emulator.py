@@ -1,0 +1,321 @@
+"""The emulated API server behaves like Kubernetes where Headwater depends on it.
+
+Each test talks HTTP through the real ``kubernetes`` client (via ``headwater_operator.kube``)
+or a raw aiohttp session, so what is proven is the wire behaviour the operator and the
+CLI see: resourceVersion and generation bookkeeping, optimistic concurrency, the status
+subresource, finalizers, garbage collection, selectors and watches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import pytest
+from headwater_operator import kube as k
+from headwater_operator.devcluster.emulator import BackgroundEmulator
+
+NS = "default"
+MANAGED = {"app.kubernetes.io/managed-by": "headwater"}
+
+
+def _flowrun(name: str, **spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": name}, "spec": {"deploymentRef": {"name": "d"}, **spec}}
+
+
+def _pod(name: str, labels: dict[str, str] | None = None,
+         owner: dict[str, Any] | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"name": name, "labels": labels or {}}
+    if owner is not None:
+        meta["ownerReferences"] = [{
+            "apiVersion": owner["apiVersion"], "kind": owner["kind"],
+            "name": owner["metadata"]["name"], "uid": owner["metadata"]["uid"],
+            "controller": True, "blockOwnerDeletion": True}]
+    return {"metadata": meta, "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+
+
+async def test_create_sets_server_fields_and_namespace_from_url(kube: k.Kube) -> None:
+    created = await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    meta = created["metadata"]
+    assert meta["namespace"] == NS
+    assert meta["uid"]
+    assert meta["creationTimestamp"].endswith("Z")
+    assert meta["generation"] == 1
+    assert int(meta["resourceVersion"]) > 0
+    assert created["apiVersion"] == "headwater.dev/v1alpha1"
+    assert created["kind"] == "FlowRun"
+    assert await kube.get(k.FLOWRUNS, "r1", namespace=NS) == created
+
+
+async def test_every_write_bumps_resource_version_and_spec_bumps_generation(
+    kube: k.Kube,
+) -> None:
+    created = await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    labelled = await kube.patch(k.FLOWRUNS, "r1", {"metadata": {"labels": {"a": "b"}}},
+                                namespace=NS)
+    status = await kube.patch_status(k.FLOWRUNS, "r1", {"status": {"phase": "Pending"}},
+                                     namespace=NS)
+    spec = await kube.patch(k.FLOWRUNS, "r1", {"spec": {"cancel": True}}, namespace=NS)
+    versions = [int(o["metadata"]["resourceVersion"]) for o in (created, labelled, status, spec)]
+    assert versions == sorted(versions)
+    assert len(set(versions)) == 4
+    # generation follows spec only: metadata and status writes leave it alone.
+    assert [o["metadata"]["generation"] for o in (created, labelled, status, spec)] == [
+        1, 1, 1, 2]
+
+
+async def test_create_of_existing_name_is_already_exists(kube: k.Kube) -> None:
+    await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    with pytest.raises(k.AlreadyExists, match='"r1" already exists'):
+        await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+
+
+async def test_missing_object_is_not_found(kube: k.Kube) -> None:
+    with pytest.raises(k.NotFound, match='"nope" not found'):
+        await kube.get(k.FLOWRUNS, "nope", namespace=NS)
+    with pytest.raises(k.NotFound):
+        await kube.patch(k.FLOWRUNS, "nope", {"spec": {}}, namespace=NS)
+    with pytest.raises(k.NotFound):
+        await kube.delete(k.FLOWRUNS, "nope", namespace=NS)
+
+
+async def test_stale_resource_version_is_conflict(kube: k.Kube) -> None:
+    created = await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    stale = created["metadata"]["resourceVersion"]
+    await kube.patch(k.FLOWRUNS, "r1", {"spec": {"cancel": True}}, namespace=NS)
+    with pytest.raises(k.Conflict, match="the object has been modified"):
+        await kube.patch(k.FLOWRUNS, "r1", {"metadata": {"resourceVersion": stale},
+                                            "spec": {"cancel": False}}, namespace=NS)
+    with pytest.raises(k.Conflict):
+        await kube.replace(k.FLOWRUNS, created, namespace=NS)
+    current = await kube.get(k.FLOWRUNS, "r1", namespace=NS)
+    assert current["spec"]["cancel"] is True
+    current["spec"]["cancel"] = False
+    replaced = await kube.replace(k.FLOWRUNS, current, namespace=NS)
+    assert replaced["spec"]["cancel"] is False
+
+
+async def test_failed_json_patch_test_op_is_invalid_and_changes_nothing(kube: k.Kube) -> None:
+    await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    await kube.patch_status(k.FLOWRUNS, "r1", {"status": {"phase": "Running"}}, namespace=NS)
+    before = await kube.get(k.FLOWRUNS, "r1", namespace=NS)
+    with pytest.raises(k.Invalid, match="test"):
+        await kube.patch_status(k.FLOWRUNS, "r1", [
+            k.jp_test("/status/phase", "Pending"),
+            k.jp_replace("/status/phase", "Running")], namespace=NS)
+    assert await kube.get(k.FLOWRUNS, "r1", namespace=NS) == before
+    after = await kube.patch_status(k.FLOWRUNS, "r1", [
+        k.jp_test("/status/phase", "Running"),
+        k.jp_replace("/status/phase", "Completed")], namespace=NS)
+    assert after["status"]["phase"] == "Completed"
+
+
+async def test_status_subresource_semantics(kube: k.Kube) -> None:
+    created = await kube.create(k.FLOWRUNS, {**_flowrun("r1"), "status": {"phase": "Forged"}},
+                                namespace=NS)
+    assert "status" not in created  # status is ignored on create
+    await kube.patch_status(k.FLOWRUNS, "r1", {"status": {"phase": "Running"},
+                                               "spec": {"cancel": True}}, namespace=NS)
+    current = await kube.get(k.FLOWRUNS, "r1", namespace=NS)
+    assert current["status"] == {"phase": "Running"}
+    assert "cancel" not in current["spec"]  # …/status writes only status
+    await kube.patch(k.FLOWRUNS, "r1", {"spec": {"cancel": True},
+                                        "status": {"phase": "Hijacked"}}, namespace=NS)
+    current = await kube.get(k.FLOWRUNS, "r1", namespace=NS)
+    assert current["spec"]["cancel"] is True
+    assert current["status"] == {"phase": "Running"}  # main resource ignores status
+
+
+async def test_pods_start_pending_and_report_through_status(kube: k.Kube) -> None:
+    pod = await kube.create(k.PODS, _pod("p1"), namespace=NS)
+    assert pod["status"]["phase"] == "Pending"
+    running = await kube.patch_status(k.PODS, "p1", {"status": {"phase": "Running"}},
+                                      namespace=NS)
+    assert running["status"]["phase"] == "Running"
+
+
+async def test_finalizers_delay_deletion_until_the_last_is_removed(kube: k.Kube) -> None:
+    body = _flowrun("r1")
+    body["metadata"]["finalizers"] = ["headwater.dev/finalizer", "example.com/other"]
+    await kube.create(k.FLOWRUNS, body, namespace=NS)
+    deleting = await kube.delete(k.FLOWRUNS, "r1", namespace=NS)
+    assert deleting is not None
+    assert deleting["metadata"]["deletionTimestamp"]
+    still = await kube.get(k.FLOWRUNS, "r1", namespace=NS)
+    assert still["metadata"]["deletionTimestamp"] == deleting["metadata"]["deletionTimestamp"]
+    await kube.patch(k.FLOWRUNS, "r1", {"metadata": {"finalizers": ["example.com/other"]}},
+                     namespace=NS)
+    assert await kube.get(k.FLOWRUNS, "r1", namespace=NS)
+    await kube.patch(k.FLOWRUNS, "r1", {"metadata": {"finalizers": None}}, namespace=NS)
+    with pytest.raises(k.NotFound):
+        await kube.get(k.FLOWRUNS, "r1", namespace=NS)
+
+
+async def test_deleting_an_owner_collects_its_dependents(
+    kube: k.Kube, emulator: BackgroundEmulator,
+) -> None:
+    deployment = await kube.create(k.DEPLOYMENTS, {"metadata": {"name": "d"},
+                                                   "spec": {"flowRef": {"name": "f"}}},
+                                   namespace=NS)
+    run = await kube.create(k.FLOWRUNS, {**_flowrun("r1"), "metadata": {
+        "name": "r1", "ownerReferences": [{"apiVersion": deployment["apiVersion"],
+                                           "kind": "Deployment", "name": "d",
+                                           "uid": deployment["metadata"]["uid"]}]}},
+                            namespace=NS)
+    await kube.create(k.PODS, _pod("r1-1", owner=run), namespace=NS)
+    await kube.create(k.PODS, _pod("unrelated"), namespace=NS)
+    await kube.delete(k.DEPLOYMENTS, "d", namespace=NS)
+    # Pod → FlowRun → Deployment: the cascade reaches the grandchild.
+    assert emulator.object("flowruns", "r1") is None
+    assert emulator.object("pods", "r1-1") is None
+    assert emulator.object("pods", "unrelated") is not None
+
+
+async def test_orphan_propagation_keeps_dependents(
+    kube: k.Kube, emulator: BackgroundEmulator,
+) -> None:
+    run = await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    await kube.create(k.PODS, _pod("r1-1", owner=run), namespace=NS)
+    await kube.delete(k.FLOWRUNS, "r1", namespace=NS, propagation_policy="Orphan")
+    pod = emulator.object("pods", "r1-1")
+    assert pod is not None
+    assert "ownerReferences" not in pod["metadata"]
+
+
+async def test_list_honours_label_selectors(kube: k.Kube) -> None:
+    await kube.create(k.PODS, _pod("ours", {**MANAGED, "headwater.dev/flow-run": "r1"}),
+                      namespace=NS)
+    await kube.create(k.PODS, _pod("theirs", {"app": "nginx"}), namespace=NS)
+    await kube.create(k.PODS, _pod("bare"), namespace=NS)
+
+    async def names(selector: str | dict[str, str]) -> list[str]:
+        pods = await kube.list(k.PODS, namespace=NS, label_selector=selector)
+        return [p["metadata"]["name"] for p in pods]
+
+    assert await names(MANAGED) == ["ours"]
+    assert await names("app.kubernetes.io/managed-by") == ["ours"]
+    assert await names("!app.kubernetes.io/managed-by") == ["bare", "theirs"]
+    assert await names("app in (nginx, redis)") == ["theirs"]
+    assert await names("app notin (nginx)") == ["bare", "ours"]
+    assert await names("app!=nginx,headwater.dev/flow-run=r1") == ["ours"]
+    fields = await kube.list(k.PODS, namespace=NS, field_selector="metadata.name=bare")
+    assert [p["metadata"]["name"] for p in fields] == ["bare"]
+
+
+async def _watch(session: aiohttp.ClientSession, url: str, count: int
+                 ) -> list[tuple[str, str]]:
+    events: list[tuple[str, str]] = []
+    async with session.get(url) as response:
+        async for line in response.content:
+            event = json.loads(line)
+            events.append((event["type"], event["object"]["metadata"]["name"]))
+            if len(events) == count:
+                break
+    return events
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
+        yield http
+
+
+async def test_watch_with_label_selector_delivers_only_matching_pods(
+    kube: k.Kube, emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    await kube.create(k.PODS, _pod("before", MANAGED), namespace=NS)
+    await kube.create(k.PODS, _pod("unrelated-before"), namespace=NS)
+    url = (f"{emulator.url}/api/v1/namespaces/{NS}/pods?watch=true"
+           f"&labelSelector=app.kubernetes.io/managed-by%3Dheadwater")
+    watcher = asyncio.create_task(_watch(session, url, 4))
+    await asyncio.sleep(0.05)
+    await kube.create(k.PODS, _pod("unrelated-after"), namespace=NS)
+    await kube.create(k.PODS, _pod("after", MANAGED), namespace=NS)
+    await kube.patch_status(k.PODS, "after", {"status": {"phase": "Running"}}, namespace=NS)
+    await kube.patch_status(k.PODS, "unrelated-after", {"status": {"phase": "Running"}},
+                            namespace=NS)
+    await kube.delete(k.PODS, "after", namespace=NS)
+    events = await asyncio.wait_for(watcher, 5)
+    assert events == [("ADDED", "before"), ("ADDED", "after"), ("MODIFIED", "after"),
+                      ("DELETED", "after")]
+
+
+async def test_watch_resumes_from_a_resource_version(
+    kube: k.Kube, emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    await kube.create(k.FLOWRUNS, _flowrun("old"), namespace=NS)
+    listed = await session.get(f"{emulator.url}/apis/headwater.dev/v1alpha1/namespaces/"
+                               f"{NS}/flowruns")
+    list_rv = (await listed.json())["metadata"]["resourceVersion"]
+    # Changes made between the list and the watch are replayed, nothing older is.
+    await kube.create(k.FLOWRUNS, _flowrun("new"), namespace=NS)
+    await kube.patch(k.FLOWRUNS, "old", {"spec": {"cancel": True}}, namespace=NS)
+    url = (f"{emulator.url}/apis/headwater.dev/v1alpha1/namespaces/{NS}/flowruns"
+           f"?watch=true&resourceVersion={list_rv}")
+    assert await asyncio.wait_for(_watch(session, url, 2), 5) == [
+        ("ADDED", "new"), ("MODIFIED", "old")]
+
+
+async def test_watch_ends_after_timeout_seconds(
+    emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    url = f"{emulator.url}/api/v1/namespaces/{NS}/pods?watch=true&timeoutSeconds=0.1"
+    async with session.get(url) as response:
+        assert await asyncio.wait_for(response.read(), 5) == b""
+
+
+async def test_request_log_counts_writes_by_verb_resource_and_code(
+    kube: k.Kube, emulator: BackgroundEmulator,
+) -> None:
+    mark = emulator.requests.mark()
+    await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    with pytest.raises(k.AlreadyExists):
+        await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    await kube.patch_status(k.FLOWRUNS, "r1", {"status": {"phase": "Running"}}, namespace=NS)
+    await kube.get(k.FLOWRUNS, "r1", namespace=NS)
+    counts = emulator.requests.counter(mark)
+    assert counts == {("create", "flowruns", 201): 1, ("create", "flowruns", 409): 1,
+                      ("patch", "flowruns/status", 200): 1, ("get", "flowruns", 200): 1}
+    assert emulator.requests.count(writes_only=True, since=mark) == 3
+
+
+async def test_kube_reports_requests_to_observers(kube: k.Kube) -> None:
+    seen: list[tuple[str, int]] = []
+    k.add_request_observer(lambda verb, code: seen.append((verb, code)))
+    try:
+        await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+        with pytest.raises(k.NotFound):
+            await kube.get(k.FLOWRUNS, "nope", namespace=NS)
+    finally:
+        k._observers.clear()
+    assert seen == [("create", 201), ("get", 404)]
+
+
+async def test_pod_log_and_follow(kube: k.Kube, emulator: BackgroundEmulator) -> None:
+    await kube.create(k.PODS, _pod("p1"), namespace=NS)
+    with pytest.raises(k.KubeError, match="waiting to start"):
+        await kube.read_pod_log("p1", namespace=NS)
+    emulator.append_log(NS, "p1", "line 1\n")
+    await kube.patch_status(k.PODS, "p1", {"status": {"phase": "Running"}}, namespace=NS)
+    assert await kube.read_pod_log("p1", namespace=NS) == "line 1\n"
+
+    async def follow() -> str:
+        return "".join([chunk async for chunk in kube.follow_pod_log("p1", namespace=NS)])
+
+    follower = asyncio.create_task(follow())
+    await asyncio.sleep(0.05)
+    emulator.append_log(NS, "p1", "line 2\n")
+    await kube.patch_status(k.PODS, "p1", {"status": {"phase": "Succeeded"}}, namespace=NS)
+    assert await asyncio.wait_for(follower, 5) == "line 1\nline 2\n"
+
+
+def test_background_emulator_serves_sync_callers(tmp_path: Any) -> None:
+    with BackgroundEmulator() as api:
+        client = k.SyncKube(k.kubernetes.client.ApiClient(
+            k.load_configuration(api.kubeconfig_path)))
+        client.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+        assert [r["metadata"]["name"] for r in client.list(k.FLOWRUNS, namespace=NS)] == ["r1"]
+        assert api.call(api.emulator.object, "flowruns", "r1") is not None
