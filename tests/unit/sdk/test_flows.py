@@ -347,3 +347,72 @@ def test_log_prints_routes_print_to_logger(capsys: pytest.CaptureFixture[str]) -
     out = capsys.readouterr().out
     assert "Flow run 'printer' - hello from print" in out
     assert "\nplain print\n" in out
+
+
+def test_custom_task_runner_receives_submissions() -> None:
+    from headwater.task_runners import ImmediateTaskRunner
+
+    submitted: list[int] = []
+
+    class CountingRunner(ImmediateTaskRunner):
+        def submit(self, fn: Any) -> Any:
+            submitted.append(1)
+            return super().submit(fn)
+
+        def duplicate(self) -> CountingRunner:
+            return self
+
+    @flow(task_runner=CountingRunner())
+    def f() -> list[int]:
+        return ok.map([1, 2, 3]).result()
+
+    assert f() == [1, 2, 3]
+    assert len(submitted) == 3
+
+
+def test_thread_pool_runner_runs_tasks_concurrently() -> None:
+    from headwater import ThreadPoolTaskRunner
+
+    barrier = threading.Barrier(3, timeout=10)
+
+    @task
+    def meet(i: int) -> int:
+        return barrier.wait()
+
+    @flow(task_runner=ThreadPoolTaskRunner(max_workers=3))
+    def f() -> list[int]:
+        return sorted(meet.map([1, 2, 3]).result())
+
+    assert f() == [0, 1, 2]  # all three were inside meet() at once
+
+
+def test_flow_persist_result_turns_on_caching_for_its_tasks() -> None:
+    calls: list[int] = []
+
+    @task
+    def step(x: int) -> int:
+        calls.append(x)
+        return x
+
+    @flow(persist_result=True)
+    def f() -> None:
+        step(1)
+        step(1)
+
+    f()
+    assert calls == [1]
+
+
+def test_cancellation_hook_runs_on_keyboard_interrupt_as_crashed() -> None:
+    events: list[str] = []
+
+    def crashed(fl: Any, run: Any, state: State) -> None:
+        events.append(state.name)
+
+    @flow(on_crashed=[crashed])
+    def f() -> None:
+        raise KeyboardInterrupt
+
+    state = f(return_state=True)
+    assert state.is_crashed()
+    assert events == ["Crashed"]
