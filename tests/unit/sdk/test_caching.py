@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -326,3 +327,47 @@ def test_cache_hit_across_two_processes(tmp_path: Path, headwater_home: Path) ->
     assert "RESULT 36 Completed" in outputs[0]
     assert "COMPUTED" not in outputs[1]
     assert "RESULT 36 Cached" in outputs[1]
+
+
+_LOCKING_CHILD = textwrap.dedent(
+    """
+    import sys, time
+    from pathlib import Path
+    from headwater import INPUTS, task
+
+    @task(cache_policy=INPUTS)
+    def build(x: int) -> int:
+        with open(sys.argv[1], "a") as log:
+            log.write("computed\\n")
+        time.sleep(0.3)
+        return x
+
+    Path(sys.argv[2]).write_text("ready")
+    while not Path(sys.argv[3]).exists():
+        time.sleep(0.01)
+    print(build(1, return_state=True).name)
+    """
+)
+
+
+def test_identical_tasks_in_two_processes_compute_once(tmp_path: Path,
+                                                       headwater_home: Path) -> None:
+    script = tmp_path / "locking.py"
+    script.write_text(_LOCKING_CHILD)
+    log, go = tmp_path / "computed.log", tmp_path / "go"
+    env = {"HEADWATER_HOME": str(headwater_home), "PATH": "/usr/bin:/bin"}
+    readies = [tmp_path / f"ready-{i}" for i in range(2)]
+    procs = [subprocess.Popen([sys.executable, str(script), str(log), str(ready), str(go)],
+                              env=env, stdout=subprocess.PIPE, text=True) for ready in readies]
+    try:
+        while not all(r.exists() for r in readies):  # both imported: start them together
+            assert all(p.poll() is None for p in procs)
+            time.sleep(0.01)
+        go.write_text("go")
+        states = sorted(p.communicate(timeout=60)[0].strip() for p in procs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+    assert log.read_text().count("computed") == 1
+    assert states == ["Cached", "Completed"]
