@@ -251,8 +251,12 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``headwater`` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    # The pod entrypoint must start fast: plugins (the operator CLI) can import heavy
+    # libraries, and `execute`/`schema` never need them.
+    own_command = bool(arguments) and arguments[0] in ("execute", "schema")
+    parser = build_parser(load_plugins=not own_command)
+    args = parser.parse_args(arguments)
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
