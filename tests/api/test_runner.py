@@ -6,10 +6,12 @@ of the real handler modules.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import kopf
 import pytest
+from headwater_operator import __main__ as entrypoint
 from headwater_operator import kube as kube_module
 from headwater_operator import runner
 from headwater_operator.devcluster.emulator import BackgroundEmulator
@@ -106,3 +108,52 @@ async def test_run_operator_rejects_ambiguous_scope() -> None:
                                   registry=kopf.OperatorRegistry())
     with pytest.raises(ValueError, match="not both or neither"):
         await runner.run_operator(registry=kopf.OperatorRegistry())
+
+
+def test_main_passes_the_chart_flags_to_the_operator(
+    emulator: BackgroundEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, object] = {}
+
+    async def fake_run_operator(**kwargs: object) -> None:
+        seen.update(kwargs)
+
+    monkeypatch.setattr(runner, "run_operator", fake_run_operator)
+    assert entrypoint.main([
+        "--namespace", "a", "--namespace", "b", "--peering", "headwater",
+        "--health-port", "9001", "--metrics-port", "9002",
+        "--kubeconfig", str(emulator.kubeconfig_path)]) == 0
+    assert seen["namespaces"] == ["a", "b"]
+    assert seen["clusterwide"] is False
+    assert seen["peering"] == "headwater"
+    assert seen["standalone"] is False
+    assert seen["liveness_endpoint"] == "http://0.0.0.0:9001/healthz"
+    assert seen["metrics_port"] == 9002
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    ([], "--namespace NS (repeatable) or --all-namespaces"),
+    (["-A", "-n", "x"], "either --all-namespaces or --namespace"),
+    (["-A", "--peering", "p", "--standalone"], "either --peering NAME"),
+])
+def test_main_rejects_contradictory_flags(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exc:
+        entrypoint.main(argv)
+    assert exc.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+async def test_stopping_leaves_tasks_that_are_not_the_operators_alone(
+    emulator: BackgroundEmulator,
+) -> None:
+    # pytest-asyncio starts fixtures and runs tests in different tasks; kopf alone would
+    # treat those as its own "hung" tasks and cancel them when it stops.
+    harness = OperatorHarness(registry=_registry([]))
+    await asyncio.create_task(harness.start())
+    bystander = asyncio.create_task(asyncio.sleep(3600))
+    await asyncio.create_task(harness.stop())
+    assert not bystander.cancelled()
+    assert not bystander.done()
+    bystander.cancel()

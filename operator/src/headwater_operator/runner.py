@@ -27,10 +27,12 @@ Conventions applied by :func:`build_settings`, and why:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import importlib
 import logging
 import weakref
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
 from typing import Any
 
 import kopf
@@ -135,27 +137,92 @@ async def run_operator(
     settings = build_settings(
         settings or kopf.OperatorSettings(), namespaced=not clusterwide,
         standalone=standalone and peering is None, peering_name=peering or PEERING_NAME)
+    attach_metrics()
     if metrics_port is not None:
         start_metrics_server(metrics_port)
-    await kopf.operator(
-        registry=registry, settings=settings, clusterwide=clusterwide,
-        namespaces=list(namespaces or ()), stop_flag=stop_flag, ready_flag=ready_flag,
-        standalone=standalone and peering is None,
-        peering_name=peering if peering is not None else None,
-        liveness_endpoint=liveness_endpoint, memo=memo)
+    token = _operator_context.set(True)
+    try:
+        with _tracking_operator_tasks() as ours:
+            tasks = await kopf.spawn_tasks(
+                registry=registry, settings=settings, clusterwide=clusterwide,
+                namespaces=list(namespaces or ()), stop_flag=stop_flag, ready_flag=ready_flag,
+                standalone=standalone and peering is None,
+                peering_name=peering if peering is not None else None,
+                liveness_endpoint=liveness_endpoint, memo=memo)
+            await kopf.run_tasks(tasks, ignored=_NotOurs(ours))
+    finally:
+        _operator_context.reset(token)
+
+
+# kopf.operator() treats every task created in the loop after its start as its own and,
+# on exit, waits 5 s for them and cancels them: in tests and in `headwater dev` that
+# would include the caller's tasks (e.g. the pytest task that asked it to stop). We run
+# kopf's spawn/run halves ourselves and tell it which tasks really are the operator's:
+# those created, directly or transitively, from inside run_operator (tasks inherit the
+# creator's context, so a context variable marks them; a task factory records them).
+_operator_context: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "headwater_operator_task", default=False)
+
+
+class _NotOurs(Collection["asyncio.Task[Any]"]):
+    """kopf's ``ignored`` tasks: everything that is not the operator's."""
+
+    def __init__(self, ours: weakref.WeakSet[asyncio.Task[Any]]) -> None:
+        self._ours = ours
+
+    def __contains__(self, task: object) -> bool:
+        return task not in self._ours
+
+    def __iter__(self) -> Iterator[asyncio.Task[Any]]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+
+@contextlib.contextmanager
+def _tracking_operator_tasks() -> Iterator[weakref.WeakSet[asyncio.Task[Any]]]:
+    loop = asyncio.get_running_loop()
+    ours: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> Any:
+        task = (previous(loop, coro, **kwargs) if previous is not None
+                else asyncio.Task(coro, loop=loop, **kwargs))
+        if _operator_context.get() and isinstance(task, asyncio.Task):
+            ours.add(task)
+        return task
+
+    loop.set_task_factory(factory)
+    try:
+        yield ours
+    finally:
+        if loop.get_task_factory() is factory:
+            loop.set_task_factory(previous)
+
+
+def _metrics_module() -> Any:
+    try:
+        return importlib.import_module("headwater_operator.metrics")
+    except ModuleNotFoundError as exc:
+        if exc.name != "headwater_operator.metrics":
+            raise
+        return None
+
+
+def attach_metrics() -> None:
+    """Count every API request of :mod:`headwater_operator.kube` in the metrics module."""
+    observer = getattr(_metrics_module(), "observe_api_request", None)
+    if observer is not None:
+        kube.add_request_observer(observer)
 
 
 def start_metrics_server(port: int) -> None:
     """Serve Prometheus metrics: through our metrics module when it exists."""
-    try:
-        metrics = importlib.import_module("headwater_operator.metrics")
-    except ModuleNotFoundError as exc:
-        if exc.name != "headwater_operator.metrics":
-            raise
+    metrics = _metrics_module()
+    if metrics is None:
         import prometheus_client
+
         prometheus_client.start_http_server(port)
         return
     metrics.start_metrics_server(port)
-    observer = getattr(metrics, "observe_api_request", None)
-    if observer is not None:
-        kube.add_request_observer(observer)

@@ -255,6 +255,7 @@ class Emulator:
         self._stopping = asyncio.Event()
         self._logs: dict[tuple[str, str], list[str]] = {}
         self._log_changed = asyncio.Event()
+        self._streams = 0
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> Self:
@@ -271,7 +272,11 @@ class Emulator:
         """End open watches and log streams, then stop listening."""
         self._stopping.set()
         self._log_changed.set()
-        await asyncio.sleep(0)  # let streaming handlers observe the flag and finish
+        # Let open watches and log streams see the flag and end their responses cleanly.
+        for _ in range(100):
+            if not self._streams:
+                break
+            await asyncio.sleep(0.01)
         if self._server is not None:
             await self._server.__aexit__(None, None, None)
             self._server = None
@@ -387,10 +392,15 @@ class Emulator:
             raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
         store = self.store
         ns = path.namespace if spec.namespaced else None
-        if verb == "watch":
-            return await self._serve_watch(spec, path, request)
-        if path.subresource == "log" and verb == "get" and spec.key == ("", "v1", "pods"):
-            return await self._serve_log(spec, path, request)
+        if verb == "watch" or (path.subresource == "log" and verb == "get"
+                               and spec.key == ("", "v1", "pods")):
+            self._streams += 1
+            try:
+                if verb == "watch":
+                    return await self._serve_watch(spec, path, request)
+                return await self._serve_log(spec, path, request)
+            finally:
+                self._streams -= 1
         if verb == "get":
             return _json_response(store.get(spec, ns, path.name or ""))
         if verb == "list":
@@ -661,6 +671,7 @@ class BackgroundEmulator:
             return
         if self._emulator is not None:
             self.run(self._emulator.stop(), timeout)
+            self.run(_cancel_other_tasks(), timeout)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
         self._loop.close()
@@ -674,6 +685,14 @@ class BackgroundEmulator:
     def __exit__(self, exc_type: type[BaseException] | None,
                  exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop()
+
+
+async def _cancel_other_tasks() -> None:
+    """Cancel what is left on the loop (e.g. handlers of dropped connections)."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 def iter_objects(emulator: Emulator, plural: str) -> Iterator[JsonObject]:

@@ -10,6 +10,7 @@ kopf's peering resources.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,13 +109,25 @@ def specs_from_crd(crd: Mapping[str, Any]) -> list[ResourceSpec]:
     return result
 
 
+_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.lru_cache(maxsize=64)
+def _crd_specs_of_file(path: str, mtime_ns: int) -> tuple[ResourceSpec, ...]:
+    # Cached by modification time: every api test starts an emulator, and parsing the
+    # generated CRDs (large schemas) would otherwise dominate its start-up.
+    with open(path, encoding="utf-8") as stream:
+        docs = list(yaml.load_all(stream, Loader=_YAML_LOADER))
+    return tuple(spec for doc in docs
+                 if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
+                 for spec in specs_from_crd(doc))
+
+
 def load_crd_specs(paths: Iterable[Path]) -> list[ResourceSpec]:
     """Read every CustomResourceDefinition in the given YAML files (multi-document ok)."""
     result: list[ResourceSpec] = []
     for path in paths:
-        for doc in yaml.safe_load_all(path.read_text(encoding="utf-8")):
-            if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition":
-                result.extend(specs_from_crd(doc))
+        result.extend(_crd_specs_of_file(str(path), path.stat().st_mtime_ns))
     return result
 
 

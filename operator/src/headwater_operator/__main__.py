@@ -1,0 +1,87 @@
+"""``python -m headwater_operator`` (also ``headwater-operator``): run the operator.
+
+The Helm chart passes exactly these flags::
+
+    python -m headwater_operator [--namespace NS]... [--all-namespaces]
+        [--metrics-port 8080] [--health-port 8081] [--peering headwater] [--standalone]
+        [--log-format text|json] [--verbose]
+
+Liveness is served at ``http://0.0.0.0:<health-port>/healthz`` (kopf's probe endpoint),
+Prometheus metrics on ``<metrics-port>``. SIGTERM stops the operator gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import kopf
+
+from headwater_operator import kube, runner
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line, documented for ``--help``."""
+    parser = argparse.ArgumentParser(
+        prog="headwater-operator",
+        description="Run the Headwater operator (kopf) against the current cluster.")
+    parser.add_argument("--namespace", "-n", action="append", default=[], metavar="NS",
+                        help="watch this namespace (repeat for several)")
+    parser.add_argument("--all-namespaces", "-A", action="store_true",
+                        help="watch every namespace (needs cluster-wide RBAC)")
+    parser.add_argument("--metrics-port", type=int, default=8080,
+                        help="Prometheus metrics port (0 disables; default 8080)")
+    parser.add_argument("--health-port", type=int, default=8081,
+                        help="liveness probe port, path /healthz (0 disables; default 8081)")
+    parser.add_argument("--peering", metavar="NAME", default=None,
+                        help="join kopf peering NAME for HA replicas (e.g. headwater)")
+    parser.add_argument("--standalone", action="store_true",
+                        help="run without peering (a single replica; the default)")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text",
+                        help="log line format (default text)")
+    parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
+    parser.add_argument("--kubeconfig", default=None,
+                        help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
+    return parser
+
+
+def validate(args: argparse.Namespace) -> str | None:
+    """The error message for contradictory flags, or None."""
+    if args.all_namespaces and args.namespace:
+        return "use either --all-namespaces or --namespace, not both"
+    if not args.all_namespaces and not args.namespace:
+        return ("say what to watch: --namespace NS (repeatable) or --all-namespaces; "
+                "the Helm chart sets one of them")
+    if args.peering and args.standalone:
+        return "use either --peering NAME (HA) or --standalone (one replica), not both"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse the flags and run the operator until it is stopped."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    error = validate(args)
+    if error:
+        parser.error(error)
+    kopf.configure(verbose=args.verbose, debug=args.verbose,
+                   log_format=kopf.LogFormat.JSON if args.log_format == "json"
+                   else kopf.LogFormat.FULL)
+    try:
+        kube.configure(args.kubeconfig)
+    except kube.KubeError as exc:
+        logging.getLogger("headwater_operator").error("%s", exc.message)
+        return 2
+    liveness = (f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None)
+    asyncio.run(runner.run_operator(
+        namespaces=args.namespace or None, clusterwide=args.all_namespaces,
+        peering=args.peering, standalone=not args.peering,
+        liveness_endpoint=liveness, metrics_port=args.metrics_port or None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
