@@ -19,8 +19,9 @@ the only record of its task counts, assets and artifacts (there is no separate d
 and failures are what people come back to look at; each run costs only a few KB.
 
 Runs that have not finished are never candidates. "Newest" means latest ``endTime``;
-a run without one (e.g. cancelled while queued) falls back to its creation time, and ties
-are broken by name so the choice is deterministic. Deleting a FlowRun deletes its pods
+a run without one (e.g. cancelled while queued) falls back to its creation time; ties are
+broken by creation time, then by name (the larger is newer), so the choice is
+deterministic. Deleting a FlowRun deletes its pods
 through owner references.
 
 Everything here is pure: the handler feeds in what a kopf index holds and ``now``.
@@ -139,7 +140,7 @@ def next_expiry(runs: Iterable[RunRecord], policy: HistoryPolicy, now: datetime)
 
 
 def _newest_first(runs: Iterable[RunRecord]) -> list[RunRecord]:
-    # Sort by name ascending first, then stably by time descending, so equal times
-    # keep a deterministic order.
-    by_name = sorted(runs, key=lambda run: run.name)
-    return sorted(by_name, key=lambda run: run.finished_at, reverse=True)
+    # ``endTime`` has one-second precision, so ties are common (a backfill, a burst of
+    # short runs); the creation time, then the name, break them, all newest/largest
+    # first: generated and scheduled run names grow with time.
+    return sorted(runs, key=lambda run: (run.finished_at, run.created, run.name), reverse=True)

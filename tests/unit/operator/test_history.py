@@ -89,11 +89,13 @@ def test_runs_without_end_time_are_ordered_by_creation() -> None:
     assert names([older, newer], HistoryPolicy(failed_runs_limit=1)) == ["older"]
 
 
-def test_equal_end_times_are_broken_by_name_deterministically() -> None:
+def test_equal_end_times_keep_the_later_created_then_the_larger_name() -> None:
     runs = [run(n, "Completed", minutes_ago=5) for n in ("c", "a", "b")]
+    later = RunRecord("a-late", "Completed", created=NOW, end_time=NOW - timedelta(minutes=5))
 
-    assert names(runs, HistoryPolicy(successful_runs_limit=1)) == ["b", "c"]
-    assert names(list(reversed(runs)), HistoryPolicy(successful_runs_limit=1)) == ["b", "c"]
+    assert names(runs, HistoryPolicy(successful_runs_limit=1)) == ["a", "b"]
+    assert names(list(reversed(runs)), HistoryPolicy(successful_runs_limit=1)) == ["a", "b"]
+    assert names([*runs, later], HistoryPolicy(successful_runs_limit=1)) == ["a", "b", "c"]
 
 
 def test_deletion_reason_names_the_limit() -> None:

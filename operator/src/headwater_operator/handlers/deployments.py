@@ -43,6 +43,7 @@ from typing import Any, cast
 
 import kopf
 from headwater.contract import GROUP, VERSION
+
 from headwater_operator import kube, metrics, reasons
 from headwater_operator.flowruns.timeutil import parse_time
 from headwater_operator.history import (
@@ -111,9 +112,10 @@ class DeploymentState:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     client: kube.Kube = field(default_factory=kube.get_client)
     locks: dict[Key, asyncio.Lock] = field(default_factory=dict)
-    written: dict[str, dict[str, Any]] = field(default_factory=dict)
-    """The status last written per Deployment uid: fresher than the index's copy, which
-    only catches up when the watch event for our own write arrives."""
+    written: dict[Key, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    """``(uid, status)`` last written per Deployment: fresher than the index's copy, which
+    only catches up when the watch event for our own write arrives. The uid guards
+    against a Deployment deleted and re-created under the same name."""
     deleting: set[Key] = field(default_factory=set)
     """FlowRuns we asked to delete whose deletion has not been observed yet."""
     wakeups: dict[Key, tuple[datetime, asyncio.TimerHandle]] = field(default_factory=dict)
@@ -145,6 +147,7 @@ class DeploymentState:
     def forget(self, key: Key) -> None:
         """Drop everything kept for a deleted Deployment."""
         self.locks.pop(key, None)
+        self.written.pop(key, None)
         wakeup = self.wakeups.pop(key, None)
         if wakeup is not None:
             wakeup[1].cancel()
@@ -308,7 +311,8 @@ async def write_status(state: DeploymentState, key: Key) -> None:
     flow_ref = facts.spec.get("flowRef")
     flow_name = flow_ref.get("name") if isinstance(flow_ref, Mapping) else None
     flow_spec = first(state.indexes.flows_by_name.get((namespace, str(flow_name))))
-    current = state.written.get(facts.uid, facts.status)
+    uid, written = state.written.get(key, ("", {}))
+    current = written if uid == facts.uid else facts.status
     desired = deployment_status(
         name, facts.spec, generation=facts.generation, current=current,
         flow_spec=flow_spec, runs=list(state.indexes.flowruns_by_deployment.get(key, ())),
@@ -323,7 +327,9 @@ async def write_status(state: DeploymentState, key: Key) -> None:
         )
     except kube.NotFound:
         return  # deleted meanwhile; its DELETED event cleans up
-    state.written[facts.uid] = {k: v for k, v in {**current, **patch}.items() if v is not None}
+    state.written[key] = (
+        facts.uid, {k: v for k, v in {**current, **patch}.items() if v is not None}
+    )
     announce_ready_change(facts.reference(namespace, name), current, desired)
 
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import kopf
 from headwater.contract import GROUP, VERSION
+
 from headwater_operator import kube, metrics
 from headwater_operator.handlers.deployments import (
     DeploymentState,
