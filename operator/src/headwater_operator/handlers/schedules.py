@@ -11,14 +11,19 @@ status write still in flight on the watch stream can never be mistaken for the t
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any, cast
 
 import kopf
-from headwater.contract import GROUP, VERSION
+from headwater.contract import GROUP, LABEL_SCHEDULE, VERSION
 
 from headwater_operator import kube
 from headwater_operator.scheduling.clock import get_clock
-from headwater_operator.scheduling.reconciler import WatchState, reconcile_schedule
+from headwater_operator.scheduling.reconciler import (
+    TERMINAL_PHASES,
+    WatchState,
+    reconcile_schedule,
+)
 
 MEMO_KEY = "schedule_doorbells"
 
@@ -44,6 +49,9 @@ async def schedule_daemon(*, name: str, namespace: str | None, memo: Any,
     _doorbells(memo)[key] = (doorbell, seen)
     client, clock = kube.get_client(), get_clock()
     state = WatchState(watching_since=clock.now())
+    # kopf sets ``stopped`` first and cancels only later: ringing the doorbell on it lets
+    # the daemon leave its sleep and return cleanly at once.
+    stop_ringer = asyncio.create_task(_ring_when_stopped(stopped, doorbell))
     try:
         while not stopped:
             doorbell.clear()
@@ -54,6 +62,7 @@ async def schedule_daemon(*, name: str, namespace: str | None, memo: Any,
             seen["generation"] = body["metadata"].get("generation")
             seen["deployment"] = (body.get("spec") or {}).get("deploymentRef", {}).get("name")
             result = await reconcile_schedule(client, body, state, clock.now())
+            seen["active"] = frozenset(result.active)
             for type_, reason, message in result.events:
                 kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=type_, reason=reason,
                            message=message)
@@ -62,8 +71,14 @@ async def schedule_daemon(*, name: str, namespace: str | None, memo: Any,
             else:
                 await clock.sleep_until(result.next_tick, doorbell)
     finally:
+        stop_ringer.cancel()
         if _doorbells(memo).get(key, (None,))[0] is doorbell:
             del _doorbells(memo)[key]
+
+
+async def _ring_when_stopped(stopped: Any, doorbell: asyncio.Event) -> None:
+    await stopped.wait()
+    doorbell.set()
 
 
 @kopf.on.event(GROUP, VERSION, "schedules")
@@ -82,3 +97,19 @@ async def deployment_changed(*, namespace: str | None, name: str, memo: Any,
     for (bell_namespace, _name), (doorbell, seen) in _doorbells(memo).items():
         if bell_namespace == (namespace or "default") and seen.get("deployment") == name:
             doorbell.set()
+
+
+@kopf.on.event(GROUP, VERSION, "flowruns", labels={LABEL_SCHEDULE: kopf.PRESENT})
+async def scheduled_run_changed(*, type: str | None, namespace: str | None, name: str,
+                                labels: Mapping[str, str], status: Mapping[str, Any],
+                                memo: Any, **_: Any) -> None:
+    """One of a Schedule's active runs finished or vanished: refresh ``status.active``.
+
+    A dictionary lookup by the run's schedule label, so the cost is per event, not per
+    Schedule; only a run the daemon last listed as active rings its doorbell.
+    """
+    entry = _doorbells(memo).get((namespace or "default", labels[LABEL_SCHEDULE]))
+    if entry is None or name not in entry[1].get("active", ()):
+        return
+    if type == "DELETED" or status.get("phase") in TERMINAL_PHASES:
+        entry[0].set()

@@ -10,7 +10,13 @@
 The rules are documented for users in ``docs/scheduling.md``.
 """
 
-from headwater_operator.scheduling.clock import SYSTEM_CLOCK, Clock, get_clock, set_clock
+from headwater_operator.scheduling.clock import (
+    SYSTEM_CLOCK,
+    Clock,
+    ManualClock,
+    get_clock,
+    set_clock,
+)
 from headwater_operator.scheduling.expression import (
     ScheduleError,
     ScheduleExpression,
@@ -42,6 +48,7 @@ from headwater_operator.scheduling.wallclock import local_wall_time, wall_to_ins
 __all__ = [
     "SYSTEM_CLOCK",
     "Clock",
+    "ManualClock",
     "ScheduleError",
     "ScheduleExpression",
     "ScheduleKind",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
@@ -40,6 +40,51 @@ class SystemClock:
             return
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), timeout=delay)
+
+
+class ManualClock:
+    """A clock that stands still until :meth:`advance` moves it (api tests, benchmarks).
+
+    Every sleeper re-checks its deadline whenever the time moves, so advancing by five
+    ticks wakes each Schedule daemon once, exactly as a real outage of that length would.
+    """
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("ManualClock needs an aware start instant, e.g. one in UTC")
+        self._now = start.astimezone(UTC)
+        self._moved = asyncio.Event()
+
+    def now(self) -> datetime:
+        """The instant the clock was last moved to."""
+        return self._now
+
+    def advance(self, seconds: float) -> datetime:
+        """Move forward by ``seconds`` (never backwards) and wake every sleeper."""
+        if seconds < 0:
+            raise ValueError(f"a ManualClock only moves forward (got {seconds} s)")
+        return self.set(self._now + timedelta(seconds=seconds))
+
+    def set(self, instant: datetime) -> datetime:
+        """Move to ``instant`` (not before the current time) and wake every sleeper."""
+        if instant < self._now:
+            raise ValueError(f"a ManualClock only moves forward: {instant} < {self._now}")
+        self._now = instant.astimezone(UTC)
+        # A fresh event per move: sleepers waiting on the old one all wake exactly once.
+        moved, self._moved = self._moved, asyncio.Event()
+        moved.set()
+        return self._now
+
+    async def sleep_until(self, instant: datetime, wake: asyncio.Event) -> None:
+        """Return once the clock reaches ``instant`` or ``wake`` is set."""
+        while self._now < instant and not wake.is_set():
+            moved = asyncio.ensure_future(self._moved.wait())
+            woken = asyncio.ensure_future(wake.wait())
+            try:
+                await asyncio.wait({moved, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                moved.cancel()
+                woken.cancel()
 
 
 SYSTEM_CLOCK: Clock = SystemClock()

@@ -72,6 +72,8 @@ class WakeResult:
 
     next_tick: datetime | None
     created: list[str] = field(default_factory=list)
+    active: list[str] = field(default_factory=list)
+    """Names of the Schedule's runs that were active after this wake-up."""
     events: list[tuple[str, str, str]] = field(default_factory=list)
     """``(type, reason, message)`` Events to post on the Schedule."""
 
@@ -296,6 +298,7 @@ async def _finish(
         conditions.append(make_condition("MissedTicks", False, "NoneMissed",
                                          "the last ticks all ran"))
     await _write_status(client, body, conditions=conditions, now=now, fields=fields)
+    result.active = [entry["name"] for entry in fields["active"]]
     return result
 
 

@@ -1,0 +1,447 @@
+"""Schedules against the emulated API: the real operator, on a hand-moved scheduler clock.
+
+The scheduler reads time only through :mod:`headwater_operator.scheduling.clock`; these
+tests install a :class:`ManualClock` (and give the emulator the same clock, so
+``creationTimestamp`` agrees with it). "The operator was down for five ticks" is then
+``clock.advance(5 * HOUR)`` while it is stopped: no test waits for a real tick. Every
+step waits on an observable fact (a FlowRun, a status field, a condition) with
+``wait_for``, never on a fixed sleep, except where a test proves that something does
+*not* happen; there it first waits for the status write that ends the wake-up.
+
+The scheduler clock starts in the (real) past, so the FlowRun lifecycle — which runs on
+the real clock — admits the runs at once and their pods appear for the kubelet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import kubernetes.config.kube_config
+import pytest
+from headwater.contract import (
+    ANNOTATION_SCHEDULED_TIME,
+    ANNOTATION_TRIGGER,
+    LABEL_DEPLOYMENT,
+    LABEL_FLOW_RUN,
+    LABEL_MANAGED_BY,
+    LABEL_SCHEDULE,
+)
+from headwater_operator import kube as kube_module
+from headwater_operator.devcluster.emulator import BackgroundEmulator
+from headwater_operator.devcluster.harness import OperatorHarness
+from headwater_operator.devcluster.kubelet import Kubelet
+from headwater_operator.scheduling import ManualClock, set_clock
+
+WaitFor = Callable[..., Awaitable[Any]]
+
+HOUR = 3600.0
+START = datetime(2025, 6, 2, 0, 10, tzinfo=UTC)
+"""Scheduler time at the start of each test: 10 minutes past an hourly tick."""
+
+
+def at(hour: int, minute: int = 0) -> datetime:
+    """An instant on the test's day (hour may exceed 23)."""
+    return START.replace(minute=0) + timedelta(hours=hour, minutes=minute)
+
+
+def stamp(instant: datetime) -> str:
+    return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def run_name(schedule: str, tick: datetime) -> str:
+    return f"{schedule}-{int(tick.timestamp())}"
+
+
+# --- fixtures -------------------------------------------------------------------------
+@pytest.fixture
+def clock() -> Iterator[ManualClock]:
+    """The scheduler's clock for this test (installed before the operator starts)."""
+    manual = ManualClock(START)
+    previous = set_clock(manual)
+    try:
+        yield manual
+    finally:
+        set_clock(previous)
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch, clock: ManualClock
+             ) -> Iterator[BackgroundEmulator]:
+    """The conftest emulator, but stamping objects with the scheduler's clock."""
+    with BackgroundEmulator(clock=clock.now) as api:
+        path = str(api.kubeconfig_path)
+        monkeypatch.setenv("KUBECONFIG", path)
+        monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", path)
+        kube_module.configure(path)
+        try:
+            yield api
+        finally:
+            kube_module.close()
+
+
+class Scene:
+    """Builds the objects of a test and reads back what the operator made of them."""
+
+    def __init__(self, kube: kube_module.Kube, emulator: BackgroundEmulator, namespace: str,
+                 wait_for: WaitFor) -> None:
+        self.kube, self.emulator, self.namespace, self.wait_for = (
+            kube, emulator, namespace, wait_for)
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[OperatorHarness]:
+        """The real operator, started and stopped by the test's own task.
+
+        kopf cancels, when it stops, every task created after it started: a fixture's
+        teardown task would be one of them, the test's own task is not.
+        """
+        harness = OperatorHarness(namespaces=[self.namespace])
+        await harness.start()
+        try:
+            yield harness
+        finally:
+            await harness.stop()
+
+    async def deployment(self, name: str = "nightly", **spec: Any) -> None:
+        await self.kube.create(kube_module.FLOWS, {
+            "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "f"},
+            "spec": {"image": "example/flow:1", "entrypoint": "flows/f.py:f"},
+        }, namespace=self.namespace)
+        await self.kube.create(kube_module.DEPLOYMENTS, {
+            "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
+            "metadata": {"name": name}, "spec": {"flowRef": {"name": "f"}, **spec},
+        }, namespace=self.namespace)
+
+    async def schedule(self, name: str = "hourly", *, wait: bool = True,
+                       **spec: Any) -> None:
+        """Create a Schedule (hourly interval by default); wait until its daemon planned."""
+        spec.setdefault("deploymentRef", {"name": "nightly"})
+        if not {"cron", "interval", "rrule"} & spec.keys():
+            spec["interval"] = "1h"
+        await self.kube.create(kube_module.SCHEDULES, {
+            "apiVersion": "headwater.dev/v1alpha1", "kind": "Schedule",
+            "metadata": {"name": name}, "spec": spec,
+        }, namespace=self.namespace)
+        if wait:
+            await self.wait_for(lambda: self.status(name).get("observedGeneration"))
+
+    async def patch_spec(self, name: str, spec: dict[str, Any]) -> None:
+        await self.kube.patch(kube_module.SCHEDULES, name, {"spec": spec},
+                              namespace=self.namespace)
+
+    def status(self, name: str = "hourly") -> dict[str, Any]:
+        return dict((self.emulator.object("schedules", name) or {}).get("status") or {})
+
+    def condition(self, type_: str, name: str = "hourly") -> dict[str, Any]:
+        for cond in self.status(name).get("conditions") or ():
+            if cond.get("type") == type_:
+                return dict(cond)
+        return {}
+
+    def runs(self, schedule: str = "hourly") -> list[str]:
+        return sorted(run["metadata"]["name"] for run in self.emulator.objects(
+            "flowruns", self.namespace, label_selector=f"{LABEL_SCHEDULE}={schedule}"))
+
+    def run(self, name: str) -> dict[str, Any]:
+        return self.emulator.object("flowruns", name) or {}
+
+    async def events(self, name: str = "hourly") -> list[dict[str, Any]]:
+        events = await self.kube.list(kube_module.EVENTS, namespace=self.namespace)
+        return [e for e in events if (e.get("involvedObject") or {}).get("kind") == "Schedule"
+                and e["involvedObject"].get("name") == name]
+
+    async def reasons(self, name: str = "hourly") -> list[str]:
+        return [str(e.get("reason")) for e in await self.events(name)]
+
+    async def settled(self, name: str = "hourly", *, after: datetime) -> dict[str, Any]:
+        """Wait until the Schedule's status shows a wake-up at or after ``after``."""
+        expected = stamp(after)
+
+        def woke() -> dict[str, Any] | None:
+            status = self.status(name)
+            nxt = status.get("nextScheduleTime")
+            return status if nxt and nxt > expected else None
+
+        result: dict[str, Any] = await self.wait_for(woke)
+        return result
+
+    async def tick_to(self, clock: ManualClock, instant: datetime, name: str = "hourly"
+                      ) -> dict[str, Any]:
+        """Move the clock to ``instant`` and wait for the Schedule to handle it."""
+        clock.set(instant)
+        return await self.settled(name, after=instant)
+
+
+@pytest.fixture
+def scene(kube: kube_module.Kube, emulator: BackgroundEmulator, namespace: str,
+          wait_for: WaitFor) -> Scene:
+    return Scene(kube, emulator, namespace, wait_for)
+
+
+# --- runs, names and status -----------------------------------------------------------
+async def test_interval_tick_creates_an_idempotently_named_owned_run(
+    scene: Scene, clock: ManualClock,
+) -> None:
+    async with scene.running():
+        await scene.deployment()
+        await scene.schedule()
+        assert scene.status()["nextScheduleTime"] == stamp(at(1))
+        assert scene.status()["expression"] == "every 1h"
+        assert scene.runs() == []
+
+        status = await scene.tick_to(clock, at(1))
+
+        name = run_name("hourly", at(1))
+        assert scene.runs() == [name]
+        run = scene.run(name)
+        meta = run["metadata"]
+        assert run["spec"]["scheduledTime"] == stamp(at(1))
+        assert run["spec"]["deploymentRef"] == {"name": "nightly"}
+        assert run["spec"]["trigger"] == "schedule"
+        assert meta["annotations"][ANNOTATION_SCHEDULED_TIME] == stamp(at(1))
+        assert meta["annotations"][ANNOTATION_TRIGGER] == "schedule"
+        assert meta["labels"][LABEL_SCHEDULE] == "hourly"
+        assert meta["labels"][LABEL_DEPLOYMENT] == "nightly"
+        assert meta["labels"][LABEL_MANAGED_BY] == "headwater"
+        deployment = scene.emulator.object("deployments", "nightly") or {}
+        owner = meta["ownerReferences"][0]
+        assert (owner["kind"], owner["name"], owner["uid"]) == (
+            "Deployment", "nightly", deployment["metadata"]["uid"])
+        assert status["lastScheduleTime"] == stamp(at(1))
+        assert status["nextScheduleTime"] == stamp(at(2))
+        assert scene.condition("Ready")["status"] == "True"
+        await scene.wait_for(lambda: _has_event(scene, "RunCreated"))
+
+
+async def test_cron_next_time_follows_the_zone_and_an_edit(
+    scene: Scene, clock: ManualClock,
+) -> None:
+    async with scene.running():
+        await scene.deployment()
+        # 02:30 in New York on 2 June (EDT, UTC-4) is 06:30Z.
+        await scene.schedule(cron="30 2 * * *", timezone="America/New_York")
+        assert scene.status()["nextScheduleTime"] == "2025-06-02T06:30:00Z"
+        assert scene.status()["expression"] == "30 2 * * *"
+
+        await scene.patch_spec("hourly", {"cron": "0 4 * * *", "timezone": "Europe/Berlin"})
+
+        # The edit wakes the daemon at once: 04:00 in Berlin (CEST, UTC+2) is 02:00Z.
+        await scene.wait_for(
+            lambda: scene.status()["nextScheduleTime"] == "2025-06-02T02:00:00Z")
+        assert scene.status()["expression"] == "0 4 * * *"
+        assert scene.status()["observedGeneration"] == 2
+
+
+async def test_an_edit_never_fires_a_run_by_itself(
+    scene: Scene, clock: ManualClock,
+) -> None:
+    async with scene.running():
+        await scene.deployment()
+        await scene.schedule()
+        await scene.tick_to(clock, at(1))
+        clock.set(at(1, 7))
+
+        # */5 has ticks at 01:05 between the last tick and now: none of them may fire.
+        await scene.patch_spec("hourly", {"interval": None, "cron": "*/5 * * * *"})
+
+        await scene.wait_for(lambda: scene.status()["nextScheduleTime"] == stamp(at(1, 10)))
+        assert scene.runs() == [run_name("hourly", at(1))]
+        assert scene.status().get("missedTicks", 0) == 0
+
+        await scene.tick_to(clock, at(1, 10))
+        assert scene.runs() == [run_name("hourly", at(1)), run_name("hourly", at(1, 10))]
+
+
+# --- missed ticks ---------------------------------------------------------------------
+@pytest.mark.parametrize(("catchup", "deadline", "ran", "skipped", "reason"), [
+    ({"policy": "None"}, None, [], 5, "CatchupPolicyNone"),
+    ({"policy": "Latest"}, None, [6], 4, "CatchupPolicyLatest"),
+    (None, None, [6], 4, "CatchupPolicyLatest"),  # Latest is the default
+    ({"policy": "All", "maxRuns": 3}, None, [4, 5, 6], 2, "MaxRunsExceeded"),
+    ({"policy": "All"}, 2.5 * HOUR, [5, 6], 3, "StartingDeadlineExceeded"),
+])
+async def test_operator_down_for_five_ticks_follows_the_catchup_policy(
+    scene: Scene, clock: ManualClock,
+    catchup: dict[str, Any] | None, deadline: float | None, ran: list[int], skipped: int,
+    reason: str,
+) -> None:
+    async with scene.running() as operator:
+        await scene.deployment()
+        extra: dict[str, Any] = {}
+        if catchup is not None:
+            extra["catchup"] = catchup
+        if deadline is not None:
+            extra["startingDeadlineSeconds"] = int(deadline)
+        await scene.schedule(**extra)
+        await scene.tick_to(clock, at(1))
+
+        await operator.stop()
+        clock.set(at(6, 30))  # ticks 02:00 … 06:00 pass while nobody watches
+        await operator.start()
+
+        status = await scene.settled(after=at(6, 30))
+        expected = [run_name("hourly", at(1))] + [run_name("hourly", at(h)) for h in ran]
+        await scene.wait_for(lambda: scene.runs() == sorted(expected))
+        assert status["lastScheduleTime"] == stamp(at(6))
+        assert status["nextScheduleTime"] == stamp(at(7))
+        assert status["missedTicks"] == skipped
+        missed = scene.condition("MissedTicks")
+        assert missed["status"] == "True"
+        assert missed["reason"] == "TicksSkipped"
+        assert f"skipped {skipped} missed tick(s) ({skipped} {reason}" in missed["message"]
+        await scene.wait_for(lambda: _has_event(scene, "MissedTicks"))
+
+        # Back to normal: the next tick runs on time, and nothing of the outage runs again.
+        await scene.tick_to(clock, at(7))
+        assert scene.runs() == sorted([*expected, run_name("hourly", at(7))])
+
+
+async def _has_event(scene: Scene, reason: str) -> bool:
+    return reason in await scene.reasons()
+
+
+# --- suspend, paused deployment, invalid -----------------------------------------------
+async def test_suspend_holds_runs_and_resume_runs_at_most_what_the_policy_allows(
+    scene: Scene, clock: ManualClock,
+) -> None:
+    async with scene.running():
+        await scene.deployment()
+        await scene.schedule()
+        await scene.tick_to(clock, at(1))
+
+        await scene.patch_spec("hourly", {"suspend": True})
+        await scene.wait_for(lambda: scene.condition("Ready").get("reason") == "Suspended")
+        assert scene.condition("Ready")["status"] == "False"
+        assert "spec.suspend" in scene.condition("Ready")["message"]
+        assert scene.status().get("nextScheduleTime") is None
+        clock.set(at(5, 30))  # four ticks while suspended
+        await scene.wait_for(lambda: scene.status()["observedGeneration"] == 2)
+
+        await scene.patch_spec("hourly", {"suspend": False})
+
+        status = await scene.settled(after=at(5, 30))
+        # Latest (the default): only the newest suspended tick runs — no burst.
+        await scene.wait_for(lambda: len(scene.runs()) == 2)
+        assert scene.runs() == sorted([run_name("hourly", at(1)), run_name("hourly", at(5))])
+        assert status["missedTicks"] == 3
+        assert scene.condition("Ready")["status"] == "True"
+
+
+async def test_paused_deployment_creates_no_runs_and_the_schedule_says_so(
+    scene: Scene, clock: ManualClock,
+) -> None:
+    async with scene.running():
+        await scene.deployment(paused=True)
+        await scene.schedule(catchup={"policy": "None"})
+        ready = scene.condition("Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "DeploymentPaused")
+        assert "nightly" in ready["message"]
+        assert "spec.paused" in ready["message"]
+
+        clock.set(at(3, 30))
+        await scene.wait_for(lambda: scene.status().get("nextScheduleTime") is None)
+        assert scene.runs() == []
+
+        await scene.kube.patch(kube_module.DEPLOYMENTS, "nightly", {"spec": {"paused": False}},
+                               namespace=scene.namespace)
+
+        # Unpausing wakes the Schedule at once (no tick needed); policy None runs none.
+        status = await scene.settled(after=at(3, 30))
+        assert status["nextScheduleTime"] == stamp(at(4))
+        assert scene.condition("Ready")["status"] == "True"
+        assert scene.runs() == []
+        await scene.tick_to(clock, at(4))
+        assert scene.runs() == [run_name("hourly", at(4))]
+
+
+async def test_missing_deployment_is_reported(
+    scene: Scene, clock: ManualClock,
+) -> None:
+    async with scene.running():
+        await scene.schedule(deploymentRef={"name": "nope"})
+
+        ready = scene.condition("Ready")
+        assert (ready["status"], ready["reason"]) == ("False", "DeploymentNotFound")
+        assert "'nope'" in ready["message"]
+        assert "spec.deploymentRef.name" in ready["message"]
+
+
+@pytest.mark.parametrize(("spec", "reason", "names"), [
+    ({"interval": "1h", "timezone": "Mars/Olympus_Mons"}, "InvalidTimezone", "spec.timezone"),
+    ({"cron": "0 0 30 2 *"}, "InvalidCron", "spec.cron"),
+])
+async def test_invalid_schedule_is_marked_and_creates_no_runs(
+    scene: Scene, clock: ManualClock, spec: dict[str, Any],
+    reason: str, names: str,
+) -> None:
+    async with scene.running():
+        await scene.deployment()
+        await scene.schedule(**spec)
+
+        invalid = scene.condition("Invalid")
+        assert (invalid["status"], invalid["reason"]) == ("True", reason)
+        assert names in invalid["message"]
+        assert scene.condition("Ready")["reason"] == "Invalid"
+        await scene.wait_for(lambda: _has_event(scene, "Invalid"))
+
+        clock.set(at(3))
+        await scene.patch_spec("hourly", {"suspend": False})  # a wake-up after the ticks
+        await scene.wait_for(lambda: scene.status()["observedGeneration"] == 2)
+        assert scene.runs() == []
+        assert scene.status().get("nextScheduleTime") is None
+
+
+# --- concurrency policy ---------------------------------------------------------------
+async def _start_pod(kubelet: Kubelet, run: str) -> dict[str, Any]:
+    pod = await kubelet.wait_for_pod(f"{LABEL_FLOW_RUN}={run}", 10)
+    return await kubelet.run(pod)
+
+
+async def test_forbid_skips_ticks_while_a_run_is_active(
+    scene: Scene, clock: ManualClock, kubelet: Kubelet,
+) -> None:
+    async with scene.running():
+        await scene.deployment()
+        await scene.schedule(concurrencyPolicy="Forbid")
+        await scene.tick_to(clock, at(1))
+        first = run_name("hourly", at(1))
+        pod = await _start_pod(kubelet, first)
+        await scene.wait_for(lambda: scene.run(first)["status"]["phase"] == "Running")
+
+        status = await scene.tick_to(clock, at(2))
+
+        assert scene.runs() == [first]
+        assert status["missedTicks"] == 1
+        assert [entry["name"] for entry in status["active"]] == [first]
+        await scene.wait_for(lambda: _has_event(scene, "ForbidConcurrent"))
+
+        # The run finishing refreshes status.active without waiting for the next tick.
+        await kubelet.succeed(pod)
+        await scene.wait_for(lambda: scene.status().get("active") == [])
+        assert scene.status()["lastSuccessfulTime"]
+
+        await scene.tick_to(clock, at(3))
+        assert scene.runs() == [first, run_name("hourly", at(3))]
+
+
+async def test_replace_cancels_the_active_run_for_the_new_tick(
+    scene: Scene, clock: ManualClock, kubelet: Kubelet,
+) -> None:
+    async with scene.running():
+        await scene.deployment()
+        await scene.schedule(concurrencyPolicy="Replace")
+        await scene.tick_to(clock, at(1))
+        first = run_name("hourly", at(1))
+        await _start_pod(kubelet, first)
+
+        await scene.tick_to(clock, at(2))
+
+        second = run_name("hourly", at(2))
+        assert scene.runs() == [first, second]
+        assert scene.run(first)["spec"]["cancel"] is True
+        await scene.wait_for(lambda: scene.run(first)["status"]["phase"] in (
+            "Cancelling", "Cancelled"))
+        assert [entry["name"] for entry in scene.status()["active"]] == [second]
+        await scene.wait_for(lambda: _has_event(scene, "Replaced"))
