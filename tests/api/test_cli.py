@@ -19,10 +19,9 @@ from typing import Any
 import pytest
 import yaml
 from headwater.cli import build_parser
-
 from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
-from headwater_operator.devcluster.emulator import Emulator
+from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
 from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.kubelet import Kubelet, default_summary
 
