@@ -148,3 +148,16 @@ def test_operator_log_format_and_extra_args_are_passed(render: Render) -> None:
     assert args[args.index("--log-format") + 1] == "text"
     assert "--verbose" in args
     assert args[-1] == "--something=1"
+
+
+def test_rendered_args_are_accepted_by_the_operator_command_line(
+    scenario: str, scenario_manifests: list[Manifest]
+) -> None:
+    # The chart and `python -m headwater_operator` must agree on every flag: parse the
+    # rendered args with the operator's own parser and its consistency check.
+    from headwater_operator.__main__ import build_parser, validate
+
+    args = build_parser().parse_args(_container(scenario_manifests)["args"])
+    assert validate(args) is None, scenario
+    assert args.log_format == "json"
+    assert (args.peering is not None) != args.standalone
