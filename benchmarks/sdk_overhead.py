@@ -1,0 +1,824 @@
+"""Headwater SDK vs Prefect 3: whole-process overhead, side by side in the same run.
+
+Every workload in ``benchmarks/workloads/`` is one Python file that runs as its own
+process against either engine; only its import line differs (chosen by ``argv[1]``),
+which is also the proof that moving a flow from Prefect to Headwater is an import change.
+
+For each engine and workload the harness starts a fresh process with a fresh home
+directory (``PREFECT_HOME`` / ``HEADWATER_HOME``), waits for it with ``os.wait4`` and
+records wall time, CPU time (user + system, including reaped children such as Prefect's
+temporary API server) and peak RSS (the largest single process of the tree). The
+workload itself reports its import time and the time spent inside the outermost flow
+call. Per-task / per-subflow overhead is the workload's time minus the empty-flow
+baseline, divided by the number of tasks, subflows, cache hits or attempts.
+
+Why a seeded home: each run gets its own home directory, copied from a template that
+one warm-up run of the empty flow has initialised. That is what ``python my_flow.py``
+sees on a laptop that has run the engine before (Prefect: a migrated SQLite database
+and block registry; a first-ever Prefect run pays about 8 s more for migrations), and
+it keeps the warm-up's bytecode compilation and page-cache filling out of the figures.
+
+Prefect runs in its default local mode: ``PREFECT_API_URL`` unset, so every process
+starts Prefect's temporary API server. See ``benchmarks/README.md`` for the settings.
+
+Usage::
+
+    .venv/bin/python benchmarks/sdk_overhead.py            # full run, both engines
+    .venv/bin/python benchmarks/sdk_overhead.py --quick    # < 60 s smoke run, Headwater
+    .venv/bin/python benchmarks/sdk_overhead.py --profile seq_large   # where time goes
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_DIR = BENCH_DIR.parent
+WORKLOADS_DIR = BENCH_DIR / "workloads"
+RESULTS_DIR = BENCH_DIR / "results"
+PREFECT_VENV = BENCH_DIR / ".venv-prefect"
+HEADWATER_VENV = BENCH_DIR / ".venv-headwater"
+PREFECT_REQUIREMENTS = BENCH_DIR / "requirements-prefect.txt"
+
+ENGINES = ("prefect", "headwater")
+COLD_START = "cold_start"
+EPHEMERAL_COLD_START = "cold_start_no_server"
+
+# The issue's targets for the Headwater SDK.
+TARGET_TASK_RATIO = 50.0
+TARGET_SUBFLOW_S = 0.005
+TARGET_COLD_START_S = 0.3
+TARGET_COLD_START_MB = 40.0
+
+LogFn = Callable[[str], None]
+
+
+class BenchError(RuntimeError):
+    """A workload process failed, timed out or reported figures that prove it misran."""
+
+
+@dataclass(frozen=True)
+class Workload:
+    """One workload script and the size it runs at.
+
+    ``key`` is independent of the size so that quick and full runs line up; ``unit``
+    names what the per-unit overhead is counted in (``None`` for the baseline).
+    """
+
+    key: str
+    script: str
+    size: int
+    unit: str | None
+    label: str
+    warm_cache: bool = False
+
+    @property
+    def title(self) -> str:
+        """Human name including the size, e.g. ``sequential tasks x 1,000``."""
+        return f"{self.label} x {self.size:,}" if self.size else self.label
+
+
+def build_workloads(quick: bool) -> list[Workload]:
+    """Return the workloads in the order they run; ``quick`` shrinks every size 10x."""
+    scale = 10 if quick else 1
+    return [
+        Workload(COLD_START, "empty_flow.py", 0, None, "import + empty flow (cold start)"),
+        Workload("seq_small", "sequential_tasks.py", 1000 // scale, "task", "sequential tasks"),
+        Workload("seq_large", "sequential_tasks.py", 10000 // scale, "task", "sequential tasks"),
+        Workload("map", "map_tasks.py", 1000 // scale, "task", ".map tasks"),
+        Workload("subflows", "subflows.py", 100 // scale, "subflow", "subflows"),
+        Workload("cache_hits", "cache_hits.py", 1000 // scale, "cache hit", "cache hits",
+                 warm_cache=True),
+        Workload("retries", "retries.py", 100 // scale, "attempt",
+                 "flaky tasks (3 failures + 1 success, delay 0)"),
+    ]
+
+
+@dataclass(frozen=True)
+class Engine:
+    """How to start a workload process for one orchestrator."""
+
+    name: str
+    python: Path
+    home_var: str
+    env: Mapping[str, str]
+    version: str
+
+
+@dataclass
+class Sample:
+    """Figures from one workload process."""
+
+    wall_s: float
+    cpu_s: float
+    maxrss_mb: float
+    import_s: float
+    flow_s: float
+    units: int
+    report: dict[str, Any]
+
+
+@dataclass
+class Summary:
+    """The repeated samples of one (engine, workload) pair, reduced to their best.
+
+    Times are the minimum over the repeats: on a shared machine other processes only
+    ever add time, so the best run is the closest to the engine's own cost.
+    """
+
+    engine: str
+    workload: str
+    title: str
+    size: int
+    unit: str | None
+    units: int
+    wall_s: float
+    wall_median_s: float
+    cpu_s: float
+    maxrss_mb: float
+    import_s: float
+    flow_s: float
+    samples: list[Sample] = field(default_factory=list)
+    extra: dict[str, float] = field(default_factory=dict)
+
+
+# --- engines ---------------------------------------------------------------------------
+
+
+def clean_environ() -> dict[str, str]:
+    """The caller's environment without anything that would steer either engine."""
+    blocked = ("PREFECT_", "HEADWATER_", "BENCH_", "PYTHON")
+    return {k: v for k, v in os.environ.items() if not k.startswith(blocked)}
+
+
+def prefect_env() -> dict[str, str]:
+    """Settings that keep Prefect local, offline and quiet without changing its engine."""
+    return {
+        # No PREFECT_API_URL: Prefect starts its temporary local API server per process.
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # A loaded 2-core machine can take longer than the default 20 s to start it.
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "600",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def run_checked(cmd: Sequence[str], what: str) -> str:
+    """Run a setup command; raise a BenchError that says what failed and how to retry."""
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise BenchError(
+            f"{what} failed (exit {done.returncode}): {' '.join(cmd)}\n{done.stderr[-2000:]}"
+        )
+    return done.stdout.strip()
+
+
+def distribution_version(python: Path, dist: str) -> str | None:
+    """The installed version of ``dist`` in the interpreter ``python``, or None."""
+    code = f"import importlib.metadata as m; print(m.version({dist!r}))"
+    done = subprocess.run([str(python), "-c", code], capture_output=True, text=True,
+                          check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def ensure_venv(venv: Path, dist: str, install: Sequence[str], log: LogFn) -> Path:
+    """Create ``venv`` and pip-install ``install`` into it unless ``dist`` is there."""
+    python = venv / "bin" / "python"
+    if python.exists() and distribution_version(python, dist):
+        return python
+    log(f"creating {venv.relative_to(REPO_DIR)} and installing {dist} (a few minutes)...")
+    run_checked([sys.executable, "-m", "venv", str(venv)], f"creating {venv}")
+    run_checked([str(python), "-m", "pip", "install", "-q", *install], f"installing {dist}")
+    return python
+
+
+def prefect_engine(log: LogFn) -> Engine:
+    """Prefect 3 in its own virtual environment, installed on first use."""
+    python = ensure_venv(PREFECT_VENV, "prefect", ["-r", str(PREFECT_REQUIREMENTS)], log)
+    version = distribution_version(python, "prefect") or "?"
+    return Engine("prefect", python, "PREFECT_HOME", prefect_env(), version)
+
+
+def headwater_engine(python: Path | None, log: LogFn) -> Engine:
+    """The Headwater SDK from this checkout: the repo's .venv, or a venv made for it."""
+    if python is None:
+        repo_python = REPO_DIR / ".venv" / "bin" / "python"
+        if repo_python.exists() and distribution_version(repo_python, "headwater"):
+            python = repo_python
+        else:
+            python = ensure_venv(HEADWATER_VENV, "headwater",
+                                 ["-e", str(REPO_DIR / "sdk")], log)
+    version = distribution_version(python, "headwater") or "?"
+    rev = subprocess.run(["git", "-C", str(REPO_DIR), "rev-parse", "--short", "HEAD"],
+                         capture_output=True, text=True, check=False).stdout.strip()
+    env = {"HEADWATER_LOG_LEVEL": "WARNING"}
+    return Engine("headwater", python, "HEADWATER_HOME", env, f"{version} ({rev or 'no git'})")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+    """Poll ``url`` until it answers 200; fail early if the server process died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"the Prefect server exited with {proc.returncode} while starting")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.5)
+    raise BenchError(f"the Prefect server did not answer {url} within {timeout_s:.0f} s")
+
+
+@contextmanager
+def prefect_server(engine: Engine, timeout_s: float, log: LogFn) -> Iterator[str]:
+    """Run one local Prefect API server for the whole measurement; yield its API URL.
+
+    Prefect's documented way to run flows is against a server. Without one, every
+    process starts a temporary server (10-30 s here, with seconds of jitter), which
+    would drown the per-task signal; the cold-start rows still measure that mode.
+    """
+    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="bench-prefect-server-"))
+    env = {**clean_environ(), **engine.env, "PREFECT_HOME": str(home)}
+    prefect_cli = engine.python.parent / "prefect"
+    cmd = [str(prefect_cli), "server", "start", "--host", "127.0.0.1", "--port", str(port),
+           "--no-ui", "--analytics-off", "--log-level", "WARNING"]
+    log(f"[prefect] starting a local API server on 127.0.0.1:{port}")
+    with (home / "server.log").open("wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        wait_healthy(f"{api}/health", proc, timeout_s)
+        yield api
+    finally:
+        with suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+# --- running one process ----------------------------------------------------------------
+
+def tail(path: Path, limit: int = 1500) -> str:
+    """The last ``limit`` characters of a captured output file, for error messages."""
+    text = path.read_text(encoding="utf-8", errors="replace") if path.exists() else ""
+    return text[-limit:]
+
+
+def run_workload_process(engine: Engine, workload: Workload, home: Path,
+                         timeout_s: float, extra_args: Sequence[str] = ()) -> Sample:
+    """Run one workload process in ``home`` and return what it cost.
+
+    ``os.wait4`` gives the rusage of exactly this child (and the children it reaped),
+    unlike ``RUSAGE_CHILDREN``, which accumulates over every process the harness waited.
+    """
+    out_dir = Path(tempfile.mkdtemp(prefix="bench-out-"))
+    report_path = out_dir / "report.json"
+    env = {**clean_environ(), **engine.env, engine.home_var: str(home),
+           "BENCH_REPORT": str(report_path)}
+    cmd = [str(engine.python), *extra_args, workload.script, engine.name]
+    if workload.size:
+        cmd.append(str(workload.size))
+    with (out_dir / "stdout").open("wb") as out, (out_dir / "stderr").open("wb") as err:
+        started = time.perf_counter()
+        # A new session lets a timeout kill the whole tree, Prefect's server included.
+        proc = subprocess.Popen(cmd, cwd=WORKLOADS_DIR, env=env, stdout=out, stderr=err,
+                                start_new_session=True)
+        killer = threading.Timer(timeout_s, os.killpg, (proc.pid, signal.SIGKILL))
+        killer.start()
+        try:
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    try:
+        if proc.returncode != 0:
+            raise BenchError(
+                f"{engine.name} {workload.script} exited with {proc.returncode}"
+                f" (timeout {timeout_s:.0f} s?).\nstderr tail:\n{tail(out_dir / 'stderr')}"
+            )
+        report: dict[str, Any] = json.loads(report_path.read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(out_dir, ignore_errors=True)
+    return Sample(
+        wall_s=wall,
+        cpu_s=usage.ru_utime + usage.ru_stime,
+        maxrss_mb=usage.ru_maxrss / 1024,  # Linux reports KiB
+        import_s=float(report["import_s"]),
+        flow_s=float(report["flow_s"]),
+        units=int(report.get("units", 0)),
+        report=report,
+    )
+
+
+@contextmanager
+def seeded_home(template: Path) -> Iterator[Path]:
+    """A fresh home directory copied from the warmed-up template, removed afterwards."""
+    parent = Path(tempfile.mkdtemp(prefix="bench-home-"))
+    home = parent / "home"
+    shutil.copytree(template, home)
+    try:
+        yield home
+    finally:
+        shutil.rmtree(parent, ignore_errors=True)
+
+
+def measure_once(engine: Engine, workload: Workload, template: Path,
+                 timeout_s: float) -> tuple[Sample, Sample | None]:
+    """One timed sample; cache workloads first fill the cache in the same home."""
+    with seeded_home(template) as home:
+        warm = None
+        if workload.warm_cache:
+            warm = run_workload_process(engine, workload, home, timeout_s)
+            check_executed(engine, workload, warm, expected=workload.size)
+        sample = run_workload_process(engine, workload, home, timeout_s)
+        if workload.warm_cache:
+            check_executed(engine, workload, sample, expected=0)
+        return sample, warm
+
+
+def check_executed(engine: Engine, workload: Workload, sample: Sample, expected: int) -> None:
+    """Refuse figures from a cache workload whose cache did not behave as intended."""
+    executed = sample.report.get("executed")
+    if executed != expected:
+        raise BenchError(
+            f"{engine.name} {workload.script}: expected {expected} task bodies to run, "
+            f"saw {executed}; the cache {'missed' if expected == 0 else 'was not empty'}, "
+            "so the figure would not measure cache hits"
+        )
+
+
+def summarize(engine: Engine, workload: Workload, samples: list[Sample],
+              warms: list[Sample]) -> Summary:
+    """Best (minimum) times over the repeats; peak RSS is the maximum, it is a ceiling."""
+    summary = Summary(
+        engine=engine.name, workload=workload.key, title=workload.title,
+        size=workload.size, unit=workload.unit, units=samples[0].units,
+        wall_s=min(s.wall_s for s in samples),
+        wall_median_s=statistics.median(s.wall_s for s in samples),
+        cpu_s=min(s.cpu_s for s in samples),
+        maxrss_mb=max(s.maxrss_mb for s in samples),
+        import_s=min(s.import_s for s in samples),
+        flow_s=min(s.flow_s for s in samples),
+        samples=samples,
+    )
+    if warms:
+        summary.extra["first_run_wall_s"] = min(s.wall_s for s in warms)
+        summary.extra["first_run_flow_s"] = min(s.flow_s for s in warms)
+    return summary
+
+
+def measure_engine(engine: Engine, workloads: Sequence[Workload], repeat: int,
+                   timeout_s: float, log: LogFn) -> dict[str, Summary]:
+    """Warm up once, then measure every workload ``repeat`` times for one engine."""
+    template = Path(tempfile.mkdtemp(prefix=f"bench-{engine.name}-template-"))
+    try:
+        log(f"[{engine.name} {engine.version}] warm-up (initialises the home template)")
+        run_workload_process(engine, workloads[0], template, timeout_s)
+        results: dict[str, Summary] = {}
+        for workload in workloads:
+            samples: list[Sample] = []
+            warms: list[Sample] = []
+            for i in range(repeat):
+                sample, warm = measure_once(engine, workload, template, timeout_s)
+                samples.append(sample)
+                if warm:
+                    warms.append(warm)
+                log(f"[{engine.name}] {workload.title}: run {i + 1}/{repeat} "
+                    f"wall {sample.wall_s:.3f} s, cpu {sample.cpu_s:.3f} s, "
+                    f"flow {sample.flow_s:.3f} s, rss {sample.maxrss_mb:.0f} MB")
+            results[workload.key] = summarize(engine, workload, samples, warms)
+        return results
+    finally:
+        shutil.rmtree(template, ignore_errors=True)
+
+
+def measure_prefect(engine: Engine, workloads: Sequence[Workload], args: argparse.Namespace,
+                    log: LogFn) -> dict[str, Summary]:
+    """Prefect's figures: against one local server (default), plus its serverless cold start.
+
+    With ``--prefect-api ephemeral`` every workload runs without a server instead.
+    """
+    if args.prefect_api == "ephemeral":
+        return measure_engine(engine, workloads, args.prefect_repeat, args.timeout, log)
+    with prefect_server(engine, args.timeout, log) as api:
+        served = replace(engine, env={**engine.env, "PREFECT_API_URL": api})
+        results = measure_engine(served, workloads, args.prefect_repeat, args.timeout, log)
+    # The server is stopped first so that it cannot steal CPU from what follows.
+    log("[prefect] cold start without a server (temporary API server per process)")
+    alone = measure_engine(engine, workloads[:1], args.prefect_repeat, args.timeout,
+                           log)[COLD_START]
+    alone.workload = EPHEMERAL_COLD_START
+    alone.title = "import + empty flow without a server"
+    results[EPHEMERAL_COLD_START] = alone
+    return results
+
+
+# --- derived figures ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Overhead:
+    """Per-unit overhead of one workload over the empty-flow baseline, in seconds."""
+
+    process_s: float
+    """(workload process wall - empty-flow process wall) / units: the issue's figure."""
+    in_flow_s: float
+    """(flow-call time - empty flow-call time) / units: excludes start-up noise."""
+    cpu_s: float
+    """(process CPU - empty-flow process CPU) / units: robust to other load, but blind
+    to time spent waiting (and to a separate Prefect server's CPU)."""
+
+
+def overhead(summary: Summary, baseline: Summary) -> Overhead:
+    """Per-unit overhead of ``summary`` above the cold-start ``baseline``."""
+    units = max(summary.units, 1)
+    return Overhead(
+        process_s=(summary.wall_s - baseline.wall_s) / units,
+        in_flow_s=(summary.flow_s - baseline.flow_s) / units,
+        cpu_s=(summary.cpu_s - baseline.cpu_s) / units,
+    )
+
+
+def overheads(results: Mapping[str, Summary]) -> dict[str, Overhead]:
+    """Per-unit overheads of every measured workload that has a unit."""
+    baseline = results.get(COLD_START)
+    if baseline is None:
+        return {}
+    return {key: overhead(s, baseline) for key, s in results.items() if s.unit}
+
+
+@dataclass(frozen=True)
+class TargetCheck:
+    """One of the issue's targets, evaluated on this run's figures."""
+
+    target: str
+    measured: str
+    passed: bool | None  # None: could not be evaluated (say why in ``measured``)
+
+
+def fmt_time(seconds: float) -> str:
+    """Seconds as a short human figure: 1.23 s, 4.56 ms or 7.8 µs."""
+    if math.isnan(seconds):
+        return "n/a"
+    magnitude = abs(seconds)
+    if magnitude >= 1:
+        return f"{seconds:.2f} s"
+    if magnitude >= 1e-3:
+        return f"{seconds * 1e3:.2f} ms"
+    return f"{seconds * 1e6:.1f} µs"
+
+
+def check_targets(prefect: Mapping[str, Summary], headwater: Mapping[str, Summary],
+                  workloads: Sequence[Workload]) -> list[TargetCheck]:
+    """Evaluate the issue's targets; ratio targets need both engines' figures."""
+    checks: list[TargetCheck] = []
+    hw_over, pf_over = overheads(headwater), overheads(prefect)
+    for w in workloads:
+        if w.unit != "task" or w.key not in hw_over:
+            continue
+        name = f"per-task overhead <= 1/{TARGET_TASK_RATIO:.0f} of Prefect's ({w.title})"
+        hw = hw_over[w.key].in_flow_s
+        if w.key not in pf_over:
+            checks.append(TargetCheck(name, f"Headwater {fmt_time(hw)}; no Prefect figure",
+                                      None))
+            continue
+        pf = pf_over[w.key].in_flow_s
+        if hw <= 0:
+            checks.append(TargetCheck(name, f"Headwater below noise; Prefect {fmt_time(pf)}",
+                                      True))
+            continue
+        ratio = pf / hw
+        checks.append(TargetCheck(
+            name, f"{fmt_time(hw)} vs {fmt_time(pf)}: Prefect/Headwater = {ratio:.0f}x",
+            ratio >= TARGET_TASK_RATIO))
+    if "subflows" in hw_over:
+        sub = hw_over["subflows"].in_flow_s
+        checks.append(TargetCheck(f"subflow overhead < {fmt_time(TARGET_SUBFLOW_S)}",
+                                  fmt_time(sub), sub < TARGET_SUBFLOW_S))
+    cold = headwater.get(COLD_START)
+    if cold:
+        checks.append(TargetCheck(f"cold start < {TARGET_COLD_START_S} s",
+                                  f"{cold.wall_s:.3f} s (best wall)",
+                                  cold.wall_s < TARGET_COLD_START_S))
+        checks.append(TargetCheck(f"cold start < {TARGET_COLD_START_MB:.0f} MB",
+                                  f"{cold.maxrss_mb:.1f} MB (peak RSS)",
+                                  cold.maxrss_mb < TARGET_COLD_START_MB))
+    large = headwater.get("seq_large")
+    if large:
+        checks.append(TargetCheck(f"memory of a {large.size:,}-task flow (reported)",
+                                  f"{large.maxrss_mb:.1f} MB peak RSS", None))
+    return checks
+
+
+# --- report ---------------------------------------------------------------------------------
+
+
+def ratio_cell(prefect: float | None, headwater: float | None) -> str:
+    """Prefect/Headwater, or a dash when either side is missing or not positive."""
+    if prefect is None or headwater is None or headwater <= 0 or prefect <= 0:
+        return "-"
+    return f"{prefect / headwater:,.1f}x"
+
+
+def table_rows(prefect: Mapping[str, Summary], headwater: Mapping[str, Summary],
+               workloads: Sequence[Workload]) -> list[tuple[str, str, str, str]]:
+    """Rows of (figure, Prefect, Headwater, ratio) for the markdown table."""
+    rows: list[tuple[str, str, str, str]] = []
+
+    def add(name: str, pf: float | None, hw: float | None,
+            fmt: Any = fmt_time) -> None:
+        rows.append((name, "-" if pf is None else fmt(pf), "-" if hw is None else fmt(hw),
+                     ratio_cell(pf, hw)))
+
+    def get(results: Mapping[str, Summary], key: str, attr: str) -> float | None:
+        summary = results.get(key)
+        return None if summary is None else float(getattr(summary, attr))
+
+    add("cold start: wall (import + empty flow; Prefect with its server up)",
+        get(prefect, COLD_START, "wall_s"), get(headwater, COLD_START, "wall_s"))
+    if EPHEMERAL_COLD_START in prefect:
+        add("cold start without a server: wall", get(prefect, EPHEMERAL_COLD_START, "wall_s"),
+            get(headwater, COLD_START, "wall_s"))
+        add("cold start without a server: peak RSS",
+            get(prefect, EPHEMERAL_COLD_START, "maxrss_mb"),
+            get(headwater, COLD_START, "maxrss_mb"), lambda mb: f"{mb:.1f} MB")
+    add("cold start: import", get(prefect, COLD_START, "import_s"),
+        get(headwater, COLD_START, "import_s"))
+    add("cold start: CPU (user+sys, incl. children)", get(prefect, COLD_START, "cpu_s"),
+        get(headwater, COLD_START, "cpu_s"))
+    add("cold start: peak RSS", get(prefect, COLD_START, "maxrss_mb"),
+        get(headwater, COLD_START, "maxrss_mb"), lambda mb: f"{mb:.1f} MB")
+    for w in workloads:
+        if w.key == COLD_START:
+            continue
+        add(f"{w.title}: process wall", get(prefect, w.key, "wall_s"),
+            get(headwater, w.key, "wall_s"))
+    pf_over, hw_over = overheads(prefect), overheads(headwater)
+    for w in workloads:
+        if w.unit is None:
+            continue
+        pf, hw = pf_over.get(w.key), hw_over.get(w.key)
+        add(f"per {w.unit} ({w.title}), process Δ",
+            pf.process_s if pf else None, hw.process_s if hw else None)
+        add(f"per {w.unit} ({w.title}), in-flow Δ",
+            pf.in_flow_s if pf else None, hw.in_flow_s if hw else None)
+        add(f"per {w.unit} ({w.title}), CPU Δ",
+            pf.cpu_s if pf else None, hw.cpu_s if hw else None)
+    cache_pf, cache_hw = prefect.get("cache_hits"), headwater.get("cache_hits")
+    add("cache: first run (misses + persist), process wall",
+        cache_pf.extra.get("first_run_wall_s") if cache_pf else None,
+        cache_hw.extra.get("first_run_wall_s") if cache_hw else None)
+    add("peak RSS, largest sequential flow", get(prefect, "seq_large", "maxrss_mb"),
+        get(headwater, "seq_large", "maxrss_mb"), lambda mb: f"{mb:.1f} MB")
+    return rows
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_report(prefect: Mapping[str, Summary], headwater: Mapping[str, Summary],
+                  workloads: Sequence[Workload], engines: Mapping[str, Engine],
+                  repeat: int) -> str:
+    """The markdown printed at the end of a run."""
+    pf_name = f"Prefect {engines['prefect'].version}" if "prefect" in engines else "Prefect"
+    hw_name = (f"Headwater {engines['headwater'].version}" if "headwater" in engines
+               else "Headwater")
+    figures = markdown_table((f"figure (best of {repeat})", pf_name, hw_name,
+                              "Prefect/Headwater"),
+                             table_rows(prefect, headwater, workloads))
+    checks = check_targets(prefect, headwater, workloads)
+    verdict = {True: "PASS", False: "FAIL", None: "info"}
+    targets = markdown_table(("target (Headwater)", "measured", "result"),
+                             [(c.target, c.measured, verdict[c.passed]) for c in checks])
+    return f"{figures}\n\n{targets}\n"
+
+
+def environment_info(engines: Mapping[str, Engine]) -> dict[str, Any]:
+    """Machine and version facts stored beside the figures."""
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "loadavg_at_start": os.getloadavg(),
+        "engines": {name: {"version": e.version, "python": str(e.python)}
+                    for name, e in engines.items()},
+    }
+
+
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """Write the results JSON, creating ``benchmarks/results/`` when needed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+# --- profiling --------------------------------------------------------------------------
+
+
+def profile_headwater(engine: Engine, workload: Workload, timeout_s: float,
+                      log: LogFn) -> str:
+    """Run one Headwater workload under cProfile (cold start: ``-X importtime`` too).
+
+    Returns the text report; the raw ``.prof`` file is kept in ``benchmarks/results/``.
+    """
+    import pstats
+    from io import StringIO
+
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    prof = RESULTS_DIR / f"profile-{engine.name}-{workload.key}.prof"
+    with tempfile.TemporaryDirectory(prefix="bench-profile-") as home:
+        run_workload_process(engine, workload, Path(home), timeout_s,
+                             ["-m", "cProfile", "-o", str(prof)])
+    out = StringIO()
+    stats = pstats.Stats(str(prof), stream=out).strip_dirs()
+    stats.sort_stats("tottime").print_stats(25)
+    stats.sort_stats("cumulative").print_stats(25)
+    text = out.getvalue()
+    if workload.key == COLD_START:
+        text += "\n" + import_times(engine, workload, timeout_s)
+    log(f"profile written to {prof.relative_to(REPO_DIR)}")
+    return text
+
+
+def import_times(engine: Engine, workload: Workload, timeout_s: float) -> str:
+    """The 25 slowest imports (cumulative) of the workload, from ``-X importtime``."""
+    env = {**clean_environ(), **engine.env}
+    with tempfile.TemporaryDirectory(prefix="bench-importtime-") as home:
+        env[engine.home_var] = home
+        env["BENCH_REPORT"] = str(Path(home) / "report.json")
+        done = subprocess.run([str(engine.python), "-X", "importtime", workload.script,
+                               engine.name], cwd=WORKLOADS_DIR, env=env, capture_output=True,
+                              text=True, timeout=timeout_s, check=False)
+    rows: list[tuple[int, str]] = []
+    for line in done.stderr.splitlines():
+        parts = line.split("|")
+        if line.startswith("import time:") and len(parts) == 3 and parts[1].strip().isdigit():
+            rows.append((int(parts[1]), parts[2].rstrip()))
+    rows.sort(reverse=True)
+    lines = [f"{us / 1000:8.1f} ms  {name}" for us, name in rows[:25]]
+    return "slowest imports (cumulative):\n" + "\n".join(lines) + "\n"
+
+
+# --- command line -----------------------------------------------------------------------
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run in < 60 s: sizes / 10, one repeat, Headwater only "
+                             "unless --engines says otherwise")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="samples per workload and engine (median reported; default 3, "
+                             "1 with --quick)")
+    parser.add_argument("--prefect-repeat", type=int, default=None,
+                        help="samples per Prefect workload (default: --repeat); Prefect needs "
+                             "minutes per sample, Headwater milliseconds")
+    parser.add_argument("--engines", default=None,
+                        help="comma-separated subset of prefect,headwater (default: both; "
+                             "headwater with --quick)")
+    parser.add_argument("--workloads", default=None,
+                        help="comma-separated workload keys (cold_start is always run: it "
+                             "is the baseline): seq_small,seq_large,map,subflows,cache_hits,"
+                             "retries")
+    parser.add_argument("--headwater-python", type=Path, default=None,
+                        help="interpreter with headwater installed (default: the repo's .venv)")
+    parser.add_argument("--prefect-api", choices=("server", "ephemeral"), default="server",
+                        help="server (default): Prefect workloads talk to one local API server "
+                             "the harness starts, and the cold start is also measured without "
+                             "it; ephemeral: every Prefect process starts its own temporary "
+                             "server (Prefect's default without PREFECT_API_URL)")
+    parser.add_argument("--timeout", type=float, default=1800.0,
+                        help="seconds before one workload process is killed")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="results file (default: benchmarks/results/sdk_overhead-<time>.json)")
+    parser.add_argument("--profile", metavar="WORKLOAD", default=None,
+                        help="instead of measuring, profile one Headwater workload with "
+                             "cProfile (cold_start: also -X importtime) and print where the "
+                             "time goes")
+    args = parser.parse_args(argv)
+    args.repeat = args.repeat or (1 if args.quick else 3)
+    args.prefect_repeat = args.prefect_repeat or args.repeat
+    default_engines = "headwater" if args.quick else ",".join(ENGINES)
+    args.engines = [e.strip() for e in (args.engines or default_engines).split(",") if e]
+    unknown = set(args.engines) - set(ENGINES)
+    if unknown:
+        parser.error(f"--engines: unknown {sorted(unknown)}; choose from {list(ENGINES)}")
+    return args
+
+
+def select_workloads(all_workloads: Sequence[Workload], keys: str | None) -> list[Workload]:
+    """The requested workloads, always including the cold-start baseline first."""
+    if not keys:
+        return list(all_workloads)
+    wanted = {k.strip() for k in keys.split(",") if k.strip()} | {COLD_START}
+    known = {w.key for w in all_workloads}
+    if wanted - known:
+        raise SystemExit(f"--workloads: unknown {sorted(wanted - known)}; "
+                         f"choose from {sorted(known)}")
+    return [w for w in all_workloads if w.key in wanted]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Measure, print the markdown report and write the JSON results."""
+    args = parse_args(argv)
+
+    def log(message: str) -> None:
+        print(message, file=sys.stderr, flush=True)
+
+    workloads = select_workloads(build_workloads(args.quick), args.workloads)
+    if args.profile:
+        engine = headwater_engine(args.headwater_python, log)
+        chosen = select_workloads(build_workloads(args.quick), args.profile)
+        print(profile_headwater(engine, chosen[-1], args.timeout, log))
+        return 0
+
+    engines: dict[str, Engine] = {}
+    for name in args.engines:
+        engines[name] = (prefect_engine(log) if name == "prefect"
+                         else headwater_engine(args.headwater_python, log))
+    started = time.time()
+    results: dict[str, dict[str, Summary]] = {"prefect": {}, "headwater": {}}
+    errors: dict[str, str] = {}
+    for name, engine in engines.items():
+        try:
+            if name == "prefect":
+                results[name] = measure_prefect(engine, workloads, args, log)
+            else:
+                results[name] = measure_engine(engine, workloads, args.repeat, args.timeout,
+                                               log)
+        except BenchError as exc:
+            # Keep the other engine's figures: a half table beats none, and says why.
+            errors[name] = str(exc)
+            log(f"[{name}] FAILED: {exc}")
+
+    report = render_report(results["prefect"], results["headwater"], workloads, engines,
+                           args.repeat)
+    print(report)
+    for name, message in errors.items():
+        print(f"**{name} failed:** {message.splitlines()[0]}\n")
+
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started))
+    path = args.json or RESULTS_DIR / f"sdk_overhead-{stamp}.json"
+    checks = check_targets(results["prefect"], results["headwater"], workloads)
+    write_json(path, {
+        "started": stamp,
+        "duration_s": time.time() - started,
+        "quick": args.quick,
+        "repeat": args.repeat,
+        "prefect_repeat": args.prefect_repeat,
+        "prefect_api": args.prefect_api,
+        "environment": {**environment_info(engines), "loadavg_at_end": os.getloadavg()},
+        "workloads": [asdict(w) for w in workloads],
+        "results": {name: {key: asdict(s) for key, s in by_key.items()}
+                    for name, by_key in results.items()},
+        "overheads": {name: {key: asdict(o) for key, o in overheads(by_key).items()}
+                      for name, by_key in results.items()},
+        "targets": [asdict(c) for c in checks],
+        "errors": errors,
+        "markdown": report,
+    })
+    log(f"results written to {path}")
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
