@@ -148,15 +148,14 @@ async def test_code_failure_with_retries_exhausted(
     ],
 )
 async def test_crash_of_a_running_pod(
-    scene: Scene, operator: OperatorHarness, kubelet: Kubelet, kube: kube_module.Kube,
-    action: str, reason: str
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet, action: str, reason: str
 ) -> None:
     await scene.flow()
     await scene.deployment()
     pod = await run_to_pod(scene, kubelet, "crash")
     await scene.phase("crash", "Running")
     if action == "delete":
-        await kube.delete(kube_module.PODS, "crash-1", namespace=scene.namespace)
+        await scene.kube.delete(kube_module.PODS, "crash-1", namespace=scene.namespace)
     elif action == "garbage":
         await kubelet.fail(pod, 1, "Traceback: ImportError: no module named etl")
     elif action == "no_summary":
