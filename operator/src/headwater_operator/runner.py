@@ -119,12 +119,14 @@ async def run_operator(
     registry: kopf.OperatorRegistry | None = None,
     settings: kopf.OperatorSettings | None = None,
     memo: Any = None,
+    insights: Any = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or the process is signalled).
 
     Without ``registry``, the handlers of ``headwater_operator.handlers`` are imported
     and kopf's default registry is used. ``peering`` (a name) enables kopf peering for
-    HA replicas; otherwise the operator runs ``standalone``.
+    HA replicas; otherwise the operator runs ``standalone``. ``insights`` is passed to
+    kopf as is (the test harness uses it to know when resource discovery is done).
     """
     if clusterwide == bool(namespaces):
         raise ValueError("run the operator either clusterwide=True or with namespaces=[...], "
@@ -148,7 +150,7 @@ async def run_operator(
                 namespaces=list(namespaces or ()), stop_flag=stop_flag, ready_flag=ready_flag,
                 standalone=standalone and peering is None,
                 peering_name=peering if peering is not None else None,
-                liveness_endpoint=liveness_endpoint, memo=memo)
+                liveness_endpoint=liveness_endpoint, memo=memo, insights=insights)
             await kopf.run_tasks(tasks, ignored=_NotOurs(ours))
     finally:
         _operator_context.reset(token)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import kopf
+from kopf._cogs.structs import references
 
 from headwater_operator import runner
 
@@ -58,6 +59,11 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
+async def _both(first: asyncio.Event, second: asyncio.Event) -> None:
+    await first.wait()
+    await second.wait()
+
+
 class OperatorHarness:
     """The operator as a task of the current loop: ``start``, ``stop``, ``restart``."""
 
@@ -100,17 +106,22 @@ class OperatorHarness:
             raise RuntimeError("the operator is already running; stop() or restart() it")
         self._stop_flag = asyncio.Event()
         ready = asyncio.Event()
+        # kopf's private Insights tell when resource discovery has finished; stopping
+        # before that leaves kopf's discovery requests retrying until its 5 s hung-task
+        # timeout. Tests restart the operator often, so wait for both.
+        insights = references.Insights()
         self._task = asyncio.create_task(runner.run_operator(
             namespaces=self.namespaces, stop_flag=self._stop_flag, ready_flag=ready,
-            registry=self.registry, settings=self.settings()), name="headwater-operator")
-        waiter = asyncio.create_task(ready.wait())
+            registry=self.registry, settings=self.settings(), insights=insights),
+            name="headwater-operator")
+        waiter = asyncio.create_task(_both(ready, insights.ready_resources))
         await asyncio.wait({waiter, self._task}, timeout=self.startup_timeout,
                            return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         if self._task.done():
             self._task.result()  # re-raise why it exited
             raise RuntimeError("the operator exited during startup")
-        if not ready.is_set():
+        if not (ready.is_set() and insights.ready_resources.is_set()):
             await self.stop()
             raise TimeoutError(f"the operator was not ready within {self.startup_timeout}s")
         self.starts += 1
