@@ -8,8 +8,8 @@ step waits on an observable fact (a FlowRun, a status field, a condition) with
 ``wait_for``, never on a fixed sleep, except where a test proves that something does
 *not* happen; there it first waits for the status write that ends the wake-up.
 
-The scheduler clock starts in the (real) past, so the FlowRun lifecycle — which runs on
-the real clock — admits the runs at once and their pods appear for the kubelet.
+Runs driven through pods by the kubelet, on real 1-second ticks, are in
+``test_schedules_realtime.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import kubernetes.config.kube_config
 import pytest
@@ -25,21 +26,28 @@ from headwater.contract import (
     ANNOTATION_SCHEDULED_TIME,
     ANNOTATION_TRIGGER,
     LABEL_DEPLOYMENT,
-    LABEL_FLOW_RUN,
     LABEL_MANAGED_BY,
     LABEL_SCHEDULE,
 )
 from headwater_operator import kube as kube_module
 from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet
-from headwater_operator.scheduling import ManualClock, set_clock
+from headwater_operator.scheduling import (
+    ManualClock,
+    ScheduleExpression,
+    next_fire_time,
+    parse_schedule_expression,
+    set_clock,
+)
 
 WaitFor = Callable[..., Awaitable[Any]]
 
 HOUR = 3600.0
-START = datetime(2025, 6, 2, 0, 10, tzinfo=UTC)
-"""Scheduler time at the start of each test: 10 minutes past an hourly tick."""
+START = datetime.now(UTC).replace(minute=10, second=0, microsecond=0)
+"""Scheduler time at the start of each test: 10 minutes past an hourly tick, at most an
+hour before the real time, so every tick a test reaches (``at(1)`` and later) is still in
+the real future: the FlowRun lifecycle, on the real clock, keeps those runs ``Scheduled``
+(active) without pods."""
 
 
 def at(hour: int, minute: int = 0) -> datetime:
@@ -49,6 +57,11 @@ def at(hour: int, minute: int = 0) -> datetime:
 
 def stamp(instant: datetime) -> str:
     return instant.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def cron_in(cron: str, zone: str) -> ScheduleExpression:
+    return parse_schedule_expression(cron=cron, interval=None, rrule=None, timezone=zone,
+                                     anchor_time=None)
 
 
 def run_name(schedule: str, tick: datetime) -> str:
@@ -220,16 +233,19 @@ async def test_cron_next_time_follows_the_zone_and_an_edit(
 ) -> None:
     async with scene.running():
         await scene.deployment()
-        # 02:30 in New York on 2 June (EDT, UTC-4) is 06:30Z.
         await scene.schedule(cron="30 2 * * *", timezone="America/New_York")
-        assert scene.status()["nextScheduleTime"] == "2025-06-02T06:30:00Z"
+        new_york = next_fire_time(cron_in("30 2 * * *", "America/New_York"), START)
+        assert new_york is not None
+        assert new_york.astimezone(ZoneInfo("America/New_York")).strftime("%H:%M") == "02:30"
+        assert scene.status()["nextScheduleTime"] == stamp(new_york)
         assert scene.status()["expression"] == "30 2 * * *"
 
         await scene.patch_spec("hourly", {"cron": "0 4 * * *", "timezone": "Europe/Berlin"})
 
-        # The edit wakes the daemon at once: 04:00 in Berlin (CEST, UTC+2) is 02:00Z.
-        await scene.wait_for(
-            lambda: scene.status()["nextScheduleTime"] == "2025-06-02T02:00:00Z")
+        # The edit wakes the daemon at once (no tick needed) with the new zone's time.
+        berlin = next_fire_time(cron_in("0 4 * * *", "Europe/Berlin"), START)
+        assert berlin is not None and berlin != new_york
+        await scene.wait_for(lambda: scene.status()["nextScheduleTime"] == stamp(berlin))
         assert scene.status()["expression"] == "0 4 * * *"
         assert scene.status()["observedGeneration"] == 2
 
@@ -260,7 +276,7 @@ async def test_an_edit_never_fires_a_run_by_itself(
     ({"policy": "Latest"}, None, [6], 4, "CatchupPolicyLatest"),
     (None, None, [6], 4, "CatchupPolicyLatest"),  # Latest is the default
     ({"policy": "All", "maxRuns": 3}, None, [4, 5, 6], 2, "MaxRunsExceeded"),
-    ({"policy": "All"}, 2.5 * HOUR, [5, 6], 3, "StartingDeadlineExceeded"),
+    ({"policy": "All"}, 2.25 * HOUR, [5, 6], 3, "StartingDeadlineExceeded"),
 ])
 async def test_operator_down_for_five_ticks_follows_the_catchup_policy(
     scene: Scene, clock: ManualClock,
@@ -394,21 +410,14 @@ async def test_invalid_schedule_is_marked_and_creates_no_runs(
 
 
 # --- concurrency policy ---------------------------------------------------------------
-async def _start_pod(kubelet: Kubelet, run: str) -> dict[str, Any]:
-    pod = await kubelet.wait_for_pod(f"{LABEL_FLOW_RUN}={run}", 10)
-    return await kubelet.run(pod)
-
-
 async def test_forbid_skips_ticks_while_a_run_is_active(
-    scene: Scene, clock: ManualClock, kubelet: Kubelet,
+    scene: Scene, clock: ManualClock,
 ) -> None:
     async with scene.running():
         await scene.deployment()
         await scene.schedule(concurrencyPolicy="Forbid")
         await scene.tick_to(clock, at(1))
         first = run_name("hourly", at(1))
-        pod = await _start_pod(kubelet, first)
-        await scene.wait_for(lambda: scene.run(first)["status"]["phase"] == "Running")
 
         status = await scene.tick_to(clock, at(2))
 
@@ -417,31 +426,33 @@ async def test_forbid_skips_ticks_while_a_run_is_active(
         assert [entry["name"] for entry in status["active"]] == [first]
         await scene.wait_for(lambda: _has_event(scene, "ForbidConcurrent"))
 
-        # The run finishing refreshes status.active without waiting for the next tick.
-        await kubelet.succeed(pod)
+        # The run ending refreshes status.active at once, not at the next tick.
+        await scene.kube.patch(kube_module.FLOWRUNS, first, {"spec": {"cancel": True}},
+                               namespace=scene.namespace)
+        await scene.wait_for(lambda: scene.run(first)["status"]["phase"] == "Cancelled")
         await scene.wait_for(lambda: scene.status().get("active") == [])
-        assert scene.status()["lastSuccessfulTime"]
+        assert scene.status()["lastScheduleTime"] == stamp(at(2))
 
         await scene.tick_to(clock, at(3))
         assert scene.runs() == [first, run_name("hourly", at(3))]
 
 
 async def test_replace_cancels_the_active_run_for_the_new_tick(
-    scene: Scene, clock: ManualClock, kubelet: Kubelet,
+    scene: Scene, clock: ManualClock,
 ) -> None:
     async with scene.running():
         await scene.deployment()
         await scene.schedule(concurrencyPolicy="Replace")
         await scene.tick_to(clock, at(1))
         first = run_name("hourly", at(1))
-        await _start_pod(kubelet, first)
 
         await scene.tick_to(clock, at(2))
 
         second = run_name("hourly", at(2))
         assert scene.runs() == [first, second]
         assert scene.run(first)["spec"]["cancel"] is True
-        await scene.wait_for(lambda: scene.run(first)["status"]["phase"] in (
-            "Cancelling", "Cancelled"))
         assert [entry["name"] for entry in scene.status()["active"]] == [second]
+        await scene.wait_for(lambda: scene.run(first)["status"]["phase"] == "Cancelled")
+        assert (scene.run(second).get("status") or {}).get("phase") not in (
+            "Cancelling", "Cancelled")
         await scene.wait_for(lambda: _has_event(scene, "Replaced"))

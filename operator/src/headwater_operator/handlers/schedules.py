@@ -30,11 +30,20 @@ MEMO_KEY = "schedule_doorbells"
 Key = tuple[str, str]
 
 
+@kopf.on.startup()
+def create_doorbells(*, memo: Any, **_: Any) -> None:
+    """Create the doorbell registry in the operator-wide memo before any object is seen.
+
+    kopf hands each object a *shallow copy* of the memo: a registry created lazily by a
+    Schedule's daemon would live only in that Schedule's copy, and Deployment or FlowRun
+    events could never ring its doorbell.
+    """
+    memo[MEMO_KEY] = {}
+
+
 def _doorbells(memo: Any) -> dict[Key, tuple[asyncio.Event, dict[str, Any]]]:
     """(namespace, name) → (the daemon's doorbell, what it last saw of the Schedule)."""
-    bells = memo.get(MEMO_KEY)
-    if bells is None:
-        bells = memo[MEMO_KEY] = {}
+    bells = memo[MEMO_KEY]
     assert isinstance(bells, dict)
     return bells
 
