@@ -301,7 +301,7 @@ class ProcessKubelet:
         """Record (and log) a limitation once."""
         if message not in self.warnings:
             self.warnings.append(message)
-            logger.warning("%s", message)
+            logger.info("%s", message)
 
     async def run(self) -> None:
         """Poll the API for pods and drive each one until :meth:`stop` is called."""
@@ -392,7 +392,8 @@ class ProcessKubelet:
             return
         record.pid = process.pid
         started = self.clock()
-        await self._api.report(namespace, name, podstatus.running(started, **names))
+        await self._api.report(namespace, name, podstatus.running(
+            started, container=names["container"], image=names["image"]))
         output: list[str] = []
         pump = asyncio.create_task(self._pump(process, record, output))
         await self._supervise(process, record, pod)
