@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster.emulator import Emulator
+from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
 from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.kubelet import Kubelet
 

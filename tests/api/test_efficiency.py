@@ -1,0 +1,172 @@
+"""The operator's footprint: unrelated pods never reach it; a simple run costs few writes.
+
+Two proofs, both measured on the wire of the emulated API server:
+
+* Every list and watch of pods the operator makes carries the server-side label selector
+  ``app.kubernetes.io/managed-by=headwater``, and not one of many unrelated pods is ever
+  written into a watch stream, so kopf never receives, parses or remembers them.
+* A successful run (create FlowRun → pod → Completed) costs a small, fixed number of
+  operator writes; the breakdown is printed for the closing report.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+from headwater_operator import kube as kube_module
+from headwater_operator.devcluster import emulator as emulator_module
+from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
+from headwater_operator.devcluster.harness import OperatorHarness
+from headwater_operator.devcluster.kubelet import Kubelet
+
+WaitFor = Callable[..., Awaitable[Any]]
+UNRELATED_PODS = 40
+HEADWATER_SELECTOR = "app.kubernetes.io/managed-by=headwater"
+
+# Measured for the run below (see the test's printout); a regression that adds a write
+# per run (an extra status patch, a metadata write) must be a conscious decision.
+MAX_OPERATOR_WRITES_PER_SUCCESSFUL_RUN = 12
+
+
+class WireTap:
+    """Records which pods were streamed on watches and the query of pod list/watches."""
+
+    def __init__(self) -> None:
+        self.watched_pods: list[str] = []
+        self.pod_queries: list[tuple[str, str | None]] = []
+
+
+@pytest.fixture
+def wiretap(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> WireTap:
+    tap = WireTap()
+    real_line = emulator_module._watch_line
+    inner = emulator.emulator
+    real_serve = inner.serve
+
+    def watch_line(event_type: str, obj: dict[str, Any]) -> bytes:
+        if obj.get("kind") == "Pod" or "containers" in (obj.get("spec") or {}):
+            tap.watched_pods.append(obj["metadata"]["name"])
+        return real_line(event_type, obj)
+
+    async def serve(spec: Any, verb: str, path: Any, request: Any) -> Any:
+        if spec.plural == "pods" and verb in ("list", "watch") and path.name is None:
+            tap.pod_queries.append((verb, request.query.get("labelSelector")))
+        return await real_serve(spec, verb, path, request)
+
+    monkeypatch.setattr(emulator_module, "_watch_line", watch_line)
+    monkeypatch.setattr(inner, "serve", serve)
+    return tap
+
+
+def unrelated_pod(index: int) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": f"web-{index}", "labels": {"app": "web"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1"}]},
+    }
+
+
+async def ready_deployment(
+    kube: kube_module.Kube, emulator: Emulator, namespace: str, wait_for: WaitFor
+) -> None:
+    await kube.create(kube_module.FLOWS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},
+        "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
+    }, namespace=namespace)
+    await kube.create(kube_module.DEPLOYMENTS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
+        "metadata": {"name": "nightly"}, "spec": {"flowRef": {"name": "hello"}},
+    }, namespace=namespace)
+
+    def ready() -> bool:
+        status = (emulator.object("deployments", "nightly") or {}).get("status") or {}
+        return any(c.get("type") == "Ready" and c.get("status") == "True"
+                   for c in status.get("conditions") or ())
+
+    await wait_for(ready)
+    # kopf posts Events from a queue: wait for both Ready Events so none lands later.
+    await wait_for(lambda: {
+        e["involvedObject"]["kind"] for e in emulator.objects("events", namespace)
+        if e.get("reason") == "Valid"
+    } == {"Flow", "Deployment"})
+
+
+async def run_to_completion(
+    *, kube: kube_module.Kube, emulator: Emulator, kubelet: Kubelet, wait_for: WaitFor,
+    namespace: str, name: str,
+) -> None:
+    await kube.create(kube_module.FLOWRUNS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": name},
+        "spec": {"deploymentRef": {"name": "nightly"}},
+    }, namespace=namespace)
+    pod = await kubelet.wait_for_pod(f"{name}-1", timeout=10)
+    await kubelet.run(pod)
+    # Let the operator see Running before the exit, as with any real run (and so the
+    # count below does not depend on whether two pod updates were seen as one).
+    await wait_for(
+        lambda: ((emulator.object("flowruns", name) or {}).get("status") or {}).get("phase")
+        == "Running"
+    )
+    await kubelet.succeed(pod)
+
+    def settled() -> bool:
+        run = (emulator.object("flowruns", name) or {}).get("status") or {}
+        deployment = (emulator.object("deployments", "nightly") or {}).get("status") or {}
+        last = deployment.get("lastRun") or {}
+        return run.get("phase") == "Completed" and last.get("phase") == "Completed"
+
+    await wait_for(settled)
+    await wait_for(lambda: any(
+        e.get("reason") == "Completed" and e["involvedObject"].get("name") == name
+        for e in emulator.objects("events", namespace)
+    ))
+
+
+async def test_unrelated_pods_never_reach_the_operator(
+    *, kube: kube_module.Kube, emulator: Emulator, namespace: str, kubelet: Kubelet,
+    wait_for: WaitFor, wiretap: WireTap, operator: OperatorHarness,
+) -> None:
+    for index in range(UNRELATED_PODS):
+        await kube.create(kube_module.PODS, unrelated_pod(index), namespace=namespace)
+    # A restart makes the operator list pods again with the unrelated ones present.
+    await operator.restart()
+    await ready_deployment(kube, emulator, namespace, wait_for)
+
+    await run_to_completion(kube=kube, emulator=emulator, kubelet=kubelet, wait_for=wait_for,
+                            namespace=namespace, name="probe")
+    for index in range(0, UNRELATED_PODS, 4):  # and churn among unrelated pods meanwhile
+        await kube.patch(kube_module.PODS, f"web-{index}", {"metadata": {"labels": {"v": "2"}}},
+                         namespace=namespace)
+
+    assert wiretap.pod_queries, "the operator never listed or watched pods"
+    assert {selector for _, selector in wiretap.pod_queries} == {HEADWATER_SELECTOR}
+    assert "probe-1" in wiretap.watched_pods
+    assert not [name for name in wiretap.watched_pods if name.startswith("web-")]
+
+
+async def test_a_successful_run_costs_a_small_fixed_number_of_writes(
+    *, kube: kube_module.Kube, emulator: Emulator, namespace: str, kubelet: Kubelet,
+    wait_for: WaitFor, api_writes: Any, operator: OperatorHarness,
+) -> None:
+    await ready_deployment(kube, emulator, namespace, wait_for)
+    api_writes.reset()
+
+    await run_to_completion(kube=kube, emulator=emulator, kubelet=kubelet, wait_for=wait_for,
+                            namespace=namespace, name="simple")
+
+    writes = api_writes.counter()
+    # What the test itself and the kubelet stand-in wrote is not the operator's cost.
+    test_side = Counter({key: n for key, n in writes.items()
+                         if key[1] == "pods/status" or key[:2] == ("create", "flowruns")})
+    operator_writes = writes - test_side
+    print(f"\noperator writes for one successful run: {sum(operator_writes.values())} "
+          f"{dict(sorted(operator_writes.items()))}", file=sys.stderr)
+    assert operator_writes[("create", "pods", 201)] == 1
+    # Deployment status follows lastRun.phase: one write per phase the run goes through
+    # (created, Pending, Running, Completed), none for replays or the operator's echoes.
+    assert operator_writes[("patch", "deployments/status", 200)] <= 4
+    assert sum(operator_writes.values()) <= MAX_OPERATOR_WRITES_PER_SUCCESSFUL_RUN
