@@ -1,0 +1,109 @@
+"""The real ``/metrics`` page after a few runs: the series a user would alert on.
+
+The operator runs against the emulator; flow-run pods are driven by the kubelet stand-in
+to success, code failure and OOM kill; then the page is scraped over HTTP and parsed with
+Prometheus' own text parser.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import urllib.request
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
+
+import pytest
+from headwater_operator import kube as kube_module
+from headwater_operator import metrics
+from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
+from headwater_operator.devcluster.harness import OperatorHarness
+from headwater_operator.devcluster.kubelet import Kubelet, default_summary
+from prometheus_client.parser import text_string_to_metric_families
+
+WaitFor = Callable[..., Awaitable[Any]]
+Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+DEPLOYMENT = "metrics-demo"  # counters are process-wide: this name is this test's own
+
+
+@pytest.fixture
+def metrics_page() -> Iterator[str]:
+    """The operator's metrics endpoint, as the runner sets it up with ``--metrics-port``."""
+    metrics.reset_active_runs()  # forget runs other tests' operators left behind
+    metrics.start_metrics_server(0, addr="127.0.0.1")
+    kube_module.add_request_observer(metrics.observe_api_request)
+    try:
+        yield f"http://127.0.0.1:{metrics.metrics_server_port()}/metrics"
+    finally:
+        kube_module.remove_request_observer(metrics.observe_api_request)
+        metrics.stop_metrics_server()
+
+
+def scrape(url: str) -> Series:
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def value(series: Series, name: str, **labels: str) -> float:
+    return series.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def start_run(kube: kube_module.Kube, kubelet: Kubelet, namespace: str,
+                    name: str) -> dict[str, Any]:
+    await kube.create(kube_module.FLOWRUNS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": name},
+        "spec": {"deploymentRef": {"name": DEPLOYMENT}},
+    }, namespace=namespace)
+    pod = await kubelet.wait_for_pod(f"{name}-1", timeout=10)
+    await kubelet.run(pod)
+    return pod
+
+
+def phase(emulator: Emulator, name: str) -> Any:
+    return ((emulator.object("flowruns", name) or {}).get("status") or {}).get("phase")
+
+
+async def test_metrics_page_after_a_few_runs(
+    *, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
+    kubelet: Kubelet, wait_for: WaitFor, metrics_page: str,
+) -> None:
+    await kube.create(kube_module.FLOWS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},
+        "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
+    }, namespace=namespace)
+    await kube.create(kube_module.DEPLOYMENTS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
+        "metadata": {"name": DEPLOYMENT}, "spec": {"flowRef": {"name": "hello"}},
+    }, namespace=namespace)
+    outcomes = {"ok-a": "Completed", "ok-b": "Completed", "bad": "Failed",
+                "oom": "Crashed", "live": "Running"}
+    pods = {name: await start_run(kube, kubelet, namespace, name) for name in outcomes}
+    for name in outcomes:
+        await wait_for(lambda name=name: phase(emulator, name) == "Running")
+    await kubelet.succeed(pods["ok-a"])
+    await kubelet.succeed(pods["ok-b"])
+    await kubelet.fail(pods["bad"], 1, default_summary("Failed", "FlowFailed", "ValueError"))
+    await kubelet.oom_kill(pods["oom"])
+    for name, final in outcomes.items():
+        await wait_for(lambda name=name, final=final: phase(emulator, name) == final)
+
+    series = await asyncio.to_thread(scrape, metrics_page)
+
+    where = {"namespace": namespace, "deployment": DEPLOYMENT}
+    assert value(series, "headwater_runs_total", **where, phase="Completed") == 2
+    assert value(series, "headwater_runs_total", **where, phase="Failed") == 1
+    assert value(series, "headwater_runs_total", **where, phase="Crashed") == 1
+    assert value(series, "headwater_run_crashes_total", **where, reason="OOMKilled") == 1
+    assert value(series, "headwater_run_duration_seconds_count", **where) == 4
+    assert value(series, "headwater_run_queue_wait_seconds_count", **where) == 5
+    assert value(series, "headwater_active_runs", namespace=namespace, phase="Running") == 1
+    created_pods = value(series, "headwater_kubernetes_api_requests_total",
+                         verb="create", code="201")
+    assert created_pods >= len(outcomes)
+    # No series is labelled with a run or pod name: cardinality stays bounded.
+    run_names = set(outcomes) | {pod["metadata"]["name"] for pod in pods.values()}
+    assert not [key for key in series for _, label in key[1] if label in run_names]
