@@ -149,7 +149,8 @@ class ScheduleSpec(SpecModel):
         default=None,
         description="Instant the `interval` ticks are aligned to (RFC 3339), e.g. "
         "`2024-01-01T00:30:00Z` for half past each hour. Only with `interval`; unset "
-        "aligns to the Unix epoch.",
+        "aligns to 2000-01-01T00:00 in `timezone` (`1h` ticks on the hour, `15m` on the "
+        "quarter hour, `1d` at local midnight).",
     )
     timezone: str = Field(
         default="UTC",
@@ -254,10 +255,14 @@ class ScheduleStatus(StatusModel):
         description="The schedule in one readable string (shown by `kubectl get`).",
     )
     last_schedule_time: datetime | None = Field(
-        default=None, description="The last tick a run was created for."
+        default=None,
+        description="The newest tick the operator handled: run, or skipped by policy, "
+        "deadline or `concurrencyPolicy: Forbid` (counted in `missedTicks`).",
     )
     next_schedule_time: datetime | None = Field(
-        default=None, description="The next tick, or unset while suspended."
+        default=None,
+        description="The next tick; unset while suspended, invalid, or while the "
+        "Deployment is missing or paused.",
     )
     last_successful_time: datetime | None = Field(
         default=None, description="When a run of this Schedule last completed."

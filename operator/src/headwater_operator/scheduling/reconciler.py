@@ -94,7 +94,7 @@ async def reconcile_schedule(
             make_condition("Ready", False, "Invalid", str(exc)),
         ]
         await _write_status(client, body, conditions=conditions, now=now,
-                            fields={"nextScheduleTime": None})
+                            fields={"nextScheduleTime": None, "expression": _summary(spec)})
         return WakeResult(None, events=[("Warning", "Invalid", str(exc))])
 
     hold, deployment = await _hold_reason(client, namespace, spec)
@@ -148,9 +148,13 @@ def invalid_reason(field_path: str) -> str:
 
 def build_flow_run(
     schedule: Mapping[str, Any], deployment: Mapping[str, Any], expr: ScheduleExpression,
-    tick: datetime,
+    tick: datetime, *, trigger: str = "schedule",
 ) -> dict[str, Any]:
-    """The FlowRun a Schedule creates for ``tick`` (owned by the Deployment)."""
+    """The FlowRun a Schedule creates for ``tick`` (owned by the Deployment).
+
+    ``headwater backfill`` builds its runs here too (``trigger="backfill"``), so a
+    backfilled tick has exactly the name, labels and parameters the scheduler would give it.
+    """
     meta, spec = schedule["metadata"], schedule["spec"]
     dep_meta = deployment["metadata"]
     parameters = dict(spec.get("parameters") or {})
@@ -171,7 +175,7 @@ def build_flow_run(
                 LABEL_DEPLOYMENT: dep_meta["name"],
                 LABEL_MANAGED_BY: MANAGED_BY_VALUE,
             },
-            "annotations": {ANNOTATION_SCHEDULED_TIME: when, ANNOTATION_TRIGGER: "schedule"},
+            "annotations": {ANNOTATION_SCHEDULED_TIME: when, ANNOTATION_TRIGGER: trigger},
             "ownerReferences": [{
                 "apiVersion": API_VERSION, "kind": "Deployment", "name": dep_meta["name"],
                 "uid": dep_meta["uid"], "controller": False, "blockOwnerDeletion": False,
@@ -181,7 +185,7 @@ def build_flow_run(
             "deploymentRef": {"name": dep_meta["name"]},
             "parameters": parameters,
             "scheduledTime": when,
-            "trigger": "schedule",
+            "trigger": trigger,
         },
     }
 
