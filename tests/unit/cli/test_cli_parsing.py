@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import io
+import subprocess
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -213,3 +215,14 @@ def test_guarded_turns_failures_into_a_message_and_exit_code(
     result = guarded("x", handler)(argparse.Namespace(io=stream_io))
     assert result == code
     assert text in err.getvalue()
+
+
+def test_building_the_parser_does_not_import_the_kubernetes_client() -> None:
+    # `headwater --help` (and `headwater execute` next to the operator package) build the
+    # whole parser; the Kubernetes client and models cost ~1.5 s to import, only on use.
+    code = ("import sys; from headwater.cli import build_parser; build_parser(); "
+            "print(sorted(m for m in ('kubernetes', 'headwater_operator.kube', "
+            "'headwater_operator.api', 'headwater_operator.scheduling') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]"

@@ -11,13 +11,9 @@ from typing import Any
 import pytest
 import yaml
 from headwater.cli import build_parser
-from headwater_operator.cli.backfill import (
-    DEFAULT_MAX_RUNS,
-    check_window,
-    plan_backfill,
-    window_ticks,
-)
+from headwater_operator.cli.backfill import check_window, plan_backfill, window_ticks
 from headwater_operator.cli.common import CliError, Io
+from headwater_operator.cli.parsers import DEFAULT_MAX_RUNS
 from headwater_operator.scheduling import scheduled_run_name
 from headwater_operator.scheduling.reconciler import build_flow_run, expression_from_spec
 

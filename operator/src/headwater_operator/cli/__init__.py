@@ -11,22 +11,15 @@
 * :mod:`.logs` — ``logs <run> [-f]`` and ``cancel <run>``;
 * :mod:`.preview` — ``schedule preview -f schedule.yaml`` (offline).
 
-Shared pieces: :mod:`.common` (options, connection, exit codes, error reporting),
-:mod:`.output` (tables, JSON, YAML), :mod:`.params` (``-p``/``--params-file`` and their
-validation), :mod:`.follow` (waiting and log streaming). The user guide is docs/cli.md.
+The parsers live in :mod:`.parsers`, which imports a command's module only when it
+runs (a fast ``headwater --help``). Shared pieces: :mod:`.common` (options, connection,
+exit codes, error reporting), :mod:`.output` (tables, JSON, YAML), :mod:`.params`
+(``-p``/``--params-file`` and their validation), :mod:`.follow` (waiting and log
+streaming). The user guide is docs/cli.md.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from headwater_operator.cli import backfill, describe, get, logs, preview, run
-
-
-def register(subparsers: Any) -> None:
-    """Add every operator-side command to the ``headwater`` argument parser."""
-    for module in (run, backfill, get, describe, logs, preview):
-        module.register(subparsers)
-
+from headwater_operator.cli.parsers import register
 
 __all__ = ["register"]

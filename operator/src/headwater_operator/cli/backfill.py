@@ -35,21 +35,17 @@ from headwater_operator.cli.common import (
     EXIT_USAGE,
     CliError,
     Io,
-    add_cluster_options,
     connect,
-    guarded,
     parse_instant,
 )
 from headwater_operator.cli.output import render_data, render_table
 from headwater_operator.cli.params import check_parameters, effective_parameters
+from headwater_operator.cli.parsers import DEFAULT_MAX_RUNS
 from headwater_operator.conditions import format_time
 from headwater_operator.scheduling import ScheduleError, ScheduleExpression, fire_times
 from headwater_operator.scheduling.reconciler import build_flow_run, expression_from_spec
 
 TRIGGER = "backfill"
-DEFAULT_MAX_RUNS = 100
-"""More ticks than this need an explicit ``--max-runs``: a typo in a window must not
-create ten thousand runs."""
 _JUST_BEFORE = timedelta(microseconds=1)
 
 
@@ -65,26 +61,6 @@ class PlannedRun:
         """The deterministic FlowRun name."""
         return str(self.body["metadata"]["name"])
 
-
-def register(subparsers: Any) -> None:
-    """Add ``backfill``."""
-    parser = subparsers.add_parser(
-        "backfill", help="create the runs a Schedule would have made in a window",
-        description="Create one FlowRun per tick of SCHEDULE in [--start, --end), with the "
-        "scheduler's own run names, so repeating a backfill creates nothing new.")
-    parser.add_argument("schedule", help="name of the Schedule to replay")
-    parser.add_argument("--start", required=True, metavar="TIME",
-                        help="window start, inclusive (ISO 8601; no offset = the schedule's "
-                        "timezone), e.g. 2026-03-01 or 2026-03-01T06:00:00Z")
-    parser.add_argument("--end", required=True, metavar="TIME",
-                        help="window end, exclusive (same format as --start)")
-    parser.add_argument("--max-runs", type=int, metavar="N",
-                        help=f"allow up to N runs (default: refuse more than "
-                        f"{DEFAULT_MAX_RUNS})")
-    parser.add_argument("--dry-run", action="store_true",
-                        help="print the ticks, run names and parameters; create nothing")
-    add_cluster_options(parser)
-    parser.set_defaults(func=guarded("backfill", cmd_backfill))
 
 
 def window_ticks(expr: ScheduleExpression, start: datetime, end: datetime,

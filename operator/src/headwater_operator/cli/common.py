@@ -23,12 +23,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import urllib3.exceptions
 import yaml
 
-from headwater_operator import kube
+if TYPE_CHECKING:
+    from headwater_operator import kube
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -121,12 +121,16 @@ def resolve_namespace(args: argparse.Namespace) -> str:
 
 def connect(args: argparse.Namespace) -> tuple[kube.SyncKube, str]:
     """The client (reconfigured when ``--kubeconfig``/``--context`` is given) and namespace."""
+    from headwater_operator import kube
+
     if getattr(args, "kubeconfig", None) or getattr(args, "context", None):
         kube.configure(args.kubeconfig, args.context)
     return kube.get_sync_client(), resolve_namespace(args)
 
 
 def _describe_kube_error(exc: kube.KubeError) -> tuple[str, int]:
+    from headwater_operator import kube
+
     if exc.reason == "NoConfiguration":
         return exc.message, EXIT_FAILED
     if isinstance(exc, kube.NotFound):
@@ -141,6 +145,11 @@ def guarded(name: str, handler: Callable[[argparse.Namespace, Io], int],
 
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
+        # Imported here, not at module level: the parsers must load fast (see .parsers).
+        import urllib3.exceptions
+
+        from headwater_operator import kube
+
         io = getattr(args, "io", None) or io_factory()
         try:
             return handler(args, io)

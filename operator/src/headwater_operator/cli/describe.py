@@ -18,9 +18,7 @@ from headwater_operator.cli.common import (
     EXIT_OK,
     CliError,
     Io,
-    add_cluster_options,
     connect,
-    guarded,
 )
 from headwater_operator.cli.output import (
     age,
@@ -33,16 +31,6 @@ from headwater_operator.cli.output import (
 
 RECENT_EVENTS = 20
 
-
-def register(subparsers: Any) -> None:
-    """Add ``describe run``."""
-    parser = subparsers.add_parser("describe", help="show one run in detail",
-                                   description="Show a FlowRun with its recent Events.")
-    parser.add_argument("kind", choices=["run", "runs", "flowrun"], metavar="run",
-                        help="what to describe (only 'run' for now)")
-    parser.add_argument("name", help="FlowRun name")
-    add_cluster_options(parser)
-    parser.set_defaults(func=guarded("describe", cmd_describe))
 
 
 def run_events(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:

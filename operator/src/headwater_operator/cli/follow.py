@@ -18,9 +18,9 @@ from typing import Any
 from headwater_operator import kube
 from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.cli.common import EXIT_FAILED, EXIT_OK, CliError, Io
+from headwater_operator.cli.parsers import DEFAULT_POLL_SECONDS
 from headwater_operator.flowruns.render import pod_name
 
-DEFAULT_POLL_SECONDS = 1.0
 _TERMINAL = frozenset(str(phase) for phase in TERMINAL_PHASES)
 
 

@@ -19,9 +19,7 @@ from headwater_operator.cli.common import (
     EXIT_OK,
     CliError,
     Io,
-    add_cluster_options,
     connect,
-    guarded,
 )
 from headwater_operator.cli.output import (
     age,
@@ -32,6 +30,7 @@ from headwater_operator.cli.output import (
     render_data,
     render_table,
 )
+from headwater_operator.cli.parsers import ALIASES
 
 Obj = Mapping[str, Any]
 RowFn = Callable[[Obj, datetime], Sequence[str]]
@@ -116,22 +115,7 @@ KINDS: dict[str, Kind] = {
                        "NEXT", "AGE"), schedule_row),
     "flows": Kind(kube.FLOWS, "Flow", ("NAME", "IMAGE", "ENTRYPOINT", "AGE"), flow_row),
 }
-ALIASES = {"run": "runs", "flowruns": "runs", "flowrun": "runs", "deployment": "deployments",
-           "schedule": "schedules", "flow": "flows"}
 
-
-def register(subparsers: Any) -> None:
-    """Add ``get``."""
-    parser = subparsers.add_parser(
-        "get", help="list runs, deployments, schedules or flows",
-        description="List Headwater objects (or show one by NAME).")
-    parser.add_argument("kind", choices=[*KINDS, *ALIASES], metavar="KIND",
-                        help="runs | deployments | schedules | flows")
-    parser.add_argument("name", nargs="?", help="show only this object")
-    parser.add_argument("-l", "--selector", help="label selector, e.g. team=data")
-    parser.add_argument("--deployment", metavar="D", help="runs only: those of Deployment D")
-    add_cluster_options(parser)
-    parser.set_defaults(func=guarded("get", cmd_get))
 
 
 def sort_objects(kind: str, items: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,6 @@ and ends it Cancelled.
 from __future__ import annotations
 
 import argparse
-from typing import Any
 
 from headwater_operator import kube
 from headwater_operator.cli.common import (
@@ -23,33 +22,11 @@ from headwater_operator.cli.common import (
     EXIT_USAGE,
     CliError,
     Io,
-    add_cluster_options,
     connect,
-    guarded,
 )
-from headwater_operator.cli.follow import DEFAULT_POLL_SECONDS, Watcher, phase_of
+from headwater_operator.cli.follow import Watcher, phase_of
 from headwater_operator.cli.output import render_data
 from headwater_operator.flowruns.render import pod_name
-
-
-def register(subparsers: Any) -> None:
-    """Add ``logs`` and ``cancel``."""
-    logs = subparsers.add_parser("logs", help="print a run's logs (all attempts)",
-                                 description="Print the logs of a FlowRun's pods.")
-    logs.add_argument("run", help="FlowRun name")
-    logs.add_argument("-f", "--follow", action="store_true",
-                      help="keep streaming, across retries, until the run ends")
-    logs.add_argument("--attempt", type=int, metavar="N",
-                      help="only attempt N (1-based); with -f, start at attempt N")
-    logs.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_SECONDS,
-                      help=argparse.SUPPRESS)
-    add_cluster_options(logs)
-    logs.set_defaults(func=guarded("logs", cmd_logs))
-    cancel = subparsers.add_parser("cancel", help="ask the operator to stop a run",
-                                   description="Request cancellation (spec.cancel: true).")
-    cancel.add_argument("run", help="FlowRun name")
-    add_cluster_options(cancel)
-    cancel.set_defaults(func=guarded("cancel", cmd_cancel))
 
 
 def attempts_to_show(started: int, attempt: int | None, run: str) -> list[int]:

@@ -30,8 +30,6 @@ from headwater_operator.cli.common import (
     EXIT_USAGE,
     CliError,
     Io,
-    add_output_option,
-    guarded,
     parse_instant,
 )
 from headwater_operator.cli.output import render_data, render_table
@@ -39,28 +37,8 @@ from headwater_operator.conditions import format_time
 from headwater_operator.scheduling import ScheduleError, next_fire_time, scheduled_run_name
 from headwater_operator.scheduling.reconciler import expression_from_spec
 
-DEFAULT_COUNT = 10
 MAX_COUNT = 10_000
 
-
-def register(subparsers: Any) -> None:
-    """Add ``schedule preview``."""
-    schedule = subparsers.add_parser("schedule", help="work with Schedule manifests offline")
-    actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION",
-                                      required=True)
-    preview = actions.add_parser(
-        "preview", help="print the next fire times of a Schedule manifest (offline)",
-        description="Validate a Schedule manifest and print its next fire times in its "
-        "timezone and in UTC, computed by the operator's scheduling code. No cluster needed.")
-    preview.add_argument("-f", "--filename", required=True, metavar="FILE",
-                         help="Schedule manifest (YAML or JSON; '-' reads stdin)")
-    preview.add_argument("--count", type=int, default=DEFAULT_COUNT, metavar="N",
-                         help=f"how many fire times (default {DEFAULT_COUNT})")
-    preview.add_argument("--after", metavar="TIME",
-                         help="start after this instant (ISO 8601; no offset = the "
-                         "schedule's timezone; default: now)")
-    add_output_option(preview)
-    preview.set_defaults(func=guarded("schedule preview", cmd_preview))
 
 
 def load_schedules(text: str, source: str) -> list[dict[str, Any]]:

@@ -29,12 +29,9 @@ from headwater_operator.cli.common import (
     EXIT_USAGE,
     CliError,
     Io,
-    add_cluster_options,
     connect,
-    guarded,
 )
 from headwater_operator.cli.follow import (
-    DEFAULT_POLL_SECONDS,
     Watcher,
     exit_code_for,
     final_line,
@@ -46,32 +43,6 @@ from headwater_operator.flowruns.render import label_value
 TRIGGER = "cli"
 _Kind = TypeVar("_Kind", Deployment, Flow)
 
-
-def register(subparsers: Any) -> None:
-    """Add ``run``."""
-    parser = subparsers.add_parser(
-        "run", help="start an ad-hoc run of a Deployment",
-        description="Create a FlowRun of DEPLOYMENT. Parameters merge Flow defaults < "
-        "Deployment parameters < --params-file < -p, and are validated against the Flow's "
-        "parametersSchema before anything is created.")
-    parser.add_argument("deployment", help="name of the Deployment to run")
-    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                        help="a parameter; VALUE is parsed as JSON when it is JSON; repeatable")
-    parser.add_argument("--params-file", metavar="FILE",
-                        help="YAML or JSON object of parameters (-p flags override it)")
-    parser.add_argument("--name", help="FlowRun name (default: generated, '<deployment>-xxxxx')")
-    parser.add_argument("--wait", action="store_true",
-                        help="wait for the run to end; exit 1 unless it ends Completed")
-    parser.add_argument("--follow", action="store_true",
-                        help="stream the pod logs of every attempt until the run ends "
-                        "(implies --wait)")
-    parser.add_argument("--timeout", type=float, metavar="SECONDS",
-                        help="with --wait/--follow: stop waiting after SECONDS and exit 1 "
-                        "(the run itself continues)")
-    parser.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_SECONDS,
-                        help=argparse.SUPPRESS)
-    add_cluster_options(parser)
-    parser.set_defaults(func=guarded("run", cmd_run))
 
 
 def build_run(deployment: str, namespace: str, parameters: dict[str, Any],

@@ -1,0 +1,167 @@
+"""The argument parsers of the operator-side commands, kept free of heavy imports.
+
+``headwater`` builds its whole parser on every start (``headwater --help``, and also
+``headwater execute`` on a machine where the operator package is installed), so this
+module imports nothing but the standard library and :mod:`.common`: the Kubernetes
+client, the API models and the scheduling code (about 1.5 s of imports on the 2-core dev
+machine) are loaded by :func:`lazy` only when a command actually runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+from typing import Any
+
+from headwater_operator.cli.common import (
+    Handler,
+    add_cluster_options,
+    add_output_option,
+    guarded,
+)
+
+DEFAULT_POLL_SECONDS = 1.0
+"""How often ``run --wait``/``logs -f`` re-read the FlowRun (one GET each)."""
+DEFAULT_MAX_RUNS = 100
+"""More backfill ticks than this need an explicit ``--max-runs``: a typo in a window must
+not create ten thousand runs."""
+DEFAULT_COUNT = 10
+"""Fire times ``schedule preview`` prints by default."""
+KINDS = ("runs", "deployments", "schedules", "flows")
+"""What ``get`` lists."""
+ALIASES = {"run": "runs", "flowruns": "runs", "flowrun": "runs", "deployment": "deployments",
+           "schedule": "schedules", "flow": "flows"}
+"""Other names ``get`` accepts for a kind."""
+
+
+def lazy(name: str, module: str, function: str) -> Handler:
+    """A handler that imports ``headwater_operator.cli.<module>`` when the command runs."""
+
+    def handler(args: argparse.Namespace) -> int:
+        implementation = getattr(importlib.import_module(f"headwater_operator.cli.{module}"),
+                                 function)
+        result: int = guarded(name, implementation)(args)
+        return result
+
+    handler.__name__ = function
+    return handler
+
+
+def register(subparsers: Any) -> None:
+    """Add every operator-side command to the ``headwater`` argument parser."""
+    for add in (_register_run, _register_backfill, _register_get, _register_describe,
+                _register_logs, _register_preview):
+        add(subparsers)
+
+
+def _register_run(subparsers: Any) -> None:
+    """Add ``run``."""
+    parser = subparsers.add_parser(
+        "run", help="start an ad-hoc run of a Deployment",
+        description="Create a FlowRun of DEPLOYMENT. Parameters merge Flow defaults < "
+        "Deployment parameters < --params-file < -p, and are validated against the Flow's "
+        "parametersSchema before anything is created.")
+    parser.add_argument("deployment", help="name of the Deployment to run")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter; VALUE is parsed as JSON when it is JSON; repeatable")
+    parser.add_argument("--params-file", metavar="FILE",
+                        help="YAML or JSON object of parameters (-p flags override it)")
+    parser.add_argument("--name", help="FlowRun name (default: generated, '<deployment>-xxxxx')")
+    parser.add_argument("--wait", action="store_true",
+                        help="wait for the run to end; exit 1 unless it ends Completed")
+    parser.add_argument("--follow", action="store_true",
+                        help="stream the pod logs of every attempt until the run ends "
+                        "(implies --wait)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS",
+                        help="with --wait/--follow: stop waiting after SECONDS and exit 1 "
+                        "(the run itself continues)")
+    parser.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_SECONDS,
+                        help=argparse.SUPPRESS)
+    add_cluster_options(parser)
+    parser.set_defaults(func=lazy("run", "run", "cmd_run"))
+
+
+def _register_backfill(subparsers: Any) -> None:
+    """Add ``backfill``."""
+    parser = subparsers.add_parser(
+        "backfill", help="create the runs a Schedule would have made in a window",
+        description="Create one FlowRun per tick of SCHEDULE in [--start, --end), with the "
+        "scheduler's own run names, so repeating a backfill creates nothing new.")
+    parser.add_argument("schedule", help="name of the Schedule to replay")
+    parser.add_argument("--start", required=True, metavar="TIME",
+                        help="window start, inclusive (ISO 8601; no offset = the schedule's "
+                        "timezone), e.g. 2026-03-01 or 2026-03-01T06:00:00Z")
+    parser.add_argument("--end", required=True, metavar="TIME",
+                        help="window end, exclusive (same format as --start)")
+    parser.add_argument("--max-runs", type=int, metavar="N",
+                        help=f"allow up to N runs (default: refuse more than "
+                        f"{DEFAULT_MAX_RUNS})")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print the ticks, run names and parameters; create nothing")
+    add_cluster_options(parser)
+    parser.set_defaults(func=lazy("backfill", "backfill", "cmd_backfill"))
+
+
+def _register_get(subparsers: Any) -> None:
+    """Add ``get``."""
+    parser = subparsers.add_parser(
+        "get", help="list runs, deployments, schedules or flows",
+        description="List Headwater objects (or show one by NAME).")
+    parser.add_argument("kind", choices=[*KINDS, *ALIASES], metavar="KIND",
+                        help="runs | deployments | schedules | flows")
+    parser.add_argument("name", nargs="?", help="show only this object")
+    parser.add_argument("-l", "--selector", help="label selector, e.g. team=data")
+    parser.add_argument("--deployment", metavar="D", help="runs only: those of Deployment D")
+    add_cluster_options(parser)
+    parser.set_defaults(func=lazy("get", "get", "cmd_get"))
+
+
+def _register_describe(subparsers: Any) -> None:
+    """Add ``describe run``."""
+    parser = subparsers.add_parser("describe", help="show one run in detail",
+                                   description="Show a FlowRun with its recent Events.")
+    parser.add_argument("kind", choices=["run", "runs", "flowrun"], metavar="run",
+                        help="what to describe (only 'run' for now)")
+    parser.add_argument("name", help="FlowRun name")
+    add_cluster_options(parser)
+    parser.set_defaults(func=lazy("describe", "describe", "cmd_describe"))
+
+
+def _register_logs(subparsers: Any) -> None:
+    """Add ``logs`` and ``cancel``."""
+    logs = subparsers.add_parser("logs", help="print a run's logs (all attempts)",
+                                 description="Print the logs of a FlowRun's pods.")
+    logs.add_argument("run", help="FlowRun name")
+    logs.add_argument("-f", "--follow", action="store_true",
+                      help="keep streaming, across retries, until the run ends")
+    logs.add_argument("--attempt", type=int, metavar="N",
+                      help="only attempt N (1-based); with -f, start at attempt N")
+    logs.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_SECONDS,
+                      help=argparse.SUPPRESS)
+    add_cluster_options(logs)
+    logs.set_defaults(func=lazy("logs", "logs", "cmd_logs"))
+    cancel = subparsers.add_parser("cancel", help="ask the operator to stop a run",
+                                   description="Request cancellation (spec.cancel: true).")
+    cancel.add_argument("run", help="FlowRun name")
+    add_cluster_options(cancel)
+    cancel.set_defaults(func=lazy("cancel", "logs", "cmd_cancel"))
+
+
+def _register_preview(subparsers: Any) -> None:
+    """Add ``schedule preview``."""
+    schedule = subparsers.add_parser("schedule", help="work with Schedule manifests offline")
+    actions = schedule.add_subparsers(dest="schedule_command", metavar="ACTION",
+                                      required=True)
+    preview = actions.add_parser(
+        "preview", help="print the next fire times of a Schedule manifest (offline)",
+        description="Validate a Schedule manifest and print its next fire times in its "
+        "timezone and in UTC, computed by the operator's scheduling code. No cluster needed.")
+    preview.add_argument("-f", "--filename", required=True, metavar="FILE",
+                         help="Schedule manifest (YAML or JSON; '-' reads stdin)")
+    preview.add_argument("--count", type=int, default=DEFAULT_COUNT, metavar="N",
+                         help=f"how many fire times (default {DEFAULT_COUNT})")
+    preview.add_argument("--after", metavar="TIME",
+                         help="start after this instant (ISO 8601; no offset = the "
+                         "schedule's timezone; default: now)")
+    add_output_option(preview)
+    preview.set_defaults(func=lazy("schedule preview", "preview", "cmd_preview"))
