@@ -15,8 +15,10 @@ from typing import Any
 
 import aiohttp
 import pytest
+from headwater.contract import decode_summary
 from headwater_operator import kube as k
 from headwater_operator.devcluster.emulator import BackgroundEmulator
+from headwater_operator.devcluster.kubelet import Kubelet
 
 NS = "default"
 MANAGED = {"app.kubernetes.io/managed-by": "headwater"}
@@ -319,3 +321,100 @@ def test_background_emulator_serves_sync_callers(tmp_path: Any) -> None:
         client.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
         assert [r["metadata"]["name"] for r in client.list(k.FLOWRUNS, namespace=NS)] == ["r1"]
         assert api.call(api.emulator.object, "flowruns", "r1") is not None
+
+
+async def test_generate_name_and_collection_delete(
+    kube: k.Kube, emulator: BackgroundEmulator,
+) -> None:
+    first = await kube.create(k.PODS, {**_pod(""), "metadata": {"generateName": "run-",
+                                                                "labels": MANAGED}},
+                              namespace=NS)
+    second = await kube.create(k.PODS, {**_pod(""), "metadata": {"generateName": "run-"}},
+                               namespace=NS)
+    assert first["metadata"]["name"].startswith("run-")
+    assert first["metadata"]["name"] != second["metadata"]["name"]
+    await asyncio.to_thread(
+        kube.sync.request, "deletecollection", "DELETE", k.PODS.path(NS),
+        query=[("labelSelector", "app.kubernetes.io/managed-by=headwater")])
+    assert [p["metadata"]["name"] for p in emulator.objects("pods", NS)] == [
+        second["metadata"]["name"]]
+
+
+async def test_watch_from_a_compacted_resource_version_is_gone(
+    emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    spec = emulator.call(emulator.emulator.store.resource, "", "v1", "configmaps")
+    for index in range(3):
+        emulator.call(emulator.emulator.store.create, spec, NS,
+                      {"metadata": {"name": f"c{index}"}})
+    # Shrink the history as etcd compaction would, then ask for what was dropped.
+    emulator.call(setattr, emulator.emulator.store, "_history_limit", 1)
+    emulator.call(emulator.emulator.store.create, spec, NS, {"metadata": {"name": "last"}})
+    url = f"{emulator.url}/api/v1/namespaces/{NS}/configmaps?watch=true&resourceVersion=1"
+    async with session.get(url) as response:
+        assert response.status == 410
+        assert (await response.json())["reason"] == "Expired"
+
+
+async def test_kubelet_drives_a_pod_through_its_life(
+    kube: k.Kube, kubelet: Kubelet, emulator: BackgroundEmulator,
+) -> None:
+    await kube.create(k.PODS, _pod("r1-1", {**MANAGED, "headwater.dev/flow-run": "r1"}),
+                      namespace=NS)
+    pod = await kubelet.wait_for_pod("headwater.dev/flow-run=r1", timeout=5)
+    scheduled = await kubelet.schedule(pod)
+    assert scheduled["spec"]["nodeName"] == "node-1"
+    assert scheduled["status"]["containerStatuses"][0]["state"]["waiting"]["reason"] == (
+        "ContainerCreating")
+    running = await kubelet.run(pod)
+    assert running["status"]["phase"] == "Running"
+    kubelet.write_log(pod, "hello\n")
+    assert await kube.read_pod_log("r1-1", namespace=NS) == "hello\n"
+    done = await kubelet.succeed(pod)
+    state = done["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert done["status"]["phase"] == "Succeeded"
+    assert state["exitCode"] == 0
+    assert decode_summary(state["message"])["state"] == "Completed"
+
+
+@pytest.mark.parametrize(("action", "phase", "reason"), [
+    ("fail", "Failed", "Error"),
+    ("oom_kill", "Failed", "OOMKilled"),
+    ("evict", "Failed", "ContainerStatusUnknown"),
+    ("image_pull_error", "Pending", "ErrImagePull"),
+    ("config_error", "Pending", "CreateContainerConfigError"),
+])
+async def test_kubelet_failure_modes_look_like_kubernetes(
+    kube: k.Kube, kubelet: Kubelet, action: str, phase: str, reason: str,
+) -> None:
+    await kube.create(k.PODS, _pod("p"), namespace=NS)
+    await kubelet.run("p")
+    pod = await getattr(kubelet, action)("p")
+    container = pod["status"]["containerStatuses"][0]["state"]
+    assert pod["status"]["phase"] == phase
+    assert reason in (container.get("terminated") or container.get("waiting") or {}).values()
+    if action == "evict":
+        assert pod["status"]["reason"] == "Evicted"
+
+
+async def test_kubelet_unschedulable_and_node_lost(
+    kube: k.Kube, kubelet: Kubelet, emulator: BackgroundEmulator,
+) -> None:
+    await kube.create(k.PODS, _pod("stuck"), namespace=NS)
+    stuck = await kubelet.unschedulable("stuck")
+    condition = stuck["status"]["conditions"][0]
+    assert (condition["type"], condition["status"], condition["reason"]) == (
+        "PodScheduled", "False", "Unschedulable")
+    await kube.create(k.PODS, _pod("lost"), namespace=NS)
+    await kubelet.run("lost")
+    lost = await kubelet.node_lost("lost")
+    assert lost["metadata"]["deletionTimestamp"]
+    assert lost["status"]["reason"] == "NodeLost"
+    ready = [c for c in lost["status"]["conditions"] if c["type"] == "Ready"]
+    assert ready[0]["status"] == "Unknown"
+    assert emulator.object("pods", "lost") is not None  # no kubelet confirms the deletion
+
+
+async def test_kubelet_wait_for_pod_names_what_it_waited_for(kubelet: Kubelet) -> None:
+    with pytest.raises(TimeoutError, match="no pod 'ghost' in namespace 'default'"):
+        await kubelet.wait_for_pod("ghost", timeout=0.05)

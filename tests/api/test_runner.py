@@ -157,3 +157,32 @@ async def test_stopping_leaves_tasks_that_are_not_the_operators_alone(
     assert not bystander.cancelled()
     assert not bystander.done()
     bystander.cancel()
+
+
+async def test_operator_receives_only_headwater_pods(
+    emulator: BackgroundEmulator, kube: kube_module.Kube,
+) -> None:
+    seen: list[str] = []
+    registry = kopf.OperatorRegistry()
+
+    @kopf.on.event("v1", "pods", registry=registry)
+    async def pod_event(name: str, **_: object) -> None:
+        seen.append(name)
+
+    def pod(name: str, labels: dict[str, str]) -> dict[str, object]:
+        return {"metadata": {"name": name, "labels": labels},
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+
+    harness = OperatorHarness(registry=registry)
+    await kube.create(kube_module.PODS, pod("unrelated-before", {"app": "web"}),
+                      namespace="default")
+    await harness.start()
+    await kube.create(kube_module.PODS, pod("unrelated-after", {}), namespace="default")
+    await kube.create(kube_module.PODS, pod(
+        "ours", {"app.kubernetes.io/managed-by": "headwater"}), namespace="default")
+    await wait_for(lambda: "ours" in seen, timeout=10)
+    await harness.stop()
+    assert set(seen) == {"ours"}
+    watches = [r for r in emulator.requests.records if r.verb == "watch"
+               and r.resource == "pods"]
+    assert watches  # kopf watched pods, and the server filtered them by label

@@ -214,13 +214,21 @@ class _Handler(kmock.KubernetesScaffold):
             return await super().__call__(raw)
         verb = guess_verb(raw.method, path, raw.query)
         resource = path.plural + (f"/{path.subresource}" if path.subresource else "")
+        recorded = False
+
+        def record(code: int) -> None:
+            nonlocal recorded
+            if not recorded:
+                recorded = True
+                self._emulator.requests.append(
+                    RequestRecord(verb, resource, path.namespace, path.name, code))
+
         try:
             spec = self._emulator.store.resource(path.group, path.version, path.plural)
-            response = await self._emulator.serve(spec, verb, path, raw)
+            response = await self._emulator.serve(spec, verb, path, raw, record)
         except ApiError as exc:
             response = _json_response(exc.status(), exc.code)
-        self._emulator.requests.append(
-            RequestRecord(verb, resource, path.namespace, path.name, response.status))
+        record(response.status)
         return response
 
     async def _serve_version(self, request: kmock.Request) -> Any:
@@ -382,8 +390,14 @@ class Emulator:
 
     # --- serving -----------------------------------------------------------------------
     async def serve(self, spec: ResourceSpec, verb: str, path: ApiPath,
-                    request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        """Serve one object request; raises ApiError for the failures."""
+                    request: aiohttp.web.BaseRequest,
+                    record: Callable[[int], None] = lambda code: None,
+                    ) -> aiohttp.web.StreamResponse:
+        """Serve one object request; raises ApiError for the failures.
+
+        Streams call ``record`` with their status as soon as they start, so the request
+        log shows an open watch while it is still open.
+        """
         params: Mapping[str, str] = request.query
         raw_body = await request.read()
         try:
@@ -397,8 +411,8 @@ class Emulator:
             self._streams += 1
             try:
                 if verb == "watch":
-                    return await self._serve_watch(spec, path, request)
-                return await self._serve_log(spec, path, request)
+                    return await self._serve_watch(spec, path, request, record)
+                return await self._serve_log(spec, path, request, record)
             finally:
                 self._streams -= 1
         if verb == "get":
@@ -437,7 +451,8 @@ class Emulator:
         raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported on {spec.plural}")
 
     async def _serve_watch(self, spec: ResourceSpec, path: ApiPath,
-                           request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+                           request: aiohttp.web.BaseRequest,
+                           record: Callable[[int], None]) -> aiohttp.web.StreamResponse:
         params = request.query
         ns = path.namespace if spec.namespaced else None
         field_selector = params.get("fieldSelector")
@@ -462,6 +477,7 @@ class Emulator:
             status=200, headers={"Content-Type": "application/json"})
         try:
             await response.prepare(request)
+            record(response.status)
             for event_type, obj in replay:
                 await response.write(_watch_line(event_type, obj))
             with contextlib.suppress(TimeoutError):
@@ -509,7 +525,8 @@ class Emulator:
         return []
 
     async def _serve_log(self, spec: ResourceSpec, path: ApiPath,
-                         request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+                         request: aiohttp.web.BaseRequest,
+                         record: Callable[[int], None]) -> aiohttp.web.StreamResponse:
         ns, name = path.namespace or "", path.name or ""
         pod = self.store.get(spec, ns, name)
         key = (ns, name)
@@ -524,6 +541,7 @@ class Emulator:
             return aiohttp.web.Response(text=text, content_type="text/plain")
         response = aiohttp.web.StreamResponse(status=200, headers={"Content-Type": "text/plain"})
         await response.prepare(request)
+        record(response.status)
         with contextlib.suppress(ConnectionError, asyncio.CancelledError):
             await self._follow_log(response, spec, ns, name)
             await response.write_eof()
