@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from headwater.contract import ANNOTATION_TRIGGER, LABEL_SCHEDULE
+from headwater.contract import LABEL_SCHEDULE
 
 from headwater_operator import kube
 from headwater_operator.api import Deployment, Flow, InvalidResourceError, parse_resource
@@ -77,13 +77,8 @@ def window_ticks(expr: ScheduleExpression, start: datetime, end: datetime,
 def plan_backfill(schedule: Mapping[str, Any], deployment: Mapping[str, Any],
                   expr: ScheduleExpression, ticks: list[datetime]) -> list[PlannedRun]:
     """The FlowRuns of ``ticks``: the scheduler's bodies, marked as a backfill."""
-    planned = []
-    for tick in ticks:
-        body = build_flow_run(schedule, deployment, expr, tick)
-        body["metadata"]["annotations"][ANNOTATION_TRIGGER] = TRIGGER
-        body["spec"]["trigger"] = TRIGGER
-        planned.append(PlannedRun(tick, body))
-    return planned
+    return [PlannedRun(tick, build_flow_run(schedule, deployment, expr, tick, trigger=TRIGGER))
+            for tick in ticks]
 
 
 def check_window(start: datetime, end: datetime, count: int, max_runs: int | None) -> None:
