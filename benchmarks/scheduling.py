@@ -1,0 +1,353 @@
+"""1,000 Schedules firing every few seconds on one operator: lag, exactness, CPU, memory.
+
+Run from the repository root::
+
+    .venv/bin/python benchmarks/scheduling.py                 # 1,000 × every 5 s, 180 s
+    .venv/bin/python benchmarks/scheduling.py --quick         # ~30 s smoke run
+    .venv/bin/python benchmarks/scheduling.py --schedules 500 --interval 2 --duration 60
+
+Set-up: the emulated API server (``headwater_operator.devcluster``) runs in this process,
+on its own thread; the operator runs in a **separate process** against it (``KUBECONFIG``
+points at the emulator), so its CPU time and peak RSS are its own. ``--operator
+schedules`` (the default) runs only the Schedule handlers: the FlowRun lifecycle would
+otherwise start a pod for each of the ~200 runs a second, which measures pods, not the
+scheduler. ``--operator full`` runs ``python -m headwater_operator`` with every handler.
+
+The Schedules are ``interval`` schedules with anchors staggered over the interval's
+whole seconds, so each second a 1/``interval`` share of them fires at once (a burst, as
+at a real ``:00``). The harness plays the role of the run history: FlowRuns older than
+``--keep-seconds`` are deleted, as history limits would, so the store stays bounded.
+
+Figures, for ticks inside the measurement window (after every daemon is running):
+
+* lag: when the emulator stored the FlowRun minus its tick (the tick is the run name's
+  epoch suffix); p50 / p99 / max;
+* duplicates (a tick with more than one FlowRun; also ``409`` on create, harmless
+  retries) and missed ticks (a tick in the window with no FlowRun) — both must be 0;
+* the operator's CPU seconds over the window, and its peak RSS (``VmHWM``);
+* the fire-time computation per tick (``benchmarks/fire_times.py``'s measurement on this
+  very expression).
+
+Targets: p99 lag ≤ 1 s, RSS ≤ 150 MB. The markdown table goes to stdout, with peers'
+reference figures beside ours; everything to ``benchmarks/results/scheduling-<UTC>.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from headwater.contract import LABEL_SCHEDULE
+
+from headwater_operator.devcluster.emulator import BackgroundEmulator
+from headwater_operator.devcluster.store import ApiError, DeleteOptions, WatchEvent
+from headwater_operator.scheduling import fire_times, parse_schedule_expression
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+NAMESPACE = "bench"
+ANCHOR = datetime(2024, 1, 1, tzinfo=UTC)
+TARGET_P99_SECONDS = 1.0
+TARGET_RSS_MB = 150.0
+REFERENCE = [
+    ("Prefect scheduler", "loops every 60 s; a run is Late 15 s after its time"),
+    ("Kubernetes CronJob", "pads each wake-up by 100 ms; checks every 10 s"),
+]
+
+
+# --- the operator process ---------------------------------------------------------------
+def run_schedule_operator(namespace: str) -> None:
+    """Child process: the operator with only the Schedule handlers, until SIGTERM."""
+    import kopf
+
+    from headwater_operator import kube, runner
+    from headwater_operator.handlers import schedules  # noqa: F401 - registers the handlers
+
+    kube.configure()
+    registry = kopf.get_default_registry()
+    asyncio.run(runner.run_operator(namespaces=[namespace], registry=registry))
+
+
+def start_operator(mode: str, kubeconfig: Path) -> subprocess.Popen[bytes]:
+    """The operator as its own process, pointed at the emulator."""
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    if mode == "full":
+        command = [sys.executable, "-m", "headwater_operator", "--namespace", NAMESPACE,
+                   "--metrics-port", "0", "--health-port", "0"]
+    else:
+        command = [sys.executable, __file__, "--run-operator"]
+    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (Linux ``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def peak_rss_mb(pid: int) -> float:
+    """Peak resident set size of a process so far (``VmHWM``), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/<pid>/status (Linux only)")
+
+
+# --- recording what the emulator stores --------------------------------------------------
+@dataclass
+class Recorder:
+    """Every FlowRun the emulator stored: (schedule, tick) → wall-clock times stored."""
+
+    stored: dict[tuple[str, int], list[float]] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on_event(self, event: WatchEvent) -> None:
+        """Store callback, on the emulator's thread, at the moment of the write."""
+        if event.type != "ADDED":
+            return
+        now = time.time()
+        meta = event.object["metadata"]
+        schedule = (meta.get("labels") or {}).get(LABEL_SCHEDULE)
+        if schedule is None:
+            return
+        tick = int(meta["name"].rsplit("-", 1)[1])
+        with self.lock:
+            self.stored.setdefault((schedule, tick), []).append(now)
+
+
+# --- objects -----------------------------------------------------------------------------
+def schedule_body(index: int, interval: int) -> dict[str, Any]:
+    anchor = ANCHOR + timedelta(seconds=index % interval)
+    return {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "Schedule",
+        "metadata": {"name": f"s{index:04d}", "namespace": NAMESPACE},
+        "spec": {"deploymentRef": {"name": "bench"}, "interval": f"{interval}s",
+                 "anchorTime": anchor.strftime("%Y-%m-%dT%H:%M:%SZ")},
+    }
+
+
+def seed(api: BackgroundEmulator, schedules: int, interval: int) -> None:
+    """Namespace, Flow, Deployment and the Schedules, written straight into the store."""
+    store = api.emulator.store
+
+    def create(plural: str, group: str, body: dict[str, Any]) -> None:
+        spec = store.resource(group, "v1" if not group else "v1alpha1", plural)
+        store.create(spec, NAMESPACE if spec.namespaced else None, body)
+
+    def write() -> None:
+        create("namespaces", "", {"metadata": {"name": NAMESPACE}})
+        create("flows", "headwater.dev", {"metadata": {"name": "bench"}, "spec": {
+            "image": "example/flow:1", "entrypoint": "flows/bench.py:bench"}})
+        create("deployments", "headwater.dev", {"metadata": {"name": "bench"},
+                                                "spec": {"flowRef": {"name": "bench"}}})
+        for index in range(schedules):
+            create("schedules", "headwater.dev", schedule_body(index, interval))
+
+    api.call(write)
+
+
+def planned_schedules(api: BackgroundEmulator) -> int:
+    """How many Schedules already have a ``status.nextScheduleTime`` (daemon running)."""
+    def count() -> int:
+        return sum(1 for obj in api.emulator.objects("schedules", NAMESPACE)
+                   if (obj.get("status") or {}).get("nextScheduleTime"))
+    return api.call(count)
+
+
+def prune(api: BackgroundEmulator, older_than: float) -> None:
+    """Delete FlowRuns whose tick is older than ``older_than`` (the run history's job)."""
+    def delete_old() -> None:
+        store = api.emulator.store
+        spec = store.resource("headwater.dev", "v1alpha1", "flowruns")
+        items, _ = store.list_objects(spec, NAMESPACE)
+        for item in items:
+            if int(item["metadata"]["name"].rsplit("-", 1)[1]) < older_than:
+                try:
+                    store.delete(spec, NAMESPACE, item["metadata"]["name"], DeleteOptions())
+                except ApiError:
+                    pass  # already gone
+    api.call(delete_old)
+
+
+# --- analysis ----------------------------------------------------------------------------
+def expected_ticks(schedules: int, interval: int, start: float, end: float
+                   ) -> set[tuple[str, int]]:
+    """Every (schedule, tick) with ``start < tick <= end``, by the scheduler's own code."""
+    begin, finish = datetime.fromtimestamp(start, UTC), datetime.fromtimestamp(end, UTC)
+    expected: set[tuple[str, int]] = set()
+    for index in range(schedules):
+        anchor = ANCHOR + timedelta(seconds=index % interval)
+        expr = parse_schedule_expression(interval=f"{interval}s", anchor_time=anchor)
+        for tick in fire_times(expr, begin, finish):
+            expected.add((f"s{index:04d}", int(tick.timestamp())))
+    return expected
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+
+
+def fire_time_cost_us(interval: int) -> float:
+    """µs per tick of ``next_fire_time`` on the benchmark's expression (fire_times.py)."""
+    sys.path.insert(0, str(HERE))
+    import fire_times as fire_bench  # benchmarks/fire_times.py
+
+    expr = parse_schedule_expression(interval=f"{interval}s", anchor_time=ANCHOR)
+    return min(fire_bench.per_tick_next(expr, 2000) for _ in range(5)) * 1e6
+
+
+# --- main --------------------------------------------------------------------------------
+def measure(args: argparse.Namespace) -> dict[str, Any]:
+    recorder = Recorder()
+    with BackgroundEmulator() as api:
+        store = api.emulator.store
+        api.call(store.subscribe, store.resource("headwater.dev", "v1alpha1", "flowruns"),
+                 recorder.on_event)
+        seed(api, args.schedules, args.interval)
+        began = time.time()
+        operator = start_operator(args.operator, api.kubeconfig_path)
+        try:
+            while planned_schedules(api) < args.schedules:
+                if operator.poll() is not None:
+                    raise RuntimeError("the operator exited: "
+                                       + (operator.stderr.read().decode() if operator.stderr
+                                          else ""))
+                if time.time() - began > 120:
+                    raise TimeoutError("the Schedules were not all planned within 120 s")
+                time.sleep(0.2)
+            startup = time.time() - began
+            window_start = time.time()
+            cpu_start = cpu_seconds(operator.pid)
+            requests_mark = api.emulator.requests.mark()
+            while time.time() < window_start + args.duration:
+                time.sleep(1.0)
+                prune(api, time.time() - args.keep_seconds)
+            window_end = time.time()
+            cpu_window = cpu_seconds(operator.pid) - cpu_start
+            time.sleep(args.grace)  # ticks at the window's end get their chance
+            rss = peak_rss_mb(operator.pid)
+            conflicts = api.emulator.requests.count(verb="create", resource="flowruns",
+                                                    code=409, since=requests_mark)
+            by_verb = Counter(f"{r.verb} {r.resource}"
+                              for r in api.emulator.requests.since(requests_mark))
+        finally:
+            operator.send_signal(signal.SIGTERM)
+            try:
+                operator.wait(20)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+
+    expected = expected_ticks(args.schedules, args.interval, window_start, window_end)
+    with recorder.lock:
+        stored = dict(recorder.stored)
+    lags = [times[0] - tick for key, times in stored.items() if key in expected
+            for tick in (key[1],)]
+    duplicates = sum(len(times) - 1 for key, times in stored.items() if key in expected)
+    missed = sorted(key for key in expected if key not in stored)
+    window = window_end - window_start
+    return {
+        "schedules": args.schedules, "interval_seconds": args.interval,
+        "operator": args.operator, "window_seconds": round(window, 1),
+        "startup_seconds": round(startup, 1),
+        "ticks_expected": len(expected), "runs_in_window": len(lags),
+        "lag_p50_seconds": percentile(lags, 0.50) if lags else None,
+        "lag_p99_seconds": percentile(lags, 0.99) if lags else None,
+        "lag_max_seconds": max(lags) if lags else None,
+        "lag_mean_seconds": statistics.fmean(lags) if lags else None,
+        "duplicates": duplicates, "create_conflicts_409": conflicts,
+        "missed_ticks": len(missed), "missed_examples": missed[:5],
+        "operator_cpu_seconds": round(cpu_window, 2),
+        "operator_cpu_percent_of_one_core": round(100 * cpu_window / window, 1),
+        "operator_peak_rss_mb": round(rss, 1),
+        "api_requests_per_tick": round(sum(by_verb.values()) / max(1, len(lags)), 2),
+        "api_requests_by_verb": dict(by_verb.most_common()),
+        "fire_time_us_per_tick": round(fire_time_cost_us(args.interval), 2),
+    }
+
+
+def table(result: dict[str, Any]) -> str:
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value * 1000:.0f} ms"
+
+    p99 = result["lag_p99_seconds"]
+    rows = [
+        ("schedules × interval", f"{result['schedules']} × {result['interval_seconds']} s",
+         ""),
+        ("window (ticks expected / runs)",
+         f"{result['window_seconds']} s ({result['ticks_expected']} / "
+         f"{result['runs_in_window']})", ""),
+        ("tick → FlowRun lag p50", ms(result["lag_p50_seconds"]), ""),
+        ("tick → FlowRun lag p99", ms(p99),
+         "≤ 1 s " + ("✅" if p99 is not None and p99 <= TARGET_P99_SECONDS else "❌")),
+        ("tick → FlowRun lag max", ms(result["lag_max_seconds"]), ""),
+        ("duplicates (409 retries)",
+         f"{result['duplicates']} ({result['create_conflicts_409']})",
+         "0 " + ("✅" if result["duplicates"] == 0 else "❌")),
+        ("missed ticks", str(result["missed_ticks"]),
+         "0 " + ("✅" if result["missed_ticks"] == 0 else "❌")),
+        ("operator CPU", f"{result['operator_cpu_seconds']} s "
+         f"({result['operator_cpu_percent_of_one_core']} % of a core)", ""),
+        ("operator peak RSS", f"{result['operator_peak_rss_mb']} MB",
+         "≤ 150 MB " + ("✅" if result["operator_peak_rss_mb"] <= TARGET_RSS_MB else "❌")),
+        ("API requests per tick", str(result["api_requests_per_tick"]), ""),
+        ("fire-time computation", f"{result['fire_time_us_per_tick']} µs/tick", ""),
+    ]
+    lines = ["| measure | Headwater | target |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {target} |" for name, value, target in rows]
+    lines += ["", "| peer (reference, not measured here) | behaviour |", "|---|---|"]
+    lines += [f"| {peer} | {text} |" for peer, text in REFERENCE]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    """Parse flags, run, print the table and write the JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--schedules", type=int, default=1000)
+    parser.add_argument("--interval", type=int, default=5, help="seconds between ticks")
+    parser.add_argument("--duration", type=float, default=180.0,
+                        help="measurement window in seconds")
+    parser.add_argument("--quick", action="store_true", help="a ~30 s window")
+    parser.add_argument("--operator", choices=("schedules", "full"), default="schedules",
+                        help="which handlers the operator process runs (see the docstring)")
+    parser.add_argument("--keep-seconds", type=float, default=15.0,
+                        help="FlowRuns older than this are deleted (the run history)")
+    parser.add_argument("--grace", type=float, default=3.0,
+                        help="seconds after the window for its last ticks to land")
+    parser.add_argument("--json", type=Path, default=None, help="where to write the JSON")
+    parser.add_argument("--run-operator", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.run_operator:
+        run_schedule_operator(NAMESPACE)
+        return
+    if args.quick:
+        args.duration = 30.0
+    result = measure(args)
+    result["environment"] = {"python": platform.python_version(),
+                             "machine": platform.machine(), "cpus": os.cpu_count(),
+                             "command": " ".join(sys.argv),
+                             "when": datetime.now(UTC).isoformat(timespec="seconds")}
+    print(table(result))
+    RESULTS.mkdir(exist_ok=True)
+    path = args.json or RESULTS / f"scheduling-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
