@@ -19,14 +19,14 @@ from headwater.cache_policies import (
     RUN_ID,
     TASK_SOURCE,
 )
-from headwater.context import get_run_context
+from headwater.context import get_run_context, tags
 from headwater.flows import Flow, flow
 from headwater.futures import PrefectFuture, PrefectFutureList, TaskFuture, as_completed, wait
 from headwater.logging import get_run_logger
 from headwater.states import State, StateType
 from headwater.task_runners import ThreadPoolTaskRunner
 from headwater.tasks import Task, exponential_backoff, task, task_input_hash
-from headwater.utilities import allow_failure, unmapped
+from headwater.utilities.annotations import allow_failure, quote, unmapped
 
 if TYPE_CHECKING:
     from headwater.artifacts import (
@@ -91,7 +91,9 @@ __all__ = [
     "get_run_context",
     "get_run_logger",
     "materialize",
+    "quote",
     "runtime",
+    "tags",
     "task",
     "task_input_hash",
     "unmapped",

@@ -163,7 +163,12 @@ def _execute(entrypoint: str, parameters: dict[str, Any], config_kwargs: dict[st
     engine.ROOT_RUN_CONFIG.set(engine.RootRunConfig(**config_kwargs))
     engine.LAST_RUN_TREE.clear()
     try:
-        state = engine.run_flow(flow, (), parameters, return_state=True)
+        if flow.isasync:
+            from headwater.async_engine import run_flow_in_loop
+
+            state = run_flow_in_loop(flow, parameters)
+        else:
+            state = engine.run_flow(flow, (), parameters, return_state=True)
     except TerminationSignal:
         state = states.Cancelled("The flow run received a termination signal (SIGTERM).")
     except BaseException as exc:  # never exit without a summary

@@ -11,9 +11,10 @@ context into worker threads so submitted tasks see their flow run.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from headwater.states import State
@@ -150,6 +151,8 @@ class FlowRunContext:
         self.result_serializer = result_serializer
         self.log_prints = log_prints
         self.task_name_counts: dict[str, int] = {}
+        self.submitted = False
+        """Whether anything went to the task runner (the async engine then drains it)."""
 
 
 class TaskRunContext:
@@ -182,14 +185,38 @@ TASK_RUN_CONTEXT: contextvars.ContextVar[TaskRunContext | None] = contextvars.Co
 )
 
 
+TAGS: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "headwater_tags", default=frozenset()
+)
+
+
+@contextlib.contextmanager
+def tags(*new_tags: str) -> Iterator[frozenset[str]]:
+    """Add ``new_tags`` to every task run and flow run created inside the block.
+
+    As in Prefect, blocks nest (tags accumulate) and the tags are yielded::
+
+        with tags("nightly", "finance"):
+            extract(day)          # its task run carries both tags, plus the task's own
+    """
+    current = TAGS.get() | frozenset(new_tags)
+    token = TAGS.set(current)
+    try:
+        yield current
+    finally:
+        TAGS.reset(token)
+
+
 def get_run_context() -> TaskRunContext | FlowRunContext:
-    """Return the innermost run context; raise ``RuntimeError`` outside any run."""
+    """Return the innermost run context; raise ``MissingContextError`` outside any run."""
     task_ctx = TASK_RUN_CONTEXT.get()
     if task_ctx is not None:
         return task_ctx
     flow_ctx = FLOW_RUN_CONTEXT.get()
     if flow_ctx is not None:
         return flow_ctx
-    raise RuntimeError(
+    from headwater.exceptions import MissingContextError
+
+    raise MissingContextError(
         "No run context: get_run_context() works only inside a @flow or @task while it runs."
     )

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 from headwater import states as st
 from headwater.context import (
     FLOW_RUN_CONTEXT,
+    TAGS,
     TASK_RUN_CONTEXT,
     FlowRun,
     FlowRunContext,
@@ -48,7 +49,7 @@ from headwater.exceptions import (
 )
 from headwater.futures import PrefectFutureList, TaskFuture
 from headwater.states import State, StateType
-from headwater.utilities import BaseAnnotation, allow_failure, unmapped
+from headwater.utilities.annotations import BaseAnnotation, allow_failure, quote, unmapped
 
 if TYPE_CHECKING:
     from headwater.flows import Flow
@@ -178,6 +179,8 @@ def _resolve(value: Any, upstream: list[TaskRun], allow: bool = False) -> Any:
             raise UpstreamTaskError(f"an upstream state is {value.name}, not Completed")
         return value.result(raise_on_failure=False)
     if isinstance(value, BaseAnnotation):
+        if isinstance(value, quote):
+            return value.value  # quoted: passed exactly as given, never inspected
         return _resolve(value.value, upstream, allow or isinstance(value, allow_failure))
     if kind in (list, tuple, set, frozenset) or isinstance(value, PrefectFutureList):
         items = [_resolve(v, upstream, allow) for v in value]
@@ -217,16 +220,17 @@ def resolve_inputs(
 
 
 def _new_task_run(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> TaskRun:
+    extra_tags = TAGS.get()
+    tags = task.tags | extra_tags if extra_tags else task.tags
     if flow_ctx is not None:
         counts = flow_ctx.task_name_counts
         n = counts.get(task.name, 0)
         counts[task.name] = n + 1
         name = f"{task.name}-{n}"
-        task_run = TaskRun(_new_id(), name, task.name, flow_ctx.flow_run.id, st.Pending(),
-                           task.tags)
+        task_run = TaskRun(_new_id(), name, task.name, flow_ctx.flow_run.id, st.Pending(), tags)
         flow_ctx.tree.task_runs.append(task_run)
     else:
-        task_run = TaskRun(_new_id(), f"{task.name}-0", task.name, None, st.Pending(), task.tags)
+        task_run = TaskRun(_new_id(), f"{task.name}-0", task.name, None, st.Pending(), tags)
     return task_run
 
 
@@ -236,6 +240,11 @@ def call_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
     flow_ctx = FLOW_RUN_CONTEXT.get()
     task_run = _new_task_run(task, flow_ctx)
     state = run_task(task, task_run, args, kwargs, wait_for, flow_ctx)
+    return task_result(state, return_state)
+
+
+def task_result(state: State, return_state: bool) -> Any:
+    """What calling a task gives back: its State, its value, or its exception raised."""
     if return_state:
         return state
     if state.type is StateType.COMPLETED:
@@ -261,12 +270,23 @@ def _runner_for(flow_ctx: FlowRunContext | None) -> TaskRunner:
 
 def submit_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
                 wait_for: Iterable[Any] | None = None) -> TaskFuture[Any]:
-    """Run ``task`` on the current flow's task runner; return a future."""
+    """Run ``task`` on the current flow's task runner; return a future.
+
+    An ``async def`` task runs to completion in an event loop of its own on the runner's
+    worker (see :mod:`headwater.async_engine`), so its future is like any other.
+    """
     flow_ctx = FLOW_RUN_CONTEXT.get()
     task_run = _new_task_run(task, flow_ctx)
     context = contextvars.copy_context()
+    if flow_ctx is not None:
+        flow_ctx.submitted = True
+    runner = run_task
+    if task.isasync:
+        from headwater.async_engine import run_task_in_new_loop
+
+        runner = run_task_in_new_loop
     future = _runner_for(flow_ctx).submit(
-        lambda: context.run(run_task, task, task_run, args, kwargs, wait_for, flow_ctx)
+        lambda: context.run(runner, task, task_run, args, kwargs, wait_for, flow_ctx)
     )
     return TaskFuture(task_run, future)
 
@@ -353,11 +373,44 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
     try:
         args, kwargs, upstream = resolve_inputs(args, kwargs, wait_for)
     except UpstreamTaskError as exc:
-        state = st.NotReady(str(exc))
-        state._data = exc
-        task_run.set_state(state)
-        _log_final(task, task_run, flow_ctx)
-        return state
+        return not_ready(task, task_run, exc, flow_ctx)
+    task_ctx, tokens = enter_task(task, task_run, args, kwargs, flow_ctx)
+    try:
+        render_task_run_name(task, task_ctx)
+        if uses_store(task, flow_ctx):
+            state = _run_with_cache(task, task_ctx, upstream, flow_ctx)
+        else:
+            state = _run_attempts(task, task_ctx, flow_ctx)
+    except TerminationSignal:
+        task_run.set_state(st.Cancelled("The run received a termination signal (SIGTERM)."))
+        raise
+    except BaseException as exc:  # an engine error crashes this task run, not the process
+        state = engine_crash(task_run, exc)
+    finally:
+        exit_task(tokens)
+    task_run.end_time = state.timestamp
+    settle_hooks(run_hooks(task, task_run, state, flow_ctx))
+    log_final(task, task_run, flow_ctx)
+    return state
+
+
+# Pieces of a task run shared with the async engine (headwater.async_engine).
+
+
+def not_ready(task: Task[..., Any], task_run: TaskRun, exc: UpstreamTaskError,
+              flow_ctx: FlowRunContext | None) -> State:
+    """Record that ``task_run`` did not run because an upstream did not complete."""
+    state = st.NotReady(str(exc))
+    state._data = exc
+    task_run.set_state(state)
+    log_final(task, task_run, flow_ctx)
+    return state
+
+
+def enter_task(task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
+               kwargs: dict[str, Any], flow_ctx: FlowRunContext | None,
+               ) -> tuple[TaskRunContext, tuple[Any, Any]]:
+    """Make ``task_run`` the current run (and route prints when asked); see :func:`exit_task`."""
     task_ctx = TaskRunContext(task, task_run, args, kwargs, flow_ctx)
     token = TASK_RUN_CONTEXT.set(task_ctx)
     prints_token = None
@@ -368,40 +421,71 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
 
         setup_logging()
         prints_token = LOG_PRINTS.set(True)
-    try:
-        if task.task_run_name is not None:
-            task_run.name = _render_name(task.task_run_name, task_ctx.parameters, task_run.name)
-        if getattr(task, "assets", None) or task.persists(
-                flow_ctx.persist_result if flow_ctx else None):
-            state = _run_with_cache(task, task_ctx, upstream, flow_ctx)
-        else:
-            state = _run_attempts(task, task_ctx, flow_ctx)
-    except TerminationSignal:
-        task_run.set_state(st.Cancelled("The run received a termination signal (SIGTERM)."))
-        raise
-    except BaseException as exc:  # an engine error crashes this task run, not the process
-        state = st.Crashed(f"Engine error while running the task: {st.exception_message(exc)}",
-                           data=exc)
-        task_run.set_state(state)
-    finally:
-        TASK_RUN_CONTEXT.reset(token)
-        if prints_token is not None:
-            from headwater.logging import LOG_PRINTS
+    return task_ctx, (token, prints_token)
 
-            LOG_PRINTS.reset(prints_token)
-    task_run.end_time = state.timestamp
-    _run_hooks(task, task_run, state, flow_ctx)
-    _log_final(task, task_run, flow_ctx)
+
+def exit_task(tokens: tuple[Any, Any]) -> None:
+    """Undo :func:`enter_task`."""
+    token, prints_token = tokens
+    TASK_RUN_CONTEXT.reset(token)
+    if prints_token is not None:
+        from headwater.logging import LOG_PRINTS
+
+        LOG_PRINTS.reset(prints_token)
+
+
+def render_task_run_name(task: Task[..., Any], task_ctx: TaskRunContext) -> None:
+    """Apply ``task_run_name`` (needs the bound parameters, so only when set)."""
+    if task.task_run_name is not None:
+        task_run = task_ctx.task_run
+        task_run.name = _render_name(task.task_run_name, task_ctx.parameters, task_run.name)
+
+
+def uses_store(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> bool:
+    """Whether the run goes through result storage (cache, persistence, assets)."""
+    return bool(getattr(task, "assets", None)) or task.persists(
+        flow_ctx.persist_result if flow_ctx else None)
+
+
+def engine_crash(task_run: TaskRun, exc: BaseException) -> State:
+    """The Crashed state for an error inside the engine itself."""
+    state = st.Crashed(f"Engine error while running the task: {st.exception_message(exc)}",
+                       data=exc)
+    task_run.set_state(state)
     return state
 
 
 def _run_with_cache(task: Task[..., Any], task_ctx: TaskRunContext, upstream: list[TaskRun],
                     flow_ctx: FlowRunContext | None) -> State:
     """Cache lookup, per-key lock, execution and persistence."""
+    store, key, plan = cache_plan(task, task_ctx, upstream, flow_ctx)
+    if key is None:
+        state = _run_attempts(task, task_ctx, flow_ctx)
+        keep_out_of_memory(task, task_ctx, store, state)
+        return state
+    use_cache = may_use_cache(task, plan)
+    if use_cache:
+        # Optimistic read first: a cache hit needs no lock (records are written atomically).
+        cached = read_cached(store, key, task_ctx, plan)
+        if cached is not None:
+            return cached
+    with store.lock(key):
+        if use_cache:
+            # Someone may have computed it while we waited for the lock.
+            cached = read_cached(store, key, task_ctx, plan)
+            if cached is not None:
+                return cached
+        state = _run_attempts(task, task_ctx, flow_ctx)
+        persist(task, task_ctx, store, key, plan, state)
+    return state
+
+
+def cache_plan(task: Task[..., Any], task_ctx: TaskRunContext, upstream: list[TaskRun],
+               flow_ctx: FlowRunContext | None) -> tuple[ResultStore, str | None, Any]:
+    """The result store, the cache key (``None``: no caching) and the asset plan."""
     from headwater import assets
 
     store = _result_store_for(task, flow_ctx)
-    task_run = task_ctx.task_run
     plan = assets.plan_materialization(task, task_ctx, upstream, store) if getattr(
         task, "assets", None) else None
     if plan is not None:
@@ -409,40 +493,55 @@ def _run_with_cache(task: Task[..., Any], task_ctx: TaskRunContext, upstream: li
     else:
         flow_params = flow_ctx.flow_run.parameters if flow_ctx else {}
         key = task.cache_policy.compute_key(task_ctx, task_ctx.parameters, flow_params)
-    task_run.cache_key = key
-    if key is None:
-        return _run_attempts(task, task_ctx, flow_ctx)
-    refresh = bool(task.refresh_cache)
-    if not refresh and (plan is None or plan.unchanged):
-        # Optimistic read first: a cache hit needs no lock (records are written atomically).
-        cached = _read_cached(store, key, task_ctx, plan)
-        if cached is not None:
-            return cached
-    with store.lock(key):
-        if not refresh and (plan is None or plan.unchanged):
-            # Someone may have computed it while we waited for the lock.
-            cached = _read_cached(store, key, task_ctx, plan)
-            if cached is not None:
-                return cached
-        state = _run_attempts(task, task_ctx, flow_ctx)
-        if state.type is StateType.COMPLETED:
-            expiration = None
-            if task.cache_expiration is not None:
-                from headwater import results
-
-                expiration = results.now() + task.cache_expiration.total_seconds()
-            store.write(key, state.data, expiration)
-            if plan is not None:
-                assets.record_materialization(plan, task_ctx, store, skipped=False)
-    return state
+    task_ctx.task_run.cache_key = key
+    return store, key, plan
 
 
-def _read_cached(store: ResultStore, key: str, task_ctx: TaskRunContext,
-                 plan: Any) -> State | None:
-    hit, value = store.read(key)
+def may_use_cache(task: Task[..., Any], plan: Any) -> bool:
+    """A cached record may answer unless refreshing or an asset's inputs changed."""
+    return not task.refresh_cache and (plan is None or plan.unchanged)
+
+
+def persist(  # noqa: PLR0917 - internal, mirrors the cache steps
+        task: Task[..., Any], task_ctx: TaskRunContext, store: ResultStore, key: str,
+        plan: Any, state: State) -> None:
+    """Write a completed run's result under ``key`` and record its materialization."""
+    if state.type is not StateType.COMPLETED:
+        return
+    expiration = None
+    if task.cache_expiration is not None:
+        from headwater import results
+
+        expiration = results.now() + task.cache_expiration.total_seconds()
+    store.write(key, state.data, expiration)
+    if plan is not None:
+        from headwater import assets
+
+        assets.record_materialization(plan, task_ctx, store, skipped=False)
+    if not task.cache_result_in_memory:
+        state._data = store.reference(key)
+
+
+def keep_out_of_memory(task: Task[..., Any], task_ctx: TaskRunContext, store: ResultStore,
+                       state: State) -> None:
+    """``cache_result_in_memory=False`` without a cache key: persist under the run's id."""
+    if not task.cache_result_in_memory and state.type is StateType.COMPLETED:
+        key = f"task-runs/{task_ctx.task_run.id}"
+        store.write(key, state.data)
+        state._data = store.reference(key)
+
+
+def read_cached(store: ResultStore, key: str, task_ctx: TaskRunContext,
+                plan: Any) -> State | None:
+    """The Cached state for a valid record under ``key``, else ``None``."""
+    task = task_ctx.task
+    if task.cache_result_in_memory:
+        hit, value = store.read(key)
+    else:
+        hit, value = store.exists(key), None
     if not hit:
         return None
-    state = st.Cached(data=value)
+    state = st.Cached(data=value if task.cache_result_in_memory else store.reference(key))
     task_ctx.task_run.set_state(state)
     if plan is not None:
         from headwater import assets
@@ -459,8 +558,7 @@ def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
     args, kwargs = task_ctx.args, task_ctx.kwargs
     task_run.start_time = time.time()
     while True:
-        task_run.run_count += 1
-        task_run.set_state(st.Running() if task_run.run_count == 1 else st.Retrying())
+        start_attempt(task_run)
         try:
             if task.timeout_seconds is None:
                 value = fn(*args, **kwargs)
@@ -469,9 +567,7 @@ def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
 
                 value = call_with_timeout(
                     fn, args, kwargs, task.timeout_seconds, exc_type=TaskRunTimeoutError,
-                    message=f"Task run {task_run.name!r} exceeded timeout of "
-                    f"{task.timeout_seconds}s",
-                )
+                    message=timeout_message(task, task_run))
         except TaskRunTimeoutError as exc:
             state = st.TimedOut(str(exc), data=exc)
         except Exception as exc:  # the task's code failed: that is a Failed state
@@ -481,17 +577,37 @@ def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
             if state.type is StateType.COMPLETED or not state.is_final():
                 task_run.set_state(state)
                 return state
-        if not _should_retry(task, task_run, state):
-            task_run.set_state(state)
+        delay = plan_retry(task, task_run, state, flow_ctx)
+        if delay is None:
             return state
-        delay = _retry_delay(task, task_run.run_count - 1)
-        task_run.set_state(st.AwaitingRetry(f"Retry {task_run.run_count} of {task.retries} "
-                                            f"in {delay:g}s after: {state.message}"))
-        _logger_for_task(task_run, flow_ctx).warning(
-            "%s - Retry %d/%d will start %s", state.message, task_run.run_count, task.retries,
-            f"in {delay:.3g} second(s)" if delay else "immediately")
         if delay > 0:
             sleep(delay)
+
+
+def start_attempt(task_run: TaskRun) -> None:
+    """Count the attempt and move to Running (first) or Retrying."""
+    task_run.run_count += 1
+    task_run.set_state(st.Running() if task_run.run_count == 1 else st.Retrying())
+
+
+def timeout_message(task: Task[..., Any], task_run: TaskRun) -> str:
+    """What a TimedOut task run says."""
+    return f"Task run {task_run.name!r} exceeded timeout of {task.timeout_seconds}s"
+
+
+def plan_retry(task: Task[..., Any], task_run: TaskRun, state: State,
+               flow_ctx: FlowRunContext | None) -> float | None:
+    """The delay before the next attempt, or ``None`` (``state`` is then final)."""
+    if not _should_retry(task, task_run, state):
+        task_run.set_state(state)
+        return None
+    delay = _retry_delay(task, task_run.run_count - 1)
+    task_run.set_state(st.AwaitingRetry(f"Retry {task_run.run_count} of {task.retries} "
+                                        f"in {delay:g}s after: {state.message}"))
+    _logger_for_task(task_run, flow_ctx).warning(
+        "%s - Retry %d/%d will start %s", state.message, task_run.run_count, task.retries,
+        f"in {delay:.3g} second(s)" if delay else "immediately")
+    return delay
 
 
 def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
@@ -505,7 +621,9 @@ def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State) -> bool
     return True
 
 
-def _run_hooks(subject: Any, run: Any, state: State, flow_ctx: FlowRunContext | None) -> None:
+def run_hooks(subject: Any, run: Any, state: State,
+              flow_ctx: FlowRunContext | None) -> list[tuple[Any, Any]]:
+    """Call the hooks for ``state``; return ``(hook, awaitable)`` for ``async def`` hooks."""
     if state.type is StateType.COMPLETED:
         hooks = subject.on_completion_hooks
     elif state.type is StateType.FAILED:
@@ -516,21 +634,49 @@ def _run_hooks(subject: Any, run: Any, state: State, flow_ctx: FlowRunContext | 
         hooks = getattr(subject, "on_crashed_hooks", ())
     else:
         hooks = ()
+    pending: list[tuple[Any, Any]] = []
     for hook in hooks:
         try:
-            hook(subject, run, state)
+            outcome = hook(subject, run, state)
         except Exception as exc:  # hooks are advisory: log and carry on
-            from headwater.logging import setup_logging
-
-            setup_logging()
-            import logging
-
-            logging.getLogger("headwater.hooks").error(
-                "Hook %r of %r failed: %s", getattr(hook, "__name__", hook),
-                getattr(subject, "name", subject), st.exception_message(exc))
+            hook_failed(subject, hook, exc)
+        else:
+            if hasattr(outcome, "__await__"):
+                pending.append((hook, outcome))
+    return pending
 
 
-def _log_final(task: Task[..., Any], task_run: TaskRun, flow_ctx: FlowRunContext | None) -> None:
+def hook_failed(subject: Any, hook: Any, exc: BaseException) -> None:
+    """Log a failed hook; the run's state is not changed by it."""
+    from headwater.logging import setup_logging
+
+    setup_logging()
+    import logging
+
+    logging.getLogger("headwater.hooks").error(
+        "Hook %r of %r failed: %s", getattr(hook, "__name__", hook),
+        getattr(subject, "name", subject), st.exception_message(exc))
+
+
+def settle_hooks(pending: list[tuple[Any, Any]], subject: Any = None) -> None:
+    """Finish ``async def`` hooks of a sync run, each in an event loop of its own.
+
+    A sync run may execute inside a running loop (a sync task called from an async
+    flow), where ``asyncio.run`` is not allowed, so the hook runs on a helper thread.
+    """
+    if not pending:
+        return
+    from headwater.async_engine import run_awaitable_blocking
+
+    for hook, awaitable in pending:
+        try:
+            run_awaitable_blocking(awaitable)
+        except Exception as exc:  # hooks are advisory: log and carry on
+            hook_failed(subject, hook, exc)
+
+
+def log_final(task: Task[..., Any], task_run: TaskRun, flow_ctx: FlowRunContext | None) -> None:
+    """Log a task run's final state unless it simply completed."""
     state = task_run.state
     # Completed and Cached task runs are not logged one by one: a 10,000-task flow would
     # flood `kubectl logs`, and the run summary counts them. Anything unusual is logged.
@@ -569,7 +715,8 @@ def state_from_return_value(value: Any) -> State:
     return st.Completed(data=value)
 
 
-def _flow_failure_state(exc: BaseException) -> State:
+def flow_failure_state(exc: BaseException) -> State:
+    """The final state of a flow run whose body raised ``exc``."""
     if isinstance(exc, FlowRunTimeoutError):
         return st.TimedOut(str(exc), data=exc)
     if isinstance(exc, ParameterTypeError):
@@ -585,9 +732,14 @@ def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     if state is None:
         state = _run_flow_body(flow, flow_run, tree, parent)
     flow_run.end_time = state.timestamp
-    _run_hooks(flow, flow_run, state, None)
+    settle_hooks(run_hooks(flow, flow_run, state, None), flow)
     if parent is None:
         _finish_root(flow_run, tree)
+    return flow_result(state, return_state)
+
+
+def flow_result(state: State, return_state: bool) -> Any:
+    """What calling a flow gives back: its State, its value, or its exception raised."""
     if return_state:
         return state
     if state.type is StateType.COMPLETED:
@@ -603,7 +755,8 @@ def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[st
     flow_run = FlowRun((config.flow_run_id if config and config.flow_run_id else _new_id()),
                        "", flow.name, raw, st.Pending(),
                        parent.flow_run.id if parent else None)
-    flow_run.tags = flow.tags
+    extra_tags = TAGS.get()
+    flow_run.tags = flow.tags | extra_tags if extra_tags else flow.tags
     if config is not None:
         flow_run.scheduled_start_time = config.scheduled_start_time
         flow_run.deployment_name = config.deployment_name
@@ -631,6 +784,21 @@ def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[st
 
 def _run_flow_body(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
                    parent: FlowRunContext | None) -> State:
+    flow_ctx, logger, tokens = enter_flow(flow, flow_run, tree, parent)
+    try:
+        state = _flow_attempts(flow, flow_run, flow_ctx, logger)
+    finally:
+        exit_flow(tokens)
+    log_flow_final(logger, state)
+    return state
+
+
+# Pieces of a flow run shared with the async engine (headwater.async_engine).
+
+
+def enter_flow(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
+               parent: FlowRunContext | None) -> tuple[FlowRunContext, Any, tuple[Any, Any]]:
+    """Make ``flow_run`` the current run; see :func:`exit_flow`."""
     from headwater.results import ResultStore, get_serializer, resolve_storage
 
     store_box: list[ResultStore] = []
@@ -643,9 +811,8 @@ def _run_flow_body(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
                                          get_serializer(flow.result_serializer)))
         return store_box[0]
 
-    runner = flow.task_runner.duplicate()
     flow_ctx = FlowRunContext(
-        flow, flow_run, runner, tree, result_store,
+        flow, flow_run, flow.task_runner.duplicate(), tree, result_store,
         flow.persist_result if flow.persist_result is not None else (
             parent.persist_result if parent else None),
         flow.result_serializer, bool(flow.log_prints),
@@ -659,17 +826,23 @@ def _run_flow_body(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
 
         prints_token = LOG_PRINTS.set(bool(flow.log_prints))
     flow_run.start_time = time.time()
-    try:
-        state = _flow_attempts(flow, flow_run, flow_ctx, runner, logger)
-    finally:
-        FLOW_RUN_CONTEXT.reset(token)
-        if prints_token is not None:
-            from headwater.logging import LOG_PRINTS
+    return flow_ctx, logger, (token, prints_token)
 
-            LOG_PRINTS.reset(prints_token)
+
+def exit_flow(tokens: tuple[Any, Any]) -> None:
+    """Undo :func:`enter_flow`."""
+    token, prints_token = tokens
+    FLOW_RUN_CONTEXT.reset(token)
+    if prints_token is not None:
+        from headwater.logging import LOG_PRINTS
+
+        LOG_PRINTS.reset(prints_token)
+
+
+def log_flow_final(logger: Any, state: State) -> None:
+    """Log the flow run's final state."""
     log = logger.info if state.type is StateType.COMPLETED else logger.error
     log("Finished in state %s", state)
-    return state
 
 
 def _call_flow_fn(flow: Flow[..., Any], flow_run: FlowRun) -> Any:
@@ -680,45 +853,74 @@ def _call_flow_fn(flow: Flow[..., Any], flow_run: FlowRun) -> Any:
 
     return call_with_timeout(
         flow.fn, args, kwargs, flow.timeout_seconds, exc_type=FlowRunTimeoutError,
-        message=f"Flow run {flow_run.name!r} exceeded timeout of {flow.timeout_seconds}s",
-    )
+        message=flow_timeout_message(flow, flow_run))
+
+
+def flow_timeout_message(flow: Flow[..., Any], flow_run: FlowRun) -> str:
+    """What a TimedOut flow run says."""
+    return f"Flow run {flow_run.name!r} exceeded timeout of {flow.timeout_seconds}s"
+
+
+def start_flow_attempt(flow_run: FlowRun, local_attempt: int) -> None:
+    """Count the attempt and move to Running (first) or Retrying."""
+    flow_run.run_count += 1
+    flow_run.set_state(st.Running() if local_attempt == 1 else st.Retrying())
+
+
+def terminated(flow_ctx: FlowRunContext) -> State:
+    """Cancel what is still queued and record the Cancelled state of a SIGTERM."""
+    _cancel_outstanding(flow_ctx, flow_ctx.task_runner, "The run received a termination signal.")
+    state = st.Cancelled("The flow run received a termination signal (SIGTERM) and "
+                         "stopped; task runs still queued were cancelled.")
+    flow_ctx.flow_run.set_state(state)
+    return state
+
+
+def interrupted(flow_ctx: FlowRunContext, exc: KeyboardInterrupt) -> State:
+    """The Crashed state of a Ctrl-C; queued task runs are cancelled."""
+    _cancel_outstanding(flow_ctx, flow_ctx.task_runner, "The run was interrupted.")
+    return st.Crashed("Execution was interrupted (KeyboardInterrupt).", data=exc)
+
+
+def plan_flow_retry(flow: Flow[..., Any], flow_ctx: FlowRunContext, state: State,
+                    local_attempt: int, logger: Any) -> float | None:
+    """The delay before the flow's next attempt, or ``None`` (``state`` is then final)."""
+    flow_run = flow_ctx.flow_run
+    if state.type is StateType.COMPLETED or local_attempt > flow.retries or \
+            state.type is StateType.CRASHED:
+        flow_run.set_state(state)
+        return None
+    delay = float(flow.retry_delay_seconds or 0)
+    flow_run.set_state(st.AwaitingRetry(f"Retrying after: {state.message}"))
+    logger.warning("Flow run failed (%s) - retry %d/%d in %gs", state.message,
+                   local_attempt, flow.retries, delay)
+    flow_ctx.task_runner = flow.task_runner.duplicate()
+    return delay
 
 
 def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: FlowRunContext,
-                   runner: TaskRunner, logger: Any) -> State:
+                   logger: Any) -> State:
     local_attempt = 0
     while True:
         local_attempt += 1
-        flow_run.run_count += 1
-        flow_run.set_state(st.Running() if local_attempt == 1 else st.Retrying())
+        start_flow_attempt(flow_run, local_attempt)
         try:
             value = _call_flow_fn(flow, flow_run)
-            runner.shutdown(wait=True)
+            flow_ctx.task_runner.shutdown(wait=True)
             state = state_from_return_value(value)
         except TerminationSignal:
-            _cancel_outstanding(flow_ctx, runner, "The run received a termination signal.")
-            state = st.Cancelled("The flow run received a termination signal (SIGTERM) and "
-                                 "stopped; task runs still queued were cancelled.")
-            flow_run.set_state(state)
+            state = terminated(flow_ctx)
             if flow_run.parent_flow_run_id is not None:
                 raise  # the root flow run reports the cancellation
             return state
         except KeyboardInterrupt as exc:
-            _cancel_outstanding(flow_ctx, runner, "The run was interrupted.")
-            state = st.Crashed("Execution was interrupted (KeyboardInterrupt).", data=exc)
+            state = interrupted(flow_ctx, exc)
         except Exception as exc:  # the flow's code failed
-            runner.shutdown(wait=True)
-            state = _flow_failure_state(exc)
-        if state.type is StateType.COMPLETED or local_attempt > flow.retries or \
-                state.type is StateType.CRASHED:
-            flow_run.set_state(state)
+            flow_ctx.task_runner.shutdown(wait=True)
+            state = flow_failure_state(exc)
+        delay = plan_flow_retry(flow, flow_ctx, state, local_attempt, logger)
+        if delay is None:
             return state
-        delay = float(flow.retry_delay_seconds or 0)
-        flow_run.set_state(st.AwaitingRetry(f"Retrying after: {state.message}"))
-        logger.warning("Flow run failed (%s) - retry %d/%d in %gs", state.message,
-                       local_attempt, flow.retries, delay)
-        runner = flow.task_runner.duplicate()
-        flow_ctx.task_runner = runner
         if delay > 0:
             sleep(delay)
 

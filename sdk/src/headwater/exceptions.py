@@ -11,6 +11,14 @@ class ParameterTypeError(HeadwaterException):
     """Flow parameters do not match the flow function's signature."""
 
 
+class MissingContextError(HeadwaterException, RuntimeError):
+    """Run-only API (``get_run_logger``, ``get_run_context``) used outside a run.
+
+    Also a ``RuntimeError``, so code written against earlier Headwater versions still
+    catches it.
+    """
+
+
 class SignatureMismatchError(HeadwaterException):
     """A flow or task was called with arguments its signature cannot bind."""
 

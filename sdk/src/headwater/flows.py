@@ -10,6 +10,8 @@ import functools
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
+from headwater.utilities.asyncutils import is_async_callable
+
 if TYPE_CHECKING:
     from inspect import Signature
 
@@ -67,6 +69,8 @@ class Flow(Generic[P, R]):
         from headwater.task_runners import ThreadPoolTaskRunner
 
         self.fn = fn
+        self.isasync = is_async_callable(fn)
+        """``async def`` flow: calling it returns a coroutine (``asyncio.run(main())``)."""
         self.name: str = name or str(getattr(fn, "__name__", "flow")).replace("_", "-")
         self.version = version
         self.flow_run_name = flow_run_name
@@ -190,10 +194,18 @@ class Flow(Generic[P, R]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the flow; ``return_state=True`` returns its final State instead of raising."""
+        """Run the flow; ``return_state=True`` returns its final State instead of raising.
+
+        For an ``async def`` flow this returns a coroutine: ``await`` it inside another
+        flow, or ``asyncio.run(main())`` at the top level, as with Prefect.
+        """
         from headwater import engine
 
         return_state = kwargs.pop("return_state", False)
+        if self.isasync:
+            from headwater import async_engine
+
+            return async_engine.run_flow_async(self, args, kwargs, return_state=return_state)
         return engine.run_flow(self, args, kwargs, return_state=return_state)
 
     def __repr__(self) -> str:

@@ -131,7 +131,8 @@ def task_run_logger(
 def get_run_logger() -> RunLoggerAdapter:
     """The logger of the task or flow run that is executing (Prefect's ``get_run_logger``).
 
-    Raises ``RuntimeError`` outside a run, naming the fix.
+    Raises :class:`~headwater.exceptions.MissingContextError` (a ``RuntimeError``) outside
+    a run, naming the fix, as Prefect does.
     """
     setup_logging()
     task_ctx = TASK_RUN_CONTEXT.get()
@@ -147,7 +148,9 @@ def get_run_logger() -> RunLoggerAdapter:
     if flow_ctx is not None:
         run = flow_ctx.flow_run
         return flow_run_logger(run.id, run.name, run.flow_name)
-    raise RuntimeError(
+    from headwater.exceptions import MissingContextError
+
+    raise MissingContextError(
         "get_run_logger() was called outside a flow or task run; call it inside a function "
         "decorated with @flow or @task, or use logging.getLogger(...) elsewhere."
     )

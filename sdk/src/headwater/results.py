@@ -16,7 +16,8 @@ Writes go to a temporary name and are renamed into place, so a concurrent reader
 either no record or a whole one.
 
 Cache locks are per key: a ``threading.Lock`` inside the process and, on local storage,
-an ``fcntl`` file lock across processes, so two identical tasks never both compute.
+an ``fcntl`` file lock across processes, so two identical tasks never both compute. On
+fsspec storage the lock holds within a process only (see :class:`FsspecStorage`).
 """
 
 from __future__ import annotations
@@ -29,9 +30,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from headwater import contract
+
+if TYPE_CHECKING:
+    from headwater.states import PersistedResult
 
 now: Callable[[], float] = time.time
 """The clock for cache expiration; tests replace it instead of waiting."""
@@ -195,7 +199,16 @@ class LocalFileStorage:
 
 
 class FsspecStorage:
-    """Any fsspec filesystem URL; locks are per process (object stores have no flock)."""
+    """Any fsspec filesystem URL; cache locks hold only within one process.
+
+    Limit: object stores (S3, GCS, Azure) have no ``flock`` and fsspec offers no portable
+    exclusive-create, so two *processes* (two pods) computing the same cache key at the
+    same moment may both run the task. Nothing breaks: each writes a whole record
+    atomically and the last write wins; only the duplicated work is lost. Tasks in one
+    process (threads, ``.map``) still compute once. Use a shared local or network
+    filesystem path (``LocalFileStorage``, e.g. a ReadWriteMany volume) where exactly-once
+    computation across pods matters.
+    """
 
     def __init__(self, url: str) -> None:
         try:
@@ -283,19 +296,35 @@ class ResultStore:
         An expired or unreadable record counts as missing: the task runs again and
         overwrites it.
         """
+        record = self._valid_record(key, at)
+        if record is None:
+            return False, None
+        serializer_name, payload = record
+        try:
+            return True, get_serializer(serializer_name).loads(payload)
+        except Exception:  # a corrupt cache entry is a miss, not a failure
+            return False, None
+
+    def exists(self, key: str) -> bool:
+        """Whether an unexpired record is stored under ``key`` (its value is not loaded)."""
+        return self._valid_record(key, None) is not None
+
+    def _valid_record(self, key: str, at: float | None) -> tuple[str | None, bytes] | None:
         data = self.storage.read(f"results/{key}")
         if data is None:
-            return False, None
+            return None
         header_bytes, _, payload = data.partition(b"\n")
         try:
             header = json.loads(header_bytes)
-            expiration = header.get("expiration")
-            current = at if at is not None else now()
-            if expiration is not None and current >= expiration:
-                return False, None
-            return True, get_serializer(header.get("serializer")).loads(payload)
-        except Exception:  # a corrupt cache entry is a miss, not a failure
-            return False, None
+        except ValueError:  # a corrupt header is a miss
+            return None
+        if not isinstance(header, dict):
+            return None
+        expiration = header.get("expiration")
+        current = at if at is not None else now()
+        if expiration is not None and current >= expiration:
+            return None
+        return header.get("serializer"), payload
 
     def write(self, key: str, value: Any, expiration: float | None = None) -> None:
         """Persist ``value`` under ``key``; ``expiration`` is a Unix time or ``None``."""
@@ -304,6 +333,23 @@ class ResultStore:
             {"serializer": self.serializer.name, "created": time.time(), "expiration": expiration}
         ).encode()
         self.storage.write(f"results/{key}", header + b"\n" + payload)
+
+    def reference(self, key: str) -> PersistedResult:
+        """A reference that loads the record under ``key`` when the value is needed."""
+        from headwater.exceptions import MissingResult
+        from headwater.states import PersistedResult
+
+        def load() -> Any:
+            hit, value = self.read(key, at=0.0)
+            if not hit:
+                raise MissingResult(
+                    f"result {key!r} is no longer in result storage {self.storage.url!r}; "
+                    "it was not kept in memory (cache_result_in_memory=False). Keep the "
+                    "storage, or leave cache_result_in_memory at its default True."
+                )
+            return value
+
+        return PersistedResult(key, load)
 
     def lock(self, key: str) -> contextlib.AbstractContextManager[None]:
         """Exclusive lock for computing ``key``."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import enum
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -43,6 +43,23 @@ TERMINAL_STATE_TYPES = frozenset(
 _NOT_SET: Any = object()
 
 
+class PersistedResult:
+    """A result kept only in result storage (``cache_result_in_memory=False``).
+
+    The state holds this small reference instead of the value; reading ``State.data``
+    (and so ``future.result()``) loads the value from storage each time.
+    """
+
+    __slots__ = ("key", "load")
+
+    def __init__(self, key: str, load: Callable[[], Any]) -> None:
+        self.key = key
+        self.load = load
+
+    def __repr__(self) -> str:
+        return f"PersistedResult({self.key!r})"
+
+
 class State:
     """One state of a flow or task run, optionally carrying its result or exception."""
 
@@ -65,7 +82,10 @@ class State:
     @property
     def data(self) -> Any:
         """The run's return value, or the exception for a failed run."""
-        return self._data
+        data = self._data
+        if type(data) is PersistedResult:
+            return data.load()
+        return data
 
     @property
     def datetime(self) -> datetime:
@@ -74,8 +94,8 @@ class State:
 
     def result(self, raise_on_failure: bool = True) -> Any:
         """Return the run's value; for a failed run raise its exception (by default)."""
-        if self.type in (StateType.COMPLETED,):
-            return self._data
+        if self.type is StateType.COMPLETED:
+            return self.data
         exc = self._exception()
         if exc is None:
             return self._data

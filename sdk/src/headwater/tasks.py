@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from headwater import cache_policies
 from headwater.cache_policies import CacheKeyFnPolicy, CachePolicy
+from headwater.utilities.asyncutils import is_async_callable
 
 if TYPE_CHECKING:
     from inspect import Signature
@@ -121,6 +122,8 @@ class Task(Generic[P, R]):
         if timeout_seconds is not None and timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds!r}")
         self.fn = fn
+        self.isasync = is_async_callable(fn)
+        """``async def`` task: calling it returns a coroutine to ``await``."""
         self.name: str = name or str(getattr(fn, "__name__", "task"))
         self.description = description or _doc(fn)
         self.tags = frozenset(tags or ())
@@ -218,11 +221,20 @@ class Task(Generic[P, R]):
     def __call__(self, *args: Any, **kwargs: Any) -> Any: ...
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the task now; ``return_state=True`` returns its State instead of raising."""
+        """Run the task now; ``return_state=True`` returns its State instead of raising.
+
+        For an ``async def`` task this returns a coroutine: ``await`` it (or pass it to
+        ``asyncio.gather``); the task runs in the awaiting event loop.
+        """
         from headwater import engine
 
         return_state = kwargs.pop("return_state", False)
         wait_for = kwargs.pop("wait_for", None)
+        if self.isasync:
+            from headwater import async_engine
+
+            return async_engine.call_task_async(self, args, kwargs, return_state=return_state,
+                                                wait_for=wait_for)
         return engine.call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
 
     def submit(self, *args: Any, **kwargs: Any) -> TaskFuture[R]:

@@ -1,4 +1,7 @@
-"""Argument annotations: ``unmapped`` and ``allow_failure`` (Prefect's names)."""
+"""Argument annotations: ``unmapped``, ``allow_failure`` and ``quote`` (Prefect's names).
+
+Importable as ``headwater.utilities.annotations`` (Prefect's path) and from ``headwater``.
+"""
 
 from __future__ import annotations
 
@@ -45,3 +48,13 @@ def unwrap(value: Any) -> Any:
     while isinstance(value, BaseAnnotation):
         value = value.value
     return value
+
+
+class quote(BaseAnnotation[T]):
+    """Pass the value to the task exactly as given: the engine does not look inside it.
+
+    Without ``quote`` the engine walks lists, tuples, sets and dicts in the arguments to
+    find futures and states to resolve; for a large collection that walk costs time, and
+    a future inside it would be replaced by its result. ``quote(big_list)`` skips both.
+    ``Task.map`` treats a quoted iterable as one value, like ``unmapped``.
+    """
