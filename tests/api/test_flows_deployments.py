@@ -109,9 +109,9 @@ async def test_invalid_entrypoint_is_reported(
     await wait_for(
         lambda: condition(emulator, "flows", "hello").get("reason") == "InvalidEntrypoint"
     )
-    assert "pkg.module:function" in condition(emulator, "flows", "hello")["message"] or (
-        "module path" in condition(emulator, "flows", "hello")["message"]
-    )
+    message = condition(emulator, "flows", "hello")["message"]
+    assert "spec.entrypoint" in message
+    assert "neither a dotted module path nor a .py file path" in message
 
 
 async def test_deployment_follows_its_flow_appearing_breaking_and_disappearing(
