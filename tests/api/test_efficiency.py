@@ -52,10 +52,11 @@ def wiretap(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> WireTap:
             tap.watched_pods.append(obj["metadata"]["name"])
         return real_line(event_type, obj)
 
-    async def serve(spec: Any, verb: str, path: Any, request: Any) -> Any:
+    async def serve(spec: Any, verb: str, path: Any, request: Any, *rest: Any,
+                    **kwargs: Any) -> Any:
         if spec.plural == "pods" and verb in ("list", "watch") and path.name is None:
             tap.pod_queries.append((verb, request.query.get("labelSelector")))
-        return await real_serve(spec, verb, path, request)
+        return await real_serve(spec, verb, path, request, *rest, **kwargs)
 
     monkeypatch.setattr(emulator_module, "_watch_line", watch_line)
     monkeypatch.setattr(inner, "serve", serve)
