@@ -155,6 +155,7 @@ async def test_a_successful_run_costs_a_small_fixed_number_of_writes(
 ) -> None:
     await ready_deployment(kube, emulator, namespace, wait_for)
     api_writes.reset()
+    mark = emulator.requests.mark()
 
     await run_to_completion(kube=kube, emulator=emulator, kubelet=kubelet, wait_for=wait_for,
                             namespace=namespace, name="simple")
@@ -166,6 +167,10 @@ async def test_a_successful_run_costs_a_small_fixed_number_of_writes(
     operator_writes = writes - test_side
     print(f"\noperator writes for one successful run: {sum(operator_writes.values())} "
           f"{dict(sorted(operator_writes.items()))}", file=sys.stderr)
+    reads = Counter({key: n for key, n in emulator.requests.counter(mark).items()
+                     if key[0] in ("get", "list") and key[1] != "pods"})  # pods: kubelet polls
+    print(f"operator reads (other than pods): {sum(reads.values())} {dict(sorted(reads.items()))}",
+          file=sys.stderr)
     assert operator_writes[("create", "pods", 201)] == 1
     # Deployment status follows lastRun.phase: one write per phase the run goes through
     # (created, Pending, Running, Completed), none for replays or the operator's echoes.
