@@ -7,15 +7,16 @@ baseline is the per-hit overhead: computing the key, finding and loading the res
 """
 
 import time
+from typing import TYPE_CHECKING
 
 from _bench import count, emit, engine
 
-if engine() == "prefect":
-    from prefect import flow, task
-    from prefect.cache_policies import INPUTS
-else:
+if TYPE_CHECKING or engine() == "headwater":
     from headwater import flow, task
     from headwater.cache_policies import INPUTS
+else:
+    from prefect import flow, task
+    from prefect.cache_policies import INPUTS
 
 IMPORTED = time.perf_counter()
 executed = 0

@@ -6,13 +6,14 @@ Moving it between engines takes only the import line below.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 from _bench import emit, engine
 
-if engine() == "prefect":
-    from prefect import flow
-else:
+if TYPE_CHECKING or engine() == "headwater":
     from headwater import flow
+else:
+    from prefect import flow
 
 IMPORTED = time.perf_counter()
 

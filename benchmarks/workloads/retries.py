@@ -6,13 +6,14 @@ retry and running again.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 from _bench import count, emit, engine
 
-if engine() == "prefect":
-    from prefect import flow, task
-else:
+if TYPE_CHECKING or engine() == "headwater":
     from headwater import flow, task
+else:
+    from prefect import flow, task
 
 IMPORTED = time.perf_counter()
 FAILURES = 3

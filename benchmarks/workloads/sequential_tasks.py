@@ -5,13 +5,14 @@ baseline is the engine's per-task overhead: state tracking, context, logging.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 from _bench import count, emit, engine
 
-if engine() == "prefect":
-    from prefect import flow, task
-else:
+if TYPE_CHECKING or engine() == "headwater":
     from headwater import flow, task
+else:
+    from prefect import flow, task
 
 IMPORTED = time.perf_counter()
 

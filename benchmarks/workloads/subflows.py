@@ -4,13 +4,14 @@ The time above the empty-flow baseline is the per-subflow overhead.
 """
 
 import time
+from typing import TYPE_CHECKING
 
 from _bench import count, emit, engine
 
-if engine() == "prefect":
-    from prefect import flow
-else:
+if TYPE_CHECKING or engine() == "headwater":
     from headwater import flow
+else:
+    from prefect import flow
 
 IMPORTED = time.perf_counter()
 
