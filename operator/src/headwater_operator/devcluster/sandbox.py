@@ -329,6 +329,9 @@ class Sandbox:
         self.options = options
         self.kubeconfig_path = options.state_dir / "kubeconfig"
         self.metrics_url: str | None = None
+        # Set while running, for callers that drive the session (tests, embedding tools).
+        self.emulator: Any = None
+        self.kubelet: ProcessKubelet | None = None
 
     def _say(self, text: str) -> None:
         self.options.out.write(text + "\n")
@@ -345,6 +348,7 @@ class Sandbox:
         stop = stop or asyncio.Event()
         emulator = BackgroundEmulator(port=options.port, kubeconfig_path=self.kubeconfig_path)
         emulator.start()
+        self.emulator = emulator
         try:
             kube.configure(str(self.kubeconfig_path))
             return await self._run_started(emulator, manifests, stop)
@@ -368,6 +372,7 @@ class Sandbox:
         operator = OperatorHarness(namespaces=namespaces)
         runtime = LocalRuntime(workdir=options.workdir, state_dir=options.state_dir)
         kubelet = ProcessKubelet(emulator.url, runtime, log_sink=emulator.append_log)
+        self.kubelet = kubelet
         kubelet_task = asyncio.create_task(kubelet.run(), name="sandbox-kubelet")
         try:
             await operator.start()
@@ -378,7 +383,10 @@ class Sandbox:
             kubelet.stop()
             await kubelet_task
             await operator.stop()
-            metrics_text = _metrics_text(metrics.REGISTRY)
+            # What /metrics served last: scraped over HTTP when it is on, so the result
+            # shows exactly what Prometheus would have seen.
+            metrics_text = (await asyncio.to_thread(_scrape, self.metrics_url)
+                            if self.metrics_url else _metrics_text(metrics.REGISTRY))
             if options.metrics_port is not None:
                 metrics.stop_metrics_server()
         table = RunTable(options.out, tty=False)
@@ -461,6 +469,14 @@ async def _ensure_namespaces(names: Iterable[str]) -> None:
     for name in names:
         with contextlib.suppress(kube.AlreadyExists):
             await client.create(kube.NAMESPACES, {"metadata": {"name": name}})
+
+
+def _scrape(url: str) -> str:
+    import urllib.request
+
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text: str = response.read().decode()
+        return text
 
 
 def _metrics_text(registry: Any) -> str:

@@ -1,0 +1,332 @@
+"""``headwater dev``: the sandbox runs real flow code through the real operator.
+
+The session tests start :class:`Sandbox` programmatically (its own emulator, the real
+operator, the process kubelet) and assert what a developer sees: the FlowRun's phase and
+the run summary the SDK really produced, the local process that ran, its log, /metrics,
+and that cancelling or a deadline stops the process with SIGTERM. The pure helpers
+(command, environment, termination message, completion rule, table) are tested directly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from headwater.contract import (
+    ENV_HOME,
+    ENV_SUMMARY_PATH,
+    EXIT_CANCELLED,
+    LABEL_SCHEDULE,
+)
+from headwater_operator import kube
+from headwater_operator.devcluster import process_kubelet as pk
+from headwater_operator.devcluster import sandbox as sb
+from headwater_operator.devcluster.harness import wait_for
+
+REPO = Path(__file__).resolve().parents[2]
+NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
+
+
+# --- sessions ---------------------------------------------------------------------------
+def _options(tmp_path: Path, manifests: list[Path], **kwargs: Any) -> sb.SandboxOptions:
+    return sb.SandboxOptions(manifests=manifests, workdir=REPO, state_dir=tmp_path / "state",
+                             out=io.StringIO(), refresh_seconds=0.1, **kwargs)
+
+
+def _run_of(result: sb.SandboxResult, prefix: str, *, scheduled: bool) -> dict[str, Any]:
+    matches = [r for r in result.runs if r["metadata"]["name"].startswith(prefix)
+               and (LABEL_SCHEDULE in (r["metadata"].get("labels") or {})) == scheduled]
+    assert len(matches) >= 1, [r["metadata"]["name"] for r in result.runs]
+    return matches[0]
+
+
+async def test_quickstart_runs_real_flow_code_to_completion(tmp_path: Path) -> None:
+    options = _options(tmp_path, [REPO / "examples" / "quickstart"], until_complete=True,
+                       duration=25)
+    result = await sb.Sandbox(options).run()
+
+    assert result.reason == "every run is done"
+    assert result.exit_code == 0
+    manual = _run_of(result, "hello-", scheduled=False)
+    status = manual["status"]
+    assert (status["phase"], status["reason"], status["attempts"]) == ("Completed",
+                                                                       "Completed", 1)
+    # The counts come from the SDK's real summary: hello runs exactly one task, greet.
+    assert status["taskRuns"] == {"Completed": 1}
+    pod = f"default/{status['podName']}"
+    process = result.kubelet.processes[tuple(pod.split("/"))]  # type: ignore[index]
+    assert process.pid is not None
+    assert process.argv[:4] == [sys.executable, "-m", "headwater", "execute"]
+    assert process.exit_code == 0
+    assert process.signals == []
+    assert "Hello, Ada!" in result.pod_logs[pod]
+    # The 10-second interval Schedule fired within the session, with its parameters.
+    fired = _run_of(result, "hello-every-10s-", scheduled=True)
+    assert fired["status"]["phase"] == "Completed"
+    assert "Hello, schedule!" in result.pod_logs[f"default/{fired['status']['podName']}"]
+    # /metrics (scraped over HTTP before shutdown) counts both completed hello runs.
+    line = next(line for line in result.metrics_text.splitlines() if line.startswith(
+        'headwater_runs_total{deployment="hello",namespace="default",phase="Completed"}'))
+    assert float(line.split()[-1]) >= 2
+    output = options.out.getvalue()  # type: ignore[attr-defined]
+    assert "DEVELOPMENT sandbox" in output
+    assert "IGNORED" in output
+    assert f"export KUBECONFIG={tmp_path / 'state' / 'kubeconfig'}" in output
+    assert not (tmp_path / "state" / "kubeconfig").exists(), "stale kubeconfig left behind"
+
+
+SLEEPY = """
+apiVersion: headwater.dev/v1alpha1
+kind: Flow
+metadata: {name: sleepy}
+spec:
+  image: ignored.example/sleepy:1
+  entrypoint: examples/flows/sleepy.py:sleepy
+---
+apiVersion: headwater.dev/v1alpha1
+kind: Deployment
+metadata: {name: sleepy}
+spec:
+  flowRef: {name: sleepy}
+  cancelGracePeriodSeconds: 20
+---
+apiVersion: headwater.dev/v1alpha1
+kind: FlowRun
+metadata: {name: nap}
+spec:
+  deploymentRef: {name: sleepy}
+  parameters: {seconds: 60}
+"""
+
+
+async def _session_with(tmp_path: Path, manifest: str,
+                        during: Callable[[sb.Sandbox], Awaitable[None]]) -> sb.SandboxResult:
+    path = tmp_path / "sleepy.yaml"
+    path.write_text(manifest, encoding="utf-8")
+    sandbox = sb.Sandbox(_options(tmp_path, [path], until_complete=True, duration=25))
+    session = asyncio.create_task(sandbox.run())
+    try:
+        await wait_for(lambda: sandbox.kubelet is not None, timeout=15)
+        await during(sandbox)
+    finally:
+        result = await session
+    return result
+
+
+async def _running(sandbox: sb.Sandbox, run: str) -> None:
+    def started() -> bool:
+        obj = sandbox.emulator.object("flowruns", run) or {}
+        return (obj.get("status") or {}).get("phase") == "Running"
+    await wait_for(started, timeout=15, message=f"FlowRun {run} Running")
+    assert sandbox.kubelet is not None
+    # The engine logs the flow's first print once it is inside the task: SIGTERM now
+    # lands in the flow, not in interpreter start-up.
+    await wait_for(lambda: "sleeping" in sandbox.emulator.pod_log("default", f"{run}-1"),
+                   timeout=15)
+
+
+async def test_cancel_mid_run_sends_sigterm_and_ends_cancelled(tmp_path: Path) -> None:
+    async def cancel(sandbox: sb.Sandbox) -> None:
+        await _running(sandbox, "nap")
+        await kube.get_client().patch(kube.FLOWRUNS, "nap", {"spec": {"cancel": True}},
+                                      namespace="default")
+
+    result = await _session_with(tmp_path, SLEEPY, cancel)
+
+    run = next(r for r in result.runs if r["metadata"]["name"] == "nap")
+    assert (run["status"]["phase"], run["status"]["reason"]) == ("Cancelled", "Cancelled")
+    process = result.kubelet.processes[("default", "nap-1")]
+    assert process.signals == ["SIGTERM"], "the grace period was enough: no SIGKILL"
+    assert process.exit_code == EXIT_CANCELLED
+    assert result.exit_code == 0, "a cancelled run is not a failure"
+
+
+async def test_active_deadline_stops_the_process_and_fails_the_run(tmp_path: Path) -> None:
+    manifest = SLEEPY.replace("parameters: {seconds: 60}",
+                              "parameters: {seconds: 60}\n  timeoutSeconds: 1")
+
+    async def nothing(sandbox: sb.Sandbox) -> None:
+        return None
+
+    result = await _session_with(tmp_path, manifest, nothing)
+
+    run = next(r for r in result.runs if r["metadata"]["name"] == "nap")
+    assert (run["status"]["phase"], run["status"]["reason"]) == ("Failed", "TimedOut")
+    process = result.kubelet.processes[("default", "nap-1")]
+    assert process.deadline_exceeded
+    assert process.signals == ["SIGTERM"]
+    assert result.exit_code == 1, "a failed run makes `headwater dev` exit non-zero"
+
+
+# --- the process kubelet's pure parts ---------------------------------------------------
+def test_headwater_command_runs_with_the_sandbox_python() -> None:
+    container = {"name": "flow", "command": ["headwater", "execute"], "args": ["-v"]}
+    assert pk.container_command(container, "/py") == ["/py", "-m", "headwater", "execute",
+                                                      "-v"]
+    assert pk.container_command({"command": ["sh", "-c", "true"]}, "/py") == [
+        "sh", "-c", "true"]
+    with pytest.raises(ValueError, match=r"Flow\.spec\.command"):
+        pk.container_command({"name": "flow", "image": "x"}, "/py")
+
+
+def test_environment_points_paths_at_the_sandbox(tmp_path: Path) -> None:
+    runtime = pk.LocalRuntime(workdir=Path("/repo"), state_dir=tmp_path,
+                              base_env={"PATH": "/bin", "KUBECONFIG": "/k",
+                                        "PYTHONPATH": "/extra"})
+    container = {"env": [
+        {"name": "HEADWATER_PARAMETERS", "value": '{"a": 1}'},
+        {"name": ENV_SUMMARY_PATH, "value": "/dev/termination-log"},
+        {"name": "DB_PASSWORD", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+    ]}
+    env, warnings = pk.container_env(container, runtime, "default", "run-1")
+    assert env["HEADWATER_PARAMETERS"] == '{"a": 1}'
+    assert env[ENV_SUMMARY_PATH] == str(tmp_path / "pods" / "default" / "run-1"
+                                        / "termination-log")
+    assert env[ENV_HOME] == str(tmp_path / "home")
+    assert env["PYTHONPATH"].split(":") == ["/repo", "/extra"]
+    assert "KUBECONFIG" not in env
+    assert "DB_PASSWORD" not in env
+    assert len(warnings) == 1
+    assert "DB_PASSWORD uses valueFrom" in warnings[0]
+
+
+def test_termination_message_falls_back_to_logs_only_on_error() -> None:
+    assert pk.termination_message('{"state":"Completed"}', 0, "log") == '{"state":"Completed"}'
+    assert pk.termination_message("", 1, "Traceback: boom") == "Traceback: boom"
+    assert pk.termination_message("", 0, "log") is None
+    assert pk.tail("x\n" * 200, lines=3) == "x\nx\nx\n"
+    assert len(pk.tail("é" * 3000, limit=2048).encode()) <= 2048
+
+
+def test_grace_period_and_exit_codes() -> None:
+    assert pk.grace_seconds({"metadata": {"deletionGracePeriodSeconds": 7}}) == 7
+    assert pk.grace_seconds({"metadata": {}, "spec": {"terminationGracePeriodSeconds": 3}}) == 3
+    assert pk.grace_seconds({}) == 30
+    assert pk.exit_code_of(-9) == 137
+    assert pk.exit_code_of(-15) == 143
+    assert pk.exit_code_of(EXIT_CANCELLED) == EXIT_CANCELLED
+
+
+def test_deadline_status_is_what_the_operator_reads_as_timed_out() -> None:
+    status = pk.final_status(NOW, NOW - timedelta(seconds=5), 3, '{"state":"Cancelled"}',
+                             container="flow", image="img", deadline_exceeded=True)
+    assert (status["phase"], status["reason"]) == ("Failed", "DeadlineExceeded")
+    terminated = status["containerStatuses"][0]["state"]["terminated"]
+    assert (terminated["exitCode"], terminated["message"]) == (3, '{"state":"Cancelled"}')
+
+
+# --- the sandbox's pure parts -------------------------------------------------------------
+def _run(name: str, phase: str | None, schedule: str | None = None,
+         **status: Any) -> dict[str, Any]:
+    labels = {LABEL_SCHEDULE: schedule} if schedule else {}
+    return {"metadata": {"name": name, "namespace": "default", "labels": labels,
+                         "creationTimestamp": "2026-03-02T05:00:00Z"},
+            "spec": {"deploymentRef": {"name": "d"}},
+            "status": {"phase": phase, **status} if phase else {}}
+
+
+def _schedule(name: str, *, ready: bool = True, next_tick: str | None = None,
+              suspend: bool = False) -> dict[str, Any]:
+    status: dict[str, Any] = {}
+    if next_tick or not ready:
+        status["conditions"] = [{"type": "Ready", "status": "True" if ready else "False"}]
+    if next_tick:
+        status["nextScheduleTime"] = next_tick
+    return {"metadata": {"name": name, "namespace": "default"},
+            "spec": {"suspend": suspend}, "status": status}
+
+
+def test_until_complete_waits_for_runs_and_for_schedules_due_in_time() -> None:
+    cap_end = NOW + timedelta(minutes=5)
+    soon = _schedule("every-10s", next_tick="2026-03-02T06:00:10Z")
+    daily = _schedule("daily", next_tick="2026-03-03T06:00:00Z")
+    done = _run("a", "Completed")
+    assert not sb.is_complete([_run("a", "Running")], [], cap_end)
+    assert not sb.is_complete([done], [soon], cap_end), "a tick is due before the cap"
+    assert sb.is_complete([done, _run("s", "Completed", schedule="every-10s")], [soon, daily],
+                          cap_end)
+    assert not sb.is_complete([done], [_schedule("unprocessed")], cap_end)
+    assert sb.is_complete([done], [_schedule("bad", ready=False),
+                                   _schedule("off", suspend=True)], cap_end)
+    assert not sb.is_complete([done, _run("s", "Pending", schedule="every-10s")], [soon],
+                              cap_end)
+
+
+def test_failed_and_crashed_runs_fail_the_session_but_cancelled_ones_do_not() -> None:
+    runs = [_run("ok", "Completed"), _run("f", "Failed"), _run("c", "Crashed"),
+            _run("x", "Cancelled")]
+    assert sb.failed_runs(runs) == ["f", "c"]
+
+
+def test_table_rows_and_non_tty_change_lines() -> None:
+    running = _run("r", "Running", attempts=1, startTime="2026-03-02T05:59:30Z",
+                   scheduledTime="2026-03-02T05:59:29Z")
+    assert sb.run_row(running, NOW) == ("r", "d", "Running", "1", "2026-03-02 05:59:29",
+                                        "30s", "-")
+    out = io.StringIO()
+    table = sb.RunTable(out, tty=False)
+    table.update([running], NOW)
+    table.update([running], NOW)  # unchanged: nothing more is printed
+    done = _run("r", "Completed", attempts=1, durationSeconds=42, reason="Completed")
+    table.update([done], NOW)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "phase=Running" in lines[0]
+    assert "phase=Completed" in lines[1]
+    assert "duration=42s" in lines[1]
+
+
+def test_manifests_load_in_dependency_order_and_skip_kustomization(tmp_path: Path) -> None:
+    manifests = sb.load_manifests([REPO / "examples" / "quickstart"], "default")
+    kinds = [m.kind for m in manifests]
+    assert kinds == sorted(kinds, key=sb.APPLY_ORDER.__getitem__)
+    assert {"Flow", "Deployment", "Schedule", "FlowRun"} <= set(kinds)
+    assert all(m.doc["metadata"]["namespace"] == "default" for m in manifests)
+
+
+def test_an_invalid_manifest_is_refused_naming_file_and_field(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: headwater.dev/v1alpha1\nkind: Flow\nmetadata: {name: f}\n"
+                   "spec: {entrypoint: 'a.b:c'}\n", encoding="utf-8")
+    with pytest.raises(sb.SandboxError, match=r"bad\.yaml#0 \(Flow\): .*image"):
+        sb.load_manifests([bad], "default")
+    with pytest.raises(sb.SandboxError, match="no such file"):
+        sb.load_manifests([tmp_path / "missing"], "default")
+
+
+def test_command_line_defaults_to_the_examples_of_the_checkout(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    sb.add_arguments(parser)
+    options = sb.options_from_args(parser.parse_args(["--until-complete"]),
+                                   cwd=REPO / "examples")
+    assert options.workdir == REPO
+    assert options.manifests == [REPO / d for d in sb.DEFAULT_EXAMPLES]
+    assert options.cap_seconds == sb.DEFAULT_UNTIL_COMPLETE_CAP
+    assert options.state_dir == REPO / ".headwater" / "dev"
+    with pytest.raises(sb.SandboxError, match="--duration"):
+        sb.options_from_args(parser.parse_args(["--duration", "0"]), cwd=REPO)
+
+
+# --- examples stay in sync with their flows ----------------------------------------------
+@pytest.mark.parametrize(("manifest", "entrypoint"), [
+    ("examples/pipeline/flow.yaml", "examples/flows/ingest.py:ingest"),
+    ("examples/assets/flow.yaml", "examples/flows/assets.py:asset_pipeline"),
+])
+def test_flow_manifest_schema_is_what_headwater_schema_prints(manifest: str,
+                                                              entrypoint: str) -> None:
+    printed = subprocess.run([sys.executable, "-m", "headwater", "schema", entrypoint],
+                             cwd=REPO, capture_output=True, text=True, check=True).stdout
+    flow = yaml.safe_load((REPO / manifest).read_text(encoding="utf-8"))
+    assert flow["spec"]["entrypoint"] == entrypoint
+    assert flow["spec"]["parametersSchema"] == json.loads(printed), (
+        f"regenerate with: headwater schema {entrypoint}")
