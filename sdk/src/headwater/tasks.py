@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from headwater import cache_policies
@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 RetryDelay = float | int | list[float] | list[int] | Callable[[int], list[float]]
 TaskHook = Callable[["Task[..., Any]", "TaskRun", "State"], Any]
@@ -237,15 +238,31 @@ class Task(Generic[P, R]):
                                                 wait_for=wait_for)
         return engine.call_task(self, args, kwargs, return_state=return_state, wait_for=wait_for)
 
-    def submit(self, *args: Any, **kwargs: Any) -> TaskFuture[R]:
-        """Run the task on the flow's task runner; returns a future."""
+    @overload
+    def submit(self: Task[P, Coroutine[Any, Any, T]], *args: Any,
+               **kwargs: Any) -> TaskFuture[T]: ...
+    @overload
+    def submit(self: Task[P, T], *args: Any, **kwargs: Any) -> TaskFuture[T]: ...
+
+    def submit(self, *args: Any, **kwargs: Any) -> TaskFuture[Any]:
+        """Run the task on the flow's task runner; returns a future.
+
+        An ``async def`` task runs in an event loop of its own on the runner's worker;
+        its future resolves to the coroutine's return value.
+        """
         from headwater import engine
 
         kwargs.pop("return_state", None)
         wait_for = kwargs.pop("wait_for", None)
         return engine.submit_task(self, args, kwargs, wait_for=wait_for)
 
-    def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList[R]:
+    @overload
+    def map(self: Task[P, Coroutine[Any, Any, T]], *args: Any,
+            **kwargs: Any) -> PrefectFutureList[T]: ...
+    @overload
+    def map(self: Task[P, T], *args: Any, **kwargs: Any) -> PrefectFutureList[T]: ...
+
+    def map(self, *args: Any, **kwargs: Any) -> PrefectFutureList[Any]:
         """Submit one run per element of the iterable arguments (``unmapped`` stays whole)."""
         from headwater import engine
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from headwater import engine, results
+from headwater import async_engine, engine, results
 
 
 @pytest.fixture(autouse=True)
@@ -22,7 +22,12 @@ def headwater_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
 
 @pytest.fixture(autouse=True)
 def sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """Record retry delays instead of sleeping."""
+    """Record retry delays (sync and async engines) instead of sleeping."""
     recorded: list[float] = []
+
+    async def async_sleep(delay: float) -> None:
+        recorded.append(delay)
+
     monkeypatch.setattr(engine, "sleep", recorded.append)
+    monkeypatch.setattr(async_engine, "sleep", async_sleep)
     return recorded

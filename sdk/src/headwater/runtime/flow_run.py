@@ -1,5 +1,6 @@
 """The current flow run: ``id``, ``name``, ``parameters``, ``scheduled_start_time``,
-``run_count``, ``flow_name``, ``deployment_name`` (``None`` when unknown)."""
+``run_count``, ``flow_name``, ``flow_version``, ``deployment_name``, ``tags``,
+``parent_flow_run_id``, ``root_flow_run_id`` (``None`` when unknown)."""
 
 from __future__ import annotations
 
@@ -11,12 +12,25 @@ from headwater import contract
 from headwater.context import FLOW_RUN_CONTEXT, FlowRun
 
 ATTRIBUTES = ("id", "name", "parameters", "scheduled_start_time", "run_count", "flow_name",
-              "deployment_name")
+              "flow_version", "deployment_name", "tags", "parent_flow_run_id",
+              "root_flow_run_id")
 
 
 def _current() -> FlowRun | None:
     ctx = FLOW_RUN_CONTEXT.get()
     return ctx.flow_run if ctx else None
+
+
+def _tree_attribute(attr: str) -> Any:
+    """Attributes that need the flow object or the run tree, not just the run record."""
+    ctx = FLOW_RUN_CONTEXT.get()
+    if attr == "tags":
+        return sorted(ctx.flow_run.tags) if ctx else []
+    if attr == "parent_flow_run_id":
+        return ctx.flow_run.parent_flow_run_id if ctx else None
+    if attr == "root_flow_run_id":
+        return ctx.tree.root.id if ctx else os.environ.get(contract.ENV_FLOW_RUN_ID)
+    return ctx.flow.version if ctx else None  # flow_version
 
 
 def _scheduled(run: FlowRun | None) -> datetime | None:
@@ -48,5 +62,7 @@ def __getattr__(attr: str) -> Any:
         if run is not None and run.deployment_name:
             return run.deployment_name
         return os.environ.get(contract.ENV_DEPLOYMENT_NAME)
+    if attr in ("tags", "parent_flow_run_id", "root_flow_run_id", "flow_version"):
+        return _tree_attribute(attr)
     raise AttributeError(f"headwater.runtime.flow_run has no attribute {attr!r}; available: "
                          f"{', '.join(ATTRIBUTES)}")

@@ -1,4 +1,5 @@
-"""The current task run: ``id``, ``name``, ``task_name``, ``run_count``, ``parameters``."""
+"""The current task run: ``id``, ``name``, ``task_name``, ``run_count``, ``parameters``,
+``tags``."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 from headwater.context import TASK_RUN_CONTEXT
 
-ATTRIBUTES = ("id", "name", "task_name", "run_count", "parameters")
+ATTRIBUTES = ("id", "name", "task_name", "run_count", "parameters", "tags")
 
 
 def __getattr__(attr: str) -> Any:
@@ -21,5 +22,7 @@ def __getattr__(attr: str) -> Any:
         return ctx.task_run.run_count if ctx else 0
     if attr == "parameters":
         return dict(ctx.parameters) if ctx else {}
+    if attr == "tags":
+        return sorted(ctx.task_run.tags) if ctx else []
     raise AttributeError(f"headwater.runtime.task_run has no attribute {attr!r}; available: "
                          f"{', '.join(ATTRIBUTES)}")
