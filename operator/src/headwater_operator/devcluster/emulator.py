@@ -236,7 +236,26 @@ class _Handler(kmock.KubernetesScaffold):
         document = await super()._serve_version(request)
         if isinstance(document, dict) and document.get("groupVersion") == "/v1":
             document["groupVersion"] = "v1"
+        if isinstance(document, dict):
+            document["resources"] = [_as_served(entry) for entry in
+                                     document.get("resources") or []]
         return document
+
+
+def _as_served(entry: Any) -> Any:
+    """A discovery entry as a real API server lists it.
+
+    kmock copies shortNames and categories onto subresources (``flowruns/status``), so
+    ``kubectl get headwater`` tries to list ``flowruns/status`` and fails; a real server
+    lists a subresource with its own verbs and neither of those.
+    """
+    if not isinstance(entry, dict) or "/" not in str(entry.get("name", "")):
+        return entry
+    served = {key: value for key, value in entry.items()
+              if key not in ("shortNames", "categories")}
+    served["verbs"] = ["get"] if str(entry["name"]).endswith("/log") else [
+        "get", "patch", "update"]
+    return served
 
 
 # --- the emulator ---------------------------------------------------------------------
