@@ -63,6 +63,7 @@ random_uniform: Callable[[float, float], float] = random.uniform
 """Source of retry jitter; tests replace it for determinism."""
 
 _SCALARS = frozenset({int, str, float, bool, bytes, type(None)})
+_NO_HOOKS: list[tuple[Any, Any]] = []  # shared and never mutated: most runs have no hooks
 _TERMINAL = st.TERMINAL_STATE_TYPES
 
 
@@ -376,7 +377,8 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
         return not_ready(task, task_run, exc, flow_ctx)
     task_ctx, tokens = enter_task(task, task_run, args, kwargs, flow_ctx)
     try:
-        render_task_run_name(task, task_ctx)
+        if task.task_run_name is not None:
+            render_task_run_name(task, task_ctx)
         if uses_store(task, flow_ctx):
             state = _run_with_cache(task, task_ctx, upstream, flow_ctx)
         else:
@@ -389,8 +391,11 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
     finally:
         exit_task(tokens)
     task_run.end_time = state.timestamp
-    settle_hooks(run_hooks(task, task_run, state, flow_ctx))
-    log_final(task, task_run, flow_ctx)
+    pending = run_hooks(task, task_run, state, flow_ctx)
+    if pending:
+        settle_hooks(pending, task)
+    if state.type is not StateType.COMPLETED:
+        log_final(task, task_run, flow_ctx)
     return state
 
 
@@ -634,6 +639,8 @@ def run_hooks(subject: Any, run: Any, state: State,
         hooks = getattr(subject, "on_crashed_hooks", ())
     else:
         hooks = ()
+    if not hooks:
+        return _NO_HOOKS
     pending: list[tuple[Any, Any]] = []
     for hook in hooks:
         try:

@@ -1,11 +1,21 @@
-"""Timeouts for synchronous code.
+"""Timeouts for synchronous code (``async def`` tasks and flows use ``asyncio.timeout``).
 
 Python cannot kill a thread, so a timed call runs in a daemon helper thread while the
 caller waits at most ``timeout`` seconds. On expiry the caller raises the timeout error
-at once (the run is marked TimedOut and the flow moves on) and the helper thread gets
-the same exception injected with ``PyThreadState_SetAsyncExc``: pure-Python code stops
-at its next bytecode; code blocked inside a C call stops when that call returns.
-Daemon helpers never keep the process alive.
+at once: the run is marked TimedOut, the flow moves on and finishes on time (the task
+runner's worker is free again; flow-end waits only for the runner's workers, never for
+timeout helpers). The helper thread gets the same exception injected with
+``PyThreadState_SetAsyncExc``: pure-Python code stops at its next bytecode.
+
+What authors must know (Prefect behaves the same way): **a timed-out sync task keeps
+its helper thread running until the blocking call it is in returns** — a socket read,
+``time.sleep``, a database driver call, ``Event.wait()``. Until then it holds whatever it
+holds (connections, file handles, memory), and when the call returns the injected
+exception stops the task's remaining code, so nothing after the blocking call runs.
+A call that never returns pins its thread until the process exits; daemon helpers never
+keep the process alive, so the pod still ends when the flow does. To stop promptly, give
+the blocking call its own timeout (``requests.get(url, timeout=...)``) or write the task
+as ``async def``, whose timeout cancels the coroutine at its ``await``.
 """
 
 from __future__ import annotations
