@@ -8,14 +8,15 @@ Design (and why):
   Prefect 3 does. An async flow called at the top level returns a coroutine, so
   ``asyncio.run(main())`` in ``python my_flow.py`` works as with Prefect; an async
   subflow is awaited by its parent.
-* **Submitted async tasks run on the task runner, each in an event loop of its own.**
+* **Submitted async tasks run on the task runner, in the worker thread's own loop.**
   ``.submit()``/``.map()`` hand the task runner a plain callable that runs the coroutine
-  to completion with ``asyncio.run`` on the worker thread. The returned future is an
+  to completion in an event loop owned by the worker thread (one per worker, reused
+  across the tasks it runs, closed when the worker ends). The returned future is an
   ordinary :class:`~headwater.futures.TaskFuture`, so sync and async flows wait on it the
   same way, and a submitted task never needs the flow's loop to make progress: a flow
-  may block on ``future.result()`` without deadlocking. The price is one short-lived
-  loop per submitted async task (about 0.1 ms), and such tasks share the runner's
-  ``max_workers`` limit with sync tasks.
+  may block on ``future.result()`` without deadlocking. Submitted async tasks share the
+  runner's ``max_workers`` limit with sync tasks: to run thousands of I/O-bound
+  coroutines concurrently, ``asyncio.gather`` direct calls inside an async flow instead.
 * **Timeouts are asyncio-native.** An async task or flow with ``timeout_seconds`` runs
   under ``asyncio.timeout``: on expiry its coroutine is cancelled at the ``await`` it is
   blocked in, so nothing keeps running in the background (unlike a timed-out *sync*
@@ -39,6 +40,7 @@ import asyncio
 import contextlib
 import signal
 import threading
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -87,8 +89,44 @@ def run_task_in_new_loop(  # noqa: PLR0917 - mirrors engine.run_task
         task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
         kwargs: dict[str, Any], wait_for: Iterable[Any] | None,
         flow_ctx: FlowRunContext | None) -> State:
-    """Run a submitted async task to completion in a fresh event loop (a runner worker)."""
-    return asyncio.run(run_task_async(task, task_run, args, kwargs, wait_for, flow_ctx))
+    """Run a submitted async task to completion in the worker thread's own event loop."""
+    coro = run_task_async(task, task_run, args, kwargs, wait_for, flow_ctx)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _thread_loop().run(coro)
+    # A runner that calls in the caller's thread (ImmediateTaskRunner) inside a loop.
+    result: State = run_awaitable_blocking(coro)
+    return result
+
+
+class _ThreadLoop:
+    """One event loop per worker thread, reused by the async tasks that thread runs.
+
+    ``asyncio.run`` per task costs a new loop (selector, self-pipe) every time; a worker
+    thread runs one task at a time, so it can keep one loop. The loop is closed when the
+    thread ends and drops its thread-local state.
+    """
+
+    def __init__(self) -> None:
+        self.runner = asyncio.Runner()
+
+    def run(self, coro: Coroutine[Any, Any, State]) -> State:
+        return self.runner.run(coro)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.runner.close()
+
+
+_local = threading.local()
+
+
+def _thread_loop() -> _ThreadLoop:
+    loop: _ThreadLoop | None = getattr(_local, "loop", None)
+    if loop is None:
+        loop = _local.loop = _ThreadLoop()
+    return loop
 
 
 async def run_task_async(  # noqa: PLR0917 - mirrors engine.run_task
@@ -96,7 +134,7 @@ async def run_task_async(  # noqa: PLR0917 - mirrors engine.run_task
         kwargs: dict[str, Any], wait_for: Iterable[Any] | None,
         flow_ctx: FlowRunContext | None) -> State:
     """Run one async task run to a final state (raises only on cancellation/termination)."""
-    await _wait_for_upstream((args, kwargs, wait_for))
+    await _wait_for_upstream(args, kwargs, wait_for)
     try:
         args, kwargs, upstream = engine.resolve_inputs(args, kwargs, wait_for)
     except UpstreamTaskError as exc:
@@ -145,10 +183,15 @@ def _collect_futures(value: Any, found: list[TaskFuture[Any]]) -> None:
             _collect_futures(item, found)
 
 
-async def _wait_for_upstream(arguments: Any) -> None:
+async def _wait_for_upstream(args: tuple[Any, ...], kwargs: dict[str, Any],
+                             wait_for: Iterable[Any] | None) -> None:
     """Await upstream futures so that resolving them afterwards never blocks the loop."""
+    scalars = engine._SCALARS
+    if not wait_for and all(type(v) in scalars for v in args) and all(
+            type(v) in scalars for v in kwargs.values()):
+        return  # the common case: plain values, nothing to wait for
     found: list[TaskFuture[Any]] = []
-    _collect_futures(arguments, found)
+    _collect_futures((args, kwargs, wait_for), found)
     pending = [asyncio.wrap_future(f._future) for f in found if not f._future.done()]
     if pending:
         await asyncio.wait(pending)
@@ -157,8 +200,6 @@ async def _wait_for_upstream(arguments: Any) -> None:
 async def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
                         flow_ctx: FlowRunContext | None) -> State:
     """Await the coroutine, retrying failures as configured (the sync engine's rules)."""
-    import time
-
     task_run = task_ctx.task_run
     task_run.start_time = time.time()
     while True:
