@@ -541,7 +541,8 @@ def test_sigterm_cancels_async_flow(async_flows_file: Path, tmp_path: Path,
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == contract.EXIT_CANCELLED, proc.communicate()
+        _, stderr = proc.communicate(timeout=30)  # also closes the pipes
+    assert proc.returncode == contract.EXIT_CANCELLED, stderr
     summary = contract.decode_summary(summary_path.read_text())
     assert summary["state"] == "Cancelled"
     assert summary["reason"] == "TerminationSignal"
