@@ -20,8 +20,9 @@ Conventions applied by :func:`build_settings`, and why:
 * **Scanning disabled** when namespaces are given: a namespaced operator has no RBAC to
   list namespaces or CRDs cluster-wide.
 * **Peering** ``headwater`` for HA; ``standalone`` for a single replica.
-* **Posting** of kopf's own k8s Events only at WARNING and above: our handlers post
-  the user-facing Events themselves; kopf's INFO chatter ("Handler succeeded") is noise.
+* **Posting level WARNING**: ``kopf.warn()``/``kopf.exception()`` become k8s Events,
+  ``kopf.info()`` does not. Handlers post user-facing Normal Events with
+  ``kopf.event()``, which is not filtered; routine progress stays in the logs.
 """
 
 from __future__ import annotations

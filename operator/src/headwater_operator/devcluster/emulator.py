@@ -28,6 +28,7 @@ import asyncio
 import collections
 import contextlib
 import json
+import logging
 import tempfile
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Mapping
@@ -53,6 +54,7 @@ from headwater_operator.devcluster.store import (
 )
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 WRITE_VERBS = frozenset({"create", "update", "patch", "delete", "deletecollection"})
 _PATCH_TYPES: dict[str, PatchType] = {
@@ -228,6 +230,10 @@ class _Handler(kmock.KubernetesScaffold):
             response = await self._emulator.serve(spec, verb, path, raw, record)
         except ApiError as exc:
             response = _json_response(exc.status(), exc.code)
+        except Exception as exc:
+            # A bug in the emulator: say so loudly, and answer as a broken API server would.
+            logger.exception("the emulator failed to serve %s %s", raw.method, raw.path_qs)
+            response = _json_response(ApiError(500, "InternalError", repr(exc)).status(), 500)
         record(response.status)
         return response
 

@@ -91,10 +91,13 @@ class OperatorHarness:
         return self._task is not None and not self._task.done()
 
     def settings(self) -> kopf.OperatorSettings:
-        """Fresh settings for one run: quick retries, so tests do not wait for backoffs."""
+        """Fresh settings for one run: quick retries, so tests do not wait for backoffs.
+
+        ``runner.build_settings`` then applies the production conventions on top, so
+        tests run with the same finalizer, storage, selectors and posting level.
+        """
         settings = kopf.OperatorSettings()
         settings.networking.error_backoffs = [0.1, 0.2, 0.5]
-        settings.posting.level = 0  # post every kopf Event: tests may assert on them
         settings.persistence.consistency_timeout = 1.0
         if self.tune is not None:
             self.tune(settings)

@@ -118,6 +118,9 @@ class Kubelet:
         # Replace rather than merge: a kubelet reports the complete status every time.
         current = await self.kube.get(kube.PODS, name, namespace=namespace)
         current["status"] = status
+        # Unconditional, as the kubelet's own status updates: the operator may label or
+        # annotate the pod meanwhile, which must not make the report fail with 409.
+        current["metadata"].pop("resourceVersion", None)
         return await self.kube.replace(kube.PODS, current, namespace=namespace,
                                        subresource="status")
 
