@@ -277,7 +277,7 @@ def test_parse_param_reads_json_values() -> None:
         cli.parse_param("novalue")
 
 
-@pytest.mark.parametrize("example", ["hello.py", "ingest.py", "assets.py"])
+@pytest.mark.parametrize("example", ["hello.py", "ingest.py", "assets.py", "async_fetch.py"])
 def test_examples_run_as_scripts(example: str, headwater_home: Path) -> None:
     proc = subprocess.run([sys.executable, str(EXAMPLES / example)], env=_env(headwater_home),
                           capture_output=True, text=True, timeout=60, check=False)
@@ -285,3 +285,5 @@ def test_examples_run_as_scripts(example: str, headwater_home: Path) -> None:
     assert "Run summary: flow" in proc.stdout
     if example == "assets.py":
         assert proc.stdout.count("unchanged, skipped") == 3
+    if example == "async_fetch.py":
+        assert "fetched 3 pages, 60 rows" in proc.stdout
