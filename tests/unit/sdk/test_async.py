@@ -546,3 +546,32 @@ def test_sigterm_cancels_async_flow(async_flows_file: Path, tmp_path: Path,
     summary = contract.decode_summary(summary_path.read_text())
     assert summary["state"] == "Cancelled"
     assert summary["reason"] == "TerminationSignal"
+
+
+def test_immediate_runner_submits_async_task_from_inside_a_loop() -> None:
+    from headwater.task_runners import ImmediateTaskRunner
+
+    @flow(task_runner=ImmediateTaskRunner())
+    async def main() -> int:
+        value: int = add_one.submit(1).result()  # runs now, in this (looping) thread
+        return value
+
+    assert asyncio.run(main()) == 2
+
+
+def test_async_detection_sees_partials_and_callable_objects() -> None:
+    import functools
+
+    from headwater.utilities.asyncutils import is_async_callable
+
+    async def coro_fn(x: int) -> int:
+        return x
+
+    class AsyncCallable:
+        async def __call__(self) -> None:
+            return None
+
+    assert is_async_callable(functools.partial(coro_fn, 1))
+    assert is_async_callable(AsyncCallable())
+    assert not is_async_callable(lambda: None)
+    assert task(functools.partial(coro_fn, 1)).isasync
