@@ -1,0 +1,1 @@
+"""Real-cluster end-to-end tests (opt-in; see docs/e2e.md)."""
