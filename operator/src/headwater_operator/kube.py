@@ -465,17 +465,40 @@ class Kube:
 
     async def follow_pod_log(self, name: str, *, namespace: str,
                              container: str | None = None) -> AsyncIterator[str]:
-        """See :meth:`SyncKube.follow_pod_log` (each chunk is read in a worker thread)."""
-        chunks = self.sync.follow_pod_log(name, namespace=namespace, container=container)
-        done = object()
+        """See :meth:`SyncKube.follow_pod_log`.
+
+        The stream is read by a thread of its own, not the shared ``to_thread`` pool:
+        a follow can last as long as the pod runs, and a few of them must not starve
+        every other request of a worker.
+        """
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
+        stop = threading.Event()
+
+        def deliver(item: str | BaseException | None) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+
+        def pump() -> None:
+            try:
+                for chunk in self.sync.follow_pod_log(name, namespace=namespace,
+                                                      container=container):
+                    deliver(chunk)
+                    if stop.is_set():
+                        return
+                deliver(None)
+            except Exception as exc:  # handed to the consumer, raised there
+                deliver(exc)
+
+        threading.Thread(target=pump, name=f"follow-log-{namespace}/{name}",
+                         daemon=True).start()
         try:
-            while True:
-                chunk = await asyncio.to_thread(next, chunks, done)
-                if chunk is done:
-                    return
-                yield str(chunk)
+            while (item := await queue.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
         finally:
-            await asyncio.to_thread(chunks.close)
+            stop.set()
 
 
 def get_client() -> Kube:

@@ -7,6 +7,7 @@
 * :mod:`.resources` — the served kinds and their discovery information.
 * :mod:`.podstatus` — pure builders of realistic pod statuses (Running, OOMKilled, …).
 * :mod:`.kubelet` — a scriptable kubelet stand-in that drives pods through the API.
+* :mod:`.harness` — the real operator as a task of the current loop, and ``wait_for``.
 
 Why this lives in the package and not under ``tests/``: the api tests and the sandbox
 must run the operator against exactly the same emulator, so a behaviour proven by a
