@@ -393,9 +393,7 @@ async def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: Flow
             if _is_termination(exc):
                 engine.terminated(flow_ctx)
             else:
-                engine._cancel_outstanding(flow_ctx, flow_ctx.task_runner,
-                                           "The flow run was cancelled.")
-                flow_run.set_state(st.Cancelled("The flow run was cancelled."))
+                _cancel_own(flow_ctx)
             raise
         except KeyboardInterrupt as exc:
             state = engine.interrupted(flow_ctx, exc)
@@ -407,6 +405,17 @@ async def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: Flow
             return state
         if delay > 0:
             await sleep(delay)
+
+
+def _cancel_own(flow_ctx: FlowRunContext) -> None:
+    """Cancel this flow run and its unfinished task runs (not its siblings' in the tree)."""
+    message = "The flow run was cancelled."
+    flow_ctx.task_runner.shutdown(wait=False, cancel_futures=True)
+    flow_run = flow_ctx.flow_run
+    for task_run in flow_ctx.tree.task_runs:
+        if task_run.flow_run_id == flow_run.id and not task_run.state.is_final():
+            task_run.set_state(st.Cancelled(message))
+    flow_run.set_state(st.Cancelled(message))
 
 
 async def _drain(flow_ctx: FlowRunContext) -> None:

@@ -575,3 +575,37 @@ def test_async_detection_sees_partials_and_callable_objects() -> None:
     assert is_async_callable(AsyncCallable())
     assert not is_async_callable(lambda: None)
     assert task(functools.partial(coro_fn, 1)).isasync
+
+
+def test_cancelling_one_gathered_subflow_leaves_its_sibling_alone() -> None:
+    gate = asyncio.Event()
+
+    @task
+    async def wait_for_gate() -> str:
+        await gate.wait()
+        return "opened"
+
+    @flow
+    async def sibling() -> str:
+        return await wait_for_gate()
+
+    @flow
+    async def doomed() -> None:
+        await asyncio.Event().wait()
+
+    @flow
+    async def parent() -> str:
+        other = asyncio.ensure_future(sibling())
+        victim = asyncio.ensure_future(doomed())
+        await asyncio.sleep(0)
+        victim.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await victim
+        gate.set()
+        return await other
+
+    assert asyncio.run(parent()) == "opened"
+    runs = {r.flow_name: r.state.name for r in LAST_RUN_TREE[0].flow_runs}
+    assert runs == {"parent": "Completed", "sibling": "Completed", "doomed": "Cancelled"}
+    history = [s.name for s in LAST_RUN_TREE[0].task_runs[0].state_history]
+    assert history == ["Pending", "Running", "Completed"]  # never marked Cancelled
