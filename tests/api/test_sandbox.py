@@ -247,19 +247,19 @@ def _schedule(name: str, *, ready: bool = True, next_tick: str | None = None,
 
 
 def test_until_complete_waits_for_runs_and_for_schedules_due_in_time() -> None:
-    cap_end = NOW + timedelta(minutes=5)
+    due_by = NOW + timedelta(minutes=5)
     soon = _schedule("every-10s", next_tick="2026-03-02T06:00:10Z")
     daily = _schedule("daily", next_tick="2026-03-03T06:00:00Z")
     done = _run("a", "Completed")
-    assert not sb.is_complete([_run("a", "Running")], [], cap_end)
-    assert not sb.is_complete([done], [soon], cap_end), "a tick is due before the cap"
+    assert not sb.is_complete([_run("a", "Running")], [], due_by)
+    assert not sb.is_complete([done], [soon], due_by), "a tick is due before the cap"
     assert sb.is_complete([done, _run("s", "Completed", schedule="every-10s")], [soon, daily],
-                          cap_end)
-    assert not sb.is_complete([done], [_schedule("unprocessed")], cap_end)
+                          due_by)
+    assert not sb.is_complete([done], [_schedule("unprocessed")], due_by)
     assert sb.is_complete([done], [_schedule("bad", ready=False),
-                                   _schedule("off", suspend=True)], cap_end)
+                                   _schedule("off", suspend=True)], due_by)
     assert not sb.is_complete([done, _run("s", "Pending", schedule="every-10s")], [soon],
-                              cap_end)
+                              due_by)
 
 
 def test_failed_and_crashed_runs_fail_the_session_but_cancelled_ones_do_not() -> None:

@@ -12,7 +12,7 @@ One process holds all the parts a cluster would:
 
 It applies the manifests it is given (default: the examples), and stops on Ctrl-C or
 SIGTERM, after ``--duration`` seconds, or — with ``--until-complete`` — once every FlowRun
-is terminal and every Schedule due within the run has fired. The exit code is 1 when a
+is terminal and every Schedule due in its first 30 seconds has fired. The exit code is 1 when a
 run ended Failed or Crashed (or ``--until-complete`` ran out of time), 2 for unusable
 manifests or options, else 0.
 
@@ -51,6 +51,10 @@ JsonObject = dict[str, Any]
 DEFAULT_EXAMPLES = ("examples/quickstart", "examples/pipeline", "examples/assets")
 DEFAULT_UNTIL_COMPLETE_CAP = 300.0
 """Seconds ``--until-complete`` waits at most when ``--duration`` does not say."""
+SCHEDULE_HORIZON_SECONDS = 30.0
+"""``--until-complete`` waits for the Schedules due this soon after the start (a 10 s
+interval fires; a 15-minute cron, usually not: the session's length must not hang on
+where the wall clock happens to be)."""
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 FAILED_PHASES = frozenset({"Failed", "Crashed"})
 TERMINAL_PHASES = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
@@ -209,11 +213,11 @@ def _ready(schedule: Mapping[str, Any]) -> bool:
 
 
 def schedule_settled(schedule: Mapping[str, Any], runs: Iterable[Mapping[str, Any]],
-                     cap_end: datetime) -> bool:
+                     due_by: datetime) -> bool:
     """Whether ``--until-complete`` may stop waiting for ``schedule``.
 
     True once it has fired (a FlowRun carries its label), when it cannot fire (suspended
-    or not Ready), or when its next tick falls after the sandbox's time cap (a daily
+    or not Ready), or when its next tick falls after ``due_by`` (a daily
     schedule). False while the operator has not processed it yet.
     """
     meta, spec = schedule.get("metadata") or {}, schedule.get("spec") or {}
@@ -224,14 +228,14 @@ def schedule_settled(schedule: Mapping[str, Any], runs: Iterable[Mapping[str, An
     if spec.get("suspend") or (conditions and not _ready(schedule)):
         return True
     next_tick = parse_time((schedule.get("status") or {}).get("nextScheduleTime"))
-    return next_tick is not None and next_tick > cap_end
+    return next_tick is not None and next_tick > due_by
 
 
 def is_complete(runs: Sequence[Mapping[str, Any]], schedules: Iterable[Mapping[str, Any]],
-                cap_end: datetime) -> bool:
+                due_by: datetime) -> bool:
     """Every FlowRun terminal and every Schedule settled (see :func:`schedule_settled`)."""
     return (all(_phase(run) in TERMINAL_PHASES for run in runs)
-            and all(schedule_settled(s, runs, cap_end) for s in schedules))
+            and all(schedule_settled(s, runs, due_by) for s in schedules))
 
 
 def metrics_summary(registry: Any) -> str:
@@ -432,14 +436,16 @@ class Sandbox:
         table = RunTable(options.out, tty)
         started = time.monotonic()
         cap = options.cap_seconds
-        cap_end = datetime.now(UTC) + timedelta(seconds=cap if cap is not None else 0)
+        horizon = min(cap, SCHEDULE_HORIZON_SECONDS) if cap is not None \
+            else SCHEDULE_HORIZON_SECONDS
+        schedules_due_by = datetime.now(UTC) + timedelta(seconds=horizon)
         while True:
             runs = emulator.objects("flowruns")
             table.update(runs, datetime.now(UTC))
             if stop.is_set():
                 return runs, "stopped by signal", False
             if options.until_complete and is_complete(runs, emulator.objects("schedules"),
-                                                      cap_end):
+                                                      schedules_due_by):
                 return runs, "every run is done", False
             if cap is not None and time.monotonic() - started >= cap:
                 return runs, f"time cap of {cap:g}s reached", options.until_complete
@@ -496,7 +502,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              f"default {DEFAULT_UNTIL_COMPLETE_CAP:g})")
     parser.add_argument("--until-complete", action="store_true",
                         help="stop once every FlowRun is terminal and every Schedule due "
-                             "before the cap has fired")
+                             f"in the first {SCHEDULE_HORIZON_SECONDS:g}s has fired")
     parser.add_argument("--port", type=int, default=None, metavar="P",
                         help="API server port (default: a free port)")
     parser.add_argument("--metrics-port", type=int, default=0, metavar="P",
