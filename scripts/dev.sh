@@ -1,14 +1,13 @@
 #!/usr/bin/env bash
 # Headwater's main job on its embedded default, on a machine with only python3:
-# sets up .venv, then runs the example flows locally with the SDK engine (no server,
-# results under .headwater/ in the repo). Extra arguments are passed to the runner.
+# sets up .venv, then runs `headwater dev` — an embedded Kubernetes API (the emulator the
+# api tests use), the real operator, and a local kubelet stand-in that runs each flow-run
+# pod's `headwater execute` as a local process — over examples/quickstart, pipeline and
+# assets, until every FlowRun has finished. State (kubeconfig, results, pod logs) goes
+# under .headwater/dev. Extra arguments go to `headwater dev` (see docs/sandbox.md); for
+# the SDK alone, `python examples/flows/ingest.py` runs a flow with no cluster at all.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 bash scripts/bootstrap.sh
-export PATH="$root/.venv/bin:$PATH"
-export HEADWATER_HOME="${HEADWATER_HOME:-$root/.headwater}"
-for flow in examples/flows/ingest.py examples/flows/assets.py; do
-    echo "== python $flow"
-    python "$flow"
-done
+exec .venv/bin/headwater dev --until-complete "$@"

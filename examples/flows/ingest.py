@@ -1,7 +1,9 @@
 """Ingestion flow with a date window: the backfill pattern.
 
-A Schedule binds each tick's window to ``start_date``/``end_date``
-(``windowParameters``); a backfill creates one FlowRun per past window. Each day is
+A Schedule binds each tick's window ``[previous tick, this tick)`` to
+``start_date``/``end_date`` (``windowParameters``); a backfill creates one FlowRun per
+past window. ``end_date`` is exclusive, like the window, so consecutive runs cover
+consecutive days with no overlap and no gap. Each day is
 extracted by a retried task (the fake source fails the first attempt for some days,
 deterministically, so the retries are visible) and transformed by a cached task, so
 re-running a window reuses the work already done.
@@ -10,7 +12,7 @@ Runs offline: the "source system" generates rows deterministically from the date
 
     python examples/flows/ingest.py
     headwater execute --entrypoint examples/flows/ingest.py:ingest \\
-        --param start_date=2024-01-01 --param end_date=2024-01-07
+        --param start_date=2024-01-01 --param end_date=2024-01-08
 """
 
 from __future__ import annotations
@@ -64,15 +66,17 @@ def load(daily: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def days_between(start: dt.date, end: dt.date) -> list[dt.date]:
-    """Every day in [start, end]."""
-    return [start + dt.timedelta(days=i) for i in range((end - start).days + 1)]
+    """Every day in [start, end): the end is exclusive, like a schedule window."""
+    return [start + dt.timedelta(days=i) for i in range((end - start).days)]
 
 
 @flow(flow_run_name="ingest-{start_date}-{end_date}")
 def ingest(start_date: dt.date, end_date: dt.date) -> dict[str, Any]:
-    """Ingest orders for every day from ``start_date`` to ``end_date`` inclusive."""
-    if end_date < start_date:
-        raise ValueError(f"end_date {end_date} is before start_date {start_date}")
+    """Ingest orders for every day from ``start_date`` up to, not including, ``end_date``."""
+    if end_date <= start_date:
+        raise ValueError(
+            f"end_date {end_date} must be after start_date {start_date} (end_date is exclusive)"
+        )
     days = days_between(start_date, end_date)
     raw = extract.map(days)
     daily = transform.map(days, raw)
@@ -82,4 +86,4 @@ def ingest(start_date: dt.date, end_date: dt.date) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    ingest(start_date=dt.date(2024, 1, 1), end_date=dt.date(2024, 1, 7))
+    ingest(start_date=dt.date(2024, 1, 1), end_date=dt.date(2024, 1, 8))
