@@ -33,7 +33,6 @@ once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import copy
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -384,8 +383,13 @@ async def prune_history(state: DeploymentState, key: Key) -> None:
 async def delete_run(state: DeploymentState, namespace: str, name: str) -> None:
     """Delete one FlowRun (its pods follow through owner references)."""
     state.deleting.add((namespace, name))
-    with contextlib.suppress(kube.NotFound):
+    try:
         await state.client.delete(kube.FLOWRUNS, name, namespace=namespace)
+    except kube.NotFound:
+        pass  # already gone: the goal is reached
+    except Exception:
+        state.deleting.discard((namespace, name))  # so that the retry tries it again
+        raise
 
 
 def to_record(run: RunFacts) -> RunRecord:
