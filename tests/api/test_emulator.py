@@ -418,3 +418,16 @@ async def test_kubelet_unschedulable_and_node_lost(
 async def test_kubelet_wait_for_pod_names_what_it_waited_for(kubelet: Kubelet) -> None:
     with pytest.raises(TimeoutError, match="no pod 'ghost' in namespace 'default'"):
         await kubelet.wait_for_pod("ghost", timeout=0.05)
+
+
+async def test_undeclared_fields_are_pruned_as_by_a_real_api_server(kube: k.Kube) -> None:
+    await kube.create(k.FLOWRUNS, {**_flowrun("r1", parameters={"any": {"thing": 1}}),
+                                   "bogusTopLevel": True}, namespace=NS)
+    await kube.patch(k.FLOWRUNS, "r1", {"spec": {"notInTheSchema": 1}}, namespace=NS)
+    patched = await kube.patch_status(k.FLOWRUNS, "r1", {"status": {
+        "phase": "Running", "kopf": {"progress": {}}, "taskRuns": {"Completed": 2}}},
+        namespace=NS)
+    assert "bogusTopLevel" not in patched
+    assert "notInTheSchema" not in patched["spec"]
+    assert patched["spec"]["parameters"] == {"any": {"thing": 1}}  # preserve-unknown
+    assert patched["status"] == {"phase": "Running", "taskRuns": {"Completed": 2}}

@@ -24,7 +24,7 @@ def _registry(calls: list[str]) -> kopf.OperatorRegistry:
     @kopf.on.create("headwater.dev", "v1alpha1", "flows", registry=registry, id="record")
     async def record(name: str, patch: kopf.Patch, **_: object) -> None:
         calls.append(name)
-        patch.status["seen"] = True
+        patch.status["observedGeneration"] = 1
 
     return registry
 
@@ -38,7 +38,7 @@ async def _flow(kube: kube_module.Kube, name: str) -> None:
 
 def _seen(emulator: BackgroundEmulator, name: str) -> bool:
     flow = emulator.object("flows", name) or {}
-    return bool((flow.get("status") or {}).get("seen"))
+    return bool((flow.get("status") or {}).get("observedGeneration"))
 
 
 async def test_operator_handles_an_object_and_stops_cleanly(

@@ -78,6 +78,10 @@ class ApiPath:
     subresource: str | None = None
 
 
+AdmissionHook = Callable[[str, ResourceSpec, ApiPath, Any], None]
+"""``hook(verb, spec, path, body)``: raise ``ApiError`` to reject a write."""
+
+
 def parse_api_path(path: str, is_namespaced_plural: Callable[[str, str, str], bool]
                    ) -> ApiPath | None:
     """Parse an object/collection URL; None for discovery and non-Kubernetes paths.
@@ -123,6 +127,8 @@ class RequestRecord:
     namespace: str | None
     name: str | None
     code: int
+    user_agent: str = ""
+    """The client's ``User-Agent``: tells the operator's requests from a test's."""
 
     @property
     def is_write(self) -> bool:
@@ -216,6 +222,7 @@ class _Handler(kmock.KubernetesScaffold):
             return await super().__call__(raw)
         verb = guess_verb(raw.method, path, raw.query)
         resource = path.plural + (f"/{path.subresource}" if path.subresource else "")
+        user_agent = raw.headers.get("User-Agent", "")
         recorded = False
 
         def record(code: int) -> None:
@@ -223,7 +230,8 @@ class _Handler(kmock.KubernetesScaffold):
             if not recorded:
                 recorded = True
                 self._emulator.requests.append(
-                    RequestRecord(verb, resource, path.namespace, path.name, code))
+                    RequestRecord(verb, resource, path.namespace, path.name, code,
+                                  user_agent))
 
         try:
             spec = self._emulator.store.resource(path.group, path.version, path.plural)
@@ -279,6 +287,10 @@ class Emulator:
     ) -> None:
         self.store = ObjectStore(resources or default_resources(), clock=clock)
         self.requests = RequestLog()
+        self.admission_hooks: list[AdmissionHook] = []
+        """Called with (verb, resource spec, path, body) before a write is served; a hook
+        rejects the request by raising :class:`~.store.ApiError` (e.g. 422 or 403), as an
+        admission webhook or a quota would. Tests append to it."""
         self._host = host
         self._port = port
         self._kubeconfig_path = kubeconfig_path
@@ -431,6 +443,9 @@ class Emulator:
             raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
         store = self.store
         ns = path.namespace if spec.namespaced else None
+        if verb in WRITE_VERBS:
+            for admit in list(self.admission_hooks):
+                admit(verb, spec, path, body)
         if verb == "watch" or (path.subresource == "log" and verb == "get"
                                and spec.key == ("", "v1", "pods")):
             self._streams += 1
@@ -746,6 +761,7 @@ def iter_objects(emulator: Emulator, plural: str) -> Iterator[JsonObject]:
 
 
 __all__ = [
+    "AdmissionHook",
     "ApiPath",
     "BackgroundEmulator",
     "Emulator",

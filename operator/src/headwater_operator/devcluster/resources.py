@@ -38,6 +38,9 @@ class ResourceSpec:
     categories: tuple[str, ...] = ()
     status_subresource: bool = False
     extra_subresources: tuple[str, ...] = field(default=())
+    schema: Mapping[str, Any] | None = field(default=None, compare=False, hash=False,
+                                             repr=False)
+    """The CRD's ``openAPIV3Schema``: unknown fields are pruned on write, as on a server."""
 
     @property
     def api_version(self) -> str:
@@ -105,6 +108,7 @@ def specs_from_crd(crd: Mapping[str, Any]) -> list[ResourceSpec]:
             short_names=tuple(names.get("shortNames") or ()),
             categories=tuple(names.get("categories") or ()),
             status_subresource="status" in (version.get("subresources") or {}),
+            schema=(version.get("schema") or {}).get("openAPIV3Schema"),
         ))
     return result
 

@@ -12,6 +12,7 @@ What it implements, as the real API server does:
 * ``409 AlreadyExists`` on creating an existing name, ``404 NotFound``, ``409 Conflict``
   when a write carries a stale ``metadata.resourceVersion``, ``422`` when a JSON patch
   fails (including its ``test`` operations), ``400`` on a namespace mismatch.
+* Structural-schema pruning of custom resources (see :mod:`.pruning`).
 * The ``status`` subresource: writes to ``…/status`` change only ``status``; writes to the
   main resource of a kind with that subresource keep the stored ``status``; ``status`` is
   dropped on create (pods start ``Pending``, namespaces ``Active``).
@@ -45,6 +46,7 @@ import jsonpatch
 import jsonpointer
 
 from headwater_operator.devcluster import selectors
+from headwater_operator.devcluster.pruning import prune_resource
 from headwater_operator.devcluster.resources import ResourceSpec
 
 JsonObject = dict[str, Any]
@@ -279,6 +281,7 @@ class ObjectStore:
         for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
             meta.pop(transient, None)
         self._initial_status(spec, obj)
+        obj = prune_resource(obj, spec.schema)
         self._store(spec, obj, "ADDED", previous=None)
         return copy.deepcopy(obj)
 
@@ -435,6 +438,8 @@ class ObjectStore:
                 meta.pop(field, None)
         new["apiVersion"] = spec.api_version
         new["kind"] = spec.kind
+        new = prune_resource(new, spec.schema)
+        meta = new["metadata"]
         if _generation_relevant(new) != _generation_relevant(current):
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         meta.pop("resourceVersion", None)
