@@ -21,11 +21,13 @@ from headwater_operator import kube
 from headwater_operator.scheduling.clock import get_clock
 from headwater_operator.scheduling.reconciler import (
     TERMINAL_PHASES,
+    Cache,
     WatchState,
     reconcile_schedule,
 )
 
 MEMO_KEY = "schedule_doorbells"
+DEPLOYMENTS_MEMO_KEY = "schedule_deployment_states"
 
 Key = tuple[str, str]
 
@@ -39,6 +41,7 @@ def create_doorbells(*, memo: Any, **_: Any) -> None:
     events could never ring its doorbell.
     """
     memo[MEMO_KEY] = {}
+    memo[DEPLOYMENTS_MEMO_KEY] = {}
 
 
 def _doorbells(memo: Any) -> dict[Key, tuple[asyncio.Event, dict[str, Any]]]:
@@ -48,33 +51,64 @@ def _doorbells(memo: Any) -> dict[Key, tuple[asyncio.Event, dict[str, Any]]]:
     return bells
 
 
+@kopf.index(GROUP, VERSION, "deployments")
+def schedule_deployments(*, namespace: str | None, name: str, meta: Any, spec: Any,
+                         **_: Any) -> dict[Key, dict[str, Any]]:
+    """(namespace, name) → what a Schedule needs of a Deployment: uid and paused."""
+    return {(namespace or "default", name): {
+        "metadata": {"name": name, "uid": meta.get("uid")},
+        "spec": {"paused": bool(spec.get("paused"))},
+    }}
+
+
+@kopf.index(GROUP, VERSION, "flowruns", labels={LABEL_SCHEDULE: kopf.PRESENT})
+def schedule_runs(*, namespace: str | None, name: str, labels: Mapping[str, str],
+                  spec: Any, status: Any, **_: Any) -> dict[Key, dict[str, Any]]:
+    """(namespace, schedule) → its runs, as much as ``status.active`` and Forbid need."""
+    return {(namespace or "default", labels[LABEL_SCHEDULE]): {
+        "metadata": {"name": name},
+        "spec": {"scheduledTime": spec.get("scheduledTime")},
+        "status": {"phase": status.get("phase"), "endTime": status.get("endTime")},
+    }}
+
+
 @kopf.daemon(GROUP, VERSION, "schedules", cancellation_timeout=1.0)
 async def schedule_daemon(*, name: str, namespace: str | None, memo: Any,
-                          stopped: Any, logger: Any, **_: Any) -> None:
-    """Wake at each tick (or when rung), reconcile, post Events, sleep again."""
+                          stopped: Any, **indexes: Any) -> None:
+    """Wake at each tick (or when rung), reconcile, post Events, sleep again.
+
+    kopf passes the two indexes above by their names (``schedule_deployments``,
+    ``schedule_runs``) in ``indexes``.
+    """
     key = (namespace or "default", name)
     doorbell = asyncio.Event()
     seen: dict[str, Any] = {}
     _doorbells(memo)[key] = (doorbell, seen)
     client, clock = kube.get_client(), get_clock()
     state = WatchState(watching_since=clock.now())
+    cache = Cache(deployments=indexes["schedule_deployments"], runs=indexes["schedule_runs"])
+    body: dict[str, Any] | None = None
     # kopf sets ``stopped`` first and cancels only later: ringing the doorbell on it lets
     # the daemon leave its sleep and return cleanly at once.
     stop_ringer = asyncio.create_task(_ring_when_stopped(stopped, doorbell))
     try:
         while not stopped:
-            doorbell.clear()
-            try:
-                body = await client.get(kube.SCHEDULES, name, namespace=key[0])
-            except kube.NotFound:
-                return
+            # A clock wake-up reuses what the last status write returned (only this
+            # daemon writes the status); a doorbell (edit, Deployment, run) reads afresh.
+            if body is None or doorbell.is_set():
+                doorbell.clear()
+                try:
+                    body = await client.get(kube.SCHEDULES, name, namespace=key[0])
+                except kube.NotFound:
+                    return
             seen["generation"] = body["metadata"].get("generation")
             seen["deployment"] = (body.get("spec") or {}).get("deploymentRef", {}).get("name")
-            result = await reconcile_schedule(client, body, state, clock.now())
+            result = await reconcile_schedule(client, body, state, clock.now(), cache=cache)
             seen["active"] = frozenset(result.active)
             for type_, reason, message in result.events:
                 kopf.event(kopf.Body(cast(kopf.RawBody, body)), type=type_, reason=reason,
                            message=message)
+            body = result.body
             if result.next_tick is None:
                 await doorbell.wait()
             else:
@@ -100,9 +134,19 @@ async def schedule_event(*, namespace: str | None, name: str, meta: Any, memo: A
 
 
 @kopf.on.event(GROUP, VERSION, "deployments")
-async def deployment_changed(*, namespace: str | None, name: str, memo: Any,
-                             **_: Any) -> None:
-    """A Deployment changed (paused, unpaused, created): its Schedules look again."""
+async def deployment_changed(*, type: str | None, namespace: str | None, name: str,
+                             meta: Any, spec: Any, memo: Any, **_: Any) -> None:
+    """A Deployment was created, deleted, paused or unpaused: its Schedules look again.
+
+    Its status changes with every run it starts; those must not wake each of its
+    Schedules, so only a change of what Schedules depend on (exists, uid, paused) rings.
+    """
+    key = (namespace or "default", name)
+    known: dict[Key, tuple[Any, ...]] = memo[DEPLOYMENTS_MEMO_KEY]
+    now = ("gone",) if type == "DELETED" else (meta.get("uid"), bool(spec.get("paused")))
+    if known.get(key) == now:
+        return
+    known[key] = now
     for (bell_namespace, _name), (doorbell, seen) in _doorbells(memo).items():
         if bell_namespace == (namespace or "default") and seen.get("deployment") == name:
             doorbell.set()

@@ -22,7 +22,8 @@ applies them, in this order:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -64,6 +65,27 @@ class WatchState:
     """First time this process saw each not-yet-ticked fingerprint (edit time)."""
     holding: bool = False
     """True while suspended, paused or invalid: resuming restarts ``watching_since``."""
+    unseen: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
+    """Runs this daemon created that the watch-fed :class:`Cache` has not shown yet, with
+    the ``time.monotonic()`` of their creation (watch lag is real time, not the
+    scheduler's clock)."""
+
+
+@dataclass(frozen=True)
+class Cache:
+    """What the operator already knows from its watches, so a wake-up need not ask.
+
+    ``deployments`` maps ``(namespace, name)`` to the Deployment (at least
+    ``metadata.name``, ``metadata.uid`` and ``spec.paused``); ``runs`` maps ``(namespace,
+    schedule name)`` to that Schedule's FlowRuns (``metadata.name``,
+    ``spec.scheduledTime``, ``status.phase``, ``status.endTime``). Both are kopf indexes
+    in the operator: a tick then costs one create and one status patch, not five
+    requests, and no LIST whose cost grows with every FlowRun in the namespace. Without
+    a cache the reconciler reads the API server (unit tests, one-off tools).
+    """
+
+    deployments: Mapping[tuple[str, str], Iterable[Mapping[str, Any]]]
+    runs: Mapping[tuple[str, str], Iterable[Mapping[str, Any]]]
 
 
 @dataclass
@@ -76,10 +98,13 @@ class WakeResult:
     """Names of the Schedule's runs that were active after this wake-up."""
     events: list[tuple[str, str, str]] = field(default_factory=list)
     """``(type, reason, message)`` Events to post on the Schedule."""
+    body: dict[str, Any] | None = None
+    """The Schedule as the status write returned it (fresh status, for the next wake)."""
 
 
 async def reconcile_schedule(
-    client: kube.Kube, body: Mapping[str, Any], state: WatchState, now: datetime
+    client: kube.Kube, body: Mapping[str, Any], state: WatchState, now: datetime,
+    *, cache: Cache | None = None,
 ) -> WakeResult:
     """Handle one wake-up of the Schedule ``body`` at ``now``; see the module docstring."""
     meta, spec = body.get("metadata") or {}, body.get("spec") or {}
@@ -93,20 +118,21 @@ async def reconcile_schedule(
             make_condition("Invalid", True, invalid_reason(exc.field_path), str(exc)),
             make_condition("Ready", False, "Invalid", str(exc)),
         ]
-        await _write_status(client, body, conditions=conditions, now=now,
-                            fields={"nextScheduleTime": None, "expression": _summary(spec)})
-        return WakeResult(None, events=[("Warning", "Invalid", str(exc))])
+        written = await _write_status(
+            client, body, conditions=conditions, now=now,
+            fields={"nextScheduleTime": None, "expression": _summary(spec)})
+        return WakeResult(None, events=[("Warning", "Invalid", str(exc))], body=written)
 
-    hold, deployment = await _hold_reason(client, namespace, spec)
+    hold, deployment = await _hold_reason(client, namespace, spec, cache)
     if hold is not None or deployment is None:
         hold = hold or ("DeploymentNotFound", "the Deployment is missing")
         state.holding = True
         reason, message = hold
-        await _write_status(client, body, conditions=[
+        written = await _write_status(client, body, conditions=[
             make_condition("Invalid", False, "Valid", "the schedule expression is valid"),
             make_condition("Ready", False, reason, message),
         ], now=now, fields={"nextScheduleTime": None, "expression": _summary(spec)})
-        return WakeResult(None)
+        return WakeResult(None, body=written)
     if state.holding:
         state.holding, state.watching_since = False, now
 
@@ -122,10 +148,13 @@ async def reconcile_schedule(
         max_catchup_runs=catchup.get("maxRuns"),
         created_at=created_at, watching_since=state.watching_since,
     )
-    active, last_success = await _runs_of(client, namespace, name)
+    active, last_success = await _runs_of(client, namespace, name, cache, state)
     result = WakeResult(plan.next_tick)
     forbidden = await _fire(client, body, expr=expr, plan=plan, deployment=deployment,
                             active=active, result=result)
+    for run in active:
+        if run["metadata"]["name"] in result.created:
+            state.unseen[run["metadata"]["name"]] = (time.monotonic(), run)
     extra = {"lastSuccessfulTime": last_success} if last_success else {}
     return await _finish(client, body, plan=plan, fingerprint=fingerprint, active=active,
                          result=result, forbidden=forbidden, now=now, extra=extra)
@@ -190,16 +219,27 @@ def build_flow_run(
     }
 
 
+async def _deployment(
+    client: kube.Kube, namespace: str, name: str, cache: Cache | None
+) -> dict[str, Any] | None:
+    if cache is not None:
+        found = next(iter(cache.deployments.get((namespace, name), ())), None)
+        return dict(found) if found is not None else None
+    try:
+        return await client.get(kube.DEPLOYMENTS, name, namespace=namespace)
+    except kube.NotFound:
+        return None
+
+
 async def _hold_reason(
-    client: kube.Kube, namespace: str, spec: Mapping[str, Any]
+    client: kube.Kube, namespace: str, spec: Mapping[str, Any], cache: Cache | None,
 ) -> tuple[tuple[str, str] | None, dict[str, Any] | None]:
     """Why the Schedule may not create runs right now (or None), and its Deployment."""
     if spec.get("suspend"):
         return ("Suspended", "spec.suspend is true; set it to false to resume"), None
     deployment_name = str((spec.get("deploymentRef") or {}).get("name"))
-    try:
-        deployment = await client.get(kube.DEPLOYMENTS, deployment_name, namespace=namespace)
-    except kube.NotFound:
+    deployment = await _deployment(client, namespace, deployment_name, cache)
+    if deployment is None:
         return ("DeploymentNotFound", (
             f"Deployment {deployment_name!r} does not exist in namespace {namespace!r}; "
             "create it or fix spec.deploymentRef.name"
@@ -212,12 +252,30 @@ async def _hold_reason(
     return None, deployment
 
 
+UNSEEN_GRACE_SECONDS = 60.0
+"""How long (real seconds) a created run missing from the watch cache counts as active."""
+
+
 async def _runs_of(
-    client: kube.Kube, namespace: str, name: str
+    client: kube.Kube, namespace: str, name: str, cache: Cache | None, state: WatchState,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """This Schedule's active runs, and when one of its runs last completed."""
-    runs = await client.list(kube.FLOWRUNS, namespace=namespace,
-                             label_selector={LABEL_SCHEDULE: name})
+    """This Schedule's active runs, and when one of its runs last completed.
+
+    The cache lags the API server by one watch event: a run created a moment ago (say
+    by the previous tick of a catch-up, or just before a fast edit) may be missing from
+    it, so the daemon's own recent creations count as active until the cache shows them.
+    """
+    if cache is not None:
+        runs = [dict(run) for run in cache.runs.get((namespace, name), ())]
+        known = {run["metadata"]["name"] for run in runs}
+        for run_name, (created, run) in list(state.unseen.items()):
+            if run_name in known or time.monotonic() - created > UNSEEN_GRACE_SECONDS:
+                del state.unseen[run_name]
+            else:
+                runs.append(run)
+    else:
+        runs = await client.list(kube.FLOWRUNS, namespace=namespace,
+                                 label_selector={LABEL_SCHEDULE: name})
     active = [run for run in runs
               if (run.get("status") or {}).get("phase") not in TERMINAL_PHASES]
     completed = [str((run.get("status") or {}).get("endTime")) for run in runs
@@ -301,7 +359,8 @@ async def _finish(
     elif result.created:
         conditions.append(make_condition("MissedTicks", False, "NoneMissed",
                                          "the last ticks all ran"))
-    await _write_status(client, body, conditions=conditions, now=now, fields=fields)
+    result.body = await _write_status(client, body, conditions=conditions, now=now,
+                                      fields=fields)
     result.active = [entry["name"] for entry in fields["active"]]
     return result
 
@@ -309,7 +368,7 @@ async def _finish(
 async def _write_status(
     client: kube.Kube, body: Mapping[str, Any], *, conditions: list[dict[str, Any]],
     now: datetime, fields: Mapping[str, Any],
-) -> None:
+) -> dict[str, Any]:
     meta = body["metadata"]
     status: Mapping[str, Any] = body.get("status") or {}
     patch = {
@@ -317,8 +376,8 @@ async def _write_status(
         "conditions": set_conditions(status.get("conditions"), conditions, now),
         "observedGeneration": meta.get("generation"),
     }
-    await client.patch_status(kube.SCHEDULES, meta["name"], {"status": patch},
-                              namespace=meta.get("namespace") or "default")
+    return await client.patch_status(kube.SCHEDULES, meta["name"], {"status": patch},
+                                     namespace=meta.get("namespace") or "default")
 
 
 def _effective_since(
