@@ -1,33 +1,132 @@
 """FlowRun lifecycle end to end: the real operator, the emulated API, a scripted kubelet.
 
 One test per scenario of issue 4. Each ends by asserting the final phase/reason a user
-sees and, where it matters, the pods that exist (exactly one per attempt).
+sees and, where it matters, the pods that exist (exactly one per attempt), then
+:meth:`Scene.finish` counts what the *operator* wrote to the API for the scenario and
+checks it against an upper bound (a regression guard).
+
+Whose write is whose: the test and the kubelet stand-in use a client of their own with
+the User-Agent :data:`TEST_AGENT`, which the emulator records per request; every other
+write is the operator's (its Kubernetes client, and kopf posting Events). The writes are
+counted from the moment the Flow and Deployment are ready (their handlers quiet) until
+the operator is quiet again after the last run ended. Deployment/Flow status patches are
+another handler's bookkeeping: reported, not bounded here.
+
+Set ``HEADWATER_API_WRITES_OUT=<file.json>`` to collect every scenario's figures;
+``benchmarks/api_writes.py`` does that and prints the markdown table of
+docs/flowrun-lifecycle.md.
 """
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import json
-from collections.abc import Awaitable, Callable
+import os
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import kubernetes.client
 import pytest
+from headwater.contract import SUMMARY_MAX_BYTES, RunSummary, encode_summary
 from headwater_operator import kube as kube_module
 from headwater_operator import reasons
-from headwater_operator.devcluster.emulator import Emulator
+from headwater_operator.devcluster import podstatus
+from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestRecord
 from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.kubelet import Kubelet, default_summary
+from headwater_operator.devcluster.store import ApiError
+from headwater_operator.flowruns import machine, reconciler
+from headwater_operator.flowruns.timeutil import parse_time
 
 TIMEOUT = 15.0
 MANAGED = "app.kubernetes.io/managed-by=headwater"
+TEST_AGENT = "headwater-api-tests"
+"""User-Agent of the test's and the kubelet stand-in's requests (not the operator's)."""
+QUIET_SECONDS = 0.3
+"""No operator write for this long means it is done reacting (it has no periodic writes)."""
+BOOKKEEPING = frozenset({"deployments/status", "flows/status"})
+"""Written by the Deployment/Flow handlers, not by the FlowRun lifecycle."""
+REPORT_ENV = "HEADWATER_API_WRITES_OUT"
+REPORT: list[dict[str, Any]] = []
+
+
+class OperatorWrites:
+    """The operator's write requests as the emulator served them, since :meth:`reset`."""
+
+    def __init__(self, emulator: BackgroundEmulator) -> None:
+        self._log = emulator.requests
+        self._mark = self._log.mark()
+
+    def reset(self) -> None:
+        """Count from now on."""
+        self._mark = self._log.mark()
+
+    def records(self) -> list[RequestRecord]:
+        """Every operator write since the mark (any HTTP code)."""
+        return [r for r in self._log.since(self._mark)
+                if r.is_write and r.user_agent != TEST_AGENT]
+
+    def breakdown(self) -> collections.Counter[str]:
+        """``"<verb> <resource>"`` → count, e.g. ``"patch flowruns/status": 3``."""
+        return collections.Counter(f"{r.verb} {r.resource}" for r in self.records())
+
+    def lifecycle(self) -> collections.Counter[str]:
+        """The breakdown without the Deployment/Flow handlers' status bookkeeping."""
+        return collections.Counter({key: n for key, n in self.breakdown().items()
+                                    if key.split(" ", 1)[1] not in BOOKKEEPING})
+
+    async def quiet(self, seconds: float = QUIET_SECONDS) -> None:
+        """Wait until the operator has written nothing for ``seconds``."""
+        deadline = time.monotonic() + TIMEOUT
+        seen, since = -1, time.monotonic()
+        while time.monotonic() < deadline:
+            count = len(self._log.since(self._mark))
+            if count != seen:
+                seen, since = count, time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"the operator kept writing for {TIMEOUT}s: {self.breakdown()}")
 
 
 class Scene:
     """Creates Flows/Deployments/FlowRuns and reads their state for one test."""
 
-    def __init__(self, kube: kube_module.Kube, emulator: Emulator, namespace: str,
+    def __init__(self, kube: kube_module.Kube, emulator: BackgroundEmulator, namespace: str,
                  wait_for: Callable[..., Awaitable[Any]]) -> None:
         self.kube, self.emulator, self.namespace, self._wait_for = (
             kube, emulator, namespace, wait_for)
+        self.writes = OperatorWrites(emulator)
+
+    async def ready(self) -> None:
+        """The Flow/Deployment handlers are done: count the operator's writes from here."""
+        await self.writes.quiet()
+        self.writes.reset()
+
+    async def finish(self, scenario: str, runs: list[str], bound: int) -> dict[str, Any]:
+        """Record the operator's writes for ``scenario`` and check they stay within ``bound``.
+
+        Waits until each run's final Event (its terminal reason) was posted and the
+        operator is quiet, so late writes are counted too.
+        """
+        for run in runs:
+            await self.has_event(run, self.status(run)["reason"])
+        await self.writes.quiet()
+        lifecycle = self.writes.lifecycle()
+        bookkeeping = self.writes.breakdown() - lifecycle
+        last = self.status(runs[-1])
+        total = sum(lifecycle.values())
+        entry = {"scenario": scenario, "phase": last.get("phase"), "reason": last.get("reason"),
+                 "writes": total, "bound": bound,
+                 "breakdown": dict(sorted(lifecycle.items())),
+                 "bookkeeping": dict(sorted(bookkeeping.items()))}
+        REPORT.append(entry)
+        assert total <= bound, (
+            f"{scenario}: the operator wrote {total} times (bound {bound}): {dict(lifecycle)}")
+        return entry
 
     async def flow(self, name: str = "etl", **spec: Any) -> None:
         body = {"image": "ghcr.io/acme/etl:1", "entrypoint": "etl.flows:ingest", **spec}
@@ -78,9 +177,36 @@ class Scene:
 
 
 @pytest.fixture
-def scene(kube: kube_module.Kube, emulator: Emulator, namespace: str,
+def kube(emulator: BackgroundEmulator) -> Iterator[kube_module.Kube]:
+    """The test's own client (also the kubelet stand-in's), with :data:`TEST_AGENT`.
+
+    Overrides the shared fixture in this module only, so the operator's requests (the
+    module-wide client) can be told from ours in the emulator's request log.
+    """
+    client = kubernetes.client.ApiClient(
+        kube_module.load_configuration(str(emulator.kubeconfig_path)))
+    client.user_agent = TEST_AGENT
+    try:
+        yield kube_module.Kube(kube_module.SyncKube(client))
+    finally:
+        client.close()  # type: ignore[no-untyped-call]
+
+
+@pytest.fixture
+def scene(kube: kube_module.Kube, emulator: BackgroundEmulator, namespace: str,
           wait_for: Callable[..., Awaitable[Any]]) -> Scene:
     return Scene(kube, emulator, namespace, wait_for)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _write_report() -> Iterator[None]:
+    """Dump every scenario's write figures to ``$HEADWATER_API_WRITES_OUT`` (if set)."""
+    REPORT.clear()
+    yield
+    path = os.environ.get(REPORT_ENV)
+    if path:
+        with open(path, "w", encoding="utf-8") as out:
+            json.dump(REPORT, out, indent=2)
 
 
 async def run_to_pod(scene: Scene, kubelet: Kubelet, run: str, attempt: int = 1,
@@ -93,12 +219,19 @@ async def run_to_pod(scene: Scene, kubelet: Kubelet, run: str, attempt: int = 1,
     return pod
 
 
+async def setup(scene: Scene, flow: dict[str, Any] | None = None, **deployment: Any) -> None:
+    """The Flow ``etl`` and Deployment ``nightly``; counting starts once they are ready."""
+    await scene.flow(**(flow or {}))
+    await scene.deployment(**deployment)
+    await scene.ready()
+
+
+# Bounds: one pod create per attempt, one status patch and one Event per phase change a
+# user sees, plus each pod delete the operator must make. Each test states its sum.
 async def test_successful_run_records_summary_with_few_writes(
-    scene: Scene, operator: OperatorHarness, kubelet: Kubelet, api_writes: Any
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet
 ) -> None:
-    await scene.flow()
-    await scene.deployment()
-    api_writes.reset()
+    await setup(scene)
     pod = await run_to_pod(scene, kubelet, "ok")
     await scene.phase("ok", "Running")
     summary = json.loads(default_summary("Completed"))
@@ -112,19 +245,17 @@ async def test_successful_run_records_summary_with_few_writes(
     assert scene.pods("ok") == ["ok-1"]
     for reason in (reasons.POD_CREATED, reasons.STARTED, reasons.COMPLETED):
         assert await scene.has_event("ok", reason)
-    # What the operator itself wrote for this run: the pod, three status patches and
-    # three Events; the test wrote the FlowRun and the kubelet the pod statuses.
-    assert api_writes.count(verb="create", resource="pods") == 1
-    assert api_writes.count(verb="patch", resource="flowruns/status") == 3
-    assert api_writes.count(verb="patch", resource="flowruns") == 0  # no finalizer/annotations
-    print("writes for a successful run:", dict(api_writes.counter()))
+    # 1 pod + 3 × (status patch + Event): Pending, Running, Completed. Nothing else: no
+    # finalizer or annotation on the FlowRun, no pod writes.
+    entry = await scene.finish("successful run", ["ok"], bound=7)
+    assert entry["breakdown"] == {"create events": 3, "create pods": 1,
+                                  "patch flowruns/status": 3}
 
 
 async def test_code_failure_with_retries_exhausted(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet
 ) -> None:
-    await scene.flow(retries=1)
-    await scene.deployment(retryOn=["Failed"])
+    await setup(scene, {"retries": 1}, retryOn=["Failed"])
     for attempt in (1, 2):
         pod = await run_to_pod(scene, kubelet, "bad", attempt=attempt)
         await kubelet.fail(pod, 1, default_summary("Failed", message="ZeroDivisionError"))
@@ -134,6 +265,8 @@ async def test_code_failure_with_retries_exhausted(
     assert status["attempts"] == 2
     assert scene.pods("bad") == ["bad-1", "bad-2"]
     assert await scene.has_event("bad", reasons.RETRYING)
+    # 2 pods + 6 × 2: Pending, Running, AwaitingRetry, Retrying, Running, Failed.
+    await scene.finish("code failure, 1 retry, both attempts fail", ["bad"], bound=14)
 
 
 @pytest.mark.parametrize(
@@ -150,8 +283,7 @@ async def test_code_failure_with_retries_exhausted(
 async def test_crash_of_a_running_pod(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet, action: str, reason: str
 ) -> None:
-    await scene.flow()
-    await scene.deployment()
+    await setup(scene)
     pod = await run_to_pod(scene, kubelet, "crash")
     await scene.phase("crash", "Running")
     if action == "delete":
@@ -166,6 +298,9 @@ async def test_crash_of_a_running_pod(
     assert status["reason"] == reason
     assert status["message"]
     assert await scene.has_event("crash", reason)
+    # 1 pod + 3 × 2: Pending, Running, Crashed. (A lost node's pod is already being
+    # deleted by the node controller: no delete from us.)
+    await scene.finish(f"crash while running: {reason}", ["crash"], bound=7)
 
 
 @pytest.mark.parametrize(
@@ -179,8 +314,7 @@ async def test_crash_of_a_running_pod(
 async def test_pod_stuck_pending_crashes_after_pending_timeout(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet, action: str, reason: str
 ) -> None:
-    await scene.flow()
-    await scene.deployment(pendingTimeoutSeconds=1)
+    await setup(scene, pendingTimeoutSeconds=1)
     await scene.run("stuck")
     pod = await kubelet.wait_for_pod("stuck-1", TIMEOUT)
     if action != "unschedulable":
@@ -189,13 +323,15 @@ async def test_pod_stuck_pending_crashes_after_pending_timeout(
     status = await scene.phase("stuck", "Crashed")
     assert status["reason"] == reason
     assert scene.pods("stuck") == []  # the stuck pod is removed, not left retrying forever
+    # 1 pod + 1 pod delete + 2 × 2: Pending, Crashed.
+    await scene.finish(f"stuck Pending past pendingTimeoutSeconds: {reason}", ["stuck"],
+                       bound=6)
 
 
 async def test_cancel_running_run(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet
 ) -> None:
-    await scene.flow()
-    await scene.deployment(cancelGracePeriodSeconds=5)
+    await setup(scene, cancelGracePeriodSeconds=5)
     await run_to_pod(scene, kubelet, "stop")
     await scene.phase("stop", "Running")
     await scene.cancel("stop")
@@ -203,13 +339,48 @@ async def test_cancel_running_run(
     assert status["reason"] == reasons.CANCELLED
     assert await scene.has_event("stop", reasons.CANCEL_REQUESTED)
     assert scene.pods("stop") == []
+    # 1 pod + 1 delete (SIGTERM) + 4 × 2: Pending, Running, Cancelling, Cancelled.
+    await scene.finish("cancel a running run", ["stop"], bound=10)
+
+
+async def test_forced_cancel_of_a_pod_that_ignores_sigterm(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The real margin past the grace period is 30 s; the rule, not the number, is tested.
+    monkeypatch.setattr(machine, "CANCEL_DEADLINE_MARGIN", timedelta(seconds=1))
+    await setup(scene, cancelGracePeriodSeconds=1)
+    await run_to_pod(scene, kubelet, "stubborn")
+    await scene.phase("stubborn", "Running")
+    # A kubelet that never confirms the termination (a wedged node, a hung container
+    # runtime): with a finalizer the pod stays Running and Terminating whatever we delete.
+    await scene.kube.patch(kube_module.PODS, "stubborn-1",
+                           {"metadata": {"finalizers": ["example.com/hold"]}},
+                           namespace=scene.namespace)
+    await scene.cancel("stubborn")
+    cancelling = await scene.phase("stubborn", "Cancelling", "Cancelled")
+    assert cancelling["phase"] == "Cancelling", "the SIGTERM phase was skipped"
+    status = await scene.phase("stubborn", "Cancelled")
+    assert status["reason"] == reasons.CANCEL_FORCED
+    assert "force-deleted" in status["message"]
+    assert status["endTime"]
+    pod = scene.emulator.object("pods", "stubborn-1")
+    assert pod is not None
+    assert pod["metadata"]["deletionTimestamp"]
+    assert pod["status"]["phase"] == "Running"
+    assert await scene.has_event("stubborn", reasons.CANCEL_FORCED)
+    # 1 pod + 2 deletes (grace, then grace 0) + 4 × 2: Pending, Running, Cancelling,
+    # Cancelled.
+    await scene.finish("cancel, pod ignores SIGTERM (forced)", ["stubborn"], bound=11)
+    await scene.kube.patch(kube_module.PODS, "stubborn-1", {"metadata": {"finalizers": None}},
+                           namespace=scene.namespace)
+    await scene._wait_for(lambda: scene.pods("stubborn") == [], timeout=TIMEOUT)
+    assert scene.status("stubborn")["reason"] == reasons.CANCEL_FORCED
 
 
 async def test_enqueue_then_cancel_queued_run(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet
 ) -> None:
-    await scene.flow()
-    await scene.deployment(concurrency={"limit": 1, "collisionStrategy": "Enqueue"})
+    await setup(scene, concurrency={"limit": 1, "collisionStrategy": "Enqueue"})
     first = await run_to_pod(scene, kubelet, "first")
     await scene.run("second")
     await scene.run("third")
@@ -222,19 +393,29 @@ async def test_enqueue_then_cancel_queued_run(
     await scene.phase("first", "Completed")
     second = await kubelet.wait_for_pod("second-1", TIMEOUT)
     assert second["metadata"]["name"] == "second-1"
+    await kubelet.run(second)
+    await kubelet.succeed(second)
+    await scene.phase("second", "Completed")
+    # first: 1 pod + 3 × 2 (its Running may or may not be seen before it ends: ≤ 7);
+    # second: 1 pod + 4 × 2 (AwaitingConcurrencySlot, Pending, Running, Completed);
+    # third: 2 × 2 (AwaitingConcurrencySlot, Cancelled).
+    await scene.finish("limit 1, Enqueue: 3 runs, the queued 3rd cancelled",
+                       ["first", "third", "second"], bound=7 + 9 + 4)
 
 
 async def test_cancel_new_cancels_run_over_the_limit(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet
 ) -> None:
-    await scene.flow()
-    await scene.deployment(concurrency={"limit": 1, "collisionStrategy": "CancelNew"})
+    await setup(scene, concurrency={"limit": 1, "collisionStrategy": "CancelNew"})
     await run_to_pod(scene, kubelet, "first")
     await scene.phase("first", "Running")
+    scene.writes.reset()
     await scene.run("extra")
     status = await scene.phase("extra", "Cancelled")
     assert status["reason"] == reasons.CONCURRENCY_LIMIT_REACHED
     assert scene.pods("extra") == []
+    # Only the rejected run is counted: 1 × 2 (Cancelled at once, no pod).
+    await scene.finish("limit 1, CancelNew: the run over the limit", ["extra"], bound=2)
 
 
 async def test_invalid_parameters_fail_without_a_pod(
@@ -243,20 +424,19 @@ async def test_invalid_parameters_fail_without_a_pod(
     schema = {"type": "object", "properties": {"day": {"type": "string", "format": "date"},
                                                "limit": {"type": "integer"}},
               "required": ["day"]}
-    await scene.flow(parametersSchema=schema)
-    await scene.deployment()
+    await setup(scene, {"parametersSchema": schema})
     await scene.run("params", parameters={"day": "2024-05-01", "limit": "ten"})
     status = await scene.phase("params", "Failed")
     assert status["reason"] == reasons.INVALID_PARAMETERS
     assert "'limit'" in status["message"]
     assert scene.pods("params") == []
+    await scene.finish("invalid parameters", ["params"], bound=2)
 
 
 async def test_paused_deployment_holds_runs_until_resumed(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet, kube: kube_module.Kube
 ) -> None:
-    await scene.flow()
-    await scene.deployment(paused=True)
+    await setup(scene, paused=True)
     await scene.run("held")
     await scene.reason("held", reasons.DEPLOYMENT_PAUSED)
     assert scene.pods("held") == []
@@ -264,26 +444,31 @@ async def test_paused_deployment_holds_runs_until_resumed(
                      namespace=scene.namespace)
     pod = await kubelet.wait_for_pod("held-1", TIMEOUT)
     assert pod["metadata"]["name"] == "held-1"
+    await kubelet.run(pod)
+    await kubelet.succeed(pod)
+    await scene.phase("held", "Completed")
+    # 1 pod + 4 × 2: Scheduled (DeploymentPaused), Pending, Running, Completed.
+    await scene.finish("paused Deployment, then resumed", ["held"], bound=9)
 
 
 async def test_operator_restart_mid_run_keeps_one_pod_per_attempt(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet
 ) -> None:
-    await scene.flow()
-    await scene.deployment()
+    await setup(scene)
     pod = await run_to_pod(scene, kubelet, "steady")
     await scene.phase("steady", "Running")
     await operator.restart()
     await kubelet.succeed(pod)
     await scene.phase("steady", "Completed")
     assert scene.pods("steady") == ["steady-1"]
+    # The restart itself writes nothing: the same 1 pod + 3 × 2 as an undisturbed run.
+    await scene.finish("operator restarted mid-run", ["steady"], bound=7)
 
 
 async def test_late_run_is_marked_late_and_still_runs(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet
 ) -> None:
-    await scene.flow()
-    await scene.deployment(lateAfterSeconds=0)
+    await setup(scene, lateAfterSeconds=0)
     await scene.run("tardy", scheduledTime="2024-01-01T00:00:00Z")
     pod = await kubelet.wait_for_pod("tardy-1", TIMEOUT)
     assert await scene.has_event("tardy", reasons.LATE)
@@ -292,3 +477,210 @@ async def test_late_run_is_marked_late_and_still_runs(
     await kubelet.succeed(pod)
     status = await scene.phase("tardy", "Completed")
     assert any(c["type"] == "Late" for c in status["conditions"])
+    # The Late condition rides on the Pending patch; only its Event is extra: 7 + 1.
+    await scene.finish("late run (scheduledTime long past)", ["tardy"], bound=8)
+
+
+@pytest.mark.parametrize(
+    "rejection",
+    [
+        (422, "Invalid", 'Pod "rejected-1" is invalid: spec.containers[0].resources.limits'
+                         '[memory]: Invalid value: "lots": quantities must match the regular '
+                         "expression"),
+        (403, "Forbidden", 'pods "rejected-1" is forbidden: violates PodSecurity '
+                           '"restricted:latest": runAsNonRoot != true'),
+    ],
+)
+async def test_pod_rejected_by_the_api_server_crashes_without_retry(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator,
+    rejection: tuple[int, str, str]
+) -> None:
+    code, api_reason, message = rejection
+    await setup(scene, {"retries": 2})
+    rejected: list[str] = []
+
+    def admit(verb: str, spec: Any, path: Any, body: Any) -> None:
+        if verb == "create" and spec.plural == "pods":
+            rejected.append(body["metadata"]["name"])
+            raise ApiError(code, api_reason, message)
+
+    emulator.emulator.admission_hooks.append(admit)
+    await scene.run("rejected")
+    status = await scene.phase("rejected", "Crashed")
+    assert status["reason"] == reasons.POD_CREATION_FAILED
+    assert message in status["message"]
+    assert "runTemplate" in status["message"]  # says where to fix it
+    assert status["attempts"] == 1
+    assert rejected == ["rejected-1"]  # retries do not help: not one more try
+    assert scene.pods("rejected") == []
+    # 1 rejected pod create + 1 × 2 (Crashed).
+    entry = await scene.finish(f"pod create rejected ({code} {api_reason})", ["rejected"],
+                               bound=3)
+    assert entry["breakdown"]["create pods"] == 1
+
+
+async def test_pod_create_over_quota_is_retried_until_it_fits(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet,
+    monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reconciler, "ERROR_BACKOFF_SECONDS", 0.2)
+    await setup(scene)
+    refusals = 2
+
+    def quota(verb: str, spec: Any, path: Any, body: Any) -> None:
+        nonlocal refusals
+        if verb == "create" and spec.plural == "pods" and refusals:
+            refusals -= 1
+            raise ApiError(403, "Forbidden", 'pods "roomy-1" is forbidden: exceeded quota: '
+                                             "compute, requested: cpu=2, limited: cpu=4")
+
+    emulator.emulator.admission_hooks.append(quota)
+    pod = await run_to_pod(scene, kubelet, "roomy")
+    await kubelet.succeed(pod)
+    status = await scene.phase("roomy", "Completed")
+    assert status["attempts"] == 1
+    # 2 refused + 1 accepted pod create + 3 × 2.
+    entry = await scene.finish("pod create over quota twice, then fits", ["roomy"], bound=9)
+    assert entry["breakdown"]["create pods"] == 3
+
+
+async def test_retries_back_off_visibly_before_the_next_attempt(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet
+) -> None:
+    await setup(scene, {"retries": 2}, retryDelaySeconds=1, retryBackoffFactor=2.0)
+    waits: list[tuple[datetime, datetime]] = []
+    for attempt in (1, 2):
+        pod = await run_to_pod(scene, kubelet, "flaky", attempt=attempt)
+        await scene.phase("flaky", "Running")
+        failed_at = datetime.now(UTC)
+        await kubelet.fail(pod, 1, default_summary("Failed", message="ConnectionResetError"))
+        status = await scene.phase("flaky", "AwaitingRetry")
+        assert status["reason"] == reasons.FLOW_FAILED
+        assert f"attempt {attempt} of 3" in status["message"]
+        assert scene.pods("flaky") == [f"flaky-{n}" for n in range(1, attempt + 1)]
+        waits.append((failed_at, parse_time(status["nextAttemptTime"]) or failed_at))
+        nxt = await kubelet.wait_for_pod(f"flaky-{attempt + 1}", TIMEOUT)
+        created = parse_time(nxt["metadata"]["creationTimestamp"])
+        assert created is not None
+        assert created >= waits[-1][1], "the next attempt started before nextAttemptTime"
+    # Delays 1 s then 2 s (second-precision timestamps: > 0 s, then > 1 s after the end).
+    assert waits[0][1] > waits[0][0] - timedelta(seconds=1)
+    assert waits[1][1] > waits[1][0] + timedelta(seconds=1)
+    pod = await kubelet.get("flaky-3")
+    await kubelet.run(pod)
+    await kubelet.succeed(pod)
+    status = await scene.phase("flaky", "Completed")
+    assert status["attempts"] == 3
+    assert "nextAttemptTime" not in status
+    # 3 pods + 9 × 2: Pending, Running, (AwaitingRetry, Retrying, Running) × 2, Completed.
+    await scene.finish("2 failures retried with backoff, 3rd attempt completes", ["flaky"],
+                       bound=21)
+
+
+@pytest.mark.parametrize("retry_on", [None, ["Failed"]])
+async def test_crash_is_retried_only_when_retry_on_lists_crashed(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet, retry_on: list[str] | None
+) -> None:
+    await setup(scene, {"retries": 1}, **({"retryOn": retry_on} if retry_on else {}))
+    pod = await run_to_pod(scene, kubelet, "oom")
+    await scene.phase("oom", "Running")
+    await kubelet.oom_kill(pod)
+    if retry_on is None:  # default retryOn: [Failed, Crashed]
+        second = await run_to_pod(scene, kubelet, "oom", attempt=2)
+        await kubelet.succeed(second)
+        status = await scene.phase("oom", "Completed")
+        assert status["attempts"] == 2
+        assert scene.pods("oom") == ["oom-1", "oom-2"]
+        # 2 pods + 6 × 2: Pending, Running, AwaitingRetry, Retrying, Running, Completed.
+        await scene.finish("OOMKilled, retried (default retryOn), then completes", ["oom"],
+                           bound=14)
+    else:
+        status = await scene.phase("oom", "Crashed")
+        assert status["reason"] == reasons.OOM_KILLED
+        assert status["attempts"] == 1
+        assert scene.pods("oom") == ["oom-1"]
+        await scene.finish("OOMKilled with retryOn: [Failed]: not retried", ["oom"], bound=7)
+        assert scene.pods("oom") == ["oom-1"]  # still no second attempt once all is quiet
+
+
+async def test_active_deadline_exceeded_is_failed_timed_out(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet
+) -> None:
+    await setup(scene, timeoutSeconds=60)
+    pod = await run_to_pod(scene, kubelet, "slow")
+    assert pod["spec"]["activeDeadlineSeconds"] == 60
+    await scene.phase("slow", "Running")
+    # What the kubelet reports when activeDeadlineSeconds passes: the pod Failed with
+    # reason DeadlineExceeded; the engine got SIGTERM and wrote a Cancelled summary.
+    status = podstatus.failed(datetime.now(UTC), 3, default_summary("Cancelled"))
+    status.update({"phase": "Failed", "reason": "DeadlineExceeded",
+                   "message": "Pod was active on the node longer than the specified deadline"})
+    await kubelet.report(pod, status)
+    final = await scene.phase("slow", "Failed", "Crashed")
+    assert (final["phase"], final["reason"]) == ("Failed", reasons.TIMED_OUT)
+    assert "timeoutSeconds" in final["message"]
+    await scene.finish("activeDeadlineSeconds exceeded", ["slow"], bound=7)
+
+
+async def test_deployment_deleted_while_runs_wait_or_run(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet
+) -> None:
+    await setup(scene, concurrency={"limit": 1, "collisionStrategy": "Enqueue"})
+    running = await run_to_pod(scene, kubelet, "busy")
+    await scene.phase("busy", "Running")
+    await scene.run("queued")
+    await scene.phase("queued", "AwaitingConcurrencySlot")
+    # kubectl-created runs carry no owner reference: they outlive their Deployment.
+    await scene.kube.delete(kube_module.DEPLOYMENTS, "nightly", namespace=scene.namespace)
+    status = await scene.phase("queued", "Failed")
+    assert status["reason"] == reasons.DEPLOYMENT_NOT_FOUND
+    assert "nightly" in status["message"]
+    assert "spec.deploymentRef" in status["message"]
+    assert scene.pods("queued") == []
+    # The started run is not orphaned: its pod still decides how it ends.
+    await kubelet.succeed(running)
+    assert (await scene.phase("busy", "Completed"))["reason"] == reasons.COMPLETED
+    # busy: 1 pod + 3 × 2; queued: 2 × 2 (AwaitingConcurrencySlot, Failed).
+    await scene.finish("Deployment deleted: queued run fails, running run completes",
+                       ["busy", "queued"], bound=7 + 4)
+
+
+def maximal_summary(task_runs: dict[str, int]) -> str:
+    """A run summary as large as a termination message may be, full of assets/artifacts."""
+    summary: RunSummary = {
+        "version": 1, "state": "Completed", "reason": "Completed",
+        "message": "the flow run finished: Completed", "taskRuns": task_runs,
+        "assets": [], "artifacts": [],
+    }
+    i = 0
+    while True:
+        bigger = json.loads(encode_summary(summary))
+        bigger["assets"].append({"key": f"s3://lake/warehouse/orders/part-{i:04d}",
+                                 "version": f"v{i:08d}",
+                                 "upstream": [f"s3://lake/raw/orders/part-{i:04d}"]})
+        bigger["artifacts"].append(f"report-{i:04d}")
+        if len(encode_summary(bigger).encode()) > SUMMARY_MAX_BYTES:
+            return encode_summary(summary)
+        summary, i = bigger, i + 1
+
+
+async def test_status_stays_small_and_does_not_grow_with_tasks(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet
+) -> None:
+    await setup(scene)
+    sizes = {}
+    for run, tasks in (("big-a", {"Completed": 3}),
+                       ("big-b", {"Completed": 250_000, "Failed": 1_000, "Cached": 9_000})):
+        text = maximal_summary(tasks)
+        assert SUMMARY_MAX_BYTES - 200 < len(text.encode()) <= SUMMARY_MAX_BYTES
+        pod = await run_to_pod(scene, kubelet, run)
+        await kubelet.succeed(pod, text)
+        status = await scene.phase(run, "Completed")
+        assert status["taskRuns"] == tasks
+        assert len(status["assets"]) == len(json.loads(text)["assets"]) > 20
+        sizes[run] = len(json.dumps(status).encode())
+    # Counts, never per-task records: far below etcd's 1.5 MB object limit.
+    assert max(sizes.values()) < 16 * 1024, sizes
+    # 260,000 task runs cost a few digits more than 3, not one record per task.
+    assert abs(sizes["big-b"] - sizes["big-a"]) < 64, sizes
+    await scene.finish("largest run summary (4 KiB), twice", ["big-a", "big-b"], bound=14)

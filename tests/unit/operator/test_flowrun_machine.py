@@ -181,6 +181,19 @@ def test_setup_error_fails_unstarted_run() -> None:
         "Failed", reasons.DEPLOYMENT_NOT_FOUND)
 
 
+def test_running_run_whose_deployment_was_deleted_still_follows_its_pod() -> None:
+    # A kubectl-created run has no owner reference, so deleting its Deployment leaves it
+    # running: the pod it has must still decide its end, or the run is Running forever.
+    gone = (reasons.DEPLOYMENT_NOT_FOUND, "Deployment ns/x missing")
+    run = make_run(status=RUNNING)
+    decision = decide(run, Facts(now=at(40), setup_error=gone, pod=pod_facts(completed_pod())))
+    assert (decision.status["phase"], decision.status["reason"]) == (
+        "Completed", reasons.COMPLETED)
+    still = decide(run, Facts(now=at(40), setup_error=gone,
+                              pod=pod_facts(make_pod("Running", container={"running": {}}))))
+    assert still.status == {}
+
+
 def test_terminal_run_is_never_touched() -> None:
     run = make_run(status={"phase": "Completed"}, cancel=True)
     assert decide(run, facts()).status == {}

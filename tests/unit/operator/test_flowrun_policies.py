@@ -9,7 +9,12 @@ from headwater_operator import reasons
 from headwater_operator.api import FlowRunPhase, RetryCause
 from headwater_operator.api.deployment import ConcurrencySpec
 from headwater_operator.flowruns.concurrency import SlotVerdict, slot_verdict
-from headwater_operator.flowruns.retry import RetryPolicy, is_retryable, retry_delay
+from headwater_operator.flowruns.retry import (
+    RetryPolicy,
+    is_retryable,
+    pod_rejection_is_final,
+    retry_delay,
+)
 from headwater_operator.flowruns.settings import merge_parameters, parameter_errors
 from test_flowrun_builders import at, iso, make_deployment, make_flow, make_run, make_settings
 
@@ -89,3 +94,21 @@ def test_future_runs_do_not_take_queue_places() -> None:
 def test_pending_timeout_comes_from_deployment() -> None:
     settings = make_settings(deployment=make_deployment(pendingTimeoutSeconds=42))
     assert settings.pending_timeout == timedelta(seconds=42)
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "final"),
+    [
+        (422, 'Pod "r-1" is invalid: spec.volumes[0].name: Required value', True),
+        (403, 'pods "r-1" is forbidden: violates PodSecurity "restricted:latest"', True),
+        (400, "the request body is not a Pod", True),
+        # A full quota frees up when other pods end: the create is retried, not failed.
+        (403, 'pods "r-1" is forbidden: exceeded quota: compute, requested: cpu=2', False),
+        (500, "etcdserver: request timed out", False),
+        (429, "too many requests", False),
+    ],
+)
+def test_pod_rejection_is_final_only_when_a_retry_cannot_help(
+    code: int, message: str, final: bool
+) -> None:
+    assert pod_rejection_is_final(code, message) is final

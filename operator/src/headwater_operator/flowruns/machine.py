@@ -339,7 +339,9 @@ def decide(run: FlowRun, facts: Facts) -> Decision:
     if facts.setup_error is not None and (phase in NOT_STARTED or facts.settings is None):
         reason, message = facts.setup_error
         if phase in POD_PHASES:
-            return Decision()  # keep tracking the pod we have; nothing else to do without it
+            # The attempt's pod still decides how it ends (a kubectl-created run outlives
+            # its Deployment); without settings it gets no retry and the default timeouts.
+            return _track(run, facts, None)
         return _finish(run, Decision(status=_scheduled_fields(run)), FlowRunPhase.FAILED,
                        reason, message, now=facts.now)
     settings = facts.settings
