@@ -431,3 +431,17 @@ async def test_undeclared_fields_are_pruned_as_by_a_real_api_server(kube: k.Kube
     assert "notInTheSchema" not in patched["spec"]
     assert patched["spec"]["parameters"] == {"any": {"thing": 1}}  # preserve-unknown
     assert patched["status"] == {"phase": "Running", "taskRuns": {"Completed": 2}}
+
+
+async def test_foreground_propagation_deletes_dependents_first(
+    kube: k.Kube, emulator: BackgroundEmulator,
+) -> None:
+    run = await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
+    pod = _pod("r1-1", owner=run)
+    pod["metadata"]["finalizers"] = ["example.com/hold"]
+    await kube.create(k.PODS, pod, namespace=NS)
+    await kube.delete(k.FLOWRUNS, "r1", namespace=NS, propagation_policy="Foreground")
+    held = emulator.object("pods", "r1-1")
+    assert held is not None
+    assert held["metadata"]["deletionTimestamp"]  # a finalizer holds the dependent
+    assert emulator.object("flowruns", "r1") is None

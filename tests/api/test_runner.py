@@ -7,7 +7,14 @@ of the real handler modules.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import kopf
 import pytest
@@ -186,3 +193,44 @@ async def test_operator_receives_only_headwater_pods(
     watches = [r for r in emulator.requests.records if r.verb == "watch"
                and r.resource == "pods"]
     assert watches  # kopf watched pods, and the server filtered them by label
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_operator_process_serves_health_and_metrics_and_stops_on_sigterm(
+    emulator: BackgroundEmulator,
+) -> None:
+    health, metrics = _free_port(), _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "headwater_operator", "--namespace", "default",
+         "--kubeconfig", str(emulator.kubeconfig_path), "--health-port", str(health),
+         "--metrics-port", str(metrics), "--log-format", "json"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz",
+                                            timeout=1) as response:
+                    assert response.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None, process.communicate()[0].decode()[-2000:]
+                assert time.monotonic() < deadline, "no /healthz within 60s"
+                time.sleep(0.1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as page:
+            assert b"# TYPE" in page.read()
+        process.send_signal(signal.SIGTERM)
+        output = process.communicate(timeout=60)[0].decode()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0
+    lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    assert any("SIGTERM" in line["message"] for line in lines)  # --log-format json
