@@ -119,7 +119,12 @@ class Scene:
         bookkeeping = self.writes.breakdown() - lifecycle
         last = self.status(runs[-1])
         total = sum(lifecycle.values())
-        entry = {"scenario": scenario, "phase": last.get("phase"), "reason": last.get("reason"),
+        outcomes = [f"{self.status(run).get('phase')} / `{self.status(run).get('reason')}`"
+                    for run in runs]
+        outcome = outcomes[0] if len(runs) == 1 else "; ".join(
+            f"{run}: {text}" for run, text in zip(runs, outcomes, strict=True))
+        entry = {"scenario": scenario, "outcome": outcome,
+                 "phase": last.get("phase"), "reason": last.get("reason"),
                  "writes": total, "bound": bound,
                  "breakdown": dict(sorted(lifecycle.items())),
                  "bookkeeping": dict(sorted(bookkeeping.items()))}
@@ -216,6 +221,9 @@ async def run_to_pod(scene: Scene, kubelet: Kubelet, run: str, attempt: int = 1,
     pod: dict[str, Any] = await kubelet.wait_for_pod(f"{run}-{attempt}", TIMEOUT)
     await kubelet.schedule(pod)
     await kubelet.run(pod)
+    # Seen Running before the test moves on, so every scenario's writes are the same on
+    # every machine (a pod ended at once could skip the Running patch and Event).
+    await scene.phase(run, "Running")
     return pod
 
 
@@ -394,9 +402,10 @@ async def test_enqueue_then_cancel_queued_run(
     second = await kubelet.wait_for_pod("second-1", TIMEOUT)
     assert second["metadata"]["name"] == "second-1"
     await kubelet.run(second)
+    await scene.phase("second", "Running")
     await kubelet.succeed(second)
     await scene.phase("second", "Completed")
-    # first: 1 pod + 3 × 2 (its Running may or may not be seen before it ends: ≤ 7);
+    # first: 1 pod + 3 × 2 (Pending, Running, Completed);
     # second: 1 pod + 4 × 2 (AwaitingConcurrencySlot, Pending, Running, Completed);
     # third: 2 × 2 (AwaitingConcurrencySlot, Cancelled).
     await scene.finish("limit 1, Enqueue: 3 runs, the queued 3rd cancelled",
@@ -409,7 +418,7 @@ async def test_cancel_new_cancels_run_over_the_limit(
     await setup(scene, concurrency={"limit": 1, "collisionStrategy": "CancelNew"})
     await run_to_pod(scene, kubelet, "first")
     await scene.phase("first", "Running")
-    scene.writes.reset()
+    await scene.ready()  # count the rejected run only, once the first one's writes are in
     await scene.run("extra")
     status = await scene.phase("extra", "Cancelled")
     assert status["reason"] == reasons.CONCURRENCY_LIMIT_REACHED
@@ -445,6 +454,7 @@ async def test_paused_deployment_holds_runs_until_resumed(
     pod = await kubelet.wait_for_pod("held-1", TIMEOUT)
     assert pod["metadata"]["name"] == "held-1"
     await kubelet.run(pod)
+    await scene.phase("held", "Running")
     await kubelet.succeed(pod)
     await scene.phase("held", "Completed")
     # 1 pod + 4 × 2: Scheduled (DeploymentPaused), Pending, Running, Completed.
@@ -474,6 +484,7 @@ async def test_late_run_is_marked_late_and_still_runs(
     assert await scene.has_event("tardy", reasons.LATE)
     await kubelet.schedule(pod)
     await kubelet.run(pod)
+    await scene.phase("tardy", "Running")
     await kubelet.succeed(pod)
     status = await scene.phase("tardy", "Completed")
     assert any(c["type"] == "Late" for c in status["conditions"])
@@ -551,7 +562,6 @@ async def test_retries_back_off_visibly_before_the_next_attempt(
     waits: list[tuple[datetime, datetime]] = []
     for attempt in (1, 2):
         pod = await run_to_pod(scene, kubelet, "flaky", attempt=attempt)
-        await scene.phase("flaky", "Running")
         failed_at = datetime.now(UTC)
         await kubelet.fail(pod, 1, default_summary("Failed", message="ConnectionResetError"))
         status = await scene.phase("flaky", "AwaitingRetry")
@@ -568,6 +578,7 @@ async def test_retries_back_off_visibly_before_the_next_attempt(
     assert waits[1][1] > waits[1][0] + timedelta(seconds=1)
     pod = await kubelet.get("flaky-3")
     await kubelet.run(pod)
+    await scene.phase("flaky", "Running")
     await kubelet.succeed(pod)
     status = await scene.phase("flaky", "Completed")
     assert status["attempts"] == 3
@@ -679,6 +690,7 @@ async def test_status_stays_small_and_does_not_grow_with_tasks(
         assert status["taskRuns"] == tasks
         assert len(status["assets"]) == len(json.loads(text)["assets"]) > 20
         sizes[run] = len(json.dumps(status).encode())
+    print("status sizes in bytes:", sizes)
     # Counts, never per-task records: far below etcd's 1.5 MB object limit.
     assert max(sizes.values()) < 16 * 1024, sizes
     # 260,000 task runs cost a few digits more than 3, not one record per task.
