@@ -433,15 +433,23 @@ async def test_undeclared_fields_are_pruned_as_by_a_real_api_server(kube: k.Kube
     assert patched["status"] == {"phase": "Running", "taskRuns": {"Completed": 2}}
 
 
-async def test_foreground_propagation_deletes_dependents_first(
+async def test_foreground_propagation_keeps_the_owner_until_dependents_are_gone(
     kube: k.Kube, emulator: BackgroundEmulator,
 ) -> None:
     run = await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
     pod = _pod("r1-1", owner=run)
     pod["metadata"]["finalizers"] = ["example.com/hold"]
     await kube.create(k.PODS, pod, namespace=NS)
+    await kube.create(k.PODS, _pod("r1-2", owner=run), namespace=NS)
     await kube.delete(k.FLOWRUNS, "r1", namespace=NS, propagation_policy="Foreground")
+    owner = emulator.object("flowruns", "r1")
+    assert owner is not None
+    assert owner["metadata"]["deletionTimestamp"]
+    assert "foregroundDeletion" in owner["metadata"]["finalizers"]
+    assert emulator.object("pods", "r1-2") is None
     held = emulator.object("pods", "r1-1")
     assert held is not None
-    assert held["metadata"]["deletionTimestamp"]  # a finalizer holds the dependent
-    assert emulator.object("flowruns", "r1") is None
+    assert held["metadata"]["deletionTimestamp"]  # its own finalizer holds it
+    await kube.patch(k.PODS, "r1-1", {"metadata": {"finalizers": None}}, namespace=NS)
+    assert emulator.object("pods", "r1-1") is None
+    assert emulator.object("flowruns", "r1") is None  # released once the last one went

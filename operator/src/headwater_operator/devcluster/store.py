@@ -20,7 +20,8 @@ What it implements, as the real API server does:
   removing its last finalizer deletes it.
 * Garbage collection by owner references (the kube-controller-manager's job): when an
   owner disappears, dependents with no remaining owner are deleted too (background
-  cascade, or first with ``propagationPolicy: Foreground``; ``Orphan`` keeps them).
+  cascade; ``Orphan`` keeps them; ``Foreground`` marks the owner with the
+  ``foregroundDeletion`` finalizer and removes it once its dependents are gone).
 * Watch history: every change is an ADDED/MODIFIED/DELETED event with its
   resourceVersion, kept in a bounded history so a watch can resume from a
   resourceVersion; older than the history answers ``410 Gone``, as after compaction.
@@ -55,6 +56,7 @@ EventType = Literal["ADDED", "MODIFIED", "DELETED"]
 PatchType = Literal["merge", "json", "strategic"]
 PropagationPolicy = Literal["Background", "Foreground", "Orphan"]
 
+FOREGROUND_FINALIZER = "foregroundDeletion"
 HISTORY_LIMIT = 10_000
 """Watch events kept per resource kind before older resourceVersions answer 410 Gone."""
 
@@ -330,8 +332,8 @@ class ObjectStore:
                                             f"{meta['resourceVersion']}")
         if options.propagation_policy == "Orphan":
             self._orphan_dependents(meta["uid"])
-        elif options.propagation_policy == "Foreground":
-            self._delete_dependents(meta["uid"])
+        elif options.propagation_policy == "Foreground" and self._dependents(meta["uid"]):
+            return self._delete_in_foreground(spec, current, options)
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
                 return copy.deepcopy(current)
@@ -476,7 +478,42 @@ class ObjectStore:
         final["metadata"]["resourceVersion"] = str(rv)
         self._publish(spec, WatchEvent("DELETED", final, rv, previous))
         self._delete_dependents(meta["uid"])
+        self._release_foreground_owners(
+            *(ref.get("uid", "") for ref in meta.get("ownerReferences") or ()))
         return copy.deepcopy(final)
+
+    def _delete_in_foreground(self, spec: ResourceSpec, current: JsonObject,
+                              options: DeleteOptions) -> JsonObject:
+        """Mark the owner, delete its dependents; the owner goes when they are gone."""
+        updated = copy.deepcopy(current)
+        meta = updated["metadata"]
+        if FOREGROUND_FINALIZER not in (meta.get("finalizers") or []):
+            meta["finalizers"] = [*(meta.get("finalizers") or []), FOREGROUND_FINALIZER]
+        meta.setdefault("deletionTimestamp", format_time(self._clock()))
+        meta.setdefault("deletionGracePeriodSeconds", options.grace_period_seconds or 0)
+        self._store(spec, updated, "MODIFIED", previous=current)
+        for dep_spec, dependent in self._dependents(meta["uid"]):
+            dep_meta = dependent["metadata"]
+            if not dep_meta.get("deletionTimestamp"):
+                self.delete(dep_spec, dep_meta.get("namespace"), dep_meta["name"], options)
+        self._release_foreground_owners(meta["uid"])
+        return self.get(spec, meta.get("namespace"), meta["name"]) if (
+            meta["uid"] in self._uids) else copy.deepcopy(updated)
+
+    def _release_foreground_owners(self, *owner_uids: str) -> None:
+        """Drop the foregroundDeletion finalizer of owners whose dependents are all gone."""
+        for uid in owner_uids:
+            key = self._uids.get(uid)
+            owner = self._objects.get(key) if key is not None else None
+            if key is None or owner is None or self._dependents(uid):
+                continue
+            finalizers = owner["metadata"].get("finalizers") or []
+            if FOREGROUND_FINALIZER not in finalizers:
+                continue
+            released = copy.deepcopy(owner)
+            released["metadata"]["finalizers"] = [
+                f for f in finalizers if f != FOREGROUND_FINALIZER]
+            self._update(self._resources[key[0]], owner, released, None)
 
     def _dependents(self, owner_uid: str) -> list[tuple[ResourceSpec, JsonObject]]:
         return [
