@@ -181,6 +181,7 @@ def prefect_env() -> dict[str, str]:
         # SQLite waits instead of answering 503 when the busy server falls behind.
         "PREFECT_API_DATABASE_TIMEOUT": "60",
         "PREFECT_API_DATABASE_CONNECTION_TIMEOUT": "60",
+        "PREFECT_API_REQUEST_TIMEOUT": "300",
         "DO_NOT_TRACK": "1",
     }
 
@@ -261,15 +262,21 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout_s: float) -> N
 
 
 @contextmanager
-def prefect_server(engine: Engine, timeout_s: float, log: LogFn) -> Iterator[str]:
-    """Run one local Prefect API server for the whole measurement; yield its API URL.
+def prefect_server(engine: Engine, seed: Path, timeout_s: float,
+                   log: LogFn) -> Iterator[str]:
+    """Run a local Prefect API server; yield its API URL.
 
     Prefect's documented way to run flows is against a server. Without one, every
     process starts a temporary server (10-30 s here, with seconds of jitter), which
     would drown the per-task signal; the cold-start rows still measure that mode.
+    The server's home is a copy of ``seed``; the first server (empty ``seed``) migrates
+    its database and leaves it there, so later servers start without migrating.
     """
     port = free_port()
-    home = Path(tempfile.mkdtemp(prefix="bench-prefect-server-"))
+    first = not any(seed.iterdir())
+    home = seed if first else Path(tempfile.mkdtemp(prefix="bench-prefect-server-")) / "h"
+    if not first:
+        shutil.copytree(seed, home, ignore=shutil.ignore_patterns("server.log"))
     env = {**clean_environ(), **engine.env, "PREFECT_HOME": str(home)}
     prefect_cli = engine.python.parent / "prefect"
     cmd = [str(prefect_cli), "server", "start", "--host", "127.0.0.1", "--port", str(port),
@@ -290,7 +297,8 @@ def prefect_server(engine: Engine, timeout_s: float, log: LogFn) -> Iterator[str
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        shutil.rmtree(home, ignore_errors=True)
+        if not first:
+            shutil.rmtree(home.parent, ignore_errors=True)
 
 
 # --- running one process ----------------------------------------------------------------
@@ -420,49 +428,95 @@ def summarize(engine: Engine, workload: Workload, samples: list[Sample],
     return summary
 
 
-def measure_engine(engine: Engine, workloads: Sequence[Workload], repeat: int,
-                   timeout_s: float, log: LogFn) -> dict[str, Summary]:
-    """Warm up once, then measure every workload ``repeat`` times for one engine."""
+@contextmanager
+def home_template(engine: Engine, warmup: Workload, timeout_s: float,
+                  log: LogFn) -> Iterator[Path]:
+    """A home directory initialised by one warm-up run, to copy for every sample."""
     template = Path(tempfile.mkdtemp(prefix=f"bench-{engine.name}-template-"))
     try:
         log(f"[{engine.name} {engine.version}] warm-up (initialises the home template)")
-        run_workload_process(engine, workloads[0], template, timeout_s)
-        results: dict[str, Summary] = {}
-        for workload in workloads:
-            samples: list[Sample] = []
-            warms: list[Sample] = []
-            for i in range(repeat):
-                sample, warm = measure_once(engine, workload, template, timeout_s, log)
-                samples.append(sample)
-                if warm:
-                    warms.append(warm)
-                log(f"[{engine.name}] {workload.title}: run {i + 1}/{repeat} "
-                    f"wall {sample.wall_s:.3f} s, cpu {sample.cpu_s:.3f} s, "
-                    f"flow {sample.flow_s:.3f} s, rss {sample.maxrss_mb:.0f} MB")
-            results[workload.key] = summarize(engine, workload, samples, warms)
-        return results
+        run_workload_process(engine, warmup, template, timeout_s)
+        yield template
     finally:
         shutil.rmtree(template, ignore_errors=True)
 
 
-def measure_prefect(engine: Engine, workloads: Sequence[Workload], args: argparse.Namespace,
-                    log: LogFn) -> dict[str, Summary]:
-    """Prefect's figures: against one local server (default), plus its serverless cold start.
+def measure_workloads(engine: Engine, workloads: Sequence[Workload], template: Path, *,
+                      repeat: int, timeout_s: float, log: LogFn,
+                      errors: dict[str, str]) -> dict[str, Summary]:
+    """Sample every workload ``repeat`` times, round-robin.
 
-    With ``--prefect-api ephemeral`` every workload runs without a server instead.
+    Each round runs every workload once, so a slow drift in the machine's load hits the
+    baseline and the workloads alike instead of biasing their difference. A workload
+    whose sample fails twice is dropped and its error kept in ``errors``.
     """
+    samples: dict[str, list[Sample]] = {w.key: [] for w in workloads}
+    warms: dict[str, list[Sample]] = {w.key: [] for w in workloads}
+    def failed(workload: Workload) -> bool:
+        return f"{engine.name}/{workload.key}" in errors
+
+    for i in range(repeat):
+        for workload in workloads:
+            if failed(workload):
+                continue
+            try:
+                sample, warm = measure_once(engine, workload, template, timeout_s, log)
+            except BenchError as exc:
+                errors[f"{engine.name}/{workload.key}"] = str(exc)
+                log(f"[{engine.name}] {workload.title}: FAILED, dropped: {exc}")
+                continue
+            samples[workload.key].append(sample)
+            if warm:
+                warms[workload.key].append(warm)
+            log(f"[{engine.name}] {workload.title}: run {i + 1}/{repeat} "
+                f"wall {sample.wall_s:.3f} s, cpu {sample.cpu_s:.3f} s, "
+                f"flow {sample.flow_s:.3f} s, rss {sample.maxrss_mb:.0f} MB")
+    return {w.key: summarize(engine, w, samples[w.key], warms[w.key])
+            for w in workloads if not failed(w)}
+
+
+def measure_engine(engine: Engine, workloads: Sequence[Workload], *, repeat: int,
+                   timeout_s: float, log: LogFn, errors: dict[str, str]) -> dict[str, Summary]:
+    """Warm up once, then measure every workload ``repeat`` times for one engine."""
+    with home_template(engine, workloads[0], timeout_s, log) as template:
+        return measure_workloads(engine, workloads, template, repeat=repeat,
+                                 timeout_s=timeout_s, log=log, errors=errors)
+
+
+def measure_prefect(engine: Engine, workloads: Sequence[Workload], args: argparse.Namespace,
+                    log: LogFn, errors: dict[str, str]) -> dict[str, Summary]:
+    """Prefect's figures against a local API server, plus its serverless cold start.
+
+    Each workload gets a server of its own, started from the same seeded database: a
+    server still digesting the events of 10,000 task runs answers the next workload
+    with timeouts and 503s. With ``--prefect-api ephemeral`` every workload runs
+    without a server instead.
+    """
+    repeat, timeout_s = args.prefect_repeat, args.timeout
     if args.prefect_api == "ephemeral":
-        return measure_engine(engine, workloads, args.prefect_repeat, args.timeout, log)
-    with prefect_server(engine, args.timeout, log) as api:
-        served = replace(engine, env={**engine.env, "PREFECT_API_URL": api})
-        results = measure_engine(served, workloads, args.prefect_repeat, args.timeout, log)
-    # The server is stopped first so that it cannot steal CPU from what follows.
-    log("[prefect] cold start without a server (temporary API server per process)")
-    alone = measure_engine(engine, workloads[:1], args.prefect_repeat, args.timeout,
-                           log)[COLD_START]
-    alone.workload = EPHEMERAL_COLD_START
-    alone.title = "import + empty flow without a server"
-    results[EPHEMERAL_COLD_START] = alone
+        return measure_engine(engine, workloads, repeat=repeat, timeout_s=timeout_s, log=log,
+                              errors=errors)
+    results: dict[str, Summary] = {}
+    server_seed = Path(tempfile.mkdtemp(prefix="bench-prefect-server-seed-"))
+    # The warm-up runs without a server, so the template also serves the serverless rows.
+    with home_template(engine, workloads[0], timeout_s, log) as template:
+        try:
+            for workload in workloads:
+                with prefect_server(engine, server_seed, timeout_s, log) as api:
+                    served = replace(engine, env={**engine.env, "PREFECT_API_URL": api})
+                    results.update(measure_workloads(
+                        served, [workload], template, repeat=repeat, timeout_s=timeout_s,
+                        log=log, errors=errors))
+        finally:
+            shutil.rmtree(server_seed, ignore_errors=True)
+        # Every server is stopped by now, so none can steal CPU from what follows.
+        log("[prefect] cold start without a server (temporary API server per process)")
+        alone = measure_workloads(engine, workloads[:1], template, repeat=repeat,
+                                  timeout_s=timeout_s, log=log, errors=errors)
+    if COLD_START in alone:
+        alone[COLD_START].workload = EPHEMERAL_COLD_START
+        alone[COLD_START].title = "import + empty flow without a server"
+        results[EPHEMERAL_COLD_START] = alone[COLD_START]
     return results
 
 
@@ -799,10 +853,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name, engine in engines.items():
         try:
             if name == "prefect":
-                results[name] = measure_prefect(engine, workloads, args, log)
+                results[name] = measure_prefect(engine, workloads, args, log, errors)
             else:
-                results[name] = measure_engine(engine, workloads, args.repeat, args.timeout,
-                                               log)
+                results[name] = measure_engine(engine, workloads, repeat=args.repeat,
+                                               timeout_s=args.timeout, log=log, errors=errors)
         except BenchError as exc:
             # Keep the other engine's figures: a half table beats none, and says why.
             errors[name] = str(exc)
