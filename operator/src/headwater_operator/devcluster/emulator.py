@@ -623,9 +623,10 @@ class BackgroundEmulator:
     when it started ("hung tasks"), which would include an in-loop emulator's
     connection handlers; a server on its own loop is also closer to a real one.
 
-    The store belongs to the emulator's loop: :meth:`object`, :meth:`objects`,
-    :meth:`append_log` and :meth:`mark_deleting` run there (thread-safe, blocking for
-    microseconds); use :meth:`call`/:meth:`run` for anything else.
+    :meth:`object` and :meth:`objects` read the store directly (it is locked), so a test
+    polling for a condition never stalls the operator's loop; :meth:`append_log` and
+    :meth:`mark_deleting` run on the emulator's loop; use :meth:`call`/:meth:`run` for
+    anything else that writes.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -701,13 +702,13 @@ class BackgroundEmulator:
 
     def object(self, plural: str, name: str, namespace: str | None = "default"
                ) -> JsonObject | None:
-        """See :meth:`Emulator.object`."""
-        return self.call(self.emulator.object, plural, name, namespace)
+        """See :meth:`Emulator.object` (read under the store's lock, from any thread)."""
+        return self.emulator.object(plural, name, namespace)
 
     def objects(self, plural: str, namespace: str | None = None,
                 label_selector: str | None = None) -> list[JsonObject]:
-        """See :meth:`Emulator.objects`."""
-        return self.call(self.emulator.objects, plural, namespace, label_selector)
+        """See :meth:`Emulator.objects` (read under the store's lock, from any thread)."""
+        return self.emulator.objects(plural, namespace, label_selector)
 
     def append_log(self, namespace: str, pod: str, text: str) -> None:
         """See :meth:`Emulator.append_log`."""

@@ -36,12 +36,14 @@ from __future__ import annotations
 
 import copy
 import datetime
+import functools
 import secrets
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, cast
 
 import jsonpatch
 import jsonpointer
@@ -106,6 +108,18 @@ class DeleteOptions:
     precondition_resource_version: str | None = None
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _locked(method: F) -> F:
+    """Run a store method under the store's lock (see ``ObjectStore``)."""
+    @functools.wraps(method)
+    def wrapper(self: ObjectStore, *args: Any, **kwargs: Any) -> Any:
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return cast(F, wrapper)
+
+
 def utc_now() -> datetime.datetime:
     """The default clock of the store."""
     return datetime.datetime.now(datetime.UTC)
@@ -153,7 +167,12 @@ def _generation_relevant(obj: Mapping[str, Any]) -> JsonObject:
 
 
 class ObjectStore:
-    """All objects of the emulated cluster, their watch history and their subscribers."""
+    """All objects of the emulated cluster, their watch history and their subscribers.
+
+    Writes happen on the emulator's event loop (subscribers are called there). Reads may
+    also come from other threads (tests polling a background emulator), so every public
+    method holds a re-entrant lock: reads never see a half-applied write.
+    """
 
     def __init__(
         self,
@@ -171,6 +190,7 @@ class ObjectStore:
         self._subscribers: dict[tuple[str, str, str], list[Callable[[WatchEvent], None]]] = {}
         self._uids: dict[str, ObjectKey] = {}
         self._resource_version = 0
+        self._lock = threading.RLock()
 
     # --- resources ---------------------------------------------------------------------
     @property
@@ -197,10 +217,12 @@ class ObjectStore:
         return self._resource_version
 
     # --- reads -------------------------------------------------------------------------
+    @_locked
     def get(self, spec: ResourceSpec, namespace: str | None, name: str) -> JsonObject:
         """A copy of one object, or 404 naming it."""
         return copy.deepcopy(self._stored(spec, namespace, name))
 
+    @_locked
     def list_objects(
         self,
         spec: ResourceSpec,
@@ -233,6 +255,7 @@ class ObjectStore:
 
         return matches
 
+    @_locked
     def events_since(self, spec: ResourceSpec, resource_version: int) -> list[WatchEvent]:
         """Events after ``resource_version``; 410 Gone if the history no longer has them."""
         if resource_version < self._compacted.get(spec.key, 0):
@@ -241,10 +264,12 @@ class ObjectStore:
         history = self._history.get(spec.key, ())
         return [event for event in history if event.resource_version > resource_version]
 
+    @_locked
     def subscribe(self, spec: ResourceSpec, callback: Callable[[WatchEvent], None]) -> None:
         """Call ``callback`` with every future event of the kind."""
         self._subscribers.setdefault(spec.key, []).append(callback)
 
+    @_locked
     def unsubscribe(self, spec: ResourceSpec, callback: Callable[[WatchEvent], None]) -> None:
         """Stop calling ``callback``; unknown callbacks are ignored."""
         callbacks = self._subscribers.get(spec.key, [])
@@ -253,10 +278,12 @@ class ObjectStore:
 
     def iter_objects(self) -> Iterator[tuple[ResourceSpec, JsonObject]]:
         """Every stored object with its kind (live references: read only)."""
-        for (key, _, _), obj in self._objects.items():
-            yield self._resources[key], obj
+        with self._lock:
+            snapshot = [(self._resources[key], obj) for (key, _, _), obj in self._objects.items()]
+        return iter(snapshot)
 
     # --- writes ------------------------------------------------------------------------
+    @_locked
     def create(self, spec: ResourceSpec, namespace: str | None, body: Any) -> JsonObject:
         """Store a new object; 409 AlreadyExists if the name is taken."""
         if not isinstance(body, Mapping):
@@ -287,6 +314,7 @@ class ObjectStore:
         self._store(spec, obj, "ADDED", previous=None)
         return copy.deepcopy(obj)
 
+    @_locked
     def replace(
         self, spec: ResourceSpec, namespace: str | None, name: str, body: Any,
         *, subresource: str | None = None,
@@ -298,6 +326,7 @@ class ObjectStore:
         self._check_precondition(spec, current, body)
         return self._update(spec, current, copy.deepcopy(dict(body)), subresource)
 
+    @_locked
     def patch(
         self, spec: ResourceSpec, namespace: str | None, name: str, patch_type: PatchType,
         patch: Any, *, subresource: str | None = None,
@@ -313,6 +342,7 @@ class ObjectStore:
             self._check_precondition(spec, current, patched)
         return self._update(spec, current, patched, subresource)
 
+    @_locked
     def delete(
         self, spec: ResourceSpec, namespace: str | None, name: str,
         options: DeleteOptions | None = None,
@@ -344,6 +374,7 @@ class ObjectStore:
             return copy.deepcopy(updated)
         return self._remove(spec, current)
 
+    @_locked
     def mark_deleting(
         self, spec: ResourceSpec, namespace: str | None, name: str,
         *, grace_period_seconds: int = 30,
