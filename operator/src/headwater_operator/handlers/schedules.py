@@ -93,10 +93,11 @@ async def schedule_daemon(*, name: str, namespace: str | None, memo: Any,
     stop_ringer = asyncio.create_task(_ring_when_stopped(stopped, doorbell))
     try:
         while not stopped:
-            # A clock wake-up reuses what the last status write returned (only this
-            # daemon writes the status); a doorbell (edit, Deployment, run) reads afresh.
-            if body is None or doorbell.is_set():
-                doorbell.clear()
+            # Only this daemon writes the status, so what the last status write returned
+            # is current unless the spec changed since (then the event handler asked
+            # for a fresh read): a tick, a run ending or a Deployment change reuse it.
+            doorbell.clear()
+            if body is None or seen.pop("reread", False):
                 try:
                     body = await client.get(kube.SCHEDULES, name, namespace=key[0])
                 except kube.NotFound:
@@ -130,6 +131,7 @@ async def schedule_event(*, namespace: str | None, name: str, meta: Any, memo: A
     """A spec change (new generation) wakes the Schedule's daemon early."""
     entry = _doorbells(memo).get((namespace or "default", name))
     if entry is not None and entry[1].get("generation") != meta.get("generation"):
+        entry[1]["reread"] = True
         entry[0].set()
 
 
