@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -47,13 +48,12 @@ import sys
 import threading
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from headwater.contract import LABEL_SCHEDULE
-
 from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.devcluster.store import ApiError, DeleteOptions, WatchEvent
 from headwater_operator.scheduling import fire_times, parse_schedule_expression
@@ -76,7 +76,6 @@ def run_schedule_operator(namespace: str) -> None:
     import importlib.util
 
     import kopf
-
     from headwater_operator import kube, runner
 
     # Importing the handlers *package* registers every handler; loading only the
@@ -85,7 +84,8 @@ def run_schedule_operator(namespace: str) -> None:
     kopf.set_default_registry(registry)
     path = Path(runner.__file__).parent / "handlers" / "schedules.py"
     module_spec = importlib.util.spec_from_file_location("schedule_handlers_only", path)
-    assert module_spec is not None and module_spec.loader is not None
+    assert module_spec is not None
+    assert module_spec.loader is not None
     module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
     kube.configure()
     profile = os.environ.get("HEADWATER_BENCH_PROFILE")
@@ -206,10 +206,8 @@ def prune(api: BackgroundEmulator, recorder: Recorder, older_than: float) -> Non
         store = api.emulator.store
         spec = store.resource("headwater.dev", "v1alpha1", "flowruns")
         for schedule, tick in old:
-            try:
+            with contextlib.suppress(ApiError):  # already gone
                 store.delete(spec, NAMESPACE, f"{schedule}-{tick}", DeleteOptions())
-            except ApiError:
-                pass  # already gone
     api.call(delete_old)
 
 
@@ -229,16 +227,17 @@ def expected_ticks(schedules: int, interval: int, start: float, end: float
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(fraction * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
 
 
 def fire_time_cost_us(interval: int) -> float:
     """µs per tick of ``next_fire_time`` on the benchmark's expression (fire_times.py)."""
     sys.path.insert(0, str(HERE))
-    import fire_times as fire_bench  # benchmarks/fire_times.py
+    import fire_times as fire_bench  # type: ignore[import-not-found]  # benchmarks/fire_times.py
 
     expr = parse_schedule_expression(interval=f"{interval}s", anchor_time=ANCHOR)
-    return min(fire_bench.per_tick_next(expr, 2000) for _ in range(5)) * 1e6
+    best: float = min(fire_bench.per_tick_next(expr, 2000) for _ in range(5))
+    return best * 1e6
 
 
 # --- main --------------------------------------------------------------------------------

@@ -244,7 +244,8 @@ async def test_cron_next_time_follows_the_zone_and_an_edit(
 
         # The edit wakes the daemon at once (no tick needed) with the new zone's time.
         berlin = next_fire_time(cron_in("0 4 * * *", "Europe/Berlin"), START)
-        assert berlin is not None and berlin != new_york
+        assert berlin is not None
+        assert berlin != new_york
         await scene.wait_for(lambda: scene.status()["nextScheduleTime"] == stamp(berlin))
         assert scene.status()["expression"] == "0 4 * * *"
         assert scene.status()["observedGeneration"] == 2
@@ -278,7 +279,7 @@ async def test_an_edit_never_fires_a_run_by_itself(
     ({"policy": "All", "maxRuns": 3}, None, [4, 5, 6], 2, "MaxRunsExceeded"),
     ({"policy": "All"}, 2.25 * HOUR, [5, 6], 3, "StartingDeadlineExceeded"),
 ])
-async def test_operator_down_for_five_ticks_follows_the_catchup_policy(
+async def test_operator_down_for_five_ticks_follows_the_catchup_policy(  # noqa: PLR0917
     scene: Scene, clock: ManualClock,
     catchup: dict[str, Any] | None, deadline: float | None, ran: list[int], skipped: int,
     reason: str,
