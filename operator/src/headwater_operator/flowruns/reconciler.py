@@ -19,6 +19,31 @@ tracker re-creates the same name and the API server's 409 means "already there":
 existing pod is adopted (after checking its owner is this FlowRun) and no second pod
 exists for an attempt. Status is written with merge patches that set absolute values,
 so replaying a decision writes the same status again instead of drifting.
+
+Reads. A step reads nothing it can get from memory: the FlowRun comes from its
+:class:`RunView` (the latest body the watch delivered, or this tracker's own last status
+write, whichever is newer), the Deployment and Flow from kopf's indexes through
+:attr:`Lifecycle.lookup`. What still goes to the API server, and why:
+
+* the pod (``GET``), whose status is what the step is about;
+* sibling runs (``LIST``) when admitting a run under a concurrency limit: another
+  tracker's status write a moment ago must count, and the watch may not have shown it;
+* a Deployment or Flow the index does not have (``GET``): the FlowRun's watch can
+  deliver a run before the Deployment's watch delivers its Deployment (``kubectl
+  apply -f dir/``), and failing the run for good as ``DeploymentNotFound`` must rest on
+  the API server's answer, not on an index that has not caught up;
+* the FlowRun itself after a ``409 Conflict`` (below), or when no body is known.
+
+Exactly-once transitions. Every status patch carries ``metadata.resourceVersion`` of the
+body the decision was made from, so the API server applies it only if the run has not
+changed since (a user's ``spec.cancel``, another replica during a rollout overlap, a body
+replayed from an old watch event). On ``409`` the tracker reads the run and decides
+again. Hence a transition, and the metrics it records (``observe_run_finished``, crash,
+queue wait), is counted by the one process whose patch moved the run, once; a terminal
+run is never tracked again (an operator restart skips it, a replayed event finds the
+terminal status in the :class:`RunView`). The price is the other side of exactly-once:
+an operator that dies between its terminal patch and its metric update loses that one
+count (a counter restarts from zero with the process anyway).
 """
 
 from __future__ import annotations
@@ -64,6 +89,15 @@ RESYNC_SECONDS = 300.0
 ERROR_BACKOFF_SECONDS = 5.0
 Key = tuple[str, str]
 Clock = Callable[[], datetime]
+JsonObject = dict[str, Any]
+Lookup = Callable[[kube.Resource, str, str], JsonObject | None]
+"""``lookup(resource, namespace, name)``: an object's body from memory, or None if unknown."""
+
+
+def no_lookup(resource: kube.Resource, namespace: str, name: str) -> JsonObject | None:
+    """The lookup of a :class:`Lifecycle` not bound to kopf's indexes: every read is a GET."""
+    del resource, namespace, name
+    return None
 
 
 def utcnow() -> datetime:
@@ -105,6 +139,60 @@ class Wakeups:
             self.wake(key)
 
 
+def _generation(body: Mapping[str, Any]) -> int:
+    return int((body.get("metadata") or {}).get("generation") or 0)
+
+
+def _resource_version(body: Mapping[str, Any]) -> str | None:
+    value = (body.get("metadata") or {}).get("resourceVersion")
+    return str(value) if value else None
+
+
+def freshest(watched: JsonObject | None, written: JsonObject | None) -> JsonObject | None:
+    """The newer of the watch's latest body and the body our own last write returned.
+
+    The tracker is the only writer of a run's status, so its own write response is the
+    freshest status until the watch catches up. Users change only the spec (and
+    metadata), which bumps ``metadata.generation`` — the one version number that may be
+    compared — so a watched body with a higher generation is newer in every field (our
+    write came before the user's, or it would have failed its precondition). A newer
+    body of equal generation (a label edit) is not recognised: the next status patch
+    then fails its precondition and the tracker reads the run, so that costs one
+    request, never a wrong transition.
+    """
+    if written is None:
+        return watched
+    if watched is not None and _generation(watched) > _generation(written):
+        return watched
+    return written
+
+
+@dataclass
+class RunView:
+    """The freshest body of one FlowRun this process knows (see :func:`freshest`)."""
+
+    watched: JsonObject | None = None
+    """The latest body kopf's watch delivered."""
+    written: JsonObject | None = None
+    """The body our last status patch (or our last read) returned, until the watch shows it."""
+
+    def saw(self, body: Mapping[str, Any]) -> None:
+        """The watch delivered ``body`` (events arrive in the order the server wrote them)."""
+        self.watched = dict(body)
+        if self.written is not None and (
+                _resource_version(body) == _resource_version(self.written)
+                or _generation(body) > _generation(self.written)):
+            self.written = None  # the watch has caught up with our write
+
+    def wrote(self, body: Mapping[str, Any]) -> None:
+        """Our patch (or GET) returned ``body``: nothing the watch delivered so far is newer."""
+        self.written = dict(body)
+
+    def current(self) -> JsonObject | None:
+        """The body to decide from (None when nothing is known yet)."""
+        return freshest(self.watched, self.written)
+
+
 @dataclass
 class Lifecycle:
     """Per-operator state of the FlowRun lifecycle (kept in kopf's ``memo``).
@@ -121,6 +209,24 @@ class Lifecycle:
     """Admission of runs of one Deployment is serialised so a concurrency limit holds."""
     trackers: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    lookup: Lookup = no_lookup
+    """Deployments and Flows from memory (kopf's indexes, bound by the handlers)."""
+    views: dict[Key, RunView] = field(default_factory=dict)
+    """Bodies of the runs that are not known to be terminal (memory grows with active runs)."""
+    deployment_generations: dict[Key, int | None] = field(default_factory=dict)
+    """Last seen ``metadata.generation`` per Deployment: only spec changes wake its runs."""
+
+    def view(self, key: Key) -> RunView:
+        """The :class:`RunView` of FlowRun ``key``, created empty if absent."""
+        return self.views.setdefault(key, RunView())
+
+    def saw(self, key: Key, body: Mapping[str, Any]) -> None:
+        """Record a watch event's body of a non-terminal FlowRun ``key``."""
+        self.view(key).saw(body)
+
+    def forget(self, key: Key) -> None:
+        """The watch showed ``key`` terminal or deleted: no stale event of it can follow."""
+        self.views.pop(key, None)
 
     def ensure_tracker(self, namespace: str, name: str) -> None:
         """Start the tracker of FlowRun ``namespace/name`` unless one is running."""
@@ -158,14 +264,24 @@ async def _get_or_none(client: kube.Kube, resource: kube.Resource, name: str,
         return None
 
 
-async def resolve(client: kube.Kube, run: FlowRun) -> Resolved:
-    """Read the run's Deployment (if any) and Flow and combine them into settings."""
+async def _lookup_or_get(client: kube.Kube, lookup: Lookup, resource: kube.Resource,
+                         name: str, namespace: str) -> JsonObject | None:
+    # An index miss is confirmed with a GET: the index may not have caught up with an
+    # object created a moment ago, and "not found" ends a run for good.
+    body = lookup(resource, namespace, name)
+    if body is not None:
+        return body
+    return await _get_or_none(client, resource, name, namespace)
+
+
+async def resolve(client: kube.Kube, run: FlowRun, lookup: Lookup = no_lookup) -> Resolved:
+    """Find the run's Deployment (if any) and Flow and combine them into settings."""
     namespace = run.metadata.namespace or ""
     deployment: Deployment | None = None
     try:
         if run.spec.deployment_ref is not None:
             ref = run.spec.deployment_ref.name
-            body = await _get_or_none(client, kube.DEPLOYMENTS, ref, namespace)
+            body = await _lookup_or_get(client, lookup, kube.DEPLOYMENTS, ref, namespace)
             if body is None:
                 return Resolved(error=(reasons.DEPLOYMENT_NOT_FOUND,
                                        f"Deployment {namespace}/{ref} (spec.deploymentRef) does "
@@ -180,7 +296,7 @@ async def resolve(client: kube.Kube, run: FlowRun) -> Resolved:
             assert run.spec.flow_ref is not None
             flow_name = run.spec.flow_ref.name
             where = "spec.flowRef"
-        flow_body = await _get_or_none(client, kube.FLOWS, flow_name, namespace)
+        flow_body = await _lookup_or_get(client, lookup, kube.FLOWS, flow_name, namespace)
         if flow_body is None:
             return Resolved(error=(reasons.FLOW_NOT_FOUND,
                                    f"Flow {namespace}/{flow_name} ({where}) does not exist; "
@@ -193,6 +309,8 @@ async def resolve(client: kube.Kube, run: FlowRun) -> Resolved:
 
 
 async def _siblings(client: kube.Kube, run: FlowRun, deployment: str) -> list[FlowRun]:
+    # A LIST, not the index: a run another tracker admitted a moment ago must hold its
+    # slot although the watch may not have delivered its new status yet.
     bodies = await client.list(kube.FLOWRUNS, namespace=run.metadata.namespace)
     runs = []
     for body in bodies:
@@ -202,9 +320,10 @@ async def _siblings(client: kube.Kube, run: FlowRun, deployment: str) -> list[Fl
     return runs
 
 
-async def gather_facts(client: kube.Kube, run: FlowRun, now: datetime) -> Facts:
+async def gather_facts(client: kube.Kube, run: FlowRun, now: datetime,
+                       lookup: Lookup = no_lookup) -> Facts:
     """Everything :func:`decide` needs about ``run`` at ``now``."""
-    resolved = await resolve(client, run)
+    resolved = await resolve(client, run, lookup)
     phase = run.status.phase
     pod: PodFacts | None = None
     if run.status.pod_name and phase not in NOT_STARTED:
@@ -257,6 +376,8 @@ def _emit(body: Mapping[str, Any], events: list[Event]) -> None:
 
 def _observe_metrics(run: FlowRun, settings: RunSettings | None, decision: Decision,
                      now: datetime) -> None:
+    # Called only after this process's status patch, made with the resourceVersion the
+    # decision saw, succeeded: this process moved the run, so it counts, once.
     namespace = run.metadata.namespace or ""
     deployment = settings.deployment_name if settings else (
         run.spec.deployment_ref.name if run.spec.deployment_ref else "")
@@ -301,10 +422,14 @@ async def apply(lifecycle: Lifecycle, body: Mapping[str, Any], run: FlowRun, fac
             await client.delete(kube.PODS, decision.delete_pod, namespace=namespace,
                                 grace_period_seconds=decision.delete_grace_seconds)
     if decision.status:
-        await client.patch_status(kube.FLOWRUNS, name, {"status": decision.status},
-                                  namespace=namespace)
+        # The resourceVersion is a precondition: 409 if the run changed since ``body``.
+        patch: JsonObject = {"status": decision.status}
+        if run.metadata.resource_version:
+            patch["metadata"] = {"resourceVersion": run.metadata.resource_version}
+        written = await client.patch_status(kube.FLOWRUNS, name, patch, namespace=namespace)
+        lifecycle.view((namespace, name)).wrote(written)
+        _observe_metrics(run, facts.settings, decision, facts.now)
     _emit(body, decision.events)
-    _observe_metrics(run, facts.settings, decision, facts.now)
     phase = decision.phase
     if phase is not None and phase.terminal and facts.settings is not None:
         lifecycle.wakeups.wake_deployment(namespace, facts.settings.deployment_name)
@@ -318,7 +443,7 @@ async def reconcile_once(lifecycle: Lifecycle, namespace: str,
     Returns ``(None, Decision())`` when the FlowRun no longer exists.
     """
     client, clock = lifecycle.client, lifecycle.clock
-    body = await _get_or_none(client, kube.FLOWRUNS, name, namespace)
+    body = await current_body(lifecycle, namespace, name)
     if body is None:
         return None, Decision()
     try:
@@ -332,12 +457,29 @@ async def reconcile_once(lifecycle: Lifecycle, namespace: str,
     lifecycle.wakeups.join_deployment((namespace, name), deployment)
     if run.status.phase in NOT_STARTED and deployment:
         async with lifecycle.admission_locks[(namespace, deployment)]:
-            facts = await gather_facts(client, run, clock())
+            facts = await gather_facts(client, run, clock(), lifecycle.lookup)
             decision = await apply(lifecycle, body, run, facts, decide_next(run, facts))
     else:
-        facts = await gather_facts(client, run, clock())
+        facts = await gather_facts(client, run, clock(), lifecycle.lookup)
         decision = await apply(lifecycle, body, run, facts, decide_next(run, facts))
     return run, decision
+
+
+async def current_body(lifecycle: Lifecycle, namespace: str, name: str) -> JsonObject | None:
+    """The freshest known body of FlowRun ``namespace/name``; read only when none is known."""
+    view = lifecycle.views.get((namespace, name))
+    body = view.current() if view is not None else None
+    if body is None:
+        body = await refresh(lifecycle, namespace, name)
+    return body
+
+
+async def refresh(lifecycle: Lifecycle, namespace: str, name: str) -> JsonObject | None:
+    """Read FlowRun ``namespace/name`` from the API server (None: it no longer exists)."""
+    body = await _get_or_none(lifecycle.client, kube.FLOWRUNS, name, namespace)
+    if body is not None:
+        lifecycle.view((namespace, name)).wrote(body)
+    return body
 
 
 async def _sleep(doorbell: asyncio.Event, stopped: Awaitable[Any], seconds: float) -> None:
@@ -361,6 +503,12 @@ async def track(lifecycle: Lifecycle, namespace: str, name: str) -> None:
             doorbell.clear()
             try:
                 run, decision = await reconcile_once(lifecycle, namespace, name)
+            except kube.Conflict:
+                # The run changed after the body we decided from (a cancel request, a
+                # replayed event's old body): forget that body so the next step reads
+                # the run, and decide again at once.
+                lifecycle.forget(key)
+                continue
             except (kube.KubeError, kopf.TemporaryError) as exc:
                 log.warning("FlowRun %s/%s: reconcile failed, retrying: %s", namespace, name, exc)
                 metrics.observe_reconcile_error("FlowRun")
