@@ -33,7 +33,29 @@ from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import ValidationError as SchemaError
 from pydantic import ValidationError
 
+from headwater_operator.api.common import (
+    DNS_LABEL_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
+    QUANTITY_PATTERN,
+)
 from headwater_operator.api.errors import field_path, format_validation_error
+from headwater_operator.api.expressions import CRON_PATTERN, INTERVAL_PATTERN
+from headwater_operator.api.flow import ENTRYPOINT_PATTERN
+
+# A regular expression is no fix: for each pattern in the CRDs, what to write instead.
+# (The API server itself can only print the regex; the offline validator can do better.)
+PATTERN_HINTS: dict[str, str] = {
+    INTERVAL_PATTERN: "write a duration with units d, h, m, s in that order, "
+    "e.g. '90s', '15m', '1h30m' or '1d'",
+    CRON_PATTERN: "write five fields 'minute hour day-of-month month day-of-week', "
+    "e.g. '0 6 * * 1-5', or a macro such as '@daily' (seconds are not supported)",
+    ENTRYPOINT_PATTERN: "write 'package.module:function' or 'path/to/file.py:function'",
+    QUANTITY_PATTERN: "write a Kubernetes quantity, e.g. '512Mi', '2Gi', '500m' or '1'",
+    DNS_SUBDOMAIN_PATTERN: "use lower-case letters, digits, '-' and '.', starting and "
+    "ending with a letter or digit, e.g. 'daily-ingest'",
+    DNS_LABEL_PATTERN: "use lower-case letters, digits and '-', starting and ending with "
+    "a letter or digit, e.g. 'daily-ingest'",
+}
 
 _FORMATS = FormatChecker(formats=())
 
@@ -105,6 +127,11 @@ def _describe_schema_error(error: SchemaError) -> list[str]:
     ):
         missing = [k for k in error.validator_value if k not in error.instance]
         return [f"{field_path([*path, key])}: required field is missing" for key in missing]
+    if error.validator == "pattern" and isinstance(error.validator_value, str):
+        hint = PATTERN_HINTS.get(
+            error.validator_value, f"it must match the pattern {error.validator_value!r}"
+        )
+        return [f"{field_path(path)}: {error.instance!r} has the wrong form; {hint}"]
     return [f"{field_path(path)}: {error.message}"]
 
 
