@@ -18,6 +18,7 @@ from headwater_operator import metrics
 from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
 from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.kubelet import Kubelet, default_summary
+from headwater_operator.flowruns import reconciler
 from prometheus_client.parser import text_string_to_metric_families
 
 WaitFor = Callable[..., Awaitable[Any]]
@@ -91,6 +92,10 @@ async def test_metrics_page_after_a_few_runs(
     for name, final in outcomes.items():
         await wait_for(lambda name=name, final=final: phase(emulator, name) == final)
 
+    # The test sees a phase as soon as the status patch lands; the operator records the
+    # metrics when the patch's response reaches it, a moment later: wait for that moment
+    # (four finished runs), then every figure must be exact.
+    await wait_for(lambda: run_counters(namespace, DEPLOYMENT)["headwater_runs_total"] >= 4)
     series = await asyncio.to_thread(scrape, metrics_page)
 
     where = {"namespace": namespace, "deployment": DEPLOYMENT}
@@ -107,3 +112,67 @@ async def test_metrics_page_after_a_few_runs(
     # No series is labelled with a run or pod name: cardinality stays bounded.
     run_names = set(outcomes) | {pod["metadata"]["name"] for pod in pods.values()}
     assert not [key for key in series for _, label in key[1] if label in run_names]
+
+
+COUNTERS = ("headwater_runs_total", "headwater_run_duration_seconds_count",
+            "headwater_run_queue_wait_seconds_count", "headwater_run_crashes_total")
+
+
+def run_counters(namespace: str, deployment: str) -> dict[str, float]:
+    """Every per-deployment counter sample, summed over its other labels."""
+    totals = dict.fromkeys(COUNTERS, 0.0)
+    for family in metrics.REGISTRY.collect():
+        for sample in family.samples:
+            if (sample.name in totals and sample.labels.get("namespace") == namespace
+                    and sample.labels.get("deployment") == deployment):
+                totals[sample.name] += sample.value
+    return totals
+
+
+async def test_a_finished_run_is_counted_once_across_restarts_and_replays(
+    *, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
+    kubelet: Kubelet, wait_for: WaitFor,
+) -> None:
+    deployment = "metrics-once"  # counters are process-wide: this name is this test's own
+    await kube.create(kube_module.FLOWS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},
+        "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
+    }, namespace=namespace)
+    await kube.create(kube_module.DEPLOYMENTS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
+        "metadata": {"name": deployment}, "spec": {"flowRef": {"name": "hello"}},
+    }, namespace=namespace)
+    await kube.create(kube_module.FLOWRUNS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "once"},
+        "spec": {"deploymentRef": {"name": deployment}},
+    }, namespace=namespace)
+    pod = await kubelet.wait_for_pod("once-1", timeout=10)
+    await kubelet.run(pod)
+    await wait_for(lambda: phase(emulator, "once") == "Running")
+    stale = emulator.object("flowruns", "once")  # what a replayed old event would carry
+    assert stale is not None
+    await kubelet.oom_kill(pod)  # Crashed: every counter of a run moves
+    expected = {"headwater_runs_total": 1.0, "headwater_run_duration_seconds_count": 1.0,
+                "headwater_run_queue_wait_seconds_count": 1.0,
+                "headwater_run_crashes_total": 1.0}
+    await wait_for(lambda: run_counters(namespace, deployment) == expected)
+
+    # An operator restart re-lists the finished run: it is not counted again.
+    await operator.restart()
+    await wait_for(lambda: (emulator.object("deployments", deployment) or {}).get(
+        "status", {}).get("lastRun", {}).get("phase") == "Crashed")
+
+    # A replayed watch event (or a second replica) deciding from the old Running body:
+    # its status patch fails its resourceVersion precondition, the tracker re-reads the
+    # run, finds it terminal and stops, without writing or counting anything.
+    replica = reconciler.Lifecycle(client=kube)
+    mark = emulator.requests.mark()
+    replica.saw((namespace, "once"), stale)
+    replica.ensure_tracker(namespace, "once")
+    await asyncio.wait_for(replica.trackers[(namespace, "once")], timeout=10)
+
+    served = emulator.requests.counter(mark)
+    assert served[("patch", "flowruns/status", 200)] == 0
+    assert served[("patch", "flowruns/status", 409)] == 1
+    assert run_counters(namespace, deployment) == expected
+    assert phase(emulator, "once") == "Crashed"
