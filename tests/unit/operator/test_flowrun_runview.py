@@ -38,7 +38,8 @@ def test_the_watch_catching_up_with_our_write_hands_back_to_the_watch() -> None:
     view.saw(body(5, "Running"))
     view.saw(body(6, "Running", cancel=True))  # a later user edit, same generation here
     current = view.current()
-    assert current is not None and current["spec"]["cancel"] is True
+    assert current is not None
+    assert current["spec"]["cancel"] is True
 
 
 def test_a_newer_spec_generation_wins_over_our_write() -> None:
@@ -47,7 +48,8 @@ def test_a_newer_spec_generation_wins_over_our_write() -> None:
     view.wrote(body(5, "Running"))
     view.saw(body(7, "Running", generation=2, cancel=True))
     current = view.current()
-    assert current is not None and current["spec"]["cancel"] is True
+    assert current is not None
+    assert current["spec"]["cancel"] is True
     assert current["metadata"]["resourceVersion"] == "7"
 
 
