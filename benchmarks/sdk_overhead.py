@@ -69,6 +69,9 @@ TARGET_SUBFLOW_S = 0.005
 TARGET_COLD_START_S = 0.3
 TARGET_COLD_START_MB = 40.0
 
+NOISE_FLOOR_S = 0.005
+"""A total difference smaller than this between two processes is reported as noise."""
+
 LogFn = Callable[[str], None]
 
 
@@ -665,12 +668,18 @@ def table_rows(prefect: Mapping[str, Summary], headwater: Mapping[str, Summary],
         if w.unit is None:
             continue
         pf, hw = pf_over.get(w.key), hw_over.get(w.key)
-        add(f"per {w.unit} ({w.title}), process Δ",
-            pf.process_s if pf else None, hw.process_s if hw else None)
-        add(f"per {w.unit} ({w.title}), in-flow Δ",
-            pf.in_flow_s if pf else None, hw.in_flow_s if hw else None)
-        add(f"per {w.unit} ({w.title}), CPU Δ",
-            pf.cpu_s if pf else None, hw.cpu_s if hw else None)
+        units = headwater[w.key].units if w.key in headwater else 0
+        for label, attr in (("process", "process_s"), ("in-flow", "in_flow_s"),
+                            ("CPU", "cpu_s")):
+            pf_value = getattr(pf, attr) if pf else None
+            hw_value = getattr(hw, attr) if hw else None
+            name = f"per {w.unit} ({w.title}), {label} Δ"
+            if hw_value is not None and abs(hw_value * units) < NOISE_FLOOR_S:
+                # A difference of a few ms between two processes is jitter, not overhead.
+                rows.append((name, "-" if pf_value is None else fmt_time(pf_value),
+                             f"{fmt_time(hw_value)} (within noise)", "-"))
+            else:
+                add(name, pf_value, hw_value)
     cache_pf, cache_hw = prefect.get("cache_hits"), headwater.get("cache_hits")
     add("cache: first run (misses + persist), process wall",
         cache_pf.extra.get("first_run_wall_s") if cache_pf else None,
@@ -704,13 +713,15 @@ def render_report(prefect: Mapping[str, Summary], headwater: Mapping[str, Summar
     return f"{figures}\n\n{targets}\n"
 
 
-def environment_info(engines: Mapping[str, Engine]) -> dict[str, Any]:
+def environment_info(engines: Mapping[str, Engine],
+                     loadavg_at_start: tuple[float, float, float]) -> dict[str, Any]:
     """Machine and version facts stored beside the figures."""
     return {
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
-        "loadavg_at_start": os.getloadavg(),
+        "loadavg_at_start": loadavg_at_start,
+        "loadavg_at_end": os.getloadavg(),
         "engines": {name: {"version": e.version, "python": str(e.python)}
                     for name, e in engines.items()},
     }
@@ -720,6 +731,28 @@ def write_json(path: Path, payload: Mapping[str, Any]) -> None:
     """Write the results JSON, creating ``benchmarks/results/`` when needed."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def load_summaries(saved: Mapping[str, Any]) -> dict[str, Summary]:
+    """Summaries of one engine as written by ``asdict`` into the results JSON."""
+    summaries: dict[str, Summary] = {}
+    for key, data in saved.items():
+        fields = {**data, "samples": [Sample(**sample) for sample in data["samples"]]}
+        summaries[key] = Summary(**fields)
+    return summaries
+
+
+def render_saved(path: Path) -> str:
+    """The markdown report of a results file written by an earlier run."""
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    workloads = [Workload(**w) for w in saved["workloads"]]
+    engines = {name: Engine(name, Path(e["python"]), "", {}, e["version"])
+               for name, e in saved["environment"]["engines"].items()}
+    results = {name: load_summaries(saved["results"].get(name, {}))
+               for name in ENGINES}
+    return render_report(results["prefect"], results["headwater"], workloads, engines,
+                         repeat=saved["repeat"],
+                         prefect_repeat=saved.get("prefect_repeat", saved["repeat"]))
 
 
 # --- profiling --------------------------------------------------------------------------
@@ -802,6 +835,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="seconds before one workload process is killed")
     parser.add_argument("--json", type=Path, default=None,
                         help="results file (default: benchmarks/results/sdk_overhead-<time>.json)")
+    parser.add_argument("--render", type=Path, default=None, metavar="RESULTS_JSON",
+                        help="print the report of an earlier results file, measuring nothing")
     parser.add_argument("--profile", metavar="WORKLOAD", default=None,
                         help="instead of measuring, profile one Headwater workload with "
                              "cProfile (cold_start: also -X importtime) and print where the "
@@ -836,6 +871,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    if args.render:
+        print(render_saved(args.render))
+        return 0
     workloads = select_workloads(build_workloads(args.quick), args.workloads)
     if args.profile:
         engine = headwater_engine(args.headwater_python, log)
@@ -847,7 +885,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in args.engines:
         engines[name] = (prefect_engine(log) if name == "prefect"
                          else headwater_engine(args.headwater_python, log))
-    started = time.time()
+    started, loadavg_at_start = time.time(), os.getloadavg()
     results: dict[str, dict[str, Summary]] = {"prefect": {}, "headwater": {}}
     errors: dict[str, str] = {}
     for name, engine in engines.items():
@@ -878,7 +916,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "repeat": args.repeat,
         "prefect_repeat": args.prefect_repeat,
         "prefect_api": args.prefect_api,
-        "environment": {**environment_info(engines), "loadavg_at_end": os.getloadavg()},
+        "environment": environment_info(engines, loadavg_at_start),
         "workloads": [asdict(w) for w in workloads],
         "results": {name: {key: asdict(s) for key, s in by_key.items()}
                     for name, by_key in results.items()},
