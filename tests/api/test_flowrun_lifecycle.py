@@ -32,7 +32,7 @@ import kubernetes.client
 import pytest
 from headwater.contract import SUMMARY_MAX_BYTES, RunSummary, encode_summary
 from headwater_operator import kube as kube_module
-from headwater_operator import reasons
+from headwater_operator import readiness, reasons
 from headwater_operator.devcluster import podstatus
 from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestRecord
 from headwater_operator.devcluster.harness import OperatorHarness
@@ -114,6 +114,9 @@ class Scene:
         """
         for run in runs:
             await self.has_event(run, self.status(run)["reason"])
+        # Deployment run counts are written coalesced (at most one patch a second):
+        # wait for the last one, so it is counted and the final counts are checked.
+        await self._wait_for(self.deployment_counts_are_exact, timeout=TIMEOUT)
         await self.writes.quiet()
         lifecycle = self.writes.lifecycle()
         bookkeeping = self.writes.breakdown() - lifecycle
@@ -160,6 +163,27 @@ class Scene:
 
     async def reason(self, name: str, reason: str) -> None:
         await self._wait_for(lambda: self.status(name).get("reason") == reason, timeout=TIMEOUT)
+
+    def deployment_counts_are_exact(self) -> bool:
+        """Every Deployment's activeRuns/queuedRuns/lastRun match its FlowRuns now."""
+        runs = self.emulator.objects("flowruns", self.namespace)
+        for deployment in self.emulator.objects("deployments", self.namespace):
+            name = deployment["metadata"]["name"]
+            mine = [run for run in runs
+                    if (run.get("spec") or {}).get("deploymentRef", {}).get("name") == name]
+            facts = [readiness.RunFacts(
+                name=run["metadata"]["name"], phase=(run.get("status") or {}).get("phase"),
+                created=run["metadata"]["creationTimestamp"]) for run in mine]
+            status = deployment.get("status") or {}
+            active, queued = readiness.run_counts(facts)
+            latest = readiness.last_run(facts)
+            if (status.get("activeRuns"), status.get("queuedRuns")) != (active, queued):
+                return False
+            last = status.get("lastRun") or {}
+            if latest is not None and (last.get("name"), last.get("phase")) != (
+                    latest["name"], latest.get("phase")):
+                return False
+        return True
 
     def pods(self, run: str) -> list[str]:
         pods = self.emulator.objects("pods", self.namespace,
