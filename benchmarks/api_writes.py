@@ -12,7 +12,11 @@ markdown row per scenario::
 Each test also asserts its scenario's upper bound, so a regression fails the test suite
 whether or not anyone reruns this script. The numbers are counts, not timings: they do
 not depend on the machine, except where a test cannot control whether the operator sees
-a short-lived phase (then the count is lower, never higher).
+a short-lived phase (then the count is lower, never higher). The last column is the
+exception: the Deployment handler writes run counts at most once per second per
+Deployment (``handlers/deployments.py``), so it counts the seconds a scenario's runs
+were changing more than their phases (before coalescing it was one patch per phase:
+4 for a simple run).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ TESTS = ROOT / "tests" / "api" / "test_flowrun_lifecycle.py"
 REPORT_ENV = "HEADWATER_API_WRITES_OUT"
 HEADER = (
     "| Scenario | Final phase / reason | Operator writes (bound) | By verb and resource "
-    "| Deployment status patches (Deployment handler) |\n"
+    "| Deployment status patches (Deployment handler, coalesced ≤ 1/s) |\n"
     "|---|---|---|---|---|"
 )
 
