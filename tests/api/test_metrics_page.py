@@ -176,3 +176,39 @@ async def test_a_finished_run_is_counted_once_across_restarts_and_replays(
     assert served[("patch", "flowruns/status", 409)] == 1
     assert run_counters(namespace, deployment) == expected
     assert phase(emulator, "once") == "Crashed"
+
+
+
+def api_requests(url: str) -> dict[tuple[str, str], float]:
+    """``headwater_kubernetes_api_requests_total`` by (verb, code), scraped from ``url``."""
+    found = {}
+    for (name, label_items), number in scrape(url).items():
+        if name == "headwater_kubernetes_api_requests_total":
+            labels = dict(label_items)
+            assert set(labels) == {"verb", "code"}  # nothing else: bounded cardinality
+            found[(labels["verb"], labels["code"])] = number
+    return found
+
+
+async def test_kopfs_own_requests_are_counted_by_verb_and_code(
+    *, emulator: Emulator, metrics_page: str, wait_for: WaitFor,
+) -> None:
+    before = await asyncio.to_thread(api_requests, metrics_page)
+    seen: dict[tuple[str, str], float] = {}
+
+    async def kopf_listed_and_watched() -> bool:
+        seen.update(await asyncio.to_thread(api_requests, metrics_page))
+        return all(seen.get((verb, "200"), 0) > before.get((verb, "200"), 0)
+                   for verb in ("list", "watch"))
+
+    # Only kopf lists and watches at start-up, over its own aiohttp session (given by
+    # runner.login); headwater_operator.kube makes none of these requests. If kopf ever
+    # stops using the session the login handler returns, this fails.
+    operator = OperatorHarness(namespaces=["default"])
+    await operator.start()
+    try:
+        await wait_for(kopf_listed_and_watched)
+    finally:
+        await operator.stop()
+    assert {verb for verb, _ in seen} <= {"get", "list", "watch", "create", "update",
+                                          "patch", "delete"}

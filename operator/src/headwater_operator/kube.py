@@ -22,7 +22,9 @@ failed JSON-patch ``test`` operation, which is how optimistic concurrency fails)
 
 Every request is reported to the observers registered with
 :func:`add_request_observer` as ``(verb, http_code)``; the metrics module attaches
-``observe_api_request`` there.
+``observe_api_request`` there. kopf's own requests (its lists, watches and Events) are
+reported to the same observers through :func:`report_request`, named by
+:func:`api_verb` (see ``runner.login``).
 """
 
 from __future__ import annotations
@@ -161,6 +163,42 @@ def _notify(verb: str, code: int) -> None:
         # A broken metric must never break a request.
         with contextlib.suppress(Exception):
             observer(verb, code)
+
+
+def report_request(verb: str, code: int) -> None:
+    """Report a request made by another client (kopf's) to the request observers."""
+    _notify(verb, code)
+
+
+_VERBS_BY_METHOD = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def api_verb(method: str, path: str, query: Mapping[str, str]) -> str:
+    """The Kubernetes verb of an HTTP request: ``get``, ``list``, ``watch``, ``create``, …
+
+    A GET is a ``watch`` with ``?watch=true``, a ``list`` on a collection
+    (``/api/v1/namespaces/ns/pods``), else a ``get`` (one object, or discovery such as
+    ``/apis/headwater.dev/v1alpha1``).
+    """
+    method = method.upper()
+    if method != "GET":
+        return _VERBS_BY_METHOD.get(method, method.lower())
+    if query.get("watch", "").lower() in ("true", "1"):
+        return "watch"
+    return "list" if _is_collection(path) else "get"
+
+
+def _is_collection(path: str) -> bool:
+    parts = [part for part in path.split("/") if part]
+    if parts[:1] == ["api"]:
+        rest = parts[2:]
+    elif parts[:1] == ["apis"]:
+        rest = parts[3:]
+    else:
+        return False
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]  # /namespaces/<ns>/<plural>[/<name>[/<subresource>]]
+    return len(rest) == 1
 
 
 # --- JSON patch helpers ---------------------------------------------------------------

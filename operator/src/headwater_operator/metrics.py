@@ -12,8 +12,11 @@ needed (which phase is each run in?) it is kept in a small in-memory index here 
 aggregated counts are exported.
 
 The callers are the reconcilers: the FlowRun lifecycle calls ``observe_*`` and
-:func:`set_run_phase` on transitions; the Kubernetes client wrapper calls
-:func:`observe_api_request` for each request.
+:func:`set_run_phase` on transitions, each exactly once per transition (its status
+patch is conditional on the resourceVersion it decided from, see
+``flowruns/reconciler.py``); :func:`observe_api_request` is called for every request to
+the Kubernetes API, both ours (``kube.py``) and kopf's (lists, watches, Events: the
+session ``runner.login`` gives kopf traces them).
 """
 
 from __future__ import annotations
@@ -84,7 +87,8 @@ RECONCILE_ERRORS_TOTAL = Counter(
 )
 API_REQUESTS_TOTAL = Counter(
     "headwater_kubernetes_api_requests",
-    "Requests the operator made to the Kubernetes API, by verb and HTTP status code.",
+    "Requests the operator (its client and kopf's) made to the Kubernetes API, by verb "
+    "and HTTP status code (0: no response).",
     ["verb", "code"],
     registry=REGISTRY,
 )

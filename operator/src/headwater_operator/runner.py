@@ -36,6 +36,7 @@ import weakref
 from collections.abc import Collection, Iterator
 from typing import Any
 
+import aiohttp
 import kopf
 from headwater.contract import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE
 
@@ -84,17 +85,57 @@ def import_handlers() -> None:
     importlib.import_module("headwater_operator.handlers")
 
 
-def login(**_: Any) -> kopf.ConnectionInfo:
-    """kopf's credentials, from the same configuration as :mod:`headwater_operator.kube`.
-
-    Registering our own login handler keeps kopf and our client on one source of truth
-    (in-cluster account, else ``$KUBECONFIG``) and stops kopf's fallback login from
-    reconfiguring the ``kubernetes`` package's global default client.
-    """
+def connection_info() -> kopf.ConnectionInfo:
+    """kopf's credentials, from the same configuration as :mod:`headwater_operator.kube`."""
     server, token, ca_path, verify = kube.connection_info()
     return kopf.ConnectionInfo(server=server, token=token, scheme="Bearer" if token else None,
                                ca_path=str(ca_path) if ca_path else None, insecure=not verify,
                                priority=100)
+
+
+async def login(**_: Any) -> kopf.AiohttpSession:
+    """kopf's HTTP session: our credentials, and every request counted in the metrics.
+
+    Registering our own login handler keeps kopf and our client on one source of truth
+    (in-cluster account, else ``$KUBECONFIG``) and stops kopf's fallback login from
+    reconfiguring the ``kubernetes`` package's global default client.
+
+    It returns a session rather than bare credentials so that kopf's own requests —
+    listings, watches, Events — are counted in ``headwater_kubernetes_api_requests_total``
+    like ours: the session carries an aiohttp ``TraceConfig`` (:func:`request_counter`).
+    ``kopf.AiohttpSession`` is kopf's documented way to supply a custom session (≥ 1.44),
+    so nothing private is patched; kopf owns the session and closes it. The session is
+    built as kopf builds its own from a ``ConnectionInfo`` (TLS context and
+    ``Authorization`` header from kopf's own helpers, no connection limit: each watch
+    holds a connection). Async because an aiohttp session belongs to the running loop.
+    """
+    info = connection_info()
+    session = aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0, ssl=info.as_ssl_context()),
+        headers=info.as_http_headers(),
+        trace_configs=[request_counter()],
+    )
+    return kopf.AiohttpSession(server=info.server, aiohttp_session=session,
+                               priority=info.priority)
+
+
+def request_counter() -> aiohttp.TraceConfig:
+    """An aiohttp trace that reports each request's verb and HTTP code to :mod:`kube`'s
+    request observers (code 0: no response, as for our own client)."""
+    trace = aiohttp.TraceConfig()
+
+    async def on_end(_session: aiohttp.ClientSession, _context: Any,
+                     params: aiohttp.TraceRequestEndParams) -> None:
+        verb = kube.api_verb(params.method, params.url.path, params.url.query)
+        kube.report_request(verb, params.response.status)
+
+    async def on_exception(_session: aiohttp.ClientSession, _context: Any,
+                           params: aiohttp.TraceRequestExceptionParams) -> None:
+        kube.report_request(kube.api_verb(params.method, params.url.path, params.url.query), 0)
+
+    trace.on_request_end.append(on_end)
+    trace.on_request_exception.append(on_exception)
+    return trace
 
 
 _logged_in_registries: weakref.WeakSet[kopf.OperatorRegistry] = weakref.WeakSet()
