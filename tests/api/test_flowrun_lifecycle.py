@@ -346,7 +346,10 @@ async def test_crash_of_a_running_pod(
 async def test_pod_stuck_pending_crashes_after_pending_timeout(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet, action: str, reason: str
 ) -> None:
-    await setup(scene, pendingTimeoutSeconds=1)
+    # 2 s, not 1: the kubelet stand-in must mark the pod (image pull error, …) before the
+    # timeout, else the run ends PendingTimeout and the pod is gone; on a loaded 2-core
+    # machine 1 s was occasionally too short for that.
+    await setup(scene, pendingTimeoutSeconds=2)
     await scene.run("stuck")
     pod = await kubelet.wait_for_pod("stuck-1", TIMEOUT)
     if action != "unschedulable":
