@@ -34,7 +34,9 @@ HEADWATER_SELECTOR = "app.kubernetes.io/managed-by=headwater"
 
 # Measured for the run below (see the test's printout); a regression that adds a write
 # per run (an extra status patch, a metadata write) must be a conscious decision.
-MAX_OPERATOR_WRITES_PER_SUCCESSFUL_RUN = 12
+# The run's own: 1 pod + 3 FlowRun status patches + 3 Events. The Deployment's status
+# patches are bounded separately, by time (they are coalesced; 4 per run before).
+MAX_OPERATOR_WRITES_PER_SUCCESSFUL_RUN = 7
 # Before the reads were served from memory a simple run cost 18 GETs here (6 each of
 # flowruns, deployments and flows: one of each per reconcile step).
 MAX_OPERATOR_READS_PER_SUCCESSFUL_RUN = 0
@@ -193,7 +195,8 @@ async def test_a_successful_run_costs_a_small_fixed_number_of_writes(
     print(f"deployment status patches: {operator_writes[('patch', 'deployments/status', 200)]}"
           f" in {elapsed:.2f}s", file=sys.stderr)
     assert operator_writes[("patch", "deployments/status", 200)] <= 1 + windows
-    assert sum(operator_writes.values()) <= MAX_OPERATOR_WRITES_PER_SUCCESSFUL_RUN
+    run_writes = operator_writes - Counter({("patch", "deployments/status", 200): 99})
+    assert sum(run_writes.values()) <= MAX_OPERATOR_WRITES_PER_SUCCESSFUL_RUN
 
 
 async def test_a_busy_deployments_status_is_coalesced_and_ends_exact(
