@@ -195,7 +195,8 @@ async def test_a_successful_run_costs_a_small_fixed_number_of_writes(
     print(f"deployment status patches: {operator_writes[('patch', 'deployments/status', 200)]}"
           f" in {elapsed:.2f}s", file=sys.stderr)
     assert operator_writes[("patch", "deployments/status", 200)] <= 1 + windows
-    run_writes = operator_writes - Counter({("patch", "deployments/status", 200): 99})
+    run_writes = Counter({key: n for key, n in operator_writes.items()
+                          if key[1] != "deployments/status"})
     assert sum(run_writes.values()) <= MAX_OPERATOR_WRITES_PER_SUCCESSFUL_RUN
 
 
