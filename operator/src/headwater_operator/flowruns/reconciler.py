@@ -477,7 +477,9 @@ async def current_body(lifecycle: Lifecycle, namespace: str, name: str) -> JsonO
 async def refresh(lifecycle: Lifecycle, namespace: str, name: str) -> JsonObject | None:
     """Read FlowRun ``namespace/name`` from the API server (None: it no longer exists)."""
     body = await _get_or_none(lifecycle.client, kube.FLOWRUNS, name, namespace)
-    if body is not None:
+    if body is not None and is_active(body.get("status") or {}):
+        # Not kept when terminal: the watch already showed that (or will not again),
+        # so nothing would ever drop it; the tracker stops anyway.
         lifecycle.view((namespace, name)).wrote(body)
     return body
 
@@ -510,12 +512,19 @@ async def track(lifecycle: Lifecycle, namespace: str, name: str) -> None:
                 lifecycle.forget(key)
                 continue
             except (kube.KubeError, kopf.TemporaryError) as exc:
+                if isinstance(exc, kube.KubeError):
+                    # Read the run afresh after a failed request: it may be gone (404 on
+                    # the status patch) or changed in a way the watch has not shown yet.
+                    lifecycle.forget(key)
                 log.warning("FlowRun %s/%s: reconcile failed, retrying: %s", namespace, name, exc)
                 metrics.observe_reconcile_error("FlowRun")
                 await _sleep(doorbell, stopped.wait(), ERROR_BACKOFF_SECONDS)
                 continue
-            if run is None or (run.status.phase is not None and run.status.phase.terminal):
+            if run is None:
+                lifecycle.forget(key)
                 return
+            if run.status.phase is not None and run.status.phase.terminal:
+                return  # the view keeps the terminal body until the watch shows it
             phase = decision.phase
             if phase is not None and phase.terminal:
                 return
