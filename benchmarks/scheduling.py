@@ -6,9 +6,12 @@ Run from the repository root::
     .venv/bin/python benchmarks/scheduling.py --quick         # ~30 s smoke run
     .venv/bin/python benchmarks/scheduling.py --schedules 500 --interval 2 --duration 60
 
-Set-up: the emulated API server (``headwater_operator.devcluster``) runs in this process,
-on its own thread; the operator runs in a **separate process** against it (``KUBECONFIG``
-points at the emulator), so its CPU time and peak RSS are its own. ``--operator
+Set-up: three processes, so none of them shares a GIL with another. The emulated API
+server (``headwater_operator.devcluster``) runs in a child process of its own, which also
+records every FlowRun the moment it is stored; the operator runs in another (``KUBECONFIG``
+points at the emulator), so its CPU time and peak RSS are its own; this process only
+drives and measures them. The emulator's CPU time is reported too: on a real cluster the
+API server runs elsewhere, so its share is a test artifact. ``--operator
 schedules`` (the default) runs only the Schedule handlers: the FlowRun lifecycle would
 otherwise start a pod for each of the ~200 runs a second, which measures pods, not the
 scheduler. ``--operator full`` runs ``python -m headwater_operator`` with every handler.
@@ -39,6 +42,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import platform
 import signal
@@ -50,6 +54,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -121,12 +126,12 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mb(pid: int) -> float:
-    """Peak resident set size of a process so far (``VmHWM``), in MB."""
+def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """Peak resident set size of a process so far (``VmHWM``; ``VmRSS``: now), in MB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc/<pid>/status (Linux only)")
+    raise RuntimeError(f"no {field} in /proc/<pid>/status (Linux only)")
 
 
 # --- recording what the emulator stores --------------------------------------------------
@@ -163,52 +168,151 @@ def schedule_body(index: int, interval: int) -> dict[str, Any]:
     }
 
 
-def seed(api: BackgroundEmulator, schedules: int, interval: int) -> None:
-    """Namespace, Flow, Deployment and the Schedules, written straight into the store."""
-    store = api.emulator.store
+# --- the emulator process ----------------------------------------------------------------
+class EmulatorCommands:
+    """What the driver may ask of the emulator process (each runs on the emulator's loop)."""
 
-    def create(plural: str, group: str, body: dict[str, Any]) -> None:
-        spec = store.resource(group, "v1" if not group else "v1alpha1", plural)
-        store.create(spec, NAMESPACE if spec.namespaced else None, body)
+    def __init__(self, api: BackgroundEmulator, recorder: Recorder) -> None:
+        self.api = api
+        self.recorder = recorder
+        self.profiler: Any = None
 
-    def write() -> None:
-        create("namespaces", "", {"metadata": {"name": NAMESPACE}})
-        create("flows", "headwater.dev", {"metadata": {"name": "bench"}, "spec": {
-            "image": "example/flow:1", "entrypoint": "flows/bench.py:bench"}})
-        create("deployments", "headwater.dev", {"metadata": {"name": "bench"},
-                                                "spec": {"flowRef": {"name": "bench"}}})
-        for index in range(schedules):
-            create("schedules", "headwater.dev", schedule_body(index, interval))
+    def seed(self, schedules: int, interval: int) -> None:
+        """Namespace, Flow, Deployment and the Schedules, written straight into the store."""
+        store = self.api.emulator.store
 
-    api.call(write)
+        def create(plural: str, group: str, body: dict[str, Any]) -> None:
+            spec = store.resource(group, "v1" if not group else "v1alpha1", plural)
+            store.create(spec, NAMESPACE if spec.namespaced else None, body)
 
+        def write() -> None:
+            create("namespaces", "", {"metadata": {"name": NAMESPACE}})
+            create("flows", "headwater.dev", {"metadata": {"name": "bench"}, "spec": {
+                "image": "example/flow:1", "entrypoint": "flows/bench.py:bench"}})
+            create("deployments", "headwater.dev", {"metadata": {"name": "bench"},
+                                                    "spec": {"flowRef": {"name": "bench"}}})
+            for index in range(schedules):
+                create("schedules", "headwater.dev", schedule_body(index, interval))
 
-def planned_schedules(api: BackgroundEmulator) -> int:
-    """How many Schedules already have a ``status.nextScheduleTime`` (daemon running)."""
-    def count() -> int:
-        return sum(1 for obj in api.emulator.objects("schedules", NAMESPACE)
+        self.api.call(write)
+
+    def planned(self) -> int:
+        """How many Schedules have a ``status.nextScheduleTime`` (their daemon runs)."""
+        return sum(1 for obj in self.api.objects("schedules", NAMESPACE)
                    if (obj.get("status") or {}).get("nextScheduleTime"))
-    return api.call(count)
+
+    def mark(self) -> int:
+        """A position in the request log to count from."""
+        return self.api.call(self.api.emulator.requests.mark)
+
+    def requests_since(self, mark: int) -> tuple[int, dict[str, int]]:
+        """409s on FlowRun create, and requests by ``verb resource``, after ``mark``."""
+        records = self.api.call(self.api.emulator.requests.since, mark)
+        conflicts = sum(1 for r in records
+                        if (r.verb, r.resource, r.code) == ("create", "flowruns", 409))
+        return conflicts, dict(Counter(f"{r.verb} {r.resource}" for r in records))
+
+    def prune(self, older_than: float) -> None:
+        """Delete FlowRuns whose tick is older than ``older_than`` (the run history's job).
+
+        By name, from what the recorder saw: listing thousands of runs each second would
+        load the emulator more than the operator does.
+        """
+        recorder = self.recorder
+        with recorder.lock:
+            old = [key for key in recorder.stored
+                   if key[1] < older_than and key not in recorder.deleted]
+            recorder.deleted.update(old)
+
+        def delete_old() -> None:
+            store = self.api.emulator.store
+            spec = store.resource("headwater.dev", "v1alpha1", "flowruns")
+            for schedule, tick in old:
+                with contextlib.suppress(ApiError):  # already gone
+                    store.delete(spec, NAMESPACE, f"{schedule}-{tick}", DeleteOptions())
+        self.api.call(delete_old)
+
+    def profile_start(self) -> None:
+        """cProfile the emulator's own thread (``HEADWATER_BENCH_PROFILE_EMULATOR``)."""
+        import cProfile
+
+        self.profiler = cProfile.Profile()
+        self.api.call(self.profiler.enable)
+
+    def profile_stop(self, path: str) -> None:
+        """Stop profiling and write the stats to ``path``."""
+        self.api.call(self.profiler.disable)
+        self.profiler.dump_stats(path)
+
+    def stored(self) -> dict[tuple[str, int], list[float]]:
+        """Every FlowRun stored so far: (schedule, tick) → times stored."""
+        with self.recorder.lock:
+            return dict(self.recorder.stored)
 
 
-def prune(api: BackgroundEmulator, recorder: Recorder, older_than: float) -> None:
-    """Delete FlowRuns whose tick is older than ``older_than`` (the run history's job).
+def run_emulator(conn: Connection) -> None:
+    """Child process: the emulated API server, answering ``(command, args)`` on ``conn``.
 
-    By name, from what the recorder saw: listing thousands of runs each second would
-    load the emulator more than the operator does.
+    Sends the kubeconfig path first; ``("stop", ())`` ends it.
     """
-    with recorder.lock:
-        old = [key for key in recorder.stored
-               if key[1] < older_than and key not in recorder.deleted]
-        recorder.deleted.update(old)
-
-    def delete_old() -> None:
+    recorder = Recorder()
+    with BackgroundEmulator() as api:
         store = api.emulator.store
-        spec = store.resource("headwater.dev", "v1alpha1", "flowruns")
-        for schedule, tick in old:
-            with contextlib.suppress(ApiError):  # already gone
-                store.delete(spec, NAMESPACE, f"{schedule}-{tick}", DeleteOptions())
-    api.call(delete_old)
+        api.call(store.subscribe, store.resource("headwater.dev", "v1alpha1", "flowruns"),
+                 recorder.on_event)
+        commands = EmulatorCommands(api, recorder)
+        conn.send(str(api.kubeconfig_path))
+        while True:
+            command, arguments = conn.recv()
+            if command == "stop":
+                return
+            conn.send(getattr(commands, command)(*arguments))
+
+
+class EmulatorProcess:
+    """The driver's handle on the emulator process: each method is a command round trip."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self.process = context.Process(target=run_emulator, args=(child,), daemon=True,
+                                       name="headwater-bench-emulator")
+        self.process.start()
+        self.kubeconfig_path = Path(self._conn.recv())
+
+    @property
+    def pid(self) -> int:
+        """The emulator process's id (for its CPU time)."""
+        assert self.process.pid is not None
+        return self.process.pid
+
+    def ask(self, command: str, *arguments: Any) -> Any:
+        """Run one :class:`EmulatorCommands` method in the emulator process."""
+        self._conn.send((command, arguments))
+        return self._conn.recv()
+
+    def close(self) -> None:
+        """Stop the emulator process."""
+        with contextlib.suppress(BrokenPipeError, OSError):
+            self._conn.send(("stop", ()))
+        self.process.join(10)
+        if self.process.is_alive():
+            self.process.kill()
+
+
+def start_py_spy(pid: int, seconds: float, output: Path) -> subprocess.Popen[bytes]:
+    """Sample ``pid`` with py-spy for ``seconds`` into ``output`` (collapsed stacks).
+
+    ``--gil``: only the thread holding the GIL is sampled, so the stacks show where the
+    process spends Python CPU time, not where its threads wait for sockets.
+    """
+    py_spy = Path(sys.executable).parent / "py-spy"
+    return subprocess.Popen(
+        [str(py_spy), "record", "--pid", str(pid), "--duration", str(int(seconds)),
+         "--rate", "50", "--gil", "--format", "raw", "--output", str(output),
+         "--nonblocking"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
 
 
 # --- analysis ----------------------------------------------------------------------------
@@ -241,64 +345,74 @@ def fire_time_cost_us(interval: int) -> float:
 
 
 # --- main --------------------------------------------------------------------------------
+def wait_until_planned(emulator: EmulatorProcess, operator: subprocess.Popen[bytes],
+                       schedules: int, timeout: float) -> None:
+    """Until every Schedule has a next tick in its status (its daemon has run once)."""
+    began = time.time()
+    while emulator.ask("planned") < schedules:
+        if operator.poll() is not None:
+            raise RuntimeError("the operator exited: " + (
+                operator.stderr.read().decode() if operator.stderr else ""))
+        if time.time() - began > timeout:
+            raise TimeoutError(f"the Schedules were not all planned within {timeout} s")
+        time.sleep(0.5)
+
+
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    recorder = Recorder()
-    with BackgroundEmulator() as api:
-        store = api.emulator.store
-        api.call(store.subscribe, store.resource("headwater.dev", "v1alpha1", "flowruns"),
-                 recorder.on_event)
-        seed(api, args.schedules, args.interval)
+    emulator = EmulatorProcess()
+    profiles: list[subprocess.Popen[bytes]] = []
+    try:
+        emulator.ask("seed", args.schedules, args.interval)
         began = time.time()
-        operator = start_operator(args.operator, api.kubeconfig_path)
+        operator = start_operator(args.operator, emulator.kubeconfig_path)
         try:
-            while planned_schedules(api) < args.schedules:
-                if operator.poll() is not None:
-                    raise RuntimeError("the operator exited: "
-                                       + (operator.stderr.read().decode() if operator.stderr
-                                          else ""))
-                if time.time() - began > 120:
-                    raise TimeoutError("the Schedules were not all planned within 120 s")
-                time.sleep(0.2)
+            wait_until_planned(emulator, operator, args.schedules, args.startup_timeout)
             startup = time.time() - began
             emulator_profile = os.environ.get("HEADWATER_BENCH_PROFILE_EMULATOR")
             if emulator_profile:
-                import cProfile
-
-                profiler = cProfile.Profile()
-                api.call(profiler.enable)  # profiles the emulator's own thread
+                emulator.ask("profile_start")
+            if args.py_spy is not None:
+                args.py_spy.mkdir(parents=True, exist_ok=True)
+                profiles = [start_py_spy(pid, args.duration, args.py_spy / f"{who}.txt")
+                            for who, pid in (("operator", operator.pid),
+                                             ("emulator", emulator.pid))]
+            load_before = os.getloadavg()
+            rss_at_start = peak_rss_mb(operator.pid, "VmRSS")
             window_start = time.time()
-            cpu_start = cpu_seconds(operator.pid)
-            requests_mark = api.emulator.requests.mark()
+            cpu_start = cpu_seconds(operator.pid), cpu_seconds(emulator.pid)
+            requests_mark = emulator.ask("mark")
             while time.time() < window_start + args.duration:
                 time.sleep(1.0)
                 if args.keep_seconds is not None:
-                    prune(api, recorder, time.time() - args.keep_seconds)
+                    emulator.ask("prune", time.time() - args.keep_seconds)
             window_end = time.time()
-            cpu_window = cpu_seconds(operator.pid) - cpu_start
+            cpu_window = cpu_seconds(operator.pid) - cpu_start[0]
+            emulator_cpu = cpu_seconds(emulator.pid) - cpu_start[1]
+            load_after = os.getloadavg()
             if emulator_profile:
-                api.call(profiler.disable)
-                profiler.dump_stats(emulator_profile)
+                emulator.ask("profile_stop", emulator_profile)
             time.sleep(args.grace)  # ticks at the window's end get their chance
             rss = peak_rss_mb(operator.pid)
-            conflicts = api.emulator.requests.count(verb="create", resource="flowruns",
-                                                    code=409, since=requests_mark)
-            by_verb = Counter(f"{r.verb} {r.resource}"
-                              for r in api.emulator.requests.since(requests_mark))
+            conflicts, by_verb = emulator.ask("requests_since", requests_mark)
+            stored: dict[tuple[str, int], list[float]] = emulator.ask("stored")
         finally:
             operator.send_signal(signal.SIGTERM)
             try:
                 operator.wait(20)
             except subprocess.TimeoutExpired:
                 operator.kill()
+    finally:
+        for profile in profiles:
+            profile.wait(30)
+        emulator.close()
 
     expected = expected_ticks(args.schedules, args.interval, window_start, window_end)
-    with recorder.lock:
-        stored = dict(recorder.stored)
     lags = [times[0] - tick for key, times in stored.items() if key in expected
             for tick in (key[1],)]
     duplicates = sum(len(times) - 1 for key, times in stored.items() if key in expected)
     missed = sorted(key for key in expected if key not in stored)
     window = window_end - window_start
+    runs_created = by_verb.get("create flowruns", 0)
     return {
         "schedules": args.schedules, "interval_seconds": args.interval,
         "operator": args.operator, "window_seconds": round(window, 1),
@@ -312,11 +426,19 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "missed_ticks": len(missed), "missed_examples": missed[:5],
         "operator_cpu_seconds": round(cpu_window, 2),
         "operator_cpu_percent_of_one_core": round(100 * cpu_window / window, 1),
+        "operator_cpu_ms_per_tick": round(1000 * cpu_window / max(1, runs_created), 2),
+        "emulator_cpu_seconds": round(emulator_cpu, 2),
+        "emulator_cpu_percent_of_one_core": round(100 * emulator_cpu / window, 1),
         "operator_peak_rss_mb": round(rss, 1),
-        "api_requests_per_tick": round(sum(by_verb.values()) / max(1, len(lags)), 2),
-        "api_requests_by_verb": dict(by_verb.most_common()),
+        "operator_rss_at_window_start_mb": round(rss_at_start, 1),
+        # Requests served in the window over the runs created in it (not over the
+        # in-window ticks: a lagging operator creates runs for earlier ticks).
+        "api_requests_per_tick": round(sum(by_verb.values()) / max(1, runs_created), 2),
+        "api_requests_by_verb": dict(Counter(by_verb).most_common()),
+        "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "fire_time_us_per_tick": round(fire_time_cost_us(args.interval), 2),
     }
+
 
 
 def table(result: dict[str, Any]) -> str:
@@ -340,8 +462,16 @@ def table(result: dict[str, Any]) -> str:
         ("missed ticks", str(result["missed_ticks"]),
          "0 " + ("✅" if result["missed_ticks"] == 0 else "❌")),
         ("operator CPU", f"{result['operator_cpu_seconds']} s "
-         f"({result['operator_cpu_percent_of_one_core']} % of a core)", ""),
-        ("operator peak RSS", f"{result['operator_peak_rss_mb']} MB",
+         f"({result['operator_cpu_percent_of_one_core']} % of a core; "
+         f"{result['operator_cpu_ms_per_tick']} ms per run created)", ""),
+        ("emulator CPU (test artifact)", f"{result['emulator_cpu_seconds']} s "
+         f"({result['emulator_cpu_percent_of_one_core']} % of a core)", ""),
+        ("start-up (every daemon ran once)", f"{result['startup_seconds']} s", ""),
+        ("load average (1 min) before / after",
+         " / ".join(str(v) for v in result["load_average_before_after"]), ""),
+        ("operator peak RSS (RSS when the window opened)",
+         f"{result['operator_peak_rss_mb']} MB "
+         f"({result['operator_rss_at_window_start_mb']} MB)",
          "≤ 150 MB " + ("✅" if result["operator_peak_rss_mb"] <= TARGET_RSS_MB else "❌")),
         ("API requests per tick", str(result["api_requests_per_tick"]), ""),
         ("fire-time computation", f"{result['fire_time_us_per_tick']} µs/tick", ""),
@@ -368,6 +498,11 @@ def main() -> None:
                         "default: each emulator delete scans every object for dependents")
     parser.add_argument("--grace", type=float, default=3.0,
                         help="seconds after the window for its last ticks to land")
+    parser.add_argument("--startup-timeout", type=float, default=300.0,
+                        help="seconds for every Schedule's daemon to run once")
+    parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
+                        help="sample the operator and the emulator with py-spy over the "
+                        "window; collapsed stacks to DIR/operator.txt and DIR/emulator.txt")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON")
     parser.add_argument("--run-operator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
