@@ -41,6 +41,10 @@ RUN_DURATION_BUCKETS = (
 # Queue wait is admission latency: usually sub-second, minutes when enqueued.
 QUEUE_WAIT_BUCKETS = (0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3_600)
 
+# Schedule lag is the scheduler's precision: tick → FlowRun created. Sub-second normally;
+# the tail buckets catch an overloaded operator or catch-up after downtime.
+SCHEDULE_LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15, 60, 300, 3_600)
+
 RUNS_TOTAL = Counter(
     "headwater_runs",
     "Flow runs that reached a final phase, by namespace, deployment and phase.",
@@ -85,6 +89,13 @@ RECONCILE_ERRORS_TOTAL = Counter(
     ["kind"],
     registry=REGISTRY,
 )
+SCHEDULE_LAG = Histogram(
+    "headwater_schedule_lag_seconds",
+    "Time from a Schedule's tick to the creation of its FlowRun, in seconds.",
+    ["namespace"],
+    buckets=SCHEDULE_LAG_BUCKETS,
+    registry=REGISTRY,
+)
 API_REQUESTS_TOTAL = Counter(
     "headwater_kubernetes_api_requests",
     "Requests the operator (its client and kopf's) made to the Kubernetes API, by verb "
@@ -122,6 +133,15 @@ def observe_crash(namespace: str, deployment: str, reason: str) -> None:
 def observe_late(namespace: str, deployment: str) -> None:
     """Count a run that was marked Late (call once per run, on that transition)."""
     LATE_TOTAL.labels(namespace=namespace, deployment=deployment).inc()
+
+
+def observe_schedule_lag(namespace: str, seconds: float) -> None:
+    """Record how late the scheduler created a tick's FlowRun (negative → 0).
+
+    Labelled by namespace only: Schedule names are unbounded in number, so they are not
+    labels (per-Schedule lateness shows in its status and Events).
+    """
+    SCHEDULE_LAG.labels(namespace=namespace).observe(max(0.0, seconds))
 
 
 def observe_reconcile_error(kind: str) -> None:

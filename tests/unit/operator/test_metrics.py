@@ -125,3 +125,14 @@ def test_metrics_server_serves_the_registry_over_http() -> None:
     key = (("deployment", "etl"), ("namespace", "ns-http"), ("phase", "Completed"))
     assert runs[key] == 1
     assert metrics.metrics_server_port() is None
+
+
+def test_schedule_lag_is_a_histogram_by_namespace_with_subsecond_buckets() -> None:
+    metrics.observe_schedule_lag("ns-lag", 0.08)
+    metrics.observe_schedule_lag("ns-lag", 3.0)
+    metrics.observe_schedule_lag("ns-lag", -0.5)  # clock skew: counted as on time
+
+    assert sample("headwater_schedule_lag_seconds_count", namespace="ns-lag") == 3
+    assert sample("headwater_schedule_lag_seconds_bucket", namespace="ns-lag", le="0.1") == 2
+    assert sample("headwater_schedule_lag_seconds_bucket", namespace="ns-lag", le="1.0") == 2
+    assert sample("headwater_schedule_lag_seconds_sum", namespace="ns-lag") == pytest.approx(3.08)
