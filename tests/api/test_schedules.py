@@ -352,6 +352,9 @@ async def test_paused_deployment_creates_no_runs_and_the_schedule_says_so(
     async with scene.running():
         await scene.deployment(paused=True)
         await scene.schedule(catchup={"policy": "None"})
+        # The Deployment and Schedule watches are separate streams: the daemon may first
+        # see no Deployment, then is rung when the Deployment's event arrives.
+        await scene.wait_for(lambda: scene.condition("Ready")["reason"] == "DeploymentPaused")
         ready = scene.condition("Ready")
         assert (ready["status"], ready["reason"]) == ("False", "DeploymentPaused")
         assert "nightly" in ready["message"]

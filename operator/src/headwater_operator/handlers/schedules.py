@@ -108,7 +108,15 @@ async def schedule_daemon(*, name: str, namespace: str | None, body: kopf.Body, 
             # is current unless the spec changed since (then the event handler asked
             # for a fresh read): a tick, a run ending or a Deployment change reuse it.
             doorbell.clear()
-            if schedule is None or seen.pop("reread", False):
+            if schedule is None:
+                # The first read is a GET, not the live view: the round trip also lets
+                # the Deployment watch, a separate stream, deliver a Deployment created
+                # just before the Schedule (api tests rely on seeing it at once).
+                try:
+                    schedule = await client.get(kube.SCHEDULES, name, namespace=key[0])
+                except kube.NotFound:
+                    return
+            elif seen.pop("reread", False):
                 schedule = fresh_schedule(body, written=schedule)
             seen["generation"] = schedule["metadata"].get("generation")
             seen["deployment"] = (schedule.get("spec") or {}).get("deploymentRef", {}).get(
@@ -133,10 +141,9 @@ def fresh_schedule(live: Mapping[str, Any], *, written: Mapping[str, Any] | None
     """The Schedule to reconcile after a spec change (or at the daemon's start).
 
     Metadata and spec come from kopf's live view, which already holds the event that
-    rang the doorbell, so no GET is needed (1,000 Schedules starting cost 1,000 GETs
-    before). The status comes from this daemon's own last status write when there is
-    one: only this daemon writes it, and the watch may not have delivered that write
-    yet, so the live view's status can be older than the truth.
+    rang the doorbell, so no GET is needed. The status comes from this daemon's own
+    last status write when there is one: only this daemon writes it, and the watch
+    may not have delivered that write yet, so the live view's status can be older.
     """
     fresh: dict[str, Any] = copy.deepcopy(dict(live))
     if written is not None:
