@@ -32,6 +32,7 @@ from headwater.contract import (
 from headwater_operator import kube as kube_module
 from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.devcluster.harness import OperatorHarness
+from headwater_operator.metrics import REGISTRY
 from headwater_operator.scheduling import (
     ManualClock,
     ScheduleExpression,
@@ -203,9 +204,17 @@ async def test_interval_tick_creates_an_idempotently_named_owned_run(
         assert scene.status()["nextScheduleTime"] == stamp(at(1))
         assert scene.status()["expression"] == "every 1h"
         assert scene.runs() == []
+        lag_count = "headwater_schedule_lag_seconds_count"
+        lags_before = REGISTRY.get_sample_value(lag_count, {"namespace": scene.namespace}) or 0
 
         status = await scene.tick_to(clock, at(1))
 
+        # One tick, one lag sample: the hand-moved clock stands at the tick, so on time.
+        labels = {"namespace": scene.namespace}
+        assert REGISTRY.get_sample_value(lag_count, labels) == lags_before + 1
+        assert REGISTRY.get_sample_value(
+            "headwater_schedule_lag_seconds_bucket", {**labels, "le": "0.01"}
+        ) == lags_before + 1
         name = run_name("hourly", at(1))
         assert scene.runs() == [name]
         run = scene.run(name)

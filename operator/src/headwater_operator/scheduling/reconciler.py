@@ -38,8 +38,9 @@ from headwater.contract import (
     MANAGED_BY_VALUE,
 )
 
-from headwater_operator import kube
+from headwater_operator import kube, metrics
 from headwater_operator.conditions import format_time, make_condition, set_conditions
+from headwater_operator.scheduling.clock import get_clock
 from headwater_operator.scheduling.expression import (
     ScheduleError,
     ScheduleExpression,
@@ -313,6 +314,10 @@ async def _fire(
         run = build_flow_run(schedule, deployment, expr, tick)
         try:
             await client.create(kube.FLOWRUNS, run, namespace=namespace)
+            # Lag counts only runs this wake-up created: a 409 means another process made
+            # it (and measured it), and catch-up runs after downtime show up as the tail.
+            lag = (get_clock().now() - tick).total_seconds()
+            metrics.observe_schedule_lag(namespace or "", lag)
             result.events.append(("Normal", "RunCreated", (
                 f"created run {run['metadata']['name']} for tick {format_time(tick)}"
             )))
