@@ -9,6 +9,7 @@ from typing import Any
 from headwater.contract import ANNOTATION_SCHEDULED_TIME, LABEL_DEPLOYMENT, LABEL_SCHEDULE
 from headwater_operator import kube
 from headwater_operator.scheduling.reconciler import (
+    Cache,
     WatchState,
     invalid_reason,
     reconcile_schedule,
@@ -147,6 +148,28 @@ async def test_paused_deployment_creates_nothing_and_says_so() -> None:
     assert runs(client) == []
     assert condition(client, "Ready")["reason"] == "DeploymentPaused"
     assert "nextScheduleTime" not in status(client)
+
+
+async def test_deployment_missing_from_the_watch_cache_is_confirmed_with_the_server() -> None:
+    # The watch may not have delivered a Deployment created a moment ago: the Schedule
+    # must not report DeploymentNotFound (nor skip the tick) while the server has it.
+    client = setup({"interval": "1m"})
+    empty = Cache(deployments={}, runs={})
+    body = client.objects["schedules", "nightly"]
+    await reconcile_schedule(client, body, WatchState(watching_since=STARTED),  # type: ignore[arg-type]
+                             T0 + timedelta(minutes=1, seconds=1), cache=empty)
+    assert condition(client, "Ready")["status"] == "True"
+    assert runs(client) == ["nightly-1772366460"]
+
+
+async def test_deployment_gone_from_cache_and_server_is_reported_not_found() -> None:
+    client = setup({"interval": "1m"})
+    del client.objects["deployments", "etl"]
+    body = client.objects["schedules", "nightly"]
+    await reconcile_schedule(client, body, WatchState(watching_since=STARTED),  # type: ignore[arg-type]
+                             T0 + timedelta(minutes=1), cache=Cache(deployments={}, runs={}))
+    assert condition(client, "Ready")["reason"] == "DeploymentNotFound"
+    assert runs(client) == []
 
 
 async def test_suspend_then_resume_follows_catchup_policy() -> None:

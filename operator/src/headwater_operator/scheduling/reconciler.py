@@ -225,7 +225,10 @@ async def _deployment(
 ) -> dict[str, Any] | None:
     if cache is not None:
         found = next(iter(cache.deployments.get((namespace, name), ())), None)
-        return dict(found) if found is not None else None
+        if found is not None:
+            return dict(found)
+        # A miss is rare and may only mean the watch has not delivered a Deployment
+        # created a moment ago: confirm with the API server before saying it is gone.
     try:
         return await client.get(kube.DEPLOYMENTS, name, namespace=namespace)
     except kube.NotFound:
