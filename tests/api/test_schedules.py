@@ -204,17 +204,17 @@ async def test_interval_tick_creates_an_idempotently_named_owned_run(
         assert scene.status()["nextScheduleTime"] == stamp(at(1))
         assert scene.status()["expression"] == "every 1h"
         assert scene.runs() == []
-        lag_count = "headwater_schedule_lag_seconds_count"
-        lags_before = REGISTRY.get_sample_value(lag_count, {"namespace": scene.namespace}) or 0
+        # The registry is process-wide and other tests share the namespace: compare deltas.
+        count = ("headwater_schedule_lag_seconds_count", {"namespace": scene.namespace})
+        on_time = ("headwater_schedule_lag_seconds_bucket",
+                   {"namespace": scene.namespace, "le": "0.01"})
+        before = [REGISTRY.get_sample_value(*series) or 0 for series in (count, on_time)]
 
         status = await scene.tick_to(clock, at(1))
 
         # One tick, one lag sample: the hand-moved clock stands at the tick, so on time.
-        labels = {"namespace": scene.namespace}
-        assert REGISTRY.get_sample_value(lag_count, labels) == lags_before + 1
-        assert REGISTRY.get_sample_value(
-            "headwater_schedule_lag_seconds_bucket", {**labels, "le": "0.01"}
-        ) == lags_before + 1
+        after = [REGISTRY.get_sample_value(*series) or 0 for series in (count, on_time)]
+        assert after == [before[0] + 1, before[1] + 1]
         name = run_name("hourly", at(1))
         assert scene.runs() == [name]
         run = scene.run(name)
