@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import textwrap
 import threading
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -519,30 +518,13 @@ def test_execute_runs_async_entrypoint(async_flows_file: Path, tmp_path: Path,
     assert summary["taskRuns"] == {"Completed": 3}
 
 
-def test_sigterm_cancels_async_flow(async_flows_file: Path, tmp_path: Path,
-                                    headwater_home: Path) -> None:
+def test_sigterm_cancels_async_flow(async_flows_file: Path,
+                                    execute_then_sigterm: Callable[[str], Any]) -> None:
     from headwater import contract
 
-    marker = tmp_path / "started"
-    summary_path = tmp_path / "summary.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "headwater", "execute", "--entrypoint",
-         f"{async_flows_file}:waits", "--param", f"marker={marker}",
-         "--summary-path", str(summary_path)],
-        env=_env(headwater_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():  # synchronisation, not a timing assertion
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "flow never started"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        _, stderr = proc.communicate(timeout=30)  # also closes the pipes
-    assert proc.returncode == contract.EXIT_CANCELLED, stderr
+    done = execute_then_sigterm(f"{async_flows_file}:waits")
+    assert done.returncode == contract.EXIT_CANCELLED, done.stderr
+    summary_path = done.summary_path
     summary = contract.decode_summary(summary_path.read_text())
     assert summary["state"] == "Cancelled"
     assert summary["reason"] == "TerminationSignal"

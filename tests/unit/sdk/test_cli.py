@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -176,27 +175,12 @@ def test_execute_bad_parameters_json_crashes(tmp_path: Path, headwater_home: Pat
 
 
 @pytest.mark.parametrize("flow_name", ["waits_in_flow", "waits_on_task"])
-def test_sigterm_cancels_and_writes_summary(flow_name: str, flows_file: Path, tmp_path: Path,
-                                            headwater_home: Path) -> None:
-    marker = tmp_path / "started"
-    summary_path = tmp_path / "s.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "headwater", "execute", "--entrypoint",
-         f"{flows_file}:{flow_name}", "--param", f"marker={marker}",
-         "--summary-path", str(summary_path)],
-        env=_env(headwater_home), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        deadline = time.monotonic() + 30
-        while not marker.exists():  # synchronisation, not a timing assertion
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "flow never started"
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == contract.EXIT_CANCELLED
+def test_sigterm_cancels_and_writes_summary(
+    flow_name: str, flows_file: Path, execute_then_sigterm: Callable[[str], Any],
+) -> None:
+    done = execute_then_sigterm(f"{flows_file}:{flow_name}")
+    assert done.returncode == contract.EXIT_CANCELLED, done.stderr
+    summary_path = done.summary_path
     summary = contract.decode_summary(summary_path.read_text())
     assert summary["state"] == "Cancelled"
     assert summary["reason"] == "TerminationSignal"
