@@ -5,20 +5,49 @@ the operator) or :class:`SyncKube` (for the CLI); ``.importlinter`` keeps it tha
 Objects are plain JSON dicts, exactly as on the wire: the pydantic models in
 ``headwater_operator.api`` parse them where a caller needs types.
 
-Built on the ``kubernetes`` client's low-level ``ApiClient`` (its config loading, TLS,
-token refresh and exec plugins), with the synchronous HTTP calls run through
-a pool of worker threads, rather than on aiohttp. Measured against the in-process emulator
-on the 2-core dev machine (200 sequential GETs of one FlowRun, emulator cost included):
-≈1.5 ms per call this way versus ≈0.5 ms with a bare aiohttp session. The difference
-is far below what the reconcile loops need (a few requests per FlowRun transition),
-while re-implementing kubeconfig authentication on aiohttp would be a second, less
-tested copy of the client's. The client's slow part, typed-model deserialisation, is
-bypassed: responses are parsed with ``json.loads``.
+Two transports, one configuration. :func:`configure` loads the connection settings with
+the ``kubernetes`` client's own loaders (in-cluster service account, kubeconfig with
+client certificates, tokens, exec plugins and OIDC) into one ``ApiClient``:
+
+* :class:`SyncKube` (the CLI, from threads) sends through that ``ApiClient``, blocking.
+* :class:`Kube` (the operator) sends through ``aiohttp``: one long-lived
+  ``ClientSession`` per (``ApiClient``, event loop) (:func:`transport`), built from the
+  same settings — server URL, CA bundle or no verification, client certificate and key,
+  ``tls-server-name``, proxy, user agent. The ``Authorization`` header is still produced
+  by the client's configuration (so its refresh hook re-reads a rotated service-account
+  token file, or re-runs an expired exec/OIDC credential), but at most every
+  :data:`AUTH_REFRESH_SECONDS` and off the loop (:class:`Credentials`), and once more
+  at once when a request gets a 401 (which is retried once). At most
+  :data:`MAX_CONCURRENT_REQUESTS` requests per loop are in flight (log follows aside).
+
+Why not the ``kubernetes`` client in worker threads, as before: profiling the operator
+under ``benchmarks/scheduling.py`` put 35–40 % of its CPU in that client (urllib3, the
+auth-settings/refresh hook on every request, its serialisation) plus 5–8 % in the
+thread hand-off. Why not a second client library (kubernetes_asyncio): it would be a
+second copy of the kubeconfig loaders; here only the HTTP layer is ours, and kopf
+already talks through ``aiohttp`` (``runner.login``). Keeping :class:`SyncKube` on the
+``kubernetes`` client leaves the CLI, which makes a handful of calls, as it was; an
+async client run on a private loop per thread would add complexity for no gain there.
+Responses are parsed with ``json.loads`` on both paths (never into typed models).
+
+Measured on the 2-core dev machine (other work running; best of 3 rounds), against the
+in-process emulator, per call, emulator cost included (``benchmarks/kube_client.py``):
+``get`` 1.60–1.78 ms → 0.67–0.88 ms; ``patch_status`` 1.86–2.41 → 0.67–1.22 ms;
+``get`` 16 in flight 1.69–1.77 → 0.52–0.61 ms (two runs each, threads → aiohttp).
+Under ``benchmarks/scheduling.py`` (1,000 Schedules, operator in its own process,
+run back to back before/after on a machine shared with other work, load 2–5, so
+noisy): every 10 s — lag p99 1300/5217 ms → 919/930 ms, start-up 23.5/35.0 s →
+16.1/15.5 s, operator CPU about equal (42.5/41.5 s → 39.1/42.6 s per 60 s); every
+5 s (``--quick``, past what one core sustains) — runs in the 30 s window 5226/3299 →
+5754/5177 of 6000, lag p50 7.9/15.4 s → 0.5/6.6 s. What improves is mostly latency:
+no request waits for a free worker thread, and each costs the loop less.
 
 Failures raise :class:`KubeError` subclasses that carry the API server's status
 message: :class:`NotFound` (404), :class:`AlreadyExists` (409 AlreadyExists),
 :class:`Conflict` (409 on a stale resourceVersion), :class:`Invalid` (422, including a
 failed JSON-patch ``test`` operation, which is how optimistic concurrency fails).
+A request that gets no answer raises what its transport raises (``aiohttp.ClientError``
+or ``TimeoutError`` from :class:`Kube`, urllib3's errors from :class:`SyncKube`).
 
 Every request is reported to the observers registered with
 :func:`add_request_observer` as ``(verb, http_code)``; the metrics module attaches
