@@ -5,20 +5,52 @@ the operator) or :class:`SyncKube` (for the CLI); ``.importlinter`` keeps it tha
 Objects are plain JSON dicts, exactly as on the wire: the pydantic models in
 ``headwater_operator.api`` parse them where a caller needs types.
 
-Built on the ``kubernetes`` client's low-level ``ApiClient`` (its config loading, TLS,
-token refresh and exec plugins), with the synchronous HTTP calls run through
-a pool of worker threads, rather than on aiohttp. Measured against the in-process emulator
-on the 2-core dev machine (200 sequential GETs of one FlowRun, emulator cost included):
-≈1.5 ms per call this way versus ≈0.5 ms with a bare aiohttp session. The difference
-is far below what the reconcile loops need (a few requests per FlowRun transition),
-while re-implementing kubeconfig authentication on aiohttp would be a second, less
-tested copy of the client's. The client's slow part, typed-model deserialisation, is
-bypassed: responses are parsed with ``json.loads``.
+Two transports, one configuration. :func:`configure` loads the connection settings with
+the ``kubernetes`` client's own loaders (in-cluster service account, kubeconfig with
+client certificates, tokens, exec plugins and OIDC) into one ``ApiClient``:
+
+* :class:`SyncKube` (the CLI, from threads) sends through that ``ApiClient``, blocking.
+* :class:`Kube` (the operator) sends through ``aiohttp``: one long-lived
+  ``ClientSession`` per (``ApiClient``, event loop) (:func:`transport`), built from the
+  same settings — server URL, CA bundle or no verification, client certificate and key,
+  ``tls-server-name``, proxy, user agent. The ``Authorization`` header is still produced
+  by the client's configuration (so its refresh hook re-reads a rotated service-account
+  token file, or re-runs an expired exec/OIDC credential), but at most every
+  :data:`AUTH_REFRESH_SECONDS` and off the loop (:class:`Credentials`), and once more
+  at once when a request gets a 401 (which is retried once). At most
+  :data:`MAX_CONCURRENT_REQUESTS` requests per loop are in flight (log follows aside).
+
+Why not the ``kubernetes`` client in worker threads, as before: profiling the operator
+under ``benchmarks/scheduling.py`` put 35–40 % of its CPU in that client (urllib3, the
+auth-settings/refresh hook on every request, its serialisation) plus 5–8 % in the
+thread hand-off. Why not a second client library (kubernetes_asyncio): it would be a
+second copy of the kubeconfig loaders; here only the HTTP layer is ours, and kopf
+already talks through ``aiohttp`` (``runner.login``). Keeping :class:`SyncKube` on the
+``kubernetes`` client leaves the CLI, which makes a handful of calls, as it was; an
+async client run on a private loop per thread would add complexity for no gain there.
+Responses are parsed with ``json.loads`` on both paths (never into typed models).
+
+Measured on the 2-core dev machine (other work running; best of 3 rounds), against the
+in-process emulator, per call, emulator cost included (``benchmarks/kube_client.py``):
+``get`` 1.60–1.78 ms → 0.67–0.88 ms; ``patch_status`` 1.86–2.41 → 0.67–1.22 ms;
+``get`` 16 in flight 1.69–1.77 → 0.52–0.61 ms (two runs each, threads → aiohttp).
+Under ``benchmarks/scheduling.py`` (1,000 Schedules, operator in its own process,
+run back to back before/after on a machine shared with other work, load 2–5, so
+noisy): every 10 s — lag p99 1300/5217 ms → 919/930 ms, start-up 23.5/35.0 s →
+16.1/15.5 s, operator CPU about equal (42.5/41.5 s → 39.1/42.6 s per 60 s); every
+5 s (``--quick``, past what one core sustains) — runs in the 30 s window 5226/3299 →
+5754/5177 of 6000, lag p50 7.9/15.4 s → 0.5/6.6 s. With py-spy (``--py-spy``, every
+10 s, 40 s window, the quietest pair): operator CPU 36.8 s → 30.7 s (8.55 → 7.10 ms per
+run created), and the share of GIL-holding samples under this module 27.8 % (the
+``kubernetes`` client 24 %, urllib3 20 %, the thread pool) → 16.1 % (aiohttp included).
+What improves most is latency: no request waits for a free worker thread.
 
 Failures raise :class:`KubeError` subclasses that carry the API server's status
 message: :class:`NotFound` (404), :class:`AlreadyExists` (409 AlreadyExists),
 :class:`Conflict` (409 on a stale resourceVersion), :class:`Invalid` (422, including a
 failed JSON-patch ``test`` operation, which is how optimistic concurrency fails).
+A request that gets no answer raises what its transport raises (``aiohttp.ClientError``
+or ``TimeoutError`` from :class:`Kube`, urllib3's errors from :class:`SyncKube`).
 
 Every request is reported to the observers registered with
 :func:`add_request_observer` as ``(verb, http_code)``; the metrics module attaches
@@ -31,22 +63,25 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import concurrent.futures
+import codecs
 import contextlib
-import functools
 import json
+import math
 import os
+import ssl
 import threading
+import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
+import aiohttp
 import kubernetes.client
 import kubernetes.config
 from headwater.contract import GROUP, VERSION
 
-T = TypeVar("T")
 JsonObject = dict[str, Any]
 RequestObserver = Callable[[str, int], None]
 PropagationPolicy = Literal["Background", "Foreground", "Orphan"]
@@ -228,6 +263,10 @@ def jp_remove(path: str) -> JsonObject:
 
 
 # --- configuration --------------------------------------------------------------------
+MAX_CONCURRENT_REQUESTS = 16
+"""Requests in flight at once: the async client's cap per loop (log follows excepted),
+and the connections the synchronous client keeps per host."""
+
 _lock = threading.Lock()
 _api_client: kubernetes.client.ApiClient | None = None
 
@@ -266,13 +305,14 @@ def configure(kubeconfig_path: str | os.PathLike[str] | None = None,
     """(Re)load the connection settings used by every client created afterwards."""
     global _api_client
     config = load_configuration(kubeconfig_path, context)
-    # One HTTP connection per worker thread, so no request waits for a free connection.
+    # One HTTP connection per calling thread, so no request waits for a free connection.
     config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0,
                                          MAX_CONCURRENT_REQUESTS)
     client = kubernetes.client.ApiClient(config)
     with _lock:
         previous, _api_client = _api_client, client
     if previous is not None:
+        close_transports(previous)
         previous.close()  # type: ignore[no-untyped-call]
 
 
@@ -282,6 +322,7 @@ def close() -> None:
     with _lock:
         previous, _api_client = _api_client, None
     if previous is not None:
+        close_transports(previous)
         previous.close()  # type: ignore[no-untyped-call]
 
 
@@ -314,8 +355,37 @@ def _query(**params: Any) -> list[tuple[str, str]]:
     return result
 
 
+def _list_request(resource: Resource, namespace: str | None,
+                  label_selector: str | Mapping[str, str] | None,
+                  field_selector: str | None) -> tuple[str, list[tuple[str, str]]]:
+    """The path and query of a list: ``namespace`` None lists across all namespaces."""
+    if isinstance(label_selector, Mapping):
+        label_selector = ",".join(f"{k}={v}" for k, v in sorted(label_selector.items()))
+    path = resource.path(namespace) if namespace or not resource.namespaced else (
+        Resource(resource.group, resource.version, resource.plural, False).path())
+    return path, _query(labelSelector=label_selector, fieldSelector=field_selector)
+
+
+def _patch_body(patch: Mapping[str, Any] | Sequence[Any]) -> tuple[Any, str]:
+    """The body and content type: a list of ops is a JSON patch, a dict a merge patch."""
+    if isinstance(patch, Sequence):
+        return list(patch), "application/json-patch+json"
+    return dict(patch), "application/merge-patch+json"
+
+
+def _delete_options(grace_period_seconds: int | None, propagation_policy: PropagationPolicy,
+                    resource_version: str | None) -> JsonObject:
+    options: JsonObject = {"apiVersion": "v1", "kind": "DeleteOptions",
+                           "propagationPolicy": propagation_policy}
+    if grace_period_seconds is not None:
+        options["gracePeriodSeconds"] = grace_period_seconds
+    if resource_version is not None:
+        options["preconditions"] = {"resourceVersion": resource_version}
+    return options
+
+
 class SyncKube:
-    """Blocking Kubernetes calls: the CLI's client, and the engine of :class:`Kube`."""
+    """Blocking Kubernetes calls (the CLI's client), on the ``kubernetes`` client."""
 
     def __init__(self, client: kubernetes.client.ApiClient | None = None,
                  timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
@@ -371,21 +441,15 @@ class SyncKube:
              label_selector: str | Mapping[str, str] | None = None,
              field_selector: str | None = None) -> builtins.list[JsonObject]:
         """Objects in ``namespace`` (all namespaces if None) matching the selectors."""
-        if isinstance(label_selector, Mapping):
-            label_selector = ",".join(f"{k}={v}" for k, v in sorted(label_selector.items()))
-        path = resource.path(namespace) if namespace or not resource.namespaced else (
-            Resource(resource.group, resource.version, resource.plural, False).path())
-        result = self.request("list", "GET", path, query=_query(
-            labelSelector=label_selector, fieldSelector=field_selector))
+        path, query = _list_request(resource, namespace, label_selector, field_selector)
+        result = self.request("list", "GET", path, query=query)
         items: builtins.list[JsonObject] = result.get("items") or []
         return items
 
     def patch(self, resource: Resource, name: str, patch: Mapping[str, Any] | Sequence[Any],
               *, namespace: str | None = None, subresource: str | None = None) -> JsonObject:
         """Merge-patch (a dict) or JSON-patch (a list of ops, see :func:`jp_test`)."""
-        content_type = ("application/json-patch+json" if isinstance(patch, Sequence)
-                        else "application/merge-patch+json")
-        body = list(patch) if isinstance(patch, Sequence) else dict(patch)
+        body, content_type = _patch_body(patch)
         result: JsonObject = self.request(
             "patch", "PATCH", resource.path(namespace, name, subresource), body=body,
             content_type=content_type)
@@ -414,12 +478,7 @@ class SyncKube:
 
         ``resource_version`` is a precondition: :class:`Conflict` if the object changed.
         """
-        options: JsonObject = {"apiVersion": "v1", "kind": "DeleteOptions",
-                               "propagationPolicy": propagation_policy}
-        if grace_period_seconds is not None:
-            options["gracePeriodSeconds"] = grace_period_seconds
-        if resource_version is not None:
-            options["preconditions"] = {"resourceVersion": resource_version}
+        options = _delete_options(grace_period_seconds, propagation_policy, resource_version)
         result: JsonObject | None = self.request(
             "delete", "DELETE", resource.path(namespace, name), body=options)
         return result
@@ -447,119 +506,318 @@ class SyncKube:
 
 
 # --- the asynchronous client ----------------------------------------------------------
-MAX_CONCURRENT_REQUESTS = 16
-"""Worker threads of the async client: requests in flight at once (the HTTP pool's size)."""
+AUTH_REFRESH_SECONDS = 10.0
+"""How long the async client reuses an ``Authorization`` header before asking the
+configuration again (which re-reads a rotated service-account token file, or re-runs an
+expired exec/OIDC credential)."""
 
-@functools.cache
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    # A pool of our own: the loop's default one is small (cpu + 4 threads) and shared
-    # with everything else that uses asyncio.to_thread.
-    return concurrent.futures.ThreadPoolExecutor(MAX_CONCURRENT_REQUESTS,
-                                                 thread_name_prefix="headwater-kube")
+Clock = Callable[[], float]
 
 
-async def _in_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+def ssl_context(config: kubernetes.client.Configuration) -> ssl.SSLContext:
+    """The TLS settings of ``config``: CA bundle, client certificate, or no verification."""
+    context = ssl.create_default_context(cafile=config.ssl_ca_cert or None)
+    if config.cert_file:
+        context.load_cert_chain(config.cert_file, config.key_file or None)
+    if not config.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _authorization(config: kubernetes.client.Configuration) -> str | None:
+    # The client's own lookup, so its refresh hook (token file, exec plugin, OIDC) runs.
+    return config.get_api_key_with_prefix("BearerToken", alias="authorization")
+
+
+class Credentials:
+    """The ``Authorization`` header, re-read from the configuration at most every
+    :data:`AUTH_REFRESH_SECONDS` (or at once after a 401), off the event loop.
+
+    Asking the configuration on every request (as the ``kubernetes`` client does) costs a
+    refresh-hook call per request; an exec plugin may even start a process.
+    """
+
+    def __init__(self, config: kubernetes.client.Configuration, *,
+                 clock: Clock = time.monotonic,
+                 ttl: float = AUTH_REFRESH_SECONDS) -> None:
+        self._config = config
+        self._clock = clock
+        self._ttl = ttl
+        self._header: str | None = None
+        self._expires = -math.inf
+        self._lock = asyncio.Lock()
+
+    def invalidate(self) -> None:
+        """Forget the header: the next request asks the configuration again."""
+        self._expires = -math.inf
+
+    async def header(self) -> str | None:
+        """The current header value (``Bearer …``), or None without token auth."""
+        if self._clock() < self._expires:
+            return self._header
+        async with self._lock:
+            if self._clock() >= self._expires:  # nobody refreshed it while we waited
+                self._header = await asyncio.to_thread(_authorization, self._config)
+                self._expires = self._clock() + self._ttl
+        return self._header
+
+
+class Transport:
+    """One ``aiohttp`` session on one event loop, with the settings of one ``ApiClient``.
+
+    Sessions are loop-bound, so :func:`transport` keeps one per (client, loop).
+    """
+
+    def __init__(self, client: kubernetes.client.ApiClient, *,
+                 clock: Clock = time.monotonic) -> None:
+        config = client.configuration
+        self.server = config.host.rstrip("/")
+        self.proxy: str | None = config.proxy or None
+        # kubeconfig's tls-server-name: the name the server's certificate is checked for.
+        self.server_hostname: str | None = config.tls_server_name or None
+        self.credentials = Credentials(config, clock=clock)
+        # At a burst (a thousand Schedules firing at :00) requests queue here, as they
+        # queued for the thread pool before, instead of each opening a connection.
+        self.slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
+        headers = {**client.default_headers, "Accept": "application/json, */*"}
+        ssl_setting: ssl.SSLContext | bool = (
+            ssl_context(config) if self.server.startswith("https:") else False)
+        self.session = aiohttp.ClientSession(
+            # No pool limit: a log follow holds its connection as long as the pod runs.
+            connector=aiohttp.TCPConnector(limit=0, ssl=ssl_setting),
+            headers=headers,
+        )
+
+    async def request(self, verb: str, method: str, path: str, *,
+                      query: Sequence[tuple[str, str]] = (), body: Any = None,
+                      content_type: str = "application/json",
+                      time_limit: float | None = DEFAULT_TIMEOUT_SECONDS,
+                      ) -> aiohttp.ClientResponse:
+        """Send one request; the response (2xx only, body unread) or a :class:`KubeError`.
+
+        ``time_limit``: seconds for the whole exchange (None: none, for log follows).
+
+        A 401 is retried once with freshly read credentials (a rotated token).
+        """
+        data = None if body is None else json.dumps(body).encode()
+        for attempt in (1, 2):
+            headers = {"Content-Type": content_type}
+            if (authorization := await self.credentials.header()) is not None:
+                headers["Authorization"] = authorization
+            try:
+                response = await self.session.request(
+                    method, self.server + path, params=list(query), data=data,
+                    headers=headers, proxy=self.proxy, server_hostname=self.server_hostname,
+                    timeout=aiohttp.ClientTimeout(total=time_limit))
+            except Exception:
+                _notify(verb, 0)
+                raise
+            _notify(verb, response.status)
+            if response.status == 401 and attempt == 1:
+                response.release()
+                self.credentials.invalidate()
+                continue
+            if not 200 <= response.status <= 299:
+                async with response:
+                    raise error_from_response(response.status, await response.read())
+            return response
+        raise AssertionError("unreachable: the second attempt returns or raises")
+
+    async def request_json(self, verb: str, method: str, path: str, *,
+                           query: Sequence[tuple[str, str]] = (), body: Any = None,
+                           content_type: str = "application/json") -> Any:
+        """:meth:`request`, and the parsed JSON body (text if not JSON; None if empty)."""
+        async with self.slots, await self.request(
+                verb, method, path, query=query, body=body,
+                content_type=content_type) as response:
+            data = await response.read()
+        if not data:
+            return None
+        return json.loads(data) if "json" in response.content_type else data.decode()
+
+    async def aclose(self) -> None:
+        """Close the session and its connections."""
+        await self.session.close()
+
+
+_transports: weakref.WeakKeyDictionary[
+    kubernetes.client.ApiClient, dict[asyncio.AbstractEventLoop, Transport]
+] = weakref.WeakKeyDictionary()
+_transports_lock = threading.Lock()
+_closing: set[asyncio.Task[None]] = set()
+
+
+def transport(client: kubernetes.client.ApiClient) -> Transport:
+    """The running loop's transport for ``client`` (created on first use)."""
     loop = asyncio.get_running_loop()
-    return await loop.run_in_executor(_executor(), functools.partial(fn, *args, **kwargs))
+    by_loop = _transports.get(client)
+    found = by_loop.get(loop) if by_loop is not None else None
+    if found is not None:
+        return found
+    with _transports_lock:
+        by_loop = _transports.get(client)
+        if by_loop is None:
+            by_loop = _transports[client] = {}
+            # A client dropped without close() (a test's own) takes its sessions along.
+            weakref.finalize(client, _close_all, by_loop)
+        # A new loop (a test's, or after a restart): let go of sessions of finished ones.
+        for old_loop in [old for old in by_loop if old.is_closed()]:
+            _close_transport(old_loop, by_loop.pop(old_loop))
+        found = by_loop.setdefault(loop, Transport(client))
+    return found
+
+
+def close_transports(client: kubernetes.client.ApiClient | None = None) -> None:
+    """Close the sessions of ``client`` (of every client if None) on whatever loop.
+
+    Callable from any thread, inside or outside a loop: a session is closed on its own
+    loop (now if that loop is idle, else as a task on it).
+    """
+    with _transports_lock:
+        clients = [client] if client is not None else list(_transports.keys())
+        found = [_transports.pop(each, {}) for each in clients]
+    for by_loop in found:
+        _close_all(by_loop)
+
+
+async def aclose_transports() -> None:
+    """Close every session that belongs to the running loop (e.g. before it ends)."""
+    loop = asyncio.get_running_loop()
+    with _transports_lock:
+        found = [each for by_loop in _transports.values()
+                 if (each := by_loop.pop(loop, None)) is not None]
+    for each in found:
+        await each.aclose()
+
+
+def _close_all(by_loop: dict[asyncio.AbstractEventLoop, Transport]) -> None:
+    while by_loop:
+        _close_transport(*by_loop.popitem())
+
+
+def _close_transport(loop: asyncio.AbstractEventLoop, found: Transport) -> None:
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop.is_closed() or running is loop:
+        # A closed loop's connections were never closed, but there is no I/O left to wait
+        # for: closing the session on any loop just drops them, without the warnings that
+        # an unclosed session or connector logs when it is garbage-collected.
+        if running is None:
+            with contextlib.suppress(Exception):  # e.g. at interpreter exit
+                asyncio.run(found.aclose())
+            return
+        task = running.create_task(found.aclose())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+    elif loop.is_running():
+        asyncio.run_coroutine_threadsafe(found.aclose(), loop)
+    else:
+        loop.run_until_complete(found.aclose())
 
 
 class Kube:
-    """The operator's client: each call runs the :class:`SyncKube` call in a thread."""
+    """The operator's client: requests over a long-lived ``aiohttp`` session per loop.
+
+    Connection settings (server, TLS, credentials, user agent) come from the
+    ``kubernetes`` ``ApiClient`` of ``sync``, so both clients always agree.
+    """
 
     def __init__(self, sync: SyncKube | None = None) -> None:
         self.sync = sync or SyncKube()
 
+    def _transport(self) -> Transport:
+        return transport(self.sync.client)
+
+    async def _json(self, verb: str, method: str, path: str, *,
+                    query: Sequence[tuple[str, str]] = (), body: Any = None,
+                    content_type: str = "application/json") -> Any:
+        return await self._transport().request_json(
+            verb, method, path, query=query, body=body, content_type=content_type)
+
     async def create(self, resource: Resource, body: Mapping[str, Any], *,
                      namespace: str | None = None) -> JsonObject:
         """See :meth:`SyncKube.create`."""
-        return await _in_thread(self.sync.create, resource, body, namespace=namespace)
+        namespace = namespace or (body.get("metadata") or {}).get("namespace")
+        result: JsonObject = await self._json("create", "POST", resource.path(namespace),
+                                              body=dict(body))
+        return result
 
     async def get(self, resource: Resource, name: str, *,
                   namespace: str | None = None) -> JsonObject:
         """See :meth:`SyncKube.get`."""
-        return await _in_thread(self.sync.get, resource, name, namespace=namespace)
+        result: JsonObject = await self._json("get", "GET", resource.path(namespace, name))
+        return result
 
     async def list(self, resource: Resource, *, namespace: str | None = None,
                    label_selector: str | Mapping[str, str] | None = None,
                    field_selector: str | None = None) -> builtins.list[JsonObject]:
         """See :meth:`SyncKube.list`."""
-        return await _in_thread(self.sync.list, resource, namespace=namespace,
-                                       label_selector=label_selector,
-                                       field_selector=field_selector)
+        path, query = _list_request(resource, namespace, label_selector, field_selector)
+        result = await self._json("list", "GET", path, query=query)
+        items: builtins.list[JsonObject] = result.get("items") or []
+        return items
 
     async def patch(self, resource: Resource, name: str,
                     patch: Mapping[str, Any] | Sequence[Any], *, namespace: str | None = None,
                     subresource: str | None = None) -> JsonObject:
         """See :meth:`SyncKube.patch`."""
-        return await _in_thread(self.sync.patch, resource, name, patch,
-                                       namespace=namespace, subresource=subresource)
+        body, content_type = _patch_body(patch)
+        result: JsonObject = await self._json(
+            "patch", "PATCH", resource.path(namespace, name, subresource), body=body,
+            content_type=content_type)
+        return result
 
     async def patch_status(self, resource: Resource, name: str,
                            patch: Mapping[str, Any] | Sequence[Any], *,
                            namespace: str | None = None) -> JsonObject:
         """See :meth:`SyncKube.patch_status`."""
-        return await _in_thread(self.sync.patch_status, resource, name, patch,
-                                       namespace=namespace)
+        return await self.patch(resource, name, patch, namespace=namespace,
+                                subresource="status")
 
     async def replace(self, resource: Resource, body: Mapping[str, Any], *,
                       namespace: str | None = None,
                       subresource: str | None = None) -> JsonObject:
         """See :meth:`SyncKube.replace`."""
-        return await _in_thread(self.sync.replace, resource, body, namespace=namespace,
-                                       subresource=subresource)
+        meta = body.get("metadata") or {}
+        path = resource.path(namespace or meta.get("namespace"), meta.get("name"), subresource)
+        result: JsonObject = await self._json("update", "PUT", path, body=dict(body))
+        return result
 
     async def delete(self, resource: Resource, name: str, *, namespace: str | None = None,
                      grace_period_seconds: int | None = None,
                      propagation_policy: PropagationPolicy = "Background",
                      resource_version: str | None = None) -> JsonObject | None:
         """See :meth:`SyncKube.delete`."""
-        return await _in_thread(
-            self.sync.delete, resource, name, namespace=namespace,
-            grace_period_seconds=grace_period_seconds, propagation_policy=propagation_policy,
-            resource_version=resource_version)
+        options = _delete_options(grace_period_seconds, propagation_policy, resource_version)
+        result: JsonObject | None = await self._json(
+            "delete", "DELETE", resource.path(namespace, name), body=options)
+        return result
 
     async def read_pod_log(self, name: str, *, namespace: str, container: str | None = None,
                            tail_lines: int | None = None) -> str:
         """See :meth:`SyncKube.read_pod_log`."""
-        return await _in_thread(self.sync.read_pod_log, name, namespace=namespace,
-                                       container=container, tail_lines=tail_lines)
+        transport_ = self._transport()
+        async with transport_.slots, await transport_.request(
+                "get", "GET", PODS.path(namespace, name, "log"),
+                query=_query(container=container, tailLines=tail_lines)) as response:
+            return (await response.read()).decode(errors="replace")
 
     async def follow_pod_log(self, name: str, *, namespace: str,
                              container: str | None = None) -> AsyncIterator[str]:
-        """See :meth:`SyncKube.follow_pod_log`.
-
-        The stream is read by a thread of its own, not the shared ``to_thread`` pool:
-        a follow can last as long as the pod runs, and a few of them must not starve
-        every other request of a worker.
-        """
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[str | BaseException | None] = asyncio.Queue()
-        stop = threading.Event()
-
-        def deliver(item: str | BaseException | None) -> None:
-            with contextlib.suppress(RuntimeError):  # the loop is gone: nobody listens
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-
-        def pump() -> None:
-            try:
-                for chunk in self.sync.follow_pod_log(name, namespace=namespace,
-                                                      container=container):
-                    deliver(chunk)
-                    if stop.is_set():
-                        return
-                deliver(None)
-            except Exception as exc:  # handed to the consumer, raised there
-                deliver(exc)
-
-        threading.Thread(target=pump, name=f"follow-log-{namespace}/{name}",
-                         daemon=True).start()
-        try:
-            while (item := await queue.get()) is not None:
-                if isinstance(item, BaseException):
-                    raise item
-                yield item
-        finally:
-            stop.set()
+        """See :meth:`SyncKube.follow_pod_log` (no total timeout: it lasts as the pod runs)."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        async with await self._transport().request(
+                "get", "GET", PODS.path(namespace, name, "log"),
+                query=_query(container=container, follow=True), time_limit=None) as response:
+            async for chunk in response.content.iter_any():
+                # A multi-byte character may straddle two chunks.
+                if text := decoder.decode(chunk):
+                    yield text
+        if tail := decoder.decode(b"", final=True):
+            yield tail
 
 
 def get_client() -> Kube:
