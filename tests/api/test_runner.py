@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from typing import cast
 
 import kopf
 import pytest
@@ -234,3 +235,34 @@ def test_operator_process_serves_health_and_metrics_and_stops_on_sigterm(
     assert process.returncode == 0
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any("SIGTERM" in line["message"] for line in lines)  # --log-format json
+
+
+def test_diff_base_is_kept_only_where_a_change_handler_needs_it() -> None:
+    events_only = kopf.OperatorRegistry()
+    kopf.on.event("headwater.dev", "v1alpha1", "schedules", registry=events_only)(
+        _noop_handler)
+    kopf.daemon("headwater.dev", "v1alpha1", "schedules", registry=events_only)(
+        _noop_handler)
+    kopf.index("headwater.dev", "v1alpha1", "flowruns", registry=events_only)(
+        _noop_handler)
+    assert runner.has_change_handlers(events_only) is False
+    # _registry has an on.create handler: it reads the diff-base (see the test above
+    # that finds headwater.dev/last-handled-configuration written).
+    assert runner.has_change_handlers(_registry([])) is True
+
+
+def test_empty_diff_base_reports_no_change_for_any_edit() -> None:
+    storage = runner.NoDiffBaseStorage()
+    body = kopf.Body(cast(kopf.RawBody, {"metadata": {"name": "s", "generation": 2},
+                                         "spec": {"interval": "5s"}, "status": {}}))
+    old, new = storage.fetch(body=body), storage.build(body=body, extra_fields=["status"])
+    # Equal and empty: kopf's diff of the two is empty, so no event counts as a change.
+    assert old is not None
+    assert dict(old) == dict(new) == {}
+    patch = kopf.Patch()
+    storage.store(body=body, patch=patch, essence=new)
+    assert not patch  # nothing is written to the object
+
+
+async def _noop_handler(**_: object) -> None:
+    return None
