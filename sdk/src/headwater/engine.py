@@ -316,34 +316,15 @@ def map_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
             f"task {task.name!r}: .map() got iterables of different lengths {lengths}; "
             "make them equal or wrap the constant ones in unmapped(...)"
         )
+    from headwater.parameters import split_arguments
+
     futures: PrefectFutureList[Any] = PrefectFutureList()
     count = next(iter(lengths.values()))
     for i in range(count):
         call_kwargs = {**static, **{k: v[i] for k, v in iterables.items()}}
-        call_args, call_kwargs = _split_bound(task, call_kwargs)
+        call_args, call_kwargs = split_arguments(task.signature, call_kwargs)
         futures.append(submit_task(task, call_args, call_kwargs, wait_for=wait_for))
     return futures
-
-
-def _split_bound(task: Task[..., Any], bound: dict[str, Any]) -> tuple[tuple[Any, ...],
-                                                                         dict[str, Any]]:
-    """Turn bound arguments back into ``*args, **kwargs`` for the function call."""
-    import inspect
-
-    args: list[Any] = []
-    kwargs: dict[str, Any] = {}
-    for name, param in task.signature.parameters.items():
-        if name not in bound:
-            continue
-        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
-            args.append(bound[name])
-        elif param.kind is inspect.Parameter.VAR_POSITIONAL:
-            args.extend(bound[name])
-        elif param.kind is inspect.Parameter.VAR_KEYWORD:
-            kwargs.update(bound[name])
-        else:
-            kwargs[name] = bound[name]
-    return tuple(args), kwargs
 
 
 def _retry_delay(task: Task[..., Any], attempt_index: int) -> float:

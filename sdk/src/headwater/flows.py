@@ -151,22 +151,9 @@ class Flow(Generic[P, R]):
     def split_parameters(self, parameters: dict[str, Any]) -> tuple[tuple[Any, ...],
                                                                       dict[str, Any]]:
         """Turn named parameters into the ``*args, **kwargs`` of the function call."""
-        import inspect
+        from headwater.parameters import split_arguments
 
-        args: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        for name, param in self.signature.parameters.items():
-            if name not in parameters:
-                continue
-            if param.kind is inspect.Parameter.POSITIONAL_ONLY:
-                args.append(parameters[name])
-            elif param.kind is inspect.Parameter.VAR_POSITIONAL:
-                args.extend(parameters[name])
-            elif param.kind is inspect.Parameter.VAR_KEYWORD:
-                kwargs.update(parameters[name])
-            else:
-                kwargs[name] = parameters[name]
-        return tuple(args), kwargs
+        return split_arguments(self.signature, parameters)
 
     def on_completion(self, fn: FlowHook) -> FlowHook:
         """Decorator form of ``on_completion=[fn]``."""

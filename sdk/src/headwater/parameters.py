@@ -26,6 +26,31 @@ _PASS_THROUGH = frozenset({str, int, float, bool})
 _EMPTY = inspect.Parameter.empty
 
 
+def split_arguments(
+    signature: inspect.Signature, values: dict[str, Any]
+) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Turn named ``values`` back into the ``*args, **kwargs`` of a call to ``signature``.
+
+    Positional-only parameters and ``*args`` go back to positions, ``**kwargs`` is spread,
+    everything else is passed by name; a parameter missing from ``values`` keeps its
+    default. Used for flow parameters and for each element of a task's ``.map()``.
+    """
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    for name, param in signature.parameters.items():
+        if name not in values:
+            continue
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY:
+            args.append(values[name])
+        elif param.kind is inspect.Parameter.VAR_POSITIONAL:
+            args.extend(values[name])
+        elif param.kind is inspect.Parameter.VAR_KEYWORD:
+            kwargs.update(values[name])
+        else:
+            kwargs[name] = values[name]
+    return tuple(args), kwargs
+
+
 def _type_hints(fn: Any) -> dict[str, Any]:
     try:
         return typing.get_type_hints(fn, include_extras=True)
