@@ -47,7 +47,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import datetime
 
 import kubernetes.config.kube_config
 import pytest
@@ -61,9 +62,21 @@ WaitFor = type(_wait_for)
 
 
 @pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[BackgroundEmulator]:
+def emulator_clock() -> Callable[[], datetime] | None:
+    """What stamps the emulator's objects (creationTimestamp, ...): None is the real time.
+
+    A test module that drives the scheduler with a hand-moved clock overrides this
+    fixture so stored objects agree with that clock.
+    """
+    return None
+
+
+@pytest.fixture
+def emulator(monkeypatch: pytest.MonkeyPatch,
+             emulator_clock: Callable[[], datetime] | None) -> Iterator[BackgroundEmulator]:
     """A fresh emulated API server, with KUBECONFIG and the kube module pointing at it."""
-    with BackgroundEmulator() as api:
+    clock_option = {} if emulator_clock is None else {"clock": emulator_clock}
+    with BackgroundEmulator(**clock_option) as api:
         path = str(api.kubeconfig_path)
         monkeypatch.setenv("KUBECONFIG", path)
         # The kubernetes client reads $KUBECONFIG once, at import time.

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import kubernetes.config.kube_config
 import pytest
 from headwater.contract import (
     ANNOTATION_SCHEDULED_TIME,
@@ -82,18 +81,9 @@ def clock() -> Iterator[ManualClock]:
 
 
 @pytest.fixture
-def emulator(monkeypatch: pytest.MonkeyPatch, clock: ManualClock
-             ) -> Iterator[BackgroundEmulator]:
+def emulator_clock(clock: ManualClock) -> Callable[[], datetime]:
     """The conftest emulator, but stamping objects with the scheduler's clock."""
-    with BackgroundEmulator(clock=clock.now) as api:
-        path = str(api.kubeconfig_path)
-        monkeypatch.setenv("KUBECONFIG", path)
-        monkeypatch.setattr(kubernetes.config.kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", path)
-        kube_module.configure(path)
-        try:
-            yield api
-        finally:
-            kube_module.close()
+    return clock.now
 
 
 class Scene:
