@@ -47,8 +47,9 @@ from __future__ import annotations
 
 import asyncio
 import collections
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
+from typing import Any
 
 import kubernetes.config.kube_config
 import pytest
@@ -98,6 +99,30 @@ def kube(emulator: BackgroundEmulator) -> kube_module.Kube:
 def namespace(emulator: BackgroundEmulator) -> str:
     """The namespace tests and the operator use (it exists in the emulator)."""
     return "default"
+
+
+CreateDeployment = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+def hello_deployment(kube: kube_module.Kube, namespace: str) -> CreateDeployment:
+    """``await hello_deployment(name="nightly", **spec)``: the hello Flow and a Deployment of it.
+
+    The minimal pair most lifecycle tests need; extra Deployment ``spec`` fields (history,
+    concurrency, ...) are passed as keyword arguments.
+    """
+
+    async def create(name: str = "nightly", **spec: Any) -> None:
+        await kube.create(kube_module.FLOWS, {
+            "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},
+            "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
+        }, namespace=namespace)
+        await kube.create(kube_module.DEPLOYMENTS, {
+            "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
+            "metadata": {"name": name}, "spec": {"flowRef": {"name": "hello"}, **spec},
+        }, namespace=namespace)
+
+    return create
 
 
 @pytest.fixture

@@ -29,6 +29,7 @@ from headwater_operator.devcluster.kubelet import Kubelet
 from headwater_operator.handlers.deployments import STATUS_WRITE_INTERVAL_SECONDS
 
 WaitFor = Callable[..., Awaitable[Any]]
+CreateDeployment = Callable[..., Awaitable[None]]
 UNRELATED_PODS = 40
 HEADWATER_SELECTOR = "app.kubernetes.io/managed-by=headwater"
 
@@ -82,16 +83,9 @@ def unrelated_pod(index: int) -> dict[str, Any]:
 
 
 async def ready_deployment(
-    kube: kube_module.Kube, emulator: Emulator, namespace: str, wait_for: WaitFor
+    hello_deployment: CreateDeployment, emulator: Emulator, namespace: str, wait_for: WaitFor
 ) -> None:
-    await kube.create(kube_module.FLOWS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},
-        "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
-    }, namespace=namespace)
-    await kube.create(kube_module.DEPLOYMENTS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
-        "metadata": {"name": "nightly"}, "spec": {"flowRef": {"name": "hello"}},
-    }, namespace=namespace)
+    await hello_deployment("nightly")
 
     def ready() -> bool:
         status = (emulator.object("deployments", "nightly") or {}).get("status") or {}
@@ -138,14 +132,15 @@ async def run_to_completion(
 
 
 async def test_unrelated_pods_never_reach_the_operator(
-    *, kube: kube_module.Kube, emulator: Emulator, namespace: str, kubelet: Kubelet,
+    *, hello_deployment: CreateDeployment,
+    kube: kube_module.Kube, emulator: Emulator, namespace: str, kubelet: Kubelet,
     wait_for: WaitFor, wiretap: WireTap, operator: OperatorHarness,
 ) -> None:
     for index in range(UNRELATED_PODS):
         await kube.create(kube_module.PODS, unrelated_pod(index), namespace=namespace)
     # A restart makes the operator list pods again with the unrelated ones present.
     await operator.restart()
-    await ready_deployment(kube, emulator, namespace, wait_for)
+    await ready_deployment(hello_deployment, emulator, namespace, wait_for)
 
     await run_to_completion(kube=kube, emulator=emulator, kubelet=kubelet, wait_for=wait_for,
                             namespace=namespace, name="probe")
@@ -160,10 +155,11 @@ async def test_unrelated_pods_never_reach_the_operator(
 
 
 async def test_a_successful_run_costs_a_small_fixed_number_of_writes(
-    *, kube: kube_module.Kube, emulator: Emulator, namespace: str, kubelet: Kubelet,
+    *, hello_deployment: CreateDeployment,
+    kube: kube_module.Kube, emulator: Emulator, namespace: str, kubelet: Kubelet,
     wait_for: WaitFor, api_writes: Any, operator: OperatorHarness,
 ) -> None:
-    await ready_deployment(kube, emulator, namespace, wait_for)
+    await ready_deployment(hello_deployment, emulator, namespace, wait_for)
     api_writes.reset()
     mark = emulator.requests.mark()
     started = time.monotonic()
@@ -201,11 +197,12 @@ async def test_a_successful_run_costs_a_small_fixed_number_of_writes(
 
 
 async def test_a_busy_deployments_status_is_coalesced_and_ends_exact(
-    *, kube: kube_module.Kube, emulator: Emulator, namespace: str, kubelet: Kubelet,
+    *, hello_deployment: CreateDeployment,
+    kube: kube_module.Kube, emulator: Emulator, namespace: str, kubelet: Kubelet,
     wait_for: WaitFor, api_writes: Any, operator: OperatorHarness,
 ) -> None:
     runs = [f"busy-{index}" for index in range(8)]
-    await ready_deployment(kube, emulator, namespace, wait_for)
+    await ready_deployment(hello_deployment, emulator, namespace, wait_for)
     api_writes.reset()
     started = time.monotonic()
     for name in runs:

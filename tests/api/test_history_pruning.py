@@ -11,18 +11,7 @@ from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.kubelet import Kubelet, default_summary
 
 WaitFor = Callable[..., Awaitable[Any]]
-
-
-async def setup(kube: kube_module.Kube, namespace: str, history: dict[str, Any]) -> None:
-    await kube.create(kube_module.FLOWS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},
-        "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
-    }, namespace=namespace)
-    await kube.create(kube_module.DEPLOYMENTS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
-        "metadata": {"name": "nightly"},
-        "spec": {"flowRef": {"name": "hello"}, "history": history},
-    }, namespace=namespace)
+CreateDeployment = Callable[..., Awaitable[None]]
 
 
 async def finish_run(
@@ -60,10 +49,11 @@ def run_names(emulator: Emulator, namespace: str) -> set[str]:
 
 
 async def test_limits_keep_the_newest_runs_of_each_outcome(
-    *, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
+    *, hello_deployment: CreateDeployment,
+    operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
     kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
-    await setup(kube, namespace, {"successfulRunsLimit": 1, "failedRunsLimit": 1})
+    await hello_deployment(history={"successfulRunsLimit": 1, "failedRunsLimit": 1})
 
     for name, ok in (("ok-1", True), ("bad-1", False), ("ok-2", True), ("bad-2", False),
                      ("ok-3", True)):
@@ -86,10 +76,11 @@ async def test_limits_keep_the_newest_runs_of_each_outcome(
 
 
 async def test_unfinished_runs_are_kept_whatever_the_limits(
-    *, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
+    *, hello_deployment: CreateDeployment,
+    operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
     kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
-    await setup(kube, namespace, {"successfulRunsLimit": 0, "failedRunsLimit": 0})
+    await hello_deployment(history={"successfulRunsLimit": 0, "failedRunsLimit": 0})
     await kube.create(kube_module.FLOWRUNS, {
         "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "live"},
         "spec": {"deploymentRef": {"name": "nightly"}},
@@ -108,10 +99,11 @@ async def test_unfinished_runs_are_kept_whatever_the_limits(
 
 
 async def test_ttl_deletes_finished_runs_after_the_delay(
-    *, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
+    *, hello_deployment: CreateDeployment,
+    operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
     kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
-    await setup(kube, namespace, {"ttlSecondsAfterFinished": 1})
+    await hello_deployment(history={"ttlSecondsAfterFinished": 1})
 
     await finish_run(kube=kube, kubelet=kubelet, emulator=emulator, wait_for=wait_for,
                      namespace=namespace, name="short-lived", succeed=True)

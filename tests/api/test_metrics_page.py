@@ -22,6 +22,7 @@ from headwater_operator.flowruns import reconciler
 from prometheus_client.parser import text_string_to_metric_families
 
 WaitFor = Callable[..., Awaitable[Any]]
+CreateDeployment = Callable[..., Awaitable[None]]
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 DEPLOYMENT = "metrics-demo"  # counters are process-wide: this name is this test's own
 
@@ -69,17 +70,11 @@ def phase(emulator: Emulator, name: str) -> Any:
 
 
 async def test_metrics_page_after_a_few_runs(
-    *, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
+    *, hello_deployment: CreateDeployment,
+    operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
     kubelet: Kubelet, wait_for: WaitFor, metrics_page: str,
 ) -> None:
-    await kube.create(kube_module.FLOWS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},
-        "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
-    }, namespace=namespace)
-    await kube.create(kube_module.DEPLOYMENTS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
-        "metadata": {"name": DEPLOYMENT}, "spec": {"flowRef": {"name": "hello"}},
-    }, namespace=namespace)
+    await hello_deployment(DEPLOYMENT)
     outcomes = {"ok-a": "Completed", "ok-b": "Completed", "bad": "Failed",
                 "oom": "Crashed", "live": "Running"}
     pods = {name: await start_run(kube, kubelet, namespace, name) for name in outcomes}
@@ -130,18 +125,12 @@ def run_counters(namespace: str, deployment: str) -> dict[str, float]:
 
 
 async def test_a_finished_run_is_counted_once_across_restarts_and_replays(
-    *, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
+    *, hello_deployment: CreateDeployment,
+    operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator, namespace: str,
     kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
     deployment = "metrics-once"  # counters are process-wide: this name is this test's own
-    await kube.create(kube_module.FLOWS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},
-        "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
-    }, namespace=namespace)
-    await kube.create(kube_module.DEPLOYMENTS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
-        "metadata": {"name": deployment}, "spec": {"flowRef": {"name": "hello"}},
-    }, namespace=namespace)
+    await hello_deployment(deployment)
     await kube.create(kube_module.FLOWRUNS, {
         "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": "once"},
         "spec": {"deploymentRef": {"name": deployment}},
