@@ -127,6 +127,7 @@ FLOWS = Resource(GROUP, VERSION, "flows")
 DEPLOYMENTS = Resource(GROUP, VERSION, "deployments")
 SCHEDULES = Resource(GROUP, VERSION, "schedules")
 FLOWRUNS = Resource(GROUP, VERSION, "flowruns")
+LEASES = Resource("coordination.k8s.io", "v1", "leases")
 
 
 # --- errors ---------------------------------------------------------------------------
