@@ -72,7 +72,7 @@ import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Generator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -158,6 +158,11 @@ class Invalid(KubeError):
     """422: the object or patch was rejected (e.g. a JSON-patch ``test`` op failed)."""
 
 
+class Gone(KubeError):
+    """410 Gone (reason ``Expired``): a watch asked for a resourceVersion older than the
+    server's history (etcd compaction); list again and watch from the list's version."""
+
+
 def error_from_response(status: int, data: bytes) -> KubeError:
     """The typed error for a non-2xx response with a ``Status`` body (or anything else)."""
     try:
@@ -175,7 +180,17 @@ def error_from_response(status: int, data: bytes) -> KubeError:
         return cls(status, reason or "Conflict", message, body)
     if status == 422:
         return Invalid(status, reason or "Invalid", message, body)
+    if status == 410:
+        return Gone(status, reason or "Gone", message, body)
     return KubeError(status, reason or "Error", message, body)
+
+
+def error_from_status(status: Any) -> KubeError:
+    """The typed error for a ``Status`` object, e.g. a watch's in-stream ``ERROR`` event."""
+    body = status if isinstance(status, dict) else {"message": str(status)}
+    code = body.get("code")
+    return error_from_response(code if isinstance(code, int) else 500,
+                               json.dumps(body).encode())
 
 
 # --- observers ------------------------------------------------------------------------
@@ -594,10 +609,13 @@ class Transport:
                       query: Sequence[tuple[str, str]] = (), body: Any = None,
                       content_type: str = "application/json",
                       time_limit: float | None = DEFAULT_TIMEOUT_SECONDS,
+                      read_limit: float | None = None,
                       ) -> aiohttp.ClientResponse:
         """Send one request; the response (2xx only, body unread) or a :class:`KubeError`.
 
         ``time_limit``: seconds for the whole exchange (None: none, for log follows).
+        ``read_limit``: seconds any one socket read may wait (None: no limit), so a
+        stream without a total limit (a watch) still ends on a silently dead connection.
 
         A 401 is retried once with freshly read credentials (a rotated token).
         """
@@ -610,7 +628,7 @@ class Transport:
                 response = await self.session.request(
                     method, self.server + path, params=list(query), data=data,
                     headers=headers, proxy=self.proxy, server_hostname=self.server_hostname,
-                    timeout=aiohttp.ClientTimeout(total=time_limit))
+                    timeout=aiohttp.ClientTimeout(total=time_limit, sock_read=read_limit))
             except Exception:
                 _notify(verb, 0)
                 raise
@@ -719,6 +737,60 @@ def _close_transport(loop: asyncio.AbstractEventLoop, found: Transport) -> None:
         loop.run_until_complete(found.aclose())
 
 
+WATCH_READ_MARGIN_SECONDS = 30.0
+"""How much longer than its ``timeoutSeconds`` a watch waits for a byte before it gives
+the connection up as dead (the server ends a healthy watch at ``timeoutSeconds``)."""
+
+WatchEvent = tuple[str, JsonObject]
+
+
+def parse_watch_line(line: bytes) -> WatchEvent:
+    """``(type, object)`` of one watch line; an ``ERROR`` event raises its error
+    (:class:`Gone` for 410: the resourceVersion is too old, list again)."""
+    event = json.loads(line)
+    kind: str = event["type"]
+    if kind == "ERROR":
+        raise error_from_status(event.get("object"))
+    obj: JsonObject = event["object"]
+    return kind, obj
+
+
+class LineSplitter:
+    """Cuts a byte stream into newline-terminated lines, however it is chunked.
+
+    Reading chunks and cutting them here, instead of ``StreamReader.readline()``, puts no
+    limit on a line's length (an object may approach etcd's 1.5 MB) and copies a line
+    only when it straddles chunks.
+    """
+
+    def __init__(self) -> None:
+        self._pending: builtins.list[bytes] = []
+
+    def feed(self, chunk: bytes) -> builtins.list[bytes]:
+        """The lines completed by ``chunk`` (without their newlines; blank ones dropped)."""
+        lines: builtins.list[bytes] = []
+        start = 0
+        while (end := chunk.find(b"\n", start)) >= 0:
+            if self._pending:
+                self._pending.append(chunk[start:end])
+                line = b"".join(self._pending)
+                self._pending.clear()
+            else:
+                line = chunk[start:end]
+            if line.strip():
+                lines.append(line)
+            start = end + 1
+        if start < len(chunk):
+            self._pending.append(chunk[start:])
+        return lines
+
+    def rest(self) -> bytes:
+        """What followed the last newline (a final line the server did not terminate)."""
+        rest = b"".join(self._pending)
+        self._pending.clear()
+        return rest
+
+
 class Kube:
     """The operator's client: requests over a long-lived ``aiohttp`` session per loop.
 
@@ -760,6 +832,51 @@ class Kube:
         result = await self._json("list", "GET", path, query=query)
         items: builtins.list[JsonObject] = result.get("items") or []
         return items
+
+    async def list_with_version(
+        self, resource: Resource, *, namespace: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+        field_selector: str | None = None,
+    ) -> tuple[builtins.list[JsonObject], str]:
+        """Items and the list's ``metadata.resourceVersion`` (to :meth:`watch` from)."""
+        path, query = _list_request(resource, namespace, label_selector, field_selector)
+        result = await self._json("list", "GET", path, query=query)
+        items: builtins.list[JsonObject] = result.get("items") or []
+        return items, str((result.get("metadata") or {}).get("resourceVersion") or "")
+
+    async def watch(
+        self, resource: Resource, *, namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+        timeout_seconds: int = 300, allow_bookmarks: bool = True,
+    ) -> AsyncGenerator[WatchEvent, None]:
+        """``(type, object)`` per watch event until the server ends the stream.
+
+        ``namespace`` None watches all namespaces; ``resource_version`` None (or ``"0"``)
+        starts with an ``ADDED`` per existing object. Types: ``ADDED``, ``MODIFIED``,
+        ``DELETED`` and, with ``allow_bookmarks``, ``BOOKMARK`` (only the object's
+        ``metadata.resourceVersion`` is meaningful). An ``ERROR`` event raises its
+        :class:`KubeError` (:class:`Gone` for 410: list again); a connection that fails or
+        stays silent past ``timeout_seconds`` + :data:`WATCH_READ_MARGIN_SECONDS` raises
+        ``aiohttp.ClientError``/``TimeoutError``.
+
+        A watch takes none of the :data:`MAX_CONCURRENT_REQUESTS` slots (it holds its
+        connection for minutes) and has no total time limit. Close the iterator
+        (``contextlib.aclosing``) when stopping early: that closes the connection.
+        """
+        path, query = _list_request(resource, namespace, label_selector, None)
+        query += _query(watch=1, resourceVersion=resource_version or None,
+                        allowWatchBookmarks=allow_bookmarks or None,
+                        timeoutSeconds=timeout_seconds)
+        splitter = LineSplitter()
+        async with await self._transport().request(
+                "watch", "GET", path, query=query, time_limit=None,
+                read_limit=timeout_seconds + WATCH_READ_MARGIN_SECONDS) as response:
+            async for chunk in response.content.iter_any():
+                for line in splitter.feed(chunk):
+                    yield parse_watch_line(line)
+        if (rest := splitter.rest()).strip():
+            yield parse_watch_line(rest)
 
     async def patch(self, resource: Resource, name: str,
                     patch: Mapping[str, Any] | Sequence[Any], *, namespace: str | None = None,

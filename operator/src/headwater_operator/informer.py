@@ -1,0 +1,255 @@
+"""A feed of one resource kind's changes: LIST, then WATCH, then again — cheaply.
+
+Why this exists: the Schedule controller used kopf daemons and indexes, and kopf
+processes every watch event through its whole machinery (per-event causes, diff-bases,
+progress storage, per-object workers); profiling at 1,000 Schedules firing every 5 s
+put about 30 % of the operator's CPU there. An :class:`Informer` does per event one
+``json.loads`` of the watch line (in :meth:`headwater_operator.kube.Kube.watch`), a
+few dict lookups and one call of a synchronous callback with the parsed object — no
+copies, no per-object tasks. What a controller does with the event (enqueue a name,
+update its own small index) is its business, and should be as cheap.
+
+What it guarantees (the semantics of client-go's informers, minus their object cache):
+
+* **Latest state, at least once.** Every change reaches ``on_event`` as ``ADDED`` (an
+  object not known before), ``MODIFIED`` (a known one) or ``DELETED`` (a known one that
+  is gone, or no longer matches the label selector). Events are delivered in the
+  server's order; after a reconnect, a relist or a replayed stream the same state may be
+  delivered again, so handlers must be idempotent (Headwater's are by construction).
+  Intermediate states may be skipped after a relist, never the latest one.
+* **Relist semantics.** The first LIST, and every LIST after a ``410 Gone`` (the watch's
+  resourceVersion was compacted away), is diffed against what the informer knows:
+  ``ADDED`` for new objects, ``MODIFIED`` for known ones whose resourceVersion changed
+  (nothing for unchanged ones), ``DELETED`` for known ones missing from the list —
+  carrying only ``metadata`` (``name``, ``namespace``, ``uid``, ``resourceVersion``),
+  the last the informer saw, since it keeps no objects. An object replaced under the
+  same name (a new uid) is ``DELETED`` then ``ADDED``. :attr:`Informer.synced` is set
+  once the first LIST has been delivered: from then on a controller's view is complete.
+* **Resumption.** A watch the server ends (``timeoutSeconds``) is re-opened from the
+  last resourceVersion seen (``BOOKMARK`` events only advance it), so nothing is
+  listed again and nothing is lost. Connection errors, timeouts and error responses
+  are retried after the next :data:`DEFAULT_BACKOFF` step (back to the first after a
+  successful connect), each logged at WARNING.
+* **Small memory.** It keeps only ``(namespace, name) → (uid, resourceVersion)``, for the
+  relist diff: about 200 bytes per object (36,000 FlowRuns ≈ 7 MB), not the objects.
+
+The label selector is sent to the server and also applied here (not every server, nor
+every proxy, filters watches): an object that stops matching is ``DELETED``, one that
+starts matching is ``ADDED``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+
+import aiohttp
+
+from headwater_operator import kube
+from headwater_operator.devcluster import selectors
+
+logger = logging.getLogger(__name__)
+
+EventHandler = Callable[[str, kube.JsonObject], None]
+"""``on_event(type, object)``: synchronous, called on the event loop; must be cheap."""
+
+Sleep = Callable[[float], Awaitable[None]]
+ObjectKey = tuple[str, str]
+"""(namespace, name); the namespace is ``""`` for cluster-scoped kinds."""
+Known = tuple[str, str]
+"""(uid, resourceVersion) of an object the informer has delivered."""
+
+DEFAULT_BACKOFF: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30)
+"""Seconds to wait before successive retries; the last step repeats."""
+
+RETRIED_ERRORS: tuple[type[BaseException], ...] = (
+    kube.KubeError, aiohttp.ClientError, TimeoutError, OSError, ValueError)
+"""What a LIST or WATCH may raise that the informer waits out and retries: connection
+trouble, timeouts, error responses (5xx, 429, but also 403 until RBAC is fixed or 404
+until the CRD is installed) and a garbled line (ValueError from ``json.loads``)."""
+
+
+def label_matcher(
+    selector: str | Mapping[str, str] | None,
+) -> Callable[[kube.JsonObject], bool] | None:
+    """A predicate on objects for a label selector (``k=v,k2`` or a dict); None for none.
+
+    The grammar is the API server's (:mod:`headwater_operator.devcluster.selectors`),
+    so client-side filtering agrees with the server's.
+    """
+    text = selectors.format_label_selector(selector) if isinstance(selector, Mapping) \
+        else selector
+    requirements = selectors.parse_label_selector(text)
+    if not requirements:
+        return None
+
+    def matches(obj: kube.JsonObject) -> bool:
+        return selectors.labels_match(requirements, obj["metadata"].get("labels"))
+
+    return matches
+
+
+def _key(meta: kube.JsonObject) -> ObjectKey:
+    return meta.get("namespace") or "", meta["name"]
+
+
+def _tombstone(key: ObjectKey, known: Known) -> kube.JsonObject:
+    """The minimal object a relist delivers as DELETED: all the informer remembers."""
+    namespace, name = key
+    meta: kube.JsonObject = {"name": name, "uid": known[0]}
+    if namespace:
+        meta["namespace"] = namespace
+    if known[1]:
+        meta["resourceVersion"] = known[1]
+    return {"metadata": meta}
+
+
+class Informer:
+    """LIST + WATCH of one resource kind, delivered to ``on_event`` (see the module).
+
+    ``namespace`` None watches every namespace. ``label_selector`` restricts the objects
+    (server- and client-side). ``watch_timeout_seconds`` is how long each watch request
+    lasts before the server ends it and the informer re-watches. ``sleep`` is injectable
+    so tests need not wait out the ``backoff``.
+    """
+
+    def __init__(self, client: kube.Kube, resource: kube.Resource, *,
+                 namespace: str | None, on_event: EventHandler,
+                 label_selector: str | Mapping[str, str] | None = None,
+                 watch_timeout_seconds: int = 300,
+                 backoff: Sequence[float] = DEFAULT_BACKOFF,
+                 sleep: Sleep = asyncio.sleep) -> None:
+        if not backoff:
+            raise ValueError("Informer backoff must have at least one step (seconds)")
+        self.client = client
+        self.resource = resource
+        self.namespace = namespace
+        self.on_event = on_event
+        self.label_selector = label_selector
+        self.watch_timeout_seconds = watch_timeout_seconds
+        self.backoff = tuple(backoff)
+        self.synced = asyncio.Event()
+        """Set once the first LIST has been delivered through ``on_event``."""
+        self._sleep = sleep
+        self._matches = label_matcher(label_selector)
+        self._known: dict[ObjectKey, Known] = {}
+        self._resource_version: str | None = None
+        self._failures = 0
+        self._watched_since_list = False
+        """Whether a watch connected since the last LIST (see :meth:`run` on Gone)."""
+
+    @property
+    def resource_version(self) -> str | None:
+        """Where the next watch starts (None: the next step is a LIST)."""
+        return self._resource_version
+
+    def __len__(self) -> int:
+        """How many objects the informer currently knows (delivered and not deleted)."""
+        return len(self._known)
+
+    async def run(self) -> None:
+        """LIST, WATCH and recover, until cancelled (see the module docstring)."""
+        while True:
+            try:
+                if self._resource_version is None:
+                    await self._relist()
+                await self._watch()
+            except kube.Gone as exc:
+                # The watch's version was compacted away: only a fresh LIST can resume.
+                # At once, unless not even the version of the LIST just made was accepted
+                # (then back off rather than list in a tight loop).
+                self._resource_version = None
+                if self._watched_since_list:
+                    logger.info("watching %s: %s; listing again", self._what(), exc)
+                else:
+                    await self._retry_later(exc)
+            except RETRIED_ERRORS as exc:
+                await self._retry_later(exc)
+
+    # --- steps ----------------------------------------------------------------------------
+    async def _relist(self) -> None:
+        items, version = await self.client.list_with_version(
+            self.resource, namespace=self.namespace, label_selector=self.label_selector)
+        self._failures = 0  # a good answer: the next failure waits the first step again
+        self._watched_since_list = False
+        previous, self._known = self._known, {}
+        for obj in items:
+            if self._matches is not None and not self._matches(obj):
+                continue
+            meta = obj["metadata"]
+            key = _key(meta)
+            now: Known = (meta.get("uid") or "", str(meta.get("resourceVersion") or ""))
+            self._known[key] = now
+            before = previous.pop(key, None)
+            if before is None:
+                self._deliver("ADDED", obj)
+            elif before[0] != now[0]:
+                self._deliver("DELETED", _tombstone(key, before))
+                self._deliver("ADDED", obj)
+            elif before[1] != now[1]:
+                self._deliver("MODIFIED", obj)
+        for key, before in previous.items():
+            self._deliver("DELETED", _tombstone(key, before))
+        self._resource_version = version or None
+        self.synced.set()
+
+    async def _watch(self) -> None:
+        """One watch request, from the last resourceVersion, until the server ends it."""
+        stream = self.client.watch(
+            self.resource, namespace=self.namespace, resource_version=self._resource_version,
+            label_selector=self.label_selector, timeout_seconds=self.watch_timeout_seconds)
+        async with contextlib.aclosing(stream):
+            async for kind, obj in stream:
+                self._connected()
+                self._apply(kind, obj)
+        self._connected()  # a quiet watch that the server ended was a good connection too
+
+    def _connected(self) -> None:
+        # The next failure waits the first backoff step again.
+        self._failures = 0
+        self._watched_since_list = True
+
+    def _apply(self, kind: str, obj: kube.JsonObject) -> None:
+        """Bookkeeping and delivery of one watch event: the per-event hot path."""
+        meta = obj["metadata"]
+        version = meta.get("resourceVersion")
+        if version:
+            self._resource_version = version
+        if kind == "BOOKMARK":
+            return
+        key = _key(meta)
+        known = self._known
+        if kind == "DELETED":
+            if known.pop(key, None) is not None:
+                self._deliver(kind, obj)
+            return
+        if self._matches is not None and not self._matches(obj):
+            if known.pop(key, None) is not None:
+                self._deliver("DELETED", obj)  # it left the selection
+            return
+        before = known.get(key)
+        known[key] = (meta.get("uid") or "", version or "")
+        self._deliver("ADDED" if before is None else "MODIFIED", obj)
+
+    def _deliver(self, kind: str, obj: kube.JsonObject) -> None:
+        try:
+            self.on_event(kind, obj)
+        except Exception:
+            # One bad object (or a handler bug) must not blind the controller to the rest.
+            meta = obj.get("metadata") or {}
+            logger.exception("the %s handler failed on %s %s/%s", self.resource.plural, kind,
+                             meta.get("namespace") or "", meta.get("name"))
+
+    async def _retry_later(self, error: BaseException) -> None:
+        delay = self.backoff[min(self._failures, len(self.backoff) - 1)]
+        self._failures += 1
+        logger.warning("watching %s failed (%s: %s); retrying in %s s", self._what(),
+                       type(error).__name__, error, delay)
+        await self._sleep(delay)
+
+    def _what(self) -> str:
+        where = f"namespace {self.namespace}" if self.namespace else "all namespaces"
+        selector = f", selector {self.label_selector}" if self.label_selector else ""
+        return f"{self.resource.plural} in {where}{selector}"
