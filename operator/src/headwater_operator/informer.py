@@ -36,6 +36,13 @@ What it guarantees (the semantics of client-go's informers, minus their object c
 The label selector is sent to the server and also applied here (not every server, nor
 every proxy, filters watches): an object that stops matching is ``DELETED``, one that
 starts matching is ``ADDED``.
+
+Measured on the 2-core dev machine (load ≈ 1; best/worst of 3 rounds), 10,000 MODIFIED
+events of a 2 KB Schedule: in-process, line → split → ``json.loads`` → bookkeeping →
+callback 33.8–35.2 µs per event, of which ``json.loads`` alone is 28.7–31.8 µs; end to
+end, the informer in its own process reading the emulator's watch stream, 81–104 µs of
+that process's CPU per event (aiohttp's reading and a loop wake-up per event make up
+the rest; events arriving in bursts share wake-ups).
 """
 
 from __future__ import annotations
@@ -69,6 +76,10 @@ RETRIED_ERRORS: tuple[type[BaseException], ...] = (
 """What a LIST or WATCH may raise that the informer waits out and retries: connection
 trouble, timeouts, error responses (5xx, 429, but also 403 until RBAC is fixed or 404
 until the CRD is installed) and a garbled line (ValueError from ``json.loads``)."""
+
+
+MALFORMED = (KeyError, TypeError, AttributeError)
+"""What reading ``metadata.name`` and friends of an object without them raises."""
 
 
 def label_matcher(
@@ -176,24 +187,31 @@ class Informer:
         self._watched_since_list = False
         previous, self._known = self._known, {}
         for obj in items:
-            if self._matches is not None and not self._matches(obj):
-                continue
-            meta = obj["metadata"]
-            key = _key(meta)
-            now: Known = (meta.get("uid") or "", str(meta.get("resourceVersion") or ""))
-            self._known[key] = now
-            before = previous.pop(key, None)
-            if before is None:
-                self._deliver("ADDED", obj)
-            elif before[0] != now[0]:
-                self._deliver("DELETED", _tombstone(key, before))
-                self._deliver("ADDED", obj)
-            elif before[1] != now[1]:
-                self._deliver("MODIFIED", obj)
+            try:
+                self._relist_one(obj, previous)
+            except MALFORMED as exc:
+                self._skip_malformed("listed", obj, exc)
         for key, before in previous.items():
             self._deliver("DELETED", _tombstone(key, before))
         self._resource_version = version or None
         self.synced.set()
+
+    def _relist_one(self, obj: kube.JsonObject, previous: dict[ObjectKey, Known]) -> None:
+        """Diff one listed object against what was known (``previous``, consumed)."""
+        if self._matches is not None and not self._matches(obj):
+            return
+        meta = obj["metadata"]
+        key = _key(meta)
+        now: Known = (meta.get("uid") or "", str(meta.get("resourceVersion") or ""))
+        self._known[key] = now
+        before = previous.pop(key, None)
+        if before is None:
+            self._deliver("ADDED", obj)
+        elif before[0] != now[0]:
+            self._deliver("DELETED", _tombstone(key, before))
+            self._deliver("ADDED", obj)
+        elif before[1] != now[1]:
+            self._deliver("MODIFIED", obj)
 
     async def _watch(self) -> None:
         """One watch request, from the last resourceVersion, until the server ends it."""
@@ -203,7 +221,10 @@ class Informer:
         async with contextlib.aclosing(stream):
             async for kind, obj in stream:
                 self._connected()
-                self._apply(kind, obj)
+                try:
+                    self._apply(kind, obj)
+                except MALFORMED as exc:
+                    self._skip_malformed(kind, obj, exc)
         self._connected()  # a quiet watch that the server ended was a good connection too
 
     def _connected(self) -> None:
@@ -241,6 +262,11 @@ class Informer:
             meta = obj.get("metadata") or {}
             logger.exception("the %s handler failed on %s %s/%s", self.resource.plural, kind,
                              meta.get("namespace") or "", meta.get("name"))
+
+    def _skip_malformed(self, kind: str, obj: object, error: Exception) -> None:
+        # Retrying would read the same object again: skip it, loudly, and go on.
+        logger.error("watching %s: skipped a %s object without the usual metadata (%s: %s): "
+                     "%.200r", self._what(), kind, type(error).__name__, error, obj)
 
     async def _retry_later(self, error: BaseException) -> None:
         delay = self.backoff[min(self._failures, len(self.backoff) - 1)]

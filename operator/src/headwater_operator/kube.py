@@ -48,7 +48,14 @@ What improves most is latency: no request waits for a free worker thread.
 Failures raise :class:`KubeError` subclasses that carry the API server's status
 message: :class:`NotFound` (404), :class:`AlreadyExists` (409 AlreadyExists),
 :class:`Conflict` (409 on a stale resourceVersion), :class:`Invalid` (422, including a
-failed JSON-patch ``test`` operation, which is how optimistic concurrency fails).
+failed JSON-patch ``test`` operation, which is how optimistic concurrency fails),
+:class:`Gone` (410: a watch's resourceVersion was compacted away, as a response or as an
+in-stream ``ERROR`` event).
+
+Watches (:meth:`Kube.watch`, with :meth:`Kube.list_with_version` to start from) are
+what :mod:`headwater_operator.informer` is built on: one ``json.loads`` per line, no
+total time limit but a socket read limit, and no request slot (a watch holds its
+connection for minutes).
 A request that gets no answer raises what its transport raises (``aiohttp.ClientError``
 or ``TimeoutError`` from :class:`Kube`, urllib3's errors from :class:`SyncKube`).
 

@@ -260,6 +260,21 @@ async def test_a_raising_handler_neither_stops_the_list_nor_the_watch(
     assert client.calls[-1] == ("watch", "12")  # Failing handler: same version bookkeeping
 
 
+async def test_objects_without_metadata_are_skipped_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = ScriptedKube(lists=[([{"kind": "Schedule"}, _obj("a", "1")], "10")],
+                          watches=[[("MODIFIED", {"metadata": {"resourceVersion": "11"}}),
+                                    ("ADDED", _obj("b", "12"))]])
+    run = Run(client)
+    with caplog.at_level(logging.ERROR, logger="headwater_operator.informer"):
+        await run.until_idle()
+    assert run.names() == [("ADDED", "a"), ("ADDED", "b")]
+    skipped = [r.getMessage() for r in caplog.records if "skipped" in r.getMessage()]
+    assert len(skipped) == 2
+    assert "schedules in namespace default" in skipped[0]
+
+
 def test_an_empty_backoff_is_refused_with_the_fix() -> None:
     with pytest.raises(ValueError, match="backoff must have at least one step"):
         Informer(ScriptedKube([], []), k.SCHEDULES, namespace=NS,
