@@ -63,3 +63,22 @@ ClusterRole and the per-namespace Roles can never drift apart.
   resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
+
+{{- define "headwater.rbac.leaderElectionRules" -}}
+# With more than one replica only the holder of the Lease "<peering.name>-scheduler" runs
+# the Schedule controller (coordination.k8s.io, as kube-controller-manager does). Reads and
+# writes are limited to that one Lease; create cannot be limited by name (the object does
+# not exist yet), and list/watch are not needed (the operator gets it by name).
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  resourceNames: [{{ include "headwater.schedulerLeaseName" . | quote }}]
+  verbs: ["get", "patch", "update"]
+- apiGroups: ["coordination.k8s.io"]
+  resources: ["leases"]
+  verbs: ["create"]
+{{- end }}
+
+{{/* The Schedule controller's Lease: the operator names it "<peering name>-scheduler". */}}
+{{- define "headwater.schedulerLeaseName" -}}
+{{- printf "%s-scheduler" .Values.peering.name }}
+{{- end }}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
 
 from conftest import NAMESPACE, RELEASE, Manifest, Render
 
@@ -81,10 +82,60 @@ def test_peering_rights_come_only_with_more_than_one_replica(render: Render) -> 
     (role,) = _of(render({"replicas": 2}), "ClusterRole")
     assert _grants(role)[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
     assert ("kopf.dev", "kopfpeerings") not in _grants(role)
-    for namespaced_role in _of(render({"replicas": 2, "watchNamespaces": ["a", "b"]}), "Role"):
+    namespaced_roles = [role for role in
+                        _of(render({"replicas": 2, "watchNamespaces": ["a", "b"]}), "Role")
+                        if role["metadata"]["namespace"] in {"a", "b"}]
+    assert len(namespaced_roles) == 2
+    for namespaced_role in namespaced_roles:
         assert _grants(namespaced_role) == WORKLOAD_GRANTS | {
             ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"}
         }
+
+
+def _lease_roles(manifests: list[Manifest]) -> list[Manifest]:
+    return [role for role in _of(manifests, "Role")
+            if any("leases" in rule["resources"] for rule in role["rules"])]
+
+
+def test_ha_installs_may_hold_only_the_scheduler_lease_in_the_release_namespace(
+    render: Render,
+) -> None:
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"replicas": 2}, "headwater-scheduler"),
+        ({"replicas": 3, "watchNamespaces": ["team-a"]}, "headwater-scheduler"),
+        ({"replicas": 2, "peering": {"name": "etl"}}, "etl-scheduler"),
+    ]
+    for values, lease in cases:
+        manifests = render(values)
+        (role,) = _lease_roles(manifests)
+        assert role["metadata"]["namespace"] == NAMESPACE, values
+        # Reads and writes name the one Lease; create cannot be limited by name.
+        assert sorted(
+            (tuple(rule["apiGroups"]), tuple(rule.get("resourceNames", ())),
+             tuple(sorted(rule["verbs"])))
+            for rule in role["rules"]
+        ) == [
+            (("coordination.k8s.io",), (), ("create",)),
+            (("coordination.k8s.io",), (lease,), ("get", "patch", "update")),
+        ], values
+        (binding,) = [b for b in _of(manifests, "RoleBinding")
+                      if b["roleRef"]["name"] == role["metadata"]["name"]]
+        assert binding["metadata"]["namespace"] == NAMESPACE
+        (sa,) = _of(manifests, "ServiceAccount")
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
+        ]
+        # Nothing else grants leases: not cluster-wide, not in the watched namespaces.
+        for other in _of(manifests, "ClusterRole") + _of(manifests, "Role"):
+            if other is not role:
+                assert ("coordination.k8s.io", "leases") not in _grants(other), values
+
+
+def test_single_replica_installs_get_no_lease_rights(render: Render) -> None:
+    for values in ({}, {"watchNamespaces": ["team-a"]}):
+        assert _lease_roles(render(values)) == [], values
+    assert _lease_roles(render({"replicas": 2, "rbac": {"create": False},
+                                "serviceAccount": {"create": False, "name": "x"}})) == []
 
 
 def test_namespaced_install_grants_only_inside_the_watched_namespaces(render: Render) -> None:
@@ -128,3 +179,15 @@ def test_role_names_are_release_scoped(render: Render) -> None:
     # Two releases in one cluster must not overwrite each other's cluster-scoped objects.
     for role in _of(render(), "ClusterRole"):
         assert role["metadata"]["name"].startswith(RELEASE)
+
+
+def test_operator_knows_its_pod_namespace_where_the_lease_role_applies(render: Render) -> None:
+    # The Lease rights above exist only in the release namespace: the operator must put
+    # the Lease there, so it reads its namespace (and its name, the holder) from the pod.
+    for values in ({}, {"replicas": 2, "watchNamespaces": ["team-a"]}):
+        (deployment,) = _of(render(values), "Deployment")
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        env = {item["name"]: item.get("valueFrom") for item in container["env"]}
+        assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+        assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+        assert deployment["metadata"]["namespace"] == NAMESPACE
