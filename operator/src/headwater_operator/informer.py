@@ -77,8 +77,7 @@ RETRIED_ERRORS: tuple[type[BaseException], ...] = (
 trouble, timeouts, error responses (5xx, 429, but also 403 until RBAC is fixed or 404
 until the CRD is installed) and a garbled line (ValueError from ``json.loads``)."""
 
-
-MALFORMED = (KeyError, TypeError, AttributeError)
+MALFORMED: tuple[type[Exception], ...] = (KeyError, TypeError, AttributeError)
 """What reading ``metadata.name`` and friends of an object without them raises."""
 
 
@@ -87,12 +86,14 @@ def label_matcher(
 ) -> Callable[[kube.JsonObject], bool] | None:
     """A predicate on objects for a label selector (``k=v,k2`` or a dict); None for none.
 
-    The grammar is the API server's (:mod:`headwater_operator.devcluster.selectors`),
-    so client-side filtering agrees with the server's.
+    The grammar is the API server's (:mod:`headwater_operator.devcluster.selectors`, the
+    emulator's own parser: a pure module that needs none of the ``dev`` extra), so
+    client-side filtering agrees with the server's. A selector the server would reject
+    raises :class:`~headwater_operator.devcluster.selectors.SelectorError` here, at once.
     """
-    text = selectors.format_label_selector(selector) if isinstance(selector, Mapping) \
-        else selector
-    requirements = selectors.parse_label_selector(text)
+    if isinstance(selector, Mapping):
+        selector = selectors.format_label_selector(selector)
+    requirements = selectors.parse_label_selector(selector)
     if not requirements:
         return None
 

@@ -281,6 +281,12 @@ def test_an_empty_backoff_is_refused_with_the_fix() -> None:
                  on_event=lambda kind, obj: None, backoff=())
 
 
+def test_a_selector_the_server_would_reject_is_refused_at_construction() -> None:
+    with pytest.raises(ValueError, match="unable to parse selector requirement 'team in a'"):
+        Informer(ScriptedKube([], []), k.SCHEDULES, namespace=NS,
+                 on_event=lambda kind, obj: None, label_selector="team in a")
+
+
 def test_lines_are_cut_however_the_stream_is_chunked() -> None:
     splitter = k.LineSplitter()
     assert splitter.feed(b'{"a": 1}\n{"b"') == [b'{"a": 1}']
