@@ -97,6 +97,18 @@ class FlakyKube(kube_module.Kube):
         return await super().patch(resource, name, patch, **kwargs)
 
 
+class HangingKube(kube_module.Kube):
+    """A client whose Lease writes never answer while ``hanging`` (a dead connection)."""
+
+    hanging = False
+
+    async def patch(self, resource: kube_module.Resource, name: str, patch: Any,
+                    **kwargs: Any) -> kube_module.JsonObject:
+        if self.hanging and resource == kube_module.LEASES:
+            await asyncio.Event().wait()
+        return await super().patch(resource, name, patch, **kwargs)
+
+
 class GatedKube(kube_module.Kube):
     """A client whose first Lease read waits at ``barrier``: both replicas read one version."""
 
@@ -125,13 +137,15 @@ def clock() -> Clock:
 @pytest.fixture
 async def replicas(kube: kube_module.Kube, namespace: str,
                    clock: Clock) -> AsyncIterator[MakeReplica]:
-    """``make(identity, client=None)``: a Replica (not started); all stopped at test end."""
+    """``make(identity, client=None, **options)``: a Replica (not started), stopped at the
+    end of the test; ``options`` go to :class:`LeaderElection`."""
     made: list[Replica] = []
 
-    def make(identity: str, client: kube_module.Kube | None = None) -> Replica:
+    def make(identity: str, client: kube_module.Kube | None = None, **options: Any) -> Replica:
         replica = Replica()
         replica.election = LeaderElection(client or kube, namespace=namespace, name=LEASE,
-                                          identity=identity, now=clock, sleep=replica.sleep)
+                                          identity=identity, now=clock, sleep=replica.sleep,
+                                          **options)
         made.append(replica)
         return replica
 
@@ -212,6 +226,19 @@ async def test_standby_waits_out_the_lease_of_a_silent_leader(
     await wait_for(lambda: a.cancelled == 1)
     assert not leads(a)
     assert lease_spec(emulator, namespace)["holderIdentity"] == "b"
+
+
+async def test_leader_whose_renewals_hang_still_steps_down_after_lease_seconds(
+        replicas: MakeReplica, wait_for: WaitFor, clock: Clock) -> None:
+    hanging = HangingKube()
+    # renew_every also bounds each renewal; small, so the hung requests end quickly.
+    a = replicas("a", hanging, renew_every=0.05)
+    a.start()
+    await wait_for(lambda: a.working)
+    hanging.hanging = True
+    clock.advance(15)
+    await wait_for(lambda: a.cancelled == 1)
+    assert not leads(a)
 
 
 async def test_leader_whose_lease_was_taken_cancels_its_work(

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
@@ -68,13 +69,15 @@ def utc_now() -> datetime:
 
 
 def default_identity() -> str:
-    """This replica's name in ``holderIdentity``: the host name plus a random suffix.
+    """This replica's name in ``holderIdentity``: its pod name plus a random suffix.
 
-    In a pod the host name is the pod name, which ``kubectl get lease`` then shows; the
-    suffix keeps a restarted container (same pod name) from mistaking the previous
-    process's Lease for its own.
+    The pod name comes from ``POD_NAME`` (the chart sets it from the downward API) or
+    else the host name, which in a pod is the pod name too; ``kubectl get lease`` then
+    shows which pod leads. The suffix keeps a restarted container (same pod name) from
+    mistaking the previous process's Lease for its own.
     """
-    return f"{socket.gethostname()}_{secrets.token_hex(4)}"
+    pod = os.environ.get("POD_NAME") or socket.gethostname()
+    return f"{pod}_{secrets.token_hex(4)}"
 
 
 # --- pure Lease logic -----------------------------------------------------------------
@@ -304,12 +307,25 @@ class LeaderElection:
             if task.done():
                 return
             attempted_at = self._now()
-            if await self._renew():
+            if await self._renew_within(self.renew_every):
                 # Standbys count from the renewTime written, i.e. the attempt's start.
                 renewed_at = attempted_at
             elif (self._now() - renewed_at).total_seconds() >= self.lease_seconds:
                 raise LeadershipLost(
                     f"no renewal succeeded in {self.lease_seconds:g}s")
+
+    async def _renew_within(self, seconds: float) -> bool:
+        """:meth:`_renew`, counted as failed if it takes longer than ``seconds``.
+
+        A request hanging on a dead connection must not keep the leader from noticing
+        that ``lease_seconds`` have passed since its last renewal.
+        """
+        try:
+            return await asyncio.wait_for(self._renew(), timeout=seconds)
+        except TimeoutError:
+            logger.debug("%s: renewing the Lease %s/%s took over %gs", self.identity,
+                         self.namespace, self.name, seconds)
+            return False
 
     async def _renew(self) -> bool:
         """One renewal; False if it failed; :class:`LeadershipLost` if another holds it."""
