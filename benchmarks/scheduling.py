@@ -52,6 +52,7 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
@@ -108,16 +109,20 @@ def run_schedule_operator(namespace: str) -> None:
         profiler.dump_stats(profile)
 
 
-def start_operator(mode: str, kubeconfig: Path) -> subprocess.Popen[bytes]:
-    """The operator as its own process, pointed at the emulator."""
+def start_operator(mode: str, kubeconfig: Path, log: Path) -> subprocess.Popen[bytes]:
+    """The operator as its own process, pointed at the emulator, logging to ``log``.
+
+    Its log goes to a file, not a pipe: nobody reads a pipe during the run, and once its
+    buffer filled, the operator's next log line would block its event loop.
+    """
     env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
     if mode == "full":
         command = [sys.executable, "-m", "headwater_operator", "--namespace", NAMESPACE,
                    "--metrics-port", "0", "--health-port", "0"]
     else:
         command = [sys.executable, __file__, "--run-operator"]
-    return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE)
+    with log.open("wb") as sink:
+        return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=sink)
 
 
 def cpu_seconds(pid: int) -> float:
@@ -142,6 +147,9 @@ class Recorder:
     stored: dict[tuple[str, int], list[float]] = field(default_factory=dict)
     deleted: set[tuple[str, int]] = field(default_factory=set)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    complete: Callable[[str], None] | None = None
+    """Marks a run Completed (``--complete-after``); called that many seconds after."""
+    complete_after: float = 0.0
 
     def on_event(self, event: WatchEvent) -> None:
         """Store callback, on the emulator's thread, at the moment of the write."""
@@ -155,6 +163,10 @@ class Recorder:
         tick = int(meta["name"].rsplit("-", 1)[1])
         with self.lock:
             self.stored.setdefault((schedule, tick), []).append(now)
+        if self.complete is not None:
+            # Later, on the emulator's loop: the store is mid-write right now.
+            asyncio.get_running_loop().call_later(self.complete_after, self.complete,
+                                                  meta["name"])
 
 
 # --- objects -----------------------------------------------------------------------------
@@ -250,16 +262,29 @@ class EmulatorCommands:
             return dict(self.recorder.stored)
 
 
-def run_emulator(conn: Connection) -> None:
+def run_emulator(conn: Connection, complete_after: float) -> None:
     """Child process: the emulated API server, answering ``(command, args)`` on ``conn``.
 
-    Sends the kubeconfig path first; ``("stop", ())`` ends it.
+    Sends the kubeconfig path first; ``("stop", ())`` ends it. With ``complete_after``
+    > 0, each scheduled FlowRun is marked ``Completed`` that many seconds after it was
+    stored, as the FlowRun lifecycle would once its pod finished: the Schedule then sees
+    its run end (``status.active``, ``lastSuccessfulTime``), as in production.
     """
     recorder = Recorder()
     with BackgroundEmulator() as api:
         store = api.emulator.store
-        api.call(store.subscribe, store.resource("headwater.dev", "v1alpha1", "flowruns"),
-                 recorder.on_event)
+        flowruns = store.resource("headwater.dev", "v1alpha1", "flowruns")
+
+        def complete(name: str) -> None:
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            with contextlib.suppress(ApiError):  # pruned meanwhile
+                store.patch(flowruns, NAMESPACE, name, "merge", {"status": {
+                    "phase": "Completed", "reason": "Completed", "endTime": stamp}},
+                    subresource="status")
+
+        if complete_after > 0:
+            recorder.complete, recorder.complete_after = complete, complete_after
+        api.call(store.subscribe, flowruns, recorder.on_event)
         commands = EmulatorCommands(api, recorder)
         conn.send(str(api.kubeconfig_path))
         while True:
@@ -272,10 +297,11 @@ def run_emulator(conn: Connection) -> None:
 class EmulatorProcess:
     """The driver's handle on the emulator process: each method is a command round trip."""
 
-    def __init__(self) -> None:
+    def __init__(self, complete_after: float) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self.process = context.Process(target=run_emulator, args=(child,), daemon=True,
+        self.process = context.Process(target=run_emulator, args=(child, complete_after),
+                                       daemon=True,
                                        name="headwater-bench-emulator")
         self.process.start()
         self.kubeconfig_path = Path(self._conn.recv())
@@ -346,27 +372,28 @@ def fire_time_cost_us(interval: int) -> float:
 
 # --- main --------------------------------------------------------------------------------
 def wait_until_planned(emulator: EmulatorProcess, operator: subprocess.Popen[bytes],
-                       schedules: int, timeout: float) -> None:
-    """Until every Schedule has a next tick in its status (its daemon has run once)."""
+                       schedules: int, timeout: float, log: Path) -> None:
+    """Until every Schedule has a next tick in its status (it has woken once)."""
     began = time.time()
     while emulator.ask("planned") < schedules:
         if operator.poll() is not None:
-            raise RuntimeError("the operator exited: " + (
-                operator.stderr.read().decode() if operator.stderr else ""))
+            raise RuntimeError("the operator exited: " + log.read_text()[-4000:])
         if time.time() - began > timeout:
             raise TimeoutError(f"the Schedules were not all planned within {timeout} s")
         time.sleep(0.5)
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    emulator = EmulatorProcess()
+    emulator = EmulatorProcess(args.complete_after)
     profiles: list[subprocess.Popen[bytes]] = []
     try:
         emulator.ask("seed", args.schedules, args.interval)
         began = time.time()
-        operator = start_operator(args.operator, emulator.kubeconfig_path)
+        log = RESULTS / "scheduling-operator.log"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        operator = start_operator(args.operator, emulator.kubeconfig_path, log)
         try:
-            wait_until_planned(emulator, operator, args.schedules, args.startup_timeout)
+            wait_until_planned(emulator, operator, args.schedules, args.startup_timeout, log)
             startup = time.time() - began
             emulator_profile = os.environ.get("HEADWATER_BENCH_PROFILE_EMULATOR")
             if emulator_profile:
@@ -415,7 +442,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     runs_created = by_verb.get("create flowruns", 0)
     return {
         "schedules": args.schedules, "interval_seconds": args.interval,
-        "operator": args.operator, "window_seconds": round(window, 1),
+        "operator": args.operator, "complete_after_seconds": args.complete_after,
+        "window_seconds": round(window, 1),
         "startup_seconds": round(startup, 1),
         "ticks_expected": len(expected), "runs_in_window": len(lags),
         "lag_p50_seconds": percentile(lags, 0.50) if lags else None,
@@ -449,6 +477,8 @@ def table(result: dict[str, Any]) -> str:
     rows = [
         ("schedules × interval", f"{result['schedules']} × {result['interval_seconds']} s",
          ""),
+        ("runs end after", f"{result['complete_after_seconds']} s"
+         if result["complete_after_seconds"] else "never (stay active)", ""),
         ("window (ticks expected / runs)",
          f"{result['window_seconds']} s ({result['ticks_expected']} / "
          f"{result['runs_in_window']})", ""),
@@ -466,7 +496,7 @@ def table(result: dict[str, Any]) -> str:
          f"{result['operator_cpu_ms_per_tick']} ms per run created)", ""),
         ("emulator CPU (test artifact)", f"{result['emulator_cpu_seconds']} s "
          f"({result['emulator_cpu_percent_of_one_core']} % of a core)", ""),
-        ("start-up (every daemon ran once)", f"{result['startup_seconds']} s", ""),
+        ("start-up (every Schedule woke once)", f"{result['startup_seconds']} s", ""),
         ("load average (1 min) before / after",
          " / ".join(str(v) for v in result["load_average_before_after"]), ""),
         ("operator peak RSS (RSS when the window opened)",
@@ -493,6 +523,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a ~30 s window")
     parser.add_argument("--operator", choices=("schedules", "full"), default="schedules",
                         help="which handlers the operator process runs (see the docstring)")
+    parser.add_argument("--complete-after", type=float, default=2.0, metavar="SECONDS",
+                        help="mark each run Completed this long after it is created, as "
+                             "a 2-second flow would end (0: runs stay active forever)")
     parser.add_argument("--keep-seconds", type=float, default=None,
                         help="delete FlowRuns older than this (the run history); off by "
                         "default: each emulator delete scans every object for dependents")

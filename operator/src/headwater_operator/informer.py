@@ -54,8 +54,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 
 import aiohttp
 
-from headwater_operator import kube
-from headwater_operator.devcluster import selectors
+from headwater_operator import kube, selectors
 
 logger = logging.getLogger(__name__)
 
@@ -86,10 +85,10 @@ def label_matcher(
 ) -> Callable[[kube.JsonObject], bool] | None:
     """A predicate on objects for a label selector (``k=v,k2`` or a dict); None for none.
 
-    The grammar is the API server's (:mod:`headwater_operator.devcluster.selectors`, the
+    The grammar is the API server's (:mod:`headwater_operator.selectors`, the
     emulator's own parser: a pure module that needs none of the ``dev`` extra), so
     client-side filtering agrees with the server's. A selector the server would reject
-    raises :class:`~headwater_operator.devcluster.selectors.SelectorError` here, at once.
+    raises :class:`~headwater_operator.selectors.SelectorError` here, at once.
     """
     if isinstance(selector, Mapping):
         selector = selectors.format_label_selector(selector)

@@ -41,6 +41,7 @@ import importlib
 import logging
 import weakref
 from collections.abc import Collection, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -55,6 +56,23 @@ FINALIZER = f"{GROUP}/finalizer"
 ANNOTATION_PREFIX = GROUP
 PEERING_NAME = "headwater"
 POD_LABEL_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
+
+SCOPE_KEY = "headwater_scope"
+"""Where :func:`run_operator` puts the :class:`OperatorScope` in kopf's memo."""
+
+
+@dataclass(frozen=True)
+class OperatorScope:
+    """What the operator watches, and its peering name when replicas share the work.
+
+    Handlers that watch by themselves (the Schedule controller) read it from the memo.
+    """
+
+    namespaces: tuple[str, ...] | None
+    """The watched namespaces; None for the whole cluster."""
+    peering: str | None = None
+    """kopf's peering name with HA replicas; None for a single (standalone) replica."""
+
 
 WATCH_SERVER_TIMEOUT = 300.0
 WATCH_CLIENT_TIMEOUT = 330.0
@@ -218,6 +236,12 @@ async def run_operator(
         standalone=standalone and peering is None, peering_name=peering or PEERING_NAME)
     if not has_change_handlers(registry):
         settings.persistence.diffbase_storage = NoDiffBaseStorage()
+    memo = memo if memo is not None else kopf.Memo()
+    # The Schedule controller (handlers.schedules) watches by itself: it needs to know
+    # what kopf watches, and whether replicas share the work.
+    memo[SCOPE_KEY] = OperatorScope(
+        namespaces=None if clusterwide else tuple(namespaces or ()),
+        peering=peering)
     attach_metrics()
     if metrics_port is not None:
         start_metrics_server(metrics_port)

@@ -57,7 +57,7 @@ def test_warnings_are_always_posted_and_spend_nothing() -> None:
 
 
 def test_after_an_edit_the_daemon_takes_the_new_spec_but_keeps_its_own_status() -> None:
-    from headwater_operator.handlers.schedules import fresh_schedule
+    from headwater_operator.scheduling.controller import fresh_schedule
 
     live = {"metadata": {"name": "s", "generation": 2}, "spec": {"interval": "5m"},
             "status": {"lastScheduleTime": "2026-03-01T11:00:00Z"}}
@@ -74,7 +74,7 @@ def test_after_an_edit_the_daemon_takes_the_new_spec_but_keeps_its_own_status() 
 
 
 def test_at_start_the_daemon_takes_the_whole_live_object() -> None:
-    from headwater_operator.handlers.schedules import fresh_schedule
+    from headwater_operator.scheduling.controller import fresh_schedule
 
     live = {"metadata": {"name": "s"}, "spec": {"interval": "5m"},
             "status": {"nextScheduleTime": "2026-03-01T12:05:00Z"}}

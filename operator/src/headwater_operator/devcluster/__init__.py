@@ -3,7 +3,8 @@
 * :mod:`.emulator` — the emulated API server (kmock + our server-behaviour shims),
   in the current event loop or in a background thread for synchronous callers.
 * :mod:`.store` — the object store with the API server's semantics kmock lacks.
-* :mod:`.selectors` — label and field selectors.
+* label and field selectors: :mod:`headwater_operator.selectors` (the operator's informer
+  parses them too).
 * :mod:`.resources` — the served kinds and their discovery information.
 * :mod:`.podstatus` — pure builders of realistic pod statuses (Running, OOMKilled, …).
 * :mod:`.kubelet` — a scriptable kubelet stand-in that drives pods through the API.

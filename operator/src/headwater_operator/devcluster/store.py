@@ -48,7 +48,7 @@ from typing import Any, Literal, TypeVar, cast
 import jsonpatch
 import jsonpointer
 
-from headwater_operator.devcluster import selectors
+from headwater_operator import selectors
 from headwater_operator.devcluster.pruning import prune_resource
 from headwater_operator.devcluster.resources import ResourceSpec
 

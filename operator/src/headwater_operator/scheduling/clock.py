@@ -9,7 +9,6 @@ milliseconds, not minutes.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -22,7 +21,10 @@ class Clock(Protocol):
         ...
 
     async def sleep_until(self, instant: datetime, wake: asyncio.Event) -> None:
-        """Return at ``instant`` or as soon as ``wake`` is set, whichever is first."""
+        """Return at ``instant`` or as soon as ``wake`` is set, whichever is first.
+
+        ``wake`` may be left set on return; callers clear it before they sleep again.
+        """
         ...
 
 
@@ -34,19 +36,27 @@ class SystemClock:
         return datetime.now(UTC)
 
     async def sleep_until(self, instant: datetime, wake: asyncio.Event) -> None:
-        """Sleep until ``instant`` unless ``wake`` is set first."""
+        """Sleep until ``instant`` unless ``wake`` is set first.
+
+        The timer sets ``wake`` itself (callers clear it before they next sleep): one
+        timer handle per sleep, where ``asyncio.wait_for`` would add a task and a timeout
+        per sleep — measurable with a thousand Schedules ticking every few seconds.
+        """
         delay = (instant - self.now()).total_seconds()
         if delay <= 0:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), timeout=delay)
+        timer = asyncio.get_running_loop().call_later(delay, wake.set)
+        try:
+            await wake.wait()
+        finally:
+            timer.cancel()
 
 
 class ManualClock:
     """A clock that stands still until :meth:`advance` moves it (api tests, benchmarks).
 
     Every sleeper re-checks its deadline whenever the time moves, so advancing by five
-    ticks wakes each Schedule daemon once, exactly as a real outage of that length would.
+    ticks wakes each Schedule's task once, exactly as a real outage of that length would.
     """
 
     def __init__(self, start: datetime) -> None:

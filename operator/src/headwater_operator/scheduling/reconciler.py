@@ -1,7 +1,7 @@
 """One wake-up of a Schedule: plan the due ticks, create their FlowRuns, write status.
 
-:func:`reconcile_schedule` is what the per-Schedule kopf daemon
-(:mod:`headwater_operator.handlers.schedules`) calls each time it wakes — at a tick, at
+:func:`reconcile_schedule` is what each Schedule's task in the Schedule controller
+(:mod:`headwater_operator.scheduling.controller`) calls each time it wakes — at a tick, at
 start-up, or early because the spec changed. It is plain async code over the
 :class:`~headwater_operator.kube.Kube` client and a :class:`~.clock.Clock`, so tests drive
 it with a hand-moved clock. The decisions are the pure functions of this package
@@ -58,7 +58,7 @@ TERMINAL_PHASES = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
 
 @dataclass
 class WatchState:
-    """What one daemon remembers between wake-ups (lost on restart, by design)."""
+    """What one Schedule's task remembers between wake-ups (lost on restart, by design)."""
 
     watching_since: datetime
     """Ticks after this came due while we were watching: they are on time."""
@@ -67,7 +67,7 @@ class WatchState:
     holding: bool = False
     """True while suspended, paused or invalid: resuming restarts ``watching_since``."""
     unseen: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
-    """Runs this daemon created that the watch-fed :class:`Cache` has not shown yet, with
+    """Runs this task created that the watch-fed :class:`Cache` has not shown yet, with
     the ``time.monotonic()`` of their creation (watch lag is real time, not the
     scheduler's clock)."""
 
@@ -79,10 +79,11 @@ class Cache:
     ``deployments`` maps ``(namespace, name)`` to the Deployment (at least
     ``metadata.name``, ``metadata.uid`` and ``spec.paused``); ``runs`` maps ``(namespace,
     schedule name)`` to that Schedule's FlowRuns (``metadata.name``,
-    ``spec.scheduledTime``, ``status.phase``, ``status.endTime``). Both are kopf indexes
-    in the operator: a tick then costs one create and one status patch, not five
-    requests, and no LIST whose cost grows with every FlowRun in the namespace. Without
-    a cache the reconciler reads the API server (unit tests, one-off tools).
+    ``spec.scheduledTime``, ``status.phase``, ``status.endTime``; the active ones and the
+    latest completed one suffice). The Schedule controller feeds both from its watches:
+    a tick then costs one create and one status patch, not five requests, and no LIST
+    whose cost grows with every FlowRun in the namespace. Without a cache the reconciler
+    reads the API server (unit tests, one-off tools).
     """
 
     deployments: Mapping[tuple[str, str], Iterable[Mapping[str, Any]]]
@@ -91,7 +92,7 @@ class Cache:
 
 @dataclass
 class WakeResult:
-    """What a wake-up did, for the daemon (when to sleep to) and for Events."""
+    """What a wake-up did, for the task (when to sleep to) and for Events."""
 
     next_tick: datetime | None
     created: list[str] = field(default_factory=list)
@@ -267,7 +268,7 @@ async def _runs_of(
 
     The cache lags the API server by one watch event: a run created a moment ago (say
     by the previous tick of a catch-up, or just before a fast edit) may be missing from
-    it, so the daemon's own recent creations count as active until the cache shows them.
+    it, so the task's own recent creations count as active until the cache shows them.
     """
     if cache is not None:
         runs = [dict(run) for run in cache.runs.get((namespace, name), ())]

@@ -1,7 +1,9 @@
 """Label and field selectors, parsed and matched the way the Kubernetes API server does.
 
-kmock ignores ``labelSelector`` and ``fieldSelector``; the operator relies on them to watch
-only Headwater-labelled pods, so the emulator evaluates them here. Pure functions only.
+Two users: the emulated API server (``devcluster``; kmock ignores ``labelSelector`` and
+``fieldSelector``, and the operator relies on them to watch only Headwater-labelled
+pods), and the operator's :mod:`~headwater_operator.informer`, which checks each watched
+object against its selector again. Pure functions only.
 
 Supported label syntax (the set-based grammar of ``kubectl -l``): ``k=v``, ``k==v``,
 ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k`` (exists) and ``!k`` (does not exist),

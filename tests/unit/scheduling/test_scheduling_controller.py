@@ -1,0 +1,160 @@
+"""The Schedule controller's watch bookkeeping: which runs it remembers, what rings a Schedule.
+
+The controller's callbacks run for every watch event, so they must stay cheap and their
+memory bounded; these tests drive them directly (no API server, no Schedule tasks).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import pytest
+from headwater.contract import LABEL_SCHEDULE
+from headwater_operator import kube
+from headwater_operator.scheduling.controller import (
+    EVENT_MESSAGE_LIMIT,
+    ScheduleController,
+    _Entry,
+    schedule_event,
+)
+
+NS = "team-a"
+
+
+def run(name: str, phase: str | None = None, *, schedule: str | None = "hourly",
+        end: str | None = None) -> dict[str, Any]:
+    labels = {LABEL_SCHEDULE: schedule} if schedule else {}
+    return {"metadata": {"name": name, "namespace": NS, "labels": labels},
+            "spec": {"scheduledTime": "2026-03-01T12:00:00Z"},
+            "status": {"phase": phase, "endTime": end}}
+
+
+def deployment(name: str = "nightly", *, uid: str = "u1", paused: bool = False,
+               status: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": NS, "uid": uid},
+            "spec": {"paused": paused}, "status": status or {}}
+
+
+@pytest.fixture
+def controller() -> ScheduleController:
+    return ScheduleController(cast(kube.Kube, object()), [NS])  # no requests here
+
+
+def entry(controller: ScheduleController, name: str = "hourly", *,
+          deployment: str = "nightly", active: frozenset[str] = frozenset()) -> _Entry:
+    """A Schedule the controller knows, without starting its task."""
+    found = _Entry(live={"metadata": {"name": name, "namespace": NS, "uid": "s1"}},
+                   deployment=deployment, active=active)
+    controller.schedules[(NS, name)] = found
+    return found
+
+
+def remembered(controller: ScheduleController, schedule: str = "hourly") -> dict[str, str]:
+    return {each["metadata"]["name"]: each["status"]["phase"]
+            for each in controller.cache.runs.get((NS, schedule), ())}
+
+
+def test_active_runs_are_kept_and_finished_ones_forgotten(
+        controller: ScheduleController) -> None:
+    controller.on_run("ADDED", run("r1"))
+    controller.on_run("ADDED", run("r2", "Running"))
+    assert remembered(controller) == {"r1": None, "r2": "Running"}
+    controller.on_run("MODIFIED", run("r1", "Failed", end="2026-03-01T12:05:00Z"))
+    assert remembered(controller) == {"r2": "Running"}
+
+
+def test_only_the_latest_completed_run_is_kept_for_last_successful_time(
+        controller: ScheduleController) -> None:
+    """Memory is bounded by active runs: a thousand finished runs leave one entry."""
+    for minute in range(10):
+        controller.on_run("MODIFIED", run(f"r{minute}", "Completed",
+                                          end=f"2026-03-01T12:{minute:02d}:00Z"))
+    # Out of order (a relist after a watch gap): an older completion changes nothing.
+    controller.on_run("MODIFIED", run("old", "Completed", end="2026-03-01T11:00:00Z"))
+    assert remembered(controller) == {"r9": "Completed"}
+    controller.on_run("DELETED", run("r9", "Completed", end="2026-03-01T12:09:00Z"))
+    assert remembered(controller) == {}
+    assert controller.runs == {}
+
+
+def test_a_deletion_reported_without_labels_still_finds_its_schedule(
+        controller: ScheduleController) -> None:
+    """A relist reports objects deleted while unwatched by name only."""
+    controller.on_run("ADDED", run("r1", "Running"))
+    controller.on_run("DELETED", run("r1", schedule=None))
+    assert remembered(controller) == {}
+
+
+def test_runs_of_unscheduled_runs_are_ignored(controller: ScheduleController) -> None:
+    controller.on_run("ADDED", run("adhoc", "Running", schedule=None))
+    assert controller.runs == {}
+
+
+async def test_an_active_run_ending_rings_its_schedule_only(
+        controller: ScheduleController) -> None:
+    mine = entry(controller, active=frozenset({"r1"}))
+    other = entry(controller, "daily")
+    controller.on_run("ADDED", run("r1", "Running"))
+    assert not mine.doorbell.is_set()
+    controller.on_run("MODIFIED", run("r1", "Completed", end="2026-03-01T12:01:00Z"))
+    assert mine.doorbell.is_set()
+    assert not other.doorbell.is_set()
+
+
+async def test_deployment_pause_rings_its_schedules_but_status_churn_does_not(
+        controller: ScheduleController) -> None:
+    mine = entry(controller)
+    other = entry(controller, "daily", deployment="weekly")
+    controller.on_deployment("ADDED", deployment())
+    assert mine.doorbell.is_set()
+    mine.doorbell.clear()
+    controller.on_deployment("MODIFIED", deployment(status={"activeRuns": 3}))
+    assert not mine.doorbell.is_set()
+    controller.on_deployment("MODIFIED", deployment(paused=True))
+    assert mine.doorbell.is_set()
+    assert not other.doorbell.is_set()
+    assert next(iter(controller.cache.deployments[(NS, "nightly")]))["spec"] == {
+        "paused": True}
+    mine.doorbell.clear()
+    controller.on_deployment("DELETED", deployment(paused=True))
+    assert mine.doorbell.is_set()
+    assert (NS, "nightly") not in controller.cache.deployments
+
+
+async def test_a_new_generation_asks_the_task_to_reread_but_a_status_write_does_not(
+        controller: ScheduleController) -> None:
+    found = entry(controller)
+    found.generation = 1
+    body = {"metadata": {"name": "hourly", "namespace": NS, "uid": "s1", "generation": 1},
+            "spec": {}, "status": {"nextScheduleTime": "2026-03-01T13:00:00Z"}}
+    controller.on_schedule("MODIFIED", body)
+    assert not found.doorbell.is_set()
+    assert found.live is body
+    controller.on_schedule("MODIFIED", {**body, "metadata": {**body["metadata"],
+                                                             "generation": 2}})
+    assert found.reread
+    assert found.doorbell.is_set()
+
+
+async def test_a_deleted_schedule_stops_its_task(controller: ScheduleController) -> None:
+    found = entry(controller)
+    controller.on_schedule("DELETED", found.live)
+    assert found.stopped
+    assert found.doorbell.is_set()
+    assert (NS, "hourly") not in controller.schedules
+
+
+def test_event_names_the_schedule_and_bounds_the_message() -> None:
+    schedule = {"apiVersion": "headwater.dev/v1alpha1",
+                "metadata": {"name": "hourly", "namespace": NS, "uid": "s1"}}
+    event = schedule_event(schedule, "Warning", "MissedTicks", "x" * 5000,
+                           datetime(2026, 3, 1, 12, tzinfo=UTC))
+    assert event["involvedObject"] == {"apiVersion": "headwater.dev/v1alpha1",
+                                       "kind": "Schedule", "name": "hourly",
+                                       "namespace": NS, "uid": "s1"}
+    assert event["metadata"] == {"generateName": "hourly.", "namespace": NS}
+    assert (event["type"], event["reason"]) == ("Warning", "MissedTicks")
+    assert len(event["message"]) == EVENT_MESSAGE_LIMIT
+    assert event["lastTimestamp"] == "2026-03-01T12:00:00Z"
+
