@@ -6,13 +6,15 @@ memory bounded; these tests drive them directly (no API server, no Schedule task
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 from headwater.contract import LABEL_SCHEDULE
 from headwater_operator import kube
+from headwater_operator.scheduling.clock import ManualClock
 from headwater_operator.scheduling.controller import (
+    ACTIVE_REFRESH_SLACK_SECONDS,
     EVENT_MESSAGE_LIMIT,
     ScheduleController,
     _Entry,
@@ -100,6 +102,23 @@ async def test_an_active_run_ending_rings_its_schedule_only(
     controller.on_run("MODIFIED", run("r1", "Completed", end="2026-03-01T12:01:00Z"))
     assert mine.doorbell.is_set()
     assert not other.doorbell.is_set()
+
+
+async def test_a_run_ending_just_before_the_next_tick_waits_for_that_tick() -> None:
+    """The tick rewrites the status anyway: no second status write for a frequent Schedule."""
+    clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    controller = ScheduleController(cast(kube.Kube, object()), [NS], clock=clock)
+    soon, later = entry(controller), entry(controller, "daily")
+    soon.next_tick = clock.now() + timedelta(seconds=ACTIVE_REFRESH_SLACK_SECONDS)
+    later.next_tick = clock.now() + timedelta(seconds=ACTIVE_REFRESH_SLACK_SECONDS + 1)
+    for schedule in ("hourly", "daily"):
+        controller.on_run("ADDED", run(f"{schedule}-1", "Running", schedule=schedule))
+        controller.on_run("MODIFIED", run(f"{schedule}-1", "Failed", schedule=schedule,
+                                          end="2026-03-01T12:00:00Z"))
+    assert not soon.doorbell.is_set()
+    assert later.doorbell.is_set()
+    # Either way the run is no longer active for the next decision.
+    assert remembered(controller, "hourly") == {}
 
 
 async def test_deployment_pause_rings_its_schedules_but_status_churn_does_not(

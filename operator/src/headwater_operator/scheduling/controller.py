@@ -69,6 +69,8 @@ RETRY_SECONDS = (1.0, 2.0, 5.0, 10.0, 30.0)
 """Real seconds between attempts after a wake-up failed (API server away, 5xx, …)."""
 STOP_GRACE_SECONDS = 1.0
 """How long a stopping controller lets in-flight wake-ups finish before cancelling."""
+ACTIVE_REFRESH_SLACK_SECONDS = 10.0
+"""A run's end refreshes the status at once unless the next tick is at most this near."""
 EVENT_COMPONENT = "headwater-operator"
 EVENT_MESSAGE_LIMIT = 1024
 MAX_CONCURRENT_EVENT_POSTS = 8
@@ -87,6 +89,8 @@ class _Entry:
     """The Deployment its spec names, for Deployment events."""
     active: frozenset[str] = frozenset()
     """Runs the last wake-up listed as active: their end rings the doorbell."""
+    next_tick: datetime | None = None
+    """When the task sleeps until (None: until rung)."""
     reread: bool = False
     """The spec changed since the task last looked: take metadata and spec from ``live``."""
     stopped: bool = False
@@ -269,8 +273,23 @@ class ScheduleController:
         if not runs:
             del self.runs[key]
         entry = self.schedules.get(key)
-        if entry is not None and (was_active or name in entry.active):
+        if entry is not None and (was_active or name in entry.active) \
+                and not self._tick_is_near(entry):
             entry.doorbell.set()
+
+    def _tick_is_near(self, entry: _Entry) -> bool:
+        """Whether the Schedule's next tick comes soon enough to refresh its status.
+
+        A run's end only changes what ``status`` shows (``active``,
+        ``lastSuccessfulTime``); the decisions (``Forbid``, ``Replace``) read the runs
+        remembered here, which are already current. Waking to rewrite the status when
+        the next tick is due within :data:`ACTIVE_REFRESH_SLACK_SECONDS` anyway would
+        double the status writes of every frequent Schedule.
+        """
+        if entry.next_tick is None:
+            return False
+        left = (entry.next_tick - self.clock.now()).total_seconds()
+        return left <= ACTIVE_REFRESH_SLACK_SECONDS
 
     def _owner(self, namespace: str, name: str) -> Key | None:
         """The Schedule of a run reported without labels (deleted while unwatched; rare)."""
@@ -326,7 +345,7 @@ class ScheduleController:
                     await asyncio.wait_for(_until_stopped(entry), timeout=delay)
                 continue
             failures = 0
-            entry.active = frozenset(result.active)
+            entry.active, entry.next_tick = frozenset(result.active), result.next_tick
             self._post_events(schedule, result.events, budget, clock.now())
             schedule = result.body
             if result.next_tick is None:
