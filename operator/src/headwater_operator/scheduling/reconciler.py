@@ -66,6 +66,9 @@ class WatchState:
     """First time this process saw each not-yet-ticked fingerprint (edit time)."""
     holding: bool = False
     """True while suspended, paused or invalid: resuming restarts ``watching_since``."""
+    parsed: tuple[tuple[Any, ...], ScheduleExpression, str] | None = None
+    """The last expression parsed, with its fingerprint, by the spec fields it came from:
+    the same spec wakes this task at every tick."""
     unseen: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     """Runs this task created that the watch-fed :class:`Cache` has not shown yet, with
     the ``time.monotonic()`` of their creation (watch lag is real time, not the
@@ -113,7 +116,7 @@ async def reconcile_schedule(
     status: Mapping[str, Any] = body.get("status") or {}
     namespace, name = str(meta.get("namespace") or "default"), str(meta["name"])
     try:
-        expr = expression_from_spec(spec)
+        expr, fingerprint = _parsed(spec, state)
     except ScheduleError as exc:
         state.holding = True
         conditions = [
@@ -138,7 +141,6 @@ async def reconcile_schedule(
     if state.holding:
         state.holding, state.watching_since = False, now
 
-    fingerprint = schedule_fingerprint(expr)
     same_expression = status.get("scheduleFingerprint") == fingerprint
     last_tick = _parse_time(status.get("lastScheduleTime")) if same_expression else None
     created_at = _effective_since(meta, status, fingerprint, state, now)
@@ -162,12 +164,25 @@ async def reconcile_schedule(
                          result=result, forbidden=forbidden, now=now, extra=extra)
 
 
+EXPRESSION_FIELDS = ("cron", "interval", "rrule", "timezone", "anchorTime")
+"""The spec fields :func:`expression_from_spec` reads."""
+
+
 def expression_from_spec(spec: Mapping[str, Any]) -> ScheduleExpression:
     """The :class:`ScheduleExpression` of a Schedule spec in wire form (camelCase)."""
     return parse_schedule_expression(
         cron=spec.get("cron"), interval=spec.get("interval"), rrule=spec.get("rrule"),
         timezone=spec.get("timezone") or "UTC", anchor_time=spec.get("anchorTime"),
     )
+
+
+def _parsed(spec: Mapping[str, Any], state: WatchState) -> tuple[ScheduleExpression, str]:
+    """The spec's expression and fingerprint, parsed once per distinct spec."""
+    key = tuple(spec.get(name) for name in EXPRESSION_FIELDS)
+    if state.parsed is None or state.parsed[0] != key:
+        expr = expression_from_spec(spec)
+        state.parsed = (key, expr, schedule_fingerprint(expr))
+    return state.parsed[1], state.parsed[2]
 
 
 def invalid_reason(field_path: str) -> str:
