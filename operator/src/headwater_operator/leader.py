@@ -208,6 +208,8 @@ class LeaderElection:
         self._sleep = sleep
         self.is_leader = False
         """True from winning the Lease until work is cancelled (or returns)."""
+        self._last_error = ""
+        self._may_hold = False  # whether a write of ours may have made us the holder
 
     def __repr__(self) -> str:
         return f"LeaderElection({self.namespace}/{self.name}, identity={self.identity!r})"
@@ -221,10 +223,12 @@ class LeaderElection:
         the Lease released, and ``CancelledError`` re-raised.
         """
         while True:
-            await self._acquire()
             try:
+                # Inside the try: a cancellation just after winning still releases.
+                await self._acquire()
                 await self._lead(work)
             except LeadershipLost as lost:
+                self._may_hold = False
                 logger.warning("%s: lost the Lease %s/%s (%s); work stopped, standing by",
                                self.identity, self.namespace, self.name, lost)
                 continue
@@ -257,8 +261,7 @@ class LeaderElection:
                                claim_spec(None, self.identity, now, self.lease_seconds)),
                 namespace=self.namespace))
         except TRANSIENT_ERRORS as exc:
-            logger.debug("%s: reading the Lease %s/%s failed: %s", self.identity,
-                         self.namespace, self.name, exc)
+            self._report("reading", exc)
             return False
         record = LeaseRecord.from_object(found)
         if record.is_held_by_other(self.identity, now):
@@ -270,15 +273,35 @@ class LeaderElection:
             namespace=self.namespace))
 
     async def _write(self, request: Awaitable[kube.JsonObject]) -> bool:
+        """Send a claim or renewal; True if it was applied."""
+        # From here the server may have applied it (a lost answer is not a lost write),
+        # so shutdown must try to release.
+        self._may_hold = True
         try:
             await request
         except LOST_RACE_ERRORS:
-            return False  # another replica wrote first: it leads, or tries again
-        except TRANSIENT_ERRORS as exc:
-            logger.debug("%s: writing the Lease %s/%s failed: %s", self.identity,
-                         self.namespace, self.name, exc)
+            # The server refused it: another replica wrote first (it leads, or retries).
+            self._may_hold = self.is_leader
             return False
+        except TRANSIENT_ERRORS as exc:
+            self._report("writing", exc)
+            return False
+        self._last_error = ""
         return True
+
+    def _report(self, action: str, exc: BaseException) -> None:
+        """Log a failed request: WARNING when the failure is new, DEBUG while it repeats
+        (a standby retries every ``retry_every``; one line per outage is enough)."""
+        text = f"{type(exc).__name__}: {exc}"
+        hint = ""
+        if isinstance(exc, kube.KubeError) and exc.status == 403:
+            hint = (f"; grant the operator's ServiceAccount get, create, patch and update on "
+                    f"coordination.k8s.io leases in namespace {self.namespace} (the Helm "
+                    "chart does when replicas > 1)")
+        level = logging.DEBUG if text == self._last_error else logging.WARNING
+        self._last_error = text
+        logger.log(level, "%s: %s the Lease %s/%s failed (%s)%s", self.identity, action,
+                   self.namespace, self.name, text, hint)
 
     # --- leader -----------------------------------------------------------------------
     async def _lead(self, work: Callable[[], Awaitable[None]]) -> None:
@@ -320,11 +343,13 @@ class LeaderElection:
         A request hanging on a dead connection must not keep the leader from noticing
         that ``lease_seconds`` have passed since its last renewal.
         """
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for can swallow a
+        # cancellation that arrives as the inner call finishes, and run() must stop.
         try:
-            return await asyncio.wait_for(self._renew(), timeout=seconds)
+            async with asyncio.timeout(seconds):
+                return await self._renew()
         except TimeoutError:
-            logger.debug("%s: renewing the Lease %s/%s took over %gs", self.identity,
-                         self.namespace, self.name, seconds)
+            self._report("renewing", TimeoutError(f"no answer within {seconds:g}s"))
             return False
 
     async def _renew(self) -> bool:
@@ -335,8 +360,7 @@ class LeaderElection:
         except kube.NotFound as exc:
             raise LeadershipLost("the Lease was deleted") from exc
         except TRANSIENT_ERRORS as exc:
-            logger.debug("%s: reading the Lease %s/%s failed: %s", self.identity,
-                         self.namespace, self.name, exc)
+            self._report("reading", exc)
             return False
         record = LeaseRecord.from_object(found)
         if record.holder != self.identity:
@@ -353,14 +377,18 @@ class LeaderElection:
 
         Runs on shutdown, when a standby should not have to wait out ``lease_seconds``.
         """
+        if not self._may_hold:
+            return
         try:
             # Bounded: shutdown must not wait a full request timeout for a dead server.
-            released = await asyncio.wait_for(self._clear_holder(), timeout=self.lease_seconds)
+            async with asyncio.timeout(self.renew_every):
+                released = await self._clear_holder()
         except TRANSIENT_ERRORS as exc:
             logger.warning("%s: could not release the Lease %s/%s (%s); a standby takes "
                            "over when it expires", self.identity, self.namespace,
                            self.name, exc)
             return
+        self._may_hold = False
         if released:
             logger.info("%s: stepped down, released the Lease %s/%s", self.identity,
                         self.namespace, self.name)

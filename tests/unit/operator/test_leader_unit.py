@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from headwater_operator import kube
@@ -106,3 +109,36 @@ def test_identity_names_the_pod_and_differs_per_process(monkeypatch: pytest.Monk
     first, second = default_identity(), default_identity()
     assert first.startswith("headwater-7f9c-abcde_")
     assert first != second
+
+
+class ForbiddenKube(kube.Kube):
+    """A client whose ServiceAccount may not read Leases."""
+
+    async def get(self, resource: kube.Resource, name: str, **_: Any) -> kube.JsonObject:
+        raise kube.KubeError(403, "Forbidden", f'{resource.plural} "{name}" is forbidden')
+
+
+async def test_missing_rbac_is_reported_once_with_the_fix(caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    attempts = 0
+
+    async def sleep(_: float) -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 3:
+            raise asyncio.CancelledError  # as when the operator stops
+
+    election = LeaderElection(ForbiddenKube(), namespace="headwater-system",
+                              name="headwater-scheduler", identity="a", sleep=sleep)
+    with caplog.at_level(logging.DEBUG, "headwater_operator.leader"), \
+            pytest.raises(asyncio.CancelledError):
+        await election.run(_never_called)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "403" in warnings[0]
+    assert "coordination.k8s.io leases in namespace headwater-system" in warnings[0]
+    assert not election.is_leader
+
+
+async def _never_called() -> None:
+    raise AssertionError("work ran without the Lease")
