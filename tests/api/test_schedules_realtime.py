@@ -107,9 +107,15 @@ async def test_forbid_waits_for_the_running_pod_then_resumes(
         await kubelet.succeed(pod)
 
         await wait_for(lambda: len(runs(emulator, namespace)) >= 2)
-        status = (emulator.object("schedules", "fast") or {})["status"]
-        assert status.get("lastSuccessfulTime")
-        assert first not in [entry["name"] for entry in status["active"]]
+
+        # The wake-up that created the next run writes the status right after it (the
+        # run's end itself refreshes the status only when the next tick is far).
+        def refreshed() -> bool:
+            status = (emulator.object("schedules", "fast") or {})["status"]
+            return bool(status.get("lastSuccessfulTime")) and first not in [
+                entry["name"] for entry in status["active"]]
+
+        await wait_for(refreshed)
 
 
 async def test_replace_cancels_the_running_pod_for_the_next_tick(

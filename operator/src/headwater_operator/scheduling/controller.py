@@ -81,7 +81,8 @@ class _Entry:
     """What the controller keeps per Schedule."""
 
     live: dict[str, Any]
-    """The latest Schedule the watch delivered (its status may lag our own writes)."""
+    """The latest Schedule the watch delivered: metadata and spec (its status only until
+    the task first woke; after that the task's own last status write is newer)."""
     doorbell: asyncio.Event = field(default_factory=asyncio.Event)
     generation: Any = None
     """The ``metadata.generation`` the task last reconciled."""
@@ -219,6 +220,10 @@ class ScheduleController:
             entry.task = asyncio.create_task(self._drive(key, entry),
                                               name=f"schedule {key[0]}/{key[1]}")
             return
+        if entry.generation is not None:
+            # The task has its own, newer status (its last write): keep metadata and spec
+            # only, or every Schedule would hold two copies of a growing status.active.
+            obj.pop("status", None)
         entry.live = obj
         if meta.get("generation") != entry.generation:
             entry.reread = True
@@ -327,6 +332,7 @@ class ScheduleController:
                                                      namespace=key[0])
                 elif schedule is None or entry.reread:
                     schedule = fresh_schedule(entry.live, written=schedule)
+                    entry.live.pop("status", None)  # see on_schedule
                 entry.reread = False
                 entry.generation = schedule["metadata"].get("generation")
                 entry.deployment = (schedule.get("spec") or {}).get(
