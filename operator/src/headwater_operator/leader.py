@@ -210,6 +210,7 @@ class LeaderElection:
         """True from winning the Lease until work is cancelled (or returns)."""
         self._last_error = ""
         self._may_hold = False  # whether a write of ours may have made us the holder
+        self._claimed_at = now()  # the renewTime our latest claim wrote
 
     def __repr__(self) -> str:
         return f"LeaderElection({self.namespace}/{self.name}, identity={self.identity!r})"
@@ -251,7 +252,7 @@ class LeaderElection:
 
         Failed requests count as "not now"; a lost race (409/422) likewise.
         """
-        now = self._now()
+        now = self._claimed_at = self._now()
         try:
             found = await self.client.get(kube.LEASES, self.name, namespace=self.namespace)
         except kube.NotFound:
@@ -320,7 +321,8 @@ class LeaderElection:
 
     async def _renew_while(self, task: asyncio.Future[None]) -> None:
         """Renew every ``renew_every`` until ``task`` is done; raise if leadership is lost."""
-        renewed_at = self._now()
+        # The renewTime of the claim that made us leader: standbys count from there.
+        renewed_at = self._claimed_at
         while not task.done():
             ticker = asyncio.ensure_future(self._sleep(self.renew_every))
             try:
