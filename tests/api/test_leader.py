@@ -284,28 +284,21 @@ async def test_concurrent_takeover_of_an_expired_lease_has_one_winner(
     assert emulator.requests.count(verb="patch", resource="leases", code=409) >= 1
 
 
-async def test_work_that_returns_releases_the_lease(
-        replicas: MakeReplica, wait_for: WaitFor, emulator: BackgroundEmulator,
-        namespace: str) -> None:
+@pytest.mark.parametrize("outcome", [None, RuntimeError("controller crashed")],
+                         ids=["returns", "raises"])
+async def test_work_that_ends_releases_the_lease_and_reports_how_it_ended(
+        outcome: Exception | None, replicas: MakeReplica, wait_for: WaitFor,
+        emulator: BackgroundEmulator, namespace: str) -> None:
     a = replicas("a")
     a.start()
     await wait_for(lambda: a.working)
+    a.outcome = outcome
     a.finish.set()
     assert a.task is not None
-    await a.task
-    assert "holderIdentity" not in lease_spec(emulator, namespace)
-
-
-async def test_work_that_raises_releases_the_lease_and_reraises(
-        replicas: MakeReplica, wait_for: WaitFor, emulator: BackgroundEmulator,
-        namespace: str) -> None:
-    a = replicas("a")
-    a.start()
-    await wait_for(lambda: a.working)
-    a.outcome = RuntimeError("controller crashed")
-    a.finish.set()
-    assert a.task is not None
-    with pytest.raises(RuntimeError, match="controller crashed"):
+    if outcome is None:
         await a.task
+    else:
+        with pytest.raises(RuntimeError, match="controller crashed"):
+            await a.task
     assert "holderIdentity" not in lease_spec(emulator, namespace)
 

@@ -335,12 +335,17 @@ def _streaming(*chunks: bytes) -> Handler:
     return handler
 
 
+def _client(url: str) -> k.Kube:
+    """A client of the local test server at ``url``."""
+    return k.Kube(k.SyncKube(kubernetes.client.ApiClient(
+        kubernetes.client.Configuration(host=url))))
+
+
 async def test_watch_sends_the_watch_query_and_parses_split_lines_and_in_stream_gone(
     server: tuple[list[aiohttp.web.Request], list[Handler], str],
 ) -> None:
     seen, handlers, url = server
-    client = k.Kube(k.SyncKube(kubernetes.client.ApiClient(
-        kubernetes.client.Configuration(host=url))))
+    client = _client(url)
     handlers.append(_streaming(
         b'{"type": "ADDED", "object": {"metadata": {"name": "a", "resourceVersion": "7"}}}\n'
         b'{"type": "MODIFIED", "object": {"metadata": ',
@@ -367,8 +372,7 @@ async def test_watch_of_a_compacted_version_raises_gone_and_list_reports_its_ver
     server: tuple[list[aiohttp.web.Request], list[Handler], str],
 ) -> None:
     _, handlers, url = server
-    client = k.Kube(k.SyncKube(kubernetes.client.ApiClient(
-        kubernetes.client.Configuration(host=url))))
+    client = _client(url)
 
     async def gone(request: aiohttp.web.Request) -> aiohttp.web.StreamResponse:
         return aiohttp.web.json_response(
