@@ -6,6 +6,7 @@ memory bounded; these tests drive them directly (no API server, no Schedule task
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -177,3 +178,52 @@ def test_event_names_the_schedule_and_bounds_the_message() -> None:
     assert len(event["message"]) == EVENT_MESSAGE_LIMIT
     assert event["lastTimestamp"] == "2026-03-01T12:00:00Z"
 
+
+
+async def test_a_failed_wake_up_is_retried_from_a_fresh_read_and_runs_the_tick_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The API server failing the status write must neither lose nor double the tick."""
+    from tests.unit.scheduling.test_scheduling_reconciler import setup
+
+    monkeypatch.setattr("headwater_operator.scheduling.controller.RETRY_SECONDS", (0.0,))
+    client = setup({"interval": "1h"})
+    failures = [kube.KubeError(500, "InternalError", "etcd timed out")]
+    reads: list[str] = []
+    write_status, read = client.patch_status, client.get
+
+    async def flaky_patch_status(*args: Any, **kwargs: Any) -> Any:
+        if failures:
+            raise failures.pop()
+        return await write_status(*args, **kwargs)
+
+    async def counted_get(resource: kube.Resource, name: str, **kwargs: Any) -> Any:
+        reads.append(resource.plural)
+        return await read(resource, name, **kwargs)
+
+    monkeypatch.setattr(client, "patch_status", flaky_patch_status)
+    monkeypatch.setattr(client, "get", counted_get)
+    # 13:00 is a tick of an hourly interval anchored at midnight 2000; created at 12:00.
+    clock = ManualClock(datetime(2026, 3, 1, 13, tzinfo=UTC))
+    controller = ScheduleController(cast(kube.Kube, client), ["default"], clock=clock)
+    controller.on_deployment("ADDED", {**client.objects["deployments", "etl"],
+                                       "metadata": {"name": "etl", "namespace": "default",
+                                                    "uid": "dep-uid"}})
+    schedule = client.objects["schedules", "nightly"]
+    controller.on_schedule("ADDED", {**schedule,
+                                     "status": {"lastScheduleTime": "2026-03-01T12:00:00Z"}})
+    entry_ = controller.schedules[("default", "nightly")]
+    for _ in range(200):
+        if (schedule.get("status") or {}).get("nextScheduleTime"):
+            break
+        await asyncio.sleep(0)
+    try:
+        assert schedule["status"]["nextScheduleTime"] == "2026-03-01T14:00:00Z"
+        assert reads == ["schedules"], "the retry re-reads the Schedule once"
+        runs = [name for plural, name in client.objects if plural == "flowruns"]
+        assert len(runs) == 1
+        assert client.creates == 1  # the retry's create was a 409: the same run
+    finally:
+        entry_.stopped = True
+        entry_.doorbell.set()
+        assert entry_.task is not None
+        await entry_.task

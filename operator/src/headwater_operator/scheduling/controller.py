@@ -347,8 +347,10 @@ class ScheduleController:
                 logger.warning("Schedule %s/%s: wake-up failed (%s); retrying in %.0f s",
                                key[0], key[1], exc, delay)
                 schedule = None
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_until_stopped(entry), timeout=delay)
+                    async with asyncio.timeout(delay):
+                        await _until_stopped(entry)
                 continue
             failures = 0
             entry.active, entry.next_tick = frozenset(result.active), result.next_tick
