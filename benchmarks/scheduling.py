@@ -12,9 +12,13 @@ records every FlowRun the moment it is stored; the operator runs in another (``K
 points at the emulator), so its CPU time and peak RSS are its own; this process only
 drives and measures them. The emulator's CPU time is reported too: on a real cluster the
 API server runs elsewhere, so its share is a test artifact. ``--operator
-schedules`` (the default) runs only the Schedule handlers: the FlowRun lifecycle would
-otherwise start a pod for each of the ~200 runs a second, which measures pods, not the
-scheduler. ``--operator full`` runs ``python -m headwater_operator`` with every handler.
+schedules`` (the default) loads only ``handlers/schedules.py``, which starts the Schedule
+controller: the FlowRun lifecycle would otherwise start a pod for each of the ~200 runs a
+second, which measures pods, not the scheduler. In its place the emulator marks each run
+``Completed`` ``--complete-after`` seconds (default 2) after storing it, so Schedules see
+their runs end as in production; ``--complete-after 0`` keeps every run active (each
+Schedule's ``status.active`` then grows a tick at a time: the worst case).
+``--operator full`` runs ``python -m headwater_operator`` with every handler.
 
 The Schedules are ``interval`` schedules with anchors staggered over the interval's
 whole seconds, so each second a 1/``interval`` share of them fires at once (a burst, as
@@ -22,7 +26,7 @@ at a real ``:00``). FlowRuns accumulate (no run history runs in ``schedules`` mo
 ``--keep-seconds N`` deletes older ones, but the emulator's garbage collector scans every
 object on each delete, so at this rate the emulator, not the operator, becomes the limit.
 
-Figures, for ticks inside the measurement window (after every daemon is running):
+Figures, for ticks inside the measurement window (after every Schedule woke once):
 
 * lag: when the emulator stored the FlowRun minus its tick (the tick is the run name's
   epoch suffix); p50 / p99 / max;
