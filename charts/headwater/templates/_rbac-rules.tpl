@@ -5,8 +5,9 @@ ClusterRole and the per-namespace Roles can never drift apart.
 */ -}}
 
 {{- define "headwater.rbac.workloadRules" -}}
-# Flows, Deployments and Schedules are read (list/watch feed kopf's handlers); patch is
-# for kopf's own annotations and finalizers: spec is never written (GitOps sees no drift).
+# Flows, Deployments and Schedules are read (list/watch feed kopf's handlers and the
+# Schedule controller's own watches); patch is for kopf's own annotations and finalizers:
+# spec is never written (GitOps sees no drift).
 - apiGroups: ["headwater.dev"]
   resources: ["flows", "deployments", "schedules"]
   verbs: ["get", "list", "watch", "patch"]
