@@ -32,6 +32,12 @@ What it guarantees (the semantics of client-go's informers, minus their object c
   successful connect), each logged at WARNING.
 * **Small memory.** It keeps only ``(namespace, name) → (uid, resourceVersion)``, for the
   relist diff: about 200 bytes per object (36,000 FlowRuns ≈ 7 MB), not the objects.
+  A consumer that needs nothing more of an object once it reached a final state (a
+  finished FlowRun) passes ``remember``: objects it rejects are delivered but not
+  remembered, so memory follows the live objects, not the history. The price, for those
+  objects only: a relist delivers them again as ``ADDED``, a watch event as ``ADDED``
+  rather than ``MODIFIED``, and a deletion while the watch was away goes unreported
+  (a deletion seen on the watch is always delivered).
 
 The label selector is sent to the server and also applied here (not every server, nor
 every proxy, filters watches): an object that stops matching is ``DELETED``, one that
@@ -131,7 +137,8 @@ class Informer:
                  label_selector: str | Mapping[str, str] | None = None,
                  watch_timeout_seconds: int = 300,
                  backoff: Sequence[float] = DEFAULT_BACKOFF,
-                 sleep: Sleep = asyncio.sleep) -> None:
+                 sleep: Sleep = asyncio.sleep,
+                 remember: Callable[[kube.JsonObject], bool] | None = None) -> None:
         if not backoff:
             raise ValueError("Informer backoff must have at least one step (seconds)")
         self.client = client
@@ -144,6 +151,7 @@ class Informer:
         self.synced = asyncio.Event()
         """Set once the first LIST has been delivered through ``on_event``."""
         self._sleep = sleep
+        self._remember = remember
         self._matches = label_matcher(label_selector)
         self._known: dict[ObjectKey, Known] = {}
         self._resource_version: str | None = None
@@ -203,7 +211,8 @@ class Informer:
         meta = obj["metadata"]
         key = _key(meta)
         now: Known = (meta.get("uid") or "", str(meta.get("resourceVersion") or ""))
-        self._known[key] = now
+        if self._remember is None or self._remember(obj):
+            self._known[key] = now
         before = previous.pop(key, None)
         if before is None:
             self._deliver("ADDED", obj)
@@ -243,7 +252,8 @@ class Informer:
         key = _key(meta)
         known = self._known
         if kind == "DELETED":
-            if known.pop(key, None) is not None:
+            # Unknown, it may still be one ``remember`` declined: the consumer decides.
+            if known.pop(key, None) is not None or self._remember is not None:
                 self._deliver(kind, obj)
             return
         if self._matches is not None and not self._matches(obj):
@@ -251,7 +261,10 @@ class Informer:
                 self._deliver("DELETED", obj)  # it left the selection
             return
         before = known.get(key)
-        known[key] = (meta.get("uid") or "", version or "")
+        if self._remember is None or self._remember(obj):
+            known[key] = (meta.get("uid") or "", version or "")
+        elif before is not None:
+            del known[key]
         self._deliver("ADDED" if before is None else "MODIFIED", obj)
 
     def _deliver(self, kind: str, obj: kube.JsonObject) -> None:

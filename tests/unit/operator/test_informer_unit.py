@@ -214,6 +214,31 @@ async def test_label_selector_is_also_applied_client_side() -> None:
     assert len(run.informer) == 1
 
 
+async def test_objects_remember_declines_are_delivered_but_not_kept() -> None:
+    """Memory follows live objects: a finished one is forgotten, yet every event arrives."""
+    def done(obj: k.JsonObject) -> bool:
+        return obj["metadata"]["labels"].get("phase") != "done"
+
+    client = ScriptedKube(
+        lists=[([_obj("live", "1"), _obj("old", "2", labels={"phase": "done"})], "10"),
+               ([_obj("live", "11", labels={"phase": "done"}),
+                 _obj("old", "2", labels={"phase": "done"})], "20")],
+        watches=[[("MODIFIED", _obj("live", "11", labels={"phase": "done"})),
+                  ("DELETED", _obj("old", "12", labels={"phase": "done"})),
+                  _gone()]])
+    run = Run(client, remember=done)
+    await run.until_idle()
+    assert run.names() == [
+        ("ADDED", "live"), ("ADDED", "old"),       # the first list
+        ("MODIFIED", "live"),                        # it finished: forgotten from here on
+        ("DELETED", "old"),                          # a deletion on the watch still arrives
+        # The relist after Gone: both declined, so both come again, as ADDED; and no
+        # tombstone for "live", which the informer no longer knew.
+        ("ADDED", "live"), ("ADDED", "old"),
+    ]
+    assert len(run.informer) == 0
+
+
 @pytest.mark.parametrize(("selector", "matching"), [
     ("team=a", {"ours"}),
     ("team==a,tier", {"ours"}),

@@ -166,7 +166,8 @@ class ScheduleController:
             Informer(self.client, kube.DEPLOYMENTS, namespace=namespace,
                      on_event=self.on_deployment),
             Informer(self.client, kube.FLOWRUNS, namespace=namespace,
-                     label_selector=LABEL_SCHEDULE, on_event=self.on_run),
+                     label_selector=LABEL_SCHEDULE, on_event=self.on_run,
+                     remember=_is_active_run),
         )]
         schedules = [Informer(self.client, kube.SCHEDULES, namespace=namespace,
                               on_event=self.on_schedule) for namespace in self.namespaces]
@@ -420,6 +421,12 @@ def fresh_schedule(live: Mapping[str, Any], *, written: Mapping[str, Any] | None
     if written is not None:
         fresh["status"] = copy.deepcopy(dict(written.get("status") or {}))
     return fresh
+
+
+def _is_active_run(run: Mapping[str, Any]) -> bool:
+    """Whether the FlowRuns' informer must remember ``run`` (a finished one never changes
+    what the controller does, so its memory follows active runs, not run history)."""
+    return (run.get("status") or {}).get("phase") not in TERMINAL_PHASES
 
 
 def _run_facts(run: Mapping[str, Any]) -> RunFacts:
