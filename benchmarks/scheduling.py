@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
+import gc
 import json
 import multiprocessing
 import os
@@ -98,6 +100,11 @@ def run_schedule_operator(namespace: str) -> None:
     assert module_spec.loader is not None
     module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
     kube.configure()
+    runner.freeze_startup_objects()  # as python -m headwater_operator does
+    gc_log = os.environ.get("HEADWATER_BENCH_GC_LOG")
+    if gc_log:
+        pauses = GcPauses().install()
+        atexit.register(lambda: Path(gc_log).write_text(json.dumps(pauses.pauses)))
     profile = os.environ.get("HEADWATER_BENCH_PROFILE")
     if not profile:
         asyncio.run(runner.run_operator(namespaces=[namespace], registry=registry))
@@ -119,7 +126,8 @@ def start_operator(mode: str, kubeconfig: Path, log: Path) -> subprocess.Popen[b
     Its log goes to a file, not a pipe: nobody reads a pipe during the run, and once its
     buffer filled, the operator's next log line would block its event loop.
     """
-    env = {**os.environ, "KUBECONFIG": str(kubeconfig)}
+    env = {**os.environ, "KUBECONFIG": str(kubeconfig),
+           "HEADWATER_BENCH_GC_LOG": str(log.with_suffix(".gc.json"))}
     if mode == "full":
         command = [sys.executable, "-m", "headwater_operator", "--namespace", NAMESPACE,
                    "--metrics-port", "0", "--health-port", "0"]
@@ -173,6 +181,38 @@ class Recorder:
                                                   meta["name"])
 
 
+@dataclass
+class GcPauses:
+    """This process's full (generation 2) garbage collections: when each ended, how long.
+
+    The emulator keeps every FlowRun (tens of thousands of nested dicts), so its full
+    collections grow with the run and stall its one event loop: a benchmark artifact (a
+    real API server keeps objects in etcd), reported so it is not mistaken for the
+    operator's lag.
+    """
+
+    pauses: list[tuple[float, float]] = field(default_factory=list)
+    _started: float = 0.0
+
+    def install(self) -> GcPauses:
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def _on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter()
+        elif info.get("generation") == 2:
+            self.pauses.append((time.time(), time.perf_counter() - self._started))
+
+
+def pause_summary(pauses: list[tuple[float, float]], start: float, end: float
+                  ) -> dict[str, float]:
+    """Count, total and longest of the full collections that ended in [start, end]."""
+    inside = [seconds for ended, seconds in pauses if start <= ended <= end]
+    return {"count": len(inside), "total_ms": round(1000 * sum(inside), 1),
+            "max_ms": round(1000 * max(inside, default=0.0), 1)}
+
+
 # --- objects -----------------------------------------------------------------------------
 def schedule_body(index: int, interval: int) -> dict[str, Any]:
     anchor = ANCHOR + timedelta(seconds=index % interval)
@@ -191,6 +231,7 @@ class EmulatorCommands:
     def __init__(self, api: BackgroundEmulator, recorder: Recorder) -> None:
         self.api = api
         self.recorder = recorder
+        self.gc = GcPauses().install()
         self.profiler: Any = None
 
     def seed(self, schedules: int, interval: int) -> None:
@@ -260,13 +301,34 @@ class EmulatorCommands:
         self.api.call(self.profiler.disable)
         self.profiler.dump_stats(path)
 
+    def gc_pauses(self) -> list[tuple[float, float]]:
+        """The emulator process's full garbage collections so far."""
+        return list(self.gc.pauses)
+
     def stored(self) -> dict[tuple[str, int], list[float]]:
         """Every FlowRun stored so far: (schedule, tick) → times stored."""
         with self.recorder.lock:
             return dict(self.recorder.stored)
 
 
-def run_emulator(conn: Connection, complete_after: float) -> None:
+EMULATOR_GC_FREEZE_SECONDS = 5.0
+
+
+def freeze_periodically(loop: asyncio.AbstractEventLoop) -> None:
+    """``gc.freeze()`` now and every few seconds on ``loop`` (the emulator's).
+
+    The emulator keeps every object ever stored (each FlowRun a tree of dicts), so
+    without this its full garbage collections walk them all and stall its one event
+    loop, for longer the longer the benchmark runs (measured: up to 0.6 s after two
+    minutes, which the operator's lag then shows). A real API server keeps objects in
+    etcd; freezing what is stored puts the emulator closer to that. Stored objects are
+    plain trees, freed by reference counting when deleted, frozen or not.
+    """
+    gc.freeze()
+    loop.call_later(EMULATOR_GC_FREEZE_SECONDS, freeze_periodically, loop)
+
+
+def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool) -> None:
     """Child process: the emulated API server, answering ``(command, args)`` on ``conn``.
 
     Sends the kubeconfig path first; ``("stop", ())`` ends it. With ``complete_after``
@@ -289,6 +351,8 @@ def run_emulator(conn: Connection, complete_after: float) -> None:
         if complete_after > 0:
             recorder.complete, recorder.complete_after = complete, complete_after
         api.call(store.subscribe, flowruns, recorder.on_event)
+        if gc_freeze:
+            api.call(lambda: freeze_periodically(asyncio.get_running_loop()))
         commands = EmulatorCommands(api, recorder)
         conn.send(str(api.kubeconfig_path))
         while True:
@@ -301,10 +365,11 @@ def run_emulator(conn: Connection, complete_after: float) -> None:
 class EmulatorProcess:
     """The driver's handle on the emulator process: each method is a command round trip."""
 
-    def __init__(self, complete_after: float) -> None:
+    def __init__(self, complete_after: float, gc_freeze: bool) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self.process = context.Process(target=run_emulator, args=(child, complete_after),
+        self.process = context.Process(target=run_emulator,
+                                       args=(child, complete_after, gc_freeze),
                                        daemon=True,
                                        name="headwater-bench-emulator")
         self.process.start()
@@ -388,7 +453,7 @@ def wait_until_planned(emulator: EmulatorProcess, operator: subprocess.Popen[byt
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    emulator = EmulatorProcess(args.complete_after)
+    emulator = EmulatorProcess(args.complete_after, not args.emulator_gc_unfrozen)
     profiles: list[subprocess.Popen[bytes]] = []
     try:
         emulator.ask("seed", args.schedules, args.interval)
@@ -426,12 +491,15 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             rss = peak_rss_mb(operator.pid)
             conflicts, by_verb = emulator.ask("requests_since", requests_mark)
             stored: dict[tuple[str, int], list[float]] = emulator.ask("stored")
+            emulator_gc = emulator.ask("gc_pauses")
         finally:
             operator.send_signal(signal.SIGTERM)
             try:
                 operator.wait(20)
             except subprocess.TimeoutExpired:
                 operator.kill()
+        gc_log = log.with_suffix(".gc.json")
+        operator_gc = json.loads(gc_log.read_text()) if gc_log.exists() else None
     finally:
         for profile in profiles:
             profile.wait(30)
@@ -447,6 +515,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "schedules": args.schedules, "interval_seconds": args.interval,
         "operator": args.operator, "complete_after_seconds": args.complete_after,
+        "emulator_gc_frozen": not args.emulator_gc_unfrozen,
         "window_seconds": round(window, 1),
         "startup_seconds": round(startup, 1),
         "ticks_expected": len(expected), "runs_in_window": len(lags),
@@ -469,8 +538,20 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "api_requests_by_verb": dict(Counter(by_verb).most_common()),
         "load_average_before_after": [round(load_before[0], 2), round(load_after[0], 2)],
         "fire_time_us_per_tick": round(fire_time_cost_us(args.interval), 2),
+        "full_gc_pauses": {
+            "operator": None if operator_gc is None else pause_summary(
+                [tuple(pause) for pause in operator_gc], window_start, window_end),
+            "emulator": pause_summary(emulator_gc, window_start, window_end),
+        },
     }
 
+
+
+def _pauses(summary: dict[str, float] | None) -> str:
+    if summary is None:
+        return "n/a"
+    return (f"{summary['count']:.0f} (total {summary['total_ms']:.0f} ms, longest "
+            f"{summary['max_ms']:.0f} ms)")
 
 
 def table(result: dict[str, Any]) -> str:
@@ -509,6 +590,9 @@ def table(result: dict[str, Any]) -> str:
          "≤ 150 MB " + ("✅" if result["operator_peak_rss_mb"] <= TARGET_RSS_MB else "❌")),
         ("API requests per tick", str(result["api_requests_per_tick"]), ""),
         ("fire-time computation", f"{result['fire_time_us_per_tick']} µs/tick", ""),
+        ("full GC pauses in the window: operator; emulator (artifact)",
+         "; ".join(_pauses(result["full_gc_pauses"][who]) for who in ("operator", "emulator")),
+         ""),
     ]
     lines = ["| measure | Headwater | target |", "|---|---|---|"]
     lines += [f"| {name} | {value} | {target} |" for name, value, target in rows]
@@ -530,6 +614,9 @@ def main() -> None:
     parser.add_argument("--complete-after", type=float, default=2.0, metavar="SECONDS",
                         help="mark each run Completed this long after it is created, as "
                              "a 2-second flow would end (0: runs stay active forever)")
+    parser.add_argument("--emulator-gc-unfrozen", action="store_true",
+                        help="leave the emulator's stored objects in its garbage "
+                             "collector's full passes (see freeze_periodically)")
     parser.add_argument("--keep-seconds", type=float, default=None,
                         help="delete FlowRuns older than this (the run history); off by "
                         "default: each emulator delete scans every object for dependents")

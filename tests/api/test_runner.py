@@ -127,6 +127,8 @@ def test_main_passes_the_chart_flags_to_the_operator(
         seen.update(kwargs)
 
     monkeypatch.setattr(runner, "run_operator", fake_run_operator)
+    # Not in the test process: freezing would keep its later cyclic garbage forever.
+    monkeypatch.setattr(runner, "freeze_startup_objects", lambda: seen.update(frozen=True))
     assert entrypoint.main([
         "--namespace", "a", "--namespace", "b", "--peering", "headwater",
         "--health-port", "9001", "--metrics-port", "9002",
@@ -137,6 +139,7 @@ def test_main_passes_the_chart_flags_to_the_operator(
     assert seen["standalone"] is False
     assert seen["liveness_endpoint"] == "http://0.0.0.0:9001/healthz"
     assert seen["metrics_port"] == 9002
+    assert seen["frozen"] is True
 
 
 @pytest.mark.parametrize(("argv", "message"), [

@@ -76,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.getLogger("headwater_operator").error("%s", exc.message)
         return 2
     liveness = (f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None)
+    runner.import_handlers()
+    runner.freeze_startup_objects()
     asyncio.run(runner.run_operator(
         namespaces=args.namespace or None, clusterwide=args.all_namespaces,
         peering=args.peering, standalone=not args.peering,
