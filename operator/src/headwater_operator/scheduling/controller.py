@@ -206,7 +206,7 @@ class ScheduleController:
     def on_schedule(self, type_: str, obj: dict[str, Any]) -> None:
         """A Schedule appeared, changed or went: start, ring or stop its task."""
         meta = obj.get("metadata") or {}
-        key = (meta.get("namespace") or "default", meta["name"])
+        key = _key(meta)
         entry = self.schedules.get(key)
         if type_ == "DELETED":
             if entry is not None:
@@ -237,7 +237,7 @@ class ScheduleController:
         Schedules, so only existence, uid and ``spec.paused`` count.
         """
         meta = obj.get("metadata") or {}
-        key = (meta.get("namespace") or "default", meta["name"])
+        key = _key(meta)
         before = self.deployments.get(key)
         if type_ == "DELETED":
             self.deployments.pop(key, None)
@@ -255,7 +255,7 @@ class ScheduleController:
     def on_run(self, type_: str, obj: dict[str, Any]) -> None:
         """Keep a Schedule's active runs and its latest completed one; ring on an end."""
         meta = obj.get("metadata") or {}
-        namespace, name = meta.get("namespace") or "default", meta["name"]
+        namespace, name = _key(meta)
         schedule = (meta.get("labels") or {}).get(LABEL_SCHEDULE)
         key = (namespace, schedule) if schedule else self._owner(namespace, name)
         if key is None:
@@ -421,6 +421,11 @@ def fresh_schedule(live: Mapping[str, Any], *, written: Mapping[str, Any] | None
     if written is not None:
         fresh["status"] = copy.deepcopy(dict(written.get("status") or {}))
     return fresh
+
+
+def _key(meta: Mapping[str, Any]) -> Key:
+    """(namespace, name) of a watched object (the reconciler's ``default`` when unset)."""
+    return meta.get("namespace") or "default", meta["name"]
 
 
 def _is_active_run(run: Mapping[str, Any]) -> bool:
