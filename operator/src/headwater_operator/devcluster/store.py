@@ -61,6 +61,18 @@ PropagationPolicy = Literal["Background", "Foreground", "Orphan"]
 FOREGROUND_FINALIZER = "foregroundDeletion"
 HISTORY_LIMIT = 10_000
 """Watch events kept per resource kind before older resourceVersions answer 410 Gone."""
+MAX_NAME_LENGTH = 63
+NAME_SUFFIX_LENGTH = 5
+NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+"""The API server's alphabet for ``generateName`` suffixes (no vowels, no look-alikes)."""
+GENERATE_NAME_ATTEMPTS = 8
+"""Draws before a ``generateName`` create gives up with 409, as the API server does."""
+
+
+def random_name_suffix() -> str:
+    """Five random characters, as the API server appends to ``metadata.generateName``."""
+    return "".join(secrets.choice(NAME_SUFFIX_ALPHABET) for _ in range(NAME_SUFFIX_LENGTH))
+
 
 _SYSTEM_METADATA = (
     "uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
@@ -180,8 +192,10 @@ class ObjectStore:
         *,
         clock: Callable[[], datetime.datetime] = utc_now,
         history_limit: int = HISTORY_LIMIT,
+        name_suffix: Callable[[], str] = random_name_suffix,
     ) -> None:
         self._resources = {spec.key: spec for spec in resources}
+        self._name_suffix = name_suffix
         self._clock = clock
         self._history_limit = history_limit
         self._objects: dict[ObjectKey, JsonObject] = {}
@@ -295,7 +309,7 @@ class ObjectStore:
             if not meta.get("generateName"):
                 raise ApiError(422, "Invalid", f"{spec.kind}: metadata.name or "
                                                "metadata.generateName is required")
-            meta["name"] = meta["generateName"] + secrets.token_hex(3)[:5]
+            meta["name"] = self._generate_name(spec, namespace, str(meta["generateName"]))
         name = meta["name"]
         if (spec.key, namespace, name) in self._objects:
             raise ApiError(409, "AlreadyExists", f'{spec.plural} "{name}" already exists',
@@ -313,6 +327,23 @@ class ObjectStore:
         obj = prune_resource(obj, spec.schema)
         self._store(spec, obj, "ADDED", previous=None)
         return copy.deepcopy(obj)
+
+    def _generate_name(self, spec: ResourceSpec, namespace: str | None, prefix: str) -> str:
+        """``generateName`` plus a random suffix, drawn again while the name is taken.
+
+        As the API server since Kubernetes 1.32 (``RetryGenerateName``): up to
+        :data:`GENERATE_NAME_ATTEMPTS` draws, then 409 AlreadyExists. Without the retry a
+        long test session (thousands of generated Event names) hit the odd collision.
+        """
+        base = prefix[:MAX_NAME_LENGTH - NAME_SUFFIX_LENGTH]
+        for _ in range(GENERATE_NAME_ATTEMPTS):
+            name = base + self._name_suffix()
+            if (spec.key, namespace, name) not in self._objects:
+                return name
+        raise ApiError(409, "AlreadyExists",
+                       f'{spec.plural} "{name}" already exists: {GENERATE_NAME_ATTEMPTS} '
+                       f'names generated from "{prefix}" were all taken; retry the create',
+                       {"name": name, "kind": spec.plural})
 
     @_locked
     def replace(
