@@ -356,6 +356,36 @@ async def test_watch_from_a_compacted_resource_version_is_gone(
         assert (await response.json())["reason"] == "Expired"
 
 
+async def test_list_serves_pages_with_limit_and_continue(
+    emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    spec = emulator.call(emulator.emulator.store.resource, "", "v1", "configmaps")
+    for index in range(5):
+        emulator.call(emulator.emulator.store.create, spec, NS,
+                      {"metadata": {"name": f"c{index}"}})
+    url = f"{emulator.url}/api/v1/namespaces/{NS}/configmaps"
+    pages: list[list[str]] = []
+    versions: list[str] = []
+    params = {"limit": "2"}
+    while True:
+        async with session.get(url, params=params) as response:
+            assert response.status == 200
+            body = await response.json()
+        pages.append([item["metadata"]["name"] for item in body["items"]])
+        versions.append(body["metadata"]["resourceVersion"])
+        if "continue" not in body["metadata"]:
+            break
+        params = {"limit": "2", "continue": body["metadata"]["continue"]}
+        emulator.call(emulator.emulator.store.create, spec, "elsewhere",
+                      {"metadata": {"name": f"x{len(pages)}"}})  # bumps the version
+    assert pages == [["c0", "c1"], ["c2", "c3"], ["c4"]]
+    assert versions == [versions[0]] * 3
+    for bad, named in (({"limit": "0"}, "limit"), ({"limit": "2", "continue": "%%"}, "continue")):
+        async with session.get(url, params=bad) as response:
+            assert response.status == 400
+            assert named in (await response.json())["message"]
+
+
 async def test_kubelet_drives_a_pod_through_its_life(
     kube: k.Kube, kubelet: Kubelet, emulator: BackgroundEmulator,
 ) -> None:

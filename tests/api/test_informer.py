@@ -4,6 +4,8 @@ What a controller built on :class:`headwater_operator.informer.Informer` relies 
 initial list arrives before ``synced``, later changes arrive in order, label selectors
 hold, a watch the server ends is resumed without duplicates or losses, a failing handler
 does not stop the feed, and cancelling leaves no task or connection behind.
+The paged LIST (``page_size``) is checked here end to end: every object once, the watch
+from the list's version, a relist after Gone, and a continue token expiring mid-list.
 (Gone/relist and retry behaviour are in tests/unit/operator/test_informer_unit.py.)
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -208,3 +211,118 @@ async def test_cancel_stops_the_informer_and_closes_its_watch(
     leftover = {task for task in asyncio.all_tasks() - feed.before
                 if task is not asyncio.current_task() and not task.done()}
     assert not leftover
+
+
+# --- paged LIST ----------------------------------------------------------------------------
+def _schedules_spec(emulator: BackgroundEmulator) -> Any:
+    store = emulator.emulator.store
+    return emulator.call(store.resource, "headwater.dev", "v1alpha1", "schedules")
+
+
+async def test_a_paged_list_delivers_every_object_once_then_watches_from_its_version(
+    kube: k.Kube, emulator: BackgroundEmulator, feeds: Callable[..., Feed],
+    wait_for: WaitFor,
+) -> None:
+    names = [f"s{index}" for index in range(7)]
+    for name in names:
+        await kube.create(k.SCHEDULES, _schedule(name), namespace=NS)
+    feed = await feeds(page_size=2).start()
+    assert emulator.requests.count(verb="list") == 4  # 2 + 2 + 2 + 1
+    assert sorted((kind, name) for kind, name, _ in feed.seen) == [
+        ("ADDED", name) for name in names]
+    assert len(feed.informer) == 7
+    await kube.patch(k.SCHEDULES, "s3", {"spec": {"suspend": True}}, namespace=NS)
+    await kube.create(k.SCHEDULES, _schedule("later"), namespace=NS)
+    await wait_for(lambda: feed.of("later"), timeout=10)
+    # Had the watch not started from the list's version, it would replay every object.
+    assert feed.of("s3") == ["ADDED", "MODIFIED"]
+    assert collections.Counter(name for _, name, _ in feed.seen) == {
+        **dict.fromkeys(names, 1), "s3": 2, "later": 1}
+
+
+async def test_a_paged_relist_after_gone_reports_what_changed_while_away(
+    kube: k.Kube, emulator: BackgroundEmulator, feeds: Callable[..., Feed],
+    wait_for: WaitFor,
+) -> None:
+    for index in range(5):
+        await kube.create(k.SCHEDULES, _schedule(f"s{index}"), namespace=NS)
+    feed = await feeds(page_size=2).start()
+    await kube.create(k.SCHEDULES, _schedule("fence"), namespace=NS)
+    await wait_for(lambda: feed.of("fence"), timeout=10)  # the watch is connected
+    await feed.stop()
+    # Away: changes the informer does not see, then compaction past its version.
+    emulator.call(setattr, emulator.emulator.store, "_history_limit", 1)
+    await kube.delete(k.SCHEDULES, "s1", namespace=NS)
+    await kube.patch(k.SCHEDULES, "s3", {"spec": {"suspend": True}}, namespace=NS)
+    await kube.create(k.SCHEDULES, _schedule("s9"), namespace=NS)
+    lists, seen_before = emulator.requests.count(verb="list"), len(feed.seen)
+    feed.task = asyncio.create_task(feed.informer.run())  # same informer: resumes (Gone)
+    await wait_for(lambda: feed.of("s1") == ["ADDED", "DELETED"], timeout=10)
+    relisted = [(kind, name) for kind, name, _ in feed.seen[seen_before:]]
+    # fence s0 | s2 s3 | s4 s9: the deletion is reported after the last page.
+    assert relisted == [("MODIFIED", "s3"), ("ADDED", "s9"), ("DELETED", "s1")]
+    assert emulator.requests.count(verb="list") - lists == 3
+    assert emulator.requests.count(verb="watch", code=410) == 1
+    assert len(feed.informer) == 6  # fence s0 s2 s3 s4 s9
+
+
+async def test_a_continue_token_that_expires_mid_list_restarts_the_list_once(
+    kube: k.Kube, emulator: BackgroundEmulator, feeds: Callable[..., Feed],
+) -> None:
+    for index in range(5):
+        await kube.create(k.SCHEDULES, _schedule(f"s{index}"), namespace=NS)
+    spec = _schedules_spec(emulator)
+    store = emulator.emulator.store
+    sleeps: list[float] = []
+
+    async def no_sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    feed = feeds(page_size=2, sleep=no_sleep)
+    record = feed.record
+
+    def compact_after_first_page(kind: str, obj: dict[str, Any]) -> None:
+        record(kind, obj)
+        if len(feed.seen) == 2:  # page one (s0, s1) delivered; the next is a continue
+            # Between pages: s0 (delivered) goes, s1 (delivered) changes, history shrinks.
+            emulator.call(setattr, store, "_history_limit", 1)
+            emulator.call(store.delete, spec, NS, "s0")
+            emulator.call(store.patch, spec, NS, "s1", "merge", {"spec": {"suspend": True}})
+
+    feed.informer.on_event = compact_after_first_page
+    await feed.start()
+    assert [(kind, name) for kind, name, _ in feed.seen] == [
+        ("ADDED", "s0"), ("ADDED", "s1"),  # the first attempt's page one
+        ("MODIFIED", "s1"), ("ADDED", "s2"), ("ADDED", "s3"), ("ADDED", "s4"),  # restart
+        ("DELETED", "s0")]
+    assert emulator.requests.count(verb="list", code=410) == 1
+    assert emulator.requests.count(verb="list", code=200) == 1 + 2  # then s1 s2 | s3 s4
+    assert sleeps == []  # restarted at once by the client, not retried by the informer
+    assert len(feed.informer) == 4
+
+
+async def test_the_clients_paged_list_restarts_once_on_an_expired_token_then_fails(
+    kube: k.Kube, emulator: BackgroundEmulator,
+) -> None:
+    for index in range(5):
+        await kube.create(k.SCHEDULES, _schedule(f"s{index}"), namespace=NS)
+    items, version = await kube.list_with_version(k.SCHEDULES, namespace=NS, page_size=2)
+    assert [item["metadata"]["name"] for item in items] == [f"s{i}" for i in range(5)]
+    assert version == str(emulator.emulator.store.resource_version)
+    emulator.call(setattr, emulator.emulator.store, "_history_limit", 1)
+
+    async def compact() -> None:  # two writes: the history no longer reaches the token
+        for value in (True, False):
+            await kube.patch(k.SCHEDULES, "s4", {"spec": {"suspend": value}}, namespace=NS)
+
+    pages = kube.list_pages(k.SCHEDULES, namespace=NS, page_size=2)
+    async with contextlib.aclosing(pages):
+        first, first_version = await anext(pages)
+        await compact()
+        again, again_version = await anext(pages)  # the list started over
+        assert [o["metadata"]["name"] for o in again] == [o["metadata"]["name"] for o in first]
+        assert int(again_version) > int(first_version)
+        await compact()
+        with pytest.raises(k.Gone):
+            await anext(pages)
+    assert emulator.requests.count(verb="list", code=410) == 2

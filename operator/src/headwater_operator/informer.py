@@ -25,6 +25,8 @@ What it guarantees (the semantics of client-go's informers, minus their object c
   the last the informer saw, since it keeps no objects. An object replaced under the
   same name (a new uid) is ``DELETED`` then ``ADDED``. :attr:`Informer.synced` is set
   once the first LIST has been delivered: from then on a controller's view is complete.
+  The LIST is paged (:data:`DEFAULT_PAGE_SIZE`), each page diffed as it arrives; the
+  ``DELETED`` ones follow the last page, and the watch starts from the list's version.
 * **Resumption.** A watch the server ends (``timeoutSeconds``) is re-opened from the
   last resourceVersion seen (``BOOKMARK`` events only advance it), so nothing is
   listed again and nothing is lost. Connection errors, timeouts and error responses
@@ -75,6 +77,11 @@ Known = tuple[str, str]
 
 DEFAULT_BACKOFF: tuple[float, ...] = (0.5, 1, 2, 5, 10, 30)
 """Seconds to wait before successive retries; the last step repeats."""
+
+DEFAULT_PAGE_SIZE = 500
+"""Objects per LIST page (``limit``), as client-go's reflector asks: a relist of 100,000
+FlowRuns then never needs one response (and one parsed list) of them all in memory, and
+the server answers each page quickly. ``page_size=None`` lists in one request."""
 
 RETRIED_ERRORS: tuple[type[BaseException], ...] = (
     kube.KubeError, aiohttp.ClientError, TimeoutError, OSError, ValueError)
@@ -128,14 +135,16 @@ class Informer:
 
     ``namespace`` None watches every namespace. ``label_selector`` restricts the objects
     (server- and client-side). ``watch_timeout_seconds`` is how long each watch request
-    lasts before the server ends it and the informer re-watches. ``sleep`` is injectable
-    so tests need not wait out the ``backoff``.
+    lasts before the server ends it and the informer re-watches. ``page_size`` is the
+    LIST's page size (None: unpaged). ``sleep`` is injectable so tests need not wait out
+    the ``backoff``.
     """
 
     def __init__(self, client: kube.Kube, resource: kube.Resource, *,
                  namespace: str | None, on_event: EventHandler,
                  label_selector: str | Mapping[str, str] | None = None,
                  watch_timeout_seconds: int = 300,
+                 page_size: int | None = DEFAULT_PAGE_SIZE,
                  backoff: Sequence[float] = DEFAULT_BACKOFF,
                  sleep: Sleep = asyncio.sleep,
                  remember: Callable[[kube.JsonObject], bool] | None = None) -> None:
@@ -147,6 +156,7 @@ class Informer:
         self.on_event = on_event
         self.label_selector = label_selector
         self.watch_timeout_seconds = watch_timeout_seconds
+        self.page_size = page_size
         self.backoff = tuple(backoff)
         self.synced = asyncio.Event()
         """Set once the first LIST has been delivered through ``on_event``."""
@@ -189,16 +199,34 @@ class Informer:
 
     # --- steps ----------------------------------------------------------------------------
     async def _relist(self) -> None:
-        items, version = await self.client.list_with_version(
-            self.resource, namespace=self.namespace, label_selector=self.label_selector)
+        """LIST page by page, diffing each page against what was known (see the module)."""
+        previous, self._known = self._known, {}
+        version: str | None = None
+        pages = self.client.list_pages(
+            self.resource, namespace=self.namespace, label_selector=self.label_selector,
+            page_size=self.page_size)
+        try:
+            async with contextlib.aclosing(pages):
+                async for items, page_version in pages:
+                    if version is not None and page_version != version:
+                        # The list restarted (its continue token expired): what this relist
+                        # delivered so far is what is known; diff the new pages against it.
+                        previous.update(self._known)
+                        self._known = {}
+                    version = page_version
+                    for obj in items:
+                        try:
+                            self._relist_one(obj, previous)
+                        except MALFORMED as exc:
+                            self._skip_malformed("listed", obj, exc)
+        except BaseException:
+            # Interrupted between pages: keep knowing the objects not listed again yet, so
+            # the next relist still reports their deletion.
+            previous.update(self._known)
+            self._known = previous
+            raise
         self._failures = 0  # a good answer: the next failure waits the first step again
         self._watched_since_list = False
-        previous, self._known = self._known, {}
-        for obj in items:
-            try:
-                self._relist_one(obj, previous)
-            except MALFORMED as exc:
-                self._skip_malformed("listed", obj, exc)
         for key, before in previous.items():
             self._deliver("DELETED", _tombstone(key, before))
         self._resource_version = version or None

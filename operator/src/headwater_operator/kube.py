@@ -843,13 +843,60 @@ class Kube:
     async def list_with_version(
         self, resource: Resource, *, namespace: str | None = None,
         label_selector: str | Mapping[str, str] | None = None,
-        field_selector: str | None = None,
+        field_selector: str | None = None, page_size: int | None = None,
     ) -> tuple[builtins.list[JsonObject], str]:
-        """Items and the list's ``metadata.resourceVersion`` (to :meth:`watch` from)."""
+        """Items and the list's ``metadata.resourceVersion`` (to :meth:`watch` from).
+
+        ``page_size`` set: fetched in pages of at most that many items (see
+        :meth:`list_pages`); the version is the first page's, which is the list's.
+        """
+        items: builtins.list[JsonObject] = []
+        version: str | None = None
+        pages = self.list_pages(resource, namespace=namespace, label_selector=label_selector,
+                                field_selector=field_selector, page_size=page_size)
+        async with contextlib.aclosing(pages):
+            async for page, page_version in pages:
+                if page_version != version:
+                    items, version = [], page_version  # the first page, or a restarted list
+                items += page
+        return items, version or ""
+
+    async def list_pages(
+        self, resource: Resource, *, namespace: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+        field_selector: str | None = None, page_size: int | None = None,
+    ) -> AsyncGenerator[tuple[builtins.list[JsonObject], str], None]:
+        """``(items, resourceVersion)`` per page of a LIST, as the pages arrive.
+
+        ``page_size`` None: one unpaged LIST. Otherwise pages of at most ``page_size``
+        items (``limit``), each next one asked for with the previous ``continue`` token
+        until there is none; every page carries the first page's resourceVersion. A
+        continue token the server no longer honours (:class:`Gone`, its version was
+        compacted) restarts the list from the first page, once: the pages then start
+        over with a new, later resourceVersion, so a consumer tells a restart by the
+        version changing. A second :class:`Gone` propagates. Close the generator
+        (``contextlib.aclosing``) when stopping early.
+        """
         path, query = _list_request(resource, namespace, label_selector, field_selector)
-        result = await self._json("list", "GET", path, query=query)
-        items: builtins.list[JsonObject] = result.get("items") or []
-        return items, str((result.get("metadata") or {}).get("resourceVersion") or "")
+        restarted = False
+        token: str | None = None
+        while True:
+            page_query = query + _query(limit=page_size, **{"continue": token})
+            try:
+                result = await self._json("list", "GET", path, query=page_query)
+            except Gone:
+                if token is None or restarted:
+                    raise
+                restarted, token = True, None  # the token expired: list again from the start
+                continue
+            meta = result.get("metadata") or {}
+            if token is None:
+                version = str(meta.get("resourceVersion") or "")
+            items: builtins.list[JsonObject] = result.get("items") or []
+            yield items, version
+            token = (meta.get("continue") or None) if page_size is not None else None
+            if token is None:
+                return
 
     async def watch(
         self, resource: Resource, *, namespace: str | None = None,

@@ -1,8 +1,10 @@
-"""The emulated API server's ``generateName``: unique names, drawn again on a collision."""
+"""The emulated API server's store: ``generateName`` (unique names, drawn again on a
+collision) and paged lists (``limit``/``continue``, their errors, an expired token)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from headwater_operator.devcluster.resources import ResourceSpec, default_resources
@@ -55,3 +57,80 @@ def test_a_long_prefix_is_cut_so_the_name_fits_63_characters() -> None:
     created = store.create(_events_spec(), "ns",
                            {**EVENT, "metadata": {"generateName": "x" * 80}})
     assert created["metadata"]["name"] == "x" * 58 + "bbbbb"
+
+
+# --- paged lists (limit / continue) -----------------------------------------------------
+def _configmaps_spec() -> ResourceSpec:
+    return next(s for s in default_resources() if s.plural == "configmaps" and s.group == "")
+
+
+def _store_with_configmaps(count: int, **options: Any) -> tuple[ObjectStore, ResourceSpec]:
+    store = ObjectStore(default_resources(), **options)
+    spec = _configmaps_spec()
+    for index in reversed(range(count)):  # stored out of order: the list sorts
+        store.create(spec, "ns", {"metadata": {"name": f"c{index}"}})
+    return store, spec
+
+
+def test_a_paged_list_returns_every_object_once_in_order_with_the_first_pages_version(
+) -> None:
+    store, spec = _store_with_configmaps(5)
+    pages: list[list[str]] = []
+    versions: list[int] = []
+    token: str | None = None
+    while True:
+        items, rv, token = store.list_objects(spec, "ns", limit=2, continue_token=token,
+                                              paged=True)
+        pages.append([item["metadata"]["name"] for item in items])
+        versions.append(rv)
+        if token is None:
+            break
+        # A write between pages: later pages still report the first page's version.
+        store.patch(spec, "ns", "c4", "merge", {"data": {"page": str(len(pages))}})
+    assert pages == [["c0", "c1"], ["c2", "c3"], ["c4"]]
+    assert versions == [versions[0]] * 3
+    assert versions[0] < store.resource_version
+    assert items[0]["data"] == {"page": "2"}  # objects show their current state
+
+
+def test_without_a_limit_a_list_is_unpaged() -> None:
+    store, spec = _store_with_configmaps(3)
+    items, rv, token = store.list_objects(spec, "ns", paged=True)
+    assert [item["metadata"]["name"] for item in items] == ["c0", "c1", "c2"]
+    assert token is None
+    assert store.list_objects(spec, "ns") == (items, rv)
+    items, _, token = store.list_objects(spec, "ns", limit="3", paged=True)
+    assert len(items) == 3
+    assert token is None  # exactly one page: nothing remains
+
+
+@pytest.mark.parametrize("limit", ["0", "-2", "ten", 0])
+def test_a_limit_that_is_not_a_positive_integer_is_bad_request(limit: int | str) -> None:
+    store, spec = _store_with_configmaps(1)
+    with pytest.raises(ApiError) as caught:
+        store.list_objects(spec, "ns", limit=limit, paged=True)
+    assert (caught.value.code, caught.value.reason) == (400, "BadRequest")
+    assert "limit" in caught.value.message
+
+
+@pytest.mark.parametrize("token", ["not a token", "eyJydiI6IDF9", "W10="])
+def test_a_continue_token_that_does_not_decode_is_bad_request(token: str) -> None:
+    store, spec = _store_with_configmaps(1)
+    with pytest.raises(ApiError) as caught:
+        store.list_objects(spec, "ns", limit=1, continue_token=token, paged=True)
+    assert (caught.value.code, caught.value.reason) == (400, "BadRequest")
+    assert "continue" in caught.value.message
+
+
+def test_a_continue_token_older_than_the_compacted_history_is_gone() -> None:
+    store, spec = _store_with_configmaps(3, history_limit=3)
+    _, _, token = store.list_objects(spec, "ns", limit=1, paged=True)
+    assert token is not None
+    for index in range(3):
+        store.patch(spec, "ns", "c0", "merge", {"data": {"k": str(index)}})
+    # The history (3 events) still reaches back to the token's version: served.
+    assert store.list_objects(spec, "ns", limit=1, continue_token=token, paged=True)[0]
+    store.patch(spec, "ns", "c0", "merge", {"data": {"k": "compacted"}})
+    with pytest.raises(ApiError) as caught:
+        store.list_objects(spec, "ns", limit=1, continue_token=token, paged=True)
+    assert (caught.value.code, caught.value.reason) == (410, "Expired")

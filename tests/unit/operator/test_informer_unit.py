@@ -57,7 +57,7 @@ class ScriptedKube(k.Kube):
     async def list_with_version(
         self, resource: k.Resource, *, namespace: str | None = None,
         label_selector: str | Mapping[str, str] | None = None,
-        field_selector: str | None = None,
+        field_selector: str | None = None, page_size: int | None = None,
     ) -> tuple[list[k.JsonObject], str]:
         self.calls.append(("list", None))
         self.selectors.append(label_selector)
@@ -67,6 +67,16 @@ class ScriptedKube(k.Kube):
         if isinstance(answer, BaseException):
             raise answer
         return answer
+
+    async def list_pages(
+        self, resource: k.Resource, *, namespace: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+        field_selector: str | None = None, page_size: int | None = None,
+    ) -> AsyncGenerator[tuple[list[k.JsonObject], str], None]:
+        # The informer lists page by page: each scripted LIST answer is one page.
+        yield await self.list_with_version(resource, namespace=namespace,
+                                           label_selector=label_selector,
+                                           field_selector=field_selector)
 
     async def watch(
         self, resource: k.Resource, *, namespace: str | None = None,

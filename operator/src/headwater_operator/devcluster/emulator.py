@@ -458,10 +458,15 @@ class Emulator:
         if verb == "get":
             return _json_response(store.get(spec, ns, path.name or ""))
         if verb == "list":
-            items, rv = store.list_objects(spec, ns, label_selector=params.get("labelSelector"),
-                                   field_selector=params.get("fieldSelector"))
+            items, rv, token = store.list_objects(
+                spec, ns, label_selector=params.get("labelSelector"),
+                field_selector=params.get("fieldSelector"), limit=params.get("limit"),
+                continue_token=params.get("continue") or None, paged=True)
+            list_meta: JsonObject = {"resourceVersion": str(rv)}
+            if token:
+                list_meta["continue"] = token
             return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
-                                   "metadata": {"resourceVersion": str(rv)}, "items": items})
+                                   "metadata": list_meta, "items": items})
         if verb == "create":
             return _json_response(store.create(spec, ns, body), 201)
         if verb == "update":

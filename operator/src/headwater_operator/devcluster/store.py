@@ -27,23 +27,29 @@ What it implements, as the real API server does:
   resourceVersion; older than the history answers ``410 Gone``, as after compaction.
 
 Simplifications (documented so nobody relies on them): strategic-merge patches are
-applied as JSON merge patches (lists are replaced, not merged by key); no pagination;
+applied as JSON merge patches (lists are replaced, not merged by key); a paged list
+(``limit``/``continue``) reports the first page's resourceVersion on every page, but later
+pages show the objects' current state, not a snapshot at that version;
 no admission or schema validation; namespaces need not exist before objects are created
 in them; pods are deleted at once (no kubelet confirms a graceful termination).
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import bisect
 import copy
 import datetime
 import functools
+import json
 import secrets
 import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast, overload
 
 import jsonpatch
 import jsonpointer
@@ -236,6 +242,20 @@ class ObjectStore:
         """A copy of one object, or 404 naming it."""
         return copy.deepcopy(self._stored(spec, namespace, name))
 
+    @overload
+    def list_objects(
+        self, spec: ResourceSpec, namespace: str | None, *,
+        label_selector: str | None = None, field_selector: str | None = None,
+    ) -> tuple[list[JsonObject], int]: ...
+
+    @overload
+    def list_objects(
+        self, spec: ResourceSpec, namespace: str | None, *,
+        label_selector: str | None = None, field_selector: str | None = None,
+        limit: int | str | None = None, continue_token: str | None = None,
+        paged: Literal[True],
+    ) -> tuple[list[JsonObject], int, str | None]: ...
+
     @_locked
     def list_objects(
         self,
@@ -244,12 +264,68 @@ class ObjectStore:
         *,
         label_selector: str | None = None,
         field_selector: str | None = None,
-    ) -> tuple[list[JsonObject], int]:
-        """Copies of matching objects (all namespaces when ``namespace`` is None)."""
+        limit: int | str | None = None,
+        continue_token: str | None = None,
+        paged: bool = False,
+    ) -> tuple[list[JsonObject], int] | tuple[list[JsonObject], int, str | None]:
+        """Copies of matching objects (all namespaces when ``namespace`` is None).
+
+        Sorted by (namespace, name). Without ``paged``: every match and the store's
+        resourceVersion. With ``paged=True`` (the ``list`` verb): ``(items,
+        resourceVersion, continue)``, where ``limit`` (a positive integer, or its query
+        string; None for no limit) caps the items and ``continue`` is a token for the
+        next page, None on the last. ``continue_token`` (from an earlier page) resumes
+        after the last object that page returned and reports that page's resourceVersion
+        (objects show their current state: see the module's simplifications). 400
+        BadRequest for a ``limit`` or ``continue`` that does not parse; 410 Expired for a
+        token whose resourceVersion the kind's history no longer has (as after compaction).
+        """
+        page_size: int | None = None
+        if limit is not None:
+            try:
+                page_size = int(limit)
+            except ValueError:
+                page_size = 0
+            if page_size < 1:
+                raise ApiError(400, "BadRequest",
+                               f"invalid limit parameter {limit!r}: must be a positive integer")
+        rv, after = self._resource_version, None
+        if continue_token:
+            try:
+                data = json.loads(base64.urlsafe_b64decode(continue_token.encode()))
+                rv, after = data["rv"], (data["ns"], data["name"])
+                if not (isinstance(rv, int) and 0 <= rv <= self._resource_version
+                        and all(isinstance(part, str) for part in after)):
+                    raise ValueError("not a token of this server")
+            except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+                raise ApiError(400, "BadRequest",
+                               f"invalid continue parameter: {exc}") from exc
+            if rv < self._compacted.get(spec.key, 0):
+                raise ApiError(410, "Expired",
+                               f"the continue token's resource version {rv} is older than "
+                               f"the history ({self._compacted[spec.key]}): list again "
+                               "from the start")
         matcher = self.matcher(label_selector, field_selector)
-        items = [copy.deepcopy(obj) for obj in self._iter(spec, namespace) if matcher(obj)]
-        items.sort(key=lambda o: (o["metadata"].get("namespace") or "", o["metadata"]["name"]))
-        return items, self._resource_version
+
+        def sort_key(o: JsonObject) -> tuple[str, str]:
+            return o["metadata"].get("namespace") or "", o["metadata"]["name"]
+
+        found = sorted((obj for obj in self._iter(spec, namespace) if matcher(obj)),
+                       key=sort_key)
+        if after is not None:
+            found = found[bisect.bisect_right(found, after, key=sort_key):]
+        more = page_size is not None and len(found) > page_size
+        if page_size is not None:
+            found = found[:page_size]
+        items = [copy.deepcopy(obj) for obj in found]
+        if not paged:
+            return items, rv
+        token = None
+        if more:
+            namespace_of_last, name_of_last = sort_key(found[-1])
+            token = base64.urlsafe_b64encode(json.dumps(
+                {"rv": rv, "ns": namespace_of_last, "name": name_of_last}).encode()).decode()
+        return items, rv, token
 
     def matcher(
         self, label_selector: str | None, field_selector: str | None
