@@ -12,6 +12,7 @@ from headwater_operator.flowruns.concurrency import SlotVerdict, slot_verdict
 from headwater_operator.flowruns.retry import (
     RetryPolicy,
     is_retryable,
+    next_attempt_time,
     pod_rejection_is_final,
     retry_delay,
 )
@@ -22,6 +23,12 @@ from test_flowrun_builders import at, iso, make_deployment, make_flow, make_run,
 def test_backoff_grows_geometrically_and_is_capped() -> None:
     policy = RetryPolicy(retries=5, delay_seconds=10, backoff_factor=2, max_delay_seconds=35)
     assert [retry_delay(policy, n).total_seconds() for n in (1, 2, 3)] == [10, 20, 35]
+
+
+def test_next_attempt_time_never_comes_before_the_delay_at_second_precision() -> None:
+    policy = RetryPolicy(retries=2, delay_seconds=1)
+    assert next_attempt_time(policy, 1, at(0.2)) == at(2)  # not 1: that is 0.8 s later
+    assert next_attempt_time(policy, 1, at(5)) == at(6)  # already whole: unchanged
 
 
 @pytest.mark.parametrize(

@@ -82,5 +82,13 @@ def retry_delay(policy: RetryPolicy, attempts: int) -> timedelta:
 
 
 def next_attempt_time(policy: RetryPolicy, attempts: int, ended_at: datetime) -> datetime:
-    """When the attempt after ``attempts`` may start, counted from when the last one ended."""
-    return ended_at + retry_delay(policy, attempts)
+    """When the attempt after ``attempts`` may start, counted from when the last one ended.
+
+    Rounded *up* to a whole second: ``status.nextAttemptTime`` has Kubernetes' second
+    precision and the run waits until the stored time, so rounding down would start the
+    next attempt up to a second before the delay the Deployment asked for.
+    """
+    due = ended_at + retry_delay(policy, attempts)
+    if due.microsecond:
+        due = due.replace(microsecond=0) + timedelta(seconds=1)
+    return due
