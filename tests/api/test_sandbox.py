@@ -168,6 +168,26 @@ async def test_active_deadline_stops_the_process_and_fails_the_run(tmp_path: Pat
     assert result.exit_code == 1, "a failed run makes `headwater dev` exit non-zero"
 
 
+async def test_parameters_the_flow_does_not_take_fail_once_and_are_not_retried(
+    tmp_path: Path,
+) -> None:
+    # No parametersSchema on the Flow, so only the engine can check the parameters.
+    manifest = (SLEEPY.replace("parameters: {seconds: 60}", "parameters: {secs: 1}")
+                .replace("cancelGracePeriodSeconds: 20", "retries: 2\n  retryDelaySeconds: 1"))
+
+    async def nothing(sandbox: sb.Sandbox) -> None:
+        return None
+
+    result = await _session_with(tmp_path, manifest, nothing)
+
+    run = next(r for r in result.runs if r["metadata"]["name"] == "nap")
+    status = run["status"]
+    assert (status["phase"], status["reason"], status["attempts"]) == (
+        "Failed", "InvalidParameters", 1)
+    assert "unknown parameter 'secs'" in status["message"]
+    assert list(result.kubelet.processes) == [("default", "nap-1")], "retried: a 2nd pod"
+
+
 # --- the process kubelet's pure parts ---------------------------------------------------
 def test_headwater_command_runs_with_the_sandbox_python() -> None:
     container = {"name": "flow", "command": ["headwater", "execute"], "args": ["-v"]}

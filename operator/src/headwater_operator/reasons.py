@@ -15,7 +15,9 @@ from typing import Final
 SCHEDULED: Final = "Scheduled"
 """The run is accepted and waits for its scheduled time."""
 INVALID_PARAMETERS: Final = "InvalidParameters"
-"""The merged parameters do not satisfy ``Flow.spec.parametersSchema``; no pod is created."""
+"""The merged parameters do not satisfy ``Flow.spec.parametersSchema`` (no pod is created),
+or, for a Flow without one, the flow function's signature (the engine's run summary says
+so). Never retried."""
 DEPLOYMENT_NOT_FOUND: Final = "DeploymentNotFound"
 FLOW_NOT_FOUND: Final = "FlowNotFound"
 INVALID_SPEC: Final = "InvalidSpec"

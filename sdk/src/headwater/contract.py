@@ -80,6 +80,11 @@ EXIT_CANCELLED: Final = 3
 
 FinalState = Literal["Completed", "Failed", "Crashed", "Cancelled", "TimedOut"]
 
+SUMMARY_REASON_INVALID_PARAMETERS: Final = "InvalidParameters"
+"""A ``Failed`` summary's reason when the parameters did not fit the flow function's
+signature: the operator fails the run with this reason and never retries it (a new
+attempt would get the same parameters)."""
+
 
 class AssetRecord(TypedDict):
     """One asset materialized by the run."""

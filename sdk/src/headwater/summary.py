@@ -45,7 +45,7 @@ def summary_reason(state: State) -> str:
     if state.name == "TimedOut":
         return "FlowRunTimedOut"
     if isinstance(state.data, ParameterTypeError):
-        return "InvalidParameters"
+        return contract.SUMMARY_REASON_INVALID_PARAMETERS
     if state.type is StateType.FAILED:
         return "FlowRunFailed"
     if state.type is StateType.CANCELLED:

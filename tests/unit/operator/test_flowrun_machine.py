@@ -127,6 +127,17 @@ def test_failed_attempt_with_retries_left_awaits_retry_then_starts_attempt_two()
     assert (retry.status["phase"], retry.status["podName"]) == ("Retrying", "run-a-2")
 
 
+def test_parameters_the_engine_rejected_are_not_retried() -> None:
+    run = make_run(status=RUNNING, retries=2)
+    text = encode_summary({"state": "Failed", "reason": "InvalidParameters",
+                           "message": "unknown parameter 'nme'"})
+    pod = make_pod("Failed", container=terminated(1, text, "Error"))
+    decision = decide(run, facts(seconds=60, pod=pod, run=run, deployment=make_deployment()))
+    assert (decision.status["phase"], decision.status["reason"]) == (
+        "Failed", "InvalidParameters")
+    assert decision.status.get("nextAttemptTime") is None  # cleared, no retry planned
+
+
 def test_failed_last_attempt_is_final_and_says_how_many_attempts() -> None:
     run = make_run(status={**RUNNING, "attempts": 3, "podName": "run-a-3"}, retries=2)
     text = encode_summary({"state": "Failed", "reason": "Failed", "message": "boom"})

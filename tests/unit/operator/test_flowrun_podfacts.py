@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from headwater.contract import encode_summary
+from headwater.contract import SUMMARY_REASON_INVALID_PARAMETERS, encode_summary
 from headwater_operator import reasons
 from headwater_operator.api import FlowRunPhase
 from headwater_operator.flowruns.podfacts import observe_attempt, pod_facts
@@ -56,6 +56,16 @@ def test_summary_state_maps_to_phase_and_reason(state: str, phase: FlowRunPhase,
                                                 reason: str) -> None:
     observed = observe(make_pod("Failed", container=terminated(1, summary(state), "Error")))
     assert (observed.phase, observed.reason) == (phase, reason)
+
+
+def test_parameters_the_engine_rejected_fail_the_run_with_invalid_parameters() -> None:
+    text = encode_summary({"state": "Failed", "reason": SUMMARY_REASON_INVALID_PARAMETERS,
+                           "message": "Flow 'hello' received invalid parameters: unknown "
+                                      "parameter 'nme' (the flow takes: name)."})
+    observed = observe(make_pod("Failed", container=terminated(1, text, "Error")))
+    assert (observed.phase, observed.reason) == (FlowRunPhase.FAILED,
+                                                 reasons.INVALID_PARAMETERS)
+    assert "unknown parameter 'nme'" in observed.message
 
 
 def test_missing_summary_is_crashed_and_names_the_command() -> None:

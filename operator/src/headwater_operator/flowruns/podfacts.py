@@ -16,7 +16,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from headwater.contract import EXIT_CANCELLED, RunSummary, decode_summary
+from headwater.contract import (
+    EXIT_CANCELLED,
+    SUMMARY_REASON_INVALID_PARAMETERS,
+    RunSummary,
+    decode_summary,
+)
 
 from headwater_operator import reasons
 from headwater_operator.api.enums import FlowRunPhase
@@ -240,6 +245,11 @@ def _from_summary(summary: RunSummary, pod_name: str, facts: PodFacts) -> Attemp
         "Crashed": (FlowRunPhase.CRASHED, reasons.ENGINE_CRASHED),
         "Cancelled": (FlowRunPhase.CANCELLED, reasons.CANCELLED),
     }[state]
+    if state == "Failed" and summary["reason"] == SUMMARY_REASON_INVALID_PARAMETERS:
+        # The engine checked the parameters against the flow function's signature (a
+        # Flow without parametersSchema cannot be checked before the pod): final, since a
+        # retry would get the same parameters.
+        reason = reasons.INVALID_PARAMETERS
     if phase == FlowRunPhase.CANCELLED:
         # Headwater never cancels outside the Cancelling phase (the caller handles that),
         # so a SIGTERM seen here came from something else: a deletion or a node shutdown.
