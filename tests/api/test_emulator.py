@@ -483,3 +483,73 @@ async def test_foreground_propagation_keeps_the_owner_until_dependents_are_gone(
     await kube.patch(k.PODS, "r1-1", {"metadata": {"finalizers": None}}, namespace=NS)
     assert emulator.object("pods", "r1-1") is None
     assert emulator.object("flowruns", "r1") is None  # released once the last one went
+
+
+TABLE_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"
+                "application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json")
+
+
+async def test_kubectl_table_request_gets_the_crds_printer_columns(
+    kube: k.Kube, emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    for name in ("nightly", "hourly"):
+        await kube.create(k.SCHEDULES, {"metadata": {"name": name}, "spec": {
+            "deploymentRef": {"name": "etl"}, "cron": "0 6 * * *", "timezone": "UTC"}},
+            namespace=NS)
+    await kube.patch_status(k.SCHEDULES, "nightly", {"status": {"expression": "0 6 * * *"}},
+                            namespace=NS)
+    url = f"{emulator.url}/apis/headwater.dev/v1alpha1/namespaces/{NS}/schedules"
+    async with session.get(url, headers={"Accept": TABLE_ACCEPT}) as response:
+        assert response.status == 200
+        table = await response.json()
+    assert (table["kind"], table["apiVersion"]) == ("Table", "meta.k8s.io/v1")
+    assert [c["name"] for c in table["columnDefinitions"]] == [
+        "Name", "Expression", "Timezone", "Suspended", "Last", "Next", "Deployment", "Age"]
+    rows = {row["cells"][0]: row for row in table["rows"]}
+    assert set(rows) == {"nightly", "hourly"}
+    assert rows["nightly"]["cells"][1:4] == ["0 6 * * *", "UTC", None]
+    assert rows["nightly"]["cells"][6] == "etl"
+    assert rows["nightly"]["object"]["kind"] == "PartialObjectMetadata"
+    assert rows["nightly"]["object"]["metadata"]["name"] == "nightly"
+    assert int(table["metadata"]["resourceVersion"]) > 0
+
+    # One object by name, the whole object per row, and pages with `continue`.
+    async with session.get(f"{url}/nightly", params={"includeObject": "Object"},
+                           headers={"Accept": TABLE_ACCEPT}) as response:
+        single = await response.json()
+    assert [row["cells"][0] for row in single["rows"]] == ["nightly"]
+    assert single["rows"][0]["object"]["spec"]["timezone"] == "UTC"
+    assert single["metadata"] == {
+        "resourceVersion": single["rows"][0]["object"]["metadata"]["resourceVersion"]}
+    async with session.get(url, params={"limit": "1", "includeObject": "None"},
+                           headers={"Accept": TABLE_ACCEPT}) as response:
+        page = await response.json()
+    assert len(page["rows"]) == 1
+    assert "object" not in page["rows"][0]
+    assert page["metadata"]["continue"]
+    async with session.get(url, params={"includeObject": "All"},
+                           headers={"Accept": TABLE_ACCEPT}) as response:
+        assert response.status == 400
+
+
+async def test_plain_requests_still_get_plain_lists_and_objects(
+    kube: k.Kube, emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    await kube.create(k.SCHEDULES, {"metadata": {"name": "nightly"}, "spec": {
+        "deploymentRef": {"name": "etl"}, "cron": "0 6 * * *"}}, namespace=NS)
+    url = f"{emulator.url}/apis/headwater.dev/v1alpha1/namespaces/{NS}/schedules"
+    for accept in ("application/json", "application/json, */*"):
+        async with session.get(url, headers={"Accept": accept}) as response:
+            body = await response.json()
+        assert body["kind"] == "ScheduleList"
+        assert [item["metadata"]["name"] for item in body["items"]] == ["nightly"]
+    async with session.get(f"{url}/nightly") as response:
+        assert (await response.json())["kind"] == "Schedule"
+    assert [s["metadata"]["name"] for s in await kube.list(k.SCHEDULES, namespace=NS)] == [
+        "nightly"]
+    # Built-in kinds answer a Table too, with Name and Age.
+    async with session.get(f"{emulator.url}/api/v1/namespaces",
+                           headers={"Accept": TABLE_ACCEPT}) as response:
+        namespaces = await response.json()
+    assert [c["name"] for c in namespaces["columnDefinitions"]] == ["Name", "Age"]
+    assert ["default"] in [row["cells"][:1] for row in namespaces["rows"]]

@@ -52,6 +52,7 @@ from headwater_operator.devcluster.store import (
     WatchEvent,
     utc_now,
 )
+from headwater_operator.devcluster.tables import render_table, wants_table
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -455,8 +456,17 @@ class Emulator:
                 return await self._serve_log(spec, path, request, record)
             finally:
                 self._streams -= 1
+        # `kubectl get` asks for a meta.k8s.io/v1 Table (see tables.py).
+        as_table = (verb in ("get", "list") and not path.subresource
+                    and wants_table(request.headers.get("Accept")))
+        include_object = params.get("includeObject") or "Metadata"
         if verb == "get":
-            return _json_response(store.get(spec, ns, path.name or ""))
+            obj = store.get(spec, ns, path.name or "")
+            if as_table:
+                return _json_response(render_table(
+                    spec, [obj], include_object=include_object, list_metadata=obj["metadata"],
+                    now=store._clock()))
+            return _json_response(obj)
         if verb == "list":
             items, rv, token = store.list_objects(
                 spec, ns, label_selector=params.get("labelSelector"),
@@ -465,6 +475,10 @@ class Emulator:
             list_meta: JsonObject = {"resourceVersion": str(rv)}
             if token:
                 list_meta["continue"] = token
+            if as_table:
+                return _json_response(render_table(
+                    spec, items, include_object=include_object, list_metadata=list_meta,
+                    now=store._clock()))
             return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
                                    "metadata": list_meta, "items": items})
         if verb == "create":

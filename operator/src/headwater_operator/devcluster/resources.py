@@ -5,7 +5,8 @@ before they use them, so the emulator must declare every kind it serves: ours (l
 from the generated ``crds/*.yaml`` when present, with the names of
 ``docs/api-outline.md`` as the fallback until the generator has run), core ``v1`` pods,
 events, namespaces and nodes, ``events.k8s.io/v1`` events, coordination leases and
-kopf's peering resources.
+kopf's peering resources. A CRD version's ``additionalPrinterColumns`` are kept, for
+the ``Table`` answers of ``kubectl get`` (see ``tables.py``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,32 @@ ALL_VERBS = frozenset(
 
 
 @dataclass(frozen=True)
+class PrinterColumn:
+    """One of a CRD version's ``additionalPrinterColumns``."""
+
+    name: str
+    type: str
+    json_path: str
+    description: str = ""
+    priority: int = 0
+    format: str = ""
+
+
+def printer_columns_of(version: Mapping[str, Any]) -> tuple[PrinterColumn, ...]:
+    """The ``additionalPrinterColumns`` of one entry of a CRD's ``spec.versions``."""
+    return tuple(
+        PrinterColumn(
+            name=str(column["name"]), type=str(column["type"]),
+            json_path=str(column["jsonPath"]),
+            description=str(column.get("description") or ""),
+            priority=int(column.get("priority") or 0),
+            format=str(column.get("format") or ""),
+        )
+        for column in version.get("additionalPrinterColumns") or ()
+    )
+
+
+@dataclass(frozen=True)
 class ResourceSpec:
     """What the emulator needs to know about one served resource kind."""
 
@@ -41,6 +68,9 @@ class ResourceSpec:
     schema: Mapping[str, Any] | None = field(default=None, compare=False, hash=False,
                                              repr=False)
     """The CRD's ``openAPIV3Schema``: unknown fields are pruned on write, as on a server."""
+    printer_columns: tuple[PrinterColumn, ...] = field(default=(), compare=False, hash=False,
+                                                       repr=False)
+    """The CRD version's ``additionalPrinterColumns`` (none for the built-in kinds)."""
 
     @property
     def api_version(self) -> str:
@@ -109,6 +139,7 @@ def specs_from_crd(crd: Mapping[str, Any]) -> list[ResourceSpec]:
             categories=tuple(names.get("categories") or ()),
             status_subresource="status" in (version.get("subresources") or {}),
             schema=(version.get("schema") or {}).get("openAPIV3Schema"),
+            printer_columns=printer_columns_of(version),
         ))
     return result
 
