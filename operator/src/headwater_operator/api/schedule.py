@@ -291,7 +291,9 @@ class Schedule(Resource):
         PrinterColumn("Timezone", ".spec.timezone", "string", "Zone of the expression."),
         PrinterColumn("Suspended", ".spec.suspend", "boolean", "Whether ticks are held."),
         PrinterColumn("Last", ".status.lastScheduleTime", "date", "Last tick run."),
-        PrinterColumn("Next", ".status.nextScheduleTime", "date", "Next tick."),
+        # A string, not a date: kubectl prints a date as its age, and a future time
+        # (the next tick always is) as "<invalid>".
+        PrinterColumn("Next", ".status.nextScheduleTime", "string", "Next tick (UTC)."),
         PrinterColumn("Deployment", ".spec.deploymentRef.name", "string", "What runs.", 1),
         AGE_COLUMN,
     )
