@@ -340,13 +340,19 @@ async def test_generate_name_and_collection_delete(
         second["metadata"]["name"]]
 
 
+def _configmaps(emulator: BackgroundEmulator, count: int) -> Any:
+    """Store ConfigMaps ``c0`` … in ``NS`` directly; returns their ResourceSpec."""
+    spec = emulator.call(emulator.emulator.store.resource, "", "v1", "configmaps")
+    for index in range(count):
+        emulator.call(emulator.emulator.store.create, spec, NS,
+                      {"metadata": {"name": f"c{index}"}})
+    return spec
+
+
 async def test_watch_from_a_compacted_resource_version_is_gone(
     emulator: BackgroundEmulator, session: aiohttp.ClientSession,
 ) -> None:
-    spec = emulator.call(emulator.emulator.store.resource, "", "v1", "configmaps")
-    for index in range(3):
-        emulator.call(emulator.emulator.store.create, spec, NS,
-                      {"metadata": {"name": f"c{index}"}})
+    spec = _configmaps(emulator, 3)
     # Shrink the history as etcd compaction would, then ask for what was dropped.
     emulator.call(setattr, emulator.emulator.store, "_history_limit", 1)
     emulator.call(emulator.emulator.store.create, spec, NS, {"metadata": {"name": "last"}})
@@ -359,10 +365,7 @@ async def test_watch_from_a_compacted_resource_version_is_gone(
 async def test_list_serves_pages_with_limit_and_continue(
     emulator: BackgroundEmulator, session: aiohttp.ClientSession,
 ) -> None:
-    spec = emulator.call(emulator.emulator.store.resource, "", "v1", "configmaps")
-    for index in range(5):
-        emulator.call(emulator.emulator.store.create, spec, NS,
-                      {"metadata": {"name": f"c{index}"}})
+    spec = _configmaps(emulator, 5)
     url = f"{emulator.url}/api/v1/namespaces/{NS}/configmaps"
     pages: list[list[str]] = []
     versions: list[str] = []

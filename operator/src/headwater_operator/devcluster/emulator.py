@@ -465,7 +465,7 @@ class Emulator:
             if as_table:
                 return _json_response(render_table(
                     spec, [obj], include_object=include_object, list_metadata=obj["metadata"],
-                    now=store._clock()))
+                    now=store.now()))
             return _json_response(obj)
         if verb == "list":
             items, rv, token = store.list_objects(
@@ -478,7 +478,7 @@ class Emulator:
             if as_table:
                 return _json_response(render_table(
                     spec, items, include_object=include_object, list_metadata=list_meta,
-                    now=store._clock()))
+                    now=store.now()))
             return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
                                    "metadata": list_meta, "items": items})
         if verb == "create":

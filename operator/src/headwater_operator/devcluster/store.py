@@ -231,6 +231,10 @@ class ObjectStore:
                                             f"{plural!r} in {gv!r}")
         return spec
 
+    def now(self) -> datetime.datetime:
+        """The cluster's clock (what ``creationTimestamp`` is stamped with)."""
+        return self._clock()
+
     @property
     def resource_version(self) -> int:
         """The latest resourceVersion handed out (the cluster's 'now')."""
