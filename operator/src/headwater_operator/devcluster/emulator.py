@@ -619,7 +619,8 @@ class Emulator:
             self._log_changed.clear()
             # Pod phase changes do not touch the log event, so re-check them periodically.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._log_changed.wait(), timeout=0.1)
+                async with asyncio.timeout(0.1):
+                    await self._log_changed.wait()
 
     def _pod_finished(self, spec: ResourceSpec, ns: str, name: str) -> bool:
         try:

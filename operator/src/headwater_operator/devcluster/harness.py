@@ -136,7 +136,8 @@ class OperatorHarness:
         self._stop_flag.set()
         task, self._task = self._task, None
         try:
-            await asyncio.wait_for(task, self.stop_timeout)
+            async with asyncio.timeout(self.stop_timeout):
+                await task  # cancelled with this wait when it times out
         except TimeoutError as exc:
             raise TimeoutError(f"the operator did not stop within {self.stop_timeout}s") from exc
 

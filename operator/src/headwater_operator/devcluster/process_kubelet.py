@@ -312,7 +312,8 @@ class ProcessKubelet:
                     with contextlib.suppress(aiohttp.ClientError):
                         self._observe(await self._api.list(self.namespace))
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stopping.wait(), self.poll_interval)
+                        async with asyncio.timeout(self.poll_interval):
+                            await self._stopping.wait()
             finally:
                 await self._stop_processes()
 
@@ -454,7 +455,8 @@ class ProcessKubelet:
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(process.wait(), grace)
+                async with asyncio.timeout(grace):
+                    await process.wait()
         if process.returncode is None:
             record.signals.append("SIGKILL")
             with contextlib.suppress(ProcessLookupError):

@@ -450,7 +450,8 @@ class Sandbox:
             if cap is not None and time.monotonic() - started >= cap:
                 return runs, f"time cap of {cap:g}s reached", options.until_complete
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), options.refresh_seconds)
+                async with asyncio.timeout(options.refresh_seconds):
+                    await stop.wait()
 
     def _result(self, runs: list[JsonObject], reason: str, timed_out: bool, *,
                 kubelet: ProcessKubelet, metrics_text: str, emulator: Any) -> SandboxResult:
