@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
+import kubernetes.client
 import pytest
 from headwater.contract import decode_summary
 from headwater_operator import kube as k
@@ -316,7 +317,7 @@ async def test_pod_log_and_follow(kube: k.Kube, emulator: BackgroundEmulator) ->
 
 def test_background_emulator_serves_sync_callers(tmp_path: Any) -> None:
     with BackgroundEmulator() as api:
-        client = k.SyncKube(k.kubernetes.client.ApiClient(
+        client = k.SyncKube(kubernetes.client.ApiClient(
             k.load_configuration(api.kubeconfig_path)))
         client.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
         assert [r["metadata"]["name"] for r in client.list(k.FLOWRUNS, namespace=NS)] == ["r1"]

@@ -227,7 +227,7 @@ async def test_label_selector_is_also_applied_client_side() -> None:
 async def test_objects_remember_declines_are_delivered_but_not_kept() -> None:
     """Memory follows live objects: a finished one is forgotten, yet every event arrives."""
     def done(obj: k.JsonObject) -> bool:
-        return obj["metadata"]["labels"].get("phase") != "done"
+        return bool(obj["metadata"]["labels"].get("phase") != "done")
 
     client = ScriptedKube(
         lists=[([_obj("live", "1"), _obj("old", "2", labels={"phase": "done"})], "10"),
