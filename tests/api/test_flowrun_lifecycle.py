@@ -471,6 +471,21 @@ async def test_enqueue_then_cancel_queued_run(
                        ["first", "third", "second"], bound=7 + 9 + 4)
 
 
+async def test_deleting_the_running_run_admits_the_queued_one(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet
+) -> None:
+    await setup(scene, concurrency={"limit": 1, "collisionStrategy": "Enqueue"})
+    await run_to_pod(scene, kubelet, "first")
+    await scene.run("second")
+    await scene.phase("second", "AwaitingConcurrencySlot")
+    # `kubectl delete flowrun first`: no terminal phase is ever written for it, so only
+    # its tracker's end says the slot is free (not the 5-minute resync).
+    await scene.kube.delete(kube_module.FLOWRUNS, "first", namespace=scene.namespace)
+    second = await kubelet.wait_for_pod("second-1", TIMEOUT)
+    assert second["metadata"]["name"] == "second-1"
+    await scene.phase("second", "Pending", "Running")
+
+
 async def test_cancel_new_cancels_run_over_the_limit(
     scene: Scene, operator: OperatorHarness, kubelet: Kubelet
 ) -> None:
