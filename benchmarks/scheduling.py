@@ -18,7 +18,10 @@ second, which measures pods, not the scheduler. In its place the emulator marks 
 ``Completed`` ``--complete-after`` seconds (default 2) after storing it, so Schedules see
 their runs end as in production; ``--complete-after 0`` keeps every run active (each
 Schedule's ``status.active`` then grows a tick at a time: the worst case).
-``--operator full`` runs ``python -m headwater_operator`` with every handler.
+``--operator full`` runs ``python -m headwater_operator`` with every handler; there the
+emulator plays the kubelet instead, ending each flow-run pod (exit 0, a run summary)
+``--complete-after`` seconds after it was created, so each run goes through the whole
+FlowRun lifecycle.
 
 The Schedules are ``interval`` schedules with anchors staggered over the interval's
 whole seconds, so each second a 1/``interval`` share of them fires at once (a burst, as
@@ -65,8 +68,10 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from headwater.contract import LABEL_SCHEDULE
+from headwater.contract import LABEL_FLOW_RUN, LABEL_SCHEDULE
+from headwater_operator.devcluster import podstatus
 from headwater_operator.devcluster.emulator import BackgroundEmulator
+from headwater_operator.devcluster.kubelet import default_summary
 from headwater_operator.devcluster.store import ApiError, DeleteOptions, WatchEvent
 from headwater_operator.scheduling import fire_times, parse_schedule_expression
 
@@ -163,6 +168,18 @@ class Recorder:
     complete: Callable[[str], None] | None = None
     """Marks a run Completed (``--complete-after``); called that many seconds after."""
     complete_after: float = 0.0
+    pods: dict[tuple[str, int], float] = field(default_factory=dict)
+    """``--operator full``: when each scheduled run's first pod was stored."""
+
+    def on_pod(self, event: WatchEvent) -> None:
+        """Store callback for pods: the first pod of each scheduled run."""
+        if event.type != "ADDED":
+            return
+        run = (event.object["metadata"].get("labels") or {}).get(LABEL_FLOW_RUN, "")
+        schedule, _, tick = run.rpartition("-")
+        if schedule and tick.isdigit():
+            with self.lock:
+                self.pods.setdefault((schedule, int(tick)), time.time())
 
     def on_event(self, event: WatchEvent) -> None:
         """Store callback, on the emulator's thread, at the moment of the write."""
@@ -311,6 +328,11 @@ class EmulatorCommands:
         with self.recorder.lock:
             return dict(self.recorder.stored)
 
+    def pods(self) -> dict[tuple[str, int], float]:
+        """``--operator full``: (schedule, tick) → when the run's first pod was stored."""
+        with self.recorder.lock:
+            return dict(self.recorder.pods)
+
 
 EMULATOR_GC_FREEZE_SECONDS = 5.0
 
@@ -329,18 +351,23 @@ def freeze_periodically(loop: asyncio.AbstractEventLoop) -> None:
     loop.call_later(EMULATOR_GC_FREEZE_SECONDS, freeze_periodically, loop)
 
 
-def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool) -> None:
+def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool,
+                 mode: str = "schedules") -> None:
     """Child process: the emulated API server, answering ``(command, args)`` on ``conn``.
 
     Sends the kubeconfig path first; ``("stop", ())`` ends it. With ``complete_after``
-    > 0, each scheduled FlowRun is marked ``Completed`` that many seconds after it was
-    stored, as the FlowRun lifecycle would once its pod finished: the Schedule then sees
-    its run end (``status.active``, ``lastSuccessfulTime``), as in production.
+    > 0, each run ends that many seconds after it was stored, so the Schedule sees it end
+    (``status.active``, ``lastSuccessfulTime``), as in production. In ``schedules`` mode
+    (no FlowRun lifecycle runs) the FlowRun itself is marked ``Completed``, as the
+    lifecycle would once its pod finished; in ``full`` mode the emulator plays the
+    kubelet instead: each flow-run pod exits 0 with a run summary that many seconds after
+    it was created, and the operator's lifecycle completes the run as on a cluster.
     """
     recorder = Recorder()
     with BackgroundEmulator() as api:
         store = api.emulator.store
         flowruns = store.resource("headwater.dev", "v1alpha1", "flowruns")
+        pods = store.resource("", "v1", "pods")
 
         def complete(name: str) -> None:
             stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -349,7 +376,24 @@ def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool) -> No
                     "phase": "Completed", "reason": "Completed", "endTime": stamp}},
                     subresource="status")
 
-        if complete_after > 0:
+        def finish_pod(name: str, container: str) -> None:
+            status = podstatus.succeeded(datetime.now(UTC), default_summary(),
+                                         container=container)
+            with contextlib.suppress(ApiError):  # deleted meanwhile
+                store.patch(pods, NAMESPACE, name, "merge", {"status": status},
+                            subresource="status")
+
+        def on_pod(event: WatchEvent) -> None:
+            recorder.on_pod(event)
+            if event.type == "ADDED":
+                containers = event.object["spec"]["containers"]
+                asyncio.get_running_loop().call_later(
+                    complete_after, finish_pod, event.object["metadata"]["name"],
+                    containers[0]["name"])
+
+        if mode == "full":
+            api.call(store.subscribe, pods, on_pod if complete_after > 0 else recorder.on_pod)
+        elif complete_after > 0:
             recorder.complete, recorder.complete_after = complete, complete_after
         api.call(store.subscribe, flowruns, recorder.on_event)
         if gc_freeze:
@@ -366,11 +410,11 @@ def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool) -> No
 class EmulatorProcess:
     """The driver's handle on the emulator process: each method is a command round trip."""
 
-    def __init__(self, complete_after: float, gc_freeze: bool) -> None:
+    def __init__(self, complete_after: float, gc_freeze: bool, mode: str) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self.process = context.Process(target=run_emulator,
-                                       args=(child, complete_after, gc_freeze),
+                                       args=(child, complete_after, gc_freeze, mode),
                                        daemon=True,
                                        name="headwater-bench-emulator")
         self.process.start()
@@ -454,7 +498,8 @@ def wait_until_planned(emulator: EmulatorProcess, operator: subprocess.Popen[byt
 
 
 def measure(args: argparse.Namespace) -> dict[str, Any]:
-    emulator = EmulatorProcess(args.complete_after, not args.emulator_gc_unfrozen)
+    emulator = EmulatorProcess(args.complete_after, not args.emulator_gc_unfrozen,
+                               args.operator)
     profiles: list[subprocess.Popen[bytes]] = []
     try:
         emulator.ask("seed", args.schedules, args.interval)
@@ -492,6 +537,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             rss = peak_rss_mb(operator.pid)
             conflicts, by_verb = emulator.ask("requests_since", requests_mark)
             stored: dict[tuple[str, int], list[float]] = emulator.ask("stored")
+            pods: dict[tuple[str, int], float] = emulator.ask("pods")
             emulator_gc = emulator.ask("gc_pauses")
         finally:
             operator.send_signal(signal.SIGTERM)
@@ -511,6 +557,10 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             for tick in (key[1],)]
     duplicates = sum(len(times) - 1 for key, times in stored.items() if key in expected)
     missed = sorted(key for key in expected if key not in stored)
+    # --operator full: how long the FlowRun lifecycle took to start each run's pod.
+    pod_lags = [pods[key] - stored[key][0] for key in expected
+                if key in stored and key in pods]
+    without_pod = sum(1 for key in expected if key in stored and key not in pods)
     window = window_end - window_start
     runs_created = by_verb.get("create flowruns", 0)
     return {
@@ -526,6 +576,9 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         "lag_mean_seconds": statistics.fmean(lags) if lags else None,
         "duplicates": duplicates, "create_conflicts_409": conflicts,
         "missed_ticks": len(missed), "missed_examples": missed[:5],
+        "run_to_pod_p50_seconds": percentile(pod_lags, 0.50) if pod_lags else None,
+        "run_to_pod_p99_seconds": percentile(pod_lags, 0.99) if pod_lags else None,
+        "runs_without_pod_after_grace": without_pod if args.operator == "full" else None,
         "operator_cpu_seconds": round(cpu_window, 2),
         "operator_cpu_percent_of_one_core": round(100 * cpu_window / window, 1),
         "operator_cpu_ms_per_tick": round(1000 * cpu_window / max(1, runs_created), 2),
@@ -577,6 +630,10 @@ def table(result: dict[str, Any]) -> str:
          "0 " + ("✅" if result["duplicates"] == 0 else "❌")),
         ("missed ticks", str(result["missed_ticks"]),
          "0 " + ("✅" if result["missed_ticks"] == 0 else "❌")),
+        *([("FlowRun → pod created p50 / p99 (full operator)",
+            f"{ms(result['run_to_pod_p50_seconds'])} / {ms(result['run_to_pod_p99_seconds'])}"
+            f"; {result['runs_without_pod_after_grace']} runs without a pod after the "
+            "grace", "")] if result.get("runs_without_pod_after_grace") is not None else []),
         ("operator CPU", f"{result['operator_cpu_seconds']} s "
          f"({result['operator_cpu_percent_of_one_core']} % of a core; "
          f"{result['operator_cpu_ms_per_tick']} ms per run created)", ""),

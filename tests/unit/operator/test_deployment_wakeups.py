@@ -48,3 +48,27 @@ async def test_forget_and_close_cancel_pending_wake_ups() -> None:
 
     assert woken == []
     assert deployments.wakeups == {}
+
+
+async def test_requests_during_an_evaluation_fold_into_one_more() -> None:
+    deployments = state()
+    started: list[bool] = []
+    release = asyncio.Event()
+
+    async def evaluate(prune: bool) -> None:
+        started.append(prune)
+        await release.wait()
+
+    deployments.request(KEY, False, evaluate)
+    await asyncio.sleep(0)
+    assert started == [False]  # the caller did not wait for it
+    for prune in (False, True, False):  # three FlowRun events while it runs
+        deployments.request(KEY, prune, evaluate)
+    release.set()
+    for _ in range(10):
+        await asyncio.sleep(0)
+    assert started == [False, True], "one more evaluation, pruning since one asked to"
+    assert KEY not in deployments.evaluating
+    deployments.request(KEY, False, evaluate)
+    await asyncio.sleep(0)
+    assert started == [False, True, False], "a later request starts a new one"

@@ -245,7 +245,8 @@ class Lifecycle:
     wakeups: Wakeups = field(default_factory=Wakeups)
     admission_locks: dict[Key, asyncio.Lock] = field(
         default_factory=lambda: defaultdict(asyncio.Lock))
-    """Admission of runs of one Deployment is serialised so a concurrency limit holds."""
+    """Admission of runs of one Deployment with a concurrency limit is serialised so the
+    limit holds (see :func:`_may_limit`)."""
     trackers: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     lookup: Lookup = no_lookup
@@ -491,7 +492,7 @@ async def reconcile_once(lifecycle: Lifecycle, namespace: str,
         return run, Decision()
     deployment = run.spec.deployment_ref.name if run.spec.deployment_ref else ""
     lifecycle.wakeups.join_deployment((namespace, name), deployment)
-    if run.status.phase in NOT_STARTED and deployment:
+    if run.status.phase in NOT_STARTED and deployment and _may_limit(lifecycle, run):
         async with lifecycle.admission_locks[(namespace, deployment)]:
             facts = await gather_facts(client, run, clock(), lifecycle.lookup)
             decision = await apply(lifecycle, body, run, facts, decide_next(run, facts))
@@ -501,6 +502,21 @@ async def reconcile_once(lifecycle: Lifecycle, namespace: str,
     lifecycle.wakeups.waiting((namespace, name), (decision.phase or run.status.phase)
                               in WAITING_PHASES)
     return run, decision
+
+
+def _may_limit(lifecycle: Lifecycle, run: FlowRun) -> bool:
+    """Whether admitting ``run`` must hold its Deployment's admission lock.
+
+    Only a concurrency limit needs it (the slot count must not race another admission).
+    Without one, admissions of a busy Deployment would wait on each other's pod create
+    and status patch for nothing: serialised, they capped a Deployment at a few dozen
+    runs started a second. A Deployment not in memory takes the lock, to be safe.
+    """
+    ref = run.spec.deployment_ref
+    if ref is None:
+        return False
+    body = lifecycle.lookup(kube.DEPLOYMENTS, run.metadata.namespace or "", ref.name)
+    return body is None or (body.get("spec") or {}).get("concurrency") is not None
 
 
 async def current_body(lifecycle: Lifecycle, namespace: str, name: str) -> JsonObject | None:

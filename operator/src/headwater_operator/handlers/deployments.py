@@ -27,7 +27,8 @@ initial listing replays every FlowRun, which re-arms the wake-ups.
 
 Per Deployment, evaluations are serialised with a lock and read the indexes *inside* it,
 so the last write always reflects the newest facts even when several FlowRuns change at
-once.
+once. FlowRun events do not wait for them: they ask for one (:meth:`DeploymentState.request`)
+and return, and the requests that arrive during an evaluation fold into the next one.
 
 Coalesced run bookkeeping. ``activeRuns``, ``queuedRuns`` and ``lastRun`` change with
 every phase of every run: written eagerly they cost one ``Deployment.status`` patch per
@@ -147,6 +148,10 @@ class DeploymentState:
     """When (``monotonic``) each Deployment's status was last patched."""
     flushes: dict[Key, asyncio.TimerHandle] = field(default_factory=dict)
     """The pending coalesced status write of each Deployment (at most one)."""
+    requested: dict[Key, bool] = field(default_factory=dict)
+    """Evaluations asked for by FlowRun events and not started yet: key → prune too."""
+    evaluating: dict[Key, asyncio.Task[None]] = field(default_factory=dict)
+    """The task working off each Deployment's requests (at most one)."""
 
     def lock(self, key: Key) -> asyncio.Lock:
         """The lock that serialises evaluations of one Deployment."""
@@ -170,6 +175,31 @@ class DeploymentState:
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
 
+    def request(self, key: Key, prune: bool,
+                job: Callable[[bool], Awaitable[None]]) -> None:
+        """Have ``job(prune)`` evaluate Deployment ``key`` soon, off the caller's path.
+
+        Requests made while an evaluation runs fold into one more evaluation (pruning if
+        any of them asked to), which reads the indexes then, so it covers them all. The
+        FlowRun event handler returns at once: awaiting the Deployment's lock there held
+        up kopf's processing of every run of a busy Deployment behind its history
+        pruning (each finished run's deletes), so new runs waited seconds for a pod.
+        """
+        self.requested[key] = self.requested.get(key, False) or prune
+        if key in self.evaluating:
+            return
+        task = asyncio.ensure_future(self._work_off(key, job))
+        self.evaluating[key] = task
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+
+    async def _work_off(self, key: Key, job: Callable[[bool], Awaitable[None]]) -> None:
+        try:
+            while key in self.requested:
+                await job(self.requested.pop(key))
+        finally:
+            self.evaluating.pop(key, None)
+
     def defer_status(self, key: Key, delay: float,
                      job: Callable[[], Awaitable[None]]) -> None:
         """Run ``job`` (the coalesced status write) in ``delay`` s, unless one is pending."""
@@ -186,6 +216,7 @@ class DeploymentState:
 
     def forget(self, key: Key) -> None:
         """Drop everything kept for a deleted Deployment."""
+        self.requested.pop(key, None)
         self.locks.pop(key, None)
         self.written.pop(key, None)
         self.last_status_write.pop(key, None)
@@ -312,7 +343,8 @@ async def flowrun_changed(
     if type == "DELETED":
         state.deleting.discard((namespace or "", name))
     finished = status.get("phase") in FINISHED_PHASES
-    await evaluate(state, (namespace or "", deployment), prune=finished)
+    key = (namespace or "", deployment)
+    state.request(key, finished, lambda prune: evaluate(state, key, prune=prune))
 
 
 def bind(memo: Any, kwargs: Mapping[str, Any]) -> DeploymentState:
