@@ -168,6 +168,39 @@ async def test_run_follow_streams_logs_of_every_attempt(
     assert "between 1 and 2" in out_of_range.err
 
 
+async def test_describe_schedule_shows_policies_next_fires_and_conditions(  # noqa: PLR0917
+    etl: None, kube: kube_module.Kube, operator: OperatorHarness, emulator: Emulator,
+    namespace: str, wait_for: Callable[..., Awaitable[Any]],
+) -> None:
+    await kube.create(kube_module.SCHEDULES, {"metadata": {"name": "daily"}, "spec": {
+        "deploymentRef": {"name": "nightly"}, "cron": "30 2 * * *",
+        "timezone": "America/New_York", "concurrencyPolicy": "Forbid",
+        "catchup": {"policy": "All", "maxRuns": 5}}}, namespace=namespace)
+    await wait_for(lambda: ((emulator.object("schedules", "daily") or {}).get("status") or {})
+                   .get("nextScheduleTime"), timeout=TIMEOUT)
+
+    described = await cli("describe", "schedule", "daily")
+    assert described.code == 0, described.err
+    text = described.out
+    assert "Deployment:     nightly" in text
+    assert "Expression:     30 2 * * *" in text
+    assert "Timezone:       America/New_York" in text
+    assert "Concurrency:    Forbid" in text
+    assert "Catch-up:       All, at most 5 runs" in text
+    fires = text.split("Next fires:\n", 1)[1].splitlines()[1:4]
+    assert [line.split()[2].rsplit("-", 1)[0] for line in fires] == ["daily"] * 3
+    assert all("T02:30:00-0" in line for line in fires), fires  # 02:30 local, EST or EDT
+    assert "Ready" in text.split("Conditions:\n", 1)[1]
+
+    data = json.loads((await cli("describe", "schedule", "daily", "-o", "json")).out)
+    assert data["schedule"]["metadata"]["name"] == "daily"
+    assert len(data["nextFireTimes"]) == 3
+    assert data["nextFireTimes"][0]["utc"] == data["schedule"]["status"]["nextScheduleTime"]
+    missing = await cli("describe", "schedule", "ghost")
+    assert missing.code == 1
+    assert "Schedule default/ghost not found" in missing.err
+
+
 async def test_backfill_twice_creates_runs_once_with_scheduler_names(
     etl: None, kube: kube_module.Kube, operator: OperatorHarness, emulator: Emulator,
     namespace: str,

@@ -7,7 +7,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import yaml
-from headwater_operator.cli.describe import describe_text, run_events
+from headwater_operator.cli.describe import (
+    describe_text,
+    next_fire_times,
+    run_events,
+    schedule_text,
+)
 from headwater_operator.cli.get import render_objects, schedule_row, sort_objects
 from headwater_operator.cli.output import (
     age,
@@ -127,3 +132,27 @@ def test_describe_of_a_fresh_run_says_none() -> None:
     assert "Phase:          Scheduled\n" in text
     assert "Assets:         <none>\n" in text
     assert "Events:         <none>\n" in text
+
+
+def _schedule(**spec: Any) -> dict[str, Any]:
+    return {"metadata": {"name": "nightly", "namespace": "default",
+                         "creationTimestamp": "2026-03-10T11:00:00Z"},
+            "spec": {"deploymentRef": {"name": "etl"}, **spec}}
+
+
+def test_describe_schedule_lists_the_next_fires_in_its_zone() -> None:
+    schedule = _schedule(cron="30 2 * * *", timezone="America/New_York")
+    text = schedule_text(schedule, next_fire_times(schedule, NOW), [], NOW)
+    assert "Expression:     30 2 * * *" in text
+    assert "Catch-up:       Latest, at most 100 runs" in text  # the defaults, spelled out
+    fires = text.split("Next fires:\n", 1)[1].splitlines()[1:4]
+    assert [line.split()[0] for line in fires] == [
+        "2026-03-11T02:30:00-04:00", "2026-03-12T02:30:00-04:00", "2026-03-13T02:30:00-04:00"]
+
+
+def test_describe_schedule_says_why_there_is_no_next_fire() -> None:
+    invalid = _schedule(cron="61 * * * *")
+    assert next_fire_times(invalid, NOW).startswith("<invalid: ")  # type: ignore[union-attr]
+    ended = _schedule(rrule="DTSTART:20200101T000000\nRRULE:FREQ=DAILY;COUNT=2")
+    text = schedule_text(ended, next_fire_times(ended, NOW), [], NOW)
+    assert "Next fires:     <none: the schedule has ended>" in text

@@ -1,9 +1,13 @@
-"""``describe run <name>``: one FlowRun in full, with its recent Events.
+"""``describe run <name>`` and ``describe schedule <name>``: one object in full.
 
-The text form is a ``kubectl describe``-style report: identity, what it runs, the
-outcome (phase, reason, message), timing, attempts, task-run counts, assets, artifacts,
-conditions and the Events the operator posted about it. ``-o json|yaml`` prints
-``{"flowRun": <object>, "events": [<Event>, …]}``.
+The text form is a ``kubectl describe``-style report. For a run: identity, what it runs,
+the outcome (phase, reason, message), timing, attempts, task-run counts, assets,
+artifacts, conditions and the Events the operator posted about it; ``-o json|yaml``
+prints ``{"flowRun": <object>, "events": [<Event>, …]}``. For a Schedule: what it runs
+and when (its expression, zone, policies), its last, last successful and next tick,
+skipped ticks, active runs, the next fire times (computed by the operator's own code,
+as ``schedule preview`` does), conditions and Events; ``-o json|yaml`` prints
+``{"schedule": <object>, "nextFireTimes": […], "events": […]}``.
 """
 
 from __future__ import annotations
@@ -28,15 +32,21 @@ from headwater_operator.cli.output import (
     render_data,
     render_table,
 )
+from headwater_operator.cli.preview import preview_ticks
+from headwater_operator.scheduling import ScheduleError
 
 RECENT_EVENTS = 20
 
 
 
-def run_events(events: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
-    """The Events about FlowRun ``name``, oldest first, the last :data:`RECENT_EVENTS`."""
+NEXT_FIRE_TIMES = 3
+
+
+def run_events(events: list[dict[str, Any]], name: str,
+               kind: str = "FlowRun") -> list[dict[str, Any]]:
+    """The Events about ``kind`` ``name``, oldest first, the last :data:`RECENT_EVENTS`."""
     mine = [e for e in events if (e.get("involvedObject") or {}).get("name") == name
-            and (e.get("involvedObject") or {}).get("kind") in (None, "FlowRun")]
+            and (e.get("involvedObject") or {}).get("kind") in (None, kind)]
     mine.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime")
                                 or (e.get("metadata") or {}).get("creationTimestamp") or ""))
     return mine[-RECENT_EVENTS:]
@@ -80,15 +90,70 @@ def describe_text(run: Mapping[str, Any], events: list[dict[str, Any]], now: dat
     text += _section("Assets", ("KEY", "VERSION", "UPSTREAM"), [
         (a.get("key", ""), or_none(a.get("version")), ", ".join(a.get("upstream") or []) or
          "<none>") for a in status.get("assets") or []])
-    text += _section("Conditions", ("TYPE", "STATUS", "REASON", "MESSAGE"), [
+    return text + _conditions_and_events(status, events, now)
+
+
+def schedule_text(schedule: Mapping[str, Any], next_ticks: list[dict[str, str]] | str,
+                  events: list[dict[str, Any]], now: datetime) -> str:
+    """The human report of ``schedule``: ``next_ticks`` from :func:`preview_ticks`, or
+    why there are none (an invalid or ended schedule)."""
+    meta, spec = schedule["metadata"], schedule.get("spec") or {}
+    status: Mapping[str, Any] = schedule.get("status") or {}
+    catchup = spec.get("catchup") or {}
+    expression = (status.get("expression") or spec.get("cron")
+                  or (f"every {spec['interval']}" if spec.get("interval") else None)
+                  or spec.get("rrule"))
+    deadline = spec.get("startingDeadlineSeconds")
+    text = "".join([
+        _field("Name", meta["name"]),
+        _field("Namespace", meta.get("namespace")),
+        _field("Deployment", (spec.get("deploymentRef") or {}).get("name")),
+        _field("Expression", expression),
+        _field("Timezone", spec.get("timezone") or "UTC"),
+        _field("Anchor", spec.get("anchorTime")),
+        _field("Suspend", bool(spec.get("suspend"))),
+        _field("Concurrency", spec.get("concurrencyPolicy") or "Allow"),
+        _field("Deadline", f"{deadline}s" if deadline is not None else None),
+        _field("Catch-up", f"{catchup.get('policy') or 'Latest'}, at most "
+                           f"{catchup.get('maxRuns') or 100} runs"),
+        _field("Parameters", " ".join(f"{k}={v}" for k, v in
+                                      (spec.get("parameters") or {}).items())),
+        _field("Last tick", status.get("lastScheduleTime")),
+        _field("Last success", status.get("lastSuccessfulTime")),
+        _field("Next tick", status.get("nextScheduleTime")),
+        _field("Missed ticks", status.get("missedTicks") or 0),
+        _field("Age", age(meta.get("creationTimestamp"), now)),
+    ])
+    text += _section("Active runs", ("NAME", "SCHEDULED"), [
+        (str(a.get("name", "")), or_none(a.get("scheduledTime")))
+        for a in status.get("active") or []])
+    if isinstance(next_ticks, str):
+        text += _field("Next fires", next_ticks)
+    else:
+        text += _section("Next fires", ("LOCAL", "UTC", "RUN NAME"), [
+            (t["local"], t["utc"], t["runName"]) for t in next_ticks])
+    return text + _conditions_and_events(status, events, now)
+
+
+def _conditions_and_events(status: Mapping[str, Any], events: list[dict[str, Any]],
+                           now: datetime) -> str:
+    text = _section("Conditions", ("TYPE", "STATUS", "REASON", "MESSAGE"), [
         (c.get("type", ""), c.get("status", ""), or_none(c.get("reason")),
          or_none(c.get("message"))) for c in status.get("conditions") or []])
-    text += _section("Events", ("TYPE", "REASON", "AGE", "MESSAGE"), [
+    return text + _section("Events", ("TYPE", "REASON", "AGE", "MESSAGE"), [
         (e.get("type", ""), e.get("reason", ""),
          age(e.get("lastTimestamp") or e.get("eventTime")
              or (e.get("metadata") or {}).get("creationTimestamp"), now),
          str(e.get("message", ""))) for e in events])
-    return text
+
+
+def next_fire_times(schedule: Mapping[str, Any], now: datetime) -> list[dict[str, str]] | str:
+    """The next :data:`NEXT_FIRE_TIMES` ticks, or why there are none."""
+    try:
+        ticks = preview_ticks(schedule, None, NEXT_FIRE_TIMES, now)
+    except ScheduleError as exc:
+        return f"<invalid: {exc}>"
+    return ticks or "<none: the schedule has ended>"
 
 
 def _section(title: str, headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
@@ -99,7 +164,9 @@ def _section(title: str, headers: tuple[str, ...], rows: list[tuple[str, ...]]) 
 
 
 def cmd_describe(args: argparse.Namespace, io: Io) -> int:
-    """Read the run and its Events and print them."""
+    """Read the object and its Events and print them."""
+    if args.kind in SCHEDULE_KINDS:
+        return _describe_schedule(args, io)
     client, namespace = connect(args)
     try:
         run = client.get(kube.FLOWRUNS, args.name, namespace=namespace)
@@ -113,4 +180,26 @@ def cmd_describe(args: argparse.Namespace, io: Io) -> int:
         io.out.write(describe_text(run, events, io.now()))
     else:
         io.out.write(render_data({"flowRun": run, "events": events}, args.output))
+    return EXIT_OK
+
+
+SCHEDULE_KINDS = ("schedule", "schedules", "hws")
+
+
+def _describe_schedule(args: argparse.Namespace, io: Io) -> int:
+    client, namespace = connect(args)
+    try:
+        schedule = client.get(kube.SCHEDULES, args.name, namespace=namespace)
+    except kube.NotFound:
+        raise CliError(f"Schedule {namespace}/{args.name} not found; list them with: "
+                       f"headwater get schedules -n {namespace}") from None
+    events = run_events(client.list(
+        kube.EVENTS, namespace=namespace,
+        field_selector=f"involvedObject.name={args.name}"), args.name, kind="Schedule")
+    ticks = next_fire_times(schedule, io.now())
+    if args.output == "table":
+        io.out.write(schedule_text(schedule, ticks, events, io.now()))
+    else:
+        io.out.write(render_data({"schedule": schedule, "nextFireTimes": ticks,
+                                  "events": events}, args.output))
     return EXIT_OK

@@ -118,12 +118,15 @@ def _register_get(subparsers: Any) -> None:
 
 
 def _register_describe(subparsers: Any) -> None:
-    """Add ``describe run``."""
-    parser = subparsers.add_parser("describe", help="show one run in detail",
-                                   description="Show a FlowRun with its recent Events.")
-    parser.add_argument("kind", choices=["run", "runs", "flowrun"], metavar="run",
-                        help="what to describe (only 'run' for now)")
-    parser.add_argument("name", help="FlowRun name")
+    """Add ``describe run`` and ``describe schedule``."""
+    parser = subparsers.add_parser(
+        "describe", help="show one run or schedule in detail",
+        description="Show a FlowRun, or a Schedule with its next fire times, with its "
+                    "recent Events.")
+    parser.add_argument("kind", choices=["run", "runs", "flowrun",
+                                         "schedule", "schedules", "hws"],
+                        metavar="KIND", help="run | schedule")
+    parser.add_argument("name", help="the FlowRun's or Schedule's name")
     add_cluster_options(parser)
     parser.set_defaults(func=lazy("describe", "describe", "cmd_describe"))
 
