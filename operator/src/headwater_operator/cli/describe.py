@@ -166,40 +166,32 @@ def _section(title: str, headers: tuple[str, ...], rows: list[tuple[str, ...]]) 
 def cmd_describe(args: argparse.Namespace, io: Io) -> int:
     """Read the object and its Events and print them."""
     if args.kind in SCHEDULE_KINDS:
-        return _describe_schedule(args, io)
-    client, namespace = connect(args)
-    try:
-        run = client.get(kube.FLOWRUNS, args.name, namespace=namespace)
-    except kube.NotFound:
-        raise CliError(f"FlowRun {namespace}/{args.name} not found; list runs with: "
-                       f"headwater get runs -n {namespace}") from None
-    events = run_events(client.list(
-        kube.EVENTS, namespace=namespace,
-        field_selector=f"involvedObject.name={args.name}"), args.name)
-    if args.output == "table":
-        io.out.write(describe_text(run, events, io.now()))
-    else:
-        io.out.write(render_data({"flowRun": run, "events": events}, args.output))
+        schedule, events = _read(args, kube.SCHEDULES, "Schedule", "schedules")
+        ticks = next_fire_times(schedule, io.now())
+        io.out.write(schedule_text(schedule, ticks, events, io.now())
+                     if args.output == "table" else
+                     render_data({"schedule": schedule, "nextFireTimes": ticks,
+                                  "events": events}, args.output))
+        return EXIT_OK
+    run, events = _read(args, kube.FLOWRUNS, "FlowRun", "runs")
+    io.out.write(describe_text(run, events, io.now()) if args.output == "table" else
+                 render_data({"flowRun": run, "events": events}, args.output))
     return EXIT_OK
 
 
 SCHEDULE_KINDS = ("schedule", "schedules", "hws")
 
 
-def _describe_schedule(args: argparse.Namespace, io: Io) -> int:
+def _read(args: argparse.Namespace, resource: kube.Resource, kind: str,
+          listing: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Object ``args.name`` of ``resource`` and the recent Events about it."""
     client, namespace = connect(args)
     try:
-        schedule = client.get(kube.SCHEDULES, args.name, namespace=namespace)
+        obj = client.get(resource, args.name, namespace=namespace)
     except kube.NotFound:
-        raise CliError(f"Schedule {namespace}/{args.name} not found; list them with: "
-                       f"headwater get schedules -n {namespace}") from None
+        raise CliError(f"{kind} {namespace}/{args.name} not found; list them with: "
+                       f"headwater get {listing} -n {namespace}") from None
     events = run_events(client.list(
         kube.EVENTS, namespace=namespace,
-        field_selector=f"involvedObject.name={args.name}"), args.name, kind="Schedule")
-    ticks = next_fire_times(schedule, io.now())
-    if args.output == "table":
-        io.out.write(schedule_text(schedule, ticks, events, io.now()))
-    else:
-        io.out.write(render_data({"schedule": schedule, "nextFireTimes": ticks,
-                                  "events": events}, args.output))
-    return EXIT_OK
+        field_selector=f"involvedObject.name={args.name}"), args.name, kind=kind)
+    return obj, events
