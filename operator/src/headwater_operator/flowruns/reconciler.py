@@ -508,9 +508,9 @@ def _may_limit(lifecycle: Lifecycle, run: FlowRun) -> bool:
     """Whether admitting ``run`` must hold its Deployment's admission lock.
 
     Only a concurrency limit needs it (the slot count must not race another admission).
-    Without one, admissions of a busy Deployment would wait on each other's pod create
-    and status patch for nothing: serialised, they capped a Deployment at a few dozen
-    runs started a second. A Deployment not in memory takes the lock, to be safe.
+    Without one, the admissions of a busy Deployment would each wait for the others' pod
+    create and status patch for nothing. A Deployment not in memory takes the lock, to
+    be safe.
     """
     ref = run.spec.deployment_ref
     if ref is None:
