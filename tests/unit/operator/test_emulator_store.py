@@ -79,8 +79,7 @@ def test_a_paged_list_returns_every_object_once_in_order_with_the_first_pages_ve
     versions: list[int] = []
     token: str | None = None
     while True:
-        items, rv, token = store.list_objects(spec, "ns", limit=2, continue_token=token,
-                                              paged=True)
+        items, rv, token = store.list_objects(spec, "ns", limit=2, continue_token=token)
         pages.append([item["metadata"]["name"] for item in items])
         versions.append(rv)
         if token is None:
@@ -95,11 +94,11 @@ def test_a_paged_list_returns_every_object_once_in_order_with_the_first_pages_ve
 
 def test_without_a_limit_a_list_is_unpaged() -> None:
     store, spec = _store_with_configmaps(3)
-    items, rv, token = store.list_objects(spec, "ns", paged=True)
+    items, rv, token = store.list_objects(spec, "ns")
     assert [item["metadata"]["name"] for item in items] == ["c0", "c1", "c2"]
     assert token is None
-    assert store.list_objects(spec, "ns") == (items, rv)
-    items, _, token = store.list_objects(spec, "ns", limit="3", paged=True)
+    assert store.list_objects(spec, "ns") == (items, rv, None)
+    items, _, token = store.list_objects(spec, "ns", limit="3")
     assert len(items) == 3
     assert token is None  # exactly one page: nothing remains
 
@@ -108,7 +107,7 @@ def test_without_a_limit_a_list_is_unpaged() -> None:
 def test_a_limit_that_is_not_a_positive_integer_is_bad_request(limit: int | str) -> None:
     store, spec = _store_with_configmaps(1)
     with pytest.raises(ApiError) as caught:
-        store.list_objects(spec, "ns", limit=limit, paged=True)
+        store.list_objects(spec, "ns", limit=limit)
     assert (caught.value.code, caught.value.reason) == (400, "BadRequest")
     assert "limit" in caught.value.message
 
@@ -117,20 +116,20 @@ def test_a_limit_that_is_not_a_positive_integer_is_bad_request(limit: int | str)
 def test_a_continue_token_that_does_not_decode_is_bad_request(token: str) -> None:
     store, spec = _store_with_configmaps(1)
     with pytest.raises(ApiError) as caught:
-        store.list_objects(spec, "ns", limit=1, continue_token=token, paged=True)
+        store.list_objects(spec, "ns", limit=1, continue_token=token)
     assert (caught.value.code, caught.value.reason) == (400, "BadRequest")
     assert "continue" in caught.value.message
 
 
 def test_a_continue_token_older_than_the_compacted_history_is_gone() -> None:
     store, spec = _store_with_configmaps(3, history_limit=3)
-    _, _, token = store.list_objects(spec, "ns", limit=1, paged=True)
+    _, _, token = store.list_objects(spec, "ns", limit=1)
     assert token is not None
     for index in range(3):
         store.patch(spec, "ns", "c0", "merge", {"data": {"k": str(index)}})
     # The history (3 events) still reaches back to the token's version: served.
-    assert store.list_objects(spec, "ns", limit=1, continue_token=token, paged=True)[0]
+    assert store.list_objects(spec, "ns", limit=1, continue_token=token)[0]
     store.patch(spec, "ns", "c0", "merge", {"data": {"k": "compacted"}})
     with pytest.raises(ApiError) as caught:
-        store.list_objects(spec, "ns", limit=1, continue_token=token, paged=True)
+        store.list_objects(spec, "ns", limit=1, continue_token=token)
     assert (caught.value.code, caught.value.reason) == (410, "Expired")

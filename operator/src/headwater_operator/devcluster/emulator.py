@@ -405,8 +405,8 @@ class Emulator:
                 label_selector: str | None = None) -> list[JsonObject]:
         """Copies of the stored objects of a kind (all namespaces if None)."""
         spec = self._spec_for(plural)
-        items, _ = self.store.list_objects(spec, namespace if spec.namespaced else None,
-                                           label_selector=label_selector)
+        items, _, _ = self.store.list_objects(spec, namespace if spec.namespaced else None,
+                                              label_selector=label_selector)
         return items
 
     # --- back doors for the kubelet stand-ins ------------------------------------------
@@ -471,7 +471,7 @@ class Emulator:
             items, rv, token = store.list_objects(
                 spec, ns, label_selector=params.get("labelSelector"),
                 field_selector=params.get("fieldSelector"), limit=params.get("limit"),
-                continue_token=params.get("continue") or None, paged=True)
+                continue_token=params.get("continue") or None)
             list_meta: JsonObject = {"resourceVersion": str(rv)}
             if token:
                 list_meta["continue"] = token
@@ -499,8 +499,9 @@ class Emulator:
             return _json_response(store.delete(spec, ns, path.name or "",
                                                _delete_options(params, body)))
         if verb == "deletecollection":
-            items, _ = store.list_objects(spec, ns, label_selector=params.get("labelSelector"),
-                                  field_selector=params.get("fieldSelector"))
+            items, _, _ = store.list_objects(
+                spec, ns, label_selector=params.get("labelSelector"),
+                field_selector=params.get("fieldSelector"))
             options = _delete_options(params, body)
             deleted = [store.delete(spec, item["metadata"].get("namespace"),
                                     item["metadata"]["name"], options) for item in items]
@@ -527,8 +528,9 @@ class Emulator:
             replay = [line for event in self.store.events_since(spec, int(since))
                       for line in self._translate(event, ns, matches)]
         else:
-            items, _ = self.store.list_objects(spec, ns, label_selector=params.get("labelSelector"),
-                                       field_selector=field_selector)
+            items, _, _ = self.store.list_objects(
+                spec, ns, label_selector=params.get("labelSelector"),
+                field_selector=field_selector)
             replay = [("ADDED", item) for item in items]
         self.store.subscribe(spec, queue.put_nowait)
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None

@@ -49,7 +49,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast, overload
+from typing import Any, Literal, TypeVar, cast
 
 import jsonpatch
 import jsonpointer
@@ -246,20 +246,6 @@ class ObjectStore:
         """A copy of one object, or 404 naming it."""
         return copy.deepcopy(self._stored(spec, namespace, name))
 
-    @overload
-    def list_objects(
-        self, spec: ResourceSpec, namespace: str | None, *,
-        label_selector: str | None = None, field_selector: str | None = None,
-    ) -> tuple[list[JsonObject], int]: ...
-
-    @overload
-    def list_objects(
-        self, spec: ResourceSpec, namespace: str | None, *,
-        label_selector: str | None = None, field_selector: str | None = None,
-        limit: int | str | None = None, continue_token: str | None = None,
-        paged: Literal[True],
-    ) -> tuple[list[JsonObject], int, str | None]: ...
-
     @_locked
     def list_objects(
         self,
@@ -270,15 +256,13 @@ class ObjectStore:
         field_selector: str | None = None,
         limit: int | str | None = None,
         continue_token: str | None = None,
-        paged: bool = False,
-    ) -> tuple[list[JsonObject], int] | tuple[list[JsonObject], int, str | None]:
+    ) -> tuple[list[JsonObject], int, str | None]:
         """Copies of matching objects (all namespaces when ``namespace`` is None).
 
-        Sorted by (namespace, name). Without ``paged``: every match and the store's
-        resourceVersion. With ``paged=True`` (the ``list`` verb): ``(items,
-        resourceVersion, continue)``, where ``limit`` (a positive integer, or its query
-        string; None for no limit) caps the items and ``continue`` is a token for the
-        next page, None on the last. ``continue_token`` (from an earlier page) resumes
+        Sorted by (namespace, name). Returns ``(items, resourceVersion, continue)``:
+        ``limit`` (a positive integer, or its query string; None for no limit) caps the
+        items and ``continue`` is a token for the next page, None on the last (always
+        None without a limit). ``continue_token`` (from an earlier page) resumes
         after the last object that page returned and reports that page's resourceVersion
         (objects show their current state: see the module's simplifications). 400
         BadRequest for a ``limit`` or ``continue`` that does not parse; 410 Expired for a
@@ -304,11 +288,8 @@ class ObjectStore:
             except (binascii.Error, ValueError, TypeError, KeyError) as exc:
                 raise ApiError(400, "BadRequest",
                                f"invalid continue parameter: {exc}") from exc
-            if rv < self._compacted.get(spec.key, 0):
-                raise ApiError(410, "Expired",
-                               f"the continue token's resource version {rv} is older than "
-                               f"the history ({self._compacted[spec.key]}): list again "
-                               "from the start")
+            self._check_history(spec, rv, "the continue token's resource version",
+                                "list again from the start")
         matcher = self.matcher(label_selector, field_selector)
 
         def sort_key(o: JsonObject) -> tuple[str, str]:
@@ -322,8 +303,6 @@ class ObjectStore:
         if page_size is not None:
             found = found[:page_size]
         items = [copy.deepcopy(obj) for obj in found]
-        if not paged:
-            return items, rv
         token = None
         if more:
             namespace_of_last, name_of_last = sort_key(found[-1])
@@ -352,11 +331,17 @@ class ObjectStore:
     @_locked
     def events_since(self, spec: ResourceSpec, resource_version: int) -> list[WatchEvent]:
         """Events after ``resource_version``; 410 Gone if the history no longer has them."""
-        if resource_version < self._compacted.get(spec.key, 0):
-            raise ApiError(410, "Expired", f"too old resource version: {resource_version} "
-                                           f"({self._compacted[spec.key]})")
+        self._check_history(spec, resource_version, "too old resource version")
         history = self._history.get(spec.key, ())
         return [event for event in history if event.resource_version > resource_version]
+
+    def _check_history(self, spec: ResourceSpec, resource_version: int, what: str,
+                       fix: str = "") -> None:
+        """410 Expired when the kind's history no longer reaches ``resource_version``."""
+        compacted = self._compacted.get(spec.key, 0)
+        if resource_version < compacted:
+            raise ApiError(410, "Expired", f"{what}: {resource_version} ({compacted})"
+                                           + (f"; {fix}" if fix else ""))
 
     @_locked
     def subscribe(self, spec: ResourceSpec, callback: Callable[[WatchEvent], None]) -> None:
