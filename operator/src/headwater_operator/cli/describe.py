@@ -24,6 +24,7 @@ from headwater_operator.cli.common import (
     Io,
     connect,
 )
+from headwater_operator.cli.get import schedule_expression
 from headwater_operator.cli.output import (
     age,
     counts,
@@ -36,10 +37,8 @@ from headwater_operator.cli.preview import preview_ticks
 from headwater_operator.scheduling import ScheduleError
 
 RECENT_EVENTS = 20
-
-
-
 NEXT_FIRE_TIMES = 3
+
 
 
 def run_events(events: list[dict[str, Any]], name: str,
@@ -100,15 +99,12 @@ def schedule_text(schedule: Mapping[str, Any], next_ticks: list[dict[str, str]] 
     meta, spec = schedule["metadata"], schedule.get("spec") or {}
     status: Mapping[str, Any] = schedule.get("status") or {}
     catchup = spec.get("catchup") or {}
-    expression = (status.get("expression") or spec.get("cron")
-                  or (f"every {spec['interval']}" if spec.get("interval") else None)
-                  or spec.get("rrule"))
     deadline = spec.get("startingDeadlineSeconds")
     text = "".join([
         _field("Name", meta["name"]),
         _field("Namespace", meta.get("namespace")),
         _field("Deployment", (spec.get("deploymentRef") or {}).get("name")),
-        _field("Expression", expression),
+        _field("Expression", schedule_expression(schedule)),
         _field("Timezone", spec.get("timezone") or "UTC"),
         _field("Anchor", spec.get("anchorTime")),
         _field("Suspend", bool(spec.get("suspend"))),

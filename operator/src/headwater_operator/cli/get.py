@@ -85,12 +85,19 @@ def deployment_row(obj: Obj, now: datetime) -> Sequence[str]:
             str(status.get("queuedRuns") or 0), last_text, age(_created(obj), now))
 
 
+def schedule_expression(obj: Obj) -> str:
+    """When a Schedule fires, as the operator wrote it (``status.expression``) or from
+    its spec before the operator has seen it."""
+    spec, status = _spec(obj), _status(obj)
+    return str(status.get("expression") or spec.get("cron") or (
+        f"every {spec['interval']}" if spec.get("interval") else f"rrule {spec.get('rrule')}"))
+
+
 def schedule_row(obj: Obj, now: datetime) -> Sequence[str]:
     """NAME DEPLOYMENT EXPRESSION TIMEZONE SUSPENDED LAST NEXT AGE."""
     spec, status = _spec(obj), _status(obj)
-    expression = status.get("expression") or spec.get("cron") or (
-        f"every {spec['interval']}" if spec.get("interval") else f"rrule {spec.get('rrule')}")
-    return (_name(obj), or_none((spec.get("deploymentRef") or {}).get("name")), expression,
+    return (_name(obj), or_none((spec.get("deploymentRef") or {}).get("name")),
+            schedule_expression(obj),
             spec.get("timezone") or "UTC", or_none(bool(spec.get("suspend"))),
             relative(status.get("lastScheduleTime"), now),
             relative(status.get("nextScheduleTime"), now), age(_created(obj), now))
