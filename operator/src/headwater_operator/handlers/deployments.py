@@ -171,9 +171,14 @@ class DeploymentState:
 
     def _spawn(self, key: Key, job: Callable[[], Awaitable[None]]) -> None:
         self.wakeups.pop(key, None)
-        task = asyncio.ensure_future(job())
+        self._start(job())
+
+    def _start(self, job: Awaitable[None]) -> asyncio.Task[None]:
+        """Run ``job`` as a task that :meth:`close` cancels."""
+        task = asyncio.ensure_future(job)
         self.tasks.add(task)
         task.add_done_callback(self.tasks.discard)
+        return task
 
     def request(self, key: Key, prune: bool,
                 job: Callable[[bool], Awaitable[None]]) -> None:
@@ -186,12 +191,8 @@ class DeploymentState:
         pruning (each finished run's deletes), so new runs waited seconds for a pod.
         """
         self.requested[key] = self.requested.get(key, False) or prune
-        if key in self.evaluating:
-            return
-        task = asyncio.ensure_future(self._work_off(key, job))
-        self.evaluating[key] = task
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        if key not in self.evaluating:
+            self.evaluating[key] = self._start(self._work_off(key, job))
 
     async def _work_off(self, key: Key, job: Callable[[bool], Awaitable[None]]) -> None:
         try:
@@ -210,9 +211,7 @@ class DeploymentState:
 
     def _spawn_flush(self, key: Key, job: Callable[[], Awaitable[None]]) -> None:
         self.flushes.pop(key, None)
-        task = asyncio.ensure_future(job())
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self._start(job())
 
     def forget(self, key: Key) -> None:
         """Drop everything kept for a deleted Deployment."""
