@@ -146,6 +146,8 @@ def _printer_columns(cls: type[Resource]) -> list[dict[str, Any]]:
         }
         if column.priority:
             entry["priority"] = column.priority
+        if column.format:
+            entry["format"] = column.format
         columns.append(entry)
     return columns
 

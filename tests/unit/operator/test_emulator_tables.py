@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 import yaml
+from headwater_operator.api.resource import PrinterColumn
 from headwater_operator.devcluster.resources import (
-    PrinterColumn,
     ResourceSpec,
     default_resources,
     find_crds_dir,
@@ -120,11 +120,15 @@ def test_a_schedule_renders_typed_cells() -> None:
         "Last": "6h", "Next": "2026-12-05T06:00:00Z", "Deployment": "etl", "Age": "3d"}
 
 
+def _column(name: str, type_: Any, json_path: str) -> PrinterColumn:
+    return PrinterColumn(name=name, json_path=json_path, type=type_, description="")
+
+
 def test_cells_keep_or_drop_values_by_column_type() -> None:
     spec = ResourceSpec("x.dev", "v1", "things", "Thing", printer_columns=(
-        PrinterColumn("Count", "integer", ".n"), PrinterColumn("Ratio", "number", ".n"),
-        PrinterColumn("On", "boolean", ".n"), PrinterColumn("Text", "string", ".m"),
-        PrinterColumn("When", "date", ".bad"), PrinterColumn("Flag", "string", ".flag")))
+        _column("Count", "integer", ".n"), _column("Ratio", "number", ".n"),
+        _column("On", "boolean", ".n"), _column("Text", "string", ".m"),
+        _column("When", "date", ".bad"), _column("Flag", "string", ".flag")))
     obj = {"metadata": {"name": "t"}, "n": 2.7, "m": {"k": [1]}, "bad": "yesterday",
            "flag": False}
     cells = render_table(spec, [obj], include_object="None", now=NOW)["rows"][0]["cells"]
@@ -149,7 +153,7 @@ def test_index_quoted_key_and_filter_json_paths() -> None:
 
 def test_a_filter_column_shows_the_first_match() -> None:
     spec = ResourceSpec("x.dev", "v1", "things", "Thing", printer_columns=(
-        PrinterColumn("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),))
+        _column("Ready", "string", '.status.conditions[?(@.type=="Ready")].status'),))
     obj = {"metadata": {"name": "t"}, "status": {"conditions": [
         {"type": "Ready", "status": "False"}, {"type": "Ready", "status": "True"}]}}
     assert render_table(spec, [obj], include_object="None",

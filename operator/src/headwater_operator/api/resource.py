@@ -23,6 +23,8 @@ class PrinterColumn:
     type: Literal["string", "integer", "number", "boolean", "date"]
     description: str
     priority: int = 0
+    format: str = ""
+    """OpenAPI format hint (``name``, ``int64``, …); empty for none."""
 
 
 AGE_COLUMN = PrinterColumn(

@@ -20,28 +20,18 @@ from typing import Any
 import yaml
 from headwater.contract import GROUP, VERSION
 
+from headwater_operator.api.resource import PrinterColumn
+
 ALL_VERBS = frozenset(
     {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
 )
-
-
-@dataclass(frozen=True)
-class PrinterColumn:
-    """One of a CRD version's ``additionalPrinterColumns``."""
-
-    name: str
-    type: str
-    json_path: str
-    description: str = ""
-    priority: int = 0
-    format: str = ""
 
 
 def printer_columns_of(version: Mapping[str, Any]) -> tuple[PrinterColumn, ...]:
     """The ``additionalPrinterColumns`` of one entry of a CRD's ``spec.versions``."""
     return tuple(
         PrinterColumn(
-            name=str(column["name"]), type=str(column["type"]),
+            name=str(column["name"]), type=column["type"],
             json_path=str(column["jsonPath"]),
             description=str(column.get("description") or ""),
             priority=int(column.get("priority") or 0),

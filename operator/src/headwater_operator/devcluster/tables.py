@@ -36,7 +36,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from headwater_operator.devcluster.resources import PrinterColumn, ResourceSpec
+from headwater_operator.api.resource import AGE_COLUMN, PrinterColumn
+from headwater_operator.devcluster.resources import ResourceSpec
 from headwater_operator.devcluster.store import ApiError, JsonObject, utc_now
 
 TABLE_API_VERSION = "meta.k8s.io/v1"
@@ -46,10 +47,6 @@ NAME_COLUMN: JsonObject = {
     "name": "Name", "type": "string", "format": "name", "priority": 0,
     "description": "The object's name, unique among objects of its kind in its namespace.",
 }
-AGE_COLUMN = PrinterColumn(
-    name="Age", type="date", json_path=".metadata.creationTimestamp",
-    description="Time since the object was created.",
-)
 
 
 # --- content negotiation ---------------------------------------------------------------
