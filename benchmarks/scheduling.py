@@ -170,6 +170,8 @@ class Recorder:
     complete_after: float = 0.0
     pods: dict[tuple[str, int], float] = field(default_factory=dict)
     """``--operator full``: when each scheduled run's first pod was stored."""
+    finish_pod: Callable[[str, str], None] | None = None
+    """``--operator full``: ends a pod (name, container) ``complete_after`` s later."""
 
     def on_pod(self, event: WatchEvent) -> None:
         """Store callback for pods: the first pod of each scheduled run."""
@@ -180,6 +182,10 @@ class Recorder:
         if schedule and tick.isdigit():
             with self.lock:
                 self.pods.setdefault((schedule, int(tick)), time.time())
+        if self.finish_pod is not None:
+            asyncio.get_running_loop().call_later(
+                self.complete_after, self.finish_pod, event.object["metadata"]["name"],
+                event.object["spec"]["containers"][0]["name"])
 
     def on_event(self, event: WatchEvent) -> None:
         """Store callback, on the emulator's thread, at the moment of the write."""
@@ -383,18 +389,13 @@ def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool,
                 store.patch(pods, NAMESPACE, name, "merge", {"status": status},
                             subresource="status")
 
-        def on_pod(event: WatchEvent) -> None:
-            recorder.on_pod(event)
-            if event.type == "ADDED":
-                containers = event.object["spec"]["containers"]
-                asyncio.get_running_loop().call_later(
-                    complete_after, finish_pod, event.object["metadata"]["name"],
-                    containers[0]["name"])
-
+        recorder.complete_after = complete_after
         if mode == "full":
-            api.call(store.subscribe, pods, on_pod if complete_after > 0 else recorder.on_pod)
+            if complete_after > 0:
+                recorder.finish_pod = finish_pod
+            api.call(store.subscribe, pods, recorder.on_pod)
         elif complete_after > 0:
-            recorder.complete, recorder.complete_after = complete, complete_after
+            recorder.complete = complete
         api.call(store.subscribe, flowruns, recorder.on_event)
         if gc_freeze:
             api.call(lambda: freeze_periodically(asyncio.get_running_loop()))
