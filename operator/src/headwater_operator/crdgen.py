@@ -121,9 +121,12 @@ def openapi_schema(cls: type[Resource]) -> dict[str, Any]:
                 "type": "string",
                 "description": f"Kind is the type of this object: `{cls.KIND}`.",
             },
-            # Kubernetes allows only name/generateName restrictions under metadata, so
-            # the Schedule name limit is a root-level CEL rule instead.
-            "metadata": {"type": "object", "description": "Standard object metadata."},
+            # The API server refuses anything under the root metadata but `type` and
+            # restrictions of name/generateName, a description included (apiextensions
+            # validateStructuralMetadataInvariants: "must not specify anything other than
+            # name and generateName, but metadata is implicitly specified"). controller-gen
+            # strips it too. Name limits are root-level CEL rules instead.
+            "metadata": {"type": "object"},
             "spec": _model_schema(spec_model)
             | {"description": _field_description(cls, "spec")},
             "status": _model_schema(status_model)

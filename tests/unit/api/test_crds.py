@@ -82,10 +82,27 @@ def structural_violations(schema: Mapping[str, Any]) -> list[str]:
                 problems.append(f"{path}: non-string enum value {value!r}")
         if set(node.get("required", ())) - set(node.get("properties", {})):
             problems.append(f"{path}: required names an undeclared property")
-    metadata = schema["properties"]["metadata"]
-    if set(metadata) - {"type", "description"}:
-        problems.append("<root>.metadata: only type/description allowed at the root metadata")
+    problems.extend(root_metadata_violations(schema))
     return problems
+
+
+def root_metadata_violations(schema: Mapping[str, Any]) -> list[str]:
+    """The API server's rule for the root ``metadata`` schema.
+
+    apiextensions-apiserver ``pkg/apiserver/schema/validation.go``
+    (``validateStructuralMetadataInvariants``): at the root, ``metadata`` may carry ``type:
+    object`` and restrictions of ``name``/``generateName`` only; anything else (a
+    description too) is refused with "must not specify anything other than name and
+    generateName, but metadata is implicitly specified".
+    """
+    metadata = schema["properties"]["metadata"]
+    extra = set(metadata) - {"type", "properties"}
+    extra |= {f"properties.{name}" for name in metadata.get("properties", {})
+              if name not in ("name", "generateName")}
+    if metadata.get("type") != "object":
+        extra.add("type")
+    return [f"<root>.metadata: {key} is not allowed at the root metadata"
+            for key in sorted(extra)]
 
 
 CLASSES = list(RESOURCE_TYPES)
@@ -116,7 +133,9 @@ def test_every_property_has_a_description_and_a_type(cls: type[Resource]) -> Non
     missing = [
         path
         for path, node, is_property in walk(schema_of(cls), "<root>")
-        if is_property
+        # The root metadata may carry no description (see root_metadata_violations);
+        # `kubectl explain` shows ObjectMeta's own there.
+        if is_property and path != "<root>.metadata"
         and (
             not str(node.get("description", "")).strip()
             or not ("type" in node or node.get("x-kubernetes-int-or-string"))
@@ -143,6 +162,9 @@ def test_structural_checker_catches_what_pydantic_would_emit() -> None:
         },
     }
     problems = "\n".join(structural_violations(bad))
+    assert root_metadata_violations(
+        {"properties": {"metadata": {"type": "object", "description": "metadata"}}}) == [
+        "<root>.metadata: description is not allowed at the root metadata"]
     for expected in ("<root>.a: anyOf", "<root>.b: keys not allowed", "<root>.c: properties",
                      "<root>.d: no type"):
         assert expected in problems
