@@ -105,6 +105,8 @@ class Resource:
     version: str
     plural: str
     namespaced: bool = True
+    kind: str = ""
+    """The kind's name: :meth:`with_type_meta` sends it when a body leaves it out."""
 
     @property
     def api_version(self) -> str:
@@ -126,15 +128,26 @@ class Resource:
             base += f"/{subresource}"
         return base
 
+    def with_type_meta(self, body: Mapping[str, Any]) -> JsonObject:
+        """``body`` with this resource's ``apiVersion`` and ``kind`` where it has none.
 
-PODS = Resource("", "v1", "pods")
-EVENTS = Resource("", "v1", "events")
-NAMESPACES = Resource("", "v1", "namespaces", namespaced=False)
-FLOWS = Resource(GROUP, VERSION, "flows")
-DEPLOYMENTS = Resource(GROUP, VERSION, "deployments")
-SCHEDULES = Resource(GROUP, VERSION, "schedules")
-FLOWRUNS = Resource(GROUP, VERSION, "flowruns")
-LEASES = Resource("coordination.k8s.io", "v1", "leases")
+        What client-go's typed clients do on encode. The API server needs them: a custom
+        resource without ``kind`` is refused ("Object 'Kind' is missing in …").
+        """
+        meta: JsonObject = {"apiVersion": self.api_version}
+        if self.kind:
+            meta["kind"] = self.kind
+        return {**meta, **body}
+
+
+PODS = Resource("", "v1", "pods", kind="Pod")
+EVENTS = Resource("", "v1", "events", kind="Event")
+NAMESPACES = Resource("", "v1", "namespaces", namespaced=False, kind="Namespace")
+FLOWS = Resource(GROUP, VERSION, "flows", kind="Flow")
+DEPLOYMENTS = Resource(GROUP, VERSION, "deployments", kind="Deployment")
+SCHEDULES = Resource(GROUP, VERSION, "schedules", kind="Schedule")
+FLOWRUNS = Resource(GROUP, VERSION, "flowruns", kind="FlowRun")
+LEASES = Resource("coordination.k8s.io", "v1", "leases", kind="Lease")
 
 
 # --- errors ---------------------------------------------------------------------------
@@ -452,7 +465,7 @@ class SyncKube:
         """Create an object (:class:`AlreadyExists` if the name is taken)."""
         namespace = namespace or (body.get("metadata") or {}).get("namespace")
         result: JsonObject = self.request("create", "POST", resource.path(namespace),
-                                          body=dict(body))
+                                          body=resource.with_type_meta(body))
         return result
 
     def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> JsonObject:
@@ -490,7 +503,8 @@ class SyncKube:
         if it is stale."""
         meta = body.get("metadata") or {}
         path = resource.path(namespace or meta.get("namespace"), meta.get("name"), subresource)
-        result: JsonObject = self.request("update", "PUT", path, body=dict(body))
+        result: JsonObject = self.request("update", "PUT", path,
+                                          body=resource.with_type_meta(body))
         return result
 
     def delete(self, resource: Resource, name: str, *, namespace: str | None = None,
@@ -822,7 +836,7 @@ class Kube:
         """See :meth:`SyncKube.create`."""
         namespace = namespace or (body.get("metadata") or {}).get("namespace")
         result: JsonObject = await self._json("create", "POST", resource.path(namespace),
-                                              body=dict(body))
+                                              body=resource.with_type_meta(body))
         return result
 
     async def get(self, resource: Resource, name: str, *,
@@ -955,7 +969,8 @@ class Kube:
         """See :meth:`SyncKube.replace`."""
         meta = body.get("metadata") or {}
         path = resource.path(namespace or meta.get("namespace"), meta.get("name"), subresource)
-        result: JsonObject = await self._json("update", "PUT", path, body=dict(body))
+        result: JsonObject = await self._json("update", "PUT", path,
+                                              body=resource.with_type_meta(body))
         return result
 
     async def delete(self, resource: Resource, name: str, *, namespace: str | None = None,

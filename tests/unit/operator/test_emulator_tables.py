@@ -11,11 +11,7 @@ from typing import Any
 import pytest
 import yaml
 from headwater_operator.api.resource import PrinterColumn
-from headwater_operator.devcluster.resources import (
-    ResourceSpec,
-    default_resources,
-    find_crds_dir,
-)
+from headwater_operator.devcluster.resources import ResourceSpec, default_resources
 from headwater_operator.devcluster.store import ApiError
 from headwater_operator.devcluster.tables import (
     evaluate_json_path,
@@ -34,10 +30,11 @@ def _spec(plural: str, group: str = "headwater.dev") -> ResourceSpec:
     return next(s for s in default_resources() if s.plural == plural and s.group == group)
 
 
+REPO = Path(__file__).resolve().parents[3]
+
+
 def _crd_columns(plural: str) -> list[dict[str, Any]]:
-    crds = find_crds_dir()
-    assert crds is not None
-    doc = next(d for d in yaml.safe_load_all(Path(crds, f"{plural}.headwater.dev.yaml")
+    doc = next(d for d in yaml.safe_load_all(Path(REPO, "crds", f"{plural}.headwater.dev.yaml")
                                              .read_text(encoding="utf-8")) if d)
     columns: list[dict[str, Any]] = doc["spec"]["versions"][0]["additionalPrinterColumns"]
     return columns

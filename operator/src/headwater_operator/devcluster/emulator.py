@@ -29,19 +29,32 @@ import collections
 import contextlib
 import json
 import logging
+import socket
 import tempfile
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar, cast
 
 import aiohttp.web
-import kmock
 import yaml
 
-from headwater_operator.devcluster.resources import ResourceSpec, default_resources
+from headwater_operator.devcluster import discovery
+from headwater_operator.devcluster import fielderrors as fe
+from headwater_operator.devcluster.apiextensions.registry import (
+    CRD_RESOURCE,
+    CustomResourceDefinitionStrategy,
+)
+from headwater_operator.devcluster.apiextensions.strategy import CustomResourceStrategy
+from headwater_operator.devcluster.apiextensions.wiring import (
+    builtin_openapi,
+    default_crd,
+    validate_crd,
+)
+from headwater_operator.devcluster.openapi import OpenAPI
+from headwater_operator.devcluster.resources import BUILTIN_RESOURCES, ResourceSpec, default_crds
 from headwater_operator.devcluster.store import (
     ApiError,
     DeleteOptions,
@@ -52,7 +65,14 @@ from headwater_operator.devcluster.store import (
     WatchEvent,
     utc_now,
 )
+from headwater_operator.devcluster.strategies import (
+    FIELD_VALIDATION_DIRECTIVES,
+    FieldValidation,
+    WriteOptions,
+)
 from headwater_operator.devcluster.tables import render_table, wants_table
+
+json_compact = fe.json_compact
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -130,6 +150,8 @@ class RequestRecord:
     code: int
     user_agent: str = ""
     """The client's ``User-Agent``: tells the operator's requests from a test's."""
+    group: str = ""
+    """The API group (``""`` for core): tells ``events`` from ``events.k8s.io`` events."""
 
     @property
     def is_write(self) -> bool:
@@ -173,20 +195,19 @@ class RequestLog:
         return collections.Counter((r.verb, r.resource, r.code) for r in self.since(since))
 
 
-# --- the aiohttp/kmock handler --------------------------------------------------------
-def _resource_info(spec: ResourceSpec) -> kmock.ResourceInfo:
-    return kmock.ResourceInfo(
-        namespaced=spec.namespaced, kind=spec.kind, singular=spec.singular or spec.kind.lower(),
-        verbs={"create", "delete", "deletecollection", "get", "list", "patch", "update",
-               "watch"},
-        shortnames=set(spec.short_names), categories=set(spec.categories),
-        subresources=set(spec.subresources),
-    )
+# --- requests -------------------------------------------------------------------------
+MAX_REQUEST_BODY_BYTES = 3 * 1024 * 1024
+"""The API server's request body limit (``k8s.io/apiserver`` ``MaxRequestBodyBytes``)."""
 
 
-def _json_response(payload: Any, status: int = 200) -> aiohttp.web.Response:
-    return aiohttp.web.Response(
+def _json_response(payload: Any, status: int = 200,
+                   warnings: Sequence[str] = ()) -> aiohttp.web.Response:
+    response = aiohttp.web.Response(
         text=json.dumps(payload), status=status, content_type="application/json")
+    for warning in warnings:
+        # k8s.io/apiserver pkg/endpoints/filters/warning.go: code 299, agent "-".
+        response.headers.add("Warning", f"299 - {json.dumps(warning)}")
+    return response
 
 
 def _delete_options(params: Mapping[str, str], body: Any) -> DeleteOptions:
@@ -194,33 +215,133 @@ def _delete_options(params: Mapping[str, str], body: Any) -> DeleteOptions:
     preconditions = body.get("preconditions") or {}
     grace = body.get("gracePeriodSeconds", params.get("gracePeriodSeconds"))
     policy = body.get("propagationPolicy") or params.get("propagationPolicy") or "Background"
+    dry_run = [*(body.get("dryRun") or ()), *_dry_run_values(params)]
+    errors = _dry_run_errors(dry_run)
     if policy not in ("Background", "Foreground", "Orphan"):
-        raise ApiError(400, "BadRequest", f"propagationPolicy {policy!r} is not one of "
-                                          "Background, Foreground, Orphan")
+        errors.append(fe.not_supported("propagationPolicy", policy,
+                                       ["Foreground", "Background", "Orphan", "nil"]))
+    fe.raise_if_invalid("DeleteOptions", "meta.k8s.io", "", errors)
     return DeleteOptions(
         propagation_policy=cast(PropagationPolicy, policy),
         grace_period_seconds=int(grace) if grace is not None else None,
         precondition_uid=preconditions.get("uid"),
         precondition_resource_version=preconditions.get("resourceVersion"),
+        dry_run=bool(dry_run),
     )
 
 
-class _Handler(kmock.KubernetesScaffold):
-    """kmock's scaffold (discovery, errors) with objects served from our store."""
+def _patch_type(spec: ResourceSpec, content_type: str) -> PatchType:
+    """The patch type of a request, or the API server's 415 for one the kind does not take.
+
+    The message lists the accepted types as ``negotiation.NewUnsupportedMediaTypeError``
+    does. Server-side apply (``application/apply-patch+yaml``) is accepted by a real
+    server but not implemented by the emulator: it answers 415 naming that.
+    """
+    media_type = content_type.split(";", maxsplit=1)[0].strip()
+    accepted = _patch_types(spec)
+    if media_type == "application/apply-patch+yaml":
+        raise ApiError(415, "UnsupportedMediaType",
+                       "the emulator does not implement server-side apply "
+                       "(application/apply-patch+yaml); use client-side apply (kubectl "
+                       "apply without --server-side) or another patch type")
+    if media_type not in accepted:
+        raise ApiError(415, "UnsupportedMediaType",
+                       "the body of the request was in an unknown format - accepted media "
+                       f"types include: {', '.join(accepted)}")
+    return _PATCH_TYPES[media_type]
+
+
+def _check_type_meta(spec: ResourceSpec, body: Any) -> None:
+    """A body's ``apiVersion`` and ``kind`` must name the resource it is sent to.
+
+    ``pkg/endpoints/handlers/create.go``/``update.go``: "the API version in the data (…)
+    does not match the expected API version (…)"; built-in kinds default a missing one from
+    the URL. Custom resources are decoded as unstructured objects, which must carry a
+    ``kind`` (``unstructuredJSONScheme.Decode``: "Object 'Kind' is missing in …") and whose
+    missing ``apiVersion`` then mismatches; a wrong ``kind`` of a custom resource is the
+    strategy's 422.
+    """
+    if not isinstance(body, Mapping):
+        return
+    api_version, kind = body.get("apiVersion"), body.get("kind")
+    custom = spec.schema is not None
+    if custom and not kind:
+        raise ApiError(400, "BadRequest", f"Object 'Kind' is missing in '{json_compact(body)}'")
+    if (api_version or custom) and api_version != spec.api_version:
+        raise ApiError(400, "BadRequest", f"the API version in the data ({api_version}) does "
+                                          f"not match the expected API version "
+                                          f"({spec.api_version})")
+    if kind and kind != spec.kind and not custom:
+        raise ApiError(400, "BadRequest", f"the kind in the data ({kind}) does not match the "
+                                          f"expected kind ({spec.kind})")
+
+
+def _dry_run_values(params: Mapping[str, str]) -> list[str]:
+    getall = getattr(params, "getall", None)
+    return list(getall("dryRun", [])) if getall else (
+        [params["dryRun"]] if "dryRun" in params else [])
+
+
+def _dry_run_errors(values: Sequence[str]) -> list[fe.FieldError]:
+    """``ValidateDryRun`` (apimachinery ``pkg/apis/meta/v1/validation``): only ``All``."""
+    if all(value == "All" for value in values):
+        return []
+    return [fe.not_supported("dryRun", fe.GoStrings(values), ["All"])]
+
+
+def write_options(verb: str, params: Mapping[str, str]) -> WriteOptions:
+    """The ``CreateOptions``/``UpdateOptions``/``PatchOptions`` of a write request.
+
+    As ``ValidateCreateOptions`` (and its update/patch twins) check them: ``dryRun`` may
+    only be ``All``; ``fieldValidation`` only empty, ``Ignore``, ``Warn`` or ``Strict``,
+    empty meaning ``Warn`` (``pkg/endpoints/handlers/rest.go`` ``fieldValidation``).
+    """
+    dry_run = _dry_run_values(params)
+    directive = params.get("fieldValidation", "")
+    errors = _dry_run_errors(dry_run)
+    if directive not in ("", *FIELD_VALIDATION_DIRECTIVES):
+        errors.append(fe.not_supported("fieldValidation", directive,
+                                       ["", "Ignore", "Strict", "Warn"]))
+    kind = {"create": "CreateOptions", "update": "UpdateOptions"}.get(verb, "PatchOptions")
+    fe.raise_if_invalid(kind, "meta.k8s.io", "", errors)
+    return WriteOptions(dry_run=bool(dry_run),
+                        field_validation=cast(FieldValidation, directive or "Warn"))
+
+
+def _patch_types(spec: ResourceSpec) -> tuple[str, ...]:
+    """The patch media types a resource accepts, in the server's order.
+
+    Custom resources have no Go type to take a strategic merge patch's merge keys from:
+    apiextensions-apiserver ``customresource_handler.go`` offers JSON patch, merge patch
+    and apply; the built-in kinds add strategic merge (``pkg/endpoints/installer.go``).
+    """
+    if spec.schema is not None or spec.group == "apiextensions.k8s.io":
+        base: tuple[str, ...] = ()
+    else:
+        base = ("application/strategic-merge-patch+json",)
+    return ("application/json-patch+json", "application/merge-patch+json", *base,
+            "application/apply-patch+yaml")
+
+
+async def _read_body(request: aiohttp.web.BaseRequest) -> bytes:
+    body = await request.content.read(MAX_REQUEST_BODY_BYTES + 1)
+    if len(body) > MAX_REQUEST_BODY_BYTES:
+        # k8s.io/apiserver pkg/endpoints/handlers/rest.go limitedReadBody.
+        raise ApiError(413, "RequestEntityTooLarge",
+                       f"Request entity too large: limit is {MAX_REQUEST_BODY_BYTES}")
+    return body
+
+
+class _Router:
+    """Every HTTP request: discovery and OpenAPI documents, or objects from the store."""
 
     def __init__(self, emulator: Emulator) -> None:
-        super().__init__()
         self._emulator = emulator
-        for spec in emulator.store.resources:
-            self.resources[kmock.resource(spec.group, spec.version, spec.plural)] = (
-                _resource_info(spec))
 
     async def __call__(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
-        # Object URLs never reach kmock's request parser: it cannot parse some of them
-        # (e.g. /api/v1/namespaces) and would keep every request body in memory.
         path = parse_api_path(raw.path, self._emulator.is_namespaced_plural)
         if path is None:
-            return await super().__call__(raw)
+            return self._serve_document(raw)
         verb = guess_verb(raw.method, path, raw.query)
         resource = path.plural + (f"/{path.subresource}" if path.subresource else "")
         user_agent = raw.headers.get("User-Agent", "")
@@ -232,7 +353,7 @@ class _Handler(kmock.KubernetesScaffold):
                 recorded = True
                 self._emulator.requests.append(
                     RequestRecord(verb, resource, path.namespace, path.name, code,
-                                  user_agent))
+                                  user_agent, group=path.group))
 
         try:
             spec = self._emulator.store.resource(path.group, path.version, path.plural)
@@ -246,31 +367,35 @@ class _Handler(kmock.KubernetesScaffold):
         record(response.status)
         return response
 
-    async def _serve_version(self, request: kmock.Request) -> Any:
-        # kmock renders the core group's version as "/v1"; clients expect "v1".
-        document = await super()._serve_version(request)
-        if isinstance(document, dict) and document.get("groupVersion") == "/v1":
-            document["groupVersion"] = "v1"
-        if isinstance(document, dict):
-            document["resources"] = [_as_served(entry) for entry in
-                                     document.get("resources") or []]
-        return document
-
-
-def _as_served(entry: Any) -> Any:
-    """A discovery entry as a real API server lists it.
-
-    kmock copies shortNames and categories onto subresources (``flowruns/status``), so
-    ``kubectl get headwater`` tries to list ``flowruns/status`` and fails; a real server
-    lists a subresource with its own verbs and neither of those.
-    """
-    if not isinstance(entry, dict) or "/" not in str(entry.get("name", "")):
-        return entry
-    served = {key: value for key, value in entry.items()
-              if key not in ("shortNames", "categories")}
-    served["verbs"] = ["get"] if str(entry["name"]).endswith("/log") else [
-        "get", "patch", "update"]
-    return served
+    def _serve_document(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """Discovery, ``/version``, ``/openapi/…`` and the health endpoints (GET only)."""
+        parts = [part for part in raw.path.split("/") if part]
+        specs = self._emulator.store.resources
+        document: Any = None
+        if raw.method == "GET":
+            if not parts:
+                document = discovery.root_paths(specs)
+            elif parts == ["version"]:
+                document = discovery.SERVER_VERSION
+            elif parts in (["healthz"], ["livez"], ["readyz"]):
+                return aiohttp.web.Response(text="ok", content_type="text/plain")
+            elif parts == ["api"]:
+                document = discovery.api_versions()
+            elif parts == ["api", "v1"]:
+                document = discovery.api_resource_list(specs, "", "v1")
+            elif parts == ["apis"]:
+                document = discovery.api_group_list(specs)
+            elif parts[0] == "apis" and len(parts) == 2:
+                document = discovery.api_group(specs, parts[1])
+            elif parts[0] == "apis" and len(parts) == 3:
+                document = discovery.api_resource_list(specs, parts[1], parts[2])
+            elif parts[0] == "openapi":
+                return self._emulator.openapi.serve(raw, specs)
+        if document is None:
+            # A real server's answer for a path it does not serve.
+            return _json_response(ApiError(404, "NotFound", "the server could not find the "
+                                                            "requested resource").status(), 404)
+        return _json_response(document)
 
 
 # --- the emulator ---------------------------------------------------------------------
@@ -279,14 +404,23 @@ class Emulator:
 
     def __init__(
         self,
-        resources: list[ResourceSpec] | None = None,
+        resources: Sequence[ResourceSpec] | None = None,
         *,
+        crds: Sequence[Mapping[str, Any]] | None = None,
         clock: Callable[[], Any] = utc_now,
         host: str = "127.0.0.1",
         port: int | None = None,
         kubeconfig_path: Path | None = None,
     ) -> None:
-        self.store = ObjectStore(resources or default_resources(), clock=clock)
+        """``resources``: the built-in kinds served (default: :data:`BUILTIN_RESOURCES`);
+        ``crds``: the CustomResourceDefinitions installed at start, through the same
+        validation as ``kubectl apply -f`` (default: Headwater's and kopf's)."""
+        self.store = ObjectStore([*(resources or BUILTIN_RESOURCES)], clock=clock)
+        self.store.add_resource(CRD_RESOURCE, CustomResourceDefinitionStrategy(
+            CRD_RESOURCE, validate=validate_crd, default=default_crd,
+            strategy_for=CustomResourceStrategy))
+        self.openapi = OpenAPI(*builtin_openapi())
+        self._initial_crds = list(crds) if crds is not None else default_crds()
         self.requests = RequestLog()
         self.admission_hooks: list[AdmissionHook] = []
         """Called with (verb, resource spec, path, body) before a write is served; a hook
@@ -296,8 +430,9 @@ class Emulator:
         self._port = port
         self._kubeconfig_path = kubeconfig_path
         self._tmpdir: tempfile.TemporaryDirectory[str] | None = None
-        self._handler: _Handler | None = None
-        self._server: kmock.Server | None = None
+        self._web_server: aiohttp.web.Server | None = None
+        self._listener: asyncio.Server | None = None
+        self._bound: tuple[str, int] | None = None
         self._stopping = asyncio.Event()
         self._logs: dict[tuple[str, str], list[str]] = {}
         self._log_changed = asyncio.Event()
@@ -305,14 +440,28 @@ class Emulator:
 
     # --- lifecycle ---------------------------------------------------------------------
     async def start(self) -> Self:
-        """Listen, and write the kubeconfig that points at the server."""
-        self._handler = _Handler(self)
-        await self._handler.__aenter__()
-        self._server = kmock.Server(self._handler, host=self._host, port=self._port)
-        await self._server.__aenter__()
-        self._write_kubeconfig()
+        """Install the initial CRDs, listen, and write the kubeconfig for the server."""
         self._ensure_namespace("default")
+        for crd in self._initial_crds:
+            self.store.create(CRD_RESOURCE, None, crd)
+        router = _Router(self)
+        # The body limit is enforced by _read_body, with the API server's answer.
+        self._web_server = aiohttp.web.Server(
+            router, request_factory=self._request_factory)
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self._host, self._port or 0))
+        self._listener = await asyncio.get_running_loop().create_server(
+            self._web_server, sock=sock)
+        self._bound = sock.getsockname()[:2]
+        self._write_kubeconfig()
         return self
+
+    def _request_factory(self, message: Any, payload: Any, protocol: Any, writer: Any,
+                         task: Any) -> aiohttp.web.BaseRequest:
+        return aiohttp.web.BaseRequest(message, payload, protocol, writer, task,
+                                       asyncio.get_running_loop(),
+                                       client_max_size=MAX_REQUEST_BODY_BYTES + 1)
 
     async def stop(self) -> None:
         """End open watches and log streams, then stop listening."""
@@ -323,12 +472,13 @@ class Emulator:
             if not self._streams:
                 break
             await asyncio.sleep(0.01)
-        if self._server is not None:
-            await self._server.__aexit__(None, None, None)
-            self._server = None
-        if self._handler is not None:
-            await self._handler.__aexit__(None, None, None)
-            self._handler = None
+        if self._listener is not None:
+            self._listener.close()
+            if self._web_server is not None:
+                await self._web_server.shutdown(1.0)
+            await self._listener.wait_closed()
+            self._listener = None
+            self._web_server = None
         if self._tmpdir is not None:
             self._tmpdir.cleanup()
             self._tmpdir = None
@@ -343,9 +493,9 @@ class Emulator:
     @property
     def url(self) -> str:
         """``http://127.0.0.1:<port>`` while running."""
-        if self._server is None:
+        if self._bound is None or self._listener is None:
             raise RuntimeError("the emulator is not running: call `await emulator.start()`")
-        return f"http://{self._server.host}:{self._server.port}"
+        return f"http://{self._bound[0]}:{self._bound[1]}"
 
     @property
     def kubeconfig_path(self) -> Path:
@@ -437,11 +587,13 @@ class Emulator:
         log shows an open watch while it is still open.
         """
         params: Mapping[str, str] = request.query
-        raw_body = await request.read()
+        raw_body = await _read_body(request)
         try:
             body = json.loads(raw_body) if raw_body else None
         except ValueError as exc:
             raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
+        if verb in ("create", "update"):
+            _check_type_meta(spec, body)
         store = self.store
         ns = path.namespace if spec.namespaced else None
         if verb in WRITE_VERBS:
@@ -481,20 +633,19 @@ class Emulator:
                     now=store.now()))
             return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
                                    "metadata": list_meta, "items": items})
-        if verb == "create":
-            return _json_response(store.create(spec, ns, body), 201)
-        if verb == "update":
-            return _json_response(store.replace(spec, ns, path.name or "", body,
-                                                subresource=path.subresource))
-        if verb == "patch":
-            content_type = request.headers.get("Content-Type", "")
-            patch_type = _PATCH_TYPES.get(content_type.split(";")[0].strip())
-            if patch_type is None:
-                raise ApiError(415, "UnsupportedMediaType",
-                               f"the emulator does not support patch type {content_type!r}; "
-                               f"use one of {sorted(_PATCH_TYPES)}")
-            return _json_response(store.patch(spec, ns, path.name or "", patch_type, body,
-                                              subresource=path.subresource))
+        if verb in ("create", "update", "patch"):
+            options = write_options(verb, params)
+            if verb == "create":
+                created = store.create(spec, ns, body, options)
+                return _json_response(created, 201, options.warnings)
+            if verb == "update":
+                replaced = store.replace(spec, ns, path.name or "", body,
+                                         subresource=path.subresource, options=options)
+                return _json_response(replaced, 200, options.warnings)
+            patch_type = _patch_type(spec, request.headers.get("Content-Type", ""))
+            patched = store.patch(spec, ns, path.name or "", patch_type, body,
+                                  subresource=path.subresource, options=options)
+            return _json_response(patched, 200, options.warnings)
         if verb == "delete":
             return _json_response(store.delete(spec, ns, path.name or "",
                                                _delete_options(params, body)))
@@ -502,9 +653,9 @@ class Emulator:
             items, _, _ = store.list_objects(
                 spec, ns, label_selector=params.get("labelSelector"),
                 field_selector=params.get("fieldSelector"))
-            options = _delete_options(params, body)
+            delete_options = _delete_options(params, body)
             deleted = [store.delete(spec, item["metadata"].get("namespace"),
-                                    item["metadata"]["name"], options) for item in items]
+                                    item["metadata"]["name"], delete_options) for item in items]
             return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
                                    "metadata": {"resourceVersion": str(store.resource_version)},
                                    "items": deleted})

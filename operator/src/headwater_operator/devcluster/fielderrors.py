@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from headwater_operator.devcluster.store import ApiError
+from headwater_operator.devcluster.apierrors import ApiError
 
 
 class ErrorType(StrEnum):
@@ -144,8 +144,14 @@ def go_float(value: float) -> str:
     return f"{prefix}{digits[:point]}.{digits[point:]}"
 
 
+class GoStrings(tuple[str, ...]):
+    """A Go ``[]string`` (``%#v`` prints ``[]string{"a", "b"}``), e.g. query values."""
+
+
 def go_syntax(value: Any) -> str:
     """Go's ``%#v`` of a decoded JSON value (``map[string]interface {}{…}`` and kin)."""
+    if isinstance(value, GoStrings):
+        return "[]string{" + ", ".join(go_quote(v) for v in value) + "}"
     if value is None:
         return "interface {}(nil)"
     if isinstance(value, bool):
@@ -337,6 +343,7 @@ __all__ = [
     "OMITTED",
     "ErrorType",
     "FieldError",
+    "GoStrings",
     "PathPart",
     "aggregate",
     "duplicate",

@@ -1,30 +1,23 @@
 """The resource kinds the emulated API server knows, and their discovery information.
 
 Kubernetes clients (kopf, ``kubectl``, the ``kubernetes`` package) discover resources
-before they use them, so the emulator must declare every kind it serves: ours (loaded
-from the generated ``crds/*.yaml`` when present, with the names of
-``docs/api-outline.md`` as the fallback until the generator has run), core ``v1`` pods,
-events, namespaces and nodes, ``events.k8s.io/v1`` events, coordination leases and
-kopf's peering resources. A CRD version's ``additionalPrinterColumns`` are kept, for
-the ``Table`` answers of ``kubectl get`` (see ``tables.py``).
+before they use them, so the emulator must declare every kind it serves: the built-in
+ones here (core ``v1`` pods, events, namespaces, nodes, configmaps, secrets and service
+accounts, ``events.k8s.io/v1`` events, coordination leases), and the custom ones, served
+from their CustomResourceDefinitions once registered (:func:`specs_from_crd`): Headwater's
+own, rendered from the API models, and kopf's peering CRDs. A CRD version's
+``additionalPrinterColumns`` are kept, for the ``Table`` answers of ``kubectl get`` (see
+``tables.py``).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Iterable, Mapping
+import copy
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-import yaml
-from headwater.contract import GROUP, VERSION
-
 from headwater_operator.api.resource import PrinterColumn
-
-ALL_VERBS = frozenset(
-    {"create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"}
-)
 
 
 def printer_columns_of(version: Mapping[str, Any]) -> tuple[PrinterColumn, ...]:
@@ -92,23 +85,35 @@ BUILTIN_RESOURCES: tuple[ResourceSpec, ...] = (
                  short_names=("sa",)),
     ResourceSpec("events.k8s.io", "v1", "events", "Event", singular="event", short_names=("ev",)),
     ResourceSpec("coordination.k8s.io", "v1", "leases", "Lease", singular="lease"),
-    ResourceSpec("kopf.dev", "v1", "kopfpeerings", "KopfPeering", singular="kopfpeering"),
-    ResourceSpec("kopf.dev", "v1", "clusterkopfpeerings", "ClusterKopfPeering",
-                 namespaced=False, singular="clusterkopfpeering"),
 )
+"""The built-in kinds the emulator serves (custom resources come from CRDs)."""
 
-# Used only until `python -m headwater_operator.crdgen` has written crds/*.yaml.
-FALLBACK_HEADWATER_RESOURCES: tuple[ResourceSpec, ...] = tuple(
-    ResourceSpec(GROUP, VERSION, plural, kind, singular=kind.lower(), short_names=shorts,
-                 categories=("headwater",), status_subresource=True)
-    for plural, kind, shorts in (
-        ("flows", "Flow", ("hwflow", "hwf")),
-        ("deployments", "Deployment", ("hwdeploy", "hwd")),
-        ("schedules", "Schedule", ("hwsched", "hws")),
-        ("flowruns", "FlowRun", ("hwrun", "hwr")),
-    )
-)
 
+def kopf_peering_crds() -> list[dict[str, Any]]:
+    """kopf's two peering CRDs, as the chart installs them with HA replicas
+    (``charts/headwater/templates/kopf-peering-crds.yaml``; kopf owns the status format,
+    so the schema keeps any status)."""
+    return [{
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{kind.lower()}s.kopf.dev"},
+        "spec": {
+            "group": "kopf.dev", "scope": scope,
+            "names": {"kind": kind, "listKind": f"{kind}List", "plural": f"{kind.lower()}s",
+                      "singular": kind.lower()},
+            "versions": [{
+                "name": "v1", "served": True, "storage": True,
+                "schema": {"openAPIV3Schema": {
+                    "type": "object",
+                    "description": "kopf operator peering; status maps each running "
+                                   "operator to its heartbeat.",
+                    "properties": {"status": {"type": "object",
+                                              "x-kubernetes-preserve-unknown-fields": True}},
+                }},
+                "additionalPrinterColumns": [{"name": "Age", "type": "date",
+                                              "jsonPath": ".metadata.creationTimestamp"}],
+            }],
+        },
+    } for scope, kind in (("Cluster", "ClusterKopfPeering"), ("Namespaced", "KopfPeering"))]
 
 def specs_from_crd(crd: Mapping[str, Any]) -> list[ResourceSpec]:
     """One ResourceSpec per served version of a CustomResourceDefinition document."""
@@ -134,43 +139,21 @@ def specs_from_crd(crd: Mapping[str, Any]) -> list[ResourceSpec]:
     return result
 
 
-_YAML_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+def headwater_crds() -> list[dict[str, Any]]:
+    """Headwater's four CRDs, rendered from the API models (identical to ``crds/*.yaml``:
+    CI fails on drift), so the emulator needs no checkout to find them."""
+    from headwater_operator import crdgen
+    from headwater_operator.api import RESOURCE_TYPES
+
+    return [copy.deepcopy(crdgen.build_crd(cls)) for cls in RESOURCE_TYPES]
 
 
-@functools.lru_cache(maxsize=64)
-def _crd_specs_of_file(path: str, mtime_ns: int) -> tuple[ResourceSpec, ...]:
-    # Cached by modification time: every api test starts an emulator, and parsing the
-    # generated CRDs (large schemas) would otherwise dominate its start-up.
-    with open(path, encoding="utf-8") as stream:
-        docs = list(yaml.load_all(stream, Loader=_YAML_LOADER))
-    return tuple(spec for doc in docs
-                 if isinstance(doc, dict) and doc.get("kind") == "CustomResourceDefinition"
-                 for spec in specs_from_crd(doc))
+def default_crds() -> list[dict[str, Any]]:
+    """The CRDs the emulator installs at start: Headwater's and kopf's peering CRDs."""
+    return [*headwater_crds(), *kopf_peering_crds()]
 
 
-def load_crd_specs(paths: Iterable[Path]) -> list[ResourceSpec]:
-    """Read every CustomResourceDefinition in the given YAML files (multi-document ok)."""
-    result: list[ResourceSpec] = []
-    for path in paths:
-        result.extend(_crd_specs_of_file(str(path), path.stat().st_mtime_ns))
-    return result
-
-
-def find_crds_dir(start: Path | None = None) -> Path | None:
-    """The repository's ``crds/`` directory, searched upwards from ``start`` (or this file)."""
-    here = (start or Path(__file__)).resolve()
-    for parent in [here, *here.parents]:
-        candidate = parent / "crds"
-        if candidate.is_dir() and any(candidate.glob("*.yaml")):
-            return candidate
-    return None
-
-
-def default_resources(crds_dir: Path | None = None) -> list[ResourceSpec]:
-    """Built-in kinds plus Headwater's, from ``crds_dir`` (or found) or the fallback table."""
-    directory = crds_dir or find_crds_dir()
-    ours = load_crd_specs(sorted(directory.glob("*.yaml"))) if directory else []
-    known = {spec.key for spec in ours}
-    fallback = [spec for spec in FALLBACK_HEADWATER_RESOURCES if spec.key not in known]
-    # The fallback fills only kinds the generated YAML does not have yet.
-    return [*BUILTIN_RESOURCES, *ours, *(fallback if not ours else [])]
+def default_resources() -> list[ResourceSpec]:
+    """The built-in kinds plus those the default CRDs serve (for tests of the bare store;
+    the emulator itself serves CRD kinds only once their CRDs are registered)."""
+    return [*BUILTIN_RESOURCES, *(spec for crd in default_crds() for spec in specs_from_crd(crd))]

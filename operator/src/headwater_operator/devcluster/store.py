@@ -55,8 +55,11 @@ import jsonpatch
 import jsonpointer
 
 from headwater_operator import selectors
-from headwater_operator.devcluster.pruning import prune_resource
+from headwater_operator.devcluster.apierrors import ApiError
+from headwater_operator.devcluster.fielderrors import raise_if_invalid
 from headwater_operator.devcluster.resources import ResourceSpec
+from headwater_operator.devcluster.strategies import Strategy, Subresource, WriteOptions
+from headwater_operator.devcluster.strategies import strategy_for as builtin_strategy_for
 
 JsonObject = dict[str, Any]
 ObjectKey = tuple[tuple[str, str, str], str | None, str]
@@ -86,25 +89,6 @@ _SYSTEM_METADATA = (
 )
 
 
-class ApiError(Exception):
-    """A failure the API server reports as a ``Status`` object with an HTTP code."""
-
-    def __init__(self, code: int, reason: str, message: str, details: JsonObject | None = None):
-        super().__init__(message)
-        self.code = code
-        self.reason = reason
-        self.message = message
-        self.details = details or {}
-
-    def status(self) -> JsonObject:
-        """The ``v1 Status`` body of this error."""
-        return {
-            "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
-            "code": self.code, "reason": self.reason, "message": self.message,
-            "details": self.details,
-        }
-
-
 @dataclass(frozen=True)
 class WatchEvent:
     """One change, as delivered on a watch stream (``object`` must not be mutated)."""
@@ -124,6 +108,8 @@ class DeleteOptions:
     grace_period_seconds: int | None = None
     precondition_uid: str | None = None
     precondition_resource_version: str | None = None
+    dry_run: bool = False
+    """``dryRun=All``: answer as if deleted, change nothing."""
 
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -199,8 +185,12 @@ class ObjectStore:
         clock: Callable[[], datetime.datetime] = utc_now,
         history_limit: int = HISTORY_LIMIT,
         name_suffix: Callable[[], str] = random_name_suffix,
+        strategy_for: Callable[[ResourceSpec], Strategy] = builtin_strategy_for,
     ) -> None:
-        self._resources = {spec.key: spec for spec in resources}
+        self._lock = threading.RLock()
+        self._resources: dict[tuple[str, str, str], ResourceSpec] = {}
+        self._strategies: dict[tuple[str, str, str], Strategy] = {}
+        self._strategy_for = strategy_for
         self._name_suffix = name_suffix
         self._clock = clock
         self._history_limit = history_limit
@@ -210,7 +200,8 @@ class ObjectStore:
         self._subscribers: dict[tuple[str, str, str], list[Callable[[WatchEvent], None]]] = {}
         self._uids: dict[str, ObjectKey] = {}
         self._resource_version = 0
-        self._lock = threading.RLock()
+        for spec in resources:
+            self.add_resource(spec)
 
     # --- resources ---------------------------------------------------------------------
     @property
@@ -218,9 +209,25 @@ class ObjectStore:
         """Every served resource kind."""
         return list(self._resources.values())
 
-    def add_resource(self, spec: ResourceSpec) -> None:
-        """Serve one more kind (e.g. a CRD installed at runtime)."""
+    @_locked
+    def add_resource(self, spec: ResourceSpec, strategy: Strategy | None = None) -> None:
+        """Serve one more kind (or serve it anew, e.g. a CRD's changed schema).
+
+        ``strategy`` is what writes of the kind go through; by default the store's
+        ``strategy_for(spec)``.
+        """
         self._resources[spec.key] = spec
+        self._strategies[spec.key] = strategy or self._strategy_for(spec)
+
+    @_locked
+    def remove_resource(self, key: tuple[str, str, str]) -> None:
+        """Stop serving a kind (its CRD is gone); its objects must be deleted first."""
+        self._resources.pop(key, None)
+        self._strategies.pop(key, None)
+
+    def strategy(self, spec: ResourceSpec) -> Strategy:
+        """The strategy writes of ``spec``'s kind go through."""
+        return self._strategies.get(spec.key) or self._strategy_for(spec)
 
     def resource(self, group: str, version: str, plural: str) -> ResourceSpec:
         """The served kind, or 404 naming it."""
@@ -363,8 +370,14 @@ class ObjectStore:
 
     # --- writes ------------------------------------------------------------------------
     @_locked
-    def create(self, spec: ResourceSpec, namespace: str | None, body: Any) -> JsonObject:
-        """Store a new object; 409 AlreadyExists if the name is taken."""
+    def create(self, spec: ResourceSpec, namespace: str | None, body: Any,
+               options: WriteOptions | None = None) -> JsonObject:
+        """Store a new object; 409 AlreadyExists if the name is taken, 422 if invalid.
+
+        The kind's strategy prepares and validates it first; with ``options.dry_run``
+        nothing is stored and the object is returned as it would have been.
+        """
+        options = options or WriteOptions()
         if not isinstance(body, Mapping):
             raise ApiError(400, "BadRequest", f"the body of a {spec.kind} must be a JSON object")
         obj: JsonObject = copy.deepcopy(dict(body))
@@ -388,8 +401,11 @@ class ObjectStore:
         meta["generation"] = 1
         for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
             meta.pop(transient, None)
-        self._initial_status(spec, obj)
-        obj = prune_resource(obj, spec.schema)
+        strategy = self.strategy(spec)
+        obj = strategy.prepare_create(obj, options)
+        raise_if_invalid(spec.kind, spec.group, name, strategy.validate_create(obj))
+        if options.dry_run:
+            return obj
         self._store(spec, obj, "ADDED", previous=None)
         return copy.deepcopy(obj)
 
@@ -413,19 +429,20 @@ class ObjectStore:
     @_locked
     def replace(
         self, spec: ResourceSpec, namespace: str | None, name: str, body: Any,
-        *, subresource: str | None = None,
+        *, subresource: str | None = None, options: WriteOptions | None = None,
     ) -> JsonObject:
         """PUT: replace the object (or only its status); 409 on a stale resourceVersion."""
         if not isinstance(body, Mapping):
             raise ApiError(400, "BadRequest", f"the body of a {spec.kind} must be a JSON object")
         current = self._stored(spec, namespace, name)
         self._check_precondition(spec, current, body)
-        return self._update(spec, current, copy.deepcopy(dict(body)), subresource)
+        return self._update(spec, current, copy.deepcopy(dict(body)), subresource,
+                            options or WriteOptions())
 
     @_locked
     def patch(
         self, spec: ResourceSpec, namespace: str | None, name: str, patch_type: PatchType,
-        patch: Any, *, subresource: str | None = None,
+        patch: Any, *, subresource: str | None = None, options: WriteOptions | None = None,
     ) -> JsonObject:
         """PATCH: apply a merge/JSON patch to the object (or only its status)."""
         current = self._stored(spec, namespace, name)
@@ -436,7 +453,7 @@ class ObjectStore:
             # A JSON patch may 'test' or set resourceVersion itself; treat a changed one
             # like a stale body, as the API server compares it with the stored version.
             self._check_precondition(spec, current, patched)
-        return self._update(spec, current, patched, subresource)
+        return self._update(spec, current, patched, subresource, options or WriteOptions())
 
     @_locked
     def delete(
@@ -456,6 +473,13 @@ class ObjectStore:
             raise ApiError(409, "Conflict", f'{spec.plural} "{name}": precondition failed: '
                                             f"resourceVersion {rv} is stale, the object has "
                                             f"{meta['resourceVersion']}")
+        prepared = self.strategy(spec).prepare_delete(current, self._clock())
+        if options.dry_run:
+            return self._deleted_view(prepared, options)
+        if prepared != current:
+            self._store(spec, prepared, "MODIFIED", previous=current)
+            current = self._objects[(spec.key, meta.get("namespace"), meta["name"])]
+            meta = current["metadata"]
         if options.propagation_policy == "Orphan":
             self._orphan_dependents(meta["uid"])
         elif options.propagation_policy == "Foreground" and self._dependents(meta["uid"]):
@@ -469,6 +493,15 @@ class ObjectStore:
             self._store(spec, updated, "MODIFIED", previous=current)
             return copy.deepcopy(updated)
         return self._remove(spec, current)
+
+    def _deleted_view(self, obj: JsonObject, options: DeleteOptions) -> JsonObject:
+        """What a dry-run delete answers: the object as the delete would leave it."""
+        view = copy.deepcopy(obj)
+        if view["metadata"].get("finalizers") or options.propagation_policy == "Foreground":
+            view["metadata"].setdefault("deletionTimestamp", format_time(self._clock()))
+            view["metadata"].setdefault("deletionGracePeriodSeconds",
+                                        options.grace_period_seconds or 0)
+        return view
 
     @_locked
     def mark_deleting(
@@ -531,19 +564,8 @@ class ObjectStore:
                                             "apply your changes to the latest version and try "
                                             "again", {"name": name, "kind": spec.plural})
 
-    @staticmethod
-    def _initial_status(spec: ResourceSpec, obj: JsonObject) -> None:
-        if not spec.status_subresource:
-            return
-        if spec.key == ("", "v1", "pods"):
-            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        elif spec.key == ("", "v1", "namespaces"):
-            obj["status"] = {"phase": "Active"}
-        else:
-            obj.pop("status", None)
-
     def _update(self, spec: ResourceSpec, current: JsonObject, new: JsonObject,
-                subresource: str | None) -> JsonObject:
+                subresource: str | None, options: WriteOptions | None = None) -> JsonObject:
         if subresource not in (None, "status") or (
             subresource == "status" and not spec.status_subresource
         ):
@@ -567,11 +589,19 @@ class ObjectStore:
                 meta.pop(field, None)
         new["apiVersion"] = spec.api_version
         new["kind"] = spec.kind
-        new = prune_resource(new, spec.schema)
+        options = options or WriteOptions()
+        strategy = self.strategy(spec)
+        status_only: Subresource = "status" if subresource == "status" else None
+        new = strategy.prepare_update(new, current, status_only, options)
+        raise_if_invalid(spec.kind, spec.group, current["metadata"]["name"],
+                         strategy.validate_update(new, current, status_only))
         meta = new["metadata"]
         if _generation_relevant(new) != _generation_relevant(current):
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
         meta.pop("resourceVersion", None)
+        if options.dry_run:
+            return {**new, "metadata": {**meta, "resourceVersion": current["metadata"][
+                "resourceVersion"]}}
         if meta.get("deletionTimestamp") and not meta.get("finalizers"):
             return self._remove(spec, new)
         unchanged = {**new, "metadata": {**meta, "resourceVersion": None}} == {
@@ -594,6 +624,7 @@ class ObjectStore:
         self._objects[key] = obj
         self._uids[obj["metadata"]["uid"]] = key
         self._publish(spec, WatchEvent(event_type, copy.deepcopy(obj), rv, previous))
+        self.strategy(spec).committed(self, event_type, obj)
 
     def _remove(self, spec: ResourceSpec, obj: JsonObject) -> JsonObject:
         meta = obj["metadata"]
@@ -604,6 +635,7 @@ class ObjectStore:
         rv = self._next_resource_version()
         final["metadata"]["resourceVersion"] = str(rv)
         self._publish(spec, WatchEvent("DELETED", final, rv, previous))
+        self.strategy(spec).committed(self, "DELETED", final)
         self._delete_dependents(meta["uid"])
         self._release_foreground_owners(
             *(ref.get("uid", "") for ref in meta.get("ownerReferences") or ()))
@@ -680,3 +712,25 @@ class ObjectStore:
             self._compacted[spec.key] = history.popleft().resource_version
         for callback in list(self._subscribers.get(spec.key, ())):
             callback(event)
+
+
+__all__ = [
+    "FOREGROUND_FINALIZER",
+    "GENERATE_NAME_ATTEMPTS",
+    "HISTORY_LIMIT",
+    "MAX_NAME_LENGTH",
+    "ApiError",
+    "DeleteOptions",
+    "EventType",
+    "JsonObject",
+    "ObjectKey",
+    "ObjectStore",
+    "PatchType",
+    "PropagationPolicy",
+    "WatchEvent",
+    "apply_patch",
+    "format_time",
+    "merge_patch",
+    "random_name_suffix",
+    "utc_now",
+]
