@@ -27,7 +27,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from functools import cached_property
 from typing import Final
 
@@ -287,11 +286,6 @@ _OLD_SELF: Final = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\.\s*oldS
 def _optional_old_self(source: str) -> str:
     """``oldSelf`` as the optional it is for an ``optionalOldSelf`` rule."""
     return _OLD_SELF.sub(lambda m: m.group(1) or "optional.of(oldSelf)", source)
-
-
-def parse_time(text: str) -> datetime:
-    """An RFC 3339 timestamp (for the timestamp literal validator)."""
-    return values.parse_timestamp(text)
 
 
 __all__ = ["OLD_SCOPED_VAR", "SCOPED_VAR", "CompileError", "Compiled", "Environment",

@@ -26,8 +26,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from google.protobuf import descriptor_pb2, descriptor_pool as pb_pool
-from google.protobuf import duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import descriptor_pb2, duration_pb2, struct_pb2, timestamp_pb2
+from google.protobuf import descriptor_pool as pb_pool
 
 # apiserver v0.32.9 pkg/apis/cel/config.go MaxRequestSizeBytes, pkg/cel/limits.go.
 MAX_REQUEST_SIZE_BYTES: Final = 3 * 1024 * 1024

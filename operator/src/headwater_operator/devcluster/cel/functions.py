@@ -121,13 +121,13 @@ def _ne(target: Any, args: list[Any]) -> Any:
 
 def _compare(a: Any, b: Any) -> int:
     if _num(a) and _num(b):
-        return (a > b) - (a < b)
+        return int((a > b) - (a < b))
     same = (isinstance(a, bool) and isinstance(b, bool)) or (
         not isinstance(a, bool) and type(a) is type(b)
         and isinstance(a, (str, bytes, datetime, timedelta)))
     if not same:
         raise v.no_such_overload()
-    return (a > b) - (a < b)
+    return int((a > b) - (a < b))
 
 
 def _num(x: Any) -> bool:
@@ -175,9 +175,9 @@ def _sub(target: Any, args: list[Any]) -> Any:
         return v.check_int(a - b)
     if isinstance(a, float) and isinstance(b, float):
         return a - b
-    if isinstance(a, (datetime, timedelta)) and isinstance(b, (datetime, timedelta)):
-        if isinstance(a, timedelta) and isinstance(b, datetime):
-            raise v.no_such_overload()
+    if isinstance(a, datetime) and isinstance(b, (datetime, timedelta)):
+        return a - b
+    if isinstance(a, timedelta) and isinstance(b, timedelta):
         return a - b
     raise v.no_such_overload()
 
@@ -427,17 +427,12 @@ def _char_at(target: Any, args: list[Any]) -> Any:
     return text[index:index + 1]
 
 
-@_fn("indexOf", "lastIndexOf")
+@_fn("indexOf")
 def _index_of(target: Any, args: list[Any]) -> Any:
     if isinstance(target, list):
         indexes = [i for i, x in enumerate(target) if v.equal(x, args[0])]
-        if not indexes:
-            return -1
-        return indexes[0] if _INDEX_FIRST[0] else indexes[-1]
+        return indexes[0] if indexes else -1
     return _string_index(target, args)
-
-
-_INDEX_FIRST = [True]
 
 
 def _string_index(target: Any, args: list[Any]) -> int:
@@ -521,7 +516,7 @@ def _sum(target: Any, args: list[Any]) -> Any:
     return total
 
 
-@_fn("max", "min")
+@_fn("max")
 def _extreme(target: Any, args: list[Any]) -> Any:
     items = _list(target)
     if not items:

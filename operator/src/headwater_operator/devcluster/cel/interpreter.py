@@ -18,9 +18,7 @@ here, so a rule made of constants may cost a little more than on a real server.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Mapping
-from datetime import datetime, timedelta
 from typing import Any, Final
 
 from headwater_operator.devcluster.cel import functions
@@ -215,9 +213,4 @@ def evaluate(node: Node, variables: Mapping[str, Any], limit: int | None) -> tup
     return value, evaluator.cost
 
 
-def is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-__all__ = ["COST_LIMIT_MESSAGE", "CostLimitExceeded", "Evaluator", "evaluate",
-           "datetime", "math", "timedelta"]
+__all__ = ["COST_LIMIT_MESSAGE", "CostLimitExceeded", "Evaluator", "evaluate"]

@@ -19,11 +19,13 @@ inside such a call surface at evaluation instead of at registration.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
 from cel_expr_python import cel
 
 T = cel.Type
+_Adder = Callable[..., None]
 QUANTITY: Final = "kubernetes.Quantity"
 URL: Final = "kubernetes.URL"
 IP: Final = "net.IP"
@@ -155,10 +157,6 @@ def _sets(add: _Adder) -> None:
     add("sets.contains", _global("list_sets_contains_list", [lst, lst], T.BOOL))
     add("sets.equivalent", _global("list_sets_equivalent_list", [lst, lst], T.BOOL))
     add("sets.intersects", _global("list_sets_intersects_list", [lst, lst], T.BOOL))
-
-
-class _Adder:
-    def __call__(self, name: str, *overloads: cel.Overload) -> None: ...
 
 
 __all__ = ["CIDR", "FORMAT", "IP", "QUANTITY", "URL", "function_decls"]
