@@ -63,7 +63,8 @@ def test_list_literal_and_size() -> None:
 
 
 def test_u64_saturates() -> None:
-    unbounded = {"type": "array", "items": {"type": "string"}}
+    unbounded = {"type": "object", "properties": {
+        "v": {"type": "array", "items": {"type": "string"}}}}
     # Three nested loops of ~1e6 items over strings of ~3e6 bytes exceed 2**64: saturated.
-    rule = "self.all(a, self.all(b, self.all(c, a + b == c)))"
+    rule = "self.v.all(a, self.v.all(b, self.v.all(c, a + b == c)))"
     assert estimate(rule, unbounded) == cost.U64

@@ -563,7 +563,8 @@ def _find_all(target: Any, args: list[Any]) -> Any:
 
 
 # --- optional values ---
-_fn("optional.of")(lambda t, a: v.OptionalValue(a[0], True))
+_fn("optional.of")(lambda t, a: v.OptionalValue() if a[0] is v.ABSENT
+                   else v.OptionalValue(a[0], True))
 _fn("optional.none")(lambda t, a: v.OptionalValue())
 _fn("optional.ofNonZeroValue")(lambda t, a: v.OptionalValue(a[0], a[0] not in (
     0, 0.0, "", b"", False, None) and a[0] != [] and a[0] != {}))

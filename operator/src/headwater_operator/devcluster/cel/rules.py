@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from headwater_operator.devcluster import fielderrors as fe
 from headwater_operator.devcluster.cel import compiler, declarations, fieldpath, interpreter
-from headwater_operator.devcluster.cel.values import CelEvalError, OptionalValue, equal, to_value
+from headwater_operator.devcluster.cel.values import ABSENT, CelEvalError, equal, to_value
 
 PER_CALL_LIMIT: Final = 1_000_000
 RUNTIME_CEL_COST_BUDGET: Final = 10_000_000
@@ -202,9 +202,7 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
 
 
 def _old_self(old_value: Any, has_old: bool, optional: bool) -> Any:
-    if not optional:
-        return old_value
-    return OptionalValue(old_value, True) if has_old else OptionalValue()
+    return old_value if has_old or not optional else ABSENT
 
 
 def _runtime_error(run: _Run, where: str, node_type: str, error: CelEvalError,

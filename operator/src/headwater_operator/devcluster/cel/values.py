@@ -53,6 +53,17 @@ class OptionalValue:
     present: bool = False
 
 
+class _Absent:
+    """``oldSelf`` of an ``optionalOldSelf`` rule where there is no old value: the rule
+    is compiled with ``optional.of(oldSelf)`` (see .compiler), which makes it none."""
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+
+ABSENT: Final = _Absent()
+
+
 class ListValue(list[Any]):
     """A list with its ``x-kubernetes-list-type`` (atomic, set or map) and map keys."""
 
