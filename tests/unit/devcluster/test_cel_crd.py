@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from headwater_operator.devcluster.cel import check_schema_rules, schema_rule_errors
 
 ROOT = "spec.versions[0].schema.openAPIV3Schema"

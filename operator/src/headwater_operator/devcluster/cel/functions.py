@@ -14,6 +14,7 @@ first, then cel-go's sized builtins, else 1.
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import math
 import re
 from collections.abc import Callable, Sequence
@@ -100,7 +101,7 @@ def _not(target: Any, args: list[Any]) -> Any:
 @_fn("-_")
 def _negate(target: Any, args: list[Any]) -> Any:
     x = args[0]
-    if isinstance(x, bool) or isinstance(x, Uint):
+    if isinstance(x, (bool, Uint)):
         raise v.no_such_overload()
     if isinstance(x, int):
         return v.check_int(-x)
@@ -504,7 +505,7 @@ def _list(x: Any) -> list[Any]:
 @_fn("isSorted")
 def _is_sorted(target: Any, args: list[Any]) -> Any:
     items = _list(target)
-    return all(_compare(a, b) <= 0 for a, b in zip(items, items[1:], strict=False))
+    return all(_compare(a, b) <= 0 for a, b in itertools.pairwise(items))
 
 
 @_fn("sum")

@@ -172,8 +172,11 @@ class Evaluator:
         raise CelEvalError("no such overload")
 
     def comprehension(self, node: Node) -> Any:
-        assert node.iter_range and node.accu_init and node.loop_condition
-        assert node.loop_step and node.result
+        assert node.iter_range is not None
+        assert node.accu_init is not None
+        assert node.loop_condition is not None
+        assert node.loop_step is not None
+        assert node.result is not None
         iter_range = self.strict(node.iter_range)
         if not isinstance(iter_range, (list, dict)):
             raise CelEvalError("no such overload")

@@ -18,6 +18,7 @@ their keys; with ``optionalOldSelf`` they also run without one (``oldSelf`` is t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -50,11 +51,9 @@ def rule_violations(schema: Mapping[str, Any], new: Mapping[str, Any],
         return []
     run = _Run()
     decl = declarations.schema_decl(schema, True)
-    try:
+    with contextlib.suppress(_OutOfBudget):
         _validate(run, schema, decl, new, old, [], True, old is not None and new == old,
                   old is not None)
-    except _OutOfBudget:
-        pass
     return run.errors
 
 
