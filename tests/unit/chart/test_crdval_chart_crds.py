@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from conftest import Render
-
 from headwater_operator.devcluster.apiextensions.crddefaults import (
     default_crd,
     prepare_for_create,
