@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from headwater_operator.devcluster import fielderrors as fe
 from headwater_operator.devcluster.apiextensions.crddefaults import (
     default_crd,
