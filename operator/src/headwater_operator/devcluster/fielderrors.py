@@ -81,6 +81,18 @@ class _Omitted:
 OMITTED: Final = _Omitted()
 
 
+@dataclass(frozen=True)
+class GoText:
+    """A bad value already printed as Go's ``%#v`` prints its typed Go value.
+
+    Some validators report a typed Go value (``[]string{"v1"}``, a struct of the API's
+    internal types), whose ``%#v`` a decoded JSON value cannot reproduce; the caller
+    renders it and the message shows the text as is.
+    """
+
+    text: str
+
+
 # --- Go's formatting ------------------------------------------------------------------
 def go_quote(text: str) -> str:
     """Go's ``strconv.Quote`` (``%q``): double quotes, Go escapes, printable Unicode kept."""
@@ -226,6 +238,8 @@ class FieldError:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, GoText):
+        return value.text
     if value is None:
         return "null"
     if isinstance(value, (bool, int, float)):
@@ -344,6 +358,7 @@ __all__ = [
     "ErrorType",
     "FieldError",
     "GoStrings",
+    "GoText",
     "PathPart",
     "aggregate",
     "duplicate",

@@ -1,0 +1,20 @@
+"""Every CRD the chart renders passes the emulator's CRD validation (Kubernetes 1.32's)."""
+
+from __future__ import annotations
+
+from conftest import Render
+from headwater_operator.devcluster.apiextensions.crddefaults import (
+    default_crd,
+    prepare_for_create,
+)
+from headwater_operator.devcluster.apiextensions.crdvalidation import validate_crd
+
+
+def test_rendered_crds_are_accepted(render: Render) -> None:
+    crds = [m for m in render() if m["kind"] == "CustomResourceDefinition"]
+    assert {crd["metadata"]["name"] for crd in crds} == {
+        "flows.headwater.dev", "deployments.headwater.dev", "schedules.headwater.dev",
+        "flowruns.headwater.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+    for crd in crds:
+        errors = validate_crd(prepare_for_create(default_crd(crd)))
+        assert [e.message() for e in errors] == [], crd["metadata"]["name"]
