@@ -275,9 +275,9 @@ def _legacy_event(event: Mapping[str, Any]) -> Errors:
             value = _str(event.get(key))
             if not value:
                 errors.append(required(key))
-            if len(value) > limit:
+            if names.byte_length(value) > limit:  # Go's len: bytes
                 errors.append(invalid(key, "", f"can have at most {limit} characters"))
-        if len(_str(event.get("message"))) > NOTE_LIMIT:
+        if names.byte_length(_str(event.get("message"))) > NOTE_LIMIT:
             errors.append(invalid("message", "", f"can have at most {NOTE_LIMIT} characters"))
     errors += [invalid("namespace", namespace, m) for m in names.is_dns1123_subdomain(namespace)]
     return errors
