@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
-from headwater_operator.devcluster.builtins import names, validate_object_meta
-from headwater_operator.devcluster.builtins import validate_object_meta_update
+from headwater_operator.devcluster.builtins import (
+    names,
+    validate_object_meta,
+    validate_object_meta_update,
+)
 from headwater_operator.devcluster.fielderrors import FieldError
 
 

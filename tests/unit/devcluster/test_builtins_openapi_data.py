@@ -16,7 +16,8 @@ ROOT = Path(__file__).resolve().parents[3]
 def generator() -> ModuleType:
     spec = importlib.util.spec_from_file_location(
         "generate_k8s_openapi", ROOT / "scripts" / "generate_k8s_openapi.py")
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
