@@ -106,8 +106,12 @@ class RunTemplate(SpecModel):
     )
     pod_overrides: FreeForm | None = Field(
         default=None,
-        description="Strategic-merge patch applied last to the rendered pod, for anything the "
-        "fields above do not cover, e.g. `{spec: {hostNetwork: true}}`.",
+        description="Strategic merge patch applied last to the rendered pod, as "
+        "`kubectl patch --type strategic` applies one: lists merge by their Kubernetes "
+        "merge key (containers and env by `name`, volumeMounts by `mountPath`, ports by "
+        "`containerPort`), other lists such as tolerations and command are replaced, and "
+        "`$patch: delete|replace` work; the flow container is named `flow`, e.g. "
+        "`{spec: {hostNetwork: true}}`.",
     )
 
 

@@ -83,7 +83,7 @@ from headwater_operator.flowruns.machine import (
 )
 from headwater_operator.flowruns.machine import decide as decide_next
 from headwater_operator.flowruns.podfacts import PodFacts, pod_facts
-from headwater_operator.flowruns.render import pod_name, render_pod
+from headwater_operator.flowruns.render import PodOverridesError, pod_name, render_pod
 from headwater_operator.flowruns.retry import pod_rejection_is_final
 from headwater_operator.flowruns.settings import RunSettings, parameter_errors, resolve_settings
 
@@ -387,7 +387,11 @@ async def _ensure_pod(client: kube.Kube, run: FlowRun, settings: RunSettings,
                       attempt: int) -> tuple[str, str | None]:
     """Create the attempt's pod; returns (event reason, error message or None)."""
     due = run.status.scheduled_time or scheduled_time(run) or utcnow()
-    manifest = render_pod(run, settings, attempt, due)
+    try:
+        manifest = render_pod(run, settings, attempt, due)
+    except PodOverridesError as exc:
+        # The Deployment's own configuration is wrong: retrying cannot help.
+        return reasons.POD_CREATION_FAILED, str(exc)
     namespace = run.metadata.namespace or ""
     try:
         await client.create(kube.PODS, manifest, namespace=namespace)

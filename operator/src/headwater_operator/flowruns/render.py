@@ -9,6 +9,11 @@ Precedence inside the pod: Flow defaults < Deployment.runTemplate < Headwater's 
 fields. Headwater's labels and the SDK contract environment variables always win, because
 the operator and the engine rely on them; a restricted security context is the default
 and ``runTemplate.securityContext``/``podSecurityContext`` can loosen it key by key.
+``runTemplate.podOverrides`` is applied last as a Kubernetes strategic merge patch of the
+Pod (:mod:`headwater_operator.strategicmerge`): lists merge by each field's patch merge key
+(containers and env by ``name``, volumeMounts by ``mountPath``, ports by
+``containerPort``), other lists (tolerations, command) are replaced, and ``$patch``
+directives work as with ``kubectl patch --type strategic``.
 """
 
 from __future__ import annotations
@@ -22,12 +27,19 @@ from typing import Any
 
 from headwater import contract
 
+from headwater_operator import strategicmerge
 from headwater_operator.api import FlowRun
 from headwater_operator.flowruns.settings import RunSettings
 from headwater_operator.flowruns.timeutil import format_time
 
 CONTAINER_NAME = "flow"
 LABEL_VALUE_MAX = 63
+POD_DEFINITION = "io.k8s.api.core.v1.Pod"
+"""The pinned OpenAPI definition whose patch strategies ``podOverrides`` follows."""
+
+
+class PodOverridesError(ValueError):
+    """``runTemplate.podOverrides`` cannot be applied to the rendered pod."""
 
 DEFAULT_POD_SECURITY_CONTEXT: dict[str, Any] = {
     "runAsNonRoot": True,
@@ -61,11 +73,11 @@ def label_value(value: str) -> str:
 
 
 def merge_patch(base: Any, patch: Any) -> Any:
-    """Merge ``patch`` into ``base`` the way ``podOverrides`` documents it.
+    """Merge ``patch`` into ``base`` as a JSON merge patch (RFC 7386).
 
-    Objects merge recursively; lists of objects that all have a ``name`` (containers,
-    volumes, env) merge entry by entry on that name, the way a strategic-merge patch does;
-    any other value, including other lists, is replaced. ``None`` deletes a key.
+    Objects merge recursively, ``None`` deletes a key, any other value (lists included)
+    replaces. Used for the security contexts, which merge key by key; ``podOverrides``
+    is a strategic merge patch (:func:`apply_pod_overrides`).
     """
     if isinstance(base, Mapping) and isinstance(patch, Mapping):
         merged = dict(base)
@@ -75,18 +87,18 @@ def merge_patch(base: Any, patch: Any) -> Any:
             else:
                 merged[key] = merge_patch(base.get(key), value)
         return merged
-    if _named_list(base) and _named_list(patch):
-        by_name = {item["name"]: item for item in base}
-        for item in patch:
-            by_name[item["name"]] = merge_patch(by_name.get(item["name"]), item)
-        return list(by_name.values())
     return copy.deepcopy(patch)
 
 
-def _named_list(value: Any) -> bool:
-    return isinstance(value, list) and all(
-        isinstance(item, Mapping) and "name" in item for item in value
-    )
+def apply_pod_overrides(pod: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``pod`` patched by ``overrides`` as the API server applies a strategic merge patch
+    to a Pod; :class:`PodOverridesError` says why a patch cannot apply."""
+    try:
+        return strategicmerge.strategic_merge(POD_DEFINITION, pod, overrides)
+    except strategicmerge.StrategicMergeError as exc:
+        raise PodOverridesError(
+            f"runTemplate.podOverrides is not a valid strategic merge patch of a Pod: "
+            f"{exc.message}") from exc
 
 
 def _labels(run: FlowRun, settings: RunSettings, attempt: int) -> dict[str, str]:
@@ -247,10 +259,13 @@ def render_pod(run: FlowRun, settings: RunSettings, attempt: int,
     }
     template = settings.deployment.spec.run_template if settings.deployment else None
     if template is not None and template.pod_overrides:
-        pod = merge_patch(pod, template.pod_overrides)
+        pod = apply_pod_overrides(pod, template.pod_overrides)
         # Identity fields are not the user's to override: they make creation idempotent
         # and let the operator find and garbage-collect the pod.
-        pod["metadata"]["name"] = pod_name(name, attempt)
-        pod["metadata"]["namespace"] = run.metadata.namespace
-        pod["metadata"]["labels"].update(_labels(run, settings, attempt))
+        metadata = pod.setdefault("metadata", {})
+        metadata["name"] = pod_name(name, attempt)
+        metadata["namespace"] = run.metadata.namespace
+        labels = metadata.get("labels")
+        metadata["labels"] = {**(labels if isinstance(labels, Mapping) else {}),
+                              **_labels(run, settings, attempt)}
     return pod
