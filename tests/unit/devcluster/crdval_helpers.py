@@ -53,5 +53,8 @@ def create_errors(crd: dict[str, Any], **kwargs: Any) -> list[str]:
 def update_errors(crd: dict[str, Any], old: dict[str, Any]) -> list[str]:
     """The messages an update of ``old`` (as stored) to ``crd`` gets."""
     stored = prepare_for_create(default_crd(old))
+    # As stored, and as a conditional update sends it (CRDs allow no unconditional update).
+    stored["metadata"]["resourceVersion"] = "1"
+    crd = {**crd, "metadata": {**crd["metadata"], "resourceVersion": "1"}}
     new = prepare_for_update(default_crd(crd), stored)
     return [error.message() for error in validate_crd(new, stored)]

@@ -414,13 +414,21 @@ properties:
 """
     calls: list[str] = []
 
-    def compile_rules(schema: dict[str, Any], path: str,
-                      uncorrelatable: str | None) -> list[fe.FieldError]:
-        calls.append(path)
-        return [fe.invalid(f"{path}.x-kubernetes-validations[0].rule", "x", "compile error")]
+    class Rules:
+        def __init__(self, root: dict[str, Any], path: str) -> None:
+            self.path = path
+
+        def compile(self, node: dict[str, Any], path: str,
+                    uncorrelatable: str | None) -> list[fe.FieldError]:
+            calls.append(path)
+            return [fe.invalid(f"{path}.x-kubernetes-validations[0].rule", "x", "compile error")]
+
+        def total_cost_errors(self) -> list[fe.FieldError]:
+            # Only rules that compiled count towards the total.
+            return [fe.forbidden(self.path, "too expensive")] if calls else []
 
     rules = f"{ROOT}.properties[spec].x-kubernetes-validations"
-    assert _errors(schema, compile_rules=compile_rules) == [
+    assert _errors(schema, schema_rules=Rules) == [
         f"{rules}[0].rule: Required value: rule is not specified",
         f'{rules}[1].reason: Unsupported value: "Bad": supported values: "FieldValueDuplicate", '
         '"FieldValueForbidden", "FieldValueInvalid", "FieldValueRequired"',
@@ -430,8 +438,10 @@ properties:
     good["properties"]["spec"]["x-kubernetes-validations"] = [{"rule": "self.a != ''"}]
     good["properties"]["size"] = {"type": "integer", "minimum": 0}
     good["properties"]["spec"]["properties"]["b"] = {"type": "string"}
-    assert create_errors(with_schema(good), compile_rules=compile_rules) == [
-        f'{rules}[0].rule: Invalid value: "x": compile error']
+    # The whole schema's cost comes after every rule's errors.
+    assert create_errors(with_schema(good), schema_rules=Rules) == [
+        f'{rules}[0].rule: Invalid value: "x": compile error',
+        f"{ROOT}: Forbidden: too expensive"]
     assert calls == [f"{ROOT}.properties[spec]"]
 
 

@@ -41,6 +41,7 @@ from typing import Any, Self, TypeVar, cast
 import aiohttp.web
 import yaml
 
+from headwater_operator import k8sopenapi
 from headwater_operator.devcluster import discovery
 from headwater_operator.devcluster import fielderrors as fe
 from headwater_operator.devcluster.apiextensions.registry import (
@@ -48,11 +49,6 @@ from headwater_operator.devcluster.apiextensions.registry import (
     CustomResourceDefinitionStrategy,
 )
 from headwater_operator.devcluster.apiextensions.strategy import CustomResourceStrategy
-from headwater_operator.devcluster.apiextensions.wiring import (
-    builtin_openapi,
-    default_crd,
-    validate_crd,
-)
 from headwater_operator.devcluster.openapi import OpenAPI
 from headwater_operator.devcluster.resources import BUILTIN_RESOURCES, ResourceSpec, default_crds
 from headwater_operator.devcluster.store import (
@@ -251,6 +247,33 @@ def _patch_type(spec: ResourceSpec, content_type: str) -> PatchType:
     return _PATCH_TYPES[media_type]
 
 
+_BODY_TYPES = ("application/json", "application/yaml")
+
+
+def _decode_body(verb: str, content_type: str, raw: bytes) -> Any:
+    """The request body: JSON, or YAML for creates and updates, as the server takes them.
+
+    A real API server also decodes Kubernetes protobuf (``application/vnd.kubernetes.
+    protobuf``, which kubectl's typed commands such as ``kubectl create configmap`` send);
+    the emulator does not, and says so with the 415 a server gives an unknown format.
+    """
+    if not raw:
+        return None
+    media_type = content_type.split(";")[0].strip() or "application/json"
+    if verb in ("create", "update") and media_type not in _BODY_TYPES:
+        raise ApiError(415, "UnsupportedMediaType",
+                       "the body of the request was in an unknown format - accepted media "
+                       f"types include: {', '.join(_BODY_TYPES)} (the emulator does not "
+                       f"decode {media_type}: send JSON, e.g. kubectl apply -f)")
+    try:
+        if media_type == "application/yaml":
+            return yaml.safe_load(raw)
+        return json.loads(raw)
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ApiError(400, "BadRequest", f"the request body is not valid {media_type}: "
+                                          f"{exc}") from exc
+
+
 def _check_type_meta(spec: ResourceSpec, body: Any) -> None:
     """A body's ``apiVersion`` and ``kind`` must name the resource it is sent to.
 
@@ -417,9 +440,9 @@ class Emulator:
         validation as ``kubectl apply -f`` (default: Headwater's and kopf's)."""
         self.store = ObjectStore([*(resources or BUILTIN_RESOURCES)], clock=clock)
         self.store.add_resource(CRD_RESOURCE, CustomResourceDefinitionStrategy(
-            CRD_RESOURCE, validate=validate_crd, default=default_crd,
-            strategy_for=CustomResourceStrategy))
-        self.openapi = OpenAPI(*builtin_openapi())
+            CRD_RESOURCE, strategy_for=CustomResourceStrategy))
+        self.openapi = OpenAPI(k8sopenapi.definitions(),
+                               lambda spec: k8sopenapi.definition_name(spec.key))
         self._initial_crds = list(crds) if crds is not None else default_crds()
         self.requests = RequestLog()
         self.admission_hooks: list[AdmissionHook] = []
@@ -587,11 +610,8 @@ class Emulator:
         log shows an open watch while it is still open.
         """
         params: Mapping[str, str] = request.query
-        raw_body = await _read_body(request)
-        try:
-            body = json.loads(raw_body) if raw_body else None
-        except ValueError as exc:
-            raise ApiError(400, "BadRequest", f"the request body is not JSON: {exc}") from exc
+        body = _decode_body(verb, request.headers.get("Content-Type", ""),
+                            await _read_body(request))
         if verb in ("create", "update"):
             _check_type_meta(spec, body)
         store = self.store

@@ -26,12 +26,18 @@ What it implements, as the real API server does:
   resourceVersion, kept in a bounded history so a watch can resume from a
   resourceVersion; older than the history answers ``410 Gone``, as after compaction.
 
-Simplifications (documented so nobody relies on them): strategic-merge patches are
-applied as JSON merge patches (lists are replaced, not merged by key); a paged list
-(``limit``/``continue``) reports the first page's resourceVersion on every page, but later
-pages show the objects' current state, not a snapshot at that version;
-no admission or schema validation; namespaces need not exist before objects are created
-in them; pods are deleted at once (no kubelet confirms a graceful termination).
+* Each kind's strategy (:mod:`.strategies`): defaulting, decoding errors, unknown fields
+  under ``fieldValidation``, validation worded as the API server words it, dry runs, and
+  ``AllowUnconditionalUpdate`` (a PUT without a resourceVersion).
+* Strategic merge patches of built-in kinds, by the pinned OpenAPI's merge keys.
+* The ``NamespaceLifecycle`` admission plugin: no object is created in a namespace that
+  does not exist (404) or is being deleted (403).
+
+Simplifications (documented so nobody relies on them): a paged list (``limit``/
+``continue``) reports the first page's resourceVersion on every page, but later pages
+show the objects' current state, not a snapshot at that version; pods are deleted at
+once (no kubelet confirms a graceful termination); a namespace's deletion does not delete
+its contents.
 """
 
 from __future__ import annotations
@@ -54,9 +60,10 @@ from typing import Any, Literal, TypeVar, cast
 import jsonpatch
 import jsonpointer
 
-from headwater_operator import selectors
+from headwater_operator import selectors, strategicmerge
 from headwater_operator.devcluster.apierrors import ApiError
-from headwater_operator.devcluster.fielderrors import raise_if_invalid
+from headwater_operator.devcluster.fielderrors import GoText, invalid_error, raise_if_invalid
+from headwater_operator.devcluster.fielderrors import invalid as fe_invalid
 from headwater_operator.devcluster.resources import ResourceSpec
 from headwater_operator.devcluster.strategies import Strategy, Subresource, WriteOptions
 from headwater_operator.devcluster.strategies import strategy_for as builtin_strategy_for
@@ -147,8 +154,20 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
-def apply_patch(obj: JsonObject, patch_type: PatchType, patch: Any) -> JsonObject:
-    """Apply a patch of the given type to a copy of ``obj``; 422 if it does not apply."""
+def apply_patch(obj: JsonObject, patch_type: PatchType, patch: Any,
+                kind_key: tuple[str, str, str] = ("", "", "")) -> JsonObject:
+    """Apply a patch of the given type to a copy of ``obj``; 422 if it does not apply.
+
+    A strategic merge patch merges lists by the patch merge keys of the built-in kind
+    ``kind_key`` (:mod:`headwater_operator.strategicmerge`, from the pinned OpenAPI);
+    its errors keep the API server's codes (``interpretStrategicMergePatchError``).
+    """
+    if patch_type == "strategic":
+        try:
+            return strategicmerge.apply_strategic_merge_patch(kind_key, obj, patch)
+        except strategicmerge.StrategicMergeError as exc:
+            reason = {400: "BadRequest", 422: "Invalid"}.get(exc.code, "InternalError")
+            raise ApiError(exc.code, reason, exc.message) from exc
     if patch_type == "json":
         if not isinstance(patch, list):
             raise ApiError(400, "BadRequest", "a JSON patch body must be a list of operations")
@@ -383,6 +402,7 @@ class ObjectStore:
         obj: JsonObject = copy.deepcopy(dict(body))
         meta = obj.setdefault("metadata", {})
         namespace = self._check_namespace(spec, namespace, meta)
+        self._check_namespace_lifecycle(spec, namespace, str(meta.get("name") or ""))
         if not meta.get("name"):
             if not meta.get("generateName"):
                 raise ApiError(422, "Invalid", f"{spec.kind}: metadata.name or "
@@ -436,8 +456,22 @@ class ObjectStore:
             raise ApiError(400, "BadRequest", f"the body of a {spec.kind} must be a JSON object")
         current = self._stored(spec, namespace, name)
         self._check_precondition(spec, current, body)
-        return self._update(spec, current, copy.deepcopy(dict(body)), subresource,
-                            options or WriteOptions())
+        new = copy.deepcopy(dict(body))
+        if not (new.get("metadata") or {}).get("resourceVersion"):
+            self._unconditional_update(spec, current, new)
+        return self._update(spec, current, new, subresource, options or WriteOptions())
+
+    def _unconditional_update(self, spec: ResourceSpec, current: JsonObject,
+                              new: JsonObject) -> None:
+        """A PUT without ``metadata.resourceVersion``: the stored one is used where the kind
+        allows it, else 422 (``registry/generic/registry/store.go`` ``Update``: the error
+        names the resource, not the kind, and shows Go's ``%#v`` of ``uint64(0)``)."""
+        name = current["metadata"]["name"]
+        if not self.strategy(spec).allow_unconditional_update:
+            raise invalid_error(spec.plural, spec.group, name, [fe_invalid(
+                "metadata.resourceVersion", GoText("0x0"), "must be specified for an update")])
+        new.setdefault("metadata", {})["resourceVersion"] = current["metadata"][
+            "resourceVersion"]
 
     @_locked
     def patch(
@@ -448,7 +482,7 @@ class ObjectStore:
         current = self._stored(spec, namespace, name)
         if isinstance(patch, Mapping):
             self._check_precondition(spec, current, patch)
-        patched = apply_patch(current, patch_type, patch)
+        patched = apply_patch(current, patch_type, patch, spec.key)
         if patch_type == "json":
             # A JSON patch may 'test' or set resourceVersion itself; treat a changed one
             # like a stale body, as the API server compares it with the stored version.
@@ -551,6 +585,27 @@ class ObjectStore:
                                               "/namespaces/<namespace>/ or set "
                                               "metadata.namespace")
         return str(namespace)
+
+    def _check_namespace_lifecycle(self, spec: ResourceSpec, namespace: str | None,
+                                   name: str) -> None:
+        """``NamespaceLifecycle`` (``plugin/pkg/admission/namespace/lifecycle``): creates in
+        a namespace that does not exist are 404, in one being deleted 403."""
+        if namespace is None:
+            return
+        stored = self._objects.get((("", "v1", "namespaces"), None, namespace))
+        if stored is None:
+            raise ApiError(404, "NotFound", f'namespaces "{namespace}" not found',
+                           {"name": namespace, "kind": "namespaces"})
+        if stored["metadata"].get("deletionTimestamp"):
+            resource = f"{spec.plural}.{spec.group}" if spec.group else spec.plural
+            who = f'{resource} "{name}"' if name else resource
+            raise ApiError(403, "Forbidden", f"{who} is forbidden: unable to create new content "
+                                             f"in namespace {namespace} because it is being "
+                                             "terminated",
+                           {"name": name, "group": spec.group, "kind": spec.plural, "causes": [{
+                               "reason": "NamespaceTerminating",
+                               "message": f"namespace {namespace} is being terminated",
+                               "field": "metadata.namespace"}]})
 
     @staticmethod
     def _check_precondition(spec: ResourceSpec, current: JsonObject, body: Mapping[str, Any]

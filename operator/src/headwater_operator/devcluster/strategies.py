@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import datetime
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -29,6 +30,7 @@ from headwater_operator.devcluster.resources import ResourceSpec
 
 if TYPE_CHECKING:
     from headwater_operator.devcluster.store import ObjectStore
+from headwater_operator.devcluster import builtins
 from headwater_operator.devcluster.apierrors import ApiError
 
 JsonObject = dict[str, Any]
@@ -48,20 +50,19 @@ class WriteOptions:
     warnings: list[str] = field(default_factory=list)
     """Texts for ``Warning: 299 - "<text>"`` response headers, in order."""
 
-    def unknown_fields(self, paths: list[str]) -> None:
-        """Apply the directive to the fields a decoder or pruning would drop.
+    def unknown_fields(self, errors: list[str], strict_message: Callable[[], str]) -> None:
+        """Apply the directive to the strict decoding errors of a body (``unknown field
+        "spec.concurency"``, ``duplicate field …``).
 
-        ``Strict`` refuses the request (400 BadRequest, every field named, as
-        ``k8s.io/apiserver`` ``pkg/endpoints/handlers`` reports strict decoding errors);
-        ``Warn`` keeps a warning per field; ``Ignore`` says nothing. ``paths`` are the
-        server's field names (``.spec.concurency``).
+        ``Strict`` refuses the request (400 BadRequest with ``strict_message()``, the
+        kind's wording); ``Warn`` returns each error as a warning; ``Ignore`` says
+        nothing (``pkg/endpoints/handlers/create.go``, ``update.go``, ``patch.go``).
         """
-        if not paths or self.field_validation == "Ignore":
+        if not errors or self.field_validation == "Ignore":
             return
-        texts = [f'unknown field "{path.removeprefix(".")}"' for path in paths]
         if self.field_validation == "Strict":
-            raise ApiError(400, "BadRequest", "strict decoding error: " + ", ".join(texts))
-        self.warnings.extend(texts)
+            raise ApiError(400, "BadRequest", strict_message())
+        self.warnings.extend(errors)
 
 
 class Strategy:
@@ -70,6 +71,9 @@ class Strategy:
     Subclasses override the four hooks; each returns a new object (never mutates its
     arguments) or a list of field errors.
     """
+
+    allow_unconditional_update = True
+    """``AllowUnconditionalUpdate``: may a PUT leave ``metadata.resourceVersion`` out?"""
 
     def __init__(self, spec: ResourceSpec) -> None:
         self.spec = spec
@@ -107,7 +111,45 @@ class Strategy:
         gets its status and its resources served). May write to the store."""
 
 
-class PodStrategy(Strategy):
+class BuiltinStrategy(Strategy):
+    """A built-in kind: decoded as its Go type, defaulted, validated as its strategy does.
+
+    Decoding (``builtins.decoding``): a field of the wrong type is the decoder's 400;
+    unknown fields are strict decoding errors, which ``fieldValidation`` turns into a 400
+    or warnings. Pods are defaulted (``builtins.default_pod``) on every write, as the API
+    server defaults what it decodes. Validation is the kind's
+    (``builtins.validate_builtin``/``validate_builtin_status``).
+    """
+
+    def _decoded(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
+        message = builtins.decode_error_message(self.spec.key, obj)
+        if message is not None:
+            raise ApiError(400, "BadRequest", message)
+        options.unknown_fields(builtins.unknown_builtin_fields(self.spec.key, obj),
+                               lambda: builtins.strict_error_message(self.spec.key, obj) or "")
+        return builtins.default_pod(obj) if self.spec.key == POD else obj
+
+    def prepare_create(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
+        return super().prepare_create(self._decoded(obj, options), options)
+
+    def validate_create(self, obj: JsonObject) -> list[FieldError]:
+        return builtins.validate_builtin(self.spec.key, obj)
+
+    def prepare_update(self, new: JsonObject, old: JsonObject, subresource: Subresource,
+                       options: WriteOptions) -> JsonObject:
+        return self._decoded(new, options)
+
+    def validate_update(self, new: JsonObject, old: JsonObject,
+                        subresource: Subresource) -> list[FieldError]:
+        if subresource == "status":
+            return builtins.validate_builtin_status(self.spec.key, new, old)
+        return builtins.validate_builtin(self.spec.key, new, old)
+
+
+POD = ("", "v1", "pods")
+
+
+class PodStrategy(BuiltinStrategy):
     """Pods start ``Pending`` with their QoS class (``pkg/registry/core/pod/strategy.go``
     ``PrepareForCreate``: ``Status{Phase: Pending, QOSClass: GetPodQOS(pod)}``)."""
 
@@ -143,7 +185,7 @@ def pod_qos_class(pod: JsonObject) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-class NamespaceStrategy(Strategy):
+class NamespaceStrategy(BuiltinStrategy):
     """Namespaces start ``Active``, with the ``kubernetes`` finalizer and the
     ``kubernetes.io/metadata.name`` label (``pkg/registry/core/namespace/strategy.go``
     ``PrepareForCreate``/``PrepareForUpdate``: the label always equals the name)."""
@@ -158,7 +200,7 @@ class NamespaceStrategy(Strategy):
 
     def prepare_update(self, new: JsonObject, old: JsonObject, subresource: Subresource,
                        options: WriteOptions) -> JsonObject:
-        return _with_name_label(new)
+        return _with_name_label(super().prepare_update(new, old, subresource, options))
 
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
@@ -171,17 +213,20 @@ def _with_name_label(namespace: JsonObject) -> JsonObject:
 
 
 def strategy_for(spec: ResourceSpec) -> Strategy:
-    """The strategy of a built-in kind (the plain one where the kind has none of its own)."""
-    if spec.key == ("", "v1", "pods"):
+    """The strategy of a built-in kind (the plain one for a kind the builtins do not know)."""
+    if spec.key == POD:
         return PodStrategy(spec)
     if spec.key == ("", "v1", "namespaces"):
         return NamespaceStrategy(spec)
+    if builtins.is_builtin(spec.key):
+        return BuiltinStrategy(spec)
     return Strategy(spec)
 
 
 __all__ = [
     "FIELD_VALIDATION_DIRECTIVES",
     "NAMESPACE_NAME_LABEL",
+    "BuiltinStrategy",
     "FieldValidation",
     "NamespaceStrategy",
     "PodStrategy",

@@ -49,11 +49,20 @@ unchanged schemas.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any, Final
+from typing import Any, Final, Protocol
 from urllib.parse import urlparse
 
+from headwater_operator.devcluster.builtins.names import (
+    is_dns1035_label,
+    is_dns1123_subdomain,
+    name_is_dns_subdomain,
+)
+from headwater_operator.devcluster.builtins.objectmeta import (
+    validate_object_meta,
+    validate_object_meta_update,
+)
 from headwater_operator.devcluster.fielderrors import (
     FieldError,
     GoText,
@@ -67,11 +76,9 @@ from headwater_operator.devcluster.fielderrors import (
 )
 
 from . import fieldpath, gosyntax
-from .dnsnames import is_dns1035_label, is_dns1123_subdomain, name_is_dns_subdomain
 from .internal import CRD, Conversion, Names, Schema, Spec, Version, to_internal
 from .openapischema import Options as SchemaOptions
 from .openapischema import (
-    RuleCompiler,
     Standard,
     map_list_keys_map_set_errors,
     validate_openapi_schema,
@@ -107,12 +114,27 @@ class Options:
     require_atomic_set_type: bool = True
     require_map_list_keys_map_set_validation: bool = True
     validate_value: ValueValidator | None = None
-    compile_rules: RuleCompiler | None = None
+    schema_rules: SchemaRulesFactory | None = None
+
+
+class SchemaRulesCompiler(Protocol):
+    """The CEL rules of one schema: compiled node by node, and their total cost."""
+
+    def compile(self, node: Schema, path: str, uncorrelatable: str | None
+                ) -> list[FieldError]:
+        """The CEL errors of the rules at ``node`` (see :data:`.openapischema.RuleCompiler`)."""
+
+    def total_cost_errors(self) -> list[FieldError]:
+        """The whole schema over the per-CRD cost limit, once every node compiled."""
+
+
+SchemaRulesFactory = Callable[[Schema, str], SchemaRulesCompiler]
+"""``(openAPIV3Schema, its field path)`` → that schema's rule compiler."""
 
 
 def validate_crd(crd: Mapping[str, Any], old: Mapping[str, Any] | None = None, *,
                  validate_value: ValueValidator | None = None,
-                 compile_rules: RuleCompiler | None = None) -> list[FieldError]:
+                 schema_rules: SchemaRulesFactory | None = None) -> list[FieldError]:
     """What apiextensions-apiserver's ValidateCustomResourceDefinition (create) or
     ValidateCustomResourceDefinitionUpdate (update, `old` given) reports, for
     apiextensions.k8s.io/v1 objects, as Kubernetes 1.32: field paths and messages exact.
@@ -120,18 +142,19 @@ def validate_crd(crd: Mapping[str, Any], old: Mapping[str, Any] | None = None, *
     ``crd`` (and ``old``) must be defaulted (:func:`~.crddefaults.default_crd`) and carry
     the status the strategy gives them (:func:`~.crddefaults.prepare_for_create`,
     :func:`~.crddefaults.prepare_for_update`). ``validate_value`` validates a default
-    against its schema (custom-resource validation); ``compile_rules`` compiles a node's
+    against its schema (custom-resource validation); ``schema_rules`` compiles a schema's
     ``x-kubernetes-validations`` (CEL): without them those checks are skipped.
     """
     new = to_internal(crd)
     if old is None:
-        opts = Options(validate_value=validate_value, compile_rules=compile_rules)
+        opts = Options(validate_value=validate_value, schema_rules=schema_rules)
         errors = metadata_errors(new)
         errors += spec_errors(new.spec, opts)
     else:
         previous = to_internal(old)
-        opts = update_options(previous, validate_value, compile_rules)
-        errors = spec_errors(new.spec, opts)
+        opts = update_options(previous, validate_value, schema_rules)
+        errors = validate_object_meta_update(new.metadata, previous.metadata)
+        errors += spec_errors(new.spec, opts)
         errors += _immutable_spec_errors(new.spec, previous.spec, opts)
     errors += names_errors(new.status.accepted_names, "status.acceptedNames")
     errors += stored_versions_errors(new.status.stored_versions, new.spec.versions)
@@ -145,7 +168,7 @@ def validate_crd(crd: Mapping[str, Any], old: Mapping[str, Any] | None = None, *
 
 
 def update_options(old: CRD, validate_value: ValueValidator | None,
-                   compile_rules: RuleCompiler | None) -> Options:
+                   schema_rules: SchemaRulesFactory | None) -> Options:
     """``ValidateCustomResourceDefinitionUpdate``: never tighten rules on stored data."""
     schemas = _schemas(old.spec)
     conversion = old.spec.conversion
@@ -162,7 +185,7 @@ def update_options(old: CRD, validate_value: ValueValidator | None,
         require_atomic_set_type=not any(_has(s, _has_non_atomic_set_items) for s in schemas),
         require_map_list_keys_map_set_validation=not any(
             _has(s, lambda n: bool(map_list_keys_map_set_errors(n, ""))) for s in schemas),
-        validate_value=validate_value, compile_rules=compile_rules)
+        validate_value=validate_value, schema_rules=schema_rules)
 
 
 def _has_unpruned_defaults(schema: Schema) -> bool:
@@ -187,22 +210,11 @@ def _has_non_atomic_set_items(schema: Schema) -> bool:
 
 # --- metadata ---------------------------------------------------------------------------
 def metadata_errors(crd: CRD) -> list[FieldError]:
-    """The CRD-specific part of ``ValidateObjectMeta`` on create."""
-    meta = crd.metadata
-    errors: list[FieldError] = []
-    generate_name = meta.get("generateName") or ""
-    if generate_name:
-        errors += [invalid("metadata.generateName", generate_name, problem)
-                   for problem in crd_name_errors(generate_name, True, crd.spec)]
-    name = meta.get("name") or ""
-    if not name:
-        errors.append(required("metadata.name", "name or generateName is required"))
-    else:
-        errors += [invalid("metadata.name", name, problem)
-                   for problem in crd_name_errors(name, False, crd.spec)]
-    if meta.get("namespace"):
-        errors.append(forbidden("metadata.namespace", "not allowed on this type"))
-    return errors
+    """``ValidateObjectMeta`` of a new CRD: the generic rules, with the CRD's name rule
+    (``nameValidationFn``) and no namespace (CRDs are cluster-scoped)."""
+    return validate_object_meta(crd.metadata, namespaced=False,
+                                name_rule=lambda name, prefix: crd_name_errors(name, prefix,
+                                                                               crd.spec))
 
 
 def crd_name_errors(name: str, prefix: bool, spec: Spec) -> list[str]:
@@ -624,12 +636,16 @@ def validate_schema(validation: Schema | None, path: str, status_enabled: bool,
             errors += found
             # CEL rules compile only against a structural schema with valid defaults.
             cel_enabled = not found
+    rules = opts.schema_rules(schema, root) if opts.schema_rules is not None else None
     errors += validate_openapi_schema(
         schema, root, Standard(allow_defaults=opts.allow_defaults,
                                require_valid_property_type=opts.require_valid_property_type),
         True, SchemaOptions(opts.require_atomic_set_type,
-                            opts.require_map_list_keys_map_set_validation, opts.compile_rules),
+                            opts.require_map_list_keys_map_set_validation,
+                            rules.compile if rules is not None else None),
         cel_enabled=cel_enabled).all()
+    if rules is not None and cel_enabled:
+        errors += rules.total_cost_errors()
     if not errors and init_error:
         # NewStructural's errors repeat the OpenAPI rules': shown only when nothing else is.
         errors.append(invalid(root, "", init_error))

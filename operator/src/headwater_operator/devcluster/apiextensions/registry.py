@@ -3,11 +3,12 @@
 ``kubectl apply -f crds/`` against the emulator does what it does against a real API
 server (apiextensions-apiserver v0.32.9):
 
-* **create/update** runs the CRD strategy (``pkg/registry/customresourcedefinition/
-  strategy.go``): status cleared on create and kept on update, ``storedVersions`` gains the
-  storage version, then defaulting (``pkg/apis/apiextensions/v1/defaults.go``) and
-  validation (``ValidateCustomResourceDefinition[Update]``) through the functions the
-  emulator wires in; an invalid CRD gets the server's 422.
+* **create/update** decodes with the v1 defaults (``pkg/apis/apiextensions/v1/
+  defaults.go``, :mod:`.crddefaults`), runs the CRD strategy (``pkg/registry/
+  customresourcedefinition/strategy.go``: status cleared on create and kept on update,
+  ``storedVersions`` gains the storage version; no unconditional update) and validates
+  (``ValidateCustomResourceDefinition[Update]``, :mod:`.crdvalidation`, CEL rules by
+  :mod:`..cel`); an invalid CRD gets the server's 422.
 * **naming and establishing**, which real controllers do a moment later
   (``pkg/controller/status/naming_controller.go``, ``pkg/controller/establish``), happen
   in-line right after the write: ``status.acceptedNames``, ``NamesAccepted`` (``NoConflicts``
@@ -30,16 +31,19 @@ import datetime
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from headwater_operator.devcluster.apiextensions.crddefaults import (
+    default_crd,
+    prepare_for_create,
+    prepare_for_update,
+)
+from headwater_operator.devcluster.apiextensions.crdvalidation import validate_crd
+from headwater_operator.devcluster.cel import SchemaRules
 from headwater_operator.devcluster.fielderrors import FieldError
 from headwater_operator.devcluster.resources import ResourceSpec, specs_from_crd
 from headwater_operator.devcluster.store import DeleteOptions, ObjectStore, format_time
 from headwater_operator.devcluster.strategies import Strategy, Subresource, WriteOptions
 
 JsonObject = dict[str, Any]
-CRDValidator = Callable[[Mapping[str, Any], Mapping[str, Any] | None], list[FieldError]]
-"""``validate(crd, old)``: the field errors of a (defaulted) CRD, ``old`` on update."""
-CRDDefaulter = Callable[[Mapping[str, Any]], JsonObject]
-"""``default(crd)``: the CRD with the ``apiextensions.k8s.io/v1`` defaults applied."""
 
 GROUP = "apiextensions.k8s.io"
 CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
@@ -80,52 +84,42 @@ def condition_status(crd: Mapping[str, Any], type_: str) -> str | None:
     return None
 
 
-def _storage_version(crd: Mapping[str, Any]) -> str | None:
-    for version in (crd.get("spec") or {}).get("versions") or ():
-        if version.get("storage"):
-            return str(version.get("name"))
-    return None
-
-
-def _with_stored_version(crd: JsonObject) -> JsonObject:
-    storage = _storage_version(crd)
-    status = crd.setdefault("status", {})
-    stored = status.setdefault("storedVersions", [])
-    if storage is not None and storage not in stored:
-        stored.append(storage)
-    return crd
+def crd_errors(crd: Mapping[str, Any], old: Mapping[str, Any] | None) -> list[FieldError]:
+    """What the API server refuses about a (defaulted, prepared) CRD: its spec, status and
+    schemas (:func:`.crdvalidation.validate_crd`), with the schemas' CEL rules compiled
+    and costed (:class:`..cel.SchemaRules`)."""
+    return validate_crd(crd, old, schema_rules=SchemaRules)
 
 
 class CustomResourceDefinitionStrategy(Strategy):
     """The CRD strategy, and the controllers that name, establish and clean up CRDs."""
 
-    def __init__(self, spec: ResourceSpec, *, validate: CRDValidator, default: CRDDefaulter,
+    allow_unconditional_update = False
+
+    def __init__(self, spec: ResourceSpec, *,
                  strategy_for: Callable[[ResourceSpec], Strategy]) -> None:
+        """``strategy_for``: the strategy of a kind a CRD serves."""
         super().__init__(spec)
-        self._validate = validate
-        self._default = default
         self._strategy_for = strategy_for
 
     # --- the strategy ------------------------------------------------------------------
     def prepare_create(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
-        crd = self._default(super().prepare_create(obj, options))
-        crd["status"] = {}
-        return _with_stored_version(crd)
+        return prepare_for_create(default_crd(obj))
 
     def validate_create(self, obj: JsonObject) -> list[FieldError]:
-        return self._validate(obj, None)
+        return crd_errors(obj, None)
 
     def prepare_update(self, new: JsonObject, old: JsonObject, subresource: Subresource,
                        options: WriteOptions) -> JsonObject:
         if subresource == "status":
             return new
-        return _with_stored_version(self._default(new))
+        return prepare_for_update(default_crd(new), old)
 
     def validate_update(self, new: JsonObject, old: JsonObject,
                         subresource: Subresource) -> list[FieldError]:
         if subresource == "status":
             return []
-        return self._validate(new, old)
+        return crd_errors(new, old)
 
     def prepare_delete(self, obj: JsonObject, now: datetime.datetime) -> JsonObject:
         if obj["metadata"].get("deletionTimestamp"):
@@ -261,10 +255,9 @@ def accepted_names(crd: Mapping[str, Any], others: Sequence[Mapping[str, Any]], 
 __all__ = [
     "CLEANUP_FINALIZER",
     "CRD_RESOURCE",
-    "CRDDefaulter",
-    "CRDValidator",
     "CustomResourceDefinitionStrategy",
     "accepted_names",
     "condition_status",
+    "crd_errors",
     "set_condition",
 ]

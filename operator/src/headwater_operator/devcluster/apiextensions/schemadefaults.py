@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from headwater_operator.devcluster.builtins.names import is_dns1035_label
 from headwater_operator.devcluster.fielderrors import (
     FieldError,
     aggregate,
@@ -38,7 +39,6 @@ from headwater_operator.devcluster.fielderrors import (
     required,
 )
 
-from .dnsnames import is_dns1035_label
 from .internal import Schema
 
 ValueValidator = Callable[[Schema, Any, str], list[FieldError]]

@@ -12,7 +12,13 @@ Kubernetes words them. The checker is ``cel-expr-python`` (:mod:`.compiler`), th
 estimator (:mod:`.cost`) and evaluator (:mod:`.interpreter`) walk its checked tree.
 """
 
-from headwater_operator.devcluster.cel.crd import RuleErrors, check_schema_rules, schema_rule_errors
+from headwater_operator.devcluster.cel.crd import (
+    RuleErrors,
+    SchemaRules,
+    check_schema_rules,
+    schema_rule_errors,
+)
 from headwater_operator.devcluster.cel.rules import rule_violations
 
-__all__ = ["RuleErrors", "check_schema_rules", "rule_violations", "schema_rule_errors"]
+__all__ = ["RuleErrors", "SchemaRules", "check_schema_rules", "rule_violations",
+           "schema_rule_errors"]

@@ -326,22 +326,65 @@ class GoRule:
         return self.go_syntax()
 
 
+class SchemaRules:
+    """The rules of one schema, compiled node by node for a caller that walks the schema
+    itself (the CRD validation, which decides where rules compile), and the estimated cost
+    of the whole schema, which the API server limits per CRD version."""
+
+    def __init__(self, schema: Mapping[str, Any], path: str) -> None:
+        self._walk = _Walk()
+        self._path = path
+        self._contexts: dict[str, _Context] = {}
+        self._index(schema, path, _Context(schema, bool(schema.get("x-kubernetes-validations"))))
+
+    def _index(self, schema: Any, path: str, ctx: _Context) -> None:
+        """Every node whose rules can compile, with its ``CELSchemaContext`` (the junctors'
+        sub-schemas have none: their rules are checked, never compiled)."""
+        if not isinstance(schema, Mapping):
+            return
+        self._contexts[path] = ctx
+        additional = schema.get("additionalProperties")
+        if isinstance(additional, Mapping):
+            self._index(additional, f"{path}.additionalProperties",
+                        ctx.child(additional, ("additional", "")))
+        for name, prop in (schema.get("properties") or {}).items():
+            self._index(prop, f"{path}.properties[{name}]", ctx.child(prop, ("property", name)))
+        items = schema.get("items")
+        if isinstance(items, Mapping):
+            self._index(items, f"{path}.items", ctx.child(items, ("items", "")))
+
+    def compile(self, node: Mapping[str, Any], path: str, uncorrelatable: str | None
+                ) -> list[fe.FieldError]:
+        """The CEL errors of the rules at ``node`` (field path ``path``)."""
+        ctx = self._contexts.get(path)
+        if ctx is None:
+            return []
+        return self._walk.compile(node, node.get("x-kubernetes-validations") or [], path, ctx,
+                                  uncorrelatable)
+
+    def total_cost_errors(self) -> list[fe.FieldError]:
+        """The whole schema over ``StaticEstimatedCRDCostLimit``: the most expensive rules,
+        then the total (``validateCustomResourceDefinitionValidation``)."""
+        total = self._walk.total
+        if total.total <= STATIC_ESTIMATED_CRD_COST_LIMIT:
+            return []
+        errors = [fe.forbidden(expensive_path, "contributed to estimated rule cost total "
+                               "exceeding cost limit for entire OpenAPIv3 schema")
+                  for expensive_path, _ in total.most_expensive]
+        errors.append(fe.forbidden(self._path, cost_message(
+            "x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema",
+            total.total, STATIC_ESTIMATED_CRD_COST_LIMIT)))
+        return errors
+
+
 def check_schema_rules(schema: Mapping[str, Any], path: str) -> RuleErrors:
     """The rule errors of one version's ``openAPIV3Schema``, in Kubernetes' three lists.
 
     Call it only with a structural schema that passed structural validation (the API
     server builds no CEL context otherwise, and compiles nothing)."""
-    walk = _Walk()
-    root = _Context(schema, bool(schema.get("x-kubernetes-validations")))
-    errors = walk.node(schema, path, root, None)
-    if walk.total.total > STATIC_ESTIMATED_CRD_COST_LIMIT:
-        for expensive_path, _ in walk.total.most_expensive:
-            errors.total_cost.append(fe.forbidden(
-                expensive_path, "contributed to estimated rule cost total exceeding cost limit "
-                "for entire OpenAPIv3 schema"))
-        errors.total_cost.append(fe.forbidden(path, cost_message(
-            "x-kubernetes-validations estimated rule cost total for entire OpenAPIv3 schema",
-            walk.total.total, STATIC_ESTIMATED_CRD_COST_LIMIT)))
+    rules = SchemaRules(schema, path)
+    errors = rules._walk.node(schema, path, rules._contexts[path], None)
+    errors.total_cost = rules.total_cost_errors()
     return errors
 
 
@@ -352,4 +395,5 @@ def schema_rule_errors(schema: Mapping[str, Any], path: str) -> list[fe.FieldErr
 
 
 __all__ = ["STATIC_ESTIMATED_COST_LIMIT", "STATIC_ESTIMATED_CRD_COST_LIMIT", "GoRule",
-           "RuleErrors", "check_schema_rules", "cost_message", "schema_rule_errors"]
+           "RuleErrors", "SchemaRules", "check_schema_rules", "cost_message",
+           "schema_rule_errors"]
