@@ -12,7 +12,7 @@ What it implements, as the real API server does:
 * ``409 AlreadyExists`` on creating an existing name, ``404 NotFound``, ``409 Conflict``
   when a write carries a stale ``metadata.resourceVersion``, ``422`` when a JSON patch
   fails (including its ``test`` operations), ``400`` on a namespace mismatch.
-* Structural-schema pruning of custom resources (see :mod:`.pruning`).
+* Structural-schema pruning of custom resources (see :mod:`.apiextensions.pruning`).
 * The ``status`` subresource: writes to ``…/status`` change only ``status``; writes to the
   main resource of a kind with that subresource keep the stored ``status``; ``status`` is
   dropped on create (pods start ``Pending``, namespaces ``Active``).
@@ -55,7 +55,7 @@ import jsonpatch
 import jsonpointer
 
 from headwater_operator import selectors
-from headwater_operator.devcluster.pruning import prune_resource
+from headwater_operator.devcluster.apiextensions.pruning import MalformedObjectError, prune
 from headwater_operator.devcluster.resources import ResourceSpec
 
 JsonObject = dict[str, Any]
@@ -73,6 +73,21 @@ NAME_SUFFIX_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 """The API server's alphabet for ``generateName`` suffixes (no vowels, no look-alikes)."""
 GENERATE_NAME_ATTEMPTS = 8
 """Draws before a ``generateName`` create gives up with 409, as the API server does."""
+
+
+def _prune(spec: ResourceSpec, obj: JsonObject) -> JsonObject:
+    """A custom resource as the API server's decoder leaves it (pruned, metadata coerced)."""
+    if spec.schema is None:
+        return obj
+    try:
+        return prune(spec.schema, obj)
+    except MalformedObjectError as error:
+        # Imported here: fieldvalidation reaches fielderrors, which imports this module.
+        from headwater_operator.devcluster.apiextensions.fieldvalidation import (
+            decode_error_message,
+        )
+        raise ApiError(400, "BadRequest",
+                       decode_error_message(spec.kind, spec.version, str(error))) from None
 
 
 def random_name_suffix() -> str:
@@ -389,7 +404,7 @@ class ObjectStore:
         for transient in ("deletionTimestamp", "deletionGracePeriodSeconds", "resourceVersion"):
             meta.pop(transient, None)
         self._initial_status(spec, obj)
-        obj = prune_resource(obj, spec.schema)
+        obj = _prune(spec, obj)
         self._store(spec, obj, "ADDED", previous=None)
         return copy.deepcopy(obj)
 
@@ -567,7 +582,7 @@ class ObjectStore:
                 meta.pop(field, None)
         new["apiVersion"] = spec.api_version
         new["kind"] = spec.kind
-        new = prune_resource(new, spec.schema)
+        new = _prune(spec, new)
         meta = new["metadata"]
         if _generation_relevant(new) != _generation_relevant(current):
             meta["generation"] = int(current["metadata"].get("generation", 1)) + 1
