@@ -22,7 +22,9 @@ from headwater_operator.devcluster.apiextensions.fieldvalidation import (
 )
 from headwater_operator.devcluster.apiextensions.pruning import prune, unknown_fields
 from headwater_operator.devcluster.apiextensions.validation import (
+    RULES_NOT_CHECKED,
     has_blocking_errors,
+    has_validation_rules,
     status_validation_errors,
     validation_errors,
 )
@@ -66,7 +68,8 @@ def test_a_flow_with_retries_three() -> None:
     assert fe.invalid_error("Flow", "headwater.dev", "demo", errors).message == (
         'Flow.headwater.dev "demo" is invalid: spec.retries: Invalid value: "string": '
         'spec.retries in body must be of type integer: "string"')
-    assert has_blocking_errors(errors), "the CRD's CEL rules do not run on such an object"
+    assert has_blocking_errors(errors)
+    assert not has_validation_rules(schema("Flow")), "so no 'rules not checked' error either"
 
 
 def test_a_misspelt_flow_field_is_dropped_or_refused() -> None:
@@ -141,7 +144,16 @@ def test_a_flow_run_with_a_bad_scheduled_time() -> None:
         'spec.scheduledTime: Invalid value: "2024-05-01 06:00": spec.scheduledTime in body '
         'must be of type date-time: "2024-05-01 06:00"']
     assert errors[0].type == fe.ErrorType.TYPE_INVALID
+    # FlowRun has CEL rules, which a type error keeps from running: the 422 says so.
+    assert has_validation_rules(schema("FlowRun"))
     assert has_blocking_errors(errors)
+    assert fe.invalid_error("FlowRun", "headwater.dev", "demo",
+                            [*errors, RULES_NOT_CHECKED]).message == (
+        'FlowRun.headwater.dev "demo" is invalid: [spec.scheduledTime: Invalid value: '
+        '"2024-05-01 06:00": spec.scheduledTime in body must be of type date-time: '
+        '"2024-05-01 06:00", <nil>: Invalid value: "null": some validation rules were not '
+        "checked because the object was invalid; correct the existing errors to complete "
+        "validation]")
 
 
 def test_a_flow_run_status_write_with_an_unknown_phase() -> None:

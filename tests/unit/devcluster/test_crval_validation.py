@@ -14,6 +14,7 @@ from headwater_operator.devcluster.apiextensions.embedded import embedded_resour
 from headwater_operator.devcluster.apiextensions.validation import (
     RULES_NOT_CHECKED,
     has_blocking_errors,
+    has_validation_rules,
     scale_errors,
     status_strategy_errors,
     status_validation_errors,
@@ -181,3 +182,15 @@ def test_embedded_metadata_goes_to_the_object_meta_rules() -> None:
     assert messages(embedded_resource_errors(EMBEDDING, bad)) == [
         'spec.template.metadata: Invalid value: "x": json: cannot unmarshal string into Go '
         "value of type v1.ObjectMeta"]
+
+
+def test_only_a_schema_with_rules_has_a_cel_validator() -> None:
+    assert not has_validation_rules(SCHEMA)
+    assert not has_validation_rules(None)
+    rule = [{"rule": "self.size < 3"}]
+    assert has_validation_rules({**SCHEMA, "x-kubernetes-validations": rule})
+    assert has_validation_rules({"type": "object", "properties": {"l": {
+        "type": "array", "items": {"type": "object", "additionalProperties": {
+            "type": "string", "x-kubernetes-validations": rule}}}}})
+    assert not has_validation_rules({"type": "object", "anyOf": [
+        {"x-kubernetes-validations": rule}]})

@@ -23,8 +23,10 @@ customresource_handler.go``, ``pkg/registry/customresource/strategy.go``,
    wrong), else ObjectMeta (``NameIsDNSSubdomain``: the name of a custom resource is a
    DNS-1123 subdomain) and the OpenAPI schema and the scale paths; then the embedded
    resources; then the list-type uniqueness;
-7. CEL ``x-kubernetes-validations``, unless :func:`has_blocking_errors`, in which case
-   :data:`RULES_NOT_CHECKED` is appended instead;
+7. CEL ``x-kubernetes-validations``, when the schema has any
+   (:func:`has_validation_rules`; without rules nothing is added): unless
+   :func:`has_blocking_errors`, in which case :data:`RULES_NOT_CHECKED` is appended
+   instead;
 8. any error → 422 Invalid (``fielderrors.invalid_error``); then the generic ObjectMeta
    check of ``BeforeCreate`` and the finalizer-name warnings.
 
@@ -70,13 +72,30 @@ _BLOCKING: Final = frozenset({fe.ErrorType.NOT_SUPPORTED, fe.ErrorType.REQUIRED,
                               fe.ErrorType.TYPE_INVALID})
 
 
+def has_validation_rules(schema: st.Schema | None) -> bool:
+    """Whether the structural schema has ``x-kubernetes-validations`` anywhere.
+
+    Without them the strategy has no CEL validator (``cel.NewValidator`` returns nil for
+    ``hasXValidations`` false) and adds neither rule errors nor :data:`RULES_NOT_CHECKED`.
+    """
+    if schema is None:
+        return False
+    rules = schema.get("x-kubernetes-validations")
+    if isinstance(rules, Sequence) and rules:
+        return True
+    return (has_validation_rules(st.items(schema))
+            or has_validation_rules(st.additional_properties(schema))
+            or any(has_validation_rules(sub) for sub in st.properties(schema).values()))
+
+
 def has_blocking_errors(errors: Sequence[fe.FieldError]) -> bool:
     """Whether these errors stop the CEL rules from running (``hasBlockingErr``).
 
     An enum, required, maxLength, maxItems/maxProperties or type error anywhere (schema,
     metadata, list types) means the object is too far off for its rules to be
     evaluated; the strategy then appends :data:`RULES_NOT_CHECKED` instead of the rules'
-    errors. Other errors (pattern, minimum, duplicates, ...) let the rules run.
+    errors (when it has rules at all: :func:`has_validation_rules`). Other errors
+    (pattern, minimum, duplicates, ...) let the rules run.
     """
     return any(error.type in _BLOCKING for error in errors)
 
@@ -249,6 +268,7 @@ def status_strategy_errors(schema: st.Schema | None, obj: Mapping[str, Any],
 __all__ = [
     "RULES_NOT_CHECKED",
     "has_blocking_errors",
+    "has_validation_rules",
     "scale_errors",
     "status_strategy_errors",
     "status_validation_errors",
