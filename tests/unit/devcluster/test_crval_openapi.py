@@ -154,6 +154,13 @@ def test_patterns_are_go_regular_expressions() -> None:
     assert messages(field_schema(type="string", pattern=r"^\pL+$"), {"field": "héllo"}) == []
 
 
+def test_an_invalid_pattern_is_reported_in_gos_words() -> None:
+    # validation_test.go "invalid regex" (CRD validation refuses such patterns first).
+    assert messages(field_schema(type="string", pattern="+"), {"field": "foo"}) == [
+        "field: Invalid value: \"foo\": field in body should match '+, but pattern is invalid: "
+        "error parsing regexp: missing argument to repetition operator: `+`'"]
+
+
 # --- formats -----------------------------------------------------------------------------------
 def test_date_time_format() -> None:
     schema = field_schema(type="string", format="date-time")

@@ -56,14 +56,50 @@ def effective_format(schema_format: Any) -> str:
     return schema_format
 
 
+class RegexError(ValueError):
+    """A pattern Go's ``regexp`` cannot compile; ``str()`` is Go's ``syntax.Error`` text."""
+
+
+# RE2's words for a syntax error, and Go's (regexp/syntax ErrorCode) for the same.
+_GO_SYNTAX_ERRORS: Final = {
+    "no argument for repetition operator": "missing argument to repetition operator",
+    "missing )": "missing closing )",
+    "missing ]": "missing closing ]",
+    "bad repetition operator": "invalid nested repetition operator",
+    "invalid repetition size": "invalid repeat count",
+    "invalid named capture group": "invalid named capture",
+    "invalid perl operator": "invalid or unsupported Perl syntax",
+    "trailing \\": "trailing backslash at end of expression",
+}
+
+
+def _go_syntax_error(re2_message: str) -> str:
+    code, _, fragment = re2_message.partition(": ")
+    if code == "trailing \\":
+        fragment = ""
+    return f"error parsing regexp: {_GO_SYNTAX_ERRORS.get(code, code)}: `{fragment}`"
+
+
+_OPTIONS: Final = re2.Options()
+_OPTIONS.log_errors = False
+
+
 @functools.lru_cache(maxsize=512)
 def go_regexp(pattern: str) -> Any:
-    """A compiled RE2 (Go ``regexp``) pattern; raises ``re2.error`` when it does not compile."""
-    return re2.compile(pattern)
+    """A compiled RE2 (Go ``regexp``) pattern; raises :class:`RegexError` when it is invalid."""
+    try:
+        return re2.compile(pattern, _OPTIONS)
+    except re2.error as error:
+        detail = error.args[0] if error.args else b""
+        text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+        raise RegexError(_go_syntax_error(text)) from None
 
 
 def go_regexp_matches(pattern: str, text: str) -> bool:
     """Go's ``regexp.MatchString``: a match anywhere, unless the pattern anchors it."""
+    if any("\ud800" <= char <= "\udfff" for char in text):
+        # Go's JSON decoder turns a lone surrogate into U+FFFD before any check sees it.
+        text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return go_regexp(pattern).search(text) is not None
 
 
@@ -631,6 +667,7 @@ def validates(schema_format: str, text: str) -> bool:
 
 __all__ = [
     "SUPPORTED_FORMATS",
+    "RegexError",
     "effective_format",
     "go_regexp",
     "go_regexp_matches",

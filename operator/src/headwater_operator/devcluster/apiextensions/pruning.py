@@ -28,7 +28,9 @@ update, patch, status writes alike) and of every object read from storage:
 5. ``kind``, ``apiVersion`` and the round-tripped ``metadata`` are put back.
 
 (A root ``apiVersion`` or ``kind`` that is not a string never gets this far: the
-serializer's ``Interpret`` refuses the body first, which is the HTTP layer's concern.)
+serializer's ``Interpret`` refuses the body first, which is the HTTP layer's concern.
+And the server prunes only an object whose group and kind are the CRD's; an object of
+another kind keeps its fields, and the strategy's TypeMeta check refuses it.)
 
 Structural defaulting (:mod:`.defaulting`) comes right after, in the same decode.
 
