@@ -1,6 +1,17 @@
 """What the emulator does as apiextensions-apiserver does: CRDs and custom resources.
 
 Registration of CustomResourceDefinitions (the structural-schema and CRD spec rules)
-and the checks every write of a custom resource goes through (schema validation,
-pruning, defaulting), worded as Kubernetes 1.32 words them (see ``..fielderrors``).
+and the checks every write of a custom resource goes through, worded as Kubernetes
+1.32 words them (see ``..fielderrors``). For custom resources, in the server's order
+(:mod:`.validation` tells the whole sequence for create, update, patch and status):
+
+* :mod:`.fieldvalidation`: ``fieldValidation`` Strict/Warn, duplicate fields;
+* :mod:`.pruning`: ``prune``, ``unknown_fields`` (with :mod:`.objectmeta`);
+* :mod:`.defaulting`: ``apply_defaults``;
+* :mod:`.validation`: ``validation_errors``, ``status_validation_errors``,
+  ``strategy_errors``, ``has_blocking_errors`` and the rest, over :mod:`.openapi`
+  (with :mod:`.formats`), :mod:`.embedded` and :mod:`.listtype`.
+
+This package imports nothing itself: the store imports :mod:`.pruning` while
+``fielderrors`` (which the validation modules use) still imports the store.
 """
