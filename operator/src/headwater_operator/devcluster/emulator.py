@@ -44,6 +44,7 @@ import yaml
 from headwater_operator import k8sopenapi
 from headwater_operator.devcluster import discovery
 from headwater_operator.devcluster import fielderrors as fe
+from headwater_operator.devcluster.apiextensions import fieldvalidation
 from headwater_operator.devcluster.apiextensions.registry import (
     CRD_RESOURCE,
     CustomResourceDefinitionStrategy,
@@ -259,7 +260,7 @@ def _decode_body(verb: str, content_type: str, raw: bytes) -> Any:
     """
     if not raw:
         return None
-    media_type = content_type.split(";")[0].strip() or "application/json"
+    media_type = content_type.split(";", maxsplit=1)[0].strip() or "application/json"
     if verb in ("create", "update") and media_type not in _BODY_TYPES:
         raise ApiError(415, "UnsupportedMediaType",
                        "the body of the request was in an unknown format - accepted media "
@@ -610,8 +611,8 @@ class Emulator:
         log shows an open watch while it is still open.
         """
         params: Mapping[str, str] = request.query
-        body = _decode_body(verb, request.headers.get("Content-Type", ""),
-                            await _read_body(request))
+        raw_body = await _read_body(request)
+        body = _decode_body(verb, request.headers.get("Content-Type", ""), raw_body)
         if verb in ("create", "update"):
             _check_type_meta(spec, body)
         store = self.store
@@ -655,6 +656,10 @@ class Emulator:
                                    "metadata": list_meta, "items": items})
         if verb in ("create", "update", "patch"):
             options = write_options(verb, params)
+            options.patch = verb == "patch"
+            if options.field_validation != "Ignore" and raw_body and isinstance(body, dict):
+                with contextlib.suppress(ValueError):  # YAML: no duplicate keys survive
+                    options.duplicate_fields = fieldvalidation.duplicate_fields(raw_body)
             if verb == "create":
                 created = store.create(spec, ns, body, options)
                 return _json_response(created, 201, options.warnings)

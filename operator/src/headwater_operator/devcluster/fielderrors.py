@@ -240,8 +240,9 @@ class FieldError:
 def _show(value: Any) -> str:
     if isinstance(value, GoText):
         return value.text
+    # ErrorBody replaces a nil value by the Go string "null", which then prints with %q.
     if value is None:
-        return "null"
+        return '"null"'
     if isinstance(value, (bool, int, float)):
         return go_value(value)
     if isinstance(value, str):

@@ -12,7 +12,7 @@ What it implements, as the real API server does:
 * ``409 AlreadyExists`` on creating an existing name, ``404 NotFound``, ``409 Conflict``
   when a write carries a stale ``metadata.resourceVersion``, ``422`` when a JSON patch
   fails (including its ``test`` operations), ``400`` on a namespace mismatch.
-* Structural-schema pruning of custom resources (see :mod:`.pruning`).
+* Structural-schema pruning of custom resources (see :mod:`.apiextensions.pruning`).
 * The ``status`` subresource: writes to ``…/status`` change only ``status``; writes to the
   main resource of a kind with that subresource keep the stored ``status``; ``status`` is
   dropped on create (pods start ``Pending``, namespaces ``Active``).

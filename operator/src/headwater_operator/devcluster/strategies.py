@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from headwater_operator.devcluster.fielderrors import FieldError
+from headwater_operator.devcluster.fielderrors import FieldError, invalid_error
 from headwater_operator.devcluster.resources import ResourceSpec
 
 if TYPE_CHECKING:
     from headwater_operator.devcluster.store import ObjectStore
 from headwater_operator.devcluster import builtins
 from headwater_operator.devcluster.apierrors import ApiError
+from headwater_operator.devcluster.apiextensions import fieldvalidation
 
 JsonObject = dict[str, Any]
 FieldValidation = Literal["Ignore", "Warn", "Strict"]
@@ -49,20 +50,32 @@ class WriteOptions:
     """``fieldValidation``: what happens to unknown or duplicate fields."""
     warnings: list[str] = field(default_factory=list)
     """Texts for ``Warning: 299 - "<text>"`` response headers, in order."""
+    duplicate_fields: list[str] = field(default_factory=list)
+    """Paths of the keys the request body repeats (found by the HTTP layer, which alone
+    sees the raw JSON), e.g. ``spec.retries``."""
+    patch: bool = False
+    """The write is a patch: strict errors are then a 422 on the field ``patch``."""
 
-    def unknown_fields(self, errors: list[str], strict_message: Callable[[], str]) -> None:
-        """Apply the directive to the strict decoding errors of a body (``unknown field
-        "spec.concurency"``, ``duplicate field …``).
+    def strict_errors(self, errors: list[str], strict_message: Callable[[], str], *,
+                      patched: Mapping[str, Any]) -> None:
+        """Apply the directive to the strict decoding errors of a write (``duplicate field
+        "spec.a"``, ``unknown field "spec.concurency"``).
 
-        ``Strict`` refuses the request (400 BadRequest with ``strict_message()``, the
-        kind's wording); ``Warn`` returns each error as a warning; ``Ignore`` says
-        nothing (``pkg/endpoints/handlers/create.go``, ``update.go``, ``patch.go``).
+        ``Strict`` refuses the request: a create or update with a 400 BadRequest saying
+        ``strict_message()`` (the kind's wording, ``transformDecodeError``), a patch with
+        a 422 on the field ``patch`` showing the patched object
+        (``pkg/endpoints/handlers/patch.go``); ``Warn`` returns each error as a warning;
+        ``Ignore`` says nothing (``create.go``, ``update.go``).
         """
         if not errors or self.field_validation == "Ignore":
             return
-        if self.field_validation == "Strict":
-            raise ApiError(400, "BadRequest", strict_message())
-        self.warnings.extend(errors)
+        if self.field_validation == "Warn":
+            self.warnings.extend(errors)
+            return
+        if self.patch:
+            raise invalid_error("", "", "", [fieldvalidation.patch_strict_error(patched,
+                                                                                errors)])
+        raise ApiError(400, "BadRequest", strict_message())
 
 
 class Strategy:
@@ -125,8 +138,12 @@ class BuiltinStrategy(Strategy):
         message = builtins.decode_error_message(self.spec.key, obj)
         if message is not None:
             raise ApiError(400, "BadRequest", message)
-        options.unknown_fields(builtins.unknown_builtin_fields(self.spec.key, obj),
-                               lambda: builtins.strict_error_message(self.spec.key, obj) or "")
+        errors = fieldvalidation.strict_errors(options.duplicate_fields, ()) + (
+            builtins.unknown_builtin_fields(self.spec.key, obj))
+        kind = self.spec.kind
+        options.strict_errors(errors, lambda: fieldvalidation.decode_error_message(
+            kind, self.spec.version, fieldvalidation.strict_decoding_message(errors)),
+            patched=obj)
         return builtins.default_pod(obj) if self.spec.key == POD else obj
 
     def prepare_create(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
