@@ -312,7 +312,7 @@ properties:
     type: array
     x-kubernetes-list-type: set
     items: {type: object, properties: {a: {type: string}}}
-""") == [f"{ROOT}.properties[pairs].items.x-kubernetes-map-type: Invalid value: null: must be "
+""") == [f"{ROOT}.properties[pairs].items.x-kubernetes-map-type: Invalid value: \"null\": must be "
          "atomic as item of a list with x-kubernetes-list-type=set"]
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster.resources import ResourceSpec
+from headwater_operator.devcluster.resources import BUILTIN_RESOURCES, ResourceSpec
 from headwater_operator.devcluster.store import ApiError, ObjectStore
 
 WIDGETS = ResourceSpec("example.com", "v1", "widgets", "Widget", schema={
@@ -22,8 +22,16 @@ def widget(**metadata: Any) -> dict[str, Any]:
             "metadata": {"name": "w", **metadata}, "spec": {"size": 1, "colour": "red"}}
 
 
+def widget_store() -> ObjectStore:
+    """A store serving the built-in kinds and widgets, with the namespace ``default``."""
+    store = ObjectStore([*BUILTIN_RESOURCES, WIDGETS])
+    namespaces = next(s for s in BUILTIN_RESOURCES if s.plural == "namespaces")
+    store.create(namespaces, None, {"metadata": {"name": "default"}})
+    return store
+
+
 def test_created_custom_resources_are_pruned_metadata_included() -> None:
-    store = ObjectStore([WIDGETS])
+    store = widget_store()
     created = store.create(WIDGETS, "default", widget(bogus=1, labels={}))
     assert created["spec"] == {"size": 1}
     assert "bogus" not in created["metadata"]
@@ -31,7 +39,7 @@ def test_created_custom_resources_are_pruned_metadata_included() -> None:
 
 
 def test_metadata_of_the_wrong_type_is_a_bad_request() -> None:
-    store = ObjectStore([WIDGETS])
+    store = widget_store()
     with pytest.raises(ApiError) as refused:
         store.create(WIDGETS, "default", widget(labels={"tier": 1}))
     assert (refused.value.code, refused.value.reason) == (400, "BadRequest")

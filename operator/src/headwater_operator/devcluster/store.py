@@ -189,6 +189,16 @@ def _generation_relevant(obj: Mapping[str, Any]) -> JsonObject:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status")}
 
 
+def default_strategy_for(spec: ResourceSpec) -> Strategy:
+    """A kind served from a CRD schema gets the custom resource strategy; a built-in kind
+    its own (:func:`.strategies.strategy_for`)."""
+    if spec.schema is not None:
+        from headwater_operator.devcluster.apiextensions.strategy import CustomResourceStrategy
+
+        return CustomResourceStrategy(spec)
+    return builtin_strategy_for(spec)
+
+
 class ObjectStore:
     """All objects of the emulated cluster, their watch history and their subscribers.
 
@@ -204,12 +214,12 @@ class ObjectStore:
         clock: Callable[[], datetime.datetime] = utc_now,
         history_limit: int = HISTORY_LIMIT,
         name_suffix: Callable[[], str] = random_name_suffix,
-        strategy_for: Callable[[ResourceSpec], Strategy] = builtin_strategy_for,
+        strategy_for: Callable[[ResourceSpec], Strategy] | None = None,
     ) -> None:
         self._lock = threading.RLock()
         self._resources: dict[tuple[str, str, str], ResourceSpec] = {}
         self._strategies: dict[tuple[str, str, str], Strategy] = {}
-        self._strategy_for = strategy_for
+        self._strategy_for = strategy_for or default_strategy_for
         self._name_suffix = name_suffix
         self._clock = clock
         self._history_limit = history_limit
