@@ -6,7 +6,8 @@ import json
 from typing import Any
 
 from headwater import contract
-from headwater_operator.flowruns.render import label_value, merge_patch, render_pod
+from headwater_operator.flowruns.render import merge_patch, render_pod
+from headwater_operator.labels import label_value
 from test_flowrun_builders import T0, make_deployment, make_flow, make_run, make_settings
 
 

@@ -84,7 +84,6 @@ from headwater_operator.flowruns.machine import (
 from headwater_operator.flowruns.machine import decide as decide_next
 from headwater_operator.flowruns.podfacts import PodFacts, pod_facts
 from headwater_operator.flowruns.render import pod_name, render_pod
-from headwater_operator.flowruns.retry import pod_rejection_is_final
 from headwater_operator.flowruns.settings import RunSettings, parameter_errors, resolve_settings
 
 log = logging.getLogger(__name__)
@@ -402,7 +401,7 @@ async def _ensure_pod(client: kube.Kube, run: FlowRun, settings: RunSettings,
                 "waiting for it to be garbage-collected", delay=ERROR_BACKOFF_SECONDS) from None
         return reasons.POD_ADOPTED, None
     except kube.KubeError as exc:
-        if not pod_rejection_is_final(exc.status, exc.message):
+        if not kube.is_final_rejection(exc.status, exc.message):
             raise  # transient (quota, 5xx): the tracker retries after a back-off
         return reasons.POD_CREATION_FAILED, str(exc)
     return reasons.POD_CREATED, None

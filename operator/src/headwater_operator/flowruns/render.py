@@ -14,7 +14,6 @@ and ``runTemplate.securityContext``/``podSecurityContext`` can loosen it key by 
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -25,9 +24,9 @@ from headwater import contract
 from headwater_operator.api import FlowRun
 from headwater_operator.flowruns.settings import RunSettings
 from headwater_operator.flowruns.timeutil import format_time
+from headwater_operator.labels import label_value
 
 CONTAINER_NAME = "flow"
-LABEL_VALUE_MAX = 63
 
 DEFAULT_POD_SECURITY_CONTEXT: dict[str, Any] = {
     "runAsNonRoot": True,
@@ -46,18 +45,6 @@ DEFAULT_CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 def pod_name(flowrun_name: str, attempt: int) -> str:
     """The deterministic pod name of ``attempt`` (1-based) of FlowRun ``flowrun_name``."""
     return f"{flowrun_name}-{attempt}"
-
-
-def label_value(value: str) -> str:
-    """``value`` if it is a valid label value length, else a stable shortened form.
-
-    Object names may be 253 characters but label values only 63; the shortened form
-    keeps a readable prefix and a hash so two long names never collide.
-    """
-    if len(value) <= LABEL_VALUE_MAX:
-        return value
-    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
-    return f"{value[: LABEL_VALUE_MAX - 9].rstrip('-.')}-{digest}"
 
 
 def merge_patch(base: Any, patch: Any) -> Any:
@@ -103,7 +90,7 @@ def _labels(run: FlowRun, settings: RunSettings, attempt: int) -> dict[str, str]
     if settings.deployment_name:
         labels[contract.LABEL_DEPLOYMENT] = label_value(settings.deployment_name)
     if contract.LABEL_SCHEDULE in run_labels:
-        labels[contract.LABEL_SCHEDULE] = run_labels[contract.LABEL_SCHEDULE]
+        labels[contract.LABEL_SCHEDULE] = label_value(run_labels[contract.LABEL_SCHEDULE])
     return labels
 
 
