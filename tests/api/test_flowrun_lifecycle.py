@@ -30,6 +30,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kubernetes.client
+import owner_references_admission
 import pytest
 from headwater.contract import SUMMARY_MAX_BYTES, RunSummary, encode_summary
 from headwater_operator import kube as kube_module
@@ -772,3 +773,48 @@ async def test_status_stays_small_and_does_not_grow_with_tasks(
     # 260,000 task runs cost a few digits more than 3, not one record per task.
     assert abs(sizes["big-b"] - sizes["big-a"]) < 64, sizes
     await scene.finish("largest run summary (4 KiB), twice", ["big-a", "big-b"], bound=14)
+
+
+# --- issue 10: what only a real cluster showed ---------------------------------------
+async def test_run_completes_where_owner_references_permission_enforcement_is_on(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet
+) -> None:
+    # OpenShift enables the plugin by default; the operator has exactly the chart's RBAC.
+    owner_references_admission.install(emulator)
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "guarded")
+    await kubelet.succeed(pod)
+    status = await scene.phase("guarded", "Completed", "Crashed")
+    assert status["reason"] == reasons.COMPLETED, status["message"]
+
+
+async def test_owner_references_plugin_refuses_blocking_refs_without_finalizers_rights(
+    kube: kube_module.Kube, emulator: BackgroundEmulator, namespace: str
+) -> None:
+    # The hook itself: what the plugin refuses, and that a grant lets it through.
+    grants = set(owner_references_admission.chart_grants())
+    assert ("", "pods", "create") in grants
+    assert ("headwater.dev", "flowruns/finalizers", "update") not in grants
+    owner_references_admission.install(emulator, owner_references_admission.may_from(grants))
+    run = await kube.create(kube_module.FLOWRUNS, {
+        "metadata": {"name": "owner"}, "spec": {"deploymentRef": {"name": "d"}}},
+        namespace=namespace)
+
+    def pod(name: str, block: bool) -> dict[str, Any]:
+        return {"metadata": {"name": name, "ownerReferences": [{
+                    "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun",
+                    "name": "owner", "uid": run["metadata"]["uid"], "controller": True,
+                    "blockOwnerDeletion": block}]},
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+
+    with pytest.raises(kube_module.KubeError) as refused:
+        await kube.create(kube_module.PODS, pod("blocking", True), namespace=namespace)
+    assert refused.value.status == 403
+    assert refused.value.message == (
+        'pods "blocking" is forbidden: cannot set blockOwnerDeletion if an ownerReference '
+        "refers to a resource you can't set finalizers on: , <nil>")
+    await kube.create(kube_module.PODS, pod("plain", False), namespace=namespace)
+    owner_references_admission.install(emulator, owner_references_admission.may_from(
+        grants | {("headwater.dev", "flowruns/finalizers", "update")}))
+    emulator.emulator.admission_hooks.pop(0)  # only the hook with the extra grant stays
+    await kube.create(kube_module.PODS, pod("blocking", True), namespace=namespace)

@@ -36,6 +36,14 @@ def test_pod_name_labels_and_owner_are_deterministic() -> None:
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("FlowRun", "uid-run-a", True)
 
 
+def test_owner_reference_does_not_block_owner_deletion() -> None:
+    # blockOwnerDeletion: true would need update on flowruns/finalizers wherever the
+    # OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift): every pod
+    # create would be 403 there.
+    owner = render()["metadata"]["ownerReferences"][0]
+    assert owner["blockOwnerDeletion"] is False
+
+
 def test_contract_env_carries_merged_parameters_and_identity() -> None:
     env = env_of(render())
     assert json.loads(env[contract.ENV_PARAMETERS]) == {"day": "2024-05-01", "n": 3}

@@ -226,7 +226,17 @@ def render_pod(run: FlowRun, settings: RunSettings, attempt: int,
                     "name": name,
                     "uid": run.metadata.uid,
                     "controller": True,
-                    "blockOwnerDeletion": True,
+                    # Not blocking: where kube-apiserver runs the
+                    # OwnerReferencesPermissionEnforcement admission plugin (OpenShift by
+                    # default), blockOwnerDeletion: true needs `update` on
+                    # flowruns/finalizers (kubernetes plugin/pkg/admission/gc/
+                    # gc_admission.go), and without it every pod create is 403. What is
+                    # given up: a *foreground* deletion of the FlowRun no longer waits for
+                    # its pod to be gone (kube-controller-manager pkg/controller/
+                    # garbagecollector/garbagecollector.go processDeletingDependentsItem
+                    # waits only for blocking dependents; the pod is still collected once
+                    # its owner is gone). Headwater itself deletes runs in the background.
+                    "blockOwnerDeletion": False,
                 }
             ],
         },
