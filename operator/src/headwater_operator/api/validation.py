@@ -9,7 +9,8 @@ per problem:
    validation also refuses.
 2. **CEL rules** (``x-kubernetes-validations``) of the CRD, evaluated with ``cel-python``
    on every node they are attached to. Transition rules (``oldSelf``) need the previous
-   object and are skipped.
+   object: :func:`cel_errors` takes it for an update; :func:`validate_manifest` checks
+   a new object, so it skips them.
 3. **pydantic models**, which also check what CEL cannot: that a cron expression
    parses, a time zone exists, an RRULE is well-formed.
 
@@ -166,16 +167,38 @@ def _rule_sites(
             yield from _rule_sites(schema["items"], item, (*path, index))
 
 
-def cel_errors(doc: Mapping[str, Any]) -> list[str]:
+def _old_value(old: Any, path: tuple[str | int, ...]) -> tuple[bool, Any]:
+    """``(True, value)`` at ``path`` in the old object, ``(False, None)`` if it has none.
+
+    Only object properties and map keys correlate an old value with a new one here;
+    the API server also correlates items of ``listType: map``/``set`` lists, which carry
+    no transition rule in Headwater's CRDs (apiextensions-apiserver v0.32.9
+    ``pkg/apiserver/schema/cel/validation.go``: a transition rule is evaluated only where
+    the old object has a value at the same, correlatable place).
+    """
+    for step in path:
+        if isinstance(step, int) or not isinstance(old, Mapping) or step not in old:
+            return False, None
+        old = old[step]
+    return True, old
+
+
+def cel_errors(doc: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[str]:
     """Problems the CRD's ``x-kubernetes-validations`` rules find in ``doc``.
 
-    ``doc`` must already satisfy the schema (see :func:`schema_errors`).
+    ``doc`` must already satisfy the schema (see :func:`schema_errors`). Transition rules
+    (those reading ``oldSelf``) need the object being replaced: pass it as ``old`` (an
+    update), or they are skipped (a create, where the API server skips them too).
     """
     errors = []
     for path, rule, value in _rule_sites(_crd_schema(str(doc["kind"])), doc, ()):
+        activation = {"self": json_to_cel(value)}
         if "oldSelf" in rule["rule"]:
-            continue  # a transition rule: only meaningful on update, against the old object
-        result = _program(rule["rule"]).evaluate({"self": json_to_cel(value)})
+            found, previous = (False, None) if old is None else _old_value(old, path)
+            if not found:
+                continue
+            activation["oldSelf"] = json_to_cel(previous)
+        result = _program(rule["rule"]).evaluate(activation)
         if isinstance(result, BoolType) and bool(result):
             continue
         message = rule.get("message") or f"failed rule {rule['rule']}"
