@@ -37,3 +37,14 @@ def test_an_unchanged_reference_passes_and_a_create_skips_transition_rules() -> 
 def test_a_reference_cannot_be_repointed(old: dict[str, Any], new: dict[str, Any],
                                          field: str) -> None:
     assert cel_errors(new, old=old) == [f"{field}: is immutable"]
+
+
+SWAP = ("spec: spec.deploymentRef and spec.flowRef cannot be swapped, added or removed: "
+        "what a run executes is fixed at creation; create a new FlowRun instead")
+
+
+@pytest.mark.parametrize(("old", "new"), [(BY_DEPLOYMENT, BY_FLOW), (BY_FLOW, BY_DEPLOYMENT)],
+                         ids=["deployment-to-flow", "flow-to-deployment"])
+def test_the_references_cannot_be_swapped(old: dict[str, Any], new: dict[str, Any]) -> None:
+    # Each reference's `self == oldSelf` is silent here: neither exists on both sides.
+    assert cel_errors(new, old=old) == [SWAP]

@@ -42,7 +42,19 @@ class FlowRunSpec(SpecModel):
                 {
                     "rule": "has(self.deploymentRef) != has(self.flowRef)",
                     "message": "set exactly one of spec.deploymentRef or spec.flowRef",
-                }
+                },
+                # Each reference's own `self == oldSelf` holds only while it exists on both
+                # sides: a transition rule is not evaluated where the old object has no
+                # value (apiextensions-apiserver pkg/apiserver/schema/cel/validation.go),
+                # so removing one reference and adding the other passed. Here, on spec,
+                # which always exists on both sides, the swap is caught.
+                {
+                    "rule": "has(self.deploymentRef) == has(oldSelf.deploymentRef) && "
+                    "has(self.flowRef) == has(oldSelf.flowRef)",
+                    "message": "spec.deploymentRef and spec.flowRef cannot be swapped, "
+                    "added or removed: what a run executes is fixed at creation; create "
+                    "a new FlowRun instead",
+                },
             ]
         }
     )
