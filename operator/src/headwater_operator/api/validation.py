@@ -51,7 +51,8 @@ PATTERN_HINTS: dict[str, str] = {
     CRON_PATTERN: "write five fields 'minute hour day-of-month month day-of-week', "
     "e.g. '0 6 * * 1-5', or a macro such as '@daily' (seconds are not supported)",
     ENTRYPOINT_PATTERN: "write 'package.module:function' or 'path/to/file.py:function'",
-    QUANTITY_PATTERN: "write a Kubernetes quantity, e.g. '512Mi', '2Gi', '500m' or '1'",
+    QUANTITY_PATTERN: "write a non-negative Kubernetes quantity, e.g. '512Mi', '2Gi', "
+    "'500m', '1k' or '1' (decimal kilo is a lower-case 'k', binary suffixes end in 'i')",
     DNS_SUBDOMAIN_PATTERN: "use lower-case letters, digits, '-' and '.', starting and "
     "ending with a letter or digit, e.g. 'daily-ingest'",
     DNS_LABEL_PATTERN: "use lower-case letters, digits and '-', starting and ending with "
