@@ -40,16 +40,18 @@ def test_quantities_kubernetes_parses_are_accepted(value: str) -> None:
 
 @pytest.mark.parametrize("value", REFUSED, ids=repr)
 def test_what_a_pod_would_refuse_is_refused_at_apply_time(value: str) -> None:
-    with pytest.raises(ValueError, match="quantity|negative"):
+    with pytest.raises(ValueError, match=r"quantity|negative"):
         check_quantity(value)
     errors = validate_manifest(flow(value))
-    assert errors and errors[0].startswith("spec.resources.requests.memory: "), errors
+    assert errors
+    assert errors[0].startswith("spec.resources.requests.memory: "), errors
 
 
 def test_the_crd_pattern_is_plain_re2_and_anchored() -> None:
     # The API server evaluates it with Go's regexp (RE2): no \d (Unicode in Python), no
     # look-around, anchored at both ends.
-    assert QUANTITY_PATTERN.startswith("^") and QUANTITY_PATTERN.endswith("$")
+    assert QUANTITY_PATTERN.startswith("^")
+    assert QUANTITY_PATTERN.endswith("$")
     assert not re.search(r"\\d|\(\?[=!<]", QUANTITY_PATTERN)
 
 

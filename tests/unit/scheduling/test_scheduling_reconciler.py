@@ -239,7 +239,8 @@ async def test_long_deployment_name_gives_runs_a_valid_shortened_label() -> None
     run = client.objects["flowruns", "nightly-1772366460"]
     label = run["metadata"]["labels"][LABEL_DEPLOYMENT]
     assert label == label_value(LONG_DEPLOYMENT)
-    assert len(label) <= 63 and label.startswith("nightly-ingest-of-customer")
+    assert len(label) <= 63
+    assert label.startswith("nightly-ingest-of-customer")
     assert run["spec"]["deploymentRef"]["name"] == LONG_DEPLOYMENT  # the reference is whole
 
 
@@ -256,7 +257,8 @@ async def test_refused_run_skips_the_tick_says_why_and_is_not_retried() -> None:
     warnings = [(reason, message) for type_, reason, message in result.events
                 if type_ == "Warning"]
     assert [reason for reason, _ in warnings] == ["RunRejected"]
-    assert "nightly-1772366460" in warnings[0][1] and "denied by policy" in warnings[0][1]
+    assert "nightly-1772366460" in warnings[0][1]
+    assert "denied by policy" in warnings[0][1]
     for type_ in ("Ready", "RunRejected"):
         assert condition(client, type_)["reason"] == "RunRejected"
         assert "denied by policy" in condition(client, type_)["message"]
@@ -267,7 +269,8 @@ async def test_refused_run_skips_the_tick_says_why_and_is_not_retried() -> None:
     # The same wake-up again (a replayed event) does not try the refused tick again, and
     # the conditions keep saying why until a run is accepted.
     result = await wake(client, state, T0 + timedelta(minutes=1, seconds=30))
-    assert result.events == [] and condition(client, "Ready")["status"] == "False"
+    assert result.events == []
+    assert condition(client, "Ready")["status"] == "False"
     client.refusal = None
     await wake(client, state, T0 + timedelta(minutes=2))
     assert runs(client) == ["nightly-1772366520"]
