@@ -44,6 +44,9 @@ ENV_HOME: Final = "HEADWATER_HOME"
 """Local default for result storage (``~/.headwater`` when unset)."""
 ENV_SUMMARY_PATH: Final = "HEADWATER_SUMMARY_PATH"
 """Where ``headwater execute`` writes the run summary (default: the termination log)."""
+ENV_SUMMARY_MAX_BYTES: Final = "HEADWATER_SUMMARY_MAX_BYTES"
+"""The run summary's byte budget in this pod (:func:`termination_message_cap` of the
+pod's container count, set by the operator); unset or invalid means 4096."""
 ENV_LOG_FORMAT: Final = "HEADWATER_LOG_FORMAT"
 """``text`` (default) or ``json``."""
 ENV_LOG_LEVEL: Final = "HEADWATER_LOG_LEVEL"
@@ -54,8 +57,20 @@ ENV_SECRETS_DIR: Final = "HEADWATER_SECRETS_DIR"
 SECRETS_DIR_DEFAULT: Final = "/var/run/headwater/secrets"
 
 TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
-SUMMARY_MAX_BYTES: Final = 4096
-"""Kubernetes truncates a termination message at 4096 bytes; the engine never exceeds it."""
+TERMINATION_MESSAGE_MAX_BYTES: Final = 4 * 1024
+"""The kubelet reads at most the *last* 4096 bytes of a container's termination-message
+file (kubernetes pkg/kubelet/container/runtime.go ``MaxContainerTerminationMessageLength``,
+read by pkg/kubelet/kuberuntime/kuberuntime_container.go ``getTerminationMessage`` with
+pkg/util/tail ``ReadAtMost``, which seeks to ``size - max`` from the end)."""
+POD_TERMINATION_MESSAGE_MAX_BYTES: Final = 12 * 1024
+"""All containers of a pod share 12 KiB of termination messages: before posting the pod's
+status the kubelet keeps the *first* ``12288 // (containers + initContainers)`` bytes of
+each message (pkg/kubelet/container/runtime.go ``MaxPodTerminationMessageLogLength``;
+pkg/kubelet/status/status_manager.go ``normalizeStatus``)."""
+SUMMARY_MAX_BYTES: Final = TERMINATION_MESSAGE_MAX_BYTES
+"""The largest run summary the engine writes (with one to three containers in the pod)."""
+SUMMARY_MIN_BYTES: Final = 128
+"""The smallest budget the engine accepts from ``HEADWATER_SUMMARY_MAX_BYTES``."""
 
 # --- labels and annotations ----------------------------------------------------------
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
@@ -116,6 +131,14 @@ class RunSummary(TypedDict, total=False):
 
 
 SUMMARY_VERSION: Final = 1
+
+
+def termination_message_cap(containers: int) -> int:
+    """The most bytes of one container's termination message that reach ``Pod.status``
+    in a pod of ``containers`` containers and init containers (see
+    :data:`POD_TERMINATION_MESSAGE_MAX_BYTES`): 4096 up to three, 3072 with four, …"""
+    return min(TERMINATION_MESSAGE_MAX_BYTES,
+               POD_TERMINATION_MESSAGE_MAX_BYTES // max(containers, 1))
 
 
 def encode_summary(summary: RunSummary) -> str:
