@@ -32,7 +32,14 @@ from typing import Any
 import kubernetes.client
 import owner_references_admission
 import pytest
-from headwater.contract import SUMMARY_MAX_BYTES, RunSummary, encode_summary
+from headwater.contract import (
+    ENV_SUMMARY_MAX_BYTES,
+    SUMMARY_MAX_BYTES,
+    RunSummary,
+    encode_summary,
+    summary_budget,
+)
+from headwater.summary import fit_summary
 from headwater_operator import kube as kube_module
 from headwater_operator import readiness, reasons
 from headwater_operator.devcluster import podstatus
@@ -818,3 +825,23 @@ async def test_owner_references_plugin_refuses_blocking_refs_without_finalizers_
         grants | {("headwater.dev", "flowruns/finalizers", "update")}))
     emulator.emulator.admission_hooks.pop(0)  # only the hook with the extra grant stays
     await kube.create(kube_module.PODS, pod("blocking", True), namespace=namespace)
+
+
+async def test_a_pod_with_sidecars_completes_with_its_whole_summary(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet
+) -> None:
+    # Four containers share the kubelet's 12 KiB of termination messages: 3072 bytes
+    # each, less than the 4 KiB summary the engine used to write.
+    sidecars = [{"name": f"sidecar-{i}", "image": "busybox:1.36"} for i in range(3)]
+    await setup(scene, runTemplate={"podOverrides": {"spec": {"containers": sidecars}}})
+    pod = await run_to_pod(scene, kubelet, "crowded")
+    assert len(pod["spec"]["containers"]) == 4
+    flow = next(c for c in pod["spec"]["containers"] if c["name"] == "flow")
+    env = {var["name"]: var.get("value") for var in flow["env"]}
+    # What `headwater execute` does in that pod: fit the summary to its budget.
+    budget = summary_budget(env.get(ENV_SUMMARY_MAX_BYTES))
+    text = fit_summary(json.loads(maximal_summary({"Completed": 12})), budget)
+    await kubelet.succeed(pod, text)
+    status = await scene.phase("crowded", "Completed", "Crashed")
+    assert status["reason"] == reasons.COMPLETED, status["message"]
+    assert status["taskRuns"] == {"Completed": 12}

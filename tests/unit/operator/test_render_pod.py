@@ -139,3 +139,16 @@ def test_longest_names_give_a_valid_pod_name_and_labels_for_every_attempt() -> N
         for key, value in pod["metadata"]["labels"].items():
             assert len(value) <= 63, (key, value)
             assert LABEL_VALUE.match(value), (key, value)
+
+
+def test_the_engine_is_told_its_share_of_the_pods_termination_messages() -> None:
+    # 12288 bytes for all containers and init containers, with room for two a webhook
+    # may inject: 1 + 2 → 4096, 4 + 2 → 2048, 4 + 1 init + 2 → 1755.
+    assert env_of(render())[contract.ENV_SUMMARY_MAX_BYTES] == "4096"
+    sidecars = [{"name": f"sidecar-{i}", "image": "busybox"} for i in range(3)]
+    pod = render(runTemplate={"podOverrides": {"spec": {"containers": sidecars}}})
+    assert [c["name"] for c in pod["spec"]["containers"]][0] == "flow"
+    assert env_of(pod)[contract.ENV_SUMMARY_MAX_BYTES] == "2048"
+    pod = render(runTemplate={"podOverrides": {"spec": {
+        "containers": sidecars, "initContainers": [{"name": "init", "image": "busybox"}]}}})
+    assert env_of(pod)[contract.ENV_SUMMARY_MAX_BYTES] == "1755"

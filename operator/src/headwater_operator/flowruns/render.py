@@ -27,6 +27,13 @@ from headwater_operator.flowruns.timeutil import format_time
 from headwater_operator.labels import label_value
 
 CONTAINER_NAME = "flow"
+INJECTED_CONTAINERS_HEADROOM = 2
+"""Containers a mutating admission webhook may add after the pod is rendered (a service
+mesh adds an init container and a proxy; so do Linkerd and Vault's agent). The operator
+cannot see them when it sets the summary budget, so it counts them in advance: a plain
+pod (1 + 2 = 3 containers) keeps the full 4096 bytes, and a pod with more injected
+containers than this still ends well — its summary is cut at the end, where the fields
+that decide the phase are not (see ``podfacts``)."""
 
 DEFAULT_POD_SECURITY_CONTEXT: dict[str, Any] = {
     "runAsNonRoot": True,
@@ -250,4 +257,24 @@ def render_pod(run: FlowRun, settings: RunSettings, attempt: int,
         pod["metadata"]["name"] = pod_name(name, attempt)
         pod["metadata"]["namespace"] = run.metadata.namespace
         pod["metadata"]["labels"].update(_labels(run, settings, attempt))
+    return _with_summary_budget(pod)
+
+
+def summary_budget(pod: Mapping[str, Any]) -> int:
+    """The run summary's byte budget in ``pod``: its share of the 12 KiB of termination
+    messages the kubelet keeps for all containers and init containers, counting
+    :data:`INJECTED_CONTAINERS_HEADROOM` more than the manifest shows."""
+    spec = pod.get("spec") or {}
+    containers = len(spec.get("containers") or []) + len(spec.get("initContainers") or [])
+    return contract.termination_message_cap(containers + INJECTED_CONTAINERS_HEADROOM)
+
+
+def _with_summary_budget(pod: dict[str, Any]) -> dict[str, Any]:
+    """Tell the engine its budget; set last, when ``podOverrides`` added its containers."""
+    var = {"name": contract.ENV_SUMMARY_MAX_BYTES, "value": str(summary_budget(pod))}
+    for container in pod["spec"]["containers"]:
+        if container.get("name") == CONTAINER_NAME:
+            env = [item for item in container.get("env") or []
+                   if item.get("name") != var["name"]]
+            container["env"] = [*env, var]
     return pod
