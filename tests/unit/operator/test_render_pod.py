@@ -147,7 +147,7 @@ def test_the_engine_is_told_its_share_of_the_pods_termination_messages() -> None
     assert env_of(render())[contract.ENV_SUMMARY_MAX_BYTES] == "4096"
     sidecars = [{"name": f"sidecar-{i}", "image": "busybox"} for i in range(3)]
     pod = render(runTemplate={"podOverrides": {"spec": {"containers": sidecars}}})
-    assert [c["name"] for c in pod["spec"]["containers"]][0] == "flow"
+    assert pod["spec"]["containers"][0]["name"] == "flow"
     assert env_of(pod)[contract.ENV_SUMMARY_MAX_BYTES] == "2048"
     pod = render(runTemplate={"podOverrides": {"spec": {
         "containers": sidecars, "initContainers": [{"name": "init", "image": "busybox"}]}}})
