@@ -42,6 +42,7 @@ from headwater.contract import (
 from headwater.summary import fit_summary
 from headwater_operator import kube as kube_module
 from headwater_operator import readiness, reasons
+from headwater_operator.api import validation
 from headwater_operator.devcluster import podstatus
 from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestRecord
 from headwater_operator.devcluster.harness import OperatorHarness
@@ -845,3 +846,88 @@ async def test_a_pod_with_sidecars_completes_with_its_whole_summary(
     status = await scene.phase("crowded", "Completed", "Crashed")
     assert status["reason"] == reasons.COMPLETED, status["message"]
     assert status["taskRuns"] == {"Completed": 12}
+
+
+def refuse_status_the_schema_refuses(verb: str, spec: Any, path: Any, body: Any) -> None:
+    """A FlowRun status patch the CRD's schema refuses gets the API server's 422.
+
+    Plays what a real API server does (the emulator does not validate status writes
+    yet); the message has the form of apiextensions-apiserver's schema errors.
+    """
+    if spec.plural != "flowruns" or path.subresource != "status" or verb != "patch":
+        return
+    status = {key: value for key, value in ((body or {}).get("status") or {}).items()
+              if value is not None}
+    problems = validation.status_errors("FlowRun", status)
+    if problems:
+        raise ApiError(422, "Invalid", f'FlowRun.headwater.dev "{path.name}" is invalid: '
+                                       + "; ".join(problems))
+
+
+async def test_a_summary_of_the_wrong_types_ends_the_run_naming_field_and_image(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet
+) -> None:
+    emulator.emulator.admission_hooks.append(refuse_status_the_schema_refuses)
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "foreign")
+    summary = json.loads(default_summary("Completed"))
+    summary["taskRuns"] = {"completed": "three"}  # an image without the SDK wrote this
+    await kubelet.succeed(pod, json.dumps(summary))
+    status = await scene.phase("foreign", "Completed", "Crashed")
+    assert status["reason"] == reasons.INVALID_RUN_SUMMARY, status
+    assert "status.taskRuns.completed" in status["message"]
+    assert "ghcr.io/acme/etl:1" in status["message"]
+    assert "taskRuns" not in status
+    # 1 pod + 3 × 2 (Pending, Running, Crashed): the refused write is never even tried.
+    entry = await scene.finish("summary of the wrong types", ["foreign"], bound=7)
+    assert entry["breakdown"]["patch flowruns/status"] == 3
+
+
+async def test_a_status_write_the_server_refuses_ends_the_run_instead_of_looping(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet
+) -> None:
+    refused: list[str] = []
+
+    def refuse_completed(verb: str, spec: Any, path: Any, body: Any) -> None:
+        status = (body or {}).get("status") or {}
+        if spec.plural == "flowruns" and path.subresource == "status" and (
+                status.get("phase") == "Completed"):
+            refused.append(status["phase"])
+            raise ApiError(422, "Invalid", f'FlowRun.headwater.dev "{path.name}" is invalid: '
+                                           "status.message: Too long: may not be more than "
+                                           "32768 bytes")
+
+    emulator.emulator.admission_hooks.append(refuse_completed)
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "refused")
+    await kubelet.succeed(pod)
+    status = await scene.phase("refused", "Crashed")
+    assert status["reason"] == reasons.STATUS_REJECTED
+    assert "status.message: Too long" in status["message"]
+    assert await scene.has_event("refused", reasons.STATUS_REJECTED)
+    await scene.writes.quiet()
+    assert refused == ["Completed"]  # tried once, never again
+    assert scene.pods("refused") == ["refused-1"]  # the pod had finished: kept for its logs
+
+
+async def test_when_even_the_ending_is_refused_the_operator_says_so_and_stops(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet
+) -> None:
+    refused: list[str] = []
+
+    def refuse_endings(verb: str, spec: Any, path: Any, body: Any) -> None:
+        status = (body or {}).get("status") or {}
+        if spec.plural == "flowruns" and path.subresource == "status" and (
+                status.get("phase") in ("Completed", "Crashed")):
+            refused.append(status["phase"])
+            raise ApiError(422, "Invalid", f'FlowRun.headwater.dev "{path.name}" is invalid: '
+                                           "status.conditions[0].type: Required value")
+
+    emulator.emulator.admission_hooks.append(refuse_endings)
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "stuck")
+    await kubelet.succeed(pod)
+    assert await scene.has_event("stuck", reasons.STATUS_REJECTED)
+    await scene.writes.quiet()
+    assert refused == ["Completed", "Crashed"]  # each tried once; no loop
+    assert scene.status("stuck")["phase"] == "Running"

@@ -73,24 +73,27 @@ def _is_rfc3339(value: object) -> bool:
     return True
 
 
-def to_json_schema(node: Mapping[str, Any]) -> dict[str, Any]:
+def to_json_schema(node: Mapping[str, Any], *, unknown_fields: bool = False) -> dict[str, Any]:
     """Translate a CRD structural schema into a strict JSON Schema (draft 2020-12).
 
     Objects with declared properties reject undeclared keys unless the CRD marks them
-    ``x-kubernetes-preserve-unknown-fields``; ``x-kubernetes-list-type: set`` becomes
-    ``uniqueItems``. Other ``x-kubernetes-*`` keys are ignored by JSON Schema.
+    ``x-kubernetes-preserve-unknown-fields`` (or ``unknown_fields`` allows them
+    everywhere); ``x-kubernetes-list-type: set`` becomes ``uniqueItems``. Other
+    ``x-kubernetes-*`` keys are ignored by JSON Schema.
     """
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "properties":
-            out[key] = {name: to_json_schema(child) for name, child in value.items()}
+            out[key] = {name: to_json_schema(child, unknown_fields=unknown_fields)
+                        for name, child in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, Mapping):
-            out[key] = to_json_schema(value)
+            out[key] = to_json_schema(value, unknown_fields=unknown_fields)
         elif key == "x-kubernetes-list-type" and value == "set":
             out["uniqueItems"] = True
         elif not key.startswith("x-kubernetes-"):
             out[key] = value
-    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+    if ("properties" in node and not node.get("x-kubernetes-preserve-unknown-fields")
+            and not unknown_fields):
         out["additionalProperties"] = False
     return out
 
@@ -135,6 +138,26 @@ def _describe_schema_error(error: SchemaError) -> list[str]:
         )
         return [f"{field_path(path)}: {error.instance!r} has the wrong form; {hint}"]
     return [f"{field_path(path)}: {error.message}"]
+
+
+@cache
+def _status_validator(kind: str) -> Draft202012Validator:
+    # Unknown status fields are not errors: the API server prunes them, it does not refuse.
+    schema = {"type": "object", "properties": {
+        "status": _crd_schema(kind)["properties"]["status"]}}
+    return Draft202012Validator(to_json_schema(schema, unknown_fields=True),
+                                format_checker=_FORMATS)
+
+
+def status_errors(kind: str, status: Mapping[str, Any]) -> list[str]:
+    """Problems the CRD's schema finds in a ``status`` the operator is about to write.
+
+    A status write the schema refuses is answered 422 by the API server, every time; the
+    caller decides what to write instead. Lines read ``status.<field>: <problem>``.
+    """
+    errors = sorted(_status_validator(kind).iter_errors({"status": dict(status)}),
+                    key=lambda e: e.json_path)
+    return [line for error in errors for line in _describe_schema_error(error)]
 
 
 def schema_errors(doc: Mapping[str, Any]) -> list[str]:

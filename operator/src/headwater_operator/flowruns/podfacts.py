@@ -28,6 +28,7 @@ from headwater.contract import (
 
 from headwater_operator import reasons
 from headwater_operator.api.enums import FlowRunPhase
+from headwater_operator.api.validation import status_errors
 from headwater_operator.flowruns.timeutil import parse_time
 
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
@@ -65,6 +66,8 @@ class PodFacts:
     containers: int = 1
     """Containers and init containers of the pod as it runs (webhook-injected ones
     included): the kubelet gives each 12288 // containers bytes of termination message."""
+    image: str | None = None
+    """The flow container's image: what wrote the run summary."""
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,15 @@ def pod_facts(pod: Mapping[str, Any] | None) -> PodFacts:
         disruption_reason=disruption.get("reason") if disruption.get("status") == "True" else None,
         node_not_ready=ready.get("reason") == "NodeLost",
         containers=_container_count(pod),
+        image=container.get("image") or _spec_image(pod, container.get("name")),
     )
+
+
+def _spec_image(pod: Mapping[str, Any], name: Any) -> str | None:
+    for spec in (pod.get("spec") or {}).get("containers") or []:
+        if spec.get("name") == name:
+            return str(spec.get("image") or "") or None
+    return None
 
 
 def _container_count(pod: Mapping[str, Any]) -> int:
@@ -303,7 +314,31 @@ def _observe_unreadable(facts: PodFacts, pod_name: str, text: str,
     )
 
 
+def summary_status(summary: RunSummary) -> dict[str, Any]:
+    """The ``FlowRun.status`` fields a run summary fills in (besides phase and reason)."""
+    return {
+        "taskRuns": summary.get("taskRuns", {}),
+        "assets": list(summary.get("assets", [])),
+        "artifacts": list(summary.get("artifacts", [])),
+    }
+
+
 def _from_summary(summary: RunSummary, pod_name: str, facts: PodFacts) -> AttemptObservation:
+    # What the API server would refuse in the status write must not reach it: a 422 there
+    # would come back on every try. A summary of the wrong types (not written by the SDK)
+    # ends the attempt here, naming the field and the image that wrote it.
+    problems = status_errors("FlowRun", {"message": summary["message"],
+                                         **summary_status(summary)})
+    if problems:
+        return _crashed(
+            reasons.INVALID_RUN_SUMMARY,
+            f"pod {pod_name}'s run summary does not fit FlowRun.status: "
+            f"{'; '.join(problems[:3])}. Image {facts.image or '(unknown)'} wrote it: run "
+            "`headwater execute` (the Headwater SDK), or write the fields with the types "
+            "the summary contract gives (taskRuns: counts by state, assets: "
+            "[{key, version, upstream}], artifacts: [keys])",
+            started=facts.started, finished=facts.finished,
+        )
     state = summary["state"]
     message = summary["message"]
     phase, reason = {
