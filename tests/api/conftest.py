@@ -12,7 +12,9 @@ Fixtures:
     (the server runs on its own loop in a thread, so kopf's loop stays kopf's and sync
     clients such as the CLI work from tests). ``KUBECONFIG``
     points at it (also the ``kubernetes`` client's import-time default) and
-    :mod:`headwater_operator.kube` is configured for it. Direct, sync reads:
+    :mod:`headwater_operator.kube` is configured for it. With
+    ``HEADWATER_TEST_ADMISSION=OwnerReferencesPermissionEnforcement`` it also plays that
+    kube-apiserver admission plugin (``owner_references_admission.py``). Direct, sync reads:
     ``emulator.object("flowruns", "name")`` (a dict or None),
     ``emulator.objects("pods", "default", label_selector="a=b")``. Request log:
     ``emulator.requests`` (see ``api_writes``).
@@ -47,11 +49,13 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import kubernetes.config.kube_config
+import owner_references_admission
 import pytest
 from headwater_operator import kube as kube_module
 from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestLog
@@ -78,6 +82,7 @@ def emulator(monkeypatch: pytest.MonkeyPatch,
     """A fresh emulated API server, with KUBECONFIG and the kube module pointing at it."""
     clock_option = {} if emulator_clock is None else {"clock": emulator_clock}
     with BackgroundEmulator(**clock_option) as api:
+        install_admission_plugins(api)
         path = str(api.kubeconfig_path)
         monkeypatch.setenv("KUBECONFIG", path)
         # The kubernetes client reads $KUBECONFIG once, at import time.
@@ -87,6 +92,21 @@ def emulator(monkeypatch: pytest.MonkeyPatch,
             yield api
         finally:
             kube_module.close()
+
+
+ADMISSION_ENV = "HEADWATER_TEST_ADMISSION"
+"""Comma-separated admission plugins the emulator plays for every api test, as a
+kube-apiserver with ``--enable-admission-plugins`` would (e.g. OpenShift's defaults):
+``OwnerReferencesPermissionEnforcement`` (see ``owner_references_admission.py``)."""
+
+
+def install_admission_plugins(api: BackgroundEmulator) -> None:
+    """Install the plugins ``$HEADWATER_TEST_ADMISSION`` names; an unknown name fails."""
+    for name in filter(None, os.environ.get(ADMISSION_ENV, "").split(",")):
+        if name.strip() != owner_references_admission.PLUGIN:
+            raise pytest.UsageError(f"{ADMISSION_ENV}: unknown admission plugin {name!r}; "
+                                    f"known: {owner_references_admission.PLUGIN}")
+        owner_references_admission.install(api)
 
 
 @pytest.fixture

@@ -30,10 +30,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kubernetes.client
+import owner_references_admission
 import pytest
-from headwater.contract import SUMMARY_MAX_BYTES, RunSummary, encode_summary
+from headwater.contract import (
+    ENV_SUMMARY_MAX_BYTES,
+    SUMMARY_MAX_BYTES,
+    RunSummary,
+    encode_summary,
+    summary_budget,
+)
+from headwater.summary import fit_summary
 from headwater_operator import kube as kube_module
 from headwater_operator import readiness, reasons
+from headwater_operator.api import validation
 from headwater_operator.devcluster import podstatus
 from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestRecord
 from headwater_operator.devcluster.harness import OperatorHarness
@@ -772,3 +781,155 @@ async def test_status_stays_small_and_does_not_grow_with_tasks(
     # 260,000 task runs cost a few digits more than 3, not one record per task.
     assert abs(sizes["big-b"] - sizes["big-a"]) < 64, sizes
     await scene.finish("largest run summary (4 KiB), twice", ["big-a", "big-b"], bound=14)
+
+
+# --- issue 10: what only a real cluster showed ---------------------------------------
+async def test_run_completes_where_owner_references_permission_enforcement_is_on(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet
+) -> None:
+    # OpenShift enables the plugin by default; the operator has exactly the chart's RBAC.
+    owner_references_admission.install(emulator)
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "guarded")
+    await kubelet.succeed(pod)
+    status = await scene.phase("guarded", "Completed", "Crashed")
+    assert status["reason"] == reasons.COMPLETED, status["message"]
+
+
+async def test_owner_references_plugin_refuses_blocking_refs_without_finalizers_rights(
+    kube: kube_module.Kube, emulator: BackgroundEmulator, namespace: str
+) -> None:
+    # The hook itself: what the plugin refuses, and that a grant lets it through.
+    grants = set(owner_references_admission.chart_grants())
+    assert ("", "pods", "create") in grants
+    assert ("headwater.dev", "flowruns/finalizers", "update") not in grants
+    hooks = emulator.emulator.admission_hooks
+    hooks.clear()  # only the hooks of this test (HEADWATER_TEST_ADMISSION may add one)
+    owner_references_admission.install(emulator, owner_references_admission.may_from(grants))
+    run = await kube.create(kube_module.FLOWRUNS, {
+        "metadata": {"name": "owner"}, "spec": {"deploymentRef": {"name": "d"}}},
+        namespace=namespace)
+
+    def pod(name: str, block: bool) -> dict[str, Any]:
+        return {"metadata": {"name": name, "ownerReferences": [{
+                    "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun",
+                    "name": "owner", "uid": run["metadata"]["uid"], "controller": True,
+                    "blockOwnerDeletion": block}]},
+                "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
+
+    with pytest.raises(kube_module.KubeError) as refused:
+        await kube.create(kube_module.PODS, pod("blocking", True), namespace=namespace)
+    assert refused.value.status == 403
+    assert refused.value.message == (
+        'pods "blocking" is forbidden: cannot set blockOwnerDeletion if an ownerReference '
+        "refers to a resource you can't set finalizers on: , <nil>")
+    await kube.create(kube_module.PODS, pod("plain", False), namespace=namespace)
+    hooks.clear()
+    owner_references_admission.install(emulator, owner_references_admission.may_from(
+        grants | {("headwater.dev", "flowruns/finalizers", "update")}))
+    await kube.create(kube_module.PODS, pod("blocking", True), namespace=namespace)
+
+
+async def test_a_pod_with_sidecars_completes_with_its_whole_summary(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet
+) -> None:
+    # Four containers share the kubelet's 12 KiB of termination messages: 3072 bytes
+    # each, less than the 4 KiB summary the engine used to write.
+    sidecars = [{"name": f"sidecar-{i}", "image": "busybox:1.36"} for i in range(3)]
+    await setup(scene, runTemplate={"podOverrides": {"spec": {"containers": sidecars}}})
+    pod = await run_to_pod(scene, kubelet, "crowded")
+    assert len(pod["spec"]["containers"]) == 4
+    flow = next(c for c in pod["spec"]["containers"] if c["name"] == "flow")
+    env = {var["name"]: var.get("value") for var in flow["env"]}
+    # What `headwater execute` does in that pod: fit the summary to its budget.
+    budget = summary_budget(env.get(ENV_SUMMARY_MAX_BYTES))
+    text = fit_summary(json.loads(maximal_summary({"Completed": 12})), budget)
+    await kubelet.succeed(pod, text)
+    status = await scene.phase("crowded", "Completed", "Crashed")
+    assert status["reason"] == reasons.COMPLETED, status["message"]
+    assert status["taskRuns"] == {"Completed": 12}
+
+
+def refuse_status_the_schema_refuses(verb: str, spec: Any, path: Any, body: Any) -> None:
+    """A FlowRun status patch the CRD's schema refuses gets the API server's 422.
+
+    Plays what a real API server does (the emulator does not validate status writes
+    yet); the message has the form of apiextensions-apiserver's schema errors.
+    """
+    if spec.plural != "flowruns" or path.subresource != "status" or verb != "patch":
+        return
+    status = {key: value for key, value in ((body or {}).get("status") or {}).items()
+              if value is not None}
+    problems = validation.status_errors("FlowRun", status)
+    if problems:
+        raise ApiError(422, "Invalid", f'FlowRun.headwater.dev "{path.name}" is invalid: '
+                                       + "; ".join(problems))
+
+
+async def test_a_summary_of_the_wrong_types_ends_the_run_naming_field_and_image(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet
+) -> None:
+    emulator.emulator.admission_hooks.append(refuse_status_the_schema_refuses)
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "foreign")
+    summary = json.loads(default_summary("Completed"))
+    summary["taskRuns"] = {"completed": "three"}  # an image without the SDK wrote this
+    await kubelet.succeed(pod, json.dumps(summary))
+    status = await scene.phase("foreign", "Completed", "Crashed")
+    assert status["reason"] == reasons.INVALID_RUN_SUMMARY, status
+    assert "status.taskRuns.completed" in status["message"]
+    assert "ghcr.io/acme/etl:1" in status["message"]
+    assert "taskRuns" not in status
+    # 1 pod + 3 × 2 (Pending, Running, Crashed): the refused write is never even tried.
+    entry = await scene.finish("summary of the wrong types", ["foreign"], bound=7)
+    assert entry["breakdown"]["patch flowruns/status"] == 3
+
+
+async def test_a_status_write_the_server_refuses_ends_the_run_instead_of_looping(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet
+) -> None:
+    refused: list[str] = []
+
+    def refuse_completed(verb: str, spec: Any, path: Any, body: Any) -> None:
+        status = (body or {}).get("status") or {}
+        if spec.plural == "flowruns" and path.subresource == "status" and (
+                status.get("phase") == "Completed"):
+            refused.append(status["phase"])
+            raise ApiError(422, "Invalid", f'FlowRun.headwater.dev "{path.name}" is invalid: '
+                                           "status.message: Too long: may not be more than "
+                                           "32768 bytes")
+
+    emulator.emulator.admission_hooks.append(refuse_completed)
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "refused")
+    await kubelet.succeed(pod)
+    status = await scene.phase("refused", "Crashed")
+    assert status["reason"] == reasons.STATUS_REJECTED
+    assert "status.message: Too long" in status["message"]
+    assert await scene.has_event("refused", reasons.STATUS_REJECTED)
+    await scene.writes.quiet()
+    assert refused == ["Completed"]  # tried once, never again
+    assert scene.pods("refused") == ["refused-1"]  # the pod had finished: kept for its logs
+
+
+async def test_when_even_the_ending_is_refused_the_operator_says_so_and_stops(
+    scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet
+) -> None:
+    refused: list[str] = []
+
+    def refuse_endings(verb: str, spec: Any, path: Any, body: Any) -> None:
+        status = (body or {}).get("status") or {}
+        if spec.plural == "flowruns" and path.subresource == "status" and (
+                status.get("phase") in ("Completed", "Crashed")):
+            refused.append(status["phase"])
+            raise ApiError(422, "Invalid", f'FlowRun.headwater.dev "{path.name}" is invalid: '
+                                           "status.conditions[0].type: Required value")
+
+    emulator.emulator.admission_hooks.append(refuse_endings)
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "stuck")
+    await kubelet.succeed(pod)
+    assert await scene.has_event("stuck", reasons.STATUS_REJECTED)
+    await scene.writes.quiet()
+    assert refused == ["Completed", "Crashed"]  # each tried once; no loop
+    assert scene.status("stuck")["phase"] == "Running"

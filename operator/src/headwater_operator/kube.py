@@ -205,6 +205,24 @@ def error_from_response(status: int, data: bytes) -> KubeError:
     return KubeError(status, reason or "Error", message, body)
 
 
+FINAL_REJECTIONS = frozenset({400, 403, 422})
+"""HTTP codes of a write the same body gets again: a malformed request (400), a policy
+(RBAC, PodSecurity, an admission webhook) forbidding it (403), or a field the server
+refuses (422, e.g. a label value over 63 characters)."""
+
+
+def is_final_rejection(code: int, message: str) -> bool:
+    """True when the API server refused a write for good: retrying the same body is futile.
+
+    A ``403`` for an exceeded ResourceQuota is the exception (kube-apiserver
+    ``plugin/pkg/admission/resourcequota`` answers ``exceeded quota: …``): the quota frees
+    up as other objects go, so it is retried like a server error (5xx, 429).
+    """
+    if code == 403 and "exceeded quota" in message:
+        return False
+    return code in FINAL_REJECTIONS
+
+
 def error_from_status(status: Any) -> KubeError:
     """The typed error for a ``Status`` object, e.g. a watch's in-stream ``ERROR`` event."""
     body = status if isinstance(status, dict) else {"message": str(status)}

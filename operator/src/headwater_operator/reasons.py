@@ -68,6 +68,9 @@ POD_TERMINATED: Final = "PodTerminated"
 """The container was stopped by a signal nobody in Headwater sent (e.g. node shutdown)."""
 POD_CREATION_FAILED: Final = "PodCreationFailed"
 """The API server rejected the rendered pod (bad runTemplate field, quota, admission)."""
+STATUS_REJECTED: Final = "StatusRejected"
+"""The API server refused (422) a status write of a Schedule, Deployment or FlowRun; the
+same write is never retried in a loop (a FlowRun ends Crashed with this reason)."""
 
 CRASH_REASONS: Final = frozenset(
     {
@@ -84,6 +87,7 @@ CRASH_REASONS: Final = frozenset(
         ENGINE_CRASHED,
         POD_TERMINATED,
         POD_CREATION_FAILED,
+        STATUS_REJECTED,
     }
 )
 """Reasons of phase Crashed; the metric ``headwater_crashes_total`` uses exactly these."""
@@ -101,3 +105,11 @@ DEPLOYMENT_ACTIVE: Final = "Active"
 """Paused=False: ``spec.paused`` is false, new runs start."""
 HISTORY_PRUNED: Final = "HistoryPruned"
 """Event on a Deployment: a finished FlowRun was deleted by history limits or TTL."""
+
+# --- Schedule ----------------------------------------------------------------------------
+RUN_REJECTED: Final = "RunRejected"
+"""The API server refused a tick's FlowRun for good (400, 422, or 403 from a policy): the
+tick is skipped, not retried, and ``Ready=False``/``RunRejected=True`` and a Warning
+Event carry the server's message. A later tick whose run is accepted clears it."""
+RUNS_ACCEPTED: Final = "RunsAccepted"
+"""``RunRejected=False``: the last run the Schedule created was accepted."""

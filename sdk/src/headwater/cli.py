@@ -6,8 +6,9 @@ The SDK provides the commands that run *inside* a flow-run pod or on a laptop:
   variables in :mod:`headwater.contract` (``HEADWATER_ENTRYPOINT``,
   ``HEADWATER_PARAMETERS``, ``HEADWATER_FLOW_RUN_ID``, ...); ``--entrypoint``,
   ``--param k=v``, ``--params-json`` and ``--summary-path`` override them for local use.
-  Writes the JSON run summary (≤ 4096 bytes) to ``HEADWATER_SUMMARY_PATH``, else to the
-  termination log ``/dev/termination-log`` when it exists (Kubernetes mounts it), and
+  Writes the JSON run summary (≤ ``HEADWATER_SUMMARY_MAX_BYTES``, at most 4096 bytes) to
+  ``HEADWATER_SUMMARY_PATH``, else to the termination log ``/dev/termination-log`` when
+  it exists (Kubernetes mounts it), and
   exits with ``EXIT_COMPLETED``/``EXIT_FAILED``/``EXIT_CRASHED``/``EXIT_CANCELLED``.
   SIGTERM cancels the run: state Cancelled, summary written, exit ``EXIT_CANCELLED``.
 * ``headwater schema <entrypoint>`` — prints the flow's parameter JSON schema (the
@@ -106,11 +107,21 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise TerminationSignal("SIGTERM")
 
 
+def summary_text(summary: contract.RunSummary) -> str:
+    """``summary`` encoded within this pod's budget (``HEADWATER_SUMMARY_MAX_BYTES``: the
+    operator sizes it to the pod's containers, which share 12 KiB of termination
+    messages; 4096 without it)."""
+    from headwater.summary import fit_summary
+
+    return fit_summary(summary, contract.summary_budget(
+        os.environ.get(contract.ENV_SUMMARY_MAX_BYTES)))
+
+
 def _crash(reason: str, message: str, summary_path: str | None) -> int:
-    from headwater.summary import crash_summary, fit_summary
+    from headwater.summary import crash_summary
 
     sys.stderr.write(f"headwater execute: {message}\n")
-    write_summary(fit_summary(crash_summary(reason, message)), summary_path)
+    write_summary(summary_text(crash_summary(reason, message)), summary_path)
     return contract.EXIT_CRASHED
 
 
@@ -148,7 +159,7 @@ def _execute(entrypoint: str, parameters: dict[str, Any], config_kwargs: dict[st
     from headwater import engine, states
     from headwater.exceptions import TerminationSignal
     from headwater.loader import load_flow
-    from headwater.summary import build_summary, crash_summary, exit_code, fit_summary
+    from headwater.summary import build_summary, crash_summary, exit_code
 
     try:
         flow = load_flow(entrypoint)
@@ -179,7 +190,7 @@ def _execute(entrypoint: str, parameters: dict[str, Any], config_kwargs: dict[st
         summary = build_summary(engine.LAST_RUN_TREE[0], state)
     else:
         summary = crash_summary("FlowRunCrashed", state.message or state.name)
-    write_summary(fit_summary(summary), summary_path)
+    write_summary(summary_text(summary), summary_path)
     code = exit_code(state)
     if state.type is states.StateType.CANCELLED:
         # Worker threads may still be inside cancelled tasks; do not wait for them.

@@ -44,6 +44,9 @@ ENV_HOME: Final = "HEADWATER_HOME"
 """Local default for result storage (``~/.headwater`` when unset)."""
 ENV_SUMMARY_PATH: Final = "HEADWATER_SUMMARY_PATH"
 """Where ``headwater execute`` writes the run summary (default: the termination log)."""
+ENV_SUMMARY_MAX_BYTES: Final = "HEADWATER_SUMMARY_MAX_BYTES"
+"""The run summary's byte budget in this pod (:func:`termination_message_cap` of the
+pod's container count, set by the operator); unset or invalid means 4096."""
 ENV_LOG_FORMAT: Final = "HEADWATER_LOG_FORMAT"
 """``text`` (default) or ``json``."""
 ENV_LOG_LEVEL: Final = "HEADWATER_LOG_LEVEL"
@@ -54,8 +57,20 @@ ENV_SECRETS_DIR: Final = "HEADWATER_SECRETS_DIR"
 SECRETS_DIR_DEFAULT: Final = "/var/run/headwater/secrets"
 
 TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
-SUMMARY_MAX_BYTES: Final = 4096
-"""Kubernetes truncates a termination message at 4096 bytes; the engine never exceeds it."""
+TERMINATION_MESSAGE_MAX_BYTES: Final = 4 * 1024
+"""The kubelet reads at most the *last* 4096 bytes of a container's termination-message
+file (kubernetes pkg/kubelet/container/runtime.go ``MaxContainerTerminationMessageLength``,
+read by pkg/kubelet/kuberuntime/kuberuntime_container.go ``getTerminationMessage`` with
+pkg/util/tail ``ReadAtMost``, which seeks to ``size - max`` from the end)."""
+POD_TERMINATION_MESSAGE_MAX_BYTES: Final = 12 * 1024
+"""All containers of a pod share 12 KiB of termination messages: before posting the pod's
+status the kubelet keeps the *first* ``12288 // (containers + initContainers)`` bytes of
+each message (pkg/kubelet/container/runtime.go ``MaxPodTerminationMessageLogLength``;
+pkg/kubelet/status/status_manager.go ``normalizeStatus``)."""
+SUMMARY_MAX_BYTES: Final = TERMINATION_MESSAGE_MAX_BYTES
+"""The largest run summary the engine writes (with one to three containers in the pod)."""
+SUMMARY_MIN_BYTES: Final = 128
+"""The smallest budget the engine accepts from ``HEADWATER_SUMMARY_MAX_BYTES``."""
 
 # --- labels and annotations ----------------------------------------------------------
 LABEL_MANAGED_BY: Final = "app.kubernetes.io/managed-by"
@@ -118,9 +133,54 @@ class RunSummary(TypedDict, total=False):
 SUMMARY_VERSION: Final = 1
 
 
+def termination_message_cap(containers: int) -> int:
+    """The most bytes of one container's termination message that reach ``Pod.status``
+    in a pod of ``containers`` containers and init containers (see
+    :data:`POD_TERMINATION_MESSAGE_MAX_BYTES`): 4096 up to three, 3072 with four, …"""
+    return min(TERMINATION_MESSAGE_MAX_BYTES,
+               POD_TERMINATION_MESSAGE_MAX_BYTES // max(containers, 1))
+
+
+SUMMARY_FIELD_ORDER: Final = ("version", "state", "reason", "truncated", "message",
+                               "taskRuns", "startTime", "endTime", "flowRunId", "artifacts",
+                               "assets")
+"""The order the engine writes a summary's fields in: what decides the phase first.
+
+When a summary is longer than its container's share of the pod's 12 KiB, the kubelet keeps
+its *first* bytes (:data:`POD_TERMINATION_MESSAGE_MAX_BYTES`), so a cut summary still says
+how the run ended (:func:`decode_cut_summary` reads it); the lists that can be long come
+last."""
+
+
+def summary_budget(value: str | None) -> int:
+    """The summary's byte budget from ``HEADWATER_SUMMARY_MAX_BYTES`` (4096 when unset or
+    not a number; never more than 4096 nor less than :data:`SUMMARY_MIN_BYTES`)."""
+    try:
+        budget = int(value) if value else TERMINATION_MESSAGE_MAX_BYTES
+    except ValueError:
+        budget = TERMINATION_MESSAGE_MAX_BYTES
+    return max(SUMMARY_MIN_BYTES, min(budget, TERMINATION_MESSAGE_MAX_BYTES))
+
+
+def _sorted_keys(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {key: _sorted_keys(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted_keys(item) for item in value]
+    return value
+
+
 def encode_summary(summary: RunSummary) -> str:
-    """Encode ``summary`` compactly; the caller is responsible for the size limit."""
-    return json.dumps(summary, separators=(",", ":"), sort_keys=True, default=str)
+    """Encode ``summary`` compactly, fields in :data:`SUMMARY_FIELD_ORDER` (then any
+    others, sorted), nested keys sorted; the caller is responsible for the size limit.
+
+    ASCII only (``\\uXXXX`` escapes), so a cut at any byte never splits a character."""
+    data: dict[str, Any] = dict(summary)
+    ordered: dict[str, Any] = {}
+    ordered.update({key: _sorted_keys(data[key]) for key in SUMMARY_FIELD_ORDER if key in data})
+    ordered.update({key: _sorted_keys(data[key]) for key in sorted(data)
+                    if key not in ordered})
+    return json.dumps(ordered, separators=(",", ":"), default=str)
 
 
 def decode_summary(text: str) -> RunSummary:
@@ -138,7 +198,77 @@ def decode_summary(text: str) -> RunSummary:
     for key in ("state", "reason", "message"):
         if not isinstance(data.get(key), str):
             raise ValueError(f"run summary field {key!r} is missing or not a string")
-    if data["state"] not in ("Completed", "Failed", "Crashed", "Cancelled", "TimedOut"):
+    return _checked(data)
+
+
+FINAL_STATES: Final = ("Completed", "Failed", "Crashed", "Cancelled", "TimedOut")
+
+
+def _checked(data: dict[str, Any]) -> RunSummary:
+    if data["state"] not in FINAL_STATES:
         raise ValueError(f"run summary field 'state' has unknown value {data['state']!r}")
     result: RunSummary = data  # type: ignore[assignment]
     return result
+
+
+def decode_cut_summary(text: str) -> RunSummary:
+    """The members of a run summary whose end was cut off, marked ``truncated``.
+
+    Every member complete before the cut is kept; a ``message`` cut in the middle keeps
+    its beginning (ending in ``...``); anything else cut is dropped, and so is a number
+    that runs up to the cut (it may have lost digits). ``state`` and ``reason`` must have
+    survived (the engine writes them first): otherwise ``ValueError`` says what is missing.
+    """
+    data: dict[str, Any] = {}
+    decoder = json.JSONDecoder()
+    pos = _skip_space(text, 0)
+    if not text.startswith("{", pos):
+        raise ValueError("run summary is not a JSON object: it does not start with '{'")
+    pos += 1
+    while True:
+        pos = _skip_space(text, pos)
+        if text.startswith(",", pos):
+            pos = _skip_space(text, pos + 1)
+        if not text.startswith('"', pos):
+            break
+        try:
+            key, pos = decoder.raw_decode(text, pos)
+        except ValueError:
+            break
+        pos = _skip_space(text, pos)
+        if not text.startswith(":", pos):
+            break
+        pos = _skip_space(text, pos + 1)
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except ValueError:
+            if key == "message" and text.startswith('"', pos):
+                data[key] = _cut_string(text[pos + 1:]) + "..."
+            break
+        if end >= len(text) and isinstance(value, int | float) and not isinstance(value, bool):
+            break
+        data[key], pos = value, end
+    for key in ("state", "reason"):
+        if not isinstance(data.get(key), str):
+            raise ValueError(f"run summary was cut before its field {key!r}")
+    if not isinstance(data.get("message"), str):
+        data["message"] = ""
+    data["truncated"] = True
+    return _checked(data)
+
+
+def _skip_space(text: str, pos: int) -> int:
+    while pos < len(text) and text[pos] in " \t\r\n":
+        pos += 1
+    return pos
+
+
+def _cut_string(body: str) -> str:
+    """The beginning of a JSON string whose closing quote was cut off."""
+    for drop in range(min(len(body), 6) + 1):  # a cut can split an escape such as \u00e9
+        try:
+            decoded: str = json.loads('"' + body[:len(body) - drop] + '"')
+        except ValueError:
+            continue
+        return decoded
+    return ""

@@ -1,10 +1,12 @@
 """The run summary: what a finished run reports to the operator and to a person.
 
 :func:`build_summary` turns a run tree into :class:`headwater.contract.RunSummary`;
-:func:`fit_summary` encodes it within the termination-message limit (4096 bytes),
-dropping the least important parts first: artifact keys, then asset upstream lists,
-then assets, then task-run counts, then shortening the message. ``state`` and
-``reason`` always survive.
+:func:`fit_summary` encodes it within a byte budget (the pod's share of termination
+messages, at most 4096 bytes), dropping the least important parts first: artifact keys,
+then asset upstream lists, then assets, then task-run counts, then shortening the
+message. ``state`` and ``reason`` always survive, and are written first
+(:data:`headwater.contract.SUMMARY_FIELD_ORDER`), so even a summary the kubelet cuts
+shorter than its budget still says how the run ended.
 """
 
 from __future__ import annotations

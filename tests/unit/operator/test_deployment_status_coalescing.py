@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from headwater_operator import kube
 from headwater_operator.handlers import deployments
 from headwater_operator.handlers.deployments import (
     DeploymentFacts,
@@ -101,3 +102,40 @@ async def test_a_ready_change_is_written_at_once_even_inside_the_window() -> Non
     assert len(scene.client.patches) == 2
     assert scene.client.patches[-1]["activeRuns"] == 1  # the counts ride along
     assert KEY not in scene.state.flushes
+
+
+class RefusingClient(RecordingClient):
+    """The API server answers every status patch with ``error``."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__()
+        self.error = error
+
+    async def patch_status(self, resource: Any, name: str, patch: dict[str, Any],
+                           *, namespace: str) -> dict[str, Any]:
+        self.patches.append(patch["status"])
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "retried"), [
+    (kube.Invalid(422, "Invalid", 'Deployment.headwater.dev "nightly" is invalid: '
+                                  "status.activeRuns: Invalid value: -1"), False),
+    (kube.KubeError(503, "ServiceUnavailable", "etcd is unavailable"), True),
+])
+async def test_a_refused_status_is_announced_not_retried_but_an_outage_is_retried(
+        monkeypatch: pytest.MonkeyPatch, error: Exception, retried: bool) -> None:
+    scene = Scene()
+    scene.client = RefusingClient(error)
+    scene.state.client = scene.client  # type: ignore[assignment]
+    announced: list[str] = []
+    monkeypatch.setattr(deployments, "announce_status_rejected",
+                        lambda state, key, message: announced.append(message))
+    scene.state.indexes = Indexes(
+        deployments_by_name={KEY: [DeploymentFacts(uid="u1", generation=1, spec=scene.spec,
+                                                   status={})]},
+        flows_by_name={("default", "hello"): [FLOW]}, flowruns_by_deployment={KEY: []})
+    await deployments.evaluate(scene.state, KEY, prune=False)
+    assert len(scene.client.patches) == 1
+    assert (KEY in scene.state.wakeups) is retried
+    assert announced == ([] if retried else [error.message])  # type: ignore[attr-defined]
+    scene.state.close()

@@ -16,15 +16,24 @@ from headwater_operator.devcluster.store import (
     random_name_suffix,
 )
 
-EVENT = {"involvedObject": {"kind": "FlowRun", "name": "r"}, "reason": "Started"}
+EVENT = {"involvedObject": {"kind": "FlowRun", "name": "r", "namespace": "ns"},
+         "reason": "Started"}
 
 
 def _events_spec() -> ResourceSpec:
     return next(s for s in default_resources() if s.plural == "events" and s.group == "")
 
 
+def _with_namespace(store: ObjectStore, name: str = "ns") -> ObjectStore:
+    """``store`` with the namespace objects are created in (the API server refuses creates
+    in a namespace that does not exist)."""
+    namespaces = next(s for s in default_resources() if s.plural == "namespaces")
+    store.create(namespaces, None, {"metadata": {"name": name}})
+    return store
+
+
 def _store(suffixes: Iterator[str]) -> ObjectStore:
-    return ObjectStore(default_resources(), name_suffix=lambda: next(suffixes))
+    return _with_namespace(ObjectStore(default_resources(), name_suffix=lambda: next(suffixes)))
 
 
 def test_suffix_uses_the_api_servers_alphabet() -> None:
@@ -65,7 +74,7 @@ def _configmaps_spec() -> ResourceSpec:
 
 
 def _store_with_configmaps(count: int, **options: Any) -> tuple[ObjectStore, ResourceSpec]:
-    store = ObjectStore(default_resources(), **options)
+    store = _with_namespace(ObjectStore(default_resources(), **options))
     spec = _configmaps_spec()
     for index in reversed(range(count)):  # stored out of order: the list sorts
         store.create(spec, "ns", {"metadata": {"name": f"c{index}"}})

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from headwater_operator import reasons
+from headwater_operator import kube, reasons
 from headwater_operator.api import FlowRunPhase, RetryCause
 from headwater_operator.api.deployment import ConcurrencySpec
 from headwater_operator.flowruns.concurrency import SlotVerdict, slot_verdict
@@ -13,7 +13,6 @@ from headwater_operator.flowruns.retry import (
     RetryPolicy,
     is_retryable,
     next_attempt_time,
-    pod_rejection_is_final,
     retry_delay,
 )
 from headwater_operator.flowruns.settings import merge_parameters, parameter_errors
@@ -118,4 +117,4 @@ def test_pending_timeout_comes_from_deployment() -> None:
 def test_pod_rejection_is_final_only_when_a_retry_cannot_help(
     code: int, message: str, final: bool
 ) -> None:
-    assert pod_rejection_is_final(code, message) is final
+    assert kube.is_final_rejection(code, message) is final

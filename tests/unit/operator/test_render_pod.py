@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from headwater import contract
-from headwater_operator.flowruns.render import label_value, merge_patch, render_pod
+from headwater_operator.api.flowrun import FLOWRUN_NAME_MAX_LENGTH
+from headwater_operator.flowruns.render import merge_patch, render_pod
+from headwater_operator.labels import label_value
 from test_flowrun_builders import T0, make_deployment, make_flow, make_run, make_settings
 
 
@@ -33,6 +36,14 @@ def test_pod_name_labels_and_owner_are_deterministic() -> None:
     assert labels[contract.LABEL_SCHEDULE] == "daily"
     owner = pod["metadata"]["ownerReferences"][0]
     assert (owner["kind"], owner["uid"], owner["controller"]) == ("FlowRun", "uid-run-a", True)
+
+
+def test_owner_reference_does_not_block_owner_deletion() -> None:
+    # blockOwnerDeletion: true would need update on flowruns/finalizers wherever the
+    # OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift): every pod
+    # create would be 403 there.
+    owner = render()["metadata"]["ownerReferences"][0]
+    assert owner["blockOwnerDeletion"] is False
 
 
 def test_contract_env_carries_merged_parameters_and_identity() -> None:
@@ -102,3 +113,42 @@ def test_long_names_give_valid_distinct_label_values() -> None:
     assert len(first) <= 63
     assert first != second
     assert label_value("short") == "short"
+
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+"""apimachinery v0.32.9 pkg/util/validation/validation.go IsValidLabelValue (≤ 63 too)."""
+DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def test_longest_names_give_a_valid_pod_name_and_labels_for_every_attempt() -> None:
+    run_name = "r" * FLOWRUN_NAME_MAX_LENGTH
+    long_name = "n" * 253
+    run = make_run(run_name, labels={contract.LABEL_SCHEDULE: "s" * 52})
+    deployment = make_deployment()
+    deployment.metadata.name = long_name
+    flow = make_flow()
+    flow.metadata.name = long_name
+    settings = make_settings(run=run, flow=flow, deployment=deployment)
+    assert settings.deployment_name == long_name
+    largest_attempt = 2**63  # retries is an int64: attempt = retries + 1
+    for attempt in (1, 10, largest_attempt):
+        pod = render_pod(run, settings, attempt, T0)
+        name = pod["metadata"]["name"]
+        assert len(name) <= 253, name
+        assert DNS_SUBDOMAIN.match(name), name
+        for key, value in pod["metadata"]["labels"].items():
+            assert len(value) <= 63, (key, value)
+            assert LABEL_VALUE.match(value), (key, value)
+
+
+def test_the_engine_is_told_its_share_of_the_pods_termination_messages() -> None:
+    # 12288 bytes for all containers and init containers, with room for two a webhook
+    # may inject: 1 + 2 → 4096, 4 + 2 → 2048, 4 + 1 init + 2 → 1755.
+    assert env_of(render())[contract.ENV_SUMMARY_MAX_BYTES] == "4096"
+    sidecars = [{"name": f"sidecar-{i}", "image": "busybox"} for i in range(3)]
+    pod = render(runTemplate={"podOverrides": {"spec": {"containers": sidecars}}})
+    assert pod["spec"]["containers"][0]["name"] == "flow"
+    assert env_of(pod)[contract.ENV_SUMMARY_MAX_BYTES] == "2048"
+    pod = render(runTemplate={"podOverrides": {"spec": {
+        "containers": sidecars, "initContainers": [{"name": "init", "image": "busybox"}]}}})
+    assert env_of(pod)[contract.ENV_SUMMARY_MAX_BYTES] == "1755"

@@ -227,3 +227,42 @@ async def test_a_failed_wake_up_is_retried_from_a_fresh_read_and_runs_the_tick_o
         entry_.doorbell.set()
         assert entry_.task is not None
         await entry_.task
+
+
+async def test_a_refused_status_write_is_reported_once_and_not_retried(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """422 is an answer about what was sent: retrying sends the same and gets the same."""
+    from tests.unit.scheduling.test_scheduling_reconciler import setup
+
+    monkeypatch.setattr("headwater_operator.scheduling.controller.RETRY_SECONDS", (0.0,))
+    client = setup({"interval": "1h"})
+    attempts: list[str] = []
+
+    async def refused_patch_status(resource: kube.Resource, name: str, *args: Any,
+                                   **kwargs: Any) -> Any:
+        attempts.append(name)
+        raise kube.Invalid(422, "Invalid", f'Schedule.headwater.dev "{name}" is invalid: '
+                                           "status.missedTicks: Invalid value: -1")
+
+    monkeypatch.setattr(client, "patch_status", refused_patch_status)
+    clock = ManualClock(datetime(2026, 3, 1, 13, tzinfo=UTC))
+    controller = ScheduleController(cast(kube.Kube, client), ["default"], clock=clock)
+    posted: list[tuple[str, str, str]] = []
+    monkeypatch.setattr(controller, "_post_events",
+                        lambda schedule, events, budget, now: posted.extend(events))
+    controller.on_deployment("ADDED", {"metadata": {"name": "etl", "namespace": "default",
+                                                    "uid": "dep-uid"}, "spec": {}})
+    controller.on_schedule("ADDED", client.objects["schedules", "nightly"])
+    entry_ = controller.schedules[("default", "nightly")]
+    try:
+        for _ in range(200):
+            await asyncio.sleep(0)
+        assert attempts == ["nightly"]
+        assert [(type_, reason) for type_, reason, _ in posted] == [
+            ("Warning", "StatusRejected")]
+        assert "status.missedTicks" in posted[0][2]
+    finally:
+        entry_.stopped = True
+        entry_.doorbell.set()
+        assert entry_.task is not None
+        await entry_.task

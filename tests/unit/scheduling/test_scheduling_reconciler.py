@@ -6,8 +6,10 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from headwater.contract import ANNOTATION_SCHEDULED_TIME, LABEL_DEPLOYMENT, LABEL_SCHEDULE
 from headwater_operator import kube
+from headwater_operator.labels import label_value
 from headwater_operator.scheduling.reconciler import (
     Cache,
     WatchState,
@@ -26,6 +28,20 @@ class FakeKube:
     def __init__(self) -> None:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {}
         self.creates = 0
+        self.refusal: kube.KubeError | None = None
+        """Raised by every create while set (an admission webhook saying no)."""
+
+    @staticmethod
+    def refuse_invalid_labels(body: Mapping[str, Any]) -> None:
+        """422 for a label value over 63 characters, as every API server answers
+        (apimachinery v0.32.9 pkg/apis/meta/v1/validation ValidateLabels →
+        validation.IsValidLabelValue)."""
+        for key, value in (body["metadata"].get("labels") or {}).items():
+            if len(value) > 63:
+                raise kube.Invalid(422, "Invalid", (
+                    f'FlowRun.headwater.dev "{body["metadata"]["name"]}" is invalid: '
+                    f'metadata.labels: Invalid value: "{value}": must be no more than 63 '
+                    f"characters (label {key})"))
 
     async def get(self, resource: kube.Resource, name: str, *, namespace: str) -> Any:
         try:
@@ -44,6 +60,9 @@ class FakeKube:
         key = (resource.plural, body["metadata"]["name"])
         if key in self.objects:
             raise kube.AlreadyExists(409, "AlreadyExists", "exists")
+        self.refuse_invalid_labels(body)
+        if self.refusal is not None:
+            raise self.refusal
         self.creates += 1
         self.objects[key] = dict(body)
         return body
@@ -62,14 +81,14 @@ class FakeKube:
         return obj
 
 
-def setup(spec: dict[str, Any], *, paused: bool = False) -> FakeKube:
+def setup(spec: dict[str, Any], *, paused: bool = False, deployment: str = "etl") -> FakeKube:
     client = FakeKube()
-    client.objects["deployments", "etl"] = {
-        "metadata": {"name": "etl", "uid": "dep-uid"}, "spec": {"paused": paused}}
+    client.objects["deployments", deployment] = {
+        "metadata": {"name": deployment, "uid": "dep-uid"}, "spec": {"paused": paused}}
     client.objects["schedules", "nightly"] = {
         "metadata": {"name": "nightly", "namespace": "default", "generation": 1,
                      "creationTimestamp": "2026-03-01T12:00:00Z"},
-        "spec": {"deploymentRef": {"name": "etl"}, **spec},
+        "spec": {"deploymentRef": {"name": deployment}, **spec},
         "status": {},
     }
     return client
@@ -206,3 +225,62 @@ async def test_invalid_schedule_is_marked_and_not_applied() -> None:
     assert "spec.timezone" in condition(client, "Invalid")["message"]
     assert result.next_tick is None
     assert invalid_reason("spec.catchup.maxRuns") == "InvalidCatchupMaxRuns"
+
+
+LONG_DEPLOYMENT = "nightly-ingest-of-customer-orders-from-the-eu-warehouse-into-the-lake"
+"""69 characters: a valid Deployment name, too long for a label value."""
+
+
+async def test_long_deployment_name_gives_runs_a_valid_shortened_label() -> None:
+    client = setup({"interval": "1m"}, deployment=LONG_DEPLOYMENT)
+    result = await wake(client, WatchState(watching_since=STARTED),
+                        T0 + timedelta(minutes=1, seconds=1))
+    assert runs(client) == ["nightly-1772366460"], result.events
+    run = client.objects["flowruns", "nightly-1772366460"]
+    label = run["metadata"]["labels"][LABEL_DEPLOYMENT]
+    assert label == label_value(LONG_DEPLOYMENT)
+    assert len(label) <= 63
+    assert label.startswith("nightly-ingest-of-customer")
+    assert run["spec"]["deploymentRef"]["name"] == LONG_DEPLOYMENT  # the reference is whole
+
+
+REFUSED = kube.Invalid(422, "Invalid", 'FlowRun.headwater.dev "nightly-1772366460" is invalid: '
+                                       "spec.parameters: Invalid value: denied by policy")
+
+
+async def test_refused_run_skips_the_tick_says_why_and_is_not_retried() -> None:
+    client = setup({"interval": "1m"})
+    client.refusal = REFUSED
+    state = WatchState(watching_since=STARTED)
+    result = await wake(client, state, T0 + timedelta(minutes=1, seconds=1))
+    assert runs(client) == []
+    warnings = [(reason, message) for type_, reason, message in result.events
+                if type_ == "Warning"]
+    assert [reason for reason, _ in warnings] == ["RunRejected"]
+    assert "nightly-1772366460" in warnings[0][1]
+    assert "denied by policy" in warnings[0][1]
+    for type_ in ("Ready", "RunRejected"):
+        assert condition(client, type_)["reason"] == "RunRejected"
+        assert "denied by policy" in condition(client, type_)["message"]
+    assert condition(client, "Ready")["status"] == "False"
+    assert status(client)["lastScheduleTime"] == "2026-03-01T12:01:00Z"  # handled: skipped
+    assert status(client)["missedTicks"] == 1
+    assert result.next_tick == T0 + timedelta(minutes=2)
+    # The same wake-up again (a replayed event) does not try the refused tick again, and
+    # the conditions keep saying why until a run is accepted.
+    result = await wake(client, state, T0 + timedelta(minutes=1, seconds=30))
+    assert result.events == []
+    assert condition(client, "Ready")["status"] == "False"
+    client.refusal = None
+    await wake(client, state, T0 + timedelta(minutes=2))
+    assert runs(client) == ["nightly-1772366520"]
+    assert condition(client, "Ready")["status"] == "True"
+    assert condition(client, "RunRejected")["status"] == "False"
+
+
+async def test_transient_create_failure_is_retried_by_the_caller() -> None:
+    client = setup({"interval": "1m"})
+    client.refusal = kube.KubeError(503, "ServiceUnavailable", "etcd is unavailable")
+    with pytest.raises(kube.KubeError):
+        await wake(client, WatchState(watching_since=STARTED), T0 + timedelta(minutes=1))
+    assert "lastScheduleTime" not in status(client)

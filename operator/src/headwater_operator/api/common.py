@@ -31,14 +31,38 @@ FREE_FORM_SCHEMA: dict[str, Any] = {"type": "object", "x-kubernetes-preserve-unk
 FreeForm = Annotated[dict[str, Any], WithJsonSchema(FREE_FORM_SCHEMA)]
 """A JSON object kept as-is: the API server preserves every key under it."""
 
-QUANTITY_PATTERN = r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+|[KMGTPE]i?|[munkKMGTPE])?$"
+QUANTITY_PATTERN = (r"^\+?([0-9]+(\.[0-9]*)?|\.[0-9]+)"
+                    r"([KMGTPE]i|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
+"""A non-negative resource quantity, from Kubernetes' quantity grammar (apimachinery
+v0.32.9 ``pkg/api/resource/quantity.go``: ``<signedNumber><suffix>``, ``parseQuantityString``
+and the suffixes of ``suffix.go`` ``newSuffixer``/``fastLookup``):
+
+* a number ``<digits>``, ``<digits>.<digits>``, ``<digits>.`` or ``.<digits>`` (ASCII
+  digits only: ``[0-9]``, not a digit class, which in Python also matches other scripts);
+* then at most one suffix: binary ``Ki Mi Gi Ti Pi Ei``, decimal ``n u m k M G T P E``
+  (decimal kilo is a lower-case ``k``: ``1K`` is refused, ``1Ki`` is binary), or an
+  exponent ``e``/``E`` with an optionally signed integer (``1e3``, ``1E-3``).
+
+The parser accepts a leading ``-`` too, but a container's requests and limits must be
+``>= 0`` (kubernetes ``pkg/apis/core/validation/validation.go``
+``ValidateNonnegativeQuantity``: "must be greater than or equal to 0"), and resources
+are all Headwater uses quantities for, so only ``+`` is allowed here. Where the parser is
+laxer still (``"."``, ``"+"`` or a bare ``"Ki"`` parse as zero), the pattern refuses:
+those are mistakes, not quantities.
+"""
 _QUANTITY_RE = re.compile(QUANTITY_PATTERN)
 
 
 def check_quantity(value: int | str) -> int | str:
-    """Accept a Kubernetes quantity: an integer or a string such as ``500m`` or ``2Gi``."""
-    if isinstance(value, str) and not _QUANTITY_RE.match(value):
-        raise ValueError(f"{value!r} is not a quantity; use e.g. '500m', '2', '512Mi' or '4Gi'")
+    """Accept a non-negative Kubernetes quantity: an integer or a string such as ``500m``.
+
+    ``fullmatch``: Python's ``$`` also matches before a final newline, Go's does not.
+    """
+    if isinstance(value, str) and not _QUANTITY_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not a quantity; use e.g. '500m', '2', '512Mi' or "
+                         "'4Gi' (decimal kilo is a lower-case 'k', binary is 'Ki')")
+    if isinstance(value, int) and value < 0:
+        raise ValueError(f"{value} is negative; requests and limits must be >= 0")
     return value
 
 

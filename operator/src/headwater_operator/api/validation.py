@@ -9,7 +9,8 @@ per problem:
    validation also refuses.
 2. **CEL rules** (``x-kubernetes-validations``) of the CRD, evaluated with ``cel-python``
    on every node they are attached to. Transition rules (``oldSelf``) need the previous
-   object and are skipped.
+   object: :func:`cel_errors` takes it for an update; :func:`validate_manifest` checks
+   a new object, so it skips them.
 3. **pydantic models**, which also check what CEL cannot: that a cron expression
    parses, a time zone exists, an RRULE is well-formed.
 
@@ -50,7 +51,8 @@ PATTERN_HINTS: dict[str, str] = {
     CRON_PATTERN: "write five fields 'minute hour day-of-month month day-of-week', "
     "e.g. '0 6 * * 1-5', or a macro such as '@daily' (seconds are not supported)",
     ENTRYPOINT_PATTERN: "write 'package.module:function' or 'path/to/file.py:function'",
-    QUANTITY_PATTERN: "write a Kubernetes quantity, e.g. '512Mi', '2Gi', '500m' or '1'",
+    QUANTITY_PATTERN: "write a non-negative Kubernetes quantity, e.g. '512Mi', '2Gi', "
+    "'500m', '1k' or '1' (decimal kilo is a lower-case 'k', binary suffixes end in 'i')",
     DNS_SUBDOMAIN_PATTERN: "use lower-case letters, digits, '-' and '.', starting and "
     "ending with a letter or digit, e.g. 'daily-ingest'",
     DNS_LABEL_PATTERN: "use lower-case letters, digits and '-', starting and ending with "
@@ -71,24 +73,27 @@ def _is_rfc3339(value: object) -> bool:
     return True
 
 
-def to_json_schema(node: Mapping[str, Any]) -> dict[str, Any]:
+def to_json_schema(node: Mapping[str, Any], *, unknown_fields: bool = False) -> dict[str, Any]:
     """Translate a CRD structural schema into a strict JSON Schema (draft 2020-12).
 
     Objects with declared properties reject undeclared keys unless the CRD marks them
-    ``x-kubernetes-preserve-unknown-fields``; ``x-kubernetes-list-type: set`` becomes
-    ``uniqueItems``. Other ``x-kubernetes-*`` keys are ignored by JSON Schema.
+    ``x-kubernetes-preserve-unknown-fields`` (or ``unknown_fields`` allows them
+    everywhere); ``x-kubernetes-list-type: set`` becomes ``uniqueItems``. Other
+    ``x-kubernetes-*`` keys are ignored by JSON Schema.
     """
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "properties":
-            out[key] = {name: to_json_schema(child) for name, child in value.items()}
+            out[key] = {name: to_json_schema(child, unknown_fields=unknown_fields)
+                        for name, child in value.items()}
         elif key in ("items", "additionalProperties") and isinstance(value, Mapping):
-            out[key] = to_json_schema(value)
+            out[key] = to_json_schema(value, unknown_fields=unknown_fields)
         elif key == "x-kubernetes-list-type" and value == "set":
             out["uniqueItems"] = True
         elif not key.startswith("x-kubernetes-"):
             out[key] = value
-    if "properties" in node and not node.get("x-kubernetes-preserve-unknown-fields"):
+    if ("properties" in node and not node.get("x-kubernetes-preserve-unknown-fields")
+            and not unknown_fields):
         out["additionalProperties"] = False
     return out
 
@@ -135,6 +140,26 @@ def _describe_schema_error(error: SchemaError) -> list[str]:
     return [f"{field_path(path)}: {error.message}"]
 
 
+@cache
+def _status_validator(kind: str) -> Draft202012Validator:
+    # Unknown status fields are not errors: the API server prunes them, it does not refuse.
+    schema = {"type": "object", "properties": {
+        "status": _crd_schema(kind)["properties"]["status"]}}
+    return Draft202012Validator(to_json_schema(schema, unknown_fields=True),
+                                format_checker=_FORMATS)
+
+
+def status_errors(kind: str, status: Mapping[str, Any]) -> list[str]:
+    """Problems the CRD's schema finds in a ``status`` the operator is about to write.
+
+    A status write the schema refuses is answered 422 by the API server, every time; the
+    caller decides what to write instead. Lines read ``status.<field>: <problem>``.
+    """
+    errors = sorted(_status_validator(kind).iter_errors({"status": dict(status)}),
+                    key=lambda e: e.json_path)
+    return [line for error in errors for line in _describe_schema_error(error)]
+
+
 def schema_errors(doc: Mapping[str, Any]) -> list[str]:
     """Problems the CRD's OpenAPI schema finds in ``doc`` (strict about unknown fields)."""
     errors = sorted(_validator(str(doc["kind"])).iter_errors(doc), key=lambda e: e.json_path)
@@ -166,16 +191,38 @@ def _rule_sites(
             yield from _rule_sites(schema["items"], item, (*path, index))
 
 
-def cel_errors(doc: Mapping[str, Any]) -> list[str]:
+def _old_value(old: Any, path: tuple[str | int, ...]) -> tuple[bool, Any]:
+    """``(True, value)`` at ``path`` in the old object, ``(False, None)`` if it has none.
+
+    Only object properties and map keys correlate an old value with a new one here;
+    the API server also correlates items of ``listType: map``/``set`` lists, which carry
+    no transition rule in Headwater's CRDs (apiextensions-apiserver v0.32.9
+    ``pkg/apiserver/schema/cel/validation.go``: a transition rule is evaluated only where
+    the old object has a value at the same, correlatable place).
+    """
+    for step in path:
+        if isinstance(step, int) or not isinstance(old, Mapping) or step not in old:
+            return False, None
+        old = old[step]
+    return True, old
+
+
+def cel_errors(doc: Mapping[str, Any], old: Mapping[str, Any] | None = None) -> list[str]:
     """Problems the CRD's ``x-kubernetes-validations`` rules find in ``doc``.
 
-    ``doc`` must already satisfy the schema (see :func:`schema_errors`).
+    ``doc`` must already satisfy the schema (see :func:`schema_errors`). Transition rules
+    (those reading ``oldSelf``) need the object being replaced: pass it as ``old`` (an
+    update), or they are skipped (a create, where the API server skips them too).
     """
     errors = []
     for path, rule, value in _rule_sites(_crd_schema(str(doc["kind"])), doc, ()):
+        activation = {"self": json_to_cel(value)}
         if "oldSelf" in rule["rule"]:
-            continue  # a transition rule: only meaningful on update, against the old object
-        result = _program(rule["rule"]).evaluate({"self": json_to_cel(value)})
+            found, previous = (False, None) if old is None else _old_value(old, path)
+            if not found:
+                continue
+            activation["oldSelf"] = json_to_cel(previous)
+        result = _program(rule["rule"]).evaluate(activation)
         if isinstance(result, BoolType) and bool(result):
             continue
         message = rule.get("message") or f"failed rule {rule['rule']}"

@@ -42,6 +42,7 @@ from headwater_operator.cli.output import render_data, render_table
 from headwater_operator.cli.params import check_parameters, effective_parameters
 from headwater_operator.cli.parsers import DEFAULT_MAX_RUNS
 from headwater_operator.conditions import format_time
+from headwater_operator.labels import selector
 from headwater_operator.scheduling import ScheduleError, ScheduleExpression, fire_times
 from headwater_operator.scheduling.reconciler import build_flow_run, expression_from_spec
 
@@ -146,7 +147,7 @@ def cmd_backfill(args: argparse.Namespace, io: Io) -> int:
                                                     run.body["spec"]["parameters"]),
                          f"backfill run {run.name} (tick {format_time(run.tick)})")
     existing = {item["metadata"]["name"] for item in client.list(
-        kube.FLOWRUNS, namespace=namespace, label_selector={LABEL_SCHEDULE: args.schedule})}
+        kube.FLOWRUNS, namespace=namespace, label_selector=selector(LABEL_SCHEDULE, args.schedule))}
     if args.dry_run:
         io.out.write(render_plan(planned, existing, expr, args.output))
         if args.output == "table":

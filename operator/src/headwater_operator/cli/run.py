@@ -38,7 +38,7 @@ from headwater_operator.cli.follow import (
 )
 from headwater_operator.cli.output import render_data
 from headwater_operator.cli.params import check_parameters, cli_parameters, effective_parameters
-from headwater_operator.flowruns.render import label_value
+from headwater_operator.labels import label_value
 
 TRIGGER = "cli"
 _Kind = TypeVar("_Kind", Deployment, Flow)

@@ -112,6 +112,16 @@ class Kubelet:
         return (first.get("name") or podstatus.DEFAULT_CONTAINER,
                 first.get("image") or podstatus.DEFAULT_IMAGE)
 
+    async def _exited(self, pod: PodRef, exit_code: int, message: str) -> JsonObject:
+        """Report the first container exited, having written ``message`` to its
+        termination-message file; the kubelet's caps apply (see :mod:`.podstatus`)."""
+        obj = await self.get(pod)
+        container, image = await self._container(obj)
+        return await self.report(pod, podstatus.terminated(
+            self.clock(), exit_code=exit_code, reason="Completed" if exit_code == 0
+            else "Error", message=podstatus.read_termination_file(message),
+            container=container, image=image, containers=podstatus.container_count(obj)))
+
     async def report(self, pod: PodRef, status: JsonObject) -> JsonObject:
         """Write a whole pod status through the status subresource."""
         name, namespace = self._ref(pod)
@@ -145,18 +155,12 @@ class Kubelet:
     async def succeed(self, pod: PodRef, summary: str | RunSummary | None = None
                       ) -> JsonObject:
         """Exit 0 with a termination message (default: a minimal Completed summary)."""
-        message = _summary_text(summary, "Completed")
-        container, image = await self._container(pod)
-        return await self.report(pod, podstatus.succeeded(
-            self.clock(), message, container=container, image=image))
+        return await self._exited(pod, 0, _summary_text(summary, "Completed"))
 
     async def fail(self, pod: PodRef, exit_code: int = 1,
                    summary: str | RunSummary | None = None) -> JsonObject:
         """A non-zero exit with a termination message (default: a Failed summary)."""
-        message = _summary_text(summary, "Failed")
-        container, image = await self._container(pod)
-        return await self.report(pod, podstatus.failed(
-            self.clock(), exit_code, message, container=container, image=image))
+        return await self._exited(pod, exit_code, _summary_text(summary, "Failed"))
 
     async def oom_kill(self, pod: PodRef) -> JsonObject:
         """Exit 137, reason OOMKilled, no termination message."""

@@ -10,12 +10,52 @@ state with its reason, exit code and termination message. The shapes follow the
 from __future__ import annotations
 
 import datetime
+from collections.abc import Mapping
 from typing import Any
+
+from headwater.contract import (
+    POD_TERMINATION_MESSAGE_MAX_BYTES,
+    TERMINATION_MESSAGE_MAX_BYTES,
+)
 
 JsonObject = dict[str, Any]
 
 DEFAULT_CONTAINER = "main"
 DEFAULT_IMAGE = "ghcr.io/headwater/flow:latest"
+
+
+def container_count(pod: Mapping[str, Any]) -> int:
+    """What the kubelet divides the pod's 12 KiB of termination messages by: containers
+    plus init containers (pkg/kubelet/status/status_manager.go ``normalizeStatus``;
+    ephemeral containers do not count)."""
+    spec = pod.get("spec") or {}
+    return len(spec.get("containers") or []) + len(spec.get("initContainers") or [])
+
+
+def read_termination_file(content: str) -> str:
+    """The termination message the kubelet reads from the file a container wrote.
+
+    The *last* 4096 bytes (pkg/kubelet/kuberuntime/kuberuntime_container.go
+    ``getTerminationMessage``: pkg/util/tail ``ReadAtMost`` seeks to 4096 bytes before
+    the end), so an oversized message loses its beginning.
+    """
+    return _text(content.encode()[-TERMINATION_MESSAGE_MAX_BYTES:])
+
+
+def cap_for_pod(message: str, containers: int) -> str:
+    """A termination message as the kubelet posts it in a pod of ``containers``.
+
+    Its *first* ``12288 // containers`` bytes (pkg/kubelet/status/status_manager.go
+    ``normalizeStatus``, applied to every status the kubelet caches and sends), so a
+    message cut here loses its end.
+    """
+    limit = POD_TERMINATION_MESSAGE_MAX_BYTES // max(containers, 1)
+    return _text(message.encode()[:limit])
+
+
+def _text(data: bytes) -> str:
+    # Go cuts bytes, and its JSON encoder turns a split UTF-8 sequence into U+FFFD.
+    return data.decode("utf-8", errors="replace")
 
 
 def timestamp(moment: datetime.datetime) -> str:
@@ -117,11 +157,17 @@ def running(now: datetime.datetime, *, started: datetime.datetime | None = None,
 
 def terminated(now: datetime.datetime, *, exit_code: int, reason: str,
                message: str | None = None, started: datetime.datetime | None = None,
-               container: str = DEFAULT_CONTAINER, image: str = DEFAULT_IMAGE) -> JsonObject:
+               container: str = DEFAULT_CONTAINER, image: str = DEFAULT_IMAGE,
+               containers: int = 1) -> JsonObject:
     """The container exited; phase Succeeded for exit code 0, Failed otherwise.
 
-    ``message`` is the termination message (for flow runs: the JSON run summary).
+    ``message`` is the termination message as the kubelet read it (for flow runs: the
+    JSON run summary, see :func:`read_termination_file`); it is cut to the container's
+    share of the pod's 12 KiB (:func:`cap_for_pod`), ``containers`` being
+    :func:`container_count` of the pod.
     """
+    if message is not None:
+        message = cap_for_pod(message, containers)
     started = started or now
     state: JsonObject = {"terminated": {
         "exitCode": exit_code, "reason": reason, "startedAt": timestamp(started),

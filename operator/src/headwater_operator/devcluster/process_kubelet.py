@@ -142,11 +142,12 @@ def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace
 def termination_message(summary: str, exit_code: int, log_tail: str) -> str | None:
     """The container's termination message under ``FallbackToLogsOnError``.
 
-    The summary file's content when there is any; otherwise, for a failed container
-    only, the tail of its log (what a real kubelet does with that policy).
+    The summary file's content when there is any (its last 4096 bytes, as the kubelet
+    reads it); otherwise, for a failed container only, the tail of its log (what a real
+    kubelet does with that policy).
     """
     if summary.strip():
-        return summary
+        return podstatus.read_termination_file(summary)
     if exit_code != 0 and log_tail:
         return log_tail
     return None
@@ -180,11 +181,16 @@ def exit_code_of(returncode: int) -> int:
 
 def final_status(now: datetime.datetime, started: datetime.datetime, exit_code: int,
                  message: str | None, *, container: str, image: str,
-                 deadline_exceeded: bool = False) -> JsonObject:
-    """The pod status a kubelet reports once the container has exited."""
+                 deadline_exceeded: bool = False, containers: int = 1) -> JsonObject:
+    """The pod status a kubelet reports once the container has exited.
+
+    ``containers`` (the pod's containers and init containers) sets the message's share
+    of the pod's 12 KiB of termination messages.
+    """
     status = podstatus.terminated(
         now, exit_code=exit_code, reason="Completed" if exit_code == 0 else "Error",
-        message=message, started=started, container=container, image=image)
+        message=message, started=started, container=container, image=image,
+        containers=containers)
     if deadline_exceeded:
         status.update({"phase": "Failed", "reason": "DeadlineExceeded",
                        "message": DEADLINE_MESSAGE})
@@ -404,7 +410,8 @@ class ProcessKubelet:
                                       record.exit_code, tail("".join(output)))
         await self._api.report(namespace, name, final_status(
             self.clock(), started, record.exit_code, message,
-            deadline_exceeded=record.deadline_exceeded, **names))
+            deadline_exceeded=record.deadline_exceeded,
+            containers=podstatus.container_count(pod), **names))
 
     async def _report_start_error(self, record: PodProcess, message: str,
                                   names: Mapping[str, str]) -> None:

@@ -24,7 +24,12 @@ from typing import Any
 from headwater_operator import reasons
 from headwater_operator.api import Condition, ConditionStatus, FlowRun, FlowRunPhase
 from headwater_operator.flowruns.concurrency import SlotVerdict, scheduled_time
-from headwater_operator.flowruns.podfacts import AttemptObservation, PodFacts, observe_attempt
+from headwater_operator.flowruns.podfacts import (
+    AttemptObservation,
+    PodFacts,
+    observe_attempt,
+    summary_status,
+)
 from headwater_operator.flowruns.render import pod_name
 from headwater_operator.flowruns.retry import is_retryable, next_attempt_time
 from headwater_operator.flowruns.settings import CANCEL_DEADLINE_MARGIN, RunSettings
@@ -268,14 +273,7 @@ def _admit(run: FlowRun, facts: Facts, settings: RunSettings) -> Decision:
 
 
 def _summary_fields(observed: AttemptObservation) -> dict[str, Any]:
-    summary = observed.summary
-    if summary is None:
-        return {}
-    return {
-        "taskRuns": summary.get("taskRuns", {}),
-        "assets": [dict(a) for a in summary.get("assets", [])],
-        "artifacts": list(summary.get("artifacts", [])),
-    }
+    return {} if observed.summary is None else summary_status(observed.summary)
 
 
 def _attempt_ended(run: FlowRun, facts: Facts, observed: AttemptObservation) -> Decision:
@@ -365,3 +363,32 @@ def pod_creation_failed(run: FlowRun, attempt: int, error: str, now: datetime) -
                         crash_reason=reasons.POD_CREATION_FAILED)
     return _finish(run, decision, FlowRunPhase.CRASHED, reasons.POD_CREATION_FAILED, message,
                    now=now)
+
+
+def status_rejected(run: FlowRun, rejected: Decision, error: str, now: datetime) -> Decision:
+    """The API server refused (422) the status ``rejected`` would write: end the run.
+
+    The same status would be refused again on every retry, so the run ends ``Crashed``
+    with reason ``StatusRejected`` and the server's message, written with as few fields
+    as a terminal status needs. A pod that may still run is deleted: nothing would
+    follow it any more. One that has finished is kept, for its logs.
+    """
+    message = (f"the API server refused the run's status update ({error}); the run is "
+               "ended rather than retried, since the same update would be refused again. "
+               "Report this to the Headwater maintainers with the FlowRun's events")
+    decision = Decision(crash_reason=reasons.STATUS_REJECTED)
+    if rejected.create_pod is not None:
+        decision.delete_pod = pod_name(run.metadata.name or "", rejected.create_pod)
+    elif (run.status.phase in POD_PHASES | {FlowRunPhase.CANCELLING}
+          and not (rejected.phase is not None and rejected.phase.terminal)):
+        decision.delete_pod = run.status.pod_name
+    return _finish(run, decision, FlowRunPhase.CRASHED, reasons.STATUS_REJECTED, message,
+                   now=now)
+
+
+def status_refused_event(error: str) -> Event:
+    """The Warning posted when even :func:`status_rejected`'s status is refused."""
+    return Event("Warning", reasons.STATUS_REJECTED, (
+        f"the API server refuses every status update of this run, even the one that ends "
+        f"it ({error}); the operator stops following the run. Fix or delete the FlowRun "
+        "(its stored status may be invalid) and report this to the Headwater maintainers"))

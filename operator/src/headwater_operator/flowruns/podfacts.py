@@ -12,19 +12,23 @@ unit-testable code rather than by whatever the watch stream happened to deliver.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from headwater.contract import (
     EXIT_CANCELLED,
+    POD_TERMINATION_MESSAGE_MAX_BYTES,
     SUMMARY_REASON_INVALID_PARAMETERS,
+    TERMINATION_MESSAGE_MAX_BYTES,
     RunSummary,
+    decode_cut_summary,
     decode_summary,
 )
 
 from headwater_operator import reasons
 from headwater_operator.api.enums import FlowRunPhase
+from headwater_operator.api.validation import status_errors
 from headwater_operator.flowruns.timeutil import parse_time
 
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
@@ -59,6 +63,11 @@ class PodFacts:
     unschedulable_message: str | None = None
     disruption_reason: str | None = None
     node_not_ready: bool = False
+    containers: int = 1
+    """Containers and init containers of the pod as it runs (webhook-injected ones
+    included): the kubelet gives each 12288 // containers bytes of termination message."""
+    image: str | None = None
+    """The flow container's image: what wrote the run summary."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +139,21 @@ def pod_facts(pod: Mapping[str, Any] | None) -> PodFacts:
         unschedulable_message=scheduled.get("message") if unschedulable else None,
         disruption_reason=disruption.get("reason") if disruption.get("status") == "True" else None,
         node_not_ready=ready.get("reason") == "NodeLost",
+        containers=_container_count(pod),
+        image=container.get("image") or _spec_image(pod, container.get("name")),
     )
+
+
+def _spec_image(pod: Mapping[str, Any], name: Any) -> str | None:
+    for spec in (pod.get("spec") or {}).get("containers") or []:
+        if spec.get("name") == name:
+            return str(spec.get("image") or "") or None
+    return None
+
+
+def _container_count(pod: Mapping[str, Any]) -> int:
+    spec = pod.get("spec") or {}
+    return max(len(spec.get("containers") or []) + len(spec.get("initContainers") or []), 1)
 
 
 def _crashed(reason: str, message: str, *, finished: datetime | None = None,
@@ -224,18 +247,98 @@ def _observe_summary(facts: PodFacts, pod_name: str) -> AttemptObservation:
     try:
         summary = decode_summary(text)
     except ValueError as exc:
-        tail = text[-LOG_TAIL_CHARS:]
-        return _crashed(
-            reasons.INVALID_RUN_SUMMARY,
-            f"pod {pod_name} exited with code {facts.exit_code} and its termination message is "
-            f"not a run summary ({exc}); the flow probably failed before the engine started. "
-            f"Last output: {tail}",
-            started=facts.started, finished=facts.finished,
-        )
+        return _observe_unreadable(facts, pod_name, text, exc)
     return _from_summary(summary, pod_name, facts)
 
 
+def kubelet_cut(message: str, containers: int) -> str | None:
+    """How the kubelet shortened a termination message, if it visibly did.
+
+    ``"end"``: the message fills its container's share of the pod's 12 KiB, whose *first*
+    bytes the kubelet keeps (kubernetes pkg/kubelet/status/status_manager.go
+    ``normalizeStatus``); a share of a few bytes more allows for a character split at
+    the cut, which Go's JSON encoding turns into U+FFFD. ``"start"``: it is 4096 bytes and
+    not a JSON object, the *last* 4096 bytes of a longer file (kuberuntime
+    ``getTerminationMessage``, pkg/util/tail ``ReadAtMost``). None otherwise.
+    """
+    size = len(message.encode())
+    share = POD_TERMINATION_MESSAGE_MAX_BYTES // max(containers, 1)
+    if share < TERMINATION_MESSAGE_MAX_BYTES and size >= share - 3:
+        return "end"
+    if size == TERMINATION_MESSAGE_MAX_BYTES and not message.lstrip().startswith("{"):
+        return "start"
+    return None
+
+
+def _observe_unreadable(facts: PodFacts, pod_name: str, text: str,
+                        error: ValueError) -> AttemptObservation:
+    """A termination message ``decode_summary`` refused: cut by the kubelet, or not a
+    summary at all. A summary cut at its end still says how the run ended."""
+    message = facts.termination_message or ""
+    cut = kubelet_cut(message, facts.containers)
+    share = POD_TERMINATION_MESSAGE_MAX_BYTES // facts.containers
+    if cut == "end":
+        why = (f"the kubelet cut pod {pod_name}'s run summary to its first {share} bytes "
+               f"(the pod has {facts.containers} containers and init containers, which "
+               "share 12 KiB of termination messages)")
+        try:
+            summary = decode_cut_summary(text)
+        except ValueError as exc:
+            return _crashed(
+                reasons.INVALID_RUN_SUMMARY,
+                f"{why}, and {exc}, so how the run ended is unknown; run fewer containers "
+                "in the pod (runTemplate.podOverrides, injected sidecars) or write a "
+                f"shorter summary. Start of the message: {text[:LOG_TAIL_CHARS]}",
+                started=facts.started, finished=facts.finished,
+            )
+        observed = _from_summary(summary, pod_name, facts)
+        note = (f" ({why}; task-run counts, assets or artifacts may be missing from the "
+                "status)")
+        return replace(observed, message=f"{observed.message or ''}{note}".lstrip())
+    if cut == "start":
+        return _crashed(
+            reasons.INVALID_RUN_SUMMARY,
+            f"pod {pod_name} exited with code {facts.exit_code} and wrote a termination "
+            "message longer than 4096 bytes, of which the kubelet keeps only the last 4096, "
+            "so it is not a run summary (the engine never writes more than 4096). Make sure "
+            "Flow.spec.command runs `headwater execute` and nothing else writes "
+            f"/dev/termination-log. End of the message: {text[-LOG_TAIL_CHARS:]}",
+            started=facts.started, finished=facts.finished,
+        )
+    return _crashed(
+        reasons.INVALID_RUN_SUMMARY,
+        f"pod {pod_name} exited with code {facts.exit_code} and its termination message is "
+        f"not a run summary ({error}); the flow probably failed before the engine started. "
+        f"Last output: {text[-LOG_TAIL_CHARS:]}",
+        started=facts.started, finished=facts.finished,
+    )
+
+
+def summary_status(summary: RunSummary) -> dict[str, Any]:
+    """The ``FlowRun.status`` fields a run summary fills in (besides phase and reason)."""
+    return {
+        "taskRuns": summary.get("taskRuns", {}),
+        "assets": list(summary.get("assets", [])),
+        "artifacts": list(summary.get("artifacts", [])),
+    }
+
+
 def _from_summary(summary: RunSummary, pod_name: str, facts: PodFacts) -> AttemptObservation:
+    # What the API server would refuse in the status write must not reach it: a 422 there
+    # would come back on every try. A summary of the wrong types (not written by the SDK)
+    # ends the attempt here, naming the field and the image that wrote it.
+    problems = status_errors("FlowRun", {"message": summary["message"],
+                                         **summary_status(summary)})
+    if problems:
+        return _crashed(
+            reasons.INVALID_RUN_SUMMARY,
+            f"pod {pod_name}'s run summary does not fit FlowRun.status: "
+            f"{'; '.join(problems[:3])}. Image {facts.image or '(unknown)'} wrote it: run "
+            "`headwater execute` (the Headwater SDK), or write the fields with the types "
+            "the summary contract gives (taskRuns: counts by state, assets: "
+            "[{key, version, upstream}], artifacts: [keys])",
+            started=facts.started, finished=facts.finished,
+        )
     state = summary["state"]
     message = summary["message"]
     phase, reason = {

@@ -80,11 +80,12 @@ from headwater_operator.flowruns.machine import (
     Event,
     Facts,
     pod_creation_failed,
+    status_refused_event,
+    status_rejected,
 )
 from headwater_operator.flowruns.machine import decide as decide_next
 from headwater_operator.flowruns.podfacts import PodFacts, pod_facts
 from headwater_operator.flowruns.render import PodOverridesError, pod_name, render_pod
-from headwater_operator.flowruns.retry import pod_rejection_is_final
 from headwater_operator.flowruns.settings import RunSettings, parameter_errors, resolve_settings
 
 log = logging.getLogger(__name__)
@@ -406,7 +407,7 @@ async def _ensure_pod(client: kube.Kube, run: FlowRun, settings: RunSettings,
                 "waiting for it to be garbage-collected", delay=ERROR_BACKOFF_SECONDS) from None
         return reasons.POD_ADOPTED, None
     except kube.KubeError as exc:
-        if not pod_rejection_is_final(exc.status, exc.message):
+        if not kube.is_final_rejection(exc.status, exc.message):
             raise  # transient (quota, 5xx): the tracker retries after a back-off
         return reasons.POD_CREATION_FAILED, str(exc)
     return reasons.POD_CREATED, None
@@ -466,15 +467,40 @@ async def apply(lifecycle: Lifecycle, body: Mapping[str, Any], run: FlowRun, fac
             await client.delete(kube.PODS, decision.delete_pod, namespace=namespace,
                                 grace_period_seconds=decision.delete_grace_seconds)
     if decision.status:
-        # The resourceVersion is a precondition: 409 if the run changed since ``body``.
-        patch: JsonObject = {"status": decision.status}
-        if run.metadata.resource_version:
-            patch["metadata"] = {"resourceVersion": run.metadata.resource_version}
-        written = await client.patch_status(kube.FLOWRUNS, name, patch, namespace=namespace)
+        try:
+            written = await _patch_status(client, run, decision.status)
+        except kube.Invalid as exc:
+            # Refused for what it says, not for when: the same patch would be refused on
+            # every retry. End the run with the server's message instead of looping.
+            log.warning("FlowRun %s/%s: the API server refused its status update: %s",
+                        namespace, name, exc.message)
+            decision = status_rejected(run, decision, exc.message, facts.now)
+            if decision.delete_pod:
+                with contextlib.suppress(kube.NotFound):
+                    await client.delete(kube.PODS, decision.delete_pod, namespace=namespace)
+            try:
+                written = await _patch_status(client, run, decision.status)
+            except kube.Invalid as again:
+                raise StatusRefused(again.message) from again
         lifecycle.view((namespace, name)).wrote(written)
         _observe_metrics(run, facts.settings, decision, facts.now)
     _emit(body, decision.events)
     return decision
+
+
+class StatusRefused(Exception):
+    """Even the terminal ``StatusRejected`` status was refused (422): the run's stored
+    status itself is invalid, and nothing this operator writes can move it."""
+
+
+async def _patch_status(client: kube.Kube, run: FlowRun, status: JsonObject) -> JsonObject:
+    """Merge-patch the run's status; the resourceVersion makes it 409 if the run changed
+    since the body the decision was made from."""
+    patch: JsonObject = {"status": status}
+    if run.metadata.resource_version:
+        patch["metadata"] = {"resourceVersion": run.metadata.resource_version}
+    return await client.patch_status(kube.FLOWRUNS, run.metadata.name or "", patch,
+                                     namespace=run.metadata.namespace or "")
 
 
 async def reconcile_once(lifecycle: Lifecycle, namespace: str,
@@ -569,6 +595,16 @@ async def track(lifecycle: Lifecycle, namespace: str, name: str) -> None:
                 # the run, and decide again at once.
                 lifecycle.forget(key)
                 continue
+            except StatusRefused as exc:
+                # Retrying cannot help; say so where users look, and stop following it
+                # (an operator restart tries once more).
+                log.error("FlowRun %s/%s: the API server refuses every status update, even "
+                          "the one that ends the run: %s", namespace, name, exc)
+                metrics.observe_reconcile_error("FlowRun")
+                body = lifecycle.view(key).current()
+                if body is not None:
+                    _emit(body, [status_refused_event(str(exc))])
+                return
             except (kube.KubeError, kopf.TemporaryError) as exc:
                 if isinstance(exc, kube.KubeError):
                     # Read the run afresh after a failed request: it may be gone (404 on

@@ -19,7 +19,6 @@ directives work as with ``kubectl patch --type strategic``.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 from collections.abc import Mapping
 from datetime import datetime
@@ -31,15 +30,22 @@ from headwater_operator import strategicmerge
 from headwater_operator.api import FlowRun
 from headwater_operator.flowruns.settings import RunSettings
 from headwater_operator.flowruns.timeutil import format_time
+from headwater_operator.labels import label_value
 
 CONTAINER_NAME = "flow"
-LABEL_VALUE_MAX = 63
 POD_DEFINITION = "io.k8s.api.core.v1.Pod"
 """The pinned OpenAPI definition whose patch strategies ``podOverrides`` follows."""
 
 
 class PodOverridesError(ValueError):
     """``runTemplate.podOverrides`` cannot be applied to the rendered pod."""
+INJECTED_CONTAINERS_HEADROOM = 2
+"""Containers a mutating admission webhook may add after the pod is rendered (a service
+mesh adds an init container and a proxy; so do Linkerd and Vault's agent). The operator
+cannot see them when it sets the summary budget, so it counts them in advance: a plain
+pod (1 + 2 = 3 containers) keeps the full 4096 bytes, and a pod with more injected
+containers than this still ends well — its summary is cut at the end, where the fields
+that decide the phase are not (see ``podfacts``)."""
 
 DEFAULT_POD_SECURITY_CONTEXT: dict[str, Any] = {
     "runAsNonRoot": True,
@@ -58,18 +64,6 @@ DEFAULT_CONTAINER_SECURITY_CONTEXT: dict[str, Any] = {
 def pod_name(flowrun_name: str, attempt: int) -> str:
     """The deterministic pod name of ``attempt`` (1-based) of FlowRun ``flowrun_name``."""
     return f"{flowrun_name}-{attempt}"
-
-
-def label_value(value: str) -> str:
-    """``value`` if it is a valid label value length, else a stable shortened form.
-
-    Object names may be 253 characters but label values only 63; the shortened form
-    keeps a readable prefix and a hash so two long names never collide.
-    """
-    if len(value) <= LABEL_VALUE_MAX:
-        return value
-    digest = hashlib.sha256(value.encode()).hexdigest()[:8]
-    return f"{value[: LABEL_VALUE_MAX - 9].rstrip('-.')}-{digest}"
 
 
 def merge_patch(base: Any, patch: Any) -> Any:
@@ -115,7 +109,7 @@ def _labels(run: FlowRun, settings: RunSettings, attempt: int) -> dict[str, str]
     if settings.deployment_name:
         labels[contract.LABEL_DEPLOYMENT] = label_value(settings.deployment_name)
     if contract.LABEL_SCHEDULE in run_labels:
-        labels[contract.LABEL_SCHEDULE] = run_labels[contract.LABEL_SCHEDULE]
+        labels[contract.LABEL_SCHEDULE] = label_value(run_labels[contract.LABEL_SCHEDULE])
     return labels
 
 
@@ -251,7 +245,17 @@ def render_pod(run: FlowRun, settings: RunSettings, attempt: int,
                     "name": name,
                     "uid": run.metadata.uid,
                     "controller": True,
-                    "blockOwnerDeletion": True,
+                    # Not blocking: where kube-apiserver runs the
+                    # OwnerReferencesPermissionEnforcement admission plugin (OpenShift by
+                    # default), blockOwnerDeletion: true needs `update` on
+                    # flowruns/finalizers (kubernetes plugin/pkg/admission/gc/
+                    # gc_admission.go), and without it every pod create is 403. What is
+                    # given up: a *foreground* deletion of the FlowRun no longer waits for
+                    # its pod to be gone (kube-controller-manager pkg/controller/
+                    # garbagecollector/garbagecollector.go processDeletingDependentsItem
+                    # waits only for blocking dependents; the pod is still collected once
+                    # its owner is gone). Headwater itself deletes runs in the background.
+                    "blockOwnerDeletion": False,
                 }
             ],
         },
@@ -268,4 +272,24 @@ def render_pod(run: FlowRun, settings: RunSettings, attempt: int,
         labels = metadata.get("labels")
         metadata["labels"] = {**(labels if isinstance(labels, Mapping) else {}),
                               **_labels(run, settings, attempt)}
+    return _with_summary_budget(pod)
+
+
+def summary_budget(pod: Mapping[str, Any]) -> int:
+    """The run summary's byte budget in ``pod``: its share of the 12 KiB of termination
+    messages the kubelet keeps for all containers and init containers, counting
+    :data:`INJECTED_CONTAINERS_HEADROOM` more than the manifest shows."""
+    spec = pod.get("spec") or {}
+    containers = len(spec.get("containers") or []) + len(spec.get("initContainers") or [])
+    return contract.termination_message_cap(containers + INJECTED_CONTAINERS_HEADROOM)
+
+
+def _with_summary_budget(pod: dict[str, Any]) -> dict[str, Any]:
+    """Tell the engine its budget; set last, when ``podOverrides`` added its containers."""
+    var = {"name": contract.ENV_SUMMARY_MAX_BYTES, "value": str(summary_budget(pod))}
+    for container in pod["spec"]["containers"]:
+        if container.get("name") == CONTAINER_NAME:
+            env = [item for item in container.get("env") or []
+                   if item.get("name") != var["name"]]
+            container["env"] = [*env, var]
     return pod

@@ -58,22 +58,6 @@ def is_retryable(policy: RetryPolicy, phase: FlowRunPhase, reason: str, attempts
     return False
 
 
-FINAL_POD_REJECTIONS = frozenset({400, 403, 422})
-"""HTTP codes of a pod create that the same manifest will get again: bad request, a
-policy (PodSecurity, an admission webhook) forbidding it, or an invalid field."""
-
-
-def pod_rejection_is_final(code: int, message: str) -> bool:
-    """True when the API server refused a flow-run pod for good (``PodCreationFailed``).
-
-    A ``403`` for an exceeded ResourceQuota is the exception: the quota frees up as
-    other pods end, so the create is retried like any server-side error (5xx, 429).
-    """
-    if code == 403 and "exceeded quota" in message:
-        return False
-    return code in FINAL_POD_REJECTIONS
-
-
 def retry_delay(policy: RetryPolicy, attempts: int) -> timedelta:
     """How long to wait after attempt number ``attempts`` (1-based) before the next one."""
     exponent = max(attempts - 1, 0)

@@ -371,12 +371,31 @@ async def evaluate(state: DeploymentState, key: Key, *, prune: bool) -> None:
             await write_status(state, key)
             if prune:
                 await prune_history(state, key)
+    except kube.Invalid as exc:
+        # 422: the status itself is refused, so a retry would be refused the same way.
+        # Say so on the Deployment; the next change to it (or its Flow, or a run) tries
+        # again, as evaluations always do.
+        metrics.observe_reconcile_error("Deployment")
+        _log.error("Deployment %s/%s: the API server refused its status: %s; not retried "
+                   "until something changes", *key, exc.message)
+        announce_status_rejected(state, key, exc.message)
     except Exception:
         metrics.observe_reconcile_error("Deployment")
         _log.exception("evaluating Deployment %s/%s failed; retrying", *key)
         retry_at = state.clock().timestamp() + RETRY_AFTER_ERROR_SECONDS
         state.wake_at(key, datetime.fromtimestamp(retry_at, UTC),
                       lambda: evaluate(state, key, prune=True))
+
+
+def announce_status_rejected(state: DeploymentState, key: Key, error: str) -> None:
+    """A Warning Event on the Deployment whose status write was refused (422)."""
+    facts = first(state.indexes.deployments_by_name.get(key)) if state.indexes else None
+    if facts is None:
+        return
+    kopf.event(facts.reference(*key), type="Warning", reason=reasons.STATUS_REJECTED,
+               message=(f"the API server refused this Deployment's status ({error}); it is "
+                        "not retried until the Deployment, its Flow or one of its runs "
+                        "changes. Report this to the Headwater maintainers")[:1024])
 
 
 def coalesce_delay(last_write: float | None, now: float, interval: float) -> float:

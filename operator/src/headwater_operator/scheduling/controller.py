@@ -48,7 +48,7 @@ from typing import Any
 
 from headwater.contract import LABEL_SCHEDULE
 
-from headwater_operator import kube
+from headwater_operator import kube, reasons
 from headwater_operator.conditions import format_time
 from headwater_operator.informer import Informer
 from headwater_operator.scheduling.clock import Clock, get_clock
@@ -342,6 +342,17 @@ class ScheduleController:
                                                   cache=self.cache)
             except kube.NotFound:
                 return  # deleted meanwhile; the watch's DELETED stops the entry too
+            except kube.Invalid as exc:
+                # 422: refused for what was sent (a status the schema refuses, say), so a
+                # retry gets the same answer. Say so on the Schedule and wait for a change
+                # (its spec, its Deployment, a run's end) instead of retrying every 30 s.
+                logger.error("Schedule %s/%s: the API server refused a write: %s; not "
+                             "retried until something changes", key[0], key[1], exc.message)
+                self._post_events(schedule or entry.live, [status_rejected_event(exc)],
+                                  budget, clock.now())
+                schedule, failures = None, failures + 1
+                await entry.doorbell.wait()
+                continue
             except Exception as exc:
                 delay = RETRY_SECONDS[min(failures, len(RETRY_SECONDS) - 1)]
                 failures += 1
@@ -380,6 +391,14 @@ class ScheduleController:
             except Exception as exc:
                 logger.warning("could not post Event %s on Schedule %s: %s",
                                body["reason"], body["involvedObject"]["name"], exc)
+
+
+def status_rejected_event(error: kube.KubeError) -> tuple[str, str, str]:
+    """The Warning Event for a wake-up whose write the API server refused (422)."""
+    return ("Warning", reasons.STATUS_REJECTED, (
+        f"the API server refused a write of this Schedule's wake-up ({error.message}); "
+        "it is not retried until the Schedule, its Deployment or one of its runs changes. "
+        "Report this to the Headwater maintainers with the Schedule's status"))
 
 
 def schedule_event(schedule: Mapping[str, Any], type_: str, reason: str, message: str,

@@ -14,7 +14,9 @@ applies them, in this order:
    the ticks meanwhile count as missed when it resumes (``watching_since`` restarts);
 3. plan the ticks; for each tick to run, apply ``concurrencyPolicy`` against this
    Schedule's own active runs and create the FlowRun (``409 AlreadyExists`` is success:
-   an earlier operator or replica made it);
+   an earlier operator or replica made it; a refusal the same body would get again —
+   400, 422, a policy's 403 — skips the tick with a Warning Event and ``RunRejected``
+   instead of retrying it forever);
 4. write ``status`` once: last/next tick, fingerprint, active runs, missed-tick count and
    conditions. The fingerprint and last tick are written together, so an edit observed
    before any tick under the new expression never fires the old expression's ticks.
@@ -38,8 +40,14 @@ from headwater.contract import (
     MANAGED_BY_VALUE,
 )
 
-from headwater_operator import kube, metrics
-from headwater_operator.conditions import format_time, make_condition, set_conditions
+from headwater_operator import kube, metrics, reasons
+from headwater_operator.conditions import (
+    format_time,
+    get_condition,
+    make_condition,
+    set_conditions,
+)
+from headwater_operator.labels import label_value, selector
 from headwater_operator.scheduling.clock import get_clock
 from headwater_operator.scheduling.expression import (
     ScheduleError,
@@ -101,6 +109,8 @@ class WakeResult:
     created: list[str] = field(default_factory=list)
     active: list[str] = field(default_factory=list)
     """Names of the Schedule's runs that were active after this wake-up."""
+    rejected: list[str] = field(default_factory=list)
+    """What the API server said about each run it refused for good (one per tick)."""
     events: list[tuple[str, str, str]] = field(default_factory=list)
     """``(type, reason, message)`` Events to post on the Schedule."""
     body: dict[str, Any] | None = None
@@ -217,8 +227,8 @@ def build_flow_run(
             "name": scheduled_run_name(meta["name"], tick),
             "namespace": meta.get("namespace"),
             "labels": {
-                LABEL_SCHEDULE: meta["name"],
-                LABEL_DEPLOYMENT: dep_meta["name"],
+                LABEL_SCHEDULE: label_value(meta["name"]),
+                LABEL_DEPLOYMENT: label_value(dep_meta["name"]),
                 LABEL_MANAGED_BY: MANAGED_BY_VALUE,
             },
             "annotations": {ANNOTATION_SCHEDULED_TIME: when, ANNOTATION_TRIGGER: trigger},
@@ -295,7 +305,7 @@ async def _runs_of(
                 runs.append(run)
     else:
         runs = await client.list(kube.FLOWRUNS, namespace=namespace,
-                                 label_selector={LABEL_SCHEDULE: name})
+                                 label_selector=selector(LABEL_SCHEDULE, name))
     active = [run for run in runs
               if (run.get("status") or {}).get("phase") not in TERMINAL_PHASES]
     completed = [str((run.get("status") or {}).get("endTime")) for run in runs
@@ -342,9 +352,45 @@ async def _fire(
             )))
         except kube.AlreadyExists:
             pass  # made by an earlier operator or another replica: the same run
+        except kube.KubeError as exc:
+            if not kube.is_final_rejection(exc.status, exc.message):
+                raise  # transient (5xx, quota): the wake-up is retried after a back-off
+            # The same body would be refused again at every retry: skip the tick, say why.
+            message = rejected_run_message(run["metadata"]["name"], tick, exc.message)
+            result.rejected.append(message)
+            result.events.append(("Warning", reasons.RUN_REJECTED, message))
+            continue
         result.created.append(run["metadata"]["name"])
         active.append(run)
     return forbidden
+
+
+def rejected_run_message(run_name: str, tick: datetime, server_message: str) -> str:
+    """The condition and Event message of a tick whose FlowRun the API server refused."""
+    return (f"the API server refused run {run_name} for tick {format_time(tick)}: "
+            f"{server_message}; the tick is skipped. Fix the Schedule or its Deployment "
+            "(or the policy that refused it); later ticks are tried again")
+
+
+def run_conditions(existing: Iterable[Mapping[str, Any]] | None, created: list[str],
+                   rejected: list[str], ready_message: str) -> list[dict[str, Any]]:
+    """``Ready`` and ``RunRejected`` after a wake-up of a valid, unheld Schedule.
+
+    A refused run makes both say so (a human has to act), and they keep saying it on
+    wake-ups that try no run, until a run is accepted again. Refused runs win over
+    created ones in the same wake-up.
+    """
+    previous = get_condition(existing, "RunRejected")
+    if not rejected and not created and previous and previous.get("status") == "True":
+        rejected = [str(previous.get("message") or "")]
+    if rejected:
+        return [make_condition("Ready", False, reasons.RUN_REJECTED, rejected[-1]),
+                make_condition("RunRejected", True, reasons.RUN_REJECTED, rejected[-1])]
+    ready = make_condition("Ready", True, "Scheduled", ready_message)
+    if created and previous is not None:
+        return [ready, make_condition("RunRejected", False, reasons.RUNS_ACCEPTED,
+                                      "the last run created was accepted")]
+    return [ready]
 
 
 async def _finish(
@@ -354,7 +400,7 @@ async def _finish(
 ) -> WakeResult:
     spec = body["spec"]
     status: Mapping[str, Any] = body.get("status") or {}
-    skipped = plan.skipped_count + forbidden
+    skipped = plan.skipped_count + forbidden + len(result.rejected)
     fields: dict[str, Any] = {
         **extra,
         "nextScheduleTime": format_time(plan.next_tick) if plan.next_tick else None,
@@ -371,7 +417,7 @@ async def _finish(
         fields["scheduleFingerprint"] = fingerprint
     conditions = [
         make_condition("Invalid", False, "Valid", "the schedule expression is valid"),
-        make_condition("Ready", True, "Scheduled", (
+        *run_conditions(status.get("conditions"), result.created, result.rejected, (
             f"next tick {fields['nextScheduleTime']}" if plan.next_tick
             else "the recurrence has ended; no further ticks"
         )),
