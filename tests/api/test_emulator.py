@@ -297,12 +297,17 @@ async def test_kube_reports_requests_to_observers(kube: k.Kube) -> None:
     assert seen == [("create", 201), ("get", 404)]
 
 
-async def test_pod_log_and_follow(kube: k.Kube, emulator: BackgroundEmulator) -> None:
+async def test_pod_log_and_follow(kube: k.Kube, kubelet: Kubelet,
+                                  emulator: BackgroundEmulator) -> None:
     await kube.create(k.PODS, _pod("p1"), namespace=NS)
-    with pytest.raises(k.KubeError, match="waiting to start"):
+    # Not on a node: no log location, so an empty answer (204), not an error.
+    assert await kube.read_pod_log("p1", namespace=NS) == ""
+    await kubelet.schedule("p1")
+    with pytest.raises(k.KubeError, match='container "main" in pod "p1" is waiting to start: '
+                                          "ContainerCreating"):
         await kube.read_pod_log("p1", namespace=NS)
+    await kubelet.run("p1")
     emulator.append_log(NS, "p1", "line 1\n")
-    await kube.patch_status(k.PODS, "p1", {"status": {"phase": "Running"}}, namespace=NS)
     assert await kube.read_pod_log("p1", namespace=NS) == "line 1\n"
 
     async def follow() -> str:
@@ -311,8 +316,30 @@ async def test_pod_log_and_follow(kube: k.Kube, emulator: BackgroundEmulator) ->
     follower = asyncio.create_task(follow())
     await asyncio.sleep(0.05)
     emulator.append_log(NS, "p1", "line 2\n")
-    await kube.patch_status(k.PODS, "p1", {"status": {"phase": "Succeeded"}}, namespace=NS)
+    await kubelet.succeed("p1")
     assert await asyncio.wait_for(follower, 5) == "line 1\nline 2\n"
+
+
+async def test_log_of_a_multi_container_pod_needs_the_container_name(
+    kube: k.Kube, kubelet: Kubelet, emulator: BackgroundEmulator,
+) -> None:
+    # kubernetes v1.32 pkg/registry/core/pod/strategy.go validateContainer.
+    pod = _pod("p2")
+    pod["spec"]["initContainers"] = [{"name": "istio-init", "image": "proxyv2"}]
+    pod["spec"]["containers"].append({"name": "istio-proxy", "image": "proxyv2"})
+    await kube.create(k.PODS, pod, namespace=NS)
+    await kubelet.run("p2")
+    emulator.append_log(NS, "p2", "from main\n")
+    with pytest.raises(k.KubeError) as ambiguous:
+        await kube.read_pod_log("p2", namespace=NS)
+    assert (ambiguous.value.status, ambiguous.value.reason, ambiguous.value.message) == (
+        400, "BadRequest", "a container name must be specified for pod p2, choose one of: "
+                           "[istio-init main istio-proxy]")
+    with pytest.raises(k.KubeError) as unknown:
+        await kube.read_pod_log("p2", namespace=NS, container="flow")
+    assert (unknown.value.status, unknown.value.message) == (
+        400, "container flow is not valid for pod p2")
+    assert await kube.read_pod_log("p2", namespace=NS, container="main") == "from main\n"
 
 
 def test_background_emulator_serves_sync_callers(tmp_path: Any) -> None:
