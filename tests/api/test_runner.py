@@ -140,12 +140,17 @@ def test_main_passes_the_chart_flags_to_the_operator(
     assert seen["liveness_endpoint"] == "http://0.0.0.0:9001/healthz"
     assert seen["metrics_port"] == 9002
     assert seen["frozen"] is True
+    assert seen["config_error_grace_seconds"] == 60  # the default grace for missing Secrets
+    assert entrypoint.main(["-n", "a", "--config-error-grace-seconds", "120",
+                            "--kubeconfig", str(emulator.kubeconfig_path)]) == 0
+    assert seen["config_error_grace_seconds"] == 120
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     ([], "--namespace NS (repeatable) or --all-namespaces"),
     (["-A", "-n", "x"], "either --all-namespaces or --namespace"),
     (["-A", "--peering", "p", "--standalone"], "either --peering NAME"),
+    (["-A", "--config-error-grace-seconds", "-1"], "--config-error-grace-seconds must be 0"),
 ])
 def test_main_rejects_contradictory_flags(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]

@@ -43,6 +43,7 @@ import logging
 import weakref
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
@@ -60,6 +61,8 @@ POD_LABEL_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
 
 SCOPE_KEY = "headwater_scope"
 """Where :func:`run_operator` puts the :class:`OperatorScope` in kopf's memo."""
+CONFIG_ERROR_GRACE_KEY = "headwater_config_error_grace"
+"""Where :func:`run_operator` puts ``--config-error-grace-seconds`` (a ``timedelta``)."""
 
 
 @dataclass(frozen=True)
@@ -230,6 +233,7 @@ async def run_operator(
     settings: kopf.OperatorSettings | None = None,
     memo: Any = None,
     insights: Any = None,
+    config_error_grace_seconds: float | None = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or the process is signalled).
 
@@ -237,6 +241,8 @@ async def run_operator(
     and kopf's default registry is used. ``peering`` (a name) enables kopf peering for
     HA replicas; otherwise the operator runs ``standalone``. ``insights`` is passed to
     kopf as is (the test harness uses it to know when resource discovery is done).
+    ``config_error_grace_seconds`` is how long a run waits for a missing Secret or
+    ConfigMap its pod needs (default: ``flowruns.settings.DEFAULT_CONFIG_ERROR_GRACE``).
     """
     if clusterwide == bool(namespaces):
         raise ValueError("run the operator either clusterwide=True or with namespaces=[...], "
@@ -257,6 +263,8 @@ async def run_operator(
     memo[SCOPE_KEY] = OperatorScope(
         namespaces=None if clusterwide else tuple(namespaces or ()),
         peering=peering)
+    if config_error_grace_seconds is not None:
+        memo[CONFIG_ERROR_GRACE_KEY] = timedelta(seconds=config_error_grace_seconds)
     attach_metrics()
     if metrics_port is not None:
         start_metrics_server(metrics_port)
