@@ -10,7 +10,10 @@ and ``--config-error-grace-seconds S`` can be added (``operator.extraArgs``): ho
 run waits for a missing Secret or ConfigMap its pod needs (default 60).
 
 Liveness is served at ``http://0.0.0.0:<health-port>/healthz`` (kopf's probe endpoint),
-Prometheus metrics on ``<metrics-port>``. SIGTERM stops the operator gracefully.
+Prometheus metrics on ``<metrics-port>``. SIGTERM (what the kubelet sends when the pod is
+deleted) or SIGINT stops the operator gracefully, within a second when nothing hangs,
+and it exits 0; a further signal while it stops is only logged
+(:mod:`headwater_operator.shutdown`).
 """
 
 from __future__ import annotations
