@@ -168,6 +168,30 @@ async def test_run_follow_streams_logs_of_every_attempt(
     assert "between 1 and 2" in out_of_range.err
 
 
+async def test_logs_read_the_flow_container_next_to_an_injected_sidecar(
+    etl: None, operator: OperatorHarness, kubelet: Kubelet, emulator: Emulator,
+) -> None:
+    # A service mesh's mutating webhook adds a container to every pod it admits: the
+    # API server then refuses a log request that names no container (400), and the CLI
+    # showed nothing at all. It must ask for the flow container by name.
+    def inject_sidecar(verb: str, spec: Any, path: Any, body: Any) -> None:
+        if verb == "create" and spec.plural == "pods":
+            body["spec"]["containers"].append(
+                {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.0"})
+
+    emulator.emulator.admission_hooks.append(inject_sidecar)
+    command = asyncio.create_task(cli("run", "nightly", "--name", "meshed", "--follow",
+                                      "--timeout", "10", *POLL))
+    await drive_pod(kubelet, "meshed-1", "Completed", log="inside the mesh\n")
+    result = await asyncio.wait_for(command, TIMEOUT)
+    assert emulator.object("pods", "meshed-1")["spec"]["containers"][1]["name"] == (
+        "istio-proxy")
+    assert result.code == 0, result.err
+    assert "inside the mesh\n" in result.out, result.out
+    logs = await cli("logs", "meshed")
+    assert (logs.code, logs.out) == (0, "inside the mesh\n"), logs.err
+
+
 async def test_describe_schedule_shows_policies_next_fires_and_conditions(  # noqa: PLR0917
     etl: None, kube: kube_module.Kube, operator: OperatorHarness, emulator: Emulator,
     namespace: str, wait_for: Callable[..., Awaitable[Any]],

@@ -297,12 +297,17 @@ async def test_kube_reports_requests_to_observers(kube: k.Kube) -> None:
     assert seen == [("create", 201), ("get", 404)]
 
 
-async def test_pod_log_and_follow(kube: k.Kube, emulator: BackgroundEmulator) -> None:
+async def test_pod_log_and_follow(kube: k.Kube, kubelet: Kubelet,
+                                  emulator: BackgroundEmulator) -> None:
     await kube.create(k.PODS, _pod("p1"), namespace=NS)
-    with pytest.raises(k.KubeError, match="waiting to start"):
+    # Not on a node: no log location, so an empty answer (204), not an error.
+    assert await kube.read_pod_log("p1", namespace=NS) == ""
+    await kubelet.schedule("p1")
+    with pytest.raises(k.KubeError, match='container "main" in pod "p1" is waiting to start: '
+                                          "ContainerCreating"):
         await kube.read_pod_log("p1", namespace=NS)
+    await kubelet.run("p1")
     emulator.append_log(NS, "p1", "line 1\n")
-    await kube.patch_status(k.PODS, "p1", {"status": {"phase": "Running"}}, namespace=NS)
     assert await kube.read_pod_log("p1", namespace=NS) == "line 1\n"
 
     async def follow() -> str:
@@ -311,8 +316,30 @@ async def test_pod_log_and_follow(kube: k.Kube, emulator: BackgroundEmulator) ->
     follower = asyncio.create_task(follow())
     await asyncio.sleep(0.05)
     emulator.append_log(NS, "p1", "line 2\n")
-    await kube.patch_status(k.PODS, "p1", {"status": {"phase": "Succeeded"}}, namespace=NS)
+    await kubelet.succeed("p1")
     assert await asyncio.wait_for(follower, 5) == "line 1\nline 2\n"
+
+
+async def test_log_of_a_multi_container_pod_needs_the_container_name(
+    kube: k.Kube, kubelet: Kubelet, emulator: BackgroundEmulator,
+) -> None:
+    # kubernetes v1.32 pkg/registry/core/pod/strategy.go validateContainer.
+    pod = _pod("p2")
+    pod["spec"]["initContainers"] = [{"name": "istio-init", "image": "proxyv2"}]
+    pod["spec"]["containers"].append({"name": "istio-proxy", "image": "proxyv2"})
+    await kube.create(k.PODS, pod, namespace=NS)
+    await kubelet.run("p2")
+    emulator.append_log(NS, "p2", "from main\n")
+    with pytest.raises(k.KubeError) as ambiguous:
+        await kube.read_pod_log("p2", namespace=NS)
+    assert (ambiguous.value.status, ambiguous.value.reason, ambiguous.value.message) == (
+        400, "BadRequest", "a container name must be specified for pod p2, choose one of: "
+                           "[istio-init main istio-proxy]")
+    with pytest.raises(k.KubeError) as unknown:
+        await kube.read_pod_log("p2", namespace=NS, container="flow")
+    assert (unknown.value.status, unknown.value.message) == (
+        400, "container flow is not valid for pod p2")
+    assert await kube.read_pod_log("p2", namespace=NS, container="main") == "from main\n"
 
 
 def test_background_emulator_serves_sync_callers(tmp_path: Any) -> None:
@@ -441,12 +468,70 @@ async def test_kubelet_unschedulable_and_node_lost(
         "PodScheduled", "False", "Unschedulable")
     await kube.create(k.PODS, _pod("lost"), namespace=NS)
     await kubelet.run("lost")
-    lost = await kubelet.node_lost("lost")
-    assert lost["metadata"]["deletionTimestamp"]
-    assert lost["status"]["reason"] == "NodeLost"
-    ready = [c for c in lost["status"]["conditions"] if c["type"] == "Ready"]
-    assert ready[0]["status"] == "Unknown"
-    assert emulator.object("pods", "lost") is not None  # no kubelet confirms the deletion
+
+    def conditions(pod: dict[str, Any]) -> dict[str, tuple[str, str | None]]:
+        return {c["type"]: (c["status"], c.get("reason")) for c in pod["status"]["conditions"]}
+
+    # 1. Node lifecycle controller (MarkPodsNotReady): only Ready turns False.
+    not_ready = await kubelet.node_not_ready("lost")
+    assert conditions(not_ready)["Ready"] == ("False", None)
+    assert conditions(not_ready)["ContainersReady"] == ("True", None)
+    assert not_ready["status"]["phase"] == "Running"
+    # 2. Taint eviction: DisruptionTarget, then a graceful delete no kubelet completes.
+    evicted = await kubelet.taint_evict("lost")
+    assert conditions(evicted)["DisruptionTarget"] == ("True", "DeletionByTaintManager")
+    assert evicted["metadata"]["deletionTimestamp"]
+    assert "reason" not in evicted["status"]  # nothing sets a NodeLost pod reason any more
+    assert emulator.object("pods", "lost") is not None
+    # 3. Pod GC, once the Node object is deleted: phase Failed, then forced deletion.
+    await kubelet.pod_gc("lost")
+    assert emulator.object("pods", "lost") is None
+
+
+async def test_kubelet_refusals_carry_the_kubelets_reasons_and_messages(
+    kube: k.Kube, kubelet: Kubelet,
+) -> None:
+    def waiting(pod: dict[str, Any]) -> tuple[str, str]:
+        state = pod["status"]["containerStatuses"][0]["state"]["waiting"]
+        return state["reason"], state["message"]
+
+    created = await kube.create(k.PODS, _pod("root"), namespace=NS)
+    await kubelet.schedule("root")
+    assert waiting(await kubelet.run_as_root("root")) == (
+        "CreateContainerConfigError",
+        'container has runAsNonRoot and image will run as root (pod: '
+        f'"root_default({created["metadata"]["uid"]})", container: main)')
+    assert waiting(await kubelet.run_as_root("root", image_user="app"))[1].startswith(
+        "container has runAsNonRoot and image has non-numeric user (app), cannot verify user "
+        "is non-root")
+    assert waiting(await kubelet.missing_secret("root", "db")) == (
+        "CreateContainerConfigError", 'secret "db" not found')
+    assert waiting(await kubelet.missing_secret("root", "db", key="password"))[1] == (
+        "couldn't find key password in Secret default/db")
+    pod = _pod("badimage")
+    pod["spec"]["containers"][0]["image"] = "ghcr.io/Acme/etl:1"
+    await kube.create(k.PODS, pod, namespace=NS)
+    await kubelet.schedule("badimage")
+    assert waiting(await kubelet.invalid_image("badimage")) == (
+        "InvalidImageName",
+        'Failed to apply default image tag "ghcr.io/Acme/etl:1": couldn\'t parse image '
+        'reference "ghcr.io/Acme/etl:1": invalid reference format: repository name '
+        "(Acme/etl) must be lowercase")
+
+
+async def test_kubelet_node_shutdown_fails_the_pod_as_a_kubelet_does(
+    kube: k.Kube, kubelet: Kubelet,
+) -> None:
+    await kube.create(k.PODS, _pod("down"), namespace=NS)
+    await kubelet.run("down")
+    pod = await kubelet.node_shutdown("down")
+    status = pod["status"]
+    assert (status["phase"], status["reason"], status["message"]) == (
+        "Failed", "Terminated", "Pod was terminated in response to imminent node shutdown.")
+    disruption = [c for c in status["conditions"] if c["type"] == "DisruptionTarget"]
+    assert (disruption[0]["status"], disruption[0]["reason"]) == ("True", "TerminationByKubelet")
+    assert decode_summary(status["containerStatuses"][0]["state"]["terminated"]["message"])[
+        "state"] == "Cancelled"
 
 
 async def test_kubelet_wait_for_pod_names_what_it_waited_for(kubelet: Kubelet) -> None:

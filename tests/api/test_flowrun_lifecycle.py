@@ -343,6 +343,8 @@ async def test_code_failure_with_retries_exhausted(
         ("oom_kill", reasons.OOM_KILLED),
         ("evict", reasons.EVICTED),
         ("node_lost", reasons.NODE_LOST),
+        ("node_deleted", reasons.NODE_LOST),
+        ("node_shutdown", reasons.NODE_LOST),
         ("delete", reasons.POD_DELETED),
         ("garbage", reasons.INVALID_RUN_SUMMARY),
         ("no_summary", reasons.MISSING_RUN_SUMMARY),
@@ -360,19 +362,107 @@ async def test_crash_of_a_running_pod(
         await kubelet.fail(pod, 1, "Traceback: ImportError: no module named etl")
     elif action == "no_summary":
         await kubelet.succeed(pod, "")
+    elif action == "node_deleted":
+        # The node is lost and its Node object deleted: pod GC force-deletes the pod
+        # right after marking it, so the operator usually finds it gone (404); the last
+        # body its watch delivered still says why.
+        await kubelet.node_lost(pod, node_deleted=True)
     else:
         await getattr(kubelet, action)(pod)
     status = await scene.phase("crash", "Crashed")
     assert status["reason"] == reason
     assert status["message"]
     assert await scene.has_event("crash", reason)
-    # 1 pod + 3 × 2: Pending, Running, Crashed. A lost node's pod is usually already
-    # being deleted by the node controller when the operator looks: no delete from us.
-    # But the stand-in, like a real cluster, reports the NodeLost status before the
-    # deletion mark; an operator that sees the status first deletes the pod itself
-    # (correctly: nothing else would), one more write. Which one happens is timing.
-    bound = 8 if action == "node_lost" else 7
-    await scene.finish(f"crash while running: {reason}", ["crash"], bound=bound)
+    # 1 pod + 3 × 2: Pending, Running, Crashed. A lost node's pod is being deleted by
+    # Kubernetes (taint eviction, pod GC) or was failed by its kubelet (node shutdown):
+    # the operator deletes nothing.
+    label = {"node_deleted": "NodeLost (Node deleted, pod GC)",
+             "node_shutdown": "NodeLost (graceful node shutdown)"}.get(action, reason)
+    await scene.finish(f"crash while running: {label}", ["crash"], bound=7)
+
+
+@pytest.mark.parametrize(("action", "says"), [
+    ("node_lost", "DeletionByTaintManager"),
+    ("node_deleted", "DeletionByPodGC"),
+    ("node_shutdown", "shut down"),
+])
+async def test_node_loss_says_what_kubernetes_did_and_retries_elsewhere(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet, action: str, says: str,
+) -> None:
+    await setup(scene, {"retries": 1})
+    pod = await run_to_pod(scene, kubelet, "lost")
+    if action == "node_deleted":
+        await kubelet.node_lost(pod, node_deleted=True)
+    else:
+        await getattr(kubelet, action)(pod)
+    status = await scene.phase("lost", "AwaitingRetry")
+    assert status["reason"] == reasons.NODE_LOST
+    assert says in status["message"]
+    assert "Nothing is wrong with the flow" in status["message"]
+    second = await kubelet.wait_for_pod("lost-2", TIMEOUT)  # the retry, on a healthy node
+    await kubelet.run(second)
+    await kubelet.succeed(second)
+    assert (await scene.phase("lost", "Completed"))["attempts"] == 2
+
+
+async def test_a_node_that_stops_reporting_does_not_end_the_run_by_itself(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet,
+) -> None:
+    # The node controller marks the pod not Ready; the node may come back, and
+    # Kubernetes waits for the pod's toleration before it evicts. So does Headwater.
+    await setup(scene)
+    pod = await run_to_pod(scene, kubelet, "flaky-node")
+    await kubelet.node_not_ready(pod)
+    await scene.writes.quiet(0.5)
+    assert scene.status("flaky-node")["phase"] == "Running"
+    await kubelet.taint_evict(pod)  # the toleration ran out
+    assert (await scene.phase("flaky-node", "Crashed"))["reason"] == reasons.NODE_LOST
+
+
+@pytest.mark.parametrize(
+    ("action", "reason", "says"),
+    [
+        ("run_as_root", reasons.CREATE_CONTAINER_CONFIG_ERROR,
+         "container has runAsNonRoot and image will run as root"),
+        ("invalid_image", reasons.IMAGE_PULL_FAILED, "InvalidImageName: Failed to apply "
+                                                     "default image tag"),
+    ],
+)
+async def test_a_pod_that_can_never_start_crashes_at_once_and_is_not_retried(  # noqa: PLR0917
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet, action: str, reason: str,
+    says: str,
+) -> None:
+    # The default pendingTimeoutSeconds (600 s) is not waited for: nothing can heal this.
+    await setup(scene, {"retries": 3})
+    await scene.run("doomed")
+    pod = await kubelet.wait_for_pod("doomed-1", TIMEOUT)
+    await kubelet.schedule(pod)
+    await getattr(kubelet, action)(pod)
+    status = await scene.phase("doomed", "Crashed")
+    assert status["reason"] == reason
+    assert says in status["message"]  # the kubelet's own words, and what to do:
+    assert ("runTemplate.securityContext.runAsUser" if action == "run_as_root"
+            else "Flow.spec.image") in status["message"]
+    assert status["attempts"] == 1  # not retried: a new pod would be refused the same way
+    assert scene.pods("doomed") == []
+    await scene.finish(f"never starts: {reason} ({action})", ["doomed"], bound=6)
+
+
+async def test_a_missing_secret_waits_the_config_error_grace_not_the_pending_timeout(
+    scene: Scene, operator: OperatorHarness, kubelet: Kubelet,
+) -> None:
+    operator.config_error_grace_seconds = 2  # --config-error-grace-seconds
+    await operator.restart()
+    await setup(scene)  # pendingTimeoutSeconds: the default 600
+    await scene.run("nosecret")
+    pod = await kubelet.wait_for_pod("nosecret-1", TIMEOUT)
+    await kubelet.schedule(pod)
+    await kubelet.missing_secret(pod, "db", key="password")
+    status = await scene.phase("nosecret", "Crashed")
+    assert status["reason"] == reasons.CREATE_CONTAINER_CONFIG_ERROR
+    assert "couldn't find key password in Secret default/db" in status["message"]
+    assert "add key password to Secret default/db" in status["message"]
+    assert scene.pods("nosecret") == []
 
 
 @pytest.mark.parametrize(

@@ -140,12 +140,17 @@ def test_main_passes_the_chart_flags_to_the_operator(
     assert seen["liveness_endpoint"] == "http://0.0.0.0:9001/healthz"
     assert seen["metrics_port"] == 9002
     assert seen["frozen"] is True
+    assert seen["config_error_grace_seconds"] == 60  # the default grace for missing Secrets
+    assert entrypoint.main(["-n", "a", "--config-error-grace-seconds", "120",
+                            "--kubeconfig", str(emulator.kubeconfig_path)]) == 0
+    assert seen["config_error_grace_seconds"] == 120
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     ([], "--namespace NS (repeatable) or --all-namespaces"),
     (["-A", "-n", "x"], "either --all-namespaces or --namespace"),
     (["-A", "--peering", "p", "--standalone"], "either --peering NAME"),
+    (["-A", "--config-error-grace-seconds", "-1"], "--config-error-grace-seconds must be 0"),
 ])
 def test_main_rejects_contradictory_flags(
     argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
@@ -238,6 +243,53 @@ def test_operator_process_serves_health_and_metrics_and_stops_on_sigterm(
     assert process.returncode == 0
     lines = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     assert any("SIGTERM" in line["message"] for line in lines)  # --log-format json
+
+
+@pytest.mark.parametrize("signals", [
+    (signal.SIGTERM, signal.SIGINT),  # the kubelet's, then a Ctrl-C (run locally)
+    (signal.SIGINT, signal.SIGTERM),
+])
+def test_operator_process_stops_once_on_repeated_signals_without_a_traceback(
+    emulator: BackgroundEmulator, signals: tuple[signal.Signals, signal.Signals],
+) -> None:
+    # kopf's own handler resolved its stop future again on the second signal: an
+    # InvalidStateError traceback from the event loop.
+    health = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "headwater_operator", "--namespace", "default",
+         "--kubeconfig", str(emulator.kubeconfig_path), "--health-port", str(health),
+         "--metrics-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=1):
+                    break
+            except OSError:
+                assert process.poll() is None, process.communicate()[0].decode()[-2000:]
+                assert time.monotonic() < deadline, "no /healthz within 60s"
+                time.sleep(0.1)
+        started = time.monotonic()
+        # At once: the operator stops in a fraction of a second. Two different signals,
+        # since a second one of the same kind would merge with the first while pending.
+        process.send_signal(signals[0])
+        process.send_signal(signals[1])
+        output = process.communicate(timeout=30)[0].decode()
+        took = time.monotonic() - started
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 0, output[-3000:]
+    assert "Traceback" not in output, output[-3000:]
+    # Pending signals reach the process in the kernel's order, not the sending order:
+    # one stops the operator (kopf says which), the other is only noted.
+    names = {sig.name for sig in signals}
+    assert sum(f"Signal {name} is received" in output for name in names) == 1, output[-3000:]
+    assert sum(f"{name} received while the operator is stopping" in output
+               for name in names) == 1, output[-3000:]
+    assert took < 10, f"took {took:.1f}s to stop"
 
 
 def test_diff_base_is_kept_only_where_a_change_handler_needs_it() -> None:

@@ -11,10 +11,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import io
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -186,6 +190,89 @@ async def test_parameters_the_flow_does_not_take_fail_once_and_are_not_retried(
         "Failed", "InvalidParameters", 1)
     assert "unknown parameter 'secs'" in status["message"]
     assert list(result.kubelet.processes) == [("default", "nap-1")], "retried: a 2nd pod"
+
+
+# --- `headwater dev` as a process: signals ----------------------------------------------
+def _children(pid: int) -> dict[int, int]:
+    """``{child pid: parent pid}`` from /proc (Linux)."""
+    found: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+            except OSError:
+                continue
+            found[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    return found
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = _children(pid)
+    seen: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {child for child, parent in parents.items() if parent in frontier} - seen
+        seen |= frontier
+    return seen
+
+
+def _alive(pid: int) -> bool:
+    # A zombie has ended (nothing runs); only a process in any other state is left over.
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.parametrize(("first", "second", "code"), [
+    (signal.SIGINT, None, 130),  # one Ctrl-C, sent to the process group as a terminal does
+    (signal.SIGTERM, signal.SIGINT, 143),  # `kill PID`, then an impatient Ctrl-C
+])
+def test_headwater_dev_stops_with_its_flow_processes_on_one_signal(
+    tmp_path: Path, first: signal.Signals, second: signal.Signals | None, code: int,
+) -> None:
+    # kopf used to replace the sandbox's signal handlers when the operator started: a
+    # Ctrl-C stopped only the operator, the sandbox went on, and a second one logged an
+    # InvalidStateError traceback. SIGTERM did not stop it at all.
+    manifest = tmp_path / "sleepy.yaml"
+    manifest.write_text(SLEEPY, encoding="utf-8")
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "headwater", "dev", "-f", str(manifest), "--state-dir",
+             str(tmp_path / "state"), "--metrics-port", "-1"],
+            cwd=REPO, stdout=stdout, stderr=stderr, start_new_session=True)
+    flows: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while not ("phase=Running" in out.read_text() and (flows := _descendants(process.pid))):
+            assert process.poll() is None, err.read_text()[-3000:]
+            assert time.monotonic() < deadline, out.read_text()[-3000:]
+            time.sleep(0.2)
+        assert all(_alive(pid) for pid in flows)
+        stopped_at = time.monotonic()
+        if first == signal.SIGINT:
+            os.killpg(process.pid, first)
+        else:
+            process.send_signal(first)
+        if second is not None:
+            time.sleep(0.3)
+            process.send_signal(second)
+        returncode = process.wait(timeout=30)
+        took = time.monotonic() - stopped_at
+    finally:
+        for pid in (process.pid, *flows):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
+    errors = err.read_text()
+    assert returncode == code, errors[-3000:]
+    assert took < 10, f"took {took:.1f}s to stop"
+    assert "Traceback" not in errors
+    assert "InvalidStateError" not in errors
+    assert not [pid for pid in flows if _alive(pid)], "flow processes left running"
+    assert f"sandbox stopped: stopped by {first.name}; exit code {code}" in out.read_text()
 
 
 # --- the process kubelet's pure parts ---------------------------------------------------

@@ -6,8 +6,14 @@ The Helm chart passes exactly these flags::
         [--metrics-port 8080] [--health-port 8081] [--peering headwater] [--standalone]
         [--log-format text|json] [--verbose]
 
+and ``--config-error-grace-seconds S`` can be added (``operator.extraArgs``): how long a
+run waits for a missing Secret or ConfigMap its pod needs (default 60).
+
 Liveness is served at ``http://0.0.0.0:<health-port>/healthz`` (kopf's probe endpoint),
-Prometheus metrics on ``<metrics-port>``. SIGTERM stops the operator gracefully.
+Prometheus metrics on ``<metrics-port>``. SIGTERM (what the kubelet sends when the pod is
+deleted) or SIGINT stops the operator gracefully, within a second when nothing hangs,
+and it exits 0; a further signal while it stops is only logged
+(:mod:`headwater_operator.shutdown`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from collections.abc import Sequence
 import kopf
 
 from headwater_operator import kube, runner
+from headwater_operator.flowruns.settings import DEFAULT_CONFIG_ERROR_GRACE
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--verbose", "-v", action="store_true", help="debug logging")
     parser.add_argument("--kubeconfig", default=None,
                         help="kubeconfig path (default: in-cluster, then $KUBECONFIG)")
+    parser.add_argument("--config-error-grace-seconds", type=float, metavar="S",
+                        default=DEFAULT_CONFIG_ERROR_GRACE.total_seconds(),
+                        help="how long a run waits for a missing Secret or ConfigMap (or "
+                             "key) its pod needs before it crashes; at most the Deployment's "
+                             "pendingTimeoutSeconds (default %(default)g)")
     return parser
 
 
@@ -57,6 +69,9 @@ def validate(args: argparse.Namespace) -> str | None:
                 "the Helm chart sets one of them")
     if args.peering and args.standalone:
         return "use either --peering NAME (HA) or --standalone (one replica), not both"
+    if args.config_error_grace_seconds < 0:
+        return (f"--config-error-grace-seconds must be 0 or more seconds, not "
+                f"{args.config_error_grace_seconds:g}")
     return None
 
 
@@ -81,7 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     asyncio.run(runner.run_operator(
         namespaces=args.namespace or None, clusterwide=args.all_namespaces,
         peering=args.peering, standalone=not args.peering,
-        liveness_endpoint=liveness, metrics_port=args.metrics_port or None))
+        liveness_endpoint=liveness, metrics_port=args.metrics_port or None,
+        config_error_grace_seconds=args.config_error_grace_seconds))
     return 0
 
 

@@ -37,19 +37,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import gc
 import importlib
 import logging
+import signal
 import weakref
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import kopf
 from headwater.contract import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE
 
-from headwater_operator import kube
+from headwater_operator import kube, shutdown
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +63,8 @@ POD_LABEL_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
 
 SCOPE_KEY = "headwater_scope"
 """Where :func:`run_operator` puts the :class:`OperatorScope` in kopf's memo."""
+CONFIG_ERROR_GRACE_KEY = "headwater_config_error_grace"
+"""Where :func:`run_operator` puts ``--config-error-grace-seconds`` (a ``timedelta``)."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,7 @@ async def run_operator(
     *,
     namespaces: Collection[str] | None = None,
     clusterwide: bool = False,
-    stop_flag: asyncio.Event | None = None,
+    stop_flag: asyncio.Event | asyncio.Future[Any] | None = None,
     ready_flag: asyncio.Event | None = None,
     peering: str | None = None,
     standalone: bool = True,
@@ -230,13 +235,21 @@ async def run_operator(
     settings: kopf.OperatorSettings | None = None,
     memo: Any = None,
     insights: Any = None,
+    config_error_grace_seconds: float | None = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or the process is signalled).
+
+    Signals: kopf would take SIGINT/SIGTERM over (see :mod:`headwater_operator.shutdown`).
+    A program that declared a :func:`~headwater_operator.shutdown.signal_route` keeps it;
+    otherwise the first signal stops this operator (kopf logs which one) and later ones
+    are only logged.
 
     Without ``registry``, the handlers of ``headwater_operator.handlers`` are imported
     and kopf's default registry is used. ``peering`` (a name) enables kopf peering for
     HA replicas; otherwise the operator runs ``standalone``. ``insights`` is passed to
     kopf as is (the test harness uses it to know when resource discovery is done).
+    ``config_error_grace_seconds`` is how long a run waits for a missing Secret or
+    ConfigMap its pod needs (default: ``flowruns.settings.DEFAULT_CONFIG_ERROR_GRACE``).
     """
     if clusterwide == bool(namespaces):
         raise ValueError("run the operator either clusterwide=True or with namespaces=[...], "
@@ -257,21 +270,38 @@ async def run_operator(
     memo[SCOPE_KEY] = OperatorScope(
         namespaces=None if clusterwide else tuple(namespaces or ()),
         peering=peering)
+    if config_error_grace_seconds is not None:
+        memo[CONFIG_ERROR_GRACE_KEY] = timedelta(seconds=config_error_grace_seconds)
     attach_metrics()
     if metrics_port is not None:
         start_metrics_server(metrics_port)
+    if stop_flag is None:
+        stop_flag = asyncio.get_running_loop().create_future()  # resolved with the signal
+    route = None if shutdown.has_route() else shutdown.once(
+        functools.partial(_raise_flag, stop_flag), what="the operator")
     token = _operator_context.set(True)
     try:
-        with _tracking_operator_tasks() as ours:
+        with (shutdown.signal_route(route, program=False) if route
+              else contextlib.nullcontext()), \
+                _tracking_operator_tasks() as ours:
             tasks = await kopf.spawn_tasks(
                 registry=registry, settings=settings, clusterwide=clusterwide,
                 namespaces=list(namespaces or ()), stop_flag=stop_flag, ready_flag=ready_flag,
                 standalone=standalone and peering is None,
                 peering_name=peering if peering is not None else None,
                 liveness_endpoint=liveness_endpoint, memo=memo, insights=insights)
+            shutdown.reroute()  # kopf just installed its own signal handlers
             await kopf.run_tasks(tasks, ignored=_NotOurs(ours))
     finally:
         _operator_context.reset(token)
+
+
+def _raise_flag(flag: asyncio.Event | asyncio.Future[Any], signum: signal.Signals) -> None:
+    # A future resolved with the signal makes kopf log "Signal SIGTERM is received".
+    if isinstance(flag, asyncio.Event):
+        flag.set()
+    elif not flag.done():
+        flag.set_result(signum)
 
 
 # kopf.operator() treats every task created in the loop after its start as its own and,

@@ -221,3 +221,30 @@ def test_flow_defaults_are_used_for_run_without_deployment_settings() -> None:
     assert settings.retry.retries == 4
     assert settings.parameters == {"x": 1}
     assert FlowRunPhase.COMPLETED.terminal
+
+
+def test_a_container_refused_for_good_is_crashed_at_once_and_not_retried() -> None:
+    run = make_run(status={"phase": "Pending", "attempts": 1, "podName": "run-a-1",
+                           "scheduledTime": iso(T0)}, retries=3)
+    pod = make_pod("Pending", container={"waiting": {
+        "reason": "CreateContainerConfigError",
+        "message": 'container has runAsNonRoot and image will run as root (pod: '
+                   '"run-a-1_ns(uid-1)", container: flow)'}})
+    decision = decide(run, facts(seconds=2, pod=pod, run=run))
+    assert (decision.status["phase"], decision.status["reason"]) == (
+        "Crashed", reasons.CREATE_CONTAINER_CONFIG_ERROR)
+    assert decision.delete_pod == "run-a-1"
+    # Crashed, not AwaitingRetry, with 3 retries left: a new pod would be refused alike.
+    assert decision.status["nextAttemptTime"] is None
+
+
+def test_a_missing_secret_wakes_the_run_when_its_grace_runs_out_then_is_retried() -> None:
+    run = make_run(status={"phase": "Pending", "attempts": 1, "podName": "run-a-1",
+                           "scheduledTime": iso(T0)}, retries=1)
+    pod = make_pod("Pending", container={"waiting": {
+        "reason": "CreateContainerConfigError", "message": 'secret "db" not found'}})
+    waiting = decide(run, facts(seconds=5, pod=pod, run=run))
+    assert (waiting.status, waiting.wake_at) == ({}, at(60))  # not the 600 s pending timeout
+    ended = decide(run, facts(seconds=60, pod=pod, run=run))
+    assert (ended.status["phase"], ended.status["reason"]) == (
+        "AwaitingRetry", reasons.CREATE_CONTAINER_CONFIG_ERROR)  # the Secret may appear

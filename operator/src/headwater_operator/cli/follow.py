@@ -6,6 +6,14 @@ retried run are found without listing pods. Waiting polls the FlowRun (one GET p
 poll interval): a CLI waiting for minutes does not need a watch connection, and polling
 survives API-server restarts without any resume logic. The sleep and the clock are
 injected so the unit tests never sleep.
+
+Logs are always asked for by container (``container=flow``, :data:`LOG_CONTAINER`): an
+injected sidecar (istio-proxy, a vault agent) makes the pod a multi-container pod, and
+the API server refuses a log request that does not name one (kubernetes v1.32
+``pkg/registry/core/pod/strategy.go`` ``validateContainer``). A pod not yet bound to a
+node has no log location: the API server answers ``204 No Content`` and the follow
+stream ends at once, empty; :func:`log_stream_complete` tells that apart from a
+container that has really finished.
 """
 
 from __future__ import annotations
@@ -19,9 +27,25 @@ from headwater_operator import kube
 from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.cli.common import EXIT_FAILED, EXIT_OK, CliError, Io
 from headwater_operator.cli.parsers import DEFAULT_POLL_SECONDS
-from headwater_operator.flowruns.render import pod_name
+from headwater_operator.flowruns.render import CONTAINER_NAME, pod_name
 
 _TERMINAL = frozenset(str(phase) for phase in TERMINAL_PHASES)
+LOG_CONTAINER = CONTAINER_NAME
+"""The container whose log is the flow's output (the one Headwater renders)."""
+_FINISHED_POD_PHASES = frozenset({"Succeeded", "Failed"})
+
+
+def log_stream_complete(received: bool, pod: dict[str, Any] | None) -> bool:
+    """Whether a follow stream that just ended has shown the attempt's whole log.
+
+    A stream that delivered output ended because the container exited. An empty one
+    ended either because the container exited without output, or because the pod has no
+    log yet (not bound to a node: ``204``); only a finished or deleted pod (``pod`` None)
+    says it was the former. Streaming again then shows nothing twice.
+    """
+    if received or pod is None:
+        return True
+    return (pod.get("status") or {}).get("phase") in _FINISHED_POD_PHASES
 
 
 @dataclass
@@ -91,10 +115,15 @@ class Watcher:
         """Follow one attempt's pod log to its end; False if it cannot be read yet."""
         pod = pod_name(self.name, attempt)
         self._header(attempt, pod)
+        received = False
         try:
-            for chunk in self.client.follow_pod_log(pod, namespace=self.namespace):
+            for chunk in self.client.follow_pod_log(pod, namespace=self.namespace,
+                                                    container=LOG_CONTAINER):
+                received = received or bool(chunk)
                 self.io.out.write(chunk)
                 self.io.out.flush()
+            if not received:
+                return log_stream_complete(False, self._pod_or_none(pod))
         except kube.NotFound:
             if more_follow:
                 # Deleted (e.g. a pod stuck Pending is removed): nothing left to show.
@@ -106,6 +135,12 @@ class Watcher:
                 return False
             raise
         return True
+
+    def _pod_or_none(self, pod: str) -> dict[str, Any] | None:
+        try:
+            return self.client.get(kube.PODS, pod, namespace=self.namespace)
+        except kube.NotFound:
+            return None
 
     def _header(self, attempt: int, pod: str) -> None:
         if attempt not in self._headers:

@@ -1,9 +1,10 @@
 """``logs <run> [-f] [--attempt N]`` and ``cancel <run>``.
 
-``logs`` prints the flow's output (the pod's stdout/stderr, which is where ``headwater
-execute`` logs) for every attempt in order, or only ``--attempt N``; a header line on
-stderr names each attempt's pod, so stdout stays exactly the flow's output. ``-f``
-keeps streaming, across retries, until the run ends.
+``logs`` prints the flow's output (the stdout/stderr of the pod's ``flow`` container,
+which is where ``headwater execute`` logs; asked for by name, so an injected sidecar
+does not make the API server refuse the request) for every attempt in order, or only
+``--attempt N``; a header line on stderr names each attempt's pod, so stdout stays
+exactly the flow's output. ``-f`` keeps streaming, across retries, until the run ends.
 
 ``cancel`` sets ``spec.cancel: true`` — the one spec field a user writes to ask the
 operator to stop a run (the operator itself never writes spec). The operator moves the
@@ -24,7 +25,7 @@ from headwater_operator.cli.common import (
     Io,
     connect,
 )
-from headwater_operator.cli.follow import Watcher, phase_of
+from headwater_operator.cli.follow import LOG_CONTAINER, Watcher, phase_of
 from headwater_operator.cli.output import render_data
 from headwater_operator.flowruns.render import pod_name
 
@@ -57,7 +58,8 @@ def cmd_logs(args: argparse.Namespace, io: Io) -> int:
         pod = pod_name(args.run, attempt)
         io.err.write(f"==> attempt {attempt} (pod {pod}) <==\n")
         try:
-            io.out.write(client.read_pod_log(pod, namespace=namespace))
+            io.out.write(client.read_pod_log(pod, namespace=namespace,
+                                             container=LOG_CONTAINER))
         except kube.NotFound:
             io.err.write(f"(pod {pod} no longer exists; its logs are gone)\n")
         except kube.KubeError as exc:

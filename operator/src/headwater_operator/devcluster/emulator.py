@@ -42,7 +42,7 @@ import aiohttp.web
 import yaml
 
 from headwater_operator import k8sopenapi
-from headwater_operator.devcluster import discovery
+from headwater_operator.devcluster import discovery, podlogs
 from headwater_operator.devcluster import fielderrors as fe
 from headwater_operator.devcluster.apiextensions import fieldvalidation
 from headwater_operator.devcluster.apiextensions.registry import (
@@ -766,10 +766,19 @@ class Emulator:
                          record: Callable[[int], None]) -> aiohttp.web.StreamResponse:
         ns, name = path.namespace or "", path.name or ""
         pod = self.store.get(spec, ns, name)
-        key = (ns, name)
-        if not self._logs.get(key) and (pod.get("status") or {}).get("phase") == "Pending":
-            raise ApiError(400, "BadRequest", f'container in pod "{name}" is waiting to start: '
-                                              "ContainerCreating")
+        # The API server picks the container (and refuses an ambiguous or unknown one),
+        # then the kubelet refuses a container with nothing to show yet: see podlogs.
+        container = podlogs.log_container(pod, request.query.get("container"))
+        if not podlogs.has_log_location(pod):
+            return aiohttp.web.Response(status=204)
+        refusal = podlogs.kubelet_log_refusal(pod, container)
+        if refusal is not None:
+            raise ApiError(400, "BadRequest", refusal)
+        first = ((pod.get("spec") or {}).get("containers") or [{}])[0].get("name")
+        if container != first:
+            # The kubelet stand-ins run only a pod's first container (the flow); what
+            # they append is its output, and any other container has written nothing.
+            return aiohttp.web.Response(text="", content_type="text/plain")
         if request.query.get("follow") not in ("true", "1"):
             text = self.pod_log(ns, name)
             tail = request.query.get("tailLines")

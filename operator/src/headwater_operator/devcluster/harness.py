@@ -75,10 +75,14 @@ class OperatorHarness:
         tune: Callable[[kopf.OperatorSettings], None] | None = None,
         startup_timeout: float = 15.0,
         stop_timeout: float = 15.0,
+        config_error_grace_seconds: float | None = None,
     ) -> None:
         self.namespaces = list(namespaces)
         self.registry = registry
         self.tune = tune
+        self.config_error_grace_seconds = config_error_grace_seconds
+        """The operator's ``--config-error-grace-seconds`` (None: its default); read at
+        each start."""
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.starts = 0
@@ -115,7 +119,8 @@ class OperatorHarness:
         insights = references.Insights()
         self._task = asyncio.create_task(runner.run_operator(
             namespaces=self.namespaces, stop_flag=self._stop_flag, ready_flag=ready,
-            registry=self.registry, settings=self.settings(), insights=insights),
+            registry=self.registry, settings=self.settings(), insights=insights,
+            config_error_grace_seconds=self.config_error_grace_seconds),
             name="headwater-operator")
         waiter = asyncio.create_task(_both(ready, insights.ready_resources))
         await asyncio.wait({waiter, self._task}, timeout=self.startup_timeout,

@@ -2,7 +2,8 @@
 
 No container runs. Each helper writes, through the API like a kubelet does (status
 subresource), the status :mod:`.podstatus` builds for that situation; the scheduler's
-binding (``spec.nodeName``) and the node controller's deletion mark are emulated too::
+binding (``spec.nodeName``) and what the control plane does to the pods of a lost node
+(node lifecycle controller, taint eviction, pod GC) are emulated too::
 
     pod = await kubelet.wait_for_pod("app.kubernetes.io/managed-by=headwater")
     await kubelet.run(pod)
@@ -12,12 +13,13 @@ binding (``spec.nodeName``) and the node controller's deletion mark are emulated
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from headwater.contract import SUMMARY_VERSION, RunSummary, encode_summary
+from headwater.contract import EXIT_CANCELLED, SUMMARY_VERSION, RunSummary, encode_summary
 
 from headwater_operator import kube
 from headwater_operator.devcluster import podstatus
@@ -184,10 +186,38 @@ class Kubelet:
 
     async def config_error(self, pod: PodRef, message: str = (
             'couldn\'t find key password in Secret default/db')) -> JsonObject:
-        """Waiting with CreateContainerConfigError."""
+        """Waiting with CreateContainerConfigError (the message is the kubelet's)."""
         container, image = await self._container(pod)
         return await self.report(pod, podstatus.create_container_config_error(
             self.clock(), message, container=container, image=image))
+
+    async def missing_secret(self, pod: PodRef, name: str = "db",
+                             key: str | None = None) -> JsonObject:
+        """CreateContainerConfigError for a missing Secret (or a missing ``key`` in it)."""
+        _, namespace = self._ref(pod)
+        return await self.config_error(pod, podstatus.missing_key_message(
+            "Secret", namespace, name, key) if key else podstatus.missing_object_message(
+            "Secret", name))
+
+    async def run_as_root(self, pod: PodRef, image_user: str = "0") -> JsonObject:
+        """CreateContainerConfigError: ``runAsNonRoot`` and an image that runs as root
+        (``image_user`` 0) or as a user name that cannot be verified."""
+        obj = await self.get(pod)
+        meta = obj["metadata"]
+        container, _ = await self._container(obj)
+        described = podstatus.pod_desc(meta["name"], meta["namespace"], meta.get("uid", ""))
+        return await self.config_error(pod, podstatus.run_as_non_root_message(
+            described, container, image_user))
+
+    async def invalid_image(self, pod: PodRef) -> JsonObject:
+        """Waiting with InvalidImageName (the pod's image, or one with an upper-case path)."""
+        container, image = await self._container(pod)
+        now = self.clock()
+        try:
+            status = podstatus.invalid_image_name(now, container=container, image=image)
+        except ValueError:
+            status = podstatus.invalid_image_name(now, container=container)
+        return await self.report(pod, status)
 
     async def unschedulable(self, pod: PodRef, message: str | None = None) -> JsonObject:
         """Pending with PodScheduled=False, reason Unschedulable (as the scheduler)."""
@@ -195,15 +225,58 @@ class Kubelet:
         return await self.report(pod, podstatus.unschedulable(now, message) if message
                                  else podstatus.unschedulable(now))
 
-    async def node_lost(self, pod: PodRef) -> JsonObject:
-        """Ready=Unknown, reason NodeLost, and marked for deletion that never completes."""
+    # --- a lost node, as the control plane handles it (see podstatus) ------------------
+    async def node_not_ready(self, pod: PodRef) -> JsonObject:
+        """The node stopped reporting: the node lifecycle controller marks the pod not Ready."""
         obj = await self.get(pod)
-        await self.report(pod, podstatus.node_lost(self.clock(), obj.get("status") or {},
-                                                   self.node))
+        return await self.report(pod, podstatus.node_not_ready(self.clock(),
+                                                               obj.get("status") or {}))
+
+    async def taint_evict(self, pod: PodRef) -> JsonObject:
+        """Taint eviction: DisruptionTarget, then a graceful delete no kubelet confirms."""
+        obj = await self.get(pod)
+        await self.report(pod, podstatus.taint_evicted(self.clock(), obj.get("status") or {}))
         if self.emulator is None:
-            raise RuntimeError("node_lost needs the emulator to set deletionTimestamp")
+            raise RuntimeError("taint_evict needs the emulator to set deletionTimestamp")
         name, namespace = self._ref(pod)
-        return self.emulator.mark_deleting("pods", name, namespace)
+        grace = (obj.get("spec") or {}).get("terminationGracePeriodSeconds")
+        return self.emulator.mark_deleting("pods", name, namespace,
+                                           grace if isinstance(grace, int) else 30)
+
+    async def pod_gc(self, pod: PodRef) -> None:
+        """The Node object is gone: pod GC fails the pod, marks it, and force-deletes it."""
+        obj = await self.get(pod)
+        await self.report(pod, podstatus.pod_gc_orphaned(self.clock(), obj.get("status") or {}))
+        name, namespace = self._ref(pod)
+        # The emulator's store removes a deleting pod without finalizers on any write (the
+        # API server would keep it until a grace-0 delete: apiserver ShouldDeleteDuringUpdate
+        # also wants deletionGracePeriodSeconds 0), so a taint-evicted pod is gone already.
+        with contextlib.suppress(kube.NotFound):
+            await self.kube.delete(kube.PODS, name, namespace=namespace, grace_period_seconds=0)
+
+    async def node_lost(self, pod: PodRef, *, node_deleted: bool = False) -> JsonObject | None:
+        """The sequence for a node that stops responding: :meth:`node_not_ready`, then
+        :meth:`taint_evict` once the pod's toleration runs out (300 s by default).
+
+        ``node_deleted``: the Node object is deleted before that (the cloud's instance is
+        gone and its node controller removes the Node), so :meth:`pod_gc` ends the pod
+        instead, and it is gone (None).
+        """
+        await self.node_not_ready(pod)
+        if not node_deleted:
+            return await self.taint_evict(pod)
+        await self.pod_gc(pod)
+        return None
+
+    async def node_shutdown(self, pod: PodRef, summary: str | RunSummary | None = None,
+                            ) -> JsonObject:
+        """Graceful node shutdown: the kubelet stops the container (the engine, on SIGTERM,
+        writes a Cancelled summary) and fails the pod with reason Terminated."""
+        message = _summary_text(summary, "Cancelled")
+        container, image = await self._container(pod)
+        return await self.report(pod, podstatus.node_shutdown(
+            self.clock(), exit_code=EXIT_CANCELLED, message=message, container=container,
+            image=image))
 
     def write_log(self, pod: PodRef, text: str) -> None:
         """Append container output (what ``kubectl logs`` and the CLI show)."""

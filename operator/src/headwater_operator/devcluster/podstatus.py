@@ -4,7 +4,15 @@ Pure functions (time is an argument) shared by the api tests' kubelet stand-in a
 sandbox's process-running kubelet, so both report pods exactly as a real kubelet,
 scheduler and node controller would: the phase, the conditions, and the container
 state with its reason, exit code and termination message. The shapes follow the
-``v1 PodStatus`` reference; the reasons are the ones Kubernetes really uses.
+``v1 PodStatus`` reference; the reasons and messages are the ones Kubernetes 1.32 writes
+(each builder cites where).
+
+A lost node is several writes by several controllers, in this order (see
+:mod:`headwater_operator.flowruns.podfacts` for what each means):
+:func:`node_not_ready` (node lifecycle controller), :func:`taint_evicted` (taint
+eviction, then a graceful delete), :func:`pod_gc_orphaned` (pod GC, then a forced
+delete) — or, for a node that shuts down in order, :func:`node_shutdown` (its kubelet).
+No Kubernetes ≥ 1.29 controller sets a pod's ``status.reason`` to ``NodeLost``.
 """
 
 from __future__ import annotations
@@ -17,6 +25,8 @@ from headwater.contract import (
     POD_TERMINATION_MESSAGE_MAX_BYTES,
     TERMINATION_MESSAGE_MAX_BYTES,
 )
+
+from headwater_operator.devcluster.fielderrors import go_quote
 
 JsonObject = dict[str, Any]
 
@@ -128,8 +138,78 @@ def image_pull_error(now: datetime.datetime, *, backoff: bool = False,
 def create_container_config_error(now: datetime.datetime, message: str, *,
                                   container: str = DEFAULT_CONTAINER,
                                   image: str = DEFAULT_IMAGE) -> JsonObject:
-    """The container spec cannot be realised (e.g. a missing Secret key)."""
+    """The container spec cannot be realised (e.g. a missing Secret key).
+
+    kubernetes v1.32 ``pkg/kubelet/kuberuntime/kuberuntime_container.go``
+    ``startContainer``: a ``generateContainerConfig`` error becomes waiting reason
+    ``CreateContainerConfigError`` with the error's text as the message.
+    """
     return waiting(now, "CreateContainerConfigError", message, container=container, image=image)
+
+
+def pod_desc(name: str, namespace: str, uid: str) -> str:
+    """How the kubelet names a pod in messages (``pkg/kubelet/util/format`` ``PodDesc``)."""
+    return f"{name}_{namespace}({uid})"
+
+
+def run_as_non_root_message(pod: str, container: str, image_user: str = "0") -> str:
+    """``verifyRunAsNonRoot``'s refusal for an image whose user is ``image_user``.
+
+    kubernetes v1.32 ``pkg/kubelet/kuberuntime/security_context_others.go``: a numeric
+    user 0 "will run as root"; a user name cannot be verified. ``pod`` is
+    :func:`pod_desc`, quoted as Go's ``%q`` quotes it.
+    """
+    if image_user.isdigit():
+        return (f"container has runAsNonRoot and image will run as root (pod: {go_quote(pod)}, "
+                f"container: {container})")
+    return (f"container has runAsNonRoot and image has non-numeric user ({image_user}), "
+            f"cannot verify user is non-root (pod: {go_quote(pod)}, container: {container})")
+
+
+def missing_key_message(kind: str, namespace: str, name: str, key: str) -> str:
+    """A ``valueFrom`` key absent from its Secret or ConfigMap (``kind``).
+
+    kubernetes v1.32 ``pkg/kubelet/kubelet_pods.go`` ``makeEnvironmentVariables``.
+    """
+    return f"couldn't find key {key} in {kind} {namespace}/{name}"
+
+
+def missing_object_message(kind: str, name: str) -> str:
+    """A Secret or ConfigMap (``kind``) that does not exist, as the kubelet's object
+    managers report it: their NotFound uses the resource ``secret``/``configmap``
+    (kubernetes v1.32 ``pkg/kubelet/secret/secret_manager.go``,
+    ``pkg/kubelet/configmap/configmap_manager.go``)."""
+    return f'{kind.lower()} "{name}" not found'
+
+
+def _docker_remote(image: str) -> str:
+    # distribution/reference splitDockerDomain: a first path part with "." or ":", or
+    # "localhost", or an upper-case letter is a registry; Docker Hub names get library/.
+    first, sep, rest = image.partition("/")
+    if sep and (any(c in first for c in ".:") or first == "localhost" or
+                first.lower() != first):
+        remainder = rest
+    else:
+        remainder = image if sep else f"library/{image}"
+    return remainder.split(":", 1)[0].split("@", 1)[0]
+
+
+def invalid_image_name(now: datetime.datetime, *, container: str = DEFAULT_CONTAINER,
+                       image: str = "ghcr.io/Acme/flow:1") -> JsonObject:
+    """An image reference the kubelet cannot parse: waiting ``InvalidImageName``.
+
+    kubernetes v1.32 ``pkg/kubelet/images/image_manager.go`` ``EnsureImageExists``
+    (``applyDefaultImageTag``) over distribution/reference's ``ParseNormalizedNamed``,
+    whose refusal of an upper-case repository path is the message built here (the one
+    case built: ``image`` must have an upper-case letter in its repository path).
+    """
+    remote = _docker_remote(image)
+    if remote.lower() == remote:
+        raise ValueError(f"image {image!r}: only an upper-case repository path is emulated")
+    message = (f"Failed to apply default image tag {go_quote(image)}: couldn't parse image "
+               f"reference {go_quote(image)}: invalid reference format: repository name "
+               f"({remote}) must be lowercase")
+    return waiting(now, "InvalidImageName", message, container=container, image=image)
 
 
 def unschedulable(now: datetime.datetime, message: str = (
@@ -213,19 +293,68 @@ def evicted(now: datetime.datetime, message: str = (
     return status
 
 
-def node_lost(now: datetime.datetime, previous: JsonObject, node: str = "node-1") -> JsonObject:
-    """What the node controller leaves on a pod whose node stopped reporting.
+def _set_condition(status: JsonObject, condition: JsonObject) -> JsonObject:
+    # As pkg/api/v1/pod UpdatePodCondition: the condition of that type is replaced.
+    conditions = [c for c in status.get("conditions") or () if c.get("type") != condition["type"]]
+    return {**status, "conditions": [*conditions, condition]}
 
-    The last status the kubelet posted stays; ``Ready`` becomes ``Unknown`` and the pod
-    gets reason ``NodeLost`` (the controller also marks it for deletion, which the
-    kubelet, being gone, never confirms).
+
+def node_not_ready(now: datetime.datetime, previous: JsonObject) -> JsonObject:
+    """The node stopped posting status: its pods are marked not Ready, nothing else.
+
+    kubernetes v1.32 ``pkg/controller/util/node/controller_utils.go`` ``MarkPodsNotReady``
+    (called by the node lifecycle controller once the node's ``Ready`` is ``Unknown``):
+    only the pod's ``Ready`` condition turns ``False``; ``ContainersReady``, the phase and
+    the container states keep what the kubelet last reported.
     """
-    status: JsonObject = dict(previous)
-    message = f"Node {node} which was running pod is unresponsive"
-    conditions = [c for c in status.get("conditions") or () if c.get("type") != "Ready"]
-    conditions.append(_condition("Ready", "Unknown", now, "NodeStatusUnknown",
-                                 "Kubelet stopped posting node status."))
-    conditions.append(_condition("DisruptionTarget", "True", now, "DeletionByTaintManager",
-                                 "Taint manager: deleting due to NoExecute taint"))
-    status.update({"conditions": conditions, "reason": "NodeLost", "message": message})
+    ready = next((dict(c) for c in previous.get("conditions") or ()
+                  if c.get("type") == "Ready"), None)
+    if ready is None or ready.get("status") == "False":
+        return dict(previous)
+    ready.update({"status": "False", "lastTransitionTime": timestamp(now)})
+    return _set_condition(previous, ready)
+
+
+def taint_evicted(now: datetime.datetime, previous: JsonObject) -> JsonObject:
+    """Taint eviction's mark, set just before it deletes the pod (gracefully).
+
+    kubernetes v1.32 ``pkg/controller/tainteviction/taint_eviction.go``
+    ``addConditionAndDeletePod``.
+    """
+    return _set_condition(previous, _condition(
+        "DisruptionTarget", "True", now, "DeletionByTaintManager",
+        "Taint manager: deleting due to NoExecute taint"))
+
+
+def pod_gc_orphaned(now: datetime.datetime, previous: JsonObject) -> JsonObject:
+    """Pod GC's mark on a pod whose Node object is gone, just before it force-deletes it.
+
+    kubernetes v1.32 ``pkg/controller/podgc/gc_controller.go`` ``gcOrphaned`` and
+    ``markFailedAndDeletePodWithCondition``: phase ``Failed`` (the container states stay
+    as the kubelet last reported them) and ``DisruptionTarget`` ``DeletionByPodGC``.
+    """
+    status = _set_condition(previous, _condition(
+        "DisruptionTarget", "True", now, "DeletionByPodGC", "PodGC: node no longer exists"))
+    if status.get("phase") not in ("Succeeded", "Failed"):
+        status["phase"] = "Failed"
     return status
+
+
+NODE_SHUTDOWN_MESSAGE = "Pod was terminated in response to imminent node shutdown."
+
+
+def node_shutdown(now: datetime.datetime, *, started: datetime.datetime | None = None,
+                  exit_code: int = 143, message: str | None = None,
+                  container: str = DEFAULT_CONTAINER, image: str = DEFAULT_IMAGE) -> JsonObject:
+    """A node shutting down in order: its kubelet stopped the container and failed the pod.
+
+    kubernetes v1.32 ``pkg/kubelet/nodeshutdown/nodeshutdown_manager_linux.go``: phase
+    ``Failed``, reason ``Terminated`` and the shutdown message, and ``DisruptionTarget``
+    ``TerminationByKubelet``. ``message`` is the container's termination message (the
+    run summary the engine wrote on SIGTERM, if any).
+    """
+    status = terminated(now, exit_code=exit_code, reason="Error", message=message,
+                        started=started, container=container, image=image)
+    status.update({"phase": "Failed", "reason": "Terminated", "message": NODE_SHUTDOWN_MESSAGE})
+    return _set_condition(status, _condition("DisruptionTarget", "True", now,
+                                             "TerminationByKubelet", NODE_SHUTDOWN_MESSAGE))

@@ -15,9 +15,13 @@ Headwater pod the operator creates, :class:`ProcessKubelet`
 Deletion and deadlines behave as on a node: a pod marked for deletion gets SIGTERM and
 ``deletionGracePeriodSeconds`` to stop, then SIGKILL; a pod running past
 ``spec.activeDeadlineSeconds`` is stopped the same way and reported ``Failed`` with reason
-``DeadlineExceeded``. To see the graceful deletion at all, the kubelet puts a finalizer on
-the pods it runs (the emulator, like an API server without a kubelet, would otherwise
-remove a pod at once) and lifts it once the process is gone.
+``DeadlineExceeded``. When the sandbox itself stops, its "node" shuts down: the pods still
+running are stopped the same way and reported as a kubelet's graceful node shutdown
+reports them (``Failed``, reason ``Terminated``, ``DisruptionTarget``
+``TerminationByKubelet``: :func:`podstatus.node_shutdown`). To see the graceful deletion
+at all, the kubelet puts a finalizer on the pods it runs (the emulator, like an API
+server without a kubelet, would otherwise remove a pod at once) and lifts it once the
+process is gone.
 
 **Container images are ignored**: the code that runs is the flow code of this checkout,
 with the Python interpreter running the sandbox. That is what makes it a development
@@ -181,12 +185,16 @@ def exit_code_of(returncode: int) -> int:
 
 def final_status(now: datetime.datetime, started: datetime.datetime, exit_code: int,
                  message: str | None, *, container: str, image: str,
-                 deadline_exceeded: bool = False, containers: int = 1) -> JsonObject:
+                 deadline_exceeded: bool = False, containers: int = 1,
+                 node_shutdown: bool = False) -> JsonObject:
     """The pod status a kubelet reports once the container has exited.
 
     ``containers`` (the pod's containers and init containers) sets the message's share
     of the pod's 12 KiB of termination messages.
     """
+    if node_shutdown:
+        return podstatus.node_shutdown(now, started=started, exit_code=exit_code,
+                                       message=message, container=container, image=image)
     status = podstatus.terminated(
         now, exit_code=exit_code, reason="Completed" if exit_code == 0 else "Error",
         message=message, started=started, container=container, image=image,
@@ -274,6 +282,8 @@ class PodProcess:
     signals: list[str] = field(default_factory=list)
     exit_code: int | None = None
     deadline_exceeded: bool = False
+    node_shutdown: bool = False
+    """Stopped because the sandbox (its node) shuts down."""
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     stop_grace: float = DEFAULT_GRACE_SECONDS
 
@@ -342,10 +352,12 @@ class ProcessKubelet:
         for key in set(self._tasks) - present:
             self._request_stop(key, 0)  # removed without waiting for us: kill it now
 
-    def _request_stop(self, key: tuple[str, str], grace: float) -> None:
+    def _request_stop(self, key: tuple[str, str], grace: float, *,
+                      node_shutdown: bool = False) -> None:
         record = self.processes.get(key)
         if record is not None and not record.stop_requested.is_set():
             record.stop_grace = grace
+            record.node_shutdown = node_shutdown
             record.stop_requested.set()
 
     async def _drive(self, pod: JsonObject) -> None:
@@ -411,7 +423,8 @@ class ProcessKubelet:
         await self._api.report(namespace, name, final_status(
             self.clock(), started, record.exit_code, message,
             deadline_exceeded=record.deadline_exceeded,
-            containers=podstatus.container_count(pod), **names))
+            containers=podstatus.container_count(pod),
+            node_shutdown=record.node_shutdown and not record.deadline_exceeded, **names))
 
     async def _report_start_error(self, record: PodProcess, message: str,
                                   names: Mapping[str, str]) -> None:
@@ -486,7 +499,7 @@ class ProcessKubelet:
         """Stop every running process (the sandbox is exiting): SIGTERM, then SIGKILL."""
         for key, task in self._tasks.items():
             if not task.done():
-                self._request_stop(key, grace)
+                self._request_stop(key, grace, node_shutdown=True)
         pending = [task for task in self._tasks.values() if not task.done()]
         if pending:
             # Bounded: the grace period plus a little for the last status report.

@@ -14,7 +14,10 @@ It applies the manifests it is given (default: the examples), and stops on Ctrl-
 SIGTERM, after ``--duration`` seconds, or — with ``--until-complete`` — once every FlowRun
 is terminal and every Schedule due in its first 30 seconds has fired. The exit code is 1 when a
 run ended Failed or Crashed (or ``--until-complete`` ran out of time), 2 for unusable
-manifests or options, else 0.
+manifests or options, else 0; stopped by a signal, it is the shell's 128 + the signal
+(130 for Ctrl-C, 143 for SIGTERM), after the same orderly shutdown: flow processes get
+SIGTERM and a few seconds, the operator stops, the final table is printed. A second
+signal during that shutdown is only noted.
 
 It is a development tool: container images are ignored and the flow code of the
 checkout runs with the sandbox's own Python. It says so when it starts.
@@ -41,6 +44,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import yaml
 from headwater import contract
 
+from headwater_operator import shutdown
 from headwater_operator.cli.output import human_duration, parse_time, render_table
 
 if TYPE_CHECKING:
@@ -336,6 +340,8 @@ class Sandbox:
         # Set while running, for callers that drive the session (tests, embedding tools).
         self.emulator: Any = None
         self.kubelet: ProcessKubelet | None = None
+        self.stopped_by: signal.Signals | None = None
+        """The signal that stopped the session (set by whoever sets the stop event)."""
 
     def _say(self, text: str) -> None:
         self.options.out.write(text + "\n")
@@ -443,7 +449,8 @@ class Sandbox:
             runs = emulator.objects("flowruns")
             table.update(runs, datetime.now(UTC))
             if stop.is_set():
-                return runs, "stopped by signal", False
+                by = self.stopped_by.name if self.stopped_by is not None else "signal"
+                return runs, f"stopped by {by}", False
             if options.until_complete and is_complete(runs, emulator.objects("schedules"),
                                                       schedules_due_by):
                 return runs, "every run is done", False
@@ -464,6 +471,7 @@ class Sandbox:
             code = EXIT_RUN_FAILED
             self._say(f"--until-complete: {reason} with runs still going; raise --duration "
                       "or look at the runs above that did not finish")
+        code = shutdown.exit_code(self.stopped_by, code)
         self._say(f"sandbox stopped: {reason}; exit code {code}")
         logs = {f"{ns}/{name}": emulator.pod_log(ns, name) for ns, name in kubelet.processes}
         return SandboxResult(runs, code, reason, kubelet, metrics_text, logs)
@@ -544,14 +552,16 @@ def _configure_logging(verbose: bool) -> None:
 
 async def _serve(options: SandboxOptions) -> int:
     stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        result = await Sandbox(options).run(stop)
-    finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
+    sandbox = Sandbox(options)
+
+    def stop_session(signum: signal.Signals) -> None:
+        sandbox.stopped_by = signum
+        stop.set()
+
+    # The sandbox's route stays in force while the operator inside it starts and stops
+    # (kopf would install its own handlers: see headwater_operator.shutdown).
+    with shutdown.signal_route(shutdown.once(stop_session, what="the sandbox")):
+        result = await sandbox.run(stop)
     for warning in result.kubelet.warnings:
         sys.stderr.write(f"note: {warning}\n")
     return result.exit_code

@@ -32,7 +32,11 @@ from headwater_operator.flowruns.podfacts import (
 )
 from headwater_operator.flowruns.render import pod_name
 from headwater_operator.flowruns.retry import is_retryable, next_attempt_time
-from headwater_operator.flowruns.settings import CANCEL_DEADLINE_MARGIN, RunSettings
+from headwater_operator.flowruns.settings import (
+    CANCEL_DEADLINE_MARGIN,
+    DEFAULT_CONFIG_ERROR_GRACE,
+    RunSettings,
+)
 from headwater_operator.flowruns.timeutil import format_time, parse_time
 
 NOT_STARTED = frozenset(
@@ -288,7 +292,8 @@ def _attempt_ended(run: FlowRun, facts: Facts, observed: AttemptObservation) -> 
     reason = observed.reason or observed.phase.value
     message = observed.message or ""
     settings = facts.settings
-    if settings and is_retryable(settings.retry, observed.phase, reason, attempts):
+    if settings and not observed.final and is_retryable(settings.retry, observed.phase,
+                                                        reason, attempts):
         when = next_attempt_time(settings.retry, attempts, facts.now)
         decision.wake_at = when
         total = settings.retry.retries + 1
@@ -306,12 +311,13 @@ def _track(run: FlowRun, facts: Facts, settings: RunSettings | None) -> Decision
     """Pending/Running/Retrying: follow the attempt's pod."""
     pod = facts.pod or PodFacts(exists=False)
     pending_timeout = settings.pending_timeout if settings else _seconds(600)
-    observed = observe_attempt(pod, run.status.pod_name or "", facts.now, pending_timeout)
+    grace = settings.config_error_grace if settings else DEFAULT_CONFIG_ERROR_GRACE
+    observed = observe_attempt(pod, run.status.pod_name or "", facts.now, pending_timeout,
+                               grace)
     if observed.ended:
         return _attempt_ended(run, facts, observed)
     if observed.phase == FlowRunPhase.PENDING:
-        created = pod.created or facts.now
-        return Decision(wake_at=created + pending_timeout)
+        return Decision(wake_at=observed.wake_at or (pod.created or facts.now) + pending_timeout)
     if run.status.phase == FlowRunPhase.RUNNING:
         return Decision()
     decision = Decision()

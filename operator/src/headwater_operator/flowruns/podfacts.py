@@ -7,10 +7,62 @@ starting, running, or ended with a phase, a reason and a message that says what 
 Both are pure: the caller passes the current time and the pending timeout, so the
 "stuck Pending forever" and "stuck Running after the node died" cases are decided by
 unit-testable code rather than by whatever the watch stream happened to deliver.
+
+**A container the kubelet will not start.** The kubelet keeps a pod that cannot start
+its container Pending and retries forever; which of its waiting reasons can heal decides
+how long a run waits (:func:`start_blocker`):
+
+* final — a new attempt would be refused the same way, so the run crashes at once and
+  is not retried: ``InvalidImageName`` (kubernetes v1.32 ``pkg/kubelet/images/
+  image_manager.go`` ``EnsureImageExists``: the image reference does not parse),
+  ``ErrImageNeverPull`` (``imagePullPolicy: Never`` and the image is not on the node),
+  and ``CreateContainerConfigError`` from the ``runAsNonRoot`` check (``pkg/kubelet/
+  kuberuntime/security_context_others.go`` ``verifyRunAsNonRoot``, called by
+  ``kuberuntime_container.go`` ``generateContainerConfig``: the image's user is root or
+  not numeric, or ``runAsUser: 0``);
+* healable — ``CreateContainerConfigError`` for a missing Secret or ConfigMap, or a
+  missing key in one (``pkg/kubelet/kubelet_pods.go`` ``makeEnvironmentVariables``;
+  ``secret "x" not found`` is the kubelet's secret manager's NotFound,
+  ``pkg/kubelet/secret/secret_manager.go``): someone may still create it, and the
+  kubelet retries the pod on its own, so the run waits ``configErrorGrace`` (operator
+  setting, default 60 s, never past ``pendingTimeoutSeconds``) from the pod's creation;
+* anything else (image pulls, unknown configuration errors, scheduling) waits the
+  Deployment's ``pendingTimeoutSeconds``.
+
+**Node loss, as Kubernetes ≥ 1.29 reports it** (:func:`node_loss`). No controller sets
+a pod's ``status.reason`` to ``NodeLost`` any more (the node lifecycle controller's
+``DeletePods``/``SetPodTerminationReason`` path went with the non-taint eviction mode).
+What happens instead:
+
+1. the node stops posting status: after the node monitor grace period the node
+   lifecycle controller marks the node ``Ready=Unknown`` and each of its pods
+   ``Ready=False`` while ``ContainersReady`` stays ``True`` (``pkg/controller/util/node/
+   controller_utils.go`` ``MarkPodsNotReady``; only that controller produces this pair,
+   the kubelet always moves both). Not terminal: the node may come back;
+2. the node gets the ``node.kubernetes.io/unreachable:NoExecute`` taint; when the pod's
+   toleration runs out (300 s by default) taint eviction sets the ``DisruptionTarget``
+   condition, reason ``DeletionByTaintManager``, and deletes the pod gracefully
+   (``pkg/controller/tainteviction/taint_eviction.go`` ``addConditionAndDeletePod``).
+   The deletion never completes while the kubelet is gone;
+3. if the Node object is deleted (the cloud's instance is gone), pod GC sets phase
+   ``Failed`` and ``DisruptionTarget`` reason ``DeletionByPodGC`` and force-deletes the
+   pod; on a node tainted ``node.kubernetes.io/out-of-service`` it force-deletes
+   terminating pods after only setting phase ``Failed`` (``pkg/controller/podgc/
+   gc_controller.go`` ``gcOrphaned``, ``gcTerminating``, ``markFailedAndDeletePod``);
+4. a node that shuts down gracefully has its kubelet end the pod: phase ``Failed``,
+   reason ``Terminated`` (``NodeShutdown`` for a pod it refused to admit) and
+   ``DisruptionTarget`` reason ``TerminationByKubelet`` (``pkg/kubelet/nodeshutdown/``).
+
+So a pod whose node is lost is recognised by a ``DisruptionTarget`` condition, by a
+terminal phase no kubelet wrote (its container still shows ``running``), by the node
+shutdown reasons, or — once it is gone — by what its last known state showed: the
+caller passes the last body the watch delivered (:func:`gone_pod_facts`), since a pod
+force-deleted by pod GC is usually gone before anyone reads it.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -29,16 +81,17 @@ from headwater.contract import (
 from headwater_operator import reasons
 from headwater_operator.api.enums import FlowRunPhase
 from headwater_operator.api.validation import status_errors
+from headwater_operator.flowruns.settings import DEFAULT_CONFIG_ERROR_GRACE
 from headwater_operator.flowruns.timeutil import parse_time
 
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                                 "ErrImageNeverPull"})
-HOPELESS_WAITING_REASONS = frozenset({"InvalidImageName", "ErrImageNeverPull"})
-"""Waiting reasons the kubelet will never recover from: crash at once, not after a timeout."""
-NODE_LOST_REASONS = frozenset({"NodeLost", "NodeShutdown", "Terminated"})
-"""``Pod.status.reason`` values set when the node went away under the pod."""
-NODE_LOST_DISRUPTIONS = frozenset({"DeletionByTaintManager", "TerminationByKubelet"})
-"""``DisruptionTarget`` condition reasons that mean the node, not a user, ended the pod."""
+NODE_SHUTDOWN_REASONS = frozenset({"Terminated", "NodeShutdown"})
+"""``Pod.status.reason`` the kubelet's graceful node shutdown sets (kubernetes v1.32
+``pkg/kubelet/nodeshutdown/nodeshutdown_manager_linux.go``: a pod it stopped, a pod it
+refused to admit)."""
+TAINT_EVICTION = "DeletionByTaintManager"
+POD_GC = "DeletionByPodGC"
 LOG_TAIL_CHARS = 400
 """How much of a container's log tail (FallbackToLogsOnError) goes into a status message."""
 
@@ -62,12 +115,17 @@ class PodFacts:
     termination_message: str | None = None
     unschedulable_message: str | None = None
     disruption_reason: str | None = None
-    node_not_ready: bool = False
     containers: int = 1
     """Containers and init containers of the pod as it runs (webhook-injected ones
     included): the kubelet gives each 12288 // containers bytes of termination message."""
     image: str | None = None
     """The flow container's image: what wrote the run summary."""
+    disruption_message: str | None = None
+    container_running: bool = False
+    """The container's last reported state is ``running``."""
+    node_stopped_reporting: bool = False
+    """``Ready=False`` with ``ContainersReady=True``: the node lifecycle controller's mark
+    on the pods of a node that stopped posting status (the kubelet moves both)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +141,12 @@ class AttemptObservation:
     summary: RunSummary | None = None
     delete_pod: bool = False
     """True when the pod must be removed (stuck Pending): the kubelet would keep trying."""
+    final: bool = False
+    """True when a new attempt would end the same way (a refused image or security
+    context): the run is not retried, whatever ``retryOn`` says."""
+    wake_at: datetime | None = None
+    """While PENDING: when the pod's wait runs out (pending timeout or the grace for a
+    missing Secret/ConfigMap), so the caller looks again then."""
 
     @property
     def ended(self) -> bool:
@@ -118,7 +182,9 @@ def pod_facts(pod: Mapping[str, Any] | None) -> PodFacts:
     running = state.get("running") or {}
     scheduled = _condition(pod, "PodScheduled")
     ready = _condition(pod, "Ready")
+    containers_ready = _condition(pod, "ContainersReady")
     disruption = _condition(pod, "DisruptionTarget")
+    disrupted = disruption.get("status") == "True"
     unschedulable = (
         scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable"
     )
@@ -137,11 +203,16 @@ def pod_facts(pod: Mapping[str, Any] | None) -> PodFacts:
         exit_code=terminated.get("exitCode"),
         termination_message=terminated.get("message"),
         unschedulable_message=scheduled.get("message") if unschedulable else None,
-        disruption_reason=disruption.get("reason") if disruption.get("status") == "True" else None,
-        node_not_ready=ready.get("reason") == "NodeLost",
+        disruption_reason=disruption.get("reason") if disrupted else None,
+        disruption_message=disruption.get("message") if disrupted else None,
+        container_running=bool(state.get("running") is not None and not terminated),
+        node_stopped_reporting=(ready.get("status") == "False"
+                                and containers_ready.get("status") == "True"
+                                and ready.get("reason") != "ReadinessGatesNotReady"),
         containers=_container_count(pod),
         image=container.get("image") or _spec_image(pod, container.get("name")),
     )
+
 
 
 def _spec_image(pod: Mapping[str, Any], name: Any) -> str | None:
@@ -156,17 +227,159 @@ def _container_count(pod: Mapping[str, Any]) -> int:
     return max(len(spec.get("containers") or []) + len(spec.get("initContainers") or []), 1)
 
 
+
+def gone_pod_facts(last_seen: Mapping[str, Any] | None) -> PodFacts:
+    """Facts of a pod the API server no longer has (404), from its last known body.
+
+    The body of the watch's ``DELETED`` event (or the last ``MODIFIED``) still shows why
+    it went, e.g. pod GC's ``DisruptionTarget`` before its force-deletion.
+    """
+    if last_seen is None:
+        return PodFacts(exists=False)
+    return replace(pod_facts(last_seen), exists=False)
+
+
 def _crashed(reason: str, message: str, *, finished: datetime | None = None,
-             started: datetime | None = None, delete_pod: bool = False) -> AttemptObservation:
+             started: datetime | None = None, delete_pod: bool = False,
+             final: bool = False) -> AttemptObservation:
     return AttemptObservation(FlowRunPhase.CRASHED, reason, message, started=started,
-                              finished=finished, delete_pod=delete_pod)
+                              finished=finished, delete_pod=delete_pod, final=final)
 
 
-def _node_lost(facts: PodFacts) -> bool:
-    return (
-        facts.pod_reason in NODE_LOST_REASONS
-        or facts.disruption_reason in NODE_LOST_DISRUPTIONS
-        or facts.node_not_ready
+# --- node loss ---------------------------------------------------------------------------
+def node_loss(facts: PodFacts) -> str | None:
+    """What Kubernetes reported about the pod's node going away (a phrase), or None.
+
+    Only facts that end the pod count: a node that merely stopped reporting may come
+    back, and Kubernetes itself waits for the pod's toleration before evicting it; that
+    mark counts once the pod is being deleted or is gone (deleted on a dead node).
+    """
+    if facts.disruption_reason == TAINT_EVICTION:
+        return ("had a NoExecute taint the pod does not tolerate (usually node.kubernetes.io/"
+                "unreachable: the node stopped responding), so Kubernetes evicted the pod "
+                "(DisruptionTarget: DeletionByTaintManager)")
+    if facts.disruption_reason == POD_GC:
+        return ("no longer exists, so Kubernetes' pod garbage collector force-deleted the pod "
+                f"(DisruptionTarget: DeletionByPodGC: {facts.disruption_message or 'PodGC'})")
+    if facts.pod_reason in NODE_SHUTDOWN_REASONS:
+        return (f"shut down ({facts.pod_message or 'graceful node shutdown'}), and its kubelet "
+                "stopped the pod")
+    if facts.phase in ("Failed", "Succeeded") and facts.container_running:
+        # Only the kubelet ends a container; a terminal phase over a running container
+        # was written by pod GC for a node that is out of service or gone.
+        return ("is out of service, so Kubernetes' pod garbage collector marked the pod "
+                "Failed and force-deleted it")
+    if facts.phase == "Unknown":
+        return "stopped reporting the pod's state (phase Unknown)"
+    if facts.node_stopped_reporting and (facts.deleting or not facts.exists):
+        return ("stopped reporting (the node controller marked the pod not Ready), and the "
+                "pod was deleted before it could finish there")
+    return None
+
+
+def _node_lost(facts: PodFacts, pod_name: str, what: str) -> AttemptObservation:
+    return _crashed(
+        reasons.NODE_LOST,
+        f"the node running pod {pod_name} {what}; the work in progress was lost. Nothing is "
+        "wrong with the flow: with retries (Deployment.spec.retries, retryOn: [Crashed]) "
+        "another attempt runs it on a healthy node",
+        started=facts.started, finished=facts.finished,
+    )
+
+
+def _observe_lost(facts: PodFacts, pod_name: str) -> AttemptObservation:
+    """The pod is gone or going, not by Headwater's hand: its node, or someone else."""
+    what = node_loss(facts)
+    if what is not None:
+        return _node_lost(facts, pod_name, what)
+    return _crashed(
+        reasons.POD_DELETED,
+        f"pod {pod_name} was deleted outside Headwater; to stop a run set spec.cancel: true "
+        "(or `headwater cancel`) so it is recorded as Cancelled",
+        started=facts.started, finished=facts.finished,
+    )
+
+
+# --- a container the kubelet does not start ----------------------------------------------
+@dataclass(frozen=True)
+class StartBlocker:
+    """Why the kubelet does not start the container, and whether waiting can help."""
+
+    reason: str
+    """The Headwater reason the run crashes with."""
+    advice: str
+    """What the user does about it (appended to the kubelet's own message)."""
+    final: bool
+    """True: crash at once and never retry. False: wait the config-error grace."""
+
+
+_RUN_AS_ROOT = "container has runAsNonRoot and image will run as root"
+_NON_NUMERIC_USER = "container has runAsNonRoot and image has non-numeric user"
+_INVALID_USER_ID = "container has runAsNonRoot and image has an invalid user id"
+_ROOT_RUN_AS_USER = "container's runAsUser breaks non-root policy"
+_MISSING_KEY = re.compile(r"couldn't find key (?P<key>.+) in (?P<kind>Secret|ConfigMap) "
+                          r"(?P<namespace>[^/]+)/(?P<name>.+)")
+_MISSING_OBJECT = re.compile(r'(?P<kind>secret|configmap) "(?P<name>[^"]+)" not found')
+
+
+def _image_user_advice() -> str:
+    return ("Flow-run pods run with runAsNonRoot: true; build the image with a numeric "
+            "non-root USER (e.g. `USER 1000`), or set Deployment.spec.runTemplate."
+            "securityContext.runAsUser to a non-zero UID")
+
+
+def _config_blocker(message: str) -> StartBlocker | None:
+    if message.startswith((_RUN_AS_ROOT, _NON_NUMERIC_USER, _INVALID_USER_ID)):
+        return StartBlocker(reasons.CREATE_CONTAINER_CONFIG_ERROR, _image_user_advice(), True)
+    if message.startswith(_ROOT_RUN_AS_USER):
+        return StartBlocker(
+            reasons.CREATE_CONTAINER_CONFIG_ERROR,
+            "runAsUser: 0 contradicts runAsNonRoot: true; remove runAsUser: 0 from "
+            "Deployment.spec.runTemplate.securityContext/podSecurityContext or set a "
+            "non-zero UID", True)
+    if (found := _MISSING_KEY.search(message)) is not None:
+        return StartBlocker(
+            reasons.CREATE_CONTAINER_CONFIG_ERROR,
+            f"add key {found['key']} to {found['kind']} {found['namespace']}/{found['name']}, "
+            "or fix the valueFrom reference in Deployment.spec.runTemplate.env (or Flow."
+            "spec.env), or mark it optional: true", False)
+    if (found := _MISSING_OBJECT.search(message)) is not None:
+        kind = "Secret" if found["kind"] == "secret" else "ConfigMap"
+        return StartBlocker(
+            reasons.CREATE_CONTAINER_CONFIG_ERROR,
+            f"create {kind} {found['name']} in the run's namespace, or fix the reference "
+            "in Deployment.spec.runTemplate.env/envFrom (or Flow.spec.env), or mark it "
+            "optional: true", False)
+    return None
+
+
+def start_blocker(waiting_reason: str | None, waiting_message: str | None) -> StartBlocker | None:
+    """Classify a waiting container (see the module docstring); None: just wait."""
+    if waiting_reason == "InvalidImageName":
+        return StartBlocker(
+            reasons.IMAGE_PULL_FAILED,
+            "Flow.spec.image is not a valid image reference; fix it (a lowercase "
+            "repository, then :tag or @sha256:digest)", True)
+    if waiting_reason == "ErrImageNeverPull":
+        return StartBlocker(
+            reasons.IMAGE_PULL_FAILED,
+            "the image is not on the node and imagePullPolicy is Never; load the image "
+            "onto the nodes or set Flow.spec.imagePullPolicy to IfNotPresent", True)
+    if waiting_reason == "CreateContainerConfigError" and waiting_message:
+        return _config_blocker(waiting_message)
+    return None
+
+
+def _blocked_crash(blocker: StartBlocker, facts: PodFacts,
+                   pod_name: str) -> AttemptObservation:
+    waited = "" if blocker.final else " and it did not appear within the grace period"
+    never = "; not retried: a new pod would be refused the same way" if blocker.final else ""
+    return _crashed(
+        blocker.reason,
+        f"pod {pod_name} cannot start its container: the kubelet reports "
+        f"{facts.waiting_reason}: {facts.waiting_message or 'no detail'}{waited}. "
+        f"{blocker.advice}{never}",
+        delete_pod=True, final=blocker.final,
     )
 
 
@@ -206,31 +419,20 @@ def _pending_crash(facts: PodFacts, pod_name: str) -> AttemptObservation:
 
 
 def _observe_pending(facts: PodFacts, pod_name: str, now: datetime,
-                     pending_timeout: timedelta) -> AttemptObservation:
-    if facts.waiting_reason in HOPELESS_WAITING_REASONS:
-        return _pending_crash(facts, pod_name)
-    if facts.deleting or _node_lost(facts):
+                     pending_timeout: timedelta,
+                     config_error_grace: timedelta) -> AttemptObservation:
+    blocker = start_blocker(facts.waiting_reason, facts.waiting_message)
+    if blocker is not None and blocker.final:
+        return _blocked_crash(blocker, facts, pod_name)
+    if facts.deleting or node_loss(facts) is not None:
         return _observe_lost(facts, pod_name)
-    created = facts.created or now
-    if now - created >= pending_timeout:
-        return _pending_crash(facts, pod_name)
-    return AttemptObservation(FlowRunPhase.PENDING)
-
-
-def _observe_lost(facts: PodFacts, pod_name: str) -> AttemptObservation:
-    if _node_lost(facts):
-        return _crashed(
-            reasons.NODE_LOST,
-            f"the node running pod {pod_name} stopped responding or shut down; the work "
-            "in progress was lost. Retries (Deployment.spec.retryOn: [Crashed]) rerun it",
-            started=facts.started, finished=facts.finished, delete_pod=not facts.deleting,
-        )
-    return _crashed(
-        reasons.POD_DELETED,
-        f"pod {pod_name} was deleted outside Headwater; to stop a run set spec.cancel: true "
-        "(or `headwater cancel`) so it is recorded as Cancelled",
-        started=facts.started, finished=facts.finished,
-    )
+    limit = pending_timeout if blocker is None else min(config_error_grace, pending_timeout)
+    deadline = (facts.created or now) + limit
+    if now < deadline:
+        return AttemptObservation(FlowRunPhase.PENDING, wake_at=deadline)
+    if blocker is not None:
+        return _blocked_crash(blocker, facts, pod_name)
+    return _pending_crash(facts, pod_name)
 
 
 def _observe_summary(facts: PodFacts, pod_name: str) -> AttemptObservation:
@@ -386,11 +588,14 @@ def _observe_terminated(facts: PodFacts, pod_name: str) -> AttemptObservation:
 
 
 def observe_attempt(pod: PodFacts, pod_name: str, now: datetime,
-                    pending_timeout: timedelta) -> AttemptObservation:
+                    pending_timeout: timedelta,
+                    config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
+                    ) -> AttemptObservation:
     """Decide what the attempt running in ``pod`` is doing at ``now``.
 
     Called for attempts Headwater is *not* cancelling; cancellation has its own rules
-    (:func:`headwater_operator.flowruns.machine.decide`).
+    (:func:`headwater_operator.flowruns.machine.decide`). ``config_error_grace`` bounds
+    the wait for a missing Secret/ConfigMap (see :func:`start_blocker`).
     """
     if not pod.exists:
         return _observe_lost(pod, pod_name)
@@ -402,15 +607,14 @@ def observe_attempt(pod: PodFacts, pod_name: str, now: datetime,
             "first to go, or use a priorityClassName",
             started=pod.started, finished=pod.finished,
         )
-    if _node_lost(pod) and pod.terminated_reason is None:
-        return _observe_lost(pod, pod_name)
+    lost = node_loss(pod)
+    if lost is not None and pod.phase != "Succeeded":
+        # A container that exited 0 finished its work before the node went.
+        return _node_lost(pod, pod_name, lost)
     if pod.phase in ("Succeeded", "Failed") or pod.terminated_reason is not None:
         return _observe_terminated(pod, pod_name)
     if pod.phase == "Running":
-        if pod.deleting or _node_lost(pod):
+        if pod.deleting:
             return _observe_lost(pod, pod_name)
         return AttemptObservation(FlowRunPhase.RUNNING, started=pod.started)
-    if pod.phase == "Unknown":
-        return _observe_lost(PodFacts(exists=True, pod_reason="NodeLost", started=pod.started),
-                             pod_name)
-    return _observe_pending(pod, pod_name, now, pending_timeout)
+    return _observe_pending(pod, pod_name, now, pending_timeout, config_error_grace)

@@ -54,7 +54,7 @@ import logging
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
@@ -84,9 +84,14 @@ from headwater_operator.flowruns.machine import (
     status_rejected,
 )
 from headwater_operator.flowruns.machine import decide as decide_next
-from headwater_operator.flowruns.podfacts import PodFacts, pod_facts
+from headwater_operator.flowruns.podfacts import PodFacts, gone_pod_facts, pod_facts
 from headwater_operator.flowruns.render import PodOverridesError, pod_name, render_pod
-from headwater_operator.flowruns.settings import RunSettings, parameter_errors, resolve_settings
+from headwater_operator.flowruns.settings import (
+    DEFAULT_CONFIG_ERROR_GRACE,
+    RunSettings,
+    parameter_errors,
+    resolve_settings,
+)
 
 log = logging.getLogger(__name__)
 
@@ -256,6 +261,13 @@ class Lifecycle:
     """Bodies of the runs that are not known to be terminal (memory grows with active runs)."""
     deployment_generations: dict[Key, int | None] = field(default_factory=dict)
     """Last seen ``metadata.generation`` per Deployment: only spec changes wake its runs."""
+    pods_seen: dict[Key, dict[str, JsonObject]] = field(default_factory=dict)
+    """The last body the pod watch delivered of each pod of a tracked run (by run, then
+    pod name), including a ``DELETED`` event's: why a pod is gone when its tracker finds
+    it missing (pod GC's ``DisruptionTarget`` of a lost node, see podfacts). Dropped when
+    the run's tracker ends, so memory grows with active runs only."""
+    config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE
+    """How long a run waits for a missing Secret/ConfigMap (the operator's setting)."""
 
     def view(self, key: Key) -> RunView:
         """The :class:`RunView` of FlowRun ``key``, created empty if absent."""
@@ -268,6 +280,15 @@ class Lifecycle:
     def forget(self, key: Key) -> None:
         """The watch showed ``key`` terminal or deleted: no stale event of it can follow."""
         self.views.pop(key, None)
+
+    def saw_pod(self, key: Key, body: Mapping[str, Any]) -> None:
+        """Record a watch event's body of a pod of FlowRun ``key``."""
+        name = str((body.get("metadata") or {}).get("name") or "")
+        self.pods_seen.setdefault(key, {})[name] = dict(body)
+
+    def last_pod(self, key: Key, name: str) -> JsonObject | None:
+        """The last body the watch delivered of pod ``name`` of FlowRun ``key``."""
+        return self.pods_seen.get(key, {}).get(name)
 
     def ensure_tracker(self, namespace: str, name: str) -> None:
         """Start the tracker of FlowRun ``namespace/name`` unless one is running."""
@@ -315,7 +336,8 @@ async def _lookup_or_get(client: kube.Kube, lookup: Lookup, resource: kube.Resou
     return await _get_or_none(client, resource, name, namespace)
 
 
-async def resolve(client: kube.Kube, run: FlowRun, lookup: Lookup = no_lookup) -> Resolved:
+async def resolve(client: kube.Kube, run: FlowRun, lookup: Lookup = no_lookup, *,
+                  config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE) -> Resolved:
     """Find the run's Deployment (if any) and Flow and combine them into settings."""
     namespace = run.metadata.namespace or ""
     deployment: Deployment | None = None
@@ -346,7 +368,8 @@ async def resolve(client: kube.Kube, run: FlowRun, lookup: Lookup = no_lookup) -
         assert isinstance(flow, Flow)
     except InvalidResourceError as exc:
         return Resolved(error=(reasons.INVALID_SPEC, f"{exc}"))
-    return Resolved(settings=resolve_settings(flow, deployment, run))
+    return Resolved(settings=resolve_settings(flow, deployment, run,
+                                              config_error_grace=config_error_grace))
 
 
 async def _siblings(client: kube.Kube, run: FlowRun, deployment: str) -> list[FlowRun]:
@@ -362,15 +385,23 @@ async def _siblings(client: kube.Kube, run: FlowRun, deployment: str) -> list[Fl
 
 
 async def gather_facts(client: kube.Kube, run: FlowRun, now: datetime,
-                       lookup: Lookup = no_lookup) -> Facts:
-    """Everything :func:`decide` needs about ``run`` at ``now``."""
-    resolved = await resolve(client, run, lookup)
+                       lookup: Lookup = no_lookup, *,
+                       config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
+                       last_pod: Callable[[str], JsonObject | None] = lambda name: None,
+                       ) -> Facts:
+    """Everything :func:`decide` needs about ``run`` at ``now``.
+
+    ``last_pod(name)`` is the last body the watch delivered of a pod: when the pod is
+    gone (404) it still tells why (see :func:`~.podfacts.gone_pod_facts`).
+    """
+    resolved = await resolve(client, run, lookup, config_error_grace=config_error_grace)
     phase = run.status.phase
     pod: PodFacts | None = None
     if run.status.pod_name and phase not in NOT_STARTED:
         body = await _get_or_none(client, kube.PODS, run.status.pod_name,
                                   run.metadata.namespace or "")
-        pod = pod_facts(body)
+        pod = pod_facts(body) if body is not None else gone_pod_facts(
+            last_pod(run.status.pod_name))
     errors: tuple[str, ...] = ()
     slot = SlotVerdict.ADMIT
     settings = resolved.settings
@@ -509,7 +540,6 @@ async def reconcile_once(lifecycle: Lifecycle, namespace: str,
 
     Returns ``(None, Decision())`` when the FlowRun no longer exists.
     """
-    client, clock = lifecycle.client, lifecycle.clock
     body = await current_body(lifecycle, namespace, name)
     if body is None:
         return None, Decision()
@@ -524,14 +554,22 @@ async def reconcile_once(lifecycle: Lifecycle, namespace: str,
     lifecycle.wakeups.join_deployment((namespace, name), deployment)
     if run.status.phase in NOT_STARTED and deployment and _may_limit(lifecycle, run):
         async with lifecycle.admission_locks[(namespace, deployment)]:
-            facts = await gather_facts(client, run, clock(), lifecycle.lookup)
+            facts = await _gather(lifecycle, run)
             decision = await apply(lifecycle, body, run, facts, decide_next(run, facts))
     else:
-        facts = await gather_facts(client, run, clock(), lifecycle.lookup)
+        facts = await _gather(lifecycle, run)
         decision = await apply(lifecycle, body, run, facts, decide_next(run, facts))
     lifecycle.wakeups.waiting((namespace, name), (decision.phase or run.status.phase)
                               in WAITING_PHASES)
     return run, decision
+
+
+async def _gather(lifecycle: Lifecycle, run: FlowRun) -> Facts:
+    key = (run.metadata.namespace or "", run.metadata.name or "")
+    return await gather_facts(
+        lifecycle.client, run, lifecycle.clock(), lifecycle.lookup,
+        config_error_grace=lifecycle.config_error_grace,
+        last_pod=lambda name: lifecycle.last_pod(key, name))
 
 
 def _may_limit(lifecycle: Lifecycle, run: FlowRun) -> bool:
@@ -632,6 +670,7 @@ async def track(lifecycle: Lifecycle, namespace: str, name: str) -> None:
         lifecycle.wakeups.unregister(key)
         if lifecycle.trackers.get(key) is asyncio.current_task():
             del lifecycle.trackers[key]
+            lifecycle.pods_seen.pop(key, None)
 
 
 def is_active(status: Mapping[str, Any]) -> bool:

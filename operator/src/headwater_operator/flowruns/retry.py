@@ -5,7 +5,9 @@ the engine). The policy is explicit so a user can predict it from the Deployment
 
 * only the causes listed in ``Deployment.spec.retryOn`` are retried (both by default);
 * some outcomes are never retried, whatever the policy says, because a new pod cannot
-  change them: invalid parameters, a pod the API server rejects, and cancellation;
+  change them: invalid parameters, a pod the API server rejects, a container the kubelet
+  refuses for good (an unparsable image, ``runAsNonRoot`` with a root image: the
+  attempt's observation is ``final``, see ``podfacts.start_blocker``), and cancellation;
 * the delay grows geometrically: ``retryDelaySeconds * retryBackoffFactor**(n-1)``
   before attempt ``n+1``, capped by ``retryMaxDelaySeconds``.
 """

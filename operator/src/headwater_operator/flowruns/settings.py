@@ -24,6 +24,10 @@ from headwater_operator.flowruns.retry import RetryPolicy
 DEFAULT_PENDING_TIMEOUT_SECONDS = 600
 DEFAULT_LATE_AFTER_SECONDS = 60
 DEFAULT_CANCEL_GRACE_SECONDS = 30
+DEFAULT_CONFIG_ERROR_GRACE = timedelta(seconds=60)
+"""How long a run waits for a missing Secret or ConfigMap (or key) its pod needs, from the
+pod's creation, before it crashes; an operator-wide setting (``--config-error-grace-
+seconds``), never longer than the Deployment's ``pendingTimeoutSeconds``."""
 CANCEL_DEADLINE_MARGIN = timedelta(seconds=30)
 """Extra time past the grace period before a Cancelling run is forced to Cancelled."""
 
@@ -42,6 +46,8 @@ class RunSettings:
     cancel_grace_seconds: int = DEFAULT_CANCEL_GRACE_SECONDS
     concurrency: ConcurrencySpec | None = None
     paused: bool = False
+    config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE
+    """See :data:`DEFAULT_CONFIG_ERROR_GRACE` (the operator's setting, not a spec field)."""
 
     @property
     def deployment_name(self) -> str:
@@ -110,8 +116,11 @@ def _retry_policy(flow: Flow, deployment: Deployment | None, run: FlowRun) -> Re
     )
 
 
-def resolve_settings(flow: Flow, deployment: Deployment | None, run: FlowRun) -> RunSettings:
-    """Combine FlowRun, Deployment and Flow into the run's effective settings."""
+def resolve_settings(flow: Flow, deployment: Deployment | None, run: FlowRun, *,
+                     config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
+                     ) -> RunSettings:
+    """Combine FlowRun, Deployment and Flow (and the operator's own settings) into the
+    run's effective settings."""
     dspec = deployment.spec if deployment else None
     timeout = run.spec.timeout_seconds
     if timeout is None:
@@ -137,4 +146,5 @@ def resolve_settings(flow: Flow, deployment: Deployment | None, run: FlowRun) ->
         ),
         concurrency=dspec.concurrency if dspec else None,
         paused=dspec.paused if dspec else False,
+        config_error_grace=config_error_grace,
     )

@@ -19,7 +19,9 @@ from headwater.contract import GROUP, VERSION
 from headwater_operator import kube
 from headwater_operator.api import FlowRunPhase
 from headwater_operator.flowruns.reconciler import JsonObject, Lifecycle, Lookup, is_active
+from headwater_operator.flowruns.settings import DEFAULT_CONFIG_ERROR_GRACE
 from headwater_operator.handlers.deployments import DeploymentFacts, Key, first
+from headwater_operator.runner import CONFIG_ERROR_GRACE_KEY
 
 MEMO_KEY = "flowrun_lifecycle"
 
@@ -31,7 +33,8 @@ def create_lifecycle(*, memo: Any, **_: Any) -> None:
     It must exist before any object is seen: kopf hands each object a *shallow copy* of
     the memo, so only something created here is shared by every handler call.
     """
-    memo[MEMO_KEY] = Lifecycle(client=kube.get_client())
+    grace = memo.get(CONFIG_ERROR_GRACE_KEY, DEFAULT_CONFIG_ERROR_GRACE)
+    memo[MEMO_KEY] = Lifecycle(client=kube.get_client(), config_error_grace=grace)
 
 
 def get_lifecycle(memo: Any) -> Lifecycle:

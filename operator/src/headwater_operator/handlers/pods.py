@@ -10,7 +10,10 @@ its own it would be client-side, and kopf would still receive and parse every po
 the cluster.
 
 The handler reads nothing from the API: the pod's owner reference names the FlowRun, and
-the FlowRun's tracker re-reads the pod itself when it wakes.
+the FlowRun's tracker re-reads the pod itself when it wakes. It keeps the body it was
+given (:meth:`Lifecycle.saw_pod`), the last one too (a ``DELETED`` event's): a pod that
+pod GC force-deleted after its node went away is gone when the tracker looks, and only
+that body still says so.
 """
 
 from __future__ import annotations
@@ -34,9 +37,13 @@ def owning_flowrun(meta: Mapping[str, Any]) -> str | None:
 
 
 @kopf.on.event("v1", "pods", labels={contract.LABEL_MANAGED_BY: contract.MANAGED_BY_VALUE})
-async def pod_event(*, namespace: str | None, meta: Mapping[str, Any], memo: Any,
-                    **_: Any) -> None:
+async def pod_event(*, namespace: str | None, meta: Mapping[str, Any],
+                    body: Mapping[str, Any], memo: Any, **_: Any) -> None:
     """Something happened to a flow-run pod: its FlowRun's tracker looks again."""
     flowrun = owning_flowrun(meta)
     if flowrun is not None:
-        get_lifecycle(memo).wakeups.wake((namespace or "", flowrun))
+        lifecycle = get_lifecycle(memo)
+        key = (namespace or "", flowrun)
+        if key in lifecycle.trackers:  # only runs still tracked: memory stays bounded
+            lifecycle.saw_pod(key, body)
+        lifecycle.wakeups.wake(key)
