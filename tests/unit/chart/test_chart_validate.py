@@ -163,11 +163,13 @@ def _validate_custom(manifest: Manifest, peering_crds: list[Manifest]) -> None:
 def test_every_manifest_passes_strict_schema_validation(
     scenario: str, scenario_manifests: list[Manifest], render: Render
 ) -> None:
-    # The peering CRDs are looked up in the default render, because a scenario may
-    # switch CRD installation off and still create peering objects.
+    # The peering CRDs are looked up in renders that install them (replicas > 1, both
+    # modes), because a scenario may switch CRD installation off and still create
+    # peering objects.
     peering_crds = [
         m
-        for m in render()
+        for values in ({"replicas": 2}, {"replicas": 2, "watchNamespaces": ["team-a"]})
+        for m in render(values)
         if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "kopf.dev"
     ]
     assert scenario_manifests, f"scenario {scenario} rendered nothing"
