@@ -53,15 +53,15 @@ ClusterRole and the per-namespace Roles can never drift apart.
 {{- end }}
 
 {{- define "headwater.rbac.discoveryRules" -}}
-# kopf lists and watches CRDs to start serving Headwater's resources when their CRDs
-# appear or change (and to stop when they go), without an operator restart.
+# Cluster-wide mode only. kopf lists and watches CRDs to start serving Headwater's
+# resources when their CRDs appear or change, without a restart (kopf 1.45
+# _core/reactor/observation.py resource_observer; runner.build_settings leaves kopf's
+# scanning on only cluster-wide). Namespaces are neither listed nor watched cluster-wide
+# (observation.py namespace_observer: only for namespace patterns in namespaced mode,
+# where scanning is off). API discovery (/apis/headwater.dev/v1alpha1) needs no rule:
+# the system:discovery ClusterRole grants it to every authenticated user.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
-# kopf lists and watches namespaces to start and stop per-namespace watchers as namespaces
-# come and go; read-only.
-- apiGroups: [""]
-  resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
 

@@ -104,10 +104,6 @@ def render_error(helm: str, tmp_path_factory: pytest.TempPathFactory) -> RenderE
 SCENARIOS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
-    "namespaced-no-discovery": {
-        "watchNamespaces": ["team-a"],
-        "rbac": {"clusterDiscovery": False},
-    },
     "ha-cluster-wide": {"replicas": 2},
     "ha-namespaced": {"replicas": 3, "watchNamespaces": ["team-a", "team-b"]},
     "monitoring": {
