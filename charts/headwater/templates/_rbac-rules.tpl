@@ -83,3 +83,24 @@ ClusterRole and the per-namespace Roles can never drift apart.
 {{- define "headwater.schedulerLeaseName" -}}
 {{- printf "%s-scheduler" .Values.peering.name }}
 {{- end }}
+
+{{- /*
+The user-facing roles (rbac-user-roles.yaml): what people and CI hold, never the operator.
+Status subresources are not granted: status is the operator's, as Kubernetes' own
+"edit" leaves `/status` to the system (bootstrap policy). docs/cli.md lists which
+command needs which.
+*/ -}}
+{{- define "headwater.rbac.viewRules" -}}
+# Read every Headwater object (`headwater get`, `describe`, `logs`; kubectl get/describe).
+- apiGroups: ["headwater.dev"]
+  resources: ["flows", "deployments", "schedules", "flowruns"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{- define "headwater.rbac.editRules" -}}
+# Write them (`headwater run`, `backfill`, `cancel`; kubectl apply/delete). Writing a Flow
+# or a Deployment defines pods: admission-policy.yaml also requires `create pods` for it.
+- apiGroups: ["headwater.dev"]
+  resources: ["flows", "deployments", "schedules", "flowruns"]
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
+{{- end }}

@@ -122,7 +122,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "everything-off": {
         "crds": {"install": False, "keep": False},
         "dashboard": {"enabled": False},
-        "rbac": {"create": False},
+        "rbac": {"create": False, "aggregateClusterRoles": False},
         "serviceAccount": {"create": False, "name": "platform-operator"},
     },
 }

@@ -183,7 +183,12 @@ def test_rbac_create_false_renders_no_rbac_and_uses_the_named_account(render: Re
             "serviceAccount": {"create": False, "name": "platform-operator"},
         }
     )
-    assert [m for m in manifests if m["kind"] in RBAC_KINDS] == []
+    # Only the users' roles are left (rbac.aggregateClusterRoles is separate).
+    assert [m["metadata"]["name"] for m in manifests if m["kind"] in RBAC_KINDS] == [
+        f"{RELEASE}-headwater-view", f"{RELEASE}-headwater-edit"]
+    assert [m for m in render({"rbac": {"create": False, "aggregateClusterRoles": False},
+                               "serviceAccount": {"create": False, "name": "x"}})
+            if m["kind"] in RBAC_KINDS] == []
     assert _of(manifests, "ServiceAccount") == []
     (deployment,) = _of(manifests, "Deployment")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "platform-operator"
