@@ -120,6 +120,7 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "network-policy-any-apiserver": {"networkPolicy": {"enabled": True}},
     "no-crds": {"crds": {"install": False, "keep": True}},
     "everything-off": {
+        "admissionPolicy": {"enabled": False},
         "crds": {"install": False, "keep": False},
         "dashboard": {"enabled": False},
         "rbac": {"create": False, "aggregateClusterRoles": False},
