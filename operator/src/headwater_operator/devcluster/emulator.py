@@ -130,6 +130,8 @@ class RequestRecord:
     code: int
     user_agent: str = ""
     """The client's ``User-Agent``: tells the operator's requests from a test's."""
+    group: str = ""
+    """The API group (``""`` for core): core ``events`` and ``events.k8s.io`` differ to RBAC."""
 
     @property
     def is_write(self) -> bool:
@@ -232,7 +234,7 @@ class _Handler(kmock.KubernetesScaffold):
                 recorded = True
                 self._emulator.requests.append(
                     RequestRecord(verb, resource, path.namespace, path.name, code,
-                                  user_agent))
+                                  user_agent, path.group))
 
         try:
             spec = self._emulator.store.resource(path.group, path.version, path.plural)
