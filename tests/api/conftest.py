@@ -142,7 +142,7 @@ def _patch_actors(patch: pytest.MonkeyPatch) -> None:
     async def audited_run_operator(**kwargs: Any) -> None:
         actor = Actor("operator", None if kwargs.get("clusterwide") else
                       tuple(kwargs.get("namespaces") or ()),
-                      peering=kwargs.get("peering") is not None)
+                      peering=kwargs.get("peering"))
         token = _ACTOR.set(actor)
         try:
             await run_operator(**kwargs)
@@ -177,7 +177,10 @@ def _patch_actors(patch: pytest.MonkeyPatch) -> None:
         if _ACTOR.get() is not None:  # inside the operator: already its actor
             await elect(self, work)
             return
-        token = _ACTOR.set(Actor("operator", (self.namespace,), peering=True))
+        # Run by a test without the operator: the chart names the Lease
+        # "<peering.name>-scheduler", so that is the peering name it implies.
+        token = _ACTOR.set(Actor("operator", (self.namespace,),
+                                 peering=self.name.removesuffix("-scheduler")))
         try:
             await elect(self, work)
         finally:

@@ -113,3 +113,19 @@ def _cli(*argv: str) -> int:
     args = build_parser().parse_args(list(argv))
     args.io = Io(out=io.StringIO(), err=io.StringIO(), now=lambda: datetime.now(UTC))
     return int(args.func(args))
+
+
+def test_a_peering_operators_lease_is_checked_by_its_peering_name(chart: Render) -> None:
+    actor = Actor("operator", ("default",), peering="hw")
+    own = [Call(actor, Request(verb, "coordination.k8s.io", "leases", namespace="default",
+                               name="hw-scheduler")) for verb in ("get", "patch")]
+    assert ungranted([*own, Call(actor, Request("create", "coordination.k8s.io", "leases",
+                                                namespace="default"))], chart) == []
+    # Another Lease name is not the operator's to touch; nor is a second namespace.
+    other = Call(actor, Request("get", "coordination.k8s.io", "leases", namespace="default",
+                                name="headwater-scheduler"))
+    assert len(ungranted([other], chart)) == 2  # refused in both install modes
+    elsewhere = Call(actor, Request("get", "coordination.k8s.io", "leases",
+                                    namespace="kube-system", name="hw-scheduler"))
+    with pytest.raises(AssertionError, match="Leases in several namespaces"):
+        ungranted([*own, elsewhere], chart)

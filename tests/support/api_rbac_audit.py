@@ -10,8 +10,8 @@ emulator's request log feeds an :class:`Observed` set, and at the end of the ses
   both install modes (cluster-wide: the ClusterRole; namespaced: Roles in the watched
   namespaces and whatever is cluster-scoped), a cluster-wide one against the
   cluster-wide install; with peering (``replicas > 1``) the chart is rendered with two
-  replicas and its release namespace where the operator keeps its Lease (the chart's
-  ``POD_NAMESPACE``);
+  replicas, the operator's ``peering.name``, and its release namespace where the
+  operator keeps its Lease (the chart's ``POD_NAMESPACE``);
 * the CLI, as a user holding Kubernetes' ``view`` or ``edit`` in the namespace (with the
   chart's aggregated roles): each command must work with the role docs/cli.md names.
 
@@ -57,8 +57,9 @@ class Actor:
     """``operator`` or ``cli``."""
     namespaces: tuple[str, ...] | None = None
     """The operator's watched namespaces; None when it watches the whole cluster."""
-    peering: bool = False
-    """The operator runs with kopf peering (the chart's ``replicas > 1``)."""
+    peering: str | None = None
+    """The operator's kopf peering name (the chart's ``replicas > 1`` and
+    ``peering.name``, which also names its Lease ``<name>-scheduler``); None standalone."""
     command: str = ""
     """The CLI command (``run``, ``get``, ...)."""
 
@@ -67,7 +68,8 @@ class Actor:
             return f"`headwater {self.command}`"
         scope = ("cluster-wide" if self.namespaces is None
                  else f"watching {', '.join(self.namespaces)}")
-        return f"the operator ({scope}, {'peering' if self.peering else 'standalone'})"
+        mode = f"peering {self.peering}" if self.peering is not None else "standalone"
+        return f"the operator ({scope}, {mode})"
 
 
 class Actors:
@@ -150,7 +152,8 @@ def _operator_installs(actor: Actor, calls: Sequence[Call]
     if len(lease_namespaces) > 1:
         raise AssertionError(f"{actor} used Leases in several namespaces: {lease_namespaces}")
     release_namespace = next(iter(lease_namespaces), DEFAULT_RELEASE_NAMESPACE)
-    replicas: dict[str, Any] = {"replicas": 2} if actor.peering else {}
+    replicas: dict[str, Any] = ({"replicas": 2, "peering": {"name": actor.peering}}
+                                if actor.peering is not None else {})
     installs = [("cluster-wide install", {**replicas}, release_namespace)]
     if actor.namespaces is not None:
         installs.append((f"namespaced install (watchNamespaces={list(actor.namespaces)})",
