@@ -29,14 +29,15 @@ need kubectl "https://kubernetes.io/docs/tasks/tools/"
 helm="$(bash scripts/install-helm.sh | tail -n 1)"
 
 echo "== images"
+# Each build's context holds exactly what its Dockerfile copies (checked by
+# tests/unit/chart/test_images.py): the repository root, filtered by .dockerignore to
+# sdk/ and operator/, for the operator and runtime images; examples/, filtered by
+# examples/.dockerignore to flows/, for the examples image (the runtime image plus the
+# example flows, so their entrypoints resolve; never part of the operator image).
 docker build -t "$operator_image" -f Dockerfile .
 docker build -t "$runtime_image" -f images/runtime/Dockerfile .
-# The runtime image plus the example flows, laid out so the examples' entrypoints
-# (examples/flows/hello.py:hello, ...) resolve from the image's working directory.
-docker build -t "$examples_image" -f - . <<DOCKERFILE
-FROM $runtime_image
-COPY --chown=65532:65532 examples/flows/ /opt/flows/examples/flows/
-DOCKERFILE
+docker build -t "$examples_image" --build-arg RUNTIME_IMAGE="$runtime_image" \
+    -f examples/Dockerfile examples
 
 if [ "${SKIP_KIND:-0}" != 1 ]; then
     echo "== kind cluster $cluster"

@@ -43,25 +43,45 @@ Fixtures:
     or the last ``api_writes.reset()``: ``api_writes.count()``,
     ``api_writes.count(verb="patch", resource="flowruns/status")``,
     ``api_writes.counter()`` (by verb, resource, code).
+``rbac_audit``
+    Session-wide and automatic: every request the operator and the CLI send is recorded
+    (:class:`api_rbac_audit.Observed`), and when the session ends the run fails with the
+    list of calls the Helm chart's rendered RBAC would refuse (tests/support/
+    api_rbac_audit.py). Requests are told apart by ``User-Agent``: while the operator
+    runs (``runner.run_operator``, a ``LeaderElection``) or a CLI command runs
+    (``cli.parsers.guarded``), a context variable names the actor, ``kube.api_client()``
+    hands out a copy of the configured client carrying that actor's agent, and kopf's
+    session gets it per request (``runner.request_counter``). The test harness's own
+    requests (the ``kube`` fixture, the kubelet stand-in) carry the default agent and
+    are not audited.
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextvars
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import threading
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+import aiohttp
+import kubernetes.client
 import kubernetes.config.kube_config
 import owner_references_admission
 import pytest
+from api_rbac_audit import Actor, Actors, Observed, failure_report, request_of, ungranted
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestLog
+from headwater_operator import runner
+from headwater_operator.cli import parsers
+from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestLog, RequestRecord
 from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.harness import wait_for as _wait_for
 from headwater_operator.devcluster.kubelet import Kubelet
+from headwater_operator.leader import LeaderElection
+from k8s_rbac import Manifest, helm_binary, render_chart
 
 WaitFor = type(_wait_for)
 
@@ -74,6 +94,140 @@ def emulator_clock() -> Callable[[], datetime] | None:
     fixture so stored objects agree with that clock.
     """
     return None
+
+
+# --- the RBAC audit ---------------------------------------------------------------------
+_ACTOR: contextvars.ContextVar[Actor | None] = contextvars.ContextVar(
+    "headwater_api_suite_actor", default=None)
+ACTORS = Actors()
+OBSERVED = Observed(ACTORS)
+
+
+class ActorClients:
+    """``kube.api_client()`` for the audit: the configured client for the harness, and
+    for an actor a copy of it whose requests carry the actor's ``User-Agent``."""
+
+    def __init__(self, original: Callable[[], kubernetes.client.ApiClient]) -> None:
+        self.original = original
+        self._copies: dict[tuple[int, str], tuple[Any, kubernetes.client.ApiClient]] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self) -> kubernetes.client.ApiClient:
+        base = self.original()
+        actor = _ACTOR.get()
+        if actor is None:
+            return base
+        agent = ACTORS.agent(actor)
+        with self._lock:
+            found = self._copies.get((id(base), agent))
+            if found is None or found[0] is not base:
+                copy = kubernetes.client.ApiClient(base.configuration)
+                copy.user_agent = agent
+                found = self._copies[(id(base), agent)] = (base, copy)
+        return found[1]
+
+    def close(self) -> None:
+        """Close every copy (their sessions too); call when no operator runs."""
+        with self._lock:
+            copies, self._copies = list(self._copies.values()), {}
+        for _, copy in copies:
+            kube_module.close_transports(copy)
+            copy.close()  # type: ignore[no-untyped-call]
+
+
+ACTOR_CLIENTS = ActorClients(kube_module.api_client)
+
+
+def _patch_actors(patch: pytest.MonkeyPatch) -> None:
+    """Name the actor while the operator or a CLI command runs, and record requests."""
+    run_operator, request_counter = runner.run_operator, runner.request_counter
+    guarded, elect, append = parsers.guarded, LeaderElection.run, RequestLog.append
+
+    async def audited_run_operator(**kwargs: Any) -> None:
+        actor = Actor("operator", None if kwargs.get("clusterwide") else
+                      tuple(kwargs.get("namespaces") or ()),
+                      peering=kwargs.get("peering"))
+        token = _ACTOR.set(actor)
+        try:
+            await run_operator(**kwargs)
+        finally:
+            _ACTOR.reset(token)
+
+    def audited_request_counter() -> aiohttp.TraceConfig:
+        trace = request_counter()
+
+        async def tag(_session: Any, _context: Any,
+                      params: aiohttp.TraceRequestStartParams) -> None:
+            actor = _ACTOR.get()
+            if actor is not None:
+                params.headers["User-Agent"] = ACTORS.agent(actor)
+
+        trace.on_request_start.append(tag)
+        return trace
+
+    def audited_guarded(name: str, handler: Any, *args: Any, **kwargs: Any) -> Any:
+        run = guarded(name, handler, *args, **kwargs)
+
+        def tagged(namespace: Any) -> int:
+            token = _ACTOR.set(Actor("cli", command=name))
+            try:
+                return int(run(namespace))
+            finally:
+                _ACTOR.reset(token)
+
+        return tagged
+
+    async def audited_elect(self: LeaderElection, work: Callable[[], Awaitable[None]]) -> None:
+        if _ACTOR.get() is not None:  # inside the operator: already its actor
+            await elect(self, work)
+            return
+        # Run by a test without the operator: the chart names the Lease
+        # "<peering.name>-scheduler", so that is the peering name it implies.
+        token = _ACTOR.set(Actor("operator", (self.namespace,),
+                                 peering=self.name.removesuffix("-scheduler")))
+        try:
+            await elect(self, work)
+        finally:
+            _ACTOR.reset(token)
+
+    def audited_append(self: RequestLog, record: RequestRecord) -> None:
+        append(self, record)
+        OBSERVED.record(record.user_agent, request_of(
+            record.verb, record.group, record.resource, record.namespace, record.name))
+
+    patch.setattr(kube_module, "api_client", ACTOR_CLIENTS)
+    patch.setattr(runner, "run_operator", audited_run_operator)
+    patch.setattr(runner, "request_counter", audited_request_counter)
+    patch.setattr(parsers, "guarded", audited_guarded)
+    patch.setattr(LeaderElection, "run", audited_elect)
+    patch.setattr(RequestLog, "append", audited_append)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def rbac_audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
+    """Record the operator's and the CLI's calls; at the end, fail on any the chart's
+    RBAC would refuse (see the module docstring)."""
+    with pytest.MonkeyPatch.context() as patch:
+        _patch_actors(patch)
+        yield OBSERVED
+    ACTOR_CLIENTS.close()
+    observed_file = tmp_path_factory.getbasetemp() / "rbac-audit.json"
+    OBSERVED.write(observed_file)
+    calls = OBSERVED.snapshot()
+    if not calls:
+        return
+    helm = helm_binary()
+    cache: dict[str, list[Manifest]] = {}
+
+    def render(values: Mapping[str, Any], release_namespace: str) -> list[Manifest]:
+        key = repr((sorted(values.items()), release_namespace))
+        if key not in cache:
+            cache[key] = render_chart(helm, values, namespace=release_namespace)
+        return cache[key]
+
+    refused = ungranted(calls, render)
+    if refused:
+        pytest.fail(failure_report(refused, observed_file), pytrace=False)
 
 
 @pytest.fixture
@@ -91,6 +245,7 @@ def emulator(monkeypatch: pytest.MonkeyPatch,
         try:
             yield api
         finally:
+            ACTOR_CLIENTS.close()
             kube_module.close()
 
 

@@ -54,6 +54,34 @@ def example_docs(folder: str, image: str) -> list[dict[str, Any]]:
     return docs
 
 
+EXAMPLE_FOLDERS = ("quickstart", "pipeline", "assets")
+INTERVAL_SCHEDULE = "hello-every-10s"
+
+
+def completion_docs(image: str) -> list[dict[str, Any]]:
+    """What the run-to-completion test applies: the examples without their Schedules.
+
+    A Schedule's runs would share the examples' Deployments, keep hello's one-at-a-time
+    slot busy, and let history pruning (``successfulRunsLimit``) delete the very runs
+    the test waits for.
+    """
+    return [doc for folder in EXAMPLE_FOLDERS for doc in example_docs(folder, image)
+            if doc["kind"] != "Schedule"]
+
+
+def interval_schedule_docs(image: str, suffix: str) -> list[dict[str, Any]]:
+    """The quickstart's interval Schedule on a Deployment of its own (``-<suffix>``), so
+    that its runs, and their pruning, touch no run another test waits for."""
+    docs = example_docs("quickstart", image)
+    flow = next(d for d in docs if d["kind"] == "Flow")
+    deployment = next(d for d in docs if d["kind"] == "Deployment")
+    schedule = next(d for d in docs if d["metadata"].get("name") == INTERVAL_SCHEDULE)
+    deployment["metadata"]["name"] = f"{deployment['metadata']['name']}-{suffix}"
+    schedule["metadata"]["name"] = f"{INTERVAL_SCHEDULE}-{suffix}"
+    schedule["spec"]["deploymentRef"]["name"] = deployment["metadata"]["name"]
+    return [flow, deployment, schedule]
+
+
 def apply_docs(kubectl: Kubectl, docs: list[dict[str, Any]]) -> list[str]:
     """``apply`` named objects, ``create`` generateName ones; the FlowRun names created."""
     named = [d for d in docs if d["metadata"].get("name")]

@@ -11,7 +11,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .headwater_e2e import Kubectl, apply_docs, example_docs, unique, wait_until
+from .headwater_e2e import (
+    Kubectl,
+    apply_docs,
+    completion_docs,
+    interval_schedule_docs,
+    unique,
+    wait_until,
+)
 
 TERMINAL = {"Completed", "Failed", "Crashed", "Cancelled"}
 
@@ -29,9 +36,7 @@ def _status(kubectl: Kubectl, name: str) -> dict[str, Any]:
 
 def test_examples_run_to_completion(kubectl: Kubectl, flow_image: str,
                                     timeout: float) -> None:
-    created = []
-    for folder in ("quickstart", "pipeline", "assets"):
-        created += apply_docs(kubectl, example_docs(folder, flow_image))
+    created = apply_docs(kubectl, completion_docs(flow_image))
     assert len(created) == 4, created  # hello, ingest window, two asset runs
 
     def all_done() -> list[str] | None:
@@ -49,19 +54,25 @@ def test_examples_run_to_completion(kubectl: Kubectl, flow_image: str,
 
 
 def test_interval_schedule_fires(kubectl: Kubectl, flow_image: str, timeout: float) -> None:
-    apply_docs(kubectl, example_docs("quickstart", flow_image))
+    docs = interval_schedule_docs(flow_image, unique("e2e"))
+    deployment_name, schedule_name = (d["metadata"]["name"] for d in docs[1:])
+    apply_docs(kubectl, docs)
 
     def fired() -> list[str]:
         return [r["metadata"]["name"] for r in kubectl.runs()
                 if (r["metadata"].get("labels") or {}).get("headwater.dev/schedule")
-                == "hello-every-10s" and (r.get("status") or {}).get("phase") == "Completed"]
+                == schedule_name and (r.get("status") or {}).get("phase") == "Completed"]
 
-    assert wait_until(fired, min(timeout, 120), "a Completed run of Schedule hello-every-10s")
-    schedule = kubectl.json("get", "schedules.headwater.dev", "hello-every-10s")
-    assert schedule["status"]["nextScheduleTime"]
-    # Stop it: later tests count runs and metrics, and it would fire forever.
-    kubectl("patch", "schedules.headwater.dev", "hello-every-10s", "--type", "merge",
-            "-p", '{"spec":{"suspend":true}}')
+    try:
+        assert wait_until(fired, min(timeout, 120), f"a Completed run of Schedule {schedule_name}")
+        status = kubectl.json("get", "schedules.headwater.dev", schedule_name)["status"]
+        assert status["nextScheduleTime"]
+    finally:
+        # It would fire forever; the Deployment goes with it (its runs are garbage).
+        kubectl("delete", "schedules.headwater.dev", schedule_name, "--wait=false",
+                check=False)
+        kubectl("delete", "deployments.headwater.dev", deployment_name, "--wait=false",
+                check=False)
 
 
 def test_cancel_a_running_run(kubectl: Kubectl, flow_image: str, timeout: float) -> None:

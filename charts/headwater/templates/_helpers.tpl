@@ -75,7 +75,17 @@ app.kubernetes.io/component: operator
 {{- if gt (int .Values.replicas) 1 }}true{{- end }}
 {{- end }}
 
-{{/* Metadata added to every CRD the chart renders. */}}
+{{/*
+True (non-empty) when kopf's peering CRDs are rendered: crds.kopfPeering "auto" renders
+them exactly when peering is used (replicas > 1); true and false force it either way
+(false: another kopf operator already installed them).
+*/}}
+{{- define "headwater.installPeeringCRDs" -}}
+{{- $mode := .Values.crds.kopfPeering }}
+{{- if and .Values.crds.install (or (eq (toString $mode) "true") (and (eq (toString $mode) "auto") (include "headwater.peering" .))) }}true{{- end }}
+{{- end }}
+
+{{/* Metadata added to every Headwater CRD the chart renders. */}}
 {{- define "headwater.crdAnnotations" -}}
 {{- if .Values.crds.keep -}}
 helm.sh/resource-policy: keep

@@ -53,15 +53,15 @@ ClusterRole and the per-namespace Roles can never drift apart.
 {{- end }}
 
 {{- define "headwater.rbac.discoveryRules" -}}
-# kopf lists and watches CRDs to start serving Headwater's resources when their CRDs
-# appear or change (and to stop when they go), without an operator restart.
+# Cluster-wide mode only. kopf lists and watches CRDs to start serving Headwater's
+# resources when their CRDs appear or change, without a restart (kopf 1.45
+# _core/reactor/observation.py resource_observer; runner.build_settings leaves kopf's
+# scanning on only cluster-wide). Namespaces are neither listed nor watched cluster-wide
+# (observation.py namespace_observer: only for namespace patterns in namespaced mode,
+# where scanning is off). API discovery (/apis/headwater.dev/v1alpha1) needs no rule:
+# the system:discovery ClusterRole grants it to every authenticated user.
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["list", "watch"]
-# kopf lists and watches namespaces to start and stop per-namespace watchers as namespaces
-# come and go; read-only.
-- apiGroups: [""]
-  resources: ["namespaces"]
   verbs: ["list", "watch"]
 {{- end }}
 
@@ -82,4 +82,25 @@ ClusterRole and the per-namespace Roles can never drift apart.
 {{/* The Schedule controller's Lease: the operator names it "<peering name>-scheduler". */}}
 {{- define "headwater.schedulerLeaseName" -}}
 {{- printf "%s-scheduler" .Values.peering.name }}
+{{- end }}
+
+{{- /*
+The user-facing roles (rbac-user-roles.yaml): what people and CI hold, never the operator.
+Status subresources are not granted: status is the operator's, as Kubernetes' own
+"edit" leaves `/status` to the system (bootstrap policy). docs/cli.md lists which
+command needs which.
+*/ -}}
+{{- define "headwater.rbac.viewRules" -}}
+# Read every Headwater object (`headwater get`, `describe`, `logs`; kubectl get/describe).
+- apiGroups: ["headwater.dev"]
+  resources: ["flows", "deployments", "schedules", "flowruns"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+
+{{- define "headwater.rbac.editRules" -}}
+# Write them (`headwater run`, `backfill`, `cancel`; kubectl apply/delete). Writing a Flow
+# or a Deployment defines pods: admission-policy.yaml also requires `create pods` for it.
+- apiGroups: ["headwater.dev"]
+  resources: ["flows", "deployments", "schedules", "flowruns"]
+  verbs: ["create", "update", "patch", "delete", "deletecollection"]
 {{- end }}

@@ -104,10 +104,6 @@ def render_error(helm: str, tmp_path_factory: pytest.TempPathFactory) -> RenderE
 SCENARIOS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
-    "namespaced-no-discovery": {
-        "watchNamespaces": ["team-a"],
-        "rbac": {"clusterDiscovery": False},
-    },
     "ha-cluster-wide": {"replicas": 2},
     "ha-namespaced": {"replicas": 3, "watchNamespaces": ["team-a", "team-b"]},
     "monitoring": {
@@ -124,9 +120,10 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "network-policy-any-apiserver": {"networkPolicy": {"enabled": True}},
     "no-crds": {"crds": {"install": False, "keep": True}},
     "everything-off": {
+        "admissionPolicy": {"enabled": False},
         "crds": {"install": False, "keep": False},
         "dashboard": {"enabled": False},
-        "rbac": {"create": False},
+        "rbac": {"create": False, "aggregateClusterRoles": False},
         "serviceAccount": {"create": False, "name": "platform-operator"},
     },
 }

@@ -22,9 +22,11 @@ WORKLOAD_GRANTS: Grants = {
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }
+# Cluster-wide only: kopf watches CRDs when its scanning is on (runner.build_settings turns
+# it off in namespaced mode), and never lists namespaces cluster-wide (kopf 1.45
+# _core/reactor/observation.py namespace_observer, resource_observer).
 DISCOVERY_GRANTS: Grants = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
-    ("", "namespaces"): {"list", "watch"},
 }
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
 
@@ -63,7 +65,8 @@ def test_rbac_never_grants_secrets_or_pod_exec(
 
 def test_cluster_wide_install_grants_exactly_what_the_operator_needs(render: Render) -> None:
     manifests = render()
-    (role,) = _of(manifests, "ClusterRole")
+    (role,) = [r for r in _of(manifests, "ClusterRole")
+               if r["metadata"]["name"] in _operator_cluster_roles(manifests)]
     assert _grants(role) == WORKLOAD_GRANTS | DISCOVERY_GRANTS
     (binding,) = _of(manifests, "ClusterRoleBinding")
     assert binding["roleRef"] == {
@@ -79,7 +82,9 @@ def test_cluster_wide_install_grants_exactly_what_the_operator_needs(render: Ren
 
 
 def test_peering_rights_come_only_with_more_than_one_replica(render: Render) -> None:
-    (role,) = _of(render({"replicas": 2}), "ClusterRole")
+    ha = render({"replicas": 2})
+    (role,) = [r for r in _of(ha, "ClusterRole")
+               if r["metadata"]["name"] in _operator_cluster_roles(ha)]
     assert _grants(role)[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
     assert ("kopf.dev", "kopfpeerings") not in _grants(role)
     namespaced_roles = [role for role in
@@ -150,16 +155,25 @@ def test_namespaced_install_grants_only_inside_the_watched_namespaces(render: Re
         assert binding["roleRef"]["kind"] == "Role"
         # The ServiceAccount lives in the release namespace, not the watched one.
         assert binding["subjects"][0]["namespace"] == NAMESPACE
-    # The only cluster-scoped grant left is read access for kopf's discovery.
-    (cluster_role,) = _of(manifests, "ClusterRole")
-    assert _grants(cluster_role) == DISCOVERY_GRANTS
+    # Nothing cluster-scoped: kopf's scanning is off in namespaced mode, and API
+    # discovery is every authenticated user's (the system:discovery ClusterRole).
+    assert _operator_cluster_roles(manifests) == []
 
 
-def test_namespaced_install_without_discovery_has_no_cluster_scoped_rbac(render: Render) -> None:
-    manifests = render({"watchNamespaces": ["team-a"], "rbac": {"clusterDiscovery": False}})
-    assert _of(manifests, "ClusterRole") == []
-    assert _of(manifests, "ClusterRoleBinding") == []
-    assert len(_of(manifests, "Role")) == 1
+def _operator_cluster_roles(manifests: list[Manifest]) -> list[str]:
+    """Names of the ClusterRoles some ClusterRoleBinding grants the operator's account."""
+    (sa,) = _of(manifests, "ServiceAccount")
+    account = {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
+    return [binding["roleRef"]["name"] for binding in _of(manifests, "ClusterRoleBinding")
+            if account in binding["subjects"]]
+
+
+def test_namespaced_install_binds_no_cluster_role_to_the_operator(render: Render) -> None:
+    for values in ({"watchNamespaces": ["team-a"]},
+                   {"watchNamespaces": ["team-a", "team-b"], "replicas": 2}):
+        manifests = render(values)
+        assert _operator_cluster_roles(manifests) == [], values
+        assert _of(manifests, "ClusterRoleBinding") == [], values
 
 
 def test_rbac_create_false_renders_no_rbac_and_uses_the_named_account(render: Render) -> None:
@@ -169,7 +183,12 @@ def test_rbac_create_false_renders_no_rbac_and_uses_the_named_account(render: Re
             "serviceAccount": {"create": False, "name": "platform-operator"},
         }
     )
-    assert [m for m in manifests if m["kind"] in RBAC_KINDS] == []
+    # Only the users' roles are left (rbac.aggregateClusterRoles is separate).
+    assert [m["metadata"]["name"] for m in manifests if m["kind"] in RBAC_KINDS] == [
+        f"{RELEASE}-headwater-view", f"{RELEASE}-headwater-edit"]
+    assert [m for m in render({"rbac": {"create": False, "aggregateClusterRoles": False},
+                               "serviceAccount": {"create": False, "name": "x"}})
+            if m["kind"] in RBAC_KINDS] == []
     assert _of(manifests, "ServiceAccount") == []
     (deployment,) = _of(manifests, "Deployment")
     assert deployment["spec"]["template"]["spec"]["serviceAccountName"] == "platform-operator"
