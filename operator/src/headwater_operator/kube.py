@@ -857,6 +857,14 @@ class Kube:
                                               body=resource.with_type_meta(body))
         return result
 
+    async def create_subresource(self, resource: Resource, name: str, subresource: str,
+                                 body: Mapping[str, Any], *,
+                                 namespace: str | None = None) -> JsonObject:
+        """POST to an object's subresource (``pods/<name>/binding``)."""
+        result: JsonObject = await self._json(
+            "create", "POST", resource.path(namespace, name, subresource), body=dict(body))
+        return result
+
     async def get(self, resource: Resource, name: str, *,
                   namespace: str | None = None) -> JsonObject:
         """See :meth:`SyncKube.get`."""

@@ -191,3 +191,20 @@ def test_headwater_crds_pass() -> None:
             s = copy.deepcopy(version["schema"]["openAPIV3Schema"])
             where = f"spec.versions[{i}].schema.openAPIV3Schema"
             assert schema_rule_errors(s, where) == [], path.name
+
+
+def test_a_root_rule_compiles_beside_a_map_of_scalars() -> None:
+    # The root type holds every field, maps included (FlowRun's status.taskRuns): its
+    # protobuf form must declare the map entry as protobuf names it, and keep properties
+    # whose camel-cased names coincide apart, or nothing compiles.
+    schema = {
+        "type": "object",
+        "x-kubernetes-validations": [{"rule": "self.metadata.name.size() <= 233"}],
+        "properties": {
+            "metadata": {"type": "object"},
+            "status": {"type": "object", "properties": {
+                "taskRuns": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "a_b": {"type": "string"}, "aB": {"type": "string"}}},
+        },
+    }
+    assert schema_rule_errors(schema, "spec.validation.openAPIV3Schema") == []

@@ -47,7 +47,9 @@ SERVER_VERSION: JsonObject = {
 
 RESOURCE_VERBS = ("create", "delete", "deletecollection", "get", "list", "patch", "update",
                   "watch")
-_SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "log": ("get",)}
+_SUBRESOURCE_VERBS = {"status": ("get", "patch", "update"), "log": ("get",),
+                      "binding": ("create",)}
+_SUBRESOURCE_KINDS = {"binding": "Binding"}
 _VERSION_RE = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
 
 
@@ -114,7 +116,8 @@ def _resource_entries(spec: ResourceSpec) -> list[JsonObject]:
     entries = [main]
     for sub in spec.subresources:
         entries.append({"name": f"{spec.plural}/{sub}", "singularName": "",
-                        "namespaced": spec.namespaced, "kind": spec.kind,
+                        "namespaced": spec.namespaced,
+                        "kind": _SUBRESOURCE_KINDS.get(sub, spec.kind),
                         "verbs": list(_SUBRESOURCE_VERBS.get(sub, ("get",)))})
     return entries
 

@@ -654,6 +654,8 @@ class Emulator:
                     now=store.now()))
             return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
                                    "metadata": list_meta, "items": items})
+        if verb == "create" and path.subresource == "binding" and spec.key == ("", "v1", "pods"):
+            return _json_response(store.bind_pod(spec, ns, path.name or "", body), 201)
         if verb in ("create", "update", "patch"):
             options = write_options(verb, params)
             options.patch = verb == "patch"

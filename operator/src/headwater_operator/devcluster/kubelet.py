@@ -2,7 +2,7 @@
 
 No container runs. Each helper writes, through the API like a kubelet does (status
 subresource), the status :mod:`.podstatus` builds for that situation; the scheduler's
-binding (``spec.nodeName``) and what the control plane does to the pods of a lost node
+binding (``pods/binding``, which sets ``spec.nodeName``) and what the control plane does to the pods of a lost node
 (node lifecycle controller, taint eviction, pod GC) are emulated too::
 
     pod = await kubelet.wait_for_pod("app.kubernetes.io/managed-by=headwater")
@@ -139,8 +139,10 @@ class Kubelet:
     async def schedule(self, pod: PodRef) -> JsonObject:
         """Bind the pod to the node (as the scheduler) and start creating its container."""
         name, namespace = self._ref(pod)
-        await self.kube.patch(kube.PODS, name, {"spec": {"nodeName": self.node}},
-                              namespace=namespace)
+        await self.kube.create_subresource(kube.PODS, name, "binding", {
+            "apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+            "target": {"apiVersion": "v1", "kind": "Node", "name": self.node}},
+            namespace=namespace)
         container, image = await self._container(pod)
         return await self.report(pod, podstatus.scheduled(self.clock(), container=container,
                                                           image=image))

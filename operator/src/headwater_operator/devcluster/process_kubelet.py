@@ -218,7 +218,8 @@ def pod_key(pod: Mapping[str, Any]) -> tuple[str, str]:
 
 # --- the API, as the kubelet uses it ---------------------------------------------------
 class PodApi:
-    """The four pod calls a kubelet makes, over plain HTTP to the (emulated) API server."""
+    """The pod calls a scheduler and a kubelet make, over plain HTTP to the (emulated) API
+    server."""
 
     def __init__(self, server: str, session: aiohttp.ClientSession) -> None:
         self.server = server.rstrip("/")
@@ -249,6 +250,19 @@ class PodApi:
             response.raise_for_status()
             result: JsonObject = await response.json()
             return result
+
+    async def bind(self, namespace: str, name: str, node: str) -> bool:
+        """Assign the pod to ``node`` as the scheduler does, through ``pods/binding`` (a
+        pod's ``spec.nodeName`` cannot be updated); False when the pod is gone, being
+        deleted or already bound elsewhere."""
+        binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        async with self.session.post(self._url(namespace, name, "binding"),
+                                     json=binding) as response:
+            if response.status in (404, 409):
+                return False
+            response.raise_for_status()
+            return True
 
     async def report(self, namespace: str, name: str, status: JsonObject) -> JsonObject | None:
         """Write the pod's complete status (the kubelet owns it); None when gone."""
@@ -380,8 +394,9 @@ class ProcessKubelet:
         names = {"container": str(container.get("name") or podstatus.DEFAULT_CONTAINER),
                  "image": str(container.get("image") or podstatus.DEFAULT_IMAGE)}
         finalizers = [*((pod.get("metadata") or {}).get("finalizers") or []), FINALIZER]
-        bound = await self._api.patch(namespace, name, {
-            "metadata": {"finalizers": finalizers}, "spec": {"nodeName": self.node}})
+        if not await self._api.bind(namespace, name, self.node):
+            return
+        bound = await self._api.patch(namespace, name, {"metadata": {"finalizers": finalizers}})
         if bound is None or (bound.get("metadata") or {}).get("deletionTimestamp"):
             return
         self.warn(f"image {names['image']} is ignored: the sandbox runs the flow code of "

@@ -64,6 +64,8 @@ from headwater_operator import selectors, strategicmerge
 from headwater_operator.devcluster.apierrors import ApiError
 from headwater_operator.devcluster.fielderrors import GoText, invalid_error, raise_if_invalid
 from headwater_operator.devcluster.fielderrors import invalid as fe_invalid
+from headwater_operator.devcluster.fielderrors import not_supported as fe_not_supported
+from headwater_operator.devcluster.fielderrors import required as fe_required
 from headwater_operator.devcluster.resources import ResourceSpec
 from headwater_operator.devcluster.strategies import Strategy, Subresource, WriteOptions
 from headwater_operator.devcluster.strategies import strategy_for as builtin_strategy_for
@@ -546,6 +548,55 @@ class ObjectStore:
             view["metadata"].setdefault("deletionGracePeriodSeconds",
                                         options.grace_period_seconds or 0)
         return view
+
+    @_locked
+    def bind_pod(self, spec: ResourceSpec, namespace: str | None, name: str,
+                 binding: Any) -> JsonObject:
+        """POST ``pods/<name>/binding``: the scheduler assigns a pod to a node.
+
+        As ``pkg/registry/core/pod/storage`` ``BindingREST.Create``: the Binding's name
+        must be the pod's, its target a Node (``ValidatePodBinding``); a pod already on a
+        node or being deleted is a 409 Conflict on ``pods/binding``. The pod gets
+        ``spec.nodeName``, the Binding's annotations and ``PodScheduled=True``; the answer
+        is a ``Success`` Status (``spec.nodeName`` cannot be changed by an update).
+        """
+        if not isinstance(binding, Mapping):
+            raise ApiError(400, "BadRequest", "the body of a Binding must be a JSON object")
+        meta = binding.get("metadata") or {}
+        if meta.get("name") != name:
+            raise ApiError(400, "BadRequest", "name in URL does not match name in Binding object")
+        target = binding.get("target") or {}
+        errors = []
+        if target.get("kind") and target.get("kind") != "Node":
+            errors.append(fe_not_supported("target.kind", target["kind"], ["Node", "<empty>"]))
+        if not target.get("name"):
+            errors.append(fe_required("target.name"))
+        raise_if_invalid("Binding", "", name, errors)
+        current = self._stored(spec, namespace, name)
+        pod_name = current["metadata"]["name"]
+        problem = None
+        if current["metadata"].get("deletionTimestamp"):
+            problem = f"pod {pod_name} is being deleted, cannot be assigned to a host"
+        elif (current.get("spec") or {}).get("nodeName"):
+            problem = (f"pod {pod_name} is already assigned to node "
+                       f'"{current["spec"]["nodeName"]}"')
+        if problem:
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding '
+                                            f'"{name}": {problem}',
+                           {"name": name, "kind": "pods/binding"})
+        bound = copy.deepcopy(current)
+        bound["spec"]["nodeName"] = target["name"]
+        if meta.get("annotations"):
+            bound["metadata"]["annotations"] = {**(bound["metadata"].get("annotations") or {}),
+                                                **meta["annotations"]}
+        status = bound.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or [] if c.get("type") != "PodScheduled"]
+        status["conditions"] = [*conditions, {"type": "PodScheduled", "status": "True",
+                                              "lastProbeTime": None,
+                                              "lastTransitionTime": format_time(self._clock())}]
+        self._store(spec, bound, "MODIFIED", previous=current)
+        return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                "code": 201}
 
     @_locked
     def mark_deleting(

@@ -280,6 +280,22 @@ def descriptor_pool(root: Decl) -> tuple[ProtoTypes, str]:
     return ProtoTypes(pool, builder.display_names), signature
 
 
+def _camel_case(name: str) -> str:
+    """protobuf's ``ToCamelCase(name, lower_first=false)``: underscores dropped, the next
+    character and the first upper-cased."""
+    out: list[str] = []
+    upper_next = True
+    for char in name:
+        if char == "_":
+            upper_next = True
+        elif upper_next:
+            out.append(char.upper())
+            upper_next = False
+        else:
+            out.append(char)
+    return "".join(out)
+
+
 class _Builder:
     def __init__(self, file_proto: descriptor_pb2.FileDescriptorProto) -> None:
         self.file = file_proto
@@ -315,7 +331,7 @@ class _Builder:
             label, target = _F.LABEL_REPEATED, decl.elem
             if target.kind in ("list", "map"):
                 # A repeated field cannot hold lists or maps: see the module docstring.
-                message.field.add(name=name, number=number, label=label,
+                message.field.add(name=name, json_name=name, number=number, label=label,
                                   type=_F.TYPE_MESSAGE,
                                   type_name=".google.protobuf." + (
                                       "ListValue" if target.kind == "list" else "Struct"))
@@ -323,12 +339,15 @@ class _Builder:
         elif decl.kind == "map" and decl.elem is not None:
             self.add_map_field(message, full, name, number, decl.elem)
             return
-        entry = message.field.add(name=name, number=number, label=label)
+        # json_name set to the name itself: protobuf's default (lowerCamelCase) would make
+        # properties such as "a_b" and "aB", both valid in a schema, collide.
+        entry = message.field.add(name=name, json_name=name, number=number, label=label)
         self.set_type(entry, target)
 
     def add_map_field(self, message: descriptor_pb2.DescriptorProto, full: str, name: str,
                       number: int, elem: Decl) -> None:
-        entry_name = f"F{number}Entry"
+        # protobuf's ValidateMapEntry: the entry is named ToCamelCase(field) + "Entry".
+        entry_name = _camel_case(name) + "Entry"
         entry = message.nested_type.add(name=entry_name)
         entry.options.map_entry = True
         entry.field.add(name="key", number=1, type=_F.TYPE_STRING, label=_F.LABEL_OPTIONAL)
@@ -339,7 +358,7 @@ class _Builder:
                                                      else "Struct")
         else:
             self.set_type(value, elem)
-        message.field.add(name=name, number=number, label=_F.LABEL_REPEATED,
+        message.field.add(name=name, json_name=name, number=number, label=_F.LABEL_REPEATED,
                           type=_F.TYPE_MESSAGE, type_name=f".{full}.{entry_name}")
 
     def set_type(self, entry: descriptor_pb2.FieldDescriptorProto, decl: Decl) -> None:
