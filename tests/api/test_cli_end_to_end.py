@@ -175,7 +175,8 @@ async def test_logs_read_the_flow_container_next_to_an_injected_sidecar(
     # API server then refuses a log request that names no container (400), and the CLI
     # showed nothing at all. It must ask for the flow container by name.
     def inject_sidecar(verb: str, spec: Any, path: Any, body: Any) -> None:
-        if verb == "create" and spec.plural == "pods":
+        # The webhook's rule matches pods, not their subresources (pods/binding).
+        if verb == "create" and spec.plural == "pods" and path.subresource is None:
             body["spec"]["containers"].append(
                 {"name": "istio-proxy", "image": "docker.io/istio/proxyv2:1.24.0"})
 

@@ -170,10 +170,10 @@ async def test_a_successful_run_costs_a_small_fixed_number_of_writes(
 
     writes = api_writes.counter()
     # What the test itself and the kubelet stand-in wrote is not the operator's cost
-    # (the stand-in binds the pod to its node with a patch of spec.nodeName).
+    # (the stand-in binds the pod to its node through pods/binding, as the scheduler).
     test_side = Counter({key: n for key, n in writes.items()
-                         if key[1] == "pods/status"
-                         or key[:2] in (("create", "flowruns"), ("patch", "pods"))})
+                         if key[1] in ("pods/status", "pods/binding")
+                         or key[:2] == ("create", "flowruns")})
     operator_writes = writes - test_side
     print(f"\noperator writes for one successful run: {sum(operator_writes.values())} "
           f"{dict(sorted(operator_writes.items()))}", file=sys.stderr)

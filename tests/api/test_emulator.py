@@ -394,6 +394,9 @@ async def test_list_serves_pages_with_limit_and_continue(
     emulator: BackgroundEmulator, session: aiohttp.ClientSession,
 ) -> None:
     spec = _configmaps(emulator, 5)
+    namespaces = emulator.emulator.store.resource("", "v1", "namespaces")
+    emulator.call(emulator.emulator.store.create, namespaces, None,
+                  {"metadata": {"name": "elsewhere"}})
     url = f"{emulator.url}/api/v1/namespaces/{NS}/configmaps"
     pages: list[list[str]] = []
     versions: list[str] = []

@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from typing import cast
 
@@ -24,6 +25,7 @@ from headwater_operator import kube as kube_module
 from headwater_operator import runner
 from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.devcluster.harness import OperatorHarness, wait_for
+from headwater_operator.devcluster.resources import headwater_crds
 
 
 def _registry(calls: list[str]) -> kopf.OperatorRegistry:
@@ -137,7 +139,7 @@ def test_main_passes_the_chart_flags_to_the_operator(
     assert seen["clusterwide"] is False
     assert seen["peering"] == "headwater"
     assert seen["standalone"] is False
-    assert seen["liveness_endpoint"] == "http://0.0.0.0:9001/healthz"
+    assert seen["health_port"] == 9001
     assert seen["metrics_port"] == 9002
     assert seen["frozen"] is True
     assert seen["config_error_grace_seconds"] == 60  # the default grace for missing Secrets
@@ -224,13 +226,13 @@ def test_operator_process_serves_health_and_metrics_and_stops_on_sigterm(
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz",
+                with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz",
                                             timeout=1) as response:
                     assert response.status == 200
                     break
             except OSError:
                 assert process.poll() is None, process.communicate()[0].decode()[-2000:]
-                assert time.monotonic() < deadline, "no /healthz within 60s"
+                assert time.monotonic() < deadline, "not ready (/readyz) within 60s"
                 time.sleep(0.1)
         with urllib.request.urlopen(f"http://127.0.0.1:{metrics}/metrics", timeout=5) as page:
             assert b"# TYPE" in page.read()
@@ -264,11 +266,11 @@ def test_operator_process_stops_once_on_repeated_signals_without_a_traceback(
         deadline = time.monotonic() + 60
         while True:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{health}/healthz", timeout=1):
+                with urllib.request.urlopen(f"http://127.0.0.1:{health}/readyz", timeout=1):
                     break
             except OSError:
                 assert process.poll() is None, process.communicate()[0].decode()[-2000:]
-                assert time.monotonic() < deadline, "no /healthz within 60s"
+                assert time.monotonic() < deadline, "not ready (/readyz) within 60s"
                 time.sleep(0.1)
         started = time.monotonic()
         # At once: the operator stops in a fraction of a second. Two different signals,
@@ -321,3 +323,57 @@ def test_empty_diff_base_reports_no_change_for_any_edit() -> None:
 
 async def _noop_handler(**_: object) -> None:
     return None
+
+
+def _probe(port: int, path: str) -> tuple[int, str]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()
+    except urllib.error.URLError:
+        return 0, ""  # not listening yet
+
+
+async def test_the_operator_waits_unready_until_its_crds_are_served_then_serves_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # crds.install=false or a GitOps wave: the CRDs come after the operator. In namespaced
+    # mode kopf resolves its resources once, so the operator must not start before them.
+    crds = kube_module.Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
+                                namespaced=False, kind="CustomResourceDefinition")
+    with BackgroundEmulator(crds=[]) as api:
+        monkeypatch.setenv("KUBECONFIG", str(api.kubeconfig_path))
+        kube_module.configure(str(api.kubeconfig_path))
+        kube = kube_module.get_client()
+        port = _free_port()
+        harness = OperatorHarness(namespaces=["default"], health_port=port,
+                                  crd_poll_seconds=0.1, startup_timeout=30)
+        starting = asyncio.create_task(harness.start())
+        try:
+            async def refused_readiness() -> bool:
+                # In a thread: the probe server runs on this very loop.
+                return (await asyncio.to_thread(_probe, port, "/readyz"))[0] == 503
+
+            await wait_for(refused_readiness, timeout=10)
+            code, text = await asyncio.to_thread(_probe, port, "/readyz")
+            assert (code, text) == (503, "not ready: the API server does not serve "
+                                         "flows.headwater.dev, deployments.headwater.dev, "
+                                         "schedules.headwater.dev, flowruns.headwater.dev: "
+                                         "install the CRDs (kubectl apply -f crds/, or the "
+                                         "chart with crds.install=true); the operator starts "
+                                         "once they are served")
+            assert (await asyncio.to_thread(_probe, port, "/healthz"))[0] == 200
+            await asyncio.sleep(0.5)
+            assert not starting.done()
+            for crd in headwater_crds():
+                await kube.create(crds, crd)
+            await starting
+            assert (await asyncio.to_thread(_probe, port, "/readyz")) == (200, "ok")
+            await _flow(kube, "after-crds")
+            await wait_for(lambda: ((api.object("flows", "after-crds") or {}).get("status")
+                                    or {}).get("conditions"), timeout=10)
+        finally:
+            starting.cancel()
+            await harness.stop()
+            kube_module.close()

@@ -9,8 +9,10 @@ The Helm chart passes exactly these flags::
 and ``--config-error-grace-seconds S`` can be added (``operator.extraArgs``): how long a
 run waits for a missing Secret or ConfigMap its pod needs (default 60).
 
-Liveness is served at ``http://0.0.0.0:<health-port>/healthz`` (kopf's probe endpoint),
-Prometheus metrics on ``<metrics-port>``. SIGTERM (what the kubelet sends when the pod is
+Probes are served on ``<health-port>`` (:mod:`headwater_operator.health`): ``/healthz``
+(alive) and ``/readyz`` (ready once the API server serves Headwater's CRDs and the
+operator has started; until then it waits, and says why), Prometheus metrics on
+``<metrics-port>``. SIGTERM (what the kubelet sends when the pod is
 deleted) or SIGINT stops the operator gracefully, within a second when nothing hangs,
 and it exits 0; a further signal while it stops is only logged
 (:mod:`headwater_operator.shutdown`).
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics-port", type=int, default=8080,
                         help="Prometheus metrics port (0 disables; default 8080)")
     parser.add_argument("--health-port", type=int, default=8081,
-                        help="liveness probe port, path /healthz (0 disables; default 8081)")
+                        help="probe port: /healthz (alive) and /readyz (serving) "
+                             "(0 disables; default 8081)")
     parser.add_argument("--peering", metavar="NAME", default=None,
                         help="join kopf peering NAME for HA replicas (e.g. headwater)")
     parser.add_argument("--standalone", action="store_true",
@@ -90,13 +93,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except kube.KubeError as exc:
         logging.getLogger("headwater_operator").error("%s", exc.message)
         return 2
-    liveness = (f"http://0.0.0.0:{args.health_port}/healthz" if args.health_port else None)
     runner.import_handlers()
     runner.freeze_startup_objects()
     asyncio.run(runner.run_operator(
         namespaces=args.namespace or None, clusterwide=args.all_namespaces,
         peering=args.peering, standalone=not args.peering,
-        liveness_endpoint=liveness, metrics_port=args.metrics_port or None,
+        health_port=args.health_port or None, metrics_port=args.metrics_port or None,
         config_error_grace_seconds=args.config_error_grace_seconds))
     return 0
 

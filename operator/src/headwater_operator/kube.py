@@ -849,6 +849,17 @@ class Kube:
         return await self._transport().request_json(
             verb, method, path, query=query, body=body, content_type=content_type)
 
+    async def served_resources(self, group: str, version: str) -> set[str]:
+        """The resources (plural names) the API server serves in ``group/version`` now,
+        from its discovery document; empty when it serves nothing there (404)."""
+        path = f"/apis/{group}/{version}" if group else f"/api/{version}"
+        try:
+            document = await self._json("get", "GET", path)
+        except NotFound:
+            return set()
+        return {str(entry.get("name")) for entry in (document or {}).get("resources") or ()
+                if "/" not in str(entry.get("name"))}
+
     async def create(self, resource: Resource, body: Mapping[str, Any], *,
                      namespace: str | None = None) -> JsonObject:
         """See :meth:`SyncKube.create`."""

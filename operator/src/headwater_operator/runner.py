@@ -18,7 +18,13 @@ Conventions applied by :func:`build_settings`, and why:
   (``app.kubernetes.io/managed-by=headwater``) keeps memory and traffic independent of
   unrelated pods in the cluster.
 * **Scanning disabled** when namespaces are given: a namespaced operator has no RBAC to
-  list namespaces or CRDs cluster-wide.
+  list namespaces or CRDs cluster-wide. kopf then resolves its resources once, at start,
+  so the operator starts kopf only once the API server serves all four Headwater kinds
+  (:func:`wait_for_crds`, from API discovery, which every authenticated user may read):
+  until then it is alive but not ready (``/readyz`` 503, :mod:`headwater_operator.health`)
+  and logs what it waits for, and nothing — the Schedule controller included — creates
+  runs that nothing would track. CRDs applied after the operator (GitOps sync waves,
+  ``crds.install=false``) are picked up when they appear.
 * **Peering** ``headwater`` for HA; ``standalone`` for a single replica.
 * **Posting level WARNING**: ``kopf.warn()``/``kopf.exception()`` become k8s Events,
   ``kopf.info()`` does not. Handlers post user-facing Normal Events with
@@ -50,13 +56,18 @@ from typing import Any
 
 import aiohttp
 import kopf
-from headwater.contract import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE
+from headwater.contract import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, VERSION
 
 from headwater_operator import kube, shutdown
+from headwater_operator.health import HealthServer
 
 logger = logging.getLogger(__name__)
 
 FINALIZER = f"{GROUP}/finalizer"
+CRD_POLL_SECONDS = 5.0
+"""How often the operator looks again for CRDs that are not served yet."""
+CRD_LOG_EVERY = 12
+"""Log the wait on the first look and every this many looks (once a minute)."""
 ANNOTATION_PREFIX = GROUP
 PEERING_NAME = "headwater"
 POD_LABEL_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
@@ -230,6 +241,8 @@ async def run_operator(
     peering: str | None = None,
     standalone: bool = True,
     liveness_endpoint: str | None = None,
+    health_port: int | None = None,
+    crd_poll_seconds: float = CRD_POLL_SECONDS,
     metrics_port: int | None = None,
     registry: kopf.OperatorRegistry | None = None,
     settings: kopf.OperatorSettings | None = None,
@@ -279,11 +292,17 @@ async def run_operator(
         stop_flag = asyncio.get_running_loop().create_future()  # resolved with the signal
     route = None if shutdown.has_route() else shutdown.once(
         functools.partial(_raise_flag, stop_flag), what="the operator")
+    health = HealthServer(health_port) if health_port is not None else None
     token = _operator_context.set(True)
     try:
         with (shutdown.signal_route(route, program=False) if route
               else contextlib.nullcontext()), \
                 _tracking_operator_tasks() as ours:
+            if health is not None:
+                await health.start()
+            if not await wait_for_crds(stop_flag, crd_poll_seconds, health):
+                return
+            ready_flag = _reporting_ready(ready_flag, health)
             tasks = await kopf.spawn_tasks(
                 registry=registry, settings=settings, clusterwide=clusterwide,
                 namespaces=list(namespaces or ()), stop_flag=stop_flag, ready_flag=ready_flag,
@@ -294,6 +313,72 @@ async def run_operator(
             await kopf.run_tasks(tasks, ignored=_NotOurs(ours))
     finally:
         _operator_context.reset(token)
+        if health is not None:
+            await health.stop()
+
+
+
+def missing_kinds(served: Collection[str]) -> list[str]:
+    """The Headwater resources (``flows.headwater.dev``…) the API server does not serve."""
+    return [f"{plural}.{GROUP}" for plural in HEADWATER_PLURALS if plural not in served]
+
+
+async def wait_for_crds(stop_flag: asyncio.Event | asyncio.Future[Any], poll_seconds: float,
+                        health: HealthServer | None) -> bool:
+    """Return once the API server serves every Headwater kind; False if stopped first.
+
+    Looks at API discovery (``/apis/headwater.dev/v1alpha1``) every ``poll_seconds``,
+    says in the log (and on ``/readyz``) which CRDs are missing and how to install them.
+    """
+    looks = 0
+    while True:
+        missing = missing_kinds(await kube.get_client().served_resources(GROUP, VERSION))
+        if not missing:
+            if looks:
+                logger.info("the Headwater CRDs are served; starting")
+            return True
+        waiting = (f"the API server does not serve {', '.join(missing)}: install the CRDs "
+                   "(kubectl apply -f crds/, or the chart with crds.install=true); the "
+                   "operator starts once they are served")
+        if health is not None:
+            health.waiting_for = waiting
+        if looks % CRD_LOG_EVERY == 0:
+            logger.warning("%s", waiting)
+        looks += 1
+        if await _stopped_within(stop_flag, poll_seconds):
+            return False
+
+
+async def _stopped_within(flag: asyncio.Event | asyncio.Future[Any], seconds: float) -> bool:
+    waiter = flag.wait() if isinstance(flag, asyncio.Event) else asyncio.shield(flag)
+    try:
+        async with asyncio.timeout(seconds):
+            await waiter
+    except TimeoutError:
+        return False
+    return True
+
+
+def _reporting_ready(ready_flag: asyncio.Event | None, health: HealthServer | None
+                     ) -> asyncio.Event | None:
+    """kopf's ready flag, raised when kopf has started; it also makes ``/readyz`` 200."""
+    if health is None:
+        return ready_flag
+    health.waiting_for = "starting"
+    flag = ready_flag or asyncio.Event()
+
+    async def report() -> None:
+        await flag.wait()
+        health.ready()
+
+    task = asyncio.get_running_loop().create_task(report())
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return flag
+
+
+_background: set[asyncio.Task[None]] = set()
+HEADWATER_PLURALS = ("flows", "deployments", "schedules", "flowruns")
 
 
 def _raise_flag(flag: asyncio.Event | asyncio.Future[Any], signum: signal.Signals) -> None:

@@ -1,8 +1,8 @@
 """Fixtures for the Helm chart tests: a real helm binary and cached `helm template` runs.
 
-The helm binary is installed by ``scripts/install-helm.sh`` from a session fixture, so a
-bare ``pytest`` works on a fresh clone. If that install fails the tests FAIL (they are
-never skipped): CI must prove the chart renders.
+The helm and kubectl binaries are installed by ``scripts/install-helm.sh`` from session
+fixtures (``pinned_tools``), so a bare ``pytest`` works on a fresh clone. If that install
+fails the tests FAIL (they are never skipped): CI must prove the chart renders.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
+from pinned_tools import pinned_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 CHART_DIR = REPO_ROOT / "charts" / "headwater"
@@ -29,19 +30,13 @@ RenderError = Callable[[dict[str, Any]], str]
 @pytest.fixture(scope="session")
 def helm() -> str:
     """Path of the pinned helm binary (installed on first use)."""
-    proc = subprocess.run(
-        ["bash", str(REPO_ROOT / "scripts" / "install-helm.sh")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        pytest.fail(
-            "scripts/install-helm.sh could not install helm, so the chart is untested:\n"
-            f"{proc.stderr}",
-            pytrace=False,
-        )
-    return proc.stdout.strip().splitlines()[-1]
+    return pinned_tool("helm")
+
+
+@pytest.fixture(scope="session")
+def kubectl() -> str:
+    """Path of the pinned kubectl 1.32 binary (installed on first use)."""
+    return pinned_tool("kubectl")
 
 
 def _run_template(

@@ -63,14 +63,15 @@ def test_rollout_is_recreate_so_two_operators_never_overlap(render: Render) -> N
         assert _only(render(values), "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
 
 
-def test_probes_hit_healthz_on_the_port_the_operator_serves(render: Render) -> None:
+def test_probes_hit_healthz_and_readyz_on_the_port_the_operator_serves(render: Render) -> None:
     container = _container(render({"health": {"port": 9091}}))
     args = container["args"]
     assert args[args.index("--health-port") + 1] == "9091"
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports["health"] == 9091
-    for probe in ("livenessProbe", "readinessProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    # Alive while it waits for its CRDs; ready only once it serves them.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "health"}
 
 
 def test_container_meets_the_restricted_pod_security_standard(render: Render) -> None:

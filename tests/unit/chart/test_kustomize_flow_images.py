@@ -14,6 +14,7 @@ built-in transformers from the merged config), so an overlay needs only ``images
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -23,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 from conftest import REPO_ROOT
+from pinned_tools import pinned_tool
 
 EXAMPLES = REPO_ROOT / "examples"
 COMPONENT = EXAMPLES / "components" / "flow-images"
@@ -30,12 +32,13 @@ RUNTIME = "ghcr.io/headwater-dev/headwater-runtime"
 OVERRIDE = {"name": RUNTIME, "newName": "registry.example.com/data/flows", "newTag": "1.4.0"}
 
 
+@functools.cache
+def _kubectl() -> str:
+    return pinned_tool("kubectl")
+
+
 def _kustomize(directory: Path) -> list[dict[str, Any]]:
-    kubectl = shutil.which("kubectl")
-    if kubectl is None:
-        pytest.fail("kubectl (1.32, with kustomize v5.5.0) is needed to check the "
-                    "kustomizations: https://kubernetes.io/docs/tasks/tools/", pytrace=False)
-    proc = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
+    proc = subprocess.run([_kubectl(), "kustomize", str(directory)], capture_output=True,
                           text=True, check=False)
     assert proc.returncode == 0, f"kubectl kustomize {directory}:\n{proc.stderr}"
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]

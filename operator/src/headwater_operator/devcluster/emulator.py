@@ -613,7 +613,7 @@ class Emulator:
         params: Mapping[str, str] = request.query
         raw_body = await _read_body(request)
         body = _decode_body(verb, request.headers.get("Content-Type", ""), raw_body)
-        if verb in ("create", "update"):
+        if verb in ("create", "update") and path.subresource != "binding":
             _check_type_meta(spec, body)
         store = self.store
         ns = path.namespace if spec.namespaced else None

@@ -76,8 +76,14 @@ class OperatorHarness:
         startup_timeout: float = 15.0,
         stop_timeout: float = 15.0,
         config_error_grace_seconds: float | None = None,
+        health_port: int | None = None,
+        crd_poll_seconds: float = 0.2,
     ) -> None:
         self.namespaces = list(namespaces)
+        self.health_port = health_port
+        """Serve ``/healthz`` and ``/readyz`` there (None: no probe server)."""
+        self.crd_poll_seconds = crd_poll_seconds
+        """How often the operator looks for CRDs it waits for (quick in tests)."""
         self.registry = registry
         self.tune = tune
         self.config_error_grace_seconds = config_error_grace_seconds
@@ -120,7 +126,8 @@ class OperatorHarness:
         self._task = asyncio.create_task(runner.run_operator(
             namespaces=self.namespaces, stop_flag=self._stop_flag, ready_flag=ready,
             registry=self.registry, settings=self.settings(), insights=insights,
-            config_error_grace_seconds=self.config_error_grace_seconds),
+            config_error_grace_seconds=self.config_error_grace_seconds,
+            health_port=self.health_port, crd_poll_seconds=self.crd_poll_seconds),
             name="headwater-operator")
         waiter = asyncio.create_task(_both(ready, insights.ready_resources))
         await asyncio.wait({waiter, self._task}, timeout=self.startup_timeout,

@@ -2,8 +2,9 @@
 
 No container runs. Each helper writes, through the API like a kubelet does (status
 subresource), the status :mod:`.podstatus` builds for that situation; the scheduler's
-binding (``pods/binding``, which sets ``spec.nodeName``) and what the control plane does to the pods of a lost node
-(node lifecycle controller, taint eviction, pod GC) are emulated too::
+binding (``pods/binding``, which sets ``spec.nodeName``) and what the control plane does
+to the pods of a lost node (node lifecycle controller, taint eviction, pod GC) are
+emulated too::
 
     pod = await kubelet.wait_for_pod("app.kubernetes.io/managed-by=headwater")
     await kubelet.run(pod)
@@ -129,7 +130,7 @@ class Kubelet:
         name, namespace = self._ref(pod)
         # Replace rather than merge: a kubelet reports the complete status every time.
         current = await self.kube.get(kube.PODS, name, namespace=namespace)
-        current["status"] = status
+        current["status"] = podstatus.with_qos_class_of(status, current)
         # Unconditional, as the kubelet's own status updates: the operator may label or
         # annotate the pod meanwhile, which must not make the report fail with 409.
         current["metadata"].pop("resourceVersion", None)

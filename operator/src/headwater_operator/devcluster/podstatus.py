@@ -358,3 +358,16 @@ def node_shutdown(now: datetime.datetime, *, started: datetime.datetime | None =
     status.update({"phase": "Failed", "reason": "Terminated", "message": NODE_SHUTDOWN_MESSAGE})
     return _set_condition(status, _condition("DisruptionTarget", "True", now,
                                              "TerminationByKubelet", NODE_SHUTDOWN_MESSAGE))
+
+
+
+def with_qos_class_of(status: JsonObject, pod: Mapping[str, Any]) -> JsonObject:
+    """``status`` with the pod's own QoS class, as a kubelet reports it.
+
+    The kubelet computes the class from the spec exactly as the API server did when the
+    pod was created (``pkg/kubelet/kubelet_pods.go`` ``generateAPIPodStatus``:
+    ``v1qos.GetPodQOS(pod)``), and the field is immutable after that
+    (``ValidatePodStatusUpdate``), so a stand-in keeps the stored one.
+    """
+    stored = (pod.get("status") or {}).get("qosClass")
+    return {**status, "qosClass": stored} if stored else dict(status)

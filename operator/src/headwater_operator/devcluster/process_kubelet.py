@@ -270,6 +270,7 @@ class PodApi:
         current = await self.get(namespace, name)
         if current is None:
             return None
+        status = podstatus.with_qos_class_of(status, current)
         body = {key: None for key in current.get("status") or {} if key not in status}
         body.update(status)
         return await self.patch(namespace, name, {"status": body}, subresource="status")

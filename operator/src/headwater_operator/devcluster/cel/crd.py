@@ -185,12 +185,13 @@ class _Walk:
         cardinality = ctx.cardinality if ctx.cardinality is not None else fallback
         errors: list[fe.FieldError] = []
         for i, rule in enumerate(rules):
-            errors.extend(self.compile_rule(env, decl, rule, f"{at}[{i}]", cardinality,
-                                            uncorrelatable))
+            errors.extend(self.compile_rule(env, decl, rule, f"{at}[{i}]",
+                                            cardinality=cardinality,
+                                            uncorrelatable=uncorrelatable))
         return errors
 
     def compile_rule(self, env: compiler.Environment, decl: declarations.Decl,
-                     rule: Mapping[str, Any], at: str, cardinality: int,
+                     rule: Mapping[str, Any], at: str, *, cardinality: int,
                      uncorrelatable: str | None) -> list[fe.FieldError]:
         errors: list[fe.FieldError] = []
         source = rule.get("rule", "")
@@ -208,7 +209,8 @@ class _Walk:
         if isinstance(compiled, compiler.CompileError):
             errors.append(fe.invalid(f"{at}.rule", GoRule(rule), compiled.detail))
             return errors
-        errors.extend(self.compile_message(env, decl, rule, at, cardinality, optional))
+        errors.extend(self.compile_message(env, decl, rule, at, cardinality=cardinality,
+                                           optional=optional))
         if compiled.uses_old_self:
             if uncorrelatable is not None:
                 errors.append(fe.invalid(f"{at}.rule", source, "oldSelf cannot be used on the "
@@ -220,7 +222,7 @@ class _Walk:
         return errors
 
     def compile_message(self, env: compiler.Environment, decl: declarations.Decl,
-                        rule: Mapping[str, Any], at: str, cardinality: int,
+                        rule: Mapping[str, Any], at: str, *, cardinality: int,
                         optional: bool) -> list[fe.FieldError]:
         expression = rule.get("messageExpression", "")
         if not expression:

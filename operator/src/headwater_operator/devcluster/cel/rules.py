@@ -52,8 +52,8 @@ def rule_violations(schema: Mapping[str, Any], new: Mapping[str, Any],
     run = _Run()
     decl = declarations.schema_decl(schema, True)
     with contextlib.suppress(_OutOfBudget):
-        _validate(run, schema, decl, new, old, [], True, old is not None and new == old,
-                  old is not None)
+        _validate(run, schema, decl, new, old, parts=[], is_root=True,
+                  unchanged=old is not None and new == old, updating=old is not None)
     return run.errors
 
 
@@ -72,36 +72,38 @@ def _path(parts: list[fe.PathPart]) -> str:
 
 
 def _validate(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None, obj: Any,
-              old: Any, parts: list[fe.PathPart], is_root: bool, unchanged: bool,
+              old: Any, *, parts: list[fe.PathPart], is_root: bool, unchanged: bool,
               updating: bool) -> None:
     if obj is None or not _has_rules(schema):
         return
     rules = schema.get("x-kubernetes-validations") or []
     if rules and decl is not None:
-        _expressions(run, schema, decl, rules, obj, old, parts, is_root, unchanged)
+        _expressions(run, schema, decl, rules, obj, old=old, parts=parts, is_root=is_root,
+                     unchanged=unchanged)
     if isinstance(obj, list):
-        _array(run, schema, decl, obj, old, parts, unchanged, updating)
+        _array(run, schema, decl, obj, old, parts=parts, unchanged=unchanged, updating=updating)
     elif isinstance(obj, Mapping):
-        _map(run, schema, decl, obj, old, parts, unchanged, updating)
+        _map(run, schema, decl, obj, old, parts=parts, unchanged=unchanged, updating=updating)
 
 
 def _map(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None,
-         obj: Mapping[str, Any], old: Any, parts: list[fe.PathPart], unchanged: bool,
+         obj: Mapping[str, Any], old: Any, *, parts: list[fe.PathPart], unchanged: bool,
          updating: bool) -> None:
     old_map = old if isinstance(old, Mapping) else {}
     additional = schema.get("additionalProperties")
     if isinstance(additional, Mapping):
         elem = decl.elem if decl is not None else None
         for key, value in obj.items():
-            _child(run, additional, elem, value, old_map.get(key), [*parts, fe.key(key)],
-                   key in old_map, unchanged, updating)
+            _child(run, additional, elem, value, old_map.get(key), parts=[*parts, fe.key(key)],
+                   correlated=key in old_map, parent_unchanged=unchanged, updating=updating)
     properties = schema.get("properties") or {}
     for key, value in obj.items():
         prop = properties.get(key)
         if prop is None:
             continue
         _child(run, prop, _property_decl(decl, key, prop), value, old_map.get(key),
-               [*parts, key], key in old_map, unchanged, updating)
+               parts=[*parts, key], correlated=key in old_map, parent_unchanged=unchanged,
+               updating=updating)
 
 
 def _property_decl(decl: declarations.Decl | None, name: str,
@@ -113,17 +115,18 @@ def _property_decl(decl: declarations.Decl | None, name: str,
 
 
 def _child(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None, value: Any,
-           old: Any, parts: list[fe.PathPart], correlated: bool, parent_unchanged: bool,
+           old: Any, *, parts: list[fe.PathPart], correlated: bool, parent_unchanged: bool,
            updating: bool) -> None:
     # Ratcheting: a correlated node is unchanged when equal to its old value; an
     # uncorrelated one inherits its nearest correlated ancestor's answer.
     unchanged = (correlated and value == old) if updating and correlated else parent_unchanged
-    _validate(run, schema, decl, value, old if correlated else None, parts,
-              bool(schema.get("x-kubernetes-embedded-resource")), unchanged, updating)
+    _validate(run, schema, decl, value, old if correlated else None, parts=parts,
+              is_root=bool(schema.get("x-kubernetes-embedded-resource")), unchanged=unchanged,
+              updating=updating)
 
 
 def _array(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None,
-           obj: list[Any], old: Any, parts: list[fe.PathPart], unchanged: bool,
+           obj: list[Any], old: Any, *, parts: list[fe.PathPart], unchanged: bool,
            updating: bool) -> None:
     items = schema.get("items")
     if not isinstance(items, Mapping):
@@ -135,8 +138,8 @@ def _array(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None,
         by_key = {_key(item, keys): item for item in old if isinstance(item, Mapping)}
     for i, item in enumerate(obj):
         old_item = by_key.get(_key(item, keys)) if by_key and isinstance(item, Mapping) else None
-        _child(run, items, elem, item, old_item, [*parts, i], old_item is not None, unchanged,
-               updating)
+        _child(run, items, elem, item, old_item, parts=[*parts, i],
+               correlated=old_item is not None, parent_unchanged=unchanged, updating=updating)
 
 
 def _key(item: Mapping[str, Any], keys: list[str]) -> tuple[Any, ...]:
@@ -144,7 +147,7 @@ def _key(item: Mapping[str, Any], keys: list[str]) -> tuple[Any, ...]:
 
 
 def _expressions(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl,
-                 rules: list[Mapping[str, Any]], obj: Any, old: Any,
+                 rules: list[Mapping[str, Any]], obj: Any, *, old: Any,
                  parts: list[fe.PathPart], is_root: bool, unchanged: bool) -> None:
     node_type = schema.get("type", "")
     if run.budget <= 0:
@@ -154,11 +157,12 @@ def _expressions(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl,
     value = to_value(obj, decl)
     old_value = to_value(old, decl) if old is not None else None
     for rule in rules:
-        _rule(run, env, schema, rule, value, old_value, old is not None, parts, unchanged)
+        _rule(run, env, schema, rule, value, old_value=old_value, has_old=old is not None,
+              parts=parts, unchanged=unchanged)
 
 
 def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
-          rule: Mapping[str, Any], value: Any, old_value: Any, has_old: bool,
+          rule: Mapping[str, Any], value: Any, *, old_value: Any, has_old: bool,
           parts: list[fe.PathPart], unchanged: bool) -> None:
     node_type = schema.get("type", "")
     source = rule.get("rule", "") or ""
@@ -195,7 +199,7 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
         resolved = fieldpath.resolve(rule["fieldPath"], schema)
         if isinstance(resolved, list):
             error_parts.extend(resolved)
-    failure = _failure(run, env, rule, variables, _path(error_parts), node_type)
+    failure = _failure(run, env, rule, variables, where=_path(error_parts), node_type=node_type)
     if failure is not None and not (unchanged and not compiled.uses_old_self):
         run.errors.append(failure)
 
@@ -222,7 +226,8 @@ def _runtime_error(run: _Run, where: str, node_type: str, error: CelEvalError,
 
 
 def _failure(run: _Run, env: compiler.Environment, rule: Mapping[str, Any],
-             variables: Mapping[str, Any], where: str, node_type: str) -> fe.FieldError | None:
+             variables: Mapping[str, Any], *, where: str, node_type: str
+             ) -> fe.FieldError | None:
     expression = rule.get("messageExpression", "") or ""
     if not expression:
         return _for_reason(where, node_type, _message_or_default(rule), rule.get("reason"))
