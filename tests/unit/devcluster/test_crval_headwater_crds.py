@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import yaml
+from headwater_operator.api.common import QUANTITY_PATTERN
 from headwater_operator.devcluster import fielderrors as fe
 from headwater_operator.devcluster.apiextensions.defaulting import apply_defaults
 from headwater_operator.devcluster.apiextensions.fieldvalidation import (
@@ -98,8 +99,7 @@ def test_a_flow_with_an_unknown_pull_policy_and_a_bad_quantity() -> None:
         'spec.imagePullPolicy: Unsupported value: "Sometimes": supported values: "Always", '
         '"IfNotPresent", "Never"',
         'spec.resources.limits.memory: Invalid value: "1GB": spec.resources.limits.memory in '
-        "body should match '^[+-]?(\\d+(\\.\\d*)?|\\.\\d+)([eE][+-]?\\d+|[KMGTPE]i?|"
-        "[munkKMGTPE])?$'"]
+        f"body should match '{QUANTITY_PATTERN}'"]
 
 
 def test_a_fractional_cpu_number_is_not_an_int_or_string() -> None:

@@ -66,6 +66,9 @@ class Environment:
     decl: declarations.Decl
     protos: declarations.ProtoTypes = field(init=False)
     signature: str = field(init=False)
+    _compiled: dict[tuple[str, str, bool], Compiled | CompileError] = field(
+        init=False, default_factory=dict, repr=False)
+    """Compilations already made (rules are compiled on every write of a resource)."""
 
     def __post_init__(self) -> None:
         declarations.assign_type_names(self.decl, SELF_TYPE_NAME)
@@ -95,7 +98,13 @@ class Environment:
         return tree
 
     def compile_rule(self, rule: str, *, optional_old_self: bool) -> Compiled | CompileError:
-        """``compileRule``'s first half: a boolean expression."""
+        """``compileRule``'s first half: a boolean expression (memoized)."""
+        key = ("rule", rule, optional_old_self)
+        if key not in self._compiled:
+            self._compiled[key] = self._compile_rule(rule, optional_old_self=optional_old_self)
+        return self._compiled[key]
+
+    def _compile_rule(self, rule: str, *, optional_old_self: bool) -> Compiled | CompileError:
         tree = self.compile(rule, optional_old_self=optional_old_self)
         if isinstance(tree, CompileError):
             return CompileError("compilation failed: " + tree.detail)
@@ -105,7 +114,15 @@ class Environment:
 
     def compile_message(self, expression: str, *, optional_old_self: bool
                         ) -> Compiled | CompileError:
-        """``compileRule``'s messageExpression half: a string expression."""
+        """``compileRule``'s messageExpression half: a string expression (memoized)."""
+        key = ("message", expression, optional_old_self)
+        if key not in self._compiled:
+            self._compiled[key] = self._compile_message(expression,
+                                                        optional_old_self=optional_old_self)
+        return self._compiled[key]
+
+    def _compile_message(self, expression: str, *, optional_old_self: bool
+                         ) -> Compiled | CompileError:
         tree = self.compile(expression, optional_old_self=optional_old_self)
         if isinstance(tree, CompileError):
             return CompileError("messageExpression compilation failed: " + tree.detail)

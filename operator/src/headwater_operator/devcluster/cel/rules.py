@@ -19,9 +19,9 @@ their keys; with ``optionalOldSelf`` they also run without one (``oldSelf`` is t
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from headwater_operator.devcluster import fielderrors as fe
 from headwater_operator.devcluster.cel import compiler, declarations, fieldpath, interpreter
@@ -50,7 +50,7 @@ def rule_violations(schema: Mapping[str, Any], new: Mapping[str, Any],
     if not _has_rules(schema):
         return []
     run = _Run()
-    decl = declarations.schema_decl(schema, True)
+    decl = _per_node(_ROOT_DECLS, schema, lambda: declarations.schema_decl(schema, True))
     with contextlib.suppress(_OutOfBudget):
         _validate(run, schema, decl, new, old, parts=[], is_root=True,
                   unchanged=old is not None and new == old, updating=old is not None)
@@ -60,11 +60,42 @@ def rule_violations(schema: Mapping[str, Any], new: Mapping[str, Any],
 def _has_rules(schema: Any) -> bool:
     if not isinstance(schema, Mapping):
         return False
+    return _per_node(_HAS_RULES, schema, lambda: _find_rules(schema))
+
+
+def _find_rules(schema: Mapping[str, Any]) -> bool:
     if schema.get("x-kubernetes-validations"):
         return True
     children = [*(schema.get("properties") or {}).values(), schema.get("items"),
                 schema.get("additionalProperties")]
     return any(_has_rules(child) for child in children)
+
+
+T = TypeVar("T")
+_NodeCache = dict[int, tuple[Mapping[str, Any], Any]]
+_CACHE_LIMIT = 4096
+_ROOT_DECLS: _NodeCache = {}
+_HAS_RULES: _NodeCache = {}
+_ENVIRONMENTS: _NodeCache = {}
+
+
+def _per_node(cache: _NodeCache, schema: Mapping[str, Any], make: Callable[[], T]) -> T:
+    """What ``make()`` computes for a schema node, computed once per node.
+
+    A served CRD version's schema objects live as long as it is served, and every write
+    of its resources walks the same nodes: building the declarations and environments
+    and compiling the rules again each time cost ~5 ms a write. Keyed by the node's
+    identity, holding the node, so a key cannot be reused by another object while cached.
+    """
+    cached = cache.get(id(schema))
+    if cached is not None and cached[0] is schema:
+        value: T = cached[1]
+        return value
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    value = make()
+    cache[id(schema)] = (schema, value)
+    return value
 
 
 def _path(parts: list[fe.PathPart]) -> str:
@@ -142,6 +173,11 @@ def _array(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None,
                correlated=old_item is not None, parent_unchanged=unchanged, updating=updating)
 
 
+def _environment(schema: Mapping[str, Any], decl: declarations.Decl) -> compiler.Environment:
+    """The CEL environment of a schema node (one per node, see :func:`_per_node`)."""
+    return _per_node(_ENVIRONMENTS, schema, lambda: compiler.Environment(decl))
+
+
 def _key(item: Mapping[str, Any], keys: list[str]) -> tuple[Any, ...]:
     return tuple(repr(item.get(k)) for k in keys)
 
@@ -153,7 +189,7 @@ def _expressions(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl,
     if run.budget <= 0:
         run.errors.append(fe.invalid(_path(parts), node_type, _OUT_OF_BUDGET))
         raise _OutOfBudget
-    env = compiler.Environment(decl)
+    env = _environment(schema, decl)
     value = to_value(obj, decl)
     old_value = to_value(old, decl) if old is not None else None
     for rule in rules:
