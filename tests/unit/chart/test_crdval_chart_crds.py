@@ -11,7 +11,10 @@ from headwater_operator.devcluster.apiextensions.crdvalidation import validate_c
 
 
 def test_rendered_crds_are_accepted(render: Render) -> None:
-    crds = [m for m in render() if m["kind"] == "CustomResourceDefinition"]
+    # Every CRD the chart can render: the peering CRDs come with peering (replicas > 1),
+    # the cluster-wide kind cluster-wide and the namespaced kind with watched namespaces.
+    crds = [m for values in ({"replicas": 2}, {"replicas": 2, "watchNamespaces": ["a"]})
+            for m in render(values) if m["kind"] == "CustomResourceDefinition"]
     assert {crd["metadata"]["name"] for crd in crds} == {
         "flows.headwater.dev", "deployments.headwater.dev", "schedules.headwater.dev",
         "flowruns.headwater.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}

@@ -14,8 +14,10 @@ from test_flowrun_builders import T0, make_deployment, make_flow, make_run, make
 
 
 def env_of(pod: dict[str, Any]) -> dict[str, Any]:
-    return {var["name"]: var.get("value", var.get("valueFrom"))
-            for var in pod["spec"]["containers"][0]["env"]}
+    """The flow container's environment (found by name: a strategic merge patch of
+    ``podOverrides`` puts added containers first, as the API server would)."""
+    (flow,) = [c for c in pod["spec"]["containers"] if c["name"] == "flow"]
+    return {var["name"]: var.get("value", var.get("valueFrom")) for var in flow["env"]}
 
 
 def render(attempt: int = 1, **deployment: Any) -> dict[str, Any]:
@@ -147,7 +149,8 @@ def test_the_engine_is_told_its_share_of_the_pods_termination_messages() -> None
     assert env_of(render())[contract.ENV_SUMMARY_MAX_BYTES] == "4096"
     sidecars = [{"name": f"sidecar-{i}", "image": "busybox"} for i in range(3)]
     pod = render(runTemplate={"podOverrides": {"spec": {"containers": sidecars}}})
-    assert pod["spec"]["containers"][0]["name"] == "flow"
+    assert sorted(c["name"] for c in pod["spec"]["containers"]) == [
+        "flow", "sidecar-0", "sidecar-1", "sidecar-2"]
     assert env_of(pod)[contract.ENV_SUMMARY_MAX_BYTES] == "2048"
     pod = render(runTemplate={"podOverrides": {"spec": {
         "containers": sidecars, "initContainers": [{"name": "init", "image": "busybox"}]}}})

@@ -1,4 +1,4 @@
-"""An in-process Kubernetes API server: kmock for HTTP and discovery, our store for state.
+"""An in-process Kubernetes API server (1.32): aiohttp for HTTP, our store for state.
 
 Use :class:`Emulator` inside a running event loop (the api tests) and
 :class:`BackgroundEmulator` from synchronous code (the CLI tests, ``headwater dev``)::
@@ -9,14 +9,18 @@ Use :class:`Emulator` inside a running event loop (the api tests) and
     with BackgroundEmulator() as api:       # its own event loop in a daemon thread
         subprocess.run(["kubectl", "--kubeconfig", api.kubeconfig_path, "get", "pods"])
 
-kmock (kopf's companion emulator) supplies the aiohttp server, the API discovery
-documents (``/api``, ``/apis``, ``/apis/<group>/<version>``) and ``Status`` error
-rendering. Requests for objects are served by :class:`~.store.ObjectStore`, which adds
-what kmock 0.8 lacks (see that module): PUT and collection DELETE, resourceVersions,
-preconditions, the status subresource, finalizers, garbage collection, selectors, and
-watches that resume from a resourceVersion and end after ``timeoutSeconds``. Pod logs
-(``…/pods/<name>/log``, with ``follow``) are served from text the kubelet stand-ins
-append with :meth:`Emulator.append_log`.
+The router answers discovery (:mod:`.discovery`), ``/version``, the OpenAPI documents
+(:mod:`.openapi`) and the health endpoints itself; requests for objects are served by
+:class:`~.store.ObjectStore` (see that module): CRUD and collection DELETE,
+resourceVersions, preconditions, subresources (status, ``pods/binding``), finalizers,
+garbage collection, selectors, each kind's strategy, and watches that resume from a
+resourceVersion and end after ``timeoutSeconds``. The request options are checked as
+the server checks them (``dryRun``, ``fieldValidation``, patch and body media types, the
+body size). CustomResourceDefinitions are served like any kind and register the kinds
+they define (:mod:`.apiextensions.registry`); the emulator installs Headwater's and
+kopf's at start. Pod logs (``…/pods/<name>/log``, with ``follow``) are served from text
+the kubelet stand-ins append with :meth:`Emulator.append_log`. What it enforces, and
+what it does not: ``docs/emulator.md``.
 
 Every request is recorded in :attr:`Emulator.requests` by verb, resource and HTTP code,
 so a test can count the API writes an operation costs.

@@ -22,7 +22,7 @@ signal during that shutdown is only noted.
 It is a development tool: container images are ignored and the flow code of the
 checkout runs with the sandbox's own Python. It says so when it starts.
 
-Heavy imports (kmock, kopf, aiohttp) happen in :meth:`Sandbox.run`, so registering the
+Heavy imports (the emulator, kopf, aiohttp) happen in :meth:`Sandbox.run`, so registering the
 ``dev`` command costs the rest of the ``headwater`` CLI nothing.
 """
 

@@ -1,4 +1,4 @@
-"""The emulated API server's object store: the server-side semantics kmock lacks.
+"""The emulated API server's object store: the API server's semantics of each write.
 
 Everything here is synchronous and free of I/O, so each operation is atomic on the event
 loop that owns the store (no locks needed) and can be unit-tested without HTTP. The HTTP
