@@ -1,8 +1,9 @@
 """Label and field selectors, parsed and matched the way the Kubernetes API server does.
 
 Two users: the emulated API server (``devcluster``: the operator relies on server-side
-``labelSelector`` and ``fieldSelector`` to watch only Headwater-labelled pods), and the operator's :mod:`~headwater_operator.informer`, which checks each watched
-object against its selector again. Pure functions only.
+``labelSelector`` and ``fieldSelector`` to watch only Headwater-labelled pods), and the
+operator's :mod:`~headwater_operator.informer`, which checks each watched object against
+its selector again. Pure functions only.
 
 Supported label syntax (the set-based grammar of ``kubectl -l``): ``k=v``, ``k==v``,
 ``k!=v``, ``k in (a,b)``, ``k notin (a,b)``, ``k`` (exists) and ``!k`` (does not exist),
