@@ -155,3 +155,12 @@ def test_the_engine_is_told_its_share_of_the_pods_termination_messages() -> None
     pod = render(runTemplate={"podOverrides": {"spec": {
         "containers": sidecars, "initContainers": [{"name": "init", "image": "busybox"}]}}})
     assert env_of(pod)[contract.ENV_SUMMARY_MAX_BYTES] == "1755"
+
+
+def test_kubectl_logs_picks_the_flow_container_beside_a_sidecar() -> None:
+    # kubectl logs/exec read this annotation before falling back to the first container,
+    # which a podOverrides sidecar (or a webhook's) would be.
+    sidecar = {"name": "proxy", "image": "busybox"}
+    pod = render(runTemplate={"podOverrides": {"spec": {"containers": [sidecar]}}})
+    assert pod["spec"]["containers"][0]["name"] == "proxy"
+    assert pod["metadata"]["annotations"]["kubectl.kubernetes.io/default-container"] == "flow"

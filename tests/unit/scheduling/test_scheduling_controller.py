@@ -13,10 +13,10 @@ from typing import Any, cast
 import pytest
 from headwater.contract import LABEL_SCHEDULE
 from headwater_operator import kube
+from headwater_operator.reasons import EVENT_MESSAGE_MAX_BYTES
 from headwater_operator.scheduling.clock import ManualClock
 from headwater_operator.scheduling.controller import (
     ACTIVE_REFRESH_SLACK_SECONDS,
-    EVENT_MESSAGE_LIMIT,
     ScheduleController,
     _Entry,
     schedule_event,
@@ -175,8 +175,13 @@ def test_event_names_the_schedule_and_bounds_the_message() -> None:
                                        "namespace": NS, "uid": "s1"}
     assert event["metadata"] == {"generateName": "hourly.", "namespace": NS}
     assert (event["type"], event["reason"]) == ("Warning", "MissedTicks")
-    assert len(event["message"]) == EVENT_MESSAGE_LIMIT
+    assert len(event["message"]) == EVENT_MESSAGE_MAX_BYTES
     assert event["lastTimestamp"] == "2026-03-01T12:00:00Z"
+    # The API server counts bytes: a non-ASCII message is cut on a character boundary.
+    accented = schedule_event(schedule, "Warning", "MissedTicks", "é" * 1000,
+                              datetime(2026, 3, 1, 12, tzinfo=UTC))
+    assert accented["message"] == "é" * 512
+    assert len(accented["message"].encode()) <= EVENT_MESSAGE_MAX_BYTES
 
 
 

@@ -447,7 +447,7 @@ async def _ensure_pod(client: kube.Kube, run: FlowRun, settings: RunSettings,
 def _emit(body: Mapping[str, Any], events: list[Event]) -> None:
     for event in events:
         kopf.event(cast("kopf.Body", body), type=event.type, reason=event.reason,
-                   message=event.message[:1024])
+                   message=reasons.event_message(event.message))
 
 
 def _observe_metrics(run: FlowRun, settings: RunSettings | None, decision: Decision,

@@ -33,6 +33,7 @@ from headwater_operator.flowruns.timeutil import format_time
 from headwater_operator.labels import label_value
 
 CONTAINER_NAME = "flow"
+DEFAULT_CONTAINER_ANNOTATION = "kubectl.kubernetes.io/default-container"
 POD_DEFINITION = "io.k8s.api.core.v1.Pod"
 """The pinned OpenAPI definition whose patch strategies ``podOverrides`` follows."""
 
@@ -117,6 +118,10 @@ def _annotations(run: FlowRun, settings: RunSettings, scheduled: datetime) -> di
     annotations = (
         dict(settings.deployment.spec.run_template.annotations) if settings.deployment else {}
     )
+    # With an injected sidecar, `kubectl logs <pod>` (and `kubectl exec`) pick this
+    # container rather than the first one (kubectl pkg/polymorphichelpers
+    # logsforobject.go reads kubectl.kubernetes.io/default-container).
+    annotations.setdefault(DEFAULT_CONTAINER_ANNOTATION, CONTAINER_NAME)
     annotations[contract.ANNOTATION_SCHEDULED_TIME] = format_time(scheduled)
     if run.spec.trigger is not None:
         annotations[contract.ANNOTATION_TRIGGER] = run.spec.trigger.value

@@ -393,9 +393,10 @@ def announce_status_rejected(state: DeploymentState, key: Key, error: str) -> No
     if facts is None:
         return
     kopf.event(facts.reference(*key), type="Warning", reason=reasons.STATUS_REJECTED,
-               message=(f"the API server refused this Deployment's status ({error}); it is "
-                        "not retried until the Deployment, its Flow or one of its runs "
-                        "changes. Report this to the Headwater maintainers")[:1024])
+               message=reasons.event_message(
+                   f"the API server refused this Deployment's status ({error}); it is not "
+                   "retried until the Deployment, its Flow or one of its runs changes. "
+                   "Report this to the Headwater maintainers"))
 
 
 def coalesce_delay(last_write: float | None, now: float, interval: float) -> float:

@@ -72,7 +72,6 @@ STOP_GRACE_SECONDS = 1.0
 ACTIVE_REFRESH_SLACK_SECONDS = 10.0
 """A run's end refreshes the status at once unless the next tick is at most this near."""
 EVENT_COMPONENT = "headwater-operator"
-EVENT_MESSAGE_LIMIT = 1024
 MAX_CONCURRENT_EVENT_POSTS = 8
 
 
@@ -417,7 +416,7 @@ def schedule_event(schedule: Mapping[str, Any], type_: str, reason: str, message
         },
         "type": type_,
         "reason": reason,
-        "message": message[:EVENT_MESSAGE_LIMIT],
+        "message": reasons.event_message(message),
         "source": {"component": EVENT_COMPONENT},
         "reportingComponent": EVENT_COMPONENT,
         "firstTimestamp": when,

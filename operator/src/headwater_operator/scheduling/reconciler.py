@@ -47,6 +47,7 @@ from headwater_operator.conditions import (
     make_condition,
     set_conditions,
 )
+from headwater_operator.flowruns.timeutil import parse_time
 from headwater_operator.labels import label_value, selector
 from headwater_operator.scheduling.clock import get_clock
 from headwater_operator.scheduling.expression import (
@@ -152,7 +153,7 @@ async def reconcile_schedule(
         state.holding, state.watching_since = False, now
 
     same_expression = status.get("scheduleFingerprint") == fingerprint
-    last_tick = _parse_time(status.get("lastScheduleTime")) if same_expression else None
+    last_tick = parse_time(status.get("lastScheduleTime")) if same_expression else None
     created_at = _effective_since(meta, status, fingerprint, state, now)
     catchup = spec.get("catchup") or {}
     plan = plan_ticks(
@@ -460,7 +461,7 @@ def _effective_since(
     process first saw the new fingerprint — after an operator restart that is later than
     the real edit, which can only skip ticks, never fire one from before the edit.
     """
-    created = _parse_time(meta.get("creationTimestamp")) or now
+    created = parse_time(meta.get("creationTimestamp")) or now
     if status.get("scheduleFingerprint") in (None, fingerprint):
         return created
     return max(created, state.edit_seen_at.setdefault(fingerprint, now))
@@ -473,10 +474,3 @@ def _summary(spec: Mapping[str, Any]) -> str:
         return f"every {spec['interval']}"
     return f"rrule {spec.get('rrule')}"
 
-
-def _parse_time(value: Any) -> datetime | None:
-    if not value:
-        return None
-    if isinstance(value, datetime):
-        return value
-    return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
