@@ -80,7 +80,6 @@ from headwater.contract import (
 
 from headwater_operator import reasons
 from headwater_operator.api.enums import FlowRunPhase
-from headwater_operator.api.validation import status_errors
 from headwater_operator.flowruns.settings import DEFAULT_CONFIG_ERROR_GRACE
 from headwater_operator.flowruns.timeutil import parse_time
 
@@ -528,7 +527,10 @@ def summary_status(summary: RunSummary) -> dict[str, Any]:
 def _from_summary(summary: RunSummary, pod_name: str, facts: PodFacts) -> AttemptObservation:
     # What the API server would refuse in the status write must not reach it: a 422 there
     # would come back on every try. A summary of the wrong types (not written by the SDK)
-    # ends the attempt here, naming the field and the image that wrote it.
+    # ends the attempt here, naming the field and the image that wrote it. Imported here:
+    # the validator brings cel-python (a CEL parser) the rest of the operator never needs.
+    from headwater_operator.api.validation import status_errors
+
     problems = status_errors("FlowRun", {"message": summary["message"],
                                          **summary_status(summary)})
     if problems:

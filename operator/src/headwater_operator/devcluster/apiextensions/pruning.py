@@ -224,6 +224,15 @@ def _coerce(schema: st.Schema | None, obj: Mapping[str, Any]) -> tuple[dict[str,
     return out, reported
 
 
+def decode(schema: st.Schema | None, obj: Mapping[str, Any]) -> tuple[dict[str, Any],
+                                                                      list[str]]:
+    """:func:`prune` and :func:`unknown_fields` in one walk: what a write of a custom
+    resource needs, the object and the fields dropped from it."""
+    if schema is None:
+        return copy.deepcopy(dict(obj)), []
+    return _coerce(schema, obj)
+
+
 def prune(schema: st.Schema | None, obj: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` as the API server's decoder leaves it: pruned, nulls dropped, metadata coerced.
 
@@ -245,4 +254,4 @@ def unknown_fields(schema: st.Schema | None, obj: Mapping[str, Any]) -> list[str
     return _coerce(schema, obj)[1]
 
 
-__all__ = ["MalformedObjectError", "prune", "prune_nulls", "unknown_fields"]
+__all__ = ["MalformedObjectError", "decode", "prune", "prune_nulls", "unknown_fields"]

@@ -27,11 +27,7 @@ from typing import Any
 from headwater_operator.devcluster.apierrors import ApiError
 from headwater_operator.devcluster.apiextensions import fieldvalidation
 from headwater_operator.devcluster.apiextensions.defaulting import apply_defaults
-from headwater_operator.devcluster.apiextensions.pruning import (
-    MalformedObjectError,
-    prune,
-    unknown_fields,
-)
+from headwater_operator.devcluster.apiextensions.pruning import MalformedObjectError, decode
 from headwater_operator.devcluster.apiextensions.validation import (
     RULES_NOT_CHECKED,
     has_blocking_errors,
@@ -70,8 +66,8 @@ class CustomResourceStrategy(Strategy):
     # --- decoding ----------------------------------------------------------------------
     def _decoded(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
         try:
-            unknown = unknown_fields(self.schema, obj)
-            decoded = apply_defaults(self.schema, prune(self.schema, obj))
+            pruned, unknown = decode(self.schema, obj)
+            decoded = apply_defaults(self.schema, pruned)
         except MalformedObjectError as exc:
             raise ApiError(400, "BadRequest", fieldvalidation.decode_error_message(
                 self.spec.kind, self.spec.version, str(exc))) from exc
