@@ -63,7 +63,7 @@ import collections
 import contextvars
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -81,7 +81,7 @@ from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.harness import wait_for as _wait_for
 from headwater_operator.devcluster.kubelet import Kubelet
 from headwater_operator.leader import LeaderElection
-from k8s_rbac import Manifest, helm_binary, render_chart
+from k8s_rbac import cached_render, helm_binary
 
 WaitFor = type(_wait_for)
 
@@ -216,16 +216,7 @@ def rbac_audit(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Observed]:
     calls = OBSERVED.snapshot()
     if not calls:
         return
-    helm = helm_binary()
-    cache: dict[str, list[Manifest]] = {}
-
-    def render(values: Mapping[str, Any], release_namespace: str) -> list[Manifest]:
-        key = repr((sorted(values.items()), release_namespace))
-        if key not in cache:
-            cache[key] = render_chart(helm, values, namespace=release_namespace)
-        return cache[key]
-
-    refused = ungranted(calls, render)
+    refused = ungranted(calls, cached_render(helm_binary()))
     if refused:
         pytest.fail(failure_report(refused, observed_file), pytrace=False)
 

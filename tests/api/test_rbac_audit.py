@@ -23,7 +23,7 @@ from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
 from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.devcluster.harness import OperatorHarness
-from k8s_rbac import Manifest, Request, helm_binary, render_chart
+from k8s_rbac import Manifest, Request, cached_render, helm_binary
 
 Render = Callable[[Mapping[str, Any], str], list[Manifest]]
 ROLES = ("Role", "ClusterRole")
@@ -56,16 +56,7 @@ def _without(render: Render, group: str, resource: str, verb: str) -> Render:
 
 @pytest.fixture(scope="module")
 def chart() -> Render:
-    helm = helm_binary()
-    cache: dict[str, list[Manifest]] = {}
-
-    def render(values: Mapping[str, Any], release_namespace: str) -> list[Manifest]:
-        key = repr((sorted(values.items()), release_namespace))
-        if key not in cache:
-            cache[key] = render_chart(helm, values, namespace=release_namespace)
-        return copy.deepcopy(cache[key])
-
-    return render
+    return cached_render(helm_binary())
 
 
 async def test_the_operators_calls_are_seen_and_a_removed_rule_is_refused(  # noqa: PLR0917

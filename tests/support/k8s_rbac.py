@@ -27,15 +27,17 @@ code) is translated from kubernetes/kubernetes:
 
 from __future__ import annotations
 
+import copy
 import json
 import subprocess
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pinned_tools import pinned_tool
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CHART_DIR = REPO_ROOT / "charts" / "headwater"
@@ -183,11 +185,7 @@ def edit_rules(manifests: Sequence[Manifest]) -> list[Rule]:
 
 def helm_binary() -> str:
     """The pinned helm (scripts/install-helm.sh installs it on first use)."""
-    proc = subprocess.run(["bash", str(REPO_ROOT / "scripts" / "install-helm.sh")],
-                          capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"scripts/install-helm.sh could not install helm:\n{proc.stderr}")
-    return proc.stdout.strip().splitlines()[-1]
+    return pinned_tool("helm")
 
 
 def render_chart(helm: str, values: Mapping[str, Any], *, release: str = "hw",
@@ -204,3 +202,20 @@ def render_chart(helm: str, values: Mapping[str, Any], *, release: str = "hw",
     if proc.returncode != 0:
         raise RuntimeError(f"helm template failed for {values}:\n{proc.stderr}")
     return [doc for doc in yaml.safe_load_all(proc.stdout) if doc]
+
+
+ChartRender = Callable[[Mapping[str, Any], str], list[Manifest]]
+
+
+def cached_render(helm: str) -> ChartRender:
+    """``render(values, release_namespace)``: :func:`render_chart`, each rendering made
+    once (fresh copies are returned, so callers may edit them)."""
+    cache: dict[str, list[Manifest]] = {}
+
+    def render(values: Mapping[str, Any], release_namespace: str) -> list[Manifest]:
+        key = repr((sorted(values.items()), release_namespace))
+        if key not in cache:
+            cache[key] = render_chart(helm, values, namespace=release_namespace)
+        return copy.deepcopy(cache[key])
+
+    return render

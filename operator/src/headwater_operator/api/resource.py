@@ -27,6 +27,20 @@ class PrinterColumn:
     """OpenAPI format hint (``name``, ``int64``, …); empty for none."""
 
 
+def name_length_rule(kind: str, limit: int, why: str) -> dict[str, str]:
+    """A root CEL rule (``ROOT_VALIDATIONS``): names of ``kind`` have at most ``limit``
+    characters, because ``why``. A CRD schema may not restrict ``metadata`` itself, so the
+    rule sits at the root, where ``self.metadata.name`` is reachable; the server reports
+    root rules at no field, so the message names it."""
+    return {"rule": f"!has(self.metadata.name) || self.metadata.name.size() <= {limit}",
+            "message": f"metadata.name: {name_limit_message(kind, limit, why)}"}
+
+
+def name_limit_message(kind: str, limit: int, why: str) -> str:
+    """What :func:`name_length_rule` and the models say about a name that is too long."""
+    return f"{kind} names are limited to {limit} characters {why}"
+
+
 AGE_COLUMN = PrinterColumn(
     "Age", ".metadata.creationTimestamp", "date", "Time since the object was created."
 )

@@ -34,10 +34,18 @@ from headwater_operator.api.expressions import (
     check_rrule,
     check_timezone,
 )
-from headwater_operator.api.resource import AGE_COLUMN, PrinterColumn, Resource
+from headwater_operator.api.resource import (
+    AGE_COLUMN,
+    PrinterColumn,
+    Resource,
+    name_length_rule,
+    name_limit_message,
+)
 
 SCHEDULE_NAME_MAX_LENGTH = 52
 """Run names are ``<schedule>-<10-digit tick>``; 52 + 11 = 63 keeps them valid labels."""
+
+_NAME_LIMIT_WHY = "so run names derived from them fit"
 
 SCHEDULE_KINDS = ("cron", "interval", "rrule")
 
@@ -298,12 +306,7 @@ class Schedule(Resource):
         AGE_COLUMN,
     )
     ROOT_VALIDATIONS: ClassVar[tuple[dict[str, str], ...]] = (
-        {
-            "rule": f"!has(self.metadata.name) || "
-            f"self.metadata.name.size() <= {SCHEDULE_NAME_MAX_LENGTH}",
-            "message": f"metadata.name: Schedule names are limited to "
-            f"{SCHEDULE_NAME_MAX_LENGTH} characters so run names derived from them fit",
-        },
+        name_length_rule("Schedule", SCHEDULE_NAME_MAX_LENGTH, _NAME_LIMIT_WHY),
     )
 
     kind: Literal["Schedule"] = Field(
@@ -321,9 +324,7 @@ class Schedule(Resource):
     @classmethod
     def _short_name(cls, meta: ObjectMeta) -> ObjectMeta:
         if meta.name is not None and len(meta.name) > SCHEDULE_NAME_MAX_LENGTH:
-            raise FieldValueError(
-                "name",
-                f"Schedule names are limited to {SCHEDULE_NAME_MAX_LENGTH} characters so run "
-                f"names derived from them fit in 63; {meta.name!r} has {len(meta.name)}",
-            )
+            raise FieldValueError("name", name_limit_message(
+                "Schedule", SCHEDULE_NAME_MAX_LENGTH, _NAME_LIMIT_WHY) + (
+                f"; {meta.name!r} has {len(meta.name)}"))
         return meta

@@ -363,7 +363,7 @@ class Estimator:
             if overload in ("cidr_contains_ip_string", "cidr_contains_cidr_string"):
                 compare = _add(compare, _factor(self.library_size(args[0]), STRING_TRAVERSAL))
             return compare, None
-        if function in _NOMINAL:
+        if function in NOMINAL_COST_FUNCTIONS:
             return ONE, None
         if function == "validate" and target is not None and args:
             return _factor(_factor(self.library_size(args[0]), STRING_TRAVERSAL),
@@ -417,12 +417,14 @@ _SIZED_COMPARISONS: Final = frozenset({
     "less_string", "greater_string", "less_equals_string", "greater_equals_string",
     "less_bytes", "greater_bytes", "less_equals_bytes", "greater_equals_bytes",
     "equals", "not_equals"})
-_NOMINAL: Final = frozenset({
+NOMINAL_COST_FUNCTIONS: Final = frozenset({
     "masked", "prefixLength", "family", "isUnspecified", "isLoopback",
     "isLinkLocalMulticast", "isLinkLocalUnicast", "isGlobalUnicast", "format.named",
     "sign", "asInteger", "isInteger", "asApproximateFloat", "isGreaterThan", "isLessThan",
     "compareTo", "add", "sub", "getScheme", "getHostname", "getHost", "getPort",
     "getEscapedPath", "getQuery"})
+"""Library functions Kubernetes charges a nominal cost of 1, estimated and at run time
+(``pkg/cel/library/cost.go``)."""
 
 
 def estimate(node: Node, root: Decl) -> int:

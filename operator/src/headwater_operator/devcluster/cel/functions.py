@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 
 from headwater_operator.devcluster.cel import values as v
 from headwater_operator.devcluster.cel.checked import Uint
+from headwater_operator.devcluster.cel.cost import NOMINAL_COST_FUNCTIONS
 
 LIST_CREATE: Final = 10
 MAP_CREATE: Final = 30
@@ -783,14 +784,6 @@ _fn("getQuery")(lambda t, a: {k: v.ListValue(x) for k, x in parse_qs(t.parts.que
 
 
 # --- runtime cost (CostTracker.costCall, library CostEstimator.CallCost) -------------
-_NOMINAL: Final = frozenset({
-    "masked", "prefixLength", "family", "isUnspecified", "isLoopback",
-    "isLinkLocalMulticast", "isLinkLocalUnicast", "isGlobalUnicast", "format.named",
-    "sign", "asInteger", "isInteger", "asApproximateFloat", "isGreaterThan", "isLessThan",
-    "compareTo", "add", "sub", "getScheme", "getHostname", "getHost", "getPort",
-    "getEscapedPath", "getQuery"})
-
-
 def actual_size(x: Any) -> int:
     if isinstance(x, (str, bytes, list, dict)):
         return len(x)
@@ -857,7 +850,7 @@ def _library_call_cost(name: str, overloads: Sequence[str], args: Sequence[Any],
                 * math.ceil(actual_size(args[1]) * 0.25))
     if name == "ip" and args:
         return 1 if "cidr_ip" in overloads else math.ceil(actual_size(args[0]) * 0.1)
-    if name in _NOMINAL:
+    if name in NOMINAL_COST_FUNCTIONS:
         return 1
     if name == "_==_" and args and isinstance(args[0], (Quantity, Cidr, Url)):
         return 1
