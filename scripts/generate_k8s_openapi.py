@@ -30,8 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "operator" / "src" / "headwater_operator" / "data" / "k8s-1.32-openapi.json"
 SOURCE_VERSION = "v1.32.0-local"
 
-# The served kinds (devcluster/resources.py BUILTIN_RESOURCES), their lists, and the
-# meta types every API answer or request body uses.
+# The served kinds (devcluster/resources.py BUILTIN_RESOURCES, and the
+# CustomResourceDefinition kind apiextensions-apiserver serves), their lists, and the meta
+# types every API answer or request body uses.
 ROOTS = (
     "io.k8s.api.core.v1.Pod", "io.k8s.api.core.v1.PodList",
     "io.k8s.api.core.v1.Event", "io.k8s.api.core.v1.EventList",
@@ -43,6 +44,8 @@ ROOTS = (
     "io.k8s.api.core.v1.Secret", "io.k8s.api.core.v1.SecretList",
     "io.k8s.api.core.v1.ServiceAccount", "io.k8s.api.core.v1.ServiceAccountList",
     "io.k8s.api.core.v1.Binding", "io.k8s.api.policy.v1.Eviction",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinition",
+    "io.k8s.apiextensions-apiserver.pkg.apis.apiextensions.v1.CustomResourceDefinitionList",
     "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
     "io.k8s.apimachinery.pkg.apis.meta.v1.Status",
     "io.k8s.apimachinery.pkg.apis.meta.v1.DeleteOptions",

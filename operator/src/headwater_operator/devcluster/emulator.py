@@ -341,9 +341,10 @@ def _patch_types(spec: ResourceSpec) -> tuple[str, ...]:
 
     Custom resources have no Go type to take a strategic merge patch's merge keys from:
     apiextensions-apiserver ``customresource_handler.go`` offers JSON patch, merge patch
-    and apply; the built-in kinds add strategic merge (``pkg/endpoints/installer.go``).
+    and apply; the built-in kinds, CustomResourceDefinitions among them, add strategic
+    merge (apiserver v0.32.9 ``pkg/endpoints/installer.go`` ``supportedTypes``).
     """
-    if spec.schema is not None or spec.group == "apiextensions.k8s.io":
+    if spec.schema is not None:
         base: tuple[str, ...] = ()
     else:
         base = ("application/strategic-merge-patch+json",)

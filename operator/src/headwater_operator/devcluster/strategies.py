@@ -124,6 +124,24 @@ class Strategy:
         gets its status and its resources served). May write to the store."""
 
 
+def decode_typed(spec: ResourceSpec, obj: JsonObject, options: WriteOptions
+                 ) -> builtins.Decoded:
+    """Decode a write's object as the API server decodes a typed body
+    (:func:`.builtins.decode`): a value of the wrong type is the decoder's 400 BadRequest;
+    the duplicate and unknown fields the strict decoder sees go to
+    :meth:`WriteOptions.strict_errors` (``create.go``/``update.go``/``patch.go``)."""
+    decoded = builtins.decode(spec.key, obj)
+    if decoded.error is not None:
+        raise ApiError(400, "BadRequest", fieldvalidation.decode_error_message(
+            spec.kind, spec.version, decoded.error))
+    errors = fieldvalidation.strict_errors(decoded.seen_duplicates(options.duplicate_fields),
+                                           decoded.unknown)
+    options.strict_errors(errors, lambda: fieldvalidation.decode_error_message(
+        spec.kind, spec.version, fieldvalidation.strict_decoding_message(errors)),
+        patched=obj)
+    return decoded
+
+
 class BuiltinStrategy(Strategy):
     """A built-in kind: decoded as its Go type, defaulted, validated as its strategy does.
 
@@ -135,15 +153,7 @@ class BuiltinStrategy(Strategy):
     """
 
     def _decoded(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
-        message = builtins.decode_error_message(self.spec.key, obj)
-        if message is not None:
-            raise ApiError(400, "BadRequest", message)
-        errors = fieldvalidation.strict_errors(options.duplicate_fields, ()) + (
-            builtins.unknown_builtin_fields(self.spec.key, obj))
-        kind = self.spec.kind
-        options.strict_errors(errors, lambda: fieldvalidation.decode_error_message(
-            kind, self.spec.version, fieldvalidation.strict_decoding_message(errors)),
-            patched=obj)
+        decode_typed(self.spec, obj, options)
         return builtins.default_pod(obj) if self.spec.key == POD else obj
 
     def prepare_create(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
@@ -250,6 +260,7 @@ __all__ = [
     "Strategy",
     "Subresource",
     "WriteOptions",
+    "decode_typed",
     "pod_qos_class",
     "strategy_for",
 ]

@@ -3,12 +3,15 @@
 ``kubectl apply -f crds/`` against the emulator does what it does against a real API
 server (apiextensions-apiserver v0.32.9):
 
-* **create/update** decodes with the v1 defaults (``pkg/apis/apiextensions/v1/
-  defaults.go``, :mod:`.crddefaults`), runs the CRD strategy (``pkg/registry/
-  customresourcedefinition/strategy.go``: status cleared on create and kept on update,
-  ``storedVersions`` gains the storage version; no unconditional update) and validates
-  (``ValidateCustomResourceDefinition[Update]``, :mod:`.crdvalidation`, CEL rules by
-  :mod:`..cel`); an invalid CRD gets the server's 422.
+* **create/update** decodes the body as the Go type ``apiextensions.k8s.io/v1
+  CustomResourceDefinition`` (:func:`..strategies.decode_typed` against the pinned
+  OpenAPI: a value of the wrong type is a 400, unknown fields — ``examples`` in a schema —
+  are strict decoding errors for ``fieldValidation``, and are dropped), with the v1
+  defaults (``pkg/apis/apiextensions/v1/defaults.go``, :mod:`.crddefaults`), runs the CRD
+  strategy (``pkg/registry/customresourcedefinition/strategy.go``: status cleared on
+  create and kept on update, ``storedVersions`` gains the storage version; no
+  unconditional update) and validates (``ValidateCustomResourceDefinition[Update]``,
+  :mod:`.crdvalidation`, CEL rules by :mod:`..cel`); an invalid CRD gets the server's 422.
 * **naming and establishing**, which real controllers do a moment later
   (``pkg/controller/status/naming_controller.go``, ``pkg/controller/establish``), happen
   in-line right after the write: ``status.acceptedNames``, ``NamesAccepted`` (``NoConflicts``
@@ -41,7 +44,12 @@ from headwater_operator.devcluster.cel import SchemaRules
 from headwater_operator.devcluster.fielderrors import FieldError
 from headwater_operator.devcluster.resources import ResourceSpec, specs_from_crd
 from headwater_operator.devcluster.store import DeleteOptions, ObjectStore, format_time
-from headwater_operator.devcluster.strategies import Strategy, Subresource, WriteOptions
+from headwater_operator.devcluster.strategies import (
+    Strategy,
+    Subresource,
+    WriteOptions,
+    decode_typed,
+)
 
 JsonObject = dict[str, Any]
 
@@ -103,17 +111,24 @@ class CustomResourceDefinitionStrategy(Strategy):
         self._strategy_for = strategy_for
 
     # --- the strategy ------------------------------------------------------------------
+    def _decoded(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
+        """The body decoded as the v1 Go type, before defaulting, as the server decodes
+        (apiserver v0.32.9 ``pkg/endpoints/handlers/create.go``/``update.go``: the
+        decoder's errors come before admission and validation)."""
+        return decode_typed(self.spec, obj, options).obj
+
     def prepare_create(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
-        return prepare_for_create(default_crd(obj))
+        return prepare_for_create(default_crd(self._decoded(obj, options)))
 
     def validate_create(self, obj: JsonObject) -> list[FieldError]:
         return crd_errors(obj, None)
 
     def prepare_update(self, new: JsonObject, old: JsonObject, subresource: Subresource,
                        options: WriteOptions) -> JsonObject:
+        decoded = self._decoded(new, options)
         if subresource == "status":
-            return new
-        return prepare_for_update(default_crd(new), old)
+            return decoded
+        return prepare_for_update(default_crd(decoded), old)
 
     def validate_update(self, new: JsonObject, old: JsonObject,
                         subresource: Subresource) -> list[FieldError]:

@@ -6,6 +6,8 @@ Kubernetes version (1.32), worded as that version words them (see ``..fielderror
 """
 
 from headwater_operator.devcluster.builtins.decoding import (
+    Decoded,
+    decode,
     decode_error_message,
     schema_errors,
     strict_error_message,
@@ -23,6 +25,8 @@ from headwater_operator.devcluster.builtins.objectmeta import (
 from headwater_operator.devcluster.builtins.pods import default_pod
 
 __all__ = [
+    "Decoded",
+    "decode",
     "decode_error_message",
     "default_pod",
     "is_builtin",

@@ -1,0 +1,28 @@
+"""Every CRD the chart renders decodes as the Go type apiextensions.k8s.io/v1
+CustomResourceDefinition with no strict decoding error, so ``kubectl apply`` (which sends
+``fieldValidation=Strict``) and ``helm install`` take them from a Kubernetes 1.32 server."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from conftest import Render
+from headwater_operator.devcluster.builtins import decode
+
+CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"replicas": 2},
+    {"replicas": 3, "watchNamespaces": ["team-a", "team-b"]},
+], ids=["defaults", "cluster-wide-peering", "namespaced-peering"])
+def test_rendered_crds_decode_without_strict_errors(render: Render,
+                                                    values: dict[str, Any]) -> None:
+    crds = [m for m in render(values) if m["kind"] == "CustomResourceDefinition"]
+    assert len(crds) == (4 if not values else 5)
+    for crd in crds:
+        decoded = decode(CRDS, crd)
+        assert (decoded.error, decoded.unknown) == (None, ()), crd["metadata"]["name"]
+        assert decoded.obj == crd
