@@ -30,10 +30,10 @@ helm="$(bash scripts/install-helm.sh | tail -n 1)"
 
 echo "== images"
 # Each build's context holds exactly what its Dockerfile copies (checked by
-# tests/unit/chart/test_images.py): the repository root, filtered by .dockerignore to
-# sdk/ and operator/, for the operator and runtime images; examples/, filtered by
-# examples/.dockerignore to flows/, for the examples image (the runtime image plus the
-# example flows, so their entrypoints resolve; never part of the operator image).
+# tests/unit/chart/test_chart_build_contexts.py): the repository root, filtered by
+# .dockerignore to sdk/ and operator/, for the operator and runtime images; examples/,
+# filtered by examples/.dockerignore to flows/, for the examples image (the runtime image
+# plus the example flows, so their entrypoints resolve; never part of the operator image).
 docker build -t "$operator_image" -f Dockerfile .
 docker build -t "$runtime_image" -f images/runtime/Dockerfile .
 docker build -t "$examples_image" --build-arg RUNTIME_IMAGE="$runtime_image" \
