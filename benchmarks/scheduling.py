@@ -66,14 +66,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater.contract import LABEL_FLOW_RUN, LABEL_SCHEDULE
-from headwater_operator.devcluster import podstatus
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.kubelet import default_summary
-from headwater_operator.devcluster.store import ApiError, DeleteOptions, WatchEvent
 from headwater_operator.scheduling import fire_times, parse_schedule_expression
+
+# The emulator is imported where it runs (the emulator process), never at the top: the
+# operator process runs this file too (--run-operator), and the emulator's modules (its
+# validators, a CEL runtime, RE2) would inflate the operator's measured RSS.
+if TYPE_CHECKING:
+    from headwater_operator.devcluster.emulator import BackgroundEmulator
+    from headwater_operator.devcluster.store import WatchEvent
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -306,6 +309,8 @@ class EmulatorCommands:
             recorder.deleted.update(old)
 
         def delete_old() -> None:
+            from headwater_operator.devcluster.store import ApiError, DeleteOptions
+
             store = self.api.emulator.store
             spec = store.resource("headwater.dev", "v1alpha1", "flowruns")
             for schedule, tick in old:
@@ -369,6 +374,11 @@ def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool,
     kubelet instead: each flow-run pod exits 0 with a run summary that many seconds after
     it was created, and the operator's lifecycle completes the run as on a cluster.
     """
+    from headwater_operator.devcluster import podstatus
+    from headwater_operator.devcluster.emulator import BackgroundEmulator
+    from headwater_operator.devcluster.kubelet import default_summary
+    from headwater_operator.devcluster.store import ApiError
+
     recorder = Recorder()
     with BackgroundEmulator() as api:
         store = api.emulator.store
