@@ -314,7 +314,7 @@ def _dry_run_errors(values: Sequence[str]) -> list[fe.FieldError]:
     """``ValidateDryRun`` (apimachinery ``pkg/apis/meta/v1/validation``): only ``All``."""
     if all(value == "All" for value in values):
         return []
-    return [fe.not_supported("dryRun", fe.GoStrings(values), ["All"])]
+    return [fe.not_supported("dryRun", fe.GoText(fe.go_string_slice(values)), ["All"])]
 
 
 def write_options(verb: str, params: Mapping[str, str]) -> WriteOptions:

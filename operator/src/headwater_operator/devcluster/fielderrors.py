@@ -156,14 +156,14 @@ def go_float(value: float) -> str:
     return f"{prefix}{digits[:point]}.{digits[point:]}"
 
 
-class GoStrings(tuple[str, ...]):
-    """A Go ``[]string`` (``%#v`` prints ``[]string{"a", "b"}``), e.g. query values."""
+def go_string_slice(values: Sequence[str]) -> str:
+    """Go's ``%#v`` of a ``[]string``: ``[]string{"a", "b"}`` (a query's values, a
+    list of names); wrap it in :class:`GoText` to show it as a bad value."""
+    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
 
 
 def go_syntax(value: Any) -> str:
     """Go's ``%#v`` of a decoded JSON value (``map[string]interface {}{…}`` and kin)."""
-    if isinstance(value, GoStrings):
-        return "[]string{" + ", ".join(go_quote(v) for v in value) + "}"
     if value is None:
         return "interface {}(nil)"
     if isinstance(value, bool):
@@ -358,7 +358,6 @@ __all__ = [
     "OMITTED",
     "ErrorType",
     "FieldError",
-    "GoStrings",
     "GoText",
     "PathPart",
     "aggregate",
@@ -367,6 +366,7 @@ __all__ = [
     "format_path",
     "go_float",
     "go_quote",
+    "go_string_slice",
     "go_syntax",
     "go_value",
     "internal",

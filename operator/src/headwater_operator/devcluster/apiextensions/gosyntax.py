@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from headwater_operator.devcluster.fielderrors import go_quote, go_syntax
+from headwater_operator.devcluster.fielderrors import go_quote, go_string_slice, go_syntax
 
 from .internal import Schema, Version
 
@@ -32,7 +32,7 @@ def string_slice(values: Sequence[str] | None) -> str:
     """``%#v`` of a ``[]string``."""
     if values is None:
         return "[]string(nil)"
-    return "[]string{" + ", ".join(go_quote(v) for v in values) + "}"
+    return go_string_slice(values)
 
 
 def _pointer(type_name: str, value: Any) -> str:

@@ -23,6 +23,7 @@ from headwater_operator.devcluster.fielderrors import (
     FieldError,
     forbidden,
     format_path,
+    go_string_slice,
     go_syntax,
     invalid,
     required,
@@ -154,14 +155,10 @@ def validate_finalizers(finalizers: Any, path: str) -> list[FieldError]:
     errors = [invalid(path, value, msg) for value in values
               for msg in names.is_qualified_name(value)]
     if FINALIZER_ORPHAN in values and FINALIZER_FOREGROUND in values:
-        errors.append(invalid(path, GoSyntax(_string_slice(values)),
+        errors.append(invalid(path, GoSyntax(go_string_slice(values)),
                               f"finalizer {FINALIZER_ORPHAN} and {FINALIZER_FOREGROUND} "
                               "cannot be both set"))
     return errors
-
-
-def _string_slice(values: Sequence[str]) -> str:
-    return "[]string{" + ", ".join(go_syntax(v) for v in values) + "}"
 
 
 def validate_kube_finalizer_names(finalizers: Any, path: str) -> list[FieldError]:
@@ -260,7 +257,7 @@ def validate_object_meta_update(new: Mapping[str, Any], old: Mapping[str, Any], 
             errors.append(forbidden(
                 _child(path, "finalizers"),
                 "no new finalizers can be added if the object is being deleted, found new "
-                f"finalizers {_string_slice(added)}"))
+                f"finalizers {go_string_slice(added)}"))
     if not new.get("resourceVersion"):
         errors.append(invalid(_child(path, "resourceVersion"),
                               str(new.get("resourceVersion") or ""),
