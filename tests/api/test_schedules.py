@@ -412,6 +412,63 @@ async def test_invalid_schedule_is_marked_and_creates_no_runs(
         assert scene.status().get("nextScheduleTime") is None
 
 
+async def _hold(scene: Scene, how: str) -> None:
+    """Hold the Schedule ``hourly`` (of Deployment ``nightly``) ``how``; wait until it says so."""
+    if how == "suspend":
+        await scene.patch_spec("hourly", {"suspend": True})
+        reason = "Suspended"
+    elif how == "pause":
+        await scene.kube.patch(kube_module.DEPLOYMENTS, "nightly", {"spec": {"paused": True}},
+                               namespace=scene.namespace)
+        reason = "DeploymentPaused"
+    else:
+        await scene.patch_spec("hourly", {"timezone": "Mars/Olympus_Mons"})
+        reason = "Invalid"
+    await scene.wait_for(lambda: scene.condition("Ready").get("reason") == reason)
+
+
+@pytest.mark.parametrize("how", ["suspend", "pause", "invalid"])
+async def test_a_held_schedule_stops_listing_runs_that_ended(
+    scene: Scene, clock: ManualClock, how: str,
+) -> None:
+    # Issue #11: the hold path wrote no `active`, so a held Schedule kept listing runs
+    # that had finished long ago (CronJob keeps it current, suspended or not).
+    async with scene.running():
+        await scene.deployment()
+        await scene.schedule()
+        await scene.tick_to(clock, at(1))
+        first = run_name("hourly", at(1))
+        assert [entry["name"] for entry in scene.status()["active"]] == [first]
+        await _hold(scene, how)
+        assert [entry["name"] for entry in scene.status()["active"]] == [first]
+
+        await scene.kube.patch(kube_module.FLOWRUNS, first, {"spec": {"cancel": True}},
+                               namespace=scene.namespace)
+        await scene.wait_for(lambda: scene.run(first)["status"]["phase"] == "Cancelled")
+
+        await scene.wait_for(lambda: scene.status().get("active") == [])
+        assert scene.condition("Ready")["status"] == "False"  # still held
+        assert scene.runs() == [first]
+
+
+async def test_a_held_schedule_drops_runs_deleted_with_its_deployment(
+    scene: Scene, clock: ManualClock,
+) -> None:
+    async with scene.running():
+        await scene.deployment()
+        await scene.schedule()
+        await scene.tick_to(clock, at(1))
+        assert scene.status()["active"]
+
+        # The runs are owned by the Deployment: the garbage collector deletes them too.
+        await scene.kube.delete(kube_module.DEPLOYMENTS, "nightly", namespace=scene.namespace)
+
+        await scene.wait_for(lambda: scene.condition("Ready").get("reason")
+                             == "DeploymentNotFound")
+        await scene.wait_for(lambda: scene.runs() == [])
+        await scene.wait_for(lambda: scene.status().get("active") == [])
+
+
 # --- concurrency policy ---------------------------------------------------------------
 async def test_forbid_skips_ticks_while_a_run_is_active(
     scene: Scene, clock: ManualClock,

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from headwater import contract
 from headwater_operator import kube, reasons
 from headwater_operator.api import FlowRunPhase, RetryCause
 from headwater_operator.api.deployment import ConcurrencySpec
-from headwater_operator.flowruns.concurrency import SlotVerdict, slot_verdict
+from headwater_operator.flowruns.concurrency import (
+    SlotVerdict,
+    pod_owner_uids,
+    slot_verdict,
+)
 from headwater_operator.flowruns.retry import (
     RetryPolicy,
     is_retryable,
@@ -78,23 +84,72 @@ def test_enqueue_admits_oldest_first_and_queues_the_rest() -> None:
     limit = ConcurrencySpec(limit=1)
     old = make_run("old", created=at(0), status={"phase": "AwaitingConcurrencySlot"})
     new = make_run("new", created=at(5))
-    assert slot_verdict(new, limit, [old, new], at(10)) == SlotVerdict.QUEUE
-    assert slot_verdict(old, limit, [old, new], at(10)) == SlotVerdict.ADMIT
+    assert slot_verdict(new, limit, [old, new], at(10), with_pods=()) == SlotVerdict.QUEUE
+    assert slot_verdict(old, limit, [old, new], at(10), with_pods=()) == SlotVerdict.ADMIT
 
 
 def test_full_deployment_queues_or_cancels_per_strategy() -> None:
     active = make_run("busy", status={"phase": "AwaitingRetry"})
     run = make_run("next")
-    assert slot_verdict(run, ConcurrencySpec(limit=1), [active], at(1)) == SlotVerdict.QUEUE
+    assert slot_verdict(run, ConcurrencySpec(limit=1), [active], at(1),
+                        with_pods=()) == SlotVerdict.QUEUE
     cancel_new = ConcurrencySpec.model_validate({"limit": 1, "collisionStrategy": "CancelNew"})
-    assert slot_verdict(run, cancel_new, [active], at(1)) == SlotVerdict.CANCEL
+    assert slot_verdict(run, cancel_new, [active], at(1), with_pods=()) == SlotVerdict.CANCEL
 
 
 def test_future_runs_do_not_take_queue_places() -> None:
     future = make_run("future", created=at(0), scheduledTime=iso(at(3600)))
     run = make_run("now", created=at(5))
-    assert slot_verdict(run, ConcurrencySpec(limit=1), [future, run], at(10)) == \
-        SlotVerdict.ADMIT
+    assert slot_verdict(run, ConcurrencySpec(limit=1), [future, run], at(10),
+                        with_pods=()) == SlotVerdict.ADMIT
+
+
+# An operator killed between creating a run's pod and writing its status (or whose status
+# write failed) leaves a run with a pod and a waiting phase: issue #11, "random kills".
+def test_a_run_with_a_pod_holds_its_slot_whatever_its_phase_says() -> None:
+    limit = ConcurrencySpec(limit=1)
+    backfill = make_run("backfill", created=at(8), scheduledTime=iso(at(0)))
+    started = make_run("started", created=at(5), status={"phase": "Scheduled"})
+    with_pods = {"uid-started"}
+    # The older waiting run (by scheduled time) must not be admitted beside the pod ...
+    assert slot_verdict(backfill, limit, [backfill, started], at(10),
+                        with_pods=with_pods) == SlotVerdict.QUEUE
+    # ... and the run with the pod is not queued behind it: its pod already runs.
+    assert slot_verdict(started, limit, [backfill, started], at(10),
+                        with_pods=with_pods) == SlotVerdict.ADMIT
+    # By phase alone (no pods known), the backfill would have been admitted.
+    assert slot_verdict(backfill, limit, [backfill, started], at(10),
+                        with_pods=()) == SlotVerdict.ADMIT
+
+
+def test_a_run_with_a_pod_is_never_cancelled_by_cancel_new() -> None:
+    cancel_new = ConcurrencySpec.model_validate({"limit": 1, "collisionStrategy": "CancelNew"})
+    busy = make_run("busy", status={"phase": "Running"})
+    started = make_run("started", status={"phase": "AwaitingConcurrencySlot"})
+    assert slot_verdict(started, cancel_new, [busy, started], at(1),
+                        with_pods={"uid-busy", "uid-started"}) == SlotVerdict.ADMIT
+
+
+def test_a_finished_run_holds_no_slot_even_while_its_pod_is_kept() -> None:
+    done = make_run("done", status={"phase": "Completed"})
+    run = make_run("next")
+    assert slot_verdict(run, ConcurrencySpec(limit=1), [done, run], at(1),
+                        with_pods={"uid-done"}) == SlotVerdict.ADMIT
+
+
+def test_pod_owner_uids_counts_flowrun_controllers_only() -> None:
+    def pod(*owners: dict[str, Any]) -> dict[str, Any]:
+        return {"metadata": {"ownerReferences": list(owners)}}
+
+    run_ref = {"apiVersion": contract.API_VERSION, "kind": "FlowRun", "name": "a",
+               "uid": "uid-a", "controller": True}
+    assert pod_owner_uids([
+        pod(run_ref),
+        pod({**run_ref, "uid": "uid-b", "controller": False}),  # not its controller
+        pod({**run_ref, "uid": "uid-c", "kind": "Job"}),
+        pod({**run_ref, "uid": "uid-d", "apiVersion": "example.com/v1"}),
+        {"metadata": {}},
+    ]) == {"uid-a"}
 
 
 def test_pending_timeout_comes_from_deployment() -> None:

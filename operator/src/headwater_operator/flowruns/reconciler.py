@@ -28,6 +28,10 @@ write, whichever is newer), the Deployment and Flow from kopf's indexes through
 * the pod (``GET``), whose status is what the step is about;
 * sibling runs (``LIST``) when admitting a run under a concurrency limit: another
   tracker's status write a moment ago must count, and the watch may not have shown it;
+* the Deployment's pods (``LIST``, by label) at the same moment: a run that has a pod
+  holds its slot even if its status does not say so yet (an operator killed between
+  the pod create and the status write, see :mod:`.concurrency`), and after a restart
+  the pod watch may not have delivered that pod when the first admission is decided;
 * a Deployment or Flow the index does not have (``GET``): the FlowRun's watch can
   deliver a run before the Deployment's watch delivers its Deployment (``kubectl
   apply -f dir/``), and failing the run for good as ``DeploymentNotFound`` must rest on
@@ -58,6 +62,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import kopf
+from headwater import contract
 
 from headwater_operator import kube, metrics, reasons
 from headwater_operator.api import (
@@ -71,6 +76,7 @@ from headwater_operator.api import (
 from headwater_operator.flowruns.concurrency import (
     WAITING_PHASES,
     SlotVerdict,
+    pod_owner_uids,
     scheduled_time,
     slot_verdict,
 )
@@ -92,6 +98,7 @@ from headwater_operator.flowruns.settings import (
     parameter_errors,
     resolve_settings,
 )
+from headwater_operator.labels import selector
 
 log = logging.getLogger(__name__)
 
@@ -384,6 +391,19 @@ async def _siblings(client: kube.Kube, run: FlowRun, deployment: str) -> list[Fl
     return runs
 
 
+async def _runs_with_pods(client: kube.Kube, namespace: str, deployment: str) -> frozenset[str]:
+    """The uids of the runs of ``deployment`` that have a pod (see :mod:`.concurrency`).
+
+    A LIST, not the pod watch's memory: right after a restart the watch may not have
+    delivered the pod a killed operator created, and that pod is the one that counts.
+    Every pod of a run with a Deployment carries the Deployment's label (``render``).
+    """
+    pods = await client.list(kube.PODS, namespace=namespace, label_selector={
+        contract.LABEL_MANAGED_BY: contract.MANAGED_BY_VALUE,
+        **selector(contract.LABEL_DEPLOYMENT, deployment)})
+    return pod_owner_uids(pods)
+
+
 async def gather_facts(client: kube.Kube, run: FlowRun, now: datetime,
                        lookup: Lookup = no_lookup, *,
                        config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
@@ -410,7 +430,10 @@ async def gather_facts(client: kube.Kube, run: FlowRun, now: datetime,
                                         settings.flow.spec.parameters_schema))
         if settings.concurrency is not None:
             siblings = await _siblings(client, run, settings.deployment_name)
-            slot = slot_verdict(run, settings.concurrency, siblings, now)
+            with_pods = await _runs_with_pods(client, run.metadata.namespace or "",
+                                              settings.deployment_name)
+            slot = slot_verdict(run, settings.concurrency, siblings, now,
+                                with_pods=with_pods)
     return Facts(now=now, settings=settings, setup_error=resolved.error,
                  parameter_errors=errors, pod=pod, slot=slot)
 

@@ -5,6 +5,7 @@
 * :mod:`.fire_times` — ``next_fire_time``, ``previous_fire_time``, ``fire_times``;
 * :mod:`.plan` — ``plan_ticks``: which due ticks run now, which missed ones are skipped;
 * :mod:`.runs` — deterministic run names, window parameters, the expression fingerprint;
+* :mod:`.status` — ``status.active`` and whether a wake-up changes the status at all;
 * :mod:`.clock` — the injectable clock the reconciler reads and sleeps through.
 
 The rules are documented for users in ``docs/scheduling.md``.

@@ -93,6 +93,8 @@ class _Entry:
     """When the task sleeps until (None: until rung)."""
     reread: bool = False
     """The spec changed since the task last looked: take metadata and spec from ``live``."""
+    watch: WatchState | None = None
+    """The task's :class:`WatchState`, whose ``unseen`` runs the run watch settles."""
     stopped: bool = False
     task: asyncio.Task[None] | None = None
 
@@ -259,6 +261,13 @@ class ScheduleController:
         key = (namespace, schedule) if schedule else self._owner(namespace, name)
         if key is None:
             return
+        entry = self.schedules.get(key)
+        if entry is not None and entry.watch is not None:
+            # The watch has shown this run: from now on the remembered runs say whether
+            # it is active. Left among the task's unseen runs, a run created and then
+            # deleted or ended before the task looked again (its Deployment deleted, the
+            # garbage collector taking its runs) would count as active for a minute.
+            entry.watch.unseen.pop(name, None)
         status = obj.get("status") or {}
         phase = status.get("phase")
         runs = self.runs.setdefault(key, {})
@@ -277,7 +286,6 @@ class ScheduleController:
                 runs[name] = _run_facts(obj)
         if not runs:
             del self.runs[key]
-        entry = self.schedules.get(key)
         if entry is not None and (was_active or name in entry.active) \
                 and not self._tick_is_near(entry):
             entry.doorbell.set()
@@ -319,7 +327,7 @@ class ScheduleController:
     async def _drive(self, key: Key, entry: _Entry) -> None:
         """Wake at each tick (or when rung), reconcile, post Events, sleep again."""
         clock = self.clock
-        state = WatchState(watching_since=clock.now())
+        state = entry.watch = WatchState(watching_since=clock.now())
         budget = EventBudget()
         schedule: dict[str, Any] | None = None
         failures = 0

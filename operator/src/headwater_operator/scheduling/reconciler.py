@@ -12,6 +12,8 @@ applies them, in this order:
    nothing else changes (never half-applied);
 2. suspended, or its Deployment missing or paused — no runs, a condition says why, and
    the ticks meanwhile count as missed when it resumes (``watching_since`` restarts);
+   ``status.active`` and ``lastSuccessfulTime`` still follow its runs (as for an
+   invalid Schedule): runs go on ending while it is held;
 3. plan the ticks; for each tick to run, apply ``concurrencyPolicy`` against this
    Schedule's own active runs and create the FlowRun (``409 AlreadyExists`` is success:
    an earlier operator or replica made it; a refusal the same body would get again —
@@ -20,6 +22,7 @@ applies them, in this order:
 4. write ``status`` once: last/next tick, fingerprint, active runs, missed-tick count and
    conditions. The fingerprint and last tick are written together, so an edit observed
    before any tick under the new expression never fires the old expression's ticks.
+   A wake-up that would write the status it finds writes nothing (:mod:`.status`).
 """
 
 from __future__ import annotations
@@ -61,6 +64,7 @@ from headwater_operator.scheduling.runs import (
     scheduled_run_name,
     window_parameters,
 )
+from headwater_operator.scheduling.status import active_entries, status_changes
 
 TERMINAL_PHASES = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
 
@@ -81,7 +85,8 @@ class WatchState:
     unseen: dict[str, tuple[float, dict[str, Any]]] = field(default_factory=dict)
     """Runs this task created that the watch-fed :class:`Cache` has not shown yet, with
     the ``time.monotonic()`` of their creation (watch lag is real time, not the
-    scheduler's clock)."""
+    scheduler's clock). A run enters before its create is sent, so the watch, which
+    removes it when it shows the run (the Schedule controller), always comes after."""
 
 
 @dataclass(frozen=True)
@@ -129,26 +134,18 @@ async def reconcile_schedule(
     try:
         expr, fingerprint = _parsed(spec, state)
     except ScheduleError as exc:
-        state.holding = True
-        conditions = [
+        return await _hold(client, body, state, now, cache=cache, conditions=[
             make_condition("Invalid", True, invalid_reason(exc.field_path), str(exc)),
             make_condition("Ready", False, "Invalid", str(exc)),
-        ]
-        written = await _write_status(
-            client, body, conditions=conditions, now=now,
-            fields={"nextScheduleTime": None, "expression": _summary(spec)})
-        return WakeResult(None, events=[("Warning", "Invalid", str(exc))], body=written)
+        ], events=[("Warning", "Invalid", str(exc))])
 
     hold, deployment = await _hold_reason(client, namespace, spec, cache)
     if hold is not None or deployment is None:
-        hold = hold or ("DeploymentNotFound", "the Deployment is missing")
-        state.holding = True
-        reason, message = hold
-        written = await _write_status(client, body, conditions=[
+        reason, message = hold or ("DeploymentNotFound", "the Deployment is missing")
+        return await _hold(client, body, state, now, cache=cache, conditions=[
             make_condition("Invalid", False, "Valid", "the schedule expression is valid"),
             make_condition("Ready", False, reason, message),
-        ], now=now, fields={"nextScheduleTime": None, "expression": _summary(spec)})
-        return WakeResult(None, body=written)
+        ])
     if state.holding:
         state.holding, state.watching_since = False, now
 
@@ -166,13 +163,31 @@ async def reconcile_schedule(
     active, last_success = await _runs_of(client, namespace, name, cache, state)
     result = WakeResult(plan.next_tick)
     forbidden = await _fire(client, body, expr=expr, plan=plan, deployment=deployment,
-                            active=active, result=result)
-    for run in active:
-        if run["metadata"]["name"] in result.created:
-            state.unseen[run["metadata"]["name"]] = (time.monotonic(), run)
+                            active=active, result=result, unseen=state.unseen)
     extra = {"lastSuccessfulTime": last_success} if last_success else {}
     return await _finish(client, body, plan=plan, fingerprint=fingerprint, active=active,
                          result=result, forbidden=forbidden, now=now, extra=extra)
+
+
+async def _hold(
+    client: kube.Kube, body: Mapping[str, Any], state: WatchState, now: datetime, *,
+    cache: Cache | None, conditions: list[dict[str, Any]],
+    events: list[tuple[str, str, str]] | None = None,
+) -> WakeResult:
+    """A wake-up of a Schedule that may not create runs (invalid, suspended, its
+    Deployment missing or paused): no runs, conditions that say why, and ``active`` and
+    ``lastSuccessfulTime`` that still follow its runs (see :mod:`.status`)."""
+    meta, spec = body["metadata"], body.get("spec") or {}
+    state.holding = True
+    active, last_success = await _runs_of(client, str(meta.get("namespace") or "default"),
+                                          str(meta["name"]), cache, state)
+    fields: dict[str, Any] = {"nextScheduleTime": None, "expression": _summary(spec),
+                              "active": active_entries(active)}
+    if last_success:
+        fields["lastSuccessfulTime"] = last_success
+    written = await _write_status(client, body, conditions=conditions, now=now, fields=fields)
+    return WakeResult(None, active=[entry["name"] for entry in fields["active"]],
+                      events=events or [], body=written)
 
 
 EXPRESSION_FIELDS = ("cron", "interval", "rrule", "timezone", "anchorTime")
@@ -318,9 +333,13 @@ async def _runs_of(
 async def _fire(
     client: kube.Kube, schedule: Mapping[str, Any], *, expr: ScheduleExpression,
     plan: TickPlan, deployment: Mapping[str, Any], active: list[dict[str, Any]],
-    result: WakeResult,
+    result: WakeResult, unseen: dict[str, tuple[float, dict[str, Any]]],
 ) -> int:
-    """Create the planned runs under ``concurrencyPolicy``; returns ticks Forbid skipped."""
+    """Create the planned runs under ``concurrencyPolicy``; returns ticks Forbid skipped.
+
+    Each run is among the ``unseen`` (:attr:`WatchState.unseen`) from just before its
+    create until the watch shows it, unless the API server refused it.
+    """
     policy = schedule["spec"].get("concurrencyPolicy", "Allow")
     namespace = schedule["metadata"].get("namespace")
     forbidden = 0
@@ -342,6 +361,8 @@ async def _fire(
                 )))
             active.clear()
         run = build_flow_run(schedule, deployment, expr, tick)
+        name = run["metadata"]["name"]
+        unseen[name] = (time.monotonic(), run)
         try:
             await client.create(kube.FLOWRUNS, run, namespace=namespace)
             # Lag counts only runs this wake-up created: a 409 means another process made
@@ -354,14 +375,18 @@ async def _fire(
         except kube.AlreadyExists:
             pass  # made by an earlier operator or another replica: the same run
         except kube.KubeError as exc:
+            unseen.pop(name, None)  # not created
             if not kube.is_final_rejection(exc.status, exc.message):
                 raise  # transient (5xx, quota): the wake-up is retried after a back-off
             # The same body would be refused again at every retry: skip the tick, say why.
-            message = rejected_run_message(run["metadata"]["name"], tick, exc.message)
+            message = rejected_run_message(name, tick, exc.message)
             result.rejected.append(message)
             result.events.append(("Warning", reasons.RUN_REJECTED, message))
             continue
-        result.created.append(run["metadata"]["name"])
+        except BaseException:
+            unseen.pop(name, None)  # not known to exist; the retried wake-up creates it
+            raise
+        result.created.append(name)
         active.append(run)
     return forbidden
 
@@ -407,11 +432,7 @@ async def _finish(
         "nextScheduleTime": format_time(plan.next_tick) if plan.next_tick else None,
         "expression": _summary(spec),
         "missedTicks": int(status.get("missedTicks") or 0) + skipped,
-        "active": [
-            {"name": run["metadata"]["name"],
-             "scheduledTime": (run.get("spec") or {}).get("scheduledTime")}
-            for run in active
-        ],
+        "active": active_entries(active),
     }
     if plan.handled_through is not None:
         fields["lastScheduleTime"] = format_time(plan.handled_through)
@@ -440,6 +461,12 @@ async def _write_status(
     client: kube.Kube, body: Mapping[str, Any], *, conditions: list[dict[str, Any]],
     now: datetime, fields: Mapping[str, Any],
 ) -> dict[str, Any]:
+    """Patch the Schedule's status with ``fields`` and ``conditions``; returns the body.
+
+    Nothing is sent when the status already says all of it (a held Schedule woken by a
+    change that alters nothing it shows): ``body`` itself is returned then, its status
+    being what the write would have left (this controller is its only writer).
+    """
     meta = body["metadata"]
     status: Mapping[str, Any] = body.get("status") or {}
     patch = {
@@ -447,6 +474,8 @@ async def _write_status(
         "conditions": set_conditions(status.get("conditions"), conditions, now),
         "observedGeneration": meta.get("generation"),
     }
+    if not status_changes(status, patch):
+        return dict(body)
     return await client.patch_status(kube.SCHEDULES, meta["name"], {"status": patch},
                                      namespace=meta.get("namespace") or "default")
 
