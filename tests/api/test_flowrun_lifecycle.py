@@ -49,7 +49,7 @@ from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.kubelet import Kubelet, default_summary
 from headwater_operator.devcluster.store import ApiError
 from headwater_operator.flowruns import machine, reconciler
-from headwater_operator.flowruns.timeutil import parse_time
+from headwater_operator.kubetime import parse_time
 
 TIMEOUT = 15.0
 MANAGED = "app.kubernetes.io/managed-by=headwater"

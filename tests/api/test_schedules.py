@@ -1,6 +1,6 @@
 """Schedules against the emulated API: the real operator, on a hand-moved scheduler clock.
 
-The scheduler reads time only through :mod:`headwater_operator.scheduling.clock`; these
+The scheduler reads time only through :mod:`headwater_operator.clock`; these
 tests install a :class:`ManualClock` (and give the emulator the same clock, so
 ``creationTimestamp`` agrees with it). "The operator was down for five ticks" is then
 ``clock.advance(5 * HOUR)`` while it is stopped: no test waits for a real tick. Every
@@ -32,12 +32,11 @@ from headwater_operator import kube as kube_module
 from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.metrics import REGISTRY
+from headwater_operator.clock import ManualClock, set_clock
 from headwater_operator.scheduling import (
-    ManualClock,
     ScheduleExpression,
     next_fire_time,
     parse_schedule_expression,
-    set_clock,
 )
 
 WaitFor = Callable[..., Awaitable[Any]]

@@ -320,3 +320,132 @@ class Informer:
         where = f"namespace {self.namespace}" if self.namespace else "all namespaces"
         selector = f", selector {self.label_selector}" if self.label_selector else ""
         return f"{self.resource.plural} in {where}{selector}"
+
+
+class SharedInformer:
+    """One kind's :class:`Informer` per watched namespace, fanned out to many handlers.
+
+    Every controller that needs a kind registers its callback here (:meth:`add_handler`,
+    before :meth:`run`), so each kind is listed and watched once per process however many
+    controllers read it — the shape of client-go's shared informers. Handlers are called
+    in registration order with the *same* object: they must treat it as read-only (a
+    consumer that keeps a trimmed copy makes its own). A handler that raises is logged
+    and does not keep the event from the others.
+    """
+
+    def __init__(self, client: kube.Kube, resource: kube.Resource,
+                 namespaces: Sequence[str | None], *,
+                 label_selector: str | Mapping[str, str] | None = None,
+                 watch_timeout_seconds: int = 300) -> None:
+        self.resource = resource
+        self.label_selector = label_selector
+        self.handlers: list[EventHandler] = []
+        self._informers = [
+            Informer(client, resource, namespace=namespace, on_event=self._fan_out,
+                     label_selector=label_selector,
+                     watch_timeout_seconds=watch_timeout_seconds)
+            for namespace in namespaces]
+        self._started = False
+
+    def add_handler(self, handler: EventHandler) -> None:
+        """Deliver every event of this kind to ``handler`` too (only before :meth:`run`)."""
+        if self._started:
+            raise RuntimeError(f"the {self.resource.plural} informer is running already: "
+                               "register handlers before it starts")
+        self.handlers.append(handler)
+
+    @property
+    def synced(self) -> bool:
+        """Whether every namespace's first LIST has been delivered."""
+        return all(informer.synced.is_set() for informer in self._informers)
+
+    async def wait_synced(self) -> None:
+        """Return once every namespace's first LIST has been delivered."""
+        await asyncio.gather(*(informer.synced.wait() for informer in self._informers))
+
+    def __len__(self) -> int:
+        return sum(len(informer) for informer in self._informers)
+
+    async def run(self) -> None:
+        """List and watch every namespace until cancelled."""
+        self._started = True
+        await asyncio.gather(*(informer.run() for informer in self._informers))
+
+    def _fan_out(self, kind: str, obj: kube.JsonObject) -> None:
+        for handler in self.handlers:
+            try:
+                handler(kind, obj)
+            except Exception:
+                meta = obj.get("metadata") or {}
+                logger.exception("a %s handler (%s) failed on %s %s/%s",
+                                 self.resource.plural, getattr(handler, "__qualname__", handler),
+                                 kind, meta.get("namespace") or "", meta.get("name"))
+
+
+class InformerFactory:
+    """The process's shared informers: one per kind (and label selector), created on
+    first request, started together (see :class:`SharedInformer`)."""
+
+    def __init__(self, client: kube.Kube, namespaces: Sequence[str] | None, *,
+                 watch_timeout_seconds: int = 300) -> None:
+        self.client = client
+        self.namespaces: list[str | None] = (
+            list(namespaces) if namespaces is not None else [None])
+        self.watch_timeout_seconds = watch_timeout_seconds
+        self._informers: dict[tuple[str, str, str], SharedInformer] = {}
+
+    def informer(self, resource: kube.Resource,
+                 label_selector: str | None = None) -> SharedInformer:
+        """The shared informer of ``resource`` (created on first request)."""
+        key = (resource.api_version, resource.plural, label_selector or "")
+        found = self._informers.get(key)
+        if found is None:
+            found = self._informers[key] = SharedInformer(
+                self.client, resource, self.namespaces, label_selector=label_selector,
+                watch_timeout_seconds=self.watch_timeout_seconds)
+        return found
+
+    @property
+    def informers(self) -> list[SharedInformer]:
+        return list(self._informers.values())
+
+    async def run(self) -> None:
+        """Run every informer until cancelled."""
+        await asyncio.gather(*(informer.run() for informer in self._informers.values()))
+
+    async def wait_synced(self) -> None:
+        """Return once every informer has delivered its first LIST."""
+        await asyncio.gather(*(informer.wait_synced()
+                               for informer in self._informers.values()))
+
+
+class Store:
+    """The latest body of every object of one kind, kept from its informer's events.
+
+    For kinds whose objects a controller reads whole and often but which are few
+    (Deployments, Flows): a FlowRun step then reads its Deployment from memory. Register
+    :meth:`on_event` on the kind's :class:`SharedInformer` *before* the controllers'
+    handlers, so they see the store already updated. Objects are kept as delivered and
+    shared: read-only for everyone.
+    """
+
+    def __init__(self) -> None:
+        self._objects: dict[ObjectKey, kube.JsonObject] = {}
+
+    def on_event(self, kind: str, obj: kube.JsonObject) -> None:
+        """Keep (or drop, on ``DELETED``) the object."""
+        key = _key(obj["metadata"])
+        if kind == "DELETED":
+            self._objects.pop(key, None)
+        else:
+            self._objects[key] = obj
+
+    def get(self, namespace: str, name: str) -> kube.JsonObject | None:
+        """The latest body of ``namespace/name``, or None if the watch does not know it."""
+        return self._objects.get((namespace, name))
+
+    def items(self) -> list[tuple[ObjectKey, kube.JsonObject]]:
+        return list(self._objects.items())
+
+    def __len__(self) -> int:
+        return len(self._objects)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+from headwater_operator.kubetime import format_time
 from headwater_operator.conditions import (
-    format_time,
     get_condition,
     is_condition_true,
     make_condition,

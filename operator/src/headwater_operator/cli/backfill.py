@@ -6,7 +6,7 @@
 overlap or gap. Times without an offset are read in the Schedule's ``timezone``.
 
 Each tick becomes the FlowRun the scheduler itself would create for it — built by the
-Schedule reconciler's own :func:`~headwater_operator.scheduling.reconciler.build_flow_run`,
+Schedule controller's own :func:`~headwater_operator.scheduling.runs.build_flow_run`,
 so the name (``<schedule>-<unix seconds>``), labels, owner and window parameters are
 identical — with trigger ``backfill``. The name is the idempotency key: a tick the
 scheduler already ran, or an earlier backfill created, answers ``409 AlreadyExists``
@@ -41,10 +41,11 @@ from headwater_operator.cli.common import (
 from headwater_operator.cli.output import render_data, render_table
 from headwater_operator.cli.params import check_parameters, effective_parameters
 from headwater_operator.cli.parsers import DEFAULT_MAX_RUNS
-from headwater_operator.conditions import format_time
+from headwater_operator.kubetime import format_time
 from headwater_operator.labels import selector
 from headwater_operator.scheduling import ScheduleError, ScheduleExpression, fire_times
-from headwater_operator.scheduling.reconciler import build_flow_run, expression_from_spec
+from headwater_operator.scheduling.expression import expression_from_spec
+from headwater_operator.scheduling.runs import build_flow_run
 
 TRIGGER = "backfill"
 _JUST_BEFORE = timedelta(microseconds=1)

@@ -1,8 +1,9 @@
-"""Run the real kopf operator in-process, and wait for what it does.
+"""Run the real operator in-process, and wait for what it does.
 
 Used by the api-test fixtures and by ``headwater dev``: :class:`OperatorHarness` starts
 :func:`headwater_operator.runner.run_operator` as a task in the current event loop
-(namespaced, standalone) and stops it cleanly; :func:`wait_for` polls a condition.
+(namespaced, without leader election unless asked) and stops it cleanly; it is started
+once the controllers have listed everything. :func:`wait_for` polls a condition.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
 import kopf
-from kopf._cogs.structs import references
 
 from headwater_operator import runner
+from headwater_operator.controllers.manager import CONTROLLERS, Manager
 
 T = TypeVar("T")
 
@@ -59,11 +60,6 @@ async def wait_for(
         await asyncio.sleep(interval)
 
 
-async def _both(first: asyncio.Event, second: asyncio.Event) -> None:
-    await first.wait()
-    await second.wait()
-
-
 class OperatorHarness:
     """The operator as a task of the current loop: ``start``, ``stop``, ``restart``."""
 
@@ -71,7 +67,8 @@ class OperatorHarness:
         self,
         *,
         namespaces: Collection[str] = ("default",),
-        registry: kopf.OperatorRegistry | None = None,
+        controllers: Collection[str] = CONTROLLERS,
+        leader_election: runner.LeaderElectionConfig | None = None,
         tune: Callable[[kopf.OperatorSettings], None] | None = None,
         startup_timeout: float = 15.0,
         stop_timeout: float = 15.0,
@@ -84,8 +81,11 @@ class OperatorHarness:
         """Serve ``/healthz`` and ``/readyz`` there (None: no probe server)."""
         self.crd_poll_seconds = crd_poll_seconds
         """How often the operator looks for CRDs it waits for (quick in tests)."""
-        self.registry = registry
+        self.controllers = tuple(controllers)
+        self.leader_election = leader_election
         self.tune = tune
+        self.manager: Manager | None = None
+        """The controllers of the current run (set as it starts)."""
         self.config_error_grace_seconds = config_error_grace_seconds
         """The operator's ``--config-error-grace-seconds`` (None: its default); read at
         each start."""
@@ -101,42 +101,39 @@ class OperatorHarness:
         return self._task is not None and not self._task.done()
 
     def settings(self) -> kopf.OperatorSettings:
-        """Fresh settings for one run: quick retries, so tests do not wait for backoffs.
-
-        ``runner.build_settings`` then applies the production conventions on top, so
-        tests run with the same finalizer, storage, selectors and posting level.
-        """
+        """Fresh kopf settings for one run: quick retries, so tests do not wait for
+        backoffs (``runner.build_settings`` then applies the production conventions)."""
         settings = kopf.OperatorSettings()
         settings.networking.error_backoffs = [0.1, 0.2, 0.5]
-        settings.persistence.consistency_timeout = 1.0
         if self.tune is not None:
             self.tune(settings)
         return settings
 
     async def start(self) -> None:
-        """Start kopf and wait until its startup handlers are done."""
+        """Start the operator and wait until its controllers have listed everything."""
         if self.running:
             raise RuntimeError("the operator is already running; stop() or restart() it")
         self._stop_flag = asyncio.Event()
         ready = asyncio.Event()
-        # kopf's private Insights tell when resource discovery has finished; stopping
-        # before that leaves kopf's discovery requests retrying until its 5 s hung-task
-        # timeout. Tests restart the operator often, so wait for both.
-        insights = references.Insights()
+
+        def keep(manager: Manager) -> None:
+            self.manager = manager
+
         self._task = asyncio.create_task(runner.run_operator(
             namespaces=self.namespaces, stop_flag=self._stop_flag, ready_flag=ready,
-            registry=self.registry, settings=self.settings(), insights=insights,
+            settings=self.settings(), controllers=self.controllers,
+            leader_election=self.leader_election, on_manager=keep,
             config_error_grace_seconds=self.config_error_grace_seconds,
             health_port=self.health_port, crd_poll_seconds=self.crd_poll_seconds),
             name="headwater-operator")
-        waiter = asyncio.create_task(_both(ready, insights.ready_resources))
+        waiter = asyncio.create_task(ready.wait())
         await asyncio.wait({waiter, self._task}, timeout=self.startup_timeout,
                            return_when=asyncio.FIRST_COMPLETED)
         waiter.cancel()
         if self._task.done():
             self._task.result()  # re-raise why it exited
             raise RuntimeError("the operator exited during startup")
-        if not (ready.is_set() and insights.ready_resources.is_set()):
+        if not ready.is_set():
             await self.stop()
             raise TimeoutError(f"the operator was not ready within {self.startup_timeout}s")
         self.starts += 1
@@ -154,6 +151,6 @@ class OperatorHarness:
             raise TimeoutError(f"the operator did not stop within {self.stop_timeout}s") from exc
 
     async def restart(self) -> None:
-        """Stop and start again: watches are re-listed, state comes from annotations."""
+        """Stop and start again: everything is listed again, as after a restart."""
         await self.stop()
         await self.start()

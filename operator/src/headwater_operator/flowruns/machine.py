@@ -37,7 +37,7 @@ from headwater_operator.flowruns.settings import (
     DEFAULT_CONFIG_ERROR_GRACE,
     RunSettings,
 )
-from headwater_operator.flowruns.timeutil import format_time, parse_time
+from headwater_operator.kubetime import format_time, parse_time
 
 NOT_STARTED = frozenset(
     {None, FlowRunPhase.SCHEDULED, FlowRunPhase.LATE, FlowRunPhase.AWAITING_CONCURRENCY_SLOT}

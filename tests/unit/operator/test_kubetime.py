@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
-from headwater_operator.flowruns.timeutil import format_time, parse_time
+from headwater_operator.kubetime import format_time, parse_time
 
 
 @pytest.mark.parametrize("text", [
