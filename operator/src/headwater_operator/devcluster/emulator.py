@@ -396,14 +396,14 @@ class _Router:
                 spec = self._emulator.store.resource(path.group, path.version, path.plural)
                 response = await self._emulator.serve(spec, verb, path, raw, record,
                                                      fault=fault)
-                if isinstance(fault, faults.Reset):  # served, and the answer is lost
-                    faults.reset_connection(raw)
         except ApiError as exc:
             response = _json_response(exc.status(), exc.code)
         except Exception as exc:
             # A bug in the emulator: say so loudly, and answer as a broken API server would.
             logger.exception("the emulator failed to serve %s %s", raw.method, raw.path_qs)
             response = _json_response(ApiError(500, "InternalError", repr(exc)).status(), 500)
+        if isinstance(fault, faults.Reset) and fault.after_serving:
+            faults.reset_connection(raw)  # served (or refused), and the answer is lost
         record(response.status if fault is None else faults.answer_code(fault, response))
         return response
 
