@@ -66,12 +66,19 @@ def test_run_still_refuses_a_name_someone_else_took(
     assert "FlowRun default/adhoc-1 already exists; choose another --name" in err
 
 
-def test_run_with_a_generated_name_is_not_repeated_after_a_5xx(
+def test_run_with_a_generated_name_is_repeated_after_a_429_never_after_a_5xx(
     emulator: BackgroundEmulator, nightly: FaultPlan,
 ) -> None:
+    # A 429 is answered before the server does anything: sending it again is safe.
+    nightly.add(faults.throttled(retry_after=1), verb="create", resource="flowruns")
+    code, out, _ = headwater("run", "nightly")
+    assert code == 0
+    assert out.startswith("flowrun/nightly-")
+    assert _creates(emulator) == [429, 201]
+    # A 503 may come after the run was made: a second create would make a second run.
     nightly.add(faults.service_unavailable(), verb="create", resource="flowruns")
     code, _, err = headwater("run", "nightly")
     assert code != 0
     assert "apiserver is shutting down" in err
-    assert _creates(emulator) == [503]
-    assert emulator.objects("flowruns") == []
+    assert _creates(emulator) == [429, 201, 503]
+    assert len(emulator.objects("flowruns")) == 1

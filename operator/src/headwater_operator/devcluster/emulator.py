@@ -23,7 +23,9 @@ the kubelet stand-ins append with :meth:`Emulator.append_log`. What it enforces,
 what it does not: ``docs/emulator.md``.
 
 Every request is recorded in :attr:`Emulator.requests` by verb, resource and HTTP code,
-so a test can count the API writes an operation costs.
+so a test can count the API writes an operation costs. A :class:`~.faults.FaultPlan`
+(:attr:`Emulator.faults`) makes chosen requests fail as a busy or restarting API server
+fails them, before the store is touched (``docs/emulator.md``, "Fault injection").
 """
 
 from __future__ import annotations
