@@ -16,7 +16,8 @@ The callers are the reconcilers: the FlowRun lifecycle calls ``observe_*`` and
 patch is conditional on the resourceVersion it decided from, see
 ``flowruns/reconciler.py``); :func:`observe_api_request` is called for every request to
 the Kubernetes API, both ours (``kube.py``) and kopf's (lists, watches, Events: the
-session ``runner.login`` gives kopf traces them).
+session ``runner.login`` gives kopf traces them), and :func:`observe_api_retry` for every
+retry of ours (``kube.add_retry_observer``).
 """
 
 from __future__ import annotations
@@ -103,6 +104,14 @@ API_REQUESTS_TOTAL = Counter(
     ["verb", "code"],
     registry=REGISTRY,
 )
+API_RETRIES_TOTAL = Counter(
+    "headwater_kubernetes_api_retries",
+    "Requests Headwater's client sent again after a 429, a 5xx or a lost connection, by "
+    "verb and reason (TooManyRequests, InternalError, BadGateway, ServiceUnavailable, "
+    "Timeout, ConnectionFailed); kopf's own retries are not counted.",
+    ["verb", "reason"],
+    registry=REGISTRY,
+)
 
 
 def observe_run_finished(
@@ -152,6 +161,11 @@ def observe_reconcile_error(kind: str) -> None:
 def observe_api_request(verb: str, code: int) -> None:
     """Count one Kubernetes API request (``verb`` e.g. ``patch``; ``code`` the HTTP status)."""
     API_REQUESTS_TOTAL.labels(verb=verb, code=str(code)).inc()
+
+
+def observe_api_retry(verb: str, reason: str) -> None:
+    """Count one retry of a Kubernetes API request (``reason`` e.g. ``TooManyRequests``)."""
+    API_RETRIES_TOTAL.labels(verb=verb, reason=reason).inc()
 
 
 @dataclass(frozen=True)

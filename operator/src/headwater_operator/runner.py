@@ -446,10 +446,15 @@ def _metrics_module() -> Any:
 
 
 def attach_metrics() -> None:
-    """Count every API request of :mod:`headwater_operator.kube` in the metrics module."""
-    observer = getattr(_metrics_module(), "observe_api_request", None)
+    """Count every API request and retry of :mod:`headwater_operator.kube` in the metrics
+    module."""
+    metrics = _metrics_module()
+    observer = getattr(metrics, "observe_api_request", None)
     if observer is not None:
         kube.add_request_observer(observer)
+    retry_observer = getattr(metrics, "observe_api_retry", None)
+    if retry_observer is not None:
+        kube.add_retry_observer(retry_observer)
 
 
 def start_metrics_server(port: int) -> None:
