@@ -17,8 +17,17 @@ client certificates, tokens, exec plugins and OIDC) into one ``ApiClient``:
   by the client's configuration (so its refresh hook re-reads a rotated service-account
   token file, or re-runs an expired exec/OIDC credential), but at most every
   :data:`AUTH_REFRESH_SECONDS` and off the loop (:class:`Credentials`), and once more
-  at once when a request gets a 401 (which is retried once). At most
+  at once when a request gets a 401 (which is sent again once). At most
   :data:`MAX_CONCURRENT_REQUESTS` requests per loop are in flight (log follows aside).
+
+Both retry alike, by one :class:`RetryPolicy` (pure decisions: :func:`retry_reason`,
+:func:`is_repeatable`, :func:`next_delay`): a 429 (honouring ``Retry-After``) for every
+request; a 500, 502, 503, 504 or a refused, reset or cut connection only for requests
+that are safe to send twice — reads, watches until their stream starts, creates of a
+named object, patches and updates conditional on a resourceVersion, deletes with
+preconditions; exponential backoff with full jitter, bounded in attempts and time.
+Nothing beneath retries on its own: urllib3's retries are off in :func:`configure`'s
+clients and aiohttp's resend of idempotent methods is off in :class:`Transport`.
 
 Why not the ``kubernetes`` client in worker threads, as before: profiling the operator
 under ``benchmarks/scheduling.py`` put 35–40 % of its CPU in that client (urllib3, the
@@ -45,25 +54,30 @@ run created), and the share of GIL-holding samples under this module 27.8 % (the
 ``kubernetes`` client 24 %, urllib3 20 %, the thread pool) → 16.1 % (aiohttp included).
 What improves most is latency: no request waits for a free worker thread.
 
-Failures raise :class:`KubeError` subclasses that carry the API server's status
-message: :class:`NotFound` (404), :class:`AlreadyExists` (409 AlreadyExists),
-:class:`Conflict` (409 on a stale resourceVersion), :class:`Invalid` (422, including a
-failed JSON-patch ``test`` operation, which is how optimistic concurrency fails),
-:class:`Gone` (410: a watch's resourceVersion was compacted away, as a response or as an
-in-stream ``ERROR`` event).
+Failures that the policy does not retry, or that outlast it, raise :class:`KubeError`
+subclasses that carry the API server's status message: :class:`NotFound` (404),
+:class:`AlreadyExists` (409 AlreadyExists), :class:`Conflict` (409 on a stale
+resourceVersion), :class:`Invalid` (422, including a failed JSON-patch ``test``
+operation, which is how optimistic concurrency fails), :class:`Gone` (410: a watch's
+resourceVersion was compacted away, as a response or as an in-stream ``ERROR`` event).
+One of these after a retry whose earlier attempt may have been applied says so
+(:attr:`KubeError.after_uncertain_attempt`): a named create then meets its own object.
 
 Watches (:meth:`Kube.watch`, with :meth:`Kube.list_with_version` to start from) are
 what :mod:`headwater_operator.informer` is built on: one ``json.loads`` per line, no
 total time limit but a socket read limit, and no request slot (a watch holds its
 connection for minutes).
-A request that gets no answer raises what its transport raises (``aiohttp.ClientError``
-or ``TimeoutError`` from :class:`Kube`, urllib3's errors from :class:`SyncKube`).
+A request that gets no answer, once retries are spent or not allowed, raises what its
+transport raises (``aiohttp.ClientError`` or ``TimeoutError`` from :class:`Kube`,
+urllib3's errors from :class:`SyncKube`).
 
-Every request is reported to the observers registered with
-:func:`add_request_observer` as ``(verb, http_code)``; the metrics module attaches
-``observe_api_request`` there. kopf's own requests (its lists, watches and Events) are
-reported to the same observers through :func:`report_request`, named by
-:func:`api_verb` (see ``runner.login``).
+Every request (every attempt) is reported to the observers registered with
+:func:`add_request_observer` as ``(verb, http_code)``, every retry to those of
+:func:`add_retry_observer` as ``(verb, reason)``; the metrics module attaches
+``observe_api_request`` and ``observe_api_retry`` there (this module imports no
+metrics). kopf's own requests (its lists, watches and Events) are reported to the
+request observers through :func:`report_request`, named by :func:`api_verb` (see
+``runner.login``); kopf retries them itself, uncounted.
 """
 
 from __future__ import annotations
@@ -75,18 +89,20 @@ import contextlib
 import json
 import math
 import os
+import random
 import ssl
 import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
 import kubernetes.client
 import kubernetes.config
+import urllib3.exceptions
 from headwater.contract import GROUP, VERSION
 
 JsonObject = dict[str, Any]
@@ -154,12 +170,19 @@ LEASES = Resource("coordination.k8s.io", "v1", "leases", kind="Lease")
 class KubeError(Exception):
     """A failed API request; ``message`` is the API server's own explanation."""
 
-    def __init__(self, status: int, reason: str, message: str, body: JsonObject | None = None):
+    def __init__(self, status: int, reason: str, message: str, body: JsonObject | None = None,
+                 *, retry_after: float | None = None):
         super().__init__(f"{status} {reason}: {message}")
         self.status = status
         self.reason = reason
         self.message = message
         self.body = body or {}
+        self.retry_after = retry_after
+        """Seconds the server asked the client to wait (``Retry-After``), if it did."""
+        self.after_uncertain_attempt = False
+        """True when an earlier attempt of the same request failed without telling whether
+        the server applied it (a lost connection, a 5xx): a 409 or a failed precondition
+        may then be that attempt's own doing (see :class:`RetryPolicy`)."""
 
 
 class NotFound(KubeError):
@@ -183,8 +206,18 @@ class Gone(KubeError):
     server's history (etcd compaction); list again and watch from the list's version."""
 
 
-def error_from_response(status: int, data: bytes) -> KubeError:
-    """The typed error for a non-2xx response with a ``Status`` body (or anything else)."""
+_REASONS_BY_CODE = {429: "TooManyRequests", 500: "InternalError", 503: "ServiceUnavailable",
+                    504: "Timeout"}
+"""The reason of a failure whose body is no ``Status`` (priority and fairness answers a
+429 in plain text), as client-go names it (apimachinery v0.32.9 ``pkg/api/errors``
+``NewGenericServerResponse``); other codes are ``Error``."""
+
+
+def error_from_response(status: int, data: bytes, retry_after: str | None = None) -> KubeError:
+    """The typed error for a non-2xx response with a ``Status`` body (or anything else).
+
+    ``retry_after``: the response's ``Retry-After`` header (see :func:`retry_after_seconds`).
+    """
     try:
         body = json.loads(data) if data else {}
     except ValueError:
@@ -193,6 +226,7 @@ def error_from_response(status: int, data: bytes) -> KubeError:
         body = {"message": str(body)}
     reason = str(body.get("reason") or "")
     message = str(body.get("message") or data.decode(errors="replace") or f"HTTP {status}")
+    wait = retry_after_seconds(retry_after, body)
     if status == 404:
         return NotFound(status, reason or "NotFound", message, body)
     if status == 409:
@@ -202,7 +236,27 @@ def error_from_response(status: int, data: bytes) -> KubeError:
         return Invalid(status, reason or "Invalid", message, body)
     if status == 410:
         return Gone(status, reason or "Gone", message, body)
-    return KubeError(status, reason or "Error", message, body)
+    return KubeError(status, reason or _REASONS_BY_CODE.get(status, "Error"), message, body,
+                     retry_after=wait)
+
+
+def retry_after_seconds(header: str | None, body: Mapping[str, Any] | None = None
+                        ) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds only; an HTTP date,
+    which no API server sends, is ignored), else from a ``Status``'s
+    ``details.retryAfterSeconds`` (the server sets both from one value: apiserver
+    v0.32.9 ``pkg/endpoints/handlers/responsewriters/writers.go`` ``ErrorNegotiated``);
+    None when neither says (or says 0)."""
+    if header:
+        with contextlib.suppress(ValueError):
+            seconds = float(header.strip())
+            if math.isfinite(seconds) and seconds > 0:
+                return seconds
+    details = (body or {}).get("details")
+    given = details.get("retryAfterSeconds") if isinstance(details, Mapping) else None
+    if isinstance(given, int | float) and not isinstance(given, bool) and given > 0:
+        return float(given)
+    return None
 
 
 FINAL_REJECTIONS = frozenset({400, 403, 422})
@@ -290,6 +344,222 @@ def _is_collection(path: str) -> bool:
     return len(rest) == 1
 
 
+# --- retries --------------------------------------------------------------------------
+TOO_MANY_REQUESTS = "TooManyRequests"
+CONNECTION_FAILED = "ConnectionFailed"
+RETRIED_CODES: Mapping[int, str] = {
+    429: TOO_MANY_REQUESTS, 500: "InternalError", 502: "BadGateway",
+    503: "ServiceUnavailable", 504: "Timeout",
+}
+"""The HTTP codes a request is retried on, and the reason each is counted under."""
+
+_CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    ConnectionError,  # reset, refused, aborted, broken pipe (and http.client's disconnects)
+    aiohttp.ClientConnectionError,  # refused, reset, server disconnected (async client)
+    aiohttp.ClientPayloadError,  # the connection died in the middle of the response body
+    urllib3.exceptions.ProtocolError,  # "Connection aborted." (sync client)
+    urllib3.exceptions.NewConnectionError,  # refused (sync client)
+)
+
+RetryObserver = Callable[[str, str], None]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how long :class:`Kube` and :class:`SyncKube` wait before repeating a request.
+
+    **What is retried.** A ``429`` (the server asked to be called later), a ``500``,
+    ``502``, ``503`` or ``504`` (a busy, restarting or failing server, or a proxy in front
+    of it), and a connection that was refused, reset or cut before the answer was read
+    (the API server restarting). Nothing else: a timeout has spent the request's time
+    already, and a 4xx other than 429 is an answer.
+
+    **Which requests.** A ``429`` is retried for every request: the server answers it
+    before doing anything — priority and fairness and max-in-flight reject a request
+    before any handler runs (apiserver v0.32.9 ``pkg/server/filters/
+    priority-and-fairness.go``, ``maxinflight.go``), as does a server shutting down
+    (``with_retry_after.go``) and the watch cache while it initialises (``pkg/storage/
+    cacher/cacher.go``) — and client-go retries it whatever the method (client-go v0.32.9
+    ``rest/with_retry.go`` ``checkWait``). The others may come *after* the server applied
+    the request (a ``500``/``504`` from an etcd write that timed out but commits later, an
+    answer lost with its connection), so they are retried only for requests that are safe
+    to send twice (:func:`is_repeatable`):
+
+    * reads — GET of an object, a list, a log, discovery, and a watch until its stream
+      starts: they change nothing;
+    * a create (POST to a collection) of an object with ``metadata.name``: the second one
+      gets ``409 AlreadyExists``, which Headwater's callers read as success (a scheduled
+      run, an attempt's pod, the Lease, a backfill run), never a second object;
+      ``generateName`` creates would make a second object and are never retried on these;
+    * a patch that carries a precondition — ``metadata.resourceVersion`` in a merge
+      patch, or a JSON-patch ``test`` of ``/metadata/resourceVersion`` — and a PUT (an
+      update or a status replace) with ``metadata.resourceVersion``: once the first
+      applied, the second fails on the precondition (``409 Conflict``, or ``422`` for the
+      ``test``) instead of applying twice;
+    * a delete with ``preconditions`` (resourceVersion or uid): the second answers
+      ``404``/``409``, and cannot delete a new object created under the same name.
+
+    Such a second answer after an attempt that may have been applied carries
+    :attr:`KubeError.after_uncertain_attempt`. client-go (``rest/request.go``
+    ``request``) retries a lost connection only for GETs, and a 5xx only when it carries
+    ``Retry-After`` but then whatever the method; this policy reads the request instead.
+
+    **How long.** Exponential backoff with full jitter: before retry ``n`` (0 first) a
+    uniformly random wait in ``[0, min(max_delay, base_delay·2ⁿ)]``, so clients failed by
+    one outage do not return in step. A ``Retry-After`` (or ``details.
+    retryAfterSeconds``) is a floor, capped at ``max_delay``: the wait is that many seconds
+    plus the jitter (client-go waits exactly ``Retry-After``; the jitter keeps a crowd
+    told "1" from returning in the same instant), never more than ``max_delay``.
+    Bounded twice: at most ``max_attempts`` attempts in all, and no retry whose wait
+    would end more than ``max_elapsed`` seconds after the first failure. The first
+    attempt costs nothing extra: the bookkeeping starts with the first failure.
+    Defaults: 8 attempts, 0.25 s doubling to 10 s, 30 s — up to about 26 s of waiting,
+    about a restart of an API server, where kopf's client waits up to 54 s
+    (``settings.networking.error_backoffs``) and client-go up to ten times ``Retry-After``.
+    ``random`` (a function returning [0, 1)) is injectable for seeded tests.
+    """
+
+    max_attempts: int = 8
+    base_delay: float = 0.25
+    max_delay: float = 10.0
+    max_elapsed: float = 30.0
+    random: Callable[[], float] = field(default=random.random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("RetryPolicy.max_attempts must be at least 1 (1: no retries)")
+        if min(self.base_delay, self.max_delay, self.max_elapsed) < 0:
+            raise ValueError("RetryPolicy delays must not be negative")
+
+
+DEFAULT_RETRY_POLICY = RetryPolicy()
+NO_RETRIES = RetryPolicy(max_attempts=1)
+"""Every failure is raised at once (a 401 is still re-sent once with fresh credentials)."""
+
+
+def retry_reason(error: BaseException) -> str | None:
+    """The reason a failed request may be retried (a :data:`RETRIED_CODES` value or
+    :data:`CONNECTION_FAILED`), or None when the failure is final."""
+    if isinstance(error, KubeError):
+        return RETRIED_CODES.get(error.status)
+    if isinstance(error, TimeoutError):  # aiohttp's read timeouts are connection errors too
+        return None
+    if isinstance(error, _CONNECTION_ERRORS):
+        return CONNECTION_FAILED
+    return None
+
+
+def is_repeatable(method: str, path: str, body: Any) -> bool:
+    """Whether sending this request twice can do no more than sending it once.
+
+    See :class:`RetryPolicy` for each class of request and why it is safe.
+    """
+    method = method.upper()
+    if method == "GET":
+        return True
+    meta = body.get("metadata") if isinstance(body, Mapping) else None
+    meta = meta if isinstance(meta, Mapping) else {}
+    if method == "POST":
+        return bool(meta.get("name")) and _is_collection(path)
+    if method == "PUT":
+        return bool(meta.get("resourceVersion"))
+    if method == "PATCH":
+        if isinstance(body, Sequence) and not isinstance(body, str | bytes):
+            return any(isinstance(op, Mapping) and op.get("op") == "test"
+                       and op.get("path") == "/metadata/resourceVersion"
+                       and op.get("value") for op in body)
+        return bool(meta.get("resourceVersion"))
+    if method == "DELETE":
+        preconditions = body.get("preconditions") if isinstance(body, Mapping) else None
+        return (isinstance(preconditions, Mapping) and not _is_collection(path)
+                and bool(preconditions.get("resourceVersion") or preconditions.get("uid")))
+    return False
+
+
+def backoff_delay(policy: RetryPolicy, retry: int, retry_after: float | None = None) -> float:
+    """Seconds to wait before retry number ``retry`` (0 for the first), see
+    :class:`RetryPolicy`: full jitter, over the server's ``retry_after`` if it gave one."""
+    ceiling = min(policy.max_delay, policy.base_delay * 2.0 ** min(retry, 64))
+    jitter = policy.random() * ceiling
+    if retry_after is None:
+        return jitter
+    return min(policy.max_delay, retry_after + jitter)
+
+
+def next_delay(policy: RetryPolicy, *, reason: str | None, repeatable: bool, retry: int,
+               elapsed: float, retry_after: float | None = None) -> float | None:
+    """Seconds to wait before retry number ``retry`` of a failed request, or None to give up.
+
+    ``reason``: :func:`retry_reason` of the failure; ``repeatable``: :func:`is_repeatable`
+    of the request; ``elapsed``: seconds since its first failure.
+    """
+    if reason is None or not (repeatable or reason == TOO_MANY_REQUESTS):
+        return None
+    if retry + 1 >= policy.max_attempts:
+        return None
+    delay = backoff_delay(policy, retry, retry_after)
+    if elapsed + delay > policy.max_elapsed:
+        return None
+    return delay
+
+
+class Attempts:
+    """The retry bookkeeping of one request, created at its first failure."""
+
+    __slots__ = ("_body", "_method", "_path", "_policy", "_started", "_uncertain", "_verb",
+                 "retries")
+
+    def __init__(self, policy: RetryPolicy, verb: str, method: str, path: str,
+                 body: Any) -> None:
+        self._policy = policy
+        self._verb, self._method, self._path, self._body = verb, method, path, body
+        self._started = time.monotonic()
+        self._uncertain = False
+        self.retries = 0
+
+    def delay_after(self, error: BaseException) -> float | None:
+        """Seconds to wait before sending the request again after ``error``, or None:
+        give up and raise it (marked :attr:`KubeError.after_uncertain_attempt` when an
+        earlier attempt's fate is unknown)."""
+        reason = retry_reason(error)
+        delay = None if reason is None else next_delay(
+            self._policy, reason=reason, retry=self.retries,
+            repeatable=is_repeatable(self._method, self._path, self._body),
+            elapsed=time.monotonic() - self._started,
+            retry_after=getattr(error, "retry_after", None))
+        if delay is None:
+            if isinstance(error, KubeError):
+                error.after_uncertain_attempt = self._uncertain
+            return None
+        # A 429 is answered before the server does anything; the rest may come after.
+        self._uncertain = self._uncertain or reason != TOO_MANY_REQUESTS
+        self.retries += 1
+        _notify_retry(self._verb, str(reason))
+        return delay
+
+
+_retry_observers: list[RetryObserver] = []
+
+
+def add_retry_observer(observer: RetryObserver) -> None:
+    """Call ``observer(verb, reason)`` before every retry (``reason``: a
+    :data:`RETRIED_CODES` value or :data:`CONNECTION_FAILED`)."""
+    if observer not in _retry_observers:
+        _retry_observers.append(observer)
+
+
+def remove_retry_observer(observer: RetryObserver) -> None:
+    """Stop calling ``observer``; unknown observers are ignored."""
+    if observer in _retry_observers:
+        _retry_observers.remove(observer)
+
+
+def _notify_retry(verb: str, reason: str) -> None:
+    for observer in list(_retry_observers):
+        with contextlib.suppress(Exception):  # a broken metric must never break a request
+            observer(verb, reason)
+
+
 # --- JSON patch helpers ---------------------------------------------------------------
 def escape_pointer(key: str) -> str:
     """Escape one JSON-pointer segment (``a/b`` → ``a~1b``), e.g. for label keys."""
@@ -362,6 +632,8 @@ def configure(kubeconfig_path: str | os.PathLike[str] | None = None,
     # One HTTP connection per calling thread, so no request waits for a free connection.
     config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0,
                                          MAX_CONCURRENT_REQUESTS)
+    # SyncKube retries by RetryPolicy; urllib3's retries under it would multiply them.
+    config.retries = False
     client = kubernetes.client.ApiClient(config)
     with _lock:
         previous, _api_client = _api_client, client
@@ -439,12 +711,20 @@ def _delete_options(grace_period_seconds: int | None, propagation_policy: Propag
 
 
 class SyncKube:
-    """Blocking Kubernetes calls (the CLI's client), on the ``kubernetes`` client."""
+    """Blocking Kubernetes calls (the CLI's client), on the ``kubernetes`` client.
+
+    Failed requests are retried by ``retry`` (:class:`RetryPolicy`), as :class:`Kube`
+    retries them. urllib3's own retries are off in the clients :func:`configure` makes
+    (``Configuration.retries = False``): left on, they would repeat a refused connection
+    three times at once under every one of ours, and they decide by method alone.
+    """
 
     def __init__(self, client: kubernetes.client.ApiClient | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS) -> None:
+                 timeout: float = DEFAULT_TIMEOUT_SECONDS,
+                 retry: RetryPolicy = DEFAULT_RETRY_POLICY) -> None:
         self._client = client
         self._timeout = timeout
+        self.retry = retry
 
     @property
     def client(self) -> kubernetes.client.ApiClient:
@@ -454,7 +734,22 @@ class SyncKube:
     def request(self, verb: str, method: str, path: str, *, query: Sequence[tuple[str, str]] = (),
                 body: Any = None, content_type: str = "application/json",
                 stream: bool = False) -> Any:
-        """Send one request; returns the parsed JSON (or the raw response if ``stream``)."""
+        """Send one request, retried as :class:`RetryPolicy` says; returns the parsed JSON
+        (or, if ``stream``, the raw response once its status arrived)."""
+        attempts: Attempts | None = None
+        while True:
+            try:
+                return self._send(verb, method, path, query=query, body=body,
+                                  content_type=content_type, stream=stream)
+            except Exception as exc:
+                attempts = attempts or Attempts(self.retry, verb, method, path, body)
+                delay = attempts.delay_after(exc)
+                if delay is None:
+                    raise
+            time.sleep(delay)
+
+    def _send(self, verb: str, method: str, path: str, *, query: Sequence[tuple[str, str]],
+              body: Any, content_type: str, stream: bool) -> Any:
         client = self.client
         headers = {"Accept": "application/json, */*", "Content-Type": content_type}
         serialized = client.param_serialize(
@@ -469,7 +764,8 @@ class SyncKube:
         _notify(verb, response.status)
         if not 200 <= response.status <= 299:
             raise error_from_response(
-                response.status, response.read() or b"")  # type: ignore[no-untyped-call]
+                response.status, response.read() or b"",  # type: ignore[no-untyped-call]
+                response.headers.get("Retry-After"))
         if stream:
             return response.response
         data = response.read()  # type: ignore[no-untyped-call]
@@ -643,6 +939,12 @@ class Transport:
             connector=aiohttp.TCPConnector(limit=0, ssl=ssl_setting),
             headers=headers,
         )
+        # aiohttp resends a GET, PUT or DELETE once by itself when its connection fails
+        # (client.py, IDEMPOTENT_METHODS, after RFC 9112 section 9.3.1): a layer beneath
+        # RetryPolicy that decides by method alone (a DELETE without preconditions is not
+        # safe to repeat here) and that the retry metric cannot see. The switch has no
+        # public name; aiohttp's own test client turns it off the same way.
+        self.session._retry_connection = False
 
     async def request(self, verb: str, method: str, path: str, *,
                       query: Sequence[tuple[str, str]] = (), body: Any = None,
@@ -656,7 +958,8 @@ class Transport:
         ``read_limit``: seconds any one socket read may wait (None: no limit), so a
         stream without a total limit (a watch) still ends on a silently dead connection.
 
-        A 401 is retried once with freshly read credentials (a rotated token).
+        A 401 is sent again once with freshly read credentials (a rotated token); other
+        failures raise, for :class:`Kube` to retry or not (:class:`RetryPolicy`).
         """
         data = None if body is None else json.dumps(body).encode()
         for attempt in (1, 2):
@@ -678,7 +981,8 @@ class Transport:
                 continue
             if not 200 <= response.status <= 299:
                 async with response:
-                    raise error_from_response(response.status, await response.read())
+                    raise error_from_response(response.status, await response.read(),
+                                              response.headers.get("Retry-After"))
             return response
         raise AssertionError("unreachable: the second attempt returns or raises")
 
@@ -692,7 +996,8 @@ class Transport:
             data = await response.read()
         if not data:
             return None
-        return json.loads(data) if "json" in response.content_type else data.decode()
+        return json.loads(data) if "json" in response.content_type else data.decode(
+            errors="replace")
 
     async def aclose(self) -> None:
         """Close the session and its connections."""
@@ -834,11 +1139,14 @@ class Kube:
     """The operator's client: requests over a long-lived ``aiohttp`` session per loop.
 
     Connection settings (server, TLS, credentials, user agent) come from the
-    ``kubernetes`` ``ApiClient`` of ``sync``, so both clients always agree.
+    ``kubernetes`` ``ApiClient`` of ``sync``, so both clients always agree. Failed
+    requests are retried as ``retry`` says (by default ``sync``'s policy; see
+    :class:`RetryPolicy`); a retry waits without holding a request slot.
     """
 
-    def __init__(self, sync: SyncKube | None = None) -> None:
+    def __init__(self, sync: SyncKube | None = None, retry: RetryPolicy | None = None) -> None:
         self.sync = sync or SyncKube()
+        self.retry = retry or self.sync.retry
 
     def _transport(self) -> Transport:
         return transport(self.sync.client)
@@ -846,8 +1154,35 @@ class Kube:
     async def _json(self, verb: str, method: str, path: str, *,
                     query: Sequence[tuple[str, str]] = (), body: Any = None,
                     content_type: str = "application/json") -> Any:
-        return await self._transport().request_json(
-            verb, method, path, query=query, body=body, content_type=content_type)
+        transport_ = self._transport()
+        attempts: Attempts | None = None
+        while True:
+            try:
+                return await transport_.request_json(
+                    verb, method, path, query=query, body=body, content_type=content_type)
+            except Exception as exc:
+                attempts = attempts or Attempts(self.retry, verb, method, path, body)
+                delay = attempts.delay_after(exc)
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)
+
+    async def _open(self, verb: str, path: str, query: Sequence[tuple[str, str]], *,
+                    time_limit: float | None = DEFAULT_TIMEOUT_SECONDS,
+                    read_limit: float | None = None) -> aiohttp.ClientResponse:
+        """A GET whose body the caller reads (a watch, a log), retried until it answers."""
+        transport_ = self._transport()
+        attempts: Attempts | None = None
+        while True:
+            try:
+                return await transport_.request(verb, "GET", path, query=query,
+                                                time_limit=time_limit, read_limit=read_limit)
+            except Exception as exc:
+                attempts = attempts or Attempts(self.retry, verb, "GET", path, None)
+                delay = attempts.delay_after(exc)
+                if delay is None:
+                    raise
+            await asyncio.sleep(delay)
 
     async def served_resources(self, group: str, version: str) -> set[str]:
         """The resources (plural names) the API server serves in ``group/version`` now,
@@ -963,7 +1298,9 @@ class Kube:
         ``metadata.resourceVersion`` is meaningful). An ``ERROR`` event raises its
         :class:`KubeError` (:class:`Gone` for 410: list again); a connection that fails or
         stays silent past ``timeout_seconds`` + :data:`WATCH_READ_MARGIN_SECONDS` raises
-        ``aiohttp.ClientError``/``TimeoutError``.
+        ``aiohttp.ClientError``/``TimeoutError``. Until the stream starts, failures are
+        retried as for any read (:class:`RetryPolicy`); once events flow, resuming from
+        the last resourceVersion is the caller's (the informer's) business.
 
         A watch takes none of the :data:`MAX_CONCURRENT_REQUESTS` slots (it holds its
         connection for minutes) and has no total time limit. Close the iterator
@@ -974,8 +1311,8 @@ class Kube:
                         allowWatchBookmarks=allow_bookmarks or None,
                         timeoutSeconds=timeout_seconds)
         splitter = LineSplitter()
-        async with await self._transport().request(
-                "watch", "GET", path, query=query, time_limit=None,
+        async with await self._open(
+                "watch", path, query, time_limit=None,
                 read_limit=timeout_seconds + WATCH_READ_MARGIN_SECONDS) as response:
             async for chunk in response.content.iter_any():
                 for line in splitter.feed(chunk):
@@ -1023,19 +1360,17 @@ class Kube:
     async def read_pod_log(self, name: str, *, namespace: str, container: str | None = None,
                            tail_lines: int | None = None) -> str:
         """See :meth:`SyncKube.read_pod_log`."""
-        transport_ = self._transport()
-        async with transport_.slots, await transport_.request(
-                "get", "GET", PODS.path(namespace, name, "log"),
-                query=_query(container=container, tailLines=tail_lines)) as response:
-            return (await response.read()).decode(errors="replace")
+        text: str = await self._json("get", "GET", PODS.path(namespace, name, "log"),
+                                     query=_query(container=container, tailLines=tail_lines))
+        return text or ""
 
     async def follow_pod_log(self, name: str, *, namespace: str,
                              container: str | None = None) -> AsyncIterator[str]:
         """See :meth:`SyncKube.follow_pod_log` (no total timeout: it lasts as the pod runs)."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        async with await self._transport().request(
-                "get", "GET", PODS.path(namespace, name, "log"),
-                query=_query(container=container, follow=True), time_limit=None) as response:
+        async with await self._open(
+                "get", PODS.path(namespace, name, "log"),
+                _query(container=container, follow=True), time_limit=None) as response:
             async for chunk in response.content.iter_any():
                 # A multi-byte character may straddle two chunks.
                 if text := decoder.decode(chunk):

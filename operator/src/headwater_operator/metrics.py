@@ -18,7 +18,8 @@ import it (it is the application's). The FlowRun controller calls ``observe_*`` 
 patch is conditional on the resourceVersion it decided from, see
 ``controllers/flowruns.py``); :func:`observe_api_request` is called for every request to
 the Kubernetes API, both ours (``kube.py``) and kopf's (Events: the session
-``runner.login`` gives kopf traces them). The work queues are read at scrape time.
+``runner.login`` gives kopf traces them). The work queues are read at scrape time;
+:func:`observe_api_retry` counts every retry of ours (``kube.add_retry_observer``).
 """
 
 from __future__ import annotations
@@ -118,6 +119,14 @@ API_REQUESTS_TOTAL = Counter(
     ["verb", "code"],
     registry=REGISTRY,
 )
+API_RETRIES_TOTAL = Counter(
+    "headwater_kubernetes_api_retries",
+    "Requests Headwater's client sent again after a 429, a 5xx or a lost connection, by "
+    "verb and reason (TooManyRequests, InternalError, BadGateway, ServiceUnavailable, "
+    "Timeout, ConnectionFailed); kopf's own retries are not counted.",
+    ["verb", "reason"],
+    registry=REGISTRY,
+)
 
 
 def observe_run_finished(
@@ -167,6 +176,11 @@ def observe_reconcile_error(kind: str) -> None:
 def observe_api_request(verb: str, code: int) -> None:
     """Count one Kubernetes API request (``verb`` e.g. ``patch``; ``code`` the HTTP status)."""
     API_REQUESTS_TOTAL.labels(verb=verb, code=str(code)).inc()
+
+
+def observe_api_retry(verb: str, reason: str) -> None:
+    """Count one retry of a Kubernetes API request (``reason`` e.g. ``TooManyRequests``)."""
+    API_RETRIES_TOTAL.labels(verb=verb, reason=reason).inc()
 
 
 @dataclass(frozen=True)

@@ -450,5 +450,6 @@ def _tracking_operator_tasks() -> Iterator[weakref.WeakSet[asyncio.Task[Any]]]:
 
 
 def attach_metrics() -> None:
-    """Count every API request of :mod:`headwater_operator.kube` in the metrics."""
+    """Count every API request and retry of :mod:`headwater_operator.kube` in the metrics."""
     kube.add_request_observer(metrics.observe_api_request)
+    kube.add_retry_observer(metrics.observe_api_retry)

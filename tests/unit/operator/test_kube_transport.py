@@ -116,7 +116,8 @@ async def test_failures_raise_typed_errors_with_the_server_message(
     fake, server = api
     fake.answers.append(_status(code, reason, f"flowruns \"r1\" says {reason}"))
     with pytest.raises(error, match=f'flowruns "r1" says {reason}') as caught:
-        await kube.Kube(kube.SyncKube(_client(server))).create(
+        # No retries: a 500 is retried otherwise (test_retries_client.py).
+        await kube.Kube(kube.SyncKube(_client(server), retry=kube.NO_RETRIES)).create(
             kube.FLOWRUNS, {"metadata": {"name": "r1"}}, namespace="ns")
     assert type(caught.value) is error
     assert caught.value.status == code

@@ -65,6 +65,24 @@ def build_run(deployment: str, namespace: str, parameters: dict[str, Any],
     }
 
 
+def our_earlier_run(client: kube.SyncKube, body: dict[str, Any],
+                    namespace: str) -> dict[str, Any] | None:
+    """The FlowRun an earlier attempt of this create made, or None if the name is taken.
+
+    A create retried after an attempt whose answer was lost (see ``kube.RetryPolicy``)
+    meets its own object as 409 AlreadyExists. It is ours when it is the run asked for:
+    every ``spec`` field sent has the value sent (the server may have added defaults).
+    """
+    try:
+        existing = client.get(kube.FLOWRUNS, body["metadata"]["name"], namespace=namespace)
+    except kube.NotFound:
+        return None
+    stored = existing.get("spec") or {}
+    if all(stored.get(key) == value for key, value in body["spec"].items()):
+        return existing
+    return None
+
+
 def load_deployment_and_flow(client: kube.SyncKube, namespace: str,
                              name: str) -> tuple[Deployment, Flow]:
     """Read and parse a Deployment and the Flow it references; errors name the fix."""
@@ -105,9 +123,12 @@ def cmd_run(args: argparse.Namespace, io: Io) -> int:
     body = build_run(args.deployment, namespace, overrides, args.name)
     try:
         created = client.create(kube.FLOWRUNS, body, namespace=namespace)
-    except kube.AlreadyExists:
-        raise CliError(f"FlowRun {namespace}/{args.name} already exists; choose another "
-                       "--name or omit it to generate one", EXIT_USAGE) from None
+    except kube.AlreadyExists as exc:
+        ours = our_earlier_run(client, body, namespace) if exc.after_uncertain_attempt else None
+        if ours is None:
+            raise CliError(f"FlowRun {namespace}/{args.name} already exists; choose another "
+                           "--name or omit it to generate one", EXIT_USAGE) from None
+        created = ours
     name = created["metadata"]["name"]
     if args.output == "table":
         io.out.write(f"flowrun/{name} created\n")

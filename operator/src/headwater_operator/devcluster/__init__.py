@@ -13,6 +13,8 @@
 * :mod:`.podstatus` — pure builders of realistic pod statuses (Running, OOMKilled, …).
 * :mod:`.kubelet` — a scriptable kubelet stand-in that drives pods through the API.
 * :mod:`.harness` — the real operator as a task of the current loop, and ``wait_for``.
+* :mod:`.faults` — a seeded fault plan: the 429s, 5xx, delays, resets and broken
+  watches of a busy or restarting API server, injected into chosen requests.
 
 Why this lives in the package and not under ``tests/``: the api tests and the sandbox
 must run the operator against exactly the same emulator, so a behaviour proven by a

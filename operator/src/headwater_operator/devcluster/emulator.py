@@ -23,7 +23,9 @@ the kubelet stand-ins append with :meth:`Emulator.append_log`. What it enforces,
 what it does not: ``docs/emulator.md``.
 
 Every request is recorded in :attr:`Emulator.requests` by verb, resource and HTTP code,
-so a test can count the API writes an operation costs.
+so a test can count the API writes an operation costs. A :class:`~.faults.FaultPlan`
+(:attr:`Emulator.faults`) makes chosen requests fail as a busy or restarting API server
+fails them, before the store is touched (``docs/emulator.md``, "Fault injection").
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import logging
 import socket
 import tempfile
 import threading
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -46,7 +48,7 @@ import aiohttp.web
 import yaml
 
 from headwater_operator import k8sopenapi
-from headwater_operator.devcluster import discovery, podlogs
+from headwater_operator.devcluster import discovery, faults, podlogs
 from headwater_operator.devcluster import fielderrors as fe
 from headwater_operator.devcluster.apiextensions import fieldvalidation
 from headwater_operator.devcluster.apiextensions.registry import (
@@ -54,6 +56,7 @@ from headwater_operator.devcluster.apiextensions.registry import (
     CustomResourceDefinitionStrategy,
 )
 from headwater_operator.devcluster.apiextensions.strategy import CustomResourceStrategy
+from headwater_operator.devcluster.faults import FaultPlan
 from headwater_operator.devcluster.openapi import OpenAPI
 from headwater_operator.devcluster.resources import BUILTIN_RESOURCES, ResourceSpec, default_crds
 from headwater_operator.devcluster.store import (
@@ -384,16 +387,26 @@ class _Router:
                     RequestRecord(verb, resource, path.namespace, path.name, code,
                                   user_agent, group=path.group))
 
+        plan = self._emulator.faults
+        fault = plan.pick(faults.FaultRequest(
+            verb, resource, path.namespace, path.name, user_agent,
+            raw.query.get("resourceVersion"))) if plan is not None else None
         try:
-            spec = self._emulator.store.resource(path.group, path.version, path.plural)
-            response = await self._emulator.serve(spec, verb, path, raw, record)
+            # A fault acts before the store is touched: an injected 429/5xx applies nothing.
+            response = await faults.before_serving(fault, raw) if fault is not None else None
+            if response is None:
+                spec = self._emulator.store.resource(path.group, path.version, path.plural)
+                response = await self._emulator.serve(spec, verb, path, raw, record,
+                                                     fault=fault)
         except ApiError as exc:
             response = _json_response(exc.status(), exc.code)
         except Exception as exc:
             # A bug in the emulator: say so loudly, and answer as a broken API server would.
             logger.exception("the emulator failed to serve %s %s", raw.method, raw.path_qs)
             response = _json_response(ApiError(500, "InternalError", repr(exc)).status(), 500)
-        record(response.status)
+        if isinstance(fault, faults.Reset) and fault.after_serving:
+            faults.reset_connection(raw)  # served (or refused), and the answer is lost
+        record(response.status if fault is None else faults.answer_code(fault, response))
         return response
 
     def _serve_document(self, raw: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
@@ -440,10 +453,12 @@ class Emulator:
         host: str = "127.0.0.1",
         port: int | None = None,
         kubeconfig_path: Path | None = None,
+        faults: FaultPlan | None = None,
     ) -> None:
         """``resources``: the built-in kinds served (default: :data:`BUILTIN_RESOURCES`);
         ``crds``: the CustomResourceDefinitions installed at start, through the same
-        validation as ``kubectl apply -f`` (default: Headwater's and kopf's)."""
+        validation as ``kubectl apply -f`` (default: Headwater's and kopf's);
+        ``faults``: a :class:`~.faults.FaultPlan` (also settable later, see :attr:`faults`)."""
         self.store = ObjectStore([*(resources or BUILTIN_RESOURCES)], clock=clock)
         self.store.add_resource(CRD_RESOURCE, CustomResourceDefinitionStrategy(
             CRD_RESOURCE, strategy_for=CustomResourceStrategy))
@@ -455,6 +470,8 @@ class Emulator:
         """Called with (verb, resource spec, path, body) before a write is served; a hook
         rejects the request by raising :class:`~.store.ApiError` (e.g. 422 or 403), as an
         admission webhook or a quota would. Tests append to it."""
+        self.faults = faults
+        """The :class:`~.faults.FaultPlan` asked about every object request (None: none)."""
         self._host = host
         self._port = port
         self._kubeconfig_path = kubeconfig_path
@@ -608,12 +625,15 @@ class Emulator:
     # --- serving -----------------------------------------------------------------------
     async def serve(self, spec: ResourceSpec, verb: str, path: ApiPath,
                     request: aiohttp.web.BaseRequest,
-                    record: Callable[[int], None] = lambda code: None,
+                    record: Callable[[int], None] = lambda code: None, *,
+                    fault: faults.Fault | None = None,
                     ) -> aiohttp.web.StreamResponse:
         """Serve one object request; raises ApiError for the failures.
 
         Streams call ``record`` with their status as soon as they start, so the request
-        log shows an open watch while it is still open.
+        log shows an open watch while it is still open. ``fault``: the plan's fault for
+        this request, for the ones that act inside a watch (:class:`~.faults.CutWatch`,
+        :class:`~.faults.ExpireWatch`).
         """
         params: Mapping[str, str] = request.query
         raw_body = await _read_body(request)
@@ -630,7 +650,7 @@ class Emulator:
             self._streams += 1
             try:
                 if verb == "watch":
-                    return await self._serve_watch(spec, path, request, record)
+                    return await self._serve_watch(spec, path, request, record, fault=fault)
                 return await self._serve_log(spec, path, request, record)
             finally:
                 self._streams -= 1
@@ -695,7 +715,8 @@ class Emulator:
 
     async def _serve_watch(self, spec: ResourceSpec, path: ApiPath,
                            request: aiohttp.web.BaseRequest,
-                           record: Callable[[int], None]) -> aiohttp.web.StreamResponse:
+                           record: Callable[[int], None], *,
+                           fault: faults.Fault | None = None) -> aiohttp.web.StreamResponse:
         params = request.query
         ns = path.namespace if spec.namespaced else None
         field_selector = params.get("fieldSelector")
@@ -707,26 +728,46 @@ class Emulator:
         since = params.get("resourceVersion")
         # Snapshot and subscription happen in one synchronous step: no change can slip
         # between the replayed state and the live events.
-        if since and since != "0":
-            replay = [line for event in self.store.events_since(spec, int(since))
-                      for line in self._translate(event, ns, matches)]
+        replay: list[tuple[str, JsonObject]] = []
+        failure: JsonObject | None = None
+        if isinstance(fault, faults.ExpireWatch) and since:
+            failure = fault.status(since, self.store.resource_version)
+        elif since and since != "0":
+            try:
+                replay = [line for event in self.store.events_since(spec, int(since))
+                          for line in self._translate(event, ns, matches)]
+            except ApiError as exc:
+                # Past admission, a watch fails as a 200 stream of one ERROR event
+                # (apiserver v0.32.9 pkg/storage/cacher/cacher.go Watch, newErrWatcher).
+                failure = exc.status()
         else:
             items, _, _ = self.store.list_objects(
                 spec, ns, label_selector=params.get("labelSelector"),
                 field_selector=field_selector)
             replay = [("ADDED", item) for item in items]
-        self.store.subscribe(spec, queue.put_nowait)
+        if failure is None:
+            self.store.subscribe(spec, queue.put_nowait)
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
         response = aiohttp.web.StreamResponse(
             status=200, headers={"Content-Type": "application/json"})
+        cutter = faults.WatchCutter(request, fault)
+
+        async def send(event_type: str, obj: JsonObject) -> None:
+            await response.write(_watch_line(event_type, obj))
+            cutter.sent()
+
         try:
             await response.prepare(request)
             record(response.status)
+            cutter.started()
             for event_type, obj in replay:
-                await response.write(_watch_line(event_type, obj))
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout):
-                    await self._stream_events(response, queue, ns, matches)
+                await send(event_type, obj)
+            if failure is not None:  # the stream of a failed watch ends with its ERROR event
+                await send("ERROR", failure)
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(timeout):
+                        await self._stream_events(send, queue, ns, matches)
             await response.write_eof()
         except (ConnectionError, asyncio.CancelledError):
             pass  # the client went away; nothing to tell it
@@ -734,7 +775,7 @@ class Emulator:
             self.store.unsubscribe(spec, queue.put_nowait)
         return response
 
-    async def _stream_events(self, response: aiohttp.web.StreamResponse,
+    async def _stream_events(self, send: Callable[[str, JsonObject], Awaitable[None]],
                              queue: asyncio.Queue[WatchEvent], ns: str | None,
                              matches: Callable[[Mapping[str, Any]], bool]) -> None:
         stop = asyncio.ensure_future(self._stopping.wait())
@@ -746,7 +787,7 @@ class Emulator:
                     getter.cancel()
                     return
                 for event_type, obj in self._translate(getter.result(), ns, matches):
-                    await response.write(_watch_line(event_type, obj))
+                    await send(event_type, obj)
         finally:
             stop.cancel()
 
@@ -909,6 +950,15 @@ class BackgroundEmulator:
         return self.run(wrapper())
 
     # --- the Emulator's conveniences, executed on the emulator's thread ---------------
+    def install_faults(self, plan: FaultPlan) -> FaultPlan:
+        """Inject ``plan``'s faults from now on (replacing any other plan); returns it."""
+        self.emulator.faults = plan
+        return plan
+
+    def remove_faults(self) -> None:
+        """Stop injecting faults."""
+        self.emulator.faults = None
+
     @property
     def requests(self) -> RequestLog:
         """The request log (appended to by the emulator's thread; read freely)."""
