@@ -23,10 +23,15 @@ What :func:`run_operator` does, in order:
    standby, and :class:`~headwater_operator.leader.LeadershipLost` propagates — the
    process exits non-zero and Kubernetes restarts it as a fresh standby.
 
-kopf conventions kept, and why: a posting level of WARNING (``kopf.event()``, which
-the controllers use through :class:`KopfEvents`, is not filtered; kopf's own log lines
-do not become Events); the reporting component ``headwater-operator``; no peering
-(leader election replaces it) and no scanning (kopf watches nothing).
+What kopf still does, and why it is enough: it runs the process's start-up and clean-up
+(the manager is started by a kopf start-up handler and stopped by its clean-up), handles
+the signals, and logs in through our :func:`login` handler (kopf always authenticates at
+start; without our handler its fallback would reconfigure the ``kubernetes`` package's
+global client). It watches nothing and posts nothing: Events are posted by
+:class:`~headwater_operator.events.EventRecorder` (kopf's poster is only reachable from
+kopf's own per-object handlers), and there is no peering (leader election replaces it)
+and no scanning. Its own log lines never become Events (posting level WARNING, and no
+object handlers that would log per object).
 
 Signals: kopf would take SIGINT/SIGTERM over (see :mod:`headwater_operator.shutdown`).
 A program that declared a :func:`~headwater_operator.shutdown.signal_route` keeps it;
@@ -44,10 +49,10 @@ import gc
 import logging
 import signal
 import weakref
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 import aiohttp
 import kopf
@@ -56,6 +61,7 @@ from headwater.contract import GROUP, VERSION
 from headwater_operator import kube, metrics, shutdown
 from headwater_operator.clock import Clock
 from headwater_operator.controllers.manager import CONTROLLERS, Manager, Options
+from headwater_operator.events import EventRecorder
 from headwater_operator.flowruns.settings import DEFAULT_CONFIG_ERROR_GRACE
 from headwater_operator.health import HealthServer
 from headwater_operator.leader import (
@@ -98,17 +104,6 @@ def build_settings(settings: kopf.OperatorSettings,
     settings.posting.reporting_component = "headwater-operator"
     settings.peering.standalone = True
     return settings
-
-
-class KopfEvents:
-    """The controllers' :class:`~headwater_operator.controllers.signals.EventRecorder`:
-    kopf's poster, which batches Events off the controllers' path (posting failures are
-    logged by kopf, never raised)."""
-
-    def post(self, involved: Mapping[str, Any], type_: str, reason: str,
-             message: str) -> None:
-        kopf.event(cast("kopf.Body", dict(involved)), type=type_, reason=reason,
-                   message=message)
 
 
 def freeze_startup_objects() -> None:
@@ -299,7 +294,8 @@ async def _lead(options: Options, *, stop_flag: asyncio.Event | asyncio.Future[A
                 ours: weakref.WeakSet[asyncio.Task[Any]],
                 on_manager: Callable[[Manager], None] | None) -> None:
     """Run kopf and the controllers until ``stop_flag`` is set (or this is cancelled)."""
-    manager = Manager(kube.get_client(), options, events=KopfEvents(), observer=metrics)
+    events = EventRecorder(kube.get_client())
+    manager = Manager(kube.get_client(), options, events=events, observer=metrics)
     metrics.watch_queues(manager.queues)
     if on_manager is not None:
         on_manager(manager)
@@ -318,6 +314,7 @@ async def _lead(options: Options, *, stop_flag: asyncio.Event | asyncio.Future[A
         try:
             async with asyncio.timeout(LOST_STOP_SECONDS):
                 await manager.stop(grace=0)
+                await events.close(grace=1.0)
         except TimeoutError:
             logger.critical("the controllers did not stop within %gs; exiting",
                             LOST_STOP_SECONDS)

@@ -248,7 +248,7 @@ class DeploymentController:
             self.observer.observe_reconcile_error("Deployment")
             _log.error("Deployment %s/%s: the API server refused its status: %s; not "
                        "retried until something changes", *key, exc.message)
-            self.events.post(body, "Warning", reasons.STATUS_REJECTED, reasons.event_message(
+            self.events.post(body, "Warning", reasons.STATUS_REJECTED, (
                 f"the API server refused this Deployment's status ({exc.message}); it is "
                 "not retried until the Deployment, its Flow or one of its runs changes. "
                 "Report this to the Headwater maintainers"))

@@ -629,8 +629,7 @@ class FlowRunController:
 
     def _emit(self, body: Mapping[str, Any], events: list[Event]) -> None:
         for event in events:
-            self.events.post(body, event.type, event.reason,
-                             reasons.event_message(event.message))
+            self.events.post(body, event.type, event.reason, event.message)
 
     def _observe(self, run: FlowRun, settings: RunSettings | None, decision: Decision,
                  now: datetime) -> None:

@@ -674,7 +674,7 @@ class ScheduleController:
         """Post the wake-up's Events; routine ones within ``budget``."""
         for type_, reason, message in events:
             if should_post(type_, budget, now):
-                self.events.post(schedule, type_, reason, reasons.event_message(message))
+                self.events.post(schedule, type_, reason, message)
 
 
 def status_rejected_event(error: kube.KubeError) -> tuple[str, str, str]:

@@ -5,8 +5,8 @@ the metrics module; they call an :class:`Observer` they were given. The applicat
 hands them :mod:`headwater_operator.metrics` (a module satisfies this protocol), tests
 hand them a recorder or nothing (:data:`NULL_OBSERVER`).
 
-Events go the same way, through an :class:`EventRecorder` (the application's posts them
-with kopf, whose poster batches them off the controllers' path).
+Events go the same way, through an :class:`EventRecorder`
+(:class:`headwater_operator.events.EventRecorder` posts them in the background).
 
 What an observer must respect: each method is called on the event loop, must be cheap
 and must not raise. A transition is reported once, by the process whose status write
