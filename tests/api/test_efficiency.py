@@ -26,7 +26,7 @@ from headwater_operator.devcluster import emulator as emulator_module
 from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
 from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.devcluster.kubelet import Kubelet
-from headwater_operator.handlers.deployments import STATUS_WRITE_INTERVAL_SECONDS
+from headwater_operator.controllers.deployments import STATUS_WRITE_INTERVAL_SECONDS
 
 WaitFor = Callable[..., Awaitable[Any]]
 CreateDeployment = Callable[..., Awaitable[None]]
