@@ -96,11 +96,11 @@ JitterFactor 1.2 × retryPeriod), which kube-controller-manager's --leader-elect
 obey too.
 */}}
 {{- define "headwater.validate" -}}
-{{- if hasKey .Values "peering" }}
-{{- fail "peering: kopf peering was removed; every replica now takes part in leader election on a Lease (leaderElection.resourceName, default: the release fullname). Delete peering from your values, and see docs/install.md, \"Upgrading from kopf peering\", for the objects the old release left behind." }}
-{{- end }}
-{{- if hasKey .Values.crds "kopfPeering" }}
-{{- fail "crds.kopfPeering: kopf peering was removed, and with it kopf's peering CRDs; the replicas elect a leader on a Lease (leaderElection). Delete crds.kopfPeering from your values, and see docs/install.md, \"Upgrading from kopf peering\"." }}
+{{- $removed := list }}
+{{- if hasKey .Values "peering" }}{{ $removed = append $removed "peering" }}{{ end }}
+{{- if hasKey .Values.crds "kopfPeering" }}{{ $removed = append $removed "crds.kopfPeering" }}{{ end }}
+{{- if $removed }}
+{{- fail (printf "%s: kopf peering was removed; every replica now takes part in leader election on a Lease (leaderElection; its name is leaderElection.resourceName, default: the release fullname). Delete %s from your values (`helm upgrade --reuse-values` brings back the old chart's defaults: pass your values file or use --reset-then-reuse-values), and see docs/install.md, \"Upgrading from kopf peering\", for what the old release left behind." (join ", " $removed) (join " and " $removed)) }}
 {{- end }}
 {{- $le := .Values.leaderElection }}
 {{- $lease := include "headwater.seconds" $le.leaseDuration | atoi }}

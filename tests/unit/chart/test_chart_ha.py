@@ -127,16 +127,21 @@ def test_the_schema_refuses_malformed_leader_election_values(
     assert field in error
 
 
-@pytest.mark.parametrize("values", [
-    {"peering": {"name": "headwater"}},
-    {"crds": {"install": True, "keep": True, "kopfPeering": "auto"}},
-], ids=["peering.name", "crds.kopfPeering"])
+@pytest.mark.parametrize(("values", "named"), [
+    ({"peering": {"name": "headwater"}}, "peering"),
+    ({"crds": {"install": True, "keep": True, "kopfPeering": "auto"}}, "crds.kopfPeering"),
+    # What `helm upgrade --reuse-values` passes: the old chart's defaults.
+    ({"peering": {"name": "headwater"},
+      "crds": {"install": True, "keep": True, "kopfPeering": "auto"}},
+     "peering, crds.kopfPeering"),
+], ids=["peering.name", "crds.kopfPeering", "both"])
 def test_removed_peering_values_are_refused_with_the_way_forward(
-        render_error: RenderError, values: dict[str, Any]) -> None:
+        render_error: RenderError, values: dict[str, Any], named: str) -> None:
     # A values file from before issue #11 must not install silently without HA.
     error = render_error(values)
-    assert "kopf peering was removed" in error
-    assert "leaderElection" in error
+    assert f"{named}: kopf peering was removed" in error
+    assert "leaderElection.resourceName" in error
+    assert "--reset-then-reuse-values" in error
     assert "docs/install.md" in error
 
 
