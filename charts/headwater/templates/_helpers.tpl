@@ -89,8 +89,10 @@ printing as 1e+06).
 {{- end }}
 
 {{/*
-Checks values.schema.json cannot express (JSON Schema compares no two values), run by
-every template that includes it; renders nothing. The timing rules are client-go's
+Checks values.schema.json cannot express (JSON Schema compares no two values); renders
+nothing. Every template that reads leaderElection or podDisruptionBudget includes it
+first: `helm upgrade --reuse-values` from a peering release renders with the old chart's
+values, which have neither, and the first template to fail must say why. The timing rules are client-go's
 (tools/leaderelection/leaderelection.go NewLeaderElector: leaseDuration > renewDeadline >
 JitterFactor 1.2 × retryPeriod), which kube-controller-manager's --leader-elect-* flags
 obey too.

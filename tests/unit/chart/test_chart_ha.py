@@ -10,10 +10,15 @@ rule or flag of it renders in any mode.
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import NAMESPACE, SCENARIOS, Manifest, Render, RenderError
+import yaml
+from conftest import CHART_DIR, NAMESPACE, SCENARIOS, Manifest, Render, RenderError
 
 FULLNAME = "hw-headwater"
 LEASE_GROUP = "coordination.k8s.io"
@@ -268,3 +273,30 @@ def test_a_users_affinity_replaces_the_default_spread(render: Render) -> None:
     pod = _deployment(render({"replicas": 2, "affinity": mine}))["spec"]["template"]["spec"]
     assert pod["affinity"] == mine
     assert "affinity" not in _deployment(render())["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize("values", [
+    {},
+    {"replicas": 2},
+    {"rbac": {"create": False}, "serviceAccount": {"create": False, "name": "x"}},
+], ids=["one-replica", "ha", "no-rbac"])
+def test_an_upgrade_reusing_a_peering_releases_values_says_what_to_do(
+        helm: str, tmp_path: Path, values: dict[str, Any]) -> None:
+    # `helm upgrade --reuse-values` renders the new chart with the old chart's default
+    # values (Helm 3 pkg/action/upgrade.go reuseValues: chart.Values = the old chart's
+    # values coalesced with the release's): peering, crds.kopfPeering, no leaderElection
+    # and no podDisruptionBudget. Whichever template Helm renders first must fail with
+    # the way forward, not with a nil pointer.
+    chart = tmp_path / "headwater"
+    shutil.copytree(CHART_DIR, chart)
+    old_defaults = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    del old_defaults["leaderElection"], old_defaults["podDisruptionBudget"]
+    old_defaults["peering"] = {"name": "headwater"}
+    old_defaults["crds"]["kopfPeering"] = "auto"
+    (chart / "values.yaml").write_text(yaml.safe_dump(old_defaults))
+    (tmp_path / "values.json").write_text(json.dumps(values))
+    proc = subprocess.run(
+        [helm, "template", "hw", str(chart), "-f", str(tmp_path / "values.json")],
+        capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "peering, crds.kopfPeering: kopf peering was removed" in proc.stderr, proc.stderr
