@@ -29,10 +29,10 @@ from headwater.contract import (
     LABEL_SCHEDULE,
 )
 from headwater_operator import kube as kube_module
+from headwater_operator.clock import ManualClock, set_clock
 from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.metrics import REGISTRY
-from headwater_operator.clock import ManualClock, set_clock
 from headwater_operator.scheduling import (
     ScheduleExpression,
     next_fire_time,
@@ -108,6 +108,10 @@ class Scene:
             await harness.stop()
 
     async def deployment(self, name: str = "nightly", **spec: Any) -> None:
+        # These tests move the operator's one clock by hours and run no kubelet: the
+        # FlowRun controller, on that clock, would rightly time out each run's pending pod
+        # after the default 10 minutes, and end runs a test wants active.
+        spec.setdefault("pendingTimeoutSeconds", 30 * 24 * 3600)
         await self.kube.create(kube_module.FLOWS, {
             "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "f"},
             "spec": {"image": "example/flow:1", "entrypoint": "flows/f.py:f"},

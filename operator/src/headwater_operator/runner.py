@@ -246,6 +246,7 @@ async def run_operator(
                 _lead, options, stop_flag=stop_flag, ready_flag=ready_flag, health=health,
                 settings=settings, clusterwide=clusterwide, ours=ours, on_manager=on_manager)
             if leader_election is None:
+                metrics.set_leader(True)
                 await lead()
             else:
                 await _elect(leader_election, lead, stop_flag, health)

@@ -156,6 +156,8 @@ class RequestRecord:
     """The client's ``User-Agent``: tells the operator's requests from a test's."""
     group: str = ""
     """The API group (``""`` for core): tells ``events`` from ``events.k8s.io`` events."""
+    label_selector: str = ""
+    """The request's ``labelSelector`` parameter (what a list or watch asked to filter)."""
 
     @property
     def is_write(self) -> bool:
@@ -385,7 +387,8 @@ class _Router:
                 recorded = True
                 self._emulator.requests.append(
                     RequestRecord(verb, resource, path.namespace, path.name, code,
-                                  user_agent, group=path.group))
+                                  user_agent, group=path.group,
+                                  label_selector=raw.query.get("labelSelector", "")))
 
         plan = self._emulator.faults
         fault = plan.pick(faults.FaultRequest(
