@@ -404,6 +404,14 @@ class _Router:
         except ApiError as exc:
             response = _json_response(exc.status(), exc.code)
         except Exception as exc:
+            transport = raw.transport
+            if transport is None or transport.is_closing():
+                # The client went away mid-request (a killed operator whose request was
+                # being read or delayed): nobody to answer, and nothing wrong here.
+                logger.debug("the client of %s %s went away: %r", raw.method, raw.path_qs,
+                             exc)
+                record(0)
+                return aiohttp.web.Response(status=500)  # written nowhere
             # A bug in the emulator: say so loudly, and answer as a broken API server would.
             logger.exception("the emulator failed to serve %s %s", raw.method, raw.path_qs)
             response = _json_response(ApiError(500, "InternalError", repr(exc)).status(), 500)
