@@ -862,7 +862,7 @@ AUTH_REFRESH_SECONDS = 10.0
 configuration again (which re-reads a rotated service-account token file, or re-runs an
 expired exec/OIDC credential)."""
 
-Clock = Callable[[], float]
+Monotonic = Callable[[], float]
 
 
 def ssl_context(config: kubernetes.client.Configuration) -> ssl.SSLContext:
@@ -890,7 +890,7 @@ class Credentials:
     """
 
     def __init__(self, config: kubernetes.client.Configuration, *,
-                 clock: Clock = time.monotonic,
+                 clock: Monotonic = time.monotonic,
                  ttl: float = AUTH_REFRESH_SECONDS) -> None:
         self._config = config
         self._clock = clock
@@ -921,7 +921,7 @@ class Transport:
     """
 
     def __init__(self, client: kubernetes.client.ApiClient, *,
-                 clock: Clock = time.monotonic) -> None:
+                 clock: Monotonic = time.monotonic) -> None:
         config = client.configuration
         self.server = config.host.rstrip("/")
         self.proxy: str | None = config.proxy or None

@@ -63,6 +63,7 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from headwater import contract
+
 from headwater_operator import kube, reasons
 from headwater_operator.api import (
     TERMINAL_PHASES,

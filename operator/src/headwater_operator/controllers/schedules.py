@@ -58,6 +58,7 @@ from datetime import datetime
 from typing import Any
 
 from headwater.contract import LABEL_SCHEDULE
+
 from headwater_operator import kube, reasons
 from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.clock import Clock, get_clock
