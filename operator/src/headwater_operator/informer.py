@@ -1,13 +1,11 @@
 """A feed of one resource kind's changes: LIST, then WATCH, then again — cheaply.
 
-Why this exists: the Schedule controller used kopf daemons and indexes, and kopf
-processes every watch event through its whole machinery (per-event causes, diff-bases,
-progress storage, per-object workers); profiling at 1,000 Schedules firing every 5 s
-put about 30 % of the operator's CPU there. An :class:`Informer` does per event one
-``json.loads`` of the watch line (in :meth:`headwater_operator.kube.Kube.watch`), a
-few dict lookups and one call of a synchronous callback with the parsed object — no
-copies, no per-object tasks. What a controller does with the event (enqueue a name,
-update its own small index) is its business, and should be as cheap.
+Per event it does one ``json.loads`` of the watch line (in
+:meth:`headwater_operator.kube.Kube.watch`), a few dict lookups and one call of a
+synchronous callback with the parsed object — no copies, no per-object tasks. What a
+controller does with the event (wake a key, update its own small index) is its business,
+and must be as cheap. Why informers of our own rather than kopf's watches, with the
+measurements: ``docs/decisions.md`` ("Watching").
 
 What it guarantees (the semantics of client-go's informers, minus their object cache):
 
@@ -44,13 +42,6 @@ What it guarantees (the semantics of client-go's informers, minus their object c
 The label selector is sent to the server and also applied here (not every server, nor
 every proxy, filters watches): an object that stops matching is ``DELETED``, one that
 starts matching is ``ADDED``.
-
-Measured on the 2-core dev machine (load ≈ 1; best/worst of 3 rounds), 10,000 MODIFIED
-events of a 2 KB Schedule: in-process, line → split → ``json.loads`` → bookkeeping →
-callback 33.8–35.2 µs per event, of which ``json.loads`` alone is 28.7–31.8 µs; end to
-end, the informer in its own process reading the emulator's watch stream, 81–104 µs of
-that process's CPU per event (aiohttp's reading and a loop wake-up per event make up
-the rest; events arriving in bursts share wake-ups).
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""The one module of Headwater that talks to the Kubernetes API (kopf talks for itself).
+"""The one module of Headwater that talks to the Kubernetes API.
 
-Everything else (handlers, the CLI, the sandbox) goes through :class:`Kube` (async, for
+Everything else (the controllers, leader election, the CLI, the sandbox) goes through :class:`Kube` (async, for
 the operator) or :class:`SyncKube` (for the CLI); ``.importlinter`` keeps it that way.
 Objects are plain JSON dicts, exactly as on the wire: the pydantic models in
 ``headwater_operator.api`` parse them where a caller needs types.
@@ -29,30 +29,9 @@ preconditions; exponential backoff with full jitter, bounded in attempts and tim
 Nothing beneath retries on its own: urllib3's retries are off in :func:`configure`'s
 clients and aiohttp's resend of idempotent methods is off in :class:`Transport`.
 
-Why not the ``kubernetes`` client in worker threads, as before: profiling the operator
-under ``benchmarks/scheduling.py`` put 35–40 % of its CPU in that client (urllib3, the
-auth-settings/refresh hook on every request, its serialisation) plus 5–8 % in the
-thread hand-off. Why not a second client library (kubernetes_asyncio): it would be a
-second copy of the kubeconfig loaders; here only the HTTP layer is ours, and kopf
-already talks through ``aiohttp`` (``runner.login``). Keeping :class:`SyncKube` on the
-``kubernetes`` client leaves the CLI, which makes a handful of calls, as it was; an
-async client run on a private loop per thread would add complexity for no gain there.
-Responses are parsed with ``json.loads`` on both paths (never into typed models).
-
-Measured on the 2-core dev machine (other work running; best of 3 rounds), against the
-in-process emulator, per call, emulator cost included (``benchmarks/kube_client.py``):
-``get`` 1.60–1.78 ms → 0.67–0.88 ms; ``patch_status`` 1.86–2.41 → 0.67–1.22 ms;
-``get`` 16 in flight 1.69–1.77 → 0.52–0.61 ms (two runs each, threads → aiohttp).
-Under ``benchmarks/scheduling.py`` (1,000 Schedules, operator in its own process,
-run back to back before/after on a machine shared with other work, load 2–5, so
-noisy): every 10 s — lag p99 1300/5217 ms → 919/930 ms, start-up 23.5/35.0 s →
-16.1/15.5 s, operator CPU about equal (42.5/41.5 s → 39.1/42.6 s per 60 s); every
-5 s (``--quick``, past what one core sustains) — runs in the 30 s window 5226/3299 →
-5754/5177 of 6000, lag p50 7.9/15.4 s → 0.5/6.6 s. With py-spy (``--py-spy``, every
-10 s, 40 s window, the quietest pair): operator CPU 36.8 s → 30.7 s (8.55 → 7.10 ms per
-run created), and the share of GIL-holding samples under this module 27.8 % (the
-``kubernetes`` client 24 %, urllib3 20 %, the thread pool) → 16.1 % (aiohttp included).
-What improves most is latency: no request waits for a free worker thread.
+Why an ``aiohttp`` transport of our own rather than the ``kubernetes`` client in threads
+or a second client library, with the measurements: ``docs/decisions.md`` ("The
+operator's HTTP client").
 
 Failures that the policy does not retry, or that outlast it, raise :class:`KubeError`
 subclasses that carry the API server's status message: :class:`NotFound` (404),
@@ -75,9 +54,9 @@ Every request (every attempt) is reported to the observers registered with
 :func:`add_request_observer` as ``(verb, http_code)``, every retry to those of
 :func:`add_retry_observer` as ``(verb, reason)``; the metrics module attaches
 ``observe_api_request`` and ``observe_api_retry`` there (this module imports no
-metrics). kopf's own requests (its lists, watches and Events) are reported to the
-request observers through :func:`report_request`, named by :func:`api_verb` (see
-``runner.login``); kopf retries them itself, uncounted.
+metrics). Requests made through kopf's session, should kopf ever make any (it watches
+and posts nothing today), are reported to the request observers through
+:func:`report_request`, named by :func:`api_verb` (see ``runner.login``).
 """
 
 from __future__ import annotations

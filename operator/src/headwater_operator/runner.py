@@ -111,11 +111,10 @@ def freeze_startup_objects() -> None:
 
     Call it once, after the imports (``python -m headwater_operator`` does). Modules,
     classes and functions of kopf, the kubernetes client, pydantic and Headwater are most
-    of the operator's objects and live as long as it does, yet each full collection
-    walked them all: measured with ``benchmarks/scheduling.py`` (1,000 Schedules every
-    5 s), full collections stalled the event loop up to ~110 ms, ten times in two
-    minutes. Frozen objects are still freed by reference counting if they ever go.
-    Not called in tests, where one process starts many operators.
+    of the operator's objects and live as long as it does; full collections need not
+    walk them (``docs/decisions.md``, "Garbage collection"). Frozen objects are still
+    freed by reference counting if they ever go. Not called in tests, where one process
+    starts many operators.
     """
     gc.freeze()
 
