@@ -1,7 +1,8 @@
 """The one module of Headwater that talks to the Kubernetes API.
 
-Everything else (the controllers, leader election, the CLI, the sandbox) goes through :class:`Kube` (async, for
-the operator) or :class:`SyncKube` (for the CLI); ``.importlinter`` keeps it that way.
+Everything else (the controllers, leader election, the CLI, the sandbox) goes through
+:class:`Kube` (async, for the operator) or :class:`SyncKube` (for the CLI);
+``.importlinter`` keeps it that way.
 Objects are plain JSON dicts, exactly as on the wire: the pydantic models in
 ``headwater_operator.api`` parse them where a caller needs types.
 
