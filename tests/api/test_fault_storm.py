@@ -59,7 +59,13 @@ def storm(seed: int) -> FaultPlan:
                  probability=0.04)
         plan.add(faults.Delay(0.3), verb=verb, user_agent=OPERATOR, times=None,
                  probability=0.05)
-    # The first rule that fires decides: a resume is expired first, else maybe cut.
+    # Each watch kind surely fires once (the random ones below may pick no watch at all
+    # when a loaded machine makes few watch requests); then the first rule that fires
+    # decides: a resume is expired first, else maybe cut.
+    plan.add(faults.CutWatch(after_events=2), verb="watch", resource="flowruns",
+             user_agent=OPERATOR, times=1)
+    plan.add(faults.ExpireWatch(), verb="watch", resource="pods", user_agent=OPERATOR,
+             times=1)
     plan.add(faults.ExpireWatch(), verb="watch", user_agent=OPERATOR, times=None,
              probability=0.3)
     plan.add(faults.CutWatch(after_events=2), verb="watch", user_agent=OPERATOR, times=None,

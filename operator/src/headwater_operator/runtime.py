@@ -81,7 +81,11 @@ class Backoff:
 
     def delay(self, failures: int, rng: random.Random) -> float:
         """The wait before the retry that follows the ``failures``-th failure in a row."""
-        base = min(self.maximum, self.initial * self.factor ** max(0, failures - 1))
+        try:
+            grown = self.initial * self.factor ** max(0, failures - 1)
+        except OverflowError:  # a key failing for days: float powers overflow, not inf
+            grown = self.maximum
+        base = min(self.maximum, grown)
         return base * rng.uniform(1 - self.jitter, 1 + self.jitter) if self.jitter else base
 
 
