@@ -4,7 +4,9 @@ Each test drives a :class:`~headwater_operator.runtime.Controller` with a script
 ``reconcile`` (what it answers, when it may finish) and checks one guarantee: dedupe, one
 worker per key, the rerun after a wake during a reconcile, ``requeue`` / ``requeue_at`` /
 ``requeue_after``, timers replaced by each answer, backoff, ``forget``, ``drain`` and
-cancellation.
+cancellation. (These replace the per-controller wake-up tests of the hand-made queues,
+such as the Deployment handler's ``wake_at``/``request``: every controller now gets
+these semantics from this one queue.)
 
 No test waits for real seconds. ``requeue_at`` runs on a :class:`ManualClock` the test
 moves. The real-time waits (``requeue_after`` and retry backoff) go through the runtime's
