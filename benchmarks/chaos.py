@@ -45,7 +45,9 @@ objects — never from the operator:
 Each must be 0; the exit status is 1 otherwise. Also reported, not judged: **wrong
 outcomes** (a run whose final phase does not follow from its attempts: Completed
 without a succeeded last attempt, Failed with retries left, any other terminal phase).
-The markdown table goes to stdout, everything to ``benchmarks/results/chaos-<UTC>.json``.
+The markdown table goes to stdout, everything to ``benchmarks/results/chaos-<UTC>.json``,
+and the ledger (every run and pod the emulator recorded, with times and outcomes) to
+``chaos-<UTC>-ledger.json`` beside it; the operators' logs to ``chaos-<UTC>-logs/``.
 """
 
 from __future__ import annotations
@@ -99,9 +101,10 @@ class Workload:
     """Schedules of the unlimited Deployment ``steady``, every 3–8 s."""
     limited_schedules: int = 3
     """Schedules of ``limited`` (concurrency limit ``limit``), every ``limited_interval``:
-    with the ad-hoc runs it gets, its one slot is busy about 70 % of the time, so runs
-    queue, and catch-up ticks (older queue keys) arrive while a run holds the slot."""
-    limited_interval: int = 12
+    with the ad-hoc runs it gets, its one slot is busy about half the time (more with the
+    operator down a third of the time), so runs queue, and catch-up ticks (older queue
+    keys) arrive while a run holds the slot."""
+    limited_interval: int = 20
     limit: int = 1
     adhoc_rate: float = 0.4
     """Ad-hoc FlowRuns per second (Poisson), 1 in 8 to ``limited``."""
@@ -141,7 +144,11 @@ class Chaos:
     window_tail: float = 5.0
     """Seconds the operator runs undisturbed after the last restart before the window closes."""
     catchup_timeout: float = 60.0
-    settle_timeout: float = 240.0
+    stall_timeout: float = 60.0
+    """The wait for every run to finish ends, unsettled, when no run or pod has finished
+    for this long (a queue still draining is not stuck) ..."""
+    settle_timeout: float = 900.0
+    """... or after this long in all."""
 
 
 @dataclass
@@ -337,6 +344,23 @@ def _caught_up(cluster: ClusterProcess, window_end: float) -> bool:
     return True
 
 
+def wait_while_progressing(cluster: ClusterProcess, chaos: Chaos) -> bool:
+    """Until no run or pod is unfinished (True), or nothing finished for
+    ``chaos.stall_timeout`` seconds, or ``chaos.settle_timeout`` passed (False)."""
+    deadline = time.monotonic() + chaos.settle_timeout
+    last, changed = None, time.monotonic()
+    while True:
+        unfinished = cluster.ask("unfinished")
+        if unfinished == (0, 0):
+            return True
+        now = time.monotonic()
+        if unfinished != last:
+            last, changed = unfinished, now
+        if now - changed > chaos.stall_timeout or now > deadline:
+            return False
+        time.sleep(0.5)
+
+
 def run_chaos(workload: Workload, chaos: Chaos, log_dir: Path,
               log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)
               ) -> dict[str, Any]:
@@ -366,8 +390,7 @@ def run_chaos(workload: Workload, chaos: Chaos, log_dir: Path,
             timeline.caught_up = wait_until(
                 lambda: _caught_up(cluster, timeline.window_end), chaos.catchup_timeout)
             cluster.ask("suspend_schedules")
-            timeline.settled = wait_until(
-                lambda: cluster.ask("unfinished") == (0, 0), chaos.settle_timeout)
+            timeline.settled = wait_while_progressing(cluster, chaos)
             timeline.finished = time.time()
             alive = [fleet.alive(replica.index) for replica in fleet.replicas]
         finally:
@@ -386,6 +409,9 @@ def run_chaos(workload: Workload, chaos: Chaos, log_dir: Path,
         "caught_up": timeline.caught_up, "settled": timeline.settled,
         "operators_alive_at_end": alive,
         "kill_log": [asdict(k) for k in timeline.kills],
+        "ledger": {"runs": [asdict(r) for r in snapshot.runs.values()],
+                   "pods": [asdict(p) for p in snapshot.pods.values()],
+                   "violations": [asdict(v) for v in snapshot.violations]},
     })
     return result
 
@@ -460,8 +486,11 @@ def main() -> int:
     print(table(result))
     RESULTS.mkdir(exist_ok=True)
     path = args.json or RESULTS / f"chaos-{stamp:%Y%m%dT%H%M%S}.json"
+    ledger = path.with_name(path.stem + "-ledger.json")
+    ledger.write_text(json.dumps(result.pop("ledger")) + "\n", encoding="utf-8")
+    result["environment"]["ledger"] = str(ledger)
     path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
-    print(f"\nwrote {path}", file=sys.stderr)
+    print(f"\nwrote {path} and {ledger.name}", file=sys.stderr)
     return 0 if passed(result) else 1
 
 
