@@ -827,7 +827,7 @@ def main() -> None:
     parser.add_argument("--cron", default=BURST_CRON,
                         help="--burst: the Schedules' expression (default %(default)r; "
                         "'0 * * * *' measures a real hourly fleet, waiting for the hour)")
-    parser.add_argument("--burst-timeout", type=float, default=120.0, metavar="SECONDS",
+    parser.add_argument("--burst-timeout", type=float, default=300.0, metavar="SECONDS",
                         help="--burst: how long after the last boundary to wait for runs")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON")
     parser.add_argument("--run-operator", action="store_true", help=argparse.SUPPRESS)
