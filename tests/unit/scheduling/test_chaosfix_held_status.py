@@ -9,8 +9,8 @@ from typing import Any, cast
 import pytest
 from headwater.contract import LABEL_SCHEDULE
 from headwater_operator import kube
-from headwater_operator.scheduling.controller import ScheduleController, _Entry
 from headwater_operator.controllers.schedules import Cache, WatchState, reconcile_schedule
+from headwater_operator.scheduling.controller import ScheduleController, _Entry
 from headwater_operator.scheduling.status import active_entries, status_changes
 from test_scheduling_reconciler import STARTED, T0, FakeKube, setup, status, wake
 
