@@ -9,7 +9,7 @@ the emulator's side, at the moment the emulated API server stores it.
 
 The child process (:func:`serve`) runs, on the emulator's event loop:
 
-* the emulated API server (``headwater_operator.devcluster``), with Headwater's CRDs;
+* the emulated API server (``headwater_dev``), with Headwater's CRDs;
 * a :class:`Ledger`: every FlowRun and pod, stored or deleted, with the wall-clock time
   of each write (store callbacks, called inside the write);
 * a :class:`ScriptedKubelet`: each flow-run pod is bound, reported ``Pending``, then
@@ -65,8 +65,8 @@ from headwater.contract import (
 )
 
 if TYPE_CHECKING:  # the emulator is imported where it runs: the child process
-    from headwater_operator.devcluster.emulator import BackgroundEmulator
-    from headwater_operator.devcluster.store import ObjectStore, WatchEvent
+    from headwater_dev.emulator import BackgroundEmulator
+    from headwater_dev.store import ObjectStore, WatchEvent
 
 JsonObject = dict[str, Any]
 TERMINAL_RUN_PHASES = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
@@ -316,7 +316,7 @@ class ScriptedKubelet:
         loop.call_later(bind + start + run, self._finish, name, deployment, fails)
 
     def _live(self, name: str) -> JsonObject | None:
-        from headwater_operator.devcluster.store import ApiError
+        from headwater_dev.store import ApiError
 
         try:
             pod = self.store.get(self.pods, self.namespace, name)
@@ -325,8 +325,8 @@ class ScriptedKubelet:
         return None if pod["metadata"].get("deletionTimestamp") else pod
 
     def _report(self, pod: JsonObject, status: JsonObject) -> None:
-        from headwater_operator.devcluster import podstatus
-        from headwater_operator.devcluster.store import ApiError
+        from headwater_dev import podstatus
+        from headwater_dev.store import ApiError
 
         # As the kubelet: the whole status, unconditionally (no resourceVersion).
         pod["status"] = podstatus.with_qos_class_of(status, pod)
@@ -341,8 +341,8 @@ class ScriptedKubelet:
                 "image": str(container.get("image") or "example/flow:1")}
 
     def _bind(self, name: str) -> None:
-        from headwater_operator.devcluster import podstatus
-        from headwater_operator.devcluster.store import ApiError
+        from headwater_dev import podstatus
+        from headwater_dev.store import ApiError
 
         pod = self._live(name)
         if pod is None or (pod.get("spec") or {}).get("nodeName"):
@@ -356,7 +356,7 @@ class ScriptedKubelet:
             self._report(pod, podstatus.scheduled(datetime.now(UTC), **self._names(pod)))
 
     def _run(self, name: str, deployment: str) -> None:
-        from headwater_operator.devcluster import podstatus
+        from headwater_dev import podstatus
 
         pod = self._live(name)
         if pod is None:
@@ -375,8 +375,8 @@ class ScriptedKubelet:
         self.ledger.pod_transition(name, running=now)
 
     def _finish(self, name: str, deployment: str, fails: bool) -> None:
-        from headwater_operator.devcluster import podstatus
-        from headwater_operator.devcluster.kubelet import default_summary
+        from headwater_dev import podstatus
+        from headwater_dev.kubelet import default_summary
 
         self.running.get(deployment, set()).discard(name)
         pod = self._live(name)
@@ -565,7 +565,7 @@ def serve(conn: Connection, config: ClusterConfig) -> None:
     Sends the kubeconfig path first; ``("stop", ())`` ends it. A command that raises
     sends back ``("error", traceback)`` instead of hanging the driver.
     """
-    from headwater_operator.devcluster.emulator import BackgroundEmulator
+    from headwater_dev.emulator import BackgroundEmulator
 
     ledger = Ledger()
     with BackgroundEmulator() as api:

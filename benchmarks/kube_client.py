@@ -20,8 +20,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from headwater_dev.emulator import BackgroundEmulator
 from headwater_operator import kube
-from headwater_operator.devcluster.emulator import BackgroundEmulator
 
 NAMESPACE = "default"
 NAME = "bench-run"

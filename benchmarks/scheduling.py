@@ -7,7 +7,7 @@ Run from the repository root::
     .venv/bin/python benchmarks/scheduling.py --schedules 500 --interval 2 --duration 60
 
 Set-up: three processes, so none of them shares a GIL with another. The emulated API
-server (``headwater_operator.devcluster``) runs in a child process of its own, which also
+server (``headwater_dev``) runs in a child process of its own, which also
 records every FlowRun the moment it is stored; the operator runs in another (``KUBECONFIG``
 points at the emulator), so its CPU time and peak RSS are its own; this process only
 drives and measures them. The emulator's CPU time is reported too: on a real cluster the
@@ -96,8 +96,8 @@ from headwater_operator.scheduling import fire_times, next_fire_time, parse_sche
 # operator process runs this file too (--run-operator), and the emulator's modules (its
 # validators, a CEL runtime, RE2) would inflate the operator's measured RSS.
 if TYPE_CHECKING:
-    from headwater_operator.devcluster.emulator import BackgroundEmulator
-    from headwater_operator.devcluster.store import WatchEvent
+    from headwater_dev.emulator import BackgroundEmulator
+    from headwater_dev.store import WatchEvent
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -319,7 +319,7 @@ class EmulatorCommands:
             recorder.deleted.update(old)
 
         def delete_old() -> None:
-            from headwater_operator.devcluster.store import ApiError, DeleteOptions
+            from headwater_dev.store import ApiError, DeleteOptions
 
             store = self.api.emulator.store
             spec = store.resource("headwater.dev", "v1alpha1", "flowruns")
@@ -367,10 +367,10 @@ def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool,
     kubelet instead: each flow-run pod exits 0 with a run summary that many seconds after
     it was created, and the operator's lifecycle completes the run as on a cluster.
     """
-    from headwater_operator.devcluster import podstatus
-    from headwater_operator.devcluster.emulator import BackgroundEmulator
-    from headwater_operator.devcluster.kubelet import default_summary
-    from headwater_operator.devcluster.store import ApiError
+    from headwater_dev import podstatus
+    from headwater_dev.emulator import BackgroundEmulator
+    from headwater_dev.kubelet import default_summary
+    from headwater_dev.store import ApiError
 
     recorder = Recorder()
     with BackgroundEmulator() as api:

@@ -1,6 +1,6 @@
 """Fixtures for the api tests: the real operator against an in-process Kubernetes API.
 
-Every test gets a fresh emulated API server (``headwater_operator.devcluster``) on a
+Every test gets a fresh emulated API server (``headwater_dev``) on a
 random port; nothing touches a real cluster. The test and the operator share an event loop;
 the emulator has its own. Note that kopf cancels, when it stops, every task created in
 its loop after it started: do not keep tasks across ``operator.restart()``.
@@ -8,7 +8,7 @@ its loop after it started: do not keep tasks across ``operator.restart()``.
 Fixtures:
 
 ``emulator``
-    The running :class:`~headwater_operator.devcluster.emulator.BackgroundEmulator`
+    The running :class:`~headwater_dev.emulator.BackgroundEmulator`
     (the server runs on its own loop in a thread, so kopf's loop stays kopf's and sync
     clients such as the CLI work from tests). ``KUBECONFIG``
     points at it (also the ``kubernetes`` client's import-time default) and
@@ -23,13 +23,13 @@ Fixtures:
 ``namespace``
     ``"default"``, which exists; the operator watches it.
 ``operator``
-    :class:`~headwater_operator.devcluster.harness.OperatorHarness`, already started:
+    :class:`~headwater_dev.harness.OperatorHarness`, already started:
     the real kopf operator with every handler of ``headwater_operator.handlers``,
     namespaced on ``namespace``, standalone. ``await operator.stop()``,
     ``await operator.start()``, ``await operator.restart()``; stopped at test end.
     Tests that must not run it just don't request it.
 ``kubelet``
-    :class:`~headwater_operator.devcluster.kubelet.Kubelet`: ``await kubelet.wait_for_pod(
+    :class:`~headwater_dev.kubelet.Kubelet`: ``await kubelet.wait_for_pod(
     "name-or-k=v-selector", timeout)``, then ``schedule``, ``run``, ``succeed(pod,
     summary)``, ``fail(pod, exit_code, summary)``, ``oom_kill``, ``evict``,
     ``image_pull_error(pod, backoff=False)``, ``config_error``, ``unschedulable``,
@@ -81,13 +81,13 @@ from api_rbac_audit import (
     request_of,
     ungranted,
 )
+from headwater_dev.emulator import BackgroundEmulator, RequestLog, RequestRecord
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.harness import wait_for as _wait_for
+from headwater_dev.kubelet import Kubelet
 from headwater_operator import kube as kube_module
 from headwater_operator import runner
 from headwater_operator.cli import parsers
-from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestLog, RequestRecord
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.harness import wait_for as _wait_for
-from headwater_operator.devcluster.kubelet import Kubelet
 from headwater_operator.leader import LeaderElection
 from k8s_rbac import cached_render, helm_binary
 

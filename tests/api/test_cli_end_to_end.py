@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import yaml
 from headwater.cli import build_parser
+from headwater_dev.emulator import BackgroundEmulator as Emulator
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet, default_summary
 from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
-from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet, default_summary
 
 TIMEOUT = 15.0
 POLL = ["--poll-interval", "0.05"]

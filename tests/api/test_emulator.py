@@ -17,9 +17,9 @@ import aiohttp
 import kubernetes.client
 import pytest
 from headwater.contract import decode_summary
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.kubelet import Kubelet
 from headwater_operator import kube as k
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.kubelet import Kubelet
 
 NS = "default"
 MANAGED = {"app.kubernetes.io/managed-by": "headwater"}

@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 from headwater.contract import LABEL_SCHEDULE
+from headwater_dev import faults
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.faults import FaultPlan
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster import faults
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.faults import FaultPlan
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet
 
 pytestmark = pytest.mark.slow
 

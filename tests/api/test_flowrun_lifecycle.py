@@ -40,14 +40,14 @@ from headwater.contract import (
     summary_budget,
 )
 from headwater.summary import fit_summary
+from headwater_dev import podstatus
+from headwater_dev.emulator import BackgroundEmulator, RequestRecord
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet, default_summary
+from headwater_dev.store import ApiError
 from headwater_operator import kube as kube_module
 from headwater_operator import readiness, reasons
 from headwater_operator.api import validation
-from headwater_operator.devcluster import podstatus
-from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestRecord
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet, default_summary
-from headwater_operator.devcluster.store import ApiError
 from headwater_operator.flowruns import machine
 from headwater_operator.kubetime import parse_time
 

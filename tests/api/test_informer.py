@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from headwater_dev.emulator import BackgroundEmulator
 from headwater_operator import kube as k
-from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.informer import Informer
 
 NS = "default"

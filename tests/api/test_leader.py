@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from headwater_dev.emulator import BackgroundEmulator
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.kubetime import format_micro_time
 from headwater_operator.leader import LeaderElection, LeadershipLost, Timing
 

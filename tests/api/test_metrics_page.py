@@ -13,12 +13,12 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from headwater_dev.emulator import BackgroundEmulator as Emulator
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet, default_summary
 from headwater_operator import kube as kube_module
 from headwater_operator import metrics
 from headwater_operator.controllers.flowruns import FlowRunController
-from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet, default_summary
 from headwater_operator.informer import Store
 from headwater_operator.runtime import Result
 from prometheus_client.parser import text_string_to_metric_families

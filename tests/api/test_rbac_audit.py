@@ -19,10 +19,10 @@ from typing import Any
 import pytest
 from api_rbac_audit import Actor, Call, Lease, Observed, chart_lease, failure_report, ungranted
 from headwater.cli import build_parser
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.harness import OperatorHarness
 from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.harness import OperatorHarness
 from k8s_rbac import Manifest, Request, cached_render, helm_binary
 
 Render = Callable[[Mapping[str, Any], str], list[Manifest]]

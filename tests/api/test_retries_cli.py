@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 from headwater.cli import build_parser
+from headwater_dev import faults
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.faults import FaultPlan
 from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
-from headwater_operator.devcluster import faults
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.faults import FaultPlan
 
 
 def headwater(*argv: str) -> tuple[int, str, str]:

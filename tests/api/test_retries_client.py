@@ -3,7 +3,7 @@
 Both clients (``Kube``, the operator's; ``SyncKube``, the CLI's) retry what
 ``kube.RetryPolicy`` says — 429 for any request; 5xx and lost connections only for
 requests safe to send twice — and give up on the rest at once. The emulator's fault plan
-(``devcluster/faults.py``) plays the busy or restarting API server; its request log shows
+(``headwater_dev/faults.py``) plays the busy or restarting API server; its request log shows
 what actually reached the server.
 """
 
@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from headwater_dev import faults
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.faults import FaultPlan
 from headwater_operator import kube as k
 from headwater_operator import metrics, runner
-from headwater_operator.devcluster import faults
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.faults import FaultPlan
 
 NS = "default"
 FAST = k.RetryPolicy(base_delay=0.01, max_delay=0.05, random=random.Random(1).random)

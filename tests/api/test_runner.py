@@ -20,12 +20,12 @@ import urllib.request
 
 import kopf
 import pytest
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.harness import OperatorHarness, wait_for
+from headwater_dev.resources import headwater_crds
 from headwater_operator import __main__ as entrypoint
 from headwater_operator import kube as kube_module
 from headwater_operator import runner
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.harness import OperatorHarness, wait_for
-from headwater_operator.devcluster.resources import headwater_crds
 from headwater_operator.leader import Timing
 
 

@@ -28,10 +28,10 @@ from headwater.contract import (
     LABEL_MANAGED_BY,
     LABEL_SCHEDULE,
 )
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.harness import OperatorHarness
 from headwater_operator import kube as kube_module
 from headwater_operator.clock import ManualClock, set_clock
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.harness import OperatorHarness
 from headwater_operator.metrics import REGISTRY
 from headwater_operator.scheduling import (
     ScheduleExpression,

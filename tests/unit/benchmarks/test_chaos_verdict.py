@@ -138,7 +138,7 @@ def test_the_kubelet_script_is_the_same_for_the_same_seed_and_pod() -> None:
 # --- the kubelet's concurrency watch, against a real emulator store ----------------------
 @pytest.fixture
 def store() -> Any:
-    from headwater_operator.devcluster.emulator import Emulator
+    from headwater_dev.emulator import Emulator
 
     emulator = Emulator(crds=[])
     emulator.store.create(emulator.store.resource("", "v1", "namespaces"), None,

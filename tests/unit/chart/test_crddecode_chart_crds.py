@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import Render
-from headwater_operator.devcluster.builtins import decode
+from headwater_dev.builtins import decode
 
 CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 

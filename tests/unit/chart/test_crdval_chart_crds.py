@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from conftest import Render
-from headwater_operator.devcluster.apiextensions.crddefaults import (
+from headwater_dev.apiextensions.crddefaults import (
     default_crd,
     prepare_for_create,
 )
-from headwater_operator.devcluster.apiextensions.crdvalidation import validate_crd
+from headwater_dev.apiextensions.crdvalidation import validate_crd
 
 
 def test_rendered_crds_are_accepted(render: Render) -> None:

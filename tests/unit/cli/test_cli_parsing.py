@@ -36,7 +36,7 @@ def test_every_operator_command_is_registered_through_the_entry_point() -> None:
                  ["get", "runs"], ["describe", "run", "r"], ["logs", "r"], ["cancel", "r"],
                  ["schedule", "preview", "-f", "x.yaml"]):
         args = parser.parse_args(argv)
-        # The SDK's stub for a missing plugin would be named _missing_operator's handler.
+        # The SDK's stub for a missing plugin is a _MissingPlugin, not a cmd_ function.
         assert args.func.__name__.startswith("cmd_"), argv
 
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster.resources import ResourceSpec, default_resources
-from headwater_operator.devcluster.store import (
+from headwater_dev.resources import ResourceSpec, default_resources
+from headwater_dev.store import (
     GENERATE_NAME_ATTEMPTS,
     NAME_SUFFIX_ALPHABET,
     ApiError,
