@@ -105,7 +105,7 @@ async def kubelet_running_every_pod(kubelet: Kubelet, emulator: BackgroundEmulat
 
 
 async def test_the_operator_converges_through_a_seeded_fault_storm(
-    emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
+    *, emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
     operator: OperatorHarness, kubelet: Kubelet, wait_for: WaitFor,
     hello_deployment: Callable[..., Awaitable[None]],
 ) -> None:

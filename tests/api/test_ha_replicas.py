@@ -111,7 +111,7 @@ class Fleet:
     def alive(self) -> list[Replica]:
         return [replica for replica in self.replicas if replica.process.poll() is None]
 
-    async def leader(self, wait_for: WaitFor, *, timeout: float = 30.0) -> Replica:
+    async def leader(self, wait_for: WaitFor, *, within: float = 30.0) -> Replica:
         """The one live replica that says it leads (and holds the Lease)."""
         async def one_leader() -> Replica | None:
             roles = await asyncio.gather(*(asyncio.to_thread(replica.role)
@@ -123,7 +123,7 @@ class Fleet:
                 return leaders[0]
             return None
 
-        found: Replica = await wait_for(one_leader, timeout=timeout,
+        found: Replica = await wait_for(one_leader, timeout=within,
                                         message="exactly one live replica leads")
         return found
 
@@ -214,7 +214,7 @@ def pod_creates(emulator: BackgroundEmulator) -> int:
 
 
 async def test_a_standby_takes_over_a_running_run_when_the_leader_is_killed(
-    fleet: Fleet, emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
+    *, fleet: Fleet, emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
     kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
     fleet.start(2)
@@ -229,7 +229,7 @@ async def test_a_standby_takes_over_a_running_run_when_the_leader_is_killed(
     await wait_for(lambda: phase(emulator, "long") == "Running", timeout=30)
 
     killed_at = fleet.kill(leader)
-    successor = await fleet.leader(wait_for, timeout=TAKEOVER_BOUND + 10)
+    successor = await fleet.leader(wait_for, within=TAKEOVER_BOUND + 10)
     took = time.monotonic() - killed_at
     assert successor is not leader
     assert took <= TAKEOVER_BOUND, f"the standby took over after {took:.1f}s"
@@ -244,7 +244,7 @@ async def test_a_standby_takes_over_a_running_run_when_the_leader_is_killed(
 
 
 async def test_ticks_and_runs_survive_killing_two_leaders_mid_tick(
-    fleet: Fleet, emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
+    *, fleet: Fleet, emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
     kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
     # Every Schedule status write is held for 1 s: a leader killed right after a tick's
@@ -273,7 +273,7 @@ async def test_ticks_and_runs_survive_killing_two_leaders_mid_tick(
             before = len(ticks())
             await wait_for(lambda before=before: len(ticks()) > before, timeout=30)
             killed_at = fleet.kill(leader)  # its status write for that tick is in flight
-            successor = await fleet.leader(wait_for, timeout=TAKEOVER_BOUND + 10)
+            successor = await fleet.leader(wait_for, within=TAKEOVER_BOUND + 10)
             takeovers.append(time.monotonic() - killed_at)
             assert successor is not leader
         last_kill = ticks()[-1]
