@@ -638,17 +638,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+LEADER_ELECTION = ("--leader-elect-lease-duration", "8s", "--leader-elect-renew-deadline", "6s",
+                   "--leader-elect-retry-period", "2s")
+"""Leader election's durations for the black-box runs: about half the chart's 15/10/2 s,
+so that a run of 100 kills, each costing a Lease expiry, takes minutes less. Takeover
+with the chart's own durations is what ``tests/api/test_ha_replicas.py`` proves."""
+
+
 def operator_command(replica: int, replicas: int, namespace: str, health_port: int
                      ) -> list[str]:
     """The command line of operator replica ``replica`` (0-based) of ``replicas``.
 
-    The one place to change when the operator learns process-wide leader election: today
-    every replica is the same standalone operator, so more than one replica runs every
-    controller twice (issue #11), and only ``replicas == 1`` is meaningful.
+    Every replica is started as the chart starts it: with ``--leader-elect`` (the Lease in
+    ``namespace``), so one leads and the others stand by. A restarted replica has a new
+    identity and, like a restarted container, waits for its predecessor's Lease to expire.
     """
-    del replica, replicas  # the same flags for every replica, for now
+    del replica, replicas  # the same flags for every replica, as the chart's
     return [sys.executable, "-m", "headwater_operator", "--namespace", namespace,
-            "--metrics-port", "0", "--health-port", str(health_port)]
+            "--metrics-port", "0", "--health-port", str(health_port),
+            "--leader-elect", "--leader-elect-resource-namespace", namespace,
+            *LEADER_ELECTION]
 
 
 @dataclass
@@ -724,6 +733,34 @@ class OperatorFleet:
                 return int(answer.status) == 200
         except (urllib.error.URLError, OSError):
             return False
+
+    def readiness(self, index: int) -> str:
+        """What replica ``index``'s ``/readyz`` says (``ok (leader)``, ``ok (standby)``), or
+        ``""`` when it does not answer 200."""
+        url = f"http://127.0.0.1:{self.replicas[index].health_port}/readyz"
+        try:
+            with urllib.request.urlopen(url, timeout=1.0) as answer:
+                return answer.read().decode(errors="replace").strip() \
+                    if int(answer.status) == 200 else ""
+        except (urllib.error.URLError, OSError):
+            return ""
+
+    def wait_leader(self, timeout: float) -> int | None:
+        """Until some replica leads (its index), or ``timeout`` passed (None).
+
+        Raises if a replica exited meanwhile: that is the operator crashing, not chaos.
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for replica in self.replicas:
+                if not self.alive(replica.index):
+                    tail = self.log_path(replica.index).read_text(errors="replace")[-3000:]
+                    raise RuntimeError(
+                        f"operator replica {replica.index} exited by itself:\n{tail}")
+                if "leader" in self.readiness(replica.index):
+                    return replica.index
+            time.sleep(0.1)
+        return None
 
     def wait_ready(self, index: int, timeout: float) -> bool:
         """Until replica ``index`` is ready (True) or ``timeout`` passed (False).

@@ -14,8 +14,8 @@ both the benchmark and the test run.
 Set-up (:mod:`blackbox`): the emulated API server in a child process, with a scripted
 kubelet that moves each flow-run pod Pending → Running → Succeeded, or Failed for a
 seeded fraction of attempts (the Deployments retry them), after short seeded delays; and
-the operator, ``python -m headwater_operator``, as ``--replicas`` subprocesses
-(:func:`blackbox.operator_command` builds each one's command line).
+the operator, ``python -m headwater_operator --leader-elect``, as ``--replicas``
+subprocesses (:func:`blackbox.operator_command` builds each one's command line).
 
 Workload: Schedules ticking every few seconds with catch-up ``All`` (so the ticks
 missed while the operator is down must be created when it returns), ad-hoc FlowRuns
@@ -23,9 +23,12 @@ arriving at random, attempts failing and retrying, and a Deployment ``limited`` 
 ``concurrency.limit`` 1 that queues runs (from Schedules and ad-hoc). History pruning is
 on (20 finished runs kept per Deployment), so runs are deleted while the operator dies.
 
-Chaos: ``--kills`` times, a replica (chosen at random) is SIGKILLed: mostly a few seconds
-after it reported ready (``/readyz``), sometimes while it is still starting; it is
-restarted at once or after a few seconds (the Schedules must then catch up).
+Chaos: ``--kills`` times, a replica is SIGKILLed: mostly the leader, a few seconds after
+it began to lead (``/readyz`` says ``ok (leader)``), sometimes one chosen at random while
+it is still starting; it is restarted at once or after a few seconds. Every restart is a
+new identity, so work resumes only once the killed leader's Lease expired (about 8 s:
+:data:`blackbox.LEADER_ELECTION`), on a standby or on the restarted process, and the
+Schedules must then catch up.
 
 Verdict, after the last kill: the operator runs until the window closes, every Schedule
 has handled its ticks up to the window's end, the Schedules are suspended and every run
@@ -161,6 +164,7 @@ class KillRecord:
     uptime: float
     down: float
     was_ready: bool
+    """Non-early kills: a leader was found (False: none led within ``ready_timeout``)."""
 
 
 @dataclass
@@ -312,15 +316,19 @@ def verdict(snapshot: LedgerSnapshot, schedules: list[Mapping[str, Any]], window
 # --- the run ------------------------------------------------------------------------------------
 def _kill_once(fleet: OperatorFleet, chaos: Chaos, rng: random.Random, began: float,
                log: Callable[[str], None]) -> KillRecord:
-    victim = rng.randrange(len(fleet.replicas))
     early = rng.random() < chaos.early_fraction
     if early:
+        victim = rng.randrange(len(fleet.replicas))
         uptime = rng.uniform(0.2, 1.5)
         started = fleet.replicas[victim].started
         time.sleep(max(0.0, started + uptime - time.monotonic()))
         was_ready = fleet.ready(victim)
     else:
-        was_ready = fleet.wait_ready(victim, chaos.ready_timeout)
+        # The leader is the replica doing the work: kill it while it works. (With one
+        # replica, a restart leads once its predecessor's Lease expired.)
+        leader = fleet.wait_leader(chaos.ready_timeout)
+        victim = leader if leader is not None else rng.randrange(len(fleet.replicas))
+        was_ready = leader is not None
         uptime = rng.uniform(*chaos.uptime)
         time.sleep(uptime)
     down = 0.0 if rng.random() < chaos.immediate_fraction else rng.uniform(*chaos.downtime)
@@ -382,6 +390,7 @@ def run_chaos(workload: Workload, chaos: Chaos, log_dir: Path,
                 timeline.kills.append(_kill_once(fleet, chaos, rng, timeline.began, log))
             for replica in fleet.replicas:
                 fleet.wait_ready(replica.index, chaos.ready_timeout)
+            fleet.wait_leader(chaos.ready_timeout)
             timeline.chaos_ended = time.time()
             time.sleep(chaos.window_tail)
             timeline.window_end = time.time()
@@ -469,8 +478,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true",
                         help="10 kills and a smaller workload (what the api test runs)")
     parser.add_argument("--replicas", type=int, default=1,
-                        help="operator processes; each kill picks one (only 1 is safe with "
-                        "today's operator: see blackbox.operator_command)")
+                        help="operator processes, each with --leader-elect; a kill takes "
+                        "the leader (or, while replicas start, any one)")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON")
     args = parser.parse_args()
     workload = QUICK if args.quick else Workload()

@@ -7,18 +7,19 @@ Run from the repository root::
     .venv/bin/python benchmarks/scheduling.py --schedules 500 --interval 2 --duration 60
 
 Set-up: three processes, so none of them shares a GIL with another. The emulated API
-server (``headwater_dev``) runs in a child process of its own, which also
-records every FlowRun the moment it is stored; the operator runs in another (``KUBECONFIG``
-points at the emulator), so its CPU time and peak RSS are its own; this process only
-drives and measures them. The emulator's CPU time is reported too: on a real cluster the
-API server runs elsewhere, so its share is a test artifact. ``--operator
-schedules`` (the default) loads only ``handlers/schedules.py``, which starts the Schedule
-controller: the FlowRun lifecycle would otherwise start a pod for each of the ~200 runs a
-second, which measures pods, not the scheduler. In its place the emulator marks each run
-``Completed`` ``--complete-after`` seconds (default 2) after storing it, so Schedules see
-their runs end as in production; ``--complete-after 0`` keeps every run active (each
-Schedule's ``status.active`` then grows a tick at a time: the worst case).
-``--operator full`` runs ``python -m headwater_operator`` with every handler; there the
+server (``headwater_dev``) runs in a child process of its own, which also records every
+FlowRun the moment it is stored; the operator runs in another (``KUBECONFIG`` points at the
+emulator), so its CPU time and peak RSS are its own; this process only drives and measures
+them. The emulator's CPU time is reported too: on a real cluster the API server runs
+elsewhere, so its share is a test artifact. ``--operator schedules`` (the default) runs
+only the Schedule controller (``run_operator(controllers=("schedules",))``, as
+``--controllers schedules`` does): the FlowRun lifecycle would otherwise start a pod for
+each of the ~200 runs a second, which measures pods, not the scheduler. In its place the
+emulator marks each run ``Completed`` ``--complete-after`` seconds (default 2) after
+storing it, so Schedules see their runs end as in production; ``--complete-after 0`` keeps
+every run active (each Schedule's ``status.active`` then grows a tick at a time: the worst
+case).
+``--operator full`` runs ``python -m headwater_operator`` with every controller; there the
 emulator plays the kubelet instead, ending each flow-run pod (exit 0, a run summary)
 ``--complete-after`` seconds after it was created, so each run goes through the whole
 FlowRun lifecycle.
@@ -114,37 +115,26 @@ REFERENCE = [
 
 # --- the operator process ---------------------------------------------------------------
 def run_schedule_operator(namespace: str) -> None:
-    """Child process: the operator with only the Schedule handlers, until SIGTERM."""
-    import importlib.util
-
-    import kopf
+    """Child process: the operator with only the Schedule controller, until SIGTERM."""
     from headwater_operator import kube, runner
 
-    # Importing the handlers *package* registers every handler; loading only the
-    # Schedule handlers' file registers just those, on a registry of their own.
-    registry = kopf.OperatorRegistry()
-    kopf.set_default_registry(registry)
-    path = Path(runner.__file__).parent / "handlers" / "schedules.py"
-    module_spec = importlib.util.spec_from_file_location("schedule_handlers_only", path)
-    assert module_spec is not None
-    assert module_spec.loader is not None
-    module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
     kube.configure()
     runner.freeze_startup_objects()  # as python -m headwater_operator does
     gc_log = os.environ.get("HEADWATER_BENCH_GC_LOG")
     if gc_log:
         pauses = GcPauses().install()
         atexit.register(lambda: Path(gc_log).write_text(json.dumps(pauses.pauses)))
+    operator = runner.run_operator(namespaces=[namespace], controllers=("schedules",))
     profile = os.environ.get("HEADWATER_BENCH_PROFILE")
     if not profile:
-        asyncio.run(runner.run_operator(namespaces=[namespace], registry=registry))
+        asyncio.run(operator)
         return
     import cProfile
 
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        asyncio.run(runner.run_operator(namespaces=[namespace], registry=registry))
+        asyncio.run(operator)
     finally:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -802,7 +792,7 @@ def main() -> None:
                         help="measurement window in seconds")
     parser.add_argument("--quick", action="store_true", help="a ~30 s window")
     parser.add_argument("--operator", choices=("schedules", "full"), default="schedules",
-                        help="which handlers the operator process runs (see the docstring)")
+                        help="which controllers the operator process runs (see the docstring)")
     parser.add_argument("--complete-after", type=float, default=2.0, metavar="SECONDS",
                         help="mark each run Completed this long after it is created, as "
                              "a 2-second flow would end (0: runs stay active forever)")
