@@ -470,6 +470,13 @@ class FlowRunController:
             seen = self.pods_seen.get((namespace, run.metadata.name or ""), {})
             pod = pod_facts(found) if found is not None else gone_pod_facts(
                 seen.get(run.status.pod_name))
+        elif run.spec.cancel and (phase in NOT_STARTED
+                                  or phase == FlowRunPhase.AWAITING_RETRY):
+            # The next attempt's pod may exist before the status names it (created, then
+            # the operator died before its status write): a cancel must stop it too.
+            found = await _get_or_none(self.client, kube.PODS, pod_name(
+                run.metadata.name or "", run.status.attempts + 1), namespace)
+            pod = pod_facts(found) if found is not None else None
         errors: tuple[str, ...] = ()
         slot = SlotVerdict.ADMIT
         settings = resolved.settings
