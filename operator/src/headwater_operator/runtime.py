@@ -1,9 +1,10 @@
 """The controller runtime: a keyed work queue, and workers that reconcile one key at a time.
 
 This is the shape of client-go's ``workqueue`` driven by controller-runtime's
-``Controller`` (and cert-manager's controllers): watch callbacks only *wake* a key; a
-pool of workers takes woken keys and calls the controller's ``reconcile(key)``, which
-reads what it needs, decides and writes, and says when it wants to run again. Every
+``Controller`` (and cert-manager's controllers): watch callbacks only *wake* a key; up to
+``workers`` keys at once are taken in wake-up order, each by a task that calls the
+controller's ``reconcile(key)`` (it reads what it needs, decides and writes, and says when
+it wants to run again) and ends with it. Every
 Headwater controller (FlowRuns, Schedules, Deployments, Flows) is one :class:`Controller`.
 
 What the queue guarantees, and what a reconcile function may therefore rely on:
@@ -34,7 +35,7 @@ Cost: waking a key is a few set operations; the queue holds keys, not objects.
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import functools
 import logging
 import random
 from collections import deque
@@ -147,7 +148,6 @@ class Controller(Generic[K]):
         self._clock = clock
         self._rng = rng or random.Random()
         self._s: _State[K] = _State()
-        self._available = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._running = False
         self._stopping = False
@@ -179,7 +179,7 @@ class Controller(Generic[K]):
         elif key not in s.queued:
             s.queued.add(key)
             s.ready.append(key)
-            self._available.set()
+            self._dispatch()
 
     def forget(self, key: K) -> None:
         """Drop ``key``'s timer and retry count (its object is gone); a queued run still
@@ -207,23 +207,23 @@ class Controller(Generic[K]):
 
     # --- working ---------------------------------------------------------------------------
     async def run(self) -> None:
-        """Reconcile woken keys with ``workers`` workers until cancelled."""
+        """Reconcile woken keys, at most ``workers`` at once, until cancelled."""
         if self._running:
             raise RuntimeError(f"controller {self.name} is already running")
         self._running = True
-        workers = [asyncio.create_task(self._work(), name=f"{self.name} worker {n}")
-                   for n in range(self.workers)]
         try:
-            await asyncio.gather(*workers)
+            self._dispatch()  # what was woken before the workers could start
+            await asyncio.get_running_loop().create_future()  # until cancelled
         finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
+            self._running = False
+            in_flight = list(self._in_flight)
+            for task in in_flight:
+                task.cancel()
+            await asyncio.gather(*in_flight, return_exceptions=True)
             for timers in self._s.timers.values():
                 for timer in timers:
                     timer.cancel()
             self._s.timers.clear()
-            self._running = False
 
     async def drain(self, grace: float) -> None:
         """Wait up to ``grace`` seconds for the reconciles in flight to finish.
@@ -236,38 +236,31 @@ class Controller(Generic[K]):
         if in_flight:
             await asyncio.wait(in_flight, timeout=grace)
 
-    async def _next(self) -> K:
-        s = self._s
-        while not s.ready or self._stopping:
-            self._available.clear()
-            await self._available.wait()
-        key = s.ready.popleft()
-        s.queued.discard(key)
-        if s.ready:
-            self._available.set()  # more work: let the next worker in too
-        return key
+    def _dispatch(self) -> None:
+        """Start a reconcile for each ready key while fewer than ``workers`` run.
 
-    async def _work(self) -> None:
-        while True:
-            key = await self._next()
-            self._s.processing.add(key)
-            # Each reconcile is a task of its own so that drain() can wait for it; the
-            # worker waits for it and is what run() cancels.
+        A worker is a task that exists only while it reconciles its key: nothing idles,
+        and a wake-up resumes no sleeping worker (a pool of workers waiting on one event
+        would all be resumed by every wake-up, to find one key among them).
+        """
+        s = self._s
+        if not self._running or self._stopping:
+            return
+        while s.ready and len(self._in_flight) < self.workers:
+            key = s.ready.popleft()
+            s.queued.discard(key)
+            s.processing.add(key)
             task = asyncio.ensure_future(self._one(key))
             self._in_flight.add(task)
-            try:
-                await asyncio.shield(task)
-            except asyncio.CancelledError:
-                task.cancel()
-                with contextlib.suppress(BaseException):
-                    await task
-                raise
-            finally:
-                self._in_flight.discard(task)
-                self._s.processing.discard(key)
-                if key in self._s.dirty:
-                    self._s.dirty.discard(key)
-                    self.wake(key)
+            task.add_done_callback(functools.partial(self._done, key))
+
+    def _done(self, key: K, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._s.processing.discard(key)
+        if key in self._s.dirty:
+            self._s.dirty.discard(key)
+            self.wake(key)
+        self._dispatch()
 
     async def _one(self, key: K) -> None:
         loop = asyncio.get_running_loop()
