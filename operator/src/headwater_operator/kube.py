@@ -39,7 +39,7 @@ idempotent methods is off in :class:`Transport`.
 
 Why an ``aiohttp`` transport of our own rather than the ``kubernetes`` client in threads
 or a second client library, and why the CLI shares it, with the measurements:
-``docs/decisions.md`` ("The operator's HTTP client").
+``docs/decisions.md`` ("One HTTP client, for the operator and the CLI").
 
 Failures that the policy does not retry, or that outlast it, raise :class:`KubeError`
 subclasses that carry the API server's status message: :class:`NotFound` (404),
