@@ -152,13 +152,20 @@ def test_calls_answer_as_kube_does_with_its_typed_errors(
         client.get(kube.FLOWRUNS, "r9", namespace="ns")
     assert caught.value.message == 'flowruns.headwater.dev "r9" not found'
     assert client.list(kube.PODS, namespace="ns", label_selector={"a": "1"}) == []
+    client.create(kube.FLOWRUNS, {"metadata": {"name": "r1"}}, namespace="ns")
+    client.patch(kube.FLOWRUNS, "r1", {"spec": {"cancel": True}}, namespace="ns")
+    client.patch_status(kube.FLOWRUNS, "r1", [kube.jp_test("/status/phase", "Running")],
+                        namespace="ns")
+    client.replace(kube.FLOWRUNS, {"metadata": {"name": "r1", "namespace": "ns"}})
     client.delete(kube.FLOWRUNS, "r1", namespace="ns", resource_version="7")
+    run = "/apis/headwater.dev/v1alpha1/namespaces/ns/flowruns"
     assert [(method, path) for method, path, _ in api.requests] == [
-        ("GET", "/apis/headwater.dev/v1alpha1/namespaces/ns/flowruns/r9"),
-        ("GET", "/api/v1/namespaces/ns/pods"),
-        ("DELETE", "/apis/headwater.dev/v1alpha1/namespaces/ns/flowruns/r1")]
+        ("GET", f"{run}/r9"), ("GET", "/api/v1/namespaces/ns/pods"), ("POST", run),
+        ("PATCH", f"{run}/r1"), ("PATCH", f"{run}/r1/status"), ("PUT", f"{run}/r1"),
+        ("DELETE", f"{run}/r1")]
     assert api.requests[1][2] == {"labelSelector": "a=1"}
-    assert observed == [("get", 404), ("list", 200), ("delete", 200)]
+    assert observed == [("get", 404), ("list", 200), ("create", 200), ("patch", 200),
+                        ("patch", 200), ("update", 200), ("delete", 200)]
 
 
 def test_a_call_carries_the_callers_context_and_runs_on_the_loop_thread(
