@@ -252,7 +252,7 @@ def kube(emulator: BackgroundEmulator) -> Iterator[kube_module.Kube]:
         kube_module.load_configuration(str(emulator.kubeconfig_path)))
     client.user_agent = TEST_AGENT
     try:
-        yield kube_module.Kube(kube_module.SyncKube(client))
+        yield kube_module.Kube(client)
     finally:
         client.close()  # type: ignore[no-untyped-call]
 

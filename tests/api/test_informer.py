@@ -193,7 +193,7 @@ async def test_cancel_stops_the_informer_and_closes_its_watch(
     emulator: BackgroundEmulator, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     responses: list[aiohttp.ClientResponse] = []
-    transport = k.transport(kube.sync.client)
+    transport = k.transport(kube.client)
     send = transport.request
 
     async def recording(*args: Any, **kwargs: Any) -> aiohttp.ClientResponse:

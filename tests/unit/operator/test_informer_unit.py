@@ -51,7 +51,7 @@ class ScriptedKube(k.Kube):
     """Answers LISTs and WATCHes from scripts; when both run out, sets ``idle`` and waits."""
 
     def __init__(self, lists: list[ListAnswer], watches: list[WatchAnswer]) -> None:
-        super().__init__(k.SyncKube(kubernetes.client.ApiClient()))
+        super().__init__(kubernetes.client.ApiClient())
         self.lists = lists
         self.watches = watches
         self.calls: list[tuple[str, str | None]] = []
@@ -345,7 +345,7 @@ class ByNamespace(k.Kube):
     a namespace's LIST waits for its gate in ``held`` (if any) first."""
 
     def __init__(self, scripts: dict[str | None, ScriptedKube]) -> None:
-        super().__init__(k.SyncKube(kubernetes.client.ApiClient()))
+        super().__init__(kubernetes.client.ApiClient())
         self.scripts = scripts
         self.held: dict[str | None, asyncio.Event] = {}
 
@@ -593,8 +593,7 @@ def _streaming(*chunks: bytes) -> Handler:
 
 def _client(url: str) -> k.Kube:
     """A client of the local test server at ``url``."""
-    return k.Kube(k.SyncKube(kubernetes.client.ApiClient(
-        kubernetes.client.Configuration(host=url))))
+    return k.Kube(kubernetes.client.ApiClient(kubernetes.client.Configuration(host=url)))
 
 
 async def test_watch_sends_the_watch_query_and_parses_split_lines_and_in_stream_gone(

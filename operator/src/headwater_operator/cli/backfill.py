@@ -103,7 +103,7 @@ def _schedule_expression(schedule: Mapping[str, Any], where: str) -> ScheduleExp
         raise CliError(f"{where} is invalid: {exc}", EXIT_USAGE) from None
 
 
-def _get(client: kube.SyncKube, resource: kube.Resource, name: str, namespace: str, *,
+def _get(client: kube.BlockingKube, resource: kube.Resource, name: str, namespace: str, *,
          what: str, fix: str) -> dict[str, Any]:
     try:
         return client.get(resource, name, namespace=namespace)
@@ -111,7 +111,7 @@ def _get(client: kube.SyncKube, resource: kube.Resource, name: str, namespace: s
         raise CliError(f"{what} {namespace}/{name} not found; {fix}") from None
 
 
-def _flow_of(client: kube.SyncKube, namespace: str,
+def _flow_of(client: kube.BlockingKube, namespace: str,
              deployment_body: dict[str, Any]) -> tuple[Deployment, Flow]:
     try:
         deployment = parse_resource(deployment_body)
@@ -162,7 +162,7 @@ def cmd_backfill(args: argparse.Namespace, io: Io) -> int:
     return _create_all(client, namespace, planned, io, args.output)
 
 
-def _create_all(client: kube.SyncKube, namespace: str, planned: list[PlannedRun], io: Io,
+def _create_all(client: kube.BlockingKube, namespace: str, planned: list[PlannedRun], io: Io,
                 output: str) -> int:
     created: list[str] = []
     existed: list[str] = []
