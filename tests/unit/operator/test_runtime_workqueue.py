@@ -196,6 +196,23 @@ async def test_keys_woken_many_times_before_a_worker_is_free_run_once_in_order(
     assert not queue.pending("a")
 
 
+async def test_a_burst_of_wake_ups_starts_in_batches_and_in_wake_up_order(
+        script: Script, clock: ManualClock) -> None:
+    """Ten thousand Schedules due together must not hold the loop while all of them start:
+    a batch per loop turn, so requests already sent get their answers in between."""
+    queue = controller(script, clock, workers=10_000)
+    keys = [f"k{n:03d}" for n in range(3 * runtime.DISPATCH_BATCH + 5)]
+    async with running(queue):
+        await asyncio.sleep(0)  # run() has started
+        for key in keys:
+            queue.wake(key)
+        assert queue.busy == runtime.DISPATCH_BATCH  # the first batch, started at once
+        await asyncio.sleep(0)
+        assert queue.busy <= 2 * runtime.DISPATCH_BATCH
+        await settle(queue)
+    assert script.calls == keys
+
+
 async def test_a_key_is_reconciled_by_one_worker_at_a_time_while_others_proceed(
         script: Script, clock: ManualClock) -> None:
     queue = controller(script, clock, workers=4)

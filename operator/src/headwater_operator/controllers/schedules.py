@@ -93,13 +93,15 @@ KIND = "Schedule"
 Key = tuple[str, str]
 """(namespace, name)."""
 
-DEFAULT_WORKERS = 512
-"""Schedules reconciled at once. Cron fleets fire together, and a tick is two requests
-(create the run, write the status): with a few workers, each doing both, the runs of the
-last Schedules due would be created only after the status writes of the first. With
-many, every due Schedule's create is sent at once and the client's bound on requests in
-flight orders them (``benchmarks/scheduling.py``: at 1,000 × 5 s, 64 workers made the
-p99 lag 0.8–1.5 s; ``docs/decisions.md``). A worker is a task only while it reconciles."""
+DEFAULT_WORKERS = 10_000
+"""Schedules reconciled at once: in effect, every Schedule due. Cron fleets fire
+together, and a tick is two requests (create the run, write the status). With fewer
+workers than Schedules due, each doing both, the runs of the last Schedules would be
+created only after the status writes of the first; with one worker per due Schedule,
+every create is sent at once, and the client's bound on requests in flight
+(:data:`~headwater_operator.kube.MAX_CONCURRENT_REQUESTS`, first come first served) sends
+them all before the status writes that follow. Measurements: ``docs/decisions.md``. A
+worker is a task only while it reconciles."""
 ACTIVE_REFRESH_SLACK_SECONDS = 10.0
 """A run's end refreshes the status at once unless the next tick is at most this near."""
 UNSEEN_GRACE_SECONDS = 60.0
