@@ -230,6 +230,11 @@ class ObjectStore:
         self._compacted: dict[tuple[str, str, str], int] = {}
         self._subscribers: dict[tuple[str, str, str], list[Callable[[WatchEvent], None]]] = {}
         self._uids: dict[str, ObjectKey] = {}
+        self._owned: dict[str, dict[ObjectKey, None]] = {}
+        """Owner uid → the objects whose ``ownerReferences`` name it, in the order they
+        were stored: the garbage collector's graph (kube-controller-manager's keeps one
+        too, ``pkg/controller/garbagecollector/graph.go`` ``node.dependents``), so a
+        delete finds its dependents without scanning every object."""
         self._resource_version = 0
         for spec in resources:
             self.add_resource(spec)
@@ -737,8 +742,11 @@ class ObjectStore:
         rv = self._next_resource_version()
         obj["metadata"]["resourceVersion"] = str(rv)
         key: ObjectKey = (spec.key, obj["metadata"].get("namespace"), obj["metadata"]["name"])
+        self._unlink_owners(key, self._objects.get(key))
         self._objects[key] = obj
         self._uids[obj["metadata"]["uid"]] = key
+        for uid in _owner_uids(obj):
+            self._owned.setdefault(uid, {})[key] = None
         self._publish(spec, WatchEvent(event_type, copy.deepcopy(obj), rv, previous))
         self.strategy(spec).committed(self, event_type, obj)
 
@@ -746,6 +754,7 @@ class ObjectStore:
         meta = obj["metadata"]
         key: ObjectKey = (spec.key, meta.get("namespace"), meta["name"])
         previous = self._objects.pop(key, None)
+        self._unlink_owners(key, previous)
         self._uids.pop(meta["uid"], None)
         final = copy.deepcopy(obj)
         rv = self._next_resource_version()
@@ -790,12 +799,20 @@ class ObjectStore:
                 f for f in finalizers if f != FOREGROUND_FINALIZER]
             self._update(self._resources[key[0]], owner, released, None)
 
+    def _unlink_owners(self, key: ObjectKey, stored: JsonObject | None) -> None:
+        """Forget that the object stored at ``key`` (if any) depends on its owners."""
+        if stored is None:
+            return
+        for uid in _owner_uids(stored):
+            dependents = self._owned.get(uid)
+            if dependents is not None:
+                dependents.pop(key, None)
+                if not dependents:
+                    del self._owned[uid]
+
     def _dependents(self, owner_uid: str) -> list[tuple[ResourceSpec, JsonObject]]:
-        return [
-            (spec, obj) for spec, obj in list(self.iter_objects())
-            if any(ref.get("uid") == owner_uid
-                   for ref in obj["metadata"].get("ownerReferences") or ())
-        ]
+        return [(self._resources[key[0]], self._objects[key])
+                for key in list(self._owned.get(owner_uid, ()))]
 
     def _delete_dependents(self, owner_uid: str) -> None:
         """The garbage collector: delete dependents left with no live owner."""
@@ -850,3 +867,9 @@ __all__ = [
     "random_name_suffix",
     "utc_now",
 ]
+
+
+def _owner_uids(obj: JsonObject) -> set[str]:
+    """The uids an object's ``ownerReferences`` name."""
+    return {str(ref.get("uid")) for ref in obj["metadata"].get("ownerReferences") or ()
+            if ref.get("uid")}
