@@ -193,30 +193,37 @@ class _ActiveRunIndex:
     """Which phase each unfinished run is in, so ``headwater_active_runs`` is exact.
 
     A gauge updated with inc/dec drifts as soon as one transition is observed twice
-    (a replayed watch event, an operator restart). Keeping the per-run phase and
-    recomputing the affected series from it makes repeated calls harmless.
+    (a replayed watch event, an operator restart). Keeping the per-run phase, and the
+    count per (namespace, phase) moved only when a run's place changes, makes repeated
+    calls harmless; each call costs the same however many runs are active.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, _RunPlace] = {}
+        self._tally: _Tally[_RunPlace] = _Tally()
 
     def set(self, uid: str, namespace: str, phase: str | None) -> None:
         with self._lock:
             before = self._runs.pop(uid, None)
-            if phase is not None:
-                self._runs[uid] = _RunPlace(namespace, phase)
-            touched = {before, self._runs.get(uid)} - {None}
-            tally = _Tally(self._runs.values())
-            for place in touched:
-                assert place is not None  # for mypy: None was removed above
+            after = _RunPlace(namespace, phase) if phase is not None else None
+            if after is not None:
+                self._runs[uid] = after
+            if before == after:
+                return
+            for place, change in ((before, -1), (after, 1)):
+                if place is None:
+                    continue
+                self._tally[place] += change
                 ACTIVE_RUNS.labels(namespace=place.namespace, phase=place.phase).set(
-                    tally[place]
-                )
+                    self._tally[place])
+                if not self._tally[place]:
+                    del self._tally[place]
 
     def clear(self) -> None:
         with self._lock:
             self._runs.clear()
+            self._tally.clear()
             ACTIVE_RUNS.clear()
 
 
