@@ -14,11 +14,11 @@ actually fired (so the test proves what it claims).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from api_nodes import kubelet_running_every_pod
 from headwater.contract import LABEL_SCHEDULE
 from headwater_dev import faults
 from headwater_dev.emulator import BackgroundEmulator
@@ -32,7 +32,6 @@ pytestmark = pytest.mark.slow
 WaitFor = Callable[..., Awaitable[Any]]
 OPERATOR = "headwater-api-suite/operator"
 """The User-Agent prefix of the operator's requests in the api suite (conftest.py)."""
-MANAGED = "app.kubernetes.io/managed-by=headwater"
 AD_HOC = [f"adhoc-{n}" for n in range(5)]
 SEED = 20261207
 
@@ -76,32 +75,6 @@ def storm(seed: int) -> FaultPlan:
     plan.add(conflict("schedules", "storm"), verb="patch", resource="schedules/status",
              name="storm", user_agent=OPERATOR, times=2)
     return plan
-
-
-@contextlib.asynccontextmanager
-async def kubelet_running_every_pod(kubelet: Kubelet, emulator: BackgroundEmulator,
-                                    namespace: str) -> AsyncIterator[None]:
-    """A node that runs each flow-run pod and lets it succeed."""
-    seen: set[str] = set()
-
-    async def node() -> None:
-        while True:
-            for pod in emulator.objects("pods", namespace, label_selector=MANAGED):
-                name = pod["metadata"]["name"]
-                if name not in seen and not pod["metadata"].get("deletionTimestamp"):
-                    seen.add(name)
-                    with contextlib.suppress(kube_module.NotFound):
-                        await kubelet.run(pod)
-                        await kubelet.succeed(pod)
-            await asyncio.sleep(0.1)
-
-    task = asyncio.create_task(node())
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_the_operator_converges_through_a_seeded_fault_storm(

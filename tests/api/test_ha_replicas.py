@@ -15,7 +15,6 @@ twice, no tick is lost, and every run reaches a terminal phase.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import signal
 import socket
@@ -24,12 +23,13 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+from api_nodes import kubelet_running_every_pod
 from headwater.contract import LABEL_FLOW_RUN, LABEL_SCHEDULE
 from headwater_dev import faults
 from headwater_dev.emulator import BackgroundEmulator
@@ -43,7 +43,6 @@ LEASE_SECONDS, RENEW_SECONDS, RETRY_SECONDS = 3.0, 2.0, 0.5
 TAKEOVER_BOUND = LEASE_SECONDS + RETRY_SECONDS + 2.0
 """Kill → a standby leads: the lease, one look of the standby, and 2 s for a loaded
 2-core machine (the processes start, list and watch while the test runs)."""
-MANAGED = "app.kubernetes.io/managed-by=headwater"
 
 
 def _free_port() -> int:
@@ -163,32 +162,6 @@ def fleet(emulator: BackgroundEmulator, namespace: str, tmp_path: Path) -> Itera
         yield made
     finally:
         made.stop()
-
-
-@contextlib.asynccontextmanager
-async def kubelet_running_every_pod(kubelet: Kubelet, emulator: BackgroundEmulator,
-                                    namespace: str) -> AsyncIterator[set[str]]:
-    """A node that runs each flow-run pod and lets it succeed (yields the pods it saw)."""
-    seen: set[str] = set()
-
-    async def node() -> None:
-        while True:
-            for pod in emulator.objects("pods", namespace, label_selector=MANAGED):
-                name = pod["metadata"]["name"]
-                if name not in seen and not pod["metadata"].get("deletionTimestamp"):
-                    seen.add(name)
-                    with contextlib.suppress(kube_module.NotFound):
-                        await kubelet.run(pod)
-                        await kubelet.succeed(pod)
-            await asyncio.sleep(0.1)
-
-    task = asyncio.create_task(node())
-    try:
-        yield seen
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def flow_and_deployment(kube: kube_module.Kube, namespace: str) -> None:
