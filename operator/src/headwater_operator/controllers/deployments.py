@@ -40,7 +40,6 @@ What it must respect:
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -90,10 +89,8 @@ def coalesce_delay(last_write: float | None, now: float, interval: float) -> flo
     return max(0.0, last_write + interval - now)
 
 
-@functools.lru_cache(maxsize=16_384)
 def to_record(run: RunFacts) -> RunRecord:
-    """The pruning view of a run's facts (memoized: every reconcile of a Deployment
-    views all its runs, and a run's facts change a few times in its life)."""
+    """The pruning view of a run's facts."""
     created = parse_time(run.created) or datetime.min.replace(tzinfo=UTC)
     return RunRecord(name=run.name, phase=run.phase, created=created,
                      end_time=parse_time(run.end_time))
