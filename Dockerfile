@@ -5,7 +5,9 @@
 #
 # Two stages: the builder turns sdk/ and operator/ into wheels (it needs pip's build
 # backends, the final image does not); the final stage installs only those wheels, with
-# no index, so what runs is exactly what was built. It runs as uid 65532 and writes
+# no index, so what runs is exactly what was built. dev/ (headwater-dev: the emulator and
+# `headwater dev`) is not in the image: nothing here depends on it, and .dockerignore
+# keeps it out of the build context. It runs as uid 65532 and writes
 # nothing outside /tmp, so the chart can mount the root filesystem read-only.
 #
 # Base image pinned to a patch release; release builds also pin the digest, e.g.

@@ -8,9 +8,10 @@ Run from the repository root (``PYTHONPATH`` chooses whose ``kube`` is measured)
 The emulated API server runs on its own loop in a thread of this process (as in the api
 tests), so every figure includes the emulator's own work: compare runs, not absolutes.
 Measured: N sequential ``await kube.get(...)`` of one FlowRun, N ``patch_status`` calls,
-and N GETs issued 16 at a time; per call, wall time and this process's CPU time (client
-and emulator together). The best round of each is reported, as the least disturbed by
-other processes on the machine.
+N GETs issued 16 at a time, and N sequential GETs through ``kube.BlockingKube`` (the
+CLI's client: each call handed to its loop thread and waited for); per call, wall time
+and this process's CPU time (client and emulator together). The best round of each is
+reported, as the least disturbed by other processes on the machine.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
+from headwater_dev.emulator import BackgroundEmulator
 from headwater_operator import kube
-from headwater_operator.devcluster.emulator import BackgroundEmulator
 
 NAMESPACE = "default"
 NAME = "bench-run"
@@ -38,6 +39,15 @@ async def _timed(calls: int, call: Callable[[], Awaitable[object]],
     share, extra = divmod(calls, concurrency)
     wall, cpu = time.perf_counter(), time.process_time()
     await asyncio.gather(*(worker(share + (index < extra)) for index in range(concurrency)))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    return wall * 1000 / calls, cpu * 1000 / calls
+
+
+def _timed_blocking(calls: int, call: Callable[[], object]) -> tuple[float, float]:
+    """(wall ms, CPU ms) per call of ``calls`` blocking calls, one after the other."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(calls):
+        call()
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     return wall * 1000 / calls, cpu * 1000 / calls
 
@@ -62,12 +72,22 @@ async def measure(requests: int, rounds: int) -> dict[str, tuple[float, float]]:
         "patch_status, sequential": (patch_status, 1),
         f"get, {CONCURRENCY} in flight": (get, CONCURRENCY),
     }
+    blocking = kube.get_blocking_client()
+
+    def blocking_get() -> object:
+        return blocking.get(kube.FLOWRUNS, NAME, namespace=NAMESPACE)
+
     await _timed(50, get)  # warm-up: connections, caches
+    await asyncio.to_thread(_timed_blocking, 50, blocking_get)  # and the loop thread
     best: dict[str, tuple[float, float]] = {}
     for _ in range(rounds):
         for label, (call, concurrency) in workloads.items():
             result = await _timed(requests, call, concurrency)
             best[label] = min(best.get(label, result), result)
+        # From a worker thread: this loop stays free (the emulator has its own anyway).
+        result = await asyncio.to_thread(_timed_blocking, requests, blocking_get)
+        label = "get, sequential, blocking (the CLI's BlockingKube)"
+        best[label] = min(best.get(label, result), result)
     if close_transports := getattr(kube, "aclose_transports", None):
         await close_transports()  # the aiohttp transport's session, on its own loop
     return best

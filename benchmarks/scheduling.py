@@ -7,18 +7,19 @@ Run from the repository root::
     .venv/bin/python benchmarks/scheduling.py --schedules 500 --interval 2 --duration 60
 
 Set-up: three processes, so none of them shares a GIL with another. The emulated API
-server (``headwater_operator.devcluster``) runs in a child process of its own, which also
-records every FlowRun the moment it is stored; the operator runs in another (``KUBECONFIG``
-points at the emulator), so its CPU time and peak RSS are its own; this process only
-drives and measures them. The emulator's CPU time is reported too: on a real cluster the
-API server runs elsewhere, so its share is a test artifact. ``--operator
-schedules`` (the default) loads only ``handlers/schedules.py``, which starts the Schedule
-controller: the FlowRun lifecycle would otherwise start a pod for each of the ~200 runs a
-second, which measures pods, not the scheduler. In its place the emulator marks each run
-``Completed`` ``--complete-after`` seconds (default 2) after storing it, so Schedules see
-their runs end as in production; ``--complete-after 0`` keeps every run active (each
-Schedule's ``status.active`` then grows a tick at a time: the worst case).
-``--operator full`` runs ``python -m headwater_operator`` with every handler; there the
+server (``headwater_dev``) runs in a child process of its own, which also records every
+FlowRun the moment it is stored; the operator runs in another (``KUBECONFIG`` points at the
+emulator), so its CPU time and peak RSS are its own; this process only drives and measures
+them. The emulator's CPU time is reported too: on a real cluster the API server runs
+elsewhere, so its share is a test artifact. ``--operator schedules`` (the default) runs
+only the Schedule controller (``run_operator(controllers=("schedules",))``, as
+``--controllers schedules`` does): the FlowRun lifecycle would otherwise start a pod for
+each of the ~200 runs a second, which measures pods, not the scheduler. In its place the
+emulator marks each run ``Completed`` ``--complete-after`` seconds (default 2) after
+storing it, so Schedules see their runs end as in production; ``--complete-after 0`` keeps
+every run active (each Schedule's ``status.active`` then grows a tick at a time: the worst
+case).
+``--operator full`` runs ``python -m headwater_operator`` with every controller; there the
 emulator plays the kubelet instead, ending each flow-run pod (exit 0, a run summary)
 ``--complete-after`` seconds after it was created, so each run goes through the whole
 FlowRun lifecycle.
@@ -41,6 +42,26 @@ Figures, for ticks inside the measurement window (after every Schedule woke once
 
 Targets: p99 lag ≤ 1 s, RSS ≤ 150 MB. The markdown table goes to stdout, with peers'
 reference figures beside ours; everything to ``benchmarks/results/scheduling-<UTC>.json``.
+
+``--burst N`` measures the top of the hour instead: real cron fleets say ``0 * * * *``
+and all fire on the same instant. N Schedules ``* * * * *`` stand for such a fleet
+without waiting an hour: they all fire on each minute boundary. Once every Schedule has
+woken once, the next ``--boundaries`` (1 or 2) minute boundaries are measured: runs
+created (N per boundary), duplicates and missed (both must be 0), the lag from the
+boundary to the emulator storing the FlowRun (p50 / p99 / max; target p99 ≤ 5 s at
+N = 5,000), and the operator's CPU per run created. The wait ends when every expected
+run is stored (at least ``--grace`` seconds after the last boundary, so late duplicates
+count) or ``--burst-timeout`` seconds after it. JSON to
+``benchmarks/results/scheduling-burst-<UTC>.json``::
+
+    .venv/bin/python benchmarks/scheduling.py --burst 5000
+    .venv/bin/python benchmarks/scheduling.py --burst 500 --boundaries 2
+    .venv/bin/python benchmarks/scheduling.py --burst 5000 --cron "0 * * * *"  # the real thing
+
+The stand-in is not free of bias: the scheduler looks for a cron's previous fire time by
+stepping back from three hours past the instant (``fire_times._cron_previous``, the DST
+margin), one fire time at a time, so a minutely cron costs it ~180 croniter steps per
+look-up where an hourly one costs 3. ``--cron "0 * * * *"`` measures the real fleet.
 """
 
 from __future__ import annotations
@@ -68,15 +89,16 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from blackbox import cpu_seconds, freeze_periodically, peak_rss_mb, percentile
 from headwater.contract import LABEL_FLOW_RUN, LABEL_SCHEDULE
-from headwater_operator.scheduling import fire_times, parse_schedule_expression
+from headwater_operator.scheduling import fire_times, next_fire_time, parse_schedule_expression
 
 # The emulator is imported where it runs (the emulator process), never at the top: the
 # operator process runs this file too (--run-operator), and the emulator's modules (its
 # validators, a CEL runtime, RE2) would inflate the operator's measured RSS.
 if TYPE_CHECKING:
-    from headwater_operator.devcluster.emulator import BackgroundEmulator
-    from headwater_operator.devcluster.store import WatchEvent
+    from headwater_dev.emulator import BackgroundEmulator
+    from headwater_dev.store import WatchEvent
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -93,37 +115,26 @@ REFERENCE = [
 
 # --- the operator process ---------------------------------------------------------------
 def run_schedule_operator(namespace: str) -> None:
-    """Child process: the operator with only the Schedule handlers, until SIGTERM."""
-    import importlib.util
-
-    import kopf
+    """Child process: the operator with only the Schedule controller, until SIGTERM."""
     from headwater_operator import kube, runner
 
-    # Importing the handlers *package* registers every handler; loading only the
-    # Schedule handlers' file registers just those, on a registry of their own.
-    registry = kopf.OperatorRegistry()
-    kopf.set_default_registry(registry)
-    path = Path(runner.__file__).parent / "handlers" / "schedules.py"
-    module_spec = importlib.util.spec_from_file_location("schedule_handlers_only", path)
-    assert module_spec is not None
-    assert module_spec.loader is not None
-    module_spec.loader.exec_module(importlib.util.module_from_spec(module_spec))
     kube.configure()
     runner.freeze_startup_objects()  # as python -m headwater_operator does
     gc_log = os.environ.get("HEADWATER_BENCH_GC_LOG")
     if gc_log:
         pauses = GcPauses().install()
         atexit.register(lambda: Path(gc_log).write_text(json.dumps(pauses.pauses)))
+    operator = runner.run_operator(namespaces=[namespace], controllers=("schedules",))
     profile = os.environ.get("HEADWATER_BENCH_PROFILE")
     if not profile:
-        asyncio.run(runner.run_operator(namespaces=[namespace], registry=registry))
+        asyncio.run(operator)
         return
     import cProfile
 
     profiler = cProfile.Profile()
     profiler.enable()
     try:
-        asyncio.run(runner.run_operator(namespaces=[namespace], registry=registry))
+        asyncio.run(operator)
     finally:
         profiler.disable()
         profiler.dump_stats(profile)
@@ -144,20 +155,6 @@ def start_operator(mode: str, kubeconfig: Path, log: Path) -> subprocess.Popen[b
         command = [sys.executable, __file__, "--run-operator"]
     with log.open("wb") as sink:
         return subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=sink)
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux ``/proc``)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def peak_rss_mb(pid: int, field: str = "VmHWM") -> float:
-    """Peak resident set size of a process so far (``VmHWM``; ``VmRSS``: now), in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no {field} in /proc/<pid>/status (Linux only)")
 
 
 # --- recording what the emulator stores --------------------------------------------------
@@ -241,13 +238,15 @@ def pause_summary(pauses: list[tuple[float, float]], start: float, end: float
 
 
 # --- objects -----------------------------------------------------------------------------
-def schedule_body(index: int, interval: int) -> dict[str, Any]:
+def schedule_body(index: int, interval: int, cron: str | None = None) -> dict[str, Any]:
+    """Schedule ``s<index>``: every ``interval`` seconds (anchors staggered), or ``cron``."""
     anchor = ANCHOR + timedelta(seconds=index % interval)
+    when = {"cron": cron} if cron else {
+        "interval": f"{interval}s", "anchorTime": anchor.strftime("%Y-%m-%dT%H:%M:%SZ")}
     return {
         "apiVersion": "headwater.dev/v1alpha1", "kind": "Schedule",
         "metadata": {"name": f"s{index:04d}", "namespace": NAMESPACE},
-        "spec": {"deploymentRef": {"name": "bench"}, "interval": f"{interval}s",
-                 "anchorTime": anchor.strftime("%Y-%m-%dT%H:%M:%SZ")},
+        "spec": {"deploymentRef": {"name": "bench"}, **when},
     }
 
 
@@ -261,8 +260,9 @@ class EmulatorCommands:
         self.gc = GcPauses().install()
         self.profiler: Any = None
 
-    def seed(self, schedules: int, interval: int) -> None:
-        """Namespace, Flow, Deployment and the Schedules, written straight into the store."""
+    def seed(self, schedules: int, interval: int, cron: str | None = None) -> None:
+        """Namespace, Flow, Deployment and the Schedules, written straight into the store
+        (``cron``: every Schedule has that expression instead of ``interval``)."""
         store = self.api.emulator.store
 
         def create(plural: str, group: str, body: dict[str, Any]) -> None:
@@ -276,7 +276,7 @@ class EmulatorCommands:
             create("deployments", "headwater.dev", {"metadata": {"name": "bench"},
                                                     "spec": {"flowRef": {"name": "bench"}}})
             for index in range(schedules):
-                create("schedules", "headwater.dev", schedule_body(index, interval))
+                create("schedules", "headwater.dev", schedule_body(index, interval, cron))
 
         self.api.call(write)
 
@@ -309,7 +309,7 @@ class EmulatorCommands:
             recorder.deleted.update(old)
 
         def delete_old() -> None:
-            from headwater_operator.devcluster.store import ApiError, DeleteOptions
+            from headwater_dev.store import ApiError, DeleteOptions
 
             store = self.api.emulator.store
             spec = store.resource("headwater.dev", "v1alpha1", "flowruns")
@@ -345,23 +345,6 @@ class EmulatorCommands:
             return dict(self.recorder.pods)
 
 
-EMULATOR_GC_FREEZE_SECONDS = 5.0
-
-
-def freeze_periodically(loop: asyncio.AbstractEventLoop) -> None:
-    """``gc.freeze()`` now and every few seconds on ``loop`` (the emulator's).
-
-    The emulator keeps every object ever stored (each FlowRun a tree of dicts), so
-    without this its full garbage collections walk them all and stall its one event
-    loop, for longer the longer the benchmark runs (measured: up to 0.6 s after two
-    minutes, which the operator's lag then shows). A real API server keeps objects in
-    etcd; freezing what is stored puts the emulator closer to that. Stored objects are
-    plain trees, freed by reference counting when deleted, frozen or not.
-    """
-    gc.freeze()
-    loop.call_later(EMULATOR_GC_FREEZE_SECONDS, freeze_periodically, loop)
-
-
 def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool,
                  mode: str = "schedules") -> None:
     """Child process: the emulated API server, answering ``(command, args)`` on ``conn``.
@@ -374,10 +357,10 @@ def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool,
     kubelet instead: each flow-run pod exits 0 with a run summary that many seconds after
     it was created, and the operator's lifecycle completes the run as on a cluster.
     """
-    from headwater_operator.devcluster import podstatus
-    from headwater_operator.devcluster.emulator import BackgroundEmulator
-    from headwater_operator.devcluster.kubelet import default_summary
-    from headwater_operator.devcluster.store import ApiError
+    from headwater_dev import podstatus
+    from headwater_dev.emulator import BackgroundEmulator
+    from headwater_dev.kubelet import default_summary
+    from headwater_dev.store import ApiError
 
     recorder = Recorder()
     with BackgroundEmulator() as api:
@@ -480,15 +463,10 @@ def expected_ticks(schedules: int, interval: int, start: float, end: float
     return expected
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
-
-
 def fire_time_cost_us(interval: int) -> float:
     """µs per tick of ``next_fire_time`` on the benchmark's expression (fire_times.py)."""
     sys.path.insert(0, str(HERE))
-    import fire_times as fire_bench  # type: ignore[import-not-found]  # benchmarks/fire_times.py
+    import fire_times as fire_bench  # type: ignore[import-not-found,unused-ignore]  # benchmarks/
 
     expr = parse_schedule_expression(interval=f"{interval}s", anchor_time=ANCHOR)
     best: float = min(fire_bench.per_tick_next(expr, 2000) for _ in range(5))
@@ -612,6 +590,141 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
 
 
 
+# --- the top-of-the-hour burst (--burst N) ----------------------------------------------------
+BURST_CRON = "* * * * *"
+"""Every minute: stands for an hourly ``0 * * * *`` fleet without waiting an hour (but
+see the docstring: today it costs the operator more per tick than an hourly cron)."""
+TARGET_BURST_P99_SECONDS = 5.0
+
+
+def cron_boundaries(cron: str, after: float, count: int) -> list[int]:
+    """The first ``count`` fire times (unix seconds) of ``cron`` in UTC after ``after``."""
+    expr = parse_schedule_expression(cron=cron)
+    instants: list[int] = []
+    moment = datetime.fromtimestamp(after, UTC)
+    for _ in range(count):
+        tick = next_fire_time(expr, moment)
+        assert tick is not None
+        instants.append(int(tick.timestamp()))
+        moment = tick
+    return instants
+
+
+def wait_for_burst(emulator: EmulatorProcess, expected: set[tuple[str, int]],
+                   last_boundary: int, grace: float, timeout: float) -> bool:
+    """Until every expected run is stored (True), or ``timeout`` seconds after the last
+    boundary (False); never before ``grace`` seconds after it (late duplicates count)."""
+    while True:
+        time.sleep(1.0)
+        now = time.time()
+        if now < last_boundary + grace:
+            continue
+        stored: dict[tuple[str, int], list[float]] = emulator.ask("stored")
+        if all(key in stored for key in expected):
+            return True
+        if now > last_boundary + timeout:
+            return False
+
+
+def measure_burst(args: argparse.Namespace) -> dict[str, Any]:
+    """``--burst N``: N cron Schedules fire on the same minute boundaries; see :func:`main`."""
+    emulator = EmulatorProcess(args.complete_after, not args.emulator_gc_unfrozen,
+                               args.operator)
+    try:
+        emulator.ask("seed", args.burst, args.interval, args.cron)
+        began = time.time()
+        log = RESULTS / "scheduling-operator.log"
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        operator = start_operator(args.operator, emulator.kubeconfig_path, log)
+        try:
+            wait_until_planned(emulator, operator, args.burst, args.startup_timeout, log)
+            startup = time.time() - began
+            window_start = time.time()
+            boundaries = cron_boundaries(args.cron, window_start, args.boundaries)
+            expected = {(f"s{index:04d}", boundary) for index in range(args.burst)
+                        for boundary in boundaries}
+            cpu_start = cpu_seconds(operator.pid), cpu_seconds(emulator.pid)
+            requests_mark = emulator.ask("mark")
+            complete = wait_for_burst(emulator, expected, boundaries[-1], args.grace,
+                                      args.burst_timeout)
+            window_end = time.time()
+            cpu_window = cpu_seconds(operator.pid) - cpu_start[0]
+            emulator_cpu = cpu_seconds(emulator.pid) - cpu_start[1]
+            rss = peak_rss_mb(operator.pid)
+            conflicts, by_verb = emulator.ask("requests_since", requests_mark)
+            stored: dict[tuple[str, int], list[float]] = emulator.ask("stored")
+        finally:
+            operator.send_signal(signal.SIGTERM)
+            try:
+                operator.wait(20)
+            except subprocess.TimeoutExpired:
+                operator.kill()
+    finally:
+        emulator.close()
+    lags = [stored[key][0] - key[1] for key in expected if key in stored]
+    runs_created = by_verb.get("create flowruns", 0)
+    by_boundary = {boundary: sorted(stored[key][0] - boundary for key in expected
+                                    if key in stored and key[1] == boundary)
+                   for boundary in boundaries}
+    return {
+        "burst_schedules": args.burst, "cron": args.cron, "operator": args.operator,
+        "boundaries": [datetime.fromtimestamp(b, UTC).isoformat() for b in boundaries],
+        "complete_after_seconds": args.complete_after,
+        "startup_seconds": round(startup, 1),
+        "window_seconds": round(window_end - window_start, 1),
+        "all_stored_before_timeout": complete,
+        "ticks_expected": len(expected), "runs_created": len(lags),
+        "duplicates": sum(len(stored[key]) - 1 for key in expected if key in stored),
+        "create_conflicts_409": conflicts,
+        "missed_ticks": sum(1 for key in expected if key not in stored),
+        "lag_p50_seconds": percentile(lags, 0.50) if lags else None,
+        "lag_p99_seconds": percentile(lags, 0.99) if lags else None,
+        "lag_max_seconds": max(lags) if lags else None,
+        "lag_by_boundary_p50_p99_max": {
+            datetime.fromtimestamp(b, UTC).isoformat(): [
+                round(percentile(v, 0.5), 3), round(percentile(v, 0.99), 3), round(v[-1], 3)]
+            for b, v in by_boundary.items() if v},
+        "operator_cpu_seconds": round(cpu_window, 2),
+        "operator_cpu_ms_per_run": round(1000 * cpu_window / max(1, runs_created), 2),
+        "emulator_cpu_seconds": round(emulator_cpu, 2),
+        "operator_peak_rss_mb": round(rss, 1),
+        "api_requests_per_run": round(sum(by_verb.values()) / max(1, runs_created), 2),
+        "api_requests_by_verb": dict(Counter(by_verb).most_common()),
+    }
+
+
+def burst_table(result: dict[str, Any]) -> str:
+    """The markdown table of a ``--burst`` run."""
+    def ms(value: float | None) -> str:
+        return "n/a" if value is None else f"{value * 1000:.0f} ms"
+
+    p99 = result["lag_p99_seconds"]
+    rows = [
+        ("cron Schedules firing together", f"{result['burst_schedules']} × "
+         f"`{result['cron']}`, {len(result['boundaries'])} boundaries", ""),
+        ("runs created (expected)", f"{result['runs_created']} ({result['ticks_expected']})",
+         ""),
+        ("boundary → FlowRun stored p50", ms(result["lag_p50_seconds"]), ""),
+        ("boundary → FlowRun stored p99", ms(p99), "≤ 5 s " + (
+            "✅" if p99 is not None and p99 <= TARGET_BURST_P99_SECONDS else "❌")),
+        ("boundary → FlowRun stored max", ms(result["lag_max_seconds"]), ""),
+        ("duplicates (409 retries)",
+         f"{result['duplicates']} ({result['create_conflicts_409']})",
+         "0 " + ("✅" if result["duplicates"] == 0 else "❌")),
+        ("missed", str(result["missed_ticks"]),
+         "0 " + ("✅" if result["missed_ticks"] == 0 else "❌")),
+        ("operator CPU per run", f"{result['operator_cpu_ms_per_run']} ms "
+         f"({result['operator_cpu_seconds']} s over {result['window_seconds']} s)", ""),
+        ("emulator CPU (test artifact)", f"{result['emulator_cpu_seconds']} s", ""),
+        ("start-up (every Schedule woke once)", f"{result['startup_seconds']} s", ""),
+        ("operator peak RSS", f"{result['operator_peak_rss_mb']} MB", ""),
+        ("API requests per run", str(result["api_requests_per_run"]), ""),
+    ]
+    lines = ["| measure | Headwater | target |", "|---|---|---|"]
+    lines += [f"| {name} | {value} | {target} |" for name, value, target in rows]
+    return "\n".join(lines)
+
+
 def _pauses(summary: dict[str, float] | None) -> str:
     if summary is None:
         return "n/a"
@@ -679,7 +792,7 @@ def main() -> None:
                         help="measurement window in seconds")
     parser.add_argument("--quick", action="store_true", help="a ~30 s window")
     parser.add_argument("--operator", choices=("schedules", "full"), default="schedules",
-                        help="which handlers the operator process runs (see the docstring)")
+                        help="which controllers the operator process runs (see the docstring)")
     parser.add_argument("--complete-after", type=float, default=2.0, metavar="SECONDS",
                         help="mark each run Completed this long after it is created, as "
                              "a 2-second flow would end (0: runs stay active forever)")
@@ -696,6 +809,16 @@ def main() -> None:
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
                         help="sample the operator and the emulator with py-spy over the "
                         "window; collapsed stacks to DIR/operator.txt and DIR/emulator.txt")
+    parser.add_argument("--burst", type=int, default=None, metavar="N",
+                        help="N cron Schedules `* * * * *` firing on the same minute "
+                        "boundaries instead (see the docstring)")
+    parser.add_argument("--boundaries", type=int, default=1, choices=(1, 2),
+                        help="--burst: how many minute boundaries to measure")
+    parser.add_argument("--cron", default=BURST_CRON,
+                        help="--burst: the Schedules' expression (default %(default)r; "
+                        "'0 * * * *' measures a real hourly fleet, waiting for the hour)")
+    parser.add_argument("--burst-timeout", type=float, default=300.0, metavar="SECONDS",
+                        help="--burst: how long after the last boundary to wait for runs")
     parser.add_argument("--json", type=Path, default=None, help="where to write the JSON")
     parser.add_argument("--run-operator", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -704,6 +827,9 @@ def main() -> None:
         return
     if args.quick:
         args.duration = 30.0
+    if args.burst is not None:
+        main_burst(args)
+        return
     result = measure(args)
     result["environment"] = {"python": platform.python_version(),
                              "machine": platform.machine(), "cpus": os.cpu_count(),
@@ -712,6 +838,21 @@ def main() -> None:
     print(table(result))
     RESULTS.mkdir(exist_ok=True)
     path = args.json or RESULTS / f"scheduling-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
+    path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+    print(f"\nwrote {path}", file=sys.stderr)
+
+
+def main_burst(args: argparse.Namespace) -> None:
+    """``--burst N``: run, print the table and write the JSON."""
+    result = measure_burst(args)
+    result["environment"] = {"python": platform.python_version(),
+                             "machine": platform.machine(), "cpus": os.cpu_count(),
+                             "command": " ".join(sys.argv),
+                             "when": datetime.now(UTC).isoformat(timespec="seconds"),
+                             "load_average": os.getloadavg()}
+    print(burst_table(result))
+    RESULTS.mkdir(exist_ok=True)
+    path = args.json or RESULTS / f"scheduling-burst-{datetime.now(UTC):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
     print(f"\nwrote {path}", file=sys.stderr)
 

@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "operator" / "src" / "headwater_operator" / "data" / "k8s-1.32-openapi.json"
 SOURCE_VERSION = "v1.32.0-local"
 
-# The served kinds (devcluster/resources.py BUILTIN_RESOURCES, and the
+# The served kinds (headwater_dev/resources.py BUILTIN_RESOURCES, and the
 # CustomResourceDefinition kind apiextensions-apiserver serves), their lists, and the meta
 # types every API answer or request body uses.
 ROOTS = (

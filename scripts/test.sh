@@ -10,7 +10,7 @@ export PATH="$root/.venv/bin:$PATH"
 echo "== ruff"
 ruff check .
 echo "== mypy --strict"
-mypy --strict sdk/src/headwater operator/src/headwater_operator
+mypy --strict sdk/src/headwater operator/src/headwater_operator dev/src/headwater_dev
 echo "== import contracts"
 lint-imports
 echo "== CRD drift"

@@ -1,6 +1,6 @@
 """Fixtures for the api tests: the real operator against an in-process Kubernetes API.
 
-Every test gets a fresh emulated API server (``headwater_operator.devcluster``) on a
+Every test gets a fresh emulated API server (``headwater_dev``) on a
 random port; nothing touches a real cluster. The test and the operator share an event loop;
 the emulator has its own. Note that kopf cancels, when it stops, every task created in
 its loop after it started: do not keep tasks across ``operator.restart()``.
@@ -8,7 +8,7 @@ its loop after it started: do not keep tasks across ``operator.restart()``.
 Fixtures:
 
 ``emulator``
-    The running :class:`~headwater_operator.devcluster.emulator.BackgroundEmulator`
+    The running :class:`~headwater_dev.emulator.BackgroundEmulator`
     (the server runs on its own loop in a thread, so kopf's loop stays kopf's and sync
     clients such as the CLI work from tests). ``KUBECONFIG``
     points at it (also the ``kubernetes`` client's import-time default) and
@@ -23,13 +23,13 @@ Fixtures:
 ``namespace``
     ``"default"``, which exists; the operator watches it.
 ``operator``
-    :class:`~headwater_operator.devcluster.harness.OperatorHarness`, already started:
+    :class:`~headwater_dev.harness.OperatorHarness`, already started:
     the real kopf operator with every handler of ``headwater_operator.handlers``,
     namespaced on ``namespace``, standalone. ``await operator.stop()``,
     ``await operator.start()``, ``await operator.restart()``; stopped at test end.
     Tests that must not run it just don't request it.
 ``kubelet``
-    :class:`~headwater_operator.devcluster.kubelet.Kubelet`: ``await kubelet.wait_for_pod(
+    :class:`~headwater_dev.kubelet.Kubelet`: ``await kubelet.wait_for_pod(
     "name-or-k=v-selector", timeout)``, then ``schedule``, ``run``, ``succeed(pod,
     summary)``, ``fail(pod, exit_code, summary)``, ``oom_kill``, ``evict``,
     ``image_pull_error(pod, backoff=False)``, ``config_error``, ``unschedulable``,
@@ -63,7 +63,7 @@ import collections
 import contextvars
 import os
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -72,14 +72,22 @@ import kubernetes.client
 import kubernetes.config.kube_config
 import owner_references_admission
 import pytest
-from api_rbac_audit import Actor, Actors, Observed, failure_report, request_of, ungranted
+from api_rbac_audit import (
+    Actor,
+    Actors,
+    Lease,
+    Observed,
+    failure_report,
+    request_of,
+    ungranted,
+)
+from headwater_dev.emulator import BackgroundEmulator, RequestLog, RequestRecord
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.harness import wait_for as _wait_for
+from headwater_dev.kubelet import Kubelet
 from headwater_operator import kube as kube_module
 from headwater_operator import runner
 from headwater_operator.cli import parsers
-from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestLog, RequestRecord
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.harness import wait_for as _wait_for
-from headwater_operator.devcluster.kubelet import Kubelet
 from headwater_operator.leader import LeaderElection
 from k8s_rbac import cached_render, helm_binary
 
@@ -138,16 +146,30 @@ class ActorClients:
 ACTOR_CLIENTS = ActorClients(kube_module.api_client)
 
 
+def operator_actor(run_operator_kwargs: Mapping[str, Any]) -> Actor:
+    """The audit's actor for one ``runner.run_operator(**run_operator_kwargs)``.
+
+    The operator's side of the contract: ``run_operator`` takes ``leader_election``,
+    either None (no leader election) or an object whose ``name`` and ``namespace`` are
+    the Lease it elects its leader on, as ``--leader-elect-resource-name`` and
+    ``--leader-elect-resource-namespace`` (or the operator's default for it) set them.
+    The audit then checks the operator's calls against the chart given that Lease
+    (``api_rbac_audit.ungranted``).
+    """
+    scope = (None if run_operator_kwargs.get("clusterwide")
+             else tuple(run_operator_kwargs.get("namespaces") or ()))
+    election = run_operator_kwargs.get("leader_election")
+    lease = None if election is None else Lease(election.namespace, election.name)
+    return Actor("operator", scope, lease=lease)
+
+
 def _patch_actors(patch: pytest.MonkeyPatch) -> None:
     """Name the actor while the operator or a CLI command runs, and record requests."""
     run_operator, request_counter = runner.run_operator, runner.request_counter
     guarded, elect, append = parsers.guarded, LeaderElection.run, RequestLog.append
 
     async def audited_run_operator(**kwargs: Any) -> None:
-        actor = Actor("operator", None if kwargs.get("clusterwide") else
-                      tuple(kwargs.get("namespaces") or ()),
-                      peering=kwargs.get("peering"))
-        token = _ACTOR.set(actor)
+        token = _ACTOR.set(operator_actor(kwargs))
         try:
             await run_operator(**kwargs)
         finally:
@@ -181,10 +203,10 @@ def _patch_actors(patch: pytest.MonkeyPatch) -> None:
         if _ACTOR.get() is not None:  # inside the operator: already its actor
             await elect(self, work)
             return
-        # Run by a test without the operator: the chart names the Lease
-        # "<peering.name>-scheduler", so that is the peering name it implies.
+        # Run by a test without the operator: as an operator watching the Lease's
+        # namespace that was given this Lease.
         token = _ACTOR.set(Actor("operator", (self.namespace,),
-                                 peering=self.name.removesuffix("-scheduler")))
+                                 lease=Lease(self.namespace, self.name)))
         try:
             await elect(self, work)
         finally:

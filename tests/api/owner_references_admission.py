@@ -38,9 +38,9 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from headwater_operator.devcluster.emulator import AdmissionHook, ApiPath, BackgroundEmulator
-from headwater_operator.devcluster.resources import ResourceSpec
-from headwater_operator.devcluster.store import ApiError, apply_patch
+from headwater_dev.emulator import AdmissionHook, ApiPath, BackgroundEmulator
+from headwater_dev.resources import ResourceSpec
+from headwater_dev.store import ApiError, apply_patch
 
 PLUGIN = "OwnerReferencesPermissionEnforcement"
 RBAC_RULES = Path(__file__).resolve().parents[2] / "charts/headwater/templates/_rbac-rules.tpl"

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from headwater_operator.devcluster.emulator import BackgroundEmulator
+from headwater_dev.emulator import BackgroundEmulator
 
 CATALOGUE = Path(__file__).resolve().parents[1] / "catalogue"
 ENTRIES = sorted(CATALOGUE.glob("*/*.yaml"))

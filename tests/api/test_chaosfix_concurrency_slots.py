@@ -18,12 +18,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from headwater.contract import LABEL_DEPLOYMENT
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet
+from headwater_dev.store import ApiError
 from headwater_operator import kube as kube_module
 from headwater_operator import reasons
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet
-from headwater_operator.devcluster.store import ApiError
 
 WaitFor = Callable[..., Awaitable[Any]]
 TIMEOUT = 15.0

@@ -9,21 +9,27 @@ through the ``headwater.commands`` entry point exactly as the console script doe
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
+import os
+import signal
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from headwater.cli import build_parser
+from headwater_dev.emulator import BackgroundEmulator as Emulator
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet, default_summary
 from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
-from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet, default_summary
 
 TIMEOUT = 15.0
 POLL = ["--poll-interval", "0.05"]
@@ -327,3 +333,39 @@ async def test_get_describe_and_cancel(
     ended = await cli("cancel", "done")
     assert ended.code == 0
     assert "already ended (Completed)" in ended.err
+
+
+# --- as a process -----------------------------------------------------------------------
+async def test_ctrl_c_stops_a_log_follow_at_once(
+    etl: None, operator: OperatorHarness, kubelet: Kubelet, tmp_path: Path,
+) -> None:
+    # The CLI waits for the API server in its main thread while the request runs on the
+    # client's loop thread: Ctrl-C must still reach the wait and stop the follow.
+    assert (await cli("run", "nightly", "--name", "endless")).code == 0
+    pod = await kubelet.wait_for_pod("endless-1", TIMEOUT)
+    await kubelet.run(pod)
+    kubelet.write_log(pod, "still going\n")
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with out.open("w") as stdout, err.open("w") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "headwater", "logs", "endless", "-f", *POLL,
+            stdout=stdout, stderr=stderr, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60  # the interpreter starting and importing
+        while "still going" not in out.read_text():
+            assert process.returncode is None, err.read_text()
+            assert time.monotonic() < deadline, err.read_text()
+            await asyncio.sleep(0.1)
+        interrupted_at = time.monotonic()
+        os.killpg(process.pid, signal.SIGINT)  # to the process group, as a terminal does
+        code = await asyncio.wait_for(process.wait(), 30)
+        took = time.monotonic() - interrupted_at
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        await process.wait()
+    errors = err.read_text()
+    assert code == 130, errors
+    assert errors.endswith("headwater logs: interrupted\n"), errors
+    assert "Traceback" not in errors
+    assert took < 5, f"took {took:.1f}s to stop"

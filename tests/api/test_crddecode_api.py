@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 import yaml
-from headwater_operator.devcluster.emulator import BackgroundEmulator
+from headwater_dev.emulator import BackgroundEmulator
 from pinned_tools import pinned_tool
 
 CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions"

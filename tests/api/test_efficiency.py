@@ -21,12 +21,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+from headwater_dev import emulator as emulator_module
+from headwater_dev.emulator import BackgroundEmulator as Emulator
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster import emulator as emulator_module
-from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet
-from headwater_operator.handlers.deployments import STATUS_WRITE_INTERVAL_SECONDS
+from headwater_operator.controllers.deployments import STATUS_WRITE_INTERVAL_SECONDS
 
 WaitFor = Callable[..., Awaitable[Any]]
 CreateDeployment = Callable[..., Awaitable[None]]

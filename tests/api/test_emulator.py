@@ -17,9 +17,9 @@ import aiohttp
 import kubernetes.client
 import pytest
 from headwater.contract import decode_summary
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.kubelet import Kubelet
 from headwater_operator import kube as k
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.kubelet import Kubelet
 
 NS = "default"
 MANAGED = {"app.kubernetes.io/managed-by": "headwater"}
@@ -342,10 +342,9 @@ async def test_log_of_a_multi_container_pod_needs_the_container_name(
     assert await kube.read_pod_log("p2", namespace=NS, container="main") == "from main\n"
 
 
-def test_background_emulator_serves_sync_callers(tmp_path: Any) -> None:
-    with BackgroundEmulator() as api:
-        client = k.SyncKube(kubernetes.client.ApiClient(
-            k.load_configuration(api.kubeconfig_path)))
+def test_background_emulator_serves_blocking_callers(tmp_path: Any) -> None:
+    with BackgroundEmulator() as api, k.BlockingKube(kubernetes.client.ApiClient(
+            k.load_configuration(api.kubeconfig_path))) as client:
         client.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
         assert [r["metadata"]["name"] for r in client.list(k.FLOWRUNS, namespace=NS)] == ["r1"]
         assert api.call(api.emulator.object, "flowruns", "r1") is not None
@@ -361,8 +360,8 @@ async def test_generate_name_and_collection_delete(
                                namespace=NS)
     assert first["metadata"]["name"].startswith("run-")
     assert first["metadata"]["name"] != second["metadata"]["name"]
-    await asyncio.to_thread(
-        kube.sync.request, "deletecollection", "DELETE", k.PODS.path(NS),
+    await k.transport(kube.client).request_json(
+        "deletecollection", "DELETE", k.PODS.path(NS),
         query=[("labelSelector", "app.kubernetes.io/managed-by=headwater")])
     assert [p["metadata"]["name"] for p in emulator.objects("pods", NS)] == [
         second["metadata"]["name"]]

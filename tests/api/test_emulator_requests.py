@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster.emulator import BackgroundEmulator
+from headwater_dev.emulator import BackgroundEmulator
 
 FLOWS = "/apis/headwater.dev/v1alpha1/namespaces/default/flows"
 FLOW = {"apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "hello"},

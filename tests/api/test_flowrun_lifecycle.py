@@ -40,16 +40,16 @@ from headwater.contract import (
     summary_budget,
 )
 from headwater.summary import fit_summary
+from headwater_dev import podstatus
+from headwater_dev.emulator import BackgroundEmulator, RequestRecord
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet, default_summary
+from headwater_dev.store import ApiError
 from headwater_operator import kube as kube_module
 from headwater_operator import readiness, reasons
 from headwater_operator.api import validation
-from headwater_operator.devcluster import podstatus
-from headwater_operator.devcluster.emulator import BackgroundEmulator, RequestRecord
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet, default_summary
-from headwater_operator.devcluster.store import ApiError
-from headwater_operator.flowruns import machine, reconciler
-from headwater_operator.flowruns.timeutil import parse_time
+from headwater_operator.flowruns import machine
+from headwater_operator.kubetime import parse_time
 
 TIMEOUT = 15.0
 MANAGED = "app.kubernetes.io/managed-by=headwater"
@@ -252,7 +252,7 @@ def kube(emulator: BackgroundEmulator) -> Iterator[kube_module.Kube]:
         kube_module.load_configuration(str(emulator.kubeconfig_path)))
     client.user_agent = TEST_AGENT
     try:
-        yield kube_module.Kube(kube_module.SyncKube(client))
+        yield kube_module.Kube(client)
     finally:
         client.close()  # type: ignore[no-untyped-call]
 
@@ -705,11 +705,9 @@ async def test_pod_rejected_by_the_api_server_crashes_without_retry(
 
 async def test_pod_create_over_quota_is_retried_until_it_fits(
     scene: Scene, operator: OperatorHarness, emulator: BackgroundEmulator, kubelet: Kubelet,
-    monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(reconciler, "ERROR_BACKOFF_SECONDS", 0.2)
     await setup(scene)
-    refusals = 2
+    refusals = 2  # retried after the work queue's backoff: ~1 s, then ~2 s
 
     def quota(verb: str, spec: Any, path: Any, body: Any) -> None:
         nonlocal refusals

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from headwater_dev.emulator import BackgroundEmulator as Emulator
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet
 
 WaitFor = Callable[..., Awaitable[Any]]
 ApiWrites = Any  # tests/api/conftest.py:ApiWrites (conftest is not importable)

@@ -20,8 +20,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from headwater_dev.emulator import BackgroundEmulator
 from headwater_operator import kube as k
-from headwater_operator.devcluster.emulator import BackgroundEmulator
 from headwater_operator.informer import Informer
 
 NS = "default"
@@ -193,7 +193,7 @@ async def test_cancel_stops_the_informer_and_closes_its_watch(
     emulator: BackgroundEmulator, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     responses: list[aiohttp.ClientResponse] = []
-    transport = k.transport(kube.sync.client)
+    transport = k.transport(kube.client)
     send = transport.request
 
     async def recording(*args: Any, **kwargs: Any) -> aiohttp.ClientResponse:

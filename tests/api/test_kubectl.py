@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from headwater_operator.devcluster.emulator import BackgroundEmulator
+from headwater_dev.emulator import BackgroundEmulator
 from pinned_tools import REPO_ROOT, pinned_tool
 
 EXAMPLES = REPO_ROOT / "examples"

@@ -1,9 +1,10 @@
 """Lease-based leader election against the emulated API server.
 
-Two :class:`LeaderElection` instances compete for one Lease, as two operator replicas
-would. Time is a hand-moved clock shared by both (so expiry happens only when a test
-moves it), and each instance's sleep only yields briefly while counting its calls, so a
-test can wait until an instance has looked at the Lease again after a change.
+Two or more :class:`LeaderElection` instances compete for one Lease, as operator replicas
+would. Time is a hand-moved clock shared by all (wall time for ``renewTime``, monotonic
+time for expiry), so expiry happens only when a test moves it; each instance's sleep only
+yields briefly while counting its calls, so a test can wait until an instance has looked
+at the Lease again after a change.
 """
 
 from __future__ import annotations
@@ -16,27 +17,32 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from headwater_dev.emulator import BackgroundEmulator
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.leader import LeaderElection, format_micro_time
+from headwater_operator.kubetime import format_micro_time
+from headwater_operator.leader import LeaderElection, LeadershipLost, Timing
 
 WaitFor = Callable[..., Awaitable[Any]]
 
-LEASE = "headwater-scheduler"
+LEASE = "headwater-operator"
 START = datetime(2026, 11, 22, 4, 0, tzinfo=UTC)
+TIMING = Timing(lease_duration=15, renew_deadline=10, retry_period=2)
 
 
 class Clock:
-    """A wall clock that moves only when the test says so."""
+    """Wall and monotonic time that move only when the test says so."""
 
     def __init__(self) -> None:
-        self.moment = START
+        self.seconds = 0.0
 
     def __call__(self) -> datetime:
-        return self.moment
+        return START + timedelta(seconds=self.seconds)
+
+    def monotonic(self) -> float:
+        return self.seconds
 
     def advance(self, seconds: float) -> None:
-        self.moment += timedelta(seconds=seconds)
+        self.seconds += seconds
 
 
 @dataclass
@@ -76,7 +82,7 @@ class Replica:
     async def stop(self) -> None:
         if self.task is not None and not self.task.done():
             self.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(asyncio.CancelledError, LeadershipLost):
                 await self.task
 
     async def looked_again(self, wait_for: WaitFor) -> None:
@@ -137,15 +143,16 @@ def clock() -> Clock:
 @pytest.fixture
 async def replicas(kube: kube_module.Kube, namespace: str,
                    clock: Clock) -> AsyncIterator[MakeReplica]:
-    """``make(identity, client=None, **options)``: a Replica (not started), stopped at the
-    end of the test; ``options`` go to :class:`LeaderElection`."""
+    """``make(identity, client=None, timing=TIMING)``: a Replica (not started), stopped
+    at the end of the test."""
     made: list[Replica] = []
 
-    def make(identity: str, client: kube_module.Kube | None = None, **options: Any) -> Replica:
+    def make(identity: str, client: kube_module.Kube | None = None,
+             timing: Timing = TIMING) -> Replica:
         replica = Replica()
-        replica.election = LeaderElection(client or kube, namespace=namespace, name=LEASE,
-                                          identity=identity, now=clock, sleep=replica.sleep,
-                                          **options)
+        replica.election = LeaderElection(
+            client or kube, namespace=namespace, name=LEASE, identity=identity,
+            timing=timing, now=clock, monotonic=clock.monotonic, sleep=replica.sleep)
         made.append(replica)
         return replica
 
@@ -184,7 +191,7 @@ async def test_exactly_one_replica_works(replicas: MakeReplica, wait_for: WaitFo
     assert spec["leaseTransitions"] == 0
 
 
-async def test_cancelled_leader_releases_and_standby_takes_over_at_once(
+async def test_stopped_leader_releases_and_standby_takes_over_at_once(
         replicas: MakeReplica, wait_for: WaitFor, emulator: BackgroundEmulator,
         namespace: str) -> None:
     a, b = replicas("a"), replicas("b")
@@ -193,18 +200,20 @@ async def test_cancelled_leader_releases_and_standby_takes_over_at_once(
     b.start()
     await b.looked_again(wait_for)
 
-    await a.stop()  # the clock does not move: only the release lets b in
+    await a.stop()  # SIGTERM, a rolling update: the clock does not move, the release lets b in
     assert a.cancelled == 1
     assert a.task is not None
     assert a.task.cancelled()
+    released = lease_spec(emulator, namespace)
     await wait_for(lambda: b.working)
 
+    assert "holderIdentity" not in released or not released["holderIdentity"]
     spec = lease_spec(emulator, namespace)
     assert spec["holderIdentity"] == "b"
     assert spec["leaseTransitions"] == 1
 
 
-async def test_standby_waits_out_the_lease_of_a_silent_leader(
+async def test_a_leader_cut_off_stops_at_the_renew_deadline_before_a_standby_takes_over(
         replicas: MakeReplica, wait_for: WaitFor, clock: Clock,
         emulator: BackgroundEmulator, namespace: str) -> None:
     flaky = FlakyKube()
@@ -212,61 +221,94 @@ async def test_standby_waits_out_the_lease_of_a_silent_leader(
     a.start()
     await wait_for(lambda: a.working)
     b.start()
+    await b.looked_again(wait_for)
     flaky.broken = True  # a's renewals now fail
 
-    clock.advance(14.9)
+    clock.advance(9.9)
     await a.looked_again(wait_for)
     await b.looked_again(wait_for)
-    assert a.working, "a is still within lease_seconds of its last renewal"
-    assert leads(a)
-    assert b.started == 0, "b took a Lease that had not expired"
+    assert a.working, "a is still within its renew deadline"
+    assert b.started == 0
 
-    clock.advance(0.2)
-    await wait_for(lambda: b.working)
+    clock.advance(0.2)  # 10.1 s without a renewal: a gives up and stops its work
     await wait_for(lambda: a.cancelled == 1)
+    assert a.task is not None
+    await wait_for(a.task.done)
+    with pytest.raises(LeadershipLost, match="renew deadline"):
+        a.task.result()
     assert not leads(a)
+    await b.looked_again(wait_for)
+    assert b.started == 0, "the Lease is a's for 15 s after b last saw it change"
+
+    clock.advance(5)  # 15.1 s: b may take over; a stopped 5 s ago
+    await wait_for(lambda: b.working)
     assert lease_spec(emulator, namespace)["holderIdentity"] == "b"
 
 
-async def test_leader_whose_renewals_hang_still_steps_down_after_lease_seconds(
+async def test_a_standby_counts_from_when_it_saw_the_lease_change_not_from_renew_time(
+        replicas: MakeReplica, wait_for: WaitFor, clock: Clock, kube: kube_module.Kube,
+        namespace: str) -> None:
+    # The holder's renewTime says an hour ago (its clock is behind ours, or it died):
+    # a standby that just started cannot know which, so it waits a full lease duration
+    # from its own first look, as client-go does. Clock skew never shortens the wait.
+    await kube.create(kube_module.LEASES, {
+        "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": LEASE},
+        "spec": {"holderIdentity": "skewed", "leaseDurationSeconds": 15,
+                 "renewTime": format_micro_time(START - timedelta(hours=1))},
+    }, namespace=namespace)
+    b = replicas("b")
+    b.start()
+    await b.looked_again(wait_for)
+    clock.advance(14.9)
+    await b.looked_again(wait_for)
+    assert b.started == 0
+    clock.advance(0.2)
+    await wait_for(lambda: b.working)
+
+
+async def test_a_leader_whose_renewals_hang_still_stops_at_the_renew_deadline(
         replicas: MakeReplica, wait_for: WaitFor, clock: Clock) -> None:
     hanging = HangingKube()
-    # renew_every also bounds each renewal; small, so the hung requests end quickly.
-    a = replicas("a", hanging, renew_every=0.05)
+    # Short real durations: a renewal in flight when the clock moves waits at most the
+    # deadline left (real seconds) before it counts as failed.
+    a = replicas("a", hanging, Timing(lease_duration=1.5, renew_deadline=1.0,
+                                      retry_period=0.05))
     a.start()
     await wait_for(lambda: a.working)
     hanging.hanging = True
-    clock.advance(15)
-    await wait_for(lambda: a.cancelled == 1)
+    clock.advance(1.0)
+    await wait_for(lambda: a.cancelled == 1, timeout=5)
     assert not leads(a)
 
 
-async def test_leader_whose_lease_was_taken_cancels_its_work(
+async def test_a_leader_whose_lease_was_taken_stops_its_work(
         replicas: MakeReplica, wait_for: WaitFor, kube: kube_module.Kube, clock: Clock,
         namespace: str) -> None:
     a = replicas("a")
     a.start()
     await wait_for(lambda: a.working)
-    # Another replica took over (e.g. a's clock stalled): the Lease names someone else.
+    # Another replica took over (e.g. a was frozen): the Lease names someone else.
     found = await kube.get(kube_module.LEASES, LEASE, namespace=namespace)
     await kube.patch(kube_module.LEASES, LEASE, {"spec": {"holderIdentity": "c"}},
                      namespace=namespace)
-    clock.advance(5)
     await wait_for(lambda: a.cancelled == 1)
     assert not a.election.is_leader
-    await a.looked_again(wait_for)
-    assert a.started == 1, "a must stand by while c's claim is current"
+    assert a.task is not None
+    await wait_for(a.task.done)
+    with pytest.raises(LeadershipLost, match="c holds it now"):
+        a.task.result()
     assert found["spec"]["holderIdentity"] == "a"
+    assert a.started == 1
 
 
-async def test_concurrent_takeover_of_an_expired_lease_has_one_winner(
+async def test_concurrent_takeover_of_a_free_lease_has_one_winner(
         replicas: MakeReplica, wait_for: WaitFor, kube: kube_module.Kube,
         emulator: BackgroundEmulator, namespace: str) -> None:
     await kube.create(kube_module.LEASES, {
         "apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": LEASE},
-        "spec": {"holderIdentity": "gone", "leaseDurationSeconds": 15, "leaseTransitions": 3,
+        "spec": {"leaseDurationSeconds": 1, "leaseTransitions": 3,
                  "renewTime": format_micro_time(START - timedelta(minutes=1))},
-    }, namespace=namespace)
+    }, namespace=namespace)  # released by a leader that stopped: nobody holds it
     barrier = asyncio.Barrier(2)
     a = replicas("a", GatedKube(barrier))
     b = replicas("b", GatedKube(barrier))
@@ -300,5 +342,6 @@ async def test_work_that_ends_releases_the_lease_and_reports_how_it_ended(
     else:
         with pytest.raises(RuntimeError, match="controller crashed"):
             await a.task
-    assert "holderIdentity" not in lease_spec(emulator, namespace)
-
+    spec = lease_spec(emulator, namespace)
+    assert "holderIdentity" not in spec
+    assert spec["leaseDurationSeconds"] == 1  # a standby that read the old record waits 1 s

@@ -13,12 +13,14 @@ from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+from headwater_dev.emulator import BackgroundEmulator as Emulator
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet, default_summary
 from headwater_operator import kube as kube_module
 from headwater_operator import metrics
-from headwater_operator.devcluster.emulator import BackgroundEmulator as Emulator
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet, default_summary
-from headwater_operator.flowruns import reconciler
+from headwater_operator.controllers.flowruns import FlowRunController
+from headwater_operator.informer import Store
+from headwater_operator.runtime import Result
 from prometheus_client.parser import text_string_to_metric_families
 
 WaitFor = Callable[..., Awaitable[Any]]
@@ -154,11 +156,14 @@ async def test_a_finished_run_is_counted_once_across_restarts_and_replays(
     # A replayed watch event (or a second replica) deciding from the old Running body:
     # its status patch fails its resourceVersion precondition, the tracker re-reads the
     # run, finds it terminal and stops, without writing or counting anything.
-    replica = reconciler.Lifecycle(client=kube)
+    replica = FlowRunController(kube, deployments=Store(), flows=Store(),
+                                events=NoEvents(), observer=metrics)
     mark = emulator.requests.mark()
-    replica.saw((namespace, "once"), stale)
-    replica.ensure_tracker(namespace, "once")
-    await asyncio.wait_for(replica.trackers[(namespace, "once")], timeout=10)
+    replica.on_flowrun("MODIFIED", stale)
+    result = await replica.reconcile((namespace, "once"))  # 409: read again, decide again
+    assert result == Result(requeue=True)
+    await replica.reconcile((namespace, "once"))  # terminal now: nothing to do
+    assert (namespace, "once") not in replica.tracked
 
     served = emulator.requests.counter(mark)
     assert served[("patch", "flowruns/status", 200)] == 0
@@ -179,25 +184,40 @@ def api_requests(url: str) -> dict[tuple[str, str], float]:
     return found
 
 
-async def test_kopfs_own_requests_are_counted_by_verb_and_code(
-    *, emulator: Emulator, metrics_page: str, wait_for: WaitFor,
+class NoEvents:
+    """Events of the stand-in replica go nowhere (this test counts metrics)."""
+
+    def post(self, involved: Any, type_: str, reason: str, message: str) -> None:
+        """Dropped."""
+
+
+def samples(url: str, name: str) -> dict[str, float]:
+    """``name``'s samples on the page at ``url``, by their ``controller`` label."""
+    return {dict(labels).get("controller", ""): number
+            for (found, labels), number in scrape(url).items() if found == name}
+
+
+async def test_the_page_shows_the_work_queues_and_who_leads(
+    *, hello_deployment: CreateDeployment, operator: OperatorHarness, kube: kube_module.Kube,
+    namespace: str, kubelet: Kubelet, metrics_page: str, wait_for: WaitFor,
 ) -> None:
-    before = await asyncio.to_thread(api_requests, metrics_page)
-    seen: dict[tuple[str, str], float] = {}
+    # What an operator of the operator looks at: is this replica the leader, is a work
+    # queue backing up, how much reconciling does each controller do.
+    await hello_deployment("metrics-queues")
+    await kube.create(kube_module.FLOWRUNS, {
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun",
+        "metadata": {"name": "queued"}, "spec": {"deploymentRef": {"name": "metrics-queues"}},
+    }, namespace=namespace)
+    await kubelet.succeed(await kubelet.wait_for_pod("queued-1", timeout=10))
 
-    async def kopf_listed_and_watched() -> bool:
-        seen.update(await asyncio.to_thread(api_requests, metrics_page))
-        return all(seen.get((verb, "200"), 0) > before.get((verb, "200"), 0)
-                   for verb in ("list", "watch"))
+    async def reconciled() -> dict[str, float]:
+        found = await asyncio.to_thread(samples, metrics_page, "headwater_reconciles_total")
+        return found if found.get("flowruns", 0) >= 3 else {}
 
-    # Only kopf lists and watches at start-up, over its own aiohttp session (given by
-    # runner.login); headwater_operator.kube makes none of these requests. If kopf ever
-    # stops using the session the login handler returns, this fails.
-    operator = OperatorHarness(namespaces=["default"])
-    await operator.start()
-    try:
-        await wait_for(kopf_listed_and_watched)
-    finally:
-        await operator.stop()
-    assert {verb for verb, _ in seen} <= {"get", "list", "watch", "create", "update",
-                                          "patch", "delete"}
+    reconciles = await wait_for(reconciled)
+    assert set(reconciles) == {"flowruns", "schedules", "deployments", "flows"}
+    depth = await asyncio.to_thread(samples, metrics_page, "headwater_workqueue_depth")
+    assert set(depth) == set(reconciles)
+    assert all(value >= 0 for value in depth.values())
+    leader = await asyncio.to_thread(samples, metrics_page, "headwater_leader")
+    assert leader == {"": 1.0}  # no leader election in tests: the process leads

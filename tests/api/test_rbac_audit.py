@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_rbac_audit import Actor, Call, Observed, failure_report, ungranted
+from api_rbac_audit import Actor, Call, Lease, Observed, chart_lease, failure_report, ungranted
 from headwater.cli import build_parser
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.harness import OperatorHarness
 from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.harness import OperatorHarness
 from k8s_rbac import Manifest, Request, cached_render, helm_binary
 
 Render = Callable[[Mapping[str, Any], str], list[Manifest]]
@@ -106,17 +106,54 @@ def _cli(*argv: str) -> int:
     return int(args.func(args))
 
 
-def test_a_peering_operators_lease_is_checked_by_its_peering_name(chart: Render) -> None:
-    actor = Actor("operator", ("default",), peering="hw")
-    own = [Call(actor, Request(verb, "coordination.k8s.io", "leases", namespace="default",
-                               name="hw-scheduler")) for verb in ("get", "patch")]
-    assert ungranted([*own, Call(actor, Request("create", "coordination.k8s.io", "leases",
-                                                namespace="default"))], chart) == []
-    # Another Lease name is not the operator's to touch; nor is a second namespace.
-    other = Call(actor, Request("get", "coordination.k8s.io", "leases", namespace="default",
-                                name="headwater-scheduler"))
-    assert len(ungranted([other], chart)) == 2  # refused in both install modes
-    elsewhere = Call(actor, Request("get", "coordination.k8s.io", "leases",
-                                    namespace="kube-system", name="hw-scheduler"))
-    with pytest.raises(AssertionError, match="Leases in several namespaces"):
-        ungranted([*own, elsewhere], chart)
+LEASES = ("coordination.k8s.io", "leases")
+
+
+def _lease_calls(actor: Actor, namespace: str, name: str, *verbs: str) -> list[Call]:
+    return [Call(actor, Request(verb, *LEASES, namespace=namespace, name=name))
+            for verb in verbs]
+
+
+def test_an_operator_may_hold_exactly_the_lease_it_was_given(chart: Render) -> None:
+    given = Lease("headwater-system", "etl-leader")
+    actor = Actor("operator", ("default",), lease=given)
+    own = [*_lease_calls(actor, given.namespace, given.name, "get", "update", "patch"),
+           Call(actor, Request("create", *LEASES, namespace=given.namespace))]
+    assert ungranted(own, chart) == []
+    # Another name (the old "<peering>-scheduler" Lease, the chart's default name) is not
+    # the operator's to touch, nor is its Lease's name in another namespace: refused in
+    # both install modes.
+    for namespace, name in [(given.namespace, "etl-leader-scheduler"),
+                            (given.namespace, "hw-headwater"),
+                            ("default", given.name)]:
+        (stray,) = _lease_calls(actor, namespace, name, "get")
+        assert ungranted([*own, stray], chart) == [
+            f"{actor} in a cluster-wide install: {stray.request}",
+            f"{actor} in a namespaced install (watchNamespaces=['default']): {stray.request}",
+        ], (namespace, name)
+
+
+def test_an_operator_without_leader_election_may_write_no_lease(chart: Render) -> None:
+    actor = Actor("operator", None)
+    (update,) = _lease_calls(actor, "headwater-system", "headwater-operator", "update")
+    assert ungranted([update], chart) == [f"{actor} in a cluster-wide install: {update.request}"]
+
+
+def test_the_audit_reads_the_lease_the_chart_hands_the_operator(chart: Render) -> None:
+    # A chart that told the operator another Lease than the one its Role grants would
+    # fail in a cluster; the audit says so even when every call is granted.
+    def renamed(values: Mapping[str, Any], release_namespace: str) -> list[Manifest]:
+        manifests = copy.deepcopy(chart(values, release_namespace))
+        (deployment,) = [m for m in manifests if m["kind"] == "Deployment"]
+        args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        args[args.index("--leader-elect-resource-name") + 1] = "something-else"
+        return manifests
+
+    given = Lease("headwater-system", "etl-leader")
+    actor = Actor("operator", None, lease=given)
+    calls = _lease_calls(actor, given.namespace, given.name, "get")
+    assert chart_lease(chart({"leaderElection": {"resourceName": "etl-leader"}},
+                             "headwater-system")) == given
+    assert ungranted(calls, renamed) == [
+        f"{actor} in a cluster-wide install: the chart gives the operator the Lease "
+        f"headwater-system/something-else, not {given}"]

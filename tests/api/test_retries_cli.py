@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 
 import pytest
 from headwater.cli import build_parser
+from headwater_dev import faults
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.faults import FaultPlan
 from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
-from headwater_operator.devcluster import faults
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.faults import FaultPlan
 
 
 def headwater(*argv: str) -> tuple[int, str, str]:
@@ -27,7 +27,7 @@ def headwater(*argv: str) -> tuple[int, str, str]:
 @pytest.fixture
 def nightly(emulator: BackgroundEmulator, namespace: str) -> FaultPlan:
     """Flow ``etl`` and Deployment ``nightly``; returns the emulator's (empty) fault plan."""
-    client = kube_module.SyncKube()
+    client = kube_module.get_blocking_client()
     client.create(kube_module.FLOWS, {"metadata": {"name": "etl"}, "spec": {
         "image": "ghcr.io/acme/etl:1", "entrypoint": "etl.flows:ingest"}}, namespace=namespace)
     client.create(kube_module.DEPLOYMENTS, {"metadata": {"name": "nightly"}, "spec": {
@@ -56,7 +56,7 @@ def test_run_reads_through_a_busy_server_and_a_lost_answer_is_its_own_run(
 def test_run_still_refuses_a_name_someone_else_took(
     emulator: BackgroundEmulator, nightly: FaultPlan, namespace: str,
 ) -> None:
-    kube_module.SyncKube().create(kube_module.FLOWRUNS, {
+    kube_module.get_blocking_client().create(kube_module.FLOWRUNS, {
         "metadata": {"name": "adhoc-1"},
         "spec": {"deploymentRef": {"name": "nightly"}, "parameters": {"other": 1}}},
         namespace=namespace)

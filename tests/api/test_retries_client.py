@@ -1,9 +1,9 @@
 """Headwater's Kubernetes client against an emulator that fails on purpose.
 
-Both clients (``Kube``, the operator's; ``SyncKube``, the CLI's) retry what
+The client (``Kube``, and ``BlockingKube``, the CLI's facade over it) retries what
 ``kube.RetryPolicy`` says — 429 for any request; 5xx and lost connections only for
 requests safe to send twice — and give up on the rest at once. The emulator's fault plan
-(``devcluster/faults.py``) plays the busy or restarting API server; its request log shows
+(``headwater_dev/faults.py``) plays the busy or restarting API server; its request log shows
 what actually reached the server.
 """
 
@@ -15,11 +15,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from headwater_dev import faults
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.faults import FaultPlan
 from headwater_operator import kube as k
 from headwater_operator import metrics, runner
-from headwater_operator.devcluster import faults
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.faults import FaultPlan
 
 NS = "default"
 FAST = k.RetryPolicy(base_delay=0.01, max_delay=0.05, random=random.Random(1).random)
@@ -33,7 +33,7 @@ def plan(emulator: BackgroundEmulator) -> FaultPlan:
 
 @pytest.fixture
 def fast(emulator: BackgroundEmulator) -> k.Kube:
-    return k.Kube(k.SyncKube(retry=FAST))
+    return k.Kube(retry=FAST)
 
 
 @pytest.fixture
@@ -82,7 +82,7 @@ async def test_a_429_waits_at_least_what_retry_after_asks(
     emulator: BackgroundEmulator, plan: FaultPlan, retries: list[tuple[str, str]],
 ) -> None:
     plan.add(faults.throttled(retry_after=1), verb="list")
-    client = k.Kube(k.SyncKube(retry=k.RetryPolicy(base_delay=0.01)))
+    client = k.Kube(retry=k.RetryPolicy(base_delay=0.01))
     started = time.monotonic()
     assert await client.list(CONFIGMAPS, namespace=NS) == []
     assert time.monotonic() - started >= 1.0
@@ -218,7 +218,7 @@ async def test_giving_up_raises_the_last_failure_within_the_budget(
     emulator: BackgroundEmulator, plan: FaultPlan,
 ) -> None:
     plan.add(faults.internal_error(), verb="get", times=None)
-    client = k.Kube(k.SyncKube(retry=k.RetryPolicy(max_attempts=4, base_delay=0.01)))
+    client = k.Kube(retry=k.RetryPolicy(max_attempts=4, base_delay=0.01))
     with pytest.raises(k.KubeError, match="Internal error occurred"):
         await client.get(CONFIGMAPS, "c1", namespace=NS)
     assert _codes(emulator, "get") == [500] * 4
@@ -245,41 +245,40 @@ async def test_retries_are_counted_in_the_metrics(
         k.remove_retry_observer(metrics.observe_api_retry)
 
 
-# --- the synchronous client -------------------------------------------------------------
-def test_the_sync_client_retries_reads_and_named_creates(
+# --- the blocking facade (the CLI's) -----------------------------------------------------
+def test_the_blocking_client_retries_reads_and_named_creates(
     emulator: BackgroundEmulator, plan: FaultPlan, retries: list[tuple[str, str]],
 ) -> None:
-    client = k.SyncKube(retry=FAST)
     plan.add(faults.internal_error(), verb="create")
     plan.add(faults.Reset(), verb="get")
     plan.add(faults.throttled(), verb="get")
-    client.create(CONFIGMAPS, _configmap("c1"), namespace=NS)
-    assert client.get(CONFIGMAPS, "c1", namespace=NS)["data"] == {"k": "v"}
+    with k.BlockingKube(retry=FAST) as client:
+        client.create(CONFIGMAPS, _configmap("c1"), namespace=NS)
+        assert client.get(CONFIGMAPS, "c1", namespace=NS)["data"] == {"k": "v"}
     assert _codes(emulator, "create") == [500, 201]
     assert _codes(emulator, "get") == [0, 429, 200]
     assert retries == [("create", "InternalError"), ("get", "ConnectionFailed"),
                        ("get", "TooManyRequests")]
 
 
-def test_the_sync_client_never_repeats_a_generate_name_create_after_a_5xx(
+def test_the_blocking_client_never_repeats_a_generate_name_create_after_a_5xx(
     emulator: BackgroundEmulator, plan: FaultPlan,
 ) -> None:
     plan.add(faults.service_unavailable(), verb="create")
-    with pytest.raises(k.KubeError) as caught:
-        k.SyncKube(retry=FAST).create(CONFIGMAPS, _configmap(generate_name="c-"),
-                                      namespace=NS)
+    with k.BlockingKube(retry=FAST) as client, pytest.raises(k.KubeError) as caught:
+        client.create(CONFIGMAPS, _configmap(generate_name="c-"), namespace=NS)
     assert (caught.value.status, caught.value.message) == (503, "apiserver is shutting down")
     assert _codes(emulator, "create") == [503]
     assert emulator.objects("configmaps", NS) == []
 
 
-def test_urllib3_does_not_retry_under_the_sync_client(
+def test_nothing_beneath_the_policy_retries_the_blocking_clients_reads(
     emulator: BackgroundEmulator, plan: FaultPlan,
 ) -> None:
-    # urllib3's default (3 retries of a failed connection, for GETs of a dropped answer
-    # too) under our 4 attempts would send 16 requests.
+    # aiohttp resends a GET once by itself after a lost connection; under our 4 attempts
+    # that would send 8 requests (the old urllib3 stack's own 3 retries would send 16).
     plan.add(faults.Reset(), verb="get", times=None)
     policy = k.RetryPolicy(max_attempts=4, base_delay=0.01)
-    with pytest.raises(Exception, match="Connection aborted"):
-        k.SyncKube(retry=policy).get(CONFIGMAPS, "c1", namespace=NS)
+    with k.BlockingKube(retry=policy) as client, pytest.raises(OSError, match="reset by peer"):
+        client.get(CONFIGMAPS, "c1", namespace=NS)
     assert _codes(emulator, "get") == [0] * 4

@@ -14,9 +14,9 @@ from typing import Any
 
 import aiohttp
 import pytest
-from headwater_operator.devcluster import faults
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.faults import FaultPlan
+from headwater_dev import faults
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.faults import FaultPlan
 
 NS = "default"
 CONFIGMAPS = f"/api/v1/namespaces/{NS}/configmaps"

@@ -14,13 +14,13 @@ from typing import Any
 
 import pytest
 from headwater.contract import LABEL_SCHEDULE
+from headwater_dev import faults
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.faults import FaultPlan
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet, default_summary
 from headwater_operator import kube as kube_module
 from headwater_operator import metrics
-from headwater_operator.devcluster import faults
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.faults import FaultPlan
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet, default_summary
 
 WaitFor = Callable[..., Awaitable[Any]]
 OPERATOR = "headwater-api-suite/operator"

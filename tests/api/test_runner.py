@@ -1,7 +1,8 @@
-"""The kopf operator starts, stops and restarts in-process against the emulator.
+"""The operator process: starts, stops and restarts in-process and as ``python -m``.
 
-A private ``kopf.OperatorRegistry`` with a trivial handler keeps these tests independent
-of the real handler modules.
+kopf runs the process (start-up, clean-up, signals, login); the controllers watch and
+write. These tests check the process around the controllers: its flags, its conventions,
+its stopping, and that it watches only what it should.
 """
 
 from __future__ import annotations
@@ -16,27 +17,16 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from typing import cast
 
 import kopf
 import pytest
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.harness import OperatorHarness, wait_for
+from headwater_dev.resources import headwater_crds
 from headwater_operator import __main__ as entrypoint
 from headwater_operator import kube as kube_module
 from headwater_operator import runner
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.harness import OperatorHarness, wait_for
-from headwater_operator.devcluster.resources import headwater_crds
-
-
-def _registry(calls: list[str]) -> kopf.OperatorRegistry:
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.create("headwater.dev", "v1alpha1", "flows", registry=registry, id="record")
-    async def record(name: str, patch: kopf.Patch, **_: object) -> None:
-        calls.append(name)
-        patch.status["observedGeneration"] = 1
-
-    return registry
+from headwater_operator.leader import Timing
 
 
 async def _flow(kube: kube_module.Kube, name: str) -> None:
@@ -46,78 +36,62 @@ async def _flow(kube: kube_module.Kube, name: str) -> None:
         namespace="default")
 
 
-def _seen(emulator: BackgroundEmulator, name: str) -> bool:
+def _ready(emulator: BackgroundEmulator, name: str) -> bool:
     flow = emulator.object("flows", name) or {}
-    return bool((flow.get("status") or {}).get("observedGeneration"))
+    return any(condition.get("type") == "Ready" and condition.get("status") == "True"
+               for condition in (flow.get("status") or {}).get("conditions") or ())
 
 
 async def test_operator_handles_an_object_and_stops_cleanly(
     emulator: BackgroundEmulator, kube: kube_module.Kube
 ) -> None:
-    calls: list[str] = []
-    harness = OperatorHarness(registry=_registry(calls))
+    harness = OperatorHarness()
     await harness.start()
     await _flow(kube, "hello")
-    await wait_for(lambda: _seen(emulator, "hello"), timeout=10)
+    await wait_for(lambda: _ready(emulator, "hello"), timeout=10)
     await harness.stop()
-    assert calls == ["hello"]
     assert not harness.running
     flow = emulator.object("flows", "hello") or {}
-    annotations = flow["metadata"].get("annotations") or {}
-    # Our conventions: our finalizer is not added for a create-only handler, progress and
-    # the last-handled configuration live under our annotation prefix.
-    assert "headwater.dev/last-handled-configuration" in annotations
-    assert not any(key.startswith("kopf.zalando.org") for key in annotations)
+    # The operator writes a Flow's status only: no finalizer, no annotation of its own or
+    # kopf's (GitOps tools see no drift, deleting never waits for the operator).
+    assert not flow["metadata"].get("finalizers")
+    assert not flow["metadata"].get("annotations")
 
 
-async def test_restart_replays_the_watch_without_rerunning_succeeded_handlers(
+async def test_restart_lists_everything_again_and_writes_nothing_it_wrote_before(
     emulator: BackgroundEmulator, kube: kube_module.Kube
 ) -> None:
-    calls: list[str] = []
-    harness = OperatorHarness(registry=_registry(calls))
+    harness = OperatorHarness()
     await harness.start()
     await _flow(kube, "first")
-    await wait_for(lambda: _seen(emulator, "first"), timeout=10)
+    await wait_for(lambda: _ready(emulator, "first"), timeout=10)
+    mark = emulator.requests.mark()
     await harness.restart()
     await _flow(kube, "second")
-    await wait_for(lambda: _seen(emulator, "second"), timeout=10)
+    await wait_for(lambda: _ready(emulator, "second"), timeout=10)
     await harness.stop()
-    # The restarted operator listed "first" again but did not handle it a second time.
-    assert calls == ["first", "second"]
     assert harness.starts == 2
-    relists = emulator.requests.count(verb="list", resource="flows")
-    assert relists >= 2
+    served = emulator.requests.counter(mark)
+    # One LIST per kind per start (shared informers: no kind is listed twice), and the
+    # restarted operator found "first" as it had left it: one status write, for "second".
+    assert served[("list", "flows", 200)] == 1
+    assert served[("list", "flowruns", 200)] == 1
+    assert served[("patch", "flows/status", 200)] == 1
 
 
 def test_build_settings_applies_headwater_conventions() -> None:
-    settings = runner.build_settings(kopf.OperatorSettings(), namespaced=True, standalone=True)
-    assert settings.persistence.finalizer == "headwater.dev/finalizer"
-    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
-    assert settings.persistence.progress_storage.prefix == "headwater.dev"
-    assert settings.scanning.disabled is True
-    assert settings.peering.standalone is True
-    assert settings.peering.name == "headwater"
+    settings = runner.build_settings(kopf.OperatorSettings())
     assert settings.posting.level == logging.WARNING
-    assert settings.watching.server_timeout is not None
-    assert settings.watching.client_timeout is not None
-    assert settings.watching.connect_timeout is not None
-    assert settings.watching.client_timeout > settings.watching.server_timeout
-    assert list(settings.watching.label_selectors.values()) == [
-        "app.kubernetes.io/managed-by=headwater"]
-
-
-def test_build_settings_clusterwide_keeps_scanning() -> None:
-    settings = runner.build_settings(kopf.OperatorSettings(), namespaced=False, standalone=False)
-    assert settings.scanning.disabled is False
-    assert settings.peering.standalone is False
+    assert settings.posting.reporting_component == "headwater-operator"
+    assert settings.scanning.disabled is True  # kopf watches nothing: nothing to scan
+    assert settings.peering.standalone is True  # no kopf peering: a Lease elects the leader
 
 
 async def test_run_operator_rejects_ambiguous_scope() -> None:
     with pytest.raises(ValueError, match="clusterwide=True or with namespaces"):
-        await runner.run_operator(namespaces=["default"], clusterwide=True,
-                                  registry=kopf.OperatorRegistry())
+        await runner.run_operator(namespaces=["default"], clusterwide=True)
     with pytest.raises(ValueError, match="not both or neither"):
-        await runner.run_operator(registry=kopf.OperatorRegistry())
+        await runner.run_operator()
 
 
 def test_main_passes_the_chart_flags_to_the_operator(
@@ -131,32 +105,54 @@ def test_main_passes_the_chart_flags_to_the_operator(
     monkeypatch.setattr(runner, "run_operator", fake_run_operator)
     # Not in the test process: freezing would keep its later cyclic garbage forever.
     monkeypatch.setattr(runner, "freeze_startup_objects", lambda: seen.update(frozen=True))
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
     assert entrypoint.main([
-        "--namespace", "a", "--namespace", "b", "--peering", "headwater",
+        "--namespace", "a", "--namespace", "b", "--leader-elect",
+        "--leader-elect-resource-name", "hw", "--leader-elect-resource-namespace", "ops",
+        "--leader-elect-lease-duration", "20s", "--leader-elect-renew-deadline", "15s",
+        "--leader-elect-retry-period", "2s",
         "--health-port", "9001", "--metrics-port", "9002",
         "--kubeconfig", str(emulator.kubeconfig_path)]) == 0
     assert seen["namespaces"] == ["a", "b"]
     assert seen["clusterwide"] is False
-    assert seen["peering"] == "headwater"
-    assert seen["standalone"] is False
+    assert seen["leader_election"] == runner.LeaderElectionConfig(
+        namespace="ops", name="hw", timing=Timing(20, 15, 2))
     assert seen["health_port"] == 9001
     assert seen["metrics_port"] == 9002
     assert seen["frozen"] is True
     assert seen["config_error_grace_seconds"] == 60  # the default grace for missing Secrets
+    assert set(seen["controllers"]) == {"flowruns", "schedules", "deployments", "flows"}
     assert entrypoint.main(["-n", "a", "--config-error-grace-seconds", "120",
                             "--kubeconfig", str(emulator.kubeconfig_path)]) == 0
     assert seen["config_error_grace_seconds"] == 120
+    assert seen["leader_election"] is None  # python -m without --leader-elect: it leads
+    # The Lease's namespace defaults to the pod's (the chart sets POD_NAMESPACE), else
+    # the first watched one; durations take Go's forms.
+    monkeypatch.setenv("POD_NAMESPACE", "headwater-system")
+    assert entrypoint.main(["-A", "--leader-elect", "--leader-elect-lease-duration", "1m",
+                            "--kubeconfig", str(emulator.kubeconfig_path)]) == 0
+    assert seen["leader_election"] == runner.LeaderElectionConfig(
+        namespace="headwater-system", timing=Timing(60, 10, 2))
 
 
 @pytest.mark.parametrize(("argv", "message"), [
     ([], "--namespace NS (repeatable) or --all-namespaces"),
     (["-A", "-n", "x"], "either --all-namespaces or --namespace"),
-    (["-A", "--peering", "p", "--standalone"], "either --peering NAME"),
     (["-A", "--config-error-grace-seconds", "-1"], "--config-error-grace-seconds must be 0"),
+    (["-n", "x", "--leader-elect", "--leader-elect-renew-deadline", "15s"],
+     "the lease duration (15s) must be greater than the renew deadline (15s)"),
+    (["-n", "x", "--leader-elect", "--leader-elect-retry-period", "9s"],
+     "the renew deadline (10s) must be greater than 1.2 × the retry period (9s)"),
+    (["-A", "--leader-elect"], "--leader-elect needs the Lease's namespace"),
+    (["-n", "x", "--leader-elect", "--leader-elect-lease-duration", "15 seconds"],
+     "'15 seconds' is not a duration; write e.g. 15s, 1m or 1m30s"),
+    (["-n", "x", "--controllers", "flowruns,cronjobs"], "--controllers: unknown cronjobs"),
 ])
 def test_main_rejects_contradictory_flags(
-    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.delenv("POD_NAMESPACE", raising=False)
     with pytest.raises(SystemExit) as exc:
         entrypoint.main(argv)
     assert exc.value.code == 2
@@ -168,7 +164,7 @@ async def test_stopping_leaves_tasks_that_are_not_the_operators_alone(
 ) -> None:
     # pytest-asyncio starts fixtures and runs tests in different tasks; kopf alone would
     # treat those as its own "hung" tasks and cancel them when it stops.
-    harness = OperatorHarness(registry=_registry([]))
+    harness = OperatorHarness()
     await asyncio.create_task(harness.start())
     bystander = asyncio.create_task(asyncio.sleep(3600))
     await asyncio.create_task(harness.stop())
@@ -177,33 +173,21 @@ async def test_stopping_leaves_tasks_that_are_not_the_operators_alone(
     bystander.cancel()
 
 
-async def test_operator_receives_only_headwater_pods(
+async def test_operator_watches_only_headwater_pods_and_each_kind_once(
     emulator: BackgroundEmulator, kube: kube_module.Kube,
 ) -> None:
-    seen: list[str] = []
-    registry = kopf.OperatorRegistry()
-
-    @kopf.on.event("v1", "pods", registry=registry)
-    async def pod_event(name: str, **_: object) -> None:
-        seen.append(name)
-
-    def pod(name: str, labels: dict[str, str]) -> dict[str, object]:
-        return {"metadata": {"name": name, "labels": labels},
-                "spec": {"containers": [{"name": "main", "image": "busybox"}]}}
-
-    harness = OperatorHarness(registry=registry)
-    await kube.create(kube_module.PODS, pod("unrelated-before", {"app": "web"}),
-                      namespace="default")
+    harness = OperatorHarness()
+    mark = emulator.requests.mark()
     await harness.start()
-    await kube.create(kube_module.PODS, pod("unrelated-after", {}), namespace="default")
-    await kube.create(kube_module.PODS, pod(
-        "ours", {"app.kubernetes.io/managed-by": "headwater"}), namespace="default")
-    await wait_for(lambda: "ours" in seen, timeout=10)
     await harness.stop()
-    assert set(seen) == {"ours"}
-    watches = [r for r in emulator.requests.records if r.verb == "watch"
-               and r.resource == "pods"]
-    assert watches  # kopf watched pods, and the server filtered them by label
+    records = [record for record in emulator.requests.records[mark:]
+               if record.verb in ("list", "watch")]
+    pods = [record for record in records if record.resource == "pods"]
+    assert pods  # pods are watched, and the server filters them by label:
+    assert all(record.label_selector == "app.kubernetes.io/managed-by=headwater"
+               for record in pods)
+    listed = sorted(record.resource for record in records if record.verb == "list")
+    assert listed == ["deployments", "flowruns", "flows", "pods", "schedules"]
 
 
 def _free_port() -> int:
@@ -294,37 +278,6 @@ def test_operator_process_stops_once_on_repeated_signals_without_a_traceback(
     assert took < 10, f"took {took:.1f}s to stop"
 
 
-def test_diff_base_is_kept_only_where_a_change_handler_needs_it() -> None:
-    events_only = kopf.OperatorRegistry()
-    kopf.on.event("headwater.dev", "v1alpha1", "schedules", registry=events_only)(
-        _noop_handler)
-    kopf.daemon("headwater.dev", "v1alpha1", "schedules", registry=events_only)(
-        _noop_handler)
-    kopf.index("headwater.dev", "v1alpha1", "flowruns", registry=events_only)(
-        _noop_handler)
-    assert runner.has_change_handlers(events_only) is False
-    # _registry has an on.create handler: it reads the diff-base (see the test above
-    # that finds headwater.dev/last-handled-configuration written).
-    assert runner.has_change_handlers(_registry([])) is True
-
-
-def test_empty_diff_base_reports_no_change_for_any_edit() -> None:
-    storage = runner.NoDiffBaseStorage()
-    body = kopf.Body(cast(kopf.RawBody, {"metadata": {"name": "s", "generation": 2},
-                                         "spec": {"interval": "5s"}, "status": {}}))
-    old, new = storage.fetch(body=body), storage.build(body=body, extra_fields=["status"])
-    # Equal and empty: kopf's diff of the two is empty, so no event counts as a change.
-    assert old is not None
-    assert dict(old) == dict(new) == {}
-    patch = kopf.Patch()
-    storage.store(body=body, patch=patch, essence=new)
-    assert not patch  # nothing is written to the object
-
-
-async def _noop_handler(**_: object) -> None:
-    return None
-
-
 def _probe(port: int, path: str) -> tuple[int, str]:
     try:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
@@ -338,8 +291,8 @@ def _probe(port: int, path: str) -> tuple[int, str]:
 async def test_the_operator_waits_unready_until_its_crds_are_served_then_serves_them(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # crds.install=false or a GitOps wave: the CRDs come after the operator. In namespaced
-    # mode kopf resolves its resources once, so the operator must not start before them.
+    # crds.install=false or a GitOps wave: the CRDs come after the operator, which waits
+    # for them (alive, not ready) instead of failing its watches.
     crds = kube_module.Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions",
                                 namespaced=False, kind="CustomResourceDefinition")
     with BackgroundEmulator(crds=[]) as api:

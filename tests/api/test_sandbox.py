@@ -32,10 +32,10 @@ from headwater.contract import (
     EXIT_CANCELLED,
     LABEL_SCHEDULE,
 )
+from headwater_dev import process_kubelet as pk
+from headwater_dev import sandbox as sb
+from headwater_dev.harness import wait_for
 from headwater_operator import kube
-from headwater_operator.devcluster import process_kubelet as pk
-from headwater_operator.devcluster import sandbox as sb
-from headwater_operator.devcluster.harness import wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)

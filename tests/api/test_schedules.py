@@ -1,6 +1,6 @@
 """Schedules against the emulated API: the real operator, on a hand-moved scheduler clock.
 
-The scheduler reads time only through :mod:`headwater_operator.scheduling.clock`; these
+The scheduler reads time only through :mod:`headwater_operator.clock`; these
 tests install a :class:`ManualClock` (and give the emulator the same clock, so
 ``creationTimestamp`` agrees with it). "The operator was down for five ticks" is then
 ``clock.advance(5 * HOUR)`` while it is stopped: no test waits for a real tick. Every
@@ -28,16 +28,15 @@ from headwater.contract import (
     LABEL_MANAGED_BY,
     LABEL_SCHEDULE,
 )
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.harness import OperatorHarness
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.harness import OperatorHarness
+from headwater_operator.clock import ManualClock, set_clock
 from headwater_operator.metrics import REGISTRY
 from headwater_operator.scheduling import (
-    ManualClock,
     ScheduleExpression,
     next_fire_time,
     parse_schedule_expression,
-    set_clock,
 )
 
 WaitFor = Callable[..., Awaitable[Any]]
@@ -109,6 +108,10 @@ class Scene:
             await harness.stop()
 
     async def deployment(self, name: str = "nightly", **spec: Any) -> None:
+        # These tests move the operator's one clock by hours and run no kubelet: the
+        # FlowRun controller, on that clock, would rightly time out each run's pending pod
+        # after the default 10 minutes, and end runs a test wants active.
+        spec.setdefault("pendingTimeoutSeconds", 30 * 24 * 3600)
         await self.kube.create(kube_module.FLOWS, {
             "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "f"},
             "spec": {"image": "example/flow:1", "entrypoint": "flows/f.py:f"},

@@ -14,10 +14,10 @@ from datetime import datetime
 from typing import Any
 
 from headwater.contract import LABEL_FLOW_RUN, LABEL_SCHEDULE
+from headwater_dev.emulator import BackgroundEmulator
+from headwater_dev.harness import OperatorHarness
+from headwater_dev.kubelet import Kubelet
 from headwater_operator import kube as kube_module
-from headwater_operator.devcluster.emulator import BackgroundEmulator
-from headwater_operator.devcluster.harness import OperatorHarness
-from headwater_operator.devcluster.kubelet import Kubelet
 
 WaitFor = Callable[..., Awaitable[Any]]
 ApiWrites = Any  # tests/api/conftest.py:ApiWrites (conftest is not importable)

@@ -9,9 +9,13 @@ emulator's request log feeds an :class:`Observed` set, and at the end of the ses
 * the operator, as the chart's ServiceAccount: a namespaced operator is checked against
   both install modes (cluster-wide: the ClusterRole; namespaced: Roles in the watched
   namespaces and whatever is cluster-scoped), a cluster-wide one against the
-  cluster-wide install; with peering (``replicas > 1``) the chart is rendered with two
-  replicas, the operator's ``peering.name``, and its release namespace where the
-  operator keeps its Lease (the chart's ``POD_NAMESPACE``);
+  cluster-wide install. An operator that elects a leader is checked against the chart
+  installed in the namespace of the Lease it was given, with ``leaderElection.
+  resourceName`` its name; the audit reads back from the rendered Deployment's args
+  (:func:`chart_lease`) that the chart hands the operator that same Lease, so a Lease
+  the operator writes under any other name or namespace is refused, as the chart's
+  leader-election Role would refuse it. An operator without leader election is checked
+  against the default install and may write no Lease at all;
 * the CLI, as a user holding Kubernetes' ``view`` or ``edit`` in the namespace (with the
   chart's aggregated roles): each command must work with the role docs/cli.md names.
 
@@ -50,6 +54,19 @@ CLI_ROLES: dict[str, str] = {"get": "view", "describe": "view", "logs": "view",
 
 
 @dataclass(frozen=True)
+class Lease:
+    """The leader-election Lease an operator was given."""
+
+    namespace: str
+    """``--leader-elect-resource-namespace`` (or the operator's default for it)."""
+    name: str
+    """``--leader-elect-resource-name``."""
+
+    def __str__(self) -> str:
+        return f"{self.namespace}/{self.name}"
+
+
+@dataclass(frozen=True)
 class Actor:
     """Who sent a request: the operator (its scope) or a CLI command."""
 
@@ -57,9 +74,9 @@ class Actor:
     """``operator`` or ``cli``."""
     namespaces: tuple[str, ...] | None = None
     """The operator's watched namespaces; None when it watches the whole cluster."""
-    peering: str | None = None
-    """The operator's kopf peering name (the chart's ``replicas > 1`` and
-    ``peering.name``, which also names its Lease ``<name>-scheduler``); None standalone."""
+    lease: Lease | None = None
+    """The Lease the operator was told to elect its leader on; None when it runs without
+    leader election."""
     command: str = ""
     """The CLI command (``run``, ``get``, ...)."""
 
@@ -68,7 +85,8 @@ class Actor:
             return f"`headwater {self.command}`"
         scope = ("cluster-wide" if self.namespaces is None
                  else f"watching {', '.join(self.namespaces)}")
-        mode = f"peering {self.peering}" if self.peering is not None else "standalone"
+        mode = (f"leader election on Lease {self.lease}" if self.lease is not None
+                else "no leader election")
         return f"the operator ({scope}, {mode})"
 
 
@@ -145,21 +163,55 @@ def request_of(verb: str, group: str, resource: str, namespace: str | None,
     return Request(verb, group, plural, subresource, namespace or "", name or "")
 
 
-def _operator_installs(actor: Actor, calls: Sequence[Call]
-                       ) -> list[tuple[str, dict[str, Any], str]]:
+def chart_lease(manifests: Sequence[Manifest]) -> Lease:
+    """The Lease the rendered chart tells the operator to elect its leader on (its
+    Deployment's ``--leader-elect-resource-namespace`` and ``--leader-elect-resource-name``).
+    """
+    (deployment,) = [m for m in manifests if m["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    args: list[str] = container["args"]
+
+    def value(flag: str) -> str:
+        if args.count(flag) != 1:
+            raise AssertionError(f"the chart's operator args must carry {flag} once: {args}")
+        return args[args.index(flag) + 1]
+
+    if "--leader-elect" not in args:
+        raise AssertionError(f"the chart's operator runs without --leader-elect: {args}")
+    return Lease(value("--leader-elect-resource-namespace"),
+                 value("--leader-elect-resource-name"))
+
+
+def _operator_installs(actor: Actor) -> list[tuple[str, dict[str, Any], str]]:
     """(description, values, release namespace) of each install ``actor`` must work in."""
-    lease_namespaces = {c.request.namespace for c in calls if c.request.resource == "leases"}
-    if len(lease_namespaces) > 1:
-        raise AssertionError(f"{actor} used Leases in several namespaces: {lease_namespaces}")
-    release_namespace = next(iter(lease_namespaces), DEFAULT_RELEASE_NAMESPACE)
-    replicas: dict[str, Any] = ({"replicas": 2, "peering": {"name": actor.peering}}
-                                if actor.peering is not None else {})
-    installs = [("cluster-wide install", {**replicas}, release_namespace)]
+    lease: dict[str, Any] = ({} if actor.lease is None
+                             else {"leaderElection": {"resourceName": actor.lease.name}})
+    release_namespace = (DEFAULT_RELEASE_NAMESPACE if actor.lease is None
+                         else actor.lease.namespace)
+    installs = [("cluster-wide install", {**lease}, release_namespace)]
     if actor.namespaces is not None:
         installs.append((f"namespaced install (watchNamespaces={list(actor.namespaces)})",
-                         {**replicas, "watchNamespaces": list(actor.namespaces)},
+                         {**lease, "watchNamespaces": list(actor.namespaces)},
                          release_namespace))
     return installs
+
+
+def _operator_refusals(actor: Actor, calls: Sequence[Call], render: Render) -> list[str]:
+    """Why the chart would refuse ``actor``'s ``calls``, install by install."""
+    refused: list[str] = []
+    for install, values, release_namespace in _operator_installs(actor):
+        manifests = render(values, release_namespace)
+        given = chart_lease(manifests)
+        if actor.lease is not None and given != actor.lease:
+            refused.append(f"{actor} in a {install}: the chart gives the operator the "
+                           f"Lease {given}, not {actor.lease}")
+        account = _service_account(manifests)
+        for call in calls:
+            rules = service_account_rules(manifests, release_namespace, account,
+                                          call.request.namespace)
+            if not rules_allow(rules, call.request):
+                refused.append(f"{actor} in a {install}: {call.request}")
+    return refused
 
 
 def ungranted(calls: Iterable[Call], render: Render) -> list[str]:
@@ -170,14 +222,7 @@ def ungranted(calls: Iterable[Call], render: Render) -> list[str]:
     refused: list[str] = []
     for actor, mine in sorted(by_actor.items(), key=lambda item: str(item[0])):
         if actor.kind == "operator":
-            for install, values, release_namespace in _operator_installs(actor, mine):
-                manifests = render(values, release_namespace)
-                account = _service_account(manifests)
-                for call in mine:
-                    rules = service_account_rules(manifests, release_namespace, account,
-                                                  call.request.namespace)
-                    if not rules_allow(rules, call.request):
-                        refused.append(f"{actor} in a {install}: {call.request}")
+            refused += _operator_refusals(actor, mine, render)
         else:
             manifests = render({}, DEFAULT_RELEASE_NAMESPACE)
             role = CLI_ROLES.get(actor.command)

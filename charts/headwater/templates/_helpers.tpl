@@ -70,19 +70,50 @@ app.kubernetes.io/component: operator
 {{- if not .Values.watchNamespaces }}true{{- end }}
 {{- end }}
 
-{{/* Peering is used only with more than one replica; one replica runs --standalone. */}}
-{{- define "headwater.peering" -}}
-{{- if gt (int .Values.replicas) 1 }}true{{- end }}
+{{/* The Lease the replicas elect their leader with (coordination.k8s.io/v1, release namespace). */}}
+{{- define "headwater.leaseName" -}}
+{{- default (include "headwater.fullname" .) .Values.leaderElection.resourceName }}
 {{- end }}
 
 {{/*
-True (non-empty) when kopf's peering CRDs are rendered: crds.kopfPeering "auto" renders
-them exactly when peering is used (replicas > 1); true and false force it either way
-(false: another kopf operator already installed them).
+A leader-election duration in whole seconds. values.schema.json admits "<n>s", "<n>m" and
+a plain number of seconds (a YAML number arrives as a float64: `int` keeps 1000000 from
+printing as 1e+06).
 */}}
-{{- define "headwater.installPeeringCRDs" -}}
-{{- $mode := .Values.crds.kopfPeering }}
-{{- if and .Values.crds.install (or (eq (toString $mode) "true") (and (eq (toString $mode) "auto") (include "headwater.peering" .))) }}true{{- end }}
+{{- define "headwater.seconds" -}}
+{{- if kindIs "string" . }}
+{{- if hasSuffix "m" . }}{{ mul (atoi (trimSuffix "m" .)) 60 }}{{ else }}{{ atoi (trimSuffix "s" .) }}{{ end }}
+{{- else }}
+{{- int . }}
+{{- end }}
+{{- end }}
+
+{{/*
+Checks values.schema.json cannot express (JSON Schema compares no two values); renders
+nothing. Every template that reads leaderElection or podDisruptionBudget includes it
+first: `helm upgrade --reuse-values` from a peering release renders with the old chart's
+values, which have neither, and the first template to fail must say why. The timing rules are client-go's
+(tools/leaderelection/leaderelection.go NewLeaderElector: leaseDuration > renewDeadline >
+JitterFactor 1.2 × retryPeriod), which kube-controller-manager's --leader-elect-* flags
+obey too.
+*/}}
+{{- define "headwater.validate" -}}
+{{- $removed := list }}
+{{- if hasKey .Values "peering" }}{{ $removed = append $removed "peering" }}{{ end }}
+{{- if hasKey .Values.crds "kopfPeering" }}{{ $removed = append $removed "crds.kopfPeering" }}{{ end }}
+{{- if $removed }}
+{{- fail (printf "%s: kopf peering was removed; every replica now takes part in leader election on a Lease (leaderElection; its name is leaderElection.resourceName, default: the release fullname). Delete %s from your values (`helm upgrade --reuse-values` brings back the old chart's defaults: pass your values file or use --reset-then-reuse-values), and see docs/install.md, \"Upgrading from kopf peering\", for what the old release left behind." (join ", " $removed) (join " and " $removed)) }}
+{{- end }}
+{{- $le := .Values.leaderElection }}
+{{- $lease := include "headwater.seconds" $le.leaseDuration | atoi }}
+{{- $renew := include "headwater.seconds" $le.renewDeadline | atoi }}
+{{- $retry := include "headwater.seconds" $le.retryPeriod | atoi }}
+{{- if le $lease $renew }}
+{{- fail (printf "leaderElection.renewDeadline (%ds) must be shorter than leaderElection.leaseDuration (%ds): a leader that cannot renew the Lease keeps working until renewDeadline, and a standby takes over after leaseDuration, so otherwise two replicas would work at once. Lower leaderElection.renewDeadline or raise leaderElection.leaseDuration (defaults: 10s and 15s)." $renew $lease) }}
+{{- end }}
+{{- if le (mul $renew 5) (mul $retry 6) }}
+{{- fail (printf "leaderElection.retryPeriod (%ds) must be shorter than leaderElection.renewDeadline (%ds) divided by 1.2: the leader retries a failed renewal every retryPeriod and must get more than one try before renewDeadline, and client-go's leader election (kube-controller-manager's too) requires renewDeadline > 1.2 × retryPeriod. Lower leaderElection.retryPeriod or raise leaderElection.renewDeadline (defaults: 2s and 10s)." $retry $renew) }}
+{{- end }}
 {{- end }}
 
 {{/* Metadata added to every Headwater CRD the chart renders. */}}

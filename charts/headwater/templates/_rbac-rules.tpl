@@ -36,22 +36,6 @@ ClusterRole and the per-namespace Roles can never drift apart.
   verbs: ["create", "patch"]
 {{- end }}
 
-{{- define "headwater.rbac.clusterPeeringRule" -}}
-# kopf peering (replicas > 1, cluster-wide): heartbeats in a ClusterKopfPeering's status
-# decide which replica is active.
-- apiGroups: ["kopf.dev"]
-  resources: ["clusterkopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
-{{- end }}
-
-{{- define "headwater.rbac.namespacedPeeringRule" -}}
-# kopf peering (replicas > 1, namespaced): heartbeats in each watched namespace's
-# KopfPeering decide which replica is active.
-- apiGroups: ["kopf.dev"]
-  resources: ["kopfpeerings"]
-  verbs: ["get", "list", "watch", "patch"]
-{{- end }}
-
 {{- define "headwater.rbac.discoveryRules" -}}
 # Cluster-wide mode only. kopf lists and watches CRDs to start serving Headwater's
 # resources when their CRDs appear or change, without a restart (kopf 1.45
@@ -66,22 +50,17 @@ ClusterRole and the per-namespace Roles can never drift apart.
 {{- end }}
 
 {{- define "headwater.rbac.leaderElectionRules" -}}
-# With more than one replica only the holder of the Lease "<peering.name>-scheduler" runs
-# the Schedule controller (coordination.k8s.io, as kube-controller-manager does). Reads and
-# writes are limited to that one Lease; create cannot be limited by name (the object does
-# not exist yet), and list/watch are not needed (the operator gets it by name).
+# Every controller runs only in the replica holding the Lease the operator is given with
+# --leader-elect-resource-name (coordination.k8s.io, as kube-controller-manager does).
+# Reads and writes are limited to that one Lease; create cannot be limited by name (the
+# object does not exist yet), and list/watch are not needed (the operator gets it by name).
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
-  resourceNames: [{{ include "headwater.schedulerLeaseName" . | quote }}]
+  resourceNames: [{{ include "headwater.leaseName" . | quote }}]
   verbs: ["get", "patch", "update"]
 - apiGroups: ["coordination.k8s.io"]
   resources: ["leases"]
   verbs: ["create"]
-{{- end }}
-
-{{/* The Schedule controller's Lease: the operator names it "<peering name>-scheduler". */}}
-{{- define "headwater.schedulerLeaseName" -}}
-{{- printf "%s-scheduler" .Values.peering.name }}
 {{- end }}
 
 {{- /*

@@ -14,24 +14,16 @@ to the current one — which lets handlers skip the write entirely.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Literal
+
+from headwater_operator.kubetime import format_time
 
 ConditionStatus = Literal["True", "False", "Unknown"]
 
 Condition = dict[str, Any]
 """One condition in wire form: ``type``, ``status``, ``reason``, ``message``,
 ``lastTransitionTime`` and (optionally) ``observedGeneration``."""
-
-
-def format_time(moment: datetime) -> str:
-    """Render ``moment`` as RFC 3339 UTC with second precision, as Kubernetes does.
-
-    Naive datetimes are taken to be UTC already (the operator never uses local time).
-    """
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def make_condition(

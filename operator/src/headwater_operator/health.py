@@ -1,7 +1,10 @@
 """The operator's probe endpoints: ``/healthz`` (alive) and ``/readyz`` (serving).
 
 The operator is *alive* as soon as its event loop runs, and *ready* only once it serves
-Headwater's resources: its four CRDs are served by the API server and kopf has started.
+Headwater's resources: its four CRDs are served by the API server and its controllers
+have listed what exists — or, with leader election, once it stands by ready to take
+over (a standby is ready: a rolling update must be able to go on while another replica
+leads; ``/readyz`` says ``ok (standby)`` or ``ok (leader)``).
 Before that — the CRDs not installed yet (``crds.install=false``, a GitOps sync wave that
 applies them later) — ``/readyz`` answers 503 saying what it waits for, while ``/healthz``
 keeps answering 200 so the kubelet does not restart a pod that is only waiting.
@@ -23,6 +26,8 @@ class HealthServer:
         self.host = host
         self.waiting_for = "starting"
         """Why the operator is not ready yet (empty once ready)."""
+        self.role = ""
+        """``leader`` or ``standby`` with leader election (shown on ``/readyz``)."""
         self._runner: aiohttp.web.AppRunner | None = None
 
     def ready(self) -> None:
@@ -35,7 +40,7 @@ class HealthServer:
     async def _readyz(self, request: aiohttp.web.Request) -> aiohttp.web.Response:
         if self.waiting_for:
             return aiohttp.web.Response(status=503, text=f"not ready: {self.waiting_for}")
-        return aiohttp.web.Response(text="ok")
+        return aiohttp.web.Response(text=f"ok ({self.role})" if self.role else "ok")
 
     async def start(self) -> None:
         """Listen on the port."""

@@ -34,12 +34,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from headwater_operator.api import TERMINAL_PHASES, FlowRunPhase
+
 DEFAULT_SUCCESSFUL_RUNS_LIMIT = 10
 DEFAULT_FAILED_RUNS_LIMIT = 10
 
-SUCCESSFUL_PHASES: frozenset[str] = frozenset({"Completed"})
-UNSUCCESSFUL_PHASES: frozenset[str] = frozenset({"Failed", "Crashed", "Cancelled"})
-FINISHED_PHASES: frozenset[str] = SUCCESSFUL_PHASES | UNSUCCESSFUL_PHASES
+SUCCESSFUL_PHASES: frozenset[str] = frozenset({FlowRunPhase.COMPLETED})
+UNSUCCESSFUL_PHASES: frozenset[str] = TERMINAL_PHASES - SUCCESSFUL_PHASES
+"""What ``failedRunsLimit`` keeps: every other terminal phase (Failed, Crashed, Cancelled)."""
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ class RunRecord:
     @property
     def finished(self) -> bool:
         """True once the run reached a terminal phase."""
-        return self.phase in FINISHED_PHASES
+        return self.phase in TERMINAL_PHASES
 
     @property
     def finished_at(self) -> datetime:

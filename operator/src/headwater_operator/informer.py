@@ -1,13 +1,11 @@
 """A feed of one resource kind's changes: LIST, then WATCH, then again — cheaply.
 
-Why this exists: the Schedule controller used kopf daemons and indexes, and kopf
-processes every watch event through its whole machinery (per-event causes, diff-bases,
-progress storage, per-object workers); profiling at 1,000 Schedules firing every 5 s
-put about 30 % of the operator's CPU there. An :class:`Informer` does per event one
-``json.loads`` of the watch line (in :meth:`headwater_operator.kube.Kube.watch`), a
-few dict lookups and one call of a synchronous callback with the parsed object — no
-copies, no per-object tasks. What a controller does with the event (enqueue a name,
-update its own small index) is its business, and should be as cheap.
+Per event it does one ``json.loads`` of the watch line (in
+:meth:`headwater_operator.kube.Kube.watch`), a few dict lookups and one call of a
+synchronous callback with the parsed object — no copies, no per-object tasks. What a
+controller does with the event (wake a key, update its own small index) is its business,
+and must be as cheap. Why informers of our own rather than kopf's watches, with the
+measurements: ``docs/decisions.md`` ("Watching").
 
 What it guarantees (the semantics of client-go's informers, minus their object cache):
 
@@ -44,13 +42,6 @@ What it guarantees (the semantics of client-go's informers, minus their object c
 The label selector is sent to the server and also applied here (not every server, nor
 every proxy, filters watches): an object that stops matching is ``DELETED``, one that
 starts matching is ``ADDED``.
-
-Measured on the 2-core dev machine (load ≈ 1; best/worst of 3 rounds), 10,000 MODIFIED
-events of a 2 KB Schedule: in-process, line → split → ``json.loads`` → bookkeeping →
-callback 33.8–35.2 µs per event, of which ``json.loads`` alone is 28.7–31.8 µs; end to
-end, the informer in its own process reading the emulator's watch stream, 81–104 µs of
-that process's CPU per event (aiohttp's reading and a loop wake-up per event make up
-the rest; events arriving in bursts share wake-ups).
 """
 
 from __future__ import annotations
@@ -320,3 +311,132 @@ class Informer:
         where = f"namespace {self.namespace}" if self.namespace else "all namespaces"
         selector = f", selector {self.label_selector}" if self.label_selector else ""
         return f"{self.resource.plural} in {where}{selector}"
+
+
+class SharedInformer:
+    """One kind's :class:`Informer` per watched namespace, fanned out to many handlers.
+
+    Every controller that needs a kind registers its callback here (:meth:`add_handler`,
+    before :meth:`run`), so each kind is listed and watched once per process however many
+    controllers read it — the shape of client-go's shared informers. Handlers are called
+    in registration order with the *same* object: they must treat it as read-only (a
+    consumer that keeps a trimmed copy makes its own). A handler that raises is logged
+    and does not keep the event from the others.
+    """
+
+    def __init__(self, client: kube.Kube, resource: kube.Resource,
+                 namespaces: Sequence[str | None], *,
+                 label_selector: str | Mapping[str, str] | None = None,
+                 watch_timeout_seconds: int = 300) -> None:
+        self.resource = resource
+        self.label_selector = label_selector
+        self.handlers: list[EventHandler] = []
+        self._informers = [
+            Informer(client, resource, namespace=namespace, on_event=self._fan_out,
+                     label_selector=label_selector,
+                     watch_timeout_seconds=watch_timeout_seconds)
+            for namespace in namespaces]
+        self._started = False
+
+    def add_handler(self, handler: EventHandler) -> None:
+        """Deliver every event of this kind to ``handler`` too (only before :meth:`run`)."""
+        if self._started:
+            raise RuntimeError(f"the {self.resource.plural} informer is running already: "
+                               "register handlers before it starts")
+        self.handlers.append(handler)
+
+    @property
+    def synced(self) -> bool:
+        """Whether every namespace's first LIST has been delivered."""
+        return all(informer.synced.is_set() for informer in self._informers)
+
+    async def wait_synced(self) -> None:
+        """Return once every namespace's first LIST has been delivered."""
+        await asyncio.gather(*(informer.synced.wait() for informer in self._informers))
+
+    def __len__(self) -> int:
+        return sum(len(informer) for informer in self._informers)
+
+    async def run(self) -> None:
+        """List and watch every namespace until cancelled."""
+        self._started = True
+        await asyncio.gather(*(informer.run() for informer in self._informers))
+
+    def _fan_out(self, kind: str, obj: kube.JsonObject) -> None:
+        for handler in self.handlers:
+            try:
+                handler(kind, obj)
+            except Exception:
+                meta = obj.get("metadata") or {}
+                logger.exception("a %s handler (%s) failed on %s %s/%s",
+                                 self.resource.plural, getattr(handler, "__qualname__", handler),
+                                 kind, meta.get("namespace") or "", meta.get("name"))
+
+
+class InformerFactory:
+    """The process's shared informers: one per kind (and label selector), created on
+    first request, started together (see :class:`SharedInformer`)."""
+
+    def __init__(self, client: kube.Kube, namespaces: Sequence[str] | None, *,
+                 watch_timeout_seconds: int = 300) -> None:
+        self.client = client
+        self.namespaces: list[str | None] = (
+            list(namespaces) if namespaces is not None else [None])
+        self.watch_timeout_seconds = watch_timeout_seconds
+        self._informers: dict[tuple[str, str, str], SharedInformer] = {}
+
+    def informer(self, resource: kube.Resource,
+                 label_selector: str | None = None) -> SharedInformer:
+        """The shared informer of ``resource`` (created on first request)."""
+        key = (resource.api_version, resource.plural, label_selector or "")
+        found = self._informers.get(key)
+        if found is None:
+            found = self._informers[key] = SharedInformer(
+                self.client, resource, self.namespaces, label_selector=label_selector,
+                watch_timeout_seconds=self.watch_timeout_seconds)
+        return found
+
+    @property
+    def informers(self) -> list[SharedInformer]:
+        return list(self._informers.values())
+
+    async def run(self) -> None:
+        """Run every informer until cancelled."""
+        await asyncio.gather(*(informer.run() for informer in self._informers.values()))
+
+    async def wait_synced(self) -> None:
+        """Return once every informer has delivered its first LIST."""
+        await asyncio.gather(*(informer.wait_synced()
+                               for informer in self._informers.values()))
+
+
+class Store:
+    """The latest body of every object of one kind, kept from its informer's events.
+
+    For kinds whose objects a controller reads whole and often but which are few
+    (Deployments, Flows): a FlowRun step then reads its Deployment from memory. Register
+    :meth:`on_event` on the kind's :class:`SharedInformer` *before* the controllers'
+    handlers, so they see the store already updated. Objects are kept as delivered and
+    shared: read-only for everyone.
+    """
+
+    def __init__(self) -> None:
+        self._objects: dict[ObjectKey, kube.JsonObject] = {}
+
+    def on_event(self, kind: str, obj: kube.JsonObject) -> None:
+        """Keep (or drop, on ``DELETED``) the object."""
+        key = _key(obj["metadata"])
+        if kind == "DELETED":
+            self._objects.pop(key, None)
+        else:
+            self._objects[key] = obj
+
+    def get(self, namespace: str, name: str) -> kube.JsonObject | None:
+        """The latest body of ``namespace/name``, or None if the watch does not know it."""
+        return self._objects.get((namespace, name))
+
+    def items(self) -> list[tuple[ObjectKey, kube.JsonObject]]:
+        return list(self._objects.items())
+
+    def __len__(self) -> int:
+        return len(self._objects)

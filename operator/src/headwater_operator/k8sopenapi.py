@@ -25,8 +25,8 @@ KindKey = tuple[str, str, str]
 DATA_FILE: Final = "k8s-1.32-openapi.json"
 REF_PREFIX: Final = "#/definitions/"
 
-# The built-in resources the emulator serves (devcluster/resources.py, and the CRDs of
-# devcluster/apiextensions/registry.py), by kind.
+# The built-in resources the emulator serves (headwater_dev/resources.py, and the CRDs of
+# headwater_dev/apiextensions/registry.py), by kind.
 # OpenAPI knows kinds, not plurals, so the plural-to-kind step is written down here.
 BUILTIN_KINDS: Final[Mapping[KindKey, str]] = {
     ("", "v1", "pods"): "Pod",

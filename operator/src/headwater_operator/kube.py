@@ -1,58 +1,45 @@
-"""The one module of Headwater that talks to the Kubernetes API (kopf talks for itself).
+"""The one module of Headwater that talks to the Kubernetes API.
 
-Everything else (handlers, the CLI, the sandbox) goes through :class:`Kube` (async, for
-the operator) or :class:`SyncKube` (for the CLI); ``.importlinter`` keeps it that way.
+Everything else (the controllers, leader election, the CLI, the sandbox) goes through
+:class:`Kube`, or, from blocking code (the CLI), through its facade
+:class:`BlockingKube`; ``.importlinter`` keeps it that way.
 Objects are plain JSON dicts, exactly as on the wire: the pydantic models in
 ``headwater_operator.api`` parse them where a caller needs types.
 
-Two transports, one configuration. :func:`configure` loads the connection settings with
-the ``kubernetes`` client's own loaders (in-cluster service account, kubeconfig with
-client certificates, tokens, exec plugins and OIDC) into one ``ApiClient``:
+One transport. :func:`configure` loads the connection settings with the ``kubernetes``
+client's own loaders (in-cluster service account, kubeconfig with client certificates,
+tokens, exec plugins and OIDC) into one ``ApiClient``, which holds the settings and
+sends nothing. :class:`Kube` sends through ``aiohttp``: one long-lived
+``ClientSession`` per (``ApiClient``, event loop) (:func:`transport`), built from those
+settings — server URL, CA bundle or no verification, client certificate and key,
+``tls-server-name``, proxy, user agent. The ``Authorization`` header is still produced
+by the client's configuration (so its refresh hook re-reads a rotated service-account
+token file, or re-runs an expired exec/OIDC credential), but at most every
+:data:`AUTH_REFRESH_SECONDS` and off the loop (:class:`Credentials`), and once more at
+once when a request gets a 401 (which is sent again once). At most
+:data:`MAX_CONCURRENT_REQUESTS` requests per loop are in flight (log follows and
+watches aside).
 
-* :class:`SyncKube` (the CLI, from threads) sends through that ``ApiClient``, blocking.
-* :class:`Kube` (the operator) sends through ``aiohttp``: one long-lived
-  ``ClientSession`` per (``ApiClient``, event loop) (:func:`transport`), built from the
-  same settings — server URL, CA bundle or no verification, client certificate and key,
-  ``tls-server-name``, proxy, user agent. The ``Authorization`` header is still produced
-  by the client's configuration (so its refresh hook re-reads a rotated service-account
-  token file, or re-runs an expired exec/OIDC credential), but at most every
-  :data:`AUTH_REFRESH_SECONDS` and off the loop (:class:`Credentials`), and once more
-  at once when a request gets a 401 (which is sent again once). At most
-  :data:`MAX_CONCURRENT_REQUESTS` requests per loop are in flight (log follows aside).
+The CLI is blocking code: :class:`BlockingKube` runs :class:`Kube`'s coroutines on a
+private event loop in a daemon thread and waits for each answer, streams included (a
+log follow hands over text as it arrives). A loop of its own rather than
+``asyncio.run`` per call: the session, its connections and the cached credentials
+outlive a call (a ``run --follow`` makes one GET per poll), and a caller that already
+runs a loop (a test, a notebook) can still block on it. Signals stay with the waiting
+caller, so Ctrl-C interrupts a call and cancels its request on the loop.
 
-Both retry alike, by one :class:`RetryPolicy` (pure decisions: :func:`retry_reason`,
-:func:`is_repeatable`, :func:`next_delay`): a 429 (honouring ``Retry-After``) for every
-request; a 500, 502, 503, 504 or a refused, reset or cut connection only for requests
-that are safe to send twice — reads, watches until their stream starts, creates of a
-named object, patches and updates conditional on a resourceVersion, deletes with
-preconditions; exponential backoff with full jitter, bounded in attempts and time.
-Nothing beneath retries on its own: urllib3's retries are off in :func:`configure`'s
-clients and aiohttp's resend of idempotent methods is off in :class:`Transport`.
+Every request is retried by one :class:`RetryPolicy` (pure decisions:
+:func:`retry_reason`, :func:`is_repeatable`, :func:`next_delay`): a 429 (honouring
+``Retry-After``) for every request; a 500, 502, 503, 504 or a refused, reset or cut
+connection only for requests that are safe to send twice — reads, watches until their
+stream starts, creates of a named object, patches and updates conditional on a
+resourceVersion, deletes with preconditions; exponential backoff with full jitter,
+bounded in attempts and time. Nothing beneath retries on its own: aiohttp's resend of
+idempotent methods is off in :class:`Transport`.
 
-Why not the ``kubernetes`` client in worker threads, as before: profiling the operator
-under ``benchmarks/scheduling.py`` put 35–40 % of its CPU in that client (urllib3, the
-auth-settings/refresh hook on every request, its serialisation) plus 5–8 % in the
-thread hand-off. Why not a second client library (kubernetes_asyncio): it would be a
-second copy of the kubeconfig loaders; here only the HTTP layer is ours, and kopf
-already talks through ``aiohttp`` (``runner.login``). Keeping :class:`SyncKube` on the
-``kubernetes`` client leaves the CLI, which makes a handful of calls, as it was; an
-async client run on a private loop per thread would add complexity for no gain there.
-Responses are parsed with ``json.loads`` on both paths (never into typed models).
-
-Measured on the 2-core dev machine (other work running; best of 3 rounds), against the
-in-process emulator, per call, emulator cost included (``benchmarks/kube_client.py``):
-``get`` 1.60–1.78 ms → 0.67–0.88 ms; ``patch_status`` 1.86–2.41 → 0.67–1.22 ms;
-``get`` 16 in flight 1.69–1.77 → 0.52–0.61 ms (two runs each, threads → aiohttp).
-Under ``benchmarks/scheduling.py`` (1,000 Schedules, operator in its own process,
-run back to back before/after on a machine shared with other work, load 2–5, so
-noisy): every 10 s — lag p99 1300/5217 ms → 919/930 ms, start-up 23.5/35.0 s →
-16.1/15.5 s, operator CPU about equal (42.5/41.5 s → 39.1/42.6 s per 60 s); every
-5 s (``--quick``, past what one core sustains) — runs in the 30 s window 5226/3299 →
-5754/5177 of 6000, lag p50 7.9/15.4 s → 0.5/6.6 s. With py-spy (``--py-spy``, every
-10 s, 40 s window, the quietest pair): operator CPU 36.8 s → 30.7 s (8.55 → 7.10 ms per
-run created), and the share of GIL-holding samples under this module 27.8 % (the
-``kubernetes`` client 24 %, urllib3 20 %, the thread pool) → 16.1 % (aiohttp included).
-What improves most is latency: no request waits for a free worker thread.
+Why an ``aiohttp`` transport of our own rather than the ``kubernetes`` client in threads
+or a second client library, and why the CLI shares it, with the measurements:
+``docs/decisions.md`` ("One HTTP client, for the operator and the CLI").
 
 Failures that the policy does not retry, or that outlast it, raise :class:`KubeError`
 subclasses that carry the API server's status message: :class:`NotFound` (404),
@@ -67,17 +54,17 @@ Watches (:meth:`Kube.watch`, with :meth:`Kube.list_with_version` to start from) 
 what :mod:`headwater_operator.informer` is built on: one ``json.loads`` per line, no
 total time limit but a socket read limit, and no request slot (a watch holds its
 connection for minutes).
-A request that gets no answer, once retries are spent or not allowed, raises what its
-transport raises (``aiohttp.ClientError`` or ``TimeoutError`` from :class:`Kube`,
-urllib3's errors from :class:`SyncKube`).
+A request that gets no answer, once retries are spent or not allowed, raises what the
+transport raises: ``aiohttp.ClientError`` (``aiohttp.ClientConnectorError``, an
+``OSError``, for a refused connection) or ``TimeoutError``.
 
 Every request (every attempt) is reported to the observers registered with
 :func:`add_request_observer` as ``(verb, http_code)``, every retry to those of
 :func:`add_retry_observer` as ``(verb, reason)``; the metrics module attaches
 ``observe_api_request`` and ``observe_api_retry`` there (this module imports no
-metrics). kopf's own requests (its lists, watches and Events) are reported to the
-request observers through :func:`report_request`, named by :func:`api_verb` (see
-``runner.login``); kopf retries them itself, uncounted.
+metrics). Requests made through kopf's session, should kopf ever make any (it watches
+and posts nothing today), are reported to the request observers through
+:func:`report_request`, named by :func:`api_verb` (see ``runner.login``).
 """
 
 from __future__ import annotations
@@ -90,19 +77,27 @@ import json
 import math
 import os
 import random
+import signal
 import ssl
 import threading
 import time
 import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Callable,
+    Coroutine,
+    Generator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self, TypeVar
 
 import aiohttp
 import kubernetes.client
 import kubernetes.config
-import urllib3.exceptions
 from headwater.contract import GROUP, VERSION
 
 JsonObject = dict[str, Any]
@@ -354,11 +349,9 @@ RETRIED_CODES: Mapping[int, str] = {
 """The HTTP codes a request is retried on, and the reason each is counted under."""
 
 _CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
-    ConnectionError,  # reset, refused, aborted, broken pipe (and http.client's disconnects)
-    aiohttp.ClientConnectionError,  # refused, reset, server disconnected (async client)
+    ConnectionError,  # reset, refused, aborted, broken pipe
+    aiohttp.ClientConnectionError,  # refused, reset, server disconnected
     aiohttp.ClientPayloadError,  # the connection died in the middle of the response body
-    urllib3.exceptions.ProtocolError,  # "Connection aborted." (sync client)
-    urllib3.exceptions.NewConnectionError,  # refused (sync client)
 )
 
 RetryObserver = Callable[[str, str], None]
@@ -366,7 +359,7 @@ RetryObserver = Callable[[str, str], None]
 
 @dataclass(frozen=True)
 class RetryPolicy:
-    """When and how long :class:`Kube` and :class:`SyncKube` wait before repeating a request.
+    """When and how long :class:`Kube` waits before repeating a request.
 
     **What is retried.** A ``429`` (the server asked to be called later), a ``500``,
     ``502``, ``503`` or ``504`` (a busy, restarting or failing server, or a proxy in front
@@ -588,8 +581,7 @@ def jp_remove(path: str) -> JsonObject:
 
 # --- configuration --------------------------------------------------------------------
 MAX_CONCURRENT_REQUESTS = 16
-"""Requests in flight at once: the async client's cap per loop (log follows excepted),
-and the connections the synchronous client keeps per host."""
+"""Requests in flight at once per event loop (log follows and watches excepted)."""
 
 _lock = threading.Lock()
 _api_client: kubernetes.client.ApiClient | None = None
@@ -628,13 +620,8 @@ def configure(kubeconfig_path: str | os.PathLike[str] | None = None,
               context: str | None = None) -> None:
     """(Re)load the connection settings used by every client created afterwards."""
     global _api_client
-    config = load_configuration(kubeconfig_path, context)
-    # One HTTP connection per calling thread, so no request waits for a free connection.
-    config.connection_pool_maxsize = max(config.connection_pool_maxsize or 0,
-                                         MAX_CONCURRENT_REQUESTS)
-    # SyncKube retries by RetryPolicy; urllib3's retries under it would multiply them.
-    config.retries = False
-    client = kubernetes.client.ApiClient(config)
+    # Only its settings are used (Transport): nothing is ever sent through this client.
+    client = kubernetes.client.ApiClient(load_configuration(kubeconfig_path, context))
     with _lock:
         previous, _api_client = _api_client, client
     if previous is not None:
@@ -643,8 +630,12 @@ def configure(kubeconfig_path: str | os.PathLike[str] | None = None,
 
 
 def close() -> None:
-    """Forget the configuration (the next use configures again) and close connections."""
+    """Forget the configuration (the next use configures again), close connections and
+    stop the loop thread of :func:`get_blocking_client`'s client (its next call starts
+    another)."""
     global _api_client
+    # First: its loop closes its own sessions, awaiting them.
+    _BLOCKING_CLIENT.close()
     with _lock:
         previous, _api_client = _api_client, None
     if previous is not None:
@@ -670,7 +661,7 @@ def connection_info() -> tuple[str, str | None, Path | None, bool]:
     return config.host, token, ca, bool(config.verify_ssl)
 
 
-# --- the synchronous client -----------------------------------------------------------
+# --- requests -------------------------------------------------------------------------
 def _query(**params: Any) -> list[tuple[str, str]]:
     result = []
     for key, value in params.items():
@@ -710,159 +701,13 @@ def _delete_options(grace_period_seconds: int | None, propagation_policy: Propag
     return options
 
 
-class SyncKube:
-    """Blocking Kubernetes calls (the CLI's client), on the ``kubernetes`` client.
-
-    Failed requests are retried by ``retry`` (:class:`RetryPolicy`), as :class:`Kube`
-    retries them. urllib3's own retries are off in the clients :func:`configure` makes
-    (``Configuration.retries = False``): left on, they would repeat a refused connection
-    three times at once under every one of ours, and they decide by method alone.
-    """
-
-    def __init__(self, client: kubernetes.client.ApiClient | None = None,
-                 timeout: float = DEFAULT_TIMEOUT_SECONDS,
-                 retry: RetryPolicy = DEFAULT_RETRY_POLICY) -> None:
-        self._client = client
-        self._timeout = timeout
-        self.retry = retry
-
-    @property
-    def client(self) -> kubernetes.client.ApiClient:
-        """The low-level client (the module-wide configured one unless given)."""
-        return self._client or api_client()
-
-    def request(self, verb: str, method: str, path: str, *, query: Sequence[tuple[str, str]] = (),
-                body: Any = None, content_type: str = "application/json",
-                stream: bool = False) -> Any:
-        """Send one request, retried as :class:`RetryPolicy` says; returns the parsed JSON
-        (or, if ``stream``, the raw response once its status arrived)."""
-        attempts: Attempts | None = None
-        while True:
-            try:
-                return self._send(verb, method, path, query=query, body=body,
-                                  content_type=content_type, stream=stream)
-            except Exception as exc:
-                attempts = attempts or Attempts(self.retry, verb, method, path, body)
-                delay = attempts.delay_after(exc)
-                if delay is None:
-                    raise
-            time.sleep(delay)
-
-    def _send(self, verb: str, method: str, path: str, *, query: Sequence[tuple[str, str]],
-              body: Any, content_type: str, stream: bool) -> Any:
-        client = self.client
-        headers = {"Accept": "application/json, */*", "Content-Type": content_type}
-        serialized = client.param_serialize(
-            method, path, query_params=list(query), header_params=headers, body=body,
-            auth_settings=["BearerToken"])
-        timeout = None if stream else self._timeout
-        try:
-            response = client.call_api(*serialized, _request_timeout=timeout)
-        except Exception:
-            _notify(verb, 0)
-            raise
-        _notify(verb, response.status)
-        if not 200 <= response.status <= 299:
-            raise error_from_response(
-                response.status, response.read() or b"",  # type: ignore[no-untyped-call]
-                response.headers.get("Retry-After"))
-        if stream:
-            return response.response
-        data = response.read()  # type: ignore[no-untyped-call]
-        if not data:
-            return None
-        content_type = response.headers.get("Content-Type", "")
-        return json.loads(data) if "json" in content_type else data.decode()
-
-    def create(self, resource: Resource, body: Mapping[str, Any], *,
-               namespace: str | None = None) -> JsonObject:
-        """Create an object (:class:`AlreadyExists` if the name is taken)."""
-        namespace = namespace or (body.get("metadata") or {}).get("namespace")
-        result: JsonObject = self.request("create", "POST", resource.path(namespace),
-                                          body=resource.with_type_meta(body))
-        return result
-
-    def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> JsonObject:
-        """Read one object (:class:`NotFound` if absent)."""
-        result: JsonObject = self.request("get", "GET", resource.path(namespace, name))
-        return result
-
-    def list(self, resource: Resource, *, namespace: str | None = None,
-             label_selector: str | Mapping[str, str] | None = None,
-             field_selector: str | None = None) -> builtins.list[JsonObject]:
-        """Objects in ``namespace`` (all namespaces if None) matching the selectors."""
-        path, query = _list_request(resource, namespace, label_selector, field_selector)
-        result = self.request("list", "GET", path, query=query)
-        items: builtins.list[JsonObject] = result.get("items") or []
-        return items
-
-    def patch(self, resource: Resource, name: str, patch: Mapping[str, Any] | Sequence[Any],
-              *, namespace: str | None = None, subresource: str | None = None) -> JsonObject:
-        """Merge-patch (a dict) or JSON-patch (a list of ops, see :func:`jp_test`)."""
-        body, content_type = _patch_body(patch)
-        result: JsonObject = self.request(
-            "patch", "PATCH", resource.path(namespace, name, subresource), body=body,
-            content_type=content_type)
-        return result
-
-    def patch_status(self, resource: Resource, name: str,
-                     patch: Mapping[str, Any] | Sequence[Any], *,
-                     namespace: str | None = None) -> JsonObject:
-        """Patch through the ``status`` subresource (a dict is ``{"status": {...}}``)."""
-        return self.patch(resource, name, patch, namespace=namespace, subresource="status")
-
-    def replace(self, resource: Resource, body: Mapping[str, Any], *,
-                namespace: str | None = None, subresource: str | None = None) -> JsonObject:
-        """PUT the whole object; with ``metadata.resourceVersion`` set, :class:`Conflict`
-        if it is stale."""
-        meta = body.get("metadata") or {}
-        path = resource.path(namespace or meta.get("namespace"), meta.get("name"), subresource)
-        result: JsonObject = self.request("update", "PUT", path,
-                                          body=resource.with_type_meta(body))
-        return result
-
-    def delete(self, resource: Resource, name: str, *, namespace: str | None = None,
-               grace_period_seconds: int | None = None,
-               propagation_policy: PropagationPolicy = "Background",
-               resource_version: str | None = None) -> JsonObject | None:
-        """Delete (or, with finalizers, start deleting) an object; :class:`NotFound` if absent.
-
-        ``resource_version`` is a precondition: :class:`Conflict` if the object changed.
-        """
-        options = _delete_options(grace_period_seconds, propagation_policy, resource_version)
-        result: JsonObject | None = self.request(
-            "delete", "DELETE", resource.path(namespace, name), body=options)
-        return result
-
-    def read_pod_log(self, name: str, *, namespace: str, container: str | None = None,
-                     tail_lines: int | None = None) -> str:
-        """The pod's log so far (the container's stdout/stderr)."""
-        response = self.request("get", "GET", PODS.path(namespace, name, "log"), query=_query(
-            container=container, tailLines=tail_lines), stream=True)
-        try:
-            return bytes(response.data).decode(errors="replace")
-        finally:
-            response.release_conn()
-
-    def follow_pod_log(self, name: str, *, namespace: str, container: str | None = None,
-                       tail_lines: int | None = None) -> Generator[str, None, None]:
-        """Yield log text as the container writes it, until it exits."""
-        response = self.request("get", "GET", PODS.path(namespace, name, "log"), query=_query(
-            container=container, tailLines=tail_lines, follow=True), stream=True)
-        try:
-            for chunk in response.stream(4096, decode_content=True):
-                yield chunk.decode(errors="replace")
-        finally:
-            response.release_conn()
-
-
-# --- the asynchronous client ----------------------------------------------------------
+# --- the transport and the client ------------------------------------------------------
 AUTH_REFRESH_SECONDS = 10.0
 """How long the async client reuses an ``Authorization`` header before asking the
 configuration again (which re-reads a rotated service-account token file, or re-runs an
 expired exec/OIDC credential)."""
 
-Clock = Callable[[], float]
+Monotonic = Callable[[], float]
 
 
 def ssl_context(config: kubernetes.client.Configuration) -> ssl.SSLContext:
@@ -890,7 +735,7 @@ class Credentials:
     """
 
     def __init__(self, config: kubernetes.client.Configuration, *,
-                 clock: Clock = time.monotonic,
+                 clock: Monotonic = time.monotonic,
                  ttl: float = AUTH_REFRESH_SECONDS) -> None:
         self._config = config
         self._clock = clock
@@ -921,7 +766,7 @@ class Transport:
     """
 
     def __init__(self, client: kubernetes.client.ApiClient, *,
-                 clock: Clock = time.monotonic) -> None:
+                 clock: Monotonic = time.monotonic) -> None:
         config = client.configuration
         self.server = config.host.rstrip("/")
         self.proxy: str | None = config.proxy or None
@@ -1136,20 +981,27 @@ class LineSplitter:
 
 
 class Kube:
-    """The operator's client: requests over a long-lived ``aiohttp`` session per loop.
+    """The client: requests over a long-lived ``aiohttp`` session per event loop.
 
     Connection settings (server, TLS, credentials, user agent) come from the
-    ``kubernetes`` ``ApiClient`` of ``sync``, so both clients always agree. Failed
-    requests are retried as ``retry`` says (by default ``sync``'s policy; see
-    :class:`RetryPolicy`); a retry waits without holding a request slot.
+    ``kubernetes`` ``ApiClient`` ``client`` (by default the module-wide configured one,
+    looked up at every request, so :func:`configure` repoints every such client).
+    Failed requests are retried as ``retry`` says (:class:`RetryPolicy`); a retry waits
+    without holding a request slot. Blocking callers use :class:`BlockingKube`.
     """
 
-    def __init__(self, sync: SyncKube | None = None, retry: RetryPolicy | None = None) -> None:
-        self.sync = sync or SyncKube()
-        self.retry = retry or self.sync.retry
+    def __init__(self, client: kubernetes.client.ApiClient | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY_POLICY) -> None:
+        self._client = client
+        self.retry = retry
+
+    @property
+    def client(self) -> kubernetes.client.ApiClient:
+        """The ``ApiClient`` whose settings the requests use (see the class docstring)."""
+        return self._client or api_client()
 
     def _transport(self) -> Transport:
-        return transport(self.sync.client)
+        return transport(self.client)
 
     async def _json(self, verb: str, method: str, path: str, *,
                     query: Sequence[tuple[str, str]] = (), body: Any = None,
@@ -1197,7 +1049,7 @@ class Kube:
 
     async def create(self, resource: Resource, body: Mapping[str, Any], *,
                      namespace: str | None = None) -> JsonObject:
-        """See :meth:`SyncKube.create`."""
+        """Create an object (:class:`AlreadyExists` if the name is taken)."""
         namespace = namespace or (body.get("metadata") or {}).get("namespace")
         result: JsonObject = await self._json("create", "POST", resource.path(namespace),
                                               body=resource.with_type_meta(body))
@@ -1213,14 +1065,14 @@ class Kube:
 
     async def get(self, resource: Resource, name: str, *,
                   namespace: str | None = None) -> JsonObject:
-        """See :meth:`SyncKube.get`."""
+        """Read one object (:class:`NotFound` if absent)."""
         result: JsonObject = await self._json("get", "GET", resource.path(namespace, name))
         return result
 
     async def list(self, resource: Resource, *, namespace: str | None = None,
                    label_selector: str | Mapping[str, str] | None = None,
                    field_selector: str | None = None) -> builtins.list[JsonObject]:
-        """See :meth:`SyncKube.list`."""
+        """Objects in ``namespace`` (all namespaces if None) matching the selectors."""
         path, query = _list_request(resource, namespace, label_selector, field_selector)
         result = await self._json("list", "GET", path, query=query)
         items: builtins.list[JsonObject] = result.get("items") or []
@@ -1323,7 +1175,7 @@ class Kube:
     async def patch(self, resource: Resource, name: str,
                     patch: Mapping[str, Any] | Sequence[Any], *, namespace: str | None = None,
                     subresource: str | None = None) -> JsonObject:
-        """See :meth:`SyncKube.patch`."""
+        """Merge-patch (a dict) or JSON-patch (a list of ops, see :func:`jp_test`)."""
         body, content_type = _patch_body(patch)
         result: JsonObject = await self._json(
             "patch", "PATCH", resource.path(namespace, name, subresource), body=body,
@@ -1333,14 +1185,15 @@ class Kube:
     async def patch_status(self, resource: Resource, name: str,
                            patch: Mapping[str, Any] | Sequence[Any], *,
                            namespace: str | None = None) -> JsonObject:
-        """See :meth:`SyncKube.patch_status`."""
+        """Patch through the ``status`` subresource (a dict is ``{"status": {...}}``)."""
         return await self.patch(resource, name, patch, namespace=namespace,
                                 subresource="status")
 
     async def replace(self, resource: Resource, body: Mapping[str, Any], *,
                       namespace: str | None = None,
                       subresource: str | None = None) -> JsonObject:
-        """See :meth:`SyncKube.replace`."""
+        """PUT the whole object; with ``metadata.resourceVersion`` set, :class:`Conflict`
+        if it is stale."""
         meta = body.get("metadata") or {}
         path = resource.path(namespace or meta.get("namespace"), meta.get("name"), subresource)
         result: JsonObject = await self._json("update", "PUT", path,
@@ -1351,7 +1204,10 @@ class Kube:
                      grace_period_seconds: int | None = None,
                      propagation_policy: PropagationPolicy = "Background",
                      resource_version: str | None = None) -> JsonObject | None:
-        """See :meth:`SyncKube.delete`."""
+        """Delete (or, with finalizers, start deleting) an object; :class:`NotFound` if absent.
+
+        ``resource_version`` is a precondition: :class:`Conflict` if the object changed.
+        """
         options = _delete_options(grace_period_seconds, propagation_policy, resource_version)
         result: JsonObject | None = await self._json(
             "delete", "DELETE", resource.path(namespace, name), body=options)
@@ -1359,18 +1215,21 @@ class Kube:
 
     async def read_pod_log(self, name: str, *, namespace: str, container: str | None = None,
                            tail_lines: int | None = None) -> str:
-        """See :meth:`SyncKube.read_pod_log`."""
+        """The pod's log so far (the container's stdout/stderr)."""
         text: str = await self._json("get", "GET", PODS.path(namespace, name, "log"),
                                      query=_query(container=container, tailLines=tail_lines))
         return text or ""
 
-    async def follow_pod_log(self, name: str, *, namespace: str,
-                             container: str | None = None) -> AsyncIterator[str]:
-        """See :meth:`SyncKube.follow_pod_log` (no total timeout: it lasts as the pod runs)."""
+    async def follow_pod_log(self, name: str, *, namespace: str, container: str | None = None,
+                             tail_lines: int | None = None) -> AsyncGenerator[str, None]:
+        """Log text as the container writes it, until it exits (no total time limit: it
+        lasts as the pod runs). Close the iterator (``contextlib.aclosing``) when
+        stopping early: that closes the connection."""
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         async with await self._open(
                 "get", PODS.path(namespace, name, "log"),
-                _query(container=container, follow=True), time_limit=None) as response:
+                _query(container=container, tailLines=tail_lines, follow=True),
+                time_limit=None) as response:
             async for chunk in response.content.iter_any():
                 # A multi-byte character may straddle two chunks.
                 if text := decoder.decode(chunk):
@@ -1380,10 +1239,231 @@ class Kube:
 
 
 def get_client() -> Kube:
-    """An async client on the module-wide configuration."""
+    """A client on the module-wide configuration."""
     return Kube()
 
 
-def get_sync_client() -> SyncKube:
-    """A sync client on the module-wide configuration (the CLI's)."""
-    return SyncKube()
+# --- the blocking facade (the CLI's) --------------------------------------------------
+CLOSE_SECONDS = 5.0
+"""How long closing a :class:`BlockingKube` lets calls in flight end before it cancels
+them, and then waits for its thread."""
+
+_T = TypeVar("_T")
+
+_CALLER_SIGNALS = frozenset({signal.SIGINT, signal.SIGTERM})
+"""Signals the loop thread of a :class:`BlockingKube` blocks, so that they reach the
+thread waiting for an answer: a signal delivered to the loop thread would not interrupt
+that wait, and Ctrl-C would do nothing until the answer came."""
+
+
+class BlockingKube:
+    """:class:`Kube` for blocking callers (the CLI): each call waits for its answer.
+
+    A call runs the :class:`Kube` coroutine on a private event loop in a daemon thread
+    (started by the first call; stopped by :meth:`close`, when the object is collected,
+    or at interpreter exit). So blocking callers get the one transport — its connection
+    settings, retries (:class:`RetryPolicy`), errors (:class:`KubeError`,
+    ``aiohttp.ClientError``, ``TimeoutError``) and request and retry observers — and the
+    caller's context variables travel with each call. A stream (:meth:`follow_pod_log`)
+    hands over each piece as it arrives; closing it early closes its connection. An
+    interrupt (Ctrl-C) while a call waits cancels the request on the loop and propagates
+    to the caller.
+
+    Calls may come from several threads at once, but never from a coroutine on the
+    private loop itself (it would wait for itself): await :attr:`kube` there.
+    """
+
+    def __init__(self, client: kubernetes.client.ApiClient | None = None,
+                 retry: RetryPolicy = DEFAULT_RETRY_POLICY) -> None:
+        self.kube = Kube(client, retry)
+        """The asynchronous client that serves the calls."""
+        self._lock = threading.Lock()
+        self._runner: _LoopThread | None = None
+        self._stop: Callable[[], object] | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the private loop and its thread and close their connections (calls in
+        flight get :data:`CLOSE_SECONDS` to end). A later call starts them again."""
+        with self._lock:
+            stop, self._stop, self._runner = self._stop, None, None
+        if stop is not None:
+            stop()
+
+    def create(self, resource: Resource, body: Mapping[str, Any], *,
+               namespace: str | None = None) -> JsonObject:
+        """As :meth:`Kube.create`: :class:`AlreadyExists` if the name is taken."""
+        return self._call(self.kube.create(resource, body, namespace=namespace))
+
+    def get(self, resource: Resource, name: str, *, namespace: str | None = None) -> JsonObject:
+        """As :meth:`Kube.get`: :class:`NotFound` if absent."""
+        return self._call(self.kube.get(resource, name, namespace=namespace))
+
+    def list(self, resource: Resource, *, namespace: str | None = None,
+             label_selector: str | Mapping[str, str] | None = None,
+             field_selector: str | None = None) -> builtins.list[JsonObject]:
+        """As :meth:`Kube.list`: the objects in ``namespace`` (all if None) that match."""
+        return self._call(self.kube.list(resource, namespace=namespace,
+                                         label_selector=label_selector,
+                                         field_selector=field_selector))
+
+    def patch(self, resource: Resource, name: str, patch: Mapping[str, Any] | Sequence[Any],
+              *, namespace: str | None = None, subresource: str | None = None) -> JsonObject:
+        """As :meth:`Kube.patch`: a dict merge-patches, a list of ops JSON-patches."""
+        return self._call(self.kube.patch(resource, name, patch, namespace=namespace,
+                                          subresource=subresource))
+
+    def patch_status(self, resource: Resource, name: str,
+                     patch: Mapping[str, Any] | Sequence[Any], *,
+                     namespace: str | None = None) -> JsonObject:
+        """As :meth:`Kube.patch_status`: through the ``status`` subresource."""
+        return self._call(self.kube.patch_status(resource, name, patch, namespace=namespace))
+
+    def replace(self, resource: Resource, body: Mapping[str, Any], *,
+                namespace: str | None = None, subresource: str | None = None) -> JsonObject:
+        """As :meth:`Kube.replace`: :class:`Conflict` if ``metadata.resourceVersion`` is
+        stale."""
+        return self._call(self.kube.replace(resource, body, namespace=namespace,
+                                            subresource=subresource))
+
+    def delete(self, resource: Resource, name: str, *, namespace: str | None = None,
+               grace_period_seconds: int | None = None,
+               propagation_policy: PropagationPolicy = "Background",
+               resource_version: str | None = None) -> JsonObject | None:
+        """As :meth:`Kube.delete`: :class:`NotFound` if absent, :class:`Conflict` if
+        ``resource_version`` (a precondition) is stale."""
+        return self._call(self.kube.delete(
+            resource, name, namespace=namespace, grace_period_seconds=grace_period_seconds,
+            propagation_policy=propagation_policy, resource_version=resource_version))
+
+    def read_pod_log(self, name: str, *, namespace: str, container: str | None = None,
+                     tail_lines: int | None = None) -> str:
+        """As :meth:`Kube.read_pod_log`: the pod's log so far."""
+        return self._call(self.kube.read_pod_log(name, namespace=namespace,
+                                                 container=container, tail_lines=tail_lines))
+
+    def follow_pod_log(self, name: str, *, namespace: str, container: str | None = None,
+                       tail_lines: int | None = None) -> Generator[str, None, None]:
+        """As :meth:`Kube.follow_pod_log`: log text as the container writes it, until it
+        exits. Close the generator (``contextlib.closing``) when stopping early: that
+        closes the connection."""
+        return self._iterate(self.kube.follow_pod_log(
+            name, namespace=namespace, container=container, tail_lines=tail_lines))
+
+    def _loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._runner is None:
+                self._runner = _LoopThread()
+                # Dropped unclosed, or still open at exit: the thread goes all the same.
+                self._stop = weakref.finalize(self, self._runner.stop)
+            runner = self._runner
+        if threading.current_thread() is runner.thread:
+            raise RuntimeError("a BlockingKube call from a coroutine on its own loop would "
+                               "wait for itself; await BlockingKube.kube's method instead")
+        return runner.loop
+
+    def _call(self, coroutine: Coroutine[Any, Any, _T],
+              loop: asyncio.AbstractEventLoop | None = None) -> _T:
+        """Run ``coroutine`` on the private loop and wait for its result or error."""
+        try:
+            future = asyncio.run_coroutine_threadsafe(
+                coroutine, self._loop() if loop is None else loop)
+        except BaseException:
+            coroutine.close()  # never started: no "never awaited" warning
+            raise
+        try:
+            return future.result()
+        except BaseException:
+            # Interrupted while waiting (Ctrl-C): the request stops on the loop as well.
+            future.cancel()
+            raise
+
+    def _iterate(self, stream: AsyncGenerator[_T, None]) -> Generator[_T, None, None]:
+        """``stream``'s items as it yields them; closing this generator closes ``stream``."""
+        loop = self._loop()
+        finished = False
+        try:
+            while True:
+                try:
+                    item = self._call(_anext(stream), loop)
+                except StopAsyncIteration:
+                    finished = True
+                    return
+                yield item
+        finally:
+            if not finished:
+                # Stopped early: close the stream (its response) now. A step cancelled by
+                # an interrupt closes it itself (aclose then finds it running: skipped),
+                # and a loop that was closed closed its streams first.
+                with contextlib.suppress(RuntimeError):
+                    self._call(_aclose(stream), loop)
+
+
+async def _anext(stream: AsyncIterator[_T]) -> _T:
+    return await anext(stream)
+
+
+async def _aclose(stream: AsyncGenerator[Any, None]) -> None:
+    await stream.aclose()
+
+
+class _LoopThread:
+    """An event loop running in a daemon thread of its own until :meth:`stop`."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self._serve, name="headwater-kube-loop",
+                                       daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        if hasattr(signal, "pthread_sigmask"):  # POSIX
+            signal.pthread_sigmask(signal.SIG_BLOCK, _CALLER_SIGNALS)
+        asyncio.set_event_loop(self.loop)
+        self.loop.run_forever()
+
+    def stop(self) -> None:
+        """Let calls in flight end (cancelling what outlasts :data:`CLOSE_SECONDS`), close
+        the loop's sessions, then stop and close the loop and end the thread."""
+        if self.loop.is_closed():
+            return
+        if threading.current_thread() is self.thread:
+            self.loop.stop()  # collected on its own thread: it ends after this callback
+            return
+        if self.thread.is_alive():
+            wound_down = asyncio.run_coroutine_threadsafe(_wind_down(CLOSE_SECONDS),
+                                                          self.loop)
+            with contextlib.suppress(Exception):  # e.g. at interpreter exit
+                wound_down.result(2 * CLOSE_SECONDS)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(CLOSE_SECONDS)
+        if not self.thread.is_alive():
+            self.loop.close()
+
+
+async def _wind_down(within: float) -> None:
+    """Let the running loop's other tasks end (cancel those that outlast ``within``), then
+    close its sessions, the async generators left open on it and its worker threads."""
+    others = asyncio.all_tasks() - {asyncio.current_task()}
+    if others:
+        _, late = await asyncio.wait(others, timeout=within)
+        for task in late:
+            task.cancel()
+        await asyncio.gather(*late, return_exceptions=True)
+    await aclose_transports()
+    loop = asyncio.get_running_loop()
+    await loop.shutdown_asyncgens()
+    await loop.shutdown_default_executor()  # Credentials' reads run there
+
+
+_BLOCKING_CLIENT = BlockingKube()  # cheap: its thread starts with the first call
+
+
+def get_blocking_client() -> BlockingKube:
+    """The process's blocking client (the CLI's), on the module-wide configuration."""
+    return _BLOCKING_CLIENT

@@ -11,23 +11,32 @@ the operator's memory and the Prometheus server's without bound. Where a per-run
 needed (which phase is each run in?) it is kept in a small in-memory index here and only
 aggregated counts are exported.
 
-The callers are the reconcilers: the FlowRun lifecycle calls ``observe_*`` and
+The callers are the controllers, through their observer: the runner hands them this
+module as their :class:`~headwater_operator.controllers.signals.Observer`, so they never
+import it (it is the application's). The FlowRun controller calls ``observe_*`` and
 :func:`set_run_phase` on transitions, each exactly once per transition (its status
 patch is conditional on the resourceVersion it decided from, see
-``flowruns/reconciler.py``); :func:`observe_api_request` is called for every request to
-the Kubernetes API, both ours (``kube.py``) and kopf's (lists, watches, Events: the
-session ``runner.login`` gives kopf traces them), and :func:`observe_api_retry` for every
-retry of ours (``kube.add_retry_observer``).
+``controllers/flowruns.py``); :func:`observe_api_request` is called for every request to
+the Kubernetes API, both ours (``kube.py``) and kopf's (Events: the session
+``runner.login`` gives kopf traces them). The work queues are read at scrape time;
+:func:`observe_api_retry` counts every retry of ours (``kube.add_retry_observer``).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import Counter as _Tally
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from headwater_operator.api import TERMINAL_PHASES
+from headwater_operator.runtime import Controller
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 """The registry every Headwater metric is registered in (and the one ``/metrics`` serves)."""
@@ -95,6 +104,12 @@ SCHEDULE_LAG = Histogram(
     "Time from a Schedule's tick to the creation of its FlowRun, in seconds.",
     ["namespace"],
     buckets=SCHEDULE_LAG_BUCKETS,
+    registry=REGISTRY,
+)
+LEADER = Gauge(
+    "headwater_leader",
+    "1 while this operator process holds the leader Lease and runs the controllers "
+    "(always 1 without leader election); 0 on a standby.",
     registry=REGISTRY,
 )
 API_REQUESTS_TOTAL = Counter(
@@ -178,30 +193,37 @@ class _ActiveRunIndex:
     """Which phase each unfinished run is in, so ``headwater_active_runs`` is exact.
 
     A gauge updated with inc/dec drifts as soon as one transition is observed twice
-    (a replayed watch event, an operator restart). Keeping the per-run phase and
-    recomputing the affected series from it makes repeated calls harmless.
+    (a replayed watch event, an operator restart). Keeping the per-run phase, and the
+    count per (namespace, phase) moved only when a run's place changes, makes repeated
+    calls harmless; each call costs the same however many runs are active.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._runs: dict[str, _RunPlace] = {}
+        self._tally: _Tally[_RunPlace] = _Tally()
 
     def set(self, uid: str, namespace: str, phase: str | None) -> None:
         with self._lock:
             before = self._runs.pop(uid, None)
-            if phase is not None:
-                self._runs[uid] = _RunPlace(namespace, phase)
-            touched = {before, self._runs.get(uid)} - {None}
-            tally = _Tally(self._runs.values())
-            for place in touched:
-                assert place is not None  # for mypy: None was removed above
+            after = _RunPlace(namespace, phase) if phase is not None else None
+            if after is not None:
+                self._runs[uid] = after
+            if before == after:
+                return
+            for place, change in ((before, -1), (after, 1)):
+                if place is None:
+                    continue
+                self._tally[place] += change
                 ACTIVE_RUNS.labels(namespace=place.namespace, phase=place.phase).set(
-                    tally[place]
-                )
+                    self._tally[place])
+                if not self._tally[place]:
+                    del self._tally[place]
 
     def clear(self) -> None:
         with self._lock:
             self._runs.clear()
+            self._tally.clear()
             ACTIVE_RUNS.clear()
 
 
@@ -216,17 +238,63 @@ def set_run_phase(uid: str, namespace: str, deployment: str, phase: str | None) 
     by namespace and phase only, to stay small.
     """
     del deployment  # not a label of this gauge; see docstring
-    if phase in _FINAL_PHASES:
+    if phase in TERMINAL_PHASES:
         phase = None
     _ACTIVE.set(uid, namespace, phase)
 
 
-_FINAL_PHASES = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
 
 
 def reset_active_runs() -> None:
     """Forget every tracked run (for tests and operator restarts within one process)."""
     _ACTIVE.clear()
+
+
+def set_leader(leading: bool) -> None:
+    """Record whether this process leads (runs the controllers) or stands by."""
+    LEADER.set(1 if leading else 0)
+
+
+class _QueueCollector(Collector):
+    """The controllers' work queues, read at scrape time (no bookkeeping per wake-up).
+
+    ``headwater_workqueue_depth``: keys waiting for a worker (a queue that only grows
+    means the operator cannot keep up); ``headwater_workqueue_busy``: keys being
+    reconciled; ``headwater_reconciles_total`` and ``headwater_reconcile_seconds_total``
+    per controller (their ratio is the mean reconcile time).
+    """
+
+    def __init__(self) -> None:
+        self.queues: list[Controller[Any]] = []
+
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        depth = GaugeMetricFamily("headwater_workqueue_depth",
+                                  "Keys waiting for a worker, by controller.",
+                                  labels=["controller"])
+        busy = GaugeMetricFamily("headwater_workqueue_busy",
+                                 "Keys being reconciled now, by controller.",
+                                 labels=["controller"])
+        runs = CounterMetricFamily("headwater_reconciles",
+                                   "Reconciles done (including failed ones), by controller.",
+                                   labels=["controller"])
+        seconds = CounterMetricFamily("headwater_reconcile_seconds",
+                                      "Seconds spent reconciling, by controller.",
+                                      labels=["controller"])
+        for queue in self.queues:
+            depth.add_metric([queue.name], queue.depth)
+            busy.add_metric([queue.name], queue.busy)
+            runs.add_metric([queue.name], queue.stats.reconciles)
+            seconds.add_metric([queue.name], queue.stats.seconds)
+        yield from (depth, busy, runs, seconds)
+
+
+_QUEUES = _QueueCollector()
+REGISTRY.register(_QUEUES)
+
+
+def watch_queues(queues: list[Controller[Any]]) -> None:
+    """Export these work queues (the running manager's) from now on."""
+    _QUEUES.queues = list(queues)
 
 
 def start_metrics_server(port: int, addr: str = "0.0.0.0") -> None:

@@ -204,7 +204,8 @@ def parameters_problem(
 
 @dataclass(frozen=True)
 class RunFacts:
-    """What a Deployment's status needs from one of its FlowRuns (kept in a kopf index)."""
+    """What a Deployment's status and history need from one of its FlowRuns (kept by
+    the Deployment controller from the FlowRun watch)."""
 
     name: str
     phase: str | None

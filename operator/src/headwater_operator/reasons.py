@@ -11,19 +11,6 @@ from __future__ import annotations
 
 from typing import Final
 
-EVENT_MESSAGE_MAX_BYTES: Final = 1024
-"""The longest Event message the API server takes: 1024 *bytes* (Go's ``len``;
-``pkg/apis/core/validation/events.go``: "can have at most 1024 characters"), so a
-non-ASCII message cut at 1024 characters is still refused, and kopf drops the Event."""
-
-
-def event_message(text: str) -> str:
-    """``text`` cut to what an Event may carry, on a UTF-8 character boundary."""
-    encoded = text.encode()
-    if len(encoded) <= EVENT_MESSAGE_MAX_BYTES:
-        return text
-    return encoded[:EVENT_MESSAGE_MAX_BYTES].decode("utf-8", "ignore")
-
 # --- FlowRun: admission ---------------------------------------------------------------
 SCHEDULED: Final = "Scheduled"
 """The run is accepted and waits for its scheduled time."""

@@ -1,41 +1,42 @@
-"""Run the Headwater operator: kopf settings by our conventions, and the kopf main loop.
+"""Run the Headwater operator process: probes, CRD wait, leader election, kopf, controllers.
 
-Conventions applied by :func:`build_settings`, and why:
+What :func:`run_operator` does, in order:
 
-* **Finalizer** ``headwater.dev/finalizer``: users see whose finalizer blocks a deletion.
-* **Progress storage in annotations only**, prefix ``headwater.dev``
-  (``headwater.dev/<handler-id>`` and ``headwater.dev/last-handled-configuration``).
-  kopf's status storage would write ``status.kopf``, which our structural CRD schemas
-  prune (status is generated from the models, no unknown fields), so progress would be
-  silently lost on a real API server; and status is the user-facing summary, kept small.
-  Annotations survive operator restarts, which is what makes a restart not re-run a
-  handler that already succeeded.
-* **Watch timeouts**: the server ends each watch after ``server_timeout`` (a clean
-  reconnect point, well below the API server's own 30–60 min cap); ``client_timeout``
-  slightly longer catches a silently dead connection; ``connect_timeout`` bounds
-  reconnects when the API server is away.
-* **Only Headwater's pods are watched**: a server-side label selector on pods
-  (``app.kubernetes.io/managed-by=headwater``) keeps memory and traffic independent of
-  unrelated pods in the cluster.
-* **Scanning disabled** when namespaces are given: a namespaced operator has no RBAC to
-  list namespaces or CRDs cluster-wide. kopf then resolves its resources once, at start,
-  so the operator starts kopf only once the API server serves all four Headwater kinds
-  (:func:`wait_for_crds`, from API discovery, which every authenticated user may read):
-  until then it is alive but not ready (``/readyz`` 503, :mod:`headwater_operator.health`)
-  and logs what it waits for, and nothing — the Schedule controller included — creates
-  runs that nothing would track. CRDs applied after the operator (GitOps sync waves,
-  ``crds.install=false``) are picked up when they appear.
-* **Peering** ``headwater`` for HA; ``standalone`` for a single replica.
-* **Posting level WARNING**: ``kopf.warn()``/``kopf.exception()`` become k8s Events,
-  ``kopf.info()`` does not. Handlers post user-facing Normal Events with
-  ``kopf.event()``, which is not filtered; routine progress stays in the logs.
-* **No diff-base when nothing reads it**: kopf computes each watch event's "essence"
-  (a deep copy of the body without status) and its diff against the stored one, but only
-  change handlers (``on.create``/``update``/``resume``/``delete``/``field``) use it.
-  Headwater uses none (``on.event``, indexes and daemons only), and every tick's own
-  writes cause two watch events, so :func:`run_operator` installs
-  :class:`NoDiffBaseStorage` then (measured: ~0.2 ms a watch event). Should a change
-  handler ever be registered, the annotations storage above stays in place.
+1. **Probes and metrics** start at once (:mod:`headwater_operator.health`: ``/healthz``
+   is alive from the first second; ``/readyz`` says what the operator waits for).
+2. **Wait for the CRDs** (:func:`wait_for_crds`): until the API server serves all four
+   Headwater kinds (API discovery, which every authenticated user may read), nothing
+   starts — CRDs applied after the operator (GitOps sync waves, ``crds.install=false``)
+   are picked up when they appear, and the log says which are missing.
+3. **Leader election** (with ``leader_election``): the process stands by until it holds
+   the Lease (:mod:`headwater_operator.leader`); a standby is ready (``ok (standby)``).
+   Without it (one replica, ``headwater dev``, tests) the process leads at once.
+4. **Lead**: kopf starts with Headwater's conventions (:func:`build_settings`) and a
+   registry of our own (:func:`build_registry`): kopf logs in with our credentials, posts
+   our Events, and its start-up handler starts the
+   :class:`~headwater_operator.controllers.manager.Manager` — the shared informers and
+   every controller — and is done once they have listed everything; kopf's clean-up
+   stops them. kopf itself watches no resource: each kind is watched once, by the
+   manager's informers.
+5. **Leadership lost** (the Lease could not be renewed within the renew deadline, or
+   another process holds it): everything is stopped before the lease can expire for a
+   standby, and :class:`~headwater_operator.leader.LeadershipLost` propagates — the
+   process exits non-zero and Kubernetes restarts it as a fresh standby.
+
+What kopf still does, and why it is enough: it runs the process's start-up and clean-up
+(the manager is started by a kopf start-up handler and stopped by its clean-up), handles
+the signals, and logs in through our :func:`login` handler (kopf always authenticates at
+start; without our handler its fallback would reconfigure the ``kubernetes`` package's
+global client). It watches nothing and posts nothing: Events are posted by
+:class:`~headwater_operator.events.EventRecorder` (kopf's poster is only reachable from
+kopf's own per-object handlers), and there is no peering (leader election replaces it)
+and no scanning. Its own log lines never become Events (posting level WARNING, and no
+object handlers that would log per object).
+
+Signals: kopf would take SIGINT/SIGTERM over (see :mod:`headwater_operator.shutdown`).
+A program that declared a :func:`~headwater_operator.shutdown.signal_route` keeps it;
+otherwise the first signal stops this operator (releasing the Lease) and later ones are
+only logged.
 """
 
 from __future__ import annotations
@@ -45,109 +46,64 @@ import contextlib
 import contextvars
 import functools
 import gc
-import importlib
 import logging
 import signal
 import weakref
-from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 import aiohttp
 import kopf
-from headwater.contract import GROUP, LABEL_MANAGED_BY, MANAGED_BY_VALUE, VERSION
+from headwater.contract import GROUP, VERSION
 
-from headwater_operator import kube, shutdown
+from headwater_operator import kube, metrics, shutdown
+from headwater_operator.clock import Clock
+from headwater_operator.controllers.manager import CONTROLLERS, Manager, Options
+from headwater_operator.events import EventRecorder
+from headwater_operator.flowruns.settings import DEFAULT_CONFIG_ERROR_GRACE
 from headwater_operator.health import HealthServer
+from headwater_operator.leader import (
+    DEFAULT_LEASE_NAME,
+    LeaderElection,
+    Timing,
+    default_identity,
+)
 
 logger = logging.getLogger(__name__)
 
-FINALIZER = f"{GROUP}/finalizer"
 CRD_POLL_SECONDS = 5.0
 """How often the operator looks again for CRDs that are not served yet."""
 CRD_LOG_EVERY = 12
 """Log the wait on the first look and every this many looks (once a minute)."""
-ANNOTATION_PREFIX = GROUP
-PEERING_NAME = "headwater"
-POD_LABEL_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGED_BY_VALUE}"
-
-SCOPE_KEY = "headwater_scope"
-"""Where :func:`run_operator` puts the :class:`OperatorScope` in kopf's memo."""
-CONFIG_ERROR_GRACE_KEY = "headwater_config_error_grace"
-"""Where :func:`run_operator` puts ``--config-error-grace-seconds`` (a ``timedelta``)."""
+HEADWATER_PLURALS = ("flows", "deployments", "schedules", "flowruns")
+LOST_STOP_SECONDS = 4.0
+"""After losing the Lease, how long the controllers may take to stop before the process
+exits regardless: a standby may take over ``lease_duration - renew_deadline`` (5 s by
+default) after the last renewal, and the old leader must be silent by then."""
 
 
 @dataclass(frozen=True)
-class OperatorScope:
-    """What the operator watches, and its peering name when replicas share the work.
+class LeaderElectionConfig:
+    """``--leader-elect`` and its flags (kube-controller-manager's names)."""
 
-    Handlers that watch by themselves (the Schedule controller) read it from the memo.
-    """
-
-    namespaces: tuple[str, ...] | None
-    """The watched namespaces; None for the whole cluster."""
-    peering: str | None = None
-    """kopf's peering name with HA replicas; None for a single (standalone) replica."""
-
-
-WATCH_SERVER_TIMEOUT = 300.0
-WATCH_CLIENT_TIMEOUT = 330.0
-WATCH_CONNECT_TIMEOUT = 10.0
+    namespace: str
+    """Where the Lease lives (the chart: the operator's own namespace)."""
+    name: str = DEFAULT_LEASE_NAME
+    identity: str = ""
+    """``holderIdentity`` (default: pod name plus a random suffix)."""
+    timing: Timing = field(default_factory=Timing)
 
 
-def build_settings(
-    settings: kopf.OperatorSettings,
-    *,
-    namespaced: bool = True,
-    standalone: bool = True,
-    peering_name: str = PEERING_NAME,
-    posting_level: int = logging.WARNING,
-) -> kopf.OperatorSettings:
+def build_settings(settings: kopf.OperatorSettings,
+                   posting_level: int = logging.WARNING) -> kopf.OperatorSettings:
     """Apply Headwater's conventions (see the module docstring) to kopf's settings."""
-    settings.persistence.finalizer = FINALIZER
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
-        prefix=ANNOTATION_PREFIX, v1=False)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=ANNOTATION_PREFIX, key="last-handled-configuration", v1=False)
-    settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
-    settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
-    settings.watching.connect_timeout = WATCH_CONNECT_TIMEOUT
-    settings.watching.label_selectors["v1", "pods"] = POD_LABEL_SELECTOR
-    settings.scanning.disabled = namespaced
+    settings.scanning.disabled = True
     settings.posting.level = posting_level
     settings.posting.reporting_component = "headwater-operator"
-    settings.peering.name = peering_name
-    settings.peering.standalone = standalone
+    settings.peering.standalone = True
     return settings
-
-
-class NoDiffBaseStorage(kopf.DiffBaseStorage):
-    """A diff-base that is always empty: for operators without change handlers.
-
-    kopf still asks for it on every watch event; an empty essence both ways makes the
-    diff empty at no cost (only daemons' ``idle`` timers read it, and we set none).
-    """
-
-    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
-        return kopf.BodyEssence()
-
-    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
-        return kopf.BodyEssence()
-
-    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
-        """Nothing to keep: no handler would ever read it."""
-
-
-def has_change_handlers(registry: kopf.OperatorRegistry) -> bool:
-    """Whether ``registry`` has any handler that needs kopf's diff-base.
-
-    kopf has no public accessor for this; if its private registry layout changes, say
-    yes (the safe answer: the annotations storage is kept).
-    """
-    changing = getattr(registry, "_changing", None)
-    get_all = getattr(changing, "get_all_handlers", None)
-    return get_all is None or bool(get_all())
 
 
 def freeze_startup_objects() -> None:
@@ -155,18 +111,12 @@ def freeze_startup_objects() -> None:
 
     Call it once, after the imports (``python -m headwater_operator`` does). Modules,
     classes and functions of kopf, the kubernetes client, pydantic and Headwater are most
-    of the operator's objects and live as long as it does, yet each full collection
-    walked them all: measured with ``benchmarks/scheduling.py`` (1,000 Schedules every
-    5 s), full collections stalled the event loop up to ~110 ms, ten times in two
-    minutes. Frozen objects are still freed by reference counting if they ever go.
-    Not called in tests, where one process starts many operators.
+    of the operator's objects and live as long as it does; full collections need not
+    walk them (``docs/decisions.md``, "Garbage collection"). Frozen objects are still
+    freed by reference counting if they ever go. Not called in tests, where one process
+    starts many operators.
     """
     gc.freeze()
-
-
-def import_handlers() -> None:
-    """Register every handler (on kopf's default registry) by importing the package."""
-    importlib.import_module("headwater_operator.handlers")
 
 
 def connection_info() -> kopf.ConnectionInfo:
@@ -182,16 +132,11 @@ async def login(**_: Any) -> kopf.AiohttpSession:
 
     Registering our own login handler keeps kopf and our client on one source of truth
     (in-cluster account, else ``$KUBECONFIG``) and stops kopf's fallback login from
-    reconfiguring the ``kubernetes`` package's global default client.
-
-    It returns a session rather than bare credentials so that kopf's own requests —
-    listings, watches, Events — are counted in ``headwater_kubernetes_api_requests_total``
-    like ours: the session carries an aiohttp ``TraceConfig`` (:func:`request_counter`).
-    ``kopf.AiohttpSession`` is kopf's documented way to supply a custom session (≥ 1.44),
-    so nothing private is patched; kopf owns the session and closes it. The session is
-    built as kopf builds its own from a ``ConnectionInfo`` (TLS context and
-    ``Authorization`` header from kopf's own helpers, no connection limit: each watch
-    holds a connection). Async because an aiohttp session belongs to the running loop.
+    reconfiguring the ``kubernetes`` package's global default client. It returns a
+    session rather than bare credentials so that kopf's requests (Events) are counted in
+    ``headwater_kubernetes_api_requests_total`` like ours (:func:`request_counter`);
+    ``kopf.AiohttpSession`` is kopf's documented way to supply one (≥ 1.44), and kopf
+    owns and closes it.
     """
     info = connection_info()
     session = aiohttp.ClientSession(
@@ -222,14 +167,26 @@ def request_counter() -> aiohttp.TraceConfig:
     return trace
 
 
-_logged_in_registries: weakref.WeakSet[kopf.OperatorRegistry] = weakref.WeakSet()
+def build_registry(manager: Manager) -> kopf.OperatorRegistry:
+    """A kopf registry with only what kopf does for us: log in, start and stop ``manager``.
 
+    A fresh registry per leadership term (never kopf's global default one), so an
+    operator started again in one process starts clean.
+    """
+    registry = kopf.OperatorRegistry()
+    kopf.on.login(registry=registry, id="headwater-login")(login)
 
-def ensure_login(registry: kopf.OperatorRegistry) -> None:
-    """Register :func:`login` on ``registry`` unless it is there already."""
-    if registry not in _logged_in_registries:
-        kopf.on.login(registry=registry, id="headwater-login")(login)
-        _logged_in_registries.add(registry)
+    async def start_controllers(**_: Any) -> None:
+        # Done once every informer has listed what exists: kopf's ready flag then means
+        # "the controllers see the whole cluster".
+        await manager.start()
+
+    async def stop_controllers(**_: Any) -> None:
+        await manager.stop()
+
+    kopf.on.startup(registry=registry, id="headwater-controllers")(start_controllers)
+    kopf.on.cleanup(registry=registry, id="headwater-controllers")(stop_controllers)
+    return registry
 
 
 async def run_operator(
@@ -238,56 +195,39 @@ async def run_operator(
     clusterwide: bool = False,
     stop_flag: asyncio.Event | asyncio.Future[Any] | None = None,
     ready_flag: asyncio.Event | None = None,
-    peering: str | None = None,
-    standalone: bool = True,
-    liveness_endpoint: str | None = None,
+    leader_election: LeaderElectionConfig | None = None,
     health_port: int | None = None,
     crd_poll_seconds: float = CRD_POLL_SECONDS,
     metrics_port: int | None = None,
-    registry: kopf.OperatorRegistry | None = None,
     settings: kopf.OperatorSettings | None = None,
-    memo: Any = None,
-    insights: Any = None,
+    controllers: Collection[str] = CONTROLLERS,
+    clock: Clock | None = None,
     config_error_grace_seconds: float | None = None,
+    on_manager: Callable[[Manager], None] | None = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or the process is signalled).
 
-    Signals: kopf would take SIGINT/SIGTERM over (see :mod:`headwater_operator.shutdown`).
-    A program that declared a :func:`~headwater_operator.shutdown.signal_route` keeps it;
-    otherwise the first signal stops this operator (kopf logs which one) and later ones
-    are only logged.
-
-    Without ``registry``, the handlers of ``headwater_operator.handlers`` are imported
-    and kopf's default registry is used. ``peering`` (a name) enables kopf peering for
-    HA replicas; otherwise the operator runs ``standalone``. ``insights`` is passed to
-    kopf as is (the test harness uses it to know when resource discovery is done).
+    ``ready_flag`` is set once the controllers have listed everything (this process
+    leads). ``controllers`` runs a subset (benchmarks). ``clock`` is the controllers'
+    clock (default: the process clock, :func:`~headwater_operator.clock.get_clock`).
     ``config_error_grace_seconds`` is how long a run waits for a missing Secret or
-    ConfigMap its pod needs (default: ``flowruns.settings.DEFAULT_CONFIG_ERROR_GRACE``).
+    ConfigMap its pod needs. ``on_manager(manager)`` is called with each new manager
+    (tests). Raises :class:`~headwater_operator.leader.LeadershipLost` if this process
+    led and lost the Lease.
     """
     if clusterwide == bool(namespaces):
         raise ValueError("run the operator either clusterwide=True or with namespaces=[...], "
                          f"not both or neither (got clusterwide={clusterwide}, "
                          f"namespaces={list(namespaces or [])})")
-    if registry is None:
-        import_handlers()
-        registry = kopf.get_default_registry()
-    ensure_login(registry)
-    settings = build_settings(
-        settings or kopf.OperatorSettings(), namespaced=not clusterwide,
-        standalone=standalone and peering is None, peering_name=peering or PEERING_NAME)
-    if not has_change_handlers(registry):
-        settings.persistence.diffbase_storage = NoDiffBaseStorage()
-    memo = memo if memo is not None else kopf.Memo()
-    # The Schedule controller (handlers.schedules) watches by itself: it needs to know
-    # what kopf watches, and whether replicas share the work.
-    memo[SCOPE_KEY] = OperatorScope(
+    options = Options(
         namespaces=None if clusterwide else tuple(namespaces or ()),
-        peering=peering)
-    if config_error_grace_seconds is not None:
-        memo[CONFIG_ERROR_GRACE_KEY] = timedelta(seconds=config_error_grace_seconds)
+        controllers=tuple(controllers), clock=clock,
+        config_error_grace=(timedelta(seconds=config_error_grace_seconds)
+                            if config_error_grace_seconds is not None
+                            else DEFAULT_CONFIG_ERROR_GRACE))
     attach_metrics()
     if metrics_port is not None:
-        start_metrics_server(metrics_port)
+        metrics.start_metrics_server(metrics_port)
     if stop_flag is None:
         stop_flag = asyncio.get_running_loop().create_future()  # resolved with the signal
     route = None if shutdown.has_route() else shutdown.once(
@@ -296,26 +236,96 @@ async def run_operator(
     token = _operator_context.set(True)
     try:
         with (shutdown.signal_route(route, program=False) if route
-              else contextlib.nullcontext()), \
-                _tracking_operator_tasks() as ours:
+              else contextlib.nullcontext()), _tracking_operator_tasks() as ours:
             if health is not None:
                 await health.start()
             if not await wait_for_crds(stop_flag, crd_poll_seconds, health):
                 return
-            ready_flag = _reporting_ready(ready_flag, health)
-            tasks = await kopf.spawn_tasks(
-                registry=registry, settings=settings, clusterwide=clusterwide,
-                namespaces=list(namespaces or ()), stop_flag=stop_flag, ready_flag=ready_flag,
-                standalone=standalone and peering is None,
-                peering_name=peering if peering is not None else None,
-                liveness_endpoint=liveness_endpoint, memo=memo, insights=insights)
-            shutdown.reroute()  # kopf just installed its own signal handlers
-            await kopf.run_tasks(tasks, ignored=_NotOurs(ours))
+            lead = functools.partial(
+                _lead, options, stop_flag=stop_flag, ready_flag=ready_flag, health=health,
+                settings=settings, clusterwide=clusterwide, ours=ours, on_manager=on_manager)
+            if leader_election is None:
+                metrics.set_leader(True)
+                await lead()
+            else:
+                await _elect(leader_election, lead, stop_flag, health)
     finally:
         _operator_context.reset(token)
+        metrics.set_leader(False)
         if health is not None:
             await health.stop()
 
+
+async def _elect(config: LeaderElectionConfig, lead: Callable[[], Awaitable[None]],
+                 stop_flag: asyncio.Event | asyncio.Future[Any],
+                 health: HealthServer | None) -> None:
+    """Stand by until this process holds the Lease, then ``lead()`` while it does."""
+    if health is not None:
+        health.role = "standby"
+        health.ready()
+
+    def on_change(leading: bool) -> None:
+        metrics.set_leader(leading)
+        if health is not None:
+            health.role = "leader" if leading else "standby"
+
+    election = LeaderElection(kube.get_client(), namespace=config.namespace, name=config.name,
+                              identity=config.identity or default_identity(),
+                              timing=config.timing, on_change=on_change)
+    elected = asyncio.ensure_future(election.run(lead))
+    stopper = asyncio.ensure_future(_wait_flag(stop_flag))
+    try:
+        await asyncio.wait({elected, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopper.cancel()
+        if not elected.done():
+            # Stopped (a signal): lead() ends on the flag by itself; a standby is
+            # cancelled. Either way the Lease is released.
+            if not election.is_leader:
+                elected.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await elected
+    elected.result()  # LeadershipLost, or what lead() raised
+
+
+async def _lead(options: Options, *, stop_flag: asyncio.Event | asyncio.Future[Any],
+                ready_flag: asyncio.Event | None, health: HealthServer | None,
+                settings: kopf.OperatorSettings | None, clusterwide: bool,
+                ours: weakref.WeakSet[asyncio.Task[Any]],
+                on_manager: Callable[[Manager], None] | None) -> None:
+    """Run kopf and the controllers until ``stop_flag`` is set (or this is cancelled)."""
+    events = EventRecorder(kube.get_client())
+    manager = Manager(kube.get_client(), options, events=events, observer=metrics)
+    metrics.watch_queues(manager.queues)
+    if on_manager is not None:
+        on_manager(manager)
+    ready = _reporting_ready(ready_flag, health)
+    tasks = await kopf.spawn_tasks(
+        registry=build_registry(manager), settings=build_settings(
+            settings or kopf.OperatorSettings()),
+        clusterwide=clusterwide, namespaces=list(options.namespaces or ()),
+        stop_flag=stop_flag, ready_flag=ready, standalone=True, memo=kopf.Memo())
+    shutdown.reroute()  # kopf just installed its own signal handlers
+    try:
+        await kopf.run_tasks(tasks, ignored=_NotOurs(ours))
+    finally:
+        # kopf's clean-up stops the manager; if kopf was cancelled before it could (the
+        # Lease was lost), stop it here, bounded: a standby may soon take over.
+        try:
+            async with asyncio.timeout(LOST_STOP_SECONDS):
+                await manager.stop(grace=0)
+                await events.close(grace=1.0)
+        except TimeoutError:
+            logger.critical("the controllers did not stop within %gs; exiting",
+                            LOST_STOP_SECONDS)
+            raise
+
+
+async def _wait_flag(flag: asyncio.Event | asyncio.Future[Any]) -> None:
+    if isinstance(flag, asyncio.Event):
+        await flag.wait()
+    else:
+        await asyncio.shield(flag)
 
 
 def missing_kinds(served: Collection[str]) -> list[str]:
@@ -350,22 +360,23 @@ async def wait_for_crds(stop_flag: asyncio.Event | asyncio.Future[Any], poll_sec
 
 
 async def _stopped_within(flag: asyncio.Event | asyncio.Future[Any], seconds: float) -> bool:
-    waiter = flag.wait() if isinstance(flag, asyncio.Event) else asyncio.shield(flag)
     try:
         async with asyncio.timeout(seconds):
-            await waiter
+            await _wait_flag(flag)
     except TimeoutError:
         return False
     return True
 
 
 def _reporting_ready(ready_flag: asyncio.Event | None, health: HealthServer | None
-                     ) -> asyncio.Event | None:
-    """kopf's ready flag, raised when kopf has started; it also makes ``/readyz`` 200."""
-    if health is None:
-        return ready_flag
-    health.waiting_for = "starting"
+                     ) -> asyncio.Event:
+    """kopf's ready flag, raised when kopf has started (the controllers have listed
+    everything); it also makes ``/readyz`` 200."""
     flag = ready_flag or asyncio.Event()
+    if health is None:
+        return flag
+    if not health.role:
+        health.waiting_for = "starting"
 
     async def report() -> None:
         await flag.wait()
@@ -378,7 +389,6 @@ def _reporting_ready(ready_flag: asyncio.Event | None, health: HealthServer | No
 
 
 _background: set[asyncio.Task[None]] = set()
-HEADWATER_PLURALS = ("flows", "deployments", "schedules", "flowruns")
 
 
 def _raise_flag(flag: asyncio.Event | asyncio.Future[Any], signum: signal.Signals) -> None:
@@ -436,33 +446,7 @@ def _tracking_operator_tasks() -> Iterator[weakref.WeakSet[asyncio.Task[Any]]]:
             loop.set_task_factory(previous)
 
 
-def _metrics_module() -> Any:
-    try:
-        return importlib.import_module("headwater_operator.metrics")
-    except ModuleNotFoundError as exc:
-        if exc.name != "headwater_operator.metrics":
-            raise
-        return None
-
-
 def attach_metrics() -> None:
-    """Count every API request and retry of :mod:`headwater_operator.kube` in the metrics
-    module."""
-    metrics = _metrics_module()
-    observer = getattr(metrics, "observe_api_request", None)
-    if observer is not None:
-        kube.add_request_observer(observer)
-    retry_observer = getattr(metrics, "observe_api_retry", None)
-    if retry_observer is not None:
-        kube.add_retry_observer(retry_observer)
-
-
-def start_metrics_server(port: int) -> None:
-    """Serve Prometheus metrics: through our metrics module when it exists."""
-    metrics = _metrics_module()
-    if metrics is None:
-        import prometheus_client
-
-        prometheus_client.start_http_server(port)
-        return
-    metrics.start_metrics_server(port)
+    """Count every API request and retry of :mod:`headwater_operator.kube` in the metrics."""
+    kube.add_request_observer(metrics.observe_api_request)
+    kube.add_retry_observer(metrics.observe_api_retry)

@@ -1,6 +1,6 @@
 """Label and field selectors, parsed and matched the way the Kubernetes API server does.
 
-Two users: the emulated API server (``devcluster``: the operator relies on server-side
+Two users: the emulated API server (``headwater_dev``: the operator relies on server-side
 ``labelSelector`` and ``fieldSelector`` to watch only Headwater-labelled pods), and the
 operator's :mod:`~headwater_operator.informer`, which checks each watched object against
 its selector again. Pure functions only.

@@ -14,13 +14,15 @@ The SDK provides the commands that run *inside* a flow-run pod or on a laptop:
 * ``headwater schema <entrypoint>`` — prints the flow's parameter JSON schema (the
   value of ``Flow.spec.parametersSchema``).
 
-Plugin interface (how the operator package adds ``run``, ``backfill``, ``get``,
-``describe``, ``logs``, ``cancel``, ``schedule``, ``dev``): every entry point in the
-group ``headwater.commands`` is loaded and called as ``register(subparsers)``, where
-``subparsers`` is the ``argparse`` sub-parser action. A plugin adds its sub-parsers and
-sets ``func`` on each with ``set_defaults(func=handler)``; ``handler(args)`` returns the
-exit code (``int``). When no plugin provides an operator command, invoking it prints
-that ``pip install headwater-operator`` provides it and exits 2.
+Plugin interface (how headwater-operator adds ``run``, ``backfill``, ``get``,
+``describe``, ``logs``, ``cancel``, ``schedule``, and headwater-dev adds ``dev``): every
+entry point in the group ``headwater.commands`` is loaded and called as
+``register(subparsers)``, where ``subparsers`` is the ``argparse`` sub-parser action. A
+plugin adds its sub-parsers and sets ``func`` on each with
+``set_defaults(func=handler)``; ``handler(args)`` returns the exit code (``int``). When no
+plugin provides one of :data:`PLUGIN_COMMANDS`, invoking it prints which distribution
+provides it (``pip install headwater-operator`` or ``pip install headwater-dev``) and
+exits 2.
 """
 
 from __future__ import annotations
@@ -30,14 +32,20 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from headwater import contract
 
 ENTRY_POINT_GROUP = "headwater.commands"
-OPERATOR_COMMANDS = ("run", "backfill", "get", "describe", "logs", "cancel", "schedule", "dev")
+PLUGIN_COMMANDS = {
+    **dict.fromkeys(("run", "backfill", "get", "describe", "logs", "cancel", "schedule"),
+                    "headwater-operator"),
+    "dev": "headwater-dev",
+}
+"""The commands plugins provide, and the distribution that provides each."""
 
 
 def parse_param(text: str) -> tuple[str, Any]:
@@ -214,15 +222,23 @@ def cmd_schema(args: argparse.Namespace) -> int:
     return 0
 
 
-def _missing_operator(name: str) -> Callable[[argparse.Namespace], int]:
-    def handler(args: argparse.Namespace) -> int:
+@dataclass(frozen=True)
+class _MissingPlugin:
+    """The handler of a plugin command whose distribution is not installed.
+
+    Whatever follows the command (``headwater dev --until-complete``) belongs to a parser
+    that is not installed, so :func:`main` lets any arguments through to this message.
+    """
+
+    name: str
+    distribution: str
+
+    def __call__(self, args: argparse.Namespace) -> int:
         sys.stderr.write(
-            f"headwater {name}: this command is provided by the operator package; install "
-            "it with: pip install headwater-operator\n"
+            f"headwater {self.name}: this command is provided by the {self.distribution} "
+            f"package; install it with: pip install {self.distribution}\n"
         )
         return 2
-
-    return handler
 
 
 def _load_plugins(subparsers: Any) -> None:
@@ -256,12 +272,11 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     schema.set_defaults(func=cmd_schema)
     if load_plugins:
         _load_plugins(subparsers)
-    for name in OPERATOR_COMMANDS:
+    for name, distribution in PLUGIN_COMMANDS.items():
         if name not in subparsers.choices:
-            stub = subparsers.add_parser(name, help="(needs headwater-operator)",
+            stub = subparsers.add_parser(name, help=f"(needs {distribution})",
                                          add_help=False)
-            stub.add_argument("rest", nargs=argparse.REMAINDER)
-            stub.set_defaults(func=_missing_operator(name))
+            stub.set_defaults(func=_MissingPlugin(name, distribution))
     return parser
 
 
@@ -272,8 +287,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # libraries, and `execute`/`schema` never need them.
     own_command = bool(arguments) and arguments[0] in ("execute", "schema")
     parser = build_parser(load_plugins=not own_command)
-    args = parser.parse_args(arguments)
+    args, unrecognized = parser.parse_known_args(arguments)
     func = getattr(args, "func", None)
+    if unrecognized and not isinstance(func, _MissingPlugin):
+        parser.error(f"unrecognized arguments: {' '.join(unrecognized)}")
     if func is None:
         parser.print_help()
         return 2

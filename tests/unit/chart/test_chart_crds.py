@@ -82,7 +82,7 @@ def test_chart_copy_of_crds_is_byte_identical_to_crds_dir() -> None:
 
 def test_crds_are_kept_on_uninstall_by_default(render: Render) -> None:
     crds = [m for m in render({"replicas": 2}) if m["kind"] == "CustomResourceDefinition"]
-    assert len(crds) == 5  # four Headwater kinds and kopf's ClusterKopfPeering
+    assert len(crds) == 4  # the four Headwater kinds, and nothing else with HA
     for crd in crds:
         assert crd["metadata"]["annotations"][KEEP] == "keep", crd["metadata"]["name"]
         assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == "hw"
@@ -104,23 +104,6 @@ def test_crds_install_false_renders_no_crds(render: Render) -> None:
     assert [m for m in manifests if m["kind"] == "CustomResourceDefinition"] == []
     # ...while the operator itself is still installed.
     assert [m["kind"] for m in manifests if m["kind"] == "Deployment"] == ["Deployment"]
-
-
-def test_kopf_peering_crds_have_the_scopes_kopf_expects(render: Render) -> None:
-    peering = {
-        m["spec"]["names"]["kind"]: m
-        for values in ({"replicas": 2}, {"replicas": 2, "watchNamespaces": ["team-a"]})
-        for m in render(values)
-        if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "kopf.dev"
-    }
-    assert peering["ClusterKopfPeering"]["spec"]["scope"] == "Cluster"
-    assert peering["KopfPeering"]["spec"]["scope"] == "Namespaced"
-    for kind, crd in peering.items():
-        assert crd["metadata"]["name"] == f"{kind.lower()}s.kopf.dev"
-        (version,) = crd["spec"]["versions"]
-        assert version["name"] == "v1"
-        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
-        assert status["x-kubernetes-preserve-unknown-fields"] is True
 
 
 def test_crd_files_are_single_documents() -> None:

@@ -80,5 +80,6 @@ def test_namespaced_notes_name_the_watched_namespace(
     assert "these namespaces: team-a, team-b" in notes
     assert "kubectl apply -k examples/quickstart -n team-a" in notes
     assert "kubectl get headwater -n team-a" in notes
-    assert "2 replicas with kopf peering" in notes
+    assert "2 replicas: the holder of the Lease hw-headwater leads" in notes
+    assert "kubectl -n headwater-system get lease hw-headwater" in notes
     assert "CRDs were NOT installed" in notes

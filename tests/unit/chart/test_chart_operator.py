@@ -1,7 +1,9 @@
-"""The operator Deployment, its Service and peering objects behave as users rely on."""
+"""The operator Deployment and its Service behave as users rely on (leader election and
+the HA settings: test_chart_ha.py)."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from conftest import NAMESPACE, Manifest, Render
@@ -20,11 +22,9 @@ def _container(manifests: list[Manifest]) -> dict[str, Any]:
     return container
 
 
-def test_single_replica_watches_the_cluster_standalone(render: Render) -> None:
+def test_the_default_install_watches_the_whole_cluster(render: Render) -> None:
     args = _container(render())["args"]
     assert "--all-namespaces" in args
-    assert "--standalone" in args
-    assert "--peering" not in args
     assert "--namespace" not in args
 
 
@@ -33,34 +33,6 @@ def test_watch_namespaces_become_one_namespace_flag_each(render: Render) -> None
     assert "--all-namespaces" not in args
     pairs = [args[i + 1] for i, arg in enumerate(args) if arg == "--namespace"]
     assert pairs == ["team-a", "team-b"]
-
-
-def test_more_than_one_replica_uses_kopf_peering(render: Render) -> None:
-    manifests = render({"replicas": 2, "peering": {"name": "hw-peering"}})
-    args = _container(manifests)["args"]
-    assert "--standalone" not in args
-    assert args[args.index("--peering") + 1] == "hw-peering"
-    (peering,) = [m for m in manifests if m["kind"] == "ClusterKopfPeering"]
-    assert peering["metadata"]["name"] == "hw-peering"
-    # A hook, because its CRD is created by the same release.
-    assert peering["metadata"]["annotations"]["helm.sh/hook"] == "post-install,post-upgrade"
-
-
-def test_namespaced_peering_has_one_object_per_watched_namespace(render: Render) -> None:
-    manifests = render({"replicas": 2, "watchNamespaces": ["team-a", "team-b"]})
-    peerings = [m for m in manifests if m["kind"] == "KopfPeering"]
-    assert sorted(p["metadata"]["namespace"] for p in peerings) == ["team-a", "team-b"]
-    assert [m for m in manifests if m["kind"] == "ClusterKopfPeering"] == []
-
-
-def test_no_peering_objects_for_a_single_replica(render: Render) -> None:
-    kinds = {m["kind"] for m in render()}
-    assert not kinds & {"KopfPeering", "ClusterKopfPeering"}
-
-
-def test_rollout_is_recreate_so_two_operators_never_overlap(render: Render) -> None:
-    for values in ({}, {"replicas": 3}):
-        assert _only(render(values), "Deployment")["spec"]["strategy"] == {"type": "Recreate"}
 
 
 def test_probes_hit_healthz_and_readyz_on_the_port_the_operator_serves(render: Render) -> None:
@@ -161,4 +133,24 @@ def test_rendered_args_are_accepted_by_the_operator_command_line(
     args = build_parser().parse_args(_container(scenario_manifests)["args"])
     assert validate(args) is None, scenario
     assert args.log_format == "json"
-    assert (args.peering is not None) != args.standalone
+    # The operator elects a leader on exactly the Lease the chart's Role grants.
+    assert args.leader_elect is True
+    lease_roles = [m for m in scenario_manifests if m["kind"] == "Role"
+                   and any("leases" in rule["resources"] for rule in m["rules"])]
+    assert len(lease_roles) == (0 if scenario == "everything-off" else 1), scenario
+    for role in lease_roles:
+        (named,) = [rule for rule in role["rules"] if rule.get("resourceNames")]
+        assert [args.leader_elect_resource_name] == named["resourceNames"]
+        assert args.leader_elect_resource_namespace == role["metadata"]["namespace"]
+    assert (_seconds(args.leader_elect_lease_duration),
+            _seconds(args.leader_elect_renew_deadline),
+            _seconds(args.leader_elect_retry_period)) == (15, 10, 2)
+
+
+def _seconds(duration: object) -> float:
+    """A parsed duration flag in seconds, whether the parser made it a number or a
+    ``timedelta``."""
+    if isinstance(duration, timedelta):
+        return duration.total_seconds()
+    assert isinstance(duration, int | float), duration
+    return float(duration)

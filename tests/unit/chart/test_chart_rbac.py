@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any
 
 from conftest import NAMESPACE, RELEASE, Manifest, Render
 
@@ -29,6 +28,8 @@ DISCOVERY_GRANTS: Grants = {
     ("apiextensions.k8s.io", "customresourcedefinitions"): {"list", "watch"},
 }
 RBAC_KINDS = {"ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding"}
+# The Role (and RoleBinding) for the leader-election Lease, in the release namespace.
+LEASE_ROLE = f"{RELEASE}-headwater-leader-election"
 
 
 def _grants(role: Manifest) -> Grants:
@@ -78,75 +79,25 @@ def test_cluster_wide_install_grants_exactly_what_the_operator_needs(render: Ren
     assert binding["subjects"] == [
         {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
     ]
-    assert _of(manifests, "Role") == []
+    # The only Role is the leader-election one, in the release namespace.
+    assert [(r["metadata"]["namespace"], r["metadata"]["name"])
+            for r in _of(manifests, "Role")] == [(NAMESPACE, LEASE_ROLE)]
 
 
-def test_peering_rights_come_only_with_more_than_one_replica(render: Render) -> None:
-    ha = render({"replicas": 2})
-    (role,) = [r for r in _of(ha, "ClusterRole")
-               if r["metadata"]["name"] in _operator_cluster_roles(ha)]
-    assert _grants(role)[("kopf.dev", "clusterkopfpeerings")] == {"get", "list", "watch", "patch"}
-    assert ("kopf.dev", "kopfpeerings") not in _grants(role)
-    namespaced_roles = [role for role in
-                        _of(render({"replicas": 2, "watchNamespaces": ["a", "b"]}), "Role")
-                        if role["metadata"]["namespace"] in {"a", "b"}]
-    assert len(namespaced_roles) == 2
-    for namespaced_role in namespaced_roles:
-        assert _grants(namespaced_role) == WORKLOAD_GRANTS | {
-            ("kopf.dev", "kopfpeerings"): {"get", "list", "watch", "patch"}
-        }
-
-
-def _lease_roles(manifests: list[Manifest]) -> list[Manifest]:
-    return [role for role in _of(manifests, "Role")
-            if any("leases" in rule["resources"] for rule in role["rules"])]
-
-
-def test_ha_installs_may_hold_only_the_scheduler_lease_in_the_release_namespace(
-    render: Render,
-) -> None:
-    cases: list[tuple[dict[str, Any], str]] = [
-        ({"replicas": 2}, "headwater-scheduler"),
-        ({"replicas": 3, "watchNamespaces": ["team-a"]}, "headwater-scheduler"),
-        ({"replicas": 2, "peering": {"name": "etl"}}, "etl-scheduler"),
-    ]
-    for values, lease in cases:
-        manifests = render(values)
-        (role,) = _lease_roles(manifests)
-        assert role["metadata"]["namespace"] == NAMESPACE, values
-        # Reads and writes name the one Lease; create cannot be limited by name.
-        assert sorted(
-            (tuple(rule["apiGroups"]), tuple(rule.get("resourceNames", ())),
-             tuple(sorted(rule["verbs"])))
-            for rule in role["rules"]
-        ) == [
-            (("coordination.k8s.io",), (), ("create",)),
-            (("coordination.k8s.io",), (lease,), ("get", "patch", "update")),
-        ], values
-        (binding,) = [b for b in _of(manifests, "RoleBinding")
-                      if b["roleRef"]["name"] == role["metadata"]["name"]]
-        assert binding["metadata"]["namespace"] == NAMESPACE
-        (sa,) = _of(manifests, "ServiceAccount")
-        assert binding["subjects"] == [
-            {"kind": "ServiceAccount", "name": sa["metadata"]["name"], "namespace": NAMESPACE}
-        ]
-        # Nothing else grants leases: not cluster-wide, not in the watched namespaces.
-        for other in _of(manifests, "ClusterRole") + _of(manifests, "Role"):
-            if other is not role:
-                assert ("coordination.k8s.io", "leases") not in _grants(other), values
-
-
-def test_single_replica_installs_get_no_lease_rights(render: Render) -> None:
-    for values in ({}, {"watchNamespaces": ["team-a"]}):
-        assert _lease_roles(render(values)) == [], values
-    assert _lease_roles(render({"replicas": 2, "rbac": {"create": False},
-                                "serviceAccount": {"create": False, "name": "x"}})) == []
+def test_only_the_leader_election_role_grants_leases(
+        scenario: str, scenario_manifests: list[Manifest]) -> None:
+    # Not cluster-wide, not in the watched namespaces: test_chart_ha.py checks the one
+    # Role that does, rule by rule.
+    for role in _of(scenario_manifests, "ClusterRole") + _of(scenario_manifests, "Role"):
+        if role["metadata"]["name"] != LEASE_ROLE:
+            assert ("coordination.k8s.io", "leases") not in _grants(role), scenario
 
 
 def test_namespaced_install_grants_only_inside_the_watched_namespaces(render: Render) -> None:
     manifests = render({"watchNamespaces": ["team-a", "team-b"]})
-    roles = _of(manifests, "Role")
-    bindings = _of(manifests, "RoleBinding")
+    roles = [r for r in _of(manifests, "Role") if r["metadata"]["name"] != LEASE_ROLE]
+    bindings = [b for b in _of(manifests, "RoleBinding")
+                if b["metadata"]["name"] != LEASE_ROLE]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     for role in roles:
@@ -201,8 +152,9 @@ def test_role_names_are_release_scoped(render: Render) -> None:
 
 
 def test_operator_knows_its_pod_namespace_where_the_lease_role_applies(render: Render) -> None:
-    # The Lease rights above exist only in the release namespace: the operator must put
-    # the Lease there, so it reads its namespace (and its name, the holder) from the pod.
+    # The Lease rights exist only in the release namespace, which the chart passes as
+    # --leader-elect-resource-namespace and which is also the operator's default
+    # (POD_NAMESPACE); POD_NAME starts the holder identity `kubectl get lease` shows.
     for values in ({}, {"replicas": 2, "watchNamespaces": ["team-a"]}):
         (deployment,) = _of(render(values), "Deployment")
         (container,) = deployment["spec"]["template"]["spec"]["containers"]

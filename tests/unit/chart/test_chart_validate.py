@@ -3,8 +3,7 @@
 Built-in kinds go through kubernetes-validate in strict mode (unknown fields fail) for
 the oldest Kubernetes the chart supports and the newest schemas we have. The custom
 kinds it does not know are checked against schemas of our own: the Prometheus
-Operator's ServiceMonitor/PrometheusRule (the fields we use) and kopf's peering objects
-(against the very CRD the chart installs).
+Operator's ServiceMonitor/PrometheusRule (the fields we use).
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from conftest import CHART_DIR, SCENARIOS, Manifest, Render
+from conftest import CHART_DIR, SCENARIOS, Manifest
 
 # Chart.yaml kubeVersion is >=1.28.0-0: the generated CRDs use CEL rules with fieldPath,
 # which 1.27's CRD schema does not have.
@@ -153,39 +152,19 @@ PROMETHEUS_RULE_SCHEMA: dict[str, Any] = {
 _VALID: set[str] = set()
 
 
-def _peering_schema(crds: list[Manifest], kind: str) -> dict[str, Any]:
-    """The openAPIV3Schema the chart's own CRD declares for a kopf peering ``kind``."""
-    (crd,) = [c for c in crds if c["spec"]["names"]["kind"] == kind]
-    schema: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    return schema
-
-
-def _validate_custom(manifest: Manifest, peering_crds: list[Manifest]) -> None:
+def _validate_custom(manifest: Manifest) -> None:
     kind = manifest["kind"]
     if kind == "ServiceMonitor":
         jsonschema.validate(manifest, SERVICE_MONITOR_SCHEMA)
     elif kind == "PrometheusRule":
         jsonschema.validate(manifest, PROMETHEUS_RULE_SCHEMA)
-    elif kind in ("KopfPeering", "ClusterKopfPeering"):
-        assert manifest["apiVersion"] == "kopf.dev/v1"
-        assert ("namespace" in manifest["metadata"]) == (kind == "KopfPeering")
-        jsonschema.validate(manifest, _peering_schema(peering_crds, kind))
     else:
         pytest.fail(f"{kind} is neither a built-in kind nor one this test knows how to check")
 
 
 def test_every_manifest_passes_strict_schema_validation(
-    scenario: str, scenario_manifests: list[Manifest], render: Render
+    scenario: str, scenario_manifests: list[Manifest]
 ) -> None:
-    # The peering CRDs are looked up in renders that install them (replicas > 1, both
-    # modes), because a scenario may switch CRD installation off and still create
-    # peering objects.
-    peering_crds = [
-        m
-        for values in ({"replicas": 2}, {"replicas": 2, "watchNamespaces": ["team-a"]})
-        for m in render(values)
-        if m["kind"] == "CustomResourceDefinition" and m["spec"]["group"] == "kopf.dev"
-    ]
     assert scenario_manifests, f"scenario {scenario} rendered nothing"
     for manifest in scenario_manifests:
         where = f"{scenario}: {manifest['kind']}/{manifest['metadata']['name']}"
@@ -197,7 +176,7 @@ def test_every_manifest_passes_strict_schema_validation(
                 kubernetes_validate.validate(manifest, version, strict=True)
         except kubernetes_validate.SchemaNotFoundError:
             try:
-                _validate_custom(manifest, peering_crds)
+                _validate_custom(manifest)
             except jsonschema.ValidationError as exc:
                 pytest.fail(f"{where}: {exc.message} at {list(exc.absolute_path)}")
         except kubernetes_validate.ValidationError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from conftest import Render
-from headwater_operator.devcluster.builtins import decode
+from headwater_dev.builtins import decode
 
 CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
@@ -17,11 +17,11 @@ CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
     {},
     {"replicas": 2},
     {"replicas": 3, "watchNamespaces": ["team-a", "team-b"]},
-], ids=["defaults", "cluster-wide-peering", "namespaced-peering"])
+], ids=["defaults", "cluster-wide-ha", "namespaced-ha"])
 def test_rendered_crds_decode_without_strict_errors(render: Render,
                                                     values: dict[str, Any]) -> None:
     crds = [m for m in render(values) if m["kind"] == "CustomResourceDefinition"]
-    assert len(crds) == (4 if not values else 5)
+    assert len(crds) == 4
     for crd in crds:
         decoded = decode(CRDS, crd)
         assert (decoded.error, decoded.unknown) == (None, ()), crd["metadata"]["name"]

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 from conftest import Render
-from headwater_operator.devcluster.apiextensions.crddefaults import (
+from headwater_dev.apiextensions.crddefaults import (
     default_crd,
     prepare_for_create,
 )
-from headwater_operator.devcluster.apiextensions.crdvalidation import validate_crd
+from headwater_dev.apiextensions.crdvalidation import validate_crd
 
 
 def test_rendered_crds_are_accepted(render: Render) -> None:
-    # Every CRD the chart can render: the peering CRDs come with peering (replicas > 1),
-    # the cluster-wide kind cluster-wide and the namespaced kind with watched namespaces.
+    # Every CRD the chart can render, in both install modes.
     crds = [m for values in ({"replicas": 2}, {"replicas": 2, "watchNamespaces": ["a"]})
             for m in render(values) if m["kind"] == "CustomResourceDefinition"]
     assert {crd["metadata"]["name"] for crd in crds} == {
         "flows.headwater.dev", "deployments.headwater.dev", "schedules.headwater.dev",
-        "flowruns.headwater.dev", "clusterkopfpeerings.kopf.dev", "kopfpeerings.kopf.dev"}
+        "flowruns.headwater.dev"}
     for crd in crds:
         errors = validate_crd(prepare_for_create(default_crd(crd)))
         assert [e.message() for e in errors] == [], crd["metadata"]["name"]

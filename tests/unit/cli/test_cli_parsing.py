@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import io
+import socket
 import subprocess
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import pytest
 import yaml
 from headwater.cli import build_parser
@@ -36,7 +38,7 @@ def test_every_operator_command_is_registered_through_the_entry_point() -> None:
                  ["get", "runs"], ["describe", "run", "r"], ["logs", "r"], ["cancel", "r"],
                  ["schedule", "preview", "-f", "x.yaml"]):
         args = parser.parse_args(argv)
-        # The SDK's stub for a missing plugin would be named _missing_operator's handler.
+        # The SDK's stub for a missing plugin is a _MissingPlugin, not a cmd_ function.
         assert args.func.__name__.startswith("cmd_"), argv
 
 
@@ -204,6 +206,12 @@ def _io() -> tuple[Io, io.StringIO]:
      "refused the request (422 Invalid): spec.cancel: must be a boolean"),
     (ConnectionRefusedError(111, "Connection refused"), 1,
      "cannot reach the Kubernetes API server"),
+    # What the client's aiohttp transport raises once retries are spent.
+    (aiohttp.ServerDisconnectedError(), 1,
+     "cannot reach the Kubernetes API server (Server disconnected); check --kubeconfig"),
+    (aiohttp.ClientPayloadError("Response payload is not completed"), 1,
+     "cannot reach the Kubernetes API server (Response payload is not completed)"),
+    (TimeoutError(), 1, "cannot reach the Kubernetes API server (no answer within 30 s)"),
 ])
 def test_guarded_turns_failures_into_a_message_and_exit_code(
     error: Exception, code: int, text: str,
@@ -215,6 +223,32 @@ def test_guarded_turns_failures_into_a_message_and_exit_code(
     result = guarded("x", handler)(argparse.Namespace(io=stream_io))
     assert result == code
     assert text in err.getvalue()
+
+
+def test_a_server_that_refuses_connections_is_reported_unreachable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    kubeconfig = tmp_path / "config"
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "down",
+        "clusters": [{"name": "down", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": "me", "user": {"token": "t"}}],
+        "contexts": [{"name": "down", "context": {"cluster": "down", "user": "me"}}]}))
+    # A refused connection is retried for up to ~30 s otherwise (RetryPolicy).
+    monkeypatch.setattr(kube.get_blocking_client().kube, "retry", kube.NO_RETRIES)
+    args = parse("get", "runs", "--kubeconfig", str(kubeconfig))
+    args.io, err = _io()
+    try:
+        assert args.func(args) == 1
+    finally:
+        kube.close()
+    assert err.getvalue() == (
+        f"headwater get: cannot reach the Kubernetes API server (Cannot connect to host "
+        f"127.0.0.1:{port} ssl:default [Connect call failed ('127.0.0.1', {port})]); check "
+        "--kubeconfig/--context or $KUBECONFIG\n")
 
 
 def test_building_the_parser_does_not_import_the_kubernetes_client() -> None:

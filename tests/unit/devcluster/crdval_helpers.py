@@ -5,12 +5,12 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from headwater_operator.devcluster.apiextensions.crddefaults import (
+from headwater_dev.apiextensions.crddefaults import (
     default_crd,
     prepare_for_create,
     prepare_for_update,
 )
-from headwater_operator.devcluster.apiextensions.crdvalidation import validate_crd
+from headwater_dev.apiextensions.crdvalidation import validate_crd
 
 SCHEMA: dict[str, Any] = {
     "type": "object",

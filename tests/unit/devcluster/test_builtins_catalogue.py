@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from headwater_operator.devcluster.builtins import validate_builtin
-from headwater_operator.devcluster.fielderrors import invalid_error
+from headwater_dev.builtins import validate_builtin
+from headwater_dev.fielderrors import invalid_error
 
 CATALOGUE = Path(__file__).resolve().parents[2] / "catalogue" / "builtins"
 RESOURCES = {("v1", "Pod"): (("", "v1", "pods"), ""),

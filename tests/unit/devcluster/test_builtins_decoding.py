@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater_operator.devcluster.builtins import (
+from headwater_dev.builtins import (
     decode_error_message,
     schema_errors,
     strict_error_message,
     unknown_builtin_fields,
 )
-from headwater_operator.devcluster.builtins.decoding import RFC3339, parse_time_error
+from headwater_dev.builtins.decoding import RFC3339, parse_time_error
 
 PODS = ("", "v1", "pods")
 LEASES = ("coordination.k8s.io", "v1", "leases")

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater_operator.devcluster.builtins import validate_builtin
-from headwater_operator.devcluster.fielderrors import invalid_error
+from headwater_dev.builtins import validate_builtin
+from headwater_dev.fielderrors import invalid_error
 
 CORE_EVENTS = ("", "v1", "events")
 EVENTS = ("events.k8s.io", "v1", "events")

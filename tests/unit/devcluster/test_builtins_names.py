@@ -6,7 +6,7 @@ The expected strings are those of apimachinery's own validation_test.go / the me
 
 from __future__ import annotations
 
-from headwater_operator.devcluster.builtins import names
+from headwater_dev.builtins import names
 
 DNS1123_SUBDOMAIN = (
     "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' "

@@ -3,12 +3,12 @@
 
 from __future__ import annotations
 
-from headwater_operator.devcluster.builtins import (
+from headwater_dev.builtins import (
     names,
     validate_object_meta,
     validate_object_meta_update,
 )
-from headwater_operator.devcluster.fielderrors import FieldError
+from headwater_dev.fielderrors import FieldError
 
 
 def messages(errors: list[FieldError]) -> list[str]:

@@ -6,8 +6,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from headwater_operator.devcluster.builtins import default_pod, validate_builtin
-from headwater_operator.devcluster.builtins.names import is_dns1123_label
+from headwater_dev.builtins import default_pod, validate_builtin
+from headwater_dev.builtins.names import is_dns1123_label
 
 PODS = ("", "v1", "pods")
 

@@ -1,4 +1,4 @@
-"""The static cost estimator (devcluster.cel.cost) against cel-go v0.22.0 checker/cost.go
+"""The static cost estimator (headwater_dev.cel.cost) against cel-go v0.22.0 checker/cost.go
 and Kubernetes' size estimates (apiserver v0.32.9 pkg/cel/common/schemas.go).
 
 Expected numbers are worked out from those rules by hand, in each test's comment.
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater_operator.devcluster.cel import compiler, cost, declarations
+from headwater_dev.cel import compiler, cost, declarations
 
 
 def estimate(rule: str, schema: dict[str, Any]) -> int:

@@ -1,4 +1,4 @@
-"""CRD-side CEL checks (devcluster.cel.schema_rule_errors) against Kubernetes 1.32 wording.
+"""CRD-side CEL checks (headwater_dev.cel.schema_rule_errors) against Kubernetes 1.32 wording.
 
 Evidence for the messages:
 * the rule struct as bad value, and the compile error layout: cluster-api's
@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import yaml
-from headwater_operator.devcluster.cel import check_schema_rules, schema_rule_errors
+from headwater_dev.cel import check_schema_rules, schema_rule_errors
 
 ROOT = "spec.versions[0].schema.openAPIV3Schema"
 SPEC = f"{ROOT}.properties[spec]"

@@ -1,4 +1,4 @@
-"""CR-side CEL rule evaluation (devcluster.cel.rule_violations) against Kubernetes 1.32.
+"""CR-side CEL rule evaluation (headwater_dev.cel.rule_violations) against Kubernetes 1.32.
 
 Evidence: apiextensions-apiserver v0.32.9 pkg/apiserver/schema/cel/validation_test.go
 (errors read ``root.foo: Invalid value: "string": gotta be baz`` — the bad value is the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater_operator.devcluster.cel import rule_violations
+from headwater_dev.cel import rule_violations
 
 
 def crd_schema(*rules: dict[str, Any], **extra: Any) -> dict[str, Any]:

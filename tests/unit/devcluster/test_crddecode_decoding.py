@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 import yaml
 from crdval_helpers import widget_crd
-from headwater_operator import k8sopenapi
-from headwater_operator.devcluster.apiextensions.registry import (
+from headwater_dev.apiextensions.registry import (
     CRD_RESOURCE,
     CustomResourceDefinitionStrategy,
 )
-from headwater_operator.devcluster.apiextensions.strategy import CustomResourceStrategy
-from headwater_operator.devcluster.builtins import decode, decode_error_message, schema_errors
-from headwater_operator.devcluster.resources import BUILTIN_RESOURCES, kopf_peering_crds
-from headwater_operator.devcluster.store import ApiError, ObjectStore
-from headwater_operator.devcluster.strategies import WriteOptions
+from headwater_dev.apiextensions.strategy import CustomResourceStrategy
+from headwater_dev.builtins import decode, decode_error_message, schema_errors
+from headwater_dev.resources import BUILTIN_RESOURCES, kopf_peering_crds
+from headwater_dev.store import ApiError, ObjectStore
+from headwater_dev.strategies import WriteOptions
+from headwater_operator import k8sopenapi
 
 CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 PODS = ("", "v1", "pods")

@@ -7,7 +7,7 @@ pkg/registry/customresourcedefinition/strategy.go.
 from __future__ import annotations
 
 from crdval_helpers import create_errors, widget_crd
-from headwater_operator.devcluster.apiextensions.crddefaults import (
+from headwater_dev.apiextensions.crddefaults import (
     default_crd,
     prepare_for_create,
     prepare_for_update,

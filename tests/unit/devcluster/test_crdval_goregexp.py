@@ -8,7 +8,7 @@ regexp/syntax/parse.go's error codes and the text each one quotes.
 from __future__ import annotations
 
 import pytest
-from headwater_operator.devcluster.goregexp import compile_error
+from headwater_dev.goregexp import compile_error
 
 
 @pytest.mark.parametrize(("pattern", "error"), [

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headwater_operator.devcluster import fielderrors as fe
+from headwater_dev import fielderrors as fe
 
 
 def test_go_text_is_shown_as_is() -> None:

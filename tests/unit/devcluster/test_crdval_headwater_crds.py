@@ -44,17 +44,3 @@ def test_the_crds_before_the_metadata_fix_are_refused() -> None:
         assert create_errors(crd) == [
             "spec.validation.openAPIV3Schema.properties[metadata]: Forbidden: must not specify "
             "anything other than name and generateName, but metadata is implicitly specified"]
-
-
-def test_the_kopf_peering_crds_as_the_template_writes_them() -> None:
-    # The chart test (tests/unit/chart/test_crdval_chart_crds.py) checks helm's real
-    # rendering; this reads the template's body with its two kinds filled in.
-    template = (REPO / "charts" / "headwater" / "templates" / "kopf-peering-crds.yaml")
-    body = template.read_text().split("{{- range", 1)[1].split("---", 1)[1]
-    body = body.split("{{- end }}\n{{- end }}", 1)[0]
-    for scope, kind in (("Cluster", "ClusterKopfPeering"), ("Namespaced", "KopfPeering")):
-        text = (body.replace("{{ lower $kind }}", kind.lower()).replace("{{ $kind }}", kind)
-                .replace("{{ $scope }}", scope))
-        text = "\n".join(line for line in text.splitlines() if "{{" not in line)
-        (crd,) = _crds(text)
-        assert create_errors(crd) == []

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 from crdval_helpers import create_errors, widget_crd, with_schema
-from headwater_operator.devcluster import fielderrors as fe
+from headwater_dev import fielderrors as fe
 
 ROOT = "spec.validation.openAPIV3Schema"
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater_operator.devcluster.apiextensions.defaulting import apply_defaults
+from headwater_dev.apiextensions.defaulting import apply_defaults
 
 
 def spec_of(schema: dict[str, Any], spec: Any) -> Any:

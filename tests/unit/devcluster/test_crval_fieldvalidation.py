@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from headwater_operator.devcluster import fielderrors as fe
-from headwater_operator.devcluster.apiextensions.fieldvalidation import (
+from headwater_dev import fielderrors as fe
+from headwater_dev.apiextensions.fieldvalidation import (
     decode_error_message,
     duplicate_fields,
     patch_strict_error,
@@ -21,7 +21,7 @@ from headwater_operator.devcluster.apiextensions.fieldvalidation import (
     strict_decoding_warnings,
     strict_errors,
 )
-from headwater_operator.devcluster.apiextensions.pruning import unknown_fields
+from headwater_dev.apiextensions.pruning import unknown_fields
 
 # The body of field_validation_test.go's crdInvalidBody (duplicates in spec and a port).
 CRD_INVALID_BODY = """

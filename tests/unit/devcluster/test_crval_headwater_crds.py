@@ -13,22 +13,22 @@ from typing import Any
 
 import pytest
 import yaml
-from headwater_operator.api.common import QUANTITY_PATTERN
-from headwater_operator.devcluster import fielderrors as fe
-from headwater_operator.devcluster.apiextensions.defaulting import apply_defaults
-from headwater_operator.devcluster.apiextensions.fieldvalidation import (
+from headwater_dev import fielderrors as fe
+from headwater_dev.apiextensions.defaulting import apply_defaults
+from headwater_dev.apiextensions.fieldvalidation import (
     decode_error_message,
     strict_decoding_message,
     strict_errors,
 )
-from headwater_operator.devcluster.apiextensions.pruning import prune, unknown_fields
-from headwater_operator.devcluster.apiextensions.validation import (
+from headwater_dev.apiextensions.pruning import prune, unknown_fields
+from headwater_dev.apiextensions.validation import (
     RULES_NOT_CHECKED,
     has_blocking_errors,
     has_validation_rules,
     status_validation_errors,
     validation_errors,
 )
+from headwater_operator.api.common import QUANTITY_PATTERN
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater_operator.devcluster.apiextensions.listtype import list_type_errors
+from headwater_dev.apiextensions.listtype import list_type_errors
 
 
 def messages(schema: dict[str, Any], obj: dict[str, Any]) -> list[str]:

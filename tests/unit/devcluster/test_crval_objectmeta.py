@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster.apiextensions.objectmeta import (
+from headwater_dev.apiextensions.objectmeta import (
     MetadataDecodeError,
     decode_object_meta,
 )

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster import fielderrors as fe
-from headwater_operator.devcluster.apiextensions.schemavalidator import (
+from headwater_dev import fielderrors as fe
+from headwater_dev.apiextensions.schemavalidator import (
     is_float64_json_integer,
     schema_errors,
 )

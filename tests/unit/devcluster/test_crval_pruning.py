@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster.apiextensions.pruning import (
+from headwater_dev.apiextensions.pruning import (
     MalformedObjectError,
     prune,
     unknown_fields,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster.resources import BUILTIN_RESOURCES, ResourceSpec
-from headwater_operator.devcluster.store import ApiError, ObjectStore
+from headwater_dev.resources import BUILTIN_RESOURCES, ResourceSpec
+from headwater_dev.store import ApiError, ObjectStore
 
 WIDGETS = ResourceSpec("example.com", "v1", "widgets", "Widget", schema={
     "type": "object", "properties": {"spec": {"type": "object", "properties": {

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater_operator.devcluster import fielderrors as fe
-from headwater_operator.devcluster.apiextensions.embedded import embedded_resource_errors
-from headwater_operator.devcluster.apiextensions.validation import (
+from headwater_dev import fielderrors as fe
+from headwater_dev.apiextensions.embedded import embedded_resource_errors
+from headwater_dev.apiextensions.validation import (
     RULES_NOT_CHECKED,
     has_blocking_errors,
     has_validation_rules,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from headwater_operator.devcluster import fielderrors as fe
+from headwater_dev import fielderrors as fe
 
 
 def test_bodies_follow_the_error_type() -> None:

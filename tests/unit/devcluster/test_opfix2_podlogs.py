@@ -9,8 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster import podlogs
-from headwater_operator.devcluster.store import ApiError
+from headwater_dev import podlogs
+from headwater_dev.store import ApiError
 
 
 def _pod(*containers: str, init: tuple[str, ...] = (), node: str | None = "node-1",

@@ -13,8 +13,8 @@ import datetime
 
 import pytest
 from headwater import contract
-from headwater_operator.devcluster import podstatus
-from headwater_operator.devcluster.process_kubelet import final_status, termination_message
+from headwater_dev import podstatus
+from headwater_dev.process_kubelet import final_status, termination_message
 
 NOW = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.UTC)
 

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from headwater_operator.devcluster import faults
-from headwater_operator.devcluster.faults import FaultPlan, FaultRequest
+from headwater_dev import faults
+from headwater_dev.faults import FaultPlan, FaultRequest
 
 CREATE_POD = FaultRequest("create", "pods", "default", None, "headwater-operator/1")
 PATCH_STATUS = FaultRequest("patch", "flowruns/status", "default", "r1", "kopf/1.45")

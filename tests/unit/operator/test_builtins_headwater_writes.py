@@ -6,12 +6,12 @@ from __future__ import annotations
 import datetime
 from typing import Any
 
-from headwater_operator import leader
-from headwater_operator.devcluster.builtins import (
+from headwater_dev.builtins import (
     schema_errors,
     unknown_builtin_fields,
     validate_builtin,
 )
+from headwater_operator import leader
 from headwater_operator.flowruns.render import render_pod
 from test_flowrun_builders import T0, make_deployment, make_run, make_settings
 

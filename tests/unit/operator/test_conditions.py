@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from headwater_operator.conditions import (
-    format_time,
     get_condition,
     is_condition_true,
     make_condition,
@@ -13,6 +12,7 @@ from headwater_operator.conditions import (
     set_condition,
     set_conditions,
 )
+from headwater_operator.kubetime import format_time
 
 T0 = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 T1 = T0 + timedelta(minutes=5)

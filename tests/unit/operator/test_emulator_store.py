@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from headwater_operator.devcluster.resources import ResourceSpec, default_resources
-from headwater_operator.devcluster.store import (
+from headwater_dev.resources import ResourceSpec, default_resources
+from headwater_dev.store import (
     GENERATE_NAME_ATTEMPTS,
     NAME_SUFFIX_ALPHABET,
     ApiError,
@@ -142,3 +142,35 @@ def test_a_continue_token_older_than_the_compacted_history_is_gone() -> None:
     with pytest.raises(ApiError) as caught:
         store.list_objects(spec, "ns", limit=1, continue_token=token)
     assert (caught.value.code, caught.value.reason) == (410, "Expired")
+
+
+def _configmaps() -> ResourceSpec:
+    return next(s for s in default_resources() if s.plural == "configmaps")
+
+
+def _owner_ref(owner: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "name": owner["metadata"]["name"],
+            "uid": owner["metadata"]["uid"]}
+
+
+def test_the_garbage_collector_follows_owner_references_as_they_change() -> None:
+    """Its graph of owners is kept at every write: a dependent re-owned by a patch goes
+    with its new owner, not its old one; one owned twice goes with the last of them."""
+    store = _with_namespace(ObjectStore(default_resources()))
+    spec = _configmaps()
+    first = store.create(spec, "ns", {"metadata": {"name": "first"}})
+    second = store.create(spec, "ns", {"metadata": {"name": "second"}})
+    store.create(spec, "ns", {"metadata": {"name": "moved",
+                                           "ownerReferences": [_owner_ref(first)]}})
+    store.create(spec, "ns", {"metadata": {"name": "shared", "ownerReferences": [
+        _owner_ref(first), _owner_ref(second)]}})
+    store.patch(spec, "ns", "moved", "merge",
+                {"metadata": {"ownerReferences": [_owner_ref(second)]}})
+
+    def names() -> set[str]:
+        return {obj["metadata"]["name"] for obj in store.list_objects(spec, "ns")[0]}
+
+    store.delete(spec, "ns", "first")
+    assert names() == {"second", "moved", "shared"}
+    store.delete(spec, "ns", "second")
+    assert names() == set()

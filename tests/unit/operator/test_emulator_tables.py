@@ -10,16 +10,16 @@ from typing import Any
 
 import pytest
 import yaml
-from headwater_operator.api.resource import PrinterColumn
-from headwater_operator.devcluster.resources import ResourceSpec, default_resources
-from headwater_operator.devcluster.store import ApiError
-from headwater_operator.devcluster.tables import (
+from headwater_dev.resources import ResourceSpec, default_resources
+from headwater_dev.store import ApiError
+from headwater_dev.tables import (
     evaluate_json_path,
     human_age,
     parse_json_path,
     render_table,
     wants_table,
 )
+from headwater_operator.api.resource import PrinterColumn
 
 NOW = datetime.datetime(2026, 12, 4, 12, 0, 0, tzinfo=datetime.UTC)
 KUBECTL_ACCEPT = ("application/json;as=Table;v=v1;g=meta.k8s.io,"

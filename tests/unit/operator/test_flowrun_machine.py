@@ -164,6 +164,24 @@ def test_cancel_of_queued_run_cancels_without_pod() -> None:
     assert decision.delete_pod is None
 
 
+def test_cancel_of_a_waiting_run_whose_pod_exists_deletes_that_pod() -> None:
+    """The pod is created before the status names it: an operator killed in between
+    leaves a waiting run with a running pod, which a cancel must stop too."""
+    run = make_run(cancel=True, status={"phase": "AwaitingConcurrencySlot"})
+    decision = decide(run, facts(pod=make_pod("Running"),
+                                 deployment=make_deployment(cancelGracePeriodSeconds=20)))
+    assert decision.status["phase"] == "Cancelled"
+    assert (decision.delete_pod, decision.delete_grace_seconds) == ("run-a-1", 20)
+    assert "pod run-a-1" in decision.status["message"]
+    # Between attempts: the next attempt's pod, by the same token.
+    waiting = make_run(cancel=True, status={**RUNNING, "phase": "AwaitingRetry"})
+    between = decide(waiting, facts(pod=make_pod("Pending")))
+    assert (between.status["phase"], between.delete_pod) == ("Cancelled", "run-a-2")
+    # One already being deleted is left to finish.
+    gone = decide(run, facts(pod=make_pod("Running", deleting=True)))
+    assert gone.delete_pod is None
+
+
 def test_cancel_of_running_run_deletes_pod_with_grace_then_records_cancelled() -> None:
     run = make_run(cancel=True, status=RUNNING)
     begin = decide(run, facts(deployment=make_deployment(cancelGracePeriodSeconds=20)))

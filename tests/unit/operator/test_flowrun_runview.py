@@ -1,7 +1,7 @@
-"""Which FlowRun body a tracker decides from, without reading the API server.
+"""Which FlowRun body the FlowRun controller decides from, without reading the API server.
 
-The tracker is the only writer of a run's status; users write its spec. These rules make
-the tracker decide from the newest body it knows, and never from an older one than its
+The controller is the only writer of a run's status; users write its spec. These rules
+make the controller decide from the newest body it knows, and never from an older one than its
 own last write (which would repeat a transition, and count it twice).
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from headwater_operator.flowruns.reconciler import RunView, freshest
+from headwater_operator.controllers.flowruns import RunView, freshest
 
 
 def body(rv: int, phase: str | None, *, generation: int = 1, cancel: bool = False

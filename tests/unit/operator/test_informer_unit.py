@@ -2,8 +2,10 @@
 
 A fake :class:`~headwater_operator.kube.Kube` answers each LIST and WATCH from a script
 (results, events, errors), so Gone/relist, backoff and client-side filtering are checked
-without a server and without waiting: the informer's ``sleep`` is injected. The last
-tests put :meth:`Kube.watch` itself against a small local aiohttp server.
+without a server and without waiting: the informer's ``sleep`` is injected. The same
+scripts feed the :class:`SharedInformer` fan-out to several handlers, the :class:`Store`
+and the :class:`InformerFactory`. The last tests put :meth:`Kube.watch` itself against a
+small local aiohttp server.
 """
 
 from __future__ import annotations
@@ -18,7 +20,13 @@ import aiohttp.web
 import kubernetes.client
 import pytest
 from headwater_operator import kube as k
-from headwater_operator.informer import Informer, label_matcher
+from headwater_operator.informer import (
+    Informer,
+    InformerFactory,
+    SharedInformer,
+    Store,
+    label_matcher,
+)
 
 NS = "default"
 ListAnswer = tuple[list[k.JsonObject], str] | BaseException
@@ -43,7 +51,7 @@ class ScriptedKube(k.Kube):
     """Answers LISTs and WATCHes from scripts; when both run out, sets ``idle`` and waits."""
 
     def __init__(self, lists: list[ListAnswer], watches: list[WatchAnswer]) -> None:
-        super().__init__(k.SyncKube(kubernetes.client.ApiClient()))
+        super().__init__(kubernetes.client.ApiClient())
         self.lists = lists
         self.watches = watches
         self.calls: list[tuple[str, str | None]] = []
@@ -331,6 +339,219 @@ def test_lines_are_cut_however_the_stream_is_chunked() -> None:
     assert splitter.rest() == b""
 
 
+# --- SharedInformer, Store, InformerFactory -----------------------------------------------
+class ByNamespace(k.Kube):
+    """Answers each namespace's LISTs and WATCHes from its own :class:`ScriptedKube`;
+    a namespace's LIST waits for its gate in ``held`` (if any) first."""
+
+    def __init__(self, scripts: dict[str | None, ScriptedKube]) -> None:
+        super().__init__(kubernetes.client.ApiClient())
+        self.scripts = scripts
+        self.held: dict[str | None, asyncio.Event] = {}
+
+    async def list_pages(
+        self, resource: k.Resource, *, namespace: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+        field_selector: str | None = None, page_size: int | None = None,
+    ) -> AsyncGenerator[tuple[list[k.JsonObject], str], None]:
+        gate = self.held.get(namespace)
+        if gate is not None:
+            await gate.wait()
+        async for page in self.scripts[namespace].list_pages(
+                resource, namespace=namespace, label_selector=label_selector):
+            yield page
+
+    def watch(
+        self, resource: k.Resource, *, namespace: str | None = None,
+        resource_version: str | None = None,
+        label_selector: str | Mapping[str, str] | None = None,
+        timeout_seconds: int = 300, allow_bookmarks: bool = True,
+    ) -> AsyncGenerator[k.WatchEvent, None]:
+        return self.scripts[namespace].watch(resource, namespace=namespace,
+                                             resource_version=resource_version)
+
+    async def idle(self) -> None:
+        for script in self.scripts.values():
+            await script.idle.wait()
+
+
+async def _run_until_idle(shared: SharedInformer, client: ByNamespace) -> None:
+    task = asyncio.create_task(shared.run())
+    async with asyncio.timeout(10):  # a hang guard
+        await client.idle()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def _one_namespace(lists: list[ListAnswer], watches: list[WatchAnswer]) -> ByNamespace:
+    return ByNamespace({NS: ScriptedKube(lists, watches)})
+
+
+async def test_every_handler_gets_every_event_in_registration_order() -> None:
+    client = _one_namespace([([_obj("a", "1"), _obj("b", "2")], "10")],
+                            [[("MODIFIED", _obj("a", "11")), ("DELETED", _obj("b", "12"))]])
+    shared = SharedInformer(client, k.SCHEDULES, [NS])
+    seen: list[tuple[str, str, str, int]] = []
+    shared.add_handler(lambda kind, obj: seen.append(
+        ("first", kind, obj["metadata"]["name"], id(obj))))
+    shared.add_handler(lambda kind, obj: seen.append(
+        ("second", kind, obj["metadata"]["name"], id(obj))))
+    await _run_until_idle(shared, client)
+    assert [(who, kind, name) for who, kind, name, _ in seen] == [
+        ("first", "ADDED", "a"), ("second", "ADDED", "a"),
+        ("first", "ADDED", "b"), ("second", "ADDED", "b"),
+        ("first", "MODIFIED", "a"), ("second", "MODIFIED", "a"),
+        ("first", "DELETED", "b"), ("second", "DELETED", "b")]
+    # One parsed object per event, shared (read-only) by every handler: no copies.
+    assert all(seen[i][3] == seen[i + 1][3] for i in range(0, len(seen), 2))
+    assert client.scripts[NS].calls == [("list", None), ("watch", "10"), ("watch", "12")]
+
+
+async def test_a_raising_handler_does_not_keep_the_event_from_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = _one_namespace([([_obj("bad", "1"), _obj("good", "2")], "10")],
+                            [[("MODIFIED", _obj("bad", "11")), ("ADDED", _obj("later", "12"))]])
+    shared = SharedInformer(client, k.SCHEDULES, [NS])
+    before: list[str] = []
+    after: list[str] = []
+
+    def fragile(kind: str, obj: k.JsonObject) -> None:
+        if obj["metadata"]["name"] == "bad":
+            raise ValueError("cannot parse spec.cron")
+        before.append(obj["metadata"]["name"])
+
+    shared.add_handler(fragile)
+    shared.add_handler(lambda kind, obj: after.append(obj["metadata"]["name"]))
+    with caplog.at_level(logging.ERROR, logger="headwater_operator.informer"):
+        await _run_until_idle(shared, client)
+    assert after == ["bad", "good", "bad", "later"]
+    assert before == ["good", "later"]
+    assert shared.synced
+    failures = [r for r in caplog.records if r.levelno == logging.ERROR]
+    assert len(failures) == 2
+    assert "fragile" in failures[0].getMessage()
+    assert "ADDED default/bad" in failures[0].getMessage()
+    assert failures[0].exc_info is not None
+
+
+async def test_handlers_cannot_be_added_once_the_informer_runs() -> None:
+    client = _one_namespace([([_obj("a", "1")], "10")], [])
+    shared = SharedInformer(client, k.SCHEDULES, [NS])
+    early: list[str] = []
+    shared.add_handler(lambda kind, obj: early.append(obj["metadata"]["name"]))
+    task = asyncio.create_task(shared.run())
+    await asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="the schedules informer is running already: "
+                                           "register handlers before it starts"):
+        shared.add_handler(lambda kind, obj: None)
+    async with asyncio.timeout(10):
+        await client.idle()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert early == ["a"]
+    assert len(shared.handlers) == 1
+
+
+async def test_synced_once_every_namespace_has_delivered_its_first_list() -> None:
+    client = ByNamespace({
+        "team-a": ScriptedKube([([_obj("a", "1")], "10")], []),
+        "team-b": ScriptedKube([([_obj("b1", "1"), _obj("b2", "2")], "10")], []),
+    })
+    client.held["team-b"] = asyncio.Event()
+    shared = SharedInformer(client, k.SCHEDULES, ["team-a", "team-b"])
+    seen: list[str] = []
+    shared.add_handler(lambda kind, obj: seen.append(obj["metadata"]["name"]))
+    task = asyncio.create_task(shared.run())
+    waiter = asyncio.create_task(shared.wait_synced())
+    async with asyncio.timeout(10):
+        await client.scripts["team-a"].idle.wait()
+    assert seen == ["a"]
+    assert not bool(shared.synced)  # bool(): mypy would take the property for a constant
+    assert not waiter.done()
+    client.held["team-b"].set()
+    async with asyncio.timeout(10):
+        await waiter
+    assert shared.synced
+    assert sorted(seen) == ["a", "b1", "b2"]
+    assert len(shared) == 3
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_a_store_keeps_the_latest_body_and_forgets_deleted_objects() -> None:
+    store = Store()
+    first, second = _obj("a", "1"), _obj("a", "2")
+    store.on_event("ADDED", first)
+    store.on_event("ADDED", _obj("b", "3"))
+    store.on_event("MODIFIED", second)
+    assert store.get(NS, "a") is second
+    assert store.get("other", "a") is None
+    assert len(store) == 2
+    # A relist's tombstone carries metadata only: enough to forget the object.
+    store.on_event("DELETED", {"metadata": {"name": "a", "namespace": NS, "uid": "uid-a"}})
+    assert store.get(NS, "a") is None
+    assert [key for key, _ in store.items()] == [(NS, "b")]
+    store.on_event("DELETED", {"metadata": {"name": "never-seen", "namespace": NS}})
+    assert len(store) == 1
+    cluster = {"metadata": {"name": "c"}}
+    store.on_event("ADDED", cluster)
+    assert store.get("", "c") is cluster
+
+
+async def test_a_store_registered_first_is_current_when_later_handlers_run() -> None:
+    client = _one_namespace([([_obj("a", "1")], "10")],
+                            [[("MODIFIED", _obj("a", "11")), ("DELETED", _obj("a", "12"))]])
+    shared = SharedInformer(client, k.DEPLOYMENTS, [NS])
+    store = Store()
+    shared.add_handler(store.on_event)
+    read: list[tuple[str, str | None]] = []
+
+    def controller(kind: str, obj: k.JsonObject) -> None:
+        found = store.get(NS, obj["metadata"]["name"])
+        read.append((kind, found["metadata"]["resourceVersion"] if found else None))
+
+    shared.add_handler(controller)
+    await _run_until_idle(shared, client)
+    assert read == [("ADDED", "1"), ("MODIFIED", "11"), ("DELETED", None)]
+
+
+async def test_the_factory_makes_one_shared_informer_per_kind_and_selector() -> None:
+    client = ByNamespace({None: ScriptedKube([([_obj("a", "1")], "10"),
+                                              ([_obj("p", "1")], "10")], [])})
+    factory = InformerFactory(client, None)
+    schedules = factory.informer(k.SCHEDULES)
+    assert factory.informer(k.SCHEDULES) is schedules
+    pods = factory.informer(k.PODS, "app=headwater")
+    assert factory.informer(k.PODS, "app=headwater") is pods
+    assert factory.informer(k.PODS) is not pods
+    assert factory.informers == [schedules, pods, factory.informer(k.PODS)]
+    assert pods.label_selector == "app=headwater"
+    assert InformerFactory(client, ["team-a", "team-b"]).namespaces == ["team-a", "team-b"]
+
+
+async def test_the_factory_runs_every_informer_and_waits_for_all_first_lists() -> None:
+    client = ByNamespace({None: ScriptedKube([([_obj("a", "1")], "10"),
+                                              ([_obj("f", "1")], "10")], [])})
+    factory = InformerFactory(client, None)
+    seen: list[tuple[str, str]] = []
+    factory.informer(k.SCHEDULES).add_handler(
+        lambda kind, obj: seen.append(("schedule", obj["metadata"]["name"])))
+    factory.informer(k.FLOWS).add_handler(
+        lambda kind, obj: seen.append(("flow", obj["metadata"]["name"])))
+    task = asyncio.create_task(factory.run())
+    async with asyncio.timeout(10):
+        await factory.wait_synced()
+    assert sorted(seen) == [("flow", "f"), ("schedule", "a")]
+    assert all(informer.synced for informer in factory.informers)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
 # --- Kube.watch over HTTP -------------------------------------------------------------
 Handler = Callable[[aiohttp.web.Request], Any]
 
@@ -372,8 +593,7 @@ def _streaming(*chunks: bytes) -> Handler:
 
 def _client(url: str) -> k.Kube:
     """A client of the local test server at ``url``."""
-    return k.Kube(k.SyncKube(kubernetes.client.ApiClient(
-        kubernetes.client.Configuration(host=url))))
+    return k.Kube(kubernetes.client.ApiClient(kubernetes.client.Configuration(host=url)))
 
 
 async def test_watch_sends_the_watch_query_and_parses_split_lines_and_in_stream_gone(

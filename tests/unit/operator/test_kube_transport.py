@@ -87,7 +87,7 @@ async def test_requests_carry_token_user_agent_and_patch_content_types(
     fake, server = api
     client = _client(server)
     client.user_agent = "headwater-test/1"
-    k = kube.Kube(kube.SyncKube(client))
+    k = kube.Kube(client)
     await k.patch(kube.FLOWRUNS, "r1", {"spec": {"cancel": True}}, namespace="ns")
     await k.patch_status(kube.FLOWRUNS, "r1", [kube.jp_test("/status/phase", "Running")],
                          namespace="ns")
@@ -117,7 +117,7 @@ async def test_failures_raise_typed_errors_with_the_server_message(
     fake.answers.append(_status(code, reason, f"flowruns \"r1\" says {reason}"))
     with pytest.raises(error, match=f'flowruns "r1" says {reason}') as caught:
         # No retries: a 500 is retried otherwise (test_retries_client.py).
-        await kube.Kube(kube.SyncKube(_client(server), retry=kube.NO_RETRIES)).create(
+        await kube.Kube(_client(server), retry=kube.NO_RETRIES).create(
             kube.FLOWRUNS, {"metadata": {"name": "r1"}}, namespace="ns")
     assert type(caught.value) is error
     assert caught.value.status == code
@@ -132,7 +132,7 @@ async def test_a_401_is_retried_once_with_a_rotated_token(
     fake.answers.append(_status(401, "Unauthorized", "token expired"))
 
     # The token file was rotated after the header was cached.
-    k = kube.Kube(kube.SyncKube(client))
+    k = kube.Kube(client)
     await kube.transport(client).credentials.header()
     client.configuration.api_key["authorization"] = "Bearer new"
     assert await k.get(kube.FLOWRUNS, "r1", namespace="ns") == {}
@@ -145,8 +145,7 @@ async def test_a_second_401_is_the_callers_error(api: tuple[FakeApi, str]) -> No
     fake, server = api
     fake.answers += [_status(401, "Unauthorized", "bad token") for _ in range(2)]
     with pytest.raises(kube.KubeError, match="bad token") as caught:
-        await kube.Kube(kube.SyncKube(_client(server))).get(kube.FLOWRUNS, "r1",
-                                                            namespace="ns")
+        await kube.Kube(_client(server)).get(kube.FLOWRUNS, "r1", namespace="ns")
     assert caught.value.status == 401
     assert len(fake.requests) == 2
 
@@ -176,7 +175,7 @@ async def test_credentials_are_re_read_only_after_the_refresh_interval() -> None
 async def test_requests_share_one_session_and_connection(api: tuple[FakeApi, str]) -> None:
     fake, server = api
     client = _client(server)
-    first, second = kube.Kube(kube.SyncKube(client)), kube.Kube(kube.SyncKube(client))
+    first, second = kube.Kube(client), kube.Kube(client)
     for _ in range(3):
         await first.get(kube.FLOWRUNS, "r1", namespace="ns")
         await second.get(kube.FLOWRUNS, "r1", namespace="ns")
@@ -200,7 +199,7 @@ async def test_follow_pod_log_keeps_characters_split_across_chunks(
         return response
 
     fake.answers.append(stream)
-    k = kube.Kube(kube.SyncKube(_client(server)))
+    k = kube.Kube(_client(server))
     chunks = [chunk async for chunk in k.follow_pod_log("p1", namespace="ns")]
     assert "".join(chunks) == "naïve → done\n"
     assert "\ufffd" not in "".join(chunks)

@@ -13,9 +13,9 @@ from typing import Any
 
 from headwater import contract
 from headwater.summary import fit_summary
+from headwater_dev import podstatus
 from headwater_operator import reasons
 from headwater_operator.api import FlowRunPhase
-from headwater_operator.devcluster import podstatus
 from headwater_operator.flowruns.podfacts import kubelet_cut, observe_attempt, pod_facts
 from test_flowrun_builders import at, make_pod, terminated
 

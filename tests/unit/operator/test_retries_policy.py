@@ -1,7 +1,7 @@
 """The client's retry policy as pure functions: what is retried, on which requests, how long.
 
-``kube.RetryPolicy`` and the functions beside it decide; ``Kube``/``SyncKube`` only sleep
-and send again (their loops are tested against the emulator in
+``kube.RetryPolicy`` and the functions beside it decide; ``Kube`` only sleeps and sends
+again (its loop is tested against the emulator in
 tests/api/test_retries_client.py).
 """
 
@@ -13,8 +13,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-import urllib3.connection
-import urllib3.exceptions
 from headwater_operator import kube
 
 FLOWRUN = "/apis/headwater.dev/v1alpha1/namespaces/ns/flowruns/r1"
@@ -38,11 +36,6 @@ def _seeded(seed: int = 7, **fields: Any) -> kube.RetryPolicy:
     (aiohttp.ServerDisconnectedError(), "ConnectionFailed"),
     (aiohttp.ClientOSError(104, "Connection reset by peer"), "ConnectionFailed"),
     (aiohttp.ClientPayloadError("Response payload is not completed"), "ConnectionFailed"),
-    (urllib3.exceptions.ProtocolError("Connection aborted.", ConnectionResetError(104)),
-     "ConnectionFailed"),
-    (urllib3.exceptions.NewConnectionError(
-        urllib3.connection.HTTPConnection("127.0.0.1", 1), "Connection refused"),
-     "ConnectionFailed"),
 ])
 def test_transient_failures_have_a_retry_reason(error: BaseException, reason: str) -> None:
     assert kube.retry_reason(error) == reason
@@ -59,8 +52,6 @@ def test_transient_failures_have_a_retry_reason(error: BaseException, reason: st
     kube.KubeError(501, "Error", "not implemented"),
     TimeoutError(),
     aiohttp.ServerTimeoutError("read timed out"),  # a ClientConnectionError, and a timeout
-    # urllib3 retried already (a client of someone else's configuration): not again.
-    urllib3.exceptions.MaxRetryError(urllib3.HTTPConnectionPool("127.0.0.1"), "/"),
     ValueError("garbled JSON"),
 ])
 def test_answers_timeouts_and_bugs_are_final(error: BaseException) -> None:

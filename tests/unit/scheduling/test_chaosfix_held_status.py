@@ -3,14 +3,20 @@ writes nothing (issue #11, "Held Schedules keep stale status.active")."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, cast
 
 import pytest
 from headwater.contract import LABEL_SCHEDULE
 from headwater_operator import kube
-from headwater_operator.scheduling.controller import ScheduleController, _Entry
-from headwater_operator.scheduling.reconciler import Cache, WatchState, reconcile_schedule
+from headwater_operator.controllers.schedules import (
+    Cache,
+    ScheduleController,
+    WatchState,
+    _Entry,
+    reconcile_schedule,
+)
 from headwater_operator.scheduling.status import active_entries, status_changes
 from test_scheduling_reconciler import STARTED, T0, FakeKube, setup, status, wake
 
@@ -108,6 +114,14 @@ def test_status_changes_are_the_fields_a_merge_patch_would_alter() -> None:
     assert status_changes({}, {"missedTicks": 0}) == {"missedTicks": 0}
 
 
+class NoEvents:
+    """An EventRecorder for scenes that must post none."""
+
+    def post(self, involved: Mapping[str, Any], type_: str, reason: str,
+             message: str) -> None:
+        raise AssertionError(f"unexpected Event {type_} {reason}: {message}")
+
+
 class WitnessKube(CountingKube):
     """Records, at each FlowRun create, whether the run was already among the unseen."""
 
@@ -124,11 +138,11 @@ class WitnessKube(CountingKube):
 async def test_a_run_created_then_deleted_before_the_next_wake_up_is_not_active() -> None:
     """The Deployment deleted right after a tick: the garbage collector deletes its runs
     before the held Schedule wakes. The watch showed the run, then its deletion; the run
-    must not stay active as one of the task's unseen creations."""
+    must not stay active as one of the Schedule's unseen creations."""
     state = WatchState(watching_since=STARTED)
     client = WitnessKube(state)
     client.objects.update(setup({"interval": "1m"}).objects)
-    controller = ScheduleController(cast(kube.Kube, object()), ["default"])
+    controller = ScheduleController(cast(kube.Kube, object()), events=NoEvents())
     controller.schedules["default", "nightly"] = _Entry(
         live=client.objects["schedules", "nightly"], watch=state)
     cache = controller.cache

@@ -1,28 +1,42 @@
-"""The Schedule controller's watch bookkeeping: which runs it remembers, what rings a Schedule.
+"""The Schedule controller's watch bookkeeping and its wake-ups through the work queue.
 
 The controller's callbacks run for every watch event, so they must stay cheap and their
-memory bounded; these tests drive them directly (no API server, no Schedule tasks).
+memory bounded: these tests drive them directly (no API server) and read what they woke
+from the work queue. The wake-up tests call :meth:`ScheduleController.reconcile` as a
+worker would, against the in-memory client of the reconciler tests.
 """
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 from headwater.contract import LABEL_SCHEDULE
 from headwater_operator import kube
-from headwater_operator.reasons import EVENT_MESSAGE_MAX_BYTES
-from headwater_operator.scheduling.clock import ManualClock
-from headwater_operator.scheduling.controller import (
+from headwater_operator.clock import ManualClock
+from headwater_operator.controllers.schedules import (
     ACTIVE_REFRESH_SLACK_SECONDS,
     ScheduleController,
+    WatchState,
     _Entry,
-    schedule_event,
 )
+from headwater_operator.runtime import Result
+
+from tests.unit.scheduling.test_scheduling_reconciler import setup
 
 NS = "team-a"
+T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+class Recorder:
+    """The controller's EventRecorder: keeps what would be posted."""
+
+    def __init__(self) -> None:
+        self.posted: list[tuple[str, str, str, str]] = []
+
+    def post(self, obj: Any, type_: str, reason: str, message: str) -> None:
+        self.posted.append((obj["metadata"]["name"], type_, reason, message))
 
 
 def run(name: str, phase: str | None = None, *, schedule: str | None = "hourly",
@@ -39,18 +53,29 @@ def deployment(name: str = "nightly", *, uid: str = "u1", paused: bool = False,
             "spec": {"paused": paused}, "status": status or {}}
 
 
+def new_controller(client: object | None = None, *,
+                   clock: ManualClock | None = None) -> ScheduleController:
+    return ScheduleController(cast(kube.Kube, client or object()), events=Recorder(),
+                              clock=clock or ManualClock(T0))
+
+
 @pytest.fixture
 def controller() -> ScheduleController:
-    return ScheduleController(cast(kube.Kube, object()), [NS])  # no requests here
+    return new_controller()  # no requests: callbacks only
 
 
 def entry(controller: ScheduleController, name: str = "hourly", *,
           deployment: str = "nightly", active: frozenset[str] = frozenset()) -> _Entry:
-    """A Schedule the controller knows, without starting its task."""
+    """A Schedule the controller knows and has reconciled once (so nothing is queued)."""
     found = _Entry(live={"metadata": {"name": name, "namespace": NS, "uid": "s1"}},
-                   deployment=deployment, active=active)
+                   watch=WatchState(watching_since=T0), deployment=deployment,
+                   active=active, generation=1)
     controller.schedules[(NS, name)] = found
     return found
+
+
+def woken(controller: ScheduleController, name: str = "hourly") -> bool:
+    return controller.queue.pending((NS, name))
 
 
 def remembered(controller: ScheduleController, schedule: str = "hourly") -> dict[str, str]:
@@ -83,9 +108,11 @@ def test_only_the_latest_completed_run_is_kept_for_last_successful_time(
 
 def test_a_deletion_reported_without_labels_still_finds_its_schedule(
         controller: ScheduleController) -> None:
-    """A relist reports objects deleted while unwatched by name only."""
+    """A relist reports objects deleted while unwatched by metadata only (the informer's
+    tombstone: name, namespace, uid, resourceVersion; no labels)."""
     controller.on_run("ADDED", run("r1", "Running"))
-    controller.on_run("DELETED", run("r1", schedule=None))
+    controller.on_run("DELETED", {"metadata": {"name": "r1", "namespace": NS, "uid": "u",
+                                               "resourceVersion": "7"}})
     assert remembered(controller) == {}
 
 
@@ -94,103 +121,106 @@ def test_runs_of_unscheduled_runs_are_ignored(controller: ScheduleController) ->
     assert controller.runs == {}
 
 
-async def test_an_active_run_ending_rings_its_schedule_only(
+def test_an_active_run_ending_wakes_its_schedule_only(
         controller: ScheduleController) -> None:
-    mine = entry(controller, active=frozenset({"r1"}))
-    other = entry(controller, "daily")
+    entry(controller, active=frozenset({"r1"}))
+    entry(controller, "daily")
     controller.on_run("ADDED", run("r1", "Running"))
-    assert not mine.doorbell.is_set()
+    assert not woken(controller)
     controller.on_run("MODIFIED", run("r1", "Completed", end="2026-03-01T12:01:00Z"))
-    assert mine.doorbell.is_set()
-    assert not other.doorbell.is_set()
+    assert woken(controller)
+    assert not woken(controller, "daily")
 
 
-async def test_a_run_ending_just_before_the_next_tick_waits_for_that_tick() -> None:
+def test_a_run_ending_just_before_the_next_tick_waits_for_that_tick(
+        controller: ScheduleController) -> None:
     """The tick rewrites the status anyway: no second status write for a frequent Schedule."""
-    clock = ManualClock(datetime(2026, 3, 1, 12, tzinfo=UTC))
-    controller = ScheduleController(cast(kube.Kube, object()), [NS], clock=clock)
     soon, later = entry(controller), entry(controller, "daily")
-    soon.next_tick = clock.now() + timedelta(seconds=ACTIVE_REFRESH_SLACK_SECONDS)
-    later.next_tick = clock.now() + timedelta(seconds=ACTIVE_REFRESH_SLACK_SECONDS + 1)
+    soon.next_tick = T0 + timedelta(seconds=ACTIVE_REFRESH_SLACK_SECONDS)
+    later.next_tick = T0 + timedelta(seconds=ACTIVE_REFRESH_SLACK_SECONDS + 1)
     for schedule in ("hourly", "daily"):
         controller.on_run("ADDED", run(f"{schedule}-1", "Running", schedule=schedule))
         controller.on_run("MODIFIED", run(f"{schedule}-1", "Failed", schedule=schedule,
                                           end="2026-03-01T12:00:00Z"))
-    assert not soon.doorbell.is_set()
-    assert later.doorbell.is_set()
+    assert not woken(controller)
+    assert woken(controller, "daily")
     # Either way the run is no longer active for the next decision.
     assert remembered(controller, "hourly") == {}
 
 
-async def test_deployment_pause_rings_its_schedules_but_status_churn_does_not(
-        controller: ScheduleController) -> None:
-    mine = entry(controller)
-    other = entry(controller, "daily", deployment="weekly")
+def test_deployment_pause_wakes_its_schedules_but_status_churn_does_not() -> None:
+    def known(*events: tuple[str, dict[str, Any]]) -> ScheduleController:
+        """A controller that has seen ``events`` before its Schedules were reconciled."""
+        made = new_controller()
+        for type_, obj in events:
+            made.on_deployment(type_, obj)
+        entry(made)
+        entry(made, "daily", deployment="weekly")
+        return made
+
+    controller = known()
     controller.on_deployment("ADDED", deployment())
-    assert mine.doorbell.is_set()
-    mine.doorbell.clear()
+    assert woken(controller)
+    assert not woken(controller, "daily")
+
+    controller = known(("ADDED", deployment()))
     controller.on_deployment("MODIFIED", deployment(status={"activeRuns": 3}))
-    assert not mine.doorbell.is_set()
+    assert not woken(controller)
     controller.on_deployment("MODIFIED", deployment(paused=True))
-    assert mine.doorbell.is_set()
-    assert not other.doorbell.is_set()
+    assert woken(controller)
+    assert not woken(controller, "daily")
     assert next(iter(controller.cache.deployments[(NS, "nightly")]))["spec"] == {
         "paused": True}
-    mine.doorbell.clear()
+
+    controller = known(("ADDED", deployment(paused=True)))
     controller.on_deployment("DELETED", deployment(paused=True))
-    assert mine.doorbell.is_set()
+    assert woken(controller)
+    assert not woken(controller, "daily")
     assert (NS, "nightly") not in controller.cache.deployments
 
 
-async def test_a_new_generation_asks_the_task_to_reread_but_a_status_write_does_not(
+def test_a_new_generation_asks_for_a_reread_but_a_status_write_does_not(
         controller: ScheduleController) -> None:
     found = entry(controller)
-    found.generation = 1
     body = {"metadata": {"name": "hourly", "namespace": NS, "uid": "s1", "generation": 1},
             "spec": {}, "status": {"nextScheduleTime": "2026-03-01T13:00:00Z"}}
     controller.on_schedule("MODIFIED", body)
-    assert not found.doorbell.is_set()
-    assert found.live is body
+    assert not woken(controller)
+    assert not found.reread
+    # The controller's own status write is newer than the watched one: status is dropped.
+    assert found.live == {k: v for k, v in body.items() if k != "status"}
     controller.on_schedule("MODIFIED", {**body, "metadata": {**body["metadata"],
                                                              "generation": 2}})
     assert found.reread
-    assert found.doorbell.is_set()
+    assert woken(controller)
 
 
-async def test_a_deleted_schedule_stops_its_task(controller: ScheduleController) -> None:
+def test_a_schedule_created_again_with_a_new_uid_starts_afresh(
+        controller: ScheduleController) -> None:
+    found = entry(controller)
+    found.written = {"status": {"lastScheduleTime": "2026-03-01T11:00:00Z"}}
+    again = {"metadata": {"name": "hourly", "namespace": NS, "uid": "s2", "generation": 1},
+             "spec": {}}
+    controller.on_schedule("MODIFIED", again)
+    replaced = controller.schedules[(NS, "hourly")]
+    assert replaced is not found
+    assert replaced.written is None
+    assert replaced.live is again
+    assert woken(controller)
+
+
+async def test_a_deleted_schedule_is_forgotten(controller: ScheduleController) -> None:
+    """Its timer and retries are the work queue's to drop (``forget``, tested there); a
+    wake-up already queued finds nothing to do."""
     found = entry(controller)
     controller.on_schedule("DELETED", found.live)
-    assert found.stopped
-    assert found.doorbell.is_set()
     assert (NS, "hourly") not in controller.schedules
-
-
-def test_event_names_the_schedule_and_bounds_the_message() -> None:
-    schedule = {"apiVersion": "headwater.dev/v1alpha1",
-                "metadata": {"name": "hourly", "namespace": NS, "uid": "s1"}}
-    event = schedule_event(schedule, "Warning", "MissedTicks", "x" * 5000,
-                           datetime(2026, 3, 1, 12, tzinfo=UTC))
-    assert event["involvedObject"] == {"apiVersion": "headwater.dev/v1alpha1",
-                                       "kind": "Schedule", "name": "hourly",
-                                       "namespace": NS, "uid": "s1"}
-    assert event["metadata"] == {"generateName": "hourly.", "namespace": NS}
-    assert (event["type"], event["reason"]) == ("Warning", "MissedTicks")
-    assert len(event["message"]) == EVENT_MESSAGE_MAX_BYTES
-    assert event["lastTimestamp"] == "2026-03-01T12:00:00Z"
-    # The API server counts bytes: a non-ASCII message is cut on a character boundary.
-    accented = schedule_event(schedule, "Warning", "MissedTicks", "é" * 1000,
-                              datetime(2026, 3, 1, 12, tzinfo=UTC))
-    assert accented["message"] == "é" * 512
-    assert len(accented["message"].encode()) <= EVENT_MESSAGE_MAX_BYTES
-
+    assert await controller.reconcile((NS, "hourly")) == Result()
 
 
 async def test_a_failed_wake_up_is_retried_from_a_fresh_read_and_runs_the_tick_once(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The API server failing the status write must neither lose nor double the tick."""
-    from tests.unit.scheduling.test_scheduling_reconciler import setup
-
-    monkeypatch.setattr("headwater_operator.scheduling.controller.RETRY_SECONDS", (0.0,))
     client = setup({"interval": "1h"})
     failures = [kube.KubeError(500, "InternalError", "etcd timed out")]
     reads: list[str] = []
@@ -208,38 +238,33 @@ async def test_a_failed_wake_up_is_retried_from_a_fresh_read_and_runs_the_tick_o
     monkeypatch.setattr(client, "patch_status", flaky_patch_status)
     monkeypatch.setattr(client, "get", counted_get)
     # 13:00 is a tick of an hourly interval anchored at midnight 2000; created at 12:00.
-    clock = ManualClock(datetime(2026, 3, 1, 13, tzinfo=UTC))
-    controller = ScheduleController(cast(kube.Kube, client), ["default"], clock=clock)
+    controller = new_controller(client, clock=ManualClock(datetime(2026, 3, 1, 13,
+                                                                   tzinfo=UTC)))
     controller.on_deployment("ADDED", {**client.objects["deployments", "etl"],
                                        "metadata": {"name": "etl", "namespace": "default",
                                                     "uid": "dep-uid"}})
     schedule = client.objects["schedules", "nightly"]
     controller.on_schedule("ADDED", {**schedule,
                                      "status": {"lastScheduleTime": "2026-03-01T12:00:00Z"}})
-    entry_ = controller.schedules[("default", "nightly")]
-    for _ in range(200):
-        if (schedule.get("status") or {}).get("nextScheduleTime"):
-            break
-        await asyncio.sleep(0)
-    try:
-        assert schedule["status"]["nextScheduleTime"] == "2026-03-01T14:00:00Z"
-        assert reads == ["schedules"], "the retry re-reads the Schedule once"
-        runs = [name for plural, name in client.objects if plural == "flowruns"]
-        assert len(runs) == 1
-        assert client.creates == 1  # the retry's create was a 409: the same run
-    finally:
-        entry_.stopped = True
-        entry_.doorbell.set()
-        assert entry_.task is not None
-        await entry_.task
+    key = ("default", "nightly")
+
+    with pytest.raises(kube.KubeError):  # the queue retries it with backoff
+        await controller.reconcile(key)
+    assert reads == []
+    assert client.creates == 1
+    answer = await controller.reconcile(key)
+
+    assert schedule["status"]["nextScheduleTime"] == "2026-03-01T14:00:00Z"
+    assert answer == Result(requeue_at=datetime(2026, 3, 1, 14, tzinfo=UTC))
+    assert reads == ["schedules"], "the retry re-reads the Schedule once"
+    runs = [name for plural, name in client.objects if plural == "flowruns"]
+    assert len(runs) == 1
+    assert client.creates == 1  # the retry found the run it had created: the same run
 
 
 async def test_a_refused_status_write_is_reported_once_and_not_retried(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """422 is an answer about what was sent: retrying sends the same and gets the same."""
-    from tests.unit.scheduling.test_scheduling_reconciler import setup
-
-    monkeypatch.setattr("headwater_operator.scheduling.controller.RETRY_SECONDS", (0.0,))
     client = setup({"interval": "1h"})
     attempts: list[str] = []
 
@@ -250,24 +275,17 @@ async def test_a_refused_status_write_is_reported_once_and_not_retried(
                                            "status.missedTicks: Invalid value: -1")
 
     monkeypatch.setattr(client, "patch_status", refused_patch_status)
-    clock = ManualClock(datetime(2026, 3, 1, 13, tzinfo=UTC))
-    controller = ScheduleController(cast(kube.Kube, client), ["default"], clock=clock)
-    posted: list[tuple[str, str, str]] = []
-    monkeypatch.setattr(controller, "_post_events",
-                        lambda schedule, events, budget, now: posted.extend(events))
+    controller = new_controller(client, clock=ManualClock(datetime(2026, 3, 1, 13,
+                                                                   tzinfo=UTC)))
     controller.on_deployment("ADDED", {"metadata": {"name": "etl", "namespace": "default",
                                                     "uid": "dep-uid"}, "spec": {}})
     controller.on_schedule("ADDED", client.objects["schedules", "nightly"])
-    entry_ = controller.schedules[("default", "nightly")]
-    try:
-        for _ in range(200):
-            await asyncio.sleep(0)
-        assert attempts == ["nightly"]
-        assert [(type_, reason) for type_, reason, _ in posted] == [
-            ("Warning", "StatusRejected")]
-        assert "status.missedTicks" in posted[0][2]
-    finally:
-        entry_.stopped = True
-        entry_.doorbell.set()
-        assert entry_.task is not None
-        await entry_.task
+
+    answer = await controller.reconcile(("default", "nightly"))
+
+    assert answer == Result()  # no retry, no timer: waits for a change
+    assert attempts == ["nightly"]
+    posted = cast(Recorder, controller.events).posted
+    assert [(name, type_, reason) for name, type_, reason, _ in posted] == [
+        ("nightly", "Warning", "StatusRejected")]
+    assert "status.missedTicks" in posted[0][3]

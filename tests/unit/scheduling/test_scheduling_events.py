@@ -1,9 +1,10 @@
-"""Routine Schedule Events are rate-limited; the daemon reads what it needs without GETs."""
+"""Routine Schedule Events are rate-limited; a wake-up reads what it needs without GETs."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+from headwater_operator.controllers.schedules import fresh_schedule
 from headwater_operator.scheduling.events import EventBudget, should_post
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -56,9 +57,7 @@ def test_warnings_are_always_posted_and_spend_nothing() -> None:
     assert should_post("Warning", budget, T0)
 
 
-def test_after_an_edit_the_daemon_takes_the_new_spec_but_keeps_its_own_status() -> None:
-    from headwater_operator.scheduling.controller import fresh_schedule
-
+def test_after_an_edit_a_wake_up_takes_the_new_spec_but_keeps_its_own_status() -> None:
     live = {"metadata": {"name": "s", "generation": 2}, "spec": {"interval": "5m"},
             "status": {"lastScheduleTime": "2026-03-01T11:00:00Z"}}
     written = {"metadata": {"name": "s", "generation": 1}, "spec": {"interval": "1m"},
@@ -69,13 +68,13 @@ def test_after_an_edit_the_daemon_takes_the_new_spec_but_keeps_its_own_status() 
     assert fresh["metadata"]["generation"] == 2
     assert fresh["spec"] == {"interval": "5m"}
     assert fresh["status"] == {"lastScheduleTime": "2026-03-01T12:00:00Z"}
-    fresh["spec"]["interval"] = "1h"  # a copy: kopf's live view is never written to
+    fresh["spec"]["interval"] = "1h"  # a copy: the watched object is shared, never written to
     assert live["spec"] == {"interval": "5m"}
+    fresh["status"]["lastScheduleTime"] = None  # nor is the controller's own last write
+    assert written["status"] == {"lastScheduleTime": "2026-03-01T12:00:00Z"}
 
 
-def test_at_start_the_daemon_takes_the_whole_live_object() -> None:
-    from headwater_operator.scheduling.controller import fresh_schedule
-
+def test_at_the_first_wake_up_the_whole_live_object_is_taken() -> None:
     live = {"metadata": {"name": "s"}, "spec": {"interval": "5m"},
             "status": {"nextScheduleTime": "2026-03-01T12:05:00Z"}}
 

@@ -20,7 +20,8 @@ ZONES = ["UTC", "America/New_York", "Europe/Berlin", "Australia/Lord_Howe", "Asi
 expressions = st.one_of(
     st.builds(
         lambda cron, tz: parse_schedule_expression(cron=cron, timezone=tz),
-        st.sampled_from(["*/15 * * * *", "30 2 * * *", "0 1,2,3 * * *", "5 * * * 0", "@daily"]),
+        st.sampled_from(["* * * * *", "*/15 * * * *", "30 2 * * *", "0 1,2,3 * * *",
+                         "5 * * * 0", "@daily"]),
         st.sampled_from(ZONES),
     ),
     st.builds(

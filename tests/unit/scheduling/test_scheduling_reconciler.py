@@ -9,13 +9,9 @@ from typing import Any
 import pytest
 from headwater.contract import ANNOTATION_SCHEDULED_TIME, LABEL_DEPLOYMENT, LABEL_SCHEDULE
 from headwater_operator import kube
+from headwater_operator.controllers.schedules import Cache, WatchState, reconcile_schedule
 from headwater_operator.labels import label_value
-from headwater_operator.scheduling.reconciler import (
-    Cache,
-    WatchState,
-    invalid_reason,
-    reconcile_schedule,
-)
+from headwater_operator.scheduling.status import invalid_reason
 
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
 STARTED = T0

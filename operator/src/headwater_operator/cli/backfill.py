@@ -6,7 +6,7 @@
 overlap or gap. Times without an offset are read in the Schedule's ``timezone``.
 
 Each tick becomes the FlowRun the scheduler itself would create for it — built by the
-Schedule reconciler's own :func:`~headwater_operator.scheduling.reconciler.build_flow_run`,
+Schedule controller's own :func:`~headwater_operator.scheduling.runs.build_flow_run`,
 so the name (``<schedule>-<unix seconds>``), labels, owner and window parameters are
 identical — with trigger ``backfill``. The name is the idempotency key: a tick the
 scheduler already ran, or an earlier backfill created, answers ``409 AlreadyExists``
@@ -41,10 +41,11 @@ from headwater_operator.cli.common import (
 from headwater_operator.cli.output import render_data, render_table
 from headwater_operator.cli.params import check_parameters, effective_parameters
 from headwater_operator.cli.parsers import DEFAULT_MAX_RUNS
-from headwater_operator.conditions import format_time
+from headwater_operator.kubetime import format_time
 from headwater_operator.labels import selector
 from headwater_operator.scheduling import ScheduleError, ScheduleExpression, fire_times
-from headwater_operator.scheduling.reconciler import build_flow_run, expression_from_spec
+from headwater_operator.scheduling.expression import expression_from_spec
+from headwater_operator.scheduling.runs import build_flow_run
 
 TRIGGER = "backfill"
 _JUST_BEFORE = timedelta(microseconds=1)
@@ -102,7 +103,7 @@ def _schedule_expression(schedule: Mapping[str, Any], where: str) -> ScheduleExp
         raise CliError(f"{where} is invalid: {exc}", EXIT_USAGE) from None
 
 
-def _get(client: kube.SyncKube, resource: kube.Resource, name: str, namespace: str, *,
+def _get(client: kube.BlockingKube, resource: kube.Resource, name: str, namespace: str, *,
          what: str, fix: str) -> dict[str, Any]:
     try:
         return client.get(resource, name, namespace=namespace)
@@ -110,7 +111,7 @@ def _get(client: kube.SyncKube, resource: kube.Resource, name: str, namespace: s
         raise CliError(f"{what} {namespace}/{name} not found; {fix}") from None
 
 
-def _flow_of(client: kube.SyncKube, namespace: str,
+def _flow_of(client: kube.BlockingKube, namespace: str,
              deployment_body: dict[str, Any]) -> tuple[Deployment, Flow]:
     try:
         deployment = parse_resource(deployment_body)
@@ -161,7 +162,7 @@ def cmd_backfill(args: argparse.Namespace, io: Io) -> int:
     return _create_all(client, namespace, planned, io, args.output)
 
 
-def _create_all(client: kube.SyncKube, namespace: str, planned: list[PlannedRun], io: Io,
+def _create_all(client: kube.BlockingKube, namespace: str, planned: list[PlannedRun], io: Io,
                 output: str) -> int:
     created: list[str] = []
     existed: list[str] = []

@@ -119,13 +119,13 @@ def resolve_namespace(args: argparse.Namespace) -> str:
     return DEFAULT_NAMESPACE
 
 
-def connect(args: argparse.Namespace) -> tuple[kube.SyncKube, str]:
+def connect(args: argparse.Namespace) -> tuple[kube.BlockingKube, str]:
     """The client (reconfigured when ``--kubeconfig``/``--context`` is given) and namespace."""
     from headwater_operator import kube
 
     if getattr(args, "kubeconfig", None) or getattr(args, "context", None):
         kube.configure(args.kubeconfig, args.context)
-    return kube.get_sync_client(), resolve_namespace(args)
+    return kube.get_blocking_client(), resolve_namespace(args)
 
 
 def _describe_kube_error(exc: kube.KubeError) -> tuple[str, int]:
@@ -139,6 +139,16 @@ def _describe_kube_error(exc: kube.KubeError) -> tuple[str, int]:
             EXIT_FAILED)
 
 
+def describe_unreachable(exc: BaseException) -> str:
+    """What went wrong talking to the API server, for "cannot reach … (<this>)": the
+    transport's own words, or, for a timeout (which has none), how long it waited."""
+    from headwater_operator import kube
+
+    if isinstance(exc, TimeoutError) and not str(exc):
+        return f"no answer within {kube.DEFAULT_TIMEOUT_SECONDS:g} s"
+    return str(exc) or type(exc).__name__
+
+
 def guarded(name: str, handler: Callable[[argparse.Namespace, Io], int],
             io_factory: Callable[[], Io] = default_io) -> Handler:
     """Wrap ``handler(args, io)`` so every failure becomes a message and an exit code."""
@@ -146,7 +156,7 @@ def guarded(name: str, handler: Callable[[argparse.Namespace, Io], int],
     @functools.wraps(handler)
     def run(args: argparse.Namespace) -> int:
         # Imported here, not at module level: the parsers must load fast (see .parsers).
-        import urllib3.exceptions
+        import aiohttp
 
         from headwater_operator import kube
 
@@ -160,9 +170,10 @@ def guarded(name: str, handler: Callable[[argparse.Namespace, Io], int],
             message, code = _describe_kube_error(exc)
             io.err.write(f"headwater {name}: {message}\n")
             return code
-        except (OSError, urllib3.exceptions.HTTPError) as exc:
-            io.err.write(f"headwater {name}: cannot reach the Kubernetes API server ({exc}); "
-                         "check --kubeconfig/--context or $KUBECONFIG\n")
+        except (OSError, aiohttp.ClientError) as exc:  # refused, reset, timed out, TLS
+            io.err.write(f"headwater {name}: cannot reach the Kubernetes API server "
+                         f"({describe_unreachable(exc)}); check --kubeconfig/--context or "
+                         "$KUBECONFIG\n")
             return EXIT_FAILED
         except KeyboardInterrupt:
             io.err.write(f"headwater {name}: interrupted\n")

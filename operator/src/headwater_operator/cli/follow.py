@@ -18,6 +18,7 @@ container that has really finished.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -52,7 +53,7 @@ def log_stream_complete(received: bool, pod: dict[str, Any] | None) -> bool:
 class Watcher:
     """Reads one FlowRun repeatedly until it ends (or a deadline passes)."""
 
-    client: kube.SyncKube
+    client: kube.BlockingKube
     namespace: str
     name: str
     io: Io
@@ -117,11 +118,14 @@ class Watcher:
         self._header(attempt, pod)
         received = False
         try:
-            for chunk in self.client.follow_pod_log(pod, namespace=self.namespace,
-                                                    container=LOG_CONTAINER):
-                received = received or bool(chunk)
-                self.io.out.write(chunk)
-                self.io.out.flush()
+            # Closed however the loop ends (an interrupt, a failed write): that closes the
+            # connection at once.
+            with contextlib.closing(self.client.follow_pod_log(
+                    pod, namespace=self.namespace, container=LOG_CONTAINER)) as chunks:
+                for chunk in chunks:
+                    received = received or bool(chunk)
+                    self.io.out.write(chunk)
+                    self.io.out.flush()
             if not received:
                 return log_stream_complete(False, self._pod_or_none(pod))
         except kube.NotFound:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 
 from headwater_operator import kube
+from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.cli.common import (
     EXIT_FAILED,
     EXIT_OK,
@@ -75,7 +76,7 @@ def cmd_cancel(args: argparse.Namespace, io: Io) -> int:
     watcher = Watcher(client, namespace, args.run, io)
     run = watcher.read()
     phase = phase_of(run)
-    if phase in ("Completed", "Failed", "Crashed", "Cancelled"):
+    if phase in TERMINAL_PHASES:
         io.err.write(f"headwater cancel: FlowRun {namespace}/{args.run} already ended "
                      f"({phase}); nothing to cancel\n")
         return EXIT_OK  # the run is stopped, which is what the caller wanted

@@ -52,7 +52,6 @@ def register(subparsers: Any) -> None:
     for add in (_register_run, _register_backfill, _register_get, _register_describe,
                 _register_logs, _register_preview):
         add(subparsers)
-    importlib.import_module("headwater_operator.devcluster.sandbox").register(subparsers)
 
 
 def _register_run(subparsers: Any) -> None:

@@ -33,9 +33,9 @@ from headwater_operator.cli.common import (
     parse_instant,
 )
 from headwater_operator.cli.output import render_data, render_table
-from headwater_operator.conditions import format_time
+from headwater_operator.kubetime import format_time
 from headwater_operator.scheduling import ScheduleError, next_fire_time, scheduled_run_name
-from headwater_operator.scheduling.reconciler import expression_from_spec
+from headwater_operator.scheduling.expression import expression_from_spec
 
 MAX_COUNT = 10_000
 

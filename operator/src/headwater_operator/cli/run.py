@@ -65,7 +65,7 @@ def build_run(deployment: str, namespace: str, parameters: dict[str, Any],
     }
 
 
-def our_earlier_run(client: kube.SyncKube, body: dict[str, Any],
+def our_earlier_run(client: kube.BlockingKube, body: dict[str, Any],
                     namespace: str) -> dict[str, Any] | None:
     """The FlowRun an earlier attempt of this create made, or None if the name is taken.
 
@@ -83,7 +83,7 @@ def our_earlier_run(client: kube.SyncKube, body: dict[str, Any],
     return None
 
 
-def load_deployment_and_flow(client: kube.SyncKube, namespace: str,
+def load_deployment_and_flow(client: kube.BlockingKube, namespace: str,
                              name: str) -> tuple[Deployment, Flow]:
     """Read and parse a Deployment and the Flow it references; errors name the fix."""
     try:

@@ -37,7 +37,7 @@ from headwater_operator.flowruns.settings import (
     DEFAULT_CONFIG_ERROR_GRACE,
     RunSettings,
 )
-from headwater_operator.flowruns.timeutil import format_time, parse_time
+from headwater_operator.kubetime import format_time, parse_time
 
 NOT_STARTED = frozenset(
     {None, FlowRunPhase.SCHEDULED, FlowRunPhase.LATE, FlowRunPhase.AWAITING_CONCURRENCY_SLOT}
@@ -145,11 +145,27 @@ def _scheduled_fields(run: FlowRun) -> dict[str, Any]:
     return {"scheduledTime": format_time(due)} if due else {}
 
 
-def _cancel_unstarted(run: FlowRun, now: datetime) -> Decision:
+def _cancel_unstarted(run: FlowRun, facts: Facts) -> Decision:
+    """Cancel a run whose status names no running attempt.
+
+    Its next attempt's pod may exist all the same: the pod is created before the status
+    write that names it, so an operator that died in between left it running. Then that
+    pod is deleted too (SIGTERM, the cancel grace), or the flow would go on running under
+    a Cancelled run. ``facts.pod`` is that pod when the controller found one.
+    """
     where = "between attempts" if run.status.phase == FlowRunPhase.AWAITING_RETRY else \
         "before it started"
-    return _finish(run, Decision(status=_scheduled_fields(run)), FlowRunPhase.CANCELLED,
-                   reasons.CANCELLED, f"cancelled {where} (spec.cancel: true)", now=now)
+    message = f"cancelled {where} (spec.cancel: true)"
+    decision = Decision(status=_scheduled_fields(run))
+    pod = facts.pod
+    if pod is not None and pod.exists and not pod.deleting:
+        name = pod_name(run.metadata.name or "", run.status.attempts + 1)
+        grace = facts.settings.cancel_grace_seconds if facts.settings else 30
+        decision.delete_pod, decision.delete_grace_seconds = name, grace
+        message += (f"; pod {name}, created before the status named it, gets SIGTERM and "
+                    f"{grace}s to stop")
+    return _finish(run, decision, FlowRunPhase.CANCELLED, reasons.CANCELLED, message,
+                   now=facts.now)
 
 
 def _begin_cancel(run: FlowRun, settings: RunSettings | None, now: datetime) -> Decision:
@@ -334,7 +350,7 @@ def decide(run: FlowRun, facts: Facts) -> Decision:
         return Decision()
     if run.spec.cancel:
         if phase in NOT_STARTED or phase == FlowRunPhase.AWAITING_RETRY:
-            return _cancel_unstarted(run, facts.now)
+            return _cancel_unstarted(run, facts)
         if phase in POD_PHASES:
             return _begin_cancel(run, facts.settings, facts.now)
         return _continue_cancel(run, facts)

@@ -81,7 +81,7 @@ from headwater.contract import (
 from headwater_operator import reasons
 from headwater_operator.api.enums import FlowRunPhase
 from headwater_operator.flowruns.settings import DEFAULT_CONFIG_ERROR_GRACE
-from headwater_operator.flowruns.timeutil import parse_time
+from headwater_operator.kubetime import parse_time
 
 IMAGE_PULL_REASONS = frozenset({"ErrImagePull", "ImagePullBackOff", "InvalidImageName",
                                 "ErrImageNeverPull"})

@@ -29,7 +29,7 @@ from headwater import contract
 from headwater_operator import strategicmerge
 from headwater_operator.api import FlowRun
 from headwater_operator.flowruns.settings import RunSettings
-from headwater_operator.flowruns.timeutil import format_time
+from headwater_operator.kubetime import format_time
 from headwater_operator.labels import label_value
 
 CONTAINER_NAME = "flow"

@@ -1,23 +1,19 @@
 """Exact, DST-correct scheduling: pure functions shared by the operator, CLI and benchmarks.
 
+Pure domain code: no I/O, no clock of its own (instants are arguments). The Schedule
+controller (:mod:`headwater_operator.controllers.schedules`) applies these decisions.
+
 * :mod:`.expression` — parse and validate ``cron`` / ``interval`` / ``rrule`` + timezone;
 * :mod:`.wallclock` — the DST rules (gap ticks fire at the gap's end, repeated hours once);
 * :mod:`.fire_times` — ``next_fire_time``, ``previous_fire_time``, ``fire_times``;
 * :mod:`.plan` — ``plan_ticks``: which due ticks run now, which missed ones are skipped;
 * :mod:`.runs` — deterministic run names, window parameters, the expression fingerprint;
-* :mod:`.status` — ``status.active`` and whether a wake-up changes the status at all;
-* :mod:`.clock` — the injectable clock the reconciler reads and sleeps through.
+* :mod:`.status` — what a Schedule's status and conditions say, and whether a wake-up
+  changes the status at all.
 
 The rules are documented for users in ``docs/scheduling.md``.
 """
 
-from headwater_operator.scheduling.clock import (
-    SYSTEM_CLOCK,
-    Clock,
-    ManualClock,
-    get_clock,
-    set_clock,
-)
 from headwater_operator.scheduling.expression import (
     ScheduleError,
     ScheduleExpression,
@@ -47,9 +43,6 @@ from headwater_operator.scheduling.runs import (
 from headwater_operator.scheduling.wallclock import local_wall_time, wall_to_instant
 
 __all__ = [
-    "SYSTEM_CLOCK",
-    "Clock",
-    "ManualClock",
     "ScheduleError",
     "ScheduleExpression",
     "ScheduleKind",
@@ -58,7 +51,6 @@ __all__ = [
     "TickPlan",
     "count_fire_times",
     "fire_times",
-    "get_clock",
     "local_wall_time",
     "next_fire_time",
     "parse_interval",
@@ -68,7 +60,6 @@ __all__ = [
     "previous_fire_time",
     "schedule_fingerprint",
     "scheduled_run_name",
-    "set_clock",
     "tick_window",
     "wall_to_instant",
     "window_parameters",

@@ -2,9 +2,7 @@
 
 Each tick creates a FlowRun, and a ``RunCreated`` Event per tick is what users of
 Kubernetes CronJob expect (``SuccessfulCreate``). Unbounded, it doubles the API writes
-of a frequent Schedule, and measured with 1,000 Schedules every 5 s it was the one
-write the operator could not keep up with: kopf posts Events in the background, so they
-piled up in memory minutes behind the runs they described.
+of a frequent Schedule (``docs/decisions.md``, "Events of Schedules").
 
 Kubernetes' own event recorder (client-go's ``EventSourceObjectSpamFilter``) solves the
 same problem with a token bucket per (source, object): a burst of 25 Events, then one

@@ -13,6 +13,7 @@ operator copies it verbatim into the Schedule's ``Invalid`` condition.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -296,3 +297,15 @@ def _resolve_anchor(anchor_time: datetime | str | None, tz: ZoneInfo) -> datetim
         return wall_to_instant(value, tz)
     instant: datetime = value.astimezone(UTC)
     return instant
+
+
+EXPRESSION_FIELDS = ("cron", "interval", "rrule", "timezone", "anchorTime")
+"""The spec fields :func:`expression_from_spec` reads."""
+
+
+def expression_from_spec(spec: Mapping[str, Any]) -> ScheduleExpression:
+    """The :class:`ScheduleExpression` of a Schedule spec in wire form (camelCase)."""
+    return parse_schedule_expression(
+        cron=spec.get("cron"), interval=spec.get("interval"), rrule=spec.get("rrule"),
+        timezone=spec.get("timezone") or "UTC", anchor_time=spec.get("anchorTime"),
+    )

@@ -9,8 +9,22 @@ server's ``409 AlreadyExists`` turns a duplicate into a no-op.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
+from headwater.contract import (
+    ANNOTATION_SCHEDULED_TIME,
+    ANNOTATION_TRIGGER,
+    API_VERSION,
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED_BY,
+    LABEL_SCHEDULE,
+    MANAGED_BY_VALUE,
+)
+
+from headwater_operator.kubetime import format_time
+from headwater_operator.labels import label_value
 from headwater_operator.scheduling.expression import ScheduleExpression
 from headwater_operator.scheduling.fire_times import previous_fire_time
 
@@ -70,3 +84,47 @@ def window_parameters(
                 local.date().isoformat() if fmt == WINDOW_FORMAT_DATE else local.isoformat()
             )
     return values
+
+
+def build_flow_run(
+    schedule: Mapping[str, Any], deployment: Mapping[str, Any], expr: ScheduleExpression,
+    tick: datetime, *, trigger: str = "schedule",
+) -> dict[str, Any]:
+    """The FlowRun a Schedule creates for ``tick`` (owned by the Deployment).
+
+    ``headwater backfill`` builds its runs here too (``trigger="backfill"``), so a
+    backfilled tick has exactly the name, labels and parameters the scheduler would give it.
+    """
+    meta, spec = schedule["metadata"], schedule["spec"]
+    dep_meta = deployment["metadata"]
+    parameters = dict(spec.get("parameters") or {})
+    window = spec.get("windowParameters")
+    if window:
+        parameters.update(window_parameters(
+            expr, tick, window.get("start"), window.get("end"), window.get("format", "DateTime")
+        ))
+    when = format_time(tick)
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "FlowRun",
+        "metadata": {
+            "name": scheduled_run_name(meta["name"], tick),
+            "namespace": meta.get("namespace"),
+            "labels": {
+                LABEL_SCHEDULE: label_value(meta["name"]),
+                LABEL_DEPLOYMENT: label_value(dep_meta["name"]),
+                LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+            },
+            "annotations": {ANNOTATION_SCHEDULED_TIME: when, ANNOTATION_TRIGGER: trigger},
+            "ownerReferences": [{
+                "apiVersion": API_VERSION, "kind": "Deployment", "name": dep_meta["name"],
+                "uid": dep_meta["uid"], "controller": False, "blockOwnerDeletion": False,
+            }],
+        },
+        "spec": {
+            "deploymentRef": {"name": dep_meta["name"]},
+            "parameters": parameters,
+            "scheduledTime": when,
+            "trigger": trigger,
+        },
+    }

@@ -17,7 +17,12 @@ Pure functions the reconciler applies. Two rules they keep:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
+
+from headwater_operator import reasons
+from headwater_operator.conditions import get_condition, make_condition
+from headwater_operator.kubetime import format_time, parse_time
 
 
 def active_entries(active_runs: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -35,3 +40,63 @@ def status_changes(current: Mapping[str, Any], patch: Mapping[str, Any]) -> dict
     """
     return {key: value for key, value in patch.items()
             if (current.get(key) is not None if value is None else current.get(key) != value)}
+
+
+def invalid_reason(field_path: str) -> str:
+    """``spec.catchup.maxRuns`` → ``InvalidCatchupMaxRuns``: the reason names the field."""
+    parts = [part for part in field_path.removeprefix("spec").split(".") if part]
+    return "Invalid" + "".join(part[:1].upper() + part[1:] for part in parts) if parts \
+        else "InvalidSpec"
+
+
+def rejected_run_message(run_name: str, tick: datetime, server_message: str) -> str:
+    """The condition and Event message of a tick whose FlowRun the API server refused."""
+    return (f"the API server refused run {run_name} for tick {format_time(tick)}: "
+            f"{server_message}; the tick is skipped. Fix the Schedule or its Deployment "
+            "(or the policy that refused it); later ticks are tried again")
+
+
+def run_conditions(existing: Iterable[Mapping[str, Any]] | None, created: list[str],
+                   rejected: list[str], ready_message: str) -> list[dict[str, Any]]:
+    """``Ready`` and ``RunRejected`` after a wake-up of a valid, unheld Schedule.
+
+    A refused run makes both say so (a human has to act), and they keep saying it on
+    wake-ups that try no run, until a run is accepted again. Refused runs win over
+    created ones in the same wake-up.
+    """
+    previous = get_condition(existing, "RunRejected")
+    if not rejected and not created and previous and previous.get("status") == "True":
+        rejected = [str(previous.get("message") or "")]
+    if rejected:
+        return [make_condition("Ready", False, reasons.RUN_REJECTED, rejected[-1]),
+                make_condition("RunRejected", True, reasons.RUN_REJECTED, rejected[-1])]
+    ready = make_condition("Ready", True, "Scheduled", ready_message)
+    if created and previous is not None:
+        return [ready, make_condition("RunRejected", False, reasons.RUNS_ACCEPTED,
+                                      "the last run created was accepted")]
+    return [ready]
+
+
+def effective_since(
+    meta: Mapping[str, Any], status: Mapping[str, Any], fingerprint: str,
+    edit_seen_at: dict[str, datetime], now: datetime,
+) -> datetime:
+    """When the current expression took effect: creation, or when its edit was seen.
+
+    A schedule that never ticked has its creation time. An edited one has the time this
+    process first saw the new fingerprint — after an operator restart that is later than
+    the real edit, which can only skip ticks, never fire one from before the edit.
+    """
+    created = parse_time(meta.get("creationTimestamp")) or now
+    if status.get("scheduleFingerprint") in (None, fingerprint):
+        return created
+    return max(created, edit_seen_at.setdefault(fingerprint, now))
+
+
+def expression_summary(spec: Mapping[str, Any]) -> str:
+    """``status.expression``: the Schedule's expression in a few words."""
+    if spec.get("cron"):
+        return str(spec["cron"])
+    if spec.get("interval"):
+        return f"every {spec['interval']}"
+    return f"rrule {spec.get('rrule')}"

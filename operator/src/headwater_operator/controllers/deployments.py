@@ -1,0 +1,395 @@
+"""The Deployment and Flow controllers: their status (Ready, Paused, run counts, lastRun),
+and the pruning of each Deployment's FlowRun history.
+
+One Deployment, from its watch event to its status:
+
+1. **Watch → wake.** A Deployment is woken when it changes
+   (:meth:`DeploymentController.on_deployment`), when one of its FlowRuns changes
+   (:meth:`~DeploymentController.on_flowrun`), and when its Flow changes (the
+   :class:`FlowController` wakes the Deployments that reference the Flow). Nothing loops
+   over all Deployments.
+2. **Reconcile** (:meth:`DeploymentController.reconcile`, one worker per Deployment at a
+   time): compute the desired status with the pure
+   :func:`~headwater_operator.readiness.deployment_status` from what the watches keep in
+   memory — the Deployment and its Flow from the shared stores, a few fields of each of
+   its FlowRuns (:class:`~headwater_operator.readiness.RunFacts`) — and patch it through
+   the ``status`` subresource only if it differs (so replayed events and our own status
+   echoes cost no write). Then delete the finished runs beyond the history limits or
+   TTL (:mod:`headwater_operator.history`).
+3. **Requeue** at the next history expiry (a TTL), or after the coalescing window below.
+
+What it must respect:
+
+* **Only status is written.** No finalizer, no annotations on the user's Deployments and
+  Flows: GitOps tools see no drift, and deleting a Deployment never waits for the
+  operator.
+* **Coalesced run bookkeeping.** ``activeRuns``, ``queuedRuns`` and ``lastRun`` change with
+  every phase of every run: written eagerly they cost one ``Deployment.status`` patch per
+  FlowRun transition, and a Deployment with many runs would be the operator's busiest
+  write. So a patch that only touches those fields is written at most once per
+  :data:`STATUS_WRITE_INTERVAL_SECONDS` per Deployment; within the window the reconcile
+  asks to run again at its end (``requeue_after``), and that run recomputes the status
+  from memory *then*, so the latest counts are always written, at most one window late.
+  Anything else — ``Ready`` and ``Paused``, ``observedGeneration``, what follows a user's
+  edit and what GitOps health checks read — is written at once, carrying the counts
+  along. Nothing in the operator decides from these fields (admission counts the
+  FlowRuns themselves): they are for people and dashboards.
+* **History** is pruned by age (TTL) with one timer per Deployment at its next expiry;
+  after a restart the informers' first LIST replays every FlowRun and re-arms them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from headwater_operator import kube, reasons
+from headwater_operator.clock import Clock, get_clock
+from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
+from headwater_operator.history import (
+    HistoryPolicy,
+    RunRecord,
+    next_expiry,
+    runs_to_delete,
+)
+from headwater_operator.informer import InformerFactory, Store
+from headwater_operator.kubetime import parse_time
+from headwater_operator.readiness import (
+    READY,
+    RunFacts,
+    deployment_status,
+    flow_status,
+    status_patch,
+)
+from headwater_operator.runtime import DONE, Controller, Result
+
+Key = tuple[str, str]
+"""``(namespace, name)``."""
+
+STATUS_WRITE_INTERVAL_SECONDS = 1.0
+"""Run-count-only status patches of one Deployment are at least this far apart."""
+RUN_BOOKKEEPING: frozenset[str] = frozenset({"activeRuns", "queuedRuns", "lastRun"})
+"""The fast-changing status fields whose writes are coalesced (see the module docstring)."""
+DEFAULT_WORKERS = 8
+
+_log = logging.getLogger(__name__)
+
+
+def coalesce_delay(last_write: float | None, now: float, interval: float) -> float:
+    """Seconds to hold a run-count-only status write back (0: write now).
+
+    One write per ``interval``: the first change after a quiet spell goes out at once,
+    the following ones wait for the end of the window that write opened.
+    """
+    if last_write is None:
+        return 0.0
+    return max(0.0, last_write + interval - now)
+
+
+def to_record(run: RunFacts) -> RunRecord:
+    """The pruning view of a run's facts."""
+    created = parse_time(run.created) or datetime.min.replace(tzinfo=UTC)
+    return RunRecord(name=run.name, phase=run.phase, created=created,
+                     end_time=parse_time(run.end_time))
+
+
+def run_facts(obj: Mapping[str, Any]) -> RunFacts:
+    """What a Deployment's status and history need of one of its FlowRuns."""
+    meta, spec = obj["metadata"], obj.get("spec") or {}
+    status = obj.get("status") or {}
+    return RunFacts(
+        name=meta["name"], phase=status.get("phase"),
+        created=str(meta.get("creationTimestamp") or ""),
+        scheduled_time=status.get("scheduledTime") or spec.get("scheduledTime"),
+        end_time=status.get("endTime"))
+
+
+def _flow_name(spec: Mapping[str, Any]) -> str | None:
+    ref = spec.get("flowRef")
+    name = ref.get("name") if isinstance(ref, Mapping) else None
+    return name if isinstance(name, str) else None
+
+
+def announce_ready_change(events: EventRecorder, body: Mapping[str, Any],
+                          current: Mapping[str, Any], desired: Mapping[str, Any]) -> None:
+    """Post an Event when ``Ready`` changes status or reason (not on message-only edits)."""
+    before = _ready(current)
+    after = _ready(desired)
+    if after is None or (before and (before["status"], before.get("reason")) ==
+                         (after["status"], after.get("reason"))):
+        return
+    events.post(body, "Normal" if after["status"] == "True" else "Warning",
+                str(after.get("reason")), str(after.get("message") or ""))
+
+
+def _ready(status: Mapping[str, Any]) -> dict[str, Any] | None:
+    for condition in status.get("conditions") or ():
+        if condition.get("type") == READY:
+            return dict(condition)
+    return None
+
+
+class DeploymentController:
+    """Keeps every Deployment's status and history (see the module docstring)."""
+
+    def __init__(self, client: kube.Kube, *, deployments: Store, flows: Store,
+                 events: EventRecorder, observer: Observer = NULL_OBSERVER,
+                 clock: Clock | None = None,
+                 monotonic: Callable[[], float] = time.monotonic,
+                 status_interval: float = STATUS_WRITE_INTERVAL_SECONDS,
+                 workers: int = DEFAULT_WORKERS) -> None:
+        self.client = client
+        self.deployments = deployments
+        self.flows = flows
+        self.events = events
+        self.observer = observer
+        self._clock = clock
+        self.monotonic = monotonic
+        self.status_interval = status_interval
+        self.queue: Controller[Key] = Controller(
+            "deployments", self.reconcile, workers=workers, clock=clock,
+            expected=(kube.KubeError, OSError, TimeoutError))
+        self.runs: dict[Key, dict[str, RunFacts]] = {}
+        """(namespace, Deployment) → run name → its facts (runs being deleted left out)."""
+        self.by_flow: dict[Key, set[str]] = {}
+        """(namespace, Flow) → the Deployments that reference it."""
+        self._flow_of: dict[Key, str] = {}
+        self.written: dict[Key, tuple[str, dict[str, Any]]] = {}
+        """``(uid, status)`` last written per Deployment: fresher than the watched copy,
+        which only catches up when the watch event for our own write arrives. The uid
+        guards against a Deployment deleted and created again under the same name."""
+        self.deleting: set[Key] = set()
+        """FlowRuns we asked to delete whose deletion has not been observed yet."""
+        self.last_status_write: dict[Key, float] = {}
+        """When (``monotonic``) each Deployment's status was last patched."""
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock if self._clock is not None else get_clock()
+
+    def register(self, informers: InformerFactory) -> None:
+        """Receive the events of Deployments and FlowRuns."""
+        informers.informer(kube.DEPLOYMENTS).add_handler(self.on_deployment)
+        informers.informer(kube.FLOWRUNS).add_handler(self.on_flowrun)
+
+    # --- watch → wake -----------------------------------------------------------------------
+    def on_deployment(self, type_: str, obj: dict[str, Any]) -> None:
+        """A Deployment was created, changed or deleted: reconcile it (or forget it)."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace") or "", meta["name"])
+        old_flow = self._flow_of.pop(key, None)
+        if old_flow is not None:
+            self.by_flow.get((key[0], old_flow), set()).discard(key[1])
+        if type_ == "DELETED":
+            self.forget(key)
+            return
+        flow = _flow_name(obj.get("spec") or {})
+        if flow is not None:
+            self._flow_of[key] = flow
+            self.by_flow.setdefault((key[0], flow), set()).add(key[1])
+        self.queue.wake(key)
+
+    def on_flowrun(self, type_: str, obj: dict[str, Any]) -> None:
+        """A FlowRun changed: its Deployment's counts (and maybe its history) follow."""
+        meta, spec = obj["metadata"], obj.get("spec") or {}
+        ref = spec.get("deploymentRef")
+        deployment = ref.get("name") if isinstance(ref, Mapping) else None
+        namespace = meta.get("namespace") or ""
+        if not isinstance(deployment, str):
+            if type_ != "DELETED" or spec:
+                return
+            # A relist's tombstone (metadata only): find the run among those kept.
+            deployment = next((dep for (ns, dep), runs in self.runs.items()
+                               if ns == namespace and meta["name"] in runs), None)
+            if deployment is None:
+                return
+        key = (namespace, deployment)
+        name = meta["name"]
+        if type_ == "DELETED" or meta.get("deletionTimestamp"):
+            # Runs being deleted no longer count, and pruning must not delete them again.
+            if type_ == "DELETED":
+                self.deleting.discard((namespace, name))
+            runs = self.runs.get(key)
+            if runs is None or runs.pop(name, None) is None:
+                return
+            if not runs:
+                del self.runs[key]
+        else:
+            self.runs.setdefault(key, {})[name] = run_facts(obj)
+        self.queue.wake(key)
+
+    def wake_flow(self, namespace: str, flow: str) -> None:
+        """The Flow ``namespace/flow`` changed: its Deployments are judged again."""
+        for deployment in list(self.by_flow.get((namespace, flow), ())):
+            self.queue.wake((namespace, deployment))
+
+    def forget(self, key: Key) -> None:
+        """Drop everything kept for a deleted Deployment (its runs' facts stay until their
+        own deletion events: the garbage collector deletes them next)."""
+        self.written.pop(key, None)
+        self.last_status_write.pop(key, None)
+        self.queue.forget(key)
+
+    # --- reconcile --------------------------------------------------------------------------
+    async def reconcile(self, key: Key) -> Result:
+        """Bring one Deployment's status and history up to date (see the module docstring)."""
+        body = self.deployments.get(*key)
+        if body is None:
+            return DONE  # deleted: its DELETED event forgot it
+        try:
+            flush_in = await self.write_status(key, body)
+        except kube.Invalid as exc:
+            # 422: the status itself is refused, so a retry would be refused the same way.
+            # Say so on the Deployment; the next change to it (or its Flow, or a run)
+            # tries again, as reconciles always do.
+            self.observer.observe_reconcile_error("Deployment")
+            _log.error("Deployment %s/%s: the API server refused its status: %s; not "
+                       "retried until something changes", *key, exc.message)
+            self.events.post(body, "Warning", reasons.STATUS_REJECTED, (
+                f"the API server refused this Deployment's status ({exc.message}); it is "
+                "not retried until the Deployment, its Flow or one of its runs changes. "
+                "Report this to the Headwater maintainers"))
+            flush_in = None
+        except Exception:
+            self.observer.observe_reconcile_error("Deployment")
+            raise
+        try:
+            expiry = await self.prune_history(key, body)
+        except Exception:
+            self.observer.observe_reconcile_error("Deployment")
+            raise
+        return Result(requeue_at=expiry, requeue_after=flush_in)
+
+    async def write_status(self, key: Key, body: Mapping[str, Any]) -> float | None:
+        """Patch ``status`` if the desired status differs; returns, when a run-count-only
+        write was held back, in how many seconds to write it (see the module docstring)."""
+        namespace, name = key
+        meta, spec = body["metadata"], body.get("spec") or {}
+        uid = str(meta.get("uid") or "")
+        flow_name = _flow_name(spec)
+        flow = self.flows.get(namespace, flow_name) if flow_name else None
+        written_uid, written = self.written.get(key, ("", {}))
+        current = written if written_uid == uid else (body.get("status") or {})
+        desired = deployment_status(
+            name, spec, generation=meta.get("generation"), current=current,
+            flow_spec=(flow or {}).get("spec") if flow is not None else None,
+            runs=list(self.runs.get(key, {}).values()), now=self.clock.now())
+        patch = status_patch(current, desired)
+        if not patch:
+            return None
+        now = self.monotonic()
+        delay = coalesce_delay(self.last_status_write.get(key), now, self.status_interval)
+        if delay > 0 and set(patch) <= RUN_BOOKKEEPING:
+            return delay
+        self.last_status_write[key] = now
+        try:
+            await self.client.patch_status(kube.DEPLOYMENTS, name, {"status": patch},
+                                           namespace=namespace)
+        except kube.NotFound:
+            return None  # deleted meanwhile; its DELETED event cleans up
+        self.written[key] = (
+            uid, {k: v for k, v in {**current, **patch}.items() if v is not None})
+        announce_ready_change(self.events, body, current, desired)
+        return None
+
+    async def prune_history(self, key: Key, body: Mapping[str, Any]) -> datetime | None:
+        """Delete the finished FlowRuns beyond the history limits or TTL; returns the next
+        expiry (when to prune again), if any."""
+        namespace, _name = key
+        policy = HistoryPolicy.from_spec((body.get("spec") or {}).get("history"))
+        records = [to_record(run) for run in self.runs.get(key, {}).values()
+                   if (namespace, run.name) not in self.deleting]
+        now = self.clock.now()
+        for deletion in runs_to_delete(records, policy, now):
+            await self._delete_run(namespace, deletion.name)
+            self.events.post(body, "Normal", reasons.HISTORY_PRUNED,
+                             f"Deleted FlowRun {deletion.name!r}: {deletion.reason}.")
+        return next_expiry(records, policy, now)
+
+    async def _delete_run(self, namespace: str, name: str) -> None:
+        """Delete one FlowRun (its pods follow through owner references)."""
+        self.deleting.add((namespace, name))
+        try:
+            await self.client.delete(kube.FLOWRUNS, name, namespace=namespace)
+        except kube.NotFound:
+            pass  # already gone: the goal is reached
+        except Exception:
+            self.deleting.discard((namespace, name))  # so that the retry tries it again
+            raise
+
+
+class FlowController:
+    """Keeps every Flow's status (``Ready`` + ``observedGeneration``) and wakes the
+    Deployments that reference a Flow when it changes.
+
+    A Flow's verdict (:func:`~headwater_operator.readiness.check_flow`) depends on its
+    spec alone, so each change is judged on the spot and written only when the status
+    would change.
+    """
+
+    def __init__(self, client: kube.Kube, *, flows: Store, deployments: DeploymentController,
+                 events: EventRecorder, observer: Observer = NULL_OBSERVER,
+                 clock: Clock | None = None, workers: int = 4) -> None:
+        self.client = client
+        self.flows = flows
+        self.deployment_controller = deployments
+        self.events = events
+        self.observer = observer
+        self._clock = clock
+        self.queue: Controller[Key] = Controller(
+            "flows", self.reconcile, workers=workers, clock=clock,
+            expected=(kube.KubeError, OSError, TimeoutError))
+
+    @property
+    def clock(self) -> Clock:
+        return self._clock if self._clock is not None else get_clock()
+
+    def register(self, informers: InformerFactory) -> None:
+        """Receive the events of Flows."""
+        informers.informer(kube.FLOWS).add_handler(self.on_flow)
+
+    def on_flow(self, type_: str, obj: dict[str, Any]) -> None:
+        """A Flow changed or went: judge it, and its Deployments after it."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace") or "", meta["name"])
+        if type_ == "DELETED":
+            self.queue.forget(key)
+            self.deployment_controller.wake_flow(*key)
+            return
+        self.queue.wake(key)
+
+    async def reconcile(self, key: Key) -> Result:
+        """Write the Flow's status if it changed; then its Deployments look again."""
+        namespace, name = key
+        body = self.flows.get(namespace, name)
+        if body is None:
+            return DONE
+        try:
+            await self.write_status(namespace, name, body)
+        except Exception:
+            self.observer.observe_reconcile_error("Flow")
+            raise
+        finally:
+            self.deployment_controller.wake_flow(namespace, name)
+        return DONE
+
+    async def write_status(self, namespace: str, name: str, body: Mapping[str, Any]) -> None:
+        """Patch ``Flow.status`` when the desired status differs; post an Event on changes."""
+        meta, spec = body["metadata"], body.get("spec") or {}
+        status = body.get("status") or {}
+        desired = flow_status(name, spec, generation=meta.get("generation"), current=status,
+                              now=self.clock.now())
+        patch = status_patch(status, desired)
+        if not patch:
+            return
+        try:
+            await self.client.patch_status(kube.FLOWS, name, {"status": patch},
+                                           namespace=namespace)
+        except kube.NotFound:
+            return  # deleted meanwhile
+        announce_ready_change(self.events, body, status, desired)
+
+
