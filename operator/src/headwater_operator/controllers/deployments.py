@@ -47,7 +47,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headwater_operator import kube, reasons
-from headwater_operator.clock import Clock, get_clock
+from headwater_operator.clock import Clock
 from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
 from headwater_operator.history import (
     HistoryPolicy,
@@ -146,7 +146,6 @@ class DeploymentController:
         self.flows = flows
         self.events = events
         self.observer = observer
-        self._clock = clock
         self.monotonic = monotonic
         self.status_interval = status_interval
         self.queue: Controller[Key] = Controller(
@@ -168,7 +167,8 @@ class DeploymentController:
 
     @property
     def clock(self) -> Clock:
-        return self._clock if self._clock is not None else get_clock()
+        """The clock the work queue times ``requeue_at`` on (the operator's, unless given)."""
+        return self.queue.clock
 
     def register(self, informers: InformerFactory) -> None:
         """Receive the events of Deployments and FlowRuns."""
@@ -338,14 +338,14 @@ class FlowController:
         self.deployment_controller = deployments
         self.events = events
         self.observer = observer
-        self._clock = clock
         self.queue: Controller[Key] = Controller(
             "flows", self.reconcile, workers=workers, clock=clock,
             expected=(kube.KubeError, OSError, TimeoutError))
 
     @property
     def clock(self) -> Clock:
-        return self._clock if self._clock is not None else get_clock()
+        """The clock the work queue times ``requeue_at`` on (the operator's, unless given)."""
+        return self.queue.clock
 
     def register(self, informers: InformerFactory) -> None:
         """Receive the events of Flows."""

@@ -75,7 +75,7 @@ from headwater_operator.api import (
     Resource,
     parse_resource,
 )
-from headwater_operator.clock import Clock, get_clock
+from headwater_operator.clock import Clock
 from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
 from headwater_operator.flowruns.concurrency import (
     WAITING_PHASES,
@@ -256,7 +256,6 @@ class FlowRunController:
         self.flows = flows
         self.events = events
         self.observer = observer
-        self._clock = clock
         self.config_error_grace = config_error_grace
         self.queue: Controller[Key] = Controller(
             "flowruns", self.reconcile, workers=workers, clock=clock,
@@ -280,7 +279,8 @@ class FlowRunController:
 
     @property
     def clock(self) -> Clock:
-        return self._clock if self._clock is not None else get_clock()
+        """The clock the work queue times ``requeue_at`` on (the operator's, unless given)."""
+        return self.queue.clock
 
     def register(self, informers: InformerFactory) -> None:
         """Receive the events of FlowRuns, Headwater's pods and Deployments."""

@@ -488,7 +488,6 @@ class ScheduleController:
         self.client = client
         self.events = events
         self.observer = observer
-        self._clock = clock
         self.queue: Controller[Key] = Controller(
             "schedules", self.reconcile, workers=workers, clock=clock,
             expected=(kube.KubeError, OSError, TimeoutError))
@@ -502,7 +501,8 @@ class ScheduleController:
 
     @property
     def clock(self) -> Clock:
-        return self._clock if self._clock is not None else get_clock()
+        """The clock the work queue times ``requeue_at`` on (the operator's, unless given)."""
+        return self.queue.clock
 
     def register(self, informers: InformerFactory) -> None:
         """Receive the events of Schedules, Deployments and FlowRuns."""
