@@ -60,7 +60,6 @@ interval fires; a 15-minute cron, usually not: the session's length must not han
 where the wall clock happens to be)."""
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 FAILED_PHASES = frozenset({"Failed", "Crashed"})
-TERMINAL_PHASES = frozenset({"Completed", "Failed", "Crashed", "Cancelled"})
 APPLY_ORDER = {"Namespace": 0, "Flow": 1, "Deployment": 2, "Schedule": 3, "FlowRun": 4}
 """Referenced objects first, so no Deployment waits for its Flow to appear."""
 RUN_HEADERS = ("NAME", "DEPLOYMENT", "PHASE", "ATTEMPTS", "SCHEDULED", "DURATION", "REASON")
@@ -168,6 +167,8 @@ def run_row(run: Mapping[str, Any], now: datetime) -> tuple[str, ...]:
 
     DURATION is the final ``durationSeconds``, or the time since the start while running.
     """
+    from headwater_operator.api import TERMINAL_PHASES  # on use: `headwater --help` stays fast
+
     spec, status = run.get("spec") or {}, run.get("status") or {}
     ref = (spec.get("deploymentRef") or {}).get("name") or (
         f"flow/{(spec.get('flowRef') or {}).get('name')}")
@@ -237,6 +238,8 @@ def schedule_settled(schedule: Mapping[str, Any], runs: Iterable[Mapping[str, An
 def is_complete(runs: Sequence[Mapping[str, Any]], schedules: Iterable[Mapping[str, Any]],
                 due_by: datetime) -> bool:
     """Every FlowRun terminal and every Schedule settled (see :func:`schedule_settled`)."""
+    from headwater_operator.api import TERMINAL_PHASES  # on use: `headwater --help` stays fast
+
     return (all(_phase(run) in TERMINAL_PHASES for run in runs)
             and all(schedule_settled(s, runs, due_by) for s in schedules))
 

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import yaml
+
+from headwater_operator import kubetime
 
 Row = Sequence[str]
 
@@ -49,14 +51,14 @@ def as_list(items: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def parse_time(value: Any) -> datetime | None:
-    """An RFC 3339 timestamp from an object, or None when absent or malformed."""
+    """An RFC 3339 timestamp from an object, or None when absent or malformed (a table
+    cell says ``<unknown>`` rather than failing the command)."""
     if not value or not isinstance(value, str):
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return kubetime.parse_time(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def human_duration(seconds: float) -> str:
