@@ -125,7 +125,8 @@ class _RealTimer:
 class _State(Generic[K]):
     ready: deque[K] = field(default_factory=deque)
     queued: set[K] = field(default_factory=set)
-    processing: set[K] = field(default_factory=set)
+    processing: dict[K, asyncio.Task[None]] = field(default_factory=dict)
+    """Keys being reconciled, with the task reconciling each."""
     dirty: set[K] = field(default_factory=set)
     timers: dict[K, list[Timer]] = field(default_factory=dict)
     failures: dict[K, int] = field(default_factory=dict)
@@ -155,7 +156,6 @@ class Controller(Generic[K]):
         self._clock = clock
         self._rng = rng or random.Random()
         self._s: _State[K] = _State()
-        self._in_flight: set[asyncio.Task[None]] = set()
         self._next_turn_scheduled = False
         self._started_this_turn = 0
         self._running = False
@@ -210,8 +210,7 @@ class Controller(Generic[K]):
             self._s.timers[key] = list(timers)
 
     def _fire(self, key: K) -> None:
-        for timer in self._s.timers.pop(key, ()):
-            timer.cancel()  # the other of a key's two timers, if any
+        self._set_timers(key)  # cancels the other of a key's two timers, if any
         self.wake(key)
 
     # --- working ---------------------------------------------------------------------------
@@ -225,7 +224,7 @@ class Controller(Generic[K]):
             await asyncio.get_running_loop().create_future()  # until cancelled
         finally:
             self._running = False
-            in_flight = list(self._in_flight)
+            in_flight = list(self._s.processing.values())
             for task in in_flight:
                 task.cancel()
             await asyncio.gather(*in_flight, return_exceptions=True)
@@ -241,7 +240,7 @@ class Controller(Generic[K]):
         meanwhile.
         """
         self._stopping = True
-        in_flight = [task for task in self._in_flight if not task.done()]
+        in_flight = [task for task in self._s.processing.values() if not task.done()]
         if in_flight:
             await asyncio.wait(in_flight, timeout=grace)
 
@@ -255,7 +254,7 @@ class Controller(Generic[K]):
         s = self._s
         if not self._running or self._stopping:
             return
-        while s.ready and len(self._in_flight) < self.workers:
+        while s.ready and len(s.processing) < self.workers:
             if self._started_this_turn >= DISPATCH_BATCH:
                 return  # the rest on the loop's next turn (_next_turn is scheduled)
             if not self._next_turn_scheduled:
@@ -265,9 +264,7 @@ class Controller(Generic[K]):
                 asyncio.get_running_loop().call_soon(self._next_turn)
             key = s.ready.popleft()
             s.queued.discard(key)
-            s.processing.add(key)
-            task = asyncio.ensure_future(self._one(key))
-            self._in_flight.add(task)
+            task = s.processing[key] = asyncio.ensure_future(self._one(key))
             task.add_done_callback(functools.partial(self._done, key))
             self._started_this_turn += 1
 
@@ -277,8 +274,7 @@ class Controller(Generic[K]):
         self._dispatch()
 
     def _done(self, key: K, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
-        self._s.processing.discard(key)
+        del self._s.processing[key]
         if key in self._s.dirty:
             self._s.dirty.discard(key)
             self.wake(key)
