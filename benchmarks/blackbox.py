@@ -727,23 +727,19 @@ class OperatorFleet:
 
     def ready(self, index: int) -> bool:
         """Whether replica ``index`` answers ``/readyz`` with 200."""
-        url = f"http://127.0.0.1:{self.replicas[index].health_port}/readyz"
-        try:
-            with urllib.request.urlopen(url, timeout=1.0) as answer:
-                return int(answer.status) == 200
-        except (urllib.error.URLError, OSError):
-            return False
+        return self.readiness(index) is not None
 
-    def readiness(self, index: int) -> str:
+    def readiness(self, index: int) -> str | None:
         """What replica ``index``'s ``/readyz`` says (``ok (leader)``, ``ok (standby)``), or
-        ``""`` when it does not answer 200."""
+        None when it does not answer 200."""
         url = f"http://127.0.0.1:{self.replicas[index].health_port}/readyz"
         try:
             with urllib.request.urlopen(url, timeout=1.0) as answer:
-                return answer.read().decode(errors="replace").strip() \
-                    if int(answer.status) == 200 else ""
+                if int(answer.status) != 200:
+                    return None
+                return str(answer.read().decode(errors="replace").strip())
         except (urllib.error.URLError, OSError):
-            return ""
+            return None
 
     def wait_leader(self, timeout: float) -> int | None:
         """Until some replica leads (its index), or ``timeout`` passed (None).
@@ -757,7 +753,7 @@ class OperatorFleet:
                     tail = self.log_path(replica.index).read_text(errors="replace")[-3000:]
                     raise RuntimeError(
                         f"operator replica {replica.index} exited by itself:\n{tail}")
-                if "leader" in self.readiness(replica.index):
+                if "leader" in (self.readiness(replica.index) or ""):
                     return replica.index
             time.sleep(0.1)
         return None
