@@ -40,6 +40,10 @@ ENV_ATTEMPT: Final = "HEADWATER_ATTEMPT"
 """1-based attempt number of this pod within the FlowRun."""
 ENV_RESULT_STORAGE: Final = "HEADWATER_RESULT_STORAGE"
 """Where results, caches, artifacts and asset records live: a path or fsspec URL."""
+ENV_RUN_STORE: Final = "HEADWATER_RUN_STORE"
+"""Root of the run store, where each attempt's run record and logs are kept: a path or
+fsspec URL; ``off`` writes none. Unset: the result storage root (see
+:mod:`headwater.runstore` for the layout)."""
 ENV_HOME: Final = "HEADWATER_HOME"
 """Local default for result storage (``~/.headwater`` when unset)."""
 ENV_SUMMARY_PATH: Final = "HEADWATER_SUMMARY_PATH"
@@ -128,6 +132,8 @@ class RunSummary(TypedDict, total=False):
     assets: list[AssetRecord]
     artifacts: list[str]
     truncated: bool
+    recordWritten: bool
+    """Whether the attempt's final run record reached the run store (absent: no store)."""
 
 
 SUMMARY_VERSION: Final = 1
@@ -141,7 +147,8 @@ def termination_message_cap(containers: int) -> int:
                POD_TERMINATION_MESSAGE_MAX_BYTES // max(containers, 1))
 
 
-SUMMARY_FIELD_ORDER: Final = ("version", "state", "reason", "truncated", "message",
+SUMMARY_FIELD_ORDER: Final = ("version", "state", "reason", "truncated", "recordWritten",
+                               "message",
                                "taskRuns", "startTime", "endTime", "flowRunId", "artifacts",
                                "assets")
 """The order the engine writes a summary's fields in: what decides the phase first.

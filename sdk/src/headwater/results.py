@@ -137,6 +137,10 @@ class ResultStorage(Protocol):
         """Exclusive lock named ``path`` (across processes where the backend can)."""
         ...
 
+    def delete(self, prefix: str) -> None:
+        """Delete the file or directory tree at ``prefix`` (nothing there is fine)."""
+        ...
+
 
 _thread_locks: dict[str, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
@@ -181,6 +185,16 @@ class LocalFileStorage:
             f"{prefix}/{p.name}" for p in directory.iterdir()
             if p.is_file() and not p.name.startswith(".")
         )
+
+    def delete(self, prefix: str) -> None:
+        """Remove the file or directory tree at ``prefix``."""
+        import shutil
+
+        target = self.basepath / prefix
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        else:
+            target.unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def lock(self, path: str) -> Iterator[None]:
@@ -245,6 +259,13 @@ class FsspecStorage:
         except FileNotFoundError:
             return []
         return sorted(f"{prefix}/{str(e).rsplit('/', 1)[-1]}" for e in entries)
+
+    def delete(self, prefix: str) -> None:
+        """Remove everything under ``prefix`` (object stores: every key it starts)."""
+        try:
+            self._fs.rm(self._full(prefix), recursive=True)
+        except FileNotFoundError:
+            pass
 
     @contextlib.contextmanager
     def lock(self, path: str) -> Iterator[None]:
