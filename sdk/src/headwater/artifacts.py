@@ -47,11 +47,16 @@ def _create(kind: str, data: Any, key: str | None, description: str | None) -> s
         "created": time.time(),
     }
     storage = flow_ctx.result_store().storage if flow_ctx else resolve_storage(None)
-    body = redact(json.dumps(record, default=str, indent=1)).encode()
-    storage.write(f"artifacts/{flow_run_id}/{key or artifact_id}.json", body)
+    text = redact(json.dumps(record, default=str, indent=1))
+    storage.write(f"artifacts/{flow_run_id}/{key or artifact_id}.json", text.encode())
     if flow_ctx is not None:
+        from headwater.runrecord import iso_ms
+
+        entry = json.loads(text)
+        entry["created"] = iso_ms(record["created"])
         with flow_ctx.tree.lock:
             flow_ctx.tree.artifacts.append(key or artifact_id)
+            flow_ctx.tree.artifact_records.append(entry)
     return artifact_id
 
 

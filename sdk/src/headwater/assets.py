@@ -151,7 +151,7 @@ def _upstream_assets(task_ctx: TaskRunContext, upstream_runs: list[TaskRun],
     if tree is not None:
         values = list(task_ctx.args) + list(task_ctx.kwargs.values())
         for value in values:
-            entry = tree.asset_outputs.get(id(value))
+            entry = tree.result_owners.get(id(value))
             if entry is not None and entry[0] is value:
                 producers.append(entry[1])
     for run in producers:
@@ -189,6 +189,8 @@ def plan_materialization(task: Task[..., Any], task_ctx: TaskRunContext,
 def record_materialization(plan: MaterializationPlan, task_ctx: TaskRunContext,
                            store: ResultStore, skipped: bool) -> None:
     """Write the asset records and add them to the run's lineage."""
+    from headwater.runrecord import iso_ms
+
     task_run = task_ctx.task_run
     flow_ctx = task_ctx.flow_run_context
     flow_run_id = flow_ctx.flow_run.id if flow_ctx else None
@@ -201,11 +203,14 @@ def record_materialization(plan: MaterializationPlan, task_ctx: TaskRunContext,
             "upstream": sorted(plan.upstream),
             "upstreamVersions": plan.upstream,
             "skipped": skipped,
+            "taskRunId": task_run.id,
+            "time": iso_ms(now),
+            "metadata": task_ctx.asset_metadata.get(asset.key, {}),
         }
+        if flow_run_id is not None:
+            record["flowRunId"] = flow_run_id
         if not skipped:
-            stored = {**record, "flowRunId": flow_run_id, "taskRunId": task_run.id,
-                      "materializedAt": now,
-                      "metadata": task_ctx.asset_metadata.get(asset.key, {})}
+            stored = {**record, "flowRunId": flow_run_id, "materializedAt": now}
             if asset.properties is not None:
                 stored["properties"] = {k: v for k, v in vars(asset.properties).items() if v}
             body = json.dumps(stored, default=str, indent=1).encode()
@@ -220,7 +225,7 @@ def record_materialization(plan: MaterializationPlan, task_ctx: TaskRunContext,
         with tree.lock:
             tree.assets.extend(records)
             if value is not None and not isinstance(value, bool):
-                tree.asset_outputs[id(value)] = (value, task_run)
+                tree.result_owners[id(value)] = (value, task_run)
 
 
 def write_lineage(tree: RunTree) -> None:

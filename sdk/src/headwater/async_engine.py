@@ -136,7 +136,7 @@ async def run_task_async(  # noqa: PLR0917 - mirrors engine.run_task
     """Run one async task run to a final state (raises only on cancellation/termination)."""
     await _wait_for_upstream(args, kwargs, wait_for)
     try:
-        args, kwargs, upstream = engine.resolve_inputs(args, kwargs, wait_for)
+        args, kwargs, upstream = engine.task_inputs(task_run, args, kwargs, wait_for, flow_ctx)
     except UpstreamTaskError as exc:
         return engine.not_ready(task, task_run, exc, flow_ctx)
     task_ctx, tokens = engine.enter_task(task, task_run, args, kwargs, flow_ctx)
@@ -157,6 +157,8 @@ async def run_task_async(  # noqa: PLR0917 - mirrors engine.run_task
     finally:
         engine.exit_task(tokens)
     task_run.end_time = state.timestamp
+    if flow_ctx is not None:
+        engine.note_result(flow_ctx, task_run, state)
     await _settle_hooks(engine.run_hooks(task, task_run, state, flow_ctx), task)
     engine.log_final(task, task_run, flow_ctx)
     return state

@@ -195,7 +195,11 @@ def _execute(entrypoint: str, parameters: dict[str, Any], config_kwargs: dict[st
         state = states.Crashed(f"Engine error: {states.exception_message(exc)}", data=exc)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if engine.LAST_RUN_TREE:
-        summary = build_summary(engine.LAST_RUN_TREE[0], state)
+        tree = engine.LAST_RUN_TREE[0]
+        if tree.root.state.type not in states.TERMINAL_STATE_TYPES:
+            tree.root.set_state(state)  # the engine did not get to record how it ended
+        engine.close_record(tree)  # a no-op when the engine already wrote the final record
+        summary = build_summary(tree, state)
     else:
         summary = crash_summary("FlowRunCrashed", state.message or state.name)
     write_summary(summary_text(summary), summary_path)

@@ -33,24 +33,32 @@ class TaskRun:
         "assets",
         "cache_key",
         "end_time",
+        "errors",
         "flow_run_id",
         "id",
+        "map_index",
         "name",
         "parameters",
+        "result_location",
         "run_count",
         "start_time",
         "state",
         "state_history",
         "tags",
+        "task_key",
         "task_name",
+        "upstream",
+        "wait_for",
     )
 
     def __init__(  # noqa: PLR0917 - hot path, positional on purpose
             self, id: str, name: str, task_name: str, flow_run_id: str | None,
-                 state: State, tags: frozenset[str]) -> None:
+                 state: State, tags: frozenset[str], task_key: str = "",
+                 map_index: int | None = None) -> None:
         self.id = id
         self.name = name
         self.task_name = task_name
+        self.task_key = task_key or task_name
         self.flow_run_id = flow_run_id
         self.state = state
         self.state_history: list[State] = [state]
@@ -61,6 +69,13 @@ class TaskRun:
         self.tags = tags
         self.start_time: float | None = None
         self.end_time: float | None = None
+        self.map_index = map_index
+        self.upstream: list[TaskRun] | None = None
+        """Task runs whose futures or results fed this run's inputs (the record's graph)."""
+        self.wait_for: list[TaskRun] | None = None
+        self.errors: dict[int, dict[str, str]] | None = None
+        """The error of each failed attempt, by attempt number (set only on failure)."""
+        self.result_location: str | None = None
 
     def set_state(self, state: State) -> None:
         """Move to ``state`` and remember the transition."""
@@ -82,6 +97,8 @@ class FlowRun:
         "name",
         "parameters",
         "parent_flow_run_id",
+        "parent_task_run_id",
+        "parent_task_run_name",
         "run_count",
         "scheduled_start_time",
         "start_time",
@@ -100,6 +117,9 @@ class FlowRun:
         self.state = state
         self.state_history: list[State] = [state]
         self.parent_flow_run_id = parent_flow_run_id
+        self.parent_task_run_id: str | None = None
+        """For a subflow: the id of the task run that stands for the call in its parent."""
+        self.parent_task_run_name: str | None = None
         self.run_count = 0
         self.deployment_name: str | None = None
         self.scheduled_start_time: float | None = None
@@ -127,10 +147,16 @@ class RunTree:
         self.flow_runs: list[FlowRun] = []
         self.assets: list[dict[str, Any]] = []
         self.artifacts: list[str] = []
-        # id(value) -> (value, producing task run): infers asset lineage from parameters
-        # that carry an upstream materialization's result. The value is kept so its id
-        # cannot be reused by another object while the run lasts.
-        self.asset_outputs: dict[int, tuple[Any, TaskRun]] = {}
+        self.artifact_records: list[dict[str, Any]] = []
+        """Every artifact with its content, for the run record."""
+        # id(value) -> (value, producing task run): infers the task runs (and asset
+        # lineage) whose results are passed to a task as arguments. The value is kept so
+        # its id cannot be reused by another object while the run lasts.
+        self.result_owners: dict[int, tuple[Any, TaskRun]] = {}
+        self.recorder: Any = None
+        """The :class:`headwater.runrecord.Recorder` of a root run (``None``: no record)."""
+        self.record_written: bool | None = None
+        """Whether the final run record reached the run store (``None``: no store)."""
         self.lock = threading.Lock()
 
 

@@ -65,6 +65,7 @@ random_uniform: Callable[[float, float], float] = random.uniform
 _SCALARS = frozenset({int, str, float, bool, bytes, type(None)})
 _NO_HOOKS: list[tuple[Any, Any]] = []  # shared and never mutated: most runs have no hooks
 _TERMINAL = st.TERMINAL_STATE_TYPES
+_SDK_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 # --- run configuration for the root flow run (set by `headwater execute`) --------------
@@ -196,31 +197,60 @@ def _resolve(value: Any, upstream: list[TaskRun], allow: bool = False) -> Any:
     return value
 
 
+def _producers(values: Iterable[Any], owners: dict[int, tuple[Any, TaskRun]],
+               found: list[TaskRun]) -> None:
+    """Add the task runs whose results are among ``values`` (or one level inside them)."""
+    for value in values:
+        kind = type(value)
+        if kind in _SCALARS:
+            continue
+        entry = owners.get(id(value))
+        if entry is not None and entry[0] is value:
+            found.append(entry[1])
+        elif kind is list or kind is tuple:
+            for item in value:
+                if type(item) not in _SCALARS:
+                    entry = owners.get(id(item))
+                    if entry is not None and entry[0] is item:
+                        found.append(entry[1])
+
+
 def resolve_inputs(
-    args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Iterable[Any] | None
-) -> tuple[tuple[Any, ...], dict[str, Any], list[TaskRun]]:
-    """Wait for upstream futures; raise :class:`UpstreamTaskError` if one did not complete."""
+    args: tuple[Any, ...], kwargs: dict[str, Any], wait_for: Iterable[Any] | None,
+    owners: dict[int, tuple[Any, TaskRun]] | None = None,
+) -> tuple[tuple[Any, ...], dict[str, Any], list[TaskRun], list[TaskRun]]:
+    """Wait for upstream futures; raise :class:`UpstreamTaskError` if one did not complete.
+
+    Returns the resolved arguments, the task runs that fed them (futures, and results
+    found in ``owners``) and the task runs named in ``wait_for``.
+    """
     upstream: list[TaskRun] = []
+    waited: list[TaskRun] = []
     if wait_for:
         for item in wait_for:
-            _resolve(item, upstream)
+            _resolve(item, waited)
     if args:
         for value in args:
             if type(value) not in _SCALARS:
+                if owners:
+                    _producers(args, owners, upstream)
                 args = tuple(_resolve(v, upstream) for v in args)
                 break
     if kwargs:
         for value in kwargs.values():
             if type(value) not in _SCALARS:
+                if owners:
+                    _producers(kwargs.values(), owners, upstream)
                 kwargs = {k: _resolve(v, upstream) for k, v in kwargs.items()}
                 break
-    return args, kwargs, upstream
+    return args, kwargs, upstream, waited
 
 
 # --- task runs -----------------------------------------------------------------------
 
 
-def _new_task_run(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> TaskRun:
+def _new_task_run(task: Task[..., Any], flow_ctx: FlowRunContext | None,
+                  map_index: int | None = None) -> TaskRun:
     extra_tags = TAGS.get()
     tags = task.tags | extra_tags if extra_tags else task.tags
     if flow_ctx is not None:
@@ -228,10 +258,12 @@ def _new_task_run(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> Task
         n = counts.get(task.name, 0)
         counts[task.name] = n + 1
         name = f"{task.name}-{n}"
-        task_run = TaskRun(_new_id(), name, task.name, flow_ctx.flow_run.id, st.Pending(), tags)
+        task_run = TaskRun(_new_id(), name, task.name, flow_ctx.flow_run.id, st.Pending(), tags,
+                           task.task_key, map_index)
         flow_ctx.tree.task_runs.append(task_run)
     else:
-        task_run = TaskRun(_new_id(), f"{task.name}-0", task.name, None, st.Pending(), tags)
+        task_run = TaskRun(_new_id(), f"{task.name}-0", task.name, None, st.Pending(), tags,
+                           task.task_key, map_index)
     return task_run
 
 
@@ -270,14 +302,15 @@ def _runner_for(flow_ctx: FlowRunContext | None) -> TaskRunner:
 
 
 def submit_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], *,
-                wait_for: Iterable[Any] | None = None) -> TaskFuture[Any]:
+                wait_for: Iterable[Any] | None = None,
+                map_index: int | None = None) -> TaskFuture[Any]:
     """Run ``task`` on the current flow's task runner; return a future.
 
     An ``async def`` task runs to completion in an event loop of its own on the runner's
     worker (see :mod:`headwater.async_engine`), so its future is like any other.
     """
     flow_ctx = FLOW_RUN_CONTEXT.get()
-    task_run = _new_task_run(task, flow_ctx)
+    task_run = _new_task_run(task, flow_ctx, map_index)
     context = contextvars.copy_context()
     if flow_ctx is not None:
         flow_ctx.submitted = True
@@ -323,7 +356,8 @@ def map_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     for i in range(count):
         call_kwargs = {**static, **{k: v[i] for k, v in iterables.items()}}
         call_args, call_kwargs = split_arguments(task.signature, call_kwargs)
-        futures.append(submit_task(task, call_args, call_kwargs, wait_for=wait_for))
+        futures.append(submit_task(task, call_args, call_kwargs, wait_for=wait_for,
+                                   map_index=i))
     return futures
 
 
@@ -353,7 +387,7 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
              flow_ctx: FlowRunContext | None) -> State:
     """Run one task run to a final state (never raises, except on termination)."""
     try:
-        args, kwargs, upstream = resolve_inputs(args, kwargs, wait_for)
+        args, kwargs, upstream = task_inputs(task_run, args, kwargs, wait_for, flow_ctx)
     except UpstreamTaskError as exc:
         return not_ready(task, task_run, exc, flow_ctx)
     task_ctx, tokens = enter_task(task, task_run, args, kwargs, flow_ctx)
@@ -372,6 +406,8 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
     finally:
         exit_task(tokens)
     task_run.end_time = state.timestamp
+    if flow_ctx is not None:
+        note_result(flow_ctx, task_run, state)
     pending = run_hooks(task, task_run, state, flow_ctx)
     if pending:
         settle_hooks(pending, task)
@@ -381,6 +417,33 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
 
 
 # Pieces of a task run shared with the async engine (headwater.async_engine).
+
+
+def task_inputs(task_run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any],
+                wait_for: Iterable[Any] | None, flow_ctx: FlowRunContext | None,
+                ) -> tuple[tuple[Any, ...], dict[str, Any], list[TaskRun]]:
+    """Resolve the inputs and note the task runs they depend on (the record's graph).
+
+    Returns the arguments and every upstream task run (inputs and ``wait_for``: asset
+    lineage follows both).
+    """
+    args, kwargs, upstream, waited = resolve_inputs(
+        args, kwargs, wait_for, flow_ctx.tree.result_owners if flow_ctx is not None else None)
+    if upstream:
+        task_run.upstream = upstream
+    if waited:
+        task_run.wait_for = waited
+        return args, kwargs, upstream + waited
+    return args, kwargs, upstream
+
+
+def note_result(flow_ctx: FlowRunContext, task_run: TaskRun, state: State) -> None:
+    """Remember which task run produced a completed run's value (non-scalar values only:
+    small ints and interned strings are shared by unrelated code)."""
+    if state.type is StateType.COMPLETED:
+        data = state._data
+        if type(data) not in _SCALARS and type(data) is not st.PersistedResult:
+            flow_ctx.tree.result_owners[id(data)] = (data, task_run)
 
 
 def not_ready(task: Task[..., Any], task_run: TaskRun, exc: UpstreamTaskError,
@@ -500,6 +563,7 @@ def persist(  # noqa: PLR0917 - internal, mirrors the cache steps
 
         expiration = results.now() + task.cache_expiration.total_seconds()
     store.write(key, state.data, expiration)
+    task_ctx.task_run.result_location = f"{store.storage.url}/results/{key}"
     if plan is not None:
         from headwater import assets
 
@@ -514,6 +578,7 @@ def keep_out_of_memory(task: Task[..., Any], task_ctx: TaskRunContext, store: Re
     if not task.cache_result_in_memory and state.type is StateType.COMPLETED:
         key = f"task-runs/{task_ctx.task_run.id}"
         store.write(key, state.data)
+        task_ctx.task_run.result_location = f"{store.storage.url}/results/{key}"
         state._data = store.reference(key)
 
 
@@ -529,6 +594,7 @@ def read_cached(store: ResultStore, key: str, task_ctx: TaskRunContext,
         return None
     state = st.Cached(data=value if task.cache_result_in_memory else store.reference(key))
     task_ctx.task_run.set_state(state)
+    task_ctx.task_run.result_location = f"{store.storage.url}/results/{key}"
     if plan is not None:
         from headwater import assets
 
@@ -584,6 +650,7 @@ def timeout_message(task: Task[..., Any], task_run: TaskRun) -> str:
 def plan_retry(task: Task[..., Any], task_run: TaskRun, state: State,
                flow_ctx: FlowRunContext | None) -> float | None:
     """The delay before the next attempt, or ``None`` (``state`` is then final)."""
+    note_attempt_error(task_run, state)
     if not _should_retry(task, task_run, state):
         task_run.set_state(state)
         return None
@@ -594,6 +661,29 @@ def plan_retry(task: Task[..., Any], task_run: TaskRun, state: State,
         "%s - Retry %d/%d will start %s", state.message, task_run.run_count, task.retries,
         f"in {delay:.3g} second(s)" if delay else "immediately")
     return delay
+
+
+def note_attempt_error(task_run: TaskRun, state: State) -> None:
+    """Keep a failed attempt's error type, message and traceback for the run record."""
+    from headwater.secrets import redact
+
+    exc = state._data if isinstance(state._data, BaseException) else None
+    error: dict[str, str] = {
+        "type": type(exc).__name__ if exc is not None else state.name,
+        "message": redact(str(exc) if exc is not None else (state.message or state.name)),
+        "state": state.name,
+    }
+    if exc is not None and exc.__traceback__ is not None:
+        import traceback
+
+        tb = exc.__traceback__
+        # Start at the user's code: the engine's own frames above it say nothing.
+        while tb.tb_next is not None and tb.tb_frame.f_code.co_filename.startswith(_SDK_DIR):
+            tb = tb.tb_next
+        error["traceback"] = redact("".join(traceback.format_exception(type(exc), exc, tb)))
+    if task_run.errors is None:
+        task_run.errors = {}
+    task_run.errors[task_run.run_count] = error
 
 
 def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
@@ -745,15 +835,25 @@ def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[st
                        parent.flow_run.id if parent else None)
     extra_tags = TAGS.get()
     flow_run.tags = flow.tags | extra_tags if extra_tags else flow.tags
+    if parent is not None:
+        counts = parent.task_name_counts
+        n = counts.get(flow.name, 0)
+        counts[flow.name] = n + 1
+        flow_run.parent_task_run_id = _new_id()
+        flow_run.parent_task_run_name = f"{flow.name}-{n}"
     if config is not None:
         flow_run.scheduled_start_time = config.scheduled_start_time
         flow_run.deployment_name = config.deployment_name
         flow_run.run_count = max(config.attempt - 1, 0)
     tree = parent.tree if parent is not None else RunTree(flow_run,
                                                           result_storage=flow.result_storage)
-    tree.flow_runs.append(flow_run)
+    with tree.lock:
+        tree.flow_runs.append(flow_run)
     if parent is None:
         LAST_RUN_TREE[:] = [tree]
+        from headwater import runrecord
+
+        tree.recorder = runrecord.start(tree)
     failure: State | None = None
     try:
         if flow.validate_parameters:
@@ -928,3 +1028,11 @@ def _finish_root(flow_run: FlowRun, tree: RunTree) -> None:
 
         assets.write_lineage(tree)
     _logger_for_flow(flow_run).info("%s", describe_run(tree))
+    close_record(tree)
+
+
+def close_record(tree: RunTree) -> None:
+    """Write the root run's final record (once; ``headwater execute`` calls it again
+    before the summary, in case the run ended without reaching :func:`_finish_root`)."""
+    if tree.recorder is not None:
+        tree.record_written = tree.recorder.close()

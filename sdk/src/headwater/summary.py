@@ -95,6 +95,8 @@ def build_summary(tree: RunTree, state: State | None = None) -> contract.RunSumm
         "assets": _asset_records(tree),
         "artifacts": list(tree.artifacts),
     }
+    if tree.record_written is not None:
+        summary["recordWritten"] = tree.record_written
     start, end = _iso(root.start_time), _iso(root.end_time or final.timestamp)
     if start:
         summary["startTime"] = start

@@ -170,6 +170,10 @@ class Task(Generic[P, R]):
             "on_failure": on_failure, "retry_condition_fn": retry_condition_fn,
         }
         functools.update_wrapper(self, fn)
+        module = getattr(fn, "__module__", None)
+        qualname = getattr(fn, "__qualname__", None) or self.name
+        self.task_key: str = f"{module}.{qualname}" if module else qualname
+        """The task function's module and qualified name (the run record's ``taskKey``)."""
 
     # --- configuration ---------------------------------------------------------------
 

@@ -21,6 +21,7 @@ def headwater_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
     home = tmp_path / "hw-home"
     monkeypatch.setenv("HEADWATER_HOME", str(home))
     monkeypatch.delenv("HEADWATER_RESULT_STORAGE", raising=False)
+    monkeypatch.delenv("HEADWATER_RUN_STORE", raising=False)
     results._storage_cache.clear()
     yield home
     results._storage_cache.clear()
