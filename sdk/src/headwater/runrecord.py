@@ -273,6 +273,8 @@ class Recorder:
         self.storage = resolve_storage(location.root)
         self.written: bool | None = None
         """Whether the final record was written (``None`` until the run ends)."""
+        self.final_flush_seconds: float | None = None
+        """How long the final flush took (``benchmarks/sdk_overhead.py`` reports it)."""
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         self._pending: list[str] = []
@@ -311,7 +313,9 @@ class Recorder:
         logging.getLogger("headwater").removeHandler(self._handler)
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(timeout=5)
+        started = time.perf_counter()
         self.written = self.flush(final=True)
+        self.final_flush_seconds = time.perf_counter() - started
         return self.written
 
     def _loop(self) -> None:
