@@ -97,23 +97,6 @@ def _state_text(state: State) -> str:
     return f'{head}{iso_ms(state.timestamp)}"}}'
 
 
-def _plain_completed(history: list[State]) -> str | None:
-    """The states and attempt of a task run that simply ran once and completed (nearly
-    every task run of a large flow), written in one step; ``None`` for any other."""
-    if len(history) != 3:
-        return None
-    pending, running, done = history
-    if (pending.name != "Pending" or running.name != "Running" or done.name != "Completed"
-            or pending.message or running.message or done.message):
-        return None
-    started, ended = iso_ms(running.timestamp), iso_ms(done.timestamp)
-    return (f'"state":"Completed","stateHistory":[{{"type":"PENDING","name":"Pending",'
-            f'"time":"{iso_ms(pending.timestamp)}"}},{{"type":"RUNNING","name":"Running",'
-            f'"time":"{started}"}},{{"type":"COMPLETED","name":"Completed","time":"{ended}"}}],'
-            f'"attempts":[{{"number":1,"state":"Completed","startTime":"{started}",'
-            f'"endTime":"{ended}"}}]')
-
-
 def _redacted(value: Any) -> Any:
     """A JSON-compatible copy of ``value`` with secret values masked."""
     return json.loads(redact(json.dumps(value, default=str)))
@@ -155,20 +138,44 @@ def _ids(runs: list[TaskRun]) -> str:
     return ",".join(f'"{run_id}"' for run_id in dict.fromkeys(run.id for run in runs))
 
 
+_quoted_keys: dict[str, str] = {}
+
+
 def task_run_text(task_run: TaskRun, root_id: str) -> str:
     """The record of one task run, as compact JSON text."""
     history = list(task_run.state_history)
-    out = [f'{{"id":"{task_run.id}","name":{_quote(task_run.name)},'
-           f'"taskKey":{_quote(task_run.task_key)}']
+    key = _quoted_keys.get(task_run.task_key)
+    if key is None:
+        key = _quoted_keys[task_run.task_key] = _quote(task_run.task_key)
+    head = f'{{"id":"{task_run.id}","name":{_quote(task_run.name)},"taskKey":{key}'
     if task_run.flow_run_id and task_run.flow_run_id != root_id:
-        out.append(f',"flowRunId":"{task_run.flow_run_id}"')
-    plain = _plain_completed(history) if task_run.errors is None else None
-    if plain is not None:
-        out.append(f",{plain}")
-    else:
-        out.append(f',"state":{_quote(history[-1].name)},"stateHistory":[')
-        out.append(",".join([_state_text(s) for s in history]))
-        out.append(f'],"attempts":[{_attempts_text(task_run, history)}]')
+        head = f'{head},"flowRunId":"{task_run.flow_run_id}"'
+    if len(history) == 3 and task_run.errors is None:
+        # Nearly every task run of a large flow ran once and completed: one step.
+        pending, running, done = history
+        if (pending.name == "Pending" and running.name == "Running"
+                and done.name == "Completed" and not (
+                    pending.message or running.message or done.message)):
+            started, ended = iso_ms(running.timestamp), iso_ms(done.timestamp)
+            body = (
+                f'"state":"Completed","stateHistory":[{{"type":"PENDING","name":"Pending",'
+                f'"time":"{iso_ms(pending.timestamp)}"}},{{"type":"RUNNING","name":"Running",'
+                f'"time":"{started}"}},{{"type":"COMPLETED","name":"Completed",'
+                f'"time":"{ended}"}}],"attempts":[{{"number":1,"state":"Completed",'
+                f'"startTime":"{started}","endTime":"{ended}"}}]')
+            if not (task_run.map_index is not None or task_run.tags or task_run.cache_key
+                    or task_run.result_location or task_run.upstream or task_run.wait_for):
+                return f"{head},{body}}}"
+            return f"{head},{body}{_extras(task_run, history)}}}"
+    body = (f'"state":{_quote(history[-1].name)},"stateHistory":['
+            f'{",".join([_state_text(s) for s in history])}],'
+            f'"attempts":[{_attempts_text(task_run, history)}]')
+    return f"{head},{body}{_extras(task_run, history)}}}"
+
+
+def _extras(task_run: TaskRun, history: list[State]) -> str:
+    """The optional members of a task run's record."""
+    out: list[str] = []
     if task_run.map_index is not None:
         out.append(f',"mapIndex":{task_run.map_index}')
     if task_run.tags:
@@ -182,7 +189,6 @@ def task_run_text(task_run: TaskRun, root_id: str) -> str:
         out.append(f',"upstream":[{_ids(task_run.upstream)}]')
     if task_run.wait_for:
         out.append(f',"waitFor":[{_ids(task_run.wait_for)}]')
-    out.append("}")
     return "".join(out)
 
 
