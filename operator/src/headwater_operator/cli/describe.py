@@ -2,8 +2,15 @@
 
 The text form is a ``kubectl describe``-style report. For a run: identity, what it runs,
 the outcome (phase, reason, message), timing, attempts, task-run counts, assets,
-artifacts, conditions and the Events the operator posted about it; ``-o json|yaml``
-prints ``{"flowRun": <object>, "events": [<Event>, …]}``. For a Schedule: what it runs
+artifacts, then, from the run store, the attempt's record: every task run (state, start,
+duration, attempts, cache hit; a subflow's task runs indented under the task run that
+called it) and the subflow runs, then conditions and the Events the operator posted
+about it; ``-o json|yaml`` prints ``{"flowRun": <object>, "events": [<Event>, …],
+"record": <the record> | null}`` (plus ``recordError`` when it could not be read).
+``--task PATTERN`` keeps the task runs whose name matches (:func:`task_matches`). A run
+without a record (no store configured, not flushed yet, a store error) is still
+described: one line says why there is no task-run list and what to do, exit 0.
+For a Schedule: what it runs
 and when (its expression, zone, policies), its last, last successful and next tick,
 skipped ticks, active runs, the next fire times (computed by the operator's own code,
 as ``schedule preview`` does), conditions and Events; ``-o json|yaml`` prints
@@ -13,13 +20,15 @@ as ``schedule preview`` does), conditions and Events; ``-o json|yaml`` prints
 from __future__ import annotations
 
 import argparse
-from collections.abc import Mapping
+import fnmatch
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
 from headwater_operator import kube
 from headwater_operator.cli.common import (
     EXIT_OK,
+    EXIT_USAGE,
     CliError,
     Io,
     connect,
@@ -30,10 +39,12 @@ from headwater_operator.cli.output import (
     counts,
     human_duration,
     or_none,
+    parse_time,
     render_data,
     render_table,
 )
 from headwater_operator.cli.preview import preview_ticks
+from headwater_operator.cli.store import RecordRef, pick_record, read_record
 from headwater_operator.scheduling import ScheduleError
 
 RECENT_EVENTS = 20
@@ -55,8 +66,10 @@ def _field(label: str, value: Any) -> str:
     return f"{label + ':':<16}{or_none(value)}\n"
 
 
-def describe_text(run: Mapping[str, Any], events: list[dict[str, Any]], now: datetime) -> str:
-    """The human report of ``run`` and its ``events``."""
+def describe_text(run: Mapping[str, Any], events: list[dict[str, Any]], now: datetime,
+                  record: str = "") -> str:
+    """The human report of ``run`` and its ``events``; ``record`` is the run-store part
+    (:func:`record_text` or :func:`record_unavailable_text`)."""
     meta, spec = run["metadata"], run.get("spec") or {}
     status: Mapping[str, Any] = run.get("status") or {}
     annotations = meta.get("annotations") or {}
@@ -89,7 +102,165 @@ def describe_text(run: Mapping[str, Any], events: list[dict[str, Any]], now: dat
     text += _section("Assets", ("KEY", "VERSION", "UPSTREAM"), [
         (a.get("key", ""), or_none(a.get("version")), ", ".join(a.get("upstream") or []) or
          "<none>") for a in status.get("assets") or []])
-    return text + _conditions_and_events(status, events, now)
+    return text + record + _conditions_and_events(status, events, now)
+
+
+# --- the run record ----------------------------------------------------------------------
+
+GLOB_CHARACTERS = frozenset("*?[")
+
+
+def task_matches(name: str, pattern: str | None) -> bool:
+    """Whether task-run ``name`` matches ``--task PATTERN``, case-insensitively.
+
+    A pattern with ``*``, ``?`` or ``[`` is a shell glob matched against the whole name
+    (``load*``, ``*-[0-2]``); any other pattern matches the names that contain it
+    (``orders`` finds ``stg_orders-0`` and ``orders_mart-3``).
+    """
+    if not pattern:
+        return True
+    name, pattern = name.lower(), pattern.lower()
+    if GLOB_CHARACTERS & set(pattern):
+        return fnmatch.fnmatchcase(name, pattern)
+    return pattern in name
+
+
+def filter_record(record: Mapping[str, Any], pattern: str | None) -> dict[str, Any]:
+    """``record`` with only the task runs matching ``pattern`` (all without one)."""
+    return {**record, "taskRuns": [t for t in record.get("taskRuns") or []
+                                   if task_matches(str(t.get("name", "")), pattern)]}
+
+
+def seconds_between(start: Any, end: Any) -> float | None:
+    """Seconds from timestamp ``start`` to ``end``; None unless both are readable."""
+    first, last = parse_time(start), parse_time(end)
+    return None if first is None or last is None else (last - first).total_seconds()
+
+
+def task_duration(seconds: float | None) -> str:
+    """A task's duration: ``0.25s`` under a minute (tasks are often that short), else
+    :func:`human_duration`; ``<none>`` while it runs."""
+    if seconds is None:
+        return "<none>"
+    if seconds < 60:
+        return f"{max(seconds, 0.0):.2f}s"
+    return human_duration(seconds)
+
+
+def _flow_runs(record: Mapping[str, Any]) -> Iterable[tuple[int, Mapping[str, Any]]]:
+    """The record's flow run and its subflow runs, depth first, with their depth."""
+    stack: list[tuple[int, Mapping[str, Any]]] = [(0, record.get("flowRun") or {})]
+    while stack:
+        depth, flow_run = stack.pop()
+        yield depth, flow_run
+        stack.extend((depth + 1, sub) for sub in reversed(flow_run.get("subflowRuns") or [])
+                     if isinstance(sub, Mapping))
+
+
+def ordered_task_runs(record: Mapping[str, Any]) -> list[tuple[int, Mapping[str, Any]]]:
+    """Every task run with its subflow depth: a flow run's task runs in creation order,
+    each subflow's right after the task run that called it. Task runs of a flow run the
+    record does not reach come last, at depth 0, so none is lost."""
+    by_flow_run: dict[str, list[Mapping[str, Any]]] = {}
+    for task_run in record.get("taskRuns") or []:
+        by_flow_run.setdefault(str(task_run.get("flowRunId", "")), []).append(task_run)
+    ordered: list[tuple[int, Mapping[str, Any]]] = []
+
+    def visit(flow_run_id: str, depth: int) -> None:
+        for task_run in by_flow_run.pop(flow_run_id, []):
+            ordered.append((depth, task_run))
+            if task_run.get("subflowRunId"):
+                visit(str(task_run["subflowRunId"]), depth + 1)
+
+    visit(str((record.get("flowRun") or {}).get("id", "")), 0)
+    for rest in list(by_flow_run):
+        visit(rest, 0)
+    return ordered
+
+
+def _state_name(obj: Mapping[str, Any]) -> str:
+    state = obj.get("state") or {}
+    return str(state.get("name") or state.get("type") or "<unknown>")
+
+
+def task_run_rows(record: Mapping[str, Any], pattern: str | None = None) -> list[tuple[str, ...]]:
+    """NAME STATE START DURATION ATTEMPTS CACHE-HIT rows; NAME is indented two spaces per
+    subflow level, ``[i]`` marks a map index and ``-> <name>`` a subflow call."""
+    names = {str(f.get("id")): str(f.get("name") or f.get("id"))
+             for _, f in _flow_runs(record)}
+    rows: list[tuple[str, ...]] = []
+    for depth, task_run in ordered_task_runs(record):
+        name = str(task_run.get("name", ""))
+        if not task_matches(name, pattern):
+            continue
+        label = "  " * depth + name
+        if isinstance(task_run.get("mapIndex"), int):
+            label += f"[{task_run['mapIndex']}]"
+        if task_run.get("subflowRunId"):
+            label += f" -> {names.get(str(task_run['subflowRunId']), task_run['subflowRunId'])}"
+        rows.append((label, _state_name(task_run), or_none(task_run.get("startTime")),
+                     task_duration(seconds_between(task_run.get("startTime"),
+                                                   task_run.get("endTime"))),
+                     str(len(task_run.get("attempts") or [])),
+                     or_none(bool(task_run.get("cacheHit")))))
+    return rows
+
+
+def task_error_rows(record: Mapping[str, Any], pattern: str | None = None
+                    ) -> list[tuple[str, ...]]:
+    """NAME ERROR rows: the last error of each task run that has one."""
+    rows: list[tuple[str, ...]] = []
+    for _, task_run in ordered_task_runs(record):
+        name = str(task_run.get("name", ""))
+        errors = [a["error"] for a in task_run.get("attempts") or [] if a.get("error")]
+        if errors and task_matches(name, pattern):
+            last = errors[-1]
+            first_line = str(last.get("message", "")).splitlines()[:1]
+            rows.append((name, f"{last.get('type', 'Error')}: {''.join(first_line)}"))
+    return rows
+
+
+def subflow_rows(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
+    """NAME FLOW STATE START DURATION rows of the subflow runs, nested by indentation."""
+    return [("  " * (depth - 1) + str(flow_run.get("name", "")), or_none(flow_run.get("flow")),
+             _state_name(flow_run), or_none(flow_run.get("startTime")),
+             task_duration(seconds_between(flow_run.get("startTime"), flow_run.get("endTime"))))
+            for depth, flow_run in _flow_runs(record) if depth > 0]
+
+
+def record_text(ref: RecordRef, record: Mapping[str, Any], pattern: str | None,
+                now: datetime) -> str:
+    """The run-store part of ``describe run``: where the record is, whether it is whole,
+    the task runs (matching ``pattern``), their errors and the subflow runs."""
+    text = _field("Run record", f"{ref.url} (attempt {ref.attempt})")
+    if not record.get("complete"):
+        state = (f"still being written (last flushed {age(record.get('updatedAt'), now)} ago;"
+                 " a record that stays so belongs to an attempt that was killed)")
+        if ref.written is False:
+            state = ("incomplete: the pod could not write its final record (a "
+                     "RunRecordNotWritten Event says why); this is its last flush")
+        text += _field("Record", state)
+    rows = task_run_rows(record, pattern)
+    title = "Task run list"
+    if not rows and pattern:
+        text += _field(title, f"<none matching {pattern!r}: "
+                              f"{len(record.get('taskRuns') or [])} task runs in all>")
+    else:
+        text += _section(title, ("NAME", "STATE", "START", "DURATION", "ATTEMPTS",
+                                 "CACHE HIT"), rows)
+    errors = task_error_rows(record, pattern)
+    if errors:
+        text += _section("Task run errors", ("NAME", "ERROR"), errors)
+    subflows = subflow_rows(record)
+    if subflows:
+        text += _section("Subflow runs", ("NAME", "FLOW", "STATE", "START", "DURATION"),
+                         subflows)
+    return text
+
+
+def record_unavailable_text(reason: str) -> str:
+    """The one line ``describe run`` prints when the record cannot be shown."""
+    return _field("Run record", f"<none>: {reason}")
 
 
 def schedule_text(schedule: Mapping[str, Any], next_ticks: list[dict[str, str]] | str,
@@ -162,6 +333,8 @@ def _section(title: str, headers: tuple[str, ...], rows: list[tuple[str, ...]]) 
 def cmd_describe(args: argparse.Namespace, io: Io) -> int:
     """Read the object and its Events and print them."""
     if args.kind in SCHEDULE_KINDS:
+        if args.task or args.attempt is not None:
+            raise CliError("--task and --attempt apply to 'describe run' only", EXIT_USAGE)
         schedule, events = _read(args, kube.SCHEDULES, "Schedule", "schedules")
         ticks = next_fire_times(schedule, io.now())
         io.out.write(schedule_text(schedule, ticks, events, io.now())
@@ -170,9 +343,38 @@ def cmd_describe(args: argparse.Namespace, io: Io) -> int:
                                   "events": events}, args.output))
         return EXIT_OK
     run, events = _read(args, kube.FLOWRUNS, "FlowRun", "runs")
-    io.out.write(describe_text(run, events, io.now()) if args.output == "table" else
-                 render_data({"flowRun": run, "events": events}, args.output))
+    ref, record, reason = load_record(run, args.attempt)
+    if args.output != "table":
+        data: dict[str, Any] = {"flowRun": run, "events": events,
+                                "record": None if record is None else
+                                filter_record(record, args.task)}
+        if reason:
+            data["recordError"] = reason
+        io.out.write(render_data(data, args.output))
+        return EXIT_OK
+    part = (record_text(ref, record, args.task, io.now())
+            if ref is not None and record is not None else record_unavailable_text(reason))
+    io.out.write(describe_text(run, events, io.now(), part))
     return EXIT_OK
+
+
+def load_record(run: Mapping[str, Any], attempt: int | None,
+                ) -> tuple[RecordRef | None, dict[str, Any] | None, str]:
+    """The record of ``attempt`` (default the latest), or why there is none.
+
+    Only an ``--attempt`` that does not exist is an error (exit 2): a missing record,
+    store or driver leaves the rest of the report worth printing.
+    """
+    try:
+        ref = pick_record(run, attempt)
+    except CliError as exc:
+        if exc.code == EXIT_USAGE:
+            raise
+        return None, None, exc.message
+    try:
+        return ref, read_record(ref), ""
+    except CliError as exc:
+        return ref, None, exc.message
 
 
 SCHEDULE_KINDS = ("schedule", "schedules", "hws")

@@ -61,6 +61,9 @@ class Watcher:
     timeout_seconds: float | None = None
     sleep: Callable[[float], None] = time.sleep
     monotonic: Callable[[], float] = time.monotonic
+    pod_gone: Callable[[dict[str, Any], int], None] | None = None
+    """Shows an attempt whose pod no longer exists another way (``logs``: from the run
+    store); without it the watcher says the pod is gone."""
     _deadline: float | None = field(default=None, init=False)
     _headers: set[int] = field(default_factory=set, init=False)
 
@@ -101,7 +104,7 @@ class Watcher:
             run = self.read()
             started = int((run.get("status") or {}).get("attempts") or 0)
             if attempt <= started:
-                done = self._stream_attempt(attempt, more_follow=attempt < started
+                done = self._stream_attempt(attempt, run, more_follow=attempt < started
                                             or phase_of(run) in _TERMINAL)
                 if done:
                     attempt += 1
@@ -112,7 +115,7 @@ class Watcher:
                 return None
             self.sleep(self.poll_seconds)
 
-    def _stream_attempt(self, attempt: int, *, more_follow: bool) -> bool:
+    def _stream_attempt(self, attempt: int, run: dict[str, Any], *, more_follow: bool) -> bool:
         """Follow one attempt's pod log to its end; False if it cannot be read yet."""
         pod = pod_name(self.name, attempt)
         self._header(attempt, pod)
@@ -130,8 +133,12 @@ class Watcher:
                 return log_stream_complete(False, self._pod_or_none(pod))
         except kube.NotFound:
             if more_follow:
-                # Deleted (e.g. a pod stuck Pending is removed): nothing left to show.
-                self.io.err.write(f"(pod {pod} of attempt {attempt} no longer exists)\n")
+                # Deleted (e.g. a pod stuck Pending is removed, or pruned by history
+                # limits): only the run store, if any, still has its output.
+                if self.pod_gone is not None:
+                    self.pod_gone(run, attempt)
+                else:
+                    self.io.err.write(f"(pod {pod} of attempt {attempt} no longer exists)\n")
                 return True
             return False
         except kube.KubeError as exc:

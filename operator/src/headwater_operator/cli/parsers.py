@@ -27,6 +27,8 @@ DEFAULT_MAX_RUNS = 100
 not create ten thousand runs."""
 DEFAULT_COUNT = 10
 """Fire times ``schedule preview`` prints by default."""
+DEFAULT_MATERIALIZATIONS = 10
+"""Materializations ``lineage`` shows by default."""
 KINDS = ("runs", "deployments", "schedules", "flows")
 """What ``get`` lists."""
 ALIASES = {"run": "runs", "flowruns": "runs", "flowrun": "runs", "deployment": "deployments",
@@ -50,7 +52,7 @@ def lazy(name: str, module: str, function: str) -> Handler:
 def register(subparsers: Any) -> None:
     """Add every operator-side command to the ``headwater`` argument parser."""
     for add in (_register_run, _register_backfill, _register_get, _register_describe,
-                _register_logs, _register_preview):
+                _register_logs, _register_artifacts, _register_lineage, _register_preview):
         add(subparsers)
 
 
@@ -120,25 +122,40 @@ def _register_describe(subparsers: Any) -> None:
     """Add ``describe run`` and ``describe schedule``."""
     parser = subparsers.add_parser(
         "describe", help="show one run or schedule in detail",
-        description="Show a FlowRun, or a Schedule with its next fire times, with its "
-                    "recent Events.")
+        description="Show a FlowRun (with its task runs and subflow runs from the run "
+                    "store), or a Schedule with its next fire times, with its recent Events.")
     parser.add_argument("kind", choices=["run", "runs", "flowrun",
                                          "schedule", "schedules", "hws"],
                         metavar="KIND", help="run | schedule")
     parser.add_argument("name", help="the FlowRun's or Schedule's name")
+    parser.add_argument("--task", metavar="PATTERN",
+                        help="run only: list the task runs whose name matches PATTERN, "
+                        "case-insensitively: a glob when it has * ? or [ ('load*'), else a "
+                        "substring ('orders')")
+    parser.add_argument("--attempt", type=int, metavar="N",
+                        help="run only: show attempt N's run record (default: the latest)")
     add_cluster_options(parser)
     parser.set_defaults(func=lazy("describe", "describe", "cmd_describe"))
 
 
 def _register_logs(subparsers: Any) -> None:
     """Add ``logs`` and ``cancel``."""
-    logs = subparsers.add_parser("logs", help="print a run's logs (all attempts)",
-                                 description="Print the logs of a FlowRun's pods.")
+    logs = subparsers.add_parser(
+        "logs", help="print a run's logs (all attempts)",
+        description="Print the logs of a FlowRun's attempts: from each attempt's pod while "
+        "it exists, from the run store once the pod is gone.")
     logs.add_argument("run", help="FlowRun name")
     logs.add_argument("-f", "--follow", action="store_true",
-                      help="keep streaming, across retries, until the run ends")
+                      help="keep streaming the pods' output, across retries, until the run "
+                      "ends (an attempt whose pod is gone is read from the run store)")
     logs.add_argument("--attempt", type=int, metavar="N",
                       help="only attempt N (1-based); with -f, start at attempt N")
+    logs.add_argument("--task", metavar="NAME",
+                      help="only the lines of task run NAME (a glob when it has * ? or [); "
+                      "read from the run store, which a running attempt flushes every 2 s "
+                      "(not with -f)")
+    logs.add_argument("--from-store", action="store_true",
+                      help="read the run store even while the pod exists (not with -f)")
     logs.add_argument("--poll-interval", type=float, default=DEFAULT_POLL_SECONDS,
                       help=argparse.SUPPRESS)
     add_cluster_options(logs)
@@ -148,6 +165,38 @@ def _register_logs(subparsers: Any) -> None:
     cancel.add_argument("run", help="FlowRun name")
     add_cluster_options(cancel)
     cancel.set_defaults(func=lazy("cancel", "logs", "cmd_cancel"))
+
+
+def _register_artifacts(subparsers: Any) -> None:
+    """Add ``artifacts``."""
+    parser = subparsers.add_parser(
+        "artifacts", help="print a run's artifacts from its run record",
+        description="Print the artifacts kept in a FlowRun's run record: markdown as text, "
+        "tables as aligned columns, links as 'text <url>'.")
+    parser.add_argument("run", help="FlowRun name")
+    parser.add_argument("--attempt", type=int, metavar="N",
+                        help="the record of attempt N (default: the latest)")
+    add_cluster_options(parser)
+    parser.set_defaults(func=lazy("artifacts", "artifacts", "cmd_artifacts"))
+
+
+def _register_lineage(subparsers: Any) -> None:
+    """Add ``lineage``."""
+    parser = subparsers.add_parser(
+        "lineage", help="show an asset's upstream, downstream and last materializations",
+        description="Read the asset records (assets/<slug>/…) in the stores: --store URL, "
+        "else every store the namespace's Deployments and FlowRuns name, else (no cluster "
+        "reachable) the local result storage.")
+    parser.add_argument("asset", metavar="ASSET_KEY", help="the asset's key, e.g. "
+                        "s3://lake/marts/orders")
+    parser.add_argument("--store", action="append", metavar="URL",
+                        help="read this store root (a path or fsspec URL); repeatable; "
+                        "default: the stores the cluster names")
+    parser.add_argument("--limit", type=int, default=DEFAULT_MATERIALIZATIONS, metavar="N",
+                        help=f"show the last N materializations "
+                        f"(default {DEFAULT_MATERIALIZATIONS})")
+    add_cluster_options(parser)
+    parser.set_defaults(func=lazy("lineage", "lineage", "cmd_lineage"))
 
 
 def _register_preview(subparsers: Any) -> None:
