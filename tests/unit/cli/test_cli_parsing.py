@@ -36,6 +36,7 @@ def test_every_operator_command_is_registered_through_the_entry_point() -> None:
     parser = build_parser()
     for argv in (["run", "d"], ["backfill", "s", "--start", "a", "--end", "b"],
                  ["get", "runs"], ["describe", "run", "r"], ["logs", "r"], ["cancel", "r"],
+                 ["artifacts", "r"], ["lineage", "s3://lake/x"],
                  ["schedule", "preview", "-f", "x.yaml"]):
         args = parser.parse_args(argv)
         # The SDK's stub for a missing plugin is a _MissingPlugin, not a cmd_ function.

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 from headwater_operator import kube
+from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
@@ -47,6 +48,7 @@ from headwater_operator.cli.preview import preview_ticks
 from headwater_operator.cli.store import RecordRef, pick_record, read_record
 from headwater_operator.scheduling import ScheduleError
 
+_TERMINAL = frozenset(str(phase) for phase in TERMINAL_PHASES)
 RECENT_EVENTS = 20
 NEXT_FIRE_TIMES = 3
 
@@ -208,15 +210,17 @@ def task_run_rows(record: Mapping[str, Any], pattern: str | None = None) -> list
 
 def task_error_rows(record: Mapping[str, Any], pattern: str | None = None
                     ) -> list[tuple[str, ...]]:
-    """NAME ERROR rows: the last error of each task run that has one."""
+    """NAME ATTEMPT ERROR rows: the last error of each task run that has one (a task run
+    that succeeded on a retry shows why it was retried), its message's first line."""
     rows: list[tuple[str, ...]] = []
     for _, task_run in ordered_task_runs(record):
         name = str(task_run.get("name", ""))
-        errors = [a["error"] for a in task_run.get("attempts") or [] if a.get("error")]
-        if errors and task_matches(name, pattern):
-            last = errors[-1]
-            first_line = str(last.get("message", "")).splitlines()[:1]
-            rows.append((name, f"{last.get('type', 'Error')}: {''.join(first_line)}"))
+        failed = [a for a in task_run.get("attempts") or [] if a.get("error")]
+        if failed and task_matches(name, pattern):
+            last = failed[-1]["error"]
+            first_line = "".join(str(last.get("message", "")).splitlines()[:1])
+            rows.append((name, str(failed[-1].get("number", "?")),
+                         f"{last.get('type', 'Error')}: {first_line}"))
     return rows
 
 
@@ -229,16 +233,22 @@ def subflow_rows(record: Mapping[str, Any]) -> list[tuple[str, ...]]:
 
 
 def record_text(ref: RecordRef, record: Mapping[str, Any], pattern: str | None,
-                now: datetime) -> str:
+                now: datetime, ended: bool = False) -> str:
     """The run-store part of ``describe run``: where the record is, whether it is whole,
-    the task runs (matching ``pattern``), their errors and the subflow runs."""
+    the task runs (matching ``pattern``), their errors and the subflow runs. ``ended``:
+    the attempt is over, so an incomplete record will stay so."""
     text = _field("Run record", f"{ref.url} (attempt {ref.attempt})")
     if not record.get("complete"):
-        state = (f"still being written (last flushed {age(record.get('updatedAt'), now)} ago;"
-                 " a record that stays so belongs to an attempt that was killed)")
+        flushed = age(record.get("updatedAt"), now)
         if ref.written is False:
             state = ("incomplete: the pod could not write its final record (a "
-                     "RunRecordNotWritten Event says why); this is its last flush")
+                     f"RunRecordNotWritten Event says why); this is its last flush, {flushed} "
+                     "before now")
+        elif ended:
+            state = (f"incomplete: the attempt ended without its final record (killed, e.g. "
+                     f"OOMKilled); this is its last flush, {flushed} before now")
+        else:
+            state = f"still being written (the run is running; last flushed {flushed} ago)"
         text += _field("Record", state)
     rows = task_run_rows(record, pattern)
     title = "Task run list"
@@ -250,7 +260,7 @@ def record_text(ref: RecordRef, record: Mapping[str, Any], pattern: str | None,
                                  "CACHE HIT"), rows)
     errors = task_error_rows(record, pattern)
     if errors:
-        text += _section("Task run errors", ("NAME", "ERROR"), errors)
+        text += _section("Task run errors", ("NAME", "ATTEMPT", "ERROR"), errors)
     subflows = subflow_rows(record)
     if subflows:
         text += _section("Subflow runs", ("NAME", "FLOW", "STATE", "START", "DURATION"),
@@ -352,7 +362,10 @@ def cmd_describe(args: argparse.Namespace, io: Io) -> int:
             data["recordError"] = reason
         io.out.write(render_data(data, args.output))
         return EXIT_OK
-    part = (record_text(ref, record, args.task, io.now())
+    status = run.get("status") or {}
+    ended = (str(status.get("phase")) in _TERMINAL
+             or (ref is not None and ref.attempt < int(status.get("attempts") or 0)))
+    part = (record_text(ref, record, args.task, io.now(), ended)
             if ref is not None and record is not None else record_unavailable_text(reason))
     io.out.write(describe_text(run, events, io.now(), part))
     return EXIT_OK

@@ -36,7 +36,13 @@ from headwater.assets import asset_history, asset_slug, read_latest
 from headwater.results import LocalFileStorage, ResultStorage, resolve_storage
 
 from headwater_operator import kube
-from headwater_operator.cli.common import EXIT_OK, CliError, Io, connect
+from headwater_operator.cli.common import (
+    EXIT_OK,
+    CliError,
+    Io,
+    connect,
+    describe_unreachable,
+)
 from headwater_operator.cli.output import or_none, render_data, render_table
 from headwater_operator.cli.store import StoreUnreadable, guard_store
 
@@ -79,7 +85,8 @@ def discover_roots(args: argparse.Namespace, io: Io) -> list[str]:
         if isinstance(exc, kube.KubeError) and exc.reason != "NoConfiguration":
             raise  # refused (403, …): the user should see it, not a silent local read
         local = default_storage_location()
-        io.err.write(f"headwater lineage: no cluster reachable ({exc}); reading the local "
+        why = exc.message if isinstance(exc, kube.KubeError) else describe_unreachable(exc)
+        io.err.write(f"headwater lineage: no cluster reachable ({why}); reading the local "
                      f"result storage {local} (pass --store URL to choose)\n")
         return [local]
     roots = cluster_roots(deployments, runs)

@@ -46,6 +46,9 @@ def explain(url: str, exc: BaseException) -> str:
         return (f"cannot read the run store at {url}: {text}; install the filesystem's "
                 "driver where the CLI runs (pip install 'headwater[fsspec]' plus s3fs for "
                 "s3://, gcsfs for gs://, adlfs for az://)")
+    if "Protocol not known" in text:  # fsspec: no driver registers this URL scheme
+        return (f"cannot read the run store at {url}: {text}; check the URL's scheme, or "
+                "install the fsspec driver that provides it where the CLI runs")
     if isinstance(exc, PermissionError):
         return (f"permission denied reading the run store at {url} ({text}); the CLI reads "
                 "it with your own credentials (AWS_PROFILE, GOOGLE_APPLICATION_CREDENTIALS, "
