@@ -41,17 +41,18 @@ def validate_line(line: dict[str, Any]) -> None:
 
 
 def state(kind: str, name: str, at: str) -> dict[str, Any]:
-    return {"type": kind, "name": name, "timestamp": at}
+    return {"type": kind, "name": name, "time": at}
 
 
-def task_run(ident: str, name: str, flow_run: str, start: str, end: str, *, state_name: str =
-             "Completed", kind: str = "COMPLETED", attempts: list[dict[str, Any]] | None = None,
-             **extra: Any) -> dict[str, Any]:
-    final = state(kind, state_name, end)
+def task_run(ident: str, name: str, flow_run: str | None, start: str, end: str, *,
+             state_name: str = "Completed", kind: str = "COMPLETED",
+             attempts: list[dict[str, Any]] | None = None, **extra: Any) -> dict[str, Any]:
+    """A task run that ran from ``start`` to ``end`` (``flow_run`` None: the root's)."""
+    history = [state("PENDING", "Pending", start), state("RUNNING", "Running", start),
+               state(kind, state_name, end)]
     return {"id": ident, "name": name, "taskKey": f"etl.{name.rsplit('-', 1)[0]}",
-            "flowRunId": flow_run, "state": final,
-            "stateHistory": [state("RUNNING", "Running", start), final],
-            "startTime": start, "endTime": end,
+            **({"flowRunId": flow_run} if flow_run else {}), "state": state_name,
+            "stateHistory": history,
             "attempts": attempts if attempts is not None else [
                 {"number": 1, "state": state_name, "startTime": start, "endTime": end}],
             **extra}
@@ -60,7 +61,7 @@ def task_run(ident: str, name: str, flow_run: str, start: str, end: str, *, stat
 def make_record(*, complete: bool = True) -> dict[str, Any]:
     t = "2026-03-10T12:00:0{}.000Z".format
     subflow = {"id": "fr-2", "name": "quiet-fox", "flow": "report", "parameters": {},
-               "tags": [], "state": state("COMPLETED", "Completed", t(8)),
+               "tags": [], "state": "Completed",
                "stateHistory": [state("COMPLETED", "Completed", t(8))], "runCount": 1,
                "startTime": t(6), "endTime": t(8), "parentFlowRunId": "fr-1",
                "parentTaskRunId": "tr-6", "subflowRuns": []}
@@ -69,27 +70,36 @@ def make_record(*, complete: bool = True) -> dict[str, Any]:
         "attempt": 1, "complete": complete, "updatedAt": t(9),
         "flowRun": {"id": "fr-1", "name": "brave-otter", "flow": "etl",
                     "deployment": "nightly", "parameters": {"n": 3}, "tags": [],
-                    "state": state("COMPLETED", "Completed", t(9)),
+                    "state": "Completed",
                     "stateHistory": [state("RUNNING", "Running", t(0)),
                                      state("COMPLETED", "Completed", t(9))],
                     "runCount": 1, "startTime": t(0), "endTime": t(9),
                     "subflowRuns": [subflow]},
         "taskRuns": [
-            task_run("tr-1", "extract-0", "fr-1", t(0), "2026-03-10T12:00:01.250Z"),
-            task_run("tr-2", "transform-0", "fr-1", t(1), t(2), mapIndex=0,
-                     upstream=["tr-1"]),
-            task_run("tr-3", "transform-1", "fr-1", t(1), t(4), mapIndex=1, upstream=["tr-1"],
-                     attempts=[
-                         {"number": 1, "state": "Failed", "startTime": t(1), "endTime": t(2),
-                          "error": {"type": "ValueError", "message": "bad row 7\nmore",
-                                    "traceback": "Traceback …"}},
-                         {"number": 2, "state": "Completed", "startTime": t(3),
-                          "endTime": t(4)}]),
-            task_run("tr-4", "load-0", "fr-1", t(4), t(5), state_name="Cached",
-                     cacheKey="abc", cacheHit=True, upstream=["tr-2", "tr-3"]),
-            task_run("tr-6", "report-0", "fr-1", t(6), t(8), subflowRunId="fr-2"),
+            task_run("tr-1", "extract-0", None, t(0), "2026-03-10T12:00:01.250Z"),
+            task_run("tr-2", "transform-0", None, t(1), t(2), mapIndex=0, upstream=["tr-1"]),
+            {**task_run("tr-3", "transform-1", None, t(1), t(4), mapIndex=1,
+                        upstream=["tr-1"], attempts=[
+                            {"number": 1, "state": "Failed", "startTime": t(1),
+                             "endTime": t(2), "error": {"type": "ValueError",
+                                                        "message": "bad row 7\nmore",
+                                                        "traceback": "Traceback …"}},
+                            {"number": 2, "state": "Completed", "startTime": t(3),
+                             "endTime": t(4)}]),
+             "stateHistory": [state("PENDING", "Pending", t(1)),
+                              state("RUNNING", "Running", t(1)),
+                              state("SCHEDULED", "AwaitingRetry", t(2)),
+                              state("RUNNING", "Retrying", t(3)),
+                              state("COMPLETED", "Completed", t(4))]},
+            {**task_run("tr-4", "load-0", None, t(4), t(5), state_name="Cached",
+                        cacheKey="abc", cacheHit=True, upstream=["tr-2", "tr-3"],
+                        attempts=[]),
+             "stateHistory": [state("PENDING", "Pending", t(4)),
+                              state("COMPLETED", "Cached", t(5))]},
+            {**task_run("tr-6", "report-0", None, t(6), t(8), subflowRunId="fr-2",
+                        attempts=[]), "taskKey": "report"},
             task_run("tr-7", "render-0", "fr-2", t(6), t(7)),
-            task_run("tr-8", "load_marts-0", "fr-1", t(8), "2026-03-10T12:02:30.000Z"),
+            task_run("tr-8", "load_marts-0", None, t(8), "2026-03-10T12:02:30.000Z"),
         ],
         "artifacts": [
             {"id": "a-1", "key": "summary", "type": "markdown",
@@ -106,7 +116,8 @@ def make_record(*, complete: bool = True) -> dict[str, Any]:
              "created": t(9)},
         ],
         "assets": [{"key": "s3://lake/marts/orders", "version": "v2", "upstream": [],
-                    "skipped": False, "taskRunId": "tr-8", "flowRunId": "fr-1"}],
+                    "skipped": False, "taskRunId": "tr-8", "flowRunId": "fr-1",
+                    "time": "2026-03-10T12:02:30.000Z", "metadata": {"rows": 14}}],
         "logs": {"segments": ["logs/000000.jsonl"], "lines": 4},
     }
     validate(record)
@@ -215,7 +226,7 @@ def test_describe_lists_task_runs_with_subflows_nested(tmp_path: Path,
                                      "false"]
     assert rows["transform-1[1]"][1:] == ["Completed", "2026-03-10T12:00:01.000Z", "3.00s",
                                           "2", "false"]
-    assert rows["load-0"][1:] == ["Cached", "2026-03-10T12:00:04.000Z", "1.00s", "1", "true"]
+    assert rows["load-0"][1:] == ["Cached", "2026-03-10T12:00:04.000Z", "1.00s", "0", "true"]
     assert rows["load_marts-0"][3] == "2m22s"
     assert rows["report-0"][1:3] == ["->", "quiet-fox"]
     # The subflow's task run follows the call, indented one level.
@@ -471,17 +482,17 @@ def test_artifacts_render_markdown_tables_and_links(tmp_path: Path,
         "Run summary\n\n"
         "# Orders\n\n12 rows loaded\n"
         "\n"
-        "== counts (table) · flow run · 2026-03-10T12:00:09.000Z\n\n"
+        "== counts (table) · flow run brave-otter · 2026-03-10T12:00:09.000Z\n\n"
         "table       rows   note\n"
         "orders      12\n"
         "customers   3      new\n"
         "\n"
-        "== <no key> (table) · flow run · 2026-03-10T12:00:09.000Z\n\n"
+        "== <no key> (table) · 2026-03-10T12:00:09.000Z\n\n"
         "day   n\n"
         "mon   1\n"
         "tue\n"
         "\n"
-        "== dash (link) · flow run · 2026-03-10T12:00:09.000Z\n\n"
+        "== dash (link) · 2026-03-10T12:00:09.000Z\n\n"
         "Orders dashboard <https://bi.example/orders>\n")
     code, out, _ = cli("artifacts", RUN, "-o", "json")
     assert code == 0
@@ -624,3 +635,74 @@ def test_lineage_skips_an_unreadable_store_and_says_so(tmp_path: Path) -> None:
     assert code == 0
     assert "Version:        o2" in out
     assert "skipped a store: cannot read the run store at nosuchproto://x" in err
+
+
+# --- a record the SDK really wrote ----------------------------------------------------------
+
+
+def test_the_commands_read_a_record_the_sdk_wrote(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  cluster: list[FakeCluster]) -> None:
+    """The hand-made fixtures above follow the schema; this holds the commands to what
+    the SDK's writer (headwater.runrecord) actually produces."""
+    from headwater import contract, flow, results, task
+    from headwater.artifacts import create_markdown_artifact, create_table_artifact
+    from headwater.assets import materialize
+    from headwater.logging import get_run_logger
+
+    store = tmp_path / "store"
+    for name, value in ((contract.ENV_HOME, str(tmp_path / "home")),
+                        (contract.ENV_RESULT_STORAGE, str(store)),
+                        (contract.ENV_RUN_STORE, str(store)), (contract.ENV_NAMESPACE, NS),
+                        (contract.ENV_FLOW_RUN_NAME, RUN), (contract.ENV_ATTEMPT, "1")):
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(results, "_storage_cache", {})
+
+    @task
+    def extract(n: int) -> list[int]:
+        get_run_logger().info("extracted %d rows", n)
+        return list(range(n))
+
+    @materialize("file://lake/marts/rows")
+    def load(rows: list[int]) -> int:
+        create_table_artifact([{"n": r} for r in rows], key="rows")
+        return len(rows)
+
+    @flow
+    def child(rows: list[int]) -> int:
+        create_markdown_artifact("# Child\n\ndone", key="child-report")
+        return load(rows)
+
+    @flow
+    def nightly(n: int = 2) -> int:
+        return child(extract(n))
+
+    assert nightly() == 2
+    url = runstore.attempt_url(str(store), NS, RUN, 1)
+    validate(runstore.read_record(url))
+    cluster.append(FakeCluster([flowrun((1, url))]))
+
+    code, out, _ = cli("describe", "run", RUN)
+    assert code == 0
+    table = out.split("Task run list:\n")[1].split("Subflow runs:")[0].splitlines()
+    names = [line[2:].split("   ")[0] for line in table[1:]]
+    assert names == ["extract-0", "child-0 -> " + names[1].split(" -> ")[1], "  load-0"]
+    assert all(line.split()[-4:][1] != "<none>" for line in table[1:])  # every duration
+    _, out, _ = cli("describe", "run", RUN, "--task", "load", "-o", "json")
+    assert [t["name"] for t in json.loads(out)["record"]["taskRuns"]] == ["load-0"]
+
+    code, out, _ = cli("logs", RUN)  # no pod: the store
+    assert code == 0
+    assert "| INFO    | Task run 'extract-0' - extracted 2 rows\n" in out
+    _, out, _ = cli("logs", RUN, "--task", "extract-0")
+    assert out.count("\n") == 1
+
+    code, out, _ = cli("artifacts", RUN)
+    assert code == 0
+    assert "# Child\n\ndone\n" in out
+    assert "== rows (table) · task run load-0 · " in out
+    assert "n\n0\n1\n" in out
+    assert f"== child-report (markdown) · flow run {names[1].split(' -> ')[1]} · " in out
+
+    code, out, _ = cli("lineage", "file://lake/marts/rows", "--store", str(store))
+    assert code == 0
+    assert "Materializations:\n  TIME" in out

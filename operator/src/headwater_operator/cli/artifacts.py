@@ -23,7 +23,7 @@ from typing import Any
 from headwater_operator.cli.common import EXIT_OK, Io, connect
 from headwater_operator.cli.follow import Watcher
 from headwater_operator.cli.output import render_data, render_table
-from headwater_operator.cli.store import pick_record, read_record
+from headwater_operator.cli.store import flow_run_names, pick_record, read_record
 
 
 def cell(value: Any) -> str:
@@ -76,25 +76,27 @@ def content_text(artifact: Mapping[str, Any]) -> str:
     return json.dumps(data, indent=2, default=str) + "\n"
 
 
-def artifact_header(artifact: Mapping[str, Any], task_runs: Mapping[str, str]) -> str:
-    """``== report (markdown) · task run load-0 · 2026-03-10T12:00:05.000Z``."""
+def artifact_header(artifact: Mapping[str, Any], task_runs: Mapping[str, str],
+                    flow_runs: Mapping[str, str]) -> str:
+    """``== report (markdown) · task run load-0 · 2026-03-10T12:00:05.000Z``: what made
+    it (a task run, else a flow run, by name when the record has it) and when."""
     parts = [f"{artifact.get('key') or '<no key>'} ({artifact.get('type', '?')})"]
-    task_run = artifact.get("taskRunId")
+    task_run, flow_run = artifact.get("taskRunId"), artifact.get("flowRunId")
     if task_run:
         parts.append(f"task run {task_runs.get(str(task_run), task_run)}")
-    else:
-        parts.append("flow run")
+    elif flow_run:
+        parts.append(f"flow run {flow_runs.get(str(flow_run), flow_run)}")
     if artifact.get("created"):
         parts.append(str(artifact["created"]))
     return "== " + " · ".join(parts) + "\n"
 
 
-def artifacts_text(artifacts: Sequence[Mapping[str, Any]],
-                   task_runs: Mapping[str, str]) -> str:
+def artifacts_text(artifacts: Sequence[Mapping[str, Any]], task_runs: Mapping[str, str],
+                   flow_runs: Mapping[str, str]) -> str:
     """Every artifact: its header, description and content, a blank line between."""
     blocks = []
     for artifact in artifacts:
-        text = artifact_header(artifact, task_runs)
+        text = artifact_header(artifact, task_runs, flow_runs)
         if artifact.get("description"):
             text += f"{artifact['description']}\n"
         blocks.append(text + "\n" + content_text(artifact))
@@ -117,5 +119,5 @@ def cmd_artifacts(args: argparse.Namespace, io: Io) -> int:
                      f"{namespace}/{args.run}.\n")
         return EXIT_OK
     task_runs = {str(t.get("id")): str(t.get("name")) for t in record.get("taskRuns") or []}
-    io.out.write(artifacts_text(artifacts, task_runs))
+    io.out.write(artifacts_text(artifacts, task_runs, flow_run_names(record)))
     return EXIT_OK

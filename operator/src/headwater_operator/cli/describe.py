@@ -163,9 +163,11 @@ def ordered_task_runs(record: Mapping[str, Any]) -> list[tuple[int, Mapping[str,
     """Every task run with its subflow depth: a flow run's task runs in creation order,
     each subflow's right after the task run that called it. Task runs of a flow run the
     record does not reach come last, at depth 0, so none is lost."""
+    root = str((record.get("flowRun") or {}).get("id", ""))
     by_flow_run: dict[str, list[Mapping[str, Any]]] = {}
     for task_run in record.get("taskRuns") or []:
-        by_flow_run.setdefault(str(task_run.get("flowRunId", "")), []).append(task_run)
+        # The root flow run's own task runs carry no flowRunId (the schema's rule).
+        by_flow_run.setdefault(str(task_run.get("flowRunId") or root), []).append(task_run)
     ordered: list[tuple[int, Mapping[str, Any]]] = []
 
     def visit(flow_run_id: str, depth: int) -> None:
@@ -174,15 +176,33 @@ def ordered_task_runs(record: Mapping[str, Any]) -> list[tuple[int, Mapping[str,
             if task_run.get("subflowRunId"):
                 visit(str(task_run["subflowRunId"]), depth + 1)
 
-    visit(str((record.get("flowRun") or {}).get("id", "")), 0)
+    visit(root, 0)
     for rest in list(by_flow_run):
         visit(rest, 0)
     return ordered
 
 
 def _state_name(obj: Mapping[str, Any]) -> str:
-    state = obj.get("state") or {}
-    return str(state.get("name") or state.get("type") or "<unknown>")
+    state = obj.get("state")
+    if isinstance(state, Mapping):  # a whole state object rather than its name
+        state = state.get("name") or state.get("type")
+    return str(state or "<unknown>")
+
+
+FINAL_STATE_TYPES = frozenset({"COMPLETED", "FAILED", "CANCELLED", "CRASHED"})
+
+
+def task_run_times(task_run: Mapping[str, Any]) -> tuple[Any, Any]:
+    """When a task run started and ended, from its state history: the first ``RUNNING``
+    state (else its first state: a cached or never-run task run), and its last state
+    once that is final (else None: still running or waiting)."""
+    history = [s for s in task_run.get("stateHistory") or [] if isinstance(s, Mapping)]
+    if not history:
+        return None, None
+    start = next((s.get("time") for s in history if s.get("type") == "RUNNING"),
+                 history[0].get("time"))
+    end = history[-1].get("time") if history[-1].get("type") in FINAL_STATE_TYPES else None
+    return start, end
 
 
 def task_run_rows(record: Mapping[str, Any], pattern: str | None = None) -> list[tuple[str, ...]]:
@@ -200,9 +220,9 @@ def task_run_rows(record: Mapping[str, Any], pattern: str | None = None) -> list
             label += f"[{task_run['mapIndex']}]"
         if task_run.get("subflowRunId"):
             label += f" -> {names.get(str(task_run['subflowRunId']), task_run['subflowRunId'])}"
-        rows.append((label, _state_name(task_run), or_none(task_run.get("startTime")),
-                     task_duration(seconds_between(task_run.get("startTime"),
-                                                   task_run.get("endTime"))),
+        start, end = task_run_times(task_run)
+        rows.append((label, _state_name(task_run), or_none(start),
+                     task_duration(seconds_between(start, end)),
                      str(len(task_run.get("attempts") or [])),
                      or_none(bool(task_run.get("cacheHit")))))
     return rows

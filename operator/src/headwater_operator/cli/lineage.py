@@ -136,6 +136,8 @@ def _when(record: Mapping[str, Any]) -> float:
 
 def format_epoch(value: Any) -> str:
     """``materializedAt`` (seconds since the epoch) as RFC 3339 UTC with milliseconds."""
+    if isinstance(value, str):
+        return value
     if not isinstance(value, int | float):
         return "<unknown>"
     moment = datetime.fromtimestamp(value, UTC)
@@ -182,7 +184,8 @@ def lineage(key: str, roots: Sequence[str], io: Io, limit: int) -> dict[str, Any
     materializations = sorted(history.values(), key=_when, reverse=True)[:limit]
     return {"key": key, "stores": list(roots), "latest": latest, "upstream": upstream,
             "downstream": [{"key": r["key"], "version": r.get("version"),
-                            "materializedAt": r.get("materializedAt")} for r in downstream],
+                            "time": r.get("time"), "materializedAt": r.get("materializedAt")}
+                           for r in downstream],
             "materializations": materializations}
 
 
@@ -223,18 +226,19 @@ def lineage_text(info: Mapping[str, Any]) -> str:
         text += _field("Version", "<none: never materialized by Headwater (external)>")
     else:
         text += _field("Version", latest.get("version"))
-        text += _field("Materialized", f"{format_epoch(latest.get('materializedAt'))} (flow "
+        when = format_epoch(latest.get("time") or latest.get("materializedAt"))
+        text += _field("Materialized", f"{when} (flow "
                        f"run {_by(latest, 'flowRunName', 'flowRunId')}, task run "
                        f"{_by(latest, 'taskRunName', 'taskRunId')})")
     text += _field("Stores", ", ".join(info["stores"]))
     text += _section("Upstream", ("KEY", "USED VERSION", "CURRENT VERSION"), [
         (u["key"], or_none(u["version"]), u["current"]) for u in info["upstream"]])
     text += _section("Downstream", ("KEY", "VERSION", "MATERIALIZED"), [
-        (d["key"], or_none(d["version"]), format_epoch(d["materializedAt"]))
+        (d["key"], or_none(d["version"]), format_epoch(d["time"] or d["materializedAt"]))
         for d in info["downstream"]])
     text += _section("Materializations", ("TIME", "VERSION", "FLOW RUN", "TASK RUN",
                                           "METADATA"), [
-        (format_epoch(m.get("materializedAt")), or_none(m.get("version")),
+        (format_epoch(m.get("time") or m.get("materializedAt")), or_none(m.get("version")),
          _by(m, "flowRunName", "flowRunId"), _by(m, "taskRunName", "taskRunId"),
          _metadata(m)) for m in info["materializations"]])
     return text
