@@ -50,6 +50,7 @@ READ_VERBS = frozenset({"get", "list", "watch"})
 
 # The built-in role each CLI command needs (docs/cli.md, "Permissions").
 CLI_ROLES: dict[str, str] = {"get": "view", "describe": "view", "logs": "view",
+                             "artifacts": "view", "lineage": "view",
                              "run": "edit", "backfill": "edit", "cancel": "edit"}
 
 

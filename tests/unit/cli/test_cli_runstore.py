@@ -706,3 +706,23 @@ def test_the_commands_read_a_record_the_sdk_wrote(tmp_path: Path, monkeypatch: p
     code, out, _ = cli("lineage", "file://lake/marts/rows", "--store", str(store))
     assert code == 0
     assert "Materializations:\n  TIME" in out
+
+
+def test_lineage_reads_an_fsspec_store(tmp_path: Path) -> None:
+    """An fsspec URL (memory://) lists asset directories differently from a local path;
+    downstream assets are found in both."""
+    pytest.importorskip("fsspec")
+    root = f"memory://cli-lineage-{tmp_path.name}"
+    storage = resolve_storage(root)
+    for key, version, upstream in ((STG, "s1", {}), (ORDERS, "o1", {STG: "s1"})):
+        body = json.dumps({"key": key, "version": version, "upstream": sorted(upstream),
+                           "upstreamVersions": upstream, "skipped": False,
+                           "materializedAt": T0}).encode()
+        storage.write(f"assets/{asset_slug(key)}/latest.json", body)
+        storage.write(f"assets/{asset_slug(key)}/history/{T0:.6f}-{version}.json", body)
+    code, out, _ = cli("lineage", STG, "--store", root, "-o", "json")
+    assert code == 0
+    data = json.loads(out)
+    assert [d["key"] for d in data["downstream"]] == [ORDERS]
+    assert [m["version"] for m in data["materializations"]] == ["s1"]
+    storage.delete("assets")
