@@ -210,7 +210,8 @@ def record_materialization(plan: MaterializationPlan, task_ctx: TaskRunContext,
         if flow_run_id is not None:
             record["flowRunId"] = flow_run_id
         if not skipped:
-            stored = {**record, "flowRunId": flow_run_id, "materializedAt": now}
+            stored = {**record, "flowRunId": flow_run_id, "materializedAt": now,
+                      "taskRunName": task_run.name, **_run_names(flow_ctx)}
             if asset.properties is not None:
                 stored["properties"] = {k: v for k, v in vars(asset.properties).items() if v}
             body = json.dumps(stored, default=str, indent=1).encode()
@@ -226,6 +227,26 @@ def record_materialization(plan: MaterializationPlan, task_ctx: TaskRunContext,
             tree.assets.extend(records)
             if value is not None and not isinstance(value, bool):
                 tree.result_owners[id(value)] = (value, task_run)
+
+
+def _run_names(flow_ctx: Any) -> dict[str, str]:
+    """The FlowRun (namespace and name) a materialization belongs to, for readers such as
+    ``headwater lineage``: the operator's contract variables in a pod, else the root flow
+    run's name."""
+    import os
+
+    from headwater import contract
+
+    names: dict[str, str] = {}
+    namespace = os.environ.get(contract.ENV_NAMESPACE)
+    name = os.environ.get(contract.ENV_FLOW_RUN_NAME)
+    if namespace:
+        names["namespace"] = namespace
+    if name:
+        names["flowRunName"] = name
+    elif flow_ctx is not None:
+        names["flowRunName"] = flow_ctx.tree.root.name
+    return names
 
 
 def write_lineage(tree: RunTree) -> None:
