@@ -192,7 +192,10 @@ class LocalFileStorage:
 
         target = self.basepath / prefix
         if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
+            # Errors are raised, not ignored: a caller that must report a failed delete
+            # (the operator pruning run records) has to see it. Gone meanwhile is fine.
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
 
@@ -262,10 +265,8 @@ class FsspecStorage:
 
     def delete(self, prefix: str) -> None:
         """Remove everything under ``prefix`` (object stores: every key it starts)."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._fs.rm(self._full(prefix), recursive=True)
-        except FileNotFoundError:
-            pass
 
     @contextlib.contextmanager
     def lock(self, path: str) -> Iterator[None]:
