@@ -127,7 +127,8 @@ class OperatorHarness:
             settings=self.settings(), controllers=self.controllers,
             leader_election=self.leader_election, on_manager=keep,
             config_error_grace_seconds=self.config_error_grace_seconds,
-            run_store=self.run_store, health_port=self.health_port, crd_poll_seconds=self.crd_poll_seconds),
+            run_store=self.run_store, health_port=self.health_port,
+            crd_poll_seconds=self.crd_poll_seconds),
             name="headwater-operator")
         waiter = asyncio.create_task(ready.wait())
         await asyncio.wait({waiter, self._task}, timeout=self.startup_timeout,

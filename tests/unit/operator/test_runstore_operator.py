@@ -322,7 +322,8 @@ async def test_a_store_that_cannot_delete_is_reported_and_the_run_is_pruned_anyw
     name, message = warnings[0]
     assert name == "nightly"  # on the Deployment
     assert f"{broken}/flowruns/v1/ns/old/" in message
-    assert "'old'" in message and "NotADirectoryError" in message
+    assert "'old'" in message
+    assert "NotADirectoryError" in message
 
 
 async def test_records_of_runs_pruned_before_an_api_failure_are_still_deleted(
