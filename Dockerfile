@@ -17,11 +17,14 @@ FROM python:3.11.10-slim-bookworm AS builder
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /src
+# The fsspec drivers of the run stores the operator prunes records in (operator extras:
+# s3, gcs, azure); e.g. --build-arg STORE_DRIVERS=s3,gcs,azure. docs/install.md, "Images".
+ARG STORE_DRIVERS=s3
 COPY sdk/ sdk/
 COPY operator/ operator/
 # Both local paths on one command line: pip satisfies the operator's `headwater`
 # requirement with ./sdk rather than with anything of that name on an index.
-RUN python -m pip wheel --wheel-dir /wheels ./sdk ./operator
+RUN python -m pip wheel --wheel-dir /wheels ./sdk "./operator[${STORE_DRIVERS}]"
 
 FROM python:3.11.10-slim-bookworm
 LABEL org.opencontainers.image.title="headwater-operator" \

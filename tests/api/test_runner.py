@@ -121,10 +121,13 @@ def test_main_passes_the_chart_flags_to_the_operator(
     assert seen["metrics_port"] == 9002
     assert seen["frozen"] is True
     assert seen["config_error_grace_seconds"] == 60  # the default grace for missing Secrets
+    assert seen["run_store"] is None  # no default run store unless one is given
     assert set(seen["controllers"]) == {"flowruns", "schedules", "deployments", "flows"}
     assert entrypoint.main(["-n", "a", "--config-error-grace-seconds", "120",
+                            "--run-store", "s3://acme-runs/headwater",
                             "--kubeconfig", str(emulator.kubeconfig_path)]) == 0
     assert seen["config_error_grace_seconds"] == 120
+    assert seen["run_store"] == "s3://acme-runs/headwater"
     assert seen["leader_election"] is None  # python -m without --leader-elect: it leads
     # The Lease's namespace defaults to the pod's (the chart sets POD_NAMESPACE), else
     # the first watched one; durations take Go's forms.
@@ -139,6 +142,7 @@ def test_main_passes_the_chart_flags_to_the_operator(
     ([], "--namespace NS (repeatable) or --all-namespaces"),
     (["-A", "-n", "x"], "either --all-namespaces or --namespace"),
     (["-A", "--config-error-grace-seconds", "-1"], "--config-error-grace-seconds must be 0"),
+    (["-A", "--run-store", " "], "--run-store needs a path or fsspec URL"),
     (["-n", "x", "--leader-elect", "--leader-elect-renew-deadline", "15s"],
      "the lease duration (15s) must be greater than the renew deadline (15s)"),
     (["-n", "x", "--leader-elect", "--leader-elect-retry-period", "9s"],

@@ -72,6 +72,7 @@ class OperatorHarness:
         startup_timeout: float = 15.0,
         stop_timeout: float = 15.0,
         config_error_grace_seconds: float | None = None,
+        run_store: str | None = None,
         health_port: int | None = None,
         crd_poll_seconds: float = 0.2,
     ) -> None:
@@ -88,6 +89,9 @@ class OperatorHarness:
         self.config_error_grace_seconds = config_error_grace_seconds
         """The operator's ``--config-error-grace-seconds`` (None: its default); read at
         each start."""
+        self.run_store = run_store
+        """The operator's ``--run-store``: the default run store of runs whose Deployment
+        names none (None: no default); read at each start."""
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.starts = 0
@@ -123,7 +127,8 @@ class OperatorHarness:
             settings=self.settings(), controllers=self.controllers,
             leader_election=self.leader_election, on_manager=keep,
             config_error_grace_seconds=self.config_error_grace_seconds,
-            health_port=self.health_port, crd_poll_seconds=self.crd_poll_seconds),
+            run_store=self.run_store, health_port=self.health_port,
+            crd_poll_seconds=self.crd_poll_seconds),
             name="headwater-operator")
         waiter = asyncio.create_task(ready.wait())
         await asyncio.wait({waiter, self._task}, timeout=self.startup_timeout,

@@ -8,6 +8,10 @@ One process holds all the parts a cluster would:
 * the **real operator** (:mod:`headwater_operator.runner`, every handler), in-process;
 * a **process kubelet** (:mod:`.process_kubelet`) that runs each flow-run pod's command
   (``headwater execute``) as a local subprocess, so the flow code really runs;
+* one **home** under the state directory, ``<state dir>/home``: every pod's
+  ``HEADWATER_HOME`` and the operator's default run store (``--run-store``), so results,
+  asset records and run records share one root that ``headwater describe run``,
+  ``logs`` and ``lineage`` read after the pods are gone;
 * ``/metrics`` (the operator's registry) and a **live table** of the FlowRuns.
 
 It applies the manifests it is given (default: the examples), and stops on Ctrl-C or
@@ -383,8 +387,10 @@ class Sandbox:
         if options.metrics_port is not None:
             metrics.start_metrics_server(options.metrics_port, addr="127.0.0.1")
             self.metrics_url = f"http://127.0.0.1:{metrics.metrics_server_port()}/metrics"
-        operator = OperatorHarness(namespaces=namespaces)
         runtime = LocalRuntime(workdir=options.workdir, state_dir=options.state_dir)
+        # The run store is the pods' HEADWATER_HOME: records, results and asset records
+        # share one root under the state directory (`headwater lineage` reads them there).
+        operator = OperatorHarness(namespaces=namespaces, run_store=str(runtime.home))
         kubelet = ProcessKubelet(emulator.url, runtime, log_sink=emulator.append_log)
         self.kubelet = kubelet
         kubelet_task = asyncio.create_task(kubelet.run(), name="sandbox-kubelet")

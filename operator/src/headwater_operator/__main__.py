@@ -12,8 +12,10 @@ The Helm chart passes these flags::
 
 (leader election's flags are kube-controller-manager's), and ``--config-error-grace-seconds
 S`` can be added (``operator.extraArgs``): how long a run waits for a missing Secret or
-ConfigMap its pod needs (default 60). ``--controllers`` runs only some controllers
-(benchmarks measure one at a time); a real operator runs them all.
+ConfigMap its pod needs (default 60). ``--run-store URL`` (the chart's ``runStore.url``) is
+the default run store of runs whose Deployment names none (docs/run-store.md).
+``--controllers`` runs only some controllers (benchmarks measure one at a time); a real
+operator runs them all.
 
 With ``--leader-elect`` every replica stands by until it holds the Lease (in
 ``--leader-elect-resource-namespace``, default ``$POD_NAMESPACE``, else the first
@@ -98,6 +100,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="how long a run waits for a missing Secret or ConfigMap (or "
                              "key) its pod needs before it crashes; at most the Deployment's "
                              "pendingTimeoutSeconds (default %(default)g)")
+    parser.add_argument("--run-store", metavar="URL", default=None,
+                        help="default run store (a path or fsspec URL, e.g. "
+                             "s3://bucket/headwater) of flow runs whose Deployment sets "
+                             "neither runStore nor resultStorage; the operator also deletes "
+                             "pruned runs' records there (default: none)")
     return parser
 
 
@@ -121,6 +128,9 @@ def validate(args: argparse.Namespace) -> str | None:
         if not lease_namespace(args):
             return ("--leader-elect needs the Lease's namespace: set "
                     "--leader-elect-resource-namespace, POD_NAMESPACE, or --namespace")
+    if args.run_store is not None and not args.run_store.strip():
+        return ("--run-store needs a path or fsspec URL (e.g. s3://bucket/headwater); "
+                "leave it out for no default run store")
     if args.config_error_grace_seconds < 0:
         return (f"--config-error-grace-seconds must be 0 or more seconds, not "
                 f"{args.config_error_grace_seconds:g}")
@@ -154,7 +164,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             namespaces=args.namespace or None, clusterwide=args.all_namespaces,
             leader_election=election, controllers=controllers(args),
             health_port=args.health_port or None, metrics_port=args.metrics_port or None,
-            config_error_grace_seconds=args.config_error_grace_seconds))
+            config_error_grace_seconds=args.config_error_grace_seconds,
+            run_store=args.run_store.strip() if args.run_store else None))
     except LeadershipLost as exc:
         # controller-runtime's answer: exit, and let Kubernetes restart us as a standby.
         # At once (os._exit): nothing left in this process may write any more.

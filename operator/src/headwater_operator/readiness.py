@@ -213,6 +213,9 @@ class RunFacts:
     """``metadata.creationTimestamp`` as written by the API server (RFC 3339)."""
     scheduled_time: str | None = None
     end_time: str | None = None
+    record_urls: tuple[str, ...] = ()
+    """``status.runRecords[*].url``: where its attempts' run records are (pruning deletes
+    them with the run)."""
 
 
 def run_counts(runs: Iterable[RunFacts]) -> tuple[int, int]:

@@ -39,6 +39,11 @@ STARTED: Final = "Started"
 RETRY_SCHEDULED: Final = "RetryScheduled"
 RETRYING: Final = "Retrying"
 
+# --- FlowRun: the run store (docs/run-store.md) ------------------------------------------
+RUN_RECORD_NOT_WRITTEN: Final = "RunRecordNotWritten"
+"""Warning Event on a FlowRun: an attempt's run summary says its final run record did not
+reach the run store (``recordWritten: false``); the run's outcome is not affected."""
+
 # --- FlowRun: terminal -----------------------------------------------------------------
 COMPLETED: Final = "Completed"
 FLOW_FAILED: Final = "FlowFailed"
@@ -105,6 +110,9 @@ DEPLOYMENT_ACTIVE: Final = "Active"
 """Paused=False: ``spec.paused`` is false, new runs start."""
 HISTORY_PRUNED: Final = "HistoryPruned"
 """Event on a Deployment: a finished FlowRun was deleted by history limits or TTL."""
+RUN_RECORDS_NOT_DELETED: Final = "RunRecordsNotDeleted"
+"""Warning Event on a Deployment: a pruned FlowRun's run records could not be deleted from
+the run store (the FlowRun was deleted all the same)."""
 
 # --- Schedule ----------------------------------------------------------------------------
 RUN_REJECTED: Final = "RunRejected"

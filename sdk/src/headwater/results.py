@@ -192,7 +192,10 @@ class LocalFileStorage:
 
         target = self.basepath / prefix
         if target.is_dir():
-            shutil.rmtree(target, ignore_errors=True)
+            # Errors are raised, not ignored: a caller that must report a failed delete
+            # (the operator pruning run records) has to see it. Gone meanwhile is fine.
+            with contextlib.suppress(FileNotFoundError):
+                shutil.rmtree(target)
         else:
             target.unlink(missing_ok=True)
 

@@ -123,6 +123,17 @@ def test_operator_log_format_and_extra_args_are_passed(render: Render) -> None:
     assert args[-1] == "--something=1"
 
 
+def test_the_default_run_store_is_passed_to_the_operator_only_when_set(render: Render) -> None:
+    from headwater_operator.__main__ import build_parser, validate
+
+    assert "--run-store" not in _container(render())["args"]
+    args = _container(render({"runStore": {"url": "s3://acme-runs/headwater"}}))["args"]
+    assert args[args.index("--run-store") + 1] == "s3://acme-runs/headwater"
+    parsed = build_parser().parse_args(args)
+    assert validate(parsed) is None
+    assert parsed.run_store == "s3://acme-runs/headwater"
+
+
 def test_rendered_args_are_accepted_by_the_operator_command_line(
     scenario: str, scenario_manifests: list[Manifest]
 ) -> None:

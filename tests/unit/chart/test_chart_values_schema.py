@@ -21,6 +21,8 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"metrics": {"serviceMonitor": {"interval": "30 seconds"}}}, "interval"),
     ({"metrics": {"prometheusRule": {"thresholds": {"failedRunRatio": 2}}}}, "failedRunRatio"),
     ({"networkPolicy": {"apiServer": {"cidrs": ["kubernetes.default"]}}}, "cidrs"),
+    ({"runStore": {"url": 3}}, "url"),
+    ({"runStore": {"uri": "s3://bucket"}}, "uri"),  # typo of runStore.url
 ]
 
 

@@ -31,6 +31,7 @@ from headwater_operator.api.deployment import (
     HistorySpec,
     LastRun,
     ResultStorage,
+    RunStore,
     RunTemplate,
 )
 from headwater_operator.api.enums import (
@@ -58,7 +59,13 @@ from headwater_operator.api.expressions import (
     parse_rrule,
 )
 from headwater_operator.api.flow import DEFAULT_COMMAND, Flow, FlowSpec, FlowStatus
-from headwater_operator.api.flowrun import AssetStatus, FlowRun, FlowRunSpec, FlowRunStatus
+from headwater_operator.api.flowrun import (
+    AssetStatus,
+    FlowRun,
+    FlowRunSpec,
+    FlowRunStatus,
+    RunRecordStatus,
+)
 from headwater_operator.api.k8s import (
     EnvFromSource,
     EnvVar,
@@ -181,6 +188,8 @@ __all__ = [
     "ResourceRequirements",
     "ResultStorage",
     "RetryCause",
+    "RunRecordStatus",
+    "RunStore",
     "RunTemplate",
     "Schedule",
     "ScheduleSpec",

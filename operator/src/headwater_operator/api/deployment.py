@@ -125,6 +125,17 @@ class ResultStorage(SpecModel):
     )
 
 
+class RunStore(SpecModel):
+    """Where flow-run pods keep their run records (docs/run-store.md)."""
+
+    url: str = Field(
+        min_length=1,
+        description="A path or fsspec URL, e.g. `s3://acme-runs/headwater` or `/mnt/runs`. "
+        "Credentials come from the pod's environment (never put them in the URL); the "
+        "operator needs read and delete access too, to prune records.",
+    )
+
+
 class HistorySpec(SpecModel):
     """How many finished runs are kept, so etcd stays small."""
 
@@ -178,6 +189,14 @@ class DeploymentSpec(SpecModel):
         default=None,
         description="Where results, caches and artifacts are stored. Unset uses the pod's "
         "local `HEADWATER_HOME` (lost with the pod).",
+    )
+    run_store: RunStore | None = Field(
+        default=None,
+        description="Where each attempt's run record (task runs, logs, artifacts, lineage) "
+        "is kept, when it must live apart from `resultStorage`; `url: off` keeps none. The "
+        "store is, in order: this, else `resultStorage`, else the operator's default (the "
+        "chart's `runStore.url`); with none, the record stays in the pod and is lost with "
+        "it. See docs/run-store.md.",
     )
     history: HistorySpec = Field(
         default_factory=HistorySpec,

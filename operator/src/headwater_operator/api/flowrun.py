@@ -146,6 +146,22 @@ class AssetStatus(StatusModel):
     )
 
 
+class RunRecordStatus(StatusModel):
+    """Where one attempt's run record is kept (docs/run-store.md)."""
+
+    attempt: StrictInt = Field(ge=1, description="The attempt (1-based) the record is of.")
+    url: str = Field(
+        description="The attempt's directory in the run store, holding `record.json` and "
+        "`logs/`, e.g. `s3://acme-runs/headwater/flowruns/v1/default/nightly-x7k2p/1`."
+    )
+    written: StrictBool | None = Field(
+        default=None,
+        description="From the attempt's run summary: whether its final record reached the "
+        "store. `false`: the record is missing or incomplete (a `RunRecordNotWritten` "
+        "Event says so). Unset while the attempt runs, or when it ended without a summary.",
+    )
+
+
 class FlowRunStatus(StatusModel):
     """Observed state of a FlowRun, written by the operator from the pod and run summary."""
 
@@ -185,6 +201,12 @@ class FlowRunStatus(StatusModel):
     )
     artifacts: list[str] = Field(
         default_factory=list, description="Keys of artifacts the run created."
+    )
+    run_records: list[RunRecordStatus] = Field(
+        default_factory=list,
+        description="Where each attempt's run record (task runs, logs, artifacts) is, one "
+        "entry per attempt started with a run store, in attempt order. Read them with "
+        "`headwater describe run` and `headwater logs`.",
     )
     conditions: list[Condition] = Field(
         default_factory=list, description="Current conditions."

@@ -15,7 +15,8 @@ One Deployment, from its watch event to its status:
    its FlowRuns (:class:`~headwater_operator.readiness.RunFacts`) — and patch it through
    the ``status`` subresource only if it differs (so replayed events and our own status
    echoes cost no write). Then delete the finished runs beyond the history limits or
-   TTL (:mod:`headwater_operator.history`).
+   TTL (:mod:`headwater_operator.history`), and their run records in the run store
+   (``status.runRecords``; docs/run-store.md).
 3. **Requeue** at the next history expiry (a TTL), or after the coalescing window below.
 
 What it must respect:
@@ -36,15 +37,23 @@ What it must respect:
   FlowRuns themselves): they are for people and dashboards.
 * **History** is pruned by age (TTL) with one timer per Deployment at its next expiry;
   after a restart the informers' first LIST replays every FlowRun and re-arms them.
+* **The run store is never in the way.** Its I/O blocks, so it runs in threads, a few at
+  a time, each bounded by a timeout; a failed or hung deletion of a pruned run's records
+  is logged and posted as a ``RunRecordsNotDeleted`` Warning on the Deployment, and the
+  FlowRun is deleted all the same (before its records: an operator that dies in between
+  leaves records behind, never a FlowRun whose records are gone).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
+
+from headwater import runstore
 
 from headwater_operator import kube, reasons
 from headwater_operator.clock import Clock
@@ -69,6 +78,14 @@ from headwater_operator.runtime import DONE, Controller, Result
 Key = tuple[str, str]
 """``(namespace, name)``."""
 
+RECORD_DELETES_AT_ONCE = 4
+"""Run-store deletions in flight at once, for all Deployments together: each takes a
+thread of the loop's default executor (the store's clients block)."""
+RECORD_ERROR_MAX_CHARS = 400
+"""A store error quoted in an Event is cut to this many characters."""
+RECORD_DELETE_TIMEOUT_SECONDS = 60.0
+"""How long pruning waits for one run's records to be deleted before it reports the
+deletion as failed and moves on (the thread may still finish it)."""
 STATUS_WRITE_INTERVAL_SECONDS = 1.0
 """Run-count-only status patches of one Deployment are at least this far apart."""
 RUN_BOOKKEEPING: frozenset[str] = frozenset({"activeRuns", "queuedRuns", "lastRun"})
@@ -104,7 +121,24 @@ def run_facts(obj: Mapping[str, Any]) -> RunFacts:
         name=meta["name"], phase=status.get("phase"),
         created=str(meta.get("creationTimestamp") or ""),
         scheduled_time=status.get("scheduledTime") or spec.get("scheduledTime"),
-        end_time=status.get("endTime"))
+        end_time=status.get("endTime"),
+        record_urls=tuple(str(entry["url"]) for entry in status.get("runRecords") or ()
+                          if isinstance(entry, Mapping) and entry.get("url")))
+
+
+def record_roots(urls: Iterable[str]) -> list[str]:
+    """The distinct run-store roots of a run's ``status.runRecords`` locations, in order;
+    a location that is not in the store's layout is skipped (and logged)."""
+    roots: list[str] = []
+    for url in urls:
+        try:
+            root, _path = runstore.split_url(url)
+        except ValueError as exc:
+            _log.warning("ignoring a run-record location: %s", exc)
+            continue
+        if root not in roots:
+            roots.append(root)
+    return roots
 
 
 def _flow_name(spec: Mapping[str, Any]) -> str | None:
@@ -140,7 +174,8 @@ class DeploymentController:
                  clock: Clock | None = None,
                  monotonic: Callable[[], float] = time.monotonic,
                  status_interval: float = STATUS_WRITE_INTERVAL_SECONDS,
-                 workers: int = DEFAULT_WORKERS) -> None:
+                 workers: int = DEFAULT_WORKERS,
+                 record_delete_timeout: float = RECORD_DELETE_TIMEOUT_SECONDS) -> None:
         self.client = client
         self.deployments = deployments
         self.flows = flows
@@ -164,6 +199,11 @@ class DeploymentController:
         """FlowRuns we asked to delete whose deletion has not been observed yet."""
         self.last_status_write: dict[Key, float] = {}
         """When (``monotonic``) each Deployment's status was last patched."""
+        self.record_delete_timeout = record_delete_timeout
+        """Seconds pruning waits for one run's records to be deleted (see
+        :data:`RECORD_DELETE_TIMEOUT_SECONDS`)."""
+        self._record_slots = asyncio.Semaphore(RECORD_DELETES_AT_ONCE)
+
 
     @property
     def clock(self) -> Clock:
@@ -296,18 +336,61 @@ class DeploymentController:
         return None
 
     async def prune_history(self, key: Key, body: Mapping[str, Any]) -> datetime | None:
-        """Delete the finished FlowRuns beyond the history limits or TTL; returns the next
-        expiry (when to prune again), if any."""
+        """Delete the finished FlowRuns beyond the history limits or TTL, then their run
+        records; returns the next expiry (when to prune again), if any.
+
+        The FlowRuns go first, one by one, as the API allows; their records then, several
+        at a time and off the event loop (:meth:`delete_records`), also when a FlowRun
+        deletion failed halfway (for those already deleted). A store that fails or hangs
+        is reported, never in the way of the prune.
+        """
         namespace, _name = key
         policy = HistoryPolicy.from_spec((body.get("spec") or {}).get("history"))
-        records = [to_record(run) for run in self.runs.get(key, {}).values()
+        facts = self.runs.get(key, {})
+        records = [to_record(run) for run in facts.values()
                    if (namespace, run.name) not in self.deleting]
         now = self.clock.now()
-        for deletion in runs_to_delete(records, policy, now):
-            await self._delete_run(namespace, deletion.name)
-            self.events.post(body, "Normal", reasons.HISTORY_PRUNED,
-                             f"Deleted FlowRun {deletion.name!r}: {deletion.reason}.")
+        pruned: list[RunFacts] = []
+        failure: Exception | None = None
+        try:
+            for deletion in runs_to_delete(records, policy, now):
+                run = facts.get(deletion.name)
+                await self._delete_run(namespace, deletion.name)
+                if run is not None:
+                    pruned.append(run)
+                self.events.post(body, "Normal", reasons.HISTORY_PRUNED,
+                                 f"Deleted FlowRun {deletion.name!r}: {deletion.reason}.")
+        except Exception as exc:
+            failure = exc
+        await asyncio.gather(*(self.delete_records(body, namespace, run.name, root)
+                               for run in pruned for root in record_roots(run.record_urls)))
+        if failure is not None:
+            raise failure
         return next_expiry(records, policy, now)
+
+    async def delete_records(self, involved: Mapping[str, Any], namespace: str, name: str,
+                             root: str) -> bool:
+        """Delete FlowRun ``namespace/name``'s run records under store ``root``, in a
+        thread; whether it worked. A failure (or :attr:`record_delete_timeout`) is logged
+        and posted as a ``RunRecordsNotDeleted`` Warning on ``involved`` (the Deployment),
+        never raised."""
+        where = runstore.join(root, runstore.flowrun_path(namespace, name)) + "/"
+        async with self._record_slots:
+            try:
+                async with asyncio.timeout(self.record_delete_timeout):
+                    await asyncio.to_thread(runstore.delete_flowrun, root, namespace, name)
+            except Exception as exc:  # the store's errors are of every kind: none may escape
+                why = (f"it did not finish within {self.record_delete_timeout:g}s"
+                       if isinstance(exc, TimeoutError)
+                       else f"{type(exc).__name__}: {exc}"[:RECORD_ERROR_MAX_CHARS])
+                _log.warning("FlowRun %s/%s was pruned but its run records at %s could not "
+                             "be deleted: %s", namespace, name, where, why)
+                self.events.post(involved, "Warning", reasons.RUN_RECORDS_NOT_DELETED, (
+                    f"Pruned FlowRun {name!r}, but could not delete its run records at "
+                    f"{where}: {why}. Give the operator delete access to the run store, "
+                    "or remove them with the store's own tools."))
+                return False
+        return True
 
     async def _delete_run(self, namespace: str, name: str) -> None:
         """Delete one FlowRun (its pods follow through owner references)."""

@@ -250,6 +250,7 @@ class FlowRunController:
                  events: EventRecorder, observer: Observer = NULL_OBSERVER,
                  clock: Clock | None = None,
                  config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
+                 run_store: str | None = None,
                  workers: int = DEFAULT_WORKERS) -> None:
         self.client = client
         self.deployments = deployments
@@ -257,6 +258,9 @@ class FlowRunController:
         self.events = events
         self.observer = observer
         self.config_error_grace = config_error_grace
+        self.run_store = run_store
+        """The operator's default run store (``--run-store``), for runs whose Deployment
+        names none (:func:`~headwater_operator.flowruns.settings.run_store_root`)."""
         self.queue: Controller[Key] = Controller(
             "flowruns", self.reconcile, workers=workers, clock=clock,
             expected=(kube.KubeError, PodNameTaken, OSError, TimeoutError))
@@ -521,7 +525,8 @@ class FlowRunController:
         except InvalidResourceError as exc:
             return Resolved(error=(reasons.INVALID_SPEC, f"{exc}"))
         return Resolved(settings=resolve_settings(flow, deployment, run,
-                                                  config_error_grace=self.config_error_grace))
+                                                  config_error_grace=self.config_error_grace,
+                                                  default_run_store=self.run_store))
 
     async def _known_or_get(self, store: Store, resource: kube.Resource, namespace: str,
                             name: str) -> JsonObject | None:

@@ -70,6 +70,8 @@ class Options:
     """The watched namespaces; None for the whole cluster."""
     controllers: Collection[str] = CONTROLLERS
     config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE
+    run_store: str | None = None
+    """The default run store (``--run-store``) of runs whose Deployment names none."""
     clock: Clock | None = None
     watch_timeout_seconds: int = 300
 
@@ -93,7 +95,8 @@ class Manager:
         clock, wanted = options.clock, set(options.controllers)
         self.flowruns = FlowRunController(
             client, deployments=self.deployment_store, flows=self.flow_store, events=events,
-            observer=observer, clock=clock, config_error_grace=options.config_error_grace)
+            observer=observer, clock=clock, config_error_grace=options.config_error_grace,
+            run_store=options.run_store)
         self.schedules = ScheduleController(client, events=events, observer=observer,
                                             clock=clock)
         self.deployments = DeploymentController(

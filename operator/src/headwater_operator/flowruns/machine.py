@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from headwater import runstore
+
 from headwater_operator import reasons
 from headwater_operator.api import Condition, ConditionStatus, FlowRun, FlowRunPhase
 from headwater_operator.flowruns.concurrency import SlotVerdict, scheduled_time
@@ -202,9 +204,12 @@ def _continue_cancel(run: FlowRun, facts: Facts) -> Decision:
         if observed is not None and observed.phase == FlowRunPhase.COMPLETED:
             # The flow finished before SIGTERM reached it: record what really happened.
             return _attempt_ended(run, facts, observed)
-        return _finish(run, Decision(), FlowRunPhase.CANCELLED, reasons.CANCELLED,
-                       "cancelled: the pod stopped after SIGTERM", now=facts.now,
-                       end=pod.finished)
+        decision = _finish(run, Decision(), FlowRunPhase.CANCELLED, reasons.CANCELLED,
+                           "cancelled: the pod stopped after SIGTERM", now=facts.now,
+                           end=pod.finished)
+        if observed is not None:
+            _record_ended(run, observed, decision)  # a cancelled flow writes its record too
+        return decision
     grace = facts.settings.cancel_grace_seconds if facts.settings else 30
     requested = _cancel_requested_at(run) or facts.now
     deadline = requested + _seconds(grace) + CANCEL_DEADLINE_MARGIN
@@ -217,13 +222,55 @@ def _continue_cancel(run: FlowRun, facts: Facts) -> Decision:
     return Decision(wake_at=deadline)
 
 
+def _run_records(run: FlowRun) -> list[dict[str, Any]]:
+    return [entry.model_dump(mode="json", by_alias=True, exclude_none=True)
+            for entry in run.status.run_records]
+
+
+def _record_started(run: FlowRun, settings: RunSettings | None,
+                    attempt: int) -> dict[str, Any]:
+    """The ``runRecords`` field naming where ``attempt``'s record goes (``{}`` without a
+    run store). The whole list: a merge patch replaces a list."""
+    root = settings.record_root if settings else None
+    if root is None:
+        return {}
+    entry = {"attempt": attempt, "url": runstore.attempt_url(
+        root, run.metadata.namespace or "", run.metadata.name or "", attempt)}
+    kept = [item for item in _run_records(run) if item.get("attempt") != attempt]
+    return {"runRecords": [*kept, entry]}
+
+
+def _record_ended(run: FlowRun, observed: AttemptObservation,
+                  decision: Decision) -> None:
+    """Copy the summary's ``recordWritten`` into the current attempt's ``runRecords`` entry;
+    a record that was not written gets a ``RunRecordNotWritten`` Warning."""
+    written = (observed.summary or {}).get("recordWritten")
+    if not isinstance(written, bool):
+        return  # no store, or no summary (or one that does not say)
+    attempt = max(run.status.attempts, 1)
+    entries = _run_records(run)
+    entry = next((item for item in entries if item.get("attempt") == attempt), None)
+    if entry is not None and entry.get("written") is not written:
+        entry["written"] = written
+        decision.status["runRecords"] = entries
+    if not written:
+        where = (f" at {entry['url']}" if entry is not None
+                 else " (status.runRecords names no location for it)")
+        decision.events.append(Event("Warning", reasons.RUN_RECORD_NOT_WRITTEN, (
+            f"attempt {attempt}: its run record could not be written to the run store"
+            f"{where}; the flow itself was not affected. `headwater describe run` may show "
+            "an incomplete or no record; the pod's logs say why (check the store's "
+            "address, credentials and permissions)")))
+
+
 def _start_attempt(run: FlowRun, facts: Facts, attempt: int) -> Decision:
     phase = FlowRunPhase.PENDING if attempt == 1 else FlowRunPhase.RETRYING
     reason = reasons.POD_CREATED if attempt == 1 else reasons.RETRYING
     name = pod_name(run.metadata.name or "", attempt)
     message = f"attempt {attempt}: pod {name} created"
     decision = Decision(status=_scheduled_fields(run), create_pod=attempt)
-    decision.status.update({"attempts": attempt, "podName": name, "nextAttemptTime": None})
+    decision.status.update({"attempts": attempt, "podName": name, "nextAttemptTime": None,
+                            **_record_started(run, facts.settings, attempt)})
     return _transition(decision, phase, reason, message)
 
 
@@ -297,6 +344,14 @@ def _summary_fields(observed: AttemptObservation) -> dict[str, Any]:
 
 
 def _attempt_ended(run: FlowRun, facts: Facts, observed: AttemptObservation) -> Decision:
+    """The attempt is over: its outcome, and whether its run record was written, in one
+    status write."""
+    decision = _attempt_outcome(run, facts, observed)
+    _record_ended(run, observed, decision)
+    return decision
+
+
+def _attempt_outcome(run: FlowRun, facts: Facts, observed: AttemptObservation) -> Decision:
     decision = Decision(status=_summary_fields(observed))
     if observed.delete_pod:
         decision.delete_pod = run.status.pod_name

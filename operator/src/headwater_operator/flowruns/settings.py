@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from headwater import runstore
 from jsonschema import exceptions as jsonschema_exceptions
 from jsonschema import validators
 
@@ -48,6 +49,17 @@ class RunSettings:
     paused: bool = False
     config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE
     """See :data:`DEFAULT_CONFIG_ERROR_GRACE` (the operator's setting, not a spec field)."""
+    run_store: str | None = None
+    """Root of the run store the run's pods write their records to (:func:`run_store_root`),
+    passed to them as ``HEADWATER_RUN_STORE``; None: no store, the record stays in the pod;
+    ``off``: the pods write none."""
+
+    @property
+    def record_root(self) -> str | None:
+        """The store root ``status.runRecords`` locations are under (None: no record is
+        kept outside the pod)."""
+        root = self.run_store
+        return None if root is None or root.strip().lower() == runstore.OFF else root
 
     @property
     def deployment_name(self) -> str:
@@ -116,11 +128,24 @@ def _retry_policy(flow: Flow, deployment: Deployment | None, run: FlowRun) -> Re
     )
 
 
+def run_store_root(deployment: Deployment | None, default: str | None) -> str | None:
+    """The run store of a run: ``Deployment.spec.runStore.url`` (``off``: none at all),
+    else its ``resultStorage.url`` (records beside results), else the operator's
+    ``--run-store`` (``default``), else None (docs/run-store.md, "Where it is")."""
+    dspec = deployment.spec if deployment else None
+    if dspec is not None and dspec.run_store is not None:
+        return dspec.run_store.url
+    if dspec is not None and dspec.result_storage is not None:
+        return dspec.result_storage.url
+    return default or None
+
+
 def resolve_settings(flow: Flow, deployment: Deployment | None, run: FlowRun, *,
                      config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
+                     default_run_store: str | None = None,
                      ) -> RunSettings:
-    """Combine FlowRun, Deployment and Flow (and the operator's own settings) into the
-    run's effective settings."""
+    """Combine FlowRun, Deployment and Flow (and the operator's own settings: the grace for
+    a missing Secret, the default run store) into the run's effective settings."""
     dspec = deployment.spec if deployment else None
     timeout = run.spec.timeout_seconds
     if timeout is None:
@@ -147,4 +172,5 @@ def resolve_settings(flow: Flow, deployment: Deployment | None, run: FlowRun, *,
         concurrency=dspec.concurrency if dspec else None,
         paused=dspec.paused if dspec else False,
         config_error_grace=config_error_grace,
+        run_store=run_store_root(deployment, default_run_store),
     )
