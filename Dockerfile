@@ -20,8 +20,10 @@ WORKDIR /src
 COPY sdk/ sdk/
 COPY operator/ operator/
 # Both local paths on one command line: pip satisfies the operator's `headwater`
-# requirement with ./sdk rather than with anything of that name on an index.
-RUN python -m pip wheel --wheel-dir /wheels ./sdk ./operator
+# requirement with ./sdk rather than with anything of that name on an index. The SDK's
+# `s3` extra (s3fs, pinned with its fsspec) lets the operator delete pruned runs' records
+# from an s3:// run store (docs/run-store.md).
+RUN python -m pip wheel --wheel-dir /wheels "./sdk[s3]" ./operator
 
 FROM python:3.11.10-slim-bookworm
 LABEL org.opencontainers.image.title="headwater-operator" \

@@ -13,7 +13,7 @@ Fixtures (import both names into a folder's ``conftest.py``:
     Session-scoped :class:`S3Server`: the server on ``127.0.0.1`` and a free port, with one
     bucket (:data:`BUCKET`) created. ``endpoint``, ``bucket``, ``env`` (what a process
     needs to reach it), ``client()`` (a botocore S3 client for checks that must not go
-    through fsspec), ``keys(prefix)``. The server's own log is ``log_path``.
+    through fsspec), ``object_keys(prefix)``. The server's own log is ``log_path``.
 ``s3``
     Function-scoped :class:`S3Store`: a prefix unique to the test in that bucket, and this
     test process pointed at the server (``monkeypatch``: the ``env`` below, any
@@ -21,7 +21,7 @@ Fixtures (import both names into a folder's ``conftest.py``:
     read). ``root`` is ``s3://<bucket>/<prefix>``; ``env`` the variables a child process
     needs; ``child_env(**extra)`` a whole environment for ``subprocess`` (this process's,
     without ``AWS_*``/``FSSPEC_*``/``HEADWATER_*``, plus ``env`` and ``extra``);
-    ``keys()`` the object keys under the prefix, relative to it, read with botocore.
+    ``object_keys()`` the object keys under the prefix, relative to it, read with botocore.
     s3fs's instance cache and ``headwater.results._storage_cache`` are cleared before and
     after, so no filesystem object (and no endpoint) leaks from one test to the next.
 
@@ -77,7 +77,7 @@ class S3Server:
             "s3", endpoint_url=self.endpoint, region_name=REGION,
             aws_access_key_id=ACCESS_KEY, aws_secret_access_key=SECRET_KEY)
 
-    def keys(self, prefix: str) -> list[str]:
+    def object_keys(self, prefix: str) -> list[str]:
         """Every object key in the bucket that starts with ``prefix``, sorted."""
         paginator = self.client().get_paginator("list_objects_v2")
         found: list[str] = []
@@ -126,10 +126,10 @@ class S3Store:
         env.update(extra)
         return env
 
-    def keys(self) -> list[str]:
+    def object_keys(self) -> list[str]:
         """The object keys under this prefix, relative to it (read with botocore)."""
         start = f"{self.prefix}/"
-        return [key.removeprefix(start) for key in self.server.keys(start)]
+        return [key.removeprefix(start) for key in self.server.object_keys(start)]
 
 
 def server_env(endpoint: str, home: Path) -> dict[str, str]:

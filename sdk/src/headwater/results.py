@@ -267,10 +267,8 @@ class FsspecStorage:
 
     def delete(self, prefix: str) -> None:
         """Remove everything under ``prefix`` (object stores: every key it starts)."""
-        try:
+        with contextlib.suppress(FileNotFoundError):
             self._fs.rm(self._full(prefix), recursive=True)
-        except FileNotFoundError:
-            pass
 
     @contextlib.contextmanager
     def lock(self, path: str) -> Iterator[None]:

@@ -143,7 +143,7 @@ def test_runtime_image_runs_headwater_execute_from_opt_flows() -> None:
 
 
 def test_images_build_from_the_repository_packages() -> None:
-    assert _pip_wheel_targets(OPERATOR) == ["./sdk", "./operator"]
+    assert _pip_wheel_targets(OPERATOR) == ["./sdk[s3]", "./operator"]
     assert _pip_wheel_targets(RUNTIME) == ["./sdk[fsspec]"]
 
 
@@ -195,7 +195,7 @@ def test_image_requirements_resolve(tmp_path: Path) -> None:
     )
     assert proc.returncode == 0, f"pip could not resolve {targets}:\n{proc.stderr}"
     names = {item["metadata"]["name"].lower() for item in json.loads(report.read_text())["install"]}
-    assert {"headwater", "headwater-operator", "kopf", "kubernetes", "fsspec"} <= names
+    assert {"headwater", "headwater-operator", "kopf", "kubernetes", "fsspec", "s3fs"} <= names
     # The emulator and `headwater dev` (headwater-dev, with its CEL checker) stay out of
     # both images. (google-re2 is in: the operator's cel-python needs it too.)
     assert not names & {"headwater-dev", "cel-expr-python"}

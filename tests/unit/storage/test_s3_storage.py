@@ -1,7 +1,7 @@
 """Result storage and the run store on S3: FsspecStorage and headwater.runstore against a
 real S3-compatible server (moto's server mode, tests/support/s3_server.py) over HTTP.
 
-What is checked through fsspec is checked again with botocore (``s3.keys()``), so a
+What is checked through fsspec is checked again with botocore (``s3.object_keys()``), so a
 mistake in s3fs's view of the bucket cannot make a test pass.
 """
 
@@ -27,7 +27,7 @@ def test_write_read_roundtrip_and_missing(s3: S3Store) -> None:
     storage.write("results/abc", b"header\npayload")
     assert storage.read("results/abc") == b"header\npayload"
     assert storage.read("results/nothing") is None
-    assert s3.keys() == ["results/abc"]
+    assert s3.object_keys() == ["results/abc"]
 
 
 def test_resolve_storage_maps_s3_urls_to_fsspec(s3: S3Store) -> None:
@@ -70,10 +70,10 @@ def test_delete_removes_a_tree_and_only_that_tree(s3: S3Store) -> None:
                  "run-1.json"):
         storage.write(path, b"x")
     storage.delete("run-1")
-    assert s3.keys() == ["run-1.json", "run-10/1/record.json"]
+    assert s3.object_keys() == ["run-1.json", "run-10/1/record.json"]
     storage.delete("run-1")  # nothing there is fine
     storage.delete("run-1.json")  # a single object
-    assert s3.keys() == ["run-10/1/record.json"]
+    assert s3.object_keys() == ["run-10/1/record.json"]
 
 
 def _write_attempt(root: str, namespace: str, flowrun: str, attempt: int,
@@ -96,7 +96,7 @@ def test_runstore_reads_a_record_and_its_log_segments_in_order(s3: S3Store) -> N
     assert url == f"{s3.root}/flowruns/v1/team-a/nightly-x7k2p/2"
     assert runstore.read_record(url)["flowRun"] == {"name": "nightly-x7k2p"}
     assert list(runstore.iter_log_lines(url)) == lines
-    assert s3.keys() == [
+    assert s3.object_keys() == [
         "flowruns/v1/team-a/nightly-x7k2p/2/logs/000000.jsonl",
         "flowruns/v1/team-a/nightly-x7k2p/2/logs/000001.jsonl",
         "flowruns/v1/team-a/nightly-x7k2p/2/record.json",
@@ -122,7 +122,7 @@ def test_runstore_delete_flowrun_keeps_other_runs(s3: S3Store) -> None:
         _write_attempt(s3.root, "ns", flowrun, attempt, line)
     _write_attempt(s3.root, "other-ns", "nightly-1", 1, line)
     runstore.delete_flowrun(s3.root, "ns", "nightly-1")
-    assert {key.split("/")[3] for key in s3.keys() if key.split("/")[2] == "ns"} == {
+    assert {key.split("/")[3] for key in s3.object_keys() if key.split("/")[2] == "ns"} == {
         "nightly-10"}
     assert runstore.read_record(runstore.attempt_url(s3.root, "other-ns", "nightly-1", 1))
     with pytest.raises(runstore.RecordNotFound):
@@ -170,7 +170,7 @@ def test_a_flow_in_a_child_process_persists_and_caches_in_s3(s3: S3Store,
     assert "RESULT 49 Cached" in outputs[1].stdout
     assert not (tmp_path / "child-home" / "results").exists()
 
-    result_keys = [key for key in s3.keys() if key.startswith("results/")]
+    result_keys = [key for key in s3.object_keys() if key.startswith("results/")]
     assert len(result_keys) == 1
     clear_fsspec_caches()
     store = ResultStore(resolve_storage(s3.root), get_serializer("pickle"))
