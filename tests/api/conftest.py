@@ -43,6 +43,10 @@ Fixtures:
     or the last ``api_writes.reset()``: ``api_writes.count()``,
     ``api_writes.count(verb="patch", resource="flowruns/status")``,
     ``api_writes.counter()`` (by verb, resource, code).
+``s3_server``, ``s3``
+    moto's S3 server in a child process (session) and a bucket prefix per test with
+    this process pointed at it: tests/support/s3_server.py. ``s3.root`` is the
+    ``s3://`` root, ``s3.child_env(...)``/``s3.env`` what a flow-run process needs.
 ``rbac_audit``
     Session-wide and automatic: every request the operator and the CLI send is recorded
     (:class:`api_rbac_audit.Observed`), and when the session ends the run fails with the
@@ -90,6 +94,7 @@ from headwater_operator import runner
 from headwater_operator.cli import parsers
 from headwater_operator.leader import LeaderElection
 from k8s_rbac import cached_render, helm_binary
+from s3_server import s3, s3_server  # noqa: F401  (fixtures: a real S3 server, see its module)
 
 WaitFor = type(_wait_for)
 

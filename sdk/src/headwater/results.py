@@ -256,12 +256,17 @@ class FsspecStorage:
         self._fs.pipe_file(full, data)
 
     def list(self, prefix: str) -> list[str]:
-        """Files directly under ``prefix``."""
+        """Files directly under ``prefix`` (an object store's common prefixes are not files).
+
+        Always asks the store (``refresh``): s3fs and others cache listings forever, and a
+        reader following a running run must see the segments another process adds.
+        """
         try:
-            entries = self._fs.ls(self._full(prefix), detail=False)
+            entries = self._fs.ls(self._full(prefix), detail=True, refresh=True)
         except FileNotFoundError:
             return []
-        return sorted(f"{prefix}/{str(e).rsplit('/', 1)[-1]}" for e in entries)
+        return sorted(f"{prefix}/{str(e['name']).rsplit('/', 1)[-1]}" for e in entries
+                      if e.get("type") == "file")
 
     def delete(self, prefix: str) -> None:
         """Remove everything under ``prefix`` (object stores: every key it starts)."""
