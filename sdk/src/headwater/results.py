@@ -250,10 +250,24 @@ class FsspecStorage:
         return data
 
     def write(self, path: str, data: bytes) -> None:
-        """Write ``data`` (object stores make single puts atomic)."""
+        """Write ``data`` (object stores make single puts atomic).
+
+        Directories are made only where a filesystem has them and only when the write
+        needs one: on an object store a missing parent means a missing bucket, and
+        s3fs's ``makedirs`` would *create* a bucket named by a typo.
+        """
         full = self._full(path)
-        self._fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
-        self._fs.pipe_file(full, data)
+        try:
+            self._fs.pipe_file(full, data)
+        except FileNotFoundError:
+            from fsspec.asyn import AsyncFileSystem
+
+            if isinstance(self._fs, AsyncFileSystem):  # s3fs, gcsfs, adlfs: object stores
+                raise FileNotFoundError(
+                    f"cannot write to {self.url}: its bucket (or container) does not exist; "
+                    "create it first (Headwater never creates buckets)") from None
+            self._fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
+            self._fs.pipe_file(full, data)
 
     def list(self, prefix: str) -> list[str]:
         """Files directly under ``prefix`` (an object store's common prefixes are not files).

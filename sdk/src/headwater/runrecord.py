@@ -41,6 +41,13 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL = 2.0
 """Seconds between incremental flushes while the run runs (the issue's "at most every 2 s")."""
+FINAL_FLUSH_TIMEOUT = 10.0
+"""How long the end of a run waits for its final record before reporting it not written.
+
+A 5 MB record takes well under a second on a working store; an unreachable S3 endpoint
+holds one call for 30 s to minutes with botocore's and s3fs's default retries
+(docs/run-store.md, "Keep failures short"), and the summary, which a cancelled pod must
+write within its grace period, comes first."""
 SEGMENT_BYTES = 1 << 20
 """A log segment is rewritten while it is smaller than this; then the next one starts."""
 MAX_PENDING_LINES = 100_000
@@ -295,6 +302,8 @@ class Recorder:
         self._warned = False
         self._closed = False
         self._stop = threading.Event()
+        self._done = threading.Event()
+        self._final_ok = False
         self._handler = RecordLogHandler(self)
         self._thread = threading.Thread(target=self._loop, name="headwater-run-record",
                                         daemon=True)
@@ -309,24 +318,37 @@ class Recorder:
     def close(self) -> bool:
         """Stop flushing and write the final record; whether it reached the store.
 
-        Idempotent: the engine closes the recorder when the root flow run ends, and
-        ``headwater execute`` closes it again (a no-op) before writing the summary.
+        The final flush runs on the recorder's thread, like every store call, and is
+        waited for at most :data:`FINAL_FLUSH_TIMEOUT` seconds: an object store that does
+        not answer can hold one call for minutes (its client retries), and the run's
+        summary must not wait for it. Idempotent: the engine closes the recorder when
+        the root flow run ends, and ``headwater execute`` closes it again (a no-op).
         """
         if self._closed:
             return bool(self.written)
         self._closed = True
-        self._stop.set()
         logging.getLogger("headwater").removeHandler(self._handler)
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join(timeout=5)
         started = time.perf_counter()
-        self.written = self.flush(final=True)
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            finished = self._done.wait(FINAL_FLUSH_TIMEOUT)
+        else:  # the thread never ran (or this is it): flush here
+            self._final_ok = self.flush(final=True)
+            finished = True
         self.final_flush_seconds = time.perf_counter() - started
+        if not finished:
+            self._warn(TimeoutError(f"the final flush did not finish within "
+                                    f"{FINAL_FLUSH_TIMEOUT:g} s"))
+        self.written = finished and self._final_ok
         return self.written
 
     def _loop(self) -> None:
-        while not self._stop.wait(FLUSH_INTERVAL):
-            self.flush(final=False)
+        try:
+            while not self._stop.wait(FLUSH_INTERVAL):
+                self.flush(final=False)
+            self._final_ok = self.flush(final=True)
+        finally:
+            self._done.set()
 
     # logs
 

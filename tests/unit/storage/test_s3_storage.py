@@ -30,6 +30,15 @@ def test_write_read_roundtrip_and_missing(s3: S3Store) -> None:
     assert s3.object_keys() == ["results/abc"]
 
 
+def test_a_missing_bucket_is_an_error_never_created(s3: S3Store) -> None:
+    """A typo in a bucket name must fail the write, not create that bucket."""
+    storage = FsspecStorage("s3://headwater-no-such-bucket/runs")
+    with pytest.raises(FileNotFoundError, match="create it first"):
+        storage.write("flowruns/v1/x/record.json", b"{}")
+    names = [b["Name"] for b in s3.server.client().list_buckets()["Buckets"]]
+    assert "headwater-no-such-bucket" not in names
+
+
 def test_resolve_storage_maps_s3_urls_to_fsspec(s3: S3Store) -> None:
     storage = resolve_storage(s3.root)
     assert isinstance(storage, FsspecStorage)
