@@ -157,7 +157,7 @@ class View(dict[str, Any]):
     def __getitem__(self, key: str) -> Any:
         return view(super().__getitem__(key))
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         return view(super().get(key, default))
 
 
