@@ -29,7 +29,9 @@ async def test_lists_runs_newest_first_with_their_columns_and_marks_late_and_cra
     rows = re.findall(r'<tr data-testid="run-row" data-phase="(\w+)" class="([^"]*)"', page)
     assert rows == [("Crashed", "phase-crashed alarming"), ("Late", "phase-late alarming"),
                     ("Completed", "phase-completed")]
-    assert "OOMKilled" in page and "team-a" in page and ">etl<" in page
+    assert "OOMKilled" in page
+    assert "team-a" in page
+    assert ">etl<" in page
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in page
     assert "Runs over time by phase: Completed 1, Crashed 1, Late 1" in page
     # every form control has a label
@@ -61,7 +63,8 @@ async def test_filters_by_phase_deployment_flow_tag_trigger_name_and_time() -> N
             page = await (await client.get(f"/runs?{query}")).text()
             assert _names(page) == expected, query
         bad = await (await client.get("/runs?since=yesterday")).text()
-    assert 'data-testid="field-error"' in bad and "since: &#39;yesterday&#39; is not a date" in bad
+    assert 'data-testid="field-error"' in bad
+    assert "since: &#39;yesterday&#39; is not a date" in bad
     assert _names(bad) == []
 
 
@@ -72,10 +75,13 @@ async def test_pages_through_many_runs() -> None:
     async with ui_client(state) as client:
         first = await (await client.get("/runs")).text()
         third = await (await client.get("/runs?page=3")).text()
-    assert len(_names(first)) == runs.PAGE_SIZE and _names(first)[0] == "run-000"
+    assert len(_names(first)) == runs.PAGE_SIZE
+    assert _names(first)[0] == "run-000"
     assert 'data-testid="page-next" ' in first or 'rel="next"' in first
     assert _names(third) == [f"run-{i:03d}" for i in range(200, 250)]
-    assert "page 3 of 3" in third and 'rel="prev"' in third and 'rel="next"' not in third
+    assert "page 3 of 3" in third
+    assert 'rel="prev"' in third
+    assert 'rel="next"' not in third
 
 
 async def test_builds_the_page_from_10000_runs() -> None:
@@ -97,7 +103,8 @@ async def test_builds_the_page_from_10000_runs() -> None:
     assert "10000 runs, page 1 of 100" in page
     assert len(_names(page)) == runs.PAGE_SIZE
     assert all(name.startswith("run-0") for name in _names(filtered))
-    assert 'data-phase="Late"' in filtered and 'data-phase="Completed"' not in filtered
+    assert 'data-phase="Late"' in filtered
+    assert 'data-phase="Completed"' not in filtered
 
 
 async def test_unknown_deployment_value_stays_selected_and_now_is_the_clock() -> None:

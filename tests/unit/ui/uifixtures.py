@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,8 +43,8 @@ def deployment(name: str, *, namespace: str = "default", flow: str = "etl",
             "spec": {"flowRef": {"name": flow}, "tags": list(tags)}}
 
 
-def write_record(root: Path, namespace: str, name: str, attempt: int,
-                 record: Mapping[str, Any], lines: list[Mapping[str, Any]] = ()) -> str:
+def write_record(root: Path, namespace: str, name: str, attempt: int, *,
+                 record: Mapping[str, Any], lines: Sequence[Mapping[str, Any]] = ()) -> str:
     """Write an attempt's record and log lines in the run store layout; its URL."""
     directory = root / "flowruns" / "v1" / namespace / name / str(attempt)
     (directory / "logs").mkdir(parents=True)
@@ -65,7 +65,7 @@ def state_history(start: datetime, seconds: float, final: str = "COMPLETED"
 def task_run(ident: str, name: str, *, key: str | None = None, upstream: tuple[str, ...] = (),
              final: str = "COMPLETED", offset: float = 0, **extra: Any) -> dict[str, Any]:
     start = NOW - timedelta(minutes=5) + timedelta(seconds=offset)
-    body = {"id": ident, "name": name, "taskKey": key or name.split("-")[0],
+    body = {"id": ident, "name": name, "taskKey": key or name.split("-", maxsplit=1)[0],
             "state": {"type": final, "name": final.capitalize()},
             "stateHistory": state_history(start, 2, final),
             "attempts": [{"number": 1, "state": final.capitalize()}],

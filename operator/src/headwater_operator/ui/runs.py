@@ -475,7 +475,7 @@ async def run_page(request: web.Request) -> web.Response:
     status = run.get("status") or {}
     phase = run_phase(run)
     context: dict[str, Any] = {
-        "run": run, "row": run_row(run, state, now), "status": status,
+        "run": run, "row": run_row(run, state, now), "run_status": status,
         "spec": run.get("spec") or {}, "phase": phase,
         "terminal": phase in TERMINAL, "ended": status.get("endTime") or "",
         "parameters": json.dumps((run.get("spec") or {}).get("parameters") or {},
