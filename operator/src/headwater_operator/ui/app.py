@@ -103,7 +103,7 @@ def make_environment() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined)
+        undefined=jinja2.ChainableUndefined)  # objects have optional fields
     environment.filters["tojson_compact"] = lambda value: json.dumps(value, sort_keys=True)
     return environment
 

@@ -20,7 +20,7 @@ import html
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from headwater_operator.cli.output import parse_time
@@ -52,23 +52,25 @@ def _frame(width: int, height: int, label: str, body: Iterable[str]) -> str:
             f"<title>{esc(label)}</title>{''.join(body)}</svg>")
 
 
-def runs_over_time(runs: Sequence[tuple[str, str]], now: datetime,
+def runs_over_time(runs: Sequence[tuple[float, str]], now: datetime,
                    buckets: int = BUCKETS) -> str:
-    """Stacked bars of runs per time bucket by phase; ``runs`` are (time, phase).
+    """Stacked bars of runs per time bucket by phase; ``runs`` are (POSIX time, phase).
 
-    The axis spans the runs' times (up to ``now``), cut into ``buckets`` equal parts.
+    The axis spans the runs' times (at least an hour, unless that passes ``now``), cut
+    into ``buckets`` equal parts.
     """
-    times = [(moment, phase) for text, phase in runs
-             if (moment := parse_time(text)) is not None]
+    times = runs
     if not times:
         return _frame(600, 40, "Runs over time: no runs", [
             '<text x="10" y="25" class="muted">No runs to chart.</text>'])
-    start = min(t for t, _ in times)
-    end = max([t for t, _ in times] + [min(now, start + timedelta(hours=1))])
-    span = max((end - start).total_seconds(), 1.0)
+    first = min(t for t, _ in times)
+    last = max(*(t for t, _ in times), min(now.timestamp(), first + 3600))
+    span = max(last - first, 1.0)
+    start = datetime.fromtimestamp(first, now.tzinfo)
+    end = datetime.fromtimestamp(last, now.tzinfo)
     counts: list[Counter[str]] = [Counter() for _ in range(buckets)]
     for moment, phase in times:
-        index = min(int((moment - start).total_seconds() / span * buckets), buckets - 1)
+        index = min(int((moment - first) / span * buckets), buckets - 1)
         counts[index][phase] += 1
     tallest: int = max(sum(c.values()) for c in counts) or 1
     width, height, left, bottom = 600, 160, 40, 20
