@@ -117,7 +117,8 @@ def test_the_command_line_says_in_cluster_auth_port_and_all_namespaces(
     assert _flag(args, "--auth") == "server"
     assert _flag(args, "--address") == "0.0.0.0"
     assert _flag(args, "--port") == "8090"
-    assert "--all-namespaces" in args and "-n" not in args
+    assert "--all-namespaces" in args
+    assert "-n" not in args
     assert "--url" not in args
     client = _args(render({"ui": {"enabled": True, "auth": "client", "port": 9000,
                                   "url": "https://hw.example.com/",
@@ -369,7 +370,8 @@ def test_the_ingress_is_optional_and_routes_to_the_ui_service(render: Render) ->
                                           "port": {"name": "http"}}
     bare = _one(render({"ui": {"enabled": True, "ingress": {"enabled": True}}}),
                 "Ingress")["spec"]
-    assert "tls" not in bare and "ingressClassName" not in bare
+    assert "tls" not in bare
+    assert "ingressClassName" not in bare
     assert "host" not in bare["rules"][0]
 
 
