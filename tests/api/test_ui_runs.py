@@ -45,7 +45,7 @@ async def _create(kube: kube_module.Kube, namespace: str, store: str) -> None:
     }, namespace=namespace)
 
 
-async def test_the_ui_lists_a_real_run_and_shows_its_record_and_logs(  # noqa: PLR0917
+async def test_the_ui_lists_a_real_run_and_shows_its_record_and_logs(
         emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
         operator: OperatorHarness, tmp_path: Path) -> None:
     runtime = pk.LocalRuntime(workdir=REPO, state_dir=tmp_path / "kubelet")
