@@ -9,7 +9,8 @@ from pathlib import Path
 
 import kubernetes.client
 from headwater_operator import kube
-from headwater_operator.ui import auth, state as ui_state
+from headwater_operator.ui import auth
+from headwater_operator.ui import state as ui_state
 from headwater_operator.ui.state import ChangeHub, UiState
 from uifixtures import FakeKube, fill, flowrun, ui_client
 
@@ -85,7 +86,8 @@ async def test_the_writer_of_client_mode_carries_only_the_browsers_token() -> No
     access = auth.Access("client", FakeKube(), base)
 
     class Request:
-        cookies = {auth.TOKEN_COOKIE: "user-token-1"}
+        def __init__(self) -> None:
+            self.cookies = {auth.TOKEN_COOKIE: "user-token-1"}
 
     async with access.writer(Request()) as writer:  # type: ignore[arg-type]
         config = writer.client.configuration
