@@ -240,7 +240,13 @@ def create_app(options: UiOptions, *, state: UiState | None = None,
     for name in PAGE_MODULES:
         importlib.import_module(f"headwater_operator.ui.{name}").setup(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_end_streams)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """End the browsers' event streams first, so stopping does not wait for them."""
+    app[STATE].hub.close()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

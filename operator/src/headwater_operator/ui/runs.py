@@ -219,12 +219,37 @@ def _newest_first(summary: Summary) -> tuple[float, str]:
             summary.lower_name)
 
 
+SELECTION_CACHE_SIZE = 32
+"""Filtered, sorted selections (with their chart) kept for paging and reloads."""
+
+
 class RunIndex:
     """:class:`Summary` of every FlowRun in the store, recomputed only for objects the
-    watch replaced (the store keeps the delivered object, so identity tells)."""
+    watch replaced (the store keeps the delivered object, so identity tells), and the
+    last :data:`SELECTION_CACHE_SIZE` selections with their chart, valid while no
+    FlowRun or Deployment changed."""
 
     def __init__(self) -> None:
         self._summaries: dict[tuple[str, str], Summary] = {}
+        self._selections: OrderedDict[tuple[Any, ...], tuple[list[Summary], str]] = (
+            OrderedDict())
+
+    def selection(self, state: UiState, query: RunFilter, now: datetime
+                  ) -> tuple[list[Summary], str]:
+        """The runs ``query`` selects, newest first, and their chart (SVG)."""
+        key = (state.revisions.get("FlowRun"), state.revisions.get("Deployment"),
+               *(getattr(query, name) for name in FILTERS))
+        found = self._selections.get(key)
+        if found is not None:
+            self._selections.move_to_end(key)
+            return found
+        selected = query.select(state, self)
+        chart = svg.runs_over_time([(s.epoch, s.phase) for s in selected
+                                    if s.epoch is not None], now)
+        self._selections[key] = (selected, chart)
+        while len(self._selections) > SELECTION_CACHE_SIZE:
+            self._selections.popitem(last=False)
+        return selected, chart
 
     def summaries(self, state: UiState) -> list[Summary]:
         previous = self._summaries
@@ -288,13 +313,12 @@ async def runs_index(request: web.Request) -> web.Response:
         page = 1
     error = None
     try:
-        runs = query.select(state, request.app[RUN_INDEX])
+        runs, chart = request.app[RUN_INDEX].selection(state, query, now)
     except FilterError as exc:
-        error, runs = str(exc), []
+        error, runs, chart = str(exc), [], svg.runs_over_time([], now)
     pages = max((len(runs) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     page = min(page, pages)
     shown = runs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    chart = svg.runs_over_time([(s.epoch, s.phase) for s in runs if s.epoch is not None], now)
     return render(
         request, "runs.html", filter=query, error=error, total=len(runs), page=page,
         pages=pages, rows=[run_row(s.run, state, now) for s in shown], chart=Markup(chart),
