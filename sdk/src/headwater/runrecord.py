@@ -29,12 +29,12 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from headwater import runstore
 from headwater.secrets import redact
-from headwater.states import TERMINAL_STATE_TYPES, State
+from headwater.states import State
 
 if TYPE_CHECKING:
     from headwater.context import FlowRun, RunTree, TaskRun
@@ -298,7 +298,7 @@ class Recorder:
         self._dropped = 0
         self._finished: dict[str, str] = {}
         """JSON of finished task runs by id: they never change again."""
-        self._last_body: str | None = None
+        self._last_signature: tuple[int, ...] | None = None
         self._warned = False
         self._closed = False
         self._stop = threading.Event()
@@ -367,17 +367,39 @@ class Recorder:
         with self._flush_lock:
             try:
                 self._flush_logs()
-                body = self._body(final)
-                if body != self._last_body:
-                    text = body[:-1] + f',"updatedAt":"{iso_ms(time.time())}"}}'
-                    self.storage.write(f"{self.location.path}/{runstore.RECORD_FILE}",
-                                       text.encode())
-                    self._last_body = body
+                with self.tree.lock:
+                    task_runs = list(self.tree.task_runs)
+                    flow_runs = list(self.tree.flow_runs)
+                    artifacts = list(self.tree.artifact_records)
+                    assets = list(self.tree.assets)
+                signature = self._signature(final, task_runs, flow_runs, artifacts, assets)
+                if signature != self._last_signature:
+                    pieces = self._record(final, task_runs, flow_runs, artifacts, assets)
+                    self.storage.write_chunks(f"{self.location.path}/{runstore.RECORD_FILE}",
+                                              _chunks(pieces))
+                    self._last_signature = signature
             except Exception as exc:  # the store is down: the run goes on
                 self._warn(exc)
                 return False
             return True
 
+    def _signature(self, final: bool, task_runs: list[TaskRun], flow_runs: list[FlowRun],
+                   artifacts: list[Any], assets: list[Any]) -> tuple[int, ...]:
+        """What changes whenever the record would: an unchanged run is not rewritten.
+
+        Every change the engine makes to a run comes with a state (a task run's name,
+        inputs and cache key are set before it runs; its result's location before it
+        ends), so state-history lengths, the number of runs, artifacts, assets and log
+        lines say it all; finished task runs never change again.
+        """
+        finished = self._finished
+        moving = 0
+        for task_run in task_runs:
+            if task_run.id not in finished:
+                moving += len(task_run.state_history) + 1
+        states = sum(len(flow_run.state_history) for flow_run in flow_runs)
+        return (int(final), len(task_runs), len(finished), moving, len(flow_runs), states,
+                len(artifacts), len(assets), self._lines, self._dropped)
     def _flush_logs(self) -> None:
         with self._lock:
             new, self._pending = self._pending, []
@@ -406,29 +428,29 @@ class Recorder:
                 self._pending[:0] = new
             raise
 
-    def _body(self, final: bool) -> str:
-        """The record without ``updatedAt`` (so an unchanged run is not rewritten)."""
-        tree = self.tree
-        with tree.lock:
-            task_runs = list(tree.task_runs)
-            flow_runs = list(tree.flow_runs)
-            artifacts = list(tree.artifact_records)
-            assets = list(tree.assets)
-        parts: list[str] = []
+    def _record(self, final: bool, task_runs: list[TaskRun], flow_runs: list[FlowRun],
+                artifacts: list[Any], assets: list[Any]) -> list[str]:
+        """The whole record, as the pieces of its JSON text in order."""
+        root_id = self.tree.root.id
         finished = self._finished
+        pieces: list[str] = []
         for task_run in task_runs:
-            cached = finished.get(task_run.id)
-            if cached is None:
-                cached = task_run_text(task_run, tree.root.id)
-                if task_run.state.type in TERMINAL_STATE_TYPES and task_run.end_time is not None:
-                    finished[task_run.id] = cached
-            parts.append(cached)
+            text = finished.get(task_run.id)
+            if text is None:
+                text = task_run_text(task_run, root_id)
+                if task_run.end_time is not None:  # set once the run reached its end
+                    finished[task_run.id] = text
+            pieces.append(text)
+            pieces.append(",")
         children: dict[str, list[FlowRun]] = {}
         for flow_run in flow_runs[1:]:
             children.setdefault(flow_run.parent_flow_run_id or "", []).append(flow_run)
             if flow_run.parent_task_run_id:
-                parts.append(json.dumps(_subflow_call_json(flow_run, tree.root.id),
-                                        separators=(",", ":")))
+                pieces.append(json.dumps(_subflow_call_json(flow_run, root_id),
+                                         separators=(",", ":")))
+                pieces.append(",")
+        if pieces:
+            pieces.pop()  # the last comma
         segments = [runstore.segment_name(i) for i in range(
             self._segment_index + (1 if self._segment else 0))]
         logs: dict[str, Any] = {"segments": segments, "lines": self._lines}
@@ -441,13 +463,14 @@ class Recorder:
             "flowRunName": location.flowrun,
             "attempt": location.attempt,
             "complete": final,
-            "flowRun": flow_run_json(tree.root, children),
+            "updatedAt": iso_ms(time.time()),
+            "flowRun": flow_run_json(self.tree.root, children),
         }
         tail = {"artifacts": _redacted(artifacts), "assets": assets, "logs": logs}
         compact = (",", ":")
-        return (json.dumps(head, separators=compact, default=str)[:-1]
-                + ',"taskRuns":[' + ",".join(parts) + "],"
-                + json.dumps(tail, separators=compact, default=str)[1:])
+        head_text = json.dumps(head, separators=compact, default=str)
+        tail_text = json.dumps(tail, separators=compact, default=str)
+        return [head_text[:-1], ',"taskRuns":[', *pieces, "],", tail_text[1:]]
 
     def _warn(self, exc: BaseException) -> None:
         if self._warned:
@@ -459,6 +482,17 @@ class Recorder:
                          "final record was written.")
         with contextlib.suppress(Exception):  # nowhere left to report it
             print(message, file=sys.stderr, flush=True)
+
+
+CHUNK_PIECES = 256
+"""Record pieces joined and encoded at a time: a 10,000-task record is about 5 MB, and
+building it as one string, then one bytes object, cost more in fresh memory than the
+rendering itself; chunks of ~100 KB are written as they are made."""
+
+
+def _chunks(pieces: list[str]) -> Iterator[bytes]:
+    for start in range(0, len(pieces), CHUNK_PIECES):
+        yield "".join(pieces[start:start + CHUNK_PIECES]).encode()
 
 
 def start(tree: RunTree) -> Recorder | None:
