@@ -650,7 +650,8 @@ def timeout_message(task: Task[..., Any], task_run: TaskRun) -> str:
 def plan_retry(task: Task[..., Any], task_run: TaskRun, state: State,
                flow_ctx: FlowRunContext | None) -> float | None:
     """The delay before the next attempt, or ``None`` (``state`` is then final)."""
-    note_attempt_error(task_run, state)
+    if flow_ctx is not None and flow_ctx.tree.recorder is not None:
+        note_attempt_error(task_run, state)  # only a run record reads it
     if not _should_retry(task, task_run, state):
         task_run.set_state(state)
         return None
