@@ -44,6 +44,9 @@ ENV_RUN_STORE: Final = "HEADWATER_RUN_STORE"
 """Root of the run store, where each attempt's run record and logs are kept: a path or
 fsspec URL; ``off`` writes none. Unset: the result storage root (see
 :mod:`headwater.runstore` for the layout)."""
+ENV_UI_URL: Final = "HEADWATER_UI_URL"
+"""The Headwater UI's public address (``https://headwater.example.com``): with it a run's
+link is ``<url>/runs/<namespace>/<name>`` (:func:`run_ui_url`)."""
 ENV_HOME: Final = "HEADWATER_HOME"
 """Local default for result storage (``~/.headwater`` when unset)."""
 ENV_SUMMARY_PATH: Final = "HEADWATER_SUMMARY_PATH"
@@ -157,6 +160,15 @@ When a summary is longer than its container's share of the pod's 12 KiB, the kub
 its *first* bytes (:data:`POD_TERMINATION_MESSAGE_MAX_BYTES`), so a cut summary still says
 how the run ended (:func:`decode_cut_summary` reads it); the lists that can be long come
 last."""
+
+
+def run_ui_url(base: str | None, namespace: str | None, name: str | None) -> str | None:
+    """A FlowRun's page in the UI at ``base`` (``None`` without a UI address or a run)."""
+    if not base or not namespace or not name:
+        return None
+    from urllib.parse import quote
+
+    return f"{base.rstrip('/')}/runs/{quote(namespace, safe='')}/{quote(name, safe='')}"
 
 
 def summary_budget(value: str | None) -> int:

@@ -726,3 +726,14 @@ def test_lineage_reads_an_fsspec_store(tmp_path: Path) -> None:
     assert [d["key"] for d in data["downstream"]] == [ORDERS]
     assert [m["version"] for m in data["materializations"]] == ["s1"]
     storage.delete("assets")
+
+
+def test_describe_run_links_the_ui_when_its_address_is_known(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater_operator.cli.describe import run_link
+
+    monkeypatch.delenv("HEADWATER_UI_URL", raising=False)
+    assert run_link("team-a", "nightly-x") is None
+    monkeypatch.setenv("HEADWATER_UI_URL", "https://headwater.example.com/")
+    assert run_link("team-a", "nightly-x") == (
+        "https://headwater.example.com/runs/team-a/nightly-x")

@@ -368,3 +368,14 @@ def test_headwater_execute_writes_the_record_where_the_operator_says(tmp_path: P
     runstore.delete_flowrun(str(store), "team-a", "nightly-x7k2p")
     with pytest.raises(runstore.RecordNotFound):
         runstore.read_record(url)
+
+
+def test_runtime_ui_url_is_the_flowruns_page(monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater.runtime import flow_run
+
+    monkeypatch.delenv("HEADWATER_UI_URL", raising=False)
+    assert flow_run.ui_url is None
+    monkeypatch.setenv("HEADWATER_UI_URL", "https://ui.example.com")
+    monkeypatch.setenv("HEADWATER_NAMESPACE", "team-a")
+    monkeypatch.setenv("HEADWATER_FLOW_RUN_NAME", "nightly-x7k2p")
+    assert flow_run.ui_url == "https://ui.example.com/runs/team-a/nightly-x7k2p"

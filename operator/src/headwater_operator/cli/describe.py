@@ -68,6 +68,19 @@ def _field(label: str, value: Any) -> str:
     return f"{label + ':':<16}{or_none(value)}\n"
 
 
+def _link_field(link: str | None) -> str:
+    return _field("UI", link) if link else ""
+
+
+def run_link(namespace: str | None, name: str | None) -> str | None:
+    """The run's page in the Headwater UI when ``HEADWATER_UI_URL`` names the UI."""
+    import os
+
+    from headwater import contract
+
+    return contract.run_ui_url(os.environ.get(contract.ENV_UI_URL), namespace, name)
+
+
 def describe_text(run: Mapping[str, Any], events: list[dict[str, Any]], now: datetime,
                   record: str = "") -> str:
     """The human report of ``run`` and its ``events``; ``record`` is the run-store part
@@ -79,6 +92,7 @@ def describe_text(run: Mapping[str, Any], events: list[dict[str, Any]], now: dat
     parts = [
         _field("Name", meta["name"]),
         _field("Namespace", meta.get("namespace")),
+        _link_field(run_link(meta.get("namespace"), meta["name"])),
         _field("Deployment", (spec.get("deploymentRef") or {}).get("name")),
         _field("Flow", (spec.get("flowRef") or {}).get("name")) if spec.get("flowRef") else "",
         _field("Trigger", spec.get("trigger") or annotations.get("headwater.dev/trigger")),

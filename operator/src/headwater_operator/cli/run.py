@@ -133,6 +133,11 @@ def cmd_run(args: argparse.Namespace, io: Io) -> int:
     name = created["metadata"]["name"]
     if args.output == "table":
         io.out.write(f"flowrun/{name} created\n")
+        from headwater_operator.cli.describe import run_link
+
+        link = run_link(namespace, name)
+        if link:
+            io.out.write(f"UI: {link}\n")
     if not (args.wait or args.follow):
         if args.output != "table":
             io.out.write(render_data(created, args.output))

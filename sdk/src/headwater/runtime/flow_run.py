@@ -1,6 +1,10 @@
 """The current flow run: ``id``, ``name``, ``parameters``, ``scheduled_start_time``,
 ``run_count``, ``flow_name``, ``flow_version``, ``deployment_name``, ``tags``,
-``parent_flow_run_id``, ``root_flow_run_id`` (``None`` when unknown)."""
+``parent_flow_run_id``, ``root_flow_run_id``, ``ui_url`` (``None`` when unknown).
+
+``ui_url`` is the FlowRun's page in the Headwater UI: set when the operator knows the UI's
+address (``HEADWATER_UI_URL``) and the run is a FlowRun (``HEADWATER_NAMESPACE``,
+``HEADWATER_FLOW_RUN_NAME``); a subflow has the page of the FlowRun it runs in."""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ from headwater.context import FLOW_RUN_CONTEXT, FlowRun
 
 ATTRIBUTES = ("id", "name", "parameters", "scheduled_start_time", "run_count", "flow_name",
               "flow_version", "deployment_name", "tags", "parent_flow_run_id",
-              "root_flow_run_id")
+              "root_flow_run_id", "ui_url")
 
 
 def _current() -> FlowRun | None:
@@ -62,6 +66,10 @@ def __getattr__(attr: str) -> Any:
         if run is not None and run.deployment_name:
             return run.deployment_name
         return os.environ.get(contract.ENV_DEPLOYMENT_NAME)
+    if attr == "ui_url":
+        return contract.run_ui_url(os.environ.get(contract.ENV_UI_URL),
+                                   os.environ.get(contract.ENV_NAMESPACE),
+                                   os.environ.get(contract.ENV_FLOW_RUN_NAME))
     if attr in ("tags", "parent_flow_run_id", "root_flow_run_id", "flow_version"):
         return _tree_attribute(attr)
     raise AttributeError(f"headwater.runtime.flow_run has no attribute {attr!r}; available: "
