@@ -105,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "s3://bucket/headwater) of flow runs whose Deployment sets "
                              "neither runStore nor resultStorage; the operator also deletes "
                              "pruned runs' records there (default: none)")
+    parser.add_argument("--ui-url", metavar="URL", default=None,
+                        help="the Headwater UI's public address (the chart's ui.url); flow-run "
+                             "pods get it as HEADWATER_UI_URL, so runtime.flow_run.ui_url "
+                             "links each run's page (default: none)")
     return parser
 
 
@@ -165,7 +169,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             leader_election=election, controllers=controllers(args),
             health_port=args.health_port or None, metrics_port=args.metrics_port or None,
             config_error_grace_seconds=args.config_error_grace_seconds,
-            run_store=args.run_store.strip() if args.run_store else None))
+            run_store=args.run_store.strip() if args.run_store else None,
+            ui_url=args.ui_url.strip() if args.ui_url else None))
     except LeadershipLost as exc:
         # controller-runtime's answer: exit, and let Kubernetes restart us as a standby.
         # At once (os._exit): nothing left in this process may write any more.

@@ -204,6 +204,7 @@ async def run_operator(
     clock: Clock | None = None,
     config_error_grace_seconds: float | None = None,
     run_store: str | None = None,
+    ui_url: str | None = None,
     on_manager: Callable[[Manager], None] | None = None,
 ) -> None:
     """Run the operator until ``stop_flag`` is set (or the process is signalled).
@@ -213,7 +214,8 @@ async def run_operator(
     clock (default: the process clock, :func:`~headwater_operator.clock.get_clock`).
     ``config_error_grace_seconds`` is how long a run waits for a missing Secret or
     ConfigMap its pod needs. ``run_store`` is the default run store of runs whose
-    Deployment names none (docs/run-store.md). ``on_manager(manager)`` is called with each
+    Deployment names none (docs/run-store.md); ``ui_url`` the UI's address flow-run pods
+    link their page with (``HEADWATER_UI_URL``). ``on_manager(manager)`` is called with each
     new manager
     (tests). Raises :class:`~headwater_operator.leader.LeadershipLost` if this process
     led and lost the Lease.
@@ -228,7 +230,7 @@ async def run_operator(
         config_error_grace=(timedelta(seconds=config_error_grace_seconds)
                             if config_error_grace_seconds is not None
                             else DEFAULT_CONFIG_ERROR_GRACE),
-        run_store=run_store or None)
+        run_store=run_store or None, ui_url=ui_url or None)
     attach_metrics()
     if metrics_port is not None:
         metrics.start_metrics_server(metrics_port)

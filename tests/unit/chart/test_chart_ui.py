@@ -90,6 +90,23 @@ def test_the_operator_is_unchanged_by_the_ui(render: Render) -> None:
     assert operator_objects == render()
 
 
+def test_the_operator_gives_flow_run_pods_the_ui_address(render: Render) -> None:
+    """With the UI's address known, the operator passes it on (``--ui-url``), so each run
+    links its page (``runtime.flow_run.ui_url``); without the UI, no flag."""
+    from headwater_operator.__main__ import build_parser
+
+    def operator_args(values: dict[str, Any]) -> list[str]:
+        [deployment] = [m for m in render(values) if m["kind"] == "Deployment"
+                        and m["metadata"]["name"].endswith("headwater")]
+        args: list[str] = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+        return args
+
+    args = operator_args({"ui": {"enabled": True, "url": "https://hw.example.com/"}})
+    assert build_parser().parse_args(args).ui_url == "https://hw.example.com"
+    assert "--ui-url" not in operator_args({"ui": {"url": "https://hw.example.com"}})
+    assert "--ui-url" not in operator_args({"ui": {"enabled": True}})
+
+
 # --- the container ----------------------------------------------------------------------
 def test_the_ui_runs_the_headwater_console_script_of_the_operator_image(
         render: Render) -> None:

@@ -342,3 +342,12 @@ async def test_records_of_runs_pruned_before_an_api_failure_are_still_deleted(
     assert not has_records(root, "a-old")
     assert has_records(root, "b-old")  # its FlowRun is still there: so are its records
 
+
+
+def test_pods_get_the_ui_address_when_the_operator_knows_it() -> None:
+    """``--ui-url`` reaches every flow-run pod as HEADWATER_UI_URL (the SDK's
+    ``runtime.flow_run.ui_url``); without it the pod gets no such variable."""
+    with_ui = resolve_settings(make_flow(), make_deployment(), make_run(),
+                               ui_url="https://hw.example.com")
+    assert pod_env(with_ui)[contract.ENV_UI_URL] == "https://hw.example.com"
+    assert contract.ENV_UI_URL not in pod_env(settings_with())

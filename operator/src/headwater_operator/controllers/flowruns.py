@@ -251,6 +251,7 @@ class FlowRunController:
                  clock: Clock | None = None,
                  config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
                  run_store: str | None = None,
+                 ui_url: str | None = None,
                  workers: int = DEFAULT_WORKERS) -> None:
         self.client = client
         self.deployments = deployments
@@ -261,6 +262,8 @@ class FlowRunController:
         self.run_store = run_store
         """The operator's default run store (``--run-store``), for runs whose Deployment
         names none (:func:`~headwater_operator.flowruns.settings.run_store_root`)."""
+        self.ui_url = ui_url
+        """The UI's public address (``--ui-url``): pods get it as ``HEADWATER_UI_URL``."""
         self.queue: Controller[Key] = Controller(
             "flowruns", self.reconcile, workers=workers, clock=clock,
             expected=(kube.KubeError, PodNameTaken, OSError, TimeoutError))
@@ -526,7 +529,8 @@ class FlowRunController:
             return Resolved(error=(reasons.INVALID_SPEC, f"{exc}"))
         return Resolved(settings=resolve_settings(flow, deployment, run,
                                                   config_error_grace=self.config_error_grace,
-                                                  default_run_store=self.run_store))
+                                                  default_run_store=self.run_store,
+                                                  ui_url=self.ui_url))
 
     async def _known_or_get(self, store: Store, resource: kube.Resource, namespace: str,
                             name: str) -> JsonObject | None:

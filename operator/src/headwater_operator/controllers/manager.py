@@ -72,6 +72,8 @@ class Options:
     config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE
     run_store: str | None = None
     """The default run store (``--run-store``) of runs whose Deployment names none."""
+    ui_url: str | None = None
+    """The UI's public address (``--ui-url``), passed to flow-run pods."""
     clock: Clock | None = None
     watch_timeout_seconds: int = 300
 
@@ -96,7 +98,7 @@ class Manager:
         self.flowruns = FlowRunController(
             client, deployments=self.deployment_store, flows=self.flow_store, events=events,
             observer=observer, clock=clock, config_error_grace=options.config_error_grace,
-            run_store=options.run_store)
+            run_store=options.run_store, ui_url=options.ui_url)
         self.schedules = ScheduleController(client, events=events, observer=observer,
                                             clock=clock)
         self.deployments = DeploymentController(

@@ -146,6 +146,8 @@ def _contract_env(
     storage = settings.deployment.spec.result_storage if settings.deployment else None
     if storage is not None:
         values[contract.ENV_RESULT_STORAGE] = storage.url
+    if settings.ui_url:
+        values[contract.ENV_UI_URL] = settings.ui_url
     if settings.run_store is not None:
         # Set even when it equals the result storage root: the pod's record goes where
         # status.runRecords says it is, whatever the SDK's own fallback would be.

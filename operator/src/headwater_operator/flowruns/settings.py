@@ -53,6 +53,9 @@ class RunSettings:
     """Root of the run store the run's pods write their records to (:func:`run_store_root`),
     passed to them as ``HEADWATER_RUN_STORE``; None: no store, the record stays in the pod;
     ``off``: the pods write none."""
+    ui_url: str | None = None
+    """The Headwater UI's public address (the operator's ``--ui-url``), passed to the
+    pods as ``HEADWATER_UI_URL``."""
 
     @property
     def record_root(self) -> str | None:
@@ -143,6 +146,7 @@ def run_store_root(deployment: Deployment | None, default: str | None) -> str | 
 def resolve_settings(flow: Flow, deployment: Deployment | None, run: FlowRun, *,
                      config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
                      default_run_store: str | None = None,
+                     ui_url: str | None = None,
                      ) -> RunSettings:
     """Combine FlowRun, Deployment and Flow (and the operator's own settings: the grace for
     a missing Secret, the default run store) into the run's effective settings."""
@@ -173,4 +177,5 @@ def resolve_settings(flow: Flow, deployment: Deployment | None, run: FlowRun, *,
         paused=dspec.paused if dspec else False,
         config_error_grace=config_error_grace,
         run_store=run_store_root(deployment, default_run_store),
+        ui_url=ui_url,
     )
