@@ -101,6 +101,8 @@ import kubernetes.config
 from headwater.contract import GROUP, VERSION
 
 JsonObject = dict[str, Any]
+Configuration = kubernetes.client.Configuration
+"""Connection settings (server, TLS, credentials), as the ``kubernetes`` client loads them."""
 RequestObserver = Callable[[str, int], None]
 PropagationPolicy = Literal["Background", "Foreground", "Orphan"]
 
@@ -651,6 +653,30 @@ def api_client() -> kubernetes.client.ApiClient:
     return _api_client
 
 
+def client_for_token(token: str, base: kubernetes.client.Configuration | None = None
+                     ) -> kubernetes.client.ApiClient:
+    """A client configuration that authenticates with the bearer ``token`` and nothing else.
+
+    The server, CA bundle, TLS verification, ``tls-server-name`` and proxy are those of
+    ``base`` (default: the module-wide configuration); its credentials are not carried
+    over — no client certificate, no token, no refresh hook — so every request made with
+    it is the token holder's and Kubernetes RBAC decides on that identity alone (the web
+    UI's client-auth mode passes on the browser's token this way). Use it through
+    ``Kube(client)`` and close its sessions with :func:`close_transports` when done.
+    """
+    if not token or any(c.isspace() for c in token):
+        raise ValueError("a bearer token is one non-empty word without whitespace")
+    source = base if base is not None else api_client().configuration
+    config = kubernetes.client.Configuration()
+    config.host = source.host
+    config.ssl_ca_cert = source.ssl_ca_cert
+    config.verify_ssl = source.verify_ssl
+    config.tls_server_name = source.tls_server_name
+    config.proxy = source.proxy
+    config.api_key = {"authorization": f"Bearer {token}"}
+    return kubernetes.client.ApiClient(config)
+
+
 def connection_info() -> tuple[str, str | None, Path | None, bool]:
     """(server URL, bearer token, CA file, verify TLS) of the current configuration."""
     config = api_client().configuration
@@ -897,6 +923,19 @@ async def aclose_transports() -> None:
                  if (each := by_loop.pop(loop, None)) is not None]
     for each in found:
         await each.aclose()
+
+
+async def aclose_transports_of(client: kubernetes.client.ApiClient) -> None:
+    """Close the sessions of one ``client`` (a short-lived one, e.g. of
+    :func:`client_for_token`): the running loop's awaited, any other's on its loop."""
+    loop = asyncio.get_running_loop()
+    with _transports_lock:
+        by_loop = _transports.pop(client, {})
+    for each_loop, each in by_loop.items():
+        if each_loop is loop:
+            await each.aclose()
+        else:
+            _close_transport(each_loop, each)
 
 
 def _close_all(by_loop: dict[asyncio.AbstractEventLoop, Transport]) -> None:

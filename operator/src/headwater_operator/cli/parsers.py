@@ -52,7 +52,8 @@ def lazy(name: str, module: str, function: str) -> Handler:
 def register(subparsers: Any) -> None:
     """Add every operator-side command to the ``headwater`` argument parser."""
     for add in (_register_run, _register_backfill, _register_get, _register_describe,
-                _register_logs, _register_artifacts, _register_lineage, _register_preview):
+                _register_logs, _register_artifacts, _register_lineage, _register_preview,
+                _register_ui):
         add(subparsers)
 
 
@@ -217,3 +218,38 @@ def _register_preview(subparsers: Any) -> None:
                          "schedule's timezone; default: now)")
     add_output_option(preview)
     preview.set_defaults(func=lazy("schedule preview", "preview", "cmd_preview"))
+
+
+DEFAULT_UI_PORT = 8090
+
+
+def _register_ui(subparsers: Any) -> None:
+    """Add ``ui``."""
+    parser = subparsers.add_parser(
+        "ui", help="serve the web UI: runs, task runs, logs, artifacts, schedules",
+        description="Serve the Headwater web UI until Ctrl-C. Locally it reads and writes "
+        "with your kubeconfig's identity and binds to 127.0.0.1; in the cluster "
+        "(--in-cluster) it reads with its service account and writes only with "
+        "--auth client, with the bearer token each browser signs in with (docs/ui.md).")
+    parser.add_argument("--address", default=None, metavar="ADDR",
+                        help="address to listen on (default 127.0.0.1; 0.0.0.0 with "
+                        "--in-cluster)")
+    parser.add_argument("--port", type=int, default=DEFAULT_UI_PORT,
+                        help=f"port to listen on (default {DEFAULT_UI_PORT})")
+    parser.add_argument("-n", "--namespace", action="append", default=[], metavar="NS",
+                        help="serve this namespace; repeatable (default: the kubeconfig "
+                        "context's, else 'default')")
+    parser.add_argument("-A", "--all-namespaces", action="store_true",
+                        help="serve every namespace")
+    parser.add_argument("--kubeconfig", help="path of the kubeconfig file "
+                        "(default: $KUBECONFIG, then ~/.kube/config)")
+    parser.add_argument("--context", help="kubeconfig context to use (default: current)")
+    parser.add_argument("--in-cluster", action="store_true",
+                        help="run inside the cluster with the pod's service account")
+    parser.add_argument("--auth", choices=("server", "client"), default="server",
+                        help="with --in-cluster: 'server' serves no write action "
+                        "(default); 'client' makes writes with the browser's bearer token")
+    parser.add_argument("--url", default=None, metavar="URL",
+                        help="the UI's public address, for links (default: "
+                        "$HEADWATER_UI_URL, else the address it listens on)")
+    parser.set_defaults(func=lazy("ui", "ui", "cmd_ui"))

@@ -1,0 +1,175 @@
+// Headwater UI: live updates, the virtualized task-run list, log following.
+// Hand-written, no framework, no build step; served by the UI itself (air-gapped).
+"use strict";
+
+(function () {
+  const csrf = () => document.querySelector('meta[name="csrf-token"]').content;
+
+  // --- live updates: server-sent events from the watches ----------------------------
+  // Regions marked data-live are re-fetched (debounced) when a change concerns the page.
+  let refreshTimer = null;
+  function refreshLive() {
+    clearTimeout(refreshTimer);
+    refreshTimer = setTimeout(async function () {
+      const regions = document.querySelectorAll("[data-live]");
+      if (!regions.length) return;
+      const response = await fetch(location.href, { headers: { Accept: "text/html" } });
+      if (!response.ok) return;
+      const next = new DOMParser().parseFromString(await response.text(), "text/html");
+      regions.forEach(function (region) {
+        const key = region.getAttribute("data-live");
+        const fresh = next.querySelector('[data-live="' + CSS.escape(key) + '"]');
+        if (fresh && !region.contains(document.activeElement)) region.replaceWith(fresh);
+      });
+      document.dispatchEvent(new CustomEvent("hw:refreshed"));
+    }, 700);
+  }
+  function concernsPage(change) {
+    const page = document.body.dataset;
+    if (page.page === "run") {
+      return (change.kind === "FlowRun" && change.namespace === page.namespace && change.name === page.name) ||
+        (change.kind === "Event" && change.namespace === page.namespace && change.involvedName === page.name);
+    }
+    if (page.page === "runs") return change.kind === "FlowRun" || change.kind === "Deployment";
+    if (page.page === "list") return change.kind !== "Event";
+    return false;
+  }
+  function connect() {
+    if (!window.EventSource || !document.querySelector("[data-live]")) return;
+    const status = document.querySelector('[data-testid="live-status"]');
+    const source = new EventSource("/events");
+    source.onopen = function () { if (status) status.textContent = "live"; };
+    source.onerror = function () { if (status) status.textContent = "reconnecting…"; };
+    source.addEventListener("change", function (event) {
+      if (concernsPage(JSON.parse(event.data))) refreshLive();
+    });
+  }
+
+  // --- the virtualized task-run list -------------------------------------------------
+  const ROW = 28;
+  function taskList(root) {
+    const url = root.dataset.src;
+    const viewport = root.querySelector(".vlist");
+    const spacer = root.querySelector(".spacer");
+    const search = root.querySelector('[data-testid="task-search"]');
+    const count = root.querySelector('[data-testid="task-count"]');
+    const detail = document.querySelector('[data-testid="task-detail"]');
+    let rows = [];
+    let selected = -1;
+    function cell(text, cls) {
+      const span = document.createElement("span");
+      span.textContent = text == null ? "" : String(text);
+      if (cls) span.className = cls;
+      return span;
+    }
+    function draw() {
+      spacer.style.height = rows.length * ROW + "px";
+      const first = Math.max(0, Math.floor(viewport.scrollTop / ROW) - 5);
+      const last = Math.min(rows.length, first + Math.ceil(viewport.clientHeight / ROW) + 10);
+      spacer.replaceChildren();
+      for (let i = first; i < last; i++) {
+        const t = rows[i];
+        const div = document.createElement("div");
+        div.className = "vrow";
+        div.style.top = i * ROW + "px";
+        div.setAttribute("role", "option");
+        div.setAttribute("aria-selected", i === selected ? "true" : "false");
+        div.setAttribute("aria-posinset", String(i + 1));
+        div.setAttribute("aria-setsize", String(rows.length));
+        div.dataset.testid = "task-row";
+        div.dataset.index = String(i);
+        div.append(cell("\u00a0".repeat(2 * (t.depth || 0)) + t.label), cell(t.state, "st-" + t.state),
+          cell(t.start), cell(t.duration), cell(t.attempts + " attempt" + (t.attempts === 1 ? "" : "s")),
+          cell(t.cacheHit ? "cache hit" : ""));
+        div.addEventListener("click", function () { select(i); });
+        spacer.append(div);
+      }
+    }
+    function select(i) {
+      if (i < 0 || i >= rows.length) return;
+      selected = i;
+      const top = i * ROW;
+      if (top < viewport.scrollTop) viewport.scrollTop = top;
+      else if (top + ROW > viewport.scrollTop + viewport.clientHeight) viewport.scrollTop = top + ROW - viewport.clientHeight;
+      viewport.setAttribute("aria-activedescendant", "");
+      draw();
+      showDetail(rows[i]);
+    }
+    async function showDetail(t) {
+      if (!detail) return;
+      const response = await fetch(url + "/" + encodeURIComponent(t.id) + location.search.replace(/^\?/, "?"));
+      if (!response.ok) { detail.textContent = "Could not load the task run (" + response.status + ")."; return; }
+      const html = await response.text();
+      const doc = new DOMParser().parseFromString(html, "text/html");
+      detail.replaceChildren(...doc.body.childNodes);
+    }
+    async function load() {
+      const params = new URLSearchParams(location.search);
+      params.set("q", search.value);
+      const response = await fetch(url + "?" + params.toString(), { headers: { Accept: "application/json" } });
+      if (!response.ok) { count.textContent = "Could not load task runs (" + response.status + ")."; return; }
+      const data = await response.json();
+      rows = data.taskRuns;
+      selected = -1;
+      count.textContent = data.matched + " of " + data.total + " task runs";
+      viewport.scrollTop = 0;
+      draw();
+    }
+    viewport.addEventListener("scroll", function () { window.requestAnimationFrame(draw); });
+    viewport.addEventListener("keydown", function (event) {
+      const page = Math.max(1, Math.floor(viewport.clientHeight / ROW) - 1);
+      const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page };
+      if (event.key in moves) { event.preventDefault(); select(Math.min(rows.length - 1, Math.max(0, (selected < 0 ? 0 : selected + moves[event.key])))); }
+      else if (event.key === "Home") { event.preventDefault(); select(0); }
+      else if (event.key === "End") { event.preventDefault(); select(rows.length - 1); }
+    });
+    let typing = null;
+    search.addEventListener("input", function () { clearTimeout(typing); typing = setTimeout(load, 200); });
+    load();
+  }
+
+  // --- logs: polled from the JSON endpoint (they come from the pod or the store) ----
+  function logs(root) {
+    const url = root.dataset.src;
+    const out = root.querySelector(".logs");
+    const level = root.querySelector('[data-testid="log-level"]');
+    const attempt = root.querySelector('[data-testid="log-attempt"]');
+    const follow = root.querySelector('[data-testid="log-follow"]');
+    const note = root.querySelector('[data-testid="log-source"]');
+    let timer = null;
+    async function load() {
+      clearTimeout(timer);
+      const params = new URLSearchParams({ attempt: attempt.value, level: level.value });
+      const response = await fetch(url + "?" + params.toString(), { headers: { Accept: "application/json" } });
+      if (!response.ok) { note.textContent = "Could not load logs (" + response.status + ")."; return; }
+      const data = await response.json();
+      const atBottom = out.scrollTop + out.clientHeight >= out.scrollHeight - 4;
+      out.replaceChildren();
+      data.lines.forEach(function (line) {
+        const div = document.createElement("div");
+        div.className = "log-line lvl-" + line.level;
+        div.dataset.testid = "log-line";
+        div.dataset.level = line.level;
+        div.textContent = line.text;
+        out.append(div);
+      });
+      note.textContent = data.note;
+      if (atBottom) out.scrollTop = out.scrollHeight;
+      if (follow.checked && data.running) timer = setTimeout(load, 2000);
+    }
+    [level, attempt, follow].forEach(function (control) { control.addEventListener("change", load); });
+    load();
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-task-list]").forEach(taskList);
+    document.querySelectorAll("[data-log-view]").forEach(logs);
+    document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+      form.addEventListener("submit", function (event) {
+        if (!window.confirm(form.dataset.confirm)) event.preventDefault();
+      });
+    });
+    connect();
+  });
+  window.headwater = { csrf: csrf };
+})();
