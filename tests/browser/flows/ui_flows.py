@@ -17,12 +17,12 @@ import datetime as dt
 from typing import Annotated, Literal
 
 from headwater import flow, get_run_logger, task
-from pydantic import Field
 from headwater.artifacts import (
     create_link_artifact,
     create_markdown_artifact,
     create_table_artifact,
 )
+from pydantic import Field
 
 Region = Literal["eu", "us", "apac"]
 
