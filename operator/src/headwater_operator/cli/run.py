@@ -46,13 +46,14 @@ _Kind = TypeVar("_Kind", Deployment, Flow)
 
 
 def build_run(deployment: str, namespace: str, parameters: dict[str, Any],
-              name: str | None = None) -> dict[str, Any]:
-    """The FlowRun body ``run`` creates (trigger ``cli``)."""
+              name: str | None = None, *, trigger: str = TRIGGER) -> dict[str, Any]:
+    """The FlowRun body ``run`` creates (trigger ``cli``; the web UI's run form passes
+    ``manual``)."""
     metadata: dict[str, Any] = {
         "namespace": namespace,
         "labels": {LABEL_DEPLOYMENT: label_value(deployment),
                    LABEL_MANAGED_BY: MANAGED_BY_VALUE},
-        "annotations": {ANNOTATION_TRIGGER: TRIGGER},
+        "annotations": {ANNOTATION_TRIGGER: trigger},
     }
     if name:
         metadata["name"] = name
@@ -61,7 +62,7 @@ def build_run(deployment: str, namespace: str, parameters: dict[str, Any],
     return {
         "apiVersion": API_VERSION, "kind": "FlowRun", "metadata": metadata,
         "spec": {"deploymentRef": {"name": deployment}, "parameters": parameters,
-                 "trigger": TRIGGER},
+                 "trigger": trigger},
     }
 
 

@@ -1,32 +1,62 @@
-"""``/flows``: the Flows the UI's watches know, from the store.
+"""``/flows`` and ``/flows/<ns>/<name>``: image, entrypoint, parameters schema, readiness.
 
-The Flow page (image, entrypoint, parameters schema, readiness) is built on this module
-(docs/ui.md). What it must respect: reads come from the store only.
+Read-only pages over the watch-backed Flow store. The parameters schema is shown as a
+table of its fields (name, type, default, required), read with the run form's own schema
+reading (:func:`~headwater_operator.ui.forms.form_fields`), so the table and the form
+agree on every type; the raw schema is shown too. Readiness is the operator's ``Ready``
+condition, not recomputed here.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiohttp import web
 
-from headwater_operator.ui.app import state_of
-from headwater_operator.ui.pages import Cell, object_table
-
-
-async def flows_index(request: web.Request) -> web.Response:
-    state = state_of(request)
-    rows: list[list[Cell]] = []
-    for (namespace, name), flow in sorted(state.flows.items()):
-        spec = flow.get("spec") or {}
-        conditions = (flow.get("status") or {}).get("conditions") or []
-        ready = next((str(c.get("status")) for c in conditions
-                      if isinstance(c, dict) and c.get("type") == "Ready"), "")
-        rows.append([(name, f"/runs?namespace={namespace}&flow={name}"), namespace,
-                     str(spec.get("image") or ""), str(spec.get("entrypoint") or ""), ready])
-    return object_table(request, title="Flows",
-                        headers=("Name", "Namespace", "Image", "Entrypoint", "Ready"),
-                        rows=rows, empty="No Flows in the namespaces this UI watches.",
-                        testid="flow-row")
+from headwater_operator.ui import objects
+from headwater_operator.ui.app import render, state_of
+from headwater_operator.ui.forms import form_fields
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/flows", flows_index)
+    """Add the pages of this module."""
+    app.router.add_get("/flows", list_page)
+    app.router.add_get("/flows/{namespace}/{name}", detail_page)
+
+
+async def list_page(request: web.Request) -> web.Response:
+    state = state_of(request)
+    namespace = request.query.get("namespace") or None
+    rows = [{"namespace": body["metadata"]["namespace"], "name": body["metadata"]["name"],
+             "spec": body.get("spec") or {}, "ready": objects.condition(body)}
+            for body in objects.listed(state.flows, namespace)]
+    return render(request, "flows.html", rows=rows, namespace=namespace,
+                  namespaces=objects.namespaces(objects.listed(state.flows)))
+
+
+def schema_rows(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per parameter: name, type, default (JSON), required, description."""
+    rows = []
+    for field in form_fields(schema, {}):
+        rows.append({"name": field.name, "type": field.type_label,
+                     "default": field.default, "has_default": field.has_default,
+                     "required": field.required, "description": field.description})
+    return rows
+
+
+async def detail_page(request: web.Request) -> web.Response:
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    state = state_of(request)
+    body = state.flows.get(namespace, name)
+    if body is None:
+        raise web.HTTPNotFound(text=f"Flow {namespace}/{name} not found (or not yet seen by "
+                                    "the UI's watch); see /flows")
+    spec = body.get("spec") or {}
+    schema = spec.get("parametersSchema")
+    deployments = [d for d in objects.listed(state.deployments, namespace)
+                   if ((d.get("spec") or {}).get("flowRef") or {}).get("name") == name]
+    return render(request, "flow.html", body=body, namespace=namespace, name=name, spec=spec,
+                  schema=schema if isinstance(schema, dict) else None,
+                  parameters=schema_rows(schema if isinstance(schema, dict) else None),
+                  ready=objects.condition(body), conditions=objects.conditions(body),
+                  deployments=deployments)
