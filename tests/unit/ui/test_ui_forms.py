@@ -83,11 +83,14 @@ def test_widgets_follow_the_schema_in_position_order() -> None:
         ("flag", "checkbox"), ("mode", "select"), ("color", "select"), ("name", "text"),
         ("tags", "json"), ("cfg", "json"), ("maybe_day", "date"), ("limit", "number")]
     by = {f.name: f for f in fields}
-    assert by["day"].required and by["at"].required and not by["n"].required
+    assert by["day"].required
+    assert by["at"].required
+    assert not by["n"].required
     assert by["n"].html == {"step": "1", "min": "1", "max": "10"}
     assert by["ratio"].html == {"step": "any"}
     assert [o.label for o in by["color"].options] == ["red", "blue"]
-    assert by["name"].nullable and by["name"].type_label == "string or null"
+    assert by["name"].nullable
+    assert by["name"].type_label == "string or null"
     assert by["maybe_day"].type_label == "string (date) or null"
 
 
@@ -100,7 +103,8 @@ def test_defaults_fill_the_form_and_deployment_values_win() -> None:
     assert [o.value for o in by["mode"].options if o.selected] == [json.dumps("slow")]
     assert json.loads(by["cfg"].text) == {"a": 1}
     assert by["flag"].checked is False
-    assert by["at"].text == "" and not by["at"].has_prefill
+    assert by["at"].text == ""
+    assert not by["at"].has_prefill
 
 
 def test_an_unchanged_valid_form_sends_only_what_was_typed() -> None:
@@ -179,13 +183,15 @@ def test_a_nullable_select_offers_none_and_a_plain_one_asks_to_choose() -> None:
     by = {f.name: f for f in form_fields(schema, prefill_values(schema))}
     assert [(o.value, o.selected) for o in by["level"].options] == [
         (NONE_OPTION, True), ("1", False), ("2", False)]
-    assert by["kind"].options[0].value == NONE_OPTION and by["kind"].options[0].selected
+    assert by["kind"].options[0].value == NONE_OPTION
+    assert by["kind"].options[0].selected
     result = read_run_form(schema, {}, {}, {FIELD_PREFIX + "kind": NONE_OPTION,
                                             FIELD_PREFIX + "level": "2"})
     assert list(result.errors) == ["kind"]
     result = read_run_form(schema, {}, {}, {FIELD_PREFIX + "kind": '"b"',
                                             FIELD_PREFIX + "level": "2"})
-    assert result.ok and result.overrides == {"kind": "b", "level": 2}
+    assert result.ok
+    assert result.overrides == {"kind": "b", "level": 2}
 
 
 def test_unchecking_a_default_true_checkbox_sends_false() -> None:
@@ -209,9 +215,12 @@ def test_an_invalid_schema_is_a_form_error() -> None:
 def test_resolve_follows_refs_allof_and_optional() -> None:
     schema = {"$defs": {"E": {"enum": ["x"], "type": "string"}}}
     resolved, nullable = resolve({"allOf": [{"$ref": "#/$defs/E"}], "default": "x"}, schema)
-    assert resolved["enum"] == ["x"] and resolved["default"] == "x" and not nullable
+    assert resolved["enum"] == ["x"]
+    assert resolved["default"] == "x"
+    assert not nullable
     resolved, nullable = resolve({"type": ["integer", "null"]}, {})
-    assert resolved["type"] == "integer" and nullable
+    assert resolved["type"] == "integer"
+    assert nullable
 
 
 @pytest.mark.parametrize("parameters", [
@@ -233,7 +242,8 @@ def test_the_examples_schemas_make_forms(path: str) -> None:
                 if doc and doc.get("kind") == "Flow")
     schema = flow["spec"]["parametersSchema"]
     fields = form_fields(schema, prefill_values(schema, flow["spec"].get("parameters") or {}))
-    assert fields and all(f.widget == "date" for f in fields)
+    assert fields
+    assert all(f.widget == "date" for f in fields)
     result = read_run_form(schema, flow["spec"].get("parameters") or {}, {},
                            {f.control_name: "2026-03-0" for f in fields})
     assert set(result.errors) == {f.name for f in fields}

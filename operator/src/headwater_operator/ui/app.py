@@ -103,7 +103,7 @@ def make_environment() -> jinja2.Environment:
     environment = jinja2.Environment(
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=True, trim_blocks=True, lstrip_blocks=True,
-        undefined=jinja2.StrictUndefined)
+        undefined=jinja2.ChainableUndefined)  # objects have optional fields
     environment.filters["tojson_compact"] = lambda value: json.dumps(value, sort_keys=True)
     return environment
 
@@ -240,7 +240,13 @@ def create_app(options: UiOptions, *, state: UiState | None = None,
     for name in PAGE_MODULES:
         importlib.import_module(f"headwater_operator.ui.{name}").setup(app)
     app.cleanup_ctx.append(_lifecycle)
+    app.on_shutdown.append(_end_streams)
     return app
+
+
+async def _end_streams(app: web.Application) -> None:
+    """End the browsers' event streams first, so stopping does not wait for them."""
+    app[STATE].hub.close()
 
 
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:

@@ -26,6 +26,7 @@ import hmac
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -84,14 +85,13 @@ class Access:
             await kube.aclose_transports_of(api_client)
 
 
+_CSRF: ContextVar[str] = ContextVar("headwater_ui_csrf")
+"""The token of the request being handled (set by :func:`csrf_middleware`)."""
+
+
 def csrf_token(request: web.Request) -> str:
-    """This browser's CSRF token (a new one, set on the response, if it has none)."""
-    token: str | None = request.get("csrf_token") or request.cookies.get(CSRF_COOKIE)
-    if not token:
-        token = secrets.token_urlsafe(32)
-        request["csrf_new"] = True
-    request["csrf_token"] = token
-    return token
+    """This browser's CSRF token: its cookie's, or the new one the response sets."""
+    return _CSRF.get(None) or request.cookies.get(CSRF_COOKIE) or ""
 
 
 def _same_origin(request: web.Request) -> bool:
@@ -119,10 +119,24 @@ async def csrf_middleware(request: web.Request, handler: Handler) -> web.StreamR
                                          "try again")
         if not _same_origin(request):
             raise web.HTTPForbidden(text="cross-origin request refused")
-    response = await handler(request)
-    if request.get("csrf_new"):
-        response.set_cookie(CSRF_COOKIE, request["csrf_token"], httponly=True,
-                            samesite="Strict", secure=request.secure, path="/")
+    token = request.cookies.get(CSRF_COOKIE) or ""
+    new = not token
+    if new:
+        token = secrets.token_urlsafe(32)
+    reset = _CSRF.set(token)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        response = exc
+        if not new:
+            raise
+    finally:
+        _CSRF.reset(reset)
+    if new:
+        response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="Strict",
+                            secure=request.secure, path="/")
+    if isinstance(response, web.HTTPException):
+        raise response
     return response
 
 

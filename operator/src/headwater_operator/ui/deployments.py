@@ -121,8 +121,9 @@ async def list_page(request: web.Request) -> web.Response:
                      "paused": bool(spec.get("paused")), "status": body.get("status") or {},
                      "ready": objects.condition(body), "schedules": len(schedules),
                      "next": fires[0] if fires else None})
-    return render(request, "deployments.html", rows=rows, namespace=namespace,
-                  namespaces=objects.namespaces(objects.listed(state.deployments)))
+    return render(request, "deployments.html", **objects.views(
+        rows=rows, namespace=namespace,
+        namespaces=objects.namespaces(objects.listed(state.deployments))))
 
 
 def _deployment_or_404(request: web.Request) -> tuple[str, str, dict[str, Any]]:
@@ -174,7 +175,7 @@ def detail_page_response(request: web.Request, *, status: int = 200,
         errors.setdefault("", []).append(run_error)
     spec = body.get("spec") or {}
     return render(
-        request, "deployment.html", status=status, body=body, namespace=namespace,
+        request, "deployment.html", **objects.views( status=status, body=body, namespace=namespace,
         name=name, spec=spec, status_=body.get("status") or {}, invalid=invalid,
         flow=flow, flow_name=(spec.get("flowRef") or {}).get("name"),
         flow_problem=flow_problem, paused=bool(spec.get("paused")),
@@ -182,7 +183,7 @@ def detail_page_response(request: web.Request, *, status: int = 200,
         runs=objects.runs_of_deployment(state.flowruns, namespace, name, LAST_RUNS),
         schedules=schedules, fires=next_fires(schedules, now), fields=fields,
         form_errors=errors, field_prefix=FIELD_PREFIX, backfill=backfill,
-        created=request.query.get("created"), existed=request.query.get("existed"))
+        created=request.query.get("created"), existed=request.query.get("existed")))
 
 
 async def detail_page(request: web.Request) -> web.Response:
@@ -221,7 +222,7 @@ def _field_text(form: Mapping[str, Any], key: str) -> str:
 
 
 def plan_window(backfill: Backfill, schedule: Mapping[str, Any] | None,
-                deployment_body: Mapping[str, Any], deployment: Deployment, flow: Flow,
+                deployment_body: Mapping[str, Any], *, deployment: Deployment, flow: Flow,
                 existing: set[str]) -> list[PlannedRun]:
     """Fill ``backfill`` with the plan of its window, or with errors by field.
 
@@ -307,7 +308,8 @@ async def backfill_action(request: web.Request) -> web.StreamResponse:
     existing = {key[1] for key, run in state.flowruns.items() if key[0] == namespace and
                 ((run.get("metadata") or {}).get("labels") or {}).get(LABEL_SCHEDULE)
                 == label_value(backfill.schedule)}
-    planned = plan_window(backfill, schedule, body, deployment, flow, existing)
+    planned = plan_window(backfill, schedule, body, deployment=deployment, flow=flow,
+                          existing=existing)
     if backfill.errors or form.get("action") != "create":
         return detail_page_response(request, status=422 if backfill.errors else 200,
                                     backfill=backfill)

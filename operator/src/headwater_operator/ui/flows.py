@@ -30,8 +30,9 @@ async def list_page(request: web.Request) -> web.Response:
     rows = [{"namespace": body["metadata"]["namespace"], "name": body["metadata"]["name"],
              "spec": body.get("spec") or {}, "ready": objects.condition(body)}
             for body in objects.listed(state.flows, namespace)]
-    return render(request, "flows.html", rows=rows, namespace=namespace,
-                  namespaces=objects.namespaces(objects.listed(state.flows)))
+    return render(request, "flows.html", **objects.views(
+        rows=rows, namespace=namespace,
+        namespaces=objects.namespaces(objects.listed(state.flows))))
 
 
 def schema_rows(schema: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -55,8 +56,9 @@ async def detail_page(request: web.Request) -> web.Response:
     schema = spec.get("parametersSchema")
     deployments = [d for d in objects.listed(state.deployments, namespace)
                    if ((d.get("spec") or {}).get("flowRef") or {}).get("name") == name]
-    return render(request, "flow.html", body=body, namespace=namespace, name=name, spec=spec,
+    return render(request, "flow.html", **objects.views(
+                  body=body, namespace=namespace, name=name, spec=spec,
                   schema=schema if isinstance(schema, dict) else None,
                   parameters=schema_rows(schema if isinstance(schema, dict) else None),
                   ready=objects.condition(body), conditions=objects.conditions(body),
-                  deployments=deployments)
+                  deployments=deployments))

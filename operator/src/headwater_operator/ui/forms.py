@@ -25,6 +25,7 @@ What it must respect:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Mapping
@@ -330,10 +331,8 @@ def form_fields(schema: Mapping[str, Any] | None, values: Mapping[str, Any],
             if widget == "checkbox":
                 checked = typed is not None
             elif widget == "select" and typed is not None:
-                try:
+                with contextlib.suppress(ValueError):
                     value, has_value = _select_value(typed), True
-                except ValueError:
-                    pass
             elif typed is not None:
                 text = typed
         description = resolved.get("description")

@@ -9,7 +9,7 @@ and the CLI do.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -106,3 +106,72 @@ def parse_time(value: Any) -> datetime | None:
 def namespaces(*groups: Iterable[Mapping[str, Any]]) -> list[str]:
     """The distinct namespaces of the objects, sorted."""
     return sorted({str(_meta(o).get("namespace") or "") for group in groups for o in group})
+
+
+class _Missing:
+    """What a template reads for a field an object does not have: empty and falsy.
+
+    The templates' environment is strict (an unknown name is an error, so typos fail
+    tests), but Kubernetes objects omit unset fields; :func:`view` makes those read as
+    this, which prints as nothing and has no further fields either.
+    """
+
+    __slots__ = ()
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __str__(self) -> str:
+        return ""
+
+    def __html__(self) -> str:
+        return ""
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __getattr__(self, name: str) -> _Missing:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return self
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """Like ``dict.get``: always ``default``."""
+        return default
+
+
+MISSING = _Missing()
+
+
+class View(dict[str, Any]):
+    """A JSON object for a template: ``obj.field`` is the field, or empty when unset."""
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return view(self[name]) if name in self else MISSING
+
+    def __getitem__(self, key: str) -> Any:
+        return view(super().__getitem__(key))
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return view(super().get(key, default))
+
+
+def view(value: Any) -> Any:
+    """``value`` with its JSON objects as :class:`View` (lists followed), else as is."""
+    if isinstance(value, View):
+        return value
+    if isinstance(value, Mapping):
+        return View(value)
+    if isinstance(value, list):
+        return [view(item) for item in value]
+    return value
+
+
+def views(**context: Any) -> dict[str, Any]:
+    """A template context with every JSON object in it as a :class:`View`."""
+    return {key: view(value) for key, value in context.items()}

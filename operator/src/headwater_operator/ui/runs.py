@@ -16,18 +16,47 @@ the identity :meth:`~headwater_operator.ui.auth.Access.writer` gives.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
 from aiohttp import web
 from markupsafe import Markup
 
+from headwater_operator import kube
+from headwater_operator.api import TERMINAL_PHASES
+from headwater_operator.cli.common import CliError
+from headwater_operator.cli.describe import (
+    ordered_task_runs,
+    run_events,
+    seconds_between,
+    task_duration,
+    task_matches,
+    task_run_times,
+)
+from headwater_operator.cli.follow import LOG_CONTAINER
+from headwater_operator.cli.logs import render_log_line
 from headwater_operator.cli.output import human_duration, parse_time
+from headwater_operator.cli.store import (
+    NO_STORE,
+    RecordRef,
+    StoreUnreadable,
+    flow_run_names,
+    log_lines,
+    pick_record,
+    read_record,
+    record_refs,
+)
+from headwater_operator.flowruns.render import pod_name
 from headwater_operator.ui import svg
-from headwater_operator.ui.app import now_of, render, state_of
+from headwater_operator.ui.app import JINJA, access_of, now_of, render, state_of
+from headwater_operator.ui.markdown import render_artifact
 from headwater_operator.ui.state import UiState
 
 PAGE_SIZE = 100
@@ -40,6 +69,7 @@ PHASES = ("Scheduled", "Late", "AwaitingConcurrencySlot", "Pending", "Running",
           "Cancelled")
 TRIGGERS = ("schedule", "backfill", "cli", "manual")
 ALARMING = frozenset({"Late", "Crashed"})
+TERMINAL = frozenset(str(phase) for phase in TERMINAL_PHASES)
 """Phases whose rows stand out."""
 
 Obj = Mapping[str, Any]
@@ -129,38 +159,109 @@ class RunFilter:
         values.update({k: str(v) for k, v in extra.items()})
         return urlencode({k: v for k, v in values.items() if v})
 
-    def select(self, state: UiState) -> list[Obj]:
+    def select(self, state: UiState, index: RunIndex | None = None) -> list[Summary]:
         """The runs that match, newest first. Raises :class:`FilterError`."""
-        since = _instant("since", self.since) if self.since else None
-        until = _instant("until", self.until) if self.until else None
+        since = _instant("since", self.since).timestamp() if self.since else None
+        until = _instant("until", self.until).timestamp() if self.until else None
         q = self.q.lower()
         needs_deployment = bool(self.flow or self.tag)
-        selected: list[tuple[str, Obj]] = []
-        for (namespace, name), run in state.flowruns.items():
-            if self.namespace and namespace != self.namespace:
+        selected: list[Summary] = []
+        for summary in (index or RunIndex()).summaries(state):
+            if self.namespace and summary.namespace != self.namespace:
                 continue
-            if q and q not in name.lower():
+            if q and q not in summary.lower_name:
                 continue
-            if self.phase and run_phase(run) != self.phase:
+            if self.phase and summary.phase != self.phase:
                 continue
-            if self.deployment and run_deployment(run) != self.deployment:
+            if self.deployment and summary.deployment != self.deployment:
                 continue
-            if self.trigger and run_trigger(run) != self.trigger:
+            if self.trigger and summary.trigger != self.trigger:
                 continue
             if needs_deployment:
-                if self.flow and run_flow(run, state) != self.flow:
+                if self.flow and run_flow(summary.run, state) != self.flow:
                     continue
-                if self.tag and self.tag not in run_tags(run, state):
+                if self.tag and self.tag not in run_tags(summary.run, state):
                     continue
-            when = run_time(run)
             if since is not None or until is not None:
-                moment = parse_time(when)
+                moment = summary.epoch
                 if moment is None or (since is not None and moment < since) or (
                         until is not None and moment >= until):
                     continue
-            selected.append((when, run))
-        selected.sort(key=lambda pair: (pair[0], pair[1]["metadata"]["name"]), reverse=True)
-        return [run for _, run in selected]
+            selected.append(summary)
+        selected.sort(key=_newest_first, reverse=True)
+        return selected
+
+
+class Summary(NamedTuple):
+    """What filtering and sorting need of one FlowRun, computed once per version."""
+
+    run: Obj
+    namespace: str
+    lower_name: str
+    when: str
+    epoch: float | None
+    phase: str
+    deployment: str
+    trigger: str
+
+
+def summarize(run: Obj) -> Summary:
+    meta = run["metadata"]
+    when = run_time(run)
+    moment = parse_time(when)
+    return Summary(run, str(meta.get("namespace") or ""), str(meta["name"]).lower(), when,
+                   moment.timestamp() if moment is not None else None, run_phase(run),
+                   run_deployment(run), run_trigger(run))
+
+
+def _newest_first(summary: Summary) -> tuple[float, str]:
+    return (summary.epoch if summary.epoch is not None else float("-inf"),
+            summary.lower_name)
+
+
+SELECTION_CACHE_SIZE = 32
+"""Filtered, sorted selections (with their chart) kept for paging and reloads."""
+
+
+class RunIndex:
+    """:class:`Summary` of every FlowRun in the store, recomputed only for objects the
+    watch replaced (the store keeps the delivered object, so identity tells), and the
+    last :data:`SELECTION_CACHE_SIZE` selections with their chart, valid while no
+    FlowRun or Deployment changed."""
+
+    def __init__(self) -> None:
+        self._summaries: dict[tuple[str, str], Summary] = {}
+        self._selections: OrderedDict[tuple[Any, ...], tuple[list[Summary], str]] = (
+            OrderedDict())
+
+    def selection(self, state: UiState, query: RunFilter, now: datetime
+                  ) -> tuple[list[Summary], str]:
+        """The runs ``query`` selects, newest first, and their chart (SVG)."""
+        key = (state.revisions.get("FlowRun"), state.revisions.get("Deployment"),
+               *(getattr(query, name) for name in FILTERS))
+        found = self._selections.get(key)
+        if found is not None:
+            self._selections.move_to_end(key)
+            return found
+        selected = query.select(state, self)
+        chart = svg.runs_over_time([(s.epoch, s.phase) for s in selected
+                                    if s.epoch is not None], now)
+        self._selections[key] = (selected, chart)
+        while len(self._selections) > SELECTION_CACHE_SIZE:
+            self._selections.popitem(last=False)
+        return selected, chart
+
+    def summaries(self, state: UiState) -> list[Summary]:
+        previous = self._summaries
+        current: dict[tuple[str, str], Summary] = {}
+        for key, run in state.flowruns.items():
+            found = previous.get(key)
+            current[key] = found if found is not None and found.run is run else summarize(run)
+        self._summaries = current
+        return list(current.values())
+
+
+RUN_INDEX = web.AppKey("run_index", RunIndex)
 
 
 def duration_text(run: Obj, now: datetime) -> str:
@@ -212,21 +313,361 @@ async def runs_index(request: web.Request) -> web.Response:
         page = 1
     error = None
     try:
-        runs = query.select(state)
+        runs, chart = request.app[RUN_INDEX].selection(state, query, now)
     except FilterError as exc:
-        error, runs = str(exc), []
+        error, runs, chart = str(exc), [], svg.runs_over_time([], now)
     pages = max((len(runs) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
     page = min(page, pages)
     shown = runs[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
-    chart = svg.runs_over_time([(run_time(r), run_phase(r)) for r in runs], now)
     return render(
         request, "runs.html", filter=query, error=error, total=len(runs), page=page,
-        pages=pages, rows=[run_row(r, state, now) for r in shown], chart=Markup(chart),
+        pages=pages, rows=[run_row(s.run, state, now) for s in shown], chart=Markup(chart),
         choices=choices(state),
         prev_href=f"/runs?{query.query(page=page - 1)}" if page > 1 else None,
         next_href=f"/runs?{query.query(page=page + 1)}" if page < pages else None)
 
 
+# --- one run --------------------------------------------------------------------------
+
+RECORD_CACHE_SIZE = 16
+"""Complete records kept in memory (a record of 10,000 task runs is a few MB): the page,
+its task-run list and each task's detail read the same record."""
+LOG_LINE_LIMIT = 20_000
+"""Log lines one answer carries at most (the last ones)."""
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_POD_LEVEL = re.compile(r"^\S+ \| (DEBUG|INFO|WARNING|ERROR|CRITICAL)\s* \| ")
+
+
+class RecordCache:
+    """Complete records by URL, least recently used dropped; incomplete ones (a running
+    attempt flushes every 2 s) are always read again."""
+
+    def __init__(self, size: int = RECORD_CACHE_SIZE) -> None:
+        self.size = size
+        self._records: OrderedDict[str, dict[str, Any]] = OrderedDict()
+
+    async def read(self, ref: RecordRef) -> dict[str, Any]:
+        """The record at ``ref`` (:class:`StoreUnreadable` naming the URL and fix)."""
+        found = self._records.get(ref.url)
+        if found is not None:
+            self._records.move_to_end(ref.url)
+            return found
+        record = await asyncio.to_thread(read_record, ref)
+        if record.get("complete"):
+            self._records[ref.url] = record
+            while len(self._records) > self.size:
+                self._records.popitem(last=False)
+        return record
+
+
+RECORDS = web.AppKey("records", RecordCache)
+
+
+def _the_run(request: web.Request) -> tuple[str, str, Obj]:
+    namespace, name = request.match_info["namespace"], request.match_info["name"]
+    run = state_of(request).flowruns.get(namespace, name)
+    if run is None:
+        raise web.HTTPNotFound(text=f"FlowRun {namespace}/{name} is not among the runs this "
+                                    "UI watches: it was deleted, or its namespace is not "
+                                    "served (headwater ui -n NAMESPACE)")
+    return namespace, name, run
+
+
+def _attempt(request: web.Request) -> int | None:
+    text = request.query.get("attempt")
+    if not text:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise web.HTTPBadRequest(text=f"attempt={text!r} is not a number; use "
+                                      "?attempt=1 for the first attempt") from None
+
+
+async def record_of(request: web.Request, run: Obj
+                    ) -> tuple[RecordRef | None, dict[str, Any] | None, str | None]:
+    """(which record, the record, why there is none) for ``?attempt=`` (default latest)."""
+    try:
+        ref = pick_record(run, _attempt(request))
+    except CliError as exc:
+        return None, None, exc.message
+    try:
+        return ref, await request.app[RECORDS].read(ref), None
+    except StoreUnreadable as exc:
+        return ref, None, exc.message
+
+
+def task_rows(record: Mapping[str, Any], pattern: str | None) -> list[dict[str, Any]]:
+    """The virtualized list's rows: every task run (a subflow's after the task run that
+    called it, ``depth`` deeper) whose name matches ``pattern`` (as ``describe run
+    --task`` matches)."""
+    names = flow_run_names(record)
+    rows: list[dict[str, Any]] = []
+    for depth, task_run in ordered_task_runs(record):
+        name = str(task_run.get("name", ""))
+        if not task_matches(name, pattern):
+            continue
+        label = name
+        if isinstance(task_run.get("mapIndex"), int):
+            label += f"[{task_run['mapIndex']}]"
+        if task_run.get("subflowRunId"):
+            label += f" → {names.get(str(task_run['subflowRunId']), task_run['subflowRunId'])}"
+        start, end = task_run_times(task_run)
+        rows.append({"id": str(task_run.get("id")), "label": label, "depth": depth,
+                     "state": _state_of(task_run), "start": start or "",
+                     "duration": task_duration(seconds_between(start, end)),
+                     "attempts": len(task_run.get("attempts") or []),
+                     "cacheHit": bool(task_run.get("cacheHit"))})
+    return rows
+
+
+def _state_of(obj: Mapping[str, Any]) -> str:
+    state = obj.get("state")
+    if isinstance(state, Mapping):
+        state = state.get("name") or state.get("type")
+    return str(state or "")
+
+
+def subflows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The record's subflow runs, each with its parent flow run and calling task run."""
+    names = flow_run_names(record)
+    task_names = {str(t.get("id")): str(t.get("name") or "")
+                  for t in record.get("taskRuns") or []}
+    found: list[dict[str, Any]] = []
+    stack = [(1, sub) for sub in (record.get("flowRun") or {}).get("subflowRuns") or []]
+    while stack:
+        depth, flow_run = stack.pop(0)
+        if not isinstance(flow_run, Mapping):
+            continue
+        found.append({
+            "depth": depth, "id": str(flow_run.get("id") or ""),
+            "name": str(flow_run.get("name") or ""), "flow": str(flow_run.get("flow") or ""),
+            "state": _state_of(flow_run), "start": flow_run.get("startTime") or "",
+            "duration": task_duration(seconds_between(flow_run.get("startTime"),
+                                                      flow_run.get("endTime"))),
+            "parent": names.get(str(flow_run.get("parentFlowRunId") or ""), ""),
+            "calledBy": task_names.get(str(flow_run.get("parentTaskRunId") or ""), "")})
+        stack[0:0] = [(depth + 1, sub) for sub in flow_run.get("subflowRuns") or []]
+    return found
+
+
+def timeline(record: Mapping[str, Any], now: datetime) -> Markup:
+    """The Gantt chart of the record's subflows and task runs."""
+    ordered = ordered_task_runs(record)
+    times = {str(t.get("id")): task_run_times(t) for _, t in ordered}
+    lanes = svg.task_lanes(ordered, times)
+    aggregated = len(ordered) > svg.GANTT_LANE_LIMIT
+    label = (f"Timeline of {len(ordered)} task runs, one lane per task key"
+             if aggregated else f"Timeline of {len(ordered)} task runs")
+    return Markup(svg.gantt(lanes, now, label))  # safe: svg escapes every text
+
+
+def graph(record: Mapping[str, Any]) -> Markup:
+    task_runs = [t for _, t in ordered_task_runs(record)]
+    aggregated = len(task_runs) > svg.GRAPH_NODE_LIMIT
+    label = ("Task dependency graph, one node per task key" if aggregated
+             else "Task dependency graph")
+    return Markup(svg.dependency_graph(task_runs, label))  # safe: escaped
+
+
+def artifacts(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+    task_names = {str(t.get("id")): str(t.get("name") or "")
+                  for t in record.get("taskRuns") or []}
+    return [{"key": a.get("key") or "", "type": a.get("type") or "",
+             "description": a.get("description") or "", "created": a.get("created") or "",
+             "task": task_names.get(str(a.get("taskRunId") or ""), ""),
+             "html": render_artifact(a)}
+            for a in record.get("artifacts") or [] if isinstance(a, Mapping)]
+
+
+def events_about(state: UiState, namespace: str, name: str) -> list[dict[str, Any]]:
+    """The Events about FlowRun ``namespace/name``, oldest first (as ``describe run``)."""
+    mine = [e for (ns, _), e in state.events.items() if ns == namespace]
+    return [{"type": e.get("type") or "", "reason": e.get("reason") or "",
+             "message": e.get("message") or "", "count": e.get("count") or 1,
+             "time": e.get("lastTimestamp") or e.get("eventTime")
+             or (e.get("metadata") or {}).get("creationTimestamp") or ""}
+            for e in run_events(mine, name)]
+
+
+async def run_page(request: web.Request) -> web.Response:
+    """``/runs/<ns>/<name>``: one run in full."""
+    namespace, name, run = _the_run(request)
+    state = state_of(request)
+    now = now_of(request)
+    ref, record, record_error = await record_of(request, run)
+    status = run.get("status") or {}
+    phase = run_phase(run)
+    context: dict[str, Any] = {
+        "run": run, "row": run_row(run, state, now), "run_status": status,
+        "spec": run.get("spec") or {}, "phase": phase,
+        "terminal": phase in TERMINAL, "ended": status.get("endTime") or "",
+        "parameters": json.dumps((run.get("spec") or {}).get("parameters") or {},
+                                 indent=2, sort_keys=True, default=str),
+        "refs": record_refs(run), "ref": ref, "record": record,
+        "record_error": record_error, "events": events_about(state, namespace, name),
+        "assets": status.get("assets") or [], "levels": LEVELS,
+        "api": f"/api/runs/{namespace}/{name}",
+        "started_attempts": int(status.get("attempts") or 0)}
+    if record is not None:
+        task_count = len(record.get("taskRuns") or [])
+        context.update(
+            timeline=timeline(record, now), graph=graph(record), task_count=task_count,
+            subflows=subflows(record), artifacts=artifacts(record),
+            materializations=[m for m in record.get("assets") or []
+                              if isinstance(m, Mapping)],
+            record_complete=bool(record.get("complete")))
+    return render(request, "run.html", **context)
+
+
+async def task_runs_json(request: web.Request) -> web.Response:
+    """``/api/runs/<ns>/<name>/taskruns?q=&attempt=``: the list's rows, as JSON."""
+    _, _, run = _the_run(request)
+    _, record, error = await record_of(request, run)
+    if record is None:
+        return web.json_response({"error": error, "taskRuns": [], "total": 0, "matched": 0},
+                                 status=404)
+    pattern = request.query.get("q") or None
+    rows = task_rows(record, pattern)
+    return web.json_response({"taskRuns": rows, "total": len(record.get("taskRuns") or []),
+                              "matched": len(rows)})
+
+
+async def task_run_detail(request: web.Request) -> web.Response:
+    """``/api/runs/<ns>/<name>/taskruns/<id>``: one task run's detail (an HTML fragment)."""
+    _, _, run = _the_run(request)
+    _, record, error = await record_of(request, run)
+    if record is None:
+        raise web.HTTPNotFound(text=error or "no record")
+    wanted = request.match_info["task"]
+    task_runs = record.get("taskRuns") or []
+    task_run = next((t for t in task_runs if str(t.get("id")) == wanted), None)
+    if task_run is None:
+        raise web.HTTPNotFound(text=f"no task run {wanted} in this attempt's record")
+    names = {str(t.get("id")): str(t.get("name") or "") for t in task_runs}
+    flow_names = flow_run_names(record)
+    start, end = task_run_times(task_run)
+    page = request.app[JINJA].get_template("task.html").render(
+        task=task_run, start=start or "", end=end or "",
+        duration=task_duration(seconds_between(start, end)), state=_state_of(task_run),
+        upstream=[names.get(str(i), str(i)) for i in task_run.get("upstream") or []],
+        wait_for=[names.get(str(i), str(i)) for i in task_run.get("waitFor") or []],
+        subflow=flow_names.get(str(task_run.get("subflowRunId") or ""), ""))
+    return web.Response(text=page, content_type="text/html",
+                        headers={"Cache-Control": "no-store"})
+
+
+def _level_at_least(level: str, minimum: str) -> bool:
+    if not minimum or minimum not in LEVELS:
+        return True
+    rank = LEVELS.index(level) if level in LEVELS else LEVELS.index("INFO")
+    return rank >= LEVELS.index(minimum)
+
+
+def pod_log_lines(text: str) -> list[dict[str, str]]:
+    """A pod's output as lines with their level (a traceback's lines take the level of
+    the line they follow)."""
+    lines: list[dict[str, str]] = []
+    level = "INFO"
+    for line in text.splitlines():
+        match = _POD_LEVEL.match(line)
+        if match:
+            level = match.group(1)
+        lines.append({"level": level, "text": line})
+    return lines
+
+
+def store_log_lines(ref: RecordRef, record: Mapping[str, Any] | None) -> list[dict[str, str]]:
+    """An attempt's lines from the run store, printed as the pod printed them."""
+    names = flow_run_names(record) if record is not None else {}
+    return [{"level": str(line.get("level") or "INFO"),
+             "text": render_log_line(line, names).rstrip("\n")}
+            for line in log_lines(ref.url)]
+
+
+async def logs_json(request: web.Request) -> web.Response:
+    """``/api/runs/<ns>/<name>/logs?attempt=&level=``: one attempt's lines, from its pod
+    while it exists, else from the run store (as ``headwater logs``). The page polls it
+    every 2 s while the run runs: logs come from the pod or the store, not a watch."""
+    namespace, name, run = _the_run(request)
+    status = run.get("status") or {}
+    started = int(status.get("attempts") or 0)
+    attempt = _attempt(request) or started
+    minimum = str(request.query.get("level") or "").upper()
+    running = run_phase(run) not in TERMINAL
+    if started == 0:
+        return web.json_response({"lines": [], "running": running, "source": "",
+                                  "note": "No attempt has started yet."})
+    if not 1 <= attempt <= started:
+        raise web.HTTPBadRequest(text=f"attempt must be between 1 and {started}")
+    lines: list[dict[str, str]] | None = None
+    source, note = "", ""
+    reader = access_of(request).reader
+    pod = pod_name(name, attempt)
+    if reader is not None:
+        try:
+            text = await reader.read_pod_log(pod, namespace=namespace, container=LOG_CONTAINER)
+            lines, source, note = pod_log_lines(text), "pod", f"From pod {pod}."
+        except kube.NotFound:
+            note = f"Pod {pod} no longer exists; "
+        except kube.KubeError as exc:
+            if exc.status != 400:
+                note = f"Could not read pod {pod} ({exc.status} {exc.reason}); "
+            else:
+                return web.json_response({"lines": [], "running": running, "source": "",
+                                          "note": f"Pod {pod} has not started its "
+                                                  "container yet."})
+    if lines is None:
+        refs = {ref.attempt: ref for ref in record_refs(run)}
+        ref = refs.get(attempt)
+        if ref is None:
+            return web.json_response({"lines": [], "running": running, "source": "",
+                                      "note": note + f"attempt {attempt} has no run "
+                                                     f"record: {NO_STORE}"})
+        try:
+            record = await request.app[RECORDS].read(ref)
+        except StoreUnreadable:
+            record = None
+        try:
+            lines = await asyncio.to_thread(store_log_lines, ref, record)
+        except StoreUnreadable as exc:
+            return web.json_response({"lines": [], "running": running, "source": "",
+                                      "note": note + exc.message})
+        source, note = "store", note + f"from the run store at {ref.url}."
+        note = note[0].upper() + note[1:]
+    shown = [line for line in lines if _level_at_least(line["level"], minimum)]
+    if len(shown) > LOG_LINE_LIMIT:
+        note += f" Showing the last {LOG_LINE_LIMIT} of {len(shown)} lines."
+        shown = shown[-LOG_LINE_LIMIT:]
+    return web.json_response({"lines": shown, "running": running, "source": source,
+                              "note": note, "attempt": attempt})
+
+
+async def cancel(request: web.Request) -> web.StreamResponse:
+    """``POST /runs/<ns>/<name>/cancel``: ``spec.cancel: true`` (as ``headwater cancel``),
+    made with the identity the access mode gives; back to the run's page."""
+    namespace, name, run = _the_run(request)
+    if run_phase(run) not in TERMINAL:
+        async with access_of(request).writer(request) as client:
+            try:
+                await client.patch(kube.FLOWRUNS, name, {"spec": {"cancel": True}},
+                                   namespace=namespace)
+            except kube.KubeError as exc:
+                return render(request, "error.html", status=exc.status or 502,
+                              title="Cancel refused",
+                              message=f"The API server refused to cancel FlowRun "
+                                      f"{namespace}/{name} ({exc.status} {exc.reason}): "
+                                      f"{exc.message}")
+    raise web.HTTPSeeOther(f"/runs/{namespace}/{name}")
+
+
 def setup(app: web.Application) -> None:
     """Add the runs pages' routes."""
+    app[RECORDS] = RecordCache()
+    app[RUN_INDEX] = RunIndex()
     app.router.add_get("/runs", runs_index)
+    app.router.add_get("/runs/{namespace}/{name}", run_page)
+    app.router.add_post("/runs/{namespace}/{name}/cancel", cancel)
+    app.router.add_get("/api/runs/{namespace}/{name}/taskruns", task_runs_json)
+    app.router.add_get("/api/runs/{namespace}/{name}/taskruns/{task}", task_run_detail)
+    app.router.add_get("/api/runs/{namespace}/{name}/logs", logs_json)

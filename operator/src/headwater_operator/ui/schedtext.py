@@ -90,7 +90,7 @@ def _values(items: list[_Item], low: int, high: int) -> list[int] | None:
             return None
         end = item.end if item.end is not None else (high if item.step else item.start)
         values.extend(range(item.start, end + 1, item.step or 1))
-    return sorted(set(v for v in values if low <= v <= high))
+    return sorted({v for v in values if low <= v <= high})
 
 
 def _day_words(items: list[_Item]) -> str:

@@ -66,8 +66,9 @@ async def list_page(request: web.Request) -> web.Response:
                      "name": body["metadata"]["name"], "spec": body.get("spec") or {},
                      "status": body.get("status") or {}, "info": info,
                      "ready": objects.condition(body)})
-    return render(request, "schedules.html", rows=rows, namespace=namespace,
-                  namespaces=objects.namespaces(objects.listed(state.schedules)))
+    return render(request, "schedules.html", **objects.views(
+        rows=rows, namespace=namespace,
+        namespaces=objects.namespaces(objects.listed(state.schedules))))
 
 
 def _schedule_or_404(request: web.Request) -> tuple[str, str, dict[str, Any]]:
@@ -94,13 +95,14 @@ def detail_response(request: web.Request, *, status: int = 200,
     deployment = (spec.get("deploymentRef") or {}).get("name")
     state = state_of(request)
     runs = objects.runs_of_schedule(state.flowruns, namespace, name, LAST_RUNS)
-    return render(request, "schedule.html", status=status, body=body, namespace=namespace,
-                  name=name, spec=spec, status_=body.get("status") or {}, info=info,
+    return render(request, "schedule.html", status=status, **objects.views(
+                  body=body, namespace=namespace, name=name, spec=spec,
+                  status_=body.get("status") or {}, info=info,
                   months=months, weekdays=WEEKDAY_HEADERS,
                   conditions=objects.conditions(body),
                   missed=objects.condition(body, "MissedTicks"), deployment=deployment,
                   deployment_exists=state.deployments.get(namespace, str(deployment))
-                  is not None, runs=runs, error=error)
+                  is not None, runs=runs, error=error))
 
 
 async def detail_page(request: web.Request) -> web.Response:

@@ -39,7 +39,7 @@ KINDS: dict[str, kube.Resource] = {
 """The kinds the UI watches, by kind name (the ``kind`` of a change)."""
 
 
-@dataclass
+@dataclass(eq=False)
 class Subscription:
     """One browser's stream of changes: a bounded queue; ``closed`` once dropped."""
 
@@ -112,6 +112,9 @@ class UiState:
         self.flows = informer.Store()
         self.events = informer.Store()
         self.hub = ChangeHub()
+        self.revisions: dict[str, int] = dict.fromkeys(KINDS, 0)
+        """Per kind, how many changes were applied: a page's cache is valid while the
+        revisions it was computed at hold."""
         self.factory: informer.InformerFactory | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -124,6 +127,7 @@ class UiState:
     def apply(self, kind: str, event: str, obj: kube.JsonObject) -> None:
         """One watch event of ``kind``: update the store, then tell the browsers."""
         self.store(kind).on_event(event, obj)
+        self.revisions[kind] = self.revisions.get(kind, 0) + 1
         self.hub.publish(change_of(kind, obj))
 
     @classmethod

@@ -4,7 +4,9 @@
 * :func:`gantt` — a run's task runs and subflows on a time axis, one lane each, or one
   lane per task key when there are more than :data:`GANTT_LANE_LIMIT` (aggregated);
 * :func:`dependency_graph` — the task dependency graph from ``upstream``/``waitFor``,
-  laid out in layers (longest path from a source), aggregated per task key when large.
+  laid out in layers (longest path from a source), aggregated per task key when large;
+* :func:`layered_layout` and :func:`lineage_svg` — the asset lineage graph of
+  ``/assets`` (each node a link to its asset).
 
 What it must respect: every text that comes from an object or a record is escaped
 (:func:`esc`) — a task name is user input; each picture has a ``<title>`` and
@@ -16,8 +18,9 @@ from __future__ import annotations
 
 import html
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime, timedelta
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from headwater_operator.cli.output import parse_time
@@ -49,23 +52,25 @@ def _frame(width: int, height: int, label: str, body: Iterable[str]) -> str:
             f"<title>{esc(label)}</title>{''.join(body)}</svg>")
 
 
-def runs_over_time(runs: Sequence[tuple[str, str]], now: datetime,
+def runs_over_time(runs: Sequence[tuple[float, str]], now: datetime,
                    buckets: int = BUCKETS) -> str:
-    """Stacked bars of runs per time bucket by phase; ``runs`` are (time, phase).
+    """Stacked bars of runs per time bucket by phase; ``runs`` are (POSIX time, phase).
 
-    The axis spans the runs' times (up to ``now``), cut into ``buckets`` equal parts.
+    The axis spans the runs' times (at least an hour, unless that passes ``now``), cut
+    into ``buckets`` equal parts.
     """
-    times = [(moment, phase) for text, phase in runs
-             if (moment := parse_time(text)) is not None]
+    times = runs
     if not times:
         return _frame(600, 40, "Runs over time: no runs", [
             '<text x="10" y="25" class="muted">No runs to chart.</text>'])
-    start = min(t for t, _ in times)
-    end = max([t for t, _ in times] + [min(now, start + timedelta(hours=1))])
-    span = max((end - start).total_seconds(), 1.0)
+    first = min(t for t, _ in times)
+    last = max(*(t for t, _ in times), min(now.timestamp(), first + 3600))
+    span = max(last - first, 1.0)
+    start = datetime.fromtimestamp(first, now.tzinfo)
+    end = datetime.fromtimestamp(last, now.tzinfo)
     counts: list[Counter[str]] = [Counter() for _ in range(buckets)]
     for moment, phase in times:
-        index = min(int((moment - start).total_seconds() / span * buckets), buckets - 1)
+        index = min(int((moment - first) / span * buckets), buckets - 1)
         counts[index][phase] += 1
     tallest: int = max(sum(c.values()) for c in counts) or 1
     width, height, left, bottom = 600, 160, 40, 20
@@ -270,3 +275,138 @@ def dependency_graph(task_runs: Sequence[Mapping[str, Any]], label: str) -> str:
                     f'<text x="{x + 6:.0f}" y="{y + 17:.0f}" font-size="11">{esc(shown)}'
                     "</text></g>")
     return _frame(width, height, label, body)
+
+# --- the asset lineage graph (ui/assets.py) ----------------------------------------------
+# Left to right, upstream first. Columns are :func:`layers` of the graph with the edges
+# that close a cycle left out (records written by separate runs can loop); rows are
+# ordered by a few barycenter sweeps so edges cross little. Deterministic for one input.
+
+LINEAGE_NODE_WIDTH = 240
+LINEAGE_NODE_HEIGHT = 36
+LINEAGE_GAP_X = 80
+LINEAGE_GAP_Y = 18
+LINEAGE_MARGIN = 10
+LINEAGE_LABEL_CHARS = 32
+_LINEAGE_SWEEPS = 4
+
+
+@dataclass(frozen=True)
+class Placed:
+    """A node's place: its layer (column) and its row within it, and its box."""
+
+    key: str
+    layer: int
+    row: int
+    x: int
+    y: int
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Every node placed, the edges, and the drawing's size."""
+
+    nodes: dict[str, Placed]
+    edges: list[tuple[str, str]]
+    width: int
+    height: int
+
+
+def _acyclic(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``edges`` without those closing a cycle (records from separate runs may loop)."""
+    out: dict[str, list[str]] = {node: [] for node in nodes}
+    for source, target in edges:
+        out[source].append(target)
+    state: dict[str, int] = {}
+    back: set[tuple[str, str]] = set()
+    for root in nodes:
+        if root in state:
+            continue
+        stack: list[tuple[str, Iterable[str]]] = [(root, iter(out[root]))]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(iter(children), None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+            elif state.get(child) == 1:
+                back.add((node, child))
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(out[child])))
+    return [edge for edge in edges if edge not in back]
+
+
+def layered_layout(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> Layout:
+    """Columns by longest path from the sources (upstream left), rows ordered by a few
+    barycenter sweeps so edges cross little; deterministic for the same input."""
+    kept = _acyclic(nodes, edges)
+    preds: dict[str, list[str]] = {node: [] for node in nodes}
+    succs: dict[str, list[str]] = {node: [] for node in nodes}
+    for source, target in kept:
+        preds[target].append(source)
+        succs[source].append(target)
+    layer = layers(nodes, set(kept))
+    columns: dict[int, list[str]] = {}
+    for node in sorted(nodes):
+        columns.setdefault(layer[node], []).append(node)
+    order = {node: index for column in columns.values() for index, node in enumerate(column)}
+    for sweep in range(_LINEAGE_SWEEPS):
+        downward = sweep % 2 == 0
+        for index in (sorted(columns) if downward else sorted(columns, reverse=True)):
+            neighbours = preds if downward else succs
+            column = columns[index]
+
+            def weight(node: str, neighbours: Mapping[str, list[str]] = neighbours) -> float:
+                near = neighbours[node]
+                return (sum(order[n] for n in near) / len(near)) if near else order[node]
+
+            column.sort(key=lambda node: (weight(node), node))
+            for row, node in enumerate(column):
+                order[node] = row
+    step_x, step_y = LINEAGE_NODE_WIDTH + LINEAGE_GAP_X, LINEAGE_NODE_HEIGHT + LINEAGE_GAP_Y
+    placed = {}
+    for index, column in columns.items():
+        for row, node in enumerate(column):
+            placed[node] = Placed(node, index, row, LINEAGE_MARGIN + index * step_x,
+                                  LINEAGE_MARGIN + row * step_y)
+    tallest = max((len(c) for c in columns.values()), default=1)
+    width = LINEAGE_MARGIN * 2 + max(len(columns), 1) * step_x - LINEAGE_GAP_X
+    height = LINEAGE_MARGIN * 2 + tallest * step_y - LINEAGE_GAP_Y
+    return Layout(placed, kept, width, height)
+
+
+def _short_key(key: str) -> str:
+    return key if len(key) <= LINEAGE_LABEL_CHARS else "…" + key[-(LINEAGE_LABEL_CHARS - 1):]
+
+
+def lineage_svg(layout: Layout, selected: str | None, external: set[str],
+                href: Callable[[str], str]) -> str:
+    """The graph as inline SVG: each node a link to its asset (``data-testid=
+    "asset-node"``), ``selected`` highlighted, never-materialized keys dashed."""
+    parts = [f'<svg class="lineage" xmlns="http://www.w3.org/2000/svg" role="img" '
+             f'aria-label="Asset lineage graph" width="{layout.width}" '
+             f'height="{layout.height}" viewBox="0 0 {layout.width} {layout.height}">']
+    for source, target in layout.edges:
+        a, b = layout.nodes[source], layout.nodes[target]
+        x1, y1 = a.x + LINEAGE_NODE_WIDTH, a.y + LINEAGE_NODE_HEIGHT // 2
+        x2, y2 = b.x, b.y + LINEAGE_NODE_HEIGHT // 2
+        middle = (x1 + x2) // 2
+        parts.append(f'<path class="edge" d="M{x1},{y1} C{middle},{y1} {middle},{y2} '
+                     f'{x2},{y2}" fill="none"/>')
+    box_w, box_h = LINEAGE_NODE_WIDTH, LINEAGE_NODE_HEIGHT
+    for node in sorted(layout.nodes.values(), key=lambda n: (n.layer, n.row)):
+        classes = ["node"]
+        if node.key == selected:
+            classes.append("selected")
+        if node.key in external:
+            classes.append("external")
+        parts.append(
+            f'<a href="{esc(href(node.key))}" data-testid="asset-node" '
+            f'data-key="{esc(node.key)}" aria-label="{esc(node.key)}">'
+            f'<g class="{" ".join(classes)}"><title>{esc(node.key)}</title>'
+            f'<rect x="{node.x}" y="{node.y}" width="{box_w}" height="{box_h}" rx="4"/>'
+            f'<text x="{node.x + 8}" y="{node.y + box_h // 2 + 4}">'
+            f'{esc(_short_key(node.key))}</text></g></a>')
+    parts.append("</svg>")
+    return "".join(parts)

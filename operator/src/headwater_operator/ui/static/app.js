@@ -32,6 +32,11 @@
     }
     if (page.page === "runs") return change.kind === "FlowRun" || change.kind === "Deployment";
     if (page.page === "list") return change.kind !== "Event";
+    // A Deployment's, Schedule's or Flow's page shows objects of its namespace (its runs,
+    // schedules, conditions): refresh on any change there but Events.
+    if (page.page === "deployment" || page.page === "schedule" || page.page === "flow") {
+      return change.kind !== "Event" && change.namespace === page.namespace;
+    }
     return false;
   }
   function connect() {

@@ -1,0 +1,116 @@
+"""Artifacts as HTML: markdown (sanitized), tables and links.
+
+Markdown goes through ``markdown-it-py`` with raw HTML **off** (``<script>``,
+``<img onerror=…>`` and every other tag in the text come out as escaped text) and a
+link check that allows only ``http``, ``https`` and ``mailto`` URLs (a ``javascript:``,
+``data:`` or ``vbscript:`` link, or an image with one, is left as plain text). Tables
+and links are built here with every value escaped.
+
+What it must respect: nothing an artifact holds reaches the page unescaped; the tests
+(tests/unit/ui/test_markdown.py) render a hostile artifact and check it is inert.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Mapping
+from itertools import zip_longest
+from typing import Any
+from urllib.parse import urlsplit
+
+from markdown_it import MarkdownIt
+from markupsafe import Markup
+
+ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
+
+
+def safe_url(url: str) -> bool:
+    """Whether ``url`` may be a link: an absolute http, https or mailto URL."""
+    text = url.strip()
+    if any(ord(c) < 32 for c in text):
+        return False
+    try:
+        scheme = urlsplit(text).scheme.lower()
+    except ValueError:
+        return False
+    return scheme in ALLOWED_SCHEMES
+
+
+def _parser() -> MarkdownIt:
+    parser = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    parser.enable("table")
+    parser.enable("strikethrough")
+    parser.validateLink = safe_url  # type: ignore[method-assign]
+    return parser
+
+
+_MARKDOWN = _parser()
+
+
+def render_markdown(text: str) -> Markup:
+    """``text`` as sanitized HTML; external links open with ``rel="noopener"``."""
+    rendered = _MARKDOWN.render(text)
+    rendered = rendered.replace("<a href=", '<a rel="nofollow noopener noreferrer" href=')
+    return Markup(rendered)  # safe: html off and links checked above
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else json.dumps(value, default=str)
+
+
+def render_table(data: Any) -> Markup:
+    """A table artifact: rows of objects (header = their keys), an object of columns,
+    or rows of lists (no header); anything else as JSON in a ``<pre>``."""
+    headers: list[str] = []
+    rows: list[list[Any]]
+    if isinstance(data, Mapping):
+        headers = [str(key) for key in data]
+        columns = [v if isinstance(v, list) else [v] for v in data.values()]
+        rows = [list(row) for row in zip_longest(*columns, fillvalue=None)]
+    elif isinstance(data, list) and data and all(isinstance(r, Mapping) for r in data):
+        keys: dict[str, None] = {}
+        for row in data:
+            keys.update(dict.fromkeys(str(key) for key in row))
+        headers = list(keys)
+        rows = [[row.get(key) for key in headers] for row in data]
+    elif isinstance(data, list) and all(isinstance(r, list | tuple) for r in data):
+        rows = [list(row) for row in data]
+    else:
+        return Markup("<pre>{}</pre>").format(json.dumps(data, indent=2, default=str))
+    parts = ["<table>"]
+    if headers:
+        parts.append("<thead><tr>" + "".join(
+            f'<th scope="col">{html.escape(h)}</th>' for h in headers) + "</tr></thead>")
+    parts.append("<tbody>")
+    for row in rows:
+        parts.append("<tr>" + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in row)
+                     + "</tr>")
+    parts.append("</tbody></table>")
+    return Markup("".join(parts))  # safe: every cell escaped
+
+
+def render_link(data: Any) -> Markup:
+    """A link artifact ``{link, link_text}``: an anchor when the URL is http(s)/mailto,
+    else the URL as text."""
+    link = str((data or {}).get("link") or "") if isinstance(data, Mapping) else str(data)
+    text = str((data or {}).get("link_text") or link) if isinstance(data, Mapping) else link
+    if safe_url(link):
+        return Markup('<a href="{}" rel="nofollow noopener noreferrer">{}</a>').format(
+            link, text)
+    return Markup("<span>{} ({})</span>").format(text, link)
+
+
+def render_artifact(artifact: Mapping[str, Any]) -> Markup:
+    """One artifact's content as HTML, by its ``type``."""
+    kind = artifact.get("type")
+    data = artifact.get("data")
+    if kind == "markdown":
+        return render_markdown(data if isinstance(data, str) else json.dumps(data))
+    if kind == "table":
+        return render_table(data)
+    if kind == "link":
+        return render_link(data)
+    return Markup("<pre>{}</pre>").format(json.dumps(data, indent=2, default=str))
