@@ -35,7 +35,11 @@ import yaml
 from conftest import REPO, UiSandbox, wait_until
 from headwater.cli import build_parser
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
+from selenium.common.exceptions import (
+    NoAlertPresentException,
+    StaleElementReferenceException,
+    TimeoutException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
@@ -56,7 +60,16 @@ def by_testid(name: str, *, within: str = "") -> tuple[str, str]:
 
 
 def wait(browser: webdriver.Chrome, timeout: float = TIMEOUT) -> WebDriverWait[Any]:
-    return WebDriverWait(browser, timeout)
+    """A wait that retries while the page replaces what it was reading (live refresh)."""
+    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def texts(browser: webdriver.Chrome, name: str) -> list[str]:
+    """The visible text of every ``data-testid=name`` element, read in one go."""
+    found: list[str] = browser.execute_script(
+        "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)",
+        f'[data-testid="{name}"]')
+    return found
 
 
 def visible(browser: webdriver.Chrome, name: str) -> WebElement:
@@ -148,13 +161,19 @@ def test_open_a_run_search_its_tasks_read_the_logs_and_see_its_artifacts(
 
     # The logs: the run's lines, from the flow and its tasks.
     def log_lines(b: webdriver.Chrome) -> list[str]:
-        return [e.text for e in b.find_elements(*by_testid("log-line"))]
+        return texts(b, "log-line")
     lines = wait(browser).until(lambda b: any("published the eu report" in t
                                               for t in log_lines(b)) and log_lines(b))
     assert any("fetched" in t and "orders for eu on 2026-12-01" in t for t in lines), lines
+    def levels(b: webdriver.Chrome) -> list[str]:
+        found: list[str] = b.execute_script(
+            "return Array.from(document.querySelectorAll('[data-testid=\"log-line\"]'),"
+            " e => e.dataset.level)")
+        return found
+    assert "INFO" in levels(browser)
     Select(browser.find_element(*by_testid("log-level"))).select_by_value("WARNING")
-    wait(browser).until(lambda b: log_lines(b) and all("above the limit" in t or "WARNING" in t
-                                                       for t in log_lines(b)))
+    warnings = wait(browser).until(lambda b: set(levels(b)) == {"WARNING"} and log_lines(b))
+    assert any("2 day(s) above the limit of 25" in t for t in warnings), warnings
 
     # The artifacts, rendered: markdown (a heading, a table, a safe link), a table, a link.
     artifacts = wait(browser).until(lambda b: len(b.find_elements(*by_testid("artifact"))) >= 3
@@ -181,9 +200,11 @@ def fill(browser: webdriver.Chrome, field: str, value: str) -> None:
                                                     f'[name="param.{field}"]')
     if element.tag_name == "select":
         Select(element).select_by_value(value)
-        return
-    browser.execute_script("arguments[0].value = ''", element)
-    element.send_keys(value)
+    elif element.get_attribute("type") == "date":  # typing into a date picker is locale-bound
+        browser.execute_script("arguments[0].value = arguments[1]", element, value)
+    else:
+        element.clear()
+        element.send_keys(value)
 
 
 def test_the_run_form_refuses_a_bad_value_on_its_field_then_creates_a_run(
@@ -196,18 +217,21 @@ def test_the_run_form_refuses_a_bad_value_on_its_field_then_creates_a_run(
     fill(browser, "end_date", "2026-11-22")
     fill(browser, "region", "apac")
     fill(browser, "limit", "5000")  # the schema's maximum is 1000
-    browser.find_element(*by_testid("run-submit")).click()
+    browser.find_element(*by_testid("submit-run")).click()
     error = visible(browser, "field-error")
+    errors = browser.find_elements(*by_testid("field-error"))
+    assert [e.get_attribute("data-field") for e in errors] == ["limit"], [
+        (e.get_attribute("data-field"), e.text) for e in errors]
     assert "1000" in error.text, error.text
-    # The error sits on the limit field, and the form kept what was typed.
-    assert browser.find_element(By.CSS_SELECTOR, '[name="param.limit"]').get_attribute(
-        "value") == "5000"
-    field = error.find_element(By.XPATH, "ancestor::*[.//*[@name='param.limit']][1]")
-    assert field.find_element(By.CSS_SELECTOR, '[name="param.limit"]')
+    # The error is tied to the limit field, and the form kept what was typed.
+    limit = browser.find_element(By.CSS_SELECTOR, '[name="param.limit"]')
+    assert limit.get_attribute("value") == "5000"
+    assert limit.get_attribute("aria-invalid") == "true"
+    assert error.get_attribute("id") in (limit.get_attribute("aria-describedby") or "")
     assert set(runs_of(ui_sandbox, "report")) == before, "an invalid form created a run"
 
     fill(browser, "limit", "7")
-    browser.find_element(*by_testid("run-submit")).click()
+    browser.find_element(*by_testid("submit-run")).click()
     created = wait_until(lambda: set(runs_of(ui_sandbox, "report")) - before, TIMEOUT,
                          message="the form created a FlowRun")
     [name] = created
@@ -226,8 +250,8 @@ def test_the_run_form_refuses_a_bad_value_on_its_field_then_creates_a_run(
 def backfill_form(browser: webdriver.Chrome, start: str, end: str) -> None:
     form = browser.find_element(*by_testid("backfill-form"))
     Select(form.find_element(By.NAME, "schedule")).select_by_value("report-daily")
-    for name, value in (("start", start), ("end", end)):
-        element = form.find_element(By.NAME, name)
+    for name, value in (("backfill-start", start), ("backfill-end", end)):
+        element = form.find_element(*by_testid(name))  # date pickers: set, not typed
         browser.execute_script("arguments[0].value = arguments[1]", element, value)
 
 
@@ -241,8 +265,9 @@ def test_a_backfill_is_previewed_then_created_and_repeating_it_creates_nothing(
     browser.get(page)
     backfill_form(browser, "2026-11-01", "2026-11-04")
     browser.find_element(*by_testid("backfill-preview")).click()
-    ticks = wait(browser).until(lambda b: b.find_elements(*by_testid("backfill-tick")))
+    ticks = wait(browser).until(lambda b: b.find_elements(*by_testid("preview-tick")))
     assert len(ticks) == 3, [t.text for t in ticks]
+    assert [t.get_attribute("data-exists") for t in ticks] == ["false"] * 3
     assert backfills() == set(), "a preview created runs"
     screenshot("backfill-preview")
 
@@ -252,18 +277,20 @@ def test_a_backfill_is_previewed_then_created_and_repeating_it_creates_nothing(
     days = sorted(runs_of(ui_sandbox, "report")[n]["spec"]["parameters"]["start_date"]
                   for n in created)
     assert days == ["2026-10-31", "2026-11-01", "2026-11-02"], days
-    visible(browser, "backfill-result")
+    result = visible(browser, "backfill-result")
+    assert "created 3, already existed 0" in result.text, result.text
 
     # The same window again: the preview shows every tick as existing; Create adds none.
     browser.get(page)
     backfill_form(browser, "2026-11-01", "2026-11-04")
     browser.find_element(*by_testid("backfill-preview")).click()
-    wait(browser).until(lambda b: len(b.find_elements(*by_testid("backfill-tick"))) == 3)
-    create = browser.find_elements(*by_testid("backfill-create"))
-    if create and create[0].is_enabled():
-        create[0].click()
-        result = visible(browser, "backfill-result")
-        assert "0" in result.text, result.text
+    ticks = wait(browser).until(
+        lambda b: len(b.find_elements(*by_testid("preview-tick"))) == 3
+        and b.find_elements(*by_testid("preview-tick")))
+    assert [t.get_attribute("data-exists") for t in ticks] == ["true"] * 3
+    browser.find_element(*by_testid("backfill-create")).click()
+    result = visible(browser, "backfill-result")
+    assert "created 0, already existed 3" in result.text, result.text
     assert backfills() == created
 
 
@@ -323,9 +350,9 @@ def test_a_hostile_artifact_and_log_line_render_inert(
 # --- screenshots ---------------------------------------------------------------------------
 @pytest.mark.parametrize("page", [
     ("deployments", "/deployments", "deployment-row"),
-    ("schedule", f"/schedules/{NAMESPACE}/report-daily", "schedule-next"),
+    ("schedule", f"/schedules/{NAMESPACE}/report-daily", "next-fire"),
     ("flows", "/flows", "flow-row"),
-    ("flow", f"/flows/{NAMESPACE}/report", "flow-schema"),
+    ("flow", f"/flows/{NAMESPACE}/report", "parameter-row"),
     ("assets", "/assets", "asset-node"),
 ])
 def test_screenshots_of_every_page(ui_sandbox: UiSandbox, browser: webdriver.Chrome,
