@@ -195,11 +195,11 @@ def test_open_a_run_search_its_tasks_read_the_logs_and_see_its_artifacts(
 
 # --- the run form ---------------------------------------------------------------------------
 def fill(browser: webdriver.Chrome, field: str, value: str) -> None:
-    """Type ``value`` into the run form's ``field`` (an input, or a select's option)."""
+    """Type ``value`` into the run form's ``field`` (or pick the option labelled so)."""
     element = browser.find_element(By.CSS_SELECTOR, f'form[data-testid="run-form"] '
                                                     f'[name="param.{field}"]')
     if element.tag_name == "select":
-        Select(element).select_by_value(value)
+        Select(element).select_by_visible_text(value)
     elif element.get_attribute("type") == "date":  # typing into a date picker is locale-bound
         browser.execute_script("arguments[0].value = arguments[1]", element, value)
     else:
