@@ -171,6 +171,9 @@ def browser() -> Iterator[webdriver.Chrome]:
     driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     try:
         driver.set_page_load_timeout(30)
+        # The viewport itself 1280×800 (the window size would include the browser's frame).
+        driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+            "width": WINDOW[0], "height": WINDOW[1], "deviceScaleFactor": 1, "mobile": False})
         yield driver
     finally:
         driver.quit()

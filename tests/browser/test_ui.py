@@ -51,7 +51,7 @@ SHOTS_DIR = REPO / "docs" / "ui"
 PWNED = "__headwater_pwned"
 """The ``window`` property every hostile payload sets (tests/browser/flows/ui_flows.py)."""
 
-Screenshot = Callable[[str], Path]
+Screenshot = Callable[..., Path]
 
 
 def by_testid(name: str, *, within: str = "") -> tuple[str, str]:
@@ -97,16 +97,20 @@ def runs_of(ui: UiSandbox, deployment: str) -> dict[str, dict[str, Any]]:
 def screenshot(browser: webdriver.Chrome, tmp_path_factory: pytest.TempPathFactory
                ) -> Screenshot:
     """``screenshot("runs")`` saves the viewport as ``runs.png`` (docs/ui/ when
-    ``HEADWATER_UI_SCREENSHOTS=1``, else a temporary directory) and returns its path."""
+    ``HEADWATER_UI_SCREENSHOTS=1``, else a temporary directory) and returns its path;
+    ``screenshot("run-logs", at=element)`` scrolls ``element`` to the top first."""
     keep = os.environ.get("HEADWATER_UI_SCREENSHOTS") == "1"
     folder = SHOTS_DIR if keep else tmp_path_factory.mktemp("screenshots")
     folder.mkdir(parents=True, exist_ok=True)
 
-    def take(name: str) -> Path:
-        # Settle first: fonts loaded, no pending live refresh, scrolled to the top.
+    def take(name: str, at: WebElement | None = None) -> Path:
+        # Settle first: fonts loaded, then scrolled to the top (or to ``at``).
         wait(browser).until(lambda b: b.execute_script(
             "return document.readyState === 'complete' && document.fonts.status === 'loaded'"))
-        browser.execute_script("window.scrollTo(0, 0)")
+        if at is None:
+            browser.execute_script("window.scrollTo(0, 0)")
+        else:
+            browser.execute_script("arguments[0].scrollIntoView({block: 'start'})", at)
         path = folder / f"{name}.png"
         assert browser.save_screenshot(str(path)), f"could not write {path}"
         assert path.stat().st_size > 5000, f"{path} is nearly empty"
@@ -158,6 +162,7 @@ def test_open_a_run_search_its_tasks_read_the_logs_and_see_its_artifacts(
     detail = wait(browser).until(lambda b: "publish-eu" in b.find_element(
         *by_testid("task-detail")).text and b.find_element(*by_testid("task-detail")))
     assert "Completed" in detail.text, detail.text
+    screenshot("run-tasks", at=browser.find_element(*by_testid("task-search")))
 
     # The logs: the run's lines, from the flow and its tasks.
     def log_lines(b: webdriver.Chrome) -> list[str]:
@@ -191,6 +196,7 @@ def test_open_a_run_search_its_tasks_read_the_logs_and_see_its_artifacts(
     assert dashboard.find_element(By.LINK_TEXT, "Orders dashboard").get_attribute(
         "href") == "https://example.com/dashboards/orders"
     screenshot("run")
+    screenshot("run-artifacts", at=report)
 
 
 # --- the run form ---------------------------------------------------------------------------
