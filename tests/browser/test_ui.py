@@ -275,7 +275,7 @@ def test_a_backfill_is_previewed_then_created_and_repeating_it_creates_nothing(
     assert len(ticks) == 3, [t.text for t in ticks]
     assert [t.get_attribute("data-exists") for t in ticks] == ["false"] * 3
     assert backfills() == set(), "a preview created runs"
-    screenshot("backfill-preview")
+    screenshot("backfill-preview", at=browser.find_element(*by_testid("backfill-form")))
 
     browser.find_element(*by_testid("backfill-create")).click()
     created = wait_until(lambda: len(backfills()) == 3 and backfills(), TIMEOUT,
