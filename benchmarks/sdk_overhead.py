@@ -18,13 +18,20 @@ sees on a laptop that has run the engine before (Prefect: a migrated SQLite data
 and block registry; a first-ever Prefect run pays about 8 s more for migrations), and
 it keeps the warm-up's bytecode compilation and page-cache filling out of the figures.
 
-Prefect runs in its default local mode: ``PREFECT_API_URL`` unset, so every process
-starts Prefect's temporary API server. See ``benchmarks/README.md`` for the settings.
+Prefect runs against a local API server the harness starts (``--prefect-api``); see
+``benchmarks/README.md`` for the settings.
+
+The run record (issue 12): whenever Headwater is measured, every Headwater sample is
+paired, in the same round, with one of the same workload under
+``HEADWATER_RUN_STORE=off``; the report then says what the record costs (per task, its
+size, the final flush, the cold start) and checks the issue's four targets. The records-on
+samples are the ordinary Headwater figures (records are on by default).
 
 Usage::
 
     .venv/bin/python benchmarks/sdk_overhead.py            # full run, both engines
     .venv/bin/python benchmarks/sdk_overhead.py --quick    # < 60 s smoke run, Headwater
+    .venv/bin/python benchmarks/sdk_overhead.py --records --repeat 15   # run records only
     .venv/bin/python benchmarks/sdk_overhead.py --profile seq_large   # where time goes
 """
 
@@ -68,6 +75,19 @@ TARGET_TASK_RATIO = 50.0
 TARGET_SUBFLOW_S = 0.005
 TARGET_COLD_START_S = 0.3
 TARGET_COLD_START_MB = 40.0
+
+# The run record's targets (issue 12), judged on records on vs HEADWATER_RUN_STORE=off.
+TARGET_RECORD_TASK_S = 5e-6
+TARGET_RECORD_BYTES = 5_000_000
+TARGET_RECORD_TASKS = 10_000
+"""The record-size target is for a run of this many tasks (the ``seq_large`` workload)."""
+TARGET_FINAL_FLUSH_S = 0.1
+RECORD_TASK_UNITS = ("task", "cache hit")
+"""Units that count task runs: the per-task target is judged on these workloads."""
+RECORDS_OFF = "headwater_records_off"
+"""Key of the records-off Headwater figures in the results (beside ``headwater``)."""
+RECORDS_BEFORE = "headwater_before_records"
+"""Key of the figures of ``--records-before``: an SDK from before run records."""
 
 NOISE_FLOOR_S = 0.005
 """A total difference smaller than this between two processes is reported as noise."""
@@ -125,6 +145,13 @@ class Engine:
     home_var: str
     env: Mapping[str, str]
     version: str
+    variant: str = ""
+    """Distinguishes two settings of one engine measured side by side (``records off``)."""
+
+    @property
+    def tag(self) -> str:
+        """The engine and its variant, as logs and error keys name it."""
+        return f"{self.name} ({self.variant})" if self.variant else self.name
 
 
 @dataclass
@@ -239,6 +266,18 @@ def headwater_engine(python: Path | None, log: LogFn) -> Engine:
                          capture_output=True, text=True, check=False).stdout.strip()
     env = {"HEADWATER_LOG_LEVEL": "WARNING"}
     return Engine("headwater", python, "HEADWATER_HOME", env, f"{version} ({rev or 'no git'})")
+
+
+def records_off(engine: Engine) -> Engine:
+    """The same Headwater with the run record off (``HEADWATER_RUN_STORE=off``)."""
+    return replace(engine, env={**engine.env, "HEADWATER_RUN_STORE": "off"},
+                   variant="records off")
+
+
+def before_records(engine: Engine, python: Path) -> Engine:
+    """Headwater as installed for ``python`` (an SDK from before run records)."""
+    version = distribution_version(python, "headwater") or "?"
+    return replace(engine, python=python, variant="before records", version=version)
 
 
 def free_port() -> int:
@@ -381,7 +420,7 @@ def measure_once(engine: Engine, workload: Workload, template: Path, timeout_s: 
     try:
         return measure_in_fresh_home(engine, workload, template, timeout_s)
     except BenchError as exc:
-        log(f"[{engine.name}] {workload.title}: sample failed, trying once more: "
+        log(f"[{engine.tag}] {workload.title}: sample failed, trying once more: "
             f"{str(exc).splitlines()[0]}")
         return measure_in_fresh_home(engine, workload, template, timeout_s)
 
@@ -415,7 +454,7 @@ def summarize(engine: Engine, workload: Workload, samples: list[Sample],
               warms: list[Sample]) -> Summary:
     """Best (minimum) times over the repeats; peak RSS is the maximum, it is a ceiling."""
     summary = Summary(
-        engine=engine.name, workload=workload.key, title=workload.title,
+        engine=engine.tag, workload=workload.key, title=workload.title,
         size=workload.size, unit=workload.unit, units=samples[0].units,
         wall_s=min(s.wall_s for s in samples),
         wall_median_s=statistics.median(s.wall_s for s in samples),
@@ -437,7 +476,7 @@ def home_template(engine: Engine, warmup: Workload, timeout_s: float,
     """A home directory initialised by one warm-up run, to copy for every sample."""
     template = Path(tempfile.mkdtemp(prefix=f"bench-{engine.name}-template-"))
     try:
-        log(f"[{engine.name} {engine.version}] warm-up (initialises the home template)")
+        log(f"[{engine.tag} {engine.version}] warm-up (initialises the home template)")
         run_workload_process(engine, warmup, template, timeout_s)
         yield template
     finally:
@@ -447,43 +486,69 @@ def home_template(engine: Engine, warmup: Workload, timeout_s: float,
 def measure_workloads(engine: Engine, workloads: Sequence[Workload], template: Path, *,
                       repeat: int, timeout_s: float, log: LogFn,
                       errors: dict[str, str]) -> dict[str, Summary]:
-    """Sample every workload ``repeat`` times, round-robin.
+    """Sample every workload ``repeat`` times, round-robin (one engine)."""
+    return measure_variants([engine], workloads, template, repeat=repeat,
+                            timeout_s=timeout_s, log=log, errors=errors)[0]
+
+
+def measure_variants(variants: Sequence[Engine], workloads: Sequence[Workload],
+                     template: Path, *, repeat: int, timeout_s: float, log: LogFn,
+                     errors: dict[str, str]) -> list[dict[str, Summary]]:
+    """Sample every workload ``repeat`` times for each variant, round-robin.
 
     Each round runs every workload once, so a slow drift in the machine's load hits the
-    baseline and the workloads alike instead of biasing their difference. A workload
-    whose sample fails twice is dropped and its error kept in ``errors``.
+    baseline and the workloads alike instead of biasing their difference. With several
+    variants (records on and off), each workload's samples of all variants run back to
+    back in every round, in an order that rotates from round to round, so that noise hits
+    them alike and the i-th samples of two variants form a pair. A workload whose sample
+    fails twice is dropped for that variant and its error kept in ``errors``.
     """
-    samples: dict[str, list[Sample]] = {w.key: [] for w in workloads}
-    warms: dict[str, list[Sample]] = {w.key: [] for w in workloads}
-    def failed(workload: Workload) -> bool:
-        return f"{engine.name}/{workload.key}" in errors
+    samples: list[dict[str, list[Sample]]] = [{w.key: [] for w in workloads} for _ in variants]
+    warms: list[dict[str, list[Sample]]] = [{w.key: [] for w in workloads} for _ in variants]
+
+    def failed(engine: Engine, workload: Workload) -> bool:
+        return f"{engine.tag}/{workload.key}" in errors
 
     for i in range(repeat):
         for workload in workloads:
-            if failed(workload):
-                continue
-            try:
-                sample, warm = measure_once(engine, workload, template, timeout_s, log)
-            except BenchError as exc:
-                errors[f"{engine.name}/{workload.key}"] = str(exc)
-                log(f"[{engine.name}] {workload.title}: FAILED, dropped: {exc}")
-                continue
-            samples[workload.key].append(sample)
-            if warm:
-                warms[workload.key].append(warm)
-            log(f"[{engine.name}] {workload.title}: run {i + 1}/{repeat} "
-                f"wall {sample.wall_s:.3f} s, cpu {sample.cpu_s:.3f} s, "
-                f"flow {sample.flow_s:.3f} s, rss {sample.maxrss_mb:.0f} MB")
-    return {w.key: summarize(engine, w, samples[w.key], warms[w.key])
-            for w in workloads if not failed(w)}
+            shift = i % len(variants)
+            for v in [*range(shift, len(variants)), *range(shift)]:
+                engine = variants[v]
+                if failed(engine, workload):
+                    continue
+                try:
+                    sample, warm = measure_once(engine, workload, template, timeout_s, log)
+                except BenchError as exc:
+                    errors[f"{engine.tag}/{workload.key}"] = str(exc)
+                    log(f"[{engine.tag}] {workload.title}: FAILED, dropped: {exc}")
+                    continue
+                samples[v][workload.key].append(sample)
+                if warm:
+                    warms[v][workload.key].append(warm)
+                log(f"[{engine.tag}] {workload.title}: run {i + 1}/{repeat} "
+                    f"wall {sample.wall_s:.3f} s, cpu {sample.cpu_s:.3f} s, "
+                    f"flow {sample.flow_s:.3f} s, rss {sample.maxrss_mb:.0f} MB")
+    return [{w.key: summarize(engine, w, samples[v][w.key], warms[v][w.key])
+             for w in workloads if not failed(engine, w)}
+            for v, engine in enumerate(variants)]
 
 
 def measure_engine(engine: Engine, workloads: Sequence[Workload], *, repeat: int,
-                   timeout_s: float, log: LogFn, errors: dict[str, str]) -> dict[str, Summary]:
-    """Warm up once, then measure every workload ``repeat`` times for one engine."""
+                   timeout_s: float, log: LogFn, errors: dict[str, str],
+                   companions: Sequence[Engine] = ()) -> list[dict[str, Summary]]:
+    """Warm up, then measure every workload ``repeat`` times for one engine.
+
+    ``companions`` (other settings of the same engine) are measured interleaved with it,
+    from the same home template; each is warmed up once too, in a throwaway home. The
+    result holds the engine's summaries, then each companion's.
+    """
     with home_template(engine, workloads[0], timeout_s, log) as template:
-        return measure_workloads(engine, workloads, template, repeat=repeat,
-                                 timeout_s=timeout_s, log=log, errors=errors)
+        for companion in companions:
+            with seeded_home(template) as home:
+                log(f"[{companion.tag}] warm-up")
+                run_workload_process(companion, workloads[0], home, timeout_s)
+        return measure_variants([engine, *companions], workloads, template, repeat=repeat,
+                                timeout_s=timeout_s, log=log, errors=errors)
 
 
 def measure_prefect(engine: Engine, workloads: Sequence[Workload], args: argparse.Namespace,
@@ -498,7 +563,7 @@ def measure_prefect(engine: Engine, workloads: Sequence[Workload], args: argpars
     repeat, timeout_s = args.prefect_repeat, args.timeout
     if args.prefect_api == "ephemeral":
         return measure_engine(engine, workloads, repeat=repeat, timeout_s=timeout_s, log=log,
-                              errors=errors)
+                              errors=errors)[0]
     results: dict[str, Summary] = {}
     server_seed = Path(tempfile.mkdtemp(prefix="bench-prefect-server-seed-"))
     # The warm-up runs without a server, so the template also serves the serverless rows.
@@ -620,6 +685,247 @@ def check_targets(prefect: Mapping[str, Summary], headwater: Mapping[str, Summar
     return checks
 
 
+# --- the run record's cost (issue 12) ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordCost:
+    """What the run record costs one workload: Headwater with records on vs off.
+
+    Medians over the rounds, not minima: both settings ran back to back in every round,
+    so the comparison is paired. ``added_s`` is the median over rounds of the difference
+    (on - off) of the per-unit in-flow overhead, each measured against the same round's
+    empty flow of the same setting, so it need not equal ``per_unit_on_s -
+    per_unit_off_s`` exactly. For the cold start (no unit) the ``added`` figures are per
+    run: the record's fixed price for one empty flow.
+    """
+
+    workload: str
+    title: str
+    unit: str | None
+    units: int
+    rounds: int
+    wall_off_s: float
+    wall_on_s: float
+    rss_off_mb: float
+    rss_on_mb: float
+    """Median peak RSS: a record is built in memory (several copies at the final flush)."""
+    per_unit_off_s: float | None
+    per_unit_on_s: float | None
+    added_s: float | None
+    """Median extra in-flow time per unit (per run for the cold start), final flush in."""
+    added_excl_flush_s: float | None
+    """The same with each records-on sample's final flush taken out of its flow time."""
+    added_excl_flush_iqr_s: tuple[float, float] | None
+    """First and third quartiles of those per-round differences: how far noise spreads
+    them (on a shared machine, easily more than the 5 µs being judged on 1,000 units)."""
+    record_bytes: float | None
+    final_flush_s: float | None
+    final_flush_max_s: float | None
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
+
+
+def _quartiles(values: Sequence[float]) -> tuple[float, float] | None:
+    if len(values) < 2:
+        return None
+    q1, _, q3 = statistics.quantiles(values, n=4)
+    return q1, q3
+
+
+def _final_flush(sample: Sample) -> float:
+    value = sample.report.get("final_flush_s")
+    return float(value) if value is not None else 0.0
+
+
+def paired_added(on: Summary, off: Summary, base_on: Summary, base_off: Summary, *,
+                 flush_out: bool) -> list[float]:
+    """Per round: extra in-flow time per unit (per run without a unit), records on - off.
+
+    Each setting's flow time is taken against the same round's empty flow of that
+    setting, which cancels the record's fixed price per run; ``flush_out`` takes each
+    records-on sample's final flush out of its flow time.
+    """
+    units = max(on.units, 1) if on.unit else 1
+    rounds = min(len(on.samples), len(off.samples), len(base_on.samples),
+                 len(base_off.samples))
+    out: list[float] = []
+    for i in range(rounds):
+        w_on, c_on = on.samples[i], base_on.samples[i]
+        on_flow = w_on.flow_s - (_final_flush(w_on) if flush_out else 0.0)
+        off_flow = off.samples[i].flow_s
+        if on.unit:
+            on_flow -= c_on.flow_s - (_final_flush(c_on) if flush_out else 0.0)
+            off_flow -= base_off.samples[i].flow_s
+        out.append((on_flow - off_flow) / units)
+    return out
+
+
+def median_per_unit(summary: Summary, baseline: Summary) -> float:
+    """(median flow time - the baseline's median flow time) / units."""
+    flows = statistics.median(x.flow_s for x in summary.samples)
+    base = statistics.median(x.flow_s for x in baseline.samples)
+    return (flows - base) / max(summary.units, 1)
+
+
+def record_costs(on: Mapping[str, Summary], off: Mapping[str, Summary],
+                 workloads: Sequence[Workload]) -> list[RecordCost]:
+    """The run record's cost for every workload measured both ways (cold start first)."""
+    costs: list[RecordCost] = []
+    base_on, base_off = on.get(COLD_START), off.get(COLD_START)
+    if base_on is None or base_off is None or not base_on.samples or not base_off.samples:
+        return costs
+    for w in workloads:
+        s_on, s_off = on.get(w.key), off.get(w.key)
+        if s_on is None or s_off is None or not s_on.samples or not s_off.samples:
+            continue
+        flushes = [float(x.report["final_flush_s"]) for x in s_on.samples
+                   if x.report.get("final_flush_s") is not None]
+        sizes = [float(x.report["record_bytes"]) for x in s_on.samples
+                 if x.report.get("record_bytes") is not None]
+        added = paired_added(s_on, s_off, base_on, base_off, flush_out=False)
+        added_excl = paired_added(s_on, s_off, base_on, base_off, flush_out=True)
+        costs.append(RecordCost(
+            workload=w.key, title=w.title, unit=w.unit, units=s_on.units, rounds=len(added),
+            wall_off_s=statistics.median(x.wall_s for x in s_off.samples),
+            wall_on_s=statistics.median(x.wall_s for x in s_on.samples),
+            rss_off_mb=statistics.median(x.maxrss_mb for x in s_off.samples),
+            rss_on_mb=statistics.median(x.maxrss_mb for x in s_on.samples),
+            per_unit_off_s=median_per_unit(s_off, base_off) if w.unit else None,
+            per_unit_on_s=median_per_unit(s_on, base_on) if w.unit else None,
+            added_s=_median(added),
+            added_excl_flush_s=_median(added_excl),
+            added_excl_flush_iqr_s=_quartiles(added_excl),
+            record_bytes=_median(sizes),
+            final_flush_s=_median(flushes),
+            final_flush_max_s=max(flushes) if flushes else None,
+        ))
+    return costs
+
+
+def fmt_bytes(size: float | None) -> str:
+    """A byte count as bytes and MB (10^6), e.g. ``4,739,641 B (4.74 MB)``."""
+    if size is None:
+        return "-"
+    return f"{size:,.0f} B ({size / 1e6:.2f} MB)" if size >= 100_000 else f"{size:,.0f} B"
+
+
+def record_rows(costs: Sequence[RecordCost]) -> list[tuple[str, ...]]:
+    """Rows of the run-record table, one per workload."""
+    def cell(value: float | None, suffix: str = "") -> str:
+        return "-" if value is None else fmt_time(value) + suffix
+
+    rows: list[tuple[str, ...]] = []
+    for c in costs:
+        per = f" per {c.unit}" if c.unit else " per run"
+        flush = ("-" if c.final_flush_s is None else
+                 f"{fmt_time(c.final_flush_s)} ({cell(c.final_flush_max_s)})")
+        iqr = (f" (IQR {fmt_time(c.added_excl_flush_iqr_s[0])} … "
+               f"{fmt_time(c.added_excl_flush_iqr_s[1])})" if c.added_excl_flush_iqr_s else "")
+        rows.append((
+            c.title, cell(c.per_unit_off_s), cell(c.per_unit_on_s),
+            cell(c.added_s, per), cell(c.added_excl_flush_s, per) + iqr,
+            fmt_bytes(c.record_bytes), flush,
+            f"{fmt_time(c.wall_off_s)} → {fmt_time(c.wall_on_s)}",
+            f"{c.rss_off_mb:.1f} → {c.rss_on_mb:.1f} MB",
+        ))
+    return rows
+
+
+RECORD_HEADER = ("workload (median of N rounds)", "in-flow per unit: records off", "records on",
+                 "added", "added, final flush excluded", "record.json", "final flush (max)",
+                 "process wall: records off → on", "peak RSS: records off → on")
+
+
+def check_record_targets(costs: Sequence[RecordCost],
+                         workloads: Sequence[Workload]) -> list[TargetCheck]:
+    """The issue's four run-record targets, on the paired records on/off figures."""
+    checks: list[TargetCheck] = []
+    by_key = {c.workload: c for c in costs}
+    for c in costs:
+        if c.unit not in RECORD_TASK_UNITS or c.added_excl_flush_s is None:
+            continue
+        iqr = c.added_excl_flush_iqr_s
+        spread = (f", IQR {fmt_time(iqr[0])} … {fmt_time(iqr[1])} over {c.rounds} rounds"
+                  if iqr else "")
+        checks.append(TargetCheck(
+            f"run record adds <= {fmt_time(TARGET_RECORD_TASK_S)} per {c.unit} ({c.title}; "
+            "final flush excluded, it has its own target)",
+            f"{fmt_time(c.added_excl_flush_s)}{spread} (with the final flush: "
+            f"{fmt_time(c.added_s or 0.0)}); per {c.unit} off {fmt_time(c.per_unit_off_s or 0)}"
+            f" → on {fmt_time(c.per_unit_on_s or 0)}",
+            c.added_excl_flush_s <= TARGET_RECORD_TASK_S))
+    size_name = f"record of a {TARGET_RECORD_TASKS:,}-task run <= {TARGET_RECORD_BYTES / 1e6:g} MB"
+    sequential = [by_key[w.key] for w in workloads
+                  if w.script == "sequential_tasks.py" and w.key in by_key
+                  and by_key[w.key].record_bytes is not None]
+    exact = [c for c in sequential if c.units == TARGET_RECORD_TASKS]
+    if exact:
+        size = exact[0].record_bytes or 0.0
+        checks.append(TargetCheck(size_name, f"{fmt_bytes(size)} ({exact[0].title})",
+                                  size <= TARGET_RECORD_BYTES))
+    elif sequential:
+        largest = max(sequential, key=lambda c: c.units)
+        per_task = (largest.record_bytes or 0.0) / max(largest.units, 1)
+        checks.append(TargetCheck(
+            size_name, f"not measured: {largest.title} wrote {fmt_bytes(largest.record_bytes)}"
+            f", about {fmt_bytes(per_task * TARGET_RECORD_TASKS)} at {TARGET_RECORD_TASKS:,}",
+            None))
+    flushed = [c for c in costs if c.final_flush_s is not None]
+    if flushed:
+        worst = max(flushed, key=lambda c: c.final_flush_s or 0.0)
+        value = worst.final_flush_s or 0.0
+        checks.append(TargetCheck(
+            f"final flush <= {fmt_time(TARGET_FINAL_FLUSH_S)} (slowest workload, median)",
+            f"{fmt_time(value)} ({worst.title}; max {fmt_time(worst.final_flush_max_s or 0)})",
+            value <= TARGET_FINAL_FLUSH_S))
+    cold = by_key.get(COLD_START)
+    if cold:
+        checks.append(TargetCheck(
+            f"cold start with records on < {TARGET_COLD_START_S} s (median wall)",
+            f"{cold.wall_on_s:.3f} s (records off: {cold.wall_off_s:.3f} s)",
+            cold.wall_on_s < TARGET_COLD_START_S))
+    return checks
+
+
+def record_table(costs: Sequence[RecordCost], off_name: str) -> str:
+    """The markdown table of :func:`record_rows`, its header naming the rounds."""
+    rounds = min(c.rounds for c in costs)
+    header = (RECORD_HEADER[0].replace("N", str(rounds)),
+              *(name.replace("records off", off_name) for name in RECORD_HEADER[1:]))
+    return markdown_table(header, record_rows(costs))
+
+
+def render_records(on: Mapping[str, Summary], off: Mapping[str, Summary],
+                   workloads: Sequence[Workload],
+                   before: Mapping[str, Summary] | None = None) -> str:
+    """The run-record section of the report: its table and its targets.
+
+    With ``before`` (``--records-before``), a second table compares records on with an
+    SDK from before run records, which also shows what the engine pays for the record
+    whether or not it is written (errors and tracebacks kept, upstream task runs).
+    """
+    costs = record_costs(on, off, workloads)
+    if not costs:
+        return ""
+    verdict = {True: "PASS", False: "FAIL", None: "info"}
+    checks = check_record_targets(costs, workloads)
+    text = ("Run record (issue 12): Headwater with records on (the default) vs "
+            "HEADWATER_RUN_STORE=off, paired in each round.\n\n"
+            + record_table(costs, "records off") + "\n\n"
+            + markdown_table(("target (run record)", "measured", "result"),
+                             [(c.target, c.measured, verdict[c.passed]) for c in checks])
+            + "\n")
+    before_costs = record_costs(on, before, workloads) if before else []
+    if before_costs:
+        text += ("\nThe same records-on samples vs the SDK before run records "
+                 "(--records-before), paired in each round (not judged):\n\n"
+                 + record_table(before_costs, "before records") + "\n")
+    return text
+
+
 # --- report ---------------------------------------------------------------------------------
 
 
@@ -698,7 +1004,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def render_report(prefect: Mapping[str, Summary], headwater: Mapping[str, Summary],
                   workloads: Sequence[Workload], engines: Mapping[str, Engine], *,
-                  repeat: int, prefect_repeat: int) -> str:
+                  repeat: int, prefect_repeat: int,
+                  headwater_records_off: Mapping[str, Summary] | None = None,
+                  headwater_before_records: Mapping[str, Summary] | None = None) -> str:
     """The markdown printed at the end of a run."""
     pf_name = f"Prefect {engines['prefect'].version}" if "prefect" in engines else "Prefect"
     hw_name = (f"Headwater {engines['headwater'].version}" if "headwater" in engines
@@ -710,7 +1018,10 @@ def render_report(prefect: Mapping[str, Summary], headwater: Mapping[str, Summar
     verdict = {True: "PASS", False: "FAIL", None: "info"}
     targets = markdown_table(("target (Headwater)", "measured", "result"),
                              [(c.target, c.measured, verdict[c.passed]) for c in checks])
-    return f"{figures}\n\n{targets}\n"
+    records = (render_records(headwater, headwater_records_off, workloads,
+                              headwater_before_records)
+               if headwater_records_off else "")
+    return f"{figures}\n\n{targets}\n" + (f"\n{records}" if records else "")
 
 
 def environment_info(engines: Mapping[str, Engine],
@@ -749,10 +1060,12 @@ def render_saved(path: Path) -> str:
     engines = {name: Engine(name, Path(e["python"]), "", {}, e["version"])
                for name, e in saved["environment"]["engines"].items()}
     results = {name: load_summaries(saved["results"].get(name, {}))
-               for name in ENGINES}
+               for name in (*ENGINES, RECORDS_OFF, RECORDS_BEFORE)}
     return render_report(results["prefect"], results["headwater"], workloads, engines,
                          repeat=saved["repeat"],
-                         prefect_repeat=saved.get("prefect_repeat", saved["repeat"]))
+                         prefect_repeat=saved.get("prefect_repeat", saved["repeat"]),
+                         headwater_records_off=results[RECORDS_OFF],
+                         headwater_before_records=results[RECORDS_BEFORE])
 
 
 # --- profiling --------------------------------------------------------------------------
@@ -824,6 +1137,17 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="comma-separated workload keys (cold_start is always run: it "
                              "is the baseline): seq_small,seq_large,map,subflows,cache_hits,"
                              "retries")
+    parser.add_argument("--records", action="store_true",
+                        help="the run record's cost only: Headwater with records on vs "
+                             "HEADWATER_RUN_STORE=off (Headwater only unless --engines says "
+                             "otherwise)")
+    parser.add_argument("--no-records", action="store_true",
+                        help="skip the records-off samples (by default every Headwater run "
+                             "also measures HEADWATER_RUN_STORE=off, paired)")
+    parser.add_argument("--records-before", type=Path, default=None, metavar="PYTHON",
+                        help="also measure, in the same rounds, an interpreter whose headwater "
+                             "is an SDK from before run records (e.g. a venv with sdk/ at "
+                             "43b0fe4); the report compares records on with it, not judged")
     parser.add_argument("--headwater-python", type=Path, default=None,
                         help="interpreter with headwater installed (default: the repo's .venv)")
     parser.add_argument("--prefect-api", choices=("server", "ephemeral"), default="server",
@@ -844,7 +1168,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.repeat = args.repeat or (1 if args.quick else 3)
     args.prefect_repeat = args.prefect_repeat or args.repeat
-    default_engines = "headwater" if args.quick else ",".join(ENGINES)
+    if args.records and args.no_records:
+        parser.error("--records and --no-records contradict each other: choose one")
+    if args.records_before and args.no_records:
+        parser.error("--records-before needs the records comparison: drop --no-records")
+    default_engines = "headwater" if args.quick or args.records else ",".join(ENGINES)
     args.engines = [e.strip() for e in (args.engines or default_engines).split(",") if e]
     unknown = set(args.engines) - set(ENGINES)
     if unknown:
@@ -886,22 +1214,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         engines[name] = (prefect_engine(log) if name == "prefect"
                          else headwater_engine(args.headwater_python, log))
     started, loadavg_at_start = time.time(), os.getloadavg()
-    results: dict[str, dict[str, Summary]] = {"prefect": {}, "headwater": {}}
+    results: dict[str, dict[str, Summary]] = {"prefect": {}, "headwater": {}, RECORDS_OFF: {},
+                                              RECORDS_BEFORE: {}}
     errors: dict[str, str] = {}
     for name, engine in engines.items():
         try:
             if name == "prefect":
                 results[name] = measure_prefect(engine, workloads, args, log, errors)
             else:
-                results[name] = measure_engine(engine, workloads, repeat=args.repeat,
-                                               timeout_s=args.timeout, log=log, errors=errors)
+                companions = [] if args.no_records else [records_off(engine)]
+                if args.records_before:
+                    companions.append(before_records(engine, args.records_before))
+                measured = measure_engine(engine, workloads, repeat=args.repeat,
+                                          timeout_s=args.timeout, log=log, errors=errors,
+                                          companions=companions)
+                results[name] = measured[0]
+                if companions:
+                    results[RECORDS_OFF] = measured[1]
+                if args.records_before:
+                    results[RECORDS_BEFORE] = measured[2]
         except BenchError as exc:
             # Keep the other engine's figures: a half table beats none, and says why.
             errors[name] = str(exc)
             log(f"[{name}] FAILED: {exc}")
 
     report = render_report(results["prefect"], results["headwater"], workloads, engines,
-                           repeat=args.repeat, prefect_repeat=args.prefect_repeat)
+                           repeat=args.repeat, prefect_repeat=args.prefect_repeat,
+                           headwater_records_off=results[RECORDS_OFF],
+                           headwater_before_records=results[RECORDS_BEFORE])
     print(report)
     for name, message in errors.items():
         print(f"**{name} failed:** {message.splitlines()[0]}\n")
@@ -909,6 +1249,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(started))
     path = args.json or RESULTS_DIR / f"sdk_overhead-{stamp}.json"
     checks = check_targets(results["prefect"], results["headwater"], workloads)
+    checks += check_record_targets(
+        record_costs(results["headwater"], results[RECORDS_OFF], workloads), workloads)
     write_json(path, {
         "started": stamp,
         "duration_s": time.time() - started,
@@ -922,6 +1264,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                     for name, by_key in results.items()},
         "overheads": {name: {key: asdict(o) for key, o in overheads(by_key).items()}
                       for name, by_key in results.items()},
+        "record_costs": [asdict(c) for c in record_costs(results["headwater"],
+                                                          results[RECORDS_OFF], workloads)],
+        "record_costs_vs_before": [asdict(c) for c in record_costs(
+            results["headwater"], results[RECORDS_BEFORE], workloads)],
         "targets": [asdict(c) for c in checks],
         "errors": errors,
         "markdown": report,

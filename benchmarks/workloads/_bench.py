@@ -44,9 +44,37 @@ def emit(imported_at: float, flow_started: float, flow_ended: float, **extra: An
         "flow_s": flow_ended - flow_started,
         **extra,
     }
+    if engine() == "headwater":
+        figures.update(run_record_figures())
     path = os.environ.get(REPORT_ENV)
     if path:
         with open(path, "w", encoding="utf-8") as out:
             json.dump(figures, out)
     else:
         print(json.dumps(figures))
+
+
+def run_record_figures() -> dict[str, Any]:
+    """What Headwater's run record of the last root flow run cost (issue 12).
+
+    ``record`` says whether one was written (``HEADWATER_RUN_STORE=off`` writes none);
+    ``final_flush_s`` is the recorder's final flush, which ran inside the outermost flow
+    call (so ``flow_s`` includes it); ``record_bytes`` is the size of ``record.json``.
+    Called after the flow returned, so this reads what the engine kept and imports
+    nothing new; the Prefect side never calls it.
+    """
+    engine_module = sys.modules.get("headwater.engine")
+    trees = getattr(engine_module, "LAST_RUN_TREE", None)
+    # An SDK from before run records has no ``recorder``: it wrote none.
+    recorder = getattr(trees[0], "recorder", None) if trees else None
+    if recorder is None:
+        return {"record": False}
+    from headwater import runstore
+
+    data = recorder.storage.read(f"{recorder.location.path}/{runstore.RECORD_FILE}")
+    return {
+        "record": True,
+        "record_written": recorder.written,
+        "final_flush_s": recorder.final_flush_seconds,
+        "record_bytes": None if data is None else len(data),
+    }

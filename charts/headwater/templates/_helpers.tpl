@@ -122,3 +122,42 @@ obey too.
 helm.sh/resource-policy: keep
 {{- end }}
 {{- end }}
+
+{{/* The UI (ui.enabled): its objects are named <fullname>-ui. */}}
+{{- define "headwater.uiName" -}}
+{{- printf "%s-ui" (include "headwater.fullname" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "headwater.uiSelectorLabels" -}}
+{{ include "headwater.selectorLabels" . }}
+app.kubernetes.io/component: ui
+{{- end }}
+
+{{- define "headwater.uiServiceAccountName" -}}
+{{- if .Values.ui.serviceAccount.create }}
+{{- default (include "headwater.uiName" .) .Values.ui.serviceAccount.name }}
+{{- else }}
+{{- required "ui.serviceAccount.name is required when ui.serviceAccount.create is false: name an existing ServiceAccount (it needs only the read-only rules of docs/ui.md)" .Values.ui.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/*
+The namespaces the UI shows, one per line: ui.namespaces, else the operator's
+watchNamespaces; empty means the whole cluster.
+*/}}
+{{- define "headwater.uiNamespaces" -}}
+{{- join "\n" (default .Values.watchNamespaces .Values.ui.namespaces) }}
+{{- end }}
+
+{{/*
+The UI's public address: ui.url, else http(s)://<ui.ingress.host> when an Ingress with a
+host (not a wildcard) is rendered, else empty.
+*/}}
+{{- define "headwater.uiUrl" -}}
+{{- $ing := .Values.ui.ingress }}
+{{- if .Values.ui.url }}
+{{- .Values.ui.url | trimSuffix "/" }}
+{{- else if and $ing.enabled $ing.host (not (hasPrefix "*" $ing.host)) }}
+{{- printf "%s://%s%s" (ternary "https" "http" (not (empty $ing.tls.secretName))) $ing.host ($ing.path | trimSuffix "/") }}
+{{- end }}
+{{- end }}

@@ -83,3 +83,24 @@ command needs which.
   resources: ["flows", "deployments", "schedules", "flowruns"]
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
 {{- end }}
+
+{{- /*
+The UI's own ServiceAccount (ui-rbac.yaml): read-only, whatever ui.auth is. In client mode
+writes are made with the user's token, never with this account. No Secrets, no
+ConfigMaps, no exec: pods and their logs are read for the runs' attempts.
+*/ -}}
+{{- define "headwater.rbac.uiReadRules" -}}
+# The pages and their watches (informers): runs, deployments, schedules, flows.
+- apiGroups: ["headwater.dev"]
+  resources: ["flows", "deployments", "schedules", "flowruns"]
+  verbs: ["get", "list", "watch"]
+# A run's Kubernetes Events (core/v1, as kopf posts them) and its attempts' pods.
+- apiGroups: [""]
+  resources: ["events", "pods"]
+  verbs: ["get", "list", "watch"]
+# A running attempt's log, followed live (get with follow=true); list and watch mean
+# nothing for pods/log.
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+{{- end }}

@@ -129,6 +129,10 @@ class ResultStorage(Protocol):
         """Store ``data`` at ``path`` atomically."""
         ...
 
+    def subdirs(self, prefix: str) -> list[str]:
+        """Names of the directories (an object store's common prefixes) under ``prefix``."""
+        ...
+
     def list(self, prefix: str) -> list[str]:
         """Relative paths of the files directly under directory ``prefix``."""
         ...
@@ -175,6 +179,14 @@ class LocalFileStorage:
         tmp = target.with_name(f".{target.name}.{os.getpid()}.{threading.get_ident()}.tmp")
         tmp.write_bytes(data)
         os.replace(tmp, target)
+
+    def subdirs(self, prefix: str) -> list[str]:
+        """Directories directly under ``prefix``."""
+        directory = self.basepath / prefix
+        if not directory.is_dir():
+            return []
+        return sorted(p.name for p in directory.iterdir()
+                      if p.is_dir() and not p.name.startswith("."))
 
     def list(self, prefix: str) -> list[str]:
         """Files directly under ``prefix``."""
@@ -268,6 +280,15 @@ class FsspecStorage:
                     "create it first (Headwater never creates buckets)") from None
             self._fs.makedirs(full.rsplit("/", 1)[0], exist_ok=True)
             self._fs.pipe_file(full, data)
+
+    def subdirs(self, prefix: str) -> list[str]:
+        """Directories (common prefixes) directly under ``prefix``, fresh from the store."""
+        try:
+            entries = self._fs.ls(self._full(prefix), detail=True, refresh=True)
+        except FileNotFoundError:
+            return []
+        return sorted(str(e["name"]).rstrip("/").rsplit("/", 1)[-1] for e in entries
+                      if e.get("type") == "directory")
 
     def list(self, prefix: str) -> list[str]:
         """Files directly under ``prefix`` (an object store's common prefixes are not files).

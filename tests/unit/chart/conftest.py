@@ -114,6 +114,28 @@ SCENARIOS: dict[str, dict[str, Any]] = {
     "network-policy": {"networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"]}}},
     "network-policy-any-apiserver": {"networkPolicy": {"enabled": True}},
     "no-crds": {"crds": {"install": False, "keep": True}},
+    "ui": {"ui": {"enabled": True}},
+    "ui-namespaced-client": {
+        "watchNamespaces": ["team-a", "team-b"],
+        "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"]}},
+        "ui": {
+            "enabled": True,
+            "auth": "client",
+            "namespaces": ["team-a"],
+            "ingress": {
+                "enabled": True,
+                "className": "nginx",
+                "host": "headwater.example.com",
+                "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
+                "tls": {"secretName": "headwater-ui-tls"},
+            },
+            "networkPolicy": {
+                "enabled": True,
+                "extraEgress": [{"to": [{"ipBlock": {"cidr": "52.216.0.0/15"}}],
+                                 "ports": [{"port": 443, "protocol": "TCP"}]}],
+            },
+        },
+    },
     "everything-off": {
         "admissionPolicy": {"enabled": False},
         "crds": {"install": False, "keep": False},

@@ -35,7 +35,9 @@ def _of(manifests: list[Manifest], kind: str) -> list[Manifest]:
 
 
 def _deployment(manifests: list[Manifest]) -> Manifest:
-    (deployment,) = _of(manifests, "Deployment")
+    """The operator's Deployment (the UI's, with ui.enabled, is another)."""
+    (deployment,) = [m for m in _of(manifests, "Deployment")
+                     if m["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"]
     return deployment
 
 

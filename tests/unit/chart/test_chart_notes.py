@@ -83,3 +83,31 @@ def test_namespaced_notes_name_the_watched_namespace(
     assert "2 replicas: the holder of the Lease hw-headwater leads" in notes
     assert "kubectl -n headwater-system get lease hw-headwater" in notes
     assert "CRDs were NOT installed" in notes
+
+
+def test_notes_say_where_the_ui_is_only_when_it_is_enabled(
+    helm: str, notes_chart: Path, tmp_path: Path
+) -> None:
+    assert "UI" not in _notes(helm, notes_chart, {}, tmp_path)
+    notes = _notes(helm, notes_chart, {"ui": {"enabled": True}}, tmp_path)
+    assert "UI (read-only):" in notes
+    assert (f"kubectl -n {NAMESPACE} port-forward service/{RELEASE}-headwater-ui 8090:80"
+            in notes)
+    assert "token" not in notes
+
+
+def test_client_mode_notes_explain_the_login_and_warn_without_tls(
+    helm: str, notes_chart: Path, tmp_path: Path
+) -> None:
+    plain = {"ui": {"enabled": True, "auth": "client",
+                    "ingress": {"enabled": True, "host": "hw.example.com"}}}
+    notes = _notes(helm, notes_chart, plain, tmp_path)
+    assert "writes with the token each user logs in with" in notes
+    assert "http://hw.example.com" in notes
+    assert "kubectl -n <namespace> create token <service account>" in notes
+    assert "WARNING: ui.auth=client without an https:// address" in notes
+    secure = {"ui": {**plain["ui"], "ingress": {"enabled": True, "host": "hw.example.com",
+                                                "tls": {"secretName": "hw-tls"}}}}
+    notes = _notes(helm, notes_chart, secure, tmp_path)
+    assert "https://hw.example.com" in notes
+    assert "WARNING" not in notes

@@ -14,8 +14,15 @@ def _only(manifests: list[Manifest], kind: str) -> Manifest:
     return found
 
 
+def _operator(manifests: list[Manifest]) -> Manifest:
+    """The operator's Deployment (the UI's, with ui.enabled, is another)."""
+    (found,) = [m for m in manifests if m["kind"] == "Deployment"
+                and m["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"]
+    return found
+
+
 def _container(manifests: list[Manifest]) -> dict[str, Any]:
-    containers: list[dict[str, Any]] = _only(manifests, "Deployment")["spec"]["template"]["spec"][
+    containers: list[dict[str, Any]] = _operator(manifests)["spec"]["template"]["spec"][
         "containers"
     ]
     (container,) = containers

@@ -61,6 +61,9 @@ def test_list_gives_files_directly_under_a_prefix_not_common_prefixes(s3: S3Stor
         storage.write(path, b"{}\n")
     assert storage.list("logs") == ["logs/000000.jsonl", "logs/000001.jsonl"]
     assert storage.list("nothing-here") == []
+    assert storage.subdirs("logs") == ["nested"]  # the common prefixes, by name
+    assert storage.subdirs("") == ["logs", "logsx"]
+    assert storage.subdirs("nothing-here") == []
 
 
 def test_list_sees_objects_another_writer_added(s3: S3Store) -> None:

@@ -33,7 +33,7 @@ from typing import Any
 
 from headwater import runstore
 from headwater.assets import asset_history, asset_slug, read_latest
-from headwater.results import LocalFileStorage, ResultStorage, resolve_storage
+from headwater.results import ResultStorage, resolve_storage
 
 from headwater_operator import kube
 from headwater_operator.cli.common import (
@@ -98,12 +98,8 @@ def discover_roots(args: argparse.Namespace, io: Io) -> list[str]:
 
 
 def _asset_dirs(storage: ResultStorage) -> list[str]:
-    """The slugs under ``assets/`` (a local directory's subdirectories; an fsspec
-    listing's entries, which include "directories")."""
-    if isinstance(storage, LocalFileStorage):
-        base = storage.basepath / ASSETS_DIR
-        return sorted(p.name for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-    return [path.rsplit("/", 1)[-1] for path in storage.list(ASSETS_DIR)]
+    """The slugs under ``assets/`` (one directory per asset)."""
+    return storage.subdirs(ASSETS_DIR)
 
 
 def all_latest(storage: ResultStorage) -> list[dict[str, Any]]:
