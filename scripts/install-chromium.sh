@@ -41,9 +41,9 @@ if ! have; then
     echo "install-chromium.sh: installing Debian's chromium and chromium-driver" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >&2 || fail "'apt-get update' failed"
-    # Without recommends (udev, upower, printing): only the browser, its driver, and one
-    # font family, so pages (and the screenshots in docs/ui/) render the same everywhere.
-    apt-get install -y -qq --no-install-recommends chromium chromium-driver \
+    # With the packages' recommends (what was tried here; they include the Mesa drivers),
+    # and one font family named, so pages and docs/ui/'s screenshots render alike.
+    apt-get install -y -qq chromium chromium-driver \
         fonts-liberation >&2 || fail "'apt-get install chromium chromium-driver' failed"
     have || fail "the packages installed, but $chromium or $chromedriver is still missing"
 fi
