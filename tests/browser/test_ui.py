@@ -78,6 +78,14 @@ def visible(browser: webdriver.Chrome, name: str) -> WebElement:
     return element
 
 
+def click(browser: webdriver.Chrome, locator: tuple[str, str]) -> None:
+    """Click what ``locator`` finds, again if a live refresh replaced it meanwhile."""
+    def clicked(b: webdriver.Chrome) -> bool:
+        b.find_element(*locator).click()
+        return True
+    wait(browser).until(clicked)
+
+
 def no_dialog(browser: webdriver.Chrome) -> bool:
     """True when no alert, confirm or prompt is open."""
     try:
@@ -143,8 +151,7 @@ def test_open_a_run_search_its_tasks_read_the_logs_and_see_its_artifacts(
     browser.get(f"{ui_sandbox.url}/runs")
     wait(browser).until(ec.presence_of_all_elements_located(by_testid("run-row")))
     screenshot("runs")
-    browser.find_element(By.CSS_SELECTOR,
-                         '[data-testid="run-link"][href$="/report-first"]').click()
+    click(browser, (By.CSS_SELECTOR, '[data-testid="run-link"][href$="/report-first"]'))
     wait(browser).until(ec.url_to_be(f"{ui_sandbox.url}/runs/{NAMESPACE}/report-first"))
 
     # Task runs: the flow made fetch-eu-<day> ×3, summarize-eu and publish-eu.
@@ -304,7 +311,8 @@ def test_a_backfill_is_previewed_then_created_and_repeating_it_creates_nothing(
 def test_cancel_a_running_run(ui_sandbox: UiSandbox, browser: webdriver.Chrome) -> None:
     assert ui_sandbox.phase("sleepy-long") == "Running"
     browser.get(f"{ui_sandbox.url}/runs/{NAMESPACE}/sleepy-long")
-    visible(browser, "cancel").click()
+    visible(browser, "cancel")
+    click(browser, by_testid("cancel"))  # the run's status region refreshes live
     with contextlib.suppress(TimeoutException):  # the button may ask first
         wait(browser, 5).until(ec.alert_is_present()).accept()
     wait_until(lambda: ui_sandbox.phase("sleepy-long") == "Cancelled", 60,
