@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite, exactly as CI runs it: install, lint, type-check, layering
-# contracts, generated-file drift, unit + api tests (chart tests included).
+# contracts, generated-file drift, unit + api tests (chart tests included) and the UI's
+# real-browser tests (tests/browser: Debian's chromium, installed by install-chromium.sh).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -15,6 +16,8 @@ echo "== import contracts"
 lint-imports
 echo "== CRD drift"
 python -m headwater_operator.crdgen --check
+echo "== chromium (the UI's browser tests)"
+bash scripts/install-chromium.sh
 echo "== pytest"
 set +e
 python -m pytest "$@"

@@ -424,6 +424,21 @@ def test_command_line_defaults_to_the_examples_of_the_checkout(tmp_path: Path) -
         sb.options_from_args(parser.parse_args(["--duration", "0"]), cwd=REPO)
 
 
+def test_the_ui_is_on_until_ctrl_c_and_off_for_a_scripted_session() -> None:
+    parser = argparse.ArgumentParser()
+    sb.add_arguments(parser)
+
+    def ui(*argv: str) -> tuple[bool, int]:
+        options = sb.options_from_args(parser.parse_args(list(argv)), cwd=REPO)
+        return options.ui, options.ui_port
+
+    assert ui() == (True, 0)  # the README's first command: runs until Ctrl-C, with the UI
+    assert ui("--until-complete") == (False, 0)
+    assert ui("--until-complete", "--ui") == (True, 0)
+    assert ui("--no-ui") == (False, 0)
+    assert ui("--ui-port", "8091") == (True, 8091)
+
+
 # --- examples stay in sync with their flows ----------------------------------------------
 @pytest.mark.parametrize(("manifest", "entrypoint"), [
     ("examples/pipeline/flow.yaml", "examples/flows/ingest.py:ingest"),

@@ -12,7 +12,9 @@ One process holds all the parts a cluster would:
   ``HEADWATER_HOME`` and the operator's default run store (``--run-store``), so results,
   asset records and run records share one root that ``headwater describe run``,
   ``logs`` and ``lineage`` read after the pods are gone;
-* ``/metrics`` (the operator's registry) and a **live table** of the FlowRuns.
+* ``/metrics`` (the operator's registry) and a **live table** of the FlowRuns;
+* the **web UI** (``--ui``, the default unless ``--until-complete``:
+  :mod:`.sandbox_ui`), at the ``UI:`` address the banner prints.
 
 It applies the manifests it is given (default: the examples), and stops on Ctrl-C or
 SIGTERM, after ``--duration`` seconds, or — with ``--until-complete`` — once every FlowRun
@@ -315,6 +317,10 @@ class SandboxOptions:
     refresh_seconds: float = 0.5
     out: TextIO = field(default_factory=lambda: sys.stdout)
     tty: bool | None = None
+    ui: bool = False
+    """Serve the web UI (:mod:`.sandbox_ui`) while the sandbox runs."""
+    ui_port: int = 0
+    """The UI's port (0: a free one)."""
 
     @property
     def cap_seconds(self) -> float | None:
@@ -343,6 +349,8 @@ class Sandbox:
         self.options = options
         self.kubeconfig_path = options.state_dir / "kubeconfig"
         self.metrics_url: str | None = None
+        self.ui_url: str | None = None
+        """The web UI's base address (``--ui``), once it serves."""
         # Set while running, for callers that drive the session (tests, embedding tools).
         self.emulator: Any = None
         self.kubelet: ProcessKubelet | None = None
@@ -380,6 +388,7 @@ class Sandbox:
 
         from headwater_dev.harness import OperatorHarness
         from headwater_dev.process_kubelet import LocalRuntime, ProcessKubelet
+        from headwater_dev.sandbox_ui import SandboxUi
 
         options = self.options
         namespaces = namespaces_of(manifests, options.namespace)
@@ -394,12 +403,16 @@ class Sandbox:
         kubelet = ProcessKubelet(emulator.url, runtime, log_sink=emulator.append_log)
         self.kubelet = kubelet
         kubelet_task = asyncio.create_task(kubelet.run(), name="sandbox-kubelet")
+        ui = SandboxUi(namespaces, options.ui_port)
         try:
             await operator.start()
+            if options.ui:
+                self.ui_url = await ui.start()
             self._banner(emulator.url)
             await self._apply(manifests)
             runs, reason, timed_out = await self._watch(emulator, stop)
         finally:
+            await ui.stop()
             kubelet.stop()
             await kubelet_task
             await operator.stop()
@@ -423,6 +436,8 @@ class Sandbox:
         self._say("  kubectl get headwater   |   headwater get runs   |   headwater logs RUN")
         if self.metrics_url:
             self._say(f"metrics: {self.metrics_url}")
+        if self.ui_url:
+            self._say(f"UI: {self.ui_url}/runs")
         cap = options.cap_seconds
         until = ("until every run is done" if options.until_complete else "until Ctrl-C")
         self._say(f"running {until}" + (f" (at most {cap:g}s)" if cap is not None else "")
@@ -531,6 +546,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "<checkout>/.headwater/dev)")
     parser.add_argument("--namespace", default="default",
                         help="namespace for manifests that name none (default: default)")
+    parser.add_argument("--ui", action=argparse.BooleanOptionalAction, default=None,
+                        help="serve the web UI on 127.0.0.1 while the sandbox runs "
+                             "(default: on, except with --until-complete)")
+    parser.add_argument("--ui-port", type=int, default=0, metavar="P",
+                        help="the web UI's port (default: a free port)")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="show the operator's log (kopf) on stderr")
 
@@ -547,7 +567,8 @@ def options_from_args(args: argparse.Namespace, cwd: Path | None = None) -> Sand
         state_dir=args.state_dir or workdir / ".headwater" / "dev",
         duration=args.duration, until_complete=args.until_complete, port=args.port,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
-        namespace=args.namespace)
+        namespace=args.namespace,
+        ui=not args.until_complete if args.ui is None else args.ui, ui_port=args.ui_port)
 
 
 def _configure_logging(verbose: bool) -> None:
