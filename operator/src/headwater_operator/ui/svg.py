@@ -48,7 +48,8 @@ def esc(value: Any) -> str:
 
 def _frame(width: int, height: int, label: str, body: Iterable[str]) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" '
-            f'width="100%" role="img" aria-label="{esc(label)}" class="chart">'
+            f'width="{width}" height="{height}" role="img" aria-label="{esc(label)}" '
+            'class="chart">'
             f"<title>{esc(label)}</title>{''.join(body)}</svg>")
 
 
