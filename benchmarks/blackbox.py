@@ -538,6 +538,24 @@ class ClusterCommands:
             return found
         return self.api.call(count)
 
+    def request_mark(self) -> int:
+        """A position in the emulator's request log to count from (:meth:`requests_since`)."""
+        return self.api.call(self.api.requests.mark)
+
+    def requests_since(self, mark: int) -> dict[str, int]:
+        """Requests served since ``mark``, by ``"verb resource"`` (errors included).
+
+        Every HTTP request here is an operator's: the kubelet stand-in and the feed write
+        to the store directly.
+        """
+        def count() -> dict[str, int]:
+            found: dict[str, int] = {}
+            for record in self.api.requests.since(mark):
+                key = f"{record.verb} {record.resource}"
+                found[key] = found.get(key, 0) + 1
+            return found
+        return self.api.call(count)
+
     def unfinished(self) -> tuple[int, int]:
         """Runs recorded but not terminal, and pods the kubelet has not finished."""
         with self.ledger.lock:

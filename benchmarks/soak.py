@@ -23,6 +23,8 @@ Figures, over the window from the first run created to the last run finished:
 * the operator's CPU seconds over the window / runs; target ≤ 2 ms per run;
 * FlowRun → Pod: when the emulator stored a run's first pod minus when it stored the run
   (both recorded by the emulator at the write); p50 / p99 / max; target p99 ≤ 1 s;
+* the operator's API requests per run, by verb and resource (every HTTP request the
+  emulator serves is the operator's: the kubelet and the feed write to its store);
 * runs not finished (not terminal when the bounded wait ended): must be 0;
 * objects left in the emulator at the end, and the emulator's CPU (a test artifact).
 
@@ -111,6 +113,7 @@ def soak(runs: int, rate: float, log_dir: Path, settle_timeout: float) -> dict[s
             time.sleep(2.0)  # start-up work done: the idle figure
             idle_rss = peak_rss_mb(fleet.pid(0), "VmRSS")
             start = sample(cluster, fleet)
+            mark: int = cluster.ask("request_mark")
             cluster.ask("start_feed", FeedPlan(rate=rate, deployments=[(DEPLOYMENT, 1.0)],
                                                count=runs))
             deadline = time.time() + runs / rate + settle_timeout
@@ -120,17 +123,18 @@ def soak(runs: int, rate: float, log_dir: Path, settle_timeout: float) -> dict[s
                 if samples[-1].created >= runs and samples[-1].unfinished_runs == 0:
                     break
             peak = peak_rss_mb(fleet.pid(0))
+            requests: dict[str, int] = cluster.ask("requests_since", mark)
         finally:
             fleet.stop_all()
         snapshot: LedgerSnapshot = cluster.ask("snapshot")
         counts: dict[str, int] = cluster.ask("counts")
     return figures(snapshot, samples, runs=runs, rate=rate, start=start, idle_rss=idle_rss,
-                   peak=peak, counts=counts)
+                   peak=peak, counts=counts, requests=requests)
 
 
 def figures(snapshot: LedgerSnapshot, samples: list[Sample], *, runs: int, rate: float,
-            start: Sample, idle_rss: float, peak: float, counts: Mapping[str, int]
-            ) -> dict[str, Any]:
+            start: Sample, idle_rss: float, peak: float, counts: Mapping[str, int],
+            requests: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The soak's figures from the ledger and the samples (pure)."""
     end = samples[-1]
     window = end.at - start.at
@@ -146,6 +150,8 @@ def figures(snapshot: LedgerSnapshot, samples: list[Sample], *, runs: int, rate:
     unfinished = sorted(r.name for r in snapshot.runs.values()
                         if r.phase not in TERMINAL_RUN_PHASES)
     operator_cpu = end.operator_cpu - start.operator_cpu
+    recorded = max(1, len(snapshot.runs))
+    requests = dict(requests or {})
     return {
         "runs": runs, "rate_per_second": rate, "runs_recorded": len(snapshot.runs),
         "window_seconds": round(window, 1),
@@ -171,6 +177,9 @@ def figures(snapshot: LedgerSnapshot, samples: list[Sample], *, runs: int, rate:
         "runs_deleted_by_history": sum(1 for r in snapshot.runs.values()
                                        if r.deleted is not None),
         "objects_left": {k: counts.get(k, 0) for k in ("flowruns", "pods", "events")},
+        "operator_requests_per_run": round(sum(requests.values()) / recorded, 2),
+        "operator_requests_per_run_by_verb": {
+            key: round(n / recorded, 2) for key, n in sorted(requests.items())},
         "rss_samples": [(round(s.at - start.at, 1), round(s.rss_mb, 1)) for s in samples],
     }
 
@@ -206,6 +215,9 @@ def table(result: Mapping[str, Any]) -> str:
         ("runs not finished", str(result["runs_not_finished"]),
          f"0 {ok(result['runs_not_finished'] == 0)}"),
         ("runs deleted by history", str(result["runs_deleted_by_history"]), ""),
+        ("operator API requests per run", f"{result['operator_requests_per_run']} (" + ", ".join(
+            f"{key} {n}" for key, n in result["operator_requests_per_run_by_verb"].items())
+         + ")", ""),
         ("left in the emulator: FlowRuns / pods / Events",
          f"{left['flowruns']} / {left['pods']} / {left['events']}", ""),
         ("emulator CPU (test artifact)",
