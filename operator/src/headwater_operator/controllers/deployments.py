@@ -56,6 +56,7 @@ from typing import Any
 from headwater import runstore
 
 from headwater_operator import kube, reasons
+from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.clock import Clock
 from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
 from headwater_operator.history import (
@@ -347,8 +348,10 @@ class DeploymentController:
         namespace, _name = key
         policy = HistoryPolicy.from_spec((body.get("spec") or {}).get("history"))
         facts = self.runs.get(key, {})
+        # Only finished runs are candidates (and have expiries): the active ones, most of
+        # a busy Deployment's runs, are not even converted (two timestamps parsed each).
         records = [to_record(run) for run in facts.values()
-                   if (namespace, run.name) not in self.deleting]
+                   if run.phase in TERMINAL_PHASES and (namespace, run.name) not in self.deleting]
         now = self.clock.now()
         pruned: list[RunFacts] = []
         failure: Exception | None = None
