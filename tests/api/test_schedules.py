@@ -38,6 +38,8 @@ from headwater_operator.scheduling import (
     next_fire_time,
     parse_schedule_expression,
 )
+from headwater_operator.scheduling.expression import expression_from_spec
+from headwater_operator.scheduling.runs import build_flow_run
 
 WaitFor = Callable[..., Awaitable[Any]]
 
@@ -519,3 +521,67 @@ async def test_replace_cancels_the_active_run_for_the_new_tick(
         assert (scene.run(second).get("status") or {}).get("phase") not in (
             "Cancelling", "Cancelled")
         await scene.wait_for(lambda: _has_event(scene, "Replaced"))
+
+
+# --- a status write lost after the runs were made ----------------------------------------
+async def test_runs_whose_ticks_the_status_has_not_recorded_are_not_pruned_and_made_again(
+    scene: Scene, clock: ManualClock, api_writes: Any,
+) -> None:
+    # The chaos test once made three ticks of one Schedule twice: a leader created their
+    # runs and died before its status write, the runs finished, history pruning deleted
+    # them, and the next leader, catching up from the older lastScheduleTime, created them
+    # again — the deterministic names stop a second create only while the run exists.
+    # Staged here step by step; the Schedule is suspended across the restart only to
+    # order pruning before its catch-up, which a loaded operator can do by itself.
+    async with scene.running() as operator:
+        await scene.deployment(history={"successfulRunsLimit": 0})
+        await scene.schedule(catchup={"policy": "All"})
+        await scene.tick_to(clock, at(1))
+        await operator.stop()
+
+        # A leader made the runs of 02:00, 03:00 and 04:00, then was killed before
+        # writing lastScheduleTime; the runs finished meanwhile.
+        namespace = scene.namespace
+        schedule = await scene.kube.get(kube_module.SCHEDULES, "hourly", namespace=namespace)
+        deployment = await scene.kube.get(kube_module.DEPLOYMENTS, "nightly",
+                                          namespace=namespace)
+        expr = expression_from_spec(schedule["spec"])
+        made = [run_name("hourly", at(hour)) for hour in (2, 3, 4)]
+        for hour in (2, 3, 4):
+            clock.set(at(hour, 1))
+            await _finished_run(scene, build_flow_run(schedule, deployment, expr, at(hour)),
+                                ended=at(hour, 2))
+        assert scene.status()["lastScheduleTime"] == stamp(at(1))
+        # An ad-hoc run that pruning deletes last (its name sorts last): once it is gone,
+        # the pass that would have deleted the scheduled runs is over.
+        clock.set(at(4, 10))
+        await _finished_run(scene, {
+            "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun",
+            "metadata": {"name": "zz-adhoc"}, "spec": {"deploymentRef": {"name": "nightly"}},
+        }, ended=at(4, 11))
+        await scene.patch_spec("hourly", {"suspend": True})
+
+        clock.set(at(4, 30))
+        await operator.start()
+        await scene.wait_for(lambda: scene.run("zz-adhoc") == {})
+        assert set(made) <= set(scene.runs())  # kept: their ticks are not recorded
+
+        api_writes.reset()
+        await scene.patch_spec("hourly", {"suspend": False})
+        status = await scene.settled(after=at(4, 30))
+        assert status["lastScheduleTime"] == stamp(at(4))
+        # The catch-up found each run: three 409s, no run made a second time.
+        assert api_writes.count(verb="create", resource="flowruns", code=201) == 0
+        assert api_writes.count(verb="create", resource="flowruns", code=409) == 3
+        # Recorded now, they go the way of any finished run (successfulRunsLimit 0).
+        await scene.wait_for(lambda: not set(made) & set(scene.runs()))
+        assert scene.runs() == [run_name("hourly", at(1))]  # active: kept
+
+
+async def _finished_run(scene: Scene, body: dict[str, Any], *, ended: datetime) -> None:
+    """Create ``body`` and mark it Completed at ``ended`` (as its pod's success would)."""
+    await scene.kube.create(kube_module.FLOWRUNS, body, namespace=scene.namespace)
+    await scene.kube.patch_status(kube_module.FLOWRUNS, body["metadata"]["name"], {
+        "status": {"phase": "Completed", "startTime": stamp(ended - timedelta(minutes=1)),
+                   "endTime": stamp(ended)},
+    }, namespace=scene.namespace)

@@ -18,10 +18,16 @@ defaults come from) are larger than CronJob's 3/1 on purpose: a Headwater run's 
 the only record of its task counts, assets and artifacts (there is no separate database),
 and failures are what people come back to look at; each run costs only a few KB.
 
-Runs that have not finished are never candidates. "Newest" means latest ``endTime``;
-a run without one (e.g. cancelled while queued) falls back to its creation time; ties are
-broken by creation time, then by name (the larger is newer), so the choice is
-deterministic. Deleting a FlowRun deletes its pods
+Runs that have not finished are never candidates, and neither is a finished scheduled run
+whose tick its Schedule has not recorded yet (:func:`tick_is_recorded`): the run is the
+only record that the tick ran until ``Schedule.status.lastScheduleTime`` says so, and a
+Schedule catching up from an older ``lastScheduleTime`` would create it again (the run's
+deterministic name protects against that only while the run exists). Such a run is kept,
+beyond the limits and the TTL, until its Schedule records the tick or is gone.
+
+"Newest" means latest ``endTime``; a run without one (e.g. cancelled while queued) falls
+back to its creation time; ties are broken by creation time, then by name (the larger is
+newer), so the choice is deterministic. Deleting a FlowRun deletes its pods
 through owner references.
 
 Everything here is pure: the handler feeds in what a kopf index holds and ``now``.
@@ -35,6 +41,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from headwater_operator.api import TERMINAL_PHASES, FlowRunPhase
+from headwater_operator.kubetime import parse_time
 
 DEFAULT_SUCCESSFUL_RUNS_LIMIT = 10
 DEFAULT_FAILED_RUNS_LIMIT = 10
@@ -125,6 +132,37 @@ def runs_to_delete(
         for run in group[limit:]:
             deletions.setdefault(run.name, f"beyond history.{field}={limit}")
     return [Deletion(name, reason) for name, reason in sorted(deletions.items())]
+
+
+def recorded_through(schedule: Mapping[str, Any]) -> datetime | None:
+    """The newest instant a Schedule will never fire a tick at or before, from its
+    durable state: its ``status.lastScheduleTime`` or its ``creationTimestamp``, the later.
+
+    The Schedule controller plans only ticks after ``max(lastScheduleTime, the moment
+    its expression took effect)``, the latter never earlier than the Schedule's
+    creation, and writes ``lastScheduleTime`` only after the runs of the ticks it covers
+    exist (``controllers/schedules.py``). It never moves backwards: each write is the
+    newest tick due at its wake-up, and an edited expression only fires ticks after the
+    edit was seen. None when neither is known.
+    """
+    status = schedule.get("status") or {}
+    meta = schedule.get("metadata") or {}
+    instants = [moment for moment in (parse_time(status.get("lastScheduleTime")),
+                                      parse_time(meta.get("creationTimestamp")))
+                if moment is not None]
+    return max(instants, default=None)
+
+
+def tick_is_recorded(tick: datetime, recorded: datetime | None) -> bool:
+    """Whether a Schedule whose :func:`recorded_through` is ``recorded`` can never fire
+    ``tick`` again, so that its run may be pruned.
+
+    A finished run of a later tick must be kept: if it were deleted, a Schedule
+    controller starting from the older ``lastScheduleTime`` (a new leader after a kill,
+    a wake-up retried after its status write failed) would plan the tick again, and its
+    create would succeed — a second run for one tick.
+    """
+    return recorded is not None and tick <= recorded
 
 
 def next_expiry(runs: Iterable[RunRecord], policy: HistoryPolicy, now: datetime) -> datetime | None:

@@ -216,6 +216,11 @@ class RunFacts:
     record_urls: tuple[str, ...] = ()
     """``status.runRecords[*].url``: where its attempts' run records are (pruning deletes
     them with the run)."""
+    schedule: str | None = None
+    """The Schedule that made it (its ``headwater.dev/schedule`` label), if any."""
+    tick: str | None = None
+    """Its ``spec.scheduledTime``: for a Schedule's run, the tick it is the run of
+    (pruning keeps it until the Schedule has recorded that tick)."""
 
 
 def run_counts(runs: Iterable[RunFacts]) -> tuple[int, int]:

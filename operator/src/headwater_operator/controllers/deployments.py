@@ -37,6 +37,25 @@ What it must respect:
   FlowRuns themselves): they are for people and dashboards.
 * **History** is pruned by age (TTL) with one timer per Deployment at its next expiry;
   after a restart the informers' first LIST replays every FlowRun and re-arms them.
+* **A Schedule's unrecorded ticks are kept.** A finished run a Schedule made is pruned
+  only once that Schedule's durable status covers its tick
+  (:func:`~headwater_operator.history.tick_is_recorded`: ``lastScheduleTime``, or its
+  creation), or once the Schedule is gone. The Schedule controller creates a tick's run
+  *before* it writes ``lastScheduleTime``; a run pruned in between — the leader killed
+  before its status write, or the write failing while the run finished and aged out —
+  would be created again by the next wake-up, which plans from the older
+  ``lastScheduleTime``: the run's name stops a second create only while the run exists.
+  So the Schedules' statuses come from their watch (only ever committed states, never
+  ahead of the API server), a Schedule the watch does not know is asked for once before
+  its run is deleted, and a Deployment holding such a run back is woken when that
+  Schedule records more. Kubernetes' CronJob controller gets this from doing both in one
+  place: ``sync`` (``pkg/controller/cronjob/cronjob_controllerv2.go``) deletes the
+  finished Jobs beyond the limits (``cleanupFinishedJobs``) and creates the next Job
+  (``syncCronJob``: create, then ``LastScheduleTime`` on the same copy) in one pass, and
+  writes the status once at its end; it fires only the newest missed time, so a Job lost
+  before that write costs at most one re-run. Here pruning and scheduling are separate
+  controllers and catch-up ``All`` re-plans every tick after ``lastScheduleTime``, so the
+  order is enforced by the pruner instead (``docs/decisions.md``).
 * **The run store is never in the way.** Its I/O blocks, so it runs in threads, a few at
   a time, each bounded by a timeout; a failed or hung deletion of a pruned run's records
   is logged and posted as a ``RunRecordsNotDeleted`` Warning on the Deployment, and the
@@ -54,6 +73,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from headwater import runstore
+from headwater.contract import LABEL_SCHEDULE
 
 from headwater_operator import kube, reasons
 from headwater_operator.api import TERMINAL_PHASES
@@ -63,7 +83,9 @@ from headwater_operator.history import (
     HistoryPolicy,
     RunRecord,
     next_expiry,
+    recorded_through,
     runs_to_delete,
+    tick_is_recorded,
 )
 from headwater_operator.informer import InformerFactory, Store
 from headwater_operator.kubetime import parse_time
@@ -118,13 +140,16 @@ def run_facts(obj: Mapping[str, Any]) -> RunFacts:
     """What a Deployment's status and history need of one of its FlowRuns."""
     meta, spec = obj["metadata"], obj.get("spec") or {}
     status = obj.get("status") or {}
+    schedule = (meta.get("labels") or {}).get(LABEL_SCHEDULE)
     return RunFacts(
         name=meta["name"], phase=status.get("phase"),
         created=str(meta.get("creationTimestamp") or ""),
         scheduled_time=status.get("scheduledTime") or spec.get("scheduledTime"),
         end_time=status.get("endTime"),
         record_urls=tuple(str(entry["url"]) for entry in status.get("runRecords") or ()
-                          if isinstance(entry, Mapping) and entry.get("url")))
+                          if isinstance(entry, Mapping) and entry.get("url")),
+        schedule=str(schedule) if schedule else None,
+        tick=spec.get("scheduledTime") if schedule else None)
 
 
 def record_roots(urls: Iterable[str]) -> list[str]:
@@ -204,6 +229,12 @@ class DeploymentController:
         """Seconds pruning waits for one run's records to be deleted (see
         :data:`RECORD_DELETE_TIMEOUT_SECONDS`)."""
         self._record_slots = asyncio.Semaphore(RECORD_DELETES_AT_ONCE)
+        self.schedules: dict[Key, datetime | None] = {}
+        """(namespace, Schedule) → its :func:`~headwater_operator.history.recorded_through`
+        as its watch last showed it."""
+        self.held: dict[Key, set[str]] = {}
+        """(namespace, Schedule) → the Deployments keeping a finished run of it back
+        because its status had not recorded the run's tick: woken when it records more."""
 
 
     @property
@@ -215,6 +246,7 @@ class DeploymentController:
         """Receive the events of Deployments and FlowRuns."""
         informers.informer(kube.DEPLOYMENTS).add_handler(self.on_deployment)
         informers.informer(kube.FLOWRUNS).add_handler(self.on_flowrun)
+        informers.informer(kube.SCHEDULES).add_handler(self.on_schedule)
 
     # --- watch → wake -----------------------------------------------------------------------
     def on_deployment(self, type_: str, obj: dict[str, Any]) -> None:
@@ -261,6 +293,21 @@ class DeploymentController:
         else:
             self.runs.setdefault(key, {})[name] = run_facts(obj)
         self.queue.wake(key)
+
+    def on_schedule(self, type_: str, obj: dict[str, Any]) -> None:
+        """Keep how far each Schedule has recorded its ticks; when that moves (or the
+        Schedule goes), wake the Deployments that kept one of its runs back for it."""
+        meta = obj["metadata"]
+        key = (meta.get("namespace") or "", meta["name"])
+        before = self.schedules.get(key)
+        if type_ == "DELETED":
+            self.schedules.pop(key, None)
+        else:
+            self.schedules[key] = recorded_through(obj)
+            if key in self.held and self.schedules[key] == before:
+                return
+        for deployment in self.held.pop(key, ()):
+            self.queue.wake((key[0], deployment))
 
     def wake_flow(self, namespace: str, flow: str) -> None:
         """The Flow ``namespace/flow`` changed: its Deployments are judged again."""
@@ -358,6 +405,8 @@ class DeploymentController:
         try:
             for deletion in runs_to_delete(records, policy, now):
                 run = facts.get(deletion.name)
+                if run is not None and await self._tick_unrecorded(key, run):
+                    continue  # pruned once its Schedule records it (or is gone)
                 await self._delete_run(namespace, deletion.name)
                 if run is not None:
                     pruned.append(run)
@@ -393,6 +442,34 @@ class DeploymentController:
                     f"{where}: {why}. Give the operator delete access to the run store, "
                     "or remove them with the store's own tools."))
                 return False
+        return True
+
+    async def _tick_unrecorded(self, key: Key, run: RunFacts) -> bool:
+        """Whether ``run`` is a Schedule's run whose tick that Schedule's status has not
+        recorded yet (then Deployment ``key`` is woken when it does: :attr:`held`).
+
+        A Schedule the watch does not show is read from the API server: after the first
+        LIST that means it is gone (then the run may go), but a run is only deleted on
+        what the API server says, never on a watch that has not caught up.
+        """
+        if run.schedule is None:
+            return False
+        tick = parse_time(run.tick)
+        if tick is None:
+            return False  # not a tick's run (made by hand with the label): no Schedule re-makes it
+        namespace = key[0]
+        schedule = (namespace, run.schedule)
+        if schedule in self.schedules:
+            recorded = self.schedules[schedule]
+        else:
+            try:
+                body = await self.client.get(kube.SCHEDULES, run.schedule, namespace=namespace)
+            except kube.NotFound:
+                return False  # gone: nothing fires its ticks again
+            recorded = recorded_through(body)
+        if tick_is_recorded(tick, recorded):
+            return False
+        self.held.setdefault(schedule, set()).add(key[1])
         return True
 
     async def _delete_run(self, namespace: str, name: str) -> None:
