@@ -33,6 +33,7 @@ from headwater_dev.emulator import BackgroundEmulator
 from headwater_dev.harness import OperatorHarness, wait_for
 from headwater_operator import kube as kube_module
 from headwater_operator.cli.common import Io
+from orders_pipeline import create_orders_run
 from s3_server import S3Store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -113,25 +114,6 @@ async def test_sandbox_describe_run_shows_the_assets_examples_task_runs_and_line
 # --- a real S3-compatible store ----------------------------------------------------------------
 
 
-async def _pipeline(kube: kube_module.Kube, namespace: str, run: str,
-                    deployment_spec: dict[str, Any]) -> None:
-    await kube.create(kube_module.FLOWS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow",
-        "metadata": {"name": "orders"},
-        "spec": {"image": "example/orders:1",
-                 "entrypoint": "tests/api/flows/run_store_pipeline.py:pipeline"},
-    }, namespace=namespace)
-    await kube.create(kube_module.DEPLOYMENTS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
-        "metadata": {"name": "orders"},
-        "spec": {"flowRef": {"name": "orders"}, **deployment_spec},
-    }, namespace=namespace)
-    await kube.create(kube_module.FLOWRUNS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun", "metadata": {"name": run},
-        "spec": {"deploymentRef": {"name": "orders"}, "parameters": {"day": "2026-12-01"}},
-    }, namespace=namespace)
-
-
 async def _finished(emulator: BackgroundEmulator, namespace: str, run: str) -> dict[str, Any]:
     def done() -> dict[str, Any] | None:
         obj = emulator.object("flowruns", run, namespace) or {}
@@ -153,7 +135,7 @@ async def test_a_record_in_s3_holds_the_whole_run_and_outlives_its_pod(  # noqa:
     kubelet = pk.ProcessKubelet(emulator.url, runtime, log_sink=emulator.append_log)
     kubelet_task = asyncio.create_task(kubelet.run())
     try:
-        await _pipeline(kube, namespace, "orders-1", {"runStore": {"url": s3.root}})
+        await create_orders_run(kube, namespace, "orders-1", {"runStore": {"url": s3.root}})
         run = await _finished(emulator, namespace, "orders-1")
         assert run["status"]["phase"] == "Completed", run["status"]
         [entry] = run["status"]["runRecords"]
@@ -225,7 +207,7 @@ async def test_a_store_outage_completes_the_run_and_the_summary_says_not_written
     kubelet = pk.ProcessKubelet(emulator.url, runtime, log_sink=emulator.append_log)
     kubelet_task = asyncio.create_task(kubelet.run())
     try:
-        await _pipeline(kube, namespace, "orders-2", {
+        await create_orders_run(kube, namespace, "orders-2", {
             "runStore": {"url": s3.root},
             "runTemplate": {"env": [
                 {"name": "AWS_ENDPOINT_URL", "value": f"http://127.0.0.1:{port}"},

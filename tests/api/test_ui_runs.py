@@ -20,29 +20,10 @@ from headwater_dev.emulator import BackgroundEmulator
 from headwater_dev.harness import OperatorHarness, wait_for
 from headwater_operator import kube as kube_module
 from headwater_operator.ui.app import UiOptions, create_app
+from orders_pipeline import create_orders_run
 
 REPO = Path(__file__).resolve().parents[2]
 TERMINAL = ("Completed", "Failed", "Crashed", "Cancelled")
-
-
-async def _create(kube: kube_module.Kube, namespace: str, store: str) -> None:
-    await kube.create(kube_module.FLOWS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Flow",
-        "metadata": {"name": "orders"},
-        "spec": {"image": "example/orders:1",
-                 "entrypoint": "tests/api/flows/run_store_pipeline.py:pipeline"},
-    }, namespace=namespace)
-    await kube.create(kube_module.DEPLOYMENTS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
-        "metadata": {"name": "orders"},
-        "spec": {"flowRef": {"name": "orders"}, "tags": ["finance"],
-                 "runStore": {"url": store}},
-    }, namespace=namespace)
-    await kube.create(kube_module.FLOWRUNS, {
-        "apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun",
-        "metadata": {"name": "orders-ui-1"},
-        "spec": {"deploymentRef": {"name": "orders"}, "parameters": {"day": "2026-12-01"}},
-    }, namespace=namespace)
 
 
 async def test_the_ui_lists_a_real_run_and_shows_its_record_and_logs(
@@ -54,7 +35,8 @@ async def test_the_ui_lists_a_real_run_and_shows_its_record_and_logs(
     app = create_app(UiOptions(namespaces=[namespace]))
     try:
         async with TestClient(TestServer(app)) as client:
-            await _create(kube, namespace, str(tmp_path / "store"))
+            await create_orders_run(kube, namespace, "orders-ui-1", {
+                "tags": ["finance"], "runStore": {"url": str(tmp_path / "store")}})
 
             def finished() -> dict[str, Any] | None:
                 obj = emulator.object("flowruns", "orders-ui-1", namespace) or {}

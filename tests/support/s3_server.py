@@ -37,8 +37,10 @@ from __future__ import annotations
 import contextlib
 import os
 import selectors
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -239,3 +241,60 @@ def _serve() -> None:
 
 if __name__ == "__main__":
     _serve()
+
+
+class BrokenEndpoint:
+    """A TCP listener on 127.0.0.1 standing in for an S3 endpoint that is down, observable
+    without timing anything: ``reset`` closes every connection it accepts, ``silent`` holds
+    each one open and never answers (a hung load balancer). ``connections`` counts them."""
+
+    def __init__(self, mode: str) -> None:
+        if mode not in ("reset", "silent"):
+            raise ValueError(f"mode must be 'reset' or 'silent', not {mode!r}")
+        self.mode = mode
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self._socket.settimeout(0.05)  # so the loop sees ``_stop`` (close() wakes no accept)
+        self.port: int = self._socket.getsockname()[1]
+        self.connections = 0
+        self._held: list[socket.socket] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        """The endpoint's URL (``AWS_ENDPOINT_URL``)."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _serve(self) -> None:
+        while not self._stop.is_set():
+            try:
+                conn, _ = self._socket.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            if self.mode == "reset":
+                conn.close()
+            else:
+                self._held.append(conn)
+
+    def close(self) -> None:
+        """Stop accepting and drop every held connection."""
+        self._stop.set()
+        self._thread.join()
+        for conn in self._held:
+            conn.close()
+        self._socket.close()
+
+
+@pytest.fixture
+def broken_endpoint(s3: S3Store, monkeypatch: pytest.MonkeyPatch,
+                    request: pytest.FixtureRequest) -> Iterator[BrokenEndpoint]:
+    """``s3``, but this process's S3 endpoint is a :class:`BrokenEndpoint`; the mode is
+    the test's ``@pytest.mark.parametrize("broken_endpoint", [...], indirect=True)``
+    parameter (``reset`` by default)."""
+    server = BrokenEndpoint(getattr(request, "param", "reset"))
+    monkeypatch.setenv("AWS_ENDPOINT_URL", server.url)
+    clear_fsspec_caches()
+    yield server
+    server.close()

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from headwater import results
-from s3_server import s3, s3_server  # noqa: F401  (fixtures shared with tests/api)
+from s3_server import broken_endpoint, s3, s3_server  # noqa: F401  (fixtures shared with tests/api)
 
 
 @pytest.fixture(autouse=True)

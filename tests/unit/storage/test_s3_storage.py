@@ -8,18 +8,15 @@ mistake in s3fs's view of the bucket cannot make a test pass.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import textwrap
-import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from headwater import runstore
 from headwater.results import FsspecStorage, ResultStore, get_serializer, resolve_storage
-from s3_server import S3Store, clear_fsspec_caches
+from s3_server import BrokenEndpoint, S3Store, clear_fsspec_caches
 
 
 def test_write_read_roundtrip_and_missing(s3: S3Store) -> None:
@@ -189,45 +186,8 @@ def test_a_flow_in_a_child_process_persists_and_caches_in_s3(s3: S3Store,
     assert store.read(result_keys[0].removeprefix("results/")) == (True, 49)
 
 
-class _ResettingServer:
-    """A TCP listener on 127.0.0.1 that closes every connection it accepts, counting them:
-    an S3 endpoint that is down, observable without timing anything."""
-
-    def __init__(self) -> None:
-        self._socket = socket.create_server(("127.0.0.1", 0))
-        self._socket.settimeout(0.05)  # so the loop sees ``_stop`` (close() wakes no accept)
-        self.port: int = self._socket.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self) -> None:
-        while not self._stop.is_set():
-            try:
-                conn, _ = self._socket.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._socket.close()
-
-
-@pytest.fixture
-def down_endpoint(s3: S3Store, monkeypatch: pytest.MonkeyPatch) -> Iterator[_ResettingServer]:
-    server = _ResettingServer()
-    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{server.port}")
-    clear_fsspec_caches()
-    yield server
-    server.close()
-
-
 def test_an_unreachable_endpoint_fails_a_write_after_few_attempts(
-        s3: S3Store, down_endpoint: _ResettingServer, monkeypatch: pytest.MonkeyPatch) -> None:
+        s3: S3Store, broken_endpoint: BrokenEndpoint, monkeypatch: pytest.MonkeyPatch) -> None:
     """With ``AWS_MAX_ATTEMPTS=1`` a write to a store that is down raises after a bounded
     number of connections (measured, not timed). botocore's default (5 attempts per call)
     times s3fs's own 5 retries made 110 connections and ~84 s for one write against this
@@ -243,4 +203,4 @@ def test_an_unreachable_endpoint_fails_a_write_after_few_attempts(
     # s3fs retries each call up to S3FileSystem.retries (5) times and a write makes a few
     # calls (bucket checks, bucket create, put): 14 to 22 connections were seen. Without
     # AWS_MAX_ATTEMPTS botocore multiplies that by its 5 attempts per call.
-    assert 1 <= down_endpoint.connections <= 30
+    assert 1 <= broken_endpoint.connections <= 30
