@@ -32,7 +32,6 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO, UiSandbox, wait_until
 from headwater.cli import build_parser
 from selenium import webdriver
 from selenium.common.exceptions import (
@@ -44,6 +43,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import Select, WebDriverWait
+from ui_sandbox import REPO, UiSandbox, wait_until
 
 TIMEOUT = 30.0
 NAMESPACE = "default"
