@@ -264,8 +264,12 @@ def _wait_for(client: kube.BlockingKube, call: str) -> None:
     if call == "get":
         client.get(kube.FLOWRUNS, "r1", namespace="ns")
     else:
-        for _ in client.follow_pod_log("p1", namespace="ns"):
-            pass
+        # As the CLI does (cli/follow.py): the generator is closed however the loop ends,
+        # so a Ctrl-C that lands between two chunks (in this body, not in the wait) hangs
+        # up too; without it the generator, kept alive by the traceback, would not.
+        with contextlib.closing(client.follow_pod_log("p1", namespace="ns")) as chunks:
+            for _ in chunks:
+                pass
 
 
 # --- the loop thread --------------------------------------------------------------------

@@ -43,7 +43,12 @@
     if (!window.EventSource || !document.querySelector("[data-live]")) return;
     const status = document.querySelector('[data-testid="live-status"]');
     const source = new EventSource("/events");
-    source.onopen = function () { if (status) status.textContent = "live"; };
+    // A change between rendering this page and subscribing (or while reconnecting) has
+    // no event left to announce it: catch up once each time the stream opens.
+    source.onopen = function () {
+      if (status) status.textContent = "live";
+      refreshLive();
+    };
     source.onerror = function () { if (status) status.textContent = "reconnecting…"; };
     source.addEventListener("change", function (event) {
       if (concernsPage(JSON.parse(event.data))) refreshLive();
