@@ -28,7 +28,7 @@ import os
 import pickle
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -333,11 +333,13 @@ class FsspecStorage:
             yield
 
 
-def default_storage_location() -> str:
-    """``HEADWATER_RESULT_STORAGE``, else ``HEADWATER_HOME``, else ``~/.headwater``."""
+def default_storage_location(env: Mapping[str, str] | None = None) -> str:
+    """``HEADWATER_RESULT_STORAGE``, else ``HEADWATER_HOME``, else ``~/.headwater``, read
+    from ``env`` (default: this process's environment)."""
+    env = os.environ if env is None else env
     return (
-        os.environ.get(contract.ENV_RESULT_STORAGE)
-        or os.environ.get(contract.ENV_HOME)
+        env.get(contract.ENV_RESULT_STORAGE)
+        or env.get(contract.ENV_HOME)
         or str(Path("~/.headwater").expanduser())
     )
 

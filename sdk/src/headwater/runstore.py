@@ -122,9 +122,7 @@ def store_root(env: Mapping[str, str] | None = None) -> str | None:
         return value
     from headwater.results import default_storage_location
 
-    return default_storage_location() if env is os.environ else (
-        env.get(contract.ENV_RESULT_STORAGE) or env.get(contract.ENV_HOME)
-        or os.path.expanduser("~/.headwater"))
+    return default_storage_location(env)
 
 
 def location_for(root_flow_run_id: str, flowrun_name: str | None = None,
