@@ -7,24 +7,15 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import isolated_home
 import pytest
-from headwater import async_engine, engine, results
+from headwater import async_engine, engine
 
-
-@pytest.fixture(autouse=True)
-def headwater_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Every test gets its own HEADWATER_HOME; no test touches ~/.headwater."""
-    home = tmp_path / "hw-home"
-    monkeypatch.setenv("HEADWATER_HOME", str(home))
-    monkeypatch.delenv("HEADWATER_RESULT_STORAGE", raising=False)
-    monkeypatch.delenv("HEADWATER_RUN_STORE", raising=False)
-    results._storage_cache.clear()
-    yield home
-    results._storage_cache.clear()
+headwater_home = isolated_home.headwater_home  # autouse: each test's own HEADWATER_HOME
 
 
 @pytest.fixture(autouse=True)
