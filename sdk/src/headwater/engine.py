@@ -249,15 +249,21 @@ def resolve_inputs(
 # --- task runs -----------------------------------------------------------------------
 
 
+def _next_run_name(flow_ctx: FlowRunContext, name: str) -> str:
+    """``<name>-<n>``: the next task-run name for ``name`` in this flow run (a subflow
+    call's task run counts among them)."""
+    counts = flow_ctx.task_name_counts
+    n = counts.get(name, 0)
+    counts[name] = n + 1
+    return f"{name}-{n}"
+
+
 def _new_task_run(task: Task[..., Any], flow_ctx: FlowRunContext | None,
                   map_index: int | None = None) -> TaskRun:
     extra_tags = TAGS.get()
     tags = task.tags | extra_tags if extra_tags else task.tags
     if flow_ctx is not None:
-        counts = flow_ctx.task_name_counts
-        n = counts.get(task.name, 0)
-        counts[task.name] = n + 1
-        name = f"{task.name}-{n}"
+        name = _next_run_name(flow_ctx, task.name)
         task_run = TaskRun(_new_id(), name, task.name, flow_ctx.flow_run.id, st.Pending(), tags,
                            task.task_key, map_index)
         flow_ctx.tree.task_runs.append(task_run)
@@ -563,7 +569,7 @@ def persist(  # noqa: PLR0917 - internal, mirrors the cache steps
 
         expiration = results.now() + task.cache_expiration.total_seconds()
     store.write(key, state.data, expiration)
-    task_ctx.task_run.result_location = f"{store.storage.url}/results/{key}"
+    task_ctx.task_run.result_location = store.location(key)
     if plan is not None:
         from headwater import assets
 
@@ -578,7 +584,7 @@ def keep_out_of_memory(task: Task[..., Any], task_ctx: TaskRunContext, store: Re
     if not task.cache_result_in_memory and state.type is StateType.COMPLETED:
         key = f"task-runs/{task_ctx.task_run.id}"
         store.write(key, state.data)
-        task_ctx.task_run.result_location = f"{store.storage.url}/results/{key}"
+        task_ctx.task_run.result_location = store.location(key)
         state._data = store.reference(key)
 
 
@@ -594,7 +600,7 @@ def read_cached(store: ResultStore, key: str, task_ctx: TaskRunContext,
         return None
     state = st.Cached(data=value if task.cache_result_in_memory else store.reference(key))
     task_ctx.task_run.set_state(state)
-    task_ctx.task_run.result_location = f"{store.storage.url}/results/{key}"
+    task_ctx.task_run.result_location = store.location(key)
     if plan is not None:
         from headwater import assets
 
@@ -837,11 +843,8 @@ def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[st
     extra_tags = TAGS.get()
     flow_run.tags = flow.tags | extra_tags if extra_tags else flow.tags
     if parent is not None:
-        counts = parent.task_name_counts
-        n = counts.get(flow.name, 0)
-        counts[flow.name] = n + 1
         flow_run.parent_task_run_id = _new_id()
-        flow_run.parent_task_run_name = f"{flow.name}-{n}"
+        flow_run.parent_task_run_name = _next_run_name(parent, flow.name)
     if config is not None:
         flow_run.scheduled_start_time = config.scheduled_start_time
         flow_run.deployment_name = config.deployment_name

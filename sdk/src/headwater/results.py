@@ -416,6 +416,10 @@ class ResultStore:
         ).encode()
         self.storage.write(f"results/{key}", header + b"\n" + payload)
 
+    def location(self, key: str) -> str:
+        """Where the record under ``key`` is stored (the run record's ``resultLocation``)."""
+        return f"{self.storage.url}/results/{key}"
+
     def reference(self, key: str) -> PersistedResult:
         """A reference that loads the record under ``key`` when the value is needed."""
         from headwater.exceptions import MissingResult
