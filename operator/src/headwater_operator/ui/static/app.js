@@ -26,7 +26,8 @@
   }
   function concernsPage(change) {
     const page = document.body.dataset;
-    if (page.page === "run") {
+    // A subflow run's page shows its root FlowRun's record: that FlowRun's changes.
+    if (page.page === "run" || page.page === "subflow") {
       return (change.kind === "FlowRun" && change.namespace === page.namespace && change.name === page.name) ||
         (change.kind === "Event" && change.namespace === page.namespace && change.involvedName === page.name);
     }
@@ -171,9 +172,24 @@
     load();
   }
 
+  // --- a task run named in the address (?task=<id>): the "called by task run" link of a
+  // subflow run's page opens the calling task run's detail on its parent's page.
+  async function linkedTaskRun() {
+    const wanted = new URLSearchParams(location.search).get("task");
+    const list = document.querySelector("[data-task-list]");
+    const detail = document.querySelector('[data-testid="task-detail"]');
+    if (!wanted || !list || !detail) return;
+    const response = await fetch(list.dataset.src + "/" + encodeURIComponent(wanted) + location.search);
+    if (!response.ok) { detail.textContent = "Could not load task run " + wanted + " (" + response.status + ")."; return; }
+    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
+    detail.replaceChildren(...doc.body.childNodes);
+    detail.scrollIntoView({ block: "start" });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-task-list]").forEach(taskList);
     document.querySelectorAll("[data-log-view]").forEach(logs);
+    linkedTaskRun();
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
         if (!window.confirm(form.dataset.confirm)) event.preventDefault();
