@@ -142,12 +142,14 @@ async def subflow_view(request: web.Request, namespace: str, name: str,
         raise web.HTTPSeeOther(links.flow_run(wanted))
     if path is None:
         count = len(flow_run_names(record)) - 1
+        held = (f"it has {count} subflow run(s), listed on the run's page" if count > 0
+                else "it has no subflow runs")
         raise SubflowMissing(
             404, "Subflow run not found",
             f"The run record of attempt {ref.attempt} of FlowRun {namespace}/{name} "
-            f"({ref.url}) has no subflow run with id {wanted!r}; it has {count} subflow "
-            f"run(s), listed on the run's page. A subflow run's id belongs to one attempt: "
-            f"a link from another attempt's page carries ?attempt=N.")
+            f"({ref.url}) has no subflow run with id {wanted!r}; {held}. A subflow run's "
+            "id belongs to one attempt: a link from another attempt's page carries "
+            "?attempt=N.")
     return SubflowView(ref, record, path, flow_run_part(record, path[-1]), links)
 
 
@@ -212,9 +214,9 @@ async def subflow_page(request: web.Request) -> web.Response:
 
 # --- what the page's scripts read ----------------------------------------------------------
 
-async def _view(request: web.Request) -> SubflowView:
+async def _view(request: web.Request) -> tuple[Obj, SubflowView]:
     namespace, name, run = the_run(request)
-    return await subflow_view(request, namespace, name, run)
+    return run, await subflow_view(request, namespace, name, run)
 
 
 def _missing_json(missing: SubflowMissing) -> web.Response:
@@ -227,7 +229,7 @@ async def task_runs_json(request: web.Request) -> web.Response:
     """``/api/runs/<ns>/<name>/subflows/<id>/taskruns?q=&attempt=``: the rows of the
     subflow run's task-run list, as the run's page answers them."""
     try:
-        view = await _view(request)
+        _, view = await _view(request)
     except SubflowMissing as missing:
         return _missing_json(missing)
     return task_runs_answer(request, view.part)
@@ -236,7 +238,7 @@ async def task_runs_json(request: web.Request) -> web.Response:
 async def task_run_detail(request: web.Request) -> web.Response:
     """``/api/runs/<ns>/<name>/subflows/<id>/taskruns/<task>``: one of its task runs."""
     try:
-        view = await _view(request)
+        _, view = await _view(request)
     except SubflowMissing as missing:
         return web.Response(status=missing.status, text=missing.message)
     return task_detail_answer(request, view.part, view.record, view.links)
@@ -268,10 +270,9 @@ async def logs_json(request: web.Request) -> web.Response:
     page follows them by polling as the run's page does.
     """
     try:
-        view = await _view(request)
+        run, view = await _view(request)
     except SubflowMissing as missing:
         return _missing_json(missing)
-    _, _, run = the_run(request)
     ids = subtree_ids(view.flow_run)
     lines, unattributed, total = await asyncio.to_thread(
         subflow_log_lines, view.ref.url, view.record, ids)
