@@ -38,32 +38,28 @@ from headwater.cli import build_parser
 from selenium import webdriver
 from selenium.common.exceptions import (
     NoAlertPresentException,
-    StaleElementReferenceException,
     TimeoutException,
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import Select, WebDriverWait
-from ui_sandbox import REPO, UiSandbox, wait_until
+from selenium.webdriver.support.ui import Select
+from ui_sandbox import (
+    NAMESPACE,
+    REPO,
+    TIMEOUT,
+    UiSandbox,
+    by_testid,
+    visible,
+    wait,
+    wait_until,
+)
 
-TIMEOUT = 30.0
-NAMESPACE = "default"
 SHOTS_DIR = REPO / "docs" / "ui"
 PWNED = "__headwater_pwned"
 """The ``window`` property every hostile payload sets (tests/browser/flows/ui_flows.py)."""
 
 Screenshot = Callable[..., Path]
-
-
-def by_testid(name: str, *, within: str = "") -> tuple[str, str]:
-    """The locator of ``data-testid="<name>"`` (inside the CSS selector ``within``)."""
-    return By.CSS_SELECTOR, f'{within} [data-testid="{name}"]'.strip()
-
-
-def wait(browser: webdriver.Chrome, timeout: float = TIMEOUT) -> WebDriverWait[Any]:
-    """A wait that retries while the page replaces what it was reading (live refresh)."""
-    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def texts(browser: webdriver.Chrome, name: str) -> list[str]:
@@ -72,12 +68,6 @@ def texts(browser: webdriver.Chrome, name: str) -> list[str]:
         "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)",
         f'[data-testid="{name}"]')
     return found
-
-
-def visible(browser: webdriver.Chrome, name: str) -> WebElement:
-    """The first visible element with ``data-testid=name``, waited for."""
-    element: WebElement = wait(browser).until(ec.visibility_of_element_located(by_testid(name)))
-    return element
 
 
 def click(browser: webdriver.Chrome, locator: tuple[str, str]) -> None:
@@ -133,6 +123,7 @@ def screenshot(browser: webdriver.Chrome, tmp_path_factory: pytest.TempPathFacto
 @pytest.mark.parametrize(("flow", "entrypoint"), [
     ("report", "tests/browser/flows/ui_flows.py:report"),
     ("hostile", "tests/browser/flows/ui_flows.py:hostile"),
+    ("many", "tests/browser/flows/ui_flows.py:many"),
     ("nested", "tests/browser/flows/ui_flows.py:nested"),
     ("sleepy", "examples/flows/sleepy.py:sleepy"),
 ])

@@ -11,6 +11,9 @@
   them (``<script>``, ``onerror=``, ``javascript:`` links). Each payload sets
   ``window.__headwater_pwned`` or opens a dialog if it ever runs; the test asserts that
   neither happened.
+* ``many``: ``n`` tiny tasks one after another (``item-0`` … ``item-<n-1>``), for a run
+  whose record holds 10,000 task runs: the page must stay usable (a window of rows in
+  the DOM, the last one reachable, search finds one).
 """
 
 from __future__ import annotations
@@ -139,3 +142,15 @@ def hostile() -> None:
                          key="hostile-link")
     get_run_logger().warning("<img src=x onerror=\"%s='log'\"> <script>%s='log'</script>",
                              PWNED, PWNED)
+
+
+@task(task_run_name="item-{i}")
+def item(i: int) -> int:
+    """One of many: returns its index."""
+    return i
+
+
+@flow
+def many(n: int = 10_000) -> int:
+    """Run ``n`` small tasks one after another, so the run's record has ``n`` task runs."""
+    return sum(item(i) for i in range(n))
