@@ -262,6 +262,8 @@ def test_a_subflows_page_its_task_runs_and_the_links_back_to_its_parents(
     click(browser, by_testid("subflow-caller"))
     wait(browser).until(lambda b: b.current_url.startswith(outer_url + "&task="))
     wait(browser).until(lambda b: b.find_element(*by_testid("task-name")).text == "middle-0")
+    opened = browser.find_element(By.CSS_SELECTOR, '[data-testid="task-row"][aria-current="true"]')
+    assert opened.text.startswith("middle-0 → middle-3"), opened.text
     link = browser.find_element(*by_testid("task-subflow-link"))
     assert link.text == "middle-3"
     click(browser, by_testid("subflow-parent"))

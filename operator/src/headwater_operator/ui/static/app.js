@@ -119,10 +119,10 @@
       draw();
     }
     function open(i) {
-      if (i < 0 || i >= rows.length) return;
+      if (i < 0 || i >= rows.length) return Promise.resolve();
       opened = rows[i].id;
       activate(i);
-      showDetail(rows[i]);
+      return showDetail(rows[i]);
     }
     async function showDetail(t) {
       if (!detail) return;
@@ -165,7 +165,16 @@
     });
     let typing = null;
     search.addEventListener("input", function () { clearTimeout(typing); typing = setTimeout(load, 200); });
-    load();
+    // A task run named in the address (?task=<id>: a subflow run's "called by task run"
+    // link to its parent's page) is opened once the list has loaded.
+    const linked = new URLSearchParams(location.search).get("task");
+    load().then(async function () {
+      if (!linked || !detail) return;
+      const i = rows.findIndex(function (t) { return t.id === linked; });
+      if (i < 0) { detail.textContent = "No task run " + linked + " in this list."; return; }
+      await open(i);
+      detail.scrollIntoView({ block: "start" });
+    });
   }
 
   // --- logs: polled from the JSON endpoint (they come from the pod or the store) ----
@@ -201,24 +210,9 @@
     load();
   }
 
-  // --- a task run named in the address (?task=<id>): the "called by task run" link of a
-  // subflow run's page opens the calling task run's detail on its parent's page.
-  async function linkedTaskRun() {
-    const wanted = new URLSearchParams(location.search).get("task");
-    const list = document.querySelector("[data-task-list]");
-    const detail = document.querySelector('[data-testid="task-detail"]');
-    if (!wanted || !list || !detail) return;
-    const response = await fetch(list.dataset.src + "/" + encodeURIComponent(wanted) + location.search);
-    if (!response.ok) { detail.textContent = "Could not load task run " + wanted + " (" + response.status + ")."; return; }
-    const doc = new DOMParser().parseFromString(await response.text(), "text/html");
-    detail.replaceChildren(...doc.body.childNodes);
-    detail.scrollIntoView({ block: "start" });
-  }
-
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-task-list]").forEach(taskList);
     document.querySelectorAll("[data-log-view]").forEach(logs);
-    linkedTaskRun();
     document.querySelectorAll("form[data-confirm]").forEach(function (form) {
       form.addEventListener("submit", function (event) {
         if (!window.confirm(form.dataset.confirm)) event.preventDefault();
