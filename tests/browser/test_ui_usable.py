@@ -131,6 +131,18 @@ def test_a_run_with_its_tasks_detail_logs_and_artifacts_passes_an_axe_audit(
     assert_accessible(browser, "a run with a task run's detail open")
 
 
+def test_a_subflow_runs_page_with_a_task_runs_detail_passes_an_axe_audit(
+        ui_sandbox: UiSandbox, browser: webdriver.Chrome) -> None:
+    browser.get(f"{ui_sandbox.url}/runs/{NAMESPACE}/nested-first")
+    visible(browser, "subflow-link").click()  # outer-2: task runs, logs, its own subflows
+    wait(browser).until(lambda b: len(b.find_elements(*by_testid("task-row"))) == 5)
+    wait(browser).until(lambda b: b.find_elements(*by_testid("log-line")))
+    browser.find_element(*by_testid("task-row")).click()
+    wait(browser).until(lambda b: b.find_elements(
+        *by_testid("task-state-row", within='[data-testid="task-detail"]')))
+    assert_accessible(browser, "a subflow run's page with a task run's detail open")
+
+
 def test_the_run_and_backfill_forms_pass_an_axe_audit_with_errors_and_a_preview(
         ui_sandbox: UiSandbox, browser: webdriver.Chrome) -> None:
     before = {r["metadata"]["name"] for r in ui_sandbox.objects("flowruns")}

@@ -26,7 +26,7 @@ from selenium.webdriver.support.ui import WebDriverWait
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = [REPO / "tests" / "browser" / "manifests", REPO / "examples" / "assets"]
 TERMINAL = ("Completed", "Failed", "Crashed", "Cancelled", "TimedOut")
-FIRST_RUNS = ("report-first", "hostile-1")
+FIRST_RUNS = ("report-first", "hostile-1", "nested-first")
 """The manifests' runs that must have finished before the tests start."""
 WINDOW = (1280, 800)
 STARTUP_TIMEOUT = 120.0

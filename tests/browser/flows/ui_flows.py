@@ -5,6 +5,8 @@
   with a table and a safe link, a table artifact and a link artifact. Its parameters
   (two dates, an enum, an integer from 1 to 1000) give the run form a date picker, a dropdown
   and a field the server must refuse.
+* ``nested``: subflows three deep (``nested`` → ``outer`` → ``middle`` → ``inner``), each
+  with a task run of its own, a log line and an artifact, for the subflow pages.
 * ``hostile``: publishes artifacts and log lines written to attack the page that shows
   them (``<script>``, ``onerror=``, ``javascript:`` links). Each payload sets
   ``window.__headwater_pwned`` or opens a dialog if it ever runs; the test asserts that
@@ -73,6 +75,39 @@ def report(start_date: dt.date, end_date: dt.date, region: Region = "eu",
     publish(region, totals)
     print(f"report done: {totals['orders']} orders in {len(days)} day(s)")
     return totals["orders"]
+
+
+@task(task_run_name="step-{level}")
+def step(level: str, n: int) -> int:
+    """One flow run's own work: a log line, an artifact, a number."""
+    get_run_logger().info("step at %s with %d", level, n)
+    create_markdown_artifact(f"# {level}\n\n{n} in, {n + 1} out\n", key=f"step-{level}")
+    return n + 1
+
+
+@flow(flow_run_name="inner-{n}")
+def inner(n: int) -> int:
+    """The deepest subflow."""
+    return step("inner", n)
+
+
+@flow(flow_run_name="middle-{n}")
+def middle(n: int) -> int:
+    """A subflow that calls a subflow."""
+    return inner(step("middle", n))
+
+
+@flow(flow_run_name="outer-{n}")
+def outer(n: int) -> int:
+    """The root's subflow."""
+    return middle(step("outer", n))
+
+
+@flow
+def nested(n: int = 1) -> int:
+    """Subflows three deep, each with a task run of its own."""
+    get_run_logger().info("nested starts at %d", n)
+    return outer(step("root", n))
 
 
 PWNED = "window.__headwater_pwned"

@@ -34,7 +34,8 @@ from headwater_operator.ui.auth import Mode
 from headwater_operator.ui.state import UiState
 
 HERE = Path(__file__).parent
-PAGE_MODULES: tuple[str, ...] = ("runs", "deployments", "schedules", "flows", "assets")
+PAGE_MODULES: tuple[str, ...] = ("runs", "subflows", "deployments", "schedules", "flows",
+                                 "assets")
 """Modules of ``headwater_operator.ui`` whose ``setup(app)`` adds routes, in order."""
 NAVIGATION: tuple[tuple[str, str], ...] = (
     ("/runs", "Runs"), ("/deployments", "Deployments"), ("/schedules", "Schedules"),

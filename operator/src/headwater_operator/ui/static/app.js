@@ -26,7 +26,8 @@
   }
   function concernsPage(change) {
     const page = document.body.dataset;
-    if (page.page === "run") {
+    // A subflow run's page shows its root FlowRun's record: that FlowRun's changes.
+    if (page.page === "run" || page.page === "subflow") {
       return (change.kind === "FlowRun" && change.namespace === page.namespace && change.name === page.name) ||
         (change.kind === "Event" && change.namespace === page.namespace && change.involvedName === page.name);
     }
@@ -118,10 +119,10 @@
       draw();
     }
     function open(i) {
-      if (i < 0 || i >= rows.length) return;
+      if (i < 0 || i >= rows.length) return Promise.resolve();
       opened = rows[i].id;
       activate(i);
-      showDetail(rows[i]);
+      return showDetail(rows[i]);
     }
     async function showDetail(t) {
       if (!detail) return;
@@ -164,7 +165,16 @@
     });
     let typing = null;
     search.addEventListener("input", function () { clearTimeout(typing); typing = setTimeout(load, 200); });
-    load();
+    // A task run named in the address (?task=<id>: a subflow run's "called by task run"
+    // link to its parent's page) is opened once the list has loaded.
+    const linked = new URLSearchParams(location.search).get("task");
+    load().then(async function () {
+      if (!linked || !detail) return;
+      const i = rows.findIndex(function (t) { return t.id === linked; });
+      if (i < 0) { detail.textContent = "No task run " + linked + " in this list."; return; }
+      await open(i);
+      detail.scrollIntoView({ block: "start" });
+    });
   }
 
   // --- logs: polled from the JSON endpoint (they come from the pod or the store) ----
