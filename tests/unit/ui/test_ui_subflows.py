@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -363,3 +364,13 @@ async def test_the_pages_of_a_record_the_sdk_wrote_three_deep(headwater_home: Pa
         "Beginning flow run 'c-run' for flow 'c'", "working at c",
         "Finished in state Completed()"]
     assert hrefs(caller, "task-subflow-link") == [sub(b["id"])]
+
+
+def test_a_timeline_of_one_task_run_says_so_in_the_singular() -> None:
+    from headwater_operator.ui import runs
+
+    record = {"flowRun": {"id": "f", "subflowRuns": []},
+              "taskRuns": [{"id": "t", "flowRunId": "f", "name": "only-0", "taskKey": "only",
+                            "stateHistory": []}]}
+    label = str(runs.timeline(record, datetime.now(UTC)))
+    assert "<title>Timeline of 1 task run: " in label

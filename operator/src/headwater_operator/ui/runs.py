@@ -505,8 +505,9 @@ def timeline(record: Mapping[str, Any], now: datetime) -> Markup:
     times = {str(t.get("id")): task_run_times(t) for _, t in ordered}
     lanes = svg.task_lanes(ordered, times)
     aggregated = len(ordered) > svg.GANTT_LANE_LIMIT
-    label = (f"Timeline of {len(ordered)} task runs, one lane per task key"
-             if aggregated else f"Timeline of {len(ordered)} task runs")
+    count = f"{len(ordered)} task run" + ("" if len(ordered) == 1 else "s")
+    label = (f"Timeline of {count}, one lane per task key" if aggregated
+             else f"Timeline of {count}")
     return Markup(svg.gantt(lanes, now, label))  # safe: svg escapes every text
 
 
