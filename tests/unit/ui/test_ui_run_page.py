@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
 from headwater_operator.ui.state import UiState
 from uifixtures import (
     NOW,
@@ -170,6 +172,35 @@ async def test_logs_come_from_the_store_once_the_pod_is_gone_filtered_by_level(
     assert [line["text"].splitlines()[0][-8:] for line in errors["lines"]] == [" bad row"]
     assert "ValueError: bad row" in errors["lines"][0]["text"]
     assert bad.status == 400
+
+
+class _Unreachable(FakeKube):
+    """A client whose pod-log read fails in transport (refused or timed out)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    async def read_pod_log(self, name: str, *, namespace: str, container: str | None = None,
+                           **_: Any) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [ConnectionRefusedError(111, "Connection refused"),
+                                   TimeoutError()], ids=["refused", "timeout"])
+async def test_logs_fall_back_to_the_store_when_the_pod_log_cannot_be_reached(
+        tmp_path: Path, error: BaseException) -> None:
+    state, url = _setup(tmp_path)
+    async with ui_client(state, reader=_Unreachable(
+            aiohttp.ClientConnectionError(str(error)) if isinstance(error, OSError)
+            else error)) as client:
+        answer = await client.get("/api/runs/default/nightly-1/logs")
+        body = await answer.json()
+    assert answer.status == 200
+    assert body["source"] == "store"
+    assert body["note"].startswith("Could not reach the API server for pod nightly-1-1's log (")
+    assert body["note"].endswith(f"from the run store at {url}.")
+    assert [line["level"] for line in body["lines"]] == ["INFO", "DEBUG", "ERROR"]
 
 
 async def test_logs_come_from_the_pod_while_it_exists(tmp_path: Path) -> None:

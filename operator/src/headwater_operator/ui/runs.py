@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any, NamedTuple
 from urllib.parse import quote, urlencode
 
+import aiohttp
 from aiohttp import web
 from markupsafe import Markup
 
@@ -707,6 +708,11 @@ async def logs_json(request: web.Request) -> web.Response:
                 return web.json_response({"lines": [], "running": running, "source": "",
                                           "note": f"Pod {pod} has not started its "
                                                   "container yet."})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The transport failed after the client's own retries (kube.py: refused, reset,
+            # timed out): the store may still hold the lines, so say so and read it.
+            note = (f"Could not reach the API server for pod {pod}'s log "
+                    f"({type(exc).__name__}); ")
     if lines is None:
         refs = {ref.attempt: ref for ref in record_refs(run)}
         ref = refs.get(attempt)
