@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, Manifest, Render, RenderError
+from chartkit import CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, Manifest, Render, RenderError
 from k8s_rbac import READ, WRITE, Request, rules_allow, service_account_rules
 
 UI = f"{RELEASE}-headwater-ui"

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import RELEASE, REPO_ROOT, Manifest, Render
+from chartkit import RELEASE, REPO_ROOT, Manifest, Render
 from k8s_rbac import (
     Request,
     Rule,

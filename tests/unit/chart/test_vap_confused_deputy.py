@@ -36,7 +36,7 @@ import pytest
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
-from conftest import RELEASE, Manifest, Render
+from chartkit import RELEASE, Manifest, Render
 from k8s_rbac import (
     AGGREGATE_TO_EDIT,
     BOOTSTRAP_EDIT_CORE,
