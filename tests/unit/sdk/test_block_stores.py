@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from headwater.blocks import stores
 from headwater.blocks.core import Block
-from headwater.blocks.stores import BlockDocument, Stores
+from headwater.blocks.stores import BlockDocument
 from headwater.blocks.stores.local import LocalBlockStore, LocalVariableStore
 from headwater.blocks.system import Secret, String
 from headwater.exceptions import (
