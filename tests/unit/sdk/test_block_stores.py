@@ -26,6 +26,7 @@ from headwater.exceptions import (
 )
 from headwater.variables import Variable
 from pydantic import SecretStr
+from store_conformance import check_block_store, check_variable_store
 
 
 @pytest.fixture(autouse=True)
@@ -281,6 +282,11 @@ def test_secret_load_in_a_pod_still_falls_back_to_injected_values(
 
 
 # --- the local store --------------------------------------------------------------------------
+
+
+def test_the_local_stores_keep_the_store_protocols(tmp_path: Path) -> None:
+    check_block_store(LocalBlockStore(tmp_path / "blocks"))
+    check_variable_store(LocalVariableStore(tmp_path / "variables"))
 
 
 def test_local_store_lists_documents_and_variables(headwater_home: Path) -> None:

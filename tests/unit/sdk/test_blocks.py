@@ -265,6 +265,19 @@ def test_a_field_that_fails_validation_is_named_with_the_fix(headwater_home: Pat
     assert isinstance(info.value, RuntimeError)  # Prefect raises RuntimeError
 
 
+def test_a_nested_block_that_fails_validation_names_its_parent(headwater_home: Path) -> None:
+    store = stores.current().blocks
+    store.write(BlockDocument(name="creds", type="test_blocks:WarehouseCredentials",
+                              data={"user": ["not", "a", "string"]}, secrets=("password",)),
+                {"password": unique_secret()}, overwrite=False)
+    store.write(BlockDocument(name="wh", type="test_blocks:Warehouse",
+                              data={"account": "a"}, blocks={"connector": "creds"}),
+                {}, overwrite=False)
+    with pytest.raises(BlockValidationError, match=r"^block 'wh', field 'connector': block "
+                                                   r"'creds' .* field 'user': Input should"):
+        Warehouse.load("wh")
+
+
 def test_validate_false_loads_what_fits_and_warns() -> None:
     stores.current().blocks.write(
         BlockDocument(name="old", type="test_blocks:WarehouseCredentials",

@@ -223,7 +223,8 @@ class _Loader:
             nested_cls = _block_class_in(field_info.annotation if field_info else None)
             try:
                 values[key] = self.load(nested_cls or Block, nested_name, (*chain, name))
-            except (BlockNotFoundError, BlockSecretNotFoundError) as exc:
+            except (BlockNotFoundError, BlockSecretNotFoundError, BlockTypeError,
+                    BlockValidationError) as exc:
                 raise _with_context(exc, f"block {name!r}, field {key!r}") from None
         for key in doc.secrets:
             value = self.store.read_secret(name, key)
@@ -256,12 +257,14 @@ class _Loader:
             "--field ...` in a cluster), or load it with validate=False and set them")
 
 
-def _with_context(exc: BlockNotFoundError | BlockSecretNotFoundError,
-                  where: str) -> Exception:
+def _with_context(exc: Exception, where: str) -> Exception:
+    """``exc`` again, its message prefixed with ``where`` (the call, the parent block)."""
     message = f"{where}: {exc}"
     if isinstance(exc, BlockSecretNotFoundError):
         return BlockSecretNotFoundError(message, exc.name, exc.field)
-    return type(exc)(message, exc.name)
+    if isinstance(exc, BlockNotFoundError):
+        return type(exc)(message, exc.name)
+    return type(exc)(message)
 
 
 class _Saver:
