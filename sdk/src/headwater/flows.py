@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-FlowHook = Callable[["Flow[..., Any]", "FlowRun", "State"], Any]
+FlowHook = Callable[["Flow[..., Any]", "FlowRun", "State[Any]"], Any]
 
 
 def _doc(fn: Any) -> str | None:

@@ -83,7 +83,7 @@ def iso_ms(ts: float) -> str:
     return text
 
 
-def _state(state: State) -> dict[str, Any]:
+def _state(state: State[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"type": state.type.value, "name": state.name,
                            "time": iso_ms(state.timestamp)}
     if state.message:
@@ -94,7 +94,7 @@ def _state(state: State) -> dict[str, Any]:
 _state_heads: dict[tuple[Any, str], str] = {}
 
 
-def _state_text(state: State) -> str:
+def _state_text(state: State[Any]) -> str:
     head = _state_heads.get((state.type, state.name))
     if head is None:
         head = _state_heads[(state.type, state.name)] = (
@@ -109,7 +109,7 @@ def _redacted(value: Any) -> Any:
     return json.loads(redact(json.dumps(value, default=str)))
 
 
-def _attempts_text(task_run: TaskRun, history: list[State]) -> str:
+def _attempts_text(task_run: TaskRun, history: list[State[Any]]) -> str:
     """One entry per attempt: it starts at Running/Retrying and ends at the next state."""
     errors = task_run.errors
     parts: list[str] = []
@@ -193,7 +193,7 @@ def task_run_text(task_run: TaskRun, root_id: str) -> str:
     return f"{head},{body}{_extras(task_run, history)}}}"
 
 
-def _extras(task_run: TaskRun, history: list[State]) -> str:
+def _extras(task_run: TaskRun, history: list[State[Any]]) -> str:
     """The optional members of a task run's record."""
     out: list[str] = []
     if task_run.map_index is not None:

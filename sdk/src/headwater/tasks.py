@@ -33,8 +33,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 RetryDelay = float | int | list[float] | list[int] | Callable[[int], list[float]]
-TaskHook = Callable[["Task[..., Any]", "TaskRun", "State"], Any]
-RetryConditionFn = Callable[["Task[..., Any]", "TaskRun", "State"], bool]
+TaskHook = Callable[["Task[..., Any]", "TaskRun", "State[Any]"], Any]
+RetryConditionFn = Callable[["Task[..., Any]", "TaskRun", "State[Any]"], bool]
 
 _NOT_SET: Any = object()
 
