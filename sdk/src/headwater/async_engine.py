@@ -49,6 +49,7 @@ from headwater import states as st
 from headwater.context import FLOW_RUN_CONTEXT, FlowRun, FlowRunContext, RunTree, TaskRun
 from headwater.exceptions import (
     FlowRunTimeoutError,
+    ResultStorageKeyError,
     TaskRunTimeoutError,
     TerminationSignal,
     UpstreamTaskError,
@@ -152,6 +153,8 @@ async def run_task_async(  # noqa: PLR0917 - mirrors engine.run_task
     except TerminationSignal:
         _cancelled(task_run, "The run received a termination signal (SIGTERM).")
         raise
+    except ResultStorageKeyError as exc:  # the task's configuration, not the engine
+        state = engine.configuration_failure(task_run, exc)
     except BaseException as exc:  # an engine error crashes this task run, not the process
         state = engine.engine_crash(task_run, exc)
     finally:

@@ -37,6 +37,7 @@ from collections.abc import Callable, Iterable
 from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
+from headwater import cache_policies
 from headwater import states as st
 from headwater.context import (
     FLOW_RUN_CONTEXT,
@@ -51,6 +52,7 @@ from headwater.context import (
 from headwater.exceptions import (
     FlowRunTimeoutError,
     ParameterTypeError,
+    ResultStorageKeyError,
     TaskRunTimeoutError,
     TerminationSignal,
     UpstreamTaskError,
@@ -417,6 +419,8 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
     except TerminationSignal:
         task_run.set_state(st.Cancelled("The run received a termination signal (SIGTERM)."))
         raise
+    except ResultStorageKeyError as exc:  # the task's configuration, not the engine
+        state = configuration_failure(task_run, exc)
     except BaseException as exc:  # an engine error crashes this task run, not the process
         state = engine_crash(task_run, exc)
     finally:
@@ -512,6 +516,14 @@ def uses_store(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> bool:
         flow_ctx.persist_result if flow_ctx else None)
 
 
+def configuration_failure(task_run: TaskRun, exc: BaseException) -> State[Any]:
+    """The Failed state of a task whose settings cannot work for this call (its message
+    says which setting and how to fix it)."""
+    state = st.Failed(str(exc), data=exc)
+    task_run.set_state(state)
+    return state
+
+
 def engine_crash(task_run: TaskRun, exc: BaseException) -> State[Any]:
     """The Crashed state for an error inside the engine itself."""
     state = st.Crashed(f"Engine error while running the task: {st.exception_message(exc)}",
@@ -555,6 +567,8 @@ def cache_plan(task: Task[..., Any], task_ctx: TaskRunContext, upstream: list[Ta
         task, "assets", None) else None
     if plan is not None:
         key: str | None = plan.result_key
+    elif task.result_storage_key is not None:
+        key = task.storage_key(task_ctx)
     else:
         flow_params = flow_ctx.flow_run.parameters if flow_ctx else {}
         key = task.cache_policy.compute_key(task_ctx, task_ctx.parameters, flow_params)
@@ -563,7 +577,11 @@ def cache_plan(task: Task[..., Any], task_ctx: TaskRunContext, upstream: list[Ta
 
 
 def may_use_cache(task: Task[..., Any], plan: Any) -> bool:
-    """A cached record may answer unless refreshing or an asset's inputs changed."""
+    """A cached record may answer unless refreshing or an asset's inputs changed (or the
+    key is a ``result_storage_key`` on a task that asked for ``cache_policy=NO_CACHE``:
+    its result is written there, never read back)."""
+    if task.result_storage_key is not None and task.cache_policy is cache_policies.NO_CACHE:
+        return False
     return not task.refresh_cache and (plan is None or plan.unchanged)
 
 
