@@ -153,6 +153,9 @@ class RunTree:
         self.artifacts: list[str] = []
         self.artifact_records: list[dict[str, Any]] = []
         """Every artifact with its content, for the run record."""
+        self.artifact_revision = 0
+        """Counts artifact writes (creations and progress updates): the run record is
+        rewritten when it changes."""
         # id(value) -> (value, producing task run): infers the task runs (and asset
         # lineage) whose results are passed to a task as arguments. The value is kept so
         # its id cannot be reused by another object while the run lasts.
