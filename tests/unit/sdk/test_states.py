@@ -97,3 +97,13 @@ def test_a_failed_state_holding_a_string_raises_it_as_the_message() -> None:
     with pytest.raises(CancelledRun, match="Run was cancelled"):
         states.Cancelled().result()
     assert isinstance(states.Failed("why").result(raise_on_failure=False), FailedRun)
+
+
+def test_hook_annotations_import_from_prefect_s_client_paths() -> None:
+    from headwater.client.schemas import State as ClientState
+    from headwater.client.schemas.objects import FlowRun as ObjectsFlowRun
+    from headwater.client.schemas.objects import TaskRun
+
+    assert ClientState is states.State
+    assert ObjectsFlowRun is FlowRun
+    assert TaskRun.__name__ == "TaskRun"
