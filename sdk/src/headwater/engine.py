@@ -941,8 +941,13 @@ def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[st
         if flow.validate_parameters:
             flow_run.parameters = flow.validate(raw)
         fallback = config.flow_run_name if config and config.flow_run_name else None
-        flow_run.name = _render_name(flow.flow_run_name, flow_run.parameters,
-                                     fallback or generate_run_name())
+        flow_run.name = _flow_run_name(flow, flow_run, tree, fallback or generate_run_name())
+    except _RunNameError as exc:
+        flow_run.name = flow_run.name or generate_run_name()
+        cause = exc.__cause__ or exc
+        failure = st.Failed(str(exc), data=cause)
+        flow_run.set_state(failure)
+        _logger_for_flow(flow_run).error("Finished in state %s", failure)
     except (ParameterTypeError, ValueError, TypeError) as exc:
         flow_run.name = flow_run.name or generate_run_name()
         failure = st.Failed(str(exc), data=exc if isinstance(exc, ParameterTypeError)
@@ -950,6 +955,35 @@ def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[st
         flow_run.set_state(failure)
         _logger_for_flow(flow_run).error("Finished in state %s", failure)
     return flow_run, tree, failure
+
+
+class _RunNameError(Exception):
+    """A ``flow_run_name`` function raised (the cause is its exception)."""
+
+
+def _no_result_store() -> ResultStore:
+    raise RuntimeError("result storage is not available while a flow run's name is made")
+
+
+def _flow_run_name(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
+                   fallback: str) -> str:
+    """The run's name from ``flow_run_name``: a template filled from the parameters, or a
+    function called with this flow run current, since Prefect's name functions read
+    ``runtime.flow_run.parameters`` and ``runtime.flow_run.flow_name``."""
+    template = flow.flow_run_name
+    if not callable(template):
+        return _render_name(template, flow_run.parameters, fallback)
+    ctx = FlowRunContext(flow, flow_run, flow.task_runner, tree, _no_result_store, None,
+                         None, False)
+    token = FLOW_RUN_CONTEXT.set(ctx)
+    try:
+        return str(template())
+    except Exception as exc:  # the author's function: its error fails the run, named
+        name = getattr(template, "__name__", repr(template))
+        raise _RunNameError(f"flow {flow.name!r}: its flow_run_name function {name!r} "
+                            f"raised {st.exception_message(exc)}") from exc
+    finally:
+        FLOW_RUN_CONTEXT.reset(token)
 
 
 def _run_flow_body(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,

@@ -517,3 +517,28 @@ def test_cancellation_hook_runs_on_keyboard_interrupt_as_crashed() -> None:
     state = f(return_state=True)
     assert state.is_crashed()
     assert events == ["Crashed"]
+
+
+def test_a_flow_run_name_function_sees_its_run_and_its_errors_fail_the_run() -> None:
+    def from_parameters() -> str:  # Prefect's documented pattern
+        return f"{runtime.flow_run.flow_name}-{runtime.flow_run.parameters['day']}"
+
+    @flow(flow_run_name=from_parameters)
+    def daily(day: str) -> str:
+        return runtime.flow_run.name  # type: ignore[no-any-return]
+
+    assert daily("mon") == "daily-mon"
+
+    def broken() -> str:
+        raise KeyError("region")
+
+    @flow(flow_run_name=broken)
+    def regional() -> None:
+        pass
+
+    state = regional(return_state=True)
+    assert state.is_failed()
+    assert state.message == ("flow 'regional': its flow_run_name function 'broken' raised "
+                             "KeyError: 'region'")
+    with pytest.raises(KeyError):
+        regional()
