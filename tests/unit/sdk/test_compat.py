@@ -384,3 +384,12 @@ def test_runtime_values_are_overridden_by_environment_variables(
 @task
 def named_task() -> str | None:
     return runtime.task_run.name
+
+
+def test_the_api_url_brackets_ipv6_hosts_and_names_non_default_ports() -> None:
+    from headwater import contract
+
+    assert contract.run_api_url("fd00::1", "6443", "ns", "run-a") == (
+        "https://[fd00::1]:6443/apis/headwater.dev/v1alpha1/namespaces/ns/flowruns/run-a")
+    assert contract.run_api_url(None, "443", "ns", "run-a") is None  # off a cluster
+    assert contract.run_api_url("10.0.0.1", "443", "ns", None) is None  # not a FlowRun
