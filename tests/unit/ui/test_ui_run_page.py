@@ -283,3 +283,40 @@ async def test_server_mode_offers_and_serves_no_write(tmp_path: Path) -> None:
     assert refused.status == 403
     assert "no write actions" in refusal
     assert writer.patches == []
+
+
+async def test_image_and_progress_artifacts_render_and_only_http_images_load(
+        tmp_path: Path) -> None:
+    artifacts = [
+        {"id": "i1", "key": "chart", "type": "image", "description": 'rows "per" day',
+         "data": "https://example.com/chart.png?a=1&b=2", "created": stamp(NOW)},
+        {"id": "i2", "key": "script", "type": "image", "data": "javascript:alert(1)",
+         "created": stamp(NOW)},
+        {"id": "i3", "key": "quoted", "type": "image",
+         "data": 'https://example.com/x.png" onerror="alert(1)', "created": stamp(NOW)},
+        {"id": "i4", "key": "inline", "type": "image", "data": "data:image/svg+xml,<svg/>",
+         "created": stamp(NOW)},
+        {"id": "p1", "key": "load", "type": "progress", "data": 62.5, "created": stamp(NOW)},
+    ]
+    url = write_record(tmp_path, "default", "pics-1", 1, lines=[],
+                       record=_record("pics-1", [task_run("t-1", "extract-0")],
+                                      artifacts=artifacts))
+    run = flowrun("pics-1", runRecords=[{"attempt": 1, "url": url, "written": True}])
+    state = fill(UiState(), ("Deployment", deployment("nightly")), ("FlowRun", run))
+    async with ui_client(state) as client:
+        response = await client.get("/runs/default/pics-1")
+        page = await response.text()
+    bodies = dict(re.findall(r'<article class="artifact"[^>]*>\s*<header><strong>([^<]*)'
+                             r'</strong>.*?<div class="artifact-body">(.*?)</div>', page, re.S))
+    assert bodies["chart"] == ('<img src="https://example.com/chart.png?a=1&amp;b=2" '
+                               'alt="rows &#34;per&#34; day" loading="lazy" '
+                               'referrerpolicy="no-referrer">')
+    assert bodies["script"] == "<span>javascript:alert(1)</span>"
+    assert "<img" not in bodies["inline"]  # a data: URL is shown, not loaded
+    assert bodies["quoted"].startswith(  # the quote is escaped: no attribute breaks out
+        '<img src="https://example.com/x.png&#34; onerror=&#34;alert(1)" alt="quoted"')
+    assert bodies["load"] == '<progress max="100" value="62.5"></progress> <span>62.5%</span>'
+    # Remote images load (the CSP allows http(s) images); scripts stay the server's own.
+    policy = response.headers["Content-Security-Policy"]
+    assert "img-src 'self' data: https: http:" in policy
+    assert "script-src 'self'" in policy

@@ -193,11 +193,13 @@ async def logout(request: web.Request) -> web.StreamResponse:
 @web.middleware
 async def security_headers(request: web.Request,
                            handler: auth.Handler) -> web.StreamResponse:
-    """No framing, no foreign scripts, styles or images (everything is served here)."""
+    """No framing, no foreign scripts or styles (everything is served here); images may
+    come from http(s) addresses, for image artifacts (docs/decisions.md)."""
     response = await handler(request)
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "default-src 'self'; img-src 'self' data: https: http:; style-src 'self'; "
+        "script-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")

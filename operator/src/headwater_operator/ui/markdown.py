@@ -1,10 +1,12 @@
-"""Artifacts as HTML: markdown (sanitized), tables and links.
+"""Artifacts as HTML: markdown (sanitized), tables, links, images and progress.
 
 Markdown goes through ``markdown-it-py`` with raw HTML **off** (``<script>``,
 ``<img onerror=…>`` and every other tag in the text come out as escaped text) and a
 link check that allows only ``http``, ``https`` and ``mailto`` URLs (a ``javascript:``,
-``data:`` or ``vbscript:`` link, or an image with one, is left as plain text). Tables
-and links are built here with every value escaped.
+``data:`` or ``vbscript:`` link, or an image with one, is left as plain text). Tables,
+links, images and progress bars are built here with every value escaped; an image
+artifact becomes an ``<img>`` only for an ``http`` or ``https`` URL (anything else is
+shown as text), loaded without a referrer.
 
 What it must respect: nothing an artifact holds reaches the page unescaped; the tests
 (tests/unit/ui/test_markdown.py) render a hostile artifact and check it is inert.
@@ -23,18 +25,22 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
+IMAGE_SCHEMES = frozenset({"http", "https"})
 
 
-def safe_url(url: str) -> bool:
-    """Whether ``url`` may be a link: an absolute http, https or mailto URL."""
+def safe_url(url: str, schemes: frozenset[str] = ALLOWED_SCHEMES) -> bool:
+    """Whether ``url`` may be a link (or, with ``IMAGE_SCHEMES``, an image's source): an
+    absolute URL with one of ``schemes`` and no control characters."""
     text = url.strip()
     if any(ord(c) < 32 for c in text):
         return False
     try:
-        scheme = urlsplit(text).scheme.lower()
+        parts = urlsplit(text)
     except ValueError:
         return False
-    return scheme in ALLOWED_SCHEMES
+    if parts.scheme.lower() in IMAGE_SCHEMES and not parts.netloc:
+        return False  # "https:evil" has no host: not an absolute address
+    return parts.scheme.lower() in schemes
 
 
 def _parser() -> MarkdownIt:
@@ -103,6 +109,24 @@ def render_link(data: Any) -> Markup:
     return Markup("<span>{} ({})</span>").format(text, link)
 
 
+def render_image(data: Any, alt: str) -> Markup:
+    """An image artifact (its URL): an ``<img>`` for an http(s) URL, else the URL as text."""
+    url = str(data or "")
+    if safe_url(url, IMAGE_SCHEMES):
+        return Markup('<img src="{}" alt="{}" loading="lazy" referrerpolicy="no-referrer">'
+                      ).format(url.strip(), alt)
+    return Markup("<span>{}</span>").format(url)
+
+
+def render_progress(data: Any) -> Markup:
+    """A progress artifact (a percentage): a ``<progress>`` bar and its figure."""
+    if isinstance(data, bool) or not isinstance(data, int | float):
+        return Markup("<pre>{}</pre>").format(json.dumps(data, default=str))
+    percent = max(0.0, min(100.0, float(data)))
+    return Markup('<progress max="100" value="{}"></progress> <span>{}%</span>').format(
+        f"{percent:g}", f"{percent:g}")
+
+
 def render_artifact(artifact: Mapping[str, Any]) -> Markup:
     """One artifact's content as HTML, by its ``type``."""
     kind = artifact.get("type")
@@ -113,4 +137,9 @@ def render_artifact(artifact: Mapping[str, Any]) -> Markup:
         return render_table(data)
     if kind == "link":
         return render_link(data)
+    if kind == "image":
+        alt = str(artifact.get("description") or artifact.get("key") or "image artifact")
+        return render_image(data, alt)
+    if kind == "progress":
+        return render_progress(data)
     return Markup("<pre>{}</pre>").format(json.dumps(data, indent=2, default=str))
