@@ -146,6 +146,18 @@ def test_the_command_line_says_in_cluster_auth_port_and_all_namespaces(
     assert client[-1] == "--verbose"
 
 
+def test_image_origins_become_flags_and_anything_else_is_refused_by_the_schema(
+        render: Render, render_error: RenderError) -> None:
+    assert "--image-origin" not in _args(render(ENABLED))
+    args = _args(render({"ui": {"enabled": True, "imageOrigins": [
+        "https://grafana.example.com", "http://10.0.0.5:3000"]}}))
+    pairs = [args[i + 1] for i, arg in enumerate(args) if arg == "--image-origin"]
+    assert pairs == ["https://grafana.example.com", "http://10.0.0.5:3000"]
+    error = render_error({"ui": {"enabled": True,
+                                 "imageOrigins": ["https://grafana.example.com/d/x"]}})
+    assert "imageOrigins" in error
+
+
 def test_the_url_defaults_to_the_ingress_host(render: Render) -> None:
     def url(ingress: dict[str, Any]) -> str | None:
         args = _args(render({"ui": {"enabled": True, "ingress": ingress}}))

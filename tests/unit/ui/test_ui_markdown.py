@@ -77,7 +77,8 @@ def test_image_artifacts_load_only_absolute_http_and_https_urls(url: str) -> Non
 
 def test_image_and_progress_artifacts_render_escaped() -> None:
     image = str(render_artifact({"type": "image", "key": "k",
-                                 "data": "HTTP://e.example/a.png?x=<1>"}))
+                                 "data": "HTTP://e.example/a.png?x=<1>"},
+                                image_origins=("http://e.example",)))
     assert image == ('<img src="HTTP://e.example/a.png?x=&lt;1&gt;" alt="k" loading="lazy" '
                      'referrerpolicy="no-referrer">')
     assert str(render_artifact({"type": "progress", "data": 140})) == (

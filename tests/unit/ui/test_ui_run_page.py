@@ -8,6 +8,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from headwater_operator.ui.app import UiOptions
 from headwater_operator.ui.state import UiState
 from uifixtures import (
     NOW,
@@ -285,8 +286,9 @@ async def test_server_mode_offers_and_serves_no_write(tmp_path: Path) -> None:
     assert writer.patches == []
 
 
-async def test_image_and_progress_artifacts_render_and_only_http_images_load(
-        tmp_path: Path) -> None:
+@pytest.mark.parametrize("allowed", [(), ("https://example.com",)], ids=["default", "allowed"])
+async def test_image_and_progress_artifacts_render_and_only_allowed_images_load(
+        tmp_path: Path, allowed: tuple[str, ...]) -> None:
     artifacts = [
         {"id": "i1", "key": "chart", "type": "image", "description": 'rows "per" day',
          "data": "https://example.com/chart.png?a=1&b=2", "created": stamp(NOW)},
@@ -296,6 +298,8 @@ async def test_image_and_progress_artifacts_render_and_only_http_images_load(
          "data": 'https://example.com/x.png" onerror="alert(1)', "created": stamp(NOW)},
         {"id": "i4", "key": "inline", "type": "image", "data": "data:image/svg+xml,<svg/>",
          "created": stamp(NOW)},
+        {"id": "i5", "key": "elsewhere", "type": "image",
+         "data": "https://tracker.example.net/pixel.gif", "created": stamp(NOW)},
         {"id": "p1", "key": "load", "type": "progress", "data": 62.5, "created": stamp(NOW)},
     ]
     url = write_record(tmp_path, "default", "pics-1", 1, lines=[],
@@ -303,20 +307,29 @@ async def test_image_and_progress_artifacts_render_and_only_http_images_load(
                                       artifacts=artifacts))
     run = flowrun("pics-1", runRecords=[{"attempt": 1, "url": url, "written": True}])
     state = fill(UiState(), ("Deployment", deployment("nightly")), ("FlowRun", run))
-    async with ui_client(state) as client:
+    async with ui_client(state, options=UiOptions(image_origins=allowed)) as client:
         response = await client.get("/runs/default/pics-1")
         page = await response.text()
     bodies = dict(re.findall(r'<article class="artifact"[^>]*>\s*<header><strong>([^<]*)'
                              r'</strong>.*?<div class="artifact-body">(.*?)</div>', page, re.S))
-    assert bodies["chart"] == ('<img src="https://example.com/chart.png?a=1&amp;b=2" '
-                               'alt="rows &#34;per&#34; day" loading="lazy" '
-                               'referrerpolicy="no-referrer">')
+    policy = response.headers["Content-Security-Policy"]
+    if allowed:  # the server allows example.com: its images load, and the CSP says so
+        assert bodies["chart"] == ('<img src="https://example.com/chart.png?a=1&amp;b=2" '
+                                   'alt="rows &#34;per&#34; day" loading="lazy" '
+                                   'referrerpolicy="no-referrer">')
+        assert bodies["quoted"].startswith(  # the quote is escaped: no attribute breaks out
+            '<img src="https://example.com/x.png&#34; onerror=&#34;alert(1)" alt="quoted"')
+        assert "img-src 'self' data: https://example.com;" in policy
+    else:  # by default no page makes the browser fetch a host an artifact names
+        assert not [key for key, body in bodies.items() if "<img" in body]
+        assert bodies["chart"].startswith(
+            '<a href="https://example.com/chart.png?a=1&amp;b=2" rel="nofollow noopener '
+            'noreferrer" data-testid="image-link">Image: rows &#34;per&#34; day</a>')
+        assert "img-src 'self' data:;" in policy
+    # Never from an origin not allowed; never a script or data: URL.
+    assert "<img" not in bodies["elsewhere"]
+    assert "https://tracker.example.net/pixel.gif" in bodies["elsewhere"]
     assert bodies["script"] == "<span>javascript:alert(1)</span>"
     assert "<img" not in bodies["inline"]  # a data: URL is shown, not loaded
-    assert bodies["quoted"].startswith(  # the quote is escaped: no attribute breaks out
-        '<img src="https://example.com/x.png&#34; onerror=&#34;alert(1)" alt="quoted"')
     assert bodies["load"] == '<progress max="100" value="62.5"></progress> <span>62.5%</span>'
-    # Remote images load (the CSP allows http(s) images); scripts stay the server's own.
-    policy = response.headers["Content-Security-Policy"]
-    assert "img-src 'self' data: https: http:" in policy
     assert "script-src 'self'" in policy

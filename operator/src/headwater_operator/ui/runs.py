@@ -22,7 +22,7 @@ import asyncio
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -58,7 +58,7 @@ from headwater_operator.cli.store import (
 )
 from headwater_operator.flowruns.render import pod_name
 from headwater_operator.ui import svg
-from headwater_operator.ui.app import JINJA, access_of, now_of, render, state_of
+from headwater_operator.ui.app import JINJA, OPTIONS, access_of, now_of, render, state_of
 from headwater_operator.ui.markdown import render_artifact
 from headwater_operator.ui.state import UiState
 
@@ -520,13 +520,14 @@ def graph(record: Mapping[str, Any]) -> Markup:
     return Markup(svg.dependency_graph(task_runs, label))  # safe: escaped
 
 
-def artifacts(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+def artifacts(record: Mapping[str, Any], image_origins: Collection[str] = ()
+              ) -> list[dict[str, Any]]:
     task_names = {str(t.get("id")): str(t.get("name") or "")
                   for t in record.get("taskRuns") or []}
     return [{"key": a.get("key") or "", "type": a.get("type") or "",
              "description": a.get("description") or "", "created": a.get("created") or "",
              "task": task_names.get(str(a.get("taskRunId") or ""), ""),
-             "html": render_artifact(a)}
+             "html": render_artifact(a, image_origins)}
             for a in record.get("artifacts") or [] if isinstance(a, Mapping)]
 
 
@@ -540,14 +541,15 @@ def events_about(state: UiState, namespace: str, name: str) -> list[dict[str, An
             for e in run_events(mine, name)]
 
 
-def record_context(record: Mapping[str, Any], links: Links, now: datetime
-                   ) -> dict[str, Any]:
+def record_context(record: Mapping[str, Any], links: Links, now: datetime,
+                   image_origins: Collection[str] = ()) -> dict[str, Any]:
     """What the record's part of a run's (or subflow run's) page shows: ``record`` is
-    the whole record, or a subflow run's part of it."""
+    the whole record, or a subflow run's part of it; image artifacts load only from
+    ``image_origins`` (the server's ``--image-origin``)."""
     return {
         "timeline": timeline(record, now), "graph": graph(record),
         "task_count": len(record.get("taskRuns") or []),
-        "subflows": subflows(record, links), "artifacts": artifacts(record),
+        "subflows": subflows(record, links), "artifacts": artifacts(record, image_origins),
         "materializations": [m for m in record.get("assets") or []
                              if isinstance(m, Mapping)],
         "record_complete": bool(record.get("complete"))}
@@ -573,7 +575,8 @@ async def run_page(request: web.Request) -> web.Response:
         "api": f"/api/runs/{namespace}/{name}",
         "started_attempts": int(status.get("attempts") or 0)}
     if record is not None and ref is not None:
-        context.update(record_context(record, Links.of(namespace, name, ref, record), now))
+        context.update(record_context(record, Links.of(namespace, name, ref, record), now,
+                                      request.app[OPTIONS].image_origins))
     return render(request, "run.html", **context)
 
 

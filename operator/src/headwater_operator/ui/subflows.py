@@ -30,7 +30,7 @@ from aiohttp import web
 
 from headwater_operator.cli.describe import seconds_between, task_duration
 from headwater_operator.cli.store import RecordRef, flow_run_names, log_lines
-from headwater_operator.ui.app import now_of, render, state_of
+from headwater_operator.ui.app import OPTIONS, now_of, render, state_of
 from headwater_operator.ui.runs import (
     LEVELS,
     TERMINAL,
@@ -208,7 +208,8 @@ async def subflow_page(request: web.Request) -> web.Response:
         "events": [], "assets": [], "levels": LEVELS,
         "api": view.links.api(str(flow_run.get("id") or "")),
         **heading(view, name),
-        **record_context(view.part, view.links, now)}
+        **record_context(view.part, view.links, now,
+                         request.app[OPTIONS].image_origins)}
     return render(request, "subflow.html", **context)
 
 
