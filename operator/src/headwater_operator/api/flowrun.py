@@ -27,6 +27,7 @@ from headwater_operator.api.common import (
 )
 from headwater_operator.api.enums import FlowRunPhase, FlowRunTrigger
 from headwater_operator.api.errors import FieldValueError
+from headwater_operator.api.source import SourceStatus
 from headwater_operator.api.resource import (
     AGE_COLUMN,
     PrinterColumn,
@@ -201,6 +202,12 @@ class FlowRunStatus(StatusModel):
     )
     artifacts: list[str] = Field(
         default_factory=list, description="Keys of artifacts the run created."
+    )
+    source: SourceStatus | None = Field(
+        default=None,
+        description="The exact code the run runs when its Flow has `spec.source`: the "
+        "commit the Git ref resolved to (or the bundle's digest), found by the first "
+        "attempt's init container. Every retry uses the same code.",
     )
     run_records: list[RunRecordStatus] = Field(
         default_factory=list,
