@@ -27,7 +27,6 @@ from headwater_operator.api.common import (
 )
 from headwater_operator.api.enums import FlowRunPhase, FlowRunTrigger
 from headwater_operator.api.errors import FieldValueError
-from headwater_operator.api.source import SourceStatus
 from headwater_operator.api.resource import (
     AGE_COLUMN,
     PrinterColumn,
@@ -35,6 +34,7 @@ from headwater_operator.api.resource import (
     name_length_rule,
     name_limit_message,
 )
+from headwater_operator.api.source import SourceStatus
 
 POD_NAME_MAX_LENGTH = 253
 """Pod names are DNS subdomains (kubernetes pkg/apis/core/validation/validation.go
