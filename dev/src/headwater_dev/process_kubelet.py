@@ -12,6 +12,23 @@ Headwater pod the operator creates, :class:`ProcessKubelet`
 * reports the container's real exit code with the summary as the termination message
   (``FallbackToLogsOnError``: the log tail when the process wrote no summary).
 
+**Init containers** run first, one at a time and in order, each to exit 0 before the
+next starts (kubernetes v1.32 pkg/kubelet/kuberuntime/kuberuntime_container.go
+``computeInitContainerActions``), with ``status.initContainerStatuses``, the pod
+``Pending`` and ``Initialized=False`` meanwhile (:mod:`.podstatus`). One that fails ends
+the pod ``Failed`` under ``restartPolicy: Never`` (pkg/kubelet/kubelet_pods.go
+``getPhase``); under ``OnFailure``/``Always`` it is restarted after the kubelet's
+back-off, 10 s doubling up to 300 s (pkg/kubelet/kubelet.go ``backOffPeriod``,
+``MaxContainerBackOff``). Restartable (sidecar) init containers are not supported: such a
+pod is reported ``StartError``.
+
+**Volumes**: an ``emptyDir`` is a directory under the sandbox's state directory, shared
+by the pod's containers; a ``secret`` volume is that Secret's keys as files (the pod
+waits in ``ContainerCreating`` until the Secret exists, as a kubelet's mount retries do).
+Since a process has no container filesystem, a container's ``mountPath`` is translated
+to that directory wherever it appears in the container's ``env`` values and
+``workingDir``. Other volume types are not mounted (a warning says so).
+
 Deletion and deadlines behave as on a node: a pod marked for deletion gets SIGTERM and
 ``deletionGracePeriodSeconds`` to stop, then SIGKILL; a pod running past
 ``spec.activeDeadlineSeconds`` is stopped the same way and reported ``Failed`` with reason
@@ -35,12 +52,15 @@ traffic and must not show up there.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
 import logging
 import os
+import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -67,6 +87,10 @@ LOG_TAIL_BYTES = 2048
 EXIT_START_ERROR = 128
 """The exit code container runtimes report when the command could not be started."""
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+INIT_BACK_OFF_SECONDS = 10.0
+MAX_BACK_OFF_SECONDS = 300.0
+"""The kubelet's restart back-off: 10 s, doubling, at most 300 s (kubernetes v1.32
+pkg/kubelet/kubelet.go ``backOffPeriod`` and ``MaxContainerBackOff``)."""
 
 
 def _now() -> datetime.datetime:
@@ -97,6 +121,15 @@ class LocalRuntime:
         """Where the pod's run summary goes (its stand-in for ``/dev/termination-log``)."""
         return self.state_dir / "pods" / namespace / pod / "termination-log"
 
+    def init_termination_path(self, namespace: str, pod: str, container: str) -> Path:
+        """The termination-message file of init container ``container``."""
+        return self.state_dir / "pods" / namespace / pod / "init" / container / \
+            "termination-log"
+
+    def volume_dir(self, namespace: str, pod: str, volume: str) -> Path:
+        """Where volume ``volume`` of the pod lives on the "node"."""
+        return self.state_dir / "pods" / namespace / pod / "volumes" / volume
+
 
 def container_command(container: Mapping[str, Any], python: str) -> list[str]:
     """The argv to run for ``container``: ``command`` + ``args``.
@@ -114,8 +147,27 @@ def container_command(container: Mapping[str, Any], python: str) -> list[str]:
     return argv
 
 
+def mount_map(container: Mapping[str, Any], volumes: Mapping[str, Path]) -> dict[str, str]:
+    """``mountPath`` → local directory, for the container's mounts of ``volumes``."""
+    mounts: dict[str, str] = {}
+    for mount in container.get("volumeMounts") or []:
+        local = volumes.get(str(mount.get("name")))
+        if local is not None and mount.get("mountPath"):
+            mounts[str(mount["mountPath"]).rstrip("/")] = str(local)
+    return mounts
+
+
+def translate_path(value: str, mounts: Mapping[str, str]) -> str:
+    """``value`` with a leading mount path replaced by its local directory."""
+    for mount_path in sorted(mounts, key=len, reverse=True):
+        if value == mount_path or value.startswith(mount_path + "/"):
+            return mounts[mount_path] + value[len(mount_path):]
+    return value
+
+
 def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace: str,
-                  pod: str) -> tuple[dict[str, str], list[str]]:
+                  pod: str, *, mounts: Mapping[str, str] | None = None,
+                  summary_path: Path | None = None) -> tuple[dict[str, str], list[str]]:
     """The process environment for ``container``, and what could not be honoured.
 
     The host environment is the base (a process needs ``PATH`` and ``HOME``); the pod's
@@ -127,7 +179,7 @@ def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace
     warnings: list[str] = []
     for var in container.get("env") or []:
         if "value" in var:
-            env[str(var["name"])] = str(var["value"])
+            env[str(var["name"])] = translate_path(str(var["value"]), mounts or {})
         elif "valueFrom" in var:
             warnings.append(f"pod {namespace}/{pod}: env {var['name']} uses valueFrom, which "
                             "the sandbox does not resolve; the variable is unset")
@@ -138,7 +190,7 @@ def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace
         "PYTHONPATH": os.pathsep.join(python_path),
         "PYTHONUNBUFFERED": "1",  # stream logs while the flow runs, not at exit
         contract.ENV_HOME: str(runtime.home),
-        contract.ENV_SUMMARY_PATH: str(runtime.summary_path(namespace, pod)),
+        contract.ENV_SUMMARY_PATH: str(summary_path or runtime.summary_path(namespace, pod)),
     })
     return env, warnings
 
@@ -203,6 +255,20 @@ def final_status(now: datetime.datetime, started: datetime.datetime, exit_code: 
         status.update({"phase": "Failed", "reason": "DeadlineExceeded",
                        "message": DEADLINE_MESSAGE})
     return status
+
+
+def write_secret_files(local: Path, data: Mapping[str, str], paths: Mapping[str, str],
+                       mode: int | None) -> None:
+    """A secret volume's files: each key's decoded value at its path (``items``), with
+    ``defaultMode`` (0644, Kubernetes' default, when unset)."""
+    local.mkdir(parents=True, exist_ok=True)
+    for key, path in paths.items():
+        if key not in data:
+            continue
+        target = local / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(base64.b64decode(data[key]))
+        target.chmod(0o644 if mode is None else mode)
 
 
 def is_terminal(pod: Mapping[str, Any]) -> bool:
@@ -275,6 +341,16 @@ class PodApi:
         body.update(status)
         return await self.patch(namespace, name, {"status": body}, subresource="status")
 
+    async def get_secret(self, namespace: str, name: str) -> JsonObject | None:
+        """The Secret a volume mounts, or None when it does not exist."""
+        url = f"{self.server}/api/v1/namespaces/{namespace}/secrets/{name}"
+        async with self.session.get(url) as response:
+            if response.status == 404:
+                return None
+            response.raise_for_status()
+            result: JsonObject = await response.json()
+            return result
+
     async def get(self, namespace: str, name: str) -> JsonObject | None:
         """The pod, or None when it does not exist."""
         async with self.session.get(self._url(namespace, name)) as response:
@@ -301,6 +377,8 @@ class PodProcess:
     """Stopped because the sandbox (its node) shuts down."""
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     stop_grace: float = DEFAULT_GRACE_SECONDS
+    started_monotonic: float | None = None
+    """When the pod started on the node (``activeDeadlineSeconds`` counts from there)."""
 
 
 class ProcessKubelet:
@@ -386,6 +464,10 @@ class ProcessKubelet:
             logger.warning("pod %s/%s: lost contact with the API server: %s", namespace, name,
                            exc)
         finally:
+            # A terminated pod's volumes are torn down (the kubelet unmounts them; for a
+            # secret volume that is the Secret's copy on the node).
+            shutil.rmtree(self.runtime.state_dir / "pods" / namespace / name / "volumes",
+                          ignore_errors=True)
             await self._release(namespace, name)
 
     async def _run_pod(self, pod: JsonObject, container: Mapping[str, Any],
@@ -402,33 +484,38 @@ class ProcessKubelet:
             return
         self.warn(f"image {names['image']} is ignored: the sandbox runs the flow code of "
                   f"{self.runtime.workdir} with {self.runtime.python}")
-        await self._api.report(namespace, name, podstatus.scheduled(self.clock(), **names))
+        pod_started = self.clock()
+        record.started_monotonic = time.monotonic()
+        await self._api.report(namespace, name, podstatus.scheduled(pod_started, **names))
+        volumes = await self._mount_volumes(pod, record)
+        if volumes is None:
+            return
+        init_statuses = await self._run_init_containers(pod, record, volumes, names,
+                                                        pod_started)
+        if init_statuses is None:
+            return
         try:
             record.argv = container_command(container, self.runtime.python)
         except ValueError as exc:
             await self._report_start_error(record, str(exc), names)
             return
-        env, warnings = container_env(container, self.runtime, namespace, name)
+        mounts = mount_map(container, volumes)
+        env, warnings = container_env(container, self.runtime, namespace, name, mounts=mounts)
         for warning in warnings:
             self.warn(warning)
         summary_path = self.runtime.summary_path(namespace, name)
         summary_path.parent.mkdir(parents=True, exist_ok=True)
         summary_path.write_text("", encoding="utf-8")
         self.runtime.home.mkdir(parents=True, exist_ok=True)
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *record.argv, cwd=self.runtime.workdir, env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                # Its own session: a Ctrl-C on the sandbox's terminal must not reach the
-                # flow; the sandbox stops its processes itself.
-                start_new_session=True)
-        except OSError as exc:
-            await self._report_start_error(record, f"{record.argv[0]}: {exc.strerror}", names)
+        process = await self._start(record, record.argv, env, self._cwd(container, mounts),
+                                    names)
+        if process is None:
             return
         record.pid = process.pid
         started = self.clock()
-        await self._api.report(namespace, name, podstatus.running(
-            started, container=names["container"], image=names["image"]))
+        await self._api.report(namespace, name, podstatus.with_init_statuses(
+            podstatus.running(started, container=names["container"], image=names["image"]),
+            init_statuses))
         output: list[str] = []
         pump = asyncio.create_task(self._pump(process, record, output))
         await self._supervise(process, record, pod)
@@ -436,11 +523,191 @@ class ProcessKubelet:
         record.exit_code = exit_code_of(process.returncode or 0)
         message = termination_message(summary_path.read_text(encoding="utf-8"),
                                       record.exit_code, tail("".join(output)))
-        await self._api.report(namespace, name, final_status(
+        await self._api.report(namespace, name, podstatus.with_init_statuses(final_status(
             self.clock(), started, record.exit_code, message,
             deadline_exceeded=record.deadline_exceeded,
             containers=podstatus.container_count(pod),
-            node_shutdown=record.node_shutdown and not record.deadline_exceeded, **names))
+            node_shutdown=record.node_shutdown and not record.deadline_exceeded, **names),
+            init_statuses))
+
+    async def _start(self, record: PodProcess, argv: list[str], env: Mapping[str, str],
+                     cwd: Path, names: Mapping[str, str]) -> asyncio.subprocess.Process | None:
+        """Start a container's process; None (and ``StartError`` reported) if it cannot."""
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv, cwd=cwd, env=dict(env),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                # Its own session: a Ctrl-C on the sandbox's terminal must not reach the
+                # flow; the sandbox stops its processes itself.
+                start_new_session=True)
+        except OSError as exc:
+            await self._report_start_error(record, f"{argv[0]}: {exc.strerror}", names)
+            return None
+
+    def _cwd(self, container: Mapping[str, Any], mounts: Mapping[str, str]) -> Path:
+        """The process's working directory: ``workingDir`` when it is inside a mounted
+        volume (other paths are the image's, which the sandbox does not have), else the
+        checkout."""
+        working_dir = container.get("workingDir")
+        if working_dir:
+            local = translate_path(str(working_dir), mounts)
+            if local != working_dir:
+                return Path(local)
+            self.warn(f"container {container.get('name')}: workingDir {working_dir} is in "
+                      f"the image; the sandbox runs it in {self.runtime.workdir}")
+        return self.runtime.workdir
+
+    # volumes
+
+    async def _mount_volumes(self, pod: Mapping[str, Any],
+                             record: PodProcess) -> dict[str, Path] | None:
+        """Make the pod's ``emptyDir`` and ``secret`` volumes; None when the pod is
+        stopped while a Secret it needs does not exist yet."""
+        namespace, name = record.namespace, record.name
+        volumes: dict[str, Path] = {}
+        for volume in (pod.get("spec") or {}).get("volumes") or []:
+            volume_name = str(volume.get("name"))
+            local = self.runtime.volume_dir(namespace, name, volume_name)
+            if "emptyDir" in volume:
+                local.mkdir(parents=True, exist_ok=True)
+                volumes[volume_name] = local
+            elif "secret" in volume:
+                if not await self._mount_secret(namespace, volume["secret"], local, record):
+                    return None
+                volumes[volume_name] = local
+            else:
+                self.warn(f"pod {namespace}/{name}: volume {volume_name} is not mounted: the "
+                          "sandbox mounts only emptyDir and secret volumes")
+        return volumes
+
+    async def _mount_secret(self, namespace: str, source: Mapping[str, Any], local: Path,
+                            record: PodProcess) -> bool:
+        """Write the Secret's keys as files; wait while it is missing (a kubelet retries
+        the mount and keeps the pod ``ContainerCreating``), unless it is optional."""
+        assert self._api is not None
+        secret_name = str(source.get("secretName"))
+        while (secret := await self._api.get_secret(namespace, secret_name)) is None:
+            if source.get("optional"):
+                write_secret_files(local, {}, {}, None)
+                return True
+            self.warn(f"pod {namespace}/{record.name}: waiting for Secret {secret_name} "
+                      "(MountVolume.SetUp failed: not found)")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(self.poll_interval, 0.5)):
+                    await record.stop_requested.wait()
+            if record.stop_requested.is_set():
+                return False
+        data = secret.get("data") or {}
+        items = source.get("items")
+        paths = ({str(item["key"]): str(item["path"]) for item in items} if items
+                 else {key: key for key in data})
+        mode = source.get("defaultMode")
+        write_secret_files(local, data, paths, mode if isinstance(mode, int) else None)
+        return True
+
+    # init containers
+
+    async def _run_init_containers(self, pod: Mapping[str, Any], record: PodProcess,
+                                   volumes: Mapping[str, Path], names: Mapping[str, str],
+                                   pod_started: datetime.datetime) -> list[JsonObject] | None:
+        """Run the init containers in order (see the module docstring); their final
+        statuses, or None when the pod ended before its containers could start."""
+        assert self._api is not None
+        spec = pod.get("spec") or {}
+        inits = spec.get("initContainers") or []
+        statuses = [podstatus.init_waiting(str(c.get("name")),
+                                           str(c.get("image") or podstatus.DEFAULT_IMAGE))
+                    for c in inits]
+        restart_policy = spec.get("restartPolicy") or "Always"
+        for index, init in enumerate(inits):
+            if init.get("restartPolicy") == "Always":
+                await self._report_start_error(record, (
+                    f"init container {init.get('name')} is a restartable (sidecar) init "
+                    "container, which the sandbox does not run"), names)
+                return None
+            delay = INIT_BACK_OFF_SECONDS
+            while True:
+                exit_code = await self._run_init(pod, init, index, statuses=statuses,
+                                                 record=record, volumes=volumes, names=names,
+                                                 pod_started=pod_started)
+                if exit_code is None:
+                    return None
+                if exit_code == 0:
+                    break
+                if restart_policy == "Never":
+                    await self._api.report(record.namespace, record.name, podstatus.initializing(
+                        self.clock(), statuses, failed=True, started=pod_started,
+                        container=names["container"], image=names["image"]))
+                    return None
+                statuses[index] = podstatus.init_back_off(
+                    statuses[index], f"{record.name}_{record.namespace}", delay)
+                await self._api.report(record.namespace, record.name, podstatus.initializing(
+                    self.clock(), statuses, started=pod_started,
+                        container=names["container"], image=names["image"]))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await record.stop_requested.wait()
+                if record.stop_requested.is_set():
+                    return None
+                delay = min(delay * 2, MAX_BACK_OFF_SECONDS)
+        return statuses
+
+    async def _run_init(self, pod: Mapping[str, Any], init: Mapping[str, Any], index: int, *,
+                        statuses: list[JsonObject], record: PodProcess,
+                        volumes: Mapping[str, Path], names: Mapping[str, str],
+                        pod_started: datetime.datetime) -> int | None:
+        """Run one init container to its end: its exit code, or None when the pod
+        ended meanwhile (deleted, or past ``activeDeadlineSeconds``: reported)."""
+        assert self._api is not None
+        namespace, name = record.namespace, record.name
+        init_name = str(init.get("name"))
+        image = str(init.get("image") or podstatus.DEFAULT_IMAGE)
+        previous = statuses[index]
+        restarts = int(previous.get("restartCount") or 0)
+        try:
+            argv = container_command(init, self.runtime.python)
+        except ValueError as exc:
+            await self._report_start_error(record, str(exc), names)
+            return None
+        message_path = self.runtime.init_termination_path(namespace, name, init_name)
+        message_path.parent.mkdir(parents=True, exist_ok=True)
+        message_path.write_text("", encoding="utf-8")
+        mounts = mount_map(init, volumes)
+        env, warnings = container_env(init, self.runtime, namespace, name, mounts=mounts,
+                                      summary_path=message_path)
+        for warning in warnings:
+            self.warn(warning)
+        process = await self._start(record, argv, env, self._cwd(init, mounts), names)
+        if process is None:
+            return None
+        record.pid = process.pid
+        started = self.clock()
+        statuses[index] = podstatus.init_running(
+            init_name, image, started, restart_count=restarts,
+            last_state=previous.get("lastState") or None)
+        await self._api.report(namespace, name, podstatus.initializing(
+            started, statuses, started=pod_started,
+                        container=names["container"], image=names["image"]))
+        output: list[str] = []
+        pump = asyncio.create_task(self._pump(process, record, output))
+        await self._supervise(process, record, pod)
+        await pump
+        if record.deadline_exceeded:
+            status = podstatus.initializing(self.clock(), statuses, failed=True,
+                                            started=pod_started,
+                        container=names["container"], image=names["image"])
+            status.update({"reason": "DeadlineExceeded", "message": DEADLINE_MESSAGE})
+            await self._api.report(namespace, name, status)
+            return None
+        if record.stop_requested.is_set():
+            return None
+        exit_code = exit_code_of(process.returncode or 0)
+        message = termination_message(message_path.read_text(encoding="utf-8"), exit_code,
+                                      tail("".join(output)))
+        statuses[index] = podstatus.init_terminated(
+            init_name, image, self.clock(), exit_code=exit_code, started=started,
+            message=message, containers=podstatus.container_count(pod), restart_count=restarts)
+        return exit_code
 
     async def _report_start_error(self, record: PodProcess, message: str,
                                   names: Mapping[str, str]) -> None:
@@ -466,6 +733,9 @@ class ProcessKubelet:
                          pod: Mapping[str, Any]) -> None:
         """Wait for the process; stop it on deletion or at ``activeDeadlineSeconds``."""
         deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is not None and record.started_monotonic is not None:
+            # activeDeadlineSeconds counts from the pod's start, init containers included.
+            deadline = max(deadline - (time.monotonic() - record.started_monotonic), 0)
         exited = asyncio.create_task(process.wait())
         stop = asyncio.create_task(record.stop_requested.wait())
         try:
