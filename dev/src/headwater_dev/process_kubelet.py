@@ -635,15 +635,12 @@ class ProcessKubelet:
                 if exit_code == 0:
                     break
                 if restart_policy == "Never":
-                    await self._api.report(record.namespace, record.name, podstatus.initializing(
-                        self.clock(), statuses, failed=True, started=pod_started,
-                        container=names["container"], image=names["image"]))
+                    await self._report_initializing(record, statuses, names, pod_started,
+                                                    failed=True)
                     return None
                 statuses[index] = podstatus.init_back_off(
                     statuses[index], f"{record.name}_{record.namespace}", delay)
-                await self._api.report(record.namespace, record.name, podstatus.initializing(
-                    self.clock(), statuses, started=pod_started,
-                        container=names["container"], image=names["image"]))
+                await self._report_initializing(record, statuses, names, pod_started)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(delay):
                         await record.stop_requested.wait()
@@ -651,6 +648,14 @@ class ProcessKubelet:
                     return None
                 delay = min(delay * 2, MAX_BACK_OFF_SECONDS)
         return statuses
+
+    async def _report_initializing(self, record: PodProcess, statuses: list[JsonObject],
+                                   names: Mapping[str, str], pod_started: datetime.datetime,
+                                   *, failed: bool = False) -> None:
+        assert self._api is not None
+        await self._api.report(record.namespace, record.name, podstatus.initializing(
+            self.clock(), statuses, failed=failed, started=pod_started,
+            container=names["container"], image=names["image"]))
 
     async def _run_init(self, pod: Mapping[str, Any], init: Mapping[str, Any], index: int, *,
                         statuses: list[JsonObject], record: PodProcess,
@@ -685,17 +690,15 @@ class ProcessKubelet:
         statuses[index] = podstatus.init_running(
             init_name, image, started, restart_count=restarts,
             last_state=previous.get("lastState") or None)
-        await self._api.report(namespace, name, podstatus.initializing(
-            started, statuses, started=pod_started,
-                        container=names["container"], image=names["image"]))
+        await self._report_initializing(record, statuses, names, pod_started)
         output: list[str] = []
         pump = asyncio.create_task(self._pump(process, record, output))
         await self._supervise(process, record, pod)
         await pump
         if record.deadline_exceeded:
             status = podstatus.initializing(self.clock(), statuses, failed=True,
-                                            started=pod_started,
-                        container=names["container"], image=names["image"])
+                                            started=pod_started, container=names["container"],
+                                            image=names["image"])
             status.update({"reason": "DeadlineExceeded", "message": DEADLINE_MESSAGE})
             await self._api.report(namespace, name, status)
             return None

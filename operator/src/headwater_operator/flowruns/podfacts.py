@@ -191,6 +191,7 @@ def pod_facts(pod: Mapping[str, Any] | None) -> PodFacts:
     meta = pod.get("metadata", {})
     status = pod.get("status", {})
     container = _container_status(pod)
+    source = _source_status(pod)
     state = container.get("state") or {}
     waiting = state.get("waiting") or {}
     terminated = state.get("terminated") or {}
@@ -226,8 +227,8 @@ def pod_facts(pod: Mapping[str, Any] | None) -> PodFacts:
                                 and ready.get("reason") != "ReadinessGatesNotReady"),
         containers=_container_count(pod),
         image=container.get("image") or _spec_image(pod, container.get("name")),
-        source_exit_code=_source_status(pod).get("exitCode"),
-        source_message=_source_status(pod).get("message"),
+        source_exit_code=source.get("exitCode"),
+        source_message=source.get("message"),
     )
 
 

@@ -16,7 +16,7 @@ operator records it in ``FlowRun.status.source``. Every later attempt's request
 (:func:`source_request`) names that commit (or the bundle's digest), so a retry runs
 exactly the code of attempt 1 even when the branch moved or the Flow was edited.
 
-Both functions are pure (unit-tested in tests/operator/test_source.py).
+All four functions are pure (unit-tested in tests/unit/operator/test_flowrun_source.py).
 """
 
 from __future__ import annotations
