@@ -38,6 +38,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from headwater import contract
 
@@ -67,8 +68,8 @@ def git_environment(url: str, credentials: Path | None) -> Iterator[tuple[dict[s
     """The environment ``git`` runs with, and the secret values to mask in its output.
 
     HTTPS: ``username``/``password`` become a Basic ``Authorization`` header,
-    ``bearerToken`` a Bearer one, passed as ``http.extraHeader`` through git's
-    ``GIT_CONFIG_*`` variables. SSH: ``identity`` (or ``sshPrivateKey``) is copied to a
+    ``bearerToken`` a Bearer one, passed as ``http.<scheme>://<host>/.extraHeader``
+    (that host only) through git's ``GIT_CONFIG_*`` variables. SSH: ``identity`` (or ``sshPrivateKey``) is copied to a
     private file (ssh refuses keys others can read) and ``known_hosts`` is required.
     """
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
@@ -90,7 +91,11 @@ def git_environment(url: str, credentials: Path | None) -> Iterator[tuple[dict[s
             header = f"Authorization: Basic {base64.b64encode(pair.encode()).decode()}"
         if header is not None and url.startswith(("https://", "http://")):
             secrets.append(header)
-            env.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "http.extraHeader",
+            # Scoped to the repository's host (git's http.<url>.* matching), so a
+            # redirect to another host never receives the credentials.
+            parts = urlsplit(url)
+            env.update({"GIT_CONFIG_COUNT": "1",
+                        "GIT_CONFIG_KEY_0": f"http.{parts.scheme}://{parts.netloc}/.extraHeader",
                         "GIT_CONFIG_VALUE_0": header})
         if identity is not None:
             if known_hosts is None:

@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import http.server
 import io
 import json
 import os
@@ -11,6 +13,7 @@ import stat
 import subprocess
 import sys
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -74,13 +77,45 @@ def test_credentials_reach_git_as_a_header_and_never_as_an_argument(tmp_path: Pa
     (creds / "username").write_text("ci")
     (creds / "password").write_text("ghp_s3cr3t\n")
     with git_environment("https://github.com/acme/flows.git", creds) as (env, secrets):
-        assert env["GIT_CONFIG_KEY_0"] == "http.extraHeader"
+        # only for that host: a redirect elsewhere gets no credentials
+        assert env["GIT_CONFIG_KEY_0"] == "http.https://github.com/.extraHeader"
         assert env["GIT_CONFIG_VALUE_0"].startswith("Authorization: Basic ")
         assert env["GIT_TERMINAL_PROMPT"] == "0"
         assert "ghp_s3cr3t" in secrets
     (creds / "bearerToken").write_text("tok-123")
     with git_environment("https://github.com/acme/flows.git", creds) as (env, _):
         assert env["GIT_CONFIG_VALUE_0"] == "Authorization: Bearer tok-123"
+
+
+def test_git_sends_the_credentials_to_the_repository_s_host_only(tmp_path: Path) -> None:
+    seen: list[str | None] = []
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # git's first request: the ref advertisement
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "username").write_text("ci")
+    (creds / "password").write_text("ghp_s3cr3t")
+    url = f"http://127.0.0.1:{server.server_address[1]}/acme/flows.git"
+    try:
+        with pytest.raises(SourceError) as caught:
+            fetch({"git": {"url": url, "ref": "main"}}, tmp_path / "s", creds)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen and seen[0] == "Basic " + base64.b64encode(b"ci:ghp_s3cr3t").decode()
+    assert "ghp_s3cr3t" not in str(caught.value)
+    assert str(caught.value).startswith(f"cannot fetch 'main' from {url}")
 
 
 def test_an_ssh_key_needs_known_hosts_and_is_kept_private(tmp_path: Path) -> None:
