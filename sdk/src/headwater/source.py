@@ -69,8 +69,9 @@ def git_environment(url: str, credentials: Path | None) -> Iterator[tuple[dict[s
 
     HTTPS: ``username``/``password`` become a Basic ``Authorization`` header,
     ``bearerToken`` a Bearer one, passed as ``http.<scheme>://<host>/.extraHeader``
-    (that host only) through git's ``GIT_CONFIG_*`` variables. SSH: ``identity`` (or ``sshPrivateKey``) is copied to a
-    private file (ssh refuses keys others can read) and ``known_hosts`` is required.
+    (that host only) through git's ``GIT_CONFIG_*`` variables. SSH: ``identity`` (or
+    ``sshPrivateKey``) is copied to a private file (ssh refuses keys others can read) and
+    ``known_hosts`` is required.
     """
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
     env.update({"GIT_TERMINAL_PROMPT": "0", "GIT_CONFIG_NOSYSTEM": "1"})

@@ -113,7 +113,8 @@ def test_git_sends_the_credentials_to_the_repository_s_host_only(tmp_path: Path)
     finally:
         server.shutdown()
         server.server_close()
-    assert seen and seen[0] == "Basic " + base64.b64encode(b"ci:ghp_s3cr3t").decode()
+    assert seen
+    assert seen[0] == "Basic " + base64.b64encode(b"ci:ghp_s3cr3t").decode()
     assert "ghp_s3cr3t" not in str(caught.value)
     assert str(caught.value).startswith(f"cannot fetch 'main' from {url}")
 
