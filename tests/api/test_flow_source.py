@@ -1,6 +1,7 @@
 """Flows whose code is fetched by an init container (Flow.spec.source), run for real.
 
-The emulator, the operator and the sandbox's process kubelet (which runs init containers
+``headwater dev`` itself (the sandbox session, from manifests) and, for finer control,
+the emulator, the operator and the sandbox's process kubelet (which runs init containers
 as a kubelet does) run a Flow whose code is in a local bare Git repository, standing in
 for the remote, made in the test with the ``git`` binary; or in a tarball in a real
 S3-compatible server (moto's server mode).
@@ -27,8 +28,10 @@ from typing import Any
 
 import jsonschema
 import pytest
+import yaml
 from headwater import contract, runstore
 from headwater_dev import process_kubelet as pk
+from headwater_dev import sandbox as sb
 from headwater_dev.emulator import BackgroundEmulator
 from headwater_dev.harness import OperatorHarness, wait_for
 from headwater_operator import kube as kube_module
@@ -237,3 +240,33 @@ async def test_a_bundle_in_s3_is_unpacked_and_its_digest_recorded(  # noqa: PLR0
     assert run["status"]["phase"] == "Completed", run["status"]
     assert run["status"]["source"] == {"url": url, "digest": f"sha256:{digest}"}
     assert "hello Ada from bundled" in emulator.pod_log(namespace, "bundled-1")
+
+
+async def test_headwater_dev_runs_a_flow_from_a_local_bare_repository(tmp_path: Path) -> None:
+    remote = Remote(tmp_path)
+    tagged = remote.commit("v1-code", tag="v1.0.0")
+    remote.commit("head-code")
+    manifests = tmp_path / "manifests"
+    manifests.mkdir()
+    (manifests / "greet.yaml").write_text(yaml.safe_dump_all([
+        {"apiVersion": "headwater.dev/v1alpha1", "kind": "Flow", "metadata": {"name": "greet"},
+         "spec": {"image": "example/runtime:1", "entrypoint": "greet.py:greet",
+                  "source": {"git": {"url": remote.url, "ref": "v1.0.0", "path": "flows"}}}},
+        {"apiVersion": "headwater.dev/v1alpha1", "kind": "Deployment",
+         "metadata": {"name": "greet"}, "spec": {"flowRef": {"name": "greet"}}},
+        {"apiVersion": "headwater.dev/v1alpha1", "kind": "FlowRun",
+         "metadata": {"name": "greet-1"},
+         "spec": {"deploymentRef": {"name": "greet"}, "parameters": {"name": "Ada"}}},
+    ]))
+    options = sb.SandboxOptions(manifests=[manifests], workdir=REPO,
+                                state_dir=tmp_path / "state", out=io.StringIO(),
+                                refresh_seconds=0.1, until_complete=True, duration=60)
+    result = await sb.Sandbox(options).run()
+
+    [run] = [r for r in result.runs if r["metadata"]["name"] == "greet-1"]
+    assert run["status"]["phase"] == "Completed", run["status"]
+    assert run["status"]["source"]["commit"] == tagged
+    assert "hello Ada from v1-code" in result.pod_logs["default/greet-1-1"]
+    [entry] = run["status"]["runRecords"]
+    assert runstore.read_record(entry["url"])["source"] == {
+        "url": remote.url, "ref": "v1.0.0", "commit": tagged, "path": "flows"}
