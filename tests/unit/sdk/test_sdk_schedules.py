@@ -19,7 +19,7 @@ def test_constructors_take_prefect_s_arguments() -> None:
         "0 6 * * 1-5", "Europe/Paris", False, False, {"region": "eu"}, "weekday-mornings")
     anchor = datetime(2026, 1, 1, tzinfo=UTC)
     assert Interval(90, anchor_date=anchor).interval == timedelta(seconds=90)
-    assert Interval(timedelta(hours=1)).anchor_date.tzinfo is not None  # now, in UTC
+    assert Interval(timedelta(hours=1)).anchor_date is None  # Headwater's default phase
     assert RRule("RRULE:FREQ=WEEKLY;BYDAY=MO", timezone="UTC").rrule == \
         "RRULE:FREQ=WEEKLY;BYDAY=MO"
     assert Cron("@daily").parameters == {}
