@@ -208,9 +208,13 @@ def flow_entrypoint(flow: Flow[..., Any], root: Path | None = None, *,
     The attribute is the module-level name bound to ``flow``; a flow made inside a
     function has none and cannot be deployed or served from a file.
     """
-    module = sys.modules.get(getattr(flow.fn, "__module__", "") or "")
-    attribute = next((name for name, value in vars(module).items() if value is flow),
-                     None) if module is not None else None
+    # The function's globals are its module's namespace, also for a file run as a script
+    # (``__main__``) or through runpy, whose module is not kept in sys.modules.
+    namespace = getattr(flow.fn, "__globals__", None)
+    if namespace is None:
+        module = sys.modules.get(getattr(flow.fn, "__module__", "") or "")
+        namespace = vars(module) if module is not None else {}
+    attribute = next((name for name, value in namespace.items() if value is flow), None)
     source = inspect.getsourcefile(flow.fn)
     if attribute is None or source is None:
         raise ValueError(f"flow {flow.name!r} is not bound to a module-level name of a "
