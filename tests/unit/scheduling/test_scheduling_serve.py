@@ -1,10 +1,10 @@
 """``flow.serve()`` fires when the operator would: the same schedule, the same instants.
 
 serve()'s ticks (:func:`headwater.serve.upcoming`) are compared with what the operator's
-Schedule controller computes (``headwater_operator.scheduling.fire_times``, re-exported from ``headwater.scheduling``) for the
-Schedule manifest ``flow.deploy()`` writes for the same Prefect arguments, across both
-2026 DST changes in America/New_York; the expected instants are also written out, so a
-change to the shared rules shows up here.
+Schedule controller computes (``headwater_operator.scheduling.fire_times``, re-exported
+from ``headwater.scheduling``) for the Schedule manifest ``flow.deploy()`` writes for the
+same Prefect arguments, across both 2026 DST changes in America/New_York; the expected
+instants are also written out, so a change to the shared rules shows up here.
 """
 
 from __future__ import annotations

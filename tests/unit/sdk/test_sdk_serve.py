@@ -120,3 +120,106 @@ def test_serve_refuses_a_schedule_the_operator_would_refuse() -> None:
 
     with pytest.raises(ValueError, match=r"spec\.rrule"):
         nightly.serve(name="nightly", schedules=[RRule("FREQ=FORTNIGHTLY")])
+
+
+# --- the serve loop, with a fake clock and fake run processes ------------------------------
+
+
+class FakeProcess:
+    """A run process that ends only when told (or when signalled)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], **_: object) -> None:
+        self.argv, self.env = argv, env
+        self.pid = 4242
+        self.code: int | None = None
+        self.signals: list[int] = []
+
+    def poll(self) -> int | None:
+        return self.code
+
+    def send_signal(self, signum: int) -> None:
+        self.signals.append(signum)
+        self.code = 3  # the engine records SIGTERM as Cancelled (EXIT_CANCELLED)
+
+    def wait(self, timeout: float | None = None) -> int:
+        assert self.code is not None
+        return self.code
+
+    def kill(self) -> None:
+        self.code = -9
+
+
+class FakeClock:
+    def __init__(self, start: datetime, stop_after_sleeps: int, step: float = 0.5) -> None:
+        self.time, self.left, self.step = start, stop_after_sleeps, step
+
+    def now(self) -> datetime:
+        return self.time
+
+    def sleep(self, seconds: float) -> None:
+        self.left -= 1
+        if self.left < 0:
+            raise KeyboardInterrupt  # Ctrl-C
+        self.time += timedelta(seconds=max(seconds, self.step))
+
+
+def serve_with_fakes(monkeypatch: pytest.MonkeyPatch, clock: FakeClock, *,
+                     limit: int | None = None) -> tuple[list[FakeProcess], str]:
+    import io
+
+    from headwater import serve
+
+    started: list[FakeProcess] = []
+
+    def popen(argv: list[str], **kwargs: object) -> FakeProcess:
+        process = FakeProcess(argv, **kwargs)  # type: ignore[arg-type]
+        started.append(process)
+        return process
+
+    monkeypatch.setattr(serve.subprocess, "Popen", popen)
+    schedules = serve.served_schedules("tick", collect_schedules(interval=1), {"n": 2})
+    out = io.StringIO()
+    serve.Server("flows/tick.py:tick", "tick", schedules, limit=limit, out=out,
+                 now=clock.now, sleep=clock.sleep).serve_forever()
+    return started, out.getvalue()
+
+
+def test_each_tick_starts_a_run_with_its_name_time_and_parameters(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC
+
+    clock = FakeClock(datetime(2026, 12, 7, 20, 0, 0, 300000, tzinfo=UTC), 4)
+    started, out = serve_with_fakes(monkeypatch, clock)
+    # Four waits of the clock, four whole-second ticks: each fired once, in order.
+    assert [p.env["HEADWATER_SCHEDULED_TIME"] for p in started] == [
+        f"2026-12-07T20:00:0{second}Z" for second in (1, 2, 3, 4)]
+    first = started[0]
+    assert first.argv[1:] == ["-m", "headwater", "execute", "--entrypoint",
+                              "flows/tick.py:tick"]
+    assert first.env["HEADWATER_FLOW_RUN_NAME"] == "tick-1796673601"
+    assert json.loads(first.env["HEADWATER_PARAMETERS"]) == {"n": 2}
+    # Ctrl-C: the runs still going get SIGTERM, and serve() returns.
+    assert all(p.signals == [signal.SIGTERM] for p in started)
+    assert "stopping: 4 run(s) in progress get SIGTERM" in out
+    assert out.rstrip().endswith("stopped after 4 run(s)")
+
+
+def test_a_tick_that_finds_the_limit_reached_is_skipped_and_said_so(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC
+
+    clock = FakeClock(datetime(2026, 12, 7, 20, 0, 0, 300000, tzinfo=UTC), 4)
+    started, out = serve_with_fakes(monkeypatch, clock, limit=1)
+    assert len(started) == 1
+    assert "tick-1796673602: skipped, 1 runs in progress (limit=1)" in out
+
+
+def test_ticks_missed_while_the_machine_slept_are_skipped_not_caught_up(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC
+
+    # Each sleep lasts 30 s (a laptop lid closed): the due tick is 29 s late.
+    clock = FakeClock(datetime(2026, 12, 7, 20, 0, 0, 300000, tzinfo=UTC), 2, step=30)
+    started, out = serve_with_fakes(monkeypatch, clock)
+    assert started == []
+    assert "tick 2026-12-07T20:00:01Z missed; skipped" in out
