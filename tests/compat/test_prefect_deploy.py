@@ -153,3 +153,16 @@ def test_a_flow_file_outside_the_project_is_refused(project: Path, tmp_path_fact
     assert code == 2
     assert "is outside" in err
     assert "path inside the image" in err
+
+
+def test_entrypoint_root_matches_the_runtime_image_layout(project: Path) -> None:
+    # images/runtime: `COPY flows/ /opt/flows/`, working directory /opt/flows.
+    code, out, err = deploy("flows/deployed.py:sync", "--entrypoint-root", "flows",
+                            "--name", "nightly", "--image", "img:1")
+    assert code == 0, err
+    assert next(yaml.safe_load_all(out))["spec"]["entrypoint"] == "deployed.py:sync"
+    module = runpy.run_path("flows/deployed.py")
+    module["sync"].deploy("nightly", image="img:1", entrypoint_root="flows",
+                          output_dir="py")
+    flow = read_dir(project / "py")["flow-warehouse-sync.yaml"]
+    assert flow["spec"]["entrypoint"] == "deployed.py:sync"

@@ -232,8 +232,9 @@ def relative_path(path: Path, root: Path | None = None) -> str:
         return resolved.relative_to(base).as_posix()
     except ValueError:
         raise ValueError(f"flow file {str(path)!r} is outside {str(base)!r}: run from the "
-                         "project directory the image copies, so the entrypoint is a path "
-                         "inside the image") from None
+                         "directory the image copies into its working directory, or name "
+                         "it (--entrypoint-root, entrypoint_root=), so the entrypoint is a "
+                         "path inside the image") from None
 
 
 # --- the manifests -------------------------------------------------------------------

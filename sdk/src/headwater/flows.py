@@ -10,6 +10,7 @@ import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from headwater.utilities.asyncutils import is_async_callable
@@ -286,6 +287,7 @@ class Flow(Generic[P, R]):
         namespace: str | None = None,
         output_dir: str | os.PathLike[str] | None = None,
         apply: bool = False,
+        entrypoint_root: str | os.PathLike[str] | None = None,
     ) -> str:
         """Prefect's ``flow.deploy(...)``, the Kubernetes way: the Flow, Deployment and
         Schedule manifests of this flow, written to ``output_dir`` (default
@@ -297,7 +299,9 @@ class Flow(Generic[P, R]):
         package, which provides that command. ``image`` is required (Headwater builds
         and pushes no image); ``work_pool_name``, ``build``, ``push``, ``job_variables``
         and ``triggers`` are ignored with a warning. ``timezone`` applies to ``cron=``,
-        ``interval=`` and ``rrule=``; ``namespace`` sets ``metadata.namespace``.
+        ``interval=`` and ``rrule=``; ``namespace`` sets ``metadata.namespace``;
+        ``entrypoint_root`` is the directory the image copies into its working
+        directory (default: the working directory), which the entrypoint is relative to.
         Returns the Deployment's name.
         """
         import warnings
@@ -322,7 +326,9 @@ class Flow(Generic[P, R]):
                              "image with this flow's code and the Headwater SDK (Headwater "
                              "builds no image), e.g. image='ghcr.io/acme/etl:1.4'")
         request = DeployRequest(
-            flow=self, entrypoint=flow_entrypoint(self), name=name, image=image,
+            flow=self, name=name, image=image,
+            entrypoint=flow_entrypoint(self, None if entrypoint_root is None
+                                       else Path(entrypoint_root)),
             schedules=tuple(collect_schedules(interval=interval, cron=cron, rrule=rrule,
                                               schedule=schedule, schedules=schedules,
                                               timezone=timezone)),

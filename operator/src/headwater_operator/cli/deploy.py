@@ -62,7 +62,8 @@ def request_from_args(args: argparse.Namespace) -> DeployRequest:
         target, attribute = split_entrypoint(args.entrypoint)
         entrypoint = args.entrypoint
         if target.endswith(".py") or "/" in target:
-            entrypoint = f"{relative_path(Path(target))}:{attribute}"
+            root = Path(args.entrypoint_root) if args.entrypoint_root else None
+            entrypoint = f"{relative_path(Path(target), root)}:{attribute}"
         parameters = dict(parse_param(item) for item in args.param)
         interval = None if args.interval is None else timedelta(seconds=args.interval)
         schedules = collect_schedules(interval=interval, cron=args.cron, rrule=args.rrule,

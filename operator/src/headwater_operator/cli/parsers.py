@@ -271,6 +271,11 @@ def _register_deploy(subparsers: Any) -> None:
     parser.add_argument("entrypoint", help="'path/to/file.py:flow' (the path, relative to "
                         "the current directory, is the entrypoint in the image) or "
                         "'pkg.module:flow'")
+    parser.add_argument("--entrypoint-root", metavar="DIR",
+                        help="the directory the image copies into its working directory; "
+                        "the entrypoint is the file's path relative to it (default: the "
+                        "current directory). With the runtime image's 'COPY flows/ "
+                        "/opt/flows/', pass --entrypoint-root flows")
     parser.add_argument("--name", required=True,
                         help="the Deployment's name (and the Schedule's), e.g. nightly")
     parser.add_argument("--image", required=True,
