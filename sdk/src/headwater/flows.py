@@ -6,11 +6,9 @@ execute``), or as a subflow with its own run record when called from another flo
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 from collections.abc import Callable, Iterable
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
 from headwater.utilities.asyncutils import is_async_callable
@@ -232,6 +230,7 @@ class Flow(Generic[P, R]):
         Prefect's server (``triggers``, ``webserver``...) are ignored with a warning.
         Without a schedule, serve() has nothing to fire and says so.
         """
+        import dataclasses
         import warnings
 
         from headwater.deployments import collect_schedules, flow_entrypoint, ignored_arguments
@@ -305,6 +304,7 @@ class Flow(Generic[P, R]):
         Returns the Deployment's name.
         """
         import warnings
+        from pathlib import Path
 
         from headwater.deployments import (
             DeployRequest,
