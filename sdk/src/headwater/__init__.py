@@ -26,6 +26,7 @@ from headwater.logging import get_run_logger
 from headwater.states import State, StateType
 from headwater.task_runners import ThreadPoolTaskRunner
 from headwater.tasks import Task, exponential_backoff, task, task_input_hash
+from headwater.transactions import get_transaction, transaction
 from headwater.utilities.annotations import allow_failure, quote, unmapped
 
 if TYPE_CHECKING:
@@ -98,12 +99,14 @@ __all__ = [
     "flow",
     "get_run_context",
     "get_run_logger",
+    "get_transaction",
     "materialize",
     "quote",
     "runtime",
     "tags",
     "task",
     "task_input_hash",
+    "transaction",
     "unmapped",
     "update_progress_artifact",
     "wait",
