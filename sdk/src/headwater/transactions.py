@@ -269,6 +269,7 @@ class Transaction:
 
     def _run_hook(self, hook: Hook, kind: str) -> None:
         name = getattr(hook, "__name__", repr(hook))
+        self._logger().info("Running %s hook %r", kind, name)
         try:
             outcome = hook(self)
             if hasattr(outcome, "__await__"):

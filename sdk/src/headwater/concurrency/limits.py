@@ -34,7 +34,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
 from headwater import contract
@@ -43,6 +43,8 @@ Mode = Literal["concurrency", "rate_limit"]
 
 monotonic: Callable[[], float] = time.monotonic
 """The clock slots decay by; tests replace it."""
+async_sleep: Callable[[float], Awaitable[None]] | None = None
+"""How ``async`` waiters pause (``None``: ``asyncio.sleep``); tests replace it."""
 POLL_SECONDS = 0.05
 """How often an ``async`` waiter for a non-decaying limit looks again (a releasing
 thread cannot wake an event loop's coroutine through a threading.Condition)."""
@@ -333,7 +335,7 @@ async def acquire_async(names: list[str], occupy: int, mode: Mode,
             if remaining <= 0:
                 raise timeout_error(timeout_seconds)
             pause = min(pause, remaining)
-        await asyncio.sleep(pause)
+        await (async_sleep or asyncio.sleep)(pause)
 
 
 def declare_limit(name: str, limit: int, slot_decay_per_second: float = 0.0,
