@@ -387,11 +387,11 @@ class Recorder:
                     artifact_revision = self.tree.artifact_revision
                     assets = list(self.tree.assets)
                     transactions = _transactions(self.tree)
-                signature = self._signature(final, task_runs, flow_runs, artifact_revision,
-                                            assets) + (self.tree.transaction_revision,)
+                signature = (*self._signature(final, task_runs, flow_runs, artifact_revision,
+                                              assets), self.tree.transaction_revision)
                 if signature != self._last_signature:
                     pieces = self._record(final, task_runs, flow_runs, artifacts, assets,
-                                          transactions)
+                                          transactions=transactions)
                     self.storage.write_chunks(f"{self.location.path}/{runstore.RECORD_FILE}",
                                               _chunks(pieces))
                     self._last_signature = signature
@@ -447,7 +447,7 @@ class Recorder:
             raise
 
     def _record(self, final: bool, task_runs: list[TaskRun], flow_runs: list[FlowRun],
-                artifacts: list[Any], assets: list[Any],
+                artifacts: list[Any], assets: list[Any], *,
                 transactions: list[dict[str, Any]] | None = None) -> list[str]:
         """The whole record, as the pieces of its JSON text in order."""
         root_id = self.tree.root.id

@@ -92,7 +92,7 @@ def retry_delays(retries: int, retry_delay_seconds: RetryDelay | None) -> list[f
 class Task(Generic[P, R]):
     """A function whose calls are tracked as task runs with states, retries and caching."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one attribute per decorator argument
         self,
         fn: Callable[P, R],
         *,

@@ -103,7 +103,7 @@ class Transaction:
     ends inside one.
     """
 
-    def __init__(  # noqa: PLR0913 - Prefect's keyword arguments
+    def __init__(
             self, key: str | None = None, store: ResultStore | None = None, *,
             commit_mode: CommitMode | None = None,
             isolation_level: IsolationLevel | None = None, overwrite: bool = False,
@@ -239,7 +239,7 @@ class Transaction:
                     self.store.write(self.key, self._staged, self._expiration)
                     if self.task_run is not None:
                         self.task_run.result_location = self.store.location(self.key)
-            except Exception as exc:  # noqa: BLE001 - logged; the transaction rolls back
+            except Exception as exc:
                 self._logger().error("Transaction %s could not commit (%s: %s); rolling "
                                      "back", self._label(), type(exc).__name__, exc)
                 self.rollback()
@@ -258,7 +258,7 @@ class Transaction:
                 for hook in reversed(self.on_rollback_hooks):
                     try:
                         self._run_hook(hook, "rollback")
-                    except Exception:  # noqa: BLE001, S112 - logged by _run_hook
+                    except Exception:
                         continue
                 self._set_state(TransactionState.ROLLED_BACK)
                 for child in reversed(list(self.children)):
@@ -380,7 +380,7 @@ def get_transaction() -> Transaction | None:
     return CURRENT.get()
 
 
-def transaction(  # noqa: PLR0913 - Prefect's signature
+def transaction(  # noqa: PLR0917 - Prefect's signature
         key: str | None = None, store: ResultStore | ResultStorage | str | None = None,
         commit_mode: CommitMode | None = None,
         isolation_level: IsolationLevel | None = None, overwrite: bool = False,
@@ -406,7 +406,7 @@ def transaction(  # noqa: PLR0913 - Prefect's signature
 
 
 @contextlib.asynccontextmanager
-async def atransaction(  # noqa: PLR0913 - Prefect's signature
+async def atransaction(  # noqa: PLR0917 - Prefect's signature
         key: str | None = None, store: ResultStore | ResultStorage | str | None = None,
         commit_mode: CommitMode | None = None,
         isolation_level: IsolationLevel | None = None, overwrite: bool = False,

@@ -57,7 +57,7 @@ def test_an_undeclared_limit_takes_nothing_and_warns(caplog: pytest.LogCaptureFi
 
 def test_strict_raises_for_an_undeclared_limit_and_says_how_to_declare_it() -> None:
     with (pytest.raises(ConcurrencySlotAcquisitionError,
-                        match="HEADWATER_CONCURRENCY_LIMITS.*declare_limit"),
+                        match=r"HEADWATER_CONCURRENCY_LIMITS.*declare_limit"),
           concurrency("nowhere", strict=True)):
         pass
     with pytest.raises(ConcurrencySlotAcquisitionError):
@@ -185,7 +185,8 @@ def test_limits_declared_in_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
                        '{"db": 3, "api": {"limit": 10, "slot_decay_per_second": 1.5}}')
     limits.REGISTRY.clear()
     db, api = read_limit("db"), read_limit("api")
-    assert db is not None and api is not None
+    assert db is not None
+    assert api is not None
     assert (db.limit, db.slot_decay_per_second, db.active) == (3, 0.0, True)
     assert (api.limit, api.slot_decay_per_second) == (10, 1.5)
 

@@ -91,7 +91,7 @@ def test_rollback_hooks_run_in_reverse_completion_order() -> None:
             step(3)
             raise RuntimeError("block failed")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"block failed|stop"):
         pipeline()
     assert order == ["step-2", "step-1", "step-0"]
 
@@ -128,7 +128,7 @@ def test_result_records_are_written_on_commit_and_never_after_a_rollback(
             check(ok)
         return value
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="quality check failed"):
         pipeline(1, False)
     assert not list((headwater_home / "results").glob("*"))  # rolled back: nothing kept
     assert pipeline(1, True) == 10
@@ -178,7 +178,7 @@ def test_work_staged_in_an_already_committed_transaction_is_neither_committed_no
 
     pipeline(True)
     events.clear()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="quality check failed"):
         pipeline(False)  # the key is committed: its block's work is not undone
     assert events == ["write a"]
 
@@ -194,7 +194,7 @@ def test_a_rolled_back_nested_transaction_rolls_back_its_parent() -> None:
                 write("b")
                 check(False)
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="quality check failed"):
         pipeline()
     assert events == ["write a", "write b", "undo inner", "undo outer"]
     record, _ = read_last()
@@ -283,7 +283,7 @@ def test_a_failing_rollback_hook_does_not_stop_the_others() -> None:
             step(1)
             raise RuntimeError("stop")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"block failed|stop"):
         pipeline()
     assert events == ["undone step-0"]
 
@@ -406,7 +406,7 @@ def test_async_tasks_join_a_transaction_in_an_async_flow() -> None:
             await awrite("a")
             check(False)
 
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="quality check failed"):
         asyncio.run(pipeline())
     assert events == ["awrite a", "aundo"]
 

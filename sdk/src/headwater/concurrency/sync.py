@@ -13,16 +13,16 @@ from collections.abc import Iterator
 from typing import Any
 
 from headwater.concurrency.limits import (
+    REGISTRY,
     AcquireConcurrencySlotTimeoutError,
     ConcurrencySlotAcquisitionError,
-    REGISTRY,
     acquire_blocking,
     check_request,
 )
 
 
 @contextlib.contextmanager
-def concurrency(  # noqa: PLR0913 - Prefect's signature
+def concurrency(  # noqa: PLR0917 - Prefect's signature
         names: str | list[str], occupy: int = 1, timeout_seconds: float | None = None,
         max_retries: int | None = None, lease_duration: float = 300, strict: bool = False,
         holder: Any = None, raise_on_lease_renewal_failure: bool | None = None,
