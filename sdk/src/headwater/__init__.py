@@ -26,7 +26,6 @@ from headwater.logging import get_run_logger
 from headwater.states import State, StateType
 from headwater.task_runners import ThreadPoolTaskRunner
 from headwater.tasks import Task, exponential_backoff, task, task_input_hash
-from headwater.transactions import get_transaction, transaction
 from headwater.utilities.annotations import allow_failure, quote, unmapped
 
 if TYPE_CHECKING:
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
     )
     from headwater.assets import Asset, AssetProperties, add_asset_metadata, materialize
     from headwater.secrets import Secret
+    from headwater.transactions import get_transaction, transaction
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,8 @@ _LAZY = {
     "add_asset_metadata": "headwater.assets",
     "materialize": "headwater.assets",
     "Secret": "headwater.secrets",
+    "get_transaction": "headwater.transactions",
+    "transaction": "headwater.transactions",
 }
 
 

@@ -226,6 +226,13 @@ TASK_RUN_CONTEXT: contextvars.ContextVar[TaskRunContext | None] = contextvars.Co
 )
 
 
+TRANSACTION: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
+    "headwater_transaction", default=None
+)
+"""The innermost open transaction (:mod:`headwater.transactions`, loaded on first use:
+the engine only reads this variable)."""
+
+
 TAGS: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
     "headwater_tags", default=frozenset()
 )

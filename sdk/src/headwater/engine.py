@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 from headwater import cache_policies
 from headwater import states as st
-from headwater import transactions as txns
 from headwater.context import (
     FLOW_RUN_CONTEXT,
     TAGS,
     TASK_RUN_CONTEXT,
+    TRANSACTION,
     FlowRun,
     FlowRunContext,
     RunTree,
@@ -429,8 +429,10 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
     task_run.end_time = state.timestamp
     if flow_ctx is not None:
         note_result(flow_ctx, task_run, state)
-    if task.on_commit_hooks or txns.CURRENT.get() is not None:
-        txns.join(task, task_run, state, task_ctx.staged)
+    if task.on_commit_hooks or TRANSACTION.get() is not None:
+        from headwater import transactions
+
+        transactions.join(task, task_run, state, task_ctx.staged)
     pending = run_hooks(task, task_run, state, flow_ctx)
     if pending:
         settle_hooks(pending, task)
@@ -602,8 +604,10 @@ def persist(  # noqa: PLR0917 - internal, mirrors the cache steps
         from headwater import results
 
         expiration = results.now() + task.cache_expiration.total_seconds()
-    if task.on_commit_hooks or txns.CURRENT.get() is not None:
-        task_ctx.staged = txns.StagedWrite(store, key, state.data, expiration)
+    if task.on_commit_hooks or TRANSACTION.get() is not None:
+        from headwater.transactions import StagedWrite
+
+        task_ctx.staged = StagedWrite(store, key, state.data, expiration)
     else:
         store.write(key, state.data, expiration)
         task_ctx.task_run.result_location = store.location(key)

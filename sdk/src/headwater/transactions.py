@@ -49,7 +49,9 @@ import enum
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from headwater.context import TRANSACTION
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
     from headwater.tasks import Task
 
 Hook = Callable[["Transaction"], Any]
+E = TypeVar("E", bound=enum.Enum)
 
 
 class IsolationLevel(enum.Enum):
@@ -89,8 +92,7 @@ class TransactionState(enum.Enum):
 
 _NOT_SET: Any = object()
 
-CURRENT: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
-    "headwater_transaction", default=None)
+CURRENT: contextvars.ContextVar[Transaction | None] = TRANSACTION
 """The innermost open transaction (copied into the task runner's worker threads)."""
 
 _log = logging.getLogger("headwater.transactions")
@@ -113,8 +115,8 @@ class Transaction:
             raise ValueError(f"transaction key must be a non-empty string, got {key!r}")
         self.key = key
         self.store = store
-        self.commit_mode = commit_mode
-        self.isolation_level = isolation_level
+        self.commit_mode = _member(CommitMode, commit_mode, "commit_mode")
+        self.isolation_level = _member(IsolationLevel, isolation_level, "isolation_level")
         self.overwrite = overwrite
         self.write_on_commit = write_on_commit
         self.logger = logger
@@ -373,6 +375,17 @@ class Transaction:
 
     def __repr__(self) -> str:
         return f"Transaction(key={self.key!r}, state={self.state.name})"
+
+
+def _member(kind: type[E], value: Any, field: str) -> E | None:
+    """``value`` as a member of ``kind`` (its name, in any case, is accepted too)."""
+    if value is None or isinstance(value, kind):
+        return value
+    if isinstance(value, str) and value.upper() in kind.__members__:
+        return kind[value.upper()]
+    raise ValueError(f"transaction {field} must be one of "
+                     f"{', '.join(f'{kind.__name__}.{m}' for m in kind.__members__)}, "
+                     f"got {value!r}")
 
 
 def get_transaction() -> Transaction | None:

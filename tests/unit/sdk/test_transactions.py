@@ -360,6 +360,9 @@ def test_a_transaction_is_entered_once_and_keys_must_be_strings() -> None:
         txn.__enter__()
     with pytest.raises(ValueError, match="non-empty string"):
         transaction(key="")
+    with pytest.raises(ValueError, match=r"commit_mode must be one of CommitMode.EAGER"):
+        transaction(commit_mode="sometimes")  # type: ignore[arg-type]
+    assert transaction(commit_mode="eager").commit_mode is CommitMode.EAGER  # type: ignore[arg-type]
 
 
 def test_serializable_transactions_with_one_key_run_one_after_the_other(
