@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
     """Add every operator-side command to the ``headwater`` argument parser."""
     for add in (_register_run, _register_backfill, _register_get, _register_describe,
                 _register_logs, _register_artifacts, _register_lineage, _register_preview,
-                _register_ui):
+                _register_ui, _register_deploy):
         add(subparsers)
 
 
@@ -257,3 +257,56 @@ def _register_ui(subparsers: Any) -> None:
                         "https://grafana.example.com); repeatable. Default: none, an image "
                         "artifact is shown as a link")
     parser.set_defaults(func=lazy("ui", "ui", "cmd_ui"))
+
+
+def _register_deploy(subparsers: Any) -> None:
+    """Add ``deploy``."""
+    parser = subparsers.add_parser(
+        "deploy", help="write (or --apply) a flow's Flow, Deployment and Schedule manifests",
+        description="Build the Flow (parametersSchema from the function's signature), "
+        "Deployment and Schedule manifests of a @flow, validate them as the API server "
+        "would, then print them as YAML (default), write one file per object to "
+        "--output-dir, or apply them with --apply. The flow file is imported, not run: "
+        "its `if __name__ == '__main__':` block (a Prefect .serve()/.deploy()) is not.")
+    parser.add_argument("entrypoint", help="'path/to/file.py:flow' (the path, relative to "
+                        "the current directory, is the entrypoint in the image) or "
+                        "'pkg.module:flow'")
+    parser.add_argument("--entrypoint-root", metavar="DIR",
+                        help="the directory the image copies into its working directory; "
+                        "the entrypoint is the file's path relative to it (default: the "
+                        "current directory). With the runtime image's 'COPY flows/ "
+                        "/opt/flows/', pass --entrypoint-root flows")
+    parser.add_argument("--name", required=True,
+                        help="the Deployment's name (and the Schedule's), e.g. nightly")
+    parser.add_argument("--image", required=True,
+                        help="container image with the flow's code and the Headwater SDK")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--cron", metavar="EXPR", help="five-field cron, e.g. '0 6 * * *'")
+    when.add_argument("--interval", type=float, metavar="SECONDS",
+                      help="fixed interval in whole seconds, e.g. 3600")
+    when.add_argument("--rrule", metavar="RULE",
+                      help="RFC 5545 rule, e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9'")
+    parser.add_argument("--timezone", metavar="TZ",
+                        help="IANA zone of the schedule (default UTC), e.g. Europe/Paris")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Deployment parameter (VALUE parsed as JSON when it is "
+                        "JSON); repeatable")
+    parser.add_argument("--description", help="the Deployment's description")
+    parser.add_argument("--tag", action="append", default=[], help="a tag; repeatable")
+    parser.add_argument("--paused", action="store_true",
+                        help="create the Deployment paused (spec.paused)")
+    parser.add_argument("--concurrency-limit", type=int, metavar="N",
+                        help="at most N runs at once (spec.concurrency.limit)")
+    parser.add_argument("-n", "--namespace",
+                        help="metadata.namespace of the manifests (default: none, for "
+                        "kustomize/Argo CD to set); with --apply, where to apply (default: "
+                        "the kubeconfig context's, else 'default')")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output-dir", metavar="DIR",
+                       help="write one YAML file per object to DIR (created)")
+    where.add_argument("--apply", action="store_true",
+                       help="create or update the objects in the cluster of your kubeconfig")
+    parser.add_argument("--kubeconfig", help="with --apply: the kubeconfig file "
+                        "(default: $KUBECONFIG, then ~/.kube/config, then in-cluster)")
+    parser.add_argument("--context", help="with --apply: the kubeconfig context")
+    parser.set_defaults(func=lazy("deploy", "deploy", "cmd_deploy"))
