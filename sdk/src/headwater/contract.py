@@ -63,6 +63,26 @@ ENV_SECRETS_DIR: Final = "HEADWATER_SECRETS_DIR"
 """Directory of mounted secret files (one file per secret name)."""
 SECRETS_DIR_DEFAULT: Final = "/var/run/headwater/secrets"
 
+# --- blocks and variables (docs/blocks.md) -------------------------------------------
+ENV_BLOCK_STORE: Final = "HEADWATER_BLOCK_STORE"
+"""Where ``Block.save``/``Block.load`` and ``Variable`` go: unset or ``auto`` (the blocks
+mounted into a flow-run pod, then the local store), ``local`` (``$HEADWATER_HOME``), or
+the name of a store plugin in :data:`STORES_ENTRY_POINT_GROUP` with an optional argument
+after ``:`` (``kubernetes``, ``kubernetes:<namespace>``)."""
+ENV_BLOCKS: Final = "HEADWATER_BLOCKS"
+"""JSON object ``{name: block document}`` of the blocks a Deployment declares, nested
+ones included (no secret values: it is in the pod spec). Set on flow-run pods."""
+ENV_BLOCKS_DIR: Final = "HEADWATER_BLOCKS_DIR"
+"""Where the declared blocks' secret fields are mounted: one file per field,
+``<dir>/<block>/<field>``."""
+BLOCKS_DIR_DEFAULT: Final = "/var/run/headwater/blocks"
+ENV_VARIABLES: Final = "HEADWATER_VARIABLES"
+"""JSON object ``{name: value}`` of the Variables a Deployment declares."""
+STORES_ENTRY_POINT_GROUP: Final = "headwater.stores"
+"""Entry-point group of block/variable store plugins: each entry point is a callable
+``(argument: str | None) -> headwater.blocks.stores.Stores``; headwater-operator
+registers ``kubernetes`` (the argument is the namespace)."""
+
 TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
 TERMINATION_MESSAGE_MAX_BYTES: Final = 4 * 1024
 """The kubelet reads at most the *last* 4096 bytes of a container's termination-message

@@ -58,8 +58,53 @@ class TerminationSignal(BaseException):
     """
 
 
-class MissingSecretError(HeadwaterException):
-    """``Secret.load`` found neither an environment variable nor a mounted file."""
+class BlockNotFoundError(HeadwaterException, ValueError):
+    """No block of that name in the store (a ``ValueError``, as Prefect raises).
+
+    The message names the block, the store looked in and how to create it.
+    """
+
+    def __init__(self, message: str, name: str) -> None:
+        super().__init__(message)
+        self.name = name
+
+
+class MissingSecretError(BlockNotFoundError):
+    """``Secret.load`` found no block, no environment variable and no mounted file."""
+
+
+class BlockSecretNotFoundError(HeadwaterException, ValueError):
+    """A block's secret field has no value in the store (a half-configured block)."""
+
+    def __init__(self, message: str, name: str, field: str) -> None:
+        super().__init__(message)
+        self.name = name
+        self.field = field
+
+
+class BlockAlreadyExistsError(HeadwaterException, ValueError):
+    """``save`` without ``overwrite=True`` found a block of that name."""
+
+
+class BlockTypeError(HeadwaterException, ValueError):
+    """A stored block's type is not the class loading it, or cannot be imported."""
+
+
+class BlockValidationError(HeadwaterException, RuntimeError):
+    """A stored block's fields do not fit its class (a ``RuntimeError``, as in Prefect)."""
+
+
+class BlockStoreError(HeadwaterException):
+    """The block or variable store cannot be used: an unknown ``HEADWATER_BLOCK_STORE``,
+    a store plugin that is not installed, a read-only store, a corrupt document."""
+
+
+class VariableAlreadyExistsError(HeadwaterException, ValueError):
+    """``Variable.set`` without ``overwrite=True`` found a variable of that name."""
+
+
+class InvalidNameError(HeadwaterException, ValueError):
+    """A block or variable name breaks its naming rule (the message states the rule)."""
 
 
 class EntrypointError(HeadwaterException):

@@ -1,13 +1,19 @@
-"""Secrets injected from a Kubernetes Secret, with Prefect's ``Secret.load(name).get()``.
+"""Secret values: injected ones, and the redaction of every secret value a run has seen.
 
-A Deployment's ``runTemplate`` maps Kubernetes Secrets into the flow-run container,
-either as environment variables ``HEADWATER_SECRET_<NAME>`` (name upper-cased, ``-`` and
-``.`` turned into ``_``) or as files under ``HEADWATER_SECRETS_DIR`` (default
+``Secret`` (``Secret.load(name).get()``, Prefect's API) is the block in
+:mod:`headwater.blocks.system`, importable from here too. When no block of that name
+exists, ``Secret.load`` falls back to a value injected into the pod: a Deployment's
+``runTemplate`` maps Kubernetes Secrets into the flow-run container, either as
+environment variables ``HEADWATER_SECRET_<NAME>`` (name upper-cased, ``-`` and ``.``
+turned into ``_``) or as files under ``HEADWATER_SECRETS_DIR`` (default
 ``/var/run/headwater/secrets``), one file per key. The environment variable wins.
 
-Every value loaded is remembered so that :func:`redact` can mask it: the log handler,
-state messages and the run summary all pass through ``redact``, so a secret that ends
-up in an exception message never reaches ``kubectl logs`` or ``FlowRun.status``.
+Every secret value loaded (injected, or a block's ``SecretStr`` field) is remembered so
+that :func:`redact` can mask it: the log handler, state messages, the run record and the
+run summary all pass through ``redact``, so a secret that ends up in an exception
+message never reaches ``kubectl logs`` or ``FlowRun.status``.
+
+This module stays standard-library only: the logging module imports it on every start.
 """
 
 from __future__ import annotations
@@ -15,10 +21,9 @@ from __future__ import annotations
 import os
 import re
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from headwater import contract
-from headwater.exceptions import MissingSecretError
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -60,41 +65,44 @@ def redact(text: str) -> str:
     return pattern.sub(_MASK, text)
 
 
-class Secret:
-    """A named secret value; ``str()`` and ``repr()`` never show the value."""
+def injected_secret(name: str) -> str | None:
+    """Secret ``name`` from its environment variable or mounted file (the variable wins),
+    remembered for :func:`redact`; ``None`` when neither is there."""
+    value = os.environ.get(secret_env_var(name))
+    if value is None:
+        try:
+            value = (secrets_dir() / name).read_text(encoding="utf-8").rstrip("\n")
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+    _remember(value)
+    return value
 
-    __slots__ = ("_value", "name")
 
-    def __init__(self, name: str, value: str) -> None:
-        self.name = name
-        self._value = value
+def injection_hint(name: str) -> str:
+    """Where :func:`injected_secret` looks for ``name``, as a fix for an error message."""
+    return (f"set environment variable {secret_env_var(name)} or mount a file at "
+            f"{secrets_dir() / name} (map the Kubernetes Secret into the flow-run pod "
+            "through the Deployment's runTemplate env/envFrom/volumes)")
 
-    @classmethod
-    def load(cls, name: str) -> Secret:
-        """Load secret ``name`` from its environment variable or mounted file.
 
-        Raises :class:`MissingSecretError` naming both places looked at.
-        """
-        env_var = secret_env_var(name)
-        value = os.environ.get(env_var)
-        if value is None:
-            path = secrets_dir() / name
-            try:
-                value = path.read_text(encoding="utf-8").rstrip("\n")
-            except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-                raise MissingSecretError(
-                    f"Secret {name!r} not found: set environment variable {env_var} or "
-                    f"mount a file at {path} (map the Kubernetes Secret into the flow-run "
-                    "pod through the Deployment's runTemplate env/envFrom/volumes)."
-                ) from None
-        _remember(value)
-        return cls(name, value)
+def remember(value: str) -> None:
+    """Mask ``value`` wherever :func:`redact` runs from now on (values under 4
+    characters are not masked: they would hide ordinary words)."""
+    _remember(value)
 
-    def get(self) -> str:
-        """The secret value."""
-        return self._value
 
-    def __repr__(self) -> str:
-        return f"Secret(name={self.name!r}, value={_MASK!r})"
+if TYPE_CHECKING:
+    from headwater.blocks.system import Secret
 
-    __str__ = __repr__
+__all__ = ["Secret", "injected_secret", "injection_hint", "redact", "remember",
+           "secret_env_var", "secrets_dir"]
+
+
+def __getattr__(name: str) -> Any:
+    # ``Secret`` is the block in headwater.blocks.system (pydantic): importing it here at
+    # module level would load pydantic with the logging module, on every pod start.
+    if name == "Secret":
+        from headwater.blocks.system import Secret
+
+        return Secret
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

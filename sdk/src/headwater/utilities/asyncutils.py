@@ -24,3 +24,22 @@ def is_async_callable(fn: Any) -> bool:
         # A callable object: look at its class's __call__ method.
         code = getattr(type(fn).__dict__.get("__call__"), "__code__", None)
     return code is not None and bool(code.co_flags & _CO_COROUTINE)
+
+
+_CO_ASYNC_GENERATOR = 0x200
+
+
+def called_from_coroutine(depth: int = 1) -> bool:
+    """Whether the function ``depth`` frames above the caller is an ``async def`` (or an
+    async generator): ``called_from_coroutine()`` inside ``load`` asks whether ``load``'s
+    caller can ``await`` its result.
+
+    Prefect 3's dual sync/async methods (``Block.load``, ``Variable.get``) return a
+    coroutine when called from async code; deciding by the *calling function* rather than
+    by a running event loop keeps a sync task that runs in the loop's thread (a sync task
+    called from an async flow) on the sync path.
+    """
+    import sys
+
+    code = sys._getframe(depth + 1).f_code
+    return bool(code.co_flags & (_CO_COROUTINE | _CO_ASYNC_GENERATOR))
