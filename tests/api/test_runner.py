@@ -316,7 +316,8 @@ async def test_the_operator_waits_unready_until_its_crds_are_served_then_serves_
             code, text = await asyncio.to_thread(_probe, port, "/readyz")
             assert (code, text) == (503, "not ready: the API server does not serve "
                                          "flows.headwater.dev, deployments.headwater.dev, "
-                                         "schedules.headwater.dev, flowruns.headwater.dev: "
+                                         "schedules.headwater.dev, flowruns.headwater.dev, "
+                                         "blocks.headwater.dev, variables.headwater.dev: "
                                          "install the CRDs (kubectl apply -f crds/, or the "
                                          "chart with crds.install=true); the operator starts "
                                          "once they are served")

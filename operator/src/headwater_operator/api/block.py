@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, JsonValue, field_validator, model_validator
 
 from headwater_operator.api.common import (
     DNS_LABEL_PATTERN,
@@ -51,7 +51,7 @@ MAX_REFERENCES = 64
 CEL cost estimate needs for the rules on the keys, and more than any block type has."""
 
 _FIELD_RE = re.compile(FIELD_PATTERN)
-_KEYS_RULE = {"rule": f"self.all(k, k.matches('{FIELD_PATTERN}'))",
+_KEYS_RULE: dict[str, JsonValue] = {"rule": f"self.all(k, k.matches('{FIELD_PATTERN}'))",
               "message": "keys are field names: Python identifiers such as 'password'"}
 
 
