@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from headwater_operator.api.block import (
     BLOCK_NAME_MAX_LENGTH,
+    BLOCK_TYPE_RULE,
     Block,
     BlockReference,
     BlockSpec,
@@ -159,6 +160,7 @@ def parse_resource(body: Mapping[str, Any]) -> AnyResource:
 __all__ = [
     "API_VERSION",
     "BLOCK_NAME_MAX_LENGTH",
+    "BLOCK_TYPE_RULE",
     "DEFAULT_COMMAND",
     "DEPLOYMENT_PLURAL",
     "FLOWRUN_PLURAL",

@@ -42,6 +42,8 @@ _NAME_RULE = ("Block names are DNS-1123 labels: at most 63 lowercase letters, di
 _IDENTIFIER = r"[A-Za-z_][A-Za-z0-9_]*"
 TYPE_PATTERN = rf"^{_IDENTIFIER}(\.{_IDENTIFIER})*:{_IDENTIFIER}(\.{_IDENTIFIER})*$"
 """A block type: the Python class path ``module:QualName``, e.g. ``mypkg.blocks:Warehouse``."""
+BLOCK_TYPE_RULE = ("a block type is the block's Python class path 'module:QualName', e.g. "
+                   "'mypkg.blocks:SnowflakePandas' or 'headwater.blocks.system:JSON'")
 FIELD_PATTERN = rf"^{_IDENTIFIER}$"
 """A block field: a Python identifier (it names a file in the pod's mount)."""
 SECRET_KEY_PATTERN = r"^[-._a-zA-Z0-9]+$"
