@@ -49,8 +49,8 @@ def secrets_dir() -> Path:
 def _remember(value: str) -> None:
     global _pattern  # noqa: PLW0603 - read lock-free by redact()
     # Very short values would mask ordinary words in logs; they are not worth hiding.
-    if len(value) < 4:
-        return
+    if len(value) < 4 or value in _loaded:
+        return  # known values cost no recompile: a flow may load one block per task
     with _lock:
         _loaded.add(value)
         alternatives = sorted(_loaded, key=len, reverse=True)

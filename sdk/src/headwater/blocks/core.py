@@ -107,6 +107,14 @@ def _block_class_in(annotation: Any) -> type[Block] | None:
     return None
 
 
+def _is_secret_annotation(annotation: Any) -> bool:
+    """``SecretStr``, or a union with it (``SecretStr | None``)."""
+    if annotation is SecretStr:
+        return True
+    return get_origin(annotation) in (Union, types.UnionType) and SecretStr in get_args(
+        annotation)
+
+
 def _hidden(value: Any, depth: int = 0) -> str | None:
     """What a field value hides that a document cannot hold: a secret or a block inside
     a container or a plain model (``None`` when there is none)."""
@@ -215,12 +223,13 @@ class _Loader:
             nested_cls = _block_class_in(field_info.annotation if field_info else None)
             try:
                 values[key] = self.load(nested_cls or Block, nested_name, (*chain, name))
-            except (BlockNotFoundError, BlockSecretNotFoundError) as exc:
+            except (BlockNotFoundError, BlockSecretNotFoundError, BlockTypeError,
+                    BlockValidationError) as exc:
                 raise _with_context(exc, f"block {name!r}, field {key!r}") from None
         for key in doc.secrets:
             value = self.store.read_secret(name, key)
             secrets.remember(value)
-            values[key] = value
+            values[key] = SecretStr(value)
         block = self._validate(cls, doc, values)
         block._block_document_name = name
         block._block_document_id = _document_id(name)
@@ -248,12 +257,14 @@ class _Loader:
             "--field ...` in a cluster), or load it with validate=False and set them")
 
 
-def _with_context(exc: BlockNotFoundError | BlockSecretNotFoundError,
-                  where: str) -> Exception:
+def _with_context(exc: Exception, where: str) -> Exception:
+    """``exc`` again, its message prefixed with ``where`` (the call, the parent block)."""
     message = f"{where}: {exc}"
     if isinstance(exc, BlockSecretNotFoundError):
         return BlockSecretNotFoundError(message, exc.name, exc.field)
-    return type(exc)(message, exc.name)
+    if isinstance(exc, BlockNotFoundError):
+        return type(exc)(message, exc.name)
+    return type(exc)(message)
 
 
 class _Saver:
@@ -271,12 +282,18 @@ class _Saver:
         nested: dict[str, str] = {}
         secret_values: dict[str, str] = {}
         exclude: set[str] = set()
+        annotations = {field: info.annotation for field, info in type(block).model_fields.items()}
         for field, key, value in block._document_fields():
             if isinstance(value, Block):
                 nested[key] = self._nested(block, name, key, value, chain)
                 exclude.add(field)
             elif isinstance(value, SecretStr):
                 secret_values[key] = value.get_secret_value()
+                exclude.add(field)
+            elif isinstance(value, str) and _is_secret_annotation(annotations.get(field)):
+                # Assigned without validation (pydantic does not validate assignments):
+                # still a secret.
+                secret_values[key] = value
                 exclude.add(field)
             else:
                 hidden = "SecretBytes" if isinstance(value, SecretBytes) else _hidden(value)

@@ -7,6 +7,8 @@ Layout::
     $HEADWATER_HOME/blocks/<name>.secrets.json   {field: value}, mode 0600
     $HEADWATER_HOME/variables/<name>.json        {"name": ..., "value": ...}
 
+(a variable name over 200 characters is shortened in its file name, with a hash)
+
 What it must respect: a reader never sees half a file (each file is written to a
 temporary file in the same directory and renamed over the old one); the secrets file is
 created 0600 and never passes through a wider mode; writers in several processes are
@@ -17,6 +19,7 @@ between two processes saving the same name.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import threading
@@ -40,6 +43,7 @@ from headwater.exceptions import (
     VariableAlreadyExistsError,
 )
 
+_FILE_STEM_MAX = 200
 _thread_locks: dict[Path, threading.Lock] = {}
 _thread_locks_guard = threading.Lock()
 
@@ -180,18 +184,30 @@ class LocalVariableStore:
         return f"the local store at {self.root}"
 
     def _path(self, name: str) -> Path:
-        return self.root / f"{validate_variable_name(name)}.json"
+        validate_variable_name(name)
+        if len(name) > _FILE_STEM_MAX:
+            # A 255-character name would not fit a file name (NAME_MAX is 255 bytes with
+            # the suffix and the temporary file's decorations): shorten it with a hash,
+            # after a '~' no variable name contains. The file keeps the full name.
+            digest = hashlib.sha256(name.encode()).hexdigest()[:16]
+            name = f"{name[:_FILE_STEM_MAX - 17]}~{digest}"
+        return self.root / f"{name}.json"
 
     def get(self, name: str) -> Any:
         path = self._path(name)
         try:
-            data = _read_json(path)
+            return self._read(path)[1]
         except (FileNotFoundError, NotADirectoryError):
             return MISSING
-        if not isinstance(data, dict) or "value" not in data:
+
+    @staticmethod
+    def _read(path: Path) -> tuple[str, Any]:
+        data = _read_json(path)
+        if not isinstance(data, dict) or "value" not in data \
+                or not isinstance(data.get("name"), str):
             raise BlockStoreError(f"{path}: a variable file must be a JSON object with "
-                                  "'value': fix or delete the file")
-        return data["value"]
+                                  "'name' and 'value': fix or delete the file")
+        return data["name"], data["value"]
 
     def set(self, name: str, value: Any, overwrite: bool) -> None:
         path = self._path(name)
@@ -214,4 +230,4 @@ class LocalVariableStore:
     def list(self) -> dict[str, Any]:
         if not self.root.is_dir():
             return {}
-        return {path.stem: self.get(path.stem) for path in sorted(self.root.glob("*.json"))}
+        return dict(sorted(self._read(path) for path in self.root.glob("*.json")))
