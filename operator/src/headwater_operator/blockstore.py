@@ -199,7 +199,10 @@ class KubernetesBlockStore:
         return document_of(self._block(name))
 
     def read_secret(self, name: str, field: str) -> str:
-        block = self._block(name)
+        try:
+            block = self._block(name)
+        except BlockNotFoundError as exc:
+            raise BlockSecretNotFoundError(str(exc), name, field) from None
         ref = block.spec.secret_refs.get(field)
         if ref is None:
             raise BlockSecretNotFoundError(
