@@ -191,7 +191,11 @@ async def test_operator_watches_only_headwater_pods_and_each_kind_once(
     assert all(record.label_selector == "app.kubernetes.io/managed-by=headwater"
                for record in pods)
     listed = sorted(record.resource for record in records if record.verb == "list")
-    assert listed == ["deployments", "flowruns", "flows", "pods", "schedules"]
+    assert listed == ["blocks", "deployments", "flowruns", "flows", "pods", "schedules",
+                      "secrets", "variables"]
+    # Secrets are listed and watched as metadata only: their data never reaches it.
+    secrets = [record for record in records if record.resource == "secrets"]
+    assert secrets and all("as=PartialObjectMetadata" in record.accept for record in secrets)
 
 
 def _free_port() -> int:

@@ -158,6 +158,8 @@ class RequestRecord:
     """The API group (``""`` for core): tells ``events`` from ``events.k8s.io`` events."""
     label_selector: str = ""
     """The request's ``labelSelector`` parameter (what a list or watch asked to filter)."""
+    accept: str = ""
+    """The request's ``Accept`` header (a metadata-only read asks ``as=PartialObjectMetadata``)."""
 
     @property
     def is_write(self) -> bool:
@@ -388,7 +390,8 @@ class _Router:
                 self._emulator.requests.append(
                     RequestRecord(verb, resource, path.namespace, path.name, code,
                                   user_agent, group=path.group,
-                                  label_selector=raw.query.get("labelSelector", "")))
+                                  label_selector=raw.query.get("labelSelector", ""),
+                                  accept=raw.headers.get("Accept", "")))
 
         plan = self._emulator.faults
         fault = plan.pick(faults.FaultRequest(
