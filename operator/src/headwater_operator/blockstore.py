@@ -22,6 +22,9 @@ names with ``_`` apart from those with ``-``.
 What it must respect: a secret value is only ever in the Secret and in this process's
 memory while it is read or written; no error message, log line or exception carries
 one. Every request goes through the one client stack (:class:`kube.BlockingKube`).
+Overwrites are JSON patches (``patch`` is the verb to grant, as for ``kubectl apply``;
+the last writer wins), so a flow-run pod's Role needs ``get``, ``create``, ``patch`` and
+``delete`` (docs/blocks-kubernetes.md).
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from headwater_operator.api import (
 BLOCK_LABEL: Final = f"{contract.GROUP}/block"
 """The label on a block's Secret: the block's name."""
 UPDATE_ATTEMPTS: Final = 5
-"""How often a write that meets a concurrent change (409) is read and tried again."""
+"""How often a Secret write that meets a concurrent create or delete looks again."""
 
 
 def secret_name(block: str) -> str:
@@ -127,8 +130,13 @@ def block_body(doc: BlockDocument, namespace: str) -> dict[str, Any]:
     if doc.secrets:
         spec["secretRefs"] = {field: {"name": secret_name(doc.name), "key": field}
                               for field in doc.secrets}
+    return block_body_of(doc.name, spec, namespace)
+
+
+def block_body_of(name: str, spec: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """The Block object ``name`` with ``spec``."""
     return {"apiVersion": API_VERSION, "kind": "Block",
-            "metadata": {"name": doc.name, "namespace": namespace}, "spec": spec}
+            "metadata": {"name": name, "namespace": namespace}, "spec": dict(spec)}
 
 
 def document_of(block: Block) -> BlockDocument:
@@ -245,18 +253,15 @@ class KubernetesBlockStore:
 
     def _replace_spec(self, name: str, spec: Mapping[str, Any]) -> dict[str, Any]:
         """Replace an existing Block's spec (its metadata, labels included, is kept)."""
-        what = f"saving block {name!r}"
-        for _ in range(UPDATE_ATTEMPTS):
-            current = self.api.call(what, "blocks", self.api.client.get, kube.BLOCKS, name)
-            try:
-                replaced: dict[str, Any] = self.api.call(
-                    what, "blocks", self.api.client.replace, kube.BLOCKS,
-                    {**current, "spec": dict(spec)})
-                return replaced
-            except kube.Conflict:
-                continue  # changed meanwhile: read it again
-        raise BlockStoreError(f"{what}: the Block kept changing while it was written; "
-                              "try again")
+        try:
+            replaced: dict[str, Any] = self.api.call(
+                f"saving block {name!r}", "blocks", self.api.client.patch, kube.BLOCKS,
+                name, [kube.jp_replace("/spec", dict(spec))])
+        except kube.NotFound:  # deleted since the create said it exists: create it again
+            replaced = self.api.call(f"saving block {name!r}", "blocks",
+                                     self.api.client.create, kube.BLOCKS,
+                                     block_body_of(name, spec, self.namespace))
+        return replaced
 
     def _write_secret(self, block: Mapping[str, Any], values: Mapping[str, str]) -> None:
         name = block["metadata"]["name"]
@@ -274,7 +279,7 @@ class KubernetesBlockStore:
                                   wanted)
                     return
                 except kube.AlreadyExists:
-                    continue
+                    continue  # made meanwhile: look at it again
             labels = (current.get("metadata") or {}).get("labels") or {}
             if labels.get(BLOCK_LABEL) != name and not _owned_by(current, block):
                 raise BlockStoreError(
@@ -283,17 +288,20 @@ class KubernetesBlockStore:
             try:
                 if not values:
                     self.api.call(what, "secrets", self.api.client.delete, kube.SECRETS,
-                                  secret_name(name),
-                                  resource_version=current["metadata"]["resourceVersion"])
+                                  secret_name(name))
                     return
-                replaced = {**wanted, "metadata": {
-                    **wanted["metadata"],
-                    "resourceVersion": current["metadata"]["resourceVersion"]}}
-                self.api.call(what, "secrets", self.api.client.replace, kube.SECRETS,
-                              replaced)
+                # A JSON patch, so the Secret's other keys go and its owner is this Block
+                # (a Block deleted and saved again has a new uid).
+                self.api.call(what, "secrets", self.api.client.patch, kube.SECRETS,
+                              secret_name(name), [
+                                  kube.jp_add("/data", wanted["data"]),
+                                  kube.jp_add("/metadata/labels",
+                                              {**labels, **wanted["metadata"]["labels"]}),
+                                  kube.jp_add("/metadata/ownerReferences",
+                                              wanted["metadata"]["ownerReferences"])])
                 return
-            except (kube.Conflict, kube.NotFound):
-                continue
+            except kube.NotFound:
+                continue  # deleted meanwhile: create it
         raise BlockStoreError(f"{what}: the Secret kept changing while it was written; "
                               "try again")
 
@@ -376,19 +384,16 @@ class KubernetesVariableStore:
                 raise VariableAlreadyExistsError(
                     f"variable {name!r} already exists in {self.description}; pass "
                     "overwrite=True to replace it") from None
-        for _ in range(UPDATE_ATTEMPTS):
-            current = self._get(name)
-            if current is None:
-                raise BlockStoreError(
-                    f"{what}: the object {variable_object_name(name)!r} in "
-                    f"{self.description} holds another variable; rename or delete it")
-            try:
-                self.api.call(what, "variables", self.api.client.replace, kube.VARIABLES,
-                              {**current, "spec": wanted["spec"]})
-                return
-            except kube.Conflict:
-                continue
-        raise BlockStoreError(f"{what}: it kept changing while it was written; try again")
+        if self._get(name) is None:
+            raise BlockStoreError(
+                f"{what}: the object {variable_object_name(name)!r} in "
+                f"{self.description} holds another variable (or went meanwhile); rename "
+                "or delete it, or set it again")
+        try:
+            self.api.call(what, "variables", self.api.client.patch, kube.VARIABLES,
+                          variable_object_name(name), [kube.jp_replace("/spec", wanted["spec"])])
+        except kube.NotFound:
+            self.api.call(what, "variables", self.api.client.create, kube.VARIABLES, wanted)
 
     def delete(self, name: str) -> bool:
         body = self._get(name)
