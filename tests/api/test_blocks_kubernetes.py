@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from headwater import contract
 from headwater.blocks import stores
 from headwater.blocks.core import Block
@@ -34,6 +35,7 @@ from headwater_dev.harness import OperatorHarness
 from headwater_dev.kubelet import Kubelet
 from headwater_operator import blockstore
 from headwater_operator import kube as k
+from k8s_rbac import Request, Rule, rules_allow, rules_of
 from pydantic import SecretStr
 from store_conformance import check_block_store, check_variable_store
 from store_plugin import registered_store_path
@@ -268,20 +270,40 @@ async def test_block_save_with_the_kubernetes_store_writes_a_block_and_its_owned
     await wait_for(lambda: emulator.object("secrets", "sf-creds-block") is None, timeout=10)
 
 
-async def test_variables_with_the_kubernetes_store(
+def _documented_pod_role() -> list[Rule]:
+    """The Role docs/blocks-kubernetes.md gives a flow-run pod that writes variables."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "blocks-kubernetes.md").read_text(
+        encoding="utf-8")
+    section = text.split("### Writing from a flow-run pod", 1)[1]
+    manifest = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    (role,) = [doc for doc in yaml.safe_load_all(manifest) if doc["kind"] == "Role"]
+    return rules_of(role)
+
+
+async def test_variables_with_the_kubernetes_store_need_only_the_documented_role(
     kube: k.Kube, namespace: str, emulator: BackgroundEmulator, kubernetes_store: None,
 ) -> None:
-    def use() -> tuple[Any, Any, Any]:
+    def use() -> tuple[Any, ...]:
         Variable.set("last_sync", {"since": "2026-01-01"})
         Variable.set("last-sync", "hyphenated")
-        return (Variable.get("last_sync"), Variable.get("last-sync"),
-                Variable.get("missing", default=7))
+        Variable.set("last_sync", {"since": "2026-02-01"}, overwrite=True)
+        found = (Variable.get("last_sync"), Variable.get("last-sync"),
+                 Variable.get("missing", default=7))
+        Variable.unset("last-sync")
+        return found
 
-    assert await asyncio.to_thread(use) == ({"since": "2026-01-01"}, "hyphenated", 7)
+    mark = emulator.requests.mark()
+    assert await asyncio.to_thread(use) == ({"since": "2026-02-01"}, "hyphenated", 7)
     objects = {v["metadata"]["name"]: v["spec"] for v in emulator.objects("variables", namespace)}
-    assert objects["last-sync"] == {"value": "hyphenated"}
-    (derived,) = [name for name in objects if name.startswith("last-sync-")]
-    assert objects[derived] == {"name": "last_sync", "value": {"since": "2026-01-01"}}
+    (derived,) = objects
+    assert derived.startswith("last-sync-")
+    assert objects[derived] == {"name": "last_sync", "value": {"since": "2026-02-01"}}
+    # What a flow-run pod's service account must be granted to do the same.
+    role = _documented_pod_role()
+    calls = [Request(record.verb, record.group, record.resource, namespace=namespace)
+             for record in emulator.requests.since(mark)]
+    assert {call.verb for call in calls} == {"create", "get", "patch", "delete"}
+    assert [str(call) for call in calls if not rules_allow(role, call)] == []
 
 
 async def test_the_kubernetes_stores_pass_the_store_conformance_checks(

@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 
 JsonObject = dict[str, Any]
 
-DEFAULT_EXAMPLES = ("examples/quickstart", "examples/pipeline", "examples/assets")
+DEFAULT_EXAMPLES = ("examples/quickstart", "examples/pipeline", "examples/assets",
+                    "examples/blocks")
 DEFAULT_UNTIL_COMPLETE_CAP = 300.0
 """Seconds ``--until-complete`` waits at most when ``--duration`` does not say."""
 SCHEDULE_HORIZON_SECONDS = 30.0
