@@ -96,7 +96,7 @@ def _logged(caplog: pytest.LogCaptureFixture) -> str:
 
 
 async def test_a_pod_gets_the_declared_blocks_variables_and_secret_files(
-    operator_logs: pytest.LogCaptureFixture, kube: k.Kube, namespace: str,
+    *, operator_logs: pytest.LogCaptureFixture, kube: k.Kube, namespace: str,
     emulator: BackgroundEmulator, operator: OperatorHarness, kubelet: Kubelet, wait_for: Any,
 ) -> None:
     for resource, body in ((k.SECRETS, SECRET), (k.BLOCKS, SF_CREDS), (k.BLOCKS, WAREHOUSE)):
@@ -151,7 +151,7 @@ def _status(emulator: BackgroundEmulator, name: str = "r1") -> dict[str, Any]:
 
 
 async def test_a_run_waits_for_its_blocks_and_secret_then_starts_when_they_appear(
-    operator_logs: pytest.LogCaptureFixture, kube: k.Kube, namespace: str,
+    *, operator_logs: pytest.LogCaptureFixture, kube: k.Kube, namespace: str,
     emulator: BackgroundEmulator, operator: OperatorHarness, kubelet: Kubelet, wait_for: Any,
 ) -> None:
     await _etl(kube, namespace, blocks=["warehouse"])
@@ -189,7 +189,7 @@ async def test_a_run_waits_for_its_blocks_and_secret_then_starts_when_they_appea
 
 
 async def test_an_invalid_or_cyclic_block_holds_the_run_naming_the_problem(
-    kube: k.Kube, namespace: str, emulator: BackgroundEmulator, operator: OperatorHarness,
+    *, kube: k.Kube, namespace: str, emulator: BackgroundEmulator, operator: OperatorHarness,
     kubelet: Kubelet, wait_for: Any,
 ) -> None:
     # The API server accepts a field in both data and secretRefs (data is free-form), the
@@ -363,7 +363,8 @@ async def test_block_and_variable_commands(
     assert code == 0
     assert listing.splitlines()[0].split() == ["NAME", "TYPE", "FIELDS", "BLOCKS", "SECRETS",
                                                "AGE"]
-    assert "connector=sf-creds" in listing and "password,token" in listing
+    assert "connector=sf-creds" in listing
+    assert "password,token" in listing
     code, described, _ = await cli("block", "describe", "sf-creds")
     assert code == 0
     assert "Type:       mypkg.blocks:Connector" in described
@@ -375,20 +376,24 @@ async def test_block_and_variable_commands(
     code, as_json, _ = await cli("block", "get", "sf-creds", "-o", "json")
     assert json.loads(as_json)["spec"]["secretRefs"]["token"]["key"] == "token"
     for output in (listing, described, as_json):
-        assert PASSWORD not in output and "tok-9f8e" not in output
+        assert PASSWORD not in output
+        assert "tok-9f8e" not in output
 
     # A secret never comes from the command line: --field is data, and the type is checked.
     bad = await cli("block", "create", "x", "--type", "not a type")
-    assert bad[0] == 2 and "is not a block type" in bad[2]
+    assert bad[0] == 2
+    assert "is not a block type" in bad[2]
     twice = await cli("block", "create", "x", "--type", "m:C", "--field", "a=1",
                       "--secret", "a", stdin="v\n")
-    assert twice[0] == 2 and "field 'a' is given with --field and with a secret option" in twice[2]
+    assert twice[0] == 2
+    assert "field 'a' is given with --field and with a secret option" in twice[2]
 
     assert (await cli("variable", "set", "batch_size", "500"))[0] == 0
     assert (await cli("variable", "set", "region", "eu-west-1"))[0] == 0
     assert await cli("variable", "get", "batch_size") == (0, "500\n", "")
     refused = await cli("variable", "set", "batch_size", "1")
-    assert refused[0] == 1 and "--overwrite" in refused[2]
+    assert refused[0] == 1
+    assert "--overwrite" in refused[2]
     assert (await cli("variable", "set", "batch_size", "1", "--overwrite"))[0] == 0
     code, listed, _ = await cli("variable", "ls", "-o", "json")
     assert json.loads(listed) == {"batch_size": 1, "region": "eu-west-1"}
@@ -398,4 +403,5 @@ async def test_block_and_variable_commands(
     assert (await cli("block", "delete", "sf-creds"))[0] == 0
     assert emulator.object("blocks", "sf-creds") is None
     missing = await cli("block", "describe", "sf-creds")
-    assert missing[0] == 1 and "block default/sf-creds not found" in missing[2]
+    assert missing[0] == 1
+    assert "block default/sf-creds not found" in missing[2]

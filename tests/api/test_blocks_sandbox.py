@@ -121,7 +121,8 @@ async def test_a_block_saved_from_the_cli_is_mounted_and_loaded_by_the_flow(
         result = await session
 
     # The flow logged the password it loaded: masked.
-    assert "connecting to" in pod_log and "as etl with password" in pod_log
+    assert "connecting to" in pod_log
+    assert "as etl with password" in pod_log
     # Only the Secret holds it (and the file the kubelet mounted for the pod, 0440).
     assert set(secret["data"]) == {"password"}
     mounted = tmp_path / "state" / "pods" / "default" / "check-1" / "volumes" / \

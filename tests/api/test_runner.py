@@ -195,7 +195,8 @@ async def test_operator_watches_only_headwater_pods_and_each_kind_once(
                       "secrets", "variables"]
     # Secrets are listed and watched as metadata only: their data never reaches it.
     secrets = [record for record in records if record.resource == "secrets"]
-    assert secrets and all("as=PartialObjectMetadata" in record.accept for record in secrets)
+    assert secrets
+    assert all("as=PartialObjectMetadata" in record.accept for record in secrets)
 
 
 def _free_port() -> int:

@@ -146,7 +146,8 @@ def test_variables_are_handed_over_only_under_their_own_name() -> None:
                 "metadata": {"name": object_name, "namespace": NS}, "spec": spec}
 
     underscored = variable_object_name("last_sync")
-    assert underscored.startswith("last-sync-") and underscored != "last-sync"
+    assert underscored.startswith("last-sync-")
+    assert underscored != "last-sync"
     bodies = {
         "batch-size": variable("batch-size", 500),
         underscored: variable(underscored, {"since": "2026-01-01"}, name="last_sync"),
@@ -220,7 +221,8 @@ def test_a_pod_without_blocks_or_secret_fields_gets_no_volume() -> None:
     no_secrets = render_with(inputs.RunInputs(documents={"json": {"name": "json"}},
                                               declares_blocks=True))
     env = {var["name"] for var in no_secrets["spec"]["containers"][0]["env"]}
-    assert contract.ENV_BLOCKS in env and contract.ENV_VARIABLES not in env
+    assert contract.ENV_BLOCKS in env
+    assert contract.ENV_VARIABLES not in env
     assert "volumes" not in no_secrets["spec"]
 
 
@@ -238,7 +240,8 @@ def test_a_run_waiting_for_a_block_gets_no_pod_and_says_why_once() -> None:
     waiting = make_run(status={**held.status})
     again = decide(waiting, Facts(now=at(2), settings=make_settings(run=waiting),
                                   inputs_wait=WAIT))
-    assert again.status == {} and again.events == []
+    assert again.status == {}
+    assert again.events == []
     other = (reasons.BLOCK_SECRET_NOT_FOUND, "Secret data/warehouse-block ...")
     moved_on = decide(waiting, Facts(now=at(3), settings=make_settings(run=waiting),
                                      inputs_wait=other))
