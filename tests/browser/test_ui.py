@@ -6,6 +6,8 @@
   a valid one creates a FlowRun;
 * preview a backfill, then create it; repeating it creates nothing;
 * cancel a running run;
+* a run with subflows three deep → a subflow's page → its task run → its own subflow →
+  back up through the parent links and the calling task run;
 * a hostile artifact renders inert: no script ran, no dialog opened, no ``javascript:``
   link, no active markup in the page;
 * a screenshot of every page (:func:`test_screenshots_of_every_page`).
@@ -36,32 +38,28 @@ from headwater.cli import build_parser
 from selenium import webdriver
 from selenium.common.exceptions import (
     NoAlertPresentException,
-    StaleElementReferenceException,
     TimeoutException,
 )
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions as ec
-from selenium.webdriver.support.ui import Select, WebDriverWait
-from ui_sandbox import REPO, UiSandbox, wait_until
+from selenium.webdriver.support.ui import Select
+from ui_sandbox import (
+    NAMESPACE,
+    REPO,
+    TIMEOUT,
+    UiSandbox,
+    by_testid,
+    visible,
+    wait,
+    wait_until,
+)
 
-TIMEOUT = 30.0
-NAMESPACE = "default"
 SHOTS_DIR = REPO / "docs" / "ui"
 PWNED = "__headwater_pwned"
 """The ``window`` property every hostile payload sets (tests/browser/flows/ui_flows.py)."""
 
 Screenshot = Callable[..., Path]
-
-
-def by_testid(name: str, *, within: str = "") -> tuple[str, str]:
-    """The locator of ``data-testid="<name>"`` (inside the CSS selector ``within``)."""
-    return By.CSS_SELECTOR, f'{within} [data-testid="{name}"]'.strip()
-
-
-def wait(browser: webdriver.Chrome, timeout: float = TIMEOUT) -> WebDriverWait[Any]:
-    """A wait that retries while the page replaces what it was reading (live refresh)."""
-    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,))
 
 
 def texts(browser: webdriver.Chrome, name: str) -> list[str]:
@@ -70,12 +68,6 @@ def texts(browser: webdriver.Chrome, name: str) -> list[str]:
         "return Array.from(document.querySelectorAll(arguments[0]), e => e.innerText)",
         f'[data-testid="{name}"]')
     return found
-
-
-def visible(browser: webdriver.Chrome, name: str) -> WebElement:
-    """The first visible element with ``data-testid=name``, waited for."""
-    element: WebElement = wait(browser).until(ec.visibility_of_element_located(by_testid(name)))
-    return element
 
 
 def click(browser: webdriver.Chrome, locator: tuple[str, str]) -> None:
@@ -131,6 +123,8 @@ def screenshot(browser: webdriver.Chrome, tmp_path_factory: pytest.TempPathFacto
 @pytest.mark.parametrize(("flow", "entrypoint"), [
     ("report", "tests/browser/flows/ui_flows.py:report"),
     ("hostile", "tests/browser/flows/ui_flows.py:hostile"),
+    ("many", "tests/browser/flows/ui_flows.py:many"),
+    ("nested", "tests/browser/flows/ui_flows.py:nested"),
     ("sleepy", "examples/flows/sleepy.py:sleepy"),
 ])
 def test_the_manifests_schemas_are_the_flows(flow: str, entrypoint: str) -> None:
@@ -204,6 +198,78 @@ def test_open_a_run_search_its_tasks_read_the_logs_and_see_its_artifacts(
         "href") == "https://example.com/dashboards/orders"
     screenshot("run")
     screenshot("run-artifacts", at=report)
+
+
+# --- subflows: run → subflow → its task → back to the parent --------------------------------
+def subflow_names(browser: webdriver.Chrome) -> list[str]:
+    return texts(browser, "subflow-link")
+
+
+def task_labels(browser: webdriver.Chrome) -> list[str]:
+    return [label.split("\n")[0].strip() for label in texts(browser, "task-row")]
+
+
+def test_a_subflows_page_its_task_runs_and_the_links_back_to_its_parents(
+        ui_sandbox: UiSandbox, browser: webdriver.Chrome, screenshot: Screenshot) -> None:
+    # nested → outer-2 → middle-3 → inner-4, each with a task run step-<level>.
+    assert ui_sandbox.phase("nested-first") == "Completed"
+    run_page = f"{ui_sandbox.url}/runs/{NAMESPACE}/nested-first"
+    browser.get(run_page)
+    wait(browser).until(lambda b: subflow_names(b) == ["outer-2", "middle-3", "inner-4"])
+    click(browser, (By.LINK_TEXT, "outer-2"))
+
+    # outer-2's page: its state, its parent (the run), its task runs and its subflows'.
+    wait(browser).until(ec.url_contains("/runs/default/nested-first/subflows/"))
+    outer_url = browser.current_url
+    assert "Completed" in visible(browser, "subflow-state").text
+    assert texts(browser, "breadcrumb") == ["nested-first"]
+    assert browser.find_element(*by_testid("subflow-parent")).text == "nested-first"
+    wait(browser).until(lambda b: task_labels(b) == [
+        "step-outer", "middle-0 → middle-3", "step-middle", "inner-0 → inner-4",
+        "step-inner"])
+    assert subflow_names(browser) == ["middle-3", "inner-4"]
+    # Its logs are its own flow runs' lines, not the root's.
+    lines = wait(browser).until(lambda b: texts(b, "log-line"))
+    assert any("step at outer with 2" in line for line in lines), lines
+    assert not any("nested starts at 1" in line for line in lines), lines
+    # Its artifacts: step-outer's and those of the subflows under it.
+    assert sorted(a.split(" ·")[0] for a in texts(browser, "artifact")) == [
+        "step-inner", "step-middle", "step-outer"]
+
+    # Its task run, found by name, and that task run's detail.
+    visible(browser, "task-search").send_keys("step-outer")
+    wait(browser).until(lambda b: task_labels(b) == ["step-outer"])
+    click(browser, by_testid("task-row"))
+    wait(browser).until(lambda b: "step-outer" in b.find_element(
+        *by_testid("task-name")).text)
+    assert browser.find_element(*by_testid("task-state")).text == "Completed"
+
+    # Down to middle-3, its own subflow, then inner-4: breadcrumbs three deep.
+    click(browser, (By.LINK_TEXT, "middle-3"))
+    wait(browser).until(lambda b: texts(b, "breadcrumb") == ["nested-first", "outer-2"])
+    wait(browser).until(lambda b: len(task_labels(b)) == 3)
+    screenshot("subflow")
+    click(browser, (By.LINK_TEXT, "inner-4"))
+    wait(browser).until(lambda b: texts(b, "breadcrumb") == [
+        "nested-first", "outer-2", "middle-3"])
+    wait(browser).until(lambda b: task_labels(b) == ["step-inner"])
+
+    # Back up: inner-4's parent is middle-3; middle-3's calling task run is on outer-2's
+    # page, its detail open and linking back down; outer-2's parent is the run.
+    click(browser, by_testid("subflow-parent"))
+    wait(browser).until(lambda b: b.find_element(By.TAG_NAME, "h1").text.startswith(
+        "middle-3"))
+    click(browser, by_testid("subflow-caller"))
+    wait(browser).until(lambda b: b.current_url.startswith(outer_url + "&task="))
+    wait(browser).until(lambda b: b.find_element(*by_testid("task-name")).text == "middle-0")
+    opened = browser.find_element(By.CSS_SELECTOR, '[data-testid="task-row"][aria-current="true"]')
+    assert opened.text.startswith("middle-0 → middle-3"), opened.text
+    link = browser.find_element(*by_testid("task-subflow-link"))
+    assert link.text == "middle-3"
+    click(browser, by_testid("subflow-parent"))
+    wait(browser).until(ec.url_to_be(f"{run_page}?attempt=1"))
+    assert "Completed" in visible(browser, "run-phase").text
+    assert no_dialog(browser)
 
 
 # --- the run form ---------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """What the UI's browser tests share besides their fixtures: the repository's paths, the
-sandbox handle (:class:`UiSandbox`) and :func:`wait_until`.
+sandbox handle (:class:`UiSandbox`), :func:`wait_until`, and the page helpers that find
+elements by ``data-testid`` (:func:`by_testid`, :func:`wait`, :func:`visible`).
 
 A module of its own (not ``conftest``): ``from conftest import ...`` finds whichever
 ``conftest`` pytest imported first under that name, another folder's when the whole
@@ -15,14 +16,22 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from headwater_dev import sandbox as sb
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.common.by import By
+from selenium.webdriver.remote.webelement import WebElement
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = [REPO / "tests" / "browser" / "manifests", REPO / "examples" / "assets"]
 TERMINAL = ("Completed", "Failed", "Crashed", "Cancelled", "TimedOut")
-FIRST_RUNS = ("report-first", "hostile-1")
+FIRST_RUNS = ("report-first", "hostile-1", "nested-first")
 """The manifests' runs that must have finished before the tests start."""
 WINDOW = (1280, 800)
 STARTUP_TIMEOUT = 120.0
+TIMEOUT = 30.0
+NAMESPACE = "default"
 
 T = TypeVar("T")
 
@@ -43,6 +52,22 @@ def wait_until(predicate: Callable[[], T], timeout: float = 30.0, *,
         if time.monotonic() >= deadline:
             raise AssertionError(f"{message} did not hold within {timeout:g}s; last: {last!r}")
         time.sleep(interval)
+
+
+def by_testid(name: str, *, within: str = "") -> tuple[str, str]:
+    """The locator of ``data-testid="<name>"`` (inside the CSS selector ``within``)."""
+    return By.CSS_SELECTOR, f'{within} [data-testid="{name}"]'.strip()
+
+
+def wait(browser: webdriver.Chrome, timeout: float = TIMEOUT) -> WebDriverWait[Any]:
+    """A wait that retries while the page replaces what it was reading (live refresh)."""
+    return WebDriverWait(browser, timeout, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def visible(browser: webdriver.Chrome, name: str) -> WebElement:
+    """The first visible element with ``data-testid=name``, waited for."""
+    element: WebElement = wait(browser).until(ec.visibility_of_element_located(by_testid(name)))
+    return element
 
 
 @dataclass

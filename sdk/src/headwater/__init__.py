@@ -30,9 +30,12 @@ from headwater.utilities.annotations import allow_failure, quote, unmapped
 
 if TYPE_CHECKING:
     from headwater.artifacts import (
+        create_image_artifact,
         create_link_artifact,
         create_markdown_artifact,
+        create_progress_artifact,
         create_table_artifact,
+        update_progress_artifact,
     )
     from headwater.assets import Asset, AssetProperties, add_asset_metadata, materialize
     from headwater.secrets import Secret
@@ -41,9 +44,12 @@ __version__ = "0.1.0"
 
 # Loaded on first use: most flows never touch them and they cost import time.
 _LAZY = {
+    "create_image_artifact": "headwater.artifacts",
     "create_link_artifact": "headwater.artifacts",
     "create_markdown_artifact": "headwater.artifacts",
+    "create_progress_artifact": "headwater.artifacts",
     "create_table_artifact": "headwater.artifacts",
+    "update_progress_artifact": "headwater.artifacts",
     "Asset": "headwater.assets",
     "AssetProperties": "headwater.assets",
     "add_asset_metadata": "headwater.assets",
@@ -83,8 +89,10 @@ __all__ = [
     "add_asset_metadata",
     "allow_failure",
     "as_completed",
+    "create_image_artifact",
     "create_link_artifact",
     "create_markdown_artifact",
+    "create_progress_artifact",
     "create_table_artifact",
     "exponential_backoff",
     "flow",
@@ -97,5 +105,6 @@ __all__ = [
     "task",
     "task_input_hash",
     "unmapped",
+    "update_progress_artifact",
     "wait",
 ]

@@ -49,6 +49,7 @@ from headwater import states as st
 from headwater.context import FLOW_RUN_CONTEXT, FlowRun, FlowRunContext, RunTree, TaskRun
 from headwater.exceptions import (
     FlowRunTimeoutError,
+    ResultStorageKeyError,
     TaskRunTimeoutError,
     TerminationSignal,
     UpstreamTaskError,
@@ -88,7 +89,7 @@ async def call_task_async(task: Task[..., Any], args: tuple[Any, ...],
 def run_task_in_new_loop(  # noqa: PLR0917 - mirrors engine.run_task
         task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
         kwargs: dict[str, Any], wait_for: Iterable[Any] | None,
-        flow_ctx: FlowRunContext | None) -> State:
+        flow_ctx: FlowRunContext | None) -> State[Any]:
     """Run a submitted async task to completion in the worker thread's own event loop."""
     coro = run_task_async(task, task_run, args, kwargs, wait_for, flow_ctx)
     try:
@@ -96,7 +97,7 @@ def run_task_in_new_loop(  # noqa: PLR0917 - mirrors engine.run_task
     except RuntimeError:
         return _thread_loop().run(coro)
     # A runner that calls in the caller's thread (ImmediateTaskRunner) inside a loop.
-    result: State = run_awaitable_blocking(coro)
+    result: State[Any] = run_awaitable_blocking(coro)
     return result
 
 
@@ -111,7 +112,7 @@ class _ThreadLoop:
     def __init__(self) -> None:
         self.runner = asyncio.Runner()
 
-    def run(self, coro: Coroutine[Any, Any, State]) -> State:
+    def run(self, coro: Coroutine[Any, Any, State[Any]]) -> State[Any]:
         return self.runner.run(coro)
 
     def __del__(self) -> None:
@@ -132,7 +133,7 @@ def _thread_loop() -> _ThreadLoop:
 async def run_task_async(  # noqa: PLR0917 - mirrors engine.run_task
         task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
         kwargs: dict[str, Any], wait_for: Iterable[Any] | None,
-        flow_ctx: FlowRunContext | None) -> State:
+        flow_ctx: FlowRunContext | None) -> State[Any]:
     """Run one async task run to a final state (raises only on cancellation/termination)."""
     await _wait_for_upstream(args, kwargs, wait_for)
     try:
@@ -152,6 +153,8 @@ async def run_task_async(  # noqa: PLR0917 - mirrors engine.run_task
     except TerminationSignal:
         _cancelled(task_run, "The run received a termination signal (SIGTERM).")
         raise
+    except ResultStorageKeyError as exc:  # the task's configuration, not the engine
+        state = engine.configuration_failure(task_run, exc)
     except BaseException as exc:  # an engine error crashes this task run, not the process
         state = engine.engine_crash(task_run, exc)
     finally:
@@ -200,7 +203,7 @@ async def _wait_for_upstream(args: tuple[Any, ...], kwargs: dict[str, Any],
 
 
 async def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
-                        flow_ctx: FlowRunContext | None) -> State:
+                        flow_ctx: FlowRunContext | None) -> State[Any]:
     """Await the coroutine, retrying failures as configured (the sync engine's rules)."""
     task_run = task_ctx.task_run
     task_run.start_time = time.time()
@@ -243,7 +246,7 @@ async def _call_with_timeout(coro: Coroutine[Any, Any, Any], seconds: float | No
 
 
 async def _run_with_cache(task: Task[..., Any], task_ctx: TaskRunContext,
-                          upstream: list[TaskRun], flow_ctx: FlowRunContext | None) -> State:
+                          upstream: list[TaskRun], flow_ctx: FlowRunContext | None) -> State[Any]:
     """Cache lookup, per-key lock, execution and persistence (as ``engine._run_with_cache``)."""
     store, key, plan = engine.cache_plan(task, task_ctx, upstream, flow_ctx)
     if key is None:
@@ -346,9 +349,10 @@ async def run_flow_async(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: di
     parent = FLOW_RUN_CONTEXT.get()
     flow_run, tree, state = engine._start_flow_run(flow, args, kwargs, parent)
     cancelled: BaseException | None = None
+    returned = engine.NOT_RETURNED
     if state is None:
         try:
-            state = await _run_flow_body(flow, flow_run, tree, parent)
+            state, returned = await _run_flow_body(flow, flow_run, tree, parent)
         except (asyncio.CancelledError, TerminationSignal) as exc:
             cancelled = exc
             state = flow_run.state
@@ -358,7 +362,7 @@ async def run_flow_async(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: di
         engine._finish_root(flow_run, tree)
     if cancelled is not None and not (parent is None and _is_termination(cancelled)):
         raise cancelled
-    return engine.flow_result(state, return_state)
+    return engine.flow_result(state, return_state, returned)
 
 
 def _is_termination(exc: BaseException) -> bool:
@@ -368,29 +372,32 @@ def _is_termination(exc: BaseException) -> bool:
 
 
 async def _run_flow_body(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
-                         parent: FlowRunContext | None) -> State:
+                         parent: FlowRunContext | None) -> tuple[State[Any], Any]:
+    """As ``engine._run_flow_body``: the final state and what the last attempt returned."""
     flow_ctx, logger, tokens = engine.enter_flow(flow, flow_run, tree, parent)
     try:
-        state = await _flow_attempts(flow, flow_run, flow_ctx, logger)
+        state, returned = await _flow_attempts(flow, flow_run, flow_ctx, logger)
     finally:
         engine.exit_flow(tokens)
     engine.log_flow_final(logger, state)
-    return state
+    return state, returned
 
 
 async def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: FlowRunContext,
-                         logger: Any) -> State:
+                         logger: Any) -> tuple[State[Any], Any]:
     local_attempt = 0
     while True:
         local_attempt += 1
         engine.start_flow_attempt(flow_run, local_attempt)
+        returned = engine.NOT_RETURNED
         try:
             fn_args, fn_kwargs = flow.split_parameters(flow_run.parameters)
             value = await _call_with_timeout(
                 flow.fn(*fn_args, **fn_kwargs), flow.timeout_seconds, FlowRunTimeoutError,
                 lambda: engine.flow_timeout_message(flow, flow_run))
             await _drain(flow_ctx)
-            state = engine.state_from_return_value(value)
+            returned = engine.futures_to_states(value)
+            state = engine.state_from_return_value(returned)
         except (asyncio.CancelledError, TerminationSignal) as exc:
             if _is_termination(exc):
                 engine.terminated(flow_ctx)
@@ -404,7 +411,7 @@ async def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: Flow
             state = engine.flow_failure_state(exc)
         delay = engine.plan_flow_retry(flow, flow_ctx, state, local_attempt, logger)
         if delay is None:
-            return state
+            return state, returned
         if delay > 0:
             await sleep(delay)
 
@@ -429,7 +436,7 @@ async def _drain(flow_ctx: FlowRunContext) -> None:
         runner.shutdown(wait=True)
 
 
-def run_flow_in_loop(flow: Flow[..., Any], parameters: dict[str, Any]) -> State:
+def run_flow_in_loop(flow: Flow[..., Any], parameters: dict[str, Any]) -> State[Any]:
     """Run an async flow as a process's main work (``headwater execute``); its final State.
 
     SIGTERM cancels the flow's coroutine through the loop (so the cancellation reaches
@@ -437,7 +444,7 @@ def run_flow_in_loop(flow: Flow[..., Any], parameters: dict[str, Any]) -> State:
     Cancelled like a sync run does on SIGTERM.
     """
 
-    async def main() -> State:
+    async def main() -> State[Any]:
         loop = asyncio.get_running_loop()
         current = asyncio.current_task()
         in_main_thread = threading.current_thread() is threading.main_thread()
@@ -445,7 +452,7 @@ def run_flow_in_loop(flow: Flow[..., Any], parameters: dict[str, Any]) -> State:
         if current is not None and in_main_thread:
             loop.add_signal_handler(signal.SIGTERM, _on_sigterm, loop, current)
         try:
-            state: State = await run_flow_async(flow, (), parameters, return_state=True)
+            state: State[Any] = await run_flow_async(flow, (), parameters, return_state=True)
         finally:
             if in_main_thread:
                 with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):

@@ -53,15 +53,16 @@ class TaskRun:
 
     def __init__(  # noqa: PLR0917 - hot path, positional on purpose
             self, id: str, name: str, task_name: str, flow_run_id: str | None,
-                 state: State, tags: frozenset[str], task_key: str = "",
+                 state: State[Any], tags: frozenset[str], task_key: str = "",
                  map_index: int | None = None) -> None:
         self.id = id
         self.name = name
         self.task_name = task_name
         self.task_key = task_key or task_name
         self.flow_run_id = flow_run_id
+        state.run_id = id
         self.state = state
-        self.state_history: list[State] = [state]
+        self.state_history: list[State[Any]] = [state]
         self.run_count = 0
         self.parameters: dict[str, Any] | None = None
         self.cache_key: str | None = None
@@ -77,8 +78,9 @@ class TaskRun:
         """The error of each failed attempt, by attempt number (set only on failure)."""
         self.result_location: str | None = None
 
-    def set_state(self, state: State) -> None:
+    def set_state(self, state: State[Any]) -> None:
         """Move to ``state`` and remember the transition."""
+        state.run_id = self.id
         self.state = state
         self.state_history.append(state)
 
@@ -109,13 +111,14 @@ class FlowRun:
 
     def __init__(  # noqa: PLR0917 - mirrors TaskRun
             self, id: str, name: str, flow_name: str, parameters: dict[str, Any],
-                 state: State, parent_flow_run_id: str | None = None) -> None:
+                 state: State[Any], parent_flow_run_id: str | None = None) -> None:
         self.id = id
         self.name = name
         self.flow_name = flow_name
         self.parameters = parameters
+        state.run_id = id
         self.state = state
-        self.state_history: list[State] = [state]
+        self.state_history: list[State[Any]] = [state]
         self.parent_flow_run_id = parent_flow_run_id
         self.parent_task_run_id: str | None = None
         """For a subflow: the id of the task run that stands for the call in its parent."""
@@ -127,8 +130,9 @@ class FlowRun:
         self.end_time: float | None = None
         self.tags: frozenset[str] = frozenset()
 
-    def set_state(self, state: State) -> None:
+    def set_state(self, state: State[Any]) -> None:
         """Move to ``state`` and remember the transition."""
+        state.run_id = self.id
         self.state = state
         self.state_history.append(state)
 
@@ -149,6 +153,9 @@ class RunTree:
         self.artifacts: list[str] = []
         self.artifact_records: list[dict[str, Any]] = []
         """Every artifact with its content, for the run record."""
+        self.artifact_revision = 0
+        """Counts artifact writes (creations and progress updates): the run record is
+        rewritten when it changes."""
         # id(value) -> (value, producing task run): infers the task runs (and asset
         # lineage) whose results are passed to a task as arguments. The value is kept so
         # its id cannot be reused by another object while the run lasts.

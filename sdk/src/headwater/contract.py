@@ -33,6 +33,11 @@ ENV_FLOW_RUN_ID: Final = "HEADWATER_FLOW_RUN_ID"
 ENV_NAMESPACE: Final = "HEADWATER_NAMESPACE"
 ENV_FLOW_NAME: Final = "HEADWATER_FLOW_NAME"
 ENV_DEPLOYMENT_NAME: Final = "HEADWATER_DEPLOYMENT_NAME"
+ENV_DEPLOYMENT_ID: Final = "HEADWATER_DEPLOYMENT_ID"
+"""The Deployment's ``metadata.uid`` (unset for a FlowRun that references a Flow)."""
+ENV_DEPLOYMENT_VERSION: Final = "HEADWATER_DEPLOYMENT_VERSION"
+"""The Deployment's ``metadata.generation`` when the pod was made: it changes with every
+edit of the Deployment's spec (``runtime.deployment.version``)."""
 ENV_SCHEDULE_NAME: Final = "HEADWATER_SCHEDULE_NAME"
 ENV_SCHEDULED_TIME: Final = "HEADWATER_SCHEDULED_TIME"
 """RFC 3339 UTC instant the run was scheduled for (the tick, for scheduled runs)."""
@@ -189,6 +194,22 @@ def run_ui_url(base: str | None, namespace: str | None, name: str | None) -> str
     from urllib.parse import quote
 
     return f"{base.rstrip('/')}/runs/{quote(namespace, safe='')}/{quote(name, safe='')}"
+
+
+def run_api_url(host: str | None, port: str | None, namespace: str | None,
+                name: str | None) -> str | None:
+    """A FlowRun's address on the Kubernetes API server that ``host``/``port`` name (the
+    ``KUBERNETES_SERVICE_HOST``/``_PORT`` the kubelet gives every pod: kubernetes
+    pkg/kubelet/kubelet_pods.go ``getServiceEnvVarMap``); ``None`` when one is missing."""
+    if not host or not namespace or not name:
+        return None
+    from urllib.parse import quote
+
+    address = f"[{host}]" if ":" in host else host
+    if port and port != "443":
+        address = f"{address}:{port}"
+    return (f"https://{address}/apis/{API_VERSION}/namespaces/{quote(namespace, safe='')}"
+            f"/flowruns/{quote(name, safe='')}")
 
 
 def summary_budget(value: str | None) -> int:

@@ -13,10 +13,17 @@ Final-state rules (Prefect 3):
 * a task's state is Completed with its return value, Failed with its exception,
   TimedOut past ``timeout_seconds``, Cached when its result came from the cache,
   NotReady when an upstream future it depends on did not complete;
-* a flow's state follows its return value: an exception raised in the flow body (for
-  example by a failed task called directly) fails it; returning a State, a future, or a
-  collection of them fails it when any of them failed; otherwise it is Completed even if
-  a submitted task failed and nobody looked at its result.
+* a flow's state follows its return value (:func:`state_from_return_value`): an
+  exception raised in the flow body (for example by a failed task called directly)
+  fails it; a State its code created is its state; a run's State (a task's, from
+  ``return_state=True``), a future, or a list/tuple/set made only of them, is
+  aggregated: Completed when all completed, else Cancelled, or Failed; anything else
+  (a dict of states included) is Completed, even if a submitted task failed and nobody
+  looked at its result.
+* what calling a flow gives back (:func:`flow_result`) is what its function returned,
+  futures replaced by their final states, even when that failed the flow (a list holding
+  a failed state is returned as is, not raised); only a returned State is unwrapped: its
+  value, or its exception raised.
 """
 
 from __future__ import annotations
@@ -27,8 +34,10 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
+from types import GeneratorType
 from typing import TYPE_CHECKING, Any
 
+from headwater import cache_policies
 from headwater import states as st
 from headwater.context import (
     FLOW_RUN_CONTEXT,
@@ -43,6 +52,7 @@ from headwater.context import (
 from headwater.exceptions import (
     FlowRunTimeoutError,
     ParameterTypeError,
+    ResultStorageKeyError,
     TaskRunTimeoutError,
     TerminationSignal,
     UpstreamTaskError,
@@ -65,6 +75,8 @@ random_uniform: Callable[[float, float], float] = random.uniform
 _SCALARS = frozenset({int, str, float, bool, bytes, type(None)})
 _NO_HOOKS: list[tuple[Any, Any]] = []  # shared and never mutated: most runs have no hooks
 _TERMINAL = st.TERMINAL_STATE_TYPES
+_NOT_RETRIED = frozenset({StateType.COMPLETED, StateType.CRASHED, StateType.CANCELLED})
+"""Final flow states that end the run whatever its ``retries``."""
 _SDK_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
@@ -151,14 +163,14 @@ def _logger_for_flow(flow_run: FlowRun) -> Any:
 # --- resolving futures among arguments -------------------------------------------------
 
 
-def _upstream_error(task_run: TaskRun, state: State) -> UpstreamTaskError:
+def _upstream_error(task_run: TaskRun, state: State[Any]) -> UpstreamTaskError:
     return UpstreamTaskError(
         f"Upstream task run {task_run.name!r} did not reach a 'COMPLETED' state "
         f"(it is {state.name}); wrap the argument in allow_failure(...) to run anyway."
     )
 
 
-def _future_state(future: TaskFuture[Any]) -> State:
+def _future_state(future: TaskFuture[Any]) -> State[Any]:
     future.wait()
     return future.state
 
@@ -282,7 +294,7 @@ def call_task(task: Task[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any
     return task_result(state, return_state)
 
 
-def task_result(state: State, return_state: bool) -> Any:
+def task_result(state: State[Any], return_state: bool) -> Any:
     """What calling a task gives back: its State, its value, or its exception raised."""
     if return_state:
         return state
@@ -390,7 +402,7 @@ def _result_store_for(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> 
 def run_task(  # noqa: PLR0917 - called positionally through Context.run
         task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
              kwargs: dict[str, Any], wait_for: Iterable[Any] | None,
-             flow_ctx: FlowRunContext | None) -> State:
+             flow_ctx: FlowRunContext | None) -> State[Any]:
     """Run one task run to a final state (never raises, except on termination)."""
     try:
         args, kwargs, upstream = task_inputs(task_run, args, kwargs, wait_for, flow_ctx)
@@ -407,6 +419,8 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
     except TerminationSignal:
         task_run.set_state(st.Cancelled("The run received a termination signal (SIGTERM)."))
         raise
+    except ResultStorageKeyError as exc:  # the task's configuration, not the engine
+        state = configuration_failure(task_run, exc)
     except BaseException as exc:  # an engine error crashes this task run, not the process
         state = engine_crash(task_run, exc)
     finally:
@@ -443,7 +457,7 @@ def task_inputs(task_run: TaskRun, args: tuple[Any, ...], kwargs: dict[str, Any]
     return args, kwargs, upstream
 
 
-def note_result(flow_ctx: FlowRunContext, task_run: TaskRun, state: State) -> None:
+def note_result(flow_ctx: FlowRunContext, task_run: TaskRun, state: State[Any]) -> None:
     """Remember which task run produced a completed run's value (non-scalar values only:
     small ints and interned strings are shared by unrelated code)."""
     if state.type is StateType.COMPLETED:
@@ -453,7 +467,7 @@ def note_result(flow_ctx: FlowRunContext, task_run: TaskRun, state: State) -> No
 
 
 def not_ready(task: Task[..., Any], task_run: TaskRun, exc: UpstreamTaskError,
-              flow_ctx: FlowRunContext | None) -> State:
+              flow_ctx: FlowRunContext | None) -> State[Any]:
     """Record that ``task_run`` did not run because an upstream did not complete."""
     state = st.NotReady(str(exc))
     state._data = exc
@@ -502,7 +516,15 @@ def uses_store(task: Task[..., Any], flow_ctx: FlowRunContext | None) -> bool:
         flow_ctx.persist_result if flow_ctx else None)
 
 
-def engine_crash(task_run: TaskRun, exc: BaseException) -> State:
+def configuration_failure(task_run: TaskRun, exc: BaseException) -> State[Any]:
+    """The Failed state of a task whose settings cannot work for this call (its message
+    says which setting and how to fix it)."""
+    state = st.Failed(str(exc), data=exc)
+    task_run.set_state(state)
+    return state
+
+
+def engine_crash(task_run: TaskRun, exc: BaseException) -> State[Any]:
     """The Crashed state for an error inside the engine itself."""
     state = st.Crashed(f"Engine error while running the task: {st.exception_message(exc)}",
                        data=exc)
@@ -511,7 +533,7 @@ def engine_crash(task_run: TaskRun, exc: BaseException) -> State:
 
 
 def _run_with_cache(task: Task[..., Any], task_ctx: TaskRunContext, upstream: list[TaskRun],
-                    flow_ctx: FlowRunContext | None) -> State:
+                    flow_ctx: FlowRunContext | None) -> State[Any]:
     """Cache lookup, per-key lock, execution and persistence."""
     store, key, plan = cache_plan(task, task_ctx, upstream, flow_ctx)
     if key is None:
@@ -545,6 +567,8 @@ def cache_plan(task: Task[..., Any], task_ctx: TaskRunContext, upstream: list[Ta
         task, "assets", None) else None
     if plan is not None:
         key: str | None = plan.result_key
+    elif task.result_storage_key is not None:
+        key = task.storage_key(task_ctx)
     else:
         flow_params = flow_ctx.flow_run.parameters if flow_ctx else {}
         key = task.cache_policy.compute_key(task_ctx, task_ctx.parameters, flow_params)
@@ -553,13 +577,17 @@ def cache_plan(task: Task[..., Any], task_ctx: TaskRunContext, upstream: list[Ta
 
 
 def may_use_cache(task: Task[..., Any], plan: Any) -> bool:
-    """A cached record may answer unless refreshing or an asset's inputs changed."""
+    """A cached record may answer unless refreshing or an asset's inputs changed (or the
+    key is a ``result_storage_key`` on a task that asked for ``cache_policy=NO_CACHE``:
+    its result is written there, never read back)."""
+    if task.result_storage_key is not None and task.cache_policy is cache_policies.NO_CACHE:
+        return False
     return not task.refresh_cache and (plan is None or plan.unchanged)
 
 
 def persist(  # noqa: PLR0917 - internal, mirrors the cache steps
         task: Task[..., Any], task_ctx: TaskRunContext, store: ResultStore, key: str,
-        plan: Any, state: State) -> None:
+        plan: Any, state: State[Any]) -> None:
     """Write a completed run's result under ``key`` and record its materialization."""
     if state.type is not StateType.COMPLETED:
         return
@@ -579,7 +607,7 @@ def persist(  # noqa: PLR0917 - internal, mirrors the cache steps
 
 
 def keep_out_of_memory(task: Task[..., Any], task_ctx: TaskRunContext, store: ResultStore,
-                       state: State) -> None:
+                       state: State[Any]) -> None:
     """``cache_result_in_memory=False`` without a cache key: persist under the run's id."""
     if not task.cache_result_in_memory and state.type is StateType.COMPLETED:
         key = f"task-runs/{task_ctx.task_run.id}"
@@ -589,7 +617,7 @@ def keep_out_of_memory(task: Task[..., Any], task_ctx: TaskRunContext, store: Re
 
 
 def read_cached(store: ResultStore, key: str, task_ctx: TaskRunContext,
-                plan: Any) -> State | None:
+                plan: Any) -> State[Any] | None:
     """The Cached state for a valid record under ``key``, else ``None``."""
     task = task_ctx.task
     if task.cache_result_in_memory:
@@ -609,7 +637,7 @@ def read_cached(store: ResultStore, key: str, task_ctx: TaskRunContext,
 
 
 def _run_attempts(task: Task[..., Any], task_ctx: TaskRunContext,
-                  flow_ctx: FlowRunContext | None) -> State:
+                  flow_ctx: FlowRunContext | None) -> State[Any]:
     """Call the function, retrying failures as configured."""
     task_run = task_ctx.task_run
     fn = task.fn
@@ -653,7 +681,7 @@ def timeout_message(task: Task[..., Any], task_run: TaskRun) -> str:
     return f"Task run {task_run.name!r} exceeded timeout of {task.timeout_seconds}s"
 
 
-def plan_retry(task: Task[..., Any], task_run: TaskRun, state: State,
+def plan_retry(task: Task[..., Any], task_run: TaskRun, state: State[Any],
                flow_ctx: FlowRunContext | None) -> float | None:
     """The delay before the next attempt, or ``None`` (``state`` is then final)."""
     if flow_ctx is not None and flow_ctx.tree.recorder is not None:
@@ -670,7 +698,7 @@ def plan_retry(task: Task[..., Any], task_run: TaskRun, state: State,
     return delay
 
 
-def note_attempt_error(task_run: TaskRun, state: State) -> None:
+def note_attempt_error(task_run: TaskRun, state: State[Any]) -> None:
     """Keep a failed attempt's error type, message and traceback for the run record."""
     from headwater.secrets import redact
 
@@ -693,7 +721,7 @@ def note_attempt_error(task_run: TaskRun, state: State) -> None:
     task_run.errors[task_run.run_count] = error
 
 
-def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State) -> bool:
+def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State[Any]) -> bool:
     if task_run.run_count > task.retries:
         return False
     if task.retry_condition_fn is not None:
@@ -704,7 +732,7 @@ def _should_retry(task: Task[..., Any], task_run: TaskRun, state: State) -> bool
     return True
 
 
-def run_hooks(subject: Any, run: Any, state: State,
+def run_hooks(subject: Any, run: Any, state: State[Any],
               flow_ctx: FlowRunContext | None) -> list[tuple[Any, Any]]:
     """Call the hooks for ``state``; return ``(hook, awaitable)`` for ``async def`` hooks."""
     if state.type is StateType.COMPLETED:
@@ -777,30 +805,74 @@ def log_final(task: Task[..., Any], task_run: TaskRun, flow_ctx: FlowRunContext 
 # --- flow runs -----------------------------------------------------------------------
 
 
-def state_from_return_value(value: Any) -> State:
-    """The flow's final state given what its function returned (Prefect 3 rules)."""
-    if isinstance(value, State):
-        if value.is_final():
-            return value
-        return st.Failed(f"Flow returned a non-final state {value.name}.", data=value)
+NOT_RETURNED: Any = object()
+"""What a flow attempt "returned" when its function raised instead."""
+
+
+def futures_to_states(value: Any) -> Any:
+    """``value`` with every future in it (inside lists, tuples, sets and dicts, at any
+    depth, but not inside ``quote``) replaced by its final state; ``value`` itself when it
+    holds none. A generator is turned into the list of what it yields."""
     if isinstance(value, TaskFuture):
-        state = _future_state(value)
-        if state.type is StateType.COMPLETED:
-            return st.Completed(data=state.data)
-        return st.Failed(f"Flow returned task run {value.task_run.name!r} in state "
-                         f"{state.name}: {state.message}", data=state.data)
-    if isinstance(value, (list, tuple, set)) and value and all(
-            isinstance(v, (State, TaskFuture)) for v in value):
-        final = [_future_state(v) if isinstance(v, TaskFuture) else v for v in value]
-        failed, total = st.count_failed(final)
-        if failed:
-            return st.Failed(f"{failed}/{total} states failed.", data=value)
-        resolved = [s.data for s in final]
-        return st.Completed(data=type(value)(resolved) if not isinstance(value, list) else resolved)
+        return _future_state(value)
+    kind = type(value)
+    if kind in _SCALARS or isinstance(value, (State, quote)):
+        return value
+    if isinstance(value, GeneratorType):
+        return [futures_to_states(item) for item in value]
+    if isinstance(value, PrefectFutureList):
+        return [futures_to_states(item) for item in value]
+    if kind in (list, tuple, set, frozenset):
+        items = [futures_to_states(item) for item in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value
+        return items if kind is list else kind(items)
+    if kind is dict:
+        resolved = {k: futures_to_states(v) for k, v in value.items()}
+        if all(resolved[k] is v for k, v in value.items()):
+            return value
+        return resolved
+    return value
+
+
+def state_from_return_value(value: Any) -> State[Any]:
+    """The flow's final state given what its function returned, futures already replaced
+    by their states (:func:`futures_to_states`), by Prefect 3's rules (its
+    ``return_value_to_state``)."""
+    if isinstance(value, State):
+        if value.run_id is None:  # created by the flow's code: it is the flow's state
+            if value.is_final():
+                return value
+            return st.Failed(f"Flow returned a non-final state {value.name}.", data=value)
+        return aggregate_state([value], value)
+    if st.is_state_collection(value):
+        return aggregate_state(list(value), value)
     return st.Completed(data=value)
 
 
-def flow_failure_state(exc: BaseException) -> State:
+def aggregate_state(states: list[State[Any]], data: Any) -> State[Any]:
+    """One state for several run states a flow returned (``data``): Completed when all
+    completed, else Cancelled if any was, else Failed."""
+    total = len(states)
+    counts: dict[StateType, int] = {}
+    for state in states:
+        counts[state.type] = counts.get(state.type, 0) + 1
+    if counts.get(StateType.COMPLETED, 0) == total:
+        return st.Completed("All states completed.", data=data)
+    if StateType.CANCELLED in counts:
+        return st.Cancelled(f"{counts[StateType.CANCELLED]}/{total} states cancelled.",
+                            data=data)
+    if StateType.PAUSED in counts:
+        return State(StateType.PAUSED, message=f"{counts[StateType.PAUSED]}/{total} states "
+                     "paused.", data=data)
+    failed = counts.get(StateType.FAILED, 0) + counts.get(StateType.CRASHED, 0)
+    if failed:
+        return st.Failed(f"{failed}/{total} states failed.", data=data)
+    not_final = sum(n for kind, n in counts.items() if kind not in _TERMINAL)
+    return st.Failed(f"{not_final}/{total} states are not final.", data=data)
+
+
+def flow_failure_state(exc: BaseException) -> State[Any]:
     """The final state of a flow run whose body raised ``exc``."""
     if isinstance(exc, FlowRunTimeoutError):
         return st.TimedOut(str(exc), data=exc)
@@ -814,26 +886,32 @@ def run_flow(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
     """Run ``flow`` (top-level or as a subflow); return its value or final State."""
     parent = FLOW_RUN_CONTEXT.get()
     flow_run, tree, state = _start_flow_run(flow, args, kwargs, parent)
+    returned = NOT_RETURNED
     if state is None:
-        state = _run_flow_body(flow, flow_run, tree, parent)
+        state, returned = _run_flow_body(flow, flow_run, tree, parent)
     flow_run.end_time = state.timestamp
     settle_hooks(run_hooks(flow, flow_run, state, None), flow)
     if parent is None:
         _finish_root(flow_run, tree)
-    return flow_result(state, return_state)
+    return flow_result(state, return_state, returned)
 
 
-def flow_result(state: State, return_state: bool) -> Any:
-    """What calling a flow gives back: its State, its value, or its exception raised."""
+def flow_result(state: State[Any], return_state: bool, returned: Any = NOT_RETURNED) -> Any:
+    """What calling a flow gives back (Prefect 3's rules): its final State when asked;
+    else what its function returned (futures replaced by their states), whatever the
+    state; else, when it returned a State or raised, the state's value or its exception
+    raised."""
     if return_state:
         return state
+    if returned is not NOT_RETURNED and not isinstance(returned, State):
+        return returned
     if state.type is StateType.COMPLETED:
         return state.data
     return state.result()
 
 
 def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any],
-                    parent: FlowRunContext | None) -> tuple[FlowRun, RunTree, State | None]:
+                    parent: FlowRunContext | None) -> tuple[FlowRun, RunTree, State[Any] | None]:
     """Create the run record; validate parameters (a failure ends the run right here)."""
     config = ROOT_RUN_CONFIG.get() if parent is None else None
     raw = flow.bind_parameters(args, kwargs)
@@ -858,13 +936,18 @@ def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[st
         from headwater import runrecord
 
         tree.recorder = runrecord.start(tree)
-    failure: State | None = None
+    failure: State[Any] | None = None
     try:
         if flow.validate_parameters:
             flow_run.parameters = flow.validate(raw)
         fallback = config.flow_run_name if config and config.flow_run_name else None
-        flow_run.name = _render_name(flow.flow_run_name, flow_run.parameters,
-                                     fallback or generate_run_name())
+        flow_run.name = _flow_run_name(flow, flow_run, tree, fallback or generate_run_name())
+    except _RunNameError as exc:
+        flow_run.name = flow_run.name or generate_run_name()
+        cause = exc.__cause__ or exc
+        failure = st.Failed(str(exc), data=cause)
+        flow_run.set_state(failure)
+        _logger_for_flow(flow_run).error("Finished in state %s", failure)
     except (ParameterTypeError, ValueError, TypeError) as exc:
         flow_run.name = flow_run.name or generate_run_name()
         failure = st.Failed(str(exc), data=exc if isinstance(exc, ParameterTypeError)
@@ -874,15 +957,45 @@ def _start_flow_run(flow: Flow[..., Any], args: tuple[Any, ...], kwargs: dict[st
     return flow_run, tree, failure
 
 
+class _RunNameError(Exception):
+    """A ``flow_run_name`` function raised (the cause is its exception)."""
+
+
+def _no_result_store() -> ResultStore:
+    raise RuntimeError("result storage is not available while a flow run's name is made")
+
+
+def _flow_run_name(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
+                   fallback: str) -> str:
+    """The run's name from ``flow_run_name``: a template filled from the parameters, or a
+    function called with this flow run current, since Prefect's name functions read
+    ``runtime.flow_run.parameters`` and ``runtime.flow_run.flow_name``."""
+    template = flow.flow_run_name
+    if not callable(template):
+        return _render_name(template, flow_run.parameters, fallback)
+    ctx = FlowRunContext(flow, flow_run, flow.task_runner, tree, _no_result_store, None,
+                         None, False)
+    token = FLOW_RUN_CONTEXT.set(ctx)
+    try:
+        return str(template())
+    except Exception as exc:  # the author's function: its error fails the run, named
+        name = getattr(template, "__name__", repr(template))
+        raise _RunNameError(f"flow {flow.name!r}: its flow_run_name function {name!r} "
+                            f"raised {st.exception_message(exc)}") from exc
+    finally:
+        FLOW_RUN_CONTEXT.reset(token)
+
+
 def _run_flow_body(flow: Flow[..., Any], flow_run: FlowRun, tree: RunTree,
-                   parent: FlowRunContext | None) -> State:
+                   parent: FlowRunContext | None) -> tuple[State[Any], Any]:
+    """The final state and what the last attempt returned (:data:`NOT_RETURNED`: none)."""
     flow_ctx, logger, tokens = enter_flow(flow, flow_run, tree, parent)
     try:
-        state = _flow_attempts(flow, flow_run, flow_ctx, logger)
+        state, returned = _flow_attempts(flow, flow_run, flow_ctx, logger)
     finally:
         exit_flow(tokens)
     log_flow_final(logger, state)
-    return state
+    return state, returned
 
 
 # Pieces of a flow run shared with the async engine (headwater.async_engine).
@@ -931,7 +1044,7 @@ def exit_flow(tokens: tuple[Any, Any]) -> None:
         LOG_PRINTS.reset(prints_token)
 
 
-def log_flow_final(logger: Any, state: State) -> None:
+def log_flow_final(logger: Any, state: State[Any]) -> None:
     """Log the flow run's final state."""
     log = logger.info if state.type is StateType.COMPLETED else logger.error
     log("Finished in state %s", state)
@@ -959,7 +1072,7 @@ def start_flow_attempt(flow_run: FlowRun, local_attempt: int) -> None:
     flow_run.set_state(st.Running() if local_attempt == 1 else st.Retrying())
 
 
-def terminated(flow_ctx: FlowRunContext) -> State:
+def terminated(flow_ctx: FlowRunContext) -> State[Any]:
     """Cancel what is still queued and record the Cancelled state of a SIGTERM."""
     _cancel_outstanding(flow_ctx, flow_ctx.task_runner, "The run received a termination signal.")
     state = st.Cancelled("The flow run received a termination signal (SIGTERM) and "
@@ -968,18 +1081,17 @@ def terminated(flow_ctx: FlowRunContext) -> State:
     return state
 
 
-def interrupted(flow_ctx: FlowRunContext, exc: KeyboardInterrupt) -> State:
+def interrupted(flow_ctx: FlowRunContext, exc: KeyboardInterrupt) -> State[Any]:
     """The Crashed state of a Ctrl-C; queued task runs are cancelled."""
     _cancel_outstanding(flow_ctx, flow_ctx.task_runner, "The run was interrupted.")
     return st.Crashed("Execution was interrupted (KeyboardInterrupt).", data=exc)
 
 
-def plan_flow_retry(flow: Flow[..., Any], flow_ctx: FlowRunContext, state: State,
+def plan_flow_retry(flow: Flow[..., Any], flow_ctx: FlowRunContext, state: State[Any],
                     local_attempt: int, logger: Any) -> float | None:
     """The delay before the flow's next attempt, or ``None`` (``state`` is then final)."""
     flow_run = flow_ctx.flow_run
-    if state.type is StateType.COMPLETED or local_attempt > flow.retries or \
-            state.type is StateType.CRASHED:
+    if local_attempt > flow.retries or state.type in _NOT_RETRIED:
         flow_run.set_state(state)
         return None
     delay = float(flow.retry_delay_seconds or 0)
@@ -991,20 +1103,22 @@ def plan_flow_retry(flow: Flow[..., Any], flow_ctx: FlowRunContext, state: State
 
 
 def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: FlowRunContext,
-                   logger: Any) -> State:
+                   logger: Any) -> tuple[State[Any], Any]:
     local_attempt = 0
     while True:
         local_attempt += 1
         start_flow_attempt(flow_run, local_attempt)
+        returned = NOT_RETURNED
         try:
             value = _call_flow_fn(flow, flow_run)
             flow_ctx.task_runner.shutdown(wait=True)
-            state = state_from_return_value(value)
+            returned = futures_to_states(value)
+            state = state_from_return_value(returned)
         except TerminationSignal:
             state = terminated(flow_ctx)
             if flow_run.parent_flow_run_id is not None:
                 raise  # the root flow run reports the cancellation
-            return state
+            return state, NOT_RETURNED
         except KeyboardInterrupt as exc:
             state = interrupted(flow_ctx, exc)
         except Exception as exc:  # the flow's code failed
@@ -1012,7 +1126,7 @@ def _flow_attempts(flow: Flow[..., Any], flow_run: FlowRun, flow_ctx: FlowRunCon
             state = flow_failure_state(exc)
         delay = plan_flow_retry(flow, flow_ctx, state, local_attempt, logger)
         if delay is None:
-            return state
+            return state, returned
         if delay > 0:
             sleep(delay)
 

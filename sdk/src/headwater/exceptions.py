@@ -39,6 +39,10 @@ class CrashedRun(HeadwaterException):
     """Raised by ``State.result()`` for a crashed run."""
 
 
+class ResultStorageKeyError(HeadwaterException, ValueError):
+    """A task's ``result_storage_key`` cannot be filled, or is not a safe relative path."""
+
+
 class MissingResult(HeadwaterException):
     """A cached or persisted result could not be read back."""
 

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-FlowHook = Callable[["Flow[..., Any]", "FlowRun", "State"], Any]
+FlowHook = Callable[["Flow[..., Any]", "FlowRun", "State[Any]"], Any]
 
 
 def _doc(fn: Any) -> str | None:
@@ -194,6 +194,30 @@ class Flow(Generic[P, R]):
 
             return async_engine.run_flow_async(self, args, kwargs, return_state=return_state)
         return engine.run_flow(self, args, kwargs, return_state=return_state)
+
+    def serve(self, *args: Any, **kwargs: Any) -> Any:
+        """Prefect's ``flow.serve(...)``: not available yet (issue #14, item 4).
+
+        Present so that a flow file ending in ``if __name__ == "__main__":
+        my_flow.serve(...)`` imports and can be a Flow's entrypoint; calling it raises
+        ``NotImplementedError`` saying how to run the flow on a schedule today.
+        """
+        raise NotImplementedError(
+            f"flow {self.name!r}: Flow.serve() is not implemented in Headwater yet (issue "
+            "#14, item 4). Run the flow with `python <file>.py` calling it directly, or "
+            "schedule it on a cluster with a Flow, a Deployment and a Schedule manifest "
+            "(see examples/quickstart)")
+
+    def deploy(self, *args: Any, **kwargs: Any) -> Any:
+        """Prefect's ``flow.deploy(...)``: not available yet (issue #14, item 4).
+
+        Present so that a flow file that calls it under ``if __name__ == "__main__":``
+        imports and can be a Flow's entrypoint; calling it raises ``NotImplementedError``.
+        """
+        raise NotImplementedError(
+            f"flow {self.name!r}: Flow.deploy() is not implemented in Headwater yet (issue "
+            "#14, item 4). Write the Flow, Deployment and Schedule manifests and apply them "
+            "with kubectl (see examples/quickstart)")
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"

@@ -19,7 +19,7 @@ class TaskFuture(Generic[R]):
 
     __slots__ = ("_future", "task_run")
 
-    def __init__(self, task_run: TaskRun, future: concurrent.futures.Future[State]) -> None:
+    def __init__(self, task_run: TaskRun, future: concurrent.futures.Future[State[Any]]) -> None:
         self.task_run = task_run
         self._future = future
 
@@ -29,7 +29,7 @@ class TaskFuture(Generic[R]):
         return self.task_run.id
 
     @property
-    def state(self) -> State:
+    def state(self) -> State[Any]:
         """The current state (final once :meth:`wait` returns)."""
         if self._future.done():
             return self._final_state()
@@ -46,7 +46,7 @@ class TaskFuture(Generic[R]):
         except BaseException:  # the run's state already records the failure
             return
 
-    def _final_state(self) -> State:
+    def _final_state(self) -> State[Any]:
         import concurrent.futures
 
         try:
@@ -68,7 +68,7 @@ class TaskFuture(Generic[R]):
             ) from None
         except concurrent.futures.CancelledError:
             state = self.task_run.state
-        value: R = state.result(raise_on_failure=raise_on_failure)
+        value: R = state.result(raise_on_failure=raise_on_failure)  # type: ignore[assignment]
         return value
 
     def add_done_callback(self, fn: Any) -> None:

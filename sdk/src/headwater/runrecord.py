@@ -83,7 +83,7 @@ def iso_ms(ts: float) -> str:
     return text
 
 
-def _state(state: State) -> dict[str, Any]:
+def _state(state: State[Any]) -> dict[str, Any]:
     out: dict[str, Any] = {"type": state.type.value, "name": state.name,
                            "time": iso_ms(state.timestamp)}
     if state.message:
@@ -94,7 +94,7 @@ def _state(state: State) -> dict[str, Any]:
 _state_heads: dict[tuple[Any, str], str] = {}
 
 
-def _state_text(state: State) -> str:
+def _state_text(state: State[Any]) -> str:
     head = _state_heads.get((state.type, state.name))
     if head is None:
         head = _state_heads[(state.type, state.name)] = (
@@ -109,7 +109,7 @@ def _redacted(value: Any) -> Any:
     return json.loads(redact(json.dumps(value, default=str)))
 
 
-def _attempts_text(task_run: TaskRun, history: list[State]) -> str:
+def _attempts_text(task_run: TaskRun, history: list[State[Any]]) -> str:
     """One entry per attempt: it starts at Running/Retrying and ends at the next state."""
     errors = task_run.errors
     parts: list[str] = []
@@ -193,7 +193,7 @@ def task_run_text(task_run: TaskRun, root_id: str) -> str:
     return f"{head},{body}{_extras(task_run, history)}}}"
 
 
-def _extras(task_run: TaskRun, history: list[State]) -> str:
+def _extras(task_run: TaskRun, history: list[State[Any]]) -> str:
     """The optional members of a task run's record."""
     out: list[str] = []
     if task_run.map_index is not None:
@@ -384,8 +384,10 @@ class Recorder:
                     task_runs = list(self.tree.task_runs)
                     flow_runs = list(self.tree.flow_runs)
                     artifacts = list(self.tree.artifact_records)
+                    artifact_revision = self.tree.artifact_revision
                     assets = list(self.tree.assets)
-                signature = self._signature(final, task_runs, flow_runs, artifacts, assets)
+                signature = self._signature(final, task_runs, flow_runs, artifact_revision,
+                                            assets)
                 if signature != self._last_signature:
                     pieces = self._record(final, task_runs, flow_runs, artifacts, assets)
                     self.storage.write_chunks(f"{self.location.path}/{runstore.RECORD_FILE}",
@@ -397,13 +399,14 @@ class Recorder:
             return True
 
     def _signature(self, final: bool, task_runs: list[TaskRun], flow_runs: list[FlowRun],
-                   artifacts: list[Any], assets: list[Any]) -> tuple[int, ...]:
+                   artifact_revision: int, assets: list[Any]) -> tuple[int, ...]:
         """What changes whenever the record would: an unchanged run is not rewritten.
 
         Every change the engine makes to a run comes with a state (a task run's name,
         inputs and cache key are set before it runs; its result's location before it
-        ends), so state-history lengths, the number of runs, artifacts, assets and log
-        lines say it all; finished task runs never change again.
+        ends), so state-history lengths, the number of runs, artifact writes (a progress
+        update counts), assets and log lines say it all; finished task runs never change
+        again.
         """
         finished = self._finished
         moving = 0
@@ -412,7 +415,7 @@ class Recorder:
                 moving += len(task_run.state_history) + 1
         states = sum(len(flow_run.state_history) for flow_run in flow_runs)
         return (int(final), len(task_runs), len(finished), moving, len(flow_runs), states,
-                len(artifacts), len(assets), self._lines, self._dropped)
+                artifact_revision, len(assets), self._lines, self._dropped)
     def _flush_logs(self) -> None:
         with self._lock:
             new, self._pending = self._pending, []

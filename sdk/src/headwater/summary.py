@@ -28,7 +28,7 @@ def _iso(ts: float | None) -> str | None:
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def summary_state(state: State) -> contract.FinalState:
+def summary_state(state: State[Any]) -> contract.FinalState:
     """The contract's final-state name for ``state``."""
     if state.name == "TimedOut":
         return "TimedOut"
@@ -40,7 +40,7 @@ def summary_state(state: State) -> contract.FinalState:
     return mapping.get(state.type, "Crashed")
 
 
-def summary_reason(state: State) -> str:
+def summary_reason(state: State[Any]) -> str:
     """A CamelCase machine reason for ``state`` (the FlowRun's ``status.reason``)."""
     if state.type is StateType.COMPLETED:
         return "Completed"
@@ -57,7 +57,7 @@ def summary_reason(state: State) -> str:
     return "FlowRunCrashed"
 
 
-def exit_code(state: State) -> int:
+def exit_code(state: State[Any]) -> int:
     """The ``headwater execute`` exit code for a final state."""
     if state.type is StateType.COMPLETED:
         return contract.EXIT_COMPLETED
@@ -81,7 +81,7 @@ def _asset_records(tree: RunTree) -> list[contract.AssetRecord]:
     return list(latest.values())
 
 
-def build_summary(tree: RunTree, state: State | None = None) -> contract.RunSummary:
+def build_summary(tree: RunTree, state: State[Any] | None = None) -> contract.RunSummary:
     """The run summary of ``tree`` (final ``state`` defaults to the root run's)."""
     root = tree.root
     final = state or root.state

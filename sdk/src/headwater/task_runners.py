@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from headwater.states import State
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class TaskRunner:
     """Base class of task runners."""
 
-    def submit(self, fn: Callable[[], State]) -> concurrent.futures.Future[State]:
+    def submit(self, fn: Callable[[], State[Any]]) -> concurrent.futures.Future[State[Any]]:
         """Start ``fn`` and return a future of the state it returns."""
         raise NotImplementedError
 
@@ -51,7 +51,7 @@ class ThreadPoolTaskRunner(TaskRunner):
         self.max_workers = max_workers or min(32, (os.cpu_count() or 1) + 4)
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
-    def submit(self, fn: Callable[[], State]) -> concurrent.futures.Future[State]:
+    def submit(self, fn: Callable[[], State[Any]]) -> concurrent.futures.Future[State[Any]]:
         """Queue ``fn`` on the pool."""
         if self._executor is None:
             import concurrent.futures
@@ -74,11 +74,11 @@ class ThreadPoolTaskRunner(TaskRunner):
 class ImmediateTaskRunner(TaskRunner):
     """Runs each submitted task immediately in the caller's thread (debugging, tests)."""
 
-    def submit(self, fn: Callable[[], State]) -> concurrent.futures.Future[State]:
+    def submit(self, fn: Callable[[], State[Any]]) -> concurrent.futures.Future[State[Any]]:
         """Run ``fn`` now."""
         import concurrent.futures
 
-        future: concurrent.futures.Future[State] = concurrent.futures.Future()
+        future: concurrent.futures.Future[State[Any]] = concurrent.futures.Future()
         try:
             future.set_result(fn())
         except BaseException as exc:  # delivered through the future

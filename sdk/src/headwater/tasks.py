@@ -33,8 +33,8 @@ R = TypeVar("R")
 T = TypeVar("T")
 
 RetryDelay = float | int | list[float] | list[int] | Callable[[int], list[float]]
-TaskHook = Callable[["Task[..., Any]", "TaskRun", "State"], Any]
-RetryConditionFn = Callable[["Task[..., Any]", "TaskRun", "State"], bool]
+TaskHook = Callable[["Task[..., Any]", "TaskRun", "State[Any]"], Any]
+RetryConditionFn = Callable[["Task[..., Any]", "TaskRun", "State[Any]"], bool]
 
 _NOT_SET: Any = object()
 
@@ -108,6 +108,7 @@ class Task(Generic[P, R]):
         persist_result: bool | None = None,
         result_storage: str | ResultStorage | None = None,
         result_serializer: str | None = None,
+        result_storage_key: str | None = None,
         cache_result_in_memory: bool = True,
         timeout_seconds: float | None = None,
         log_prints: bool | None = None,
@@ -122,6 +123,10 @@ class Task(Generic[P, R]):
             raise ValueError("retry_jitter_factor must be >= 0")
         if timeout_seconds is not None and timeout_seconds <= 0:
             raise ValueError(f"timeout_seconds must be > 0, got {timeout_seconds!r}")
+        if result_storage_key is not None and not (
+                isinstance(result_storage_key, str) and result_storage_key.strip()):
+            raise ValueError("result_storage_key must be a non-empty string such as "
+                             f"'{{parameters[day]}}-report', got {result_storage_key!r}")
         self.fn = fn
         self.isasync = is_async_callable(fn)
         """``async def`` task: calling it returns a coroutine to ``await``."""
@@ -138,6 +143,10 @@ class Task(Generic[P, R]):
         self.persist_result = persist_result
         self.result_storage = result_storage
         self.result_serializer = result_serializer
+        self.result_storage_key = result_storage_key
+        """Where the result is stored and looked up, a template filled like Prefect's
+        (``{parameters[x]}``, ``{flow_run.name}``, ``{task_run.id}``); it takes the place
+        of the cache policy's key unless ``cache_policy=NO_CACHE``."""
         self.cache_result_in_memory = cache_result_in_memory
         self.timeout_seconds = timeout_seconds
         self.log_prints = log_prints
@@ -164,6 +173,7 @@ class Task(Generic[P, R]):
             "retries": retries, "retry_delay_seconds": retry_delay_seconds,
             "retry_jitter_factor": retry_jitter_factor, "persist_result": persist_result,
             "result_storage": result_storage, "result_serializer": result_serializer,
+            "result_storage_key": result_storage_key,
             "cache_result_in_memory": cache_result_in_memory,
             "timeout_seconds": timeout_seconds, "log_prints": log_prints,
             "refresh_cache": refresh_cache, "on_completion": on_completion,
@@ -210,11 +220,38 @@ class Task(Generic[P, R]):
         bound.apply_defaults()
         return dict(bound.arguments)
 
+    def storage_key(self, task_ctx: TaskRunContext) -> str:
+        """``result_storage_key`` filled in for this run (Prefect's fields: ``parameters``,
+        ``flow_run``, ``task_run``, ``deployment``); a path relative to result storage.
+
+        Raises :class:`~headwater.exceptions.ResultStorageKeyError` naming the task, the
+        template and the fix when it cannot be filled or is not a safe relative path.
+        """
+        from headwater import runtime
+        from headwater.exceptions import ResultStorageKeyError
+
+        template = self.result_storage_key or ""
+        try:
+            key = template.format(parameters=task_ctx.parameters, flow_run=runtime.flow_run,
+                                  task_run=runtime.task_run, deployment=runtime.deployment)
+        except (KeyError, IndexError, AttributeError, ValueError) as exc:
+            raise ResultStorageKeyError(
+                f"task {self.name!r}: result_storage_key {template!r} cannot be filled "
+                f"({type(exc).__name__}: {exc}); use fields such as {{parameters[name]}}, "
+                "{flow_run.name} or {task_run.id}") from None
+        parts = key.split("/")
+        if key.startswith("/") or "\\" in key or any(p in ("", ".", "..") for p in parts):
+            raise ResultStorageKeyError(
+                f"task {self.name!r}: result_storage_key {template!r} gave {key!r}, which is "
+                "not a relative path inside result storage; use names separated by single "
+                "'/', without '.', '..' or a leading '/'")
+        return key
+
     def persists(self, flow_persist_result: bool | None) -> bool:
         """Whether results are persisted (and so cached), following Prefect 3's rules."""
         if self.persist_result is not None:
             return self.persist_result
-        if self._explicit_cache:
+        if self._explicit_cache or self.result_storage_key is not None:
             return True
         return bool(flow_persist_result)
 
@@ -298,6 +335,7 @@ def task(
     persist_result: bool | None = None,
     result_storage: str | ResultStorage | None = None,
     result_serializer: str | None = None,
+    result_storage_key: str | None = None,
     cache_result_in_memory: bool = True,
     timeout_seconds: float | None = None,
     log_prints: bool | None = None,

@@ -5,10 +5,15 @@
   with a table and a safe link, a table artifact and a link artifact. Its parameters
   (two dates, an enum, an integer from 1 to 1000) give the run form a date picker, a dropdown
   and a field the server must refuse.
+* ``nested``: subflows three deep (``nested`` → ``outer`` → ``middle`` → ``inner``), each
+  with a task run of its own, a log line and an artifact, for the subflow pages.
 * ``hostile``: publishes artifacts and log lines written to attack the page that shows
   them (``<script>``, ``onerror=``, ``javascript:`` links). Each payload sets
   ``window.__headwater_pwned`` or opens a dialog if it ever runs; the test asserts that
   neither happened.
+* ``many``: ``n`` tiny tasks one after another (``item-0`` … ``item-<n-1>``), for a run
+  whose record holds 10,000 task runs: the page must stay usable (a window of rows in
+  the DOM, the last one reachable, search finds one).
 """
 
 from __future__ import annotations
@@ -72,6 +77,39 @@ def report(start_date: dt.date, end_date: dt.date, region: Region = "eu",
     return totals["orders"]
 
 
+@task(task_run_name="step-{level}")
+def step(level: str, n: int) -> int:
+    """One flow run's own work: a log line, an artifact, a number."""
+    get_run_logger().info("step at %s with %d", level, n)
+    create_markdown_artifact(f"# {level}\n\n{n} in, {n + 1} out\n", key=f"step-{level}")
+    return n + 1
+
+
+@flow(flow_run_name="inner-{n}")
+def inner(n: int) -> int:
+    """The deepest subflow."""
+    return step("inner", n)
+
+
+@flow(flow_run_name="middle-{n}")
+def middle(n: int) -> int:
+    """A subflow that calls a subflow."""
+    return inner(step("middle", n))
+
+
+@flow(flow_run_name="outer-{n}")
+def outer(n: int) -> int:
+    """The root's subflow."""
+    return middle(step("outer", n))
+
+
+@flow
+def nested(n: int = 1) -> int:
+    """Subflows three deep, each with a task run of its own."""
+    get_run_logger().info("nested starts at %d", n)
+    return outer(step("root", n))
+
+
 PWNED = "window.__headwater_pwned"
 """What every payload sets when it runs; the page must leave it undefined."""
 
@@ -104,3 +142,15 @@ def hostile() -> None:
                          key="hostile-link")
     get_run_logger().warning("<img src=x onerror=\"%s='log'\"> <script>%s='log'</script>",
                              PWNED, PWNED)
+
+
+@task(task_run_name="item-{i}")
+def item(i: int) -> int:
+    """One of many: returns its index."""
+    return i
+
+
+@flow
+def many(n: int = 10_000) -> int:
+    """Run ``n`` small tasks one after another, so the run's record has ``n`` task runs."""
+    return sum(item(i) for i in range(n))

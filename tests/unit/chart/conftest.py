@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from chartkit import (
+    CHART_DIR,
+    NAMESPACE,
+    RELEASE,
+    SCENARIOS,
+    Manifest,
+    Render,
+    RenderError,
+)
 from pinned_tools import pinned_tool
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-CHART_DIR = REPO_ROOT / "charts" / "headwater"
-RELEASE = "hw"
-NAMESPACE = "headwater-system"
-
-Manifest = dict[str, Any]
-Render = Callable[..., list[Manifest]]
-RenderError = Callable[[dict[str, Any]], str]
 
 
 @pytest.fixture(scope="session")
@@ -92,58 +91,6 @@ def render_error(helm: str, tmp_path_factory: pytest.TempPathFactory) -> RenderE
         return proc.stderr
 
     return _render_error
-
-
-# The value combinations every structural check runs against: each switches on a
-# different branch of the templates.
-SCENARIOS: dict[str, dict[str, Any]] = {
-    "defaults": {},
-    "namespaced": {"watchNamespaces": ["team-a", "team-b"]},
-    "ha-cluster-wide": {"replicas": 2},
-    "ha-namespaced": {"replicas": 3, "watchNamespaces": ["team-a", "team-b"]},
-    "monitoring": {
-        "metrics": {
-            "serviceMonitor": {"enabled": True, "labels": {"release": "kps"}},
-            "prometheusRule": {
-                "enabled": True,
-                "runbookBaseUrl": "https://runbooks.example.com/headwater",
-                "additionalAlertLabels": {"team": "data"},
-            },
-        }
-    },
-    "network-policy": {"networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"]}}},
-    "network-policy-any-apiserver": {"networkPolicy": {"enabled": True}},
-    "no-crds": {"crds": {"install": False, "keep": True}},
-    "ui": {"ui": {"enabled": True}},
-    "ui-namespaced-client": {
-        "watchNamespaces": ["team-a", "team-b"],
-        "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.1/32"]}},
-        "ui": {
-            "enabled": True,
-            "auth": "client",
-            "namespaces": ["team-a"],
-            "ingress": {
-                "enabled": True,
-                "className": "nginx",
-                "host": "headwater.example.com",
-                "annotations": {"cert-manager.io/cluster-issuer": "letsencrypt"},
-                "tls": {"secretName": "headwater-ui-tls"},
-            },
-            "networkPolicy": {
-                "enabled": True,
-                "extraEgress": [{"to": [{"ipBlock": {"cidr": "52.216.0.0/15"}}],
-                                 "ports": [{"port": 443, "protocol": "TCP"}]}],
-            },
-        },
-    },
-    "everything-off": {
-        "admissionPolicy": {"enabled": False},
-        "crds": {"install": False, "keep": False},
-        "dashboard": {"enabled": False},
-        "rbac": {"create": False, "aggregateClusterRoles": False},
-        "serviceAccount": {"create": False, "name": "platform-operator"},
-    },
-}
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from chartkit import REPO_ROOT
 from lupa import LuaRuntime  # type: ignore[import-untyped,unused-ignore]
 
 DOC = REPO_ROOT / "docs" / "argocd-health.md"

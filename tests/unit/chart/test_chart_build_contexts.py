@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from chartkit import REPO_ROOT
 from docker.utils.build import exclude_paths
 
 E2E_SCRIPT = REPO_ROOT / "scripts" / "e2e-kind.sh"

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from conftest import CHART_DIR, REPO_ROOT, Manifest, Render
+from chartkit import CHART_DIR, REPO_ROOT, Manifest, Render
 
 CHART_LABELS = {
     "helm.sh/chart",

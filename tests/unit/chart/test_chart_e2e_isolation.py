@@ -13,7 +13,7 @@ import importlib.util
 from types import ModuleType
 from typing import Any
 
-from conftest import REPO_ROOT
+from chartkit import REPO_ROOT
 
 
 def _e2e_helpers() -> ModuleType:

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART_DIR, NAMESPACE, SCENARIOS, Manifest, Render, RenderError
+from chartkit import CHART_DIR, NAMESPACE, SCENARIOS, Manifest, Render, RenderError
 
 FULLNAME = "hw-headwater"
 LEASE_GROUP = "coordination.k8s.io"

@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from conftest import NAMESPACE, Manifest, Render
+from chartkit import NAMESPACE, Manifest, Render
 from headwater_operator import metrics
 
 MONITORING = {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}}

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART_DIR, NAMESPACE, RELEASE
+from chartkit import CHART_DIR, NAMESPACE, RELEASE
 
 
 @pytest.fixture(scope="module")

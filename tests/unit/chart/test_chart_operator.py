@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from conftest import NAMESPACE, Manifest, Render
+from chartkit import NAMESPACE, Manifest, Render
 
 
 def _only(manifests: list[Manifest], kind: str) -> Manifest:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from conftest import NAMESPACE, RELEASE, Manifest, Render
+from chartkit import NAMESPACE, RELEASE, Manifest, Render
 
 Grants = dict[tuple[str, str], set[str]]
 

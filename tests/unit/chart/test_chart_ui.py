@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, Manifest, Render, RenderError
+from chartkit import CHART_DIR, NAMESPACE, RELEASE, REPO_ROOT, Manifest, Render, RenderError
 from k8s_rbac import READ, WRITE, Request, rules_allow, service_account_rules
 
 UI = f"{RELEASE}-headwater-ui"
@@ -144,6 +144,18 @@ def test_the_command_line_says_in_cluster_auth_port_and_all_namespaces(
     assert _flag(client, "--port") == "9000"
     assert _flag(client, "--url") == "https://hw.example.com"
     assert client[-1] == "--verbose"
+
+
+def test_image_origins_become_flags_and_anything_else_is_refused_by_the_schema(
+        render: Render, render_error: RenderError) -> None:
+    assert "--image-origin" not in _args(render(ENABLED))
+    args = _args(render({"ui": {"enabled": True, "imageOrigins": [
+        "https://grafana.example.com", "http://10.0.0.5:3000"]}}))
+    pairs = [args[i + 1] for i, arg in enumerate(args) if arg == "--image-origin"]
+    assert pairs == ["https://grafana.example.com", "http://10.0.0.5:3000"]
+    error = render_error({"ui": {"enabled": True,
+                                 "imageOrigins": ["https://grafana.example.com/d/x"]}})
+    assert "imageOrigins" in error
 
 
 def test_the_url_defaults_to_the_ingress_host(render: Render) -> None:

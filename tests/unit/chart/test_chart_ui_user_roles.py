@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import RELEASE, REPO_ROOT, Manifest, Render
+from chartkit import RELEASE, REPO_ROOT, Manifest, Render
 from k8s_rbac import (
     Request,
     Rule,
@@ -39,6 +39,7 @@ ACTIONS: dict[str, Request] = {
     "cancel": Request("patch", HW, "flowruns", namespace=NS, name="nightly-abc12"),
     "suspend": Request("patch", HW, "schedules", namespace=NS, name="nightly"),
     "pause": Request("patch", HW, "deployments", namespace=NS, name="nightly"),
+    "resume": Request("patch", HW, "deployments", namespace=NS, name="nightly"),
 }
 # What the doc promises each of its Roles allows.
 PROMISED: dict[str, set[str]] = {
@@ -63,6 +64,9 @@ def _admission(action: str) -> Admission:
     if action == "pause":
         return Admission("UPDATE", "deployments", _changed(DEPLOYMENT, paused=True),
                          DEPLOYMENT)
+    if action == "resume":
+        paused = _changed(DEPLOYMENT, paused=True)
+        return Admission("UPDATE", "deployments", _changed(paused, paused=False), paused)
     if action == "suspend":
         return Admission("UPDATE", "schedules", _changed(SCHEDULE, suspend=True), SCHEDULE)
     if action == "cancel":
@@ -126,20 +130,25 @@ def test_kubernetes_edit_allows_every_action_and_view_none(manifests: list[Manif
     assert _allowed(view_rules(manifests), manifests, "bob") == set()
 
 
-def test_the_charts_headwater_edit_cannot_pause_a_deployment(
+def test_the_charts_headwater_edit_allows_every_action_pause_and_resume_included(
         manifests: list[Manifest]) -> None:
-    # RBAC allows all five; pausing changes the Deployment's spec, and the admission
-    # policy asks the user for `create pods`, which headwater-edit does not grant.
+    # RBAC allows all six; the admission policy does not ask for `create pods` when a
+    # Deployment's spec changes only in `paused` (docs/decisions.md).
     (role,) = [m for m in manifests if m["kind"] == "ClusterRole"
                and m["metadata"]["name"] == f"{RELEASE}-headwater-edit"]
     rules = rules_of(role)
     assert all(rules_allow(rules, request) for request in ACTIONS.values())
-    assert _allowed(rules, manifests, "ci-bot") == set(ACTIONS) - {"pause"}
-    verdict = admit(manifests, _admission("pause"), Authorizer("ci-bot", {NS: rules}))
+    assert _allowed(rules, manifests, "ci-bot") == set(ACTIONS)
+    # But pausing while changing what runs is a spec change like any other.
+    paused_elsewhere = _changed(DEPLOYMENT, paused=True, parameters={"region": "eu"})
+    verdict = admit(manifests, Admission("UPDATE", "deployments", paused_elsewhere,
+                                         DEPLOYMENT), Authorizer("ci-bot", {NS: rules}))
+    assert not verdict.allowed
     assert "may not change the spec of a Deployment in namespace data" in verdict.message
-    # A user who may also create pods in the namespace may pause.
+    # A user who may also create pods in the namespace may.
     with_pods = [*rules, Rule(("create",), ("",), ("pods",))]
-    assert _allowed(with_pods, manifests, "ci-bot") == set(ACTIONS)
+    assert admit(manifests, Admission("UPDATE", "deployments", paused_elsewhere, DEPLOYMENT),
+                 Authorizer("ci-bot", {NS: with_pods})).allowed
 
 
 def test_the_uis_own_account_can_do_none_of_them(manifests: list[Manifest]) -> None:

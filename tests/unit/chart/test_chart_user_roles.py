@@ -12,7 +12,7 @@ command's API calls (docs/cli.md) are granted by the role the docs name.
 from __future__ import annotations
 
 import pytest
-from conftest import RELEASE, Manifest, Render
+from chartkit import RELEASE, Manifest, Render
 from k8s_rbac import (
     AGGREGATE_TO_ADMIN,
     AGGREGATE_TO_EDIT,

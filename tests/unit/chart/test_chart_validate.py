@@ -15,7 +15,7 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-from conftest import CHART_DIR, SCENARIOS, Manifest
+from chartkit import CHART_DIR, SCENARIOS, Manifest
 
 # Chart.yaml kubeVersion is >=1.28.0-0: the generated CRDs use CEL rules with fieldPath,
 # which 1.27's CRD schema does not have.

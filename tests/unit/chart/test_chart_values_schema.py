@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Render, RenderError
+from chartkit import Render, RenderError
 
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"replicas": "two"}, "replicas"),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import Render
+from chartkit import Render
 from headwater_dev.builtins import decode
 
 CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")

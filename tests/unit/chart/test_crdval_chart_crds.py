@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import Render
+from chartkit import Render
 from headwater_dev.apiextensions.crddefaults import (
     default_crd,
     prepare_for_create,

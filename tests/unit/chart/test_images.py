@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT
+from chartkit import REPO_ROOT
 
 OPERATOR = REPO_ROOT / "Dockerfile"
 RUNTIME = REPO_ROOT / "images" / "runtime" / "Dockerfile"

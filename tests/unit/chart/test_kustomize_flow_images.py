@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 import yaml
-from conftest import REPO_ROOT
+from chartkit import REPO_ROOT
 from pinned_tools import pinned_tool
 
 EXAMPLES = REPO_ROOT / "examples"

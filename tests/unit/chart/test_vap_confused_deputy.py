@@ -36,7 +36,7 @@ import pytest
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError
-from conftest import RELEASE, Manifest, Render
+from chartkit import RELEASE, Manifest, Render
 from k8s_rbac import (
     AGGREGATE_TO_EDIT,
     BOOTSTRAP_EDIT_CORE,
@@ -344,6 +344,57 @@ def test_an_update_of_the_spec_is_checked_and_a_metadata_update_is_not(
                        metadata__finalizers=["headwater.dev/finalizer"])
     assert admit(manifests, Admission("UPDATE", "deployments", relabelled, DEPLOYMENT),
                  bot).allowed
+
+
+def _spec(obj: Manifest, **spec: Any) -> Manifest:
+    """``obj`` with ``spec`` keys set (a value of ``None``: the key removed)."""
+    merged = {k: v for k, v in {**obj["spec"], **spec}.items() if v is not None}
+    return {**obj, "spec": merged}
+
+
+@pytest.mark.parametrize(("old", "new"), [
+    ({}, {"paused": True}),                  # pause: the key absent before
+    ({"paused": False}, {"paused": True}),   # pause
+    ({"paused": True}, {"paused": False}),   # resume
+    ({"paused": True}, {"paused": None}),    # resume by removing the key
+    ({"paused": True}, {"paused": True}),    # the same value again
+], ids=["pause-absent", "pause", "resume", "resume-removed", "unchanged"])
+def test_pausing_or_resuming_a_deployment_needs_no_pod_rights(
+        manifests: list[Manifest], old: dict[str, Any], new: dict[str, Any]) -> None:
+    # It changes no pod the operator makes; resuming only lets runs of an admitted
+    # Deployment go ahead, which `create flowruns` allows anyway.
+    bot = _headwater_edit_only(manifests)
+    before = _spec(DEPLOYMENT, tags=["nightly"], **old)
+    after = _spec(before, **new)
+    assert admit(manifests, Admission("UPDATE", "deployments", after, before), bot).allowed
+
+
+@pytest.mark.parametrize("change", [
+    {"tags": ["nightly", "urgent"]},                      # another key changed
+    {"tags": None},                                        # another key removed
+    {"runTemplate": {"serviceAccountName": "deployer"}},  # another key added
+], ids=["changed", "removed", "added"])
+@pytest.mark.parametrize("paused", [None, True], ids=["alone", "with-pause"])
+def test_any_other_spec_change_is_checked_with_or_without_a_pause(
+        manifests: list[Manifest], change: dict[str, Any], paused: bool | None) -> None:
+    bot = _headwater_edit_only(manifests)
+    before = _spec(DEPLOYMENT, tags=["nightly"], paused=False)
+    after = _spec(before, **change, **({"paused": paused} if paused else {}))
+    verdict = admit(manifests, Admission("UPDATE", "deployments", after, before), bot)
+    assert (verdict.allowed, verdict.code) == (False, 403)
+    assert "may not change the spec of a Deployment in namespace data" in verdict.message
+    # Whoever may create pods may make the same change.
+    alice = _namespace_editor(manifests)
+    assert admit(manifests, Admission("UPDATE", "deployments", after, before), alice).allowed
+
+
+def test_only_a_deployments_paused_is_exempt(manifests: list[Manifest]) -> None:
+    # A Flow has no `paused`: a spec change of a Flow is checked whatever its key.
+    bot = _headwater_edit_only(manifests)
+    paused_flow = _spec(FLOW, paused=True)
+    verdict = admit(manifests, Admission("UPDATE", "flows", paused_flow, FLOW), bot)
+    assert not verdict.allowed
+    assert "may not change the spec of a Flow" in verdict.message
 
 
 def test_status_writes_and_other_kinds_never_reach_the_policy(

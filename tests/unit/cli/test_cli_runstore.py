@@ -499,6 +499,13 @@ def test_artifacts_render_markdown_tables_and_links(tmp_path: Path,
     assert json.loads(out) == make_record()["artifacts"]
 
 
+def test_progress_and_image_artifacts_read_as_text() -> None:
+    assert artifacts.content_text({"type": "progress", "data": 62.5}) == "62.5%\n"
+    assert artifacts.content_text({"type": "progress", "data": 100.0}) == "100%\n"
+    assert artifacts.content_text({"type": "image", "data": "https://e.example/c.png"}) == (
+        "image <https://e.example/c.png>\n")
+
+
 def test_a_table_of_lists_has_no_header_row() -> None:
     assert artifacts.table_text([["a", 1], ["bb", None, {"x": 1}]]) == (
         "a    1\n"

@@ -9,6 +9,7 @@ from typing import Any
 from headwater import contract
 from headwater_operator.api.flowrun import FLOWRUN_NAME_MAX_LENGTH
 from headwater_operator.flowruns.render import merge_patch, render_pod
+from headwater_operator.flowruns.settings import resolve_settings
 from headwater_operator.labels import label_value
 from test_flowrun_builders import T0, make_deployment, make_flow, make_run, make_settings
 
@@ -55,6 +56,19 @@ def test_contract_env_carries_merged_parameters_and_identity() -> None:
     assert env[contract.ENV_ATTEMPT] == "1"
     assert env[contract.ENV_SCHEDULED_TIME] == "2024-05-01T10:00:00Z"
     assert env[contract.ENV_DEPLOYMENT_NAME] == "nightly"
+
+
+def test_the_deployment_s_uid_and_generation_reach_runtime_deployment() -> None:
+    run = make_run()
+    deployment = make_deployment()
+    deployment.metadata.uid, deployment.metadata.generation = "uid-nightly", 4
+    env = env_of(render_pod(run, make_settings(run=run, deployment=deployment), 1, T0))
+    assert env[contract.ENV_DEPLOYMENT_ID] == "uid-nightly"
+    assert env[contract.ENV_DEPLOYMENT_VERSION] == "4"
+    direct = make_run(flowRef={"name": "etl"}, deploymentRef=None)
+    env = env_of(render_pod(direct, resolve_settings(make_flow(), None, direct), 1, T0))
+    assert contract.ENV_DEPLOYMENT_ID not in env  # a FlowRun of a Flow has no Deployment
+    assert env[contract.ENV_DEPLOYMENT_NAME] == ""
 
 
 def test_user_env_cannot_override_contract_env() -> None:

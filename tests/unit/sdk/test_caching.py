@@ -371,3 +371,86 @@ def test_identical_tasks_in_two_processes_compute_once(tmp_path: Path,
                 p.kill()
     assert log.read_text().count("computed") == 1
     assert states == ["Cached", "Completed"]
+
+
+# --- result_storage_key (Prefect's @task(result_storage_key=...)) ----------------------------
+
+
+def test_result_storage_key_is_filled_from_parameters_and_answers_later_runs(
+        headwater_home: Path) -> None:
+    calls: list[int] = []
+
+    @task(result_storage_key="reports/{parameters[day]}-{parameters[n]}.pickle")
+    def report(day: str, n: int = 1) -> str:
+        calls.append(n)
+        return f"{day}:{n}"
+
+    @flow
+    def main(day: str) -> list[str]:
+        return [report(day), report(day, 2)]
+
+    assert main("2026-12-07") == ["2026-12-07:1", "2026-12-07:2"]
+    stored = headwater_home / "results" / "reports"
+    assert sorted(p.name for p in stored.iterdir()) == ["2026-12-07-1.pickle",
+                                                         "2026-12-07-2.pickle"]
+    assert LAST_RUN_TREE[0].task_runs[0].result_location == str(
+        stored / "2026-12-07-1.pickle")
+    assert main("2026-12-07") == ["2026-12-07:1", "2026-12-07:2"]
+    assert _states() == ["Cached", "Cached"]  # the key is also where later runs look
+    assert calls == [1, 2]
+
+
+def test_result_storage_key_can_use_the_run_and_with_options(headwater_home: Path) -> None:
+    @task
+    def value() -> int:
+        return 3
+
+    @flow(flow_run_name="nightly-{x}")
+    def main(x: int) -> int:
+        return value.with_options(result_storage_key="{flow_run.name}/{task_run.task_name}")()
+
+    assert main(5) == 3
+    assert (headwater_home / "results" / "nightly-5" / "value").is_file()
+
+
+def test_result_storage_key_with_no_cache_is_written_but_never_read(headwater_home: Path) -> None:
+    calls: list[int] = []
+
+    @task(result_storage_key="latest", cache_policy=NO_CACHE)
+    def latest(x: int) -> int:
+        calls.append(x)
+        return x
+
+    @flow
+    def main(x: int) -> int:
+        return latest(x)
+
+    assert (main(1), main(2)) == (1, 2)
+    assert calls == [1, 2]
+    assert results.ResultStore(results.resolve_storage(None),
+                               results.get_serializer(None)).read("latest") == (True, 2)
+
+
+@pytest.mark.parametrize(("template", "problem"), [
+    ("{parameters[missing]}", "cannot be filled (KeyError: 'missing')"),
+    ("../{parameters[x]}", "not a relative path inside result storage"),
+    ("/abs/{parameters[x]}", "not a relative path inside result storage"),
+])
+def test_a_bad_result_storage_key_fails_the_task_and_says_why(template: str,
+                                                               problem: str) -> None:
+    @task(result_storage_key=template)
+    def value(x: int) -> int:
+        return x
+
+    @flow
+    def main() -> int:
+        return value(1)
+
+    state = main(return_state=True)
+    assert state.is_failed()
+    task_state = LAST_RUN_TREE[0].task_runs[0].state
+    assert task_state.name == "Failed"
+    assert f"task 'value': result_storage_key {template!r}" in (task_state.message or "")
+    assert problem in (task_state.message or "")
+    with pytest.raises(ValueError, match="result_storage_key must be a non-empty string"):
+        task(result_storage_key="")(lambda: 1)

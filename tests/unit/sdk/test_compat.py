@@ -188,7 +188,9 @@ def test_cache_result_in_memory_default_keeps_value() -> None:
         state: State = value(return_state=True)
         return state
 
-    assert main(return_state=True).data == 5
+    returned = main()  # a flow returning a task's state gives that state back (Prefect 3)
+    assert isinstance(returned, State)
+    assert returned.data == 5
 
 
 # --- timed-out sync tasks ---------------------------------------------------------------------
@@ -279,3 +281,115 @@ def test_concurrent_subflow_timeouts_in_threads() -> None:
     for label in ("a", "b"):  # each timeout is reported by its own run
         assert results[label].message == (
             f"Flow run {runs[label].name!r} exceeded timeout of 0.05s")
+
+
+# --- runtime modules as in Prefect 3 ---------------------------------------------------------
+
+
+def test_runtime_modules_list_their_attributes_and_import_by_name() -> None:
+    from headwater.runtime import deployment, flow_run, task_run
+
+    for module in (flow_run, task_run, deployment):
+        assert dir(module) == sorted(module.__all__)
+        for name in module.__all__:
+            getattr(module, name)  # every listed attribute is readable outside a run
+    assert {"api_url", "ui_url", "job_variables", "parent_deployment_id"} <= set(
+        flow_run.__all__)
+    assert sorted(deployment.__all__) == ["flow_run_id", "id", "name", "parameters", "version"]
+    from headwater.runtime.flow_run import name as imported  # Prefect's `from ... import`
+
+    assert imported is None
+
+
+def test_runtime_deployment_reads_the_pod_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater.runtime import deployment
+
+    assert (deployment.id, deployment.name, deployment.parameters) == (None, None, {})
+    monkeypatch.setenv("HEADWATER_DEPLOYMENT_ID", "uid-nightly")
+    monkeypatch.setenv("HEADWATER_DEPLOYMENT_NAME", "nightly")
+    monkeypatch.setenv("HEADWATER_DEPLOYMENT_VERSION", "3")
+    monkeypatch.setenv("HEADWATER_FLOW_RUN_ID", "uid-run")
+    monkeypatch.setenv("HEADWATER_PARAMETERS", '{"day": "2026-12-07"}')
+    assert (deployment.id, deployment.name, deployment.version, deployment.flow_run_id) == (
+        "uid-nightly", "nightly", "3", "uid-run")
+    assert deployment.parameters == {"day": "2026-12-07"}
+
+
+def test_runtime_flow_run_urls_and_parent_deployment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_NAMESPACE", "data")
+    monkeypatch.setenv("HEADWATER_FLOW_RUN_NAME", "ingest-x")
+    monkeypatch.setenv("HEADWATER_UI_URL", "https://hw.example/")
+    monkeypatch.setenv("HEADWATER_DEPLOYMENT_ID", "uid-nightly")
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+
+    @flow
+    def child() -> dict[str, Any]:
+        return {"parent_deployment": runtime.flow_run.parent_deployment_id,
+                "task_ui": probe_urls()}
+
+    @flow
+    def parent() -> dict[str, Any]:
+        return {"own": runtime.flow_run.parent_deployment_id, "child": child(),
+                "api": runtime.flow_run.api_url, "ui": runtime.flow_run.ui_url,
+                "jobs": runtime.flow_run.job_variables}
+
+    info = parent()
+    assert info["own"] is None  # a top-level run has no parent
+    assert info["child"]["parent_deployment"] == "uid-nightly"
+    assert info["api"] == ("https://10.96.0.1/apis/headwater.dev/v1alpha1/namespaces/data/"
+                           "flowruns/ingest-x")
+    assert info["ui"] == "https://hw.example/runs/data/ingest-x"
+    assert info["child"]["task_ui"] == ("https://hw.example/runs/data/ingest-x", None)
+    assert info["jobs"] == {}
+
+
+@task
+def probe_urls() -> tuple[str | None, str | None]:
+    return runtime.task_run.ui_url, runtime.task_run.api_url
+
+
+def test_runtime_values_are_overridden_by_environment_variables(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER__RUNTIME__FLOW_RUN__NAME", "pinned")
+    monkeypatch.setenv("HEADWATER__RUNTIME__FLOW_RUN__RUN_COUNT", "4")
+    monkeypatch.setenv("HEADWATER__RUNTIME__FLOW_RUN__SCHEDULED_START_TIME",
+                       "2026-12-07T06:00:00Z")
+    monkeypatch.setenv("HEADWATER__RUNTIME__FLOW_RUN__TAGS", '["a", "b"]')
+    monkeypatch.setenv("PREFECT__RUNTIME__TASK_RUN__NAME", "from-prefect-name")
+    monkeypatch.setenv("HEADWATER__RUNTIME__DEPLOYMENT__NAME", "nightly")
+    monkeypatch.setenv("HEADWATER__RUNTIME__DEPLOYMENT__CUSTOM", "anything")
+
+    @flow
+    def f() -> dict[str, Any]:
+        return {"name": runtime.flow_run.name, "count": runtime.flow_run.run_count,
+                "at": runtime.flow_run.scheduled_start_time, "tags": runtime.flow_run.tags,
+                "task": named_task()}
+
+    info = f()
+    assert info["name"] == "pinned"
+    assert info["count"] == 4
+    assert info["at"].isoformat() == "2026-12-07T06:00:00+00:00"
+    assert info["tags"] == ["a", "b"]
+    assert info["task"] == "from-prefect-name"  # Prefect's variable names work too
+    assert runtime.deployment.name == "nightly"
+    assert runtime.deployment.custom == "anything"  # unknown names: the raw text
+
+    monkeypatch.setenv("HEADWATER__RUNTIME__FLOW_RUN__RUN_COUNT", "many")
+    with pytest.raises(ValueError, match="HEADWATER__RUNTIME__FLOW_RUN__RUN_COUNT='many' "
+                                         "is not an integer"):
+        _ = runtime.flow_run.run_count
+
+
+@task
+def named_task() -> str | None:
+    return runtime.task_run.name
+
+
+def test_the_api_url_brackets_ipv6_hosts_and_names_non_default_ports() -> None:
+    from headwater import contract
+
+    assert contract.run_api_url("fd00::1", "6443", "ns", "run-a") == (
+        "https://[fd00::1]:6443/apis/headwater.dev/v1alpha1/namespaces/ns/flowruns/run-a")
+    assert contract.run_api_url(None, "443", "ns", "run-a") is None  # off a cluster
+    assert contract.run_api_url("10.0.0.1", "443", "ns", None) is None  # not a FlowRun

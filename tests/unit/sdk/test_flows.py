@@ -82,12 +82,113 @@ def test_returning_list_of_states_fails_when_any_failed() -> None:
     assert state.message == "1/2 states failed."
 
 
-def test_returning_completed_futures_yields_their_values() -> None:
+def test_returning_completed_futures_gives_their_states() -> None:
     @flow
     def f() -> Any:
         return [ok.submit(1), ok.submit(2)]
 
-    assert f() == [1, 2]
+    returned = f()  # Prefect 3: futures become their final states, the list is kept
+    assert [type(s) for s in returned] == [State, State]
+    assert [s.result() for s in returned] == [1, 2]
+    assert f(return_state=True).message == "All states completed."
+
+
+# --- Prefect 3's flow-return rules (prefect/flow_engine.py handle_success and result(),
+# prefect/states.py return_value_to_state and get_state_exception) -----------------------
+
+
+def test_a_list_holding_a_failed_state_fails_the_flow_but_is_returned_as_is() -> None:
+    @flow
+    def f() -> list[State[Any]]:
+        return [ok(return_state=True), fail(return_state=True)]
+
+    returned = f()  # no exception: the caller gets the list it returned
+    assert [s.name for s in returned] == ["Completed", "Failed"]
+    state = f(return_state=True)
+    assert state.is_failed()
+    with pytest.raises(RuntimeError, match="task broke"):  # the first failed state's error
+        state.result()
+    assert [s.name for s in state.result(raise_on_failure=False)] == ["Completed", "Failed"]
+
+
+def test_a_returned_failed_future_raises_its_task_exception() -> None:
+    @flow
+    def f() -> Any:
+        return fail.submit()
+
+    with pytest.raises(RuntimeError, match="task broke"):
+        f()
+    assert f(return_state=True).message == "1/1 states failed."
+
+
+def test_a_returned_completed_task_state_is_given_back_as_a_state() -> None:
+    @flow
+    def f() -> State[int]:
+        return ok(7, return_state=True)
+
+    returned = f()
+    assert isinstance(returned, State)
+    assert returned.result() == 7
+
+
+def test_a_dict_or_a_mixed_list_of_states_does_not_fail_the_flow() -> None:
+    @flow
+    def as_dict() -> dict[str, Any]:
+        return {"bad": fail.submit(), "good": ok.submit(1)}
+
+    returned = as_dict()
+    assert as_dict(return_state=True).is_completed()
+    assert returned["bad"].is_failed()  # the future became its state
+    assert returned["good"].result() == 1
+
+    @flow
+    def mixed() -> list[Any]:
+        return [1, fail(return_state=True)]
+
+    assert mixed(return_state=True).is_completed()
+    assert mixed()[0] == 1
+
+
+def test_a_manual_failed_state_without_data_raises_failed_run_with_its_message() -> None:
+    from headwater.exceptions import FailedRun
+
+    @flow
+    def f() -> State[Any]:
+        return Failed(message="quality gate")
+
+    with pytest.raises(FailedRun, match="quality gate"):
+        f()
+
+
+def test_a_returned_cancelled_state_cancels_the_flow() -> None:
+    @flow
+    def child() -> None:
+        pass
+
+    @flow
+    def f() -> list[State[Any]]:
+        state = child(return_state=True)
+        from headwater.states import Cancelled
+
+        cancelled = Cancelled("stopped")
+        cancelled.run_id = "a-run"  # as if a run had recorded it
+        return [state, cancelled]
+
+    state = f(return_state=True)
+    assert state.is_cancelled()
+    assert state.message == "1/2 states cancelled."
+
+
+def test_async_flows_follow_the_same_return_rules() -> None:
+    import asyncio
+
+    @flow
+    async def f() -> list[Any]:
+        return [ok.submit(1), fail.submit()]
+
+    returned = asyncio.run(f())
+    assert [s.name for s in returned] == ["Completed", "Failed"]
+    assert asyncio.run(f(return_state=True)).message == "1/2 states failed."
 
 
 def test_returning_a_manual_state_sets_the_flow_state() -> None:
@@ -416,3 +517,28 @@ def test_cancellation_hook_runs_on_keyboard_interrupt_as_crashed() -> None:
     state = f(return_state=True)
     assert state.is_crashed()
     assert events == ["Crashed"]
+
+
+def test_a_flow_run_name_function_sees_its_run_and_its_errors_fail_the_run() -> None:
+    def from_parameters() -> str:  # Prefect's documented pattern
+        return f"{runtime.flow_run.flow_name}-{runtime.flow_run.parameters['day']}"
+
+    @flow(flow_run_name=from_parameters)
+    def daily(day: str) -> str:
+        return runtime.flow_run.name  # type: ignore[no-any-return]
+
+    assert daily("mon") == "daily-mon"
+
+    def broken() -> str:
+        raise KeyError("region")
+
+    @flow(flow_run_name=broken)
+    def regional() -> None:
+        pass
+
+    state = regional(return_state=True)
+    assert state.is_failed()
+    assert state.message == ("flow 'regional': its flow_run_name function 'broken' raised "
+                             "KeyError: 'region'")
+    with pytest.raises(KeyError):
+        regional()

@@ -379,3 +379,50 @@ def test_runtime_ui_url_is_the_flowruns_page(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("HEADWATER_NAMESPACE", "team-a")
     monkeypatch.setenv("HEADWATER_FLOW_RUN_NAME", "nightly-x7k2p")
     assert flow_run.ui_url == "https://ui.example.com/runs/team-a/nightly-x7k2p"
+
+
+# --- progress and image artifacts -------------------------------------------------------------
+
+
+def test_progress_updates_and_images_reach_the_record_and_the_artifact_files() -> None:
+    from headwater import create_image_artifact, create_progress_artifact, update_progress_artifact
+    from headwater.artifacts import read_artifact
+
+    @task
+    def load(batches: int) -> str:
+        progress = create_progress_artifact(0.0, key="load-progress", description="loading")
+        for done in range(1, batches + 1):
+            update_progress_artifact(progress, 100 * done / batches)
+        update_progress_artifact(progress, 100, description="loaded")
+        return progress
+
+    @flow
+    def main() -> str:
+        create_image_artifact("https://example.invalid/chart.png", key="chart",
+                              description="rows per day")
+        return load(4)
+
+    progress_id = main()
+    # Two creations and five updates: each one makes the next flush rewrite the record.
+    assert engine.LAST_RUN_TREE[0].artifact_revision == 7
+    record, _ = read_last()  # the schema admits both kinds
+    artifacts = {a["key"]: a for a in record["artifacts"]}
+    assert artifacts["load-progress"]["type"] == "progress"
+    assert artifacts["load-progress"]["data"] == 100.0  # the latest update, not the first
+    assert artifacts["load-progress"]["description"] == "loaded"
+    assert artifacts["load-progress"]["id"] == progress_id
+    assert artifacts["chart"] == {**artifacts["chart"], "type": "image",
+                                  "data": "https://example.invalid/chart.png"}
+    stored = read_artifact(str(engine.LAST_RUN_TREE[0].result_storage or
+                               os.environ["HEADWATER_HOME"]),
+                           engine.LAST_RUN_TREE[0].root.id, "load-progress")
+    assert (stored["data"], stored["description"]) == (100.0, "loaded")
+
+
+def test_progress_must_be_a_percentage_and_updates_need_a_known_id() -> None:
+    from headwater import create_progress_artifact, update_progress_artifact
+
+    with pytest.raises(ValueError, match="progress must be a number from 0 to 100"):
+        create_progress_artifact(150)
+    with pytest.raises(ValueError, match="no progress artifact 'nope' was created"):
+        update_progress_artifact("nope", 10)

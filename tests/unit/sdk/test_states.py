@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import typing
+from typing import Any
+
 import pytest
-from headwater import states
+from headwater import Flow, states
+from headwater.context import FlowRun
 from headwater.exceptions import CancelledRun, FailedRun
 from headwater.states import StateType
 
@@ -64,3 +68,42 @@ def test_cancelled_result_raises() -> None:
 def test_count_failed_counts_crashed_and_cancelled() -> None:
     items = [states.Completed(), states.Failed(), states.Crashed(), states.Cancelled()]
     assert states.count_failed(items) == (3, 4)
+
+
+def test_state_is_generic_at_run_time_as_in_prefect() -> None:
+    def on_failure(flow: Flow[..., Any], flow_run: FlowRun, state: states.State[Any]) -> None:
+        pass
+
+    hints = typing.get_type_hints(on_failure)  # evaluates the annotations, as a decorator would
+    assert hints["state"] == states.State[Any]
+    assert typing.get_origin(states.State[int]) is states.State
+    assert isinstance(states.Completed(data=1), states.State)
+
+
+def test_a_failed_state_holding_states_raises_the_first_failed_ones_exception() -> None:
+    ok = states.Completed(data=1)
+    bad = states.Failed(data=ValueError("row 3"))
+    aggregate = states.Failed("1/2 states failed.", data=[ok, bad])
+    with pytest.raises(ValueError, match="row 3"):
+        aggregate.result()
+    assert aggregate.result(raise_on_failure=False) == [ok, bad]
+    with pytest.raises(ValueError, match="row 3"):
+        states.Failed(data=bad).result()
+
+
+def test_a_failed_state_holding_a_string_raises_it_as_the_message() -> None:
+    with pytest.raises(FailedRun, match="bad input"):
+        states.Failed(data="bad input").result()
+    with pytest.raises(CancelledRun, match="Run was cancelled"):
+        states.Cancelled().result()
+    assert isinstance(states.Failed("why").result(raise_on_failure=False), FailedRun)
+
+
+def test_hook_annotations_import_from_prefect_s_client_paths() -> None:
+    from headwater.client.schemas import State as ClientState
+    from headwater.client.schemas.objects import FlowRun as ObjectsFlowRun
+    from headwater.client.schemas.objects import TaskRun
+
+    assert ClientState is states.State
+    assert ObjectsFlowRun is FlowRun
+    assert TaskRun.__name__ == "TaskRun"

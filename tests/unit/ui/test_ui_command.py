@@ -42,6 +42,10 @@ def test_namespaces_all_namespaces_in_cluster_and_url(monkeypatch: pytest.Monkey
     (("--in-cluster", "--context", "x"), "drop --kubeconfig and --context"),
     (("--port", "0"), "--port 0 is not a TCP port"),
     (("-A", "-n", "x"), "not both"),
+    (("-A", "--image-origin", "https://grafana.example.com/d/abc"), "is not an origin"),
+    (("-A", "--image-origin", "ftp://files.example.com"), "is not an origin"),
+    (("-A", "--image-origin", "https://*.example.com"), "is not an origin"),
+    (("-A", "--image-origin", "grafana.example.com"), "is not an origin"),
 ])
 def test_contradictions_exit_2_naming_the_fix(argv: tuple[str, ...], message: str) -> None:
     args = build_parser().parse_args(["ui", *argv])
@@ -49,3 +53,11 @@ def test_contradictions_exit_2_naming_the_fix(argv: tuple[str, ...], message: st
     args.io = Io(out=io.StringIO(), err=err, now=lambda: datetime.now(UTC))
     assert args.func(args) == 2
     assert message in err.getvalue()
+
+
+def test_image_origins_are_normalised_as_csp_compares_them() -> None:
+    options = _options("-A", "--image-origin", "HTTPS://Grafana.Example.com/",
+                       "--image-origin", "http://10.0.0.5:3000",
+                       "--image-origin", "https://grafana.example.com")
+    assert options.image_origins == ("https://grafana.example.com", "http://10.0.0.5:3000")
+    assert _options("-A").image_origins == ()

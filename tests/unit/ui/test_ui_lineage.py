@@ -68,3 +68,14 @@ def test_svg_escapes_keys_and_links_each_node() -> None:
     assert 'href="/assets?key=s3%3A%2F%2Fa"' in svg
     assert 'class="node selected"' in svg
     assert 'class="node external"' in svg
+
+
+def test_each_node_link_is_named_by_its_whole_key_and_the_graph_is_a_group() -> None:
+    # The node shows the key's tail; a screen reader hears the whole key (the link's own
+    # <title>). A graph of links is a group: an image may hold nothing interactive.
+    key = "warehouse://analytics/a-long-table-name-that-is-cut-short"
+    svg = lineage_svg(layered_layout([key], []), None, set(), asset_url)
+    assert svg.startswith('<svg class="lineage" xmlns="http://www.w3.org/2000/svg" '
+                          'role="group" aria-label="Asset lineage graph"')
+    assert f'data-key="{key}"><title>{key}</title><g class="node">' in svg
+    assert f">…{key[-31:]}</text>" in svg

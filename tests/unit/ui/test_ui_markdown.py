@@ -62,3 +62,26 @@ def test_table_and_link_artifacts_escape_everything() -> None:
         "link": "https://e.example/?a=1&b=<2>", "link_text": "<b>x</b>"}}))
     assert link == ('<a href="https://e.example/?a=1&amp;b=&lt;2&gt;" '
                     'rel="nofollow noopener noreferrer">&lt;b&gt;x&lt;/b&gt;</a>')
+
+
+@pytest.mark.parametrize("url", [
+    "javascript:alert(1)", " JavaScript:alert(1)", "java\tscript:alert(1)",
+    "data:image/png;base64,AAAA", "vbscript:msgbox", "//evil.example/x.png",
+    "https:evil.example/x.png", "mailto:a@b.c", "/relative.png", "",
+])
+def test_image_artifacts_load_only_absolute_http_and_https_urls(url: str) -> None:
+    html = str(render_artifact({"type": "image", "data": url}))
+    assert "<img" not in html
+    assert html.startswith("<span>")
+
+
+def test_image_and_progress_artifacts_render_escaped() -> None:
+    image = str(render_artifact({"type": "image", "key": "k",
+                                 "data": "HTTP://e.example/a.png?x=<1>"},
+                                image_origins=("http://e.example",)))
+    assert image == ('<img src="HTTP://e.example/a.png?x=&lt;1&gt;" alt="k" loading="lazy" '
+                     'referrerpolicy="no-referrer">')
+    assert str(render_artifact({"type": "progress", "data": 140})) == (
+        '<progress max="100" value="100"></progress> <span>100%</span>')
+    assert str(render_artifact({"type": "progress", "data": "<b>"})) == (
+        "<pre>&#34;&lt;b&gt;&#34;</pre>")

@@ -6,6 +6,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import pytest
+from headwater_operator.ui.app import UiOptions
 from headwater_operator.ui.state import UiState
 from uifixtures import (
     NOW,
@@ -172,6 +175,35 @@ async def test_logs_come_from_the_store_once_the_pod_is_gone_filtered_by_level(
     assert bad.status == 400
 
 
+class _Unreachable(FakeKube):
+    """A client whose pod-log read fails in transport (refused or timed out)."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__()
+        self.error = error
+
+    async def read_pod_log(self, name: str, *, namespace: str, container: str | None = None,
+                           **_: Any) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize("error", [ConnectionRefusedError(111, "Connection refused"),
+                                   TimeoutError()], ids=["refused", "timeout"])
+async def test_logs_fall_back_to_the_store_when_the_pod_log_cannot_be_reached(
+        tmp_path: Path, error: BaseException) -> None:
+    state, url = _setup(tmp_path)
+    async with ui_client(state, reader=_Unreachable(
+            aiohttp.ClientConnectionError(str(error)) if isinstance(error, OSError)
+            else error)) as client:
+        answer = await client.get("/api/runs/default/nightly-1/logs")
+        body = await answer.json()
+    assert answer.status == 200
+    assert body["source"] == "store"
+    assert body["note"].startswith("Could not reach the API server for pod nightly-1-1's log (")
+    assert body["note"].endswith(f"from the run store at {url}.")
+    assert [line["level"] for line in body["lines"]] == ["INFO", "DEBUG", "ERROR"]
+
+
 async def test_logs_come_from_the_pod_while_it_exists(tmp_path: Path) -> None:
     state, _ = _setup(tmp_path, phase="Running")
     output = ("12:00:00.000 | INFO    | Flow run 'x' - hello\n"
@@ -252,3 +284,52 @@ async def test_server_mode_offers_and_serves_no_write(tmp_path: Path) -> None:
     assert refused.status == 403
     assert "no write actions" in refusal
     assert writer.patches == []
+
+
+@pytest.mark.parametrize("allowed", [(), ("https://example.com",)], ids=["default", "allowed"])
+async def test_image_and_progress_artifacts_render_and_only_allowed_images_load(
+        tmp_path: Path, allowed: tuple[str, ...]) -> None:
+    artifacts = [
+        {"id": "i1", "key": "chart", "type": "image", "description": 'rows "per" day',
+         "data": "https://example.com/chart.png?a=1&b=2", "created": stamp(NOW)},
+        {"id": "i2", "key": "script", "type": "image", "data": "javascript:alert(1)",
+         "created": stamp(NOW)},
+        {"id": "i3", "key": "quoted", "type": "image",
+         "data": 'https://example.com/x.png" onerror="alert(1)', "created": stamp(NOW)},
+        {"id": "i4", "key": "inline", "type": "image", "data": "data:image/svg+xml,<svg/>",
+         "created": stamp(NOW)},
+        {"id": "i5", "key": "elsewhere", "type": "image",
+         "data": "https://tracker.example.net/pixel.gif", "created": stamp(NOW)},
+        {"id": "p1", "key": "load", "type": "progress", "data": 62.5, "created": stamp(NOW)},
+    ]
+    url = write_record(tmp_path, "default", "pics-1", 1, lines=[],
+                       record=_record("pics-1", [task_run("t-1", "extract-0")],
+                                      artifacts=artifacts))
+    run = flowrun("pics-1", runRecords=[{"attempt": 1, "url": url, "written": True}])
+    state = fill(UiState(), ("Deployment", deployment("nightly")), ("FlowRun", run))
+    async with ui_client(state, options=UiOptions(image_origins=allowed)) as client:
+        response = await client.get("/runs/default/pics-1")
+        page = await response.text()
+    bodies = dict(re.findall(r'<article class="artifact"[^>]*>\s*<header><strong>([^<]*)'
+                             r'</strong>.*?<div class="artifact-body">(.*?)</div>', page, re.S))
+    policy = response.headers["Content-Security-Policy"]
+    if allowed:  # the server allows example.com: its images load, and the CSP says so
+        assert bodies["chart"] == ('<img src="https://example.com/chart.png?a=1&amp;b=2" '
+                                   'alt="rows &#34;per&#34; day" loading="lazy" '
+                                   'referrerpolicy="no-referrer">')
+        assert bodies["quoted"].startswith(  # the quote is escaped: no attribute breaks out
+            '<img src="https://example.com/x.png&#34; onerror=&#34;alert(1)" alt="quoted"')
+        assert "img-src 'self' data: https://example.com;" in policy
+    else:  # by default no page makes the browser fetch a host an artifact names
+        assert not [key for key, body in bodies.items() if "<img" in body]
+        assert bodies["chart"].startswith(
+            '<a href="https://example.com/chart.png?a=1&amp;b=2" rel="nofollow noopener '
+            'noreferrer" data-testid="image-link">Image: rows &#34;per&#34; day</a>')
+        assert "img-src 'self' data:;" in policy
+    # Never from an origin not allowed; never a script or data: URL.
+    assert "<img" not in bodies["elsewhere"]
+    assert "https://tracker.example.net/pixel.gif" in bodies["elsewhere"]
+    assert bodies["script"] == "<span>javascript:alert(1)</span>"
+    assert "<img" not in bodies["inline"]  # a data: URL is shown, not loaded
+    assert bodies["load"] == '<progress max="100" value="62.5"></progress> <span>62.5%</span>'
+    assert "script-src 'self'" in policy

@@ -96,8 +96,9 @@ class FakeKube(kube.Kube):
 
 @asynccontextmanager
 async def ui_client(state: UiState, *, mode: Mode = "local",
-                    reader: kube.Kube | None = None) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
-    app = create_app(UiOptions(), state=state, access=Access(mode, reader),
+                    reader: kube.Kube | None = None,
+                    options: UiOptions | None = None) -> AsyncIterator[TestClient]:  # type: ignore[type-arg]
+    app = create_app(options or UiOptions(), state=state, access=Access(mode, reader),
                      now=lambda: NOW)
     async with TestClient(TestServer(app)) as client:
         yield client

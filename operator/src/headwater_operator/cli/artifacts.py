@@ -73,6 +73,10 @@ def content_text(artifact: Mapping[str, Any]) -> str:
     if kind == "link" and isinstance(data, Mapping):
         link, text = data.get("link"), data.get("link_text")
         return f"{text} <{link}>\n" if text else f"<{link}>\n"
+    if kind == "image" and isinstance(data, str):
+        return f"image <{data}>\n"
+    if kind == "progress" and isinstance(data, int | float) and not isinstance(data, bool):
+        return f"{data:g}%\n"
     return json.dumps(data, indent=2, default=str) + "\n"
 
 

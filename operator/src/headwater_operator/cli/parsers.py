@@ -252,6 +252,10 @@ def _register_ui(subparsers: Any) -> None:
     parser.add_argument("--url", default=None, metavar="URL",
                         help="the UI's public address, for links (default: "
                         "$HEADWATER_UI_URL, else the address it listens on)")
+    parser.add_argument("--image-origin", action="append", default=[], metavar="ORIGIN",
+                        help="load image artifacts from this origin (e.g. "
+                        "https://grafana.example.com); repeatable. Default: none, an image "
+                        "artifact is shown as a link")
     parser.set_defaults(func=lazy("ui", "ui", "cmd_ui"))
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+from urllib.parse import urlsplit
 
 from headwater_operator.cli.common import EXIT_OK, EXIT_USAGE, CliError, Io, resolve_namespace
 from headwater_operator.ui.app import UiOptions, serve
@@ -41,7 +42,26 @@ def options_from(args: argparse.Namespace) -> UiOptions:
     return UiOptions(address=address, port=args.port, namespaces=namespaces,
                      kubeconfig=args.kubeconfig, context=args.context,
                      in_cluster=args.in_cluster, auth=args.auth,
-                     url=url.rstrip("/") if url else None)
+                     url=url.rstrip("/") if url else None,
+                     image_origins=tuple(dict.fromkeys(
+                         image_origin(o) for o in args.image_origin)))
+
+
+def image_origin(value: str) -> str:
+    """``--image-origin``'s value as CSP compares origins: ``scheme://host[:port]``,
+    lower-cased; anything else (a path, another scheme, a wildcard) is refused."""
+    parts = urlsplit(value.strip())
+    try:
+        port_ok = parts.port is None or 0 < parts.port < 65536
+    except ValueError:
+        port_ok = False
+    if (parts.scheme.lower() not in ("http", "https") or not parts.hostname
+            or "*" in parts.netloc or "@" in parts.netloc or not port_ok
+            or parts.path not in ("", "/") or parts.query or parts.fragment):
+        raise CliError(f"--image-origin {value!r} is not an origin: give scheme, host and "
+                       "optional port only, e.g. --image-origin https://grafana.example.com",
+                       EXIT_USAGE)
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
 
 
 def cmd_ui(args: argparse.Namespace, io: Io) -> int:

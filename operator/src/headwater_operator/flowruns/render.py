@@ -144,7 +144,14 @@ def _contract_env(
         contract.ENV_SCHEDULED_TIME: format_time(scheduled),
         contract.ENV_ATTEMPT: str(attempt),
     }
-    storage = settings.deployment.spec.result_storage if settings.deployment else None
+    deployment = settings.deployment
+    if deployment is not None:
+        # runtime.deployment.id and .version in the pod (headwater.runtime.deployment).
+        if deployment.metadata.uid:
+            values[contract.ENV_DEPLOYMENT_ID] = deployment.metadata.uid
+        if deployment.metadata.generation is not None:
+            values[contract.ENV_DEPLOYMENT_VERSION] = str(deployment.metadata.generation)
+    storage = deployment.spec.result_storage if deployment else None
     if storage is not None:
         values[contract.ENV_RESULT_STORAGE] = storage.url
     if settings.ui_url:

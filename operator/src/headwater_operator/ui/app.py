@@ -34,7 +34,8 @@ from headwater_operator.ui.auth import Mode
 from headwater_operator.ui.state import UiState
 
 HERE = Path(__file__).parent
-PAGE_MODULES: tuple[str, ...] = ("runs", "deployments", "schedules", "flows", "assets")
+PAGE_MODULES: tuple[str, ...] = ("runs", "subflows", "deployments", "schedules", "flows",
+                                 "assets")
 """Modules of ``headwater_operator.ui`` whose ``setup(app)`` adds routes, in order."""
 NAVIGATION: tuple[tuple[str, str], ...] = (
     ("/runs", "Runs"), ("/deployments", "Deployments"), ("/schedules", "Schedules"),
@@ -60,6 +61,11 @@ class UiOptions:
     token. Ignored locally (the kubeconfig's identity reads and writes)."""
     url: str | None = None
     """The UI's public address, for links (``<url>/runs/<ns>/<name>``)."""
+    image_origins: tuple[str, ...] = ()
+    """Origins (``https://host[:port]``) image artifacts are loaded from, added to the
+    CSP's ``img-src``; from any other origin an image artifact is a link. None by
+    default: a page never makes the viewer's browser contact a host an artifact names
+    (air-gapped clusters, tracking pixels) unless the operator of the UI allows it."""
 
     @property
     def mode(self) -> Mode:
@@ -192,11 +198,14 @@ async def logout(request: web.Request) -> web.StreamResponse:
 @web.middleware
 async def security_headers(request: web.Request,
                            handler: auth.Handler) -> web.StreamResponse:
-    """No framing, no foreign scripts, styles or images (everything is served here)."""
+    """No framing, no foreign scripts or styles (everything is served here); images only
+    from here and from the origins ``--image-origin`` allows (docs/decisions.md)."""
     response = await handler(request)
+    origins = "".join(f" {origin}" for origin in request.app[OPTIONS].image_origins)
     response.headers.setdefault(
         "Content-Security-Policy",
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        f"default-src 'self'; img-src 'self' data:{origins}; style-src 'self'; "
+        "script-src 'self'; "
         "frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")

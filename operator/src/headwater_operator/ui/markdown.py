@@ -1,10 +1,14 @@
-"""Artifacts as HTML: markdown (sanitized), tables and links.
+"""Artifacts as HTML: markdown (sanitized), tables, links, images and progress.
 
 Markdown goes through ``markdown-it-py`` with raw HTML **off** (``<script>``,
 ``<img onerror=…>`` and every other tag in the text come out as escaped text) and a
 link check that allows only ``http``, ``https`` and ``mailto`` URLs (a ``javascript:``,
-``data:`` or ``vbscript:`` link, or an image with one, is left as plain text). Tables
-and links are built here with every value escaped.
+``data:`` or ``vbscript:`` link, or an image with one, is left as plain text). Tables,
+links, images and progress bars are built here with every value escaped; an image
+artifact becomes an ``<img>`` (loaded without a referrer) only for an ``http`` or
+``https`` URL whose origin the server allows (``headwater ui --image-origin``, the same
+list as the Content-Security-Policy's ``img-src``); from any other origin it is a link,
+and anything else is shown as text. A markdown artifact's images are left to the CSP.
 
 What it must respect: nothing an artifact holds reaches the page unescaped; the tests
 (tests/unit/ui/test_markdown.py) render a hostile artifact and check it is inert.
@@ -14,7 +18,7 @@ from __future__ import annotations
 
 import html
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from itertools import zip_longest
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,18 +27,22 @@ from markdown_it import MarkdownIt
 from markupsafe import Markup
 
 ALLOWED_SCHEMES = frozenset({"http", "https", "mailto"})
+IMAGE_SCHEMES = frozenset({"http", "https"})
 
 
-def safe_url(url: str) -> bool:
-    """Whether ``url`` may be a link: an absolute http, https or mailto URL."""
+def safe_url(url: str, schemes: frozenset[str] = ALLOWED_SCHEMES) -> bool:
+    """Whether ``url`` may be a link (or, with ``IMAGE_SCHEMES``, an image's source): an
+    absolute URL with one of ``schemes`` and no control characters."""
     text = url.strip()
     if any(ord(c) < 32 for c in text):
         return False
     try:
-        scheme = urlsplit(text).scheme.lower()
+        parts = urlsplit(text)
     except ValueError:
         return False
-    return scheme in ALLOWED_SCHEMES
+    if parts.scheme.lower() in IMAGE_SCHEMES and not parts.netloc:
+        return False  # "https:evil" has no host: not an absolute address
+    return parts.scheme.lower() in schemes
 
 
 def _parser() -> MarkdownIt:
@@ -103,8 +111,40 @@ def render_link(data: Any) -> Markup:
     return Markup("<span>{} ({})</span>").format(text, link)
 
 
-def render_artifact(artifact: Mapping[str, Any]) -> Markup:
-    """One artifact's content as HTML, by its ``type``."""
+def url_origin(url: str) -> str:
+    """``scheme://host[:port]`` of an absolute URL, lower-cased (as CSP compares them)."""
+    parts = urlsplit(url.strip())
+    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+
+
+def render_image(data: Any, alt: str, origins: Collection[str] = ()) -> Markup:
+    """An image artifact (its URL): an ``<img>`` for an http(s) URL from one of
+    ``origins``, a link for one from elsewhere, else the URL as text."""
+    url = str(data or "")
+    if not safe_url(url, IMAGE_SCHEMES):
+        return Markup("<span>{}</span>").format(url)
+    if url_origin(url) in origins:
+        return Markup('<img src="{}" alt="{}" loading="lazy" referrerpolicy="no-referrer">'
+                      ).format(url.strip(), alt)
+    return Markup('<a href="{}" rel="nofollow noopener noreferrer" data-testid="image-link">'
+                  'Image: {}</a> <span class="muted">(from {}, an origin this server does '
+                  'not load images from: headwater ui --image-origin)</span>').format(
+                      url.strip(), alt, url_origin(url))
+
+
+def render_progress(data: Any) -> Markup:
+    """A progress artifact (a percentage): a ``<progress>`` bar and its figure."""
+    if isinstance(data, bool) or not isinstance(data, int | float):
+        return Markup("<pre>{}</pre>").format(json.dumps(data, default=str))
+    percent = max(0.0, min(100.0, float(data)))
+    return Markup('<progress max="100" value="{}"></progress> <span>{}%</span>').format(
+        f"{percent:g}", f"{percent:g}")
+
+
+def render_artifact(artifact: Mapping[str, Any], image_origins: Collection[str] = ()
+                    ) -> Markup:
+    """One artifact's content as HTML, by its ``type``; an image artifact loads only from
+    ``image_origins``."""
     kind = artifact.get("type")
     data = artifact.get("data")
     if kind == "markdown":
@@ -113,4 +153,9 @@ def render_artifact(artifact: Mapping[str, Any]) -> Markup:
         return render_table(data)
     if kind == "link":
         return render_link(data)
+    if kind == "image":
+        alt = str(artifact.get("description") or artifact.get("key") or "image artifact")
+        return render_image(data, alt, image_origins)
+    if kind == "progress":
+        return render_progress(data)
     return Markup("<pre>{}</pre>").format(json.dumps(data, indent=2, default=str))

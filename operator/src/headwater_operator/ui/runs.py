@@ -6,7 +6,9 @@ UiState`), never the API server: filtering, sorting and a page of
 (``benchmarks/ui_runs.py``). A run's page reads the attempt's record from the run store
 (through :mod:`headwater_operator.cli.store`, in a thread: the store may be a bucket),
 its task runs are served as JSON (``/api/runs/<ns>/<name>/taskruns``) for the page's
-virtualized list, its log lines likewise (``/api/runs/<ns>/<name>/logs``).
+virtualized list, its log lines likewise (``/api/runs/<ns>/<name>/logs``). A subflow run's
+page (:mod:`headwater_operator.ui.subflows`) shows the same parts of the record, cut to
+that flow run, through the functions here; :class:`Links` makes the hrefs between them.
 
 What it must respect: no secret is rendered (records and summaries are redacted by the
 SDK; the page shows nothing else of the pod); markdown is rendered by
@@ -20,12 +22,13 @@ import asyncio
 import json
 import re
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
+import aiohttp
 from aiohttp import web
 from markupsafe import Markup
 
@@ -55,7 +58,7 @@ from headwater_operator.cli.store import (
 )
 from headwater_operator.flowruns.render import pod_name
 from headwater_operator.ui import svg
-from headwater_operator.ui.app import JINJA, access_of, now_of, render, state_of
+from headwater_operator.ui.app import JINJA, OPTIONS, access_of, now_of, render, state_of
 from headwater_operator.ui.markdown import render_artifact
 from headwater_operator.ui.state import UiState
 
@@ -363,7 +366,8 @@ class RecordCache:
 RECORDS = web.AppKey("records", RecordCache)
 
 
-def _the_run(request: web.Request) -> tuple[str, str, Obj]:
+def the_run(request: web.Request) -> tuple[str, str, Obj]:
+    """(namespace, name, FlowRun) of the request's ``<namespace>/<name>``, or 404."""
     namespace, name = request.match_info["namespace"], request.match_info["name"]
     run = state_of(request).flowruns.get(namespace, name)
     if run is None:
@@ -397,6 +401,43 @@ async def record_of(request: web.Request, run: Obj
         return ref, None, exc.message
 
 
+@dataclass(frozen=True)
+class Links:
+    """The hrefs of one attempt's pages: the run's (its root flow run) and its subflow
+    runs' (``/runs/<ns>/<name>/subflows/<flow run id>``), each with ``?attempt=``: a
+    subflow run's id is one attempt's, so a link without it would break once a retry
+    starts. Every segment is percent-encoded, so a record's ids cannot change a path."""
+
+    namespace: str
+    name: str
+    attempt: int
+    root_id: str
+
+    @classmethod
+    def of(cls, namespace: str, name: str, ref: RecordRef,
+           record: Mapping[str, Any]) -> Links:
+        return cls(namespace, name, ref.attempt,
+                   str((record.get("flowRun") or {}).get("id") or ""))
+
+    def _path(self, flow_run_id: str) -> str:
+        path = f"{quote(self.namespace, safe='')}/{quote(self.name, safe='')}"
+        if flow_run_id and flow_run_id != self.root_id:
+            path += f"/subflows/{quote(flow_run_id, safe='')}"
+        return path
+
+    def flow_run(self, flow_run_id: str) -> str:
+        """The page of flow run ``flow_run_id``: the run's page for the root."""
+        return f"/runs/{self._path(flow_run_id)}?attempt={self.attempt}"
+
+    def task_run(self, flow_run_id: str, task_run_id: str) -> str:
+        """The page of ``flow_run_id`` with task run ``task_run_id``'s detail open."""
+        return f"{self.flow_run(flow_run_id)}&{urlencode({'task': task_run_id})}"
+
+    def api(self, flow_run_id: str) -> str:
+        """Where the page of ``flow_run_id`` reads its task runs and logs."""
+        return f"/api/runs/{self._path(flow_run_id)}"
+
+
 def task_rows(record: Mapping[str, Any], pattern: str | None) -> list[dict[str, Any]]:
     """The virtualized list's rows: every task run (a subflow's after the task run that
     called it, ``depth`` deeper) whose name matches ``pattern`` (as ``describe run
@@ -414,22 +455,25 @@ def task_rows(record: Mapping[str, Any], pattern: str | None) -> list[dict[str, 
             label += f" → {names.get(str(task_run['subflowRunId']), task_run['subflowRunId'])}"
         start, end = task_run_times(task_run)
         rows.append({"id": str(task_run.get("id")), "label": label, "depth": depth,
-                     "state": _state_of(task_run), "start": start or "",
+                     "state": state_text(task_run), "start": start or "",
                      "duration": task_duration(seconds_between(start, end)),
                      "attempts": len(task_run.get("attempts") or []),
                      "cacheHit": bool(task_run.get("cacheHit"))})
     return rows
 
 
-def _state_of(obj: Mapping[str, Any]) -> str:
+def state_text(obj: Mapping[str, Any]) -> str:
+    """A record's task or flow run's state name (the record writes a name; older
+    records an object with ``name`` and ``type``)."""
     state = obj.get("state")
     if isinstance(state, Mapping):
         state = state.get("name") or state.get("type")
     return str(state or "")
 
 
-def subflows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The record's subflow runs, each with its parent flow run and calling task run."""
+def subflows(record: Mapping[str, Any], links: Links | None = None) -> list[dict[str, Any]]:
+    """The record's subflow runs, each with its parent flow run and calling task run
+    (and, with ``links``, the hrefs of all three)."""
     names = flow_run_names(record)
     task_names = {str(t.get("id")): str(t.get("name") or "")
                   for t in record.get("taskRuns") or []}
@@ -439,14 +483,19 @@ def subflows(record: Mapping[str, Any]) -> list[dict[str, Any]]:
         depth, flow_run = stack.pop(0)
         if not isinstance(flow_run, Mapping):
             continue
+        ident = str(flow_run.get("id") or "")
+        parent = str(flow_run.get("parentFlowRunId") or "")
+        caller = str(flow_run.get("parentTaskRunId") or "")
         found.append({
-            "depth": depth, "id": str(flow_run.get("id") or ""),
+            "depth": depth, "id": ident,
             "name": str(flow_run.get("name") or ""), "flow": str(flow_run.get("flow") or ""),
-            "state": _state_of(flow_run), "start": flow_run.get("startTime") or "",
+            "state": state_text(flow_run), "start": flow_run.get("startTime") or "",
             "duration": task_duration(seconds_between(flow_run.get("startTime"),
                                                       flow_run.get("endTime"))),
-            "parent": names.get(str(flow_run.get("parentFlowRunId") or ""), ""),
-            "calledBy": task_names.get(str(flow_run.get("parentTaskRunId") or ""), "")})
+            "parent": names.get(parent, ""), "calledBy": task_names.get(caller, ""),
+            "href": links.flow_run(ident) if links and ident else "",
+            "parentHref": links.flow_run(parent) if links and parent else "",
+            "calledByHref": links.task_run(parent, caller) if links and caller else ""})
         stack[0:0] = [(depth + 1, sub) for sub in flow_run.get("subflowRuns") or []]
     return found
 
@@ -457,8 +506,9 @@ def timeline(record: Mapping[str, Any], now: datetime) -> Markup:
     times = {str(t.get("id")): task_run_times(t) for _, t in ordered}
     lanes = svg.task_lanes(ordered, times)
     aggregated = len(ordered) > svg.GANTT_LANE_LIMIT
-    label = (f"Timeline of {len(ordered)} task runs, one lane per task key"
-             if aggregated else f"Timeline of {len(ordered)} task runs")
+    count = f"{len(ordered)} task run" + ("" if len(ordered) == 1 else "s")
+    label = (f"Timeline of {count}, one lane per task key" if aggregated
+             else f"Timeline of {count}")
     return Markup(svg.gantt(lanes, now, label))  # safe: svg escapes every text
 
 
@@ -470,13 +520,14 @@ def graph(record: Mapping[str, Any]) -> Markup:
     return Markup(svg.dependency_graph(task_runs, label))  # safe: escaped
 
 
-def artifacts(record: Mapping[str, Any]) -> list[dict[str, Any]]:
+def artifacts(record: Mapping[str, Any], image_origins: Collection[str] = ()
+              ) -> list[dict[str, Any]]:
     task_names = {str(t.get("id")): str(t.get("name") or "")
                   for t in record.get("taskRuns") or []}
     return [{"key": a.get("key") or "", "type": a.get("type") or "",
              "description": a.get("description") or "", "created": a.get("created") or "",
              "task": task_names.get(str(a.get("taskRunId") or ""), ""),
-             "html": render_artifact(a)}
+             "html": render_artifact(a, image_origins)}
             for a in record.get("artifacts") or [] if isinstance(a, Mapping)]
 
 
@@ -490,9 +541,23 @@ def events_about(state: UiState, namespace: str, name: str) -> list[dict[str, An
             for e in run_events(mine, name)]
 
 
+def record_context(record: Mapping[str, Any], links: Links, now: datetime,
+                   image_origins: Collection[str] = ()) -> dict[str, Any]:
+    """What the record's part of a run's (or subflow run's) page shows: ``record`` is
+    the whole record, or a subflow run's part of it; image artifacts load only from
+    ``image_origins`` (the server's ``--image-origin``)."""
+    return {
+        "timeline": timeline(record, now), "graph": graph(record),
+        "task_count": len(record.get("taskRuns") or []),
+        "subflows": subflows(record, links), "artifacts": artifacts(record, image_origins),
+        "materializations": [m for m in record.get("assets") or []
+                             if isinstance(m, Mapping)],
+        "record_complete": bool(record.get("complete"))}
+
+
 async def run_page(request: web.Request) -> web.Response:
     """``/runs/<ns>/<name>``: one run in full."""
-    namespace, name, run = _the_run(request)
+    namespace, name, run = the_run(request)
     state = state_of(request)
     now = now_of(request)
     ref, record, record_error = await record_of(request, run)
@@ -509,52 +574,66 @@ async def run_page(request: web.Request) -> web.Response:
         "assets": status.get("assets") or [], "levels": LEVELS,
         "api": f"/api/runs/{namespace}/{name}",
         "started_attempts": int(status.get("attempts") or 0)}
-    if record is not None:
-        task_count = len(record.get("taskRuns") or [])
-        context.update(
-            timeline=timeline(record, now), graph=graph(record), task_count=task_count,
-            subflows=subflows(record), artifacts=artifacts(record),
-            materializations=[m for m in record.get("assets") or []
-                              if isinstance(m, Mapping)],
-            record_complete=bool(record.get("complete")))
+    if record is not None and ref is not None:
+        context.update(record_context(record, Links.of(namespace, name, ref, record), now,
+                                      request.app[OPTIONS].image_origins))
     return render(request, "run.html", **context)
 
 
-async def task_runs_json(request: web.Request) -> web.Response:
-    """``/api/runs/<ns>/<name>/taskruns?q=&attempt=``: the list's rows, as JSON."""
-    _, _, run = _the_run(request)
-    _, record, error = await record_of(request, run)
-    if record is None:
-        return web.json_response({"error": error, "taskRuns": [], "total": 0, "matched": 0},
-                                 status=404)
-    pattern = request.query.get("q") or None
-    rows = task_rows(record, pattern)
+def task_runs_answer(request: web.Request, record: Mapping[str, Any]) -> web.Response:
+    """The task-run list's rows matching ``?q=``, as JSON."""
+    rows = task_rows(record, request.query.get("q") or None)
     return web.json_response({"taskRuns": rows, "total": len(record.get("taskRuns") or []),
                               "matched": len(rows)})
 
 
-async def task_run_detail(request: web.Request) -> web.Response:
-    """``/api/runs/<ns>/<name>/taskruns/<id>``: one task run's detail (an HTML fragment)."""
-    _, _, run = _the_run(request)
+async def task_runs_json(request: web.Request) -> web.Response:
+    """``/api/runs/<ns>/<name>/taskruns?q=&attempt=``: the list's rows, as JSON."""
+    _, _, run = the_run(request)
     _, record, error = await record_of(request, run)
     if record is None:
-        raise web.HTTPNotFound(text=error or "no record")
+        return web.json_response({"error": error, "taskRuns": [], "total": 0, "matched": 0},
+                                 status=404)
+    return task_runs_answer(request, record)
+
+
+def task_detail_answer(request: web.Request, record: Mapping[str, Any],
+                       whole: Mapping[str, Any], links: Links) -> web.Response:
+    """Task run ``<task>`` of ``record`` (the page's part of the ``whole`` record) as an
+    HTML fragment: the subflow run it calls and, when it is not the page's own flow
+    run's, the flow run it belongs to, both linked."""
     wanted = request.match_info["task"]
     task_runs = record.get("taskRuns") or []
     task_run = next((t for t in task_runs if str(t.get("id")) == wanted), None)
     if task_run is None:
         raise web.HTTPNotFound(text=f"no task run {wanted} in this attempt's record")
     names = {str(t.get("id")): str(t.get("name") or "") for t in task_runs}
-    flow_names = flow_run_names(record)
+    flow_names = flow_run_names(whole)
+    page_flow_run = str((record.get("flowRun") or {}).get("id") or "")
+    owner = str(task_run.get("flowRunId") or links.root_id)
+    called = str(task_run.get("subflowRunId") or "")
     start, end = task_run_times(task_run)
     page = request.app[JINJA].get_template("task.html").render(
         task=task_run, start=start or "", end=end or "",
-        duration=task_duration(seconds_between(start, end)), state=_state_of(task_run),
+        duration=task_duration(seconds_between(start, end)), state=state_text(task_run),
         upstream=[names.get(str(i), str(i)) for i in task_run.get("upstream") or []],
         wait_for=[names.get(str(i), str(i)) for i in task_run.get("waitFor") or []],
-        subflow=flow_names.get(str(task_run.get("subflowRunId") or ""), ""))
+        subflow=flow_names.get(called, ""),
+        subflow_href=links.flow_run(called) if called in flow_names else "",
+        flow_run=flow_names.get(owner, owner) if owner != page_flow_run else "",
+        flow_run_href=links.flow_run(owner) if owner != page_flow_run else "")
     return web.Response(text=page, content_type="text/html",
                         headers={"Cache-Control": "no-store"})
+
+
+async def task_run_detail(request: web.Request) -> web.Response:
+    """``/api/runs/<ns>/<name>/taskruns/<id>``: one task run's detail (an HTML fragment)."""
+    namespace, name, run = the_run(request)
+    ref, record, error = await record_of(request, run)
+    if record is None or ref is None:
+        raise web.HTTPNotFound(text=error or "no record")
+    return task_detail_answer(request, record, record,
+                              Links.of(namespace, name, ref, record))
 
 
 def _level_at_least(level: str, minimum: str) -> bool:
@@ -580,16 +659,31 @@ def pod_log_lines(text: str) -> list[dict[str, str]]:
 def store_log_lines(ref: RecordRef, record: Mapping[str, Any] | None) -> list[dict[str, str]]:
     """An attempt's lines from the run store, printed as the pod printed them."""
     names = flow_run_names(record) if record is not None else {}
-    return [{"level": str(line.get("level") or "INFO"),
-             "text": render_log_line(line, names).rstrip("\n")}
-            for line in log_lines(ref.url)]
+    return [shown_line(line, names) for line in log_lines(ref.url)]
+
+
+def shown_line(line: Mapping[str, Any], names: Mapping[str, str]) -> dict[str, str]:
+    """A store line as the log viewer shows it: its level and the pod's text of it."""
+    return {"level": str(line.get("level") or "INFO"),
+            "text": render_log_line(line, names).rstrip("\n")}
+
+
+def limit_lines(lines: list[dict[str, str]], minimum: str, note: str
+                ) -> tuple[list[dict[str, str]], str]:
+    """The lines at level ``minimum`` or above, at most the last :data:`LOG_LINE_LIMIT`
+    (``note`` says so when some are cut)."""
+    shown = [line for line in lines if _level_at_least(line["level"], minimum)]
+    if len(shown) > LOG_LINE_LIMIT:
+        note += f" Showing the last {LOG_LINE_LIMIT} of {len(shown)} lines."
+        shown = shown[-LOG_LINE_LIMIT:]
+    return shown, note
 
 
 async def logs_json(request: web.Request) -> web.Response:
     """``/api/runs/<ns>/<name>/logs?attempt=&level=``: one attempt's lines, from its pod
     while it exists, else from the run store (as ``headwater logs``). The page polls it
     every 2 s while the run runs: logs come from the pod or the store, not a watch."""
-    namespace, name, run = _the_run(request)
+    namespace, name, run = the_run(request)
     status = run.get("status") or {}
     started = int(status.get("attempts") or 0)
     attempt = _attempt(request) or started
@@ -617,6 +711,11 @@ async def logs_json(request: web.Request) -> web.Response:
                 return web.json_response({"lines": [], "running": running, "source": "",
                                           "note": f"Pod {pod} has not started its "
                                                   "container yet."})
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            # The transport failed after the client's own retries (kube.py: refused, reset,
+            # timed out): the store may still hold the lines, so say so and read it.
+            note = (f"Could not reach the API server for pod {pod}'s log "
+                    f"({type(exc).__name__}); ")
     if lines is None:
         refs = {ref.attempt: ref for ref in record_refs(run)}
         ref = refs.get(attempt)
@@ -635,10 +734,7 @@ async def logs_json(request: web.Request) -> web.Response:
                                       "note": note + exc.message})
         source, note = "store", note + f"from the run store at {ref.url}."
         note = note[0].upper() + note[1:]
-    shown = [line for line in lines if _level_at_least(line["level"], minimum)]
-    if len(shown) > LOG_LINE_LIMIT:
-        note += f" Showing the last {LOG_LINE_LIMIT} of {len(shown)} lines."
-        shown = shown[-LOG_LINE_LIMIT:]
+    shown, note = limit_lines(lines, minimum, note)
     return web.json_response({"lines": shown, "running": running, "source": source,
                               "note": note, "attempt": attempt})
 
@@ -646,7 +742,7 @@ async def logs_json(request: web.Request) -> web.Response:
 async def cancel(request: web.Request) -> web.StreamResponse:
     """``POST /runs/<ns>/<name>/cancel``: ``spec.cancel: true`` (as ``headwater cancel``),
     made with the identity the access mode gives; back to the run's page."""
-    namespace, name, run = _the_run(request)
+    namespace, name, run = the_run(request)
     if run_phase(run) not in TERMINAL:
         async with access_of(request).writer(request) as client:
             try:

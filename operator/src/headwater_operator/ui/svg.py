@@ -11,7 +11,9 @@
 What it must respect: every text that comes from an object or a record is escaped
 (:func:`esc`) — a task name is user input; each picture has a ``<title>`` and
 ``role="img"`` with an ``aria-label`` so it is not silent to a screen reader, and the
-same facts are in a table or list beside it.
+same facts are in a table or list beside it. The lineage graph holds links, so it is a
+``role="group"`` (an image may hold nothing interactive), and each node's link is named
+by its own ``<title>``, the whole key, of which the node shows the tail.
 """
 
 from __future__ import annotations
@@ -385,7 +387,7 @@ def lineage_svg(layout: Layout, selected: str | None, external: set[str],
                 href: Callable[[str], str]) -> str:
     """The graph as inline SVG: each node a link to its asset (``data-testid=
     "asset-node"``), ``selected`` highlighted, never-materialized keys dashed."""
-    parts = [f'<svg class="lineage" xmlns="http://www.w3.org/2000/svg" role="img" '
+    parts = [f'<svg class="lineage" xmlns="http://www.w3.org/2000/svg" role="group" '
              f'aria-label="Asset lineage graph" width="{layout.width}" '
              f'height="{layout.height}" viewBox="0 0 {layout.width} {layout.height}">']
     for source, target in layout.edges:
@@ -404,8 +406,8 @@ def lineage_svg(layout: Layout, selected: str | None, external: set[str],
             classes.append("external")
         parts.append(
             f'<a href="{esc(href(node.key))}" data-testid="asset-node" '
-            f'data-key="{esc(node.key)}" aria-label="{esc(node.key)}">'
-            f'<g class="{" ".join(classes)}"><title>{esc(node.key)}</title>'
+            f'data-key="{esc(node.key)}"><title>{esc(node.key)}</title>'
+            f'<g class="{" ".join(classes)}">'
             f'<rect x="{node.x}" y="{node.y}" width="{box_w}" height="{box_h}" rx="4"/>'
             f'<text x="{node.x + 8}" y="{node.y + box_h // 2 + 4}">'
             f'{esc(_short_key(node.key))}</text></g></a>')

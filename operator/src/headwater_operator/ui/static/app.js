@@ -26,7 +26,8 @@
   }
   function concernsPage(change) {
     const page = document.body.dataset;
-    if (page.page === "run") {
+    // A subflow run's page shows its root FlowRun's record: that FlowRun's changes.
+    if (page.page === "run" || page.page === "subflow") {
       return (change.kind === "FlowRun" && change.namespace === page.namespace && change.name === page.name) ||
         (change.kind === "Event" && change.namespace === page.namespace && change.involvedName === page.name);
     }
@@ -56,6 +57,12 @@
   }
 
   // --- the virtualized task-run list -------------------------------------------------
+  // A single-select listbox (WAI-ARIA APG "Listbox", selection follows focus): the list
+  // element keeps the keyboard focus and names its active row in aria-activedescendant.
+  // Only a window of rows is in the DOM, plus the active row wherever it is, so that
+  // reference always resolves, also after a scroll redraws the window. Arrows, Page
+  // Up/Down, Home and End move the active row; Enter (or a click) opens its detail below.
+  // Down in the search box moves into the list.
   const ROW = 28;
   function taskList(root) {
     const url = root.dataset.src;
@@ -65,45 +72,57 @@
     const count = root.querySelector('[data-testid="task-count"]');
     const detail = document.querySelector('[data-testid="task-detail"]');
     let rows = [];
-    let selected = -1;
+    let active = -1;
+    let opened = null;
+    const optionId = function (i) { return viewport.id + "-option-" + i; };
     function cell(text, cls) {
       const span = document.createElement("span");
       span.textContent = text == null ? "" : String(text);
       if (cls) span.className = cls;
       return span;
     }
+    function option(i) {
+      const t = rows[i];
+      const div = document.createElement("div");
+      div.className = "vrow";
+      div.id = optionId(i);
+      div.style.top = i * ROW + "px";
+      div.setAttribute("role", "option");
+      div.setAttribute("aria-selected", i === active ? "true" : "false");
+      if (t.id === opened) div.setAttribute("aria-current", "true");
+      div.setAttribute("aria-posinset", String(i + 1));
+      div.setAttribute("aria-setsize", String(rows.length));
+      div.dataset.testid = "task-row";
+      div.dataset.index = String(i);
+      div.append(cell("\u00a0".repeat(2 * (t.depth || 0)) + t.label), cell(t.state, "st-" + t.state),
+        cell(t.start), cell(t.duration), cell(t.attempts + " attempt" + (t.attempts === 1 ? "" : "s")),
+        cell(t.cacheHit ? "cache hit" : ""));
+      return div;
+    }
     function draw() {
       spacer.style.height = rows.length * ROW + "px";
       const first = Math.max(0, Math.floor(viewport.scrollTop / ROW) - 5);
       const last = Math.min(rows.length, first + Math.ceil(viewport.clientHeight / ROW) + 10);
-      spacer.replaceChildren();
-      for (let i = first; i < last; i++) {
-        const t = rows[i];
-        const div = document.createElement("div");
-        div.className = "vrow";
-        div.style.top = i * ROW + "px";
-        div.setAttribute("role", "option");
-        div.setAttribute("aria-selected", i === selected ? "true" : "false");
-        div.setAttribute("aria-posinset", String(i + 1));
-        div.setAttribute("aria-setsize", String(rows.length));
-        div.dataset.testid = "task-row";
-        div.dataset.index = String(i);
-        div.append(cell("\u00a0".repeat(2 * (t.depth || 0)) + t.label), cell(t.state, "st-" + t.state),
-          cell(t.start), cell(t.duration), cell(t.attempts + " attempt" + (t.attempts === 1 ? "" : "s")),
-          cell(t.cacheHit ? "cache hit" : ""));
-        div.addEventListener("click", function () { select(i); });
-        spacer.append(div);
-      }
+      const shown = [];
+      for (let i = first; i < last; i++) shown.push(option(i));
+      if (active >= 0 && (active < first || active >= last)) shown.push(option(active));
+      spacer.replaceChildren(...shown);
+      if (active >= 0) viewport.setAttribute("aria-activedescendant", optionId(active));
+      else viewport.removeAttribute("aria-activedescendant");
     }
-    function select(i) {
+    function activate(i) {
       if (i < 0 || i >= rows.length) return;
-      selected = i;
+      active = i;
       const top = i * ROW;
       if (top < viewport.scrollTop) viewport.scrollTop = top;
       else if (top + ROW > viewport.scrollTop + viewport.clientHeight) viewport.scrollTop = top + ROW - viewport.clientHeight;
-      viewport.setAttribute("aria-activedescendant", "");
       draw();
-      showDetail(rows[i]);
+    }
+    function open(i) {
+      if (i < 0 || i >= rows.length) return Promise.resolve();
+      opened = rows[i].id;
+      activate(i);
+      return showDetail(rows[i]);
     }
     async function showDetail(t) {
       if (!detail) return;
@@ -120,22 +139,42 @@
       if (!response.ok) { count.textContent = "Could not load task runs (" + response.status + ")."; return; }
       const data = await response.json();
       rows = data.taskRuns;
-      selected = -1;
+      active = -1;
       count.textContent = data.matched + " of " + data.total + " task runs";
       viewport.scrollTop = 0;
       draw();
     }
     viewport.addEventListener("scroll", function () { window.requestAnimationFrame(draw); });
+    spacer.addEventListener("click", function (event) {
+      const row = event.target.closest('[role="option"]');
+      if (row) open(Number(row.dataset.index));
+    });
     viewport.addEventListener("keydown", function (event) {
       const page = Math.max(1, Math.floor(viewport.clientHeight / ROW) - 1);
       const moves = { ArrowDown: 1, ArrowUp: -1, PageDown: page, PageUp: -page };
-      if (event.key in moves) { event.preventDefault(); select(Math.min(rows.length - 1, Math.max(0, (selected < 0 ? 0 : selected + moves[event.key])))); }
-      else if (event.key === "Home") { event.preventDefault(); select(0); }
-      else if (event.key === "End") { event.preventDefault(); select(rows.length - 1); }
+      if (event.key in moves) { event.preventDefault(); activate(Math.min(rows.length - 1, Math.max(0, (active < 0 ? 0 : active + moves[event.key])))); }
+      else if (event.key === "Home") { event.preventDefault(); activate(0); }
+      else if (event.key === "End") { event.preventDefault(); activate(rows.length - 1); }
+      else if (event.key === "Enter" && active >= 0) { event.preventDefault(); open(active); }
+    });
+    search.addEventListener("keydown", function (event) {
+      if (event.key !== "ArrowDown" || !rows.length) return;
+      event.preventDefault();
+      viewport.focus();
+      activate(active < 0 ? 0 : active);
     });
     let typing = null;
     search.addEventListener("input", function () { clearTimeout(typing); typing = setTimeout(load, 200); });
-    load();
+    // A task run named in the address (?task=<id>: a subflow run's "called by task run"
+    // link to its parent's page) is opened once the list has loaded.
+    const linked = new URLSearchParams(location.search).get("task");
+    load().then(async function () {
+      if (!linked || !detail) return;
+      const i = rows.findIndex(function (t) { return t.id === linked; });
+      if (i < 0) { detail.textContent = "No task run " + linked + " in this list."; return; }
+      await open(i);
+      detail.scrollIntoView({ block: "start" });
+    });
   }
 
   // --- logs: polled from the JSON endpoint (they come from the pod or the store) ----
