@@ -52,7 +52,11 @@ READ_VERBS = frozenset({"get", "list", "watch"})
 CLI_ROLES: dict[str, str] = {"get": "view", "describe": "view", "logs": "view",
                              "artifacts": "view", "lineage": "view",
                              "run": "edit", "backfill": "edit", "cancel": "edit",
-                             "deploy": "edit"}
+                             "deploy": "edit",
+                             "block get": "view", "block describe": "view",
+                             "block create": "edit", "block delete": "edit",
+                             "variable get": "view", "variable ls": "view",
+                             "variable set": "edit", "variable unset": "edit"}
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,13 @@ Headwater pod the operator creates, :class:`ProcessKubelet`
   environment, in the repository checkout (``cwd`` and ``PYTHONPATH``), with the run
   summary written to a file instead of ``/dev/termination-log`` and results stored under
   the sandbox's state directory,
+* mounts the container's Secret volumes (``secret``, and ``projected`` of Secrets: the
+  block secret files the operator gives a pod) as a kubelet does, by reading the Secrets
+  through the API and writing their keys as files with the volume's modes — under the
+  pod's directory, since the process shares the host's filesystem, so an environment
+  variable whose value is a mount path (or a path under one) is pointed there too. A
+  Secret that does not exist yet keeps the pod ``ContainerCreating``, as a kubelet's
+  failed mount does, until it appears,
 * reports ``Running``, streams the output into the pod's log (``kubectl logs``), and
 * reports the container's real exit code with the summary as the termination message
   (``FallbackToLogsOnError``: the log tail when the process wrote no summary).
@@ -35,6 +42,7 @@ traffic and must not show up there.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime
 import logging
@@ -97,6 +105,10 @@ class LocalRuntime:
         """Where the pod's run summary goes (its stand-in for ``/dev/termination-log``)."""
         return self.state_dir / "pods" / namespace / pod / "termination-log"
 
+    def volume_path(self, namespace: str, pod: str, volume: str) -> Path:
+        """Where the pod's volume ``volume`` is mounted on the host."""
+        return self.state_dir / "pods" / namespace / pod / "volumes" / volume
+
 
 def container_command(container: Mapping[str, Any], python: str) -> list[str]:
     """The argv to run for ``container``: ``command`` + ``args``.
@@ -141,6 +153,65 @@ def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace
         contract.ENV_SUMMARY_PATH: str(runtime.summary_path(namespace, pod)),
     })
     return env, warnings
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """One file of a Secret volume: ``key`` of Secret ``secret`` at ``path``."""
+
+    secret: str
+    key: str | None
+    """None: every key of the Secret, each at its own name under ``path``."""
+    path: str
+    mode: int
+    optional: bool = False
+
+
+def secret_files(volume: Mapping[str, Any]) -> list[SecretFile] | None:
+    """The files of a ``secret`` volume or of a ``projected`` one made of Secrets; None
+    for any other volume (the sandbox does not mount it).
+
+    Modes as the kubelet applies them (kubernetes pkg/volume/secret/secret.go and
+    projected/projected.go ``collectData``): an item's ``mode``, else the volume's
+    ``defaultMode`` (the API server defaults it to 0644).
+    """
+    if isinstance(volume.get("secret"), Mapping):
+        source = volume["secret"]
+        default = int(source.get("defaultMode", 0o644))
+        return _source_files(source, str(source.get("secretName") or ""), default)
+    projected = volume.get("projected")
+    if not isinstance(projected, Mapping):
+        return None
+    default = int(projected.get("defaultMode", 0o644))
+    files: list[SecretFile] = []
+    for entry in projected.get("sources") or ():
+        source = entry.get("secret") if isinstance(entry, Mapping) else None
+        if not isinstance(source, Mapping):
+            return None  # a ConfigMap, the downward API, a token: not mounted here
+        files += _source_files(source, str(source.get("name") or ""), default)
+    return files
+
+
+def _source_files(source: Mapping[str, Any], name: str, default: int) -> list[SecretFile]:
+    optional = bool(source.get("optional"))
+    items = source.get("items")
+    if not items:
+        return [SecretFile(name, None, "", default, optional)]
+    return [SecretFile(name, str(item["key"]), str(item["path"]),
+                       int(item.get("mode", default)), optional) for item in items]
+
+
+def mapped_env(env: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:
+    """``env`` with each value that is a mount path, or a path under one, pointed at
+    where that mount is on the host (``mounts``: mount path → host directory)."""
+    mapped = dict(env)
+    for name, value in env.items():
+        for mount_path, host in mounts.items():
+            base = mount_path.rstrip("/")
+            if value == base or value.startswith(base + "/"):
+                mapped[name] = str(host) + value[len(base):]
+                break
+    return mapped
 
 
 def termination_message(summary: str, exit_code: int, log_tail: str) -> str | None:
@@ -274,6 +345,17 @@ class PodApi:
         body = {key: None for key in current.get("status") or {} if key not in status}
         body.update(status)
         return await self.patch(namespace, name, {"status": body}, subresource="status")
+
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The data (base64 values by key) of Secret ``namespace/name``, as the kubelet
+        reads it to mount it; None when it does not exist."""
+        url = f"{self.server}/api/v1/namespaces/{namespace}/secrets/{name}"
+        async with self.session.get(url) as response:
+            if response.status == 404:
+                return None
+            response.raise_for_status()
+            data: dict[str, str] = (await response.json()).get("data") or {}
+            return data
 
     async def get(self, namespace: str, name: str) -> JsonObject | None:
         """The pod, or None when it does not exist."""
@@ -411,6 +493,10 @@ class ProcessKubelet:
         env, warnings = container_env(container, self.runtime, namespace, name)
         for warning in warnings:
             self.warn(warning)
+        mounts = await self._mount_volumes(pod, container, record)
+        if mounts is None:
+            return  # deleted while waiting for a Secret to mount
+        env = mapped_env(env, mounts)
         summary_path = self.runtime.summary_path(namespace, name)
         summary_path.parent.mkdir(parents=True, exist_ok=True)
         summary_path.write_text("", encoding="utf-8")
@@ -441,6 +527,54 @@ class ProcessKubelet:
             deadline_exceeded=record.deadline_exceeded,
             containers=podstatus.container_count(pod),
             node_shutdown=record.node_shutdown and not record.deadline_exceeded, **names))
+
+    async def _mount_volumes(self, pod: JsonObject, container: Mapping[str, Any],
+                             record: PodProcess) -> dict[str, Path] | None:
+        """Mount the container's Secret volumes on the host (mount path → directory);
+        None when the pod was stopped while a Secret was still missing."""
+        volumes = {str(v.get("name")): v for v in (pod.get("spec") or {}).get("volumes") or ()}
+        mounts: dict[str, Path] = {}
+        for mount in container.get("volumeMounts") or ():
+            volume = volumes.get(str(mount.get("name")))
+            files = secret_files(volume) if volume is not None else None
+            if files is None:
+                self.warn(f"pod {record.namespace}/{record.name}: volume {mount.get('name')} "
+                          "is not mounted by the sandbox (only Secret volumes are)")
+                continue
+            target = self.runtime.volume_path(record.namespace, record.name,
+                                              str(mount["name"]))
+            while not await self._write_secret_files(record.namespace, files, target):
+                if record.stop_requested.is_set() or self._stopping.is_set():
+                    return None
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await record.stop_requested.wait()
+            mounts[str(mount["mountPath"])] = target
+        return mounts
+
+    async def _write_secret_files(self, namespace: str, files: Sequence[SecretFile],
+                                  target: Path) -> bool:
+        """Write ``files`` under ``target``; False when a Secret (or key) it needs is
+        missing, as the kubelet's mount fails (the pod stays ``ContainerCreating``)."""
+        assert self._api is not None
+        contents: list[tuple[Path, bytes, int]] = []
+        for file in files:
+            data = await self._api.secret_data(namespace, file.secret)
+            if data is None or (file.key is not None and file.key not in data):
+                if file.optional:
+                    continue
+                return False
+            keys = [file.key] if file.key is not None else sorted(data)
+            for key in keys:
+                path = target / (file.path if file.key is not None else key)
+                contents.append((path, base64.b64decode(data[key]), file.mode))
+        for path, content, mode in contents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.chmod(path, mode)
+        return True
 
     async def _report_start_error(self, record: PodProcess, message: str,
                                   names: Mapping[str, str]) -> None:
