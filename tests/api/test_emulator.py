@@ -652,3 +652,50 @@ async def test_plain_requests_still_get_plain_lists_and_objects(
         namespaces = await response.json()
     assert [c["name"] for c in namespaces["columnDefinitions"]] == ["Name", "Age"]
     assert ["default"] in [row["cells"][:1] for row in namespaces["rows"]]
+
+
+async def test_metadata_only_reads_never_carry_a_secrets_data(
+    kube: k.Kube, emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    await kube.create(k.SECRETS, {"metadata": {"name": "db", "labels": {"a": "b"}},
+                                  "data": {"password": "aHVudGVyMg=="}}, namespace=NS)
+    one = await kube.get(k.SECRETS_METADATA, "db", namespace=NS)
+    assert (one["apiVersion"], one["kind"]) == ("meta.k8s.io/v1", "PartialObjectMetadata")
+    assert one["metadata"]["labels"] == {"a": "b"}
+    assert set(one) == {"apiVersion", "kind", "metadata"}
+    listed, version = await kube.list_with_version(k.SECRETS_METADATA, namespace=NS)
+    assert [(item["kind"], item["metadata"]["name"], set(item)) for item in listed] == [
+        ("PartialObjectMetadata", "db", {"apiVersion", "kind", "metadata"})]
+
+    # A watch sends each event's object as metadata only.
+    stream = kube.watch(k.SECRETS_METADATA, namespace=NS, resource_version=version,
+                        timeout_seconds=5)
+    await kube.patch(k.SECRETS, "db", {"stringData": {"user": "ada"}}, namespace=NS)
+    kind, event = await anext(stream)
+    await stream.aclose()
+    assert (kind, event["kind"], set(event)) == (
+        "MODIFIED", "PartialObjectMetadata", {"apiVersion", "kind", "metadata"})
+
+    # The wrong one of the two targets is a 406, as on a real server.
+    url = f"{emulator.url}/api/v1/namespaces/{NS}/secrets"
+    as_object = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+    async with session.get(url, headers={"Accept": as_object}) as response:
+        assert response.status == 406
+        assert "is a list" in (await response.json())["message"]
+    as_list = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1"
+    async with session.get(f"{url}/db", headers={"Accept": as_list}) as response:
+        assert response.status == 406
+        assert "is not a list" in (await response.json())["message"]
+
+
+async def test_a_secrets_string_data_is_stored_as_data(kube: k.Kube) -> None:
+    created = await kube.create(k.SECRETS, {
+        "metadata": {"name": "db"}, "data": {"user": "YWRh", "password": "b2xk"},
+        "stringData": {"password": "new"}}, namespace=NS)
+    assert "stringData" not in created
+    assert created["data"] == {"user": "YWRh", "password": "bmV3"}
+    patched = await kube.patch(k.SECRETS, "db", {"stringData": {"host": "db.local"}},
+                               namespace=NS)
+    assert "stringData" not in patched
+    assert patched["data"]["host"] == "ZGIubG9jYWw="
+    assert await kube.get(k.SECRETS, "db", namespace=NS) == patched

@@ -52,7 +52,8 @@ def test_the_api_is_discovered_with_our_kinds_short_names_and_category(
         kubectl: Kubectl) -> None:
     resources = kubectl.ok("api-resources", "--api-group=headwater.dev", "-o", "name")
     assert set(resources.split()) == {"flows.headwater.dev", "deployments.headwater.dev",
-                                      "schedules.headwater.dev", "flowruns.headwater.dev"}
+                                      "schedules.headwater.dev", "flowruns.headwater.dev",
+                                      "blocks.headwater.dev", "variables.headwater.dev"}
     crds = kubectl.ok("get", "crds", "-o", "name")
     assert "customresourcedefinition.apiextensions.k8s.io/flows.headwater.dev" in crds
     established = kubectl.ok("get", "crd", "flowruns.headwater.dev", "-o",
@@ -61,9 +62,16 @@ def test_the_api_is_discovered_with_our_kinds_short_names_and_category(
 
 
 def test_the_examples_apply_as_their_kustomizations_say(kubectl: Kubectl) -> None:
-    for example in ("quickstart", "pipeline", "assets"):
+    for example in ("quickstart", "pipeline", "assets", "blocks"):
         out = kubectl.ok("apply", "-k", str(EXAMPLES / example))
         assert "created" in out
+    blocks = kubectl.ok("get", "blocks")
+    assert blocks.splitlines()[0].split() == ["NAME", "TYPE", "AGE"]
+    assert "examples.flows.warehouse:Warehouse" in blocks
+    # The Secret the example ships holds its value as data, never stringData.
+    secret = kubectl.ok("get", "secret", "warehouse-creds-block", "-o",
+                        "jsonpath={.data.password}")
+    assert secret == "ZXhhbXBsZS1vbmx5"  # base64 of "example-only"
     # The ad-hoc runs use generateName, so `kubectl create`, as the examples say.
     created = kubectl.ok("create", "-f", str(EXAMPLES / "quickstart" / "flowrun.yaml"))
     assert created.startswith("flowrun.headwater.dev/hello-")

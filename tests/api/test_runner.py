@@ -191,7 +191,12 @@ async def test_operator_watches_only_headwater_pods_and_each_kind_once(
     assert all(record.label_selector == "app.kubernetes.io/managed-by=headwater"
                for record in pods)
     listed = sorted(record.resource for record in records if record.verb == "list")
-    assert listed == ["deployments", "flowruns", "flows", "pods", "schedules"]
+    assert listed == ["blocks", "deployments", "flowruns", "flows", "pods", "schedules",
+                      "secrets", "variables"]
+    # Secrets are listed and watched as metadata only: their data never reaches it.
+    secrets = [record for record in records if record.resource == "secrets"]
+    assert secrets
+    assert all("as=PartialObjectMetadata" in record.accept for record in secrets)
 
 
 def _free_port() -> int:
@@ -316,7 +321,8 @@ async def test_the_operator_waits_unready_until_its_crds_are_served_then_serves_
             code, text = await asyncio.to_thread(_probe, port, "/readyz")
             assert (code, text) == (503, "not ready: the API server does not serve "
                                          "flows.headwater.dev, deployments.headwater.dev, "
-                                         "schedules.headwater.dev, flowruns.headwater.dev: "
+                                         "schedules.headwater.dev, flowruns.headwater.dev, "
+                                         "blocks.headwater.dev, variables.headwater.dev: "
                                          "install the CRDs (kubectl apply -f crds/, or the "
                                          "chart with crds.install=true); the operator starts "
                                          "once they are served")

@@ -307,6 +307,31 @@ def test_environment_points_paths_at_the_sandbox(tmp_path: Path) -> None:
     assert "DB_PASSWORD uses valueFrom" in warnings[0]
 
 
+def test_secret_volumes_are_mounted_with_their_modes_and_env_paths_follow() -> None:
+    projected = {"name": "headwater-blocks", "projected": {"defaultMode": 0o440, "sources": [
+        {"secret": {"name": "creds", "items": [{"key": "pw", "path": "wh/password"},
+                                               {"key": "tok", "path": "wh/token",
+                                                "mode": 0o400}]}},
+        {"secret": {"name": "all-keys", "optional": True}}]}}
+    assert pk.secret_files(projected) == [
+        pk.SecretFile("creds", "pw", "wh/password", 0o440),
+        pk.SecretFile("creds", "tok", "wh/token", 0o400),
+        pk.SecretFile("all-keys", None, "", 0o440, optional=True)]
+    plain = {"name": "s", "secret": {"secretName": "db"}}
+    assert pk.secret_files(plain) == [pk.SecretFile("db", None, "", 0o644)]
+    # Anything else is not mounted by the sandbox (a note says so).
+    assert pk.secret_files({"name": "e", "emptyDir": {}}) is None
+    assert pk.secret_files({"name": "p", "projected": {"sources": [
+        {"configMap": {"name": "c"}}]}}) is None
+    host = Path("/state/pods/default/r-1/volumes/headwater-blocks")
+    env = {"HEADWATER_BLOCKS_DIR": "/var/run/headwater/blocks",
+           "FILE": "/var/run/headwater/blocks/wh/password",
+           "OTHER": "/var/run/headwater/blocksx", "PATH": "/bin"}
+    assert pk.mapped_env(env, {"/var/run/headwater/blocks": host}) == {
+        "HEADWATER_BLOCKS_DIR": str(host), "FILE": f"{host}/wh/password",
+        "OTHER": "/var/run/headwater/blocksx", "PATH": "/bin"}
+
+
 def test_termination_message_falls_back_to_logs_only_on_error() -> None:
     assert pk.termination_message('{"state":"Completed"}', 0, "log") == '{"state":"Completed"}'
     assert pk.termination_message("", 1, "Traceback: boom") == "Traceback: boom"

@@ -28,6 +28,7 @@ from headwater.contract import (
     LABEL_MANAGED_BY,
     LABEL_SCHEDULE,
 )
+from headwater.scheduling.expression import expression_from_spec
 from headwater_dev.emulator import BackgroundEmulator
 from headwater_dev.harness import OperatorHarness
 from headwater_operator import kube as kube_module
@@ -38,7 +39,6 @@ from headwater_operator.scheduling import (
     next_fire_time,
     parse_schedule_expression,
 )
-from headwater_operator.scheduling.expression import expression_from_spec
 from headwater_operator.scheduling.runs import build_flow_run
 
 WaitFor = Callable[..., Awaitable[Any]]

@@ -33,7 +33,8 @@ PREFECT_MODULES = frozenset({
     "artifacts", "cache_policies", "client.schemas", "client.schemas.objects", "context",
     "exceptions", "flows", "futures", "logging", "runtime", "runtime.deployment",
     "runtime.flow_run", "runtime.task_run", "schedules", "states", "task_runners", "tasks",
-    "testing.utilities", "utilities.annotations",
+    "testing.utilities", "utilities.annotations", "transactions", "concurrency.sync",
+    "concurrency.asyncio",
 })
 PREFECT_TOP_LEVEL = frozenset({
     "allow_failure", "flow", "Flow", "get_run_logger", "State", "tags", "task", "Task",
@@ -186,10 +187,7 @@ def test_a_file_written_for_serve_runs_as_a_pod_entrypoint(headwater_home: Path,
     assert done.returncode == 0, done.stderr
     assert json.loads(summary.read_text())["state"] == "Completed"
     assert "refreshed customers: 9" in done.stdout
-    served = subprocess.run([sys.executable, str(FLOWS / "scheduled_serve.py")], env=env,
-                            capture_output=True, text=True, timeout=60, check=False)
-    assert served.returncode != 0  # serve() itself is not built yet, and says so
-    assert "Flow.serve() is not implemented in Headwater yet (issue #14" in served.stderr
+    # Its schedules becoming manifests: tests/compat/test_prefect_deploy.py.
 
 
 # --- everyday Prefect code -------------------------------------------------------------------
@@ -316,3 +314,60 @@ def test_inspecting_states_and_returning_manual_ones(load: Load) -> None:
         "valid": [{"id": 1}, {"id": 3}], "errors": ["KeyError('id')"]}
     with pytest.raises(FailedRun, match="2 of 3 records are invalid"):
         module.triage([{"a": 1}, {"b": 2}, {"id": 3}])
+
+
+def test_a_failed_quality_check_rolls_back_the_write(load: Load, tmp_path: Path) -> None:
+    module = load("transactions")
+    target = tmp_path / "side-effect.txt"
+    with pytest.raises(ValueError, match="Not enough data!"):
+        module.pipeline(filename=str(target), contents="hello world")
+    assert not target.exists()  # the rollback hook deleted it
+    assert module.log == ["rollback"]
+    assert module.pipeline(filename=str(target), contents="line 1\nline 2\n") == "written"
+    assert target.read_text() == "line 1\nline 2\n"
+    assert module.log == ["rollback", "commit"]
+    record, _ = last_record()
+    assert [t["state"] for t in record["transactions"]] == ["COMMITTED"]
+
+
+def test_a_keyed_transaction_runs_once(load: Load) -> None:
+    module = load("transactions")
+    assert module.daily_download("2026-12-07") == "downloaded"
+    assert module.daily_download("2026-12-08") == "downloaded"
+    assert module.daily_download("2026-12-07") == "skipped"
+    assert module.log == ["download 2026-12-07", "download 2026-12-08"]
+    _, lines = last_record()
+    assert any("Already downloaded" in line["message"] for line in lines)
+
+
+def test_concurrency_and_rate_limits_declared_in_the_environment(
+        load: Load, monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater.concurrency import limits, read_limit
+
+    monkeypatch.setenv("HEADWATER_CONCURRENCY_LIMITS", json.dumps(
+        {"database": 1, "rate-limited-api": {"limit": 100, "slot_decay_per_second": 10}}))
+    limits.REGISTRY.clear()
+    try:
+        module = load("concurrency_limits")
+        assert module.concurrency_flow(batch_size=4) == [0, 2, 4, 6]
+        assert asyncio.run(module.async_flow(3)) == [0, 10, 20]
+        api, database = read_limit("rate-limited-api"), read_limit("database")
+        assert api is not None
+        assert database is not None
+        assert api.active_slots > 0  # rate-limit slots decay; they are not given back
+        assert database.active_slots == 0
+    finally:
+        limits.REGISTRY.clear()
+
+
+def test_undeclared_limits_are_skipped_with_a_warning(load: Load,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater.concurrency import limits
+
+    monkeypatch.delenv("HEADWATER_CONCURRENCY_LIMITS", raising=False)
+    limits.REGISTRY.clear()
+    module = load("concurrency_limits")
+    assert module.concurrency_flow(batch_size=2) == [0, 2]
+    _, lines = last_record()
+    assert any("Concurrency limits ['database'] do not exist - skipping acquisition."
+               in line["message"] for line in lines)

@@ -51,7 +51,12 @@ READ_VERBS = frozenset({"get", "list", "watch"})
 # The built-in role each CLI command needs (docs/cli.md, "Permissions").
 CLI_ROLES: dict[str, str] = {"get": "view", "describe": "view", "logs": "view",
                              "artifacts": "view", "lineage": "view",
-                             "run": "edit", "backfill": "edit", "cancel": "edit"}
+                             "run": "edit", "backfill": "edit", "cancel": "edit",
+                             "deploy": "edit",
+                             "block get": "view", "block describe": "view",
+                             "block create": "edit", "block delete": "edit",
+                             "variable get": "view", "variable ls": "view",
+                             "variable set": "edit", "variable unset": "edit"}
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,18 @@ ClusterRole and the per-namespace Roles can never drift apart.
 - apiGroups: ["headwater.dev"]
   resources: ["flowruns"]
   verbs: ["get", "list", "watch", "patch", "create", "delete"]
+# Blocks and Variables are read (list/watch feed the stores a run's pod is built from);
+# never written by the operator.
+- apiGroups: ["headwater.dev"]
+  resources: ["blocks", "variables"]
+  verbs: ["get", "list", "watch"]
+# Secrets that Blocks' secret fields name: a run about to get a pod GETs each one for its
+# key names (values are dropped at once, never logged or cached), and a metadata-only
+# watch (PartialObjectMetadata: no data is sent) wakes a run waiting for one. RBAC has no
+# metadata-only verb, so list/watch are granted on Secrets as a whole.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["get", "list", "watch"]
 # Status is written only through the status subresource (phase, conditions, counts).
 - apiGroups: ["headwater.dev"]
   resources: ["flows/status", "deployments/status", "schedules/status", "flowruns/status"]
@@ -70,17 +82,21 @@ Status subresources are not granted: status is the operator's, as Kubernetes' ow
 command needs which.
 */ -}}
 {{- define "headwater.rbac.viewRules" -}}
-# Read every Headwater object (`headwater get`, `describe`, `logs`; kubectl get/describe).
+# Read every Headwater object (`headwater get`, `describe`, `logs`, `block get|describe`,
+# `variable get|ls`; kubectl get/describe). Blocks hold no secret values; the Secrets
+# their secret fields name are not readable with view (Kubernetes' view has no Secrets).
 - apiGroups: ["headwater.dev"]
-  resources: ["flows", "deployments", "schedules", "flowruns"]
+  resources: ["flows", "deployments", "schedules", "flowruns", "blocks", "variables"]
   verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{- define "headwater.rbac.editRules" -}}
-# Write them (`headwater run`, `backfill`, `cancel`; kubectl apply/delete). Writing a Flow
-# or a Deployment defines pods: admission-policy.yaml also requires `create pods` for it.
+# Write them (`headwater run`, `backfill`, `cancel`, `block create|delete`, `variable
+# set|unset`; kubectl apply/delete). Writing a Flow or a Deployment defines pods:
+# admission-policy.yaml also requires `create pods` for it. A block's secret fields go to
+# a Secret: Kubernetes' edit writes Secrets; this role alone does not (docs/cli.md).
 - apiGroups: ["headwater.dev"]
-  resources: ["flows", "deployments", "schedules", "flowruns"]
+  resources: ["flows", "deployments", "schedules", "flowruns", "blocks", "variables"]
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
 {{- end }}
 

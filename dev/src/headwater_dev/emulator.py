@@ -48,7 +48,7 @@ import aiohttp.web
 import yaml
 from headwater_operator import k8sopenapi
 
-from headwater_dev import discovery, faults, podlogs
+from headwater_dev import discovery, faults, partialmeta, podlogs
 from headwater_dev import fielderrors as fe
 from headwater_dev.apiextensions import fieldvalidation
 from headwater_dev.apiextensions.registry import (
@@ -74,7 +74,7 @@ from headwater_dev.strategies import (
     FieldValidation,
     WriteOptions,
 )
-from headwater_dev.tables import render_table, wants_table
+from headwater_dev.tables import negotiated_conversion, render_table
 
 json_compact = fe.json_compact
 
@@ -158,6 +158,8 @@ class RequestRecord:
     """The API group (``""`` for core): tells ``events`` from ``events.k8s.io`` events."""
     label_selector: str = ""
     """The request's ``labelSelector`` parameter (what a list or watch asked to filter)."""
+    accept: str = ""
+    """The request's ``Accept`` header (a metadata-only read asks ``as=PartialObjectMetadata``)."""
 
     @property
     def is_write(self) -> bool:
@@ -388,7 +390,8 @@ class _Router:
                 self._emulator.requests.append(
                     RequestRecord(verb, resource, path.namespace, path.name, code,
                                   user_agent, group=path.group,
-                                  label_selector=raw.query.get("labelSelector", "")))
+                                  label_selector=raw.query.get("labelSelector", ""),
+                                  accept=raw.headers.get("Accept", "")))
 
         plan = self._emulator.faults
         fault = plan.pick(faults.FaultRequest(
@@ -665,31 +668,8 @@ class Emulator:
                 return await self._serve_log(spec, path, request, record)
             finally:
                 self._streams -= 1
-        # `kubectl get` asks for a meta.k8s.io/v1 Table (see tables.py).
-        as_table = (verb in ("get", "list") and not path.subresource
-                    and wants_table(request.headers.get("Accept")))
-        include_object = params.get("includeObject") or "Metadata"
-        if verb == "get":
-            obj = store.get(spec, ns, path.name or "")
-            if as_table:
-                return _json_response(render_table(
-                    spec, [obj], include_object=include_object, list_metadata=obj["metadata"],
-                    now=store.now()))
-            return _json_response(obj)
-        if verb == "list":
-            items, rv, token = store.list_objects(
-                spec, ns, label_selector=params.get("labelSelector"),
-                field_selector=params.get("fieldSelector"), limit=params.get("limit"),
-                continue_token=params.get("continue") or None)
-            list_meta: JsonObject = {"resourceVersion": str(rv)}
-            if token:
-                list_meta["continue"] = token
-            if as_table:
-                return _json_response(render_table(
-                    spec, items, include_object=include_object, list_metadata=list_meta,
-                    now=store.now()))
-            return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
-                                   "metadata": list_meta, "items": items})
+        if verb in ("get", "list"):
+            return self._serve_read(spec, verb, path, request)
         if verb == "create" and path.subresource == "binding" and spec.key == ("", "v1", "pods"):
             return _json_response(store.bind_pod(spec, ns, path.name or "", body), 201)
         if verb in ("create", "update", "patch"):
@@ -723,6 +703,46 @@ class Emulator:
                                    "metadata": {"resourceVersion": str(store.resource_version)},
                                    "items": deleted})
         raise ApiError(405, "MethodNotAllowed", f"{verb} is not supported on {spec.plural}")
+
+    def _serve_read(self, spec: ResourceSpec, verb: str, path: ApiPath,
+                    request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
+        """A GET of one object or a LIST, converted as ``Accept`` asks."""
+        params: Mapping[str, str] = request.query
+        store = self.store
+        ns = path.namespace if spec.namespaced else None
+        # `kubectl get` asks for a meta.k8s.io/v1 Table (see tables.py), a metadata-only
+        # client for PartialObjectMetadata(List) (see partialmeta.py).
+        target = (None if path.subresource
+                  else negotiated_conversion(request.headers.get("Accept")))
+        include_object = params.get("includeObject") or "Metadata"
+        if verb == "get":
+            obj = store.get(spec, ns, path.name or "")
+            if target == "Table":
+                return _json_response(render_table(
+                    spec, [obj], include_object=include_object, list_metadata=obj["metadata"],
+                    now=store.now()))
+            if target == partialmeta.OBJECT_KIND:
+                return _json_response(partialmeta.partial_object(obj))
+            if target == partialmeta.LIST_KIND:
+                raise partialmeta.refuse(target, spec.kind, is_list=False)
+            return _json_response(obj)
+        items, rv, token = store.list_objects(
+            spec, ns, label_selector=params.get("labelSelector"),
+            field_selector=params.get("fieldSelector"), limit=params.get("limit"),
+            continue_token=params.get("continue") or None)
+        list_meta: JsonObject = {"resourceVersion": str(rv)}
+        if token:
+            list_meta["continue"] = token
+        if target == "Table":
+            return _json_response(render_table(
+                spec, items, include_object=include_object, list_metadata=list_meta,
+                now=store.now()))
+        if target == partialmeta.LIST_KIND:
+            return _json_response(partialmeta.partial_list(items, list_meta))
+        if target == partialmeta.OBJECT_KIND:
+            raise partialmeta.refuse(target, spec.kind, is_list=True)
+        return _json_response({"apiVersion": spec.api_version, "kind": f"{spec.kind}List",
+                               "metadata": list_meta, "items": items})
 
     async def _serve_watch(self, spec: ResourceSpec, path: ApiPath,
                            request: aiohttp.web.BaseRequest,
@@ -763,7 +783,15 @@ class Emulator:
             status=200, headers={"Content-Type": "application/json"})
         cutter = faults.WatchCutter(request, fault)
 
+        # Each event's object as the client asked for it: metadata only for
+        # as=PartialObjectMetadata (any other conversion fails per object, and the server
+        # sends the object as it is: see partialmeta.py). An ERROR's Status stays whole.
+        metadata_only = (negotiated_conversion(request.headers.get("Accept"))
+                         == partialmeta.OBJECT_KIND)
+
         async def send(event_type: str, obj: JsonObject) -> None:
+            if metadata_only and event_type != "ERROR":
+                obj = partialmeta.partial_object(obj)
             await response.write(_watch_line(event_type, obj))
             cutter.sent()
 

@@ -8,9 +8,23 @@ Headwater pod the operator creates, :class:`ProcessKubelet`
   environment, in the repository checkout (``cwd`` and ``PYTHONPATH``), with the run
   summary written to a file instead of ``/dev/termination-log`` and results stored under
   the sandbox's state directory,
+* mounts the container's Secret volumes (``secret``, and ``projected`` of Secrets: the
+  block secret files the operator gives a pod) as a kubelet does, by reading the Secrets
+  through the API and writing their keys as files with the volume's modes — under the
+  pod's directory, since the process shares the host's filesystem, so an environment
+  variable whose value is a mount path (or a path under one) is pointed there too. A
+  Secret that does not exist yet keeps the pod ``ContainerCreating``, as a kubelet's
+  failed mount does, until it appears,
 * reports ``Running``, streams the output into the pod's log (``kubectl logs``), and
 * reports the container's real exit code with the summary as the termination message
   (``FallbackToLogsOnError``: the log tail when the process wrote no summary).
+
+**Volumes** are set up before any container starts: besides Secret volumes, an
+``emptyDir`` is a directory under the pod's directory, shared by the pod's containers;
+other volume types are not mounted (a warning says so). A container's ``workingDir``
+inside a mounted volume is pointed at the host directory like its environment; one
+elsewhere is the image's, which the sandbox does not have (the checkout is used).
+A terminated pod's volumes are removed, as the kubelet tears them down.
 
 **Init containers** run first, one at a time and in order, each to exit 0 before the
 next starts (kubernetes v1.32 pkg/kubelet/kuberuntime/kuberuntime_container.go
@@ -20,14 +34,7 @@ the pod ``Failed`` under ``restartPolicy: Never`` (pkg/kubelet/kubelet_pods.go
 ``getPhase``); under ``OnFailure``/``Always`` it is restarted after the kubelet's
 back-off, 10 s doubling up to 300 s (pkg/kubelet/kubelet.go ``backOffPeriod``,
 ``MaxContainerBackOff``). Restartable (sidecar) init containers are not supported: such a
-pod is reported ``StartError``.
-
-**Volumes**: an ``emptyDir`` is a directory under the sandbox's state directory, shared
-by the pod's containers; a ``secret`` volume is that Secret's keys as files (the pod
-waits in ``ContainerCreating`` until the Secret exists, as a kubelet's mount retries do).
-Since a process has no container filesystem, a container's ``mountPath`` is translated
-to that directory wherever it appears in the container's ``env`` values and
-``workingDir``. Other volume types are not mounted (a warning says so).
+pod is reported ``StartError``. An init container's output goes to the pod's log.
 
 Deletion and deadlines behave as on a node: a pod marked for deletion gets SIGTERM and
 ``deletionGracePeriodSeconds`` to stop, then SIGKILL; a pod running past
@@ -126,8 +133,8 @@ class LocalRuntime:
         return self.state_dir / "pods" / namespace / pod / "init" / container / \
             "termination-log"
 
-    def volume_dir(self, namespace: str, pod: str, volume: str) -> Path:
-        """Where volume ``volume`` of the pod lives on the "node"."""
+    def volume_path(self, namespace: str, pod: str, volume: str) -> Path:
+        """Where the pod's volume ``volume`` is mounted on the host."""
         return self.state_dir / "pods" / namespace / pod / "volumes" / volume
 
 
@@ -147,39 +154,22 @@ def container_command(container: Mapping[str, Any], python: str) -> list[str]:
     return argv
 
 
-def mount_map(container: Mapping[str, Any], volumes: Mapping[str, Path]) -> dict[str, str]:
-    """``mountPath`` → local directory, for the container's mounts of ``volumes``."""
-    mounts: dict[str, str] = {}
-    for mount in container.get("volumeMounts") or []:
-        local = volumes.get(str(mount.get("name")))
-        if local is not None and mount.get("mountPath"):
-            mounts[str(mount["mountPath"]).rstrip("/")] = str(local)
-    return mounts
-
-
-def translate_path(value: str, mounts: Mapping[str, str]) -> str:
-    """``value`` with a leading mount path replaced by its local directory."""
-    for mount_path in sorted(mounts, key=len, reverse=True):
-        if value == mount_path or value.startswith(mount_path + "/"):
-            return mounts[mount_path] + value[len(mount_path):]
-    return value
-
-
 def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace: str,
-                  pod: str, *, mounts: Mapping[str, str] | None = None,
-                  summary_path: Path | None = None) -> tuple[dict[str, str], list[str]]:
+                  pod: str, *, summary_path: Path | None = None
+                  ) -> tuple[dict[str, str], list[str]]:
     """The process environment for ``container``, and what could not be honoured.
 
     The host environment is the base (a process needs ``PATH`` and ``HOME``); the pod's
     literal ``env`` values win over it; the sandbox's own paths (summary file, home,
     ``PYTHONPATH``) win over both, because the pod's point at a container's filesystem.
     ``valueFrom`` and ``envFrom`` are not resolved: each is returned as a warning.
+    ``summary_path``: the termination-message file (an init container's own).
     """
     env = {key: value for key, value in runtime.base_env.items() if key != "KUBECONFIG"}
     warnings: list[str] = []
     for var in container.get("env") or []:
         if "value" in var:
-            env[str(var["name"])] = translate_path(str(var["value"]), mounts or {})
+            env[str(var["name"])] = str(var["value"])
         elif "valueFrom" in var:
             warnings.append(f"pod {namespace}/{pod}: env {var['name']} uses valueFrom, which "
                             "the sandbox does not resolve; the variable is unset")
@@ -193,6 +183,81 @@ def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace
         contract.ENV_SUMMARY_PATH: str(summary_path or runtime.summary_path(namespace, pod)),
     })
     return env, warnings
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    """One file of a Secret volume: ``key`` of Secret ``secret`` at ``path``."""
+
+    secret: str
+    key: str | None
+    """None: every key of the Secret, each at its own name under ``path``."""
+    path: str
+    mode: int
+    optional: bool = False
+
+
+def secret_files(volume: Mapping[str, Any]) -> list[SecretFile] | None:
+    """The files of a ``secret`` volume or of a ``projected`` one made of Secrets; None
+    for any other volume (the sandbox does not mount it).
+
+    Modes as the kubelet applies them (kubernetes pkg/volume/secret/secret.go and
+    projected/projected.go ``collectData``): an item's ``mode``, else the volume's
+    ``defaultMode`` (the API server defaults it to 0644).
+    """
+    if isinstance(volume.get("secret"), Mapping):
+        source = volume["secret"]
+        default = int(source.get("defaultMode", 0o644))
+        return _source_files(source, str(source.get("secretName") or ""), default)
+    projected = volume.get("projected")
+    if not isinstance(projected, Mapping):
+        return None
+    default = int(projected.get("defaultMode", 0o644))
+    files: list[SecretFile] = []
+    for entry in projected.get("sources") or ():
+        source = entry.get("secret") if isinstance(entry, Mapping) else None
+        if not isinstance(source, Mapping):
+            return None  # a ConfigMap, the downward API, a token: not mounted here
+        files += _source_files(source, str(source.get("name") or ""), default)
+    return files
+
+
+def _source_files(source: Mapping[str, Any], name: str, default: int) -> list[SecretFile]:
+    optional = bool(source.get("optional"))
+    items = source.get("items")
+    if not items:
+        return [SecretFile(name, None, "", default, optional)]
+    return [SecretFile(name, str(item["key"]), str(item["path"]),
+                       int(item.get("mode", default)), optional) for item in items]
+
+
+def mapped_path(value: str, mounts: Mapping[str, Path]) -> str | None:
+    """Where ``value`` is on the host when it is a mount path or a path under one
+    (``mounts``: mount path → host directory); None otherwise."""
+    for mount_path, host in mounts.items():
+        base = mount_path.rstrip("/")
+        if value == base or value.startswith(base + "/"):
+            return str(host) + value[len(base):]
+    return None
+
+
+def mapped_env(env: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:
+    """``env`` with each value that is a mount path, or a path under one, pointed at
+    where that mount is on the host (``mounts``: mount path → host directory)."""
+    return {name: mapped_path(value, mounts) or value for name, value in env.items()}
+
+
+def container_mounts(container: Mapping[str, Any],
+                     volumes: Mapping[str, Path]) -> dict[str, Path]:
+    """The container's mounts of the pod's mounted ``volumes`` (name → host directory),
+    as mount path → host directory."""
+    return {str(mount["mountPath"]): volumes[str(mount.get("name"))]
+            for mount in container.get("volumeMounts") or ()
+            if str(mount.get("name")) in volumes and mount.get("mountPath")}
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def termination_message(summary: str, exit_code: int, log_tail: str) -> str | None:
@@ -255,20 +320,6 @@ def final_status(now: datetime.datetime, started: datetime.datetime, exit_code: 
         status.update({"phase": "Failed", "reason": "DeadlineExceeded",
                        "message": DEADLINE_MESSAGE})
     return status
-
-
-def write_secret_files(local: Path, data: Mapping[str, str], paths: Mapping[str, str],
-                       mode: int | None) -> None:
-    """A secret volume's files: each key's decoded value at its path (``items``), with
-    ``defaultMode`` (0644, Kubernetes' default, when unset)."""
-    local.mkdir(parents=True, exist_ok=True)
-    for key, path in paths.items():
-        if key not in data:
-            continue
-        target = local / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(base64.b64decode(data[key]))
-        target.chmod(0o644 if mode is None else mode)
 
 
 def is_terminal(pod: Mapping[str, Any]) -> bool:
@@ -341,15 +392,16 @@ class PodApi:
         body.update(status)
         return await self.patch(namespace, name, {"status": body}, subresource="status")
 
-    async def get_secret(self, namespace: str, name: str) -> JsonObject | None:
-        """The Secret a volume mounts, or None when it does not exist."""
+    async def secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """The data (base64 values by key) of Secret ``namespace/name``, as the kubelet
+        reads it to mount it; None when it does not exist."""
         url = f"{self.server}/api/v1/namespaces/{namespace}/secrets/{name}"
         async with self.session.get(url) as response:
             if response.status == 404:
                 return None
             response.raise_for_status()
-            result: JsonObject = await response.json()
-            return result
+            data: dict[str, str] = (await response.json()).get("data") or {}
+            return data
 
     async def get(self, namespace: str, name: str) -> JsonObject | None:
         """The pod, or None when it does not exist."""
@@ -465,7 +517,7 @@ class ProcessKubelet:
                            exc)
         finally:
             # A terminated pod's volumes are torn down (the kubelet unmounts them; for a
-            # secret volume that is the Secret's copy on the node).
+            # Secret volume that is the Secret's copy on the node).
             shutil.rmtree(self.runtime.state_dir / "pods" / namespace / name / "volumes",
                           ignore_errors=True)
             await self._release(namespace, name)
@@ -489,7 +541,7 @@ class ProcessKubelet:
         await self._api.report(namespace, name, podstatus.scheduled(pod_started, **names))
         volumes = await self._mount_volumes(pod, record)
         if volumes is None:
-            return
+            return  # deleted while waiting for a Secret to mount
         init_statuses = await self._run_init_containers(pod, record, volumes, names,
                                                         pod_started)
         if init_statuses is None:
@@ -499,10 +551,11 @@ class ProcessKubelet:
         except ValueError as exc:
             await self._report_start_error(record, str(exc), names)
             return
-        mounts = mount_map(container, volumes)
-        env, warnings = container_env(container, self.runtime, namespace, name, mounts=mounts)
+        env, warnings = container_env(container, self.runtime, namespace, name)
         for warning in warnings:
             self.warn(warning)
+        mounts = container_mounts(container, volumes)
+        env = mapped_env(env, mounts)
         summary_path = self.runtime.summary_path(namespace, name)
         summary_path.parent.mkdir(parents=True, exist_ok=True)
         summary_path.write_text("", encoding="utf-8")
@@ -544,66 +597,46 @@ class ProcessKubelet:
             await self._report_start_error(record, f"{argv[0]}: {exc.strerror}", names)
             return None
 
-    def _cwd(self, container: Mapping[str, Any], mounts: Mapping[str, str]) -> Path:
+    def _cwd(self, container: Mapping[str, Any], mounts: Mapping[str, Path]) -> Path:
         """The process's working directory: ``workingDir`` when it is inside a mounted
         volume (other paths are the image's, which the sandbox does not have), else the
         checkout."""
         working_dir = container.get("workingDir")
         if working_dir:
-            local = translate_path(str(working_dir), mounts)
-            if local != working_dir:
+            local = mapped_path(str(working_dir), mounts)
+            if local is not None:
                 return Path(local)
             self.warn(f"container {container.get('name')}: workingDir {working_dir} is in "
                       f"the image; the sandbox runs it in {self.runtime.workdir}")
         return self.runtime.workdir
 
-    # volumes
-
-    async def _mount_volumes(self, pod: Mapping[str, Any],
+    async def _mount_volumes(self, pod: JsonObject,
                              record: PodProcess) -> dict[str, Path] | None:
-        """Make the pod's ``emptyDir`` and ``secret`` volumes; None when the pod is
-        stopped while a Secret it needs does not exist yet."""
-        namespace, name = record.namespace, record.name
+        """Set up the pod's volumes on the host before any container starts (volume name
+        → directory): ``emptyDir`` and Secret volumes; None when the pod was stopped
+        while a Secret was still missing."""
         volumes: dict[str, Path] = {}
-        for volume in (pod.get("spec") or {}).get("volumes") or []:
+        for volume in (pod.get("spec") or {}).get("volumes") or ():
             volume_name = str(volume.get("name"))
-            local = self.runtime.volume_dir(namespace, name, volume_name)
-            if "emptyDir" in volume:
-                local.mkdir(parents=True, exist_ok=True)
-                volumes[volume_name] = local
-            elif "secret" in volume:
-                if not await self._mount_secret(namespace, volume["secret"], local, record):
+            target = self.runtime.volume_path(record.namespace, record.name, volume_name)
+            if isinstance(volume.get("emptyDir"), Mapping):
+                _make_dir(target)
+                volumes[volume_name] = target
+                continue
+            files = secret_files(volume)
+            if files is None:
+                self.warn(f"pod {record.namespace}/{record.name}: volume {volume_name} "
+                          "is not mounted by the sandbox (only emptyDir and Secret volumes "
+                          "are)")
+                continue
+            while not await self._write_secret_files(record.namespace, files, target):
+                if record.stop_requested.is_set() or self._stopping.is_set():
                     return None
-                volumes[volume_name] = local
-            else:
-                self.warn(f"pod {namespace}/{name}: volume {volume_name} is not mounted: the "
-                          "sandbox mounts only emptyDir and secret volumes")
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(self.poll_interval):
+                        await record.stop_requested.wait()
+            volumes[volume_name] = target
         return volumes
-
-    async def _mount_secret(self, namespace: str, source: Mapping[str, Any], local: Path,
-                            record: PodProcess) -> bool:
-        """Write the Secret's keys as files; wait while it is missing (a kubelet retries
-        the mount and keeps the pod ``ContainerCreating``), unless it is optional."""
-        assert self._api is not None
-        secret_name = str(source.get("secretName"))
-        while (secret := await self._api.get_secret(namespace, secret_name)) is None:
-            if source.get("optional"):
-                write_secret_files(local, {}, {}, None)
-                return True
-            self.warn(f"pod {namespace}/{record.name}: waiting for Secret {secret_name} "
-                      "(MountVolume.SetUp failed: not found)")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(self.poll_interval, 0.5)):
-                    await record.stop_requested.wait()
-            if record.stop_requested.is_set():
-                return False
-        data = secret.get("data") or {}
-        items = source.get("items")
-        paths = ({str(item["key"]): str(item["path"]) for item in items} if items
-                 else {key: key for key in data})
-        mode = source.get("defaultMode")
-        write_secret_files(local, data, paths, mode if isinstance(mode, int) else None)
-        return True
 
     # init containers
 
@@ -612,7 +645,6 @@ class ProcessKubelet:
                                    pod_started: datetime.datetime) -> list[JsonObject] | None:
         """Run the init containers in order (see the module docstring); their final
         statuses, or None when the pod ended before its containers could start."""
-        assert self._api is not None
         spec = pod.get("spec") or {}
         inits = spec.get("initContainers") or []
         statuses = [podstatus.init_waiting(str(c.get("name")),
@@ -677,12 +709,13 @@ class ProcessKubelet:
         message_path = self.runtime.init_termination_path(namespace, name, init_name)
         message_path.parent.mkdir(parents=True, exist_ok=True)
         message_path.write_text("", encoding="utf-8")
-        mounts = mount_map(init, volumes)
-        env, warnings = container_env(init, self.runtime, namespace, name, mounts=mounts,
+        env, warnings = container_env(init, self.runtime, namespace, name,
                                       summary_path=message_path)
         for warning in warnings:
             self.warn(warning)
-        process = await self._start(record, argv, env, self._cwd(init, mounts), names)
+        mounts = container_mounts(init, volumes)
+        process = await self._start(record, argv, mapped_env(env, mounts),
+                                    self._cwd(init, mounts), names)
         if process is None:
             return None
         record.pid = process.pid
@@ -711,6 +744,30 @@ class ProcessKubelet:
             init_name, image, self.clock(), exit_code=exit_code, started=started,
             message=message, containers=podstatus.container_count(pod), restart_count=restarts)
         return exit_code
+
+    async def _write_secret_files(self, namespace: str, files: Sequence[SecretFile],
+                                  target: Path) -> bool:
+        """Write ``files`` under ``target``; False when a Secret (or key) it needs is
+        missing, as the kubelet's mount fails (the pod stays ``ContainerCreating``)."""
+        assert self._api is not None
+        contents: list[tuple[Path, bytes, int]] = []
+        for file in files:
+            data = await self._api.secret_data(namespace, file.secret)
+            if data is None or (file.key is not None and file.key not in data):
+                if file.optional:
+                    continue
+                return False
+            keys = [file.key] if file.key is not None else sorted(data)
+            for key in keys:
+                path = target / (file.path if file.key is not None else key)
+                contents.append((path, base64.b64decode(data[key]), file.mode))
+        for path, content, mode in contents:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            os.chmod(path, mode)
+        return True
 
     async def _report_start_error(self, record: PodProcess, message: str,
                                   names: Mapping[str, str]) -> None:

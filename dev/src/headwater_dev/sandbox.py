@@ -57,7 +57,8 @@ if TYPE_CHECKING:
 
 JsonObject = dict[str, Any]
 
-DEFAULT_EXAMPLES = ("examples/quickstart", "examples/pipeline", "examples/assets")
+DEFAULT_EXAMPLES = ("examples/quickstart", "examples/pipeline", "examples/assets",
+                    "examples/blocks")
 DEFAULT_UNTIL_COMPLETE_CAP = 300.0
 """Seconds ``--until-complete`` waits at most when ``--duration`` does not say."""
 SCHEDULE_HORIZON_SECONDS = 30.0
@@ -66,8 +67,10 @@ interval fires; a 15-minute cron, usually not: the session's length must not han
 where the wall clock happens to be)."""
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 FAILED_PHASES = frozenset({"Failed", "Crashed"})
-APPLY_ORDER = {"Namespace": 0, "Flow": 1, "Deployment": 2, "Schedule": 3, "FlowRun": 4}
-"""Referenced objects first, so no Deployment waits for its Flow to appear."""
+APPLY_ORDER = {"Namespace": 0, "Secret": 1, "Block": 2, "Variable": 3, "Flow": 4,
+               "Deployment": 5, "Schedule": 6, "FlowRun": 7}
+"""Referenced objects first, so no Deployment waits for its Flow (or a run for its
+Blocks and their Secrets) to appear."""
 RUN_HEADERS = ("NAME", "DEPLOYMENT", "PHASE", "ATTEMPTS", "SCHEDULED", "DURATION", "REASON")
 BANNER = (
     "headwater dev: a local DEVELOPMENT sandbox, not a cluster. An embedded Kubernetes API,\n"
@@ -142,10 +145,15 @@ def load_manifests(paths: Iterable[Path], namespace: str) -> list[Manifest]:
                 if doc.get("kind") == "Namespace":
                     manifests.append(Manifest(source, doc))
                     continue
+                if (doc.get("apiVersion"), doc.get("kind")) == ("v1", "Secret"):
+                    # Checked by the embedded API server when applied, as by a real one.
+                    doc.setdefault("metadata", {}).setdefault("namespace", namespace)
+                    manifests.append(Manifest(source, doc))
+                    continue
                 if doc.get("apiVersion") != contract.API_VERSION:
                     raise SandboxError(f"{source}: the sandbox applies only Headwater objects "
-                                       f"({contract.API_VERSION}) and Namespaces, not "
-                                       f"{doc.get('apiVersion')} {doc.get('kind')}")
+                                       f"({contract.API_VERSION}), Secrets and Namespaces, "
+                                       f"not {doc.get('apiVersion')} {doc.get('kind')}")
                 errors = validate_manifest(doc)
                 if errors:
                     raise SandboxError(f"{source} ({doc.get('kind')}): " + "; ".join(errors))
@@ -448,7 +456,9 @@ class Sandbox:
 
         client = kube.get_client()
         resources = {"Flow": kube.FLOWS, "Deployment": kube.DEPLOYMENTS,
-                     "Schedule": kube.SCHEDULES, "FlowRun": kube.FLOWRUNS}
+                     "Schedule": kube.SCHEDULES, "FlowRun": kube.FLOWRUNS,
+                     "Block": kube.BLOCKS, "Variable": kube.VARIABLES,
+                     "Secret": kube.SECRETS}
         for manifest in manifests:
             if manifest.kind == "Namespace":
                 continue  # created before the operator started

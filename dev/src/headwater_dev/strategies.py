@@ -19,6 +19,7 @@ base and the plain strategy used where a kind has nothing of its own.
 
 from __future__ import annotations
 
+import base64
 import copy
 import datetime
 from collections.abc import Callable, Mapping
@@ -230,6 +231,31 @@ class NamespaceStrategy(BuiltinStrategy):
         return _with_name_label(super().prepare_update(new, old, subresource, options))
 
 
+class SecretStrategy(BuiltinStrategy):
+    """A Secret's ``stringData`` is write-only: on every write it is merged into ``data``
+    (base64-encoded, overwriting the same keys) and never stored, so reads show ``data``
+    only (kubernetes pkg/apis/core/v1/conversion.go ``Convert_v1_Secret_To_core_Secret``:
+    "StringData overwrites Data"; the internal type has no ``StringData``)."""
+
+    def prepare_create(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
+        return _string_data_merged(super().prepare_create(obj, options))
+
+    def prepare_update(self, new: JsonObject, old: JsonObject, subresource: Subresource,
+                       options: WriteOptions) -> JsonObject:
+        return _string_data_merged(super().prepare_update(new, old, subresource, options))
+
+
+def _string_data_merged(secret: JsonObject) -> JsonObject:
+    string_data = secret.pop("stringData", None)
+    if isinstance(string_data, dict) and string_data:
+        data = secret.get("data")
+        data = dict(data) if isinstance(data, dict) else {}
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        secret["data"] = data
+    return secret
+
+
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
@@ -245,6 +271,8 @@ def strategy_for(spec: ResourceSpec) -> Strategy:
         return PodStrategy(spec)
     if spec.key == ("", "v1", "namespaces"):
         return NamespaceStrategy(spec)
+    if spec.key == ("", "v1", "secrets"):
+        return SecretStrategy(spec)
     if builtins.is_builtin(spec.key):
         return BuiltinStrategy(spec)
     return Strategy(spec)
@@ -257,6 +285,7 @@ __all__ = [
     "FieldValidation",
     "NamespaceStrategy",
     "PodStrategy",
+    "SecretStrategy",
     "Strategy",
     "Subresource",
     "WriteOptions",

@@ -72,24 +72,35 @@ def _media_ranges(accept: str) -> list[tuple[str, dict[str, str]]]:
     return [(media_type, params) for _, media_type, params in ranges]
 
 
-def wants_table(accept: str | None) -> bool:
-    """Whether the first media range the emulator can serve asks for a ``v1`` Table.
+CONVERSION_TARGETS = ("Table", "PartialObjectMetadata", "PartialObjectMetadataList")
+"""The ``as=`` targets the emulator serves, in group version ``meta.k8s.io/v1``."""
+
+
+def negotiated_conversion(accept: str | None) -> str | None:
+    """The conversion the first media range the emulator can serve asks for, if any.
 
     The emulator serves JSON only: ``application/json``, ``application/*`` and ``*/*``
-    are acceptable, plain or with ``as=Table;v=v1;g=meta.k8s.io``. Other ranges (YAML,
-    protobuf, ``as=Table;v=v1beta1``, ``as=PartialObjectMetadata``) are skipped, and a
-    header with nothing acceptable (or none at all) gets the plain object or list.
+    are acceptable, plain (no conversion: None) or with ``as=<target>;v=v1;g=meta.k8s.io``
+    for a target of :data:`CONVERSION_TARGETS` (a ``Table``, or metadata only: see
+    :mod:`headwater_dev.partialmeta`). Other ranges (YAML, protobuf, ``v1beta1``
+    targets) are skipped, and a header with nothing acceptable (or none at all) gets the
+    plain object or list.
     """
     for media_type, params in _media_ranges(accept or ""):
         if media_type not in ("application/json", "application/*", "*/*"):
             continue
         wanted = params.get("as")
         if wanted is None:
-            return False
-        if (wanted == "Table" and params.get("v") == "v1"
+            return None
+        if (wanted in CONVERSION_TARGETS and params.get("v") == "v1"
                 and params.get("g") == "meta.k8s.io"):
-            return True
-    return False
+            return wanted
+    return None
+
+
+def wants_table(accept: str | None) -> bool:
+    """Whether ``accept`` asks for a ``v1`` Table (see :func:`negotiated_conversion`)."""
+    return negotiated_conversion(accept) == "Table"
 
 
 # --- JSONPath -------------------------------------------------------------------------

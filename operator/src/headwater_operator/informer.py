@@ -383,12 +383,14 @@ class InformerFactory:
         self.namespaces: list[str | None] = (
             list(namespaces) if namespaces is not None else [None])
         self.watch_timeout_seconds = watch_timeout_seconds
-        self._informers: dict[tuple[str, str, str], SharedInformer] = {}
+        self._informers: dict[tuple[str, str, str, bool], SharedInformer] = {}
 
     def informer(self, resource: kube.Resource,
                  label_selector: str | None = None) -> SharedInformer:
         """The shared informer of ``resource`` (created on first request)."""
-        key = (resource.api_version, resource.plural, label_selector or "")
+        # Metadata-only reads of a kind are another feed than whole objects.
+        key = (resource.api_version, resource.plural, label_selector or "",
+               resource.metadata_only)
         found = self._informers.get(key)
         if found is None:
             found = self._informers[key] = SharedInformer(

@@ -120,6 +120,10 @@ class Resource:
     namespaced: bool = True
     kind: str = ""
     """The kind's name: :meth:`with_type_meta` sends it when a body leaves it out."""
+    metadata_only: bool = False
+    """Read only the objects' ``metadata``: GETs, LISTs and watches ask the API server
+    for ``PartialObjectMetadata`` (:meth:`accept`), as client-go's metadata client does,
+    so the rest of an object (a Secret's data) never reaches this process."""
 
     @property
     def api_version(self) -> str:
@@ -141,6 +145,16 @@ class Resource:
             base += f"/{subresource}"
         return base
 
+    def accept(self, *, collection: bool) -> str | None:
+        """The ``Accept`` header of a read of this resource: None for whole objects; for
+        :attr:`metadata_only`, ``PartialObjectMetadataList`` for a LIST (``collection``),
+        ``PartialObjectMetadata`` for a GET or a watch, and no fallback: a server that
+        cannot convert refuses (406) rather than sending whole objects."""
+        if not self.metadata_only:
+            return None
+        target = "PartialObjectMetadataList" if collection else "PartialObjectMetadata"
+        return f"application/json;as={target};g=meta.k8s.io;v=v1"
+
     def with_type_meta(self, body: Mapping[str, Any]) -> JsonObject:
         """``body`` with this resource's ``apiVersion`` and ``kind`` where it has none.
 
@@ -161,6 +175,11 @@ DEPLOYMENTS = Resource(GROUP, VERSION, "deployments", kind="Deployment")
 SCHEDULES = Resource(GROUP, VERSION, "schedules", kind="Schedule")
 FLOWRUNS = Resource(GROUP, VERSION, "flowruns", kind="FlowRun")
 LEASES = Resource("coordination.k8s.io", "v1", "leases", kind="Lease")
+BLOCKS = Resource(GROUP, VERSION, "blocks", kind="Block")
+VARIABLES = Resource(GROUP, VERSION, "variables", kind="Variable")
+SECRETS = Resource("", "v1", "secrets", kind="Secret")
+SECRETS_METADATA = Resource("", "v1", "secrets", kind="Secret", metadata_only=True)
+"""Secrets without their data: the operator watches these (docs/blocks-kubernetes.md)."""
 
 
 # --- errors ---------------------------------------------------------------------------
@@ -822,12 +841,14 @@ class Transport:
                       content_type: str = "application/json",
                       time_limit: float | None = DEFAULT_TIMEOUT_SECONDS,
                       read_limit: float | None = None,
+                      accept: str | None = None,
                       ) -> aiohttp.ClientResponse:
         """Send one request; the response (2xx only, body unread) or a :class:`KubeError`.
 
         ``time_limit``: seconds for the whole exchange (None: none, for log follows).
         ``read_limit``: seconds any one socket read may wait (None: no limit), so a
         stream without a total limit (a watch) still ends on a silently dead connection.
+        ``accept``: the ``Accept`` header, when not the session's (``application/json``).
 
         A 401 is sent again once with freshly read credentials (a rotated token); other
         failures raise, for :class:`Kube` to retry or not (:class:`RetryPolicy`).
@@ -835,6 +856,8 @@ class Transport:
         data = None if body is None else json.dumps(body).encode()
         for attempt in (1, 2):
             headers = {"Content-Type": content_type}
+            if accept is not None:
+                headers["Accept"] = accept
             if (authorization := await self.credentials.header()) is not None:
                 headers["Authorization"] = authorization
             try:
@@ -859,11 +882,12 @@ class Transport:
 
     async def request_json(self, verb: str, method: str, path: str, *,
                            query: Sequence[tuple[str, str]] = (), body: Any = None,
-                           content_type: str = "application/json") -> Any:
+                           content_type: str = "application/json",
+                           accept: str | None = None) -> Any:
         """:meth:`request`, and the parsed JSON body (text if not JSON; None if empty)."""
         async with self.slots, await self.request(
                 verb, method, path, query=query, body=body,
-                content_type=content_type) as response:
+                content_type=content_type, accept=accept) as response:
             data = await response.read()
         if not data:
             return None
@@ -1044,13 +1068,15 @@ class Kube:
 
     async def _json(self, verb: str, method: str, path: str, *,
                     query: Sequence[tuple[str, str]] = (), body: Any = None,
-                    content_type: str = "application/json") -> Any:
+                    content_type: str = "application/json",
+                    accept: str | None = None) -> Any:
         transport_ = self._transport()
         attempts: Attempts | None = None
         while True:
             try:
                 return await transport_.request_json(
-                    verb, method, path, query=query, body=body, content_type=content_type)
+                    verb, method, path, query=query, body=body, content_type=content_type,
+                    accept=accept)
             except Exception as exc:
                 attempts = attempts or Attempts(self.retry, verb, method, path, body)
                 delay = attempts.delay_after(exc)
@@ -1060,14 +1086,16 @@ class Kube:
 
     async def _open(self, verb: str, path: str, query: Sequence[tuple[str, str]], *,
                     time_limit: float | None = DEFAULT_TIMEOUT_SECONDS,
-                    read_limit: float | None = None) -> aiohttp.ClientResponse:
+                    read_limit: float | None = None,
+                    accept: str | None = None) -> aiohttp.ClientResponse:
         """A GET whose body the caller reads (a watch, a log), retried until it answers."""
         transport_ = self._transport()
         attempts: Attempts | None = None
         while True:
             try:
                 return await transport_.request(verb, "GET", path, query=query,
-                                                time_limit=time_limit, read_limit=read_limit)
+                                                time_limit=time_limit, read_limit=read_limit,
+                                                accept=accept)
             except Exception as exc:
                 attempts = attempts or Attempts(self.retry, verb, "GET", path, None)
                 delay = attempts.delay_after(exc)
@@ -1105,7 +1133,8 @@ class Kube:
     async def get(self, resource: Resource, name: str, *,
                   namespace: str | None = None) -> JsonObject:
         """Read one object (:class:`NotFound` if absent)."""
-        result: JsonObject = await self._json("get", "GET", resource.path(namespace, name))
+        result: JsonObject = await self._json("get", "GET", resource.path(namespace, name),
+                                              accept=resource.accept(collection=False))
         return result
 
     async def list(self, resource: Resource, *, namespace: str | None = None,
@@ -1113,7 +1142,8 @@ class Kube:
                    field_selector: str | None = None) -> builtins.list[JsonObject]:
         """Objects in ``namespace`` (all namespaces if None) matching the selectors."""
         path, query = _list_request(resource, namespace, label_selector, field_selector)
-        result = await self._json("list", "GET", path, query=query)
+        result = await self._json("list", "GET", path, query=query,
+                                  accept=resource.accept(collection=True))
         items: builtins.list[JsonObject] = result.get("items") or []
         return items
 
@@ -1160,7 +1190,8 @@ class Kube:
         while True:
             page_query = query + _query(limit=page_size, **{"continue": token})
             try:
-                result = await self._json("list", "GET", path, query=page_query)
+                result = await self._json("list", "GET", path, query=page_query,
+                                          accept=resource.accept(collection=True))
             except Gone:
                 if token is None or restarted:
                     raise
@@ -1204,7 +1235,8 @@ class Kube:
         splitter = LineSplitter()
         async with await self._open(
                 "watch", path, query, time_limit=None,
-                read_limit=timeout_seconds + WATCH_READ_MARGIN_SECONDS) as response:
+                read_limit=timeout_seconds + WATCH_READ_MARGIN_SECONDS,
+                accept=resource.accept(collection=False)) as response:
             async for chunk in response.content.iter_any():
                 for line in splitter.feed(chunk):
                     yield parse_watch_line(line)

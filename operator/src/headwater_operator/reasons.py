@@ -30,6 +30,15 @@ CONCURRENCY_LIMIT_REACHED: Final = "ConcurrencyLimitReached"
 """Cancelled by ``concurrency.collisionStrategy: CancelNew``."""
 LATE: Final = "Late"
 """The scheduled time passed by more than ``lateAfterSeconds`` without the run starting."""
+BLOCK_NOT_FOUND: Final = "BlockNotFound"
+"""Held (no pod) while a Block the Deployment declares (``spec.blocks``), or one it nests
+(``spec.blockRefs``), does not exist; the run starts when it appears."""
+BLOCK_SECRET_NOT_FOUND: Final = "BlockSecretNotFound"
+"""Held (no pod) while a Secret, or a key in it, that a declared block's secret field
+names (``spec.secretRefs``) does not exist; the run starts when it appears."""
+INVALID_BLOCK: Final = "InvalidBlock"
+"""Held (no pod) while a declared block is invalid or nests itself; the run starts when
+it is fixed."""
 
 # --- FlowRun: attempts -----------------------------------------------------------------
 POD_CREATED: Final = "PodCreated"

@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     )
     from headwater.assets import Asset, AssetProperties, add_asset_metadata, materialize
     from headwater.secrets import Secret
+    from headwater.transactions import get_transaction, transaction
 
 __version__ = "0.1.0"
 
@@ -55,6 +56,8 @@ _LAZY = {
     "add_asset_metadata": "headwater.assets",
     "materialize": "headwater.assets",
     "Secret": "headwater.secrets",
+    "get_transaction": "headwater.transactions",
+    "transaction": "headwater.transactions",
 }
 
 
@@ -98,12 +101,14 @@ __all__ = [
     "flow",
     "get_run_context",
     "get_run_logger",
+    "get_transaction",
     "materialize",
     "quote",
     "runtime",
     "tags",
     "task",
     "task_input_hash",
+    "transaction",
     "unmapped",
     "update_progress_artifact",
     "wait",

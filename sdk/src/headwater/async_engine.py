@@ -46,7 +46,14 @@ from typing import TYPE_CHECKING, Any
 
 from headwater import engine
 from headwater import states as st
-from headwater.context import FLOW_RUN_CONTEXT, FlowRun, FlowRunContext, RunTree, TaskRun
+from headwater.context import (
+    FLOW_RUN_CONTEXT,
+    TRANSACTION,
+    FlowRun,
+    FlowRunContext,
+    RunTree,
+    TaskRun,
+)
 from headwater.exceptions import (
     FlowRunTimeoutError,
     ResultStorageKeyError,
@@ -162,6 +169,10 @@ async def run_task_async(  # noqa: PLR0917 - mirrors engine.run_task
     task_run.end_time = state.timestamp
     if flow_ctx is not None:
         engine.note_result(flow_ctx, task_run, state)
+    if task.on_commit_hooks or TRANSACTION.get() is not None:
+        from headwater import transactions
+
+        transactions.join(task, task_run, state, task_ctx.staged)
     await _settle_hooks(engine.run_hooks(task, task_run, state, flow_ctx), task)
     engine.log_final(task, task_run, flow_ctx)
     return state

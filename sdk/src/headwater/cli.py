@@ -16,6 +16,9 @@ The SDK provides the commands that run *inside* a flow-run pod or on a laptop:
   then runs the entrypoint from there and records the commit in the run record.
 * ``headwater schema <entrypoint>`` — prints the flow's parameter JSON schema (the
   value of ``Flow.spec.parametersSchema``).
+* :func:`run_deploy` — what ``flow.deploy()`` calls: the plugin's ``deploy`` command,
+  handed the SDK's :class:`~headwater.deployments.DeployRequest` as
+  ``args.deploy_request``.
 
 Plugin interface (how headwater-operator adds ``run``, ``backfill``, ``get``,
 ``describe``, ``logs``, ``cancel``, ``schedule``, and headwater-dev adds ``dev``): every
@@ -38,14 +41,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from headwater import contract
 
+if TYPE_CHECKING:
+    from headwater.deployments import DeployRequest
+
 ENTRY_POINT_GROUP = "headwater.commands"
 PLUGIN_COMMANDS = {
-    **dict.fromkeys(("run", "backfill", "get", "describe", "logs", "cancel", "schedule"),
-                    "headwater-operator"),
+    **dict.fromkeys(("run", "backfill", "get", "describe", "logs", "cancel", "schedule",
+                     "deploy"), "headwater-operator"),
     "dev": "headwater-dev",
 }
 """The commands plugins provide, and the distribution that provides each."""
@@ -305,6 +311,30 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
                                          add_help=False)
             stub.set_defaults(func=_MissingPlugin(name, distribution))
     return parser
+
+
+def run_deploy(request: DeployRequest, output_dir: str | None) -> None:
+    """Run ``headwater deploy`` for ``request`` (what ``flow.deploy()`` does): write the
+    manifests to ``output_dir``, or apply them when it is ``None``.
+
+    The command comes from the headwater-operator plugin, found like every plugin
+    command; it is given ``request`` as ``args.deploy_request`` (Prefect's arguments
+    say more than the command line can: several schedules, each with parameters).
+    """
+    parser = build_parser()
+    argv = ["deploy", request.entrypoint, "--name", request.name, "--image", request.image,
+            *(["--output-dir", output_dir] if output_dir is not None else ["--apply"]),
+            *(["--namespace", request.namespace] if request.namespace else [])]
+    args = parser.parse_args(argv)
+    if isinstance(args.func, _MissingPlugin):
+        raise RuntimeError(f"flow {request.flow.name!r}: deploy() validates and writes the "
+                           "manifests with the headwater-operator package, which is not "
+                           "installed; install it with: pip install headwater-operator")
+    args.deploy_request = request
+    code: int = args.func(args)
+    if code != 0:
+        raise RuntimeError(f"flow {request.flow.name!r}: deploy() failed (headwater deploy "
+                           f"exit code {code}); the reason is printed above")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from headwater.results import ResultStore
     from headwater.task_runners import TaskRunner
     from headwater.tasks import Task
+    from headwater.transactions import StagedWrite, Transaction
 
 
 class TaskRun:
@@ -160,6 +161,10 @@ class RunTree:
         # lineage) whose results are passed to a task as arguments. The value is kept so
         # its id cannot be reused by another object while the run lasts.
         self.result_owners: dict[int, tuple[Any, TaskRun]] = {}
+        self.transactions: list[Transaction] = []
+        """The run's top-level transactions (their children nest inside), for the record."""
+        self.transaction_revision = 0
+        """Counts transaction state changes: the run record is rewritten when it changes."""
         self.recorder: Any = None
         """The :class:`headwater.runrecord.Recorder` of a root run (``None``: no record)."""
         self.record_written: bool | None = None
@@ -191,7 +196,8 @@ class FlowRunContext:
 class TaskRunContext:
     """The task run the current code belongs to (``cache_key_fn`` receives this)."""
 
-    __slots__ = ("args", "asset_metadata", "flow_run_context", "kwargs", "task", "task_run")
+    __slots__ = ("args", "asset_metadata", "flow_run_context", "kwargs", "staged", "task",
+                 "task_run")
 
     def __init__(self, task: Task[..., Any], task_run: TaskRun, args: tuple[Any, ...],
                  kwargs: dict[str, Any], flow_run_context: FlowRunContext | None) -> None:
@@ -201,6 +207,8 @@ class TaskRunContext:
         self.kwargs = kwargs
         self.flow_run_context = flow_run_context
         self.asset_metadata: dict[str, dict[str, Any]] = {}
+        self.staged: StagedWrite | None = None
+        """The result record a transaction writes when it commits (None: none staged)."""
 
     @property
     def parameters(self) -> dict[str, Any]:
@@ -216,6 +224,13 @@ FLOW_RUN_CONTEXT: contextvars.ContextVar[FlowRunContext | None] = contextvars.Co
 TASK_RUN_CONTEXT: contextvars.ContextVar[TaskRunContext | None] = contextvars.ContextVar(
     "headwater_task_run", default=None
 )
+
+
+TRANSACTION: contextvars.ContextVar[Transaction | None] = contextvars.ContextVar(
+    "headwater_transaction", default=None
+)
+"""The innermost open transaction (:mod:`headwater.transactions`, loaded on first use:
+the engine only reads this variable)."""
 
 
 TAGS: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(

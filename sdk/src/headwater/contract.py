@@ -83,6 +83,10 @@ ENV_BLOCKS_DIR: Final = "HEADWATER_BLOCKS_DIR"
 BLOCKS_DIR_DEFAULT: Final = "/var/run/headwater/blocks"
 ENV_VARIABLES: Final = "HEADWATER_VARIABLES"
 """JSON object ``{name: value}`` of the Variables a Deployment declares."""
+ENV_CONCURRENCY_LIMITS: Final = "HEADWATER_CONCURRENCY_LIMITS"
+"""JSON object ``{name: slots}`` or ``{name: {"limit": slots, "slot_decay_per_second": r,
+"active": bool}}`` declaring the in-process concurrency and rate limits
+(docs/concurrency.md)."""
 STORES_ENTRY_POINT_GROUP: Final = "headwater.stores"
 """Entry-point group of block/variable store plugins: each entry point is a callable
 ``(argument: str | None) -> headwater.blocks.stores.Stores``; headwater-operator

@@ -43,6 +43,7 @@ from headwater.context import (
     FLOW_RUN_CONTEXT,
     TAGS,
     TASK_RUN_CONTEXT,
+    TRANSACTION,
     FlowRun,
     FlowRunContext,
     RunTree,
@@ -431,6 +432,10 @@ def run_task(  # noqa: PLR0917 - called positionally through Context.run
     task_run.end_time = state.timestamp
     if flow_ctx is not None:
         note_result(flow_ctx, task_run, state)
+    if task.on_commit_hooks or TRANSACTION.get() is not None:
+        from headwater import transactions
+
+        transactions.join(task, task_run, state, task_ctx.staged)
     pending = run_hooks(task, task_run, state, flow_ctx)
     if pending:
         settle_hooks(pending, task)
@@ -591,7 +596,10 @@ def may_use_cache(task: Task[..., Any], plan: Any) -> bool:
 def persist(  # noqa: PLR0917 - internal, mirrors the cache steps
         task: Task[..., Any], task_ctx: TaskRunContext, store: ResultStore, key: str,
         plan: Any, state: State[Any]) -> None:
-    """Write a completed run's result under ``key`` and record its materialization."""
+    """Write a completed run's result under ``key`` and record its materialization.
+
+    Inside a transaction (or for a task with ``on_commit`` hooks) the record is staged
+    instead: the transaction writes it when it commits, and never if it rolls back."""
     if state.type is not StateType.COMPLETED:
         return
     expiration = None
@@ -599,13 +607,18 @@ def persist(  # noqa: PLR0917 - internal, mirrors the cache steps
         from headwater import results
 
         expiration = results.now() + task.cache_expiration.total_seconds()
-    store.write(key, state.data, expiration)
-    task_ctx.task_run.result_location = store.location(key)
+    if task.on_commit_hooks or TRANSACTION.get() is not None:
+        from headwater.transactions import StagedWrite
+
+        task_ctx.staged = StagedWrite(store, key, state.data, expiration)
+    else:
+        store.write(key, state.data, expiration)
+        task_ctx.task_run.result_location = store.location(key)
     if plan is not None:
         from headwater import assets
 
         assets.record_materialization(plan, task_ctx, store, skipped=False)
-    if not task.cache_result_in_memory:
+    if not task.cache_result_in_memory and task_ctx.staged is None:
         state._data = store.reference(key)
 
 

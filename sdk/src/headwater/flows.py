@@ -7,6 +7,7 @@ execute``), or as a subflow with its own run record when called from another flo
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, overload
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
 
     from headwater.context import FlowRun
     from headwater.results import ResultStorage
+    from headwater.schedules import Schedule
     from headwater.states import State
     from headwater.task_runners import TaskRunner
 
@@ -195,29 +197,149 @@ class Flow(Generic[P, R]):
             return async_engine.run_flow_async(self, args, kwargs, return_state=return_state)
         return engine.run_flow(self, args, kwargs, return_state=return_state)
 
-    def serve(self, *args: Any, **kwargs: Any) -> Any:
-        """Prefect's ``flow.serve(...)``: not available yet (issue #14, item 4).
+    def serve(  # noqa: PLR0917 - Prefect's signature, positional as there
+        self,
+        name: str | None = None,
+        interval: Any = None,
+        cron: str | Iterable[str] | None = None,
+        rrule: str | Iterable[str] | None = None,
+        paused: bool | None = None,
+        schedule: Schedule | None = None,
+        schedules: Iterable[Schedule] | None = None,
+        global_limit: int | None = None,
+        triggers: Any = None,
+        parameters: dict[str, Any] | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        version: str | None = None,
+        enforce_parameter_schema: bool | None = None,
+        pause_on_shutdown: bool | None = None,
+        print_starting_message: bool | None = None,
+        limit: int | None = None,
+        webserver: bool | None = None,
+        entrypoint_type: Any = None,
+    ) -> None:
+        """Prefect's ``flow.serve(...)``: fire this flow's runs on a laptop until Ctrl-C.
 
-        Present so that a flow file ending in ``if __name__ == "__main__":
-        my_flow.serve(...)`` imports and can be a Flow's entrypoint; calling it raises
-        ``NotImplementedError`` saying how to run the flow on a schedule today.
+        A development scheduler (:mod:`headwater.serve`): each tick of ``cron``,
+        ``interval`` (seconds or a timedelta), ``rrule`` or ``schedules=[Cron(...)]``
+        starts a run as a subprocess, with ``parameters`` (a schedule's own parameters
+        win). The fire times are computed by the operator's scheduling code, so they are
+        those the Schedule that ``deploy()`` writes fires at in a cluster. ``limit`` caps
+        the runs in progress; ``paused=True`` serves nothing. Arguments that need
+        Prefect's server (``triggers``, ``webserver``...) are ignored with a warning.
+        Without a schedule, serve() has nothing to fire and says so.
         """
-        raise NotImplementedError(
-            f"flow {self.name!r}: Flow.serve() is not implemented in Headwater yet (issue "
-            "#14, item 4). Run the flow with `python <file>.py` calling it directly, or "
-            "schedule it on a cluster with a Flow, a Deployment and a Schedule manifest "
-            "(see examples/quickstart)")
+        import dataclasses
+        import warnings
 
-    def deploy(self, *args: Any, **kwargs: Any) -> Any:
-        """Prefect's ``flow.deploy(...)``: not available yet (issue #14, item 4).
+        from headwater.deployments import collect_schedules, flow_entrypoint, ignored_arguments
+        from headwater.serve import Server, served_schedules
 
-        Present so that a flow file that calls it under ``if __name__ == "__main__":``
-        imports and can be a Flow's entrypoint; calling it raises ``NotImplementedError``.
+        for line in ignored_arguments({
+                "triggers": triggers, "global_limit": global_limit, "webserver": webserver,
+                "enforce_parameter_schema": enforce_parameter_schema,
+                "pause_on_shutdown": pause_on_shutdown, "entrypoint_type": entrypoint_type,
+                "print_starting_message": print_starting_message}):
+            warnings.warn(f"flow.serve(): {line}", stacklevel=2)
+        del description, tags, version  # what a served run records is the flow's own
+        found = collect_schedules(interval=interval, cron=cron, rrule=rrule,
+                                  schedule=schedule, schedules=schedules)
+        served = served_schedules(name or self.name, found, dict(parameters or {}))
+        if paused:
+            served = [dataclasses.replace(s, active=False) for s in served]
+        if not any(s.active for s in served):
+            raise ValueError(f"flow {self.name!r}: serve() needs an active schedule (cron=, "
+                             "interval=, rrule= or schedules=[...]); to run the flow once, "
+                             "call it")
+        Server(flow_entrypoint(self, absolute=True), name or self.name, served,
+               limit=limit).serve_forever()
+
+    def deploy(  # noqa: PLR0917 - Prefect's signature, positional as there
+        self,
+        name: str,
+        work_pool_name: str | None = None,
+        image: str | None = None,
+        build: bool | None = None,
+        push: bool | None = None,
+        work_queue_name: str | None = None,
+        job_variables: dict[str, Any] | None = None,
+        interval: Any = None,
+        cron: str | Iterable[str] | None = None,
+        rrule: str | Iterable[str] | None = None,
+        paused: bool | None = None,
+        schedule: Schedule | None = None,
+        schedules: Iterable[Schedule] | None = None,
+        concurrency_limit: int | None = None,
+        triggers: Any = None,
+        parameters: dict[str, Any] | None = None,
+        description: str | None = None,
+        tags: Iterable[str] | None = None,
+        version: str | None = None,
+        version_type: Any = None,
+        enforce_parameter_schema: bool | None = None,
+        entrypoint_type: Any = None,
+        print_next_steps: bool | None = None,
+        ignore_warnings: bool | None = None,
+        *,
+        timezone: str | None = None,
+        namespace: str | None = None,
+        output_dir: str | os.PathLike[str] | None = None,
+        apply: bool = False,
+        entrypoint_root: str | os.PathLike[str] | None = None,
+    ) -> str:
+        """Prefect's ``flow.deploy(...)``, the Kubernetes way: the Flow, Deployment and
+        Schedule manifests of this flow, written to ``output_dir`` (default
+        ``manifests/<name>``) for GitOps, or applied to the cluster of your kubeconfig
+        with ``apply=True``.
+
+        Does exactly what ``headwater deploy <this file>:<this flow> --name NAME --image
+        IMAGE ...`` does (the same command runs), so it needs the ``headwater-operator``
+        package, which provides that command. ``image`` is required (Headwater builds
+        and pushes no image); ``work_pool_name``, ``build``, ``push``, ``job_variables``
+        and ``triggers`` are ignored with a warning. ``timezone`` applies to ``cron=``,
+        ``interval=`` and ``rrule=``; ``namespace`` sets ``metadata.namespace``;
+        ``entrypoint_root`` is the directory the image copies into its working
+        directory (default: the working directory), which the entrypoint is relative to.
+        Returns the Deployment's name.
         """
-        raise NotImplementedError(
-            f"flow {self.name!r}: Flow.deploy() is not implemented in Headwater yet (issue "
-            "#14, item 4). Write the Flow, Deployment and Schedule manifests and apply them "
-            "with kubectl (see examples/quickstart)")
+        import warnings
+        from pathlib import Path
+
+        from headwater.deployments import (
+            DeployRequest,
+            collect_schedules,
+            flow_entrypoint,
+            ignored_arguments,
+        )
+
+        for line in ignored_arguments({
+                "work_pool_name": work_pool_name, "build": build, "push": push,
+                "work_queue_name": work_queue_name, "job_variables": job_variables,
+                "triggers": triggers, "version_type": version_type,
+                "enforce_parameter_schema": enforce_parameter_schema,
+                "entrypoint_type": entrypoint_type, "print_next_steps": print_next_steps,
+                "ignore_warnings": ignore_warnings}):
+            warnings.warn(f"flow.deploy(): {line}", stacklevel=2)
+        if image is None:
+            raise ValueError(f"flow {self.name!r}: deploy() needs image=, the container "
+                             "image with this flow's code and the Headwater SDK (Headwater "
+                             "builds no image), e.g. image='ghcr.io/acme/etl:1.4'")
+        request = DeployRequest(
+            flow=self, name=name, image=image,
+            entrypoint=flow_entrypoint(self, None if entrypoint_root is None
+                                       else Path(entrypoint_root)),
+            schedules=tuple(collect_schedules(interval=interval, cron=cron, rrule=rrule,
+                                              schedule=schedule, schedules=schedules,
+                                              timezone=timezone)),
+            parameters=dict(parameters or {}), description=description,
+            tags=tuple(tags or ()), version=version, paused=bool(paused),
+            concurrency_limit=concurrency_limit, namespace=namespace)
+        from headwater.cli import run_deploy
+
+        target = None if apply else str(output_dir or os.path.join("manifests", name))
+        run_deploy(request, output_dir=target)
+        return request.deployment_name
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"

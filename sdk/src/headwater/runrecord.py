@@ -389,10 +389,12 @@ class Recorder:
                     artifacts = list(self.tree.artifact_records)
                     artifact_revision = self.tree.artifact_revision
                     assets = list(self.tree.assets)
-                signature = self._signature(final, task_runs, flow_runs, artifact_revision,
-                                            assets)
+                    transactions = _transactions(self.tree)
+                signature = (*self._signature(final, task_runs, flow_runs, artifact_revision,
+                                              assets), self.tree.transaction_revision)
                 if signature != self._last_signature:
-                    pieces = self._record(final, task_runs, flow_runs, artifacts, assets)
+                    pieces = self._record(final, task_runs, flow_runs, artifacts, assets,
+                                          transactions=transactions)
                     self.storage.write_chunks(f"{self.location.path}/{runstore.RECORD_FILE}",
                                               _chunks(pieces))
                     self._last_signature = signature
@@ -448,7 +450,8 @@ class Recorder:
             raise
 
     def _record(self, final: bool, task_runs: list[TaskRun], flow_runs: list[FlowRun],
-                artifacts: list[Any], assets: list[Any]) -> list[str]:
+                artifacts: list[Any], assets: list[Any], *,
+                transactions: list[dict[str, Any]] | None = None) -> list[str]:
         """The whole record, as the pieces of its JSON text in order."""
         root_id = self.tree.root.id
         finished = self._finished
@@ -487,7 +490,10 @@ class Recorder:
         }
         if self.source:
             head["source"] = self.source
-        tail = {"artifacts": _redacted(artifacts), "assets": assets, "logs": logs}
+        tail: dict[str, Any] = {"artifacts": _redacted(artifacts), "assets": assets}
+        if transactions:
+            tail["transactions"] = transactions
+        tail["logs"] = logs
         compact = (",", ":")
         head_text = json.dumps(head, separators=compact, default=str)
         tail_text = json.dumps(tail, separators=compact, default=str)
@@ -509,6 +515,18 @@ CHUNK_PIECES = 256
 """Record pieces joined and encoded at a time: a 10,000-task record is about 5 MB, and
 building it as one string, then one bytes object, cost more in fresh memory than the
 rendering itself; chunks of ~100 KB are written as they are made."""
+
+
+def _transactions(tree: RunTree) -> list[dict[str, Any]]:
+    """The run's transactions for the record (keys are redacted: a user may build one
+    from a parameter)."""
+    if not tree.transactions:
+        return []
+    from headwater.transactions import describe
+
+    described = [describe(txn) for txn in tree.transactions]
+    result: list[dict[str, Any]] = _redacted(described)
+    return result
 
 
 def _chunks(pieces: list[str]) -> Iterator[bytes]:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 __all__ = ["Cron", "Interval", "RRule", "Schedule"]
@@ -52,7 +52,9 @@ class Schedule:
     cron: str | None = None
     rrule: str | None = None
     timezone: str | None = None
-    anchor_date: datetime = dataclasses.field(default_factory=lambda: datetime.now(tz=UTC))
+    anchor_date: datetime | None = None
+    """An interval's phase; ``None`` aligns it as a Headwater Schedule without
+    ``anchorTime`` does (2000-01-01 00:00 in ``timezone``: ``1h`` on the hour)."""
     day_or: bool = True
     active: bool = True
     parameters: dict[str, Any] = dataclasses.field(default_factory=dict)
@@ -72,6 +74,8 @@ class Schedule:
                              "'RRULE:FREQ=DAILY;INTERVAL=1'")
         if self.interval is not None and self.interval <= timedelta(0):
             raise ValueError(f"interval must be positive, got {self.interval!r}")
+        if self.anchor_date is not None and self.interval is None:
+            raise ValueError("anchor_date applies only to an interval schedule")
         _check_timezone(self.timezone)
         if not isinstance(self.parameters, dict):
             raise ValueError("parameters must be a dict of flow parameter names to values")
@@ -100,17 +104,21 @@ def Interval(  # noqa: PLR0917 - Prefect's signature, positional as there
     parameters: dict[str, Any] | None = None,
     slug: str | None = None,
 ) -> Schedule:
-    """A fixed-interval schedule (a number is seconds), counted from ``anchor_date``
-    (now when not given), e.g. ``Interval(timedelta(hours=1))``."""
+    """A fixed-interval schedule (a number is seconds) phased by ``anchor_date``, e.g.
+    ``Interval(timedelta(hours=1))``.
+
+    Without ``anchor_date`` the ticks align as a Schedule without ``anchorTime`` does
+    (``1h`` on the hour, ``15m`` on the quarter hour, in ``timezone``), not to the moment
+    of the call as in Prefect: manifests generated twice are then identical, as GitOps
+    needs.
+    """
     if isinstance(interval, bool) or not isinstance(interval, timedelta | int | float):
         raise ValueError(f"interval must be a timedelta or a number of seconds, got "
                          f"{interval!r}")
     if not isinstance(interval, timedelta):
         interval = timedelta(seconds=interval)
-    return Schedule(interval=interval,
-                    anchor_date=anchor_date if anchor_date is not None else datetime.now(tz=UTC),
-                    timezone=timezone, active=active, parameters=dict(parameters or {}),
-                    slug=slug)
+    return Schedule(interval=interval, anchor_date=anchor_date, timezone=timezone,
+                    active=active, parameters=dict(parameters or {}), slug=slug)
 
 
 def RRule(

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from headwater.futures import PrefectFutureList, TaskFuture
     from headwater.results import ResultStorage
     from headwater.states import State
+    from headwater.transactions import Transaction
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -34,6 +35,7 @@ T = TypeVar("T")
 
 RetryDelay = float | int | list[float] | list[int] | Callable[[int], list[float]]
 TaskHook = Callable[["Task[..., Any]", "TaskRun", "State[Any]"], Any]
+TransactionHook = Callable[["Transaction"], Any]
 RetryConditionFn = Callable[["Task[..., Any]", "TaskRun", "State[Any]"], bool]
 
 _NOT_SET: Any = object()
@@ -90,7 +92,7 @@ def retry_delays(retries: int, retry_delay_seconds: RetryDelay | None) -> list[f
 class Task(Generic[P, R]):
     """A function whose calls are tracked as task runs with states, retries and caching."""
 
-    def __init__(
+    def __init__(  # noqa: PLR0915 - one attribute per decorator argument
         self,
         fn: Callable[P, R],
         *,
@@ -116,6 +118,8 @@ class Task(Generic[P, R]):
         on_completion: list[TaskHook] | None = None,
         on_failure: list[TaskHook] | None = None,
         retry_condition_fn: RetryConditionFn | None = None,
+        on_commit: list[TransactionHook] | None = None,
+        on_rollback: list[TransactionHook] | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError("@task must decorate a function")
@@ -154,6 +158,10 @@ class Task(Generic[P, R]):
         self.on_completion_hooks = list(on_completion or [])
         self.on_failure_hooks = list(on_failure or [])
         self.retry_condition_fn = retry_condition_fn
+        self.on_commit_hooks: list[TransactionHook] = list(on_commit or [])
+        """Called with the task run's transaction when it commits (headwater.transactions)."""
+        self.on_rollback_hooks: list[TransactionHook] = list(on_rollback or [])
+        """Called with the task run's transaction when it rolls back."""
         self._explicit_cache = cache_key_fn is not None or (
             cache_policy is not _NOT_SET and cache_policy is not None
             and cache_policy is not cache_policies.NO_CACHE
@@ -178,6 +186,7 @@ class Task(Generic[P, R]):
             "timeout_seconds": timeout_seconds, "log_prints": log_prints,
             "refresh_cache": refresh_cache, "on_completion": on_completion,
             "on_failure": on_failure, "retry_condition_fn": retry_condition_fn,
+            "on_commit": on_commit, "on_rollback": on_rollback,
         }
         functools.update_wrapper(self, fn)
         module = getattr(fn, "__module__", None)
@@ -200,6 +209,18 @@ class Task(Generic[P, R]):
     def on_failure(self, fn: TaskHook) -> TaskHook:
         """Decorator form of ``on_failure=[fn]``."""
         self.on_failure_hooks.append(fn)
+        return fn
+
+    def on_commit(self, fn: TransactionHook) -> TransactionHook:
+        """Decorator form of ``on_commit=[fn]``: ``fn(txn)`` runs when the task run's
+        transaction commits."""
+        self.on_commit_hooks.append(fn)
+        return fn
+
+    def on_rollback(self, fn: TransactionHook) -> TransactionHook:
+        """Decorator form of ``on_rollback=[fn]``: ``fn(txn)`` runs when the transaction
+        the task run completed in rolls back (another task failed, or its block raised)."""
+        self.on_rollback_hooks.append(fn)
         return fn
 
     @property
@@ -343,6 +364,8 @@ def task(
     on_completion: list[TaskHook] | None = None,
     on_failure: list[TaskHook] | None = None,
     retry_condition_fn: RetryConditionFn | None = None,
+    on_commit: list[TransactionHook] | None = None,
+    on_rollback: list[TransactionHook] | None = None,
 ) -> Callable[[Callable[P, R]], Task[P, R]]: ...
 
 

@@ -52,6 +52,8 @@ def test_kinds_and_plurals() -> None:
         "Deployment": "deployments",
         "Schedule": "schedules",
         "FlowRun": "flowruns",
+        "Block": "blocks",
+        "Variable": "variables",
     }
     assert KINDS["FlowRun"] is FlowRun
 

@@ -17,7 +17,12 @@ WORKLOAD_GRANTS: Grants = {
     ("headwater.dev", "deployments/status"): {"get", "patch"},
     ("headwater.dev", "schedules/status"): {"get", "patch"},
     ("headwater.dev", "flowruns/status"): {"get", "patch"},
+    ("headwater.dev", "blocks"): {"get", "list", "watch"},
+    ("headwater.dev", "variables"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch", "create", "delete"},
+    # The key names of the Secrets Blocks name (a GET per run start), and a metadata-only
+    # watch that wakes a run waiting for one (docs/blocks-kubernetes.md).
+    ("", "secrets"): {"get", "list", "watch"},
     ("", "events"): {"create", "patch"},
     ("events.k8s.io", "events"): {"create", "patch"},
 }
@@ -56,12 +61,20 @@ def test_no_rbac_rule_uses_a_wildcard(scenario: str, scenario_manifests: list[Ma
                 assert not any("*" in item for item in rule.get(field, [])), (scenario, rule)
 
 
-def test_rbac_never_grants_secrets_or_pod_exec(
+def test_rbac_grants_secrets_only_to_the_operator_and_never_pod_exec(
     scenario: str, scenario_manifests: list[Manifest]
 ) -> None:
+    operator_roles = {RELEASE + "-headwater"}
     for role in _of(scenario_manifests, "ClusterRole") + _of(scenario_manifests, "Role"):
-        resources = {resource for _, resource in _grants(role)}
-        assert not resources & {"secrets", "pods/exec", "pods/attach", "configmaps"}, scenario
+        grants = _grants(role)
+        resources = {resource for _, resource in grants}
+        assert not resources & {"pods/exec", "pods/attach", "configmaps"}, scenario
+        # Only the operator reads Secrets (read-only: the key names Blocks refer to); the
+        # users' view role and the UI never do.
+        if role["metadata"]["name"] in operator_roles:
+            assert grants[("", "secrets")] == {"get", "list", "watch"}, scenario
+        else:
+            assert "secrets" not in resources, (scenario, role["metadata"]["name"])
         # Only the UI reads logs (a running attempt's, followed live), and only with get;
         # the operator never does (`headwater logs` uses the caller's credentials).
         if role["metadata"]["labels"].get("app.kubernetes.io/component") == "ui":

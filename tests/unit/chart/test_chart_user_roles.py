@@ -24,7 +24,7 @@ from k8s_rbac import (
     view_rules,
 )
 
-KINDS = ("flows", "deployments", "schedules", "flowruns")
+KINDS = ("flows", "deployments", "schedules", "flowruns", "blocks", "variables")
 HW = "headwater.dev"
 NS = "data"
 
@@ -94,7 +94,35 @@ CLI_CALLS: dict[str, tuple[str, list[Request]]] = {
                           Request("create", HW, "flowruns", namespace=NS)]),
     "cancel": ("edit", [Request("get", HW, "flowruns", namespace=NS, name="x"),
                         Request("patch", HW, "flowruns", namespace=NS, name="x")]),
+    "block get": ("view", [Request("list", HW, "blocks", namespace=NS),
+                           Request("get", HW, "blocks", namespace=NS, name="x")]),
+    "block describe": ("view", [Request("get", HW, "blocks", namespace=NS, name="x")]),
+    "block create": ("edit", [Request("create", HW, "blocks", namespace=NS),
+                              Request("patch", HW, "blocks", namespace=NS, name="x"),
+                              Request("get", "", "secrets", namespace=NS, name="x-block"),
+                              Request("create", "", "secrets", namespace=NS),
+                              Request("patch", "", "secrets", namespace=NS, name="x-block")]),
+    "block delete": ("edit", [Request("delete", HW, "blocks", namespace=NS, name="x")]),
+    "variable get": ("view", [Request("get", HW, "variables", namespace=NS, name="x")]),
+    "variable ls": ("view", [Request("list", HW, "variables", namespace=NS)]),
+    "variable set": ("edit", [Request("create", HW, "variables", namespace=NS),
+                              Request("get", HW, "variables", namespace=NS, name="x"),
+                              Request("patch", HW, "variables", namespace=NS, name="x")]),
+    "variable unset": ("edit", [Request("get", HW, "variables", namespace=NS, name="x"),
+                                Request("delete", HW, "variables", namespace=NS, name="x")]),
 }
+
+
+def test_view_never_reads_a_secret_and_the_chart_roles_never_write_one(
+        render: Render) -> None:
+    # Blocks hold no secret values; the Secrets they name stay out of view (`block
+    # describe` masks secret fields without reading them). Kubernetes' edit writes them.
+    manifests = render()
+    for verb in ("get", "list", "watch"):
+        assert not rules_allow(view_rules(manifests), Request(verb, "", "secrets",
+                                                              namespace=NS)), verb
+    own = rules_of(_role(manifests, "view")) + rules_of(_role(manifests, "edit"))
+    assert not rules_allow(own, Request("create", "", "secrets", namespace=NS))
 
 
 @pytest.mark.parametrize("command", list(CLI_CALLS))

@@ -189,7 +189,8 @@ def admit(manifests: list[Manifest], request: Admission, user: Authorizer) -> Ve
     if selector and not _selector_matches(
             selector, {"kubernetes.io/metadata.name": request.namespace}):
         return Verdict(True)
-    kind = {"flows": "Flow", "deployments": "Deployment"}.get(request.resource, "FlowRun")
+    kind = {"flows": "Flow", "deployments": "Deployment", "blocks": "Block"}.get(
+        request.resource, "FlowRun")
     activation = {
         "object": json_to_cel(request.obj), "oldObject": json_to_cel(request.old),
         "params": json_to_cel(None), "namespaceObject": json_to_cel(None),
@@ -293,6 +294,34 @@ def test_a_user_who_may_not_create_pods_is_refused_with_who_where_and_the_fix(
         "create pods in data. Grant it (e.g. a RoleBinding to the edit ClusterRole in data) "
         "or ask someone who has it to apply the Flow")
     assert not admit(manifests, Admission("CREATE", "deployments", DEPLOYMENT), bot).allowed
+
+
+BLOCK: Manifest = {
+    "apiVersion": "headwater.dev/v1alpha1", "kind": "Block",
+    "metadata": {"name": "warehouse", "namespace": NS},
+    "spec": {"type": "mypkg.blocks:Warehouse", "data": {"host": "db.internal"},
+             "secretRefs": {"password": {"name": "warehouse-block", "key": "password"}}},
+}
+
+
+def test_blocks_name_secrets_pods_get_so_writing_one_needs_pod_rights_too(
+        manifests: list[Manifest]) -> None:
+    alice, bot = _namespace_editor(manifests), _headwater_edit_only(manifests)
+    assert admit(manifests, Admission("CREATE", "blocks", BLOCK), alice).allowed
+    verdict = admit(manifests, Admission("CREATE", "blocks", BLOCK), bot)
+    assert (verdict.allowed, verdict.code) == (False, 403)
+    assert verdict.message.endswith(
+        "user ci-bot may not create a Block in namespace data: the operator turns Blocks "
+        "into pods (the Secrets its secretRefs name become files in them), so this needs "
+        "permission to create pods in data. Grant it (e.g. a RoleBinding to the edit "
+        "ClusterRole in data) or ask someone who has it to apply the Block")
+    # Pointing a field at another Secret (and the host at one's own server) is the attack.
+    redirected = _with(BLOCK, spec__secretRefs={"password": {"name": "admin-token",
+                                                             "key": "token"}})
+    assert not admit(manifests, Admission("UPDATE", "blocks", redirected, BLOCK),
+                     bot).allowed
+    relabelled = _with(BLOCK, metadata__labels={"team": "data"})
+    assert admit(manifests, Admission("UPDATE", "blocks", relabelled, BLOCK), bot).allowed
 
 
 def test_pod_rights_in_another_namespace_do_not_count(manifests: list[Manifest]) -> None:

@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import yaml
 from headwater.cli import build_parser
+from headwater.scheduling.expression import expression_from_spec
 from headwater_operator.cli.backfill import check_window, plan_backfill, window_ticks
 from headwater_operator.cli.common import CliError, Io
 from headwater_operator.cli.parsers import DEFAULT_MAX_RUNS
 from headwater_operator.scheduling import scheduled_run_name
-from headwater_operator.scheduling.expression import expression_from_spec
 from headwater_operator.scheduling.runs import build_flow_run
 
 NOW = datetime(2026, 3, 5, 12, 0, tzinfo=UTC)

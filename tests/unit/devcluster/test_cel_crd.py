@@ -208,3 +208,20 @@ def test_a_root_rule_compiles_beside_a_map_of_scalars() -> None:
         },
     }
     assert schema_rule_errors(schema, "spec.validation.openAPIV3Schema") == []
+
+
+@pytest.mark.parametrize(("node", "rule"), [
+    ({"type": "object", "maxProperties": 8, "additionalProperties": {"type": "string"}},
+     "self.all(k, k.matches('^[a-z]+$'))"),
+    ({"type": "object", "maxProperties": 8, "additionalProperties": {
+        "type": "object", "properties": {"name": {"type": "string", "maxLength": 8}}}},
+     "self.all(k, self[k].name.size() > 0)"),
+    ({"type": "array", "maxItems": 8, "items": {"type": "string", "maxLength": 8}},
+     "self.all(x, x != '')"),
+])
+def test_a_rule_on_a_map_or_list_node_ranges_over_self(node: dict[str, Any],
+                                                        rule: str) -> None:
+    # cel-go compiles a comprehension over `self` when `self` is a map or a list (a map
+    # ranges over its keys); the emulator's checker refused it ("cannot be the range of
+    # a comprehension") until `self` was declared with Type.List/Type.Map.
+    assert messages(schema(field={**node, "x-kubernetes-validations": [{"rule": rule}]})) == []

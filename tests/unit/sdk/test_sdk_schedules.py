@@ -1,4 +1,4 @@
-"""headwater.schedules (Prefect 3's Cron, Interval, RRule) and the serve/deploy stubs."""
+"""headwater.schedules (Prefect 3's Cron, Interval, RRule), and what serve/deploy refuse."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def test_constructors_take_prefect_s_arguments() -> None:
         "0 6 * * 1-5", "Europe/Paris", False, False, {"region": "eu"}, "weekday-mornings")
     anchor = datetime(2026, 1, 1, tzinfo=UTC)
     assert Interval(90, anchor_date=anchor).interval == timedelta(seconds=90)
-    assert Interval(timedelta(hours=1)).anchor_date.tzinfo is not None  # now, in UTC
+    assert Interval(timedelta(hours=1)).anchor_date is None  # Headwater's default phase
     assert RRule("RRULE:FREQ=WEEKLY;BYDAY=MO", timezone="UTC").rrule == \
         "RRULE:FREQ=WEEKLY;BYDAY=MO"
     assert Cron("@daily").parameters == {}
@@ -40,15 +40,16 @@ def test_malformed_schedules_say_what_is_wrong(make: object, message: str) -> No
         make()  # type: ignore[operator]
 
 
-def test_serve_and_deploy_exist_and_say_they_are_not_built_yet() -> None:
+def test_serve_without_a_schedule_and_deploy_without_an_image_say_what_is_missing() -> None:
     @flow
     def nightly() -> None:
         pass
 
-    with pytest.raises(NotImplementedError, match=r"Flow.serve\(\) is not implemented .*#14"):
-        nightly.serve(name="nightly", schedules=[Cron("0 6 * * *")])
-    with pytest.raises(NotImplementedError, match=r"Flow.deploy\(\) is not implemented"):
-        nightly.deploy(name="nightly", work_pool_name="k8s", image="repo/img:1")
+    with pytest.raises(ValueError, match=r"serve\(\) needs an active schedule"):
+        nightly.serve(name="nightly")
+    with pytest.raises(ValueError, match=r"deploy\(\) needs image="), \
+            pytest.warns(UserWarning, match="work_pool_name='k8s' is ignored"):
+        nightly.deploy(name="nightly", work_pool_name="k8s")
 
 
 def test_a_file_written_for_serve_is_a_valid_entrypoint(tmp_path: Path) -> None:

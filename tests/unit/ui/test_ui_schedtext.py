@@ -6,8 +6,8 @@ from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from headwater.scheduling.expression import expression_from_spec
 from headwater_operator.cli.preview import preview_ticks
-from headwater_operator.scheduling.expression import expression_from_spec
 from headwater_operator.ui.schedtext import describe_expression, month_grid
 
 

@@ -76,7 +76,7 @@ class Environment:
 
     @cached_property
     def env(self) -> cel.Env:
-        self_type = cel.Type(self.signature)
+        self_type = cel_type(self.signature)
         return cel.NewEnv(
             descriptor_pool=self.protos.pool,
             variables={SCOPED_VAR: self_type, OLD_SCOPED_VAR: self_type},
@@ -136,6 +136,30 @@ class Environment:
             message = _normalise(problem.message, self.protos.display_names)
             rendered.append(_display(source, problem.line, problem.column, message))
         return "\n".join(rendered)
+
+
+def cel_type(signature: str) -> cel.Type:
+    """The checker's type for a signature of ``declarations`` (``list(string)``,
+    ``map(string, hwcel.T1)``, ``hwcel.T0``, ``int``…).
+
+    Lists and maps are built with ``Type.List``/``Type.Map``: the type ``cel.Type``
+    parses from ``"list(string)"`` carries the name but not the kind, and the checker
+    then refuses a rule on a list or map node that ranges over ``self``
+    (``self.all(k, …)``: "cannot be the range of a comprehension"), which cel-go, and so
+    the API server, accepts.
+    """
+    for prefix, build in (("list(", _list_type), ("map(string, ", _map_type)):
+        if signature.startswith(prefix) and signature.endswith(")"):
+            return build(signature[len(prefix):-1])
+    return cel.Type(signature)
+
+
+def _list_type(element: str) -> cel.Type:
+    return cel.Type.List(cel_type(element))
+
+
+def _map_type(value: str) -> cel.Type:
+    return cel.Type.Map(cel.Type.STRING, cel_type(value))
 
 
 # --- errors ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""The ``headwater.dev/v1alpha1`` API: pydantic models of Flow, Deployment, Schedule, FlowRun.
+"""The ``headwater.dev/v1alpha1`` API: pydantic models of Flow, Deployment, Schedule, FlowRun,
+Block and Variable.
 
 These models are the single source of truth: the CRDs in ``crds/`` are generated from
 them (``python -m headwater_operator.crdgen``), the operator parses watched objects with
@@ -17,6 +18,15 @@ from typing import Any, Final
 from headwater.contract import API_VERSION, GROUP, VERSION
 from pydantic import ValidationError
 
+from headwater_operator.api.block import (
+    BLOCK_NAME_MAX_LENGTH,
+    BLOCK_TYPE_RULE,
+    Block,
+    BlockReference,
+    BlockSpec,
+    SecretKeyReference,
+    check_block_name,
+)
 from headwater_operator.api.common import (
     Condition,
     LocalObjectReference,
@@ -84,12 +94,20 @@ from headwater_operator.api.schedule import (
     ScheduleStatus,
     WindowParameters,
 )
+from headwater_operator.api.variable import (
+    Variable,
+    VariableSpec,
+    check_variable_name,
+    variable_object_name,
+)
 
-AnyResource = Flow | Deployment | Schedule | FlowRun
-"""Any of the four kinds."""
+AnyResource = Flow | Deployment | Schedule | FlowRun | Block | Variable
+"""Any of the six kinds."""
 
-RESOURCE_TYPES: Final[tuple[type[Resource], ...]] = (Flow, Deployment, Schedule, FlowRun)
-"""The four kinds, in dependency order (a Deployment needs a Flow, …)."""
+RESOURCE_TYPES: Final[tuple[type[Resource], ...]] = (
+    Flow, Deployment, Schedule, FlowRun, Block, Variable)
+"""The six kinds: the four that run flows in dependency order (a Deployment needs a
+Flow, …), then the configuration flows read (Blocks, Variables)."""
 
 KINDS: Final[dict[str, type[Resource]]] = {cls.KIND: cls for cls in RESOURCE_TYPES}
 """Model class by kind, e.g. ``KINDS["FlowRun"] is FlowRun``."""
@@ -135,12 +153,14 @@ def parse_resource(body: Mapping[str, Any]) -> AnyResource:
         parsed = cls.model_validate(dict(body))
     except ValidationError as exc:
         raise InvalidResourceError(what, format_validation_error(exc)) from exc
-    assert isinstance(parsed, Flow | Deployment | Schedule | FlowRun)
+    assert isinstance(parsed, Flow | Deployment | Schedule | FlowRun | Block | Variable)
     return parsed
 
 
 __all__ = [
     "API_VERSION",
+    "BLOCK_NAME_MAX_LENGTH",
+    "BLOCK_TYPE_RULE",
     "DEFAULT_COMMAND",
     "DEPLOYMENT_PLURAL",
     "FLOWRUN_PLURAL",
@@ -156,6 +176,9 @@ __all__ = [
     "ActiveRun",
     "AnyResource",
     "AssetStatus",
+    "Block",
+    "BlockReference",
+    "BlockSpec",
     "CatchupPolicy",
     "CatchupSpec",
     "CollisionStrategy",
@@ -194,18 +217,24 @@ __all__ = [
     "Schedule",
     "ScheduleSpec",
     "ScheduleStatus",
+    "SecretKeyReference",
     "Toleration",
+    "Variable",
+    "VariableSpec",
     "Volume",
     "VolumeMount",
     "WindowFormat",
     "WindowParameters",
+    "check_block_name",
     "check_cron",
     "check_rrule",
     "check_timezone",
+    "check_variable_name",
     "describe_object",
     "field_path",
     "format_validation_error",
     "parse_interval",
     "parse_resource",
     "parse_rrule",
+    "variable_object_name",
 ]

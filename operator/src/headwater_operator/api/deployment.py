@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt
+from pydantic import Field, StrictBool, StrictFloat, StrictInt, StringConstraints
 
+from headwater_operator.api.block import BLOCK_NAME_MAX_LENGTH
 from headwater_operator.api.common import (
+    DNS_LABEL_PATTERN,
     Condition,
     FreeForm,
     LocalObjectReference,
@@ -25,6 +27,12 @@ from headwater_operator.api.k8s import (
     VolumeMount,
 )
 from headwater_operator.api.resource import AGE_COLUMN, PrinterColumn, Resource
+from headwater_operator.api.variable import VARIABLE_NAME_MAX_LENGTH, VARIABLE_NAME_PATTERN
+
+BlockName = Annotated[str, StringConstraints(
+    min_length=1, max_length=BLOCK_NAME_MAX_LENGTH, pattern=DNS_LABEL_PATTERN)]
+VariableName = Annotated[str, StringConstraints(
+    min_length=1, max_length=VARIABLE_NAME_MAX_LENGTH, pattern=VARIABLE_NAME_PATTERN)]
 
 
 class ConcurrencySpec(SpecModel):
@@ -179,6 +187,25 @@ class DeploymentSpec(SpecModel):
     concurrency: ConcurrencySpec | None = Field(
         default=None,
         description="Limit on simultaneously active runs. Unset means unlimited.",
+    )
+    blocks: list[BlockName] = Field(
+        default_factory=list,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Blocks the flow loads (`Block.load(name)`), by name, in the same "
+        "namespace, e.g. `[warehouse]`. The blocks they nest come along. Each run's pod "
+        "gets their documents in `HEADWATER_BLOCKS` and their secret fields as files "
+        "under `HEADWATER_BLOCKS_DIR`; a run waits (reason `BlockNotFound` or "
+        "`BlockSecretNotFound`) until every one exists. See docs/blocks-kubernetes.md.",
+    )
+    variables: list[VariableName] = Field(
+        default_factory=list,
+        max_length=256,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="Variables the flow reads (`Variable.get(name)`), e.g. `[last_sync]`. "
+        "Each run's pod gets their values in `HEADWATER_VARIABLES`, as they were when "
+        "the pod was created; one that does not exist is left out (`Variable.get` "
+        "returns its default).",
     )
     run_template: RunTemplate = Field(
         default_factory=RunTemplate,

@@ -3,7 +3,7 @@
 The models and the operator must agree exactly on what a valid ``cron``, ``interval``,
 ``rrule`` and ``timezone`` are: a Schedule that passes ``kubectl apply`` (or the offline
 validator) and is then marked ``Invalid`` by the scheduler would be a trap. So there is
-one parser, :mod:`headwater_operator.scheduling.expression`, and this module only adapts
+one parser, :mod:`headwater.scheduling.expression`, and this module only adapts
 its :class:`ScheduleError` (whose message starts with the field path) to the plain
 ``ValueError`` that pydantic expects (pydantic adds the field path itself).
 
@@ -17,15 +17,14 @@ from datetime import timedelta
 from zoneinfo import ZoneInfo
 
 from dateutil.rrule import rrule
-
-from headwater_operator.scheduling.expression import (
+from headwater.scheduling.expression import (
     CRON_MACROS,
     ScheduleError,
     parse_cron,
     parse_timezone,
 )
-from headwater_operator.scheduling.expression import parse_interval as _parse_interval
-from headwater_operator.scheduling.expression import parse_rrule as _parse_rrule
+from headwater.scheduling.expression import parse_interval as _parse_interval
+from headwater.scheduling.expression import parse_rrule as _parse_rrule
 
 __all__ = [
     "CRON_MACROS",

@@ -12,7 +12,7 @@ identical — with trigger ``backfill``. The name is the idempotency key: a tick
 scheduler already ran, or an earlier backfill created, answers ``409 AlreadyExists``
 and is counted as "already existed". Repeating a backfill therefore creates nothing.
 
-Ticks come from :func:`~headwater_operator.scheduling.fire_times`, the operator's code,
+Ticks come from :func:`~headwater.scheduling.fire_times`, the operator's code,
 so the DST rules of ``docs/scheduling.md`` hold here too.
 """
 
@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from headwater.contract import LABEL_SCHEDULE
+from headwater.scheduling.expression import expression_from_spec
 
 from headwater_operator import kube
 from headwater_operator.api import Deployment, Flow, InvalidResourceError, parse_resource
@@ -44,7 +45,6 @@ from headwater_operator.cli.parsers import DEFAULT_MAX_RUNS
 from headwater_operator.kubetime import format_time
 from headwater_operator.labels import selector
 from headwater_operator.scheduling import ScheduleError, ScheduleExpression, fire_times
-from headwater_operator.scheduling.expression import expression_from_spec
 from headwater_operator.scheduling.runs import build_flow_run
 
 TRIGGER = "backfill"

@@ -53,7 +53,7 @@ def register(subparsers: Any) -> None:
     """Add every operator-side command to the ``headwater`` argument parser."""
     for add in (_register_run, _register_backfill, _register_get, _register_describe,
                 _register_logs, _register_artifacts, _register_lineage, _register_preview,
-                _register_ui):
+                _register_ui, _register_deploy, _register_block, _register_variable):
         add(subparsers)
 
 
@@ -257,3 +257,139 @@ def _register_ui(subparsers: Any) -> None:
                         "https://grafana.example.com); repeatable. Default: none, an image "
                         "artifact is shown as a link")
     parser.set_defaults(func=lazy("ui", "ui", "cmd_ui"))
+
+
+def _register_deploy(subparsers: Any) -> None:
+    """Add ``deploy``."""
+    parser = subparsers.add_parser(
+        "deploy", help="write (or --apply) a flow's Flow, Deployment and Schedule manifests",
+        description="Build the Flow (parametersSchema from the function's signature), "
+        "Deployment and Schedule manifests of a @flow, validate them as the API server "
+        "would, then print them as YAML (default), write one file per object to "
+        "--output-dir, or apply them with --apply. The flow file is imported, not run: "
+        "its `if __name__ == '__main__':` block (a Prefect .serve()/.deploy()) is not.")
+    parser.add_argument("entrypoint", help="'path/to/file.py:flow' (the path, relative to "
+                        "the current directory, is the entrypoint in the image) or "
+                        "'pkg.module:flow'")
+    parser.add_argument("--entrypoint-root", metavar="DIR",
+                        help="the directory the image copies into its working directory; "
+                        "the entrypoint is the file's path relative to it (default: the "
+                        "current directory). With the runtime image's 'COPY flows/ "
+                        "/opt/flows/', pass --entrypoint-root flows")
+    parser.add_argument("--name", required=True,
+                        help="the Deployment's name (and the Schedule's), e.g. nightly")
+    parser.add_argument("--image", required=True,
+                        help="container image with the flow's code and the Headwater SDK")
+    when = parser.add_mutually_exclusive_group()
+    when.add_argument("--cron", metavar="EXPR", help="five-field cron, e.g. '0 6 * * *'")
+    when.add_argument("--interval", type=float, metavar="SECONDS",
+                      help="fixed interval in whole seconds, e.g. 3600")
+    when.add_argument("--rrule", metavar="RULE",
+                      help="RFC 5545 rule, e.g. 'FREQ=WEEKLY;BYDAY=MO;BYHOUR=9'")
+    parser.add_argument("--timezone", metavar="TZ",
+                        help="IANA zone of the schedule (default UTC), e.g. Europe/Paris")
+    parser.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                        help="a Deployment parameter (VALUE parsed as JSON when it is "
+                        "JSON); repeatable")
+    parser.add_argument("--description", help="the Deployment's description")
+    parser.add_argument("--tag", action="append", default=[], help="a tag; repeatable")
+    parser.add_argument("--paused", action="store_true",
+                        help="create the Deployment paused (spec.paused)")
+    parser.add_argument("--concurrency-limit", type=int, metavar="N",
+                        help="at most N runs at once (spec.concurrency.limit)")
+    parser.add_argument("-n", "--namespace",
+                        help="metadata.namespace of the manifests (default: none, for "
+                        "kustomize/Argo CD to set); with --apply, where to apply (default: "
+                        "the kubeconfig context's, else 'default')")
+    where = parser.add_mutually_exclusive_group()
+    where.add_argument("--output-dir", metavar="DIR",
+                       help="write one YAML file per object to DIR (created)")
+    where.add_argument("--apply", action="store_true",
+                       help="create or update the objects in the cluster of your kubeconfig")
+    parser.add_argument("--kubeconfig", help="with --apply: the kubeconfig file "
+                        "(default: $KUBECONFIG, then ~/.kube/config, then in-cluster)")
+    parser.add_argument("--context", help="with --apply: the kubeconfig context")
+    parser.set_defaults(func=lazy("deploy", "deploy", "cmd_deploy"))
+
+
+def _register_block(subparsers: Any) -> None:
+    """Add ``block create|get|describe|delete``."""
+    block = subparsers.add_parser(
+        "block", help="create, list, describe or delete Blocks in the cluster",
+        description="Blocks in the cluster: the Block objects Block.load reads in flow-run "
+        "pods (docs/blocks-kubernetes.md). Secret values are never command-line arguments.")
+    actions = block.add_subparsers(dest="block_command", metavar="ACTION", required=True)
+    create = actions.add_parser(
+        "create", help="create a Block (and the Secret of its secret fields)",
+        description="Create Block NAME of --type module:Class with its fields. Secret "
+        "fields go to the Secret NAME-block, owned by the Block: --secret FIELD prompts "
+        "without echo (or reads one line of stdin), --secret-from-env FIELD=VAR reads an "
+        "environment variable. Never pass a secret with --field.")
+    create.add_argument("name", help="the block's name (a DNS-1123 label, e.g. warehouse)")
+    create.add_argument("--type", required=True, metavar="MODULE:CLASS",
+                        help="the block's Python class, e.g. mypkg.blocks:Warehouse")
+    create.add_argument("--field", action="append", default=[], metavar="FIELD=VALUE",
+                        help="a non-secret field; VALUE is parsed as JSON when it is JSON; "
+                        "repeatable")
+    create.add_argument("--block", action="append", default=[], metavar="FIELD=BLOCK",
+                        help="a field whose value is another Block, by name; repeatable")
+    create.add_argument("--secret", action="append", default=[], metavar="FIELD",
+                        help="a secret field, read from a prompt (or a line of stdin); "
+                        "repeatable")
+    create.add_argument("--secret-from-env", action="append", default=[],
+                        metavar="FIELD=ENVVAR",
+                        help="a secret field, read from environment variable ENVVAR; "
+                        "repeatable")
+    create.add_argument("--overwrite", action="store_true",
+                        help="replace the block if it exists")
+    add_cluster_options(create)
+    create.set_defaults(func=lazy("block create", "blocks", "cmd_block_create"))
+    get = actions.add_parser("get", help="list Blocks (or show one)",
+                             description="List the Blocks of the namespace: type and field "
+                             "names (never a secret value).")
+    get.add_argument("name", nargs="?", help="show only this block")
+    add_cluster_options(get)
+    get.set_defaults(func=lazy("block get", "blocks", "cmd_block_get"))
+    describe = actions.add_parser(
+        "describe", help="show a Block's fields (secret ones masked)",
+        description="Show Block NAME: each field's value, nested blocks, and each secret "
+        "field as ******** with the Secret key it comes from (the value is not read).")
+    describe.add_argument("name", help="the block's name")
+    add_cluster_options(describe)
+    describe.set_defaults(func=lazy("block describe", "blocks", "cmd_block_describe"))
+    delete = actions.add_parser("delete", help="delete a Block (and its Secret)",
+                                description="Delete Block NAME; the garbage collector "
+                                "deletes its Secret NAME-block with it.")
+    delete.add_argument("name", help="the block's name")
+    add_cluster_options(delete)
+    delete.set_defaults(func=lazy("block delete", "blocks", "cmd_block_delete"))
+
+
+def _register_variable(subparsers: Any) -> None:
+    """Add ``variable get|set|ls|unset``."""
+    variable = subparsers.add_parser(
+        "variable", help="get, set, list or unset Variables in the cluster",
+        description="Variables in the cluster: the values Variable.get reads "
+        "(docs/blocks-kubernetes.md).")
+    actions = variable.add_subparsers(dest="variable_command", metavar="ACTION",
+                                      required=True)
+    get = actions.add_parser("get", help="print a variable's value (JSON)")
+    get.add_argument("name", help="the variable's name, e.g. last_sync")
+    add_cluster_options(get)
+    get.set_defaults(func=lazy("variable get", "blocks", "cmd_variable_get"))
+    set_ = actions.add_parser("set", help="set a variable",
+                              description="Set variable NAME to VALUE, parsed as JSON when "
+                              "it is JSON (42, true, '{\"a\": 1}'), else a string.")
+    set_.add_argument("name", help="the variable's name")
+    set_.add_argument("value", help="the value (JSON, or a string)")
+    set_.add_argument("--overwrite", action="store_true",
+                      help="replace the value if the variable exists")
+    add_cluster_options(set_)
+    set_.set_defaults(func=lazy("variable set", "blocks", "cmd_variable_set"))
+    ls = actions.add_parser("ls", help="list the variables and their values")
+    add_cluster_options(ls)
+    ls.set_defaults(func=lazy("variable ls", "blocks", "cmd_variable_ls"))
+    unset = actions.add_parser("unset", help="delete a variable")
+    unset.add_argument("name", help="the variable's name")
+    add_cluster_options(unset)
+    unset.set_defaults(func=lazy("variable unset", "blocks", "cmd_variable_unset"))

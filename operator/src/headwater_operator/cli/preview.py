@@ -3,7 +3,7 @@
 The manifest is validated with :func:`~headwater_operator.api.validation.validate_manifest`
 (the CRD schema, its CEL rules and the models — what the API server and the operator
 would reject), and the ticks are computed by the operator's own
-:func:`~headwater_operator.scheduling.expression_from_spec` and
+:func:`~headwater.scheduling.expression_from_spec` and
 :func:`~headwater_operator.scheduling.next_fire_time`, so the preview is exactly what
 will run, DST included. No cluster is contacted.
 
@@ -23,6 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import yaml
+from headwater.scheduling.expression import expression_from_spec
 
 from headwater_operator.api.validation import validate_manifest
 from headwater_operator.cli.common import (
@@ -35,7 +36,6 @@ from headwater_operator.cli.common import (
 from headwater_operator.cli.output import render_data, render_table
 from headwater_operator.kubetime import format_time
 from headwater_operator.scheduling import ScheduleError, next_fire_time, scheduled_run_name
-from headwater_operator.scheduling.expression import expression_from_spec
 
 MAX_COUNT = 10_000
 

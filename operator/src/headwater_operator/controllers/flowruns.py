@@ -8,12 +8,18 @@ Follow one run through this module, top to bottom:
    (:class:`~headwater_operator.runtime.Controller`). Pod events of a tracked run
    (:meth:`~FlowRunController.on_pod`) and spec changes of its Deployment
    (:meth:`~FlowRunController.on_deployment`) wake it too; a run's own status echoes
-   do not (this controller wrote them).
+   do not (this controller wrote them). A run held for a missing Block or Secret is
+   woken by that Block's or Secret's events (:meth:`~FlowRunController.on_block`,
+   :meth:`~FlowRunController.on_secret`; Secrets are watched as metadata only).
 2. **Reconcile** (:meth:`~FlowRunController.reconcile`, one worker per run at a time):
    read the freshest body (memory first: :class:`RunView`), then **gather the facts**
    (:meth:`~FlowRunController.gather_facts`): the run's Deployment and Flow from the
    shared stores, the current attempt's pod (a ``GET``), and under a concurrency limit
-   the sibling runs and their pods (two ``LIST``s).
+   the sibling runs and their pods (two ``LIST``s). A run about to get a pod whose
+   Deployment declares blocks or variables also gets them resolved
+   (:meth:`~FlowRunController.resolve_inputs`): Blocks and Variables from the shared
+   stores, and one ``GET`` per Secret a secret field names, of which only the key names
+   are kept (:mod:`headwater_operator.flowruns.inputs`).
 3. **Decide** with the pure state machine,
    :func:`~headwater_operator.flowruns.machine.decide` — every transition of
    ``docs/flowrun-lifecycle.md`` is there, and nowhere else.
@@ -55,6 +61,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
@@ -67,6 +74,7 @@ from headwater import contract
 from headwater_operator import kube, reasons
 from headwater_operator.api import (
     TERMINAL_PHASES,
+    Block,
     Deployment,
     Flow,
     FlowRun,
@@ -74,9 +82,11 @@ from headwater_operator.api import (
     InvalidResourceError,
     Resource,
     parse_resource,
+    variable_object_name,
 )
 from headwater_operator.clock import Clock
 from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
+from headwater_operator.flowruns import inputs as run_inputs
 from headwater_operator.flowruns.concurrency import (
     WAITING_PHASES,
     SlotVerdict,
@@ -247,7 +257,8 @@ class FlowRunController:
     """Drives every non-terminal FlowRun of the watched namespaces (see the module)."""
 
     def __init__(self, client: kube.Kube, *, deployments: Store, flows: Store,
-                 events: EventRecorder, observer: Observer = NULL_OBSERVER,
+                 events: EventRecorder, blocks: Store | None = None,
+                 variables: Store | None = None, observer: Observer = NULL_OBSERVER,
                  clock: Clock | None = None,
                  config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
                  run_store: str | None = None,
@@ -256,6 +267,9 @@ class FlowRunController:
         self.client = client
         self.deployments = deployments
         self.flows = flows
+        self.blocks = blocks if blocks is not None else Store()
+        """The watched Blocks (whole objects: they hold no secret values)."""
+        self.variables = variables if variables is not None else Store()
         self.events = events
         self.observer = observer
         self.config_error_grace = config_error_grace
@@ -283,6 +297,11 @@ class FlowRunController:
         self.admission_locks: dict[Key, asyncio.Lock] = defaultdict(asyncio.Lock)
         """Admissions of one Deployment's runs are serialised so its limit holds."""
         self.parsed = ParsedCache()
+        self.input_waiters: dict[tuple[str, str, str], set[Key]] = defaultdict(set)
+        """(namespace, ``Block``/``Secret``, name) → runs held until it appears or
+        changes (:class:`~headwater_operator.flowruns.inputs.Wait`)."""
+        self.waits_of: dict[Key, set[tuple[str, str, str]]] = {}
+        """Run → what it is registered as waiting for in :attr:`input_waiters`."""
 
     @property
     def clock(self) -> Clock:
@@ -294,6 +313,8 @@ class FlowRunController:
         informers.informer(kube.FLOWRUNS).add_handler(self.on_flowrun)
         informers.informer(kube.PODS, POD_SELECTOR).add_handler(self.on_pod)
         informers.informer(kube.DEPLOYMENTS).add_handler(self.on_deployment)
+        informers.informer(kube.BLOCKS).add_handler(self.on_block)
+        informers.informer(kube.SECRETS_METADATA).add_handler(self.on_secret)
 
     # --- 1. watch → wake (synchronous and cheap: called for every event) ---------------------
     def on_flowrun(self, type_: str, obj: JsonObject) -> None:
@@ -338,6 +359,41 @@ class FlowRunController:
             self.deployment_generations[key] = generation
         for run in list(self.members.get(key, ())):
             self.queue.wake(run)
+
+    def on_block(self, type_: str, obj: JsonObject) -> None:
+        """A Block appeared, changed or went: the runs held for it look again."""
+        meta = obj["metadata"]
+        namespace, name = meta.get("namespace") or "", meta["name"]
+        if type_ == "DELETED":
+            self.parsed.forget("Block", namespace, name)
+        self._wake_waiters((namespace, "Block", name))
+
+    def on_secret(self, type_: str, obj: JsonObject) -> None:
+        """A Secret appeared or changed (metadata only: its data never reaches this
+        process): the runs held for it look again."""
+        meta = obj["metadata"]
+        self._wake_waiters((meta.get("namespace") or "", "Secret", meta["name"]))
+
+    def _wake_waiters(self, what: tuple[str, str, str]) -> None:
+        for run in list(self.input_waiters.get(what, ())):
+            self.queue.wake(run)
+
+    def _wait_for(self, key: Key, wait: run_inputs.Wait | None) -> None:
+        """Register run ``key`` as waiting for what ``wait`` names (nothing if None)."""
+        namespace = key[0]
+        wanted = set() if wait is None else (
+            {(namespace, "Block", name) for name in wait.blocks}
+            | {(namespace, "Secret", name) for name in wait.secrets})
+        for what in self.waits_of.pop(key, set()) - wanted:
+            waiters = self.input_waiters.get(what)
+            if waiters is not None:
+                waiters.discard(key)
+                if not waiters:
+                    del self.input_waiters[what]
+        for what in wanted:
+            self.input_waiters[what].add(key)
+        if wanted:
+            self.waits_of[key] = wanted
 
     # --- 2.–5. one step ---------------------------------------------------------------------
     async def reconcile(self, key: Key) -> Result:
@@ -394,6 +450,7 @@ class FlowRunController:
         """
         self.tracked.discard(key)
         self.pods_seen.pop(key, None)
+        self._wait_for(key, None)
         self.queue.forget(key)
         held_a_slot = key not in self.waiting
         self.waiting.discard(key)
@@ -487,6 +544,10 @@ class FlowRunController:
         errors: tuple[str, ...] = ()
         slot = SlotVerdict.ADMIT
         settings = resolved.settings
+        inputs_wait: run_inputs.Wait | None = None
+        if settings is not None and _starts_soon(run, settings, now):
+            settings, inputs_wait = await self.resolve_inputs(run, settings)
+        self._wait_for((namespace, run.metadata.name or ""), inputs_wait)
         if settings is not None and phase in NOT_STARTED:
             errors = tuple(parameter_errors(settings.parameters,
                                             settings.flow.spec.parameters_schema))
@@ -496,7 +557,53 @@ class FlowRunController:
                 slot = slot_verdict(run, settings.concurrency, siblings, now,
                                     with_pods=with_pods)
         return Facts(now=now, settings=settings, setup_error=resolved.error,
-                     parameter_errors=errors, pod=pod, slot=slot)
+                     parameter_errors=errors, pod=pod, slot=slot,
+                     inputs_wait=None if inputs_wait is None else (
+                         inputs_wait.reason, inputs_wait.message))
+
+    async def resolve_inputs(self, run: FlowRun, settings: RunSettings
+                             ) -> tuple[RunSettings, run_inputs.Wait | None]:
+        """``settings`` with the run's declared blocks and variables resolved, or why the
+        run must wait for them (:mod:`headwater_operator.flowruns.inputs`)."""
+        blocks, variables = settings.declared_blocks, settings.declared_variables
+        if not blocks and not variables:
+            return settings, None
+        namespace = run.metadata.namespace or ""
+
+        async def lookup(name: str) -> JsonObject | None:
+            return await self._known_or_get(self.blocks, kube.BLOCKS, namespace, name)
+
+        found, wait = await run_inputs.resolve_blocks(
+            blocks, lookup, lambda body: self.parsed.parse(body, Block),
+            namespace=namespace, deployment=settings.deployment_name)
+        if wait is not None:
+            return settings, wait
+        files = run_inputs.secret_files(found)
+        keys = {name: await self._secret_keys(namespace, name)
+                for name in dict.fromkeys(file.secret for file in files)}
+        wait = run_inputs.check_secrets(files, keys, namespace=namespace)
+        if wait is not None:
+            return settings, wait
+        objects = [variable_object_name(name) for name in variables]
+        values = run_inputs.resolve_variables(variables, {
+            name: await self._known_or_get(self.variables, kube.VARIABLES, namespace, name)
+            for name in objects})
+        return dataclasses.replace(settings, inputs=run_inputs.RunInputs(
+            documents={block.metadata.name or "": run_inputs.block_document(block)
+                       for block in found},
+            secret_files=files, variables=values, declares_blocks=bool(blocks),
+            declares_variables=bool(variables))), None
+
+    async def _secret_keys(self, namespace: str, name: str) -> frozenset[str] | None:
+        """The key names of Secret ``namespace/name`` (None if it does not exist).
+
+        A GET, not a watch's memory: values are never kept, and the body, values and
+        all, is dropped here, before this returns.
+        """
+        body = await _get_or_none(self.client, kube.SECRETS, name, namespace)
+        if body is None:
+            return None
+        return frozenset((body.get("data") or {}).keys())
 
     async def resolve(self, run: FlowRun) -> Resolved:
         """Find the run's Deployment (if any) and Flow and combine them into settings."""
@@ -671,6 +778,21 @@ class FlowRunController:
         if phase.terminal:
             observer.observe_run_finished(namespace, deployment, phase.value,
                                           decision.status.get("durationSeconds"))
+
+
+def _starts_soon(run: FlowRun, settings: RunSettings, now: datetime) -> bool:
+    """Whether the run's next pod may be created now, so its inputs are needed: not
+    started (or between attempts), due, not cancelled, its Deployment not paused."""
+    if run.spec.cancel or settings.paused:
+        return False
+    phase = run.status.phase
+    if phase == FlowRunPhase.AWAITING_RETRY:
+        due = run.status.next_attempt_time
+    elif phase in NOT_STARTED:
+        due = scheduled_time(run)
+    else:
+        return False
+    return due is None or due <= now
 
 
 async def _get_or_none(client: kube.Kube, resource: kube.Resource, name: str,

@@ -5,10 +5,12 @@ starts it when this process holds the Lease, or at once without leader election)
 owns, for the watched namespaces:
 
 * the **shared informers** (:class:`~headwater_operator.informer.InformerFactory`), one
-  LIST + WATCH per kind: Flows, Deployments, Schedules, FlowRuns, and Headwater's pods
-  (server-side label selector) — no kind is watched twice;
-* the **stores** of Deployments and Flows (whole objects, few of them), which the
-  FlowRun and Deployment controllers read instead of asking the API server;
+  LIST + WATCH per kind: Flows, Deployments, Schedules, FlowRuns, Blocks, Variables,
+  Headwater's pods (server-side label selector) and Secrets (metadata only: their data
+  never reaches the operator) — no kind is watched twice;
+* the **stores** of Deployments, Flows, Blocks and Variables (whole objects, few of
+  them), which the FlowRun and Deployment controllers read instead of asking the API
+  server;
 * the **controllers**, each a work queue with workers
   (:class:`~headwater_operator.runtime.Controller`): FlowRuns
   (:mod:`.flowruns`), Schedules (:mod:`.schedules`), Deployments and Flows
@@ -94,9 +96,15 @@ class Manager:
         self.flow_store = Store()
         self.informers.informer(kube.DEPLOYMENTS).add_handler(self.deployment_store.on_event)
         self.informers.informer(kube.FLOWS).add_handler(self.flow_store.on_event)
+        self.block_store = Store()
+        self.variable_store = Store()
+        if "flowruns" in options.controllers:
+            self.informers.informer(kube.BLOCKS).add_handler(self.block_store.on_event)
+            self.informers.informer(kube.VARIABLES).add_handler(self.variable_store.on_event)
         clock, wanted = options.clock, set(options.controllers)
         self.flowruns = FlowRunController(
             client, deployments=self.deployment_store, flows=self.flow_store, events=events,
+            blocks=self.block_store, variables=self.variable_store,
             observer=observer, clock=clock, config_error_grace=options.config_error_grace,
             run_store=options.run_store, ui_url=options.ui_url)
         self.schedules = ScheduleController(client, events=events, observer=observer,

@@ -58,6 +58,12 @@ from datetime import datetime
 from typing import Any
 
 from headwater.contract import LABEL_SCHEDULE
+from headwater.scheduling.expression import (
+    EXPRESSION_FIELDS,
+    ScheduleError,
+    ScheduleExpression,
+    expression_from_spec,
+)
 
 from headwater_operator import kube, reasons
 from headwater_operator.api import TERMINAL_PHASES
@@ -69,12 +75,6 @@ from headwater_operator.kubetime import format_time, parse_time
 from headwater_operator.labels import selector
 from headwater_operator.runtime import DONE, Controller, Result
 from headwater_operator.scheduling.events import EventBudget, should_post
-from headwater_operator.scheduling.expression import (
-    EXPRESSION_FIELDS,
-    ScheduleError,
-    ScheduleExpression,
-    expression_from_spec,
-)
 from headwater_operator.scheduling.plan import TickPlan, plan_ticks
 from headwater_operator.scheduling.runs import build_flow_run, schedule_fingerprint
 from headwater_operator.scheduling.status import (

@@ -95,6 +95,9 @@ class Facts:
     pod: PodFacts | None = None
     """Facts of the current attempt's pod; ``None`` when it was not looked up."""
     slot: SlotVerdict = SlotVerdict.ADMIT
+    inputs_wait: tuple[str, str] | None = None
+    """``(reason, message)`` when a declared Block, or a Secret key one of its secret
+    fields names, is missing or invalid: no pod is created until it is fixed."""
 
 
 def _condition(kind: str, reason: str, message: str, now: datetime) -> dict[str, Any]:
@@ -298,7 +301,8 @@ def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
 
 def _hold(run: FlowRun, decision: Decision, phase: FlowRunPhase, reason: str,
           message: str) -> Decision:
-    if run.status.phase == phase and run.status.reason == reason:
+    # The message too: a run waiting for one block, then for another, says which now.
+    if (run.status.phase, run.status.reason, run.status.message) == (phase, reason, message):
         return decision
     return _transition(decision, phase, reason, message)
 
@@ -322,6 +326,11 @@ def _admit(run: FlowRun, facts: Facts, settings: RunSettings) -> Decision:
                      reasons.DEPLOYMENT_PAUSED,
                      f"Deployment {settings.deployment_name} is paused; the run starts when "
                      "it is resumed (spec.paused: false) or can be cancelled")
+    if facts.inputs_wait is not None:
+        late = decision.became_late or _has_condition(run, LATE_CONDITION)
+        reason, message = facts.inputs_wait
+        return _hold(run, decision, FlowRunPhase.LATE if late else FlowRunPhase.SCHEDULED,
+                     reason, message)
     if facts.slot == SlotVerdict.CANCEL:
         limit = settings.concurrency.limit if settings.concurrency else 0
         return _finish(run, decision, FlowRunPhase.CANCELLED, reasons.CONCURRENCY_LIMIT_REACHED,
@@ -451,6 +460,10 @@ def decide(run: FlowRun, facts: Facts) -> Decision:
         due = run.status.next_attempt_time
         if due is not None and facts.now < due:
             return Decision(wake_at=due)
+        if facts.inputs_wait is not None:
+            reason, message = facts.inputs_wait
+            return _hold(run, Decision(), FlowRunPhase.AWAITING_RETRY, reason,
+                         f"attempt {run.status.attempts + 1} waits: {message}")
         return _start_attempt(run, facts, run.status.attempts + 1)
     return _track(run, facts, settings)
 

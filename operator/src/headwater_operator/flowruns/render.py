@@ -28,6 +28,7 @@ from headwater import contract
 
 from headwater_operator import strategicmerge
 from headwater_operator.api import FlowRun
+from headwater_operator.flowruns.inputs import fs_group_for, pod_inputs
 from headwater_operator.flowruns.settings import RunSettings
 from headwater_operator.flowruns.source import source_pod_parts
 from headwater_operator.kubetime import format_time
@@ -170,7 +171,8 @@ def _env(run: FlowRun, settings: RunSettings, attempt: int,
     template_env = settings.deployment.spec.run_template.env if settings.deployment else []
     for user_var in [*settings.flow.spec.env, *template_env]:
         by_name[user_var.name] = _dump(user_var)
-    for var in _contract_env(run, settings, attempt, scheduled):
+    inputs_env, _, _ = pod_inputs(settings.inputs)
+    for var in [*_contract_env(run, settings, attempt, scheduled), *inputs_env]:
         by_name[var["name"]] = var
     return list(by_name.values())
 
@@ -208,24 +210,37 @@ def _container(run: FlowRun, settings: RunSettings, attempt: int,
         container["resources"] = _dump(resources)
     if template and template.env_from:
         container["envFrom"] = _dump(template.env_from)
-    if template and template.volume_mounts:
-        container["volumeMounts"] = _dump(template.volume_mounts)
+    mounts = _dump(template.volume_mounts) if template else []
+    _, _, blocks_mount = pod_inputs(settings.inputs)
+    if blocks_mount is not None:
+        mounts.append(blocks_mount)
+    if mounts:
+        container["volumeMounts"] = mounts
     return container
 
 
 def _pod_spec(run: FlowRun, settings: RunSettings, attempt: int,
               scheduled: datetime) -> dict[str, Any]:
     template = settings.deployment.spec.run_template if settings.deployment else None
+    security_context = merge_patch(
+        DEFAULT_POD_SECURITY_CONTEXT,
+        template.pod_security_context if template and template.pod_security_context else {},
+    )
+    _, blocks_volume, _ = pod_inputs(settings.inputs)
+    if blocks_volume is not None:
+        security_context.update(fs_group_for(security_context))
     spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "containers": [_container(run, settings, attempt, scheduled)],
-        "securityContext": merge_patch(
-            DEFAULT_POD_SECURITY_CONTEXT,
-            template.pod_security_context if template and template.pod_security_context else {},
-        ),
+        "securityContext": security_context,
     }
     if settings.timeout_seconds is not None:
         spec["activeDeadlineSeconds"] = settings.timeout_seconds
+    volumes = _dump(template.volumes) if template else []
+    if blocks_volume is not None:
+        volumes.append(blocks_volume)
+    if volumes:
+        spec["volumes"] = volumes
     if template is None:
         return spec
     optional = {
@@ -235,7 +250,6 @@ def _pod_spec(run: FlowRun, settings: RunSettings, attempt: int,
         "affinity": template.affinity,
         "imagePullSecrets": _dump(template.image_pull_secrets) or None,
         "priorityClassName": template.priority_class_name,
-        "volumes": _dump(template.volumes) or None,
     }
     spec.update({key: value for key, value in optional.items() if value is not None})
     return spec

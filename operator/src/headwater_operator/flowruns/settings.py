@@ -20,6 +20,7 @@ from jsonschema import validators
 
 from headwater_operator.api import Deployment, Flow, FlowRun, RetryCause
 from headwater_operator.api.deployment import ConcurrencySpec
+from headwater_operator.flowruns.inputs import NO_INPUTS, RunInputs
 from headwater_operator.flowruns.retry import RetryPolicy
 
 DEFAULT_PENDING_TIMEOUT_SECONDS = 600
@@ -56,6 +57,9 @@ class RunSettings:
     ui_url: str | None = None
     """The Headwater UI's public address (the operator's ``--ui-url``), passed to the
     pods as ``HEADWATER_UI_URL``."""
+    inputs: RunInputs = NO_INPUTS
+    """The declared blocks and variables, resolved by the controller when the run is
+    about to get a pod (:mod:`headwater_operator.flowruns.inputs`)."""
 
     @property
     def record_root(self) -> str | None:
@@ -63,6 +67,16 @@ class RunSettings:
         kept outside the pod)."""
         root = self.run_store
         return None if root is None or root.strip().lower() == runstore.OFF else root
+
+    @property
+    def declared_blocks(self) -> list[str]:
+        """The blocks the Deployment declares (``spec.blocks``)."""
+        return list(self.deployment.spec.blocks) if self.deployment else []
+
+    @property
+    def declared_variables(self) -> list[str]:
+        """The variables the Deployment declares (``spec.variables``)."""
+        return list(self.deployment.spec.variables) if self.deployment else []
 
     @property
     def deployment_name(self) -> str:

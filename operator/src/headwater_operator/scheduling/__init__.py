@@ -3,9 +3,10 @@
 Pure domain code: no I/O, no clock of its own (instants are arguments). The Schedule
 controller (:mod:`headwater_operator.controllers.schedules`) applies these decisions.
 
-* :mod:`.expression` — parse and validate ``cron`` / ``interval`` / ``rrule`` + timezone;
-* :mod:`.wallclock` — the DST rules (gap ticks fire at the gap's end, repeated hours once);
-* :mod:`.fire_times` — ``next_fire_time``, ``previous_fire_time``, ``fire_times``;
+* :mod:`headwater.scheduling` (in the SDK, re-exported here) — parsing the expression,
+  the DST rules and the fire times themselves: ``Flow.serve()`` fires with the same code,
+  and the SDK may not import the operator (docs/decisions.md, "One fire-time
+  implementation, in the SDK");
 * :mod:`.plan` — ``plan_ticks``: which due ticks run now, which missed ones are skipped;
 * :mod:`.runs` — deterministic run names, window parameters, the expression fingerprint;
 * :mod:`.status` — what a Schedule's status and conditions say, and whether a wake-up
@@ -14,19 +15,22 @@ controller (:mod:`headwater_operator.controllers.schedules`) applies these decis
 The rules are documented for users in ``docs/scheduling.md``.
 """
 
-from headwater_operator.scheduling.expression import (
+from headwater.scheduling.expression import (
     ScheduleError,
     ScheduleExpression,
     ScheduleKind,
+    expression_from_spec,
     parse_interval,
     parse_schedule_expression,
     parse_timezone,
 )
-from headwater_operator.scheduling.fire_times import (
+from headwater.scheduling.fire_times import (
     fire_times,
     next_fire_time,
     previous_fire_time,
 )
+from headwater.scheduling.wallclock import local_wall_time, wall_to_instant
+
 from headwater_operator.scheduling.plan import (
     SkippedTick,
     SkipReason,
@@ -40,7 +44,6 @@ from headwater_operator.scheduling.runs import (
     tick_window,
     window_parameters,
 )
-from headwater_operator.scheduling.wallclock import local_wall_time, wall_to_instant
 
 __all__ = [
     "ScheduleError",
@@ -50,6 +53,7 @@ __all__ = [
     "SkippedTick",
     "TickPlan",
     "count_fire_times",
+    "expression_from_spec",
     "fire_times",
     "local_wall_time",
     "next_fire_time",

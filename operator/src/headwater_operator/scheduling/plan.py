@@ -29,8 +29,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Literal
 
-from headwater_operator.scheduling.expression import ScheduleError, ScheduleExpression, ScheduleKind
-from headwater_operator.scheduling.fire_times import (
+from headwater.scheduling.expression import ScheduleError, ScheduleExpression, ScheduleKind
+from headwater.scheduling.fire_times import (
     fire_times,
     next_fire_time,
     previous_fire_time,

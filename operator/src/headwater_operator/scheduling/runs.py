@@ -22,11 +22,11 @@ from headwater.contract import (
     LABEL_SCHEDULE,
     MANAGED_BY_VALUE,
 )
+from headwater.scheduling.expression import ScheduleExpression
+from headwater.scheduling.fire_times import previous_fire_time
 
 from headwater_operator.kubetime import format_time
 from headwater_operator.labels import label_value
-from headwater_operator.scheduling.expression import ScheduleExpression
-from headwater_operator.scheduling.fire_times import previous_fire_time
 
 MAX_SCHEDULE_NAME_LENGTH = 52
 """Schedule names are capped so ``<name>-<10-digit epoch>`` fits a 63-character name."""

@@ -27,6 +27,7 @@ from typing import Any
 
 from aiohttp import web
 from headwater.contract import LABEL_SCHEDULE
+from headwater.scheduling.expression import expression_from_spec
 
 from headwater_operator import kube
 from headwater_operator.api import Deployment, Flow
@@ -41,7 +42,6 @@ from headwater_operator.flowruns.settings import parameter_errors
 from headwater_operator.kubetime import format_time
 from headwater_operator.labels import label_value
 from headwater_operator.scheduling import ScheduleError, ScheduleExpression
-from headwater_operator.scheduling.expression import expression_from_spec
 from headwater_operator.ui import objects
 from headwater_operator.ui.app import access_of, now_of, render, state_of
 from headwater_operator.ui.forms import (

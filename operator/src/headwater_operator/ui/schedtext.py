@@ -22,8 +22,9 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+from headwater.scheduling.expression import DEFAULT_ANCHOR_WALL_TIME
+
 from headwater_operator.scheduling import ScheduleExpression, ScheduleKind, wall_to_instant
-from headwater_operator.scheduling.expression import DEFAULT_ANCHOR_WALL_TIME
 
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 _DAY_NAMES = {name[:3].upper(): index for index, name in enumerate(_DAYS)}

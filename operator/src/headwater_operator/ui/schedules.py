@@ -15,12 +15,12 @@ from datetime import datetime
 from typing import Any
 
 from aiohttp import web
+from headwater.scheduling.expression import expression_from_spec
 
 from headwater_operator import kube
 from headwater_operator.cli.get import schedule_expression
 from headwater_operator.cli.preview import preview_ticks
 from headwater_operator.scheduling import ScheduleError
-from headwater_operator.scheduling.expression import expression_from_spec
 from headwater_operator.ui import objects
 from headwater_operator.ui.app import access_of, now_of, render, state_of
 from headwater_operator.ui.schedtext import WEEKDAY_HEADERS, describe_expression, month_grid

@@ -4,7 +4,7 @@ All three take and return aware instants (returned in UTC) and share one set of 
 
 * cron and rrule iterate *naive local wall times* (croniter and dateutil never see a
   time zone — their own DST handling differs from ours) and map each wall time to an
-  instant with :func:`~headwater_operator.scheduling.wallclock.wall_to_instant`;
+  instant with :func:`~headwater.scheduling.wallclock.wall_to_instant`;
   because that mapping never decreases, skipping instants already passed is enough to
   collapse gap ticks and drop the second occurrence of a repeated hour;
 * intervals shorter than a day (or not a whole number of days) are exact spacing in
@@ -24,12 +24,12 @@ from datetime import UTC, datetime, timedelta
 from croniter import CroniterError, croniter
 from dateutil.rrule import rrule
 
-from headwater_operator.scheduling.expression import (
+from headwater.scheduling.expression import (
     DEFAULT_ANCHOR_WALL_TIME,
     ScheduleExpression,
     ScheduleKind,
 )
-from headwater_operator.scheduling.wallclock import local_wall_time, wall_to_instant
+from headwater.scheduling.wallclock import local_wall_time, wall_to_instant
 
 MAX_DST_SHIFT = timedelta(hours=3)
 """More than any UTC-offset jump in the tz database (2h): the look-back margin."""

@@ -23,7 +23,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from croniter import CroniterError, croniter
 from dateutil.rrule import rrule, rrulestr
 
-from headwater_operator.scheduling.wallclock import local_wall_time, wall_to_instant
+from headwater.scheduling.wallclock import local_wall_time, wall_to_instant
 
 DEFAULT_ANCHOR_WALL_TIME = datetime(2000, 1, 1)
 """Local wall time that anchors intervals (and rrules without DTSTART) by default."""
