@@ -8,7 +8,7 @@ Headwater pod the operator creates, :class:`ProcessKubelet`
   environment, in the repository checkout (``cwd`` and ``PYTHONPATH``), with the run
   summary written to a file instead of ``/dev/termination-log`` and results stored under
   the sandbox's state directory,
-* mounts the container's Secret volumes (``secret``, and ``projected`` of Secrets: the
+* mounts the pod's Secret volumes (``secret``, and ``projected`` of Secrets: the
   block secret files the operator gives a pod) as a kubelet does, by reading the Secrets
   through the API and writing their keys as files with the volume's modes — under the
   pod's directory, since the process shares the host's filesystem, so an environment
