@@ -12,16 +12,21 @@ S3-compatible server (moto's server mode).
 * A ref that does not exist ends the run ``Crashed``/``SourceFetchFailed`` with git's
   reason, and the flow container never starts.
 * A bundle in S3 is unpacked and its digest recorded.
+* Credentials from a Secret reach git (a local HTTP server sees the header) and appear
+  nowhere in the FlowRun, its Events, the pod or its log.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
+import http.server
 import io
 import json
 import subprocess
 import tarfile
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -216,6 +221,51 @@ async def test_a_ref_that_does_not_exist_crashes_the_run_before_the_flow_starts(
         [init] = pod["status"]["initContainerStatuses"]
         assert init["state"]["terminated"]["exitCode"] == 1
     assert "hello" not in emulator.pod_log(namespace, "missing-1")
+
+
+async def test_credentials_reach_git_and_appear_nowhere_else(
+        emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
+        operator: OperatorHarness, process_kubelet: pk.ProcessKubelet) -> None:
+    token = "ghp_MustNotLeak42"
+    seen: list[str | None] = []
+
+    class Refuse(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(404)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/acme/flows.git"
+    await kube.create(kube_module.Resource("", "v1", "secrets", kind="Secret"), {
+        "apiVersion": "v1", "kind": "Secret", "metadata": {"name": "flows-repo"},
+        "data": {"username": base64.b64encode(b"ci").decode(),
+                 "password": base64.b64encode(token.encode()).decode()}},
+        namespace=namespace)
+    try:
+        await create_run(kube, namespace, "private", {"git": {
+            "url": url, "ref": "main", "credentials": {"secretRef": {"name": "flows-repo"}}}})
+        run = await finished(emulator, namespace, "private")
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert (run["status"]["phase"], run["status"]["reason"]) == ("Crashed", "SourceFetchFailed")
+    assert seen
+    assert seen[0] == "Basic " + base64.b64encode(f"ci:{token}".encode()).decode()
+    encoded = base64.b64encode(f"ci:{token}".encode()).decode()
+    everything = json.dumps([
+        emulator.object("flowruns", "private", namespace),
+        [e for e in emulator.objects("events", namespace)
+         if e["involvedObject"]["name"] in ("private", "private-1")],
+        emulator.object("pods", "private-1", namespace),
+    ]) + emulator.pod_log(namespace, "private-1")
+    assert token not in everything
+    assert encoded not in everything
 
 
 async def test_a_bundle_in_s3_is_unpacked_and_its_digest_recorded(  # noqa: PLR0917
