@@ -361,6 +361,88 @@ def node_shutdown(now: datetime.datetime, *, started: datetime.datetime | None =
 
 
 
+# --- init containers ---------------------------------------------------------------------
+#
+# kubernetes v1.32 pkg/kubelet/kubelet_pods.go: ``convertToAPIContainerStatuses`` gives a
+# container that has not started the waiting reason ``PodInitializing`` while the pod has
+# init containers (``ContainerCreating`` otherwise); ``getPhase`` keeps the pod
+# ``Pending`` while an init container has not completed and makes it ``Failed`` when one
+# failed under ``restartPolicy: Never``. pkg/kubelet/status/generate.go
+# ``GeneratePodInitializedCondition``: ``Initialized=False``, reason
+# ``ContainersNotInitialized``, listing the init containers that have not exited 0;
+# ``GenerateContainersReadyCondition``: ``ContainersNotReady``, listing the others.
+
+POD_INITIALIZING = "PodInitializing"
+
+
+def init_waiting(name: str, image: str) -> JsonObject:
+    """An init container that has not started yet."""
+    return _container(name, image, {"waiting": {"reason": POD_INITIALIZING}})
+
+
+def init_running(name: str, image: str, started: datetime.datetime, *,
+                 restart_count: int = 0, last_state: JsonObject | None = None) -> JsonObject:
+    """An init container that runs."""
+    return _container(name, image, {"running": {"startedAt": timestamp(started)}},
+                      restart_count=restart_count, last_state=last_state)
+
+
+def init_terminated(name: str, image: str, now: datetime.datetime, *, exit_code: int,
+                    started: datetime.datetime, message: str | None = None,
+                    containers: int = 1, restart_count: int = 0) -> JsonObject:
+    """An init container that exited (reason ``Completed`` for 0, ``Error`` otherwise); a
+    completed one is ``ready`` (it counts as initialized)."""
+    state = terminated(now, exit_code=exit_code, reason="Completed" if exit_code == 0
+                       else "Error", message=message, started=started, container=name,
+                       image=image, containers=containers)["containerStatuses"][0]
+    return {**state, "ready": exit_code == 0, "restartCount": restart_count}
+
+
+def init_back_off(status: JsonObject, pod_desc_text: str, delay: float) -> JsonObject:
+    """A failed init container the kubelet restarts after ``delay`` seconds (restart
+    policy ``OnFailure``/``Always``): waiting ``CrashLoopBackOff``, the failure in
+    ``lastState``, one more restart counted (pkg/kubelet/kuberuntime
+    ``doBackOff``'s message)."""
+    name = status["name"]
+    return {**status, "ready": False, "started": False,
+            "restartCount": int(status.get("restartCount") or 0) + 1,
+            "lastState": status["state"],
+            "state": {"waiting": {"reason": "CrashLoopBackOff", "message": (
+                f"back-off {int(delay)}s restarting failed container={name} "
+                f"pod={pod_desc_text}")}}}
+
+
+def initializing(now: datetime.datetime, init_statuses: list[JsonObject], *,
+                 container: str = DEFAULT_CONTAINER, image: str = DEFAULT_IMAGE,
+                 failed: bool = False, started: datetime.datetime | None = None) -> JsonObject:
+    """The pod while its init containers run (``Pending``), or after one failed under
+    ``restartPolicy: Never`` (``failed``: phase ``Failed``)."""
+    incomplete = [s["name"] for s in init_statuses
+                  if ((s.get("state") or {}).get("terminated") or {}).get("exitCode") != 0]
+    unready = f"containers with unready status: [{container}]"
+    return {
+        "phase": "Failed" if failed else "Pending", "hostIP": "10.0.0.10",
+        "startTime": timestamp(started or now),
+        "conditions": [
+            _condition("PodScheduled", "True", now),
+            _condition("Initialized", "False", now, "ContainersNotInitialized",
+                       f"containers with incomplete status: [{' '.join(incomplete)}]"),
+            _condition("ContainersReady", "False", now, "ContainersNotReady", unready),
+            _condition("Ready", "False", now, "ContainersNotReady", unready),
+        ],
+        "initContainerStatuses": init_statuses,
+        "containerStatuses": [_container(container, image, {
+            "waiting": {"reason": POD_INITIALIZING}})],
+        "qosClass": "Burstable",
+    }
+
+
+def with_init_statuses(status: JsonObject, init_statuses: list[JsonObject]) -> JsonObject:
+    """``status`` of a pod whose init containers all completed (nothing added when the
+    pod has none)."""
+    return {**status, "initContainerStatuses": init_statuses} if init_statuses else status
+
+
 def with_qos_class_of(status: JsonObject, pod: Mapping[str, Any]) -> JsonObject:
     """``status`` with the pod's own QoS class, as a kubelet reports it.
 

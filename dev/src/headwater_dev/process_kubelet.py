@@ -8,7 +8,7 @@ Headwater pod the operator creates, :class:`ProcessKubelet`
   environment, in the repository checkout (``cwd`` and ``PYTHONPATH``), with the run
   summary written to a file instead of ``/dev/termination-log`` and results stored under
   the sandbox's state directory,
-* mounts the container's Secret volumes (``secret``, and ``projected`` of Secrets: the
+* mounts the pod's Secret volumes (``secret``, and ``projected`` of Secrets: the
   block secret files the operator gives a pod) as a kubelet does, by reading the Secrets
   through the API and writing their keys as files with the volume's modes — under the
   pod's directory, since the process shares the host's filesystem, so an environment
@@ -18,6 +18,23 @@ Headwater pod the operator creates, :class:`ProcessKubelet`
 * reports ``Running``, streams the output into the pod's log (``kubectl logs``), and
 * reports the container's real exit code with the summary as the termination message
   (``FallbackToLogsOnError``: the log tail when the process wrote no summary).
+
+**Volumes** are set up before any container starts: besides Secret volumes, an
+``emptyDir`` is a directory under the pod's directory, shared by the pod's containers;
+other volume types are not mounted (a warning says so). A container's ``workingDir``
+inside a mounted volume is pointed at the host directory like its environment; one
+elsewhere is the image's, which the sandbox does not have (the checkout is used).
+A terminated pod's volumes are removed, as the kubelet tears them down.
+
+**Init containers** run first, one at a time and in order, each to exit 0 before the
+next starts (kubernetes v1.32 pkg/kubelet/kuberuntime/kuberuntime_container.go
+``computeInitContainerActions``), with ``status.initContainerStatuses``, the pod
+``Pending`` and ``Initialized=False`` meanwhile (:mod:`.podstatus`). One that fails ends
+the pod ``Failed`` under ``restartPolicy: Never`` (pkg/kubelet/kubelet_pods.go
+``getPhase``); under ``OnFailure``/``Always`` it is restarted after the kubelet's
+back-off, 10 s doubling up to 300 s (pkg/kubelet/kubelet.go ``backOffPeriod``,
+``MaxContainerBackOff``). Restartable (sidecar) init containers are not supported: such a
+pod is reported ``StartError``. An init container's output goes to the pod's log.
 
 Deletion and deadlines behave as on a node: a pod marked for deletion gets SIGTERM and
 ``deletionGracePeriodSeconds`` to stop, then SIGKILL; a pod running past
@@ -47,8 +64,10 @@ import contextlib
 import datetime
 import logging
 import os
+import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,6 +94,10 @@ LOG_TAIL_BYTES = 2048
 EXIT_START_ERROR = 128
 """The exit code container runtimes report when the command could not be started."""
 DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+INIT_BACK_OFF_SECONDS = 10.0
+MAX_BACK_OFF_SECONDS = 300.0
+"""The kubelet's restart back-off: 10 s, doubling, at most 300 s (kubernetes v1.32
+pkg/kubelet/kubelet.go ``backOffPeriod`` and ``MaxContainerBackOff``)."""
 
 
 def _now() -> datetime.datetime:
@@ -105,6 +128,11 @@ class LocalRuntime:
         """Where the pod's run summary goes (its stand-in for ``/dev/termination-log``)."""
         return self.state_dir / "pods" / namespace / pod / "termination-log"
 
+    def init_termination_path(self, namespace: str, pod: str, container: str) -> Path:
+        """The termination-message file of init container ``container``."""
+        return self.state_dir / "pods" / namespace / pod / "init" / container / \
+            "termination-log"
+
     def volume_path(self, namespace: str, pod: str, volume: str) -> Path:
         """Where the pod's volume ``volume`` is mounted on the host."""
         return self.state_dir / "pods" / namespace / pod / "volumes" / volume
@@ -127,13 +155,15 @@ def container_command(container: Mapping[str, Any], python: str) -> list[str]:
 
 
 def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace: str,
-                  pod: str) -> tuple[dict[str, str], list[str]]:
+                  pod: str, *, summary_path: Path | None = None
+                  ) -> tuple[dict[str, str], list[str]]:
     """The process environment for ``container``, and what could not be honoured.
 
     The host environment is the base (a process needs ``PATH`` and ``HOME``); the pod's
     literal ``env`` values win over it; the sandbox's own paths (summary file, home,
     ``PYTHONPATH``) win over both, because the pod's point at a container's filesystem.
     ``valueFrom`` and ``envFrom`` are not resolved: each is returned as a warning.
+    ``summary_path``: the termination-message file (an init container's own).
     """
     env = {key: value for key, value in runtime.base_env.items() if key != "KUBECONFIG"}
     warnings: list[str] = []
@@ -150,7 +180,7 @@ def container_env(container: Mapping[str, Any], runtime: LocalRuntime, namespace
         "PYTHONPATH": os.pathsep.join(python_path),
         "PYTHONUNBUFFERED": "1",  # stream logs while the flow runs, not at exit
         contract.ENV_HOME: str(runtime.home),
-        contract.ENV_SUMMARY_PATH: str(runtime.summary_path(namespace, pod)),
+        contract.ENV_SUMMARY_PATH: str(summary_path or runtime.summary_path(namespace, pod)),
     })
     return env, warnings
 
@@ -201,17 +231,33 @@ def _source_files(source: Mapping[str, Any], name: str, default: int) -> list[Se
                        int(item.get("mode", default)), optional) for item in items]
 
 
+def mapped_path(value: str, mounts: Mapping[str, Path]) -> str | None:
+    """Where ``value`` is on the host when it is a mount path or a path under one
+    (``mounts``: mount path → host directory); None otherwise."""
+    for mount_path, host in mounts.items():
+        base = mount_path.rstrip("/")
+        if value == base or value.startswith(base + "/"):
+            return str(host) + value[len(base):]
+    return None
+
+
 def mapped_env(env: Mapping[str, str], mounts: Mapping[str, Path]) -> dict[str, str]:
     """``env`` with each value that is a mount path, or a path under one, pointed at
     where that mount is on the host (``mounts``: mount path → host directory)."""
-    mapped = dict(env)
-    for name, value in env.items():
-        for mount_path, host in mounts.items():
-            base = mount_path.rstrip("/")
-            if value == base or value.startswith(base + "/"):
-                mapped[name] = str(host) + value[len(base):]
-                break
-    return mapped
+    return {name: mapped_path(value, mounts) or value for name, value in env.items()}
+
+
+def container_mounts(container: Mapping[str, Any],
+                     volumes: Mapping[str, Path]) -> dict[str, Path]:
+    """The container's mounts of the pod's mounted ``volumes`` (name → host directory),
+    as mount path → host directory."""
+    return {str(mount["mountPath"]): volumes[str(mount.get("name"))]
+            for mount in container.get("volumeMounts") or ()
+            if str(mount.get("name")) in volumes and mount.get("mountPath")}
+
+
+def _make_dir(path: Path) -> None:
+    path.mkdir(parents=True, exist_ok=True)
 
 
 def termination_message(summary: str, exit_code: int, log_tail: str) -> str | None:
@@ -383,6 +429,8 @@ class PodProcess:
     """Stopped because the sandbox (its node) shuts down."""
     stop_requested: asyncio.Event = field(default_factory=asyncio.Event)
     stop_grace: float = DEFAULT_GRACE_SECONDS
+    started_monotonic: float | None = None
+    """When the pod started on the node (``activeDeadlineSeconds`` counts from there)."""
 
 
 class ProcessKubelet:
@@ -468,6 +516,10 @@ class ProcessKubelet:
             logger.warning("pod %s/%s: lost contact with the API server: %s", namespace, name,
                            exc)
         finally:
+            # A terminated pod's volumes are torn down (the kubelet unmounts them; for a
+            # Secret volume that is the Secret's copy on the node).
+            shutil.rmtree(self.runtime.state_dir / "pods" / namespace / name / "volumes",
+                          ignore_errors=True)
             await self._release(namespace, name)
 
     async def _run_pod(self, pod: JsonObject, container: Mapping[str, Any],
@@ -484,7 +536,16 @@ class ProcessKubelet:
             return
         self.warn(f"image {names['image']} is ignored: the sandbox runs the flow code of "
                   f"{self.runtime.workdir} with {self.runtime.python}")
-        await self._api.report(namespace, name, podstatus.scheduled(self.clock(), **names))
+        pod_started = self.clock()
+        record.started_monotonic = time.monotonic()
+        await self._api.report(namespace, name, podstatus.scheduled(pod_started, **names))
+        volumes = await self._mount_volumes(pod, record)
+        if volumes is None:
+            return  # deleted while waiting for a Secret to mount
+        init_statuses = await self._run_init_containers(pod, record, volumes, names,
+                                                        pod_started)
+        if init_statuses is None:
+            return
         try:
             record.argv = container_command(container, self.runtime.python)
         except ValueError as exc:
@@ -493,28 +554,21 @@ class ProcessKubelet:
         env, warnings = container_env(container, self.runtime, namespace, name)
         for warning in warnings:
             self.warn(warning)
-        mounts = await self._mount_volumes(pod, container, record)
-        if mounts is None:
-            return  # deleted while waiting for a Secret to mount
+        mounts = container_mounts(container, volumes)
         env = mapped_env(env, mounts)
         summary_path = self.runtime.summary_path(namespace, name)
         summary_path.parent.mkdir(parents=True, exist_ok=True)
         summary_path.write_text("", encoding="utf-8")
         self.runtime.home.mkdir(parents=True, exist_ok=True)
-        try:
-            process = await asyncio.create_subprocess_exec(
-                *record.argv, cwd=self.runtime.workdir, env=env,
-                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
-                # Its own session: a Ctrl-C on the sandbox's terminal must not reach the
-                # flow; the sandbox stops its processes itself.
-                start_new_session=True)
-        except OSError as exc:
-            await self._report_start_error(record, f"{record.argv[0]}: {exc.strerror}", names)
+        process = await self._start(record, record.argv, env, self._cwd(container, mounts),
+                                    names)
+        if process is None:
             return
         record.pid = process.pid
         started = self.clock()
-        await self._api.report(namespace, name, podstatus.running(
-            started, container=names["container"], image=names["image"]))
+        await self._api.report(namespace, name, podstatus.with_init_statuses(
+            podstatus.running(started, container=names["container"], image=names["image"]),
+            init_statuses))
         output: list[str] = []
         pump = asyncio.create_task(self._pump(process, record, output))
         await self._supervise(process, record, pod)
@@ -522,35 +576,174 @@ class ProcessKubelet:
         record.exit_code = exit_code_of(process.returncode or 0)
         message = termination_message(summary_path.read_text(encoding="utf-8"),
                                       record.exit_code, tail("".join(output)))
-        await self._api.report(namespace, name, final_status(
+        await self._api.report(namespace, name, podstatus.with_init_statuses(final_status(
             self.clock(), started, record.exit_code, message,
             deadline_exceeded=record.deadline_exceeded,
             containers=podstatus.container_count(pod),
-            node_shutdown=record.node_shutdown and not record.deadline_exceeded, **names))
+            node_shutdown=record.node_shutdown and not record.deadline_exceeded, **names),
+            init_statuses))
 
-    async def _mount_volumes(self, pod: JsonObject, container: Mapping[str, Any],
+    async def _start(self, record: PodProcess, argv: list[str], env: Mapping[str, str],
+                     cwd: Path, names: Mapping[str, str]) -> asyncio.subprocess.Process | None:
+        """Start a container's process; None (and ``StartError`` reported) if it cannot."""
+        try:
+            return await asyncio.create_subprocess_exec(
+                *argv, cwd=cwd, env=dict(env),
+                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+                # Its own session: a Ctrl-C on the sandbox's terminal must not reach the
+                # flow; the sandbox stops its processes itself.
+                start_new_session=True)
+        except OSError as exc:
+            await self._report_start_error(record, f"{argv[0]}: {exc.strerror}", names)
+            return None
+
+    def _cwd(self, container: Mapping[str, Any], mounts: Mapping[str, Path]) -> Path:
+        """The process's working directory: ``workingDir`` when it is inside a mounted
+        volume (other paths are the image's, which the sandbox does not have), else the
+        checkout."""
+        working_dir = container.get("workingDir")
+        if working_dir:
+            local = mapped_path(str(working_dir), mounts)
+            if local is not None:
+                return Path(local)
+            self.warn(f"container {container.get('name')}: workingDir {working_dir} is in "
+                      f"the image; the sandbox runs it in {self.runtime.workdir}")
+        return self.runtime.workdir
+
+    async def _mount_volumes(self, pod: JsonObject,
                              record: PodProcess) -> dict[str, Path] | None:
-        """Mount the container's Secret volumes on the host (mount path → directory);
-        None when the pod was stopped while a Secret was still missing."""
-        volumes = {str(v.get("name")): v for v in (pod.get("spec") or {}).get("volumes") or ()}
-        mounts: dict[str, Path] = {}
-        for mount in container.get("volumeMounts") or ():
-            volume = volumes.get(str(mount.get("name")))
-            files = secret_files(volume) if volume is not None else None
-            if files is None:
-                self.warn(f"pod {record.namespace}/{record.name}: volume {mount.get('name')} "
-                          "is not mounted by the sandbox (only Secret volumes are)")
+        """Set up the pod's volumes on the host before any container starts (volume name
+        → directory): ``emptyDir`` and Secret volumes; None when the pod was stopped
+        while a Secret was still missing."""
+        volumes: dict[str, Path] = {}
+        for volume in (pod.get("spec") or {}).get("volumes") or ():
+            volume_name = str(volume.get("name"))
+            target = self.runtime.volume_path(record.namespace, record.name, volume_name)
+            if isinstance(volume.get("emptyDir"), Mapping):
+                _make_dir(target)
+                volumes[volume_name] = target
                 continue
-            target = self.runtime.volume_path(record.namespace, record.name,
-                                              str(mount["name"]))
+            files = secret_files(volume)
+            if files is None:
+                self.warn(f"pod {record.namespace}/{record.name}: volume {volume_name} "
+                          "is not mounted by the sandbox (only emptyDir and Secret volumes "
+                          "are)")
+                continue
             while not await self._write_secret_files(record.namespace, files, target):
                 if record.stop_requested.is_set() or self._stopping.is_set():
                     return None
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(self.poll_interval):
                         await record.stop_requested.wait()
-            mounts[str(mount["mountPath"])] = target
-        return mounts
+            volumes[volume_name] = target
+        return volumes
+
+    # init containers
+
+    async def _run_init_containers(self, pod: Mapping[str, Any], record: PodProcess,
+                                   volumes: Mapping[str, Path], names: Mapping[str, str],
+                                   pod_started: datetime.datetime) -> list[JsonObject] | None:
+        """Run the init containers in order (see the module docstring); their final
+        statuses, or None when the pod ended before its containers could start."""
+        spec = pod.get("spec") or {}
+        inits = spec.get("initContainers") or []
+        statuses = [podstatus.init_waiting(str(c.get("name")),
+                                           str(c.get("image") or podstatus.DEFAULT_IMAGE))
+                    for c in inits]
+        restart_policy = spec.get("restartPolicy") or "Always"
+        for index, init in enumerate(inits):
+            if init.get("restartPolicy") == "Always":
+                await self._report_start_error(record, (
+                    f"init container {init.get('name')} is a restartable (sidecar) init "
+                    "container, which the sandbox does not run"), names)
+                return None
+            delay = INIT_BACK_OFF_SECONDS
+            while True:
+                exit_code = await self._run_init(pod, init, index, statuses=statuses,
+                                                 record=record, volumes=volumes, names=names,
+                                                 pod_started=pod_started)
+                if exit_code is None:
+                    return None
+                if exit_code == 0:
+                    break
+                if restart_policy == "Never":
+                    await self._report_initializing(record, statuses, names, pod_started,
+                                                    failed=True)
+                    return None
+                statuses[index] = podstatus.init_back_off(
+                    statuses[index], f"{record.name}_{record.namespace}", delay)
+                await self._report_initializing(record, statuses, names, pod_started)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(delay):
+                        await record.stop_requested.wait()
+                if record.stop_requested.is_set():
+                    return None
+                delay = min(delay * 2, MAX_BACK_OFF_SECONDS)
+        return statuses
+
+    async def _report_initializing(self, record: PodProcess, statuses: list[JsonObject],
+                                   names: Mapping[str, str], pod_started: datetime.datetime,
+                                   *, failed: bool = False) -> None:
+        assert self._api is not None
+        await self._api.report(record.namespace, record.name, podstatus.initializing(
+            self.clock(), statuses, failed=failed, started=pod_started,
+            container=names["container"], image=names["image"]))
+
+    async def _run_init(self, pod: Mapping[str, Any], init: Mapping[str, Any], index: int, *,
+                        statuses: list[JsonObject], record: PodProcess,
+                        volumes: Mapping[str, Path], names: Mapping[str, str],
+                        pod_started: datetime.datetime) -> int | None:
+        """Run one init container to its end: its exit code, or None when the pod
+        ended meanwhile (deleted, or past ``activeDeadlineSeconds``: reported)."""
+        assert self._api is not None
+        namespace, name = record.namespace, record.name
+        init_name = str(init.get("name"))
+        image = str(init.get("image") or podstatus.DEFAULT_IMAGE)
+        previous = statuses[index]
+        restarts = int(previous.get("restartCount") or 0)
+        try:
+            argv = container_command(init, self.runtime.python)
+        except ValueError as exc:
+            await self._report_start_error(record, str(exc), names)
+            return None
+        message_path = self.runtime.init_termination_path(namespace, name, init_name)
+        message_path.parent.mkdir(parents=True, exist_ok=True)
+        message_path.write_text("", encoding="utf-8")
+        env, warnings = container_env(init, self.runtime, namespace, name,
+                                      summary_path=message_path)
+        for warning in warnings:
+            self.warn(warning)
+        mounts = container_mounts(init, volumes)
+        process = await self._start(record, argv, mapped_env(env, mounts),
+                                    self._cwd(init, mounts), names)
+        if process is None:
+            return None
+        record.pid = process.pid
+        started = self.clock()
+        statuses[index] = podstatus.init_running(
+            init_name, image, started, restart_count=restarts,
+            last_state=previous.get("lastState") or None)
+        await self._report_initializing(record, statuses, names, pod_started)
+        output: list[str] = []
+        pump = asyncio.create_task(self._pump(process, record, output))
+        await self._supervise(process, record, pod)
+        await pump
+        if record.deadline_exceeded:
+            status = podstatus.initializing(self.clock(), statuses, failed=True,
+                                            started=pod_started, container=names["container"],
+                                            image=names["image"])
+            status.update({"reason": "DeadlineExceeded", "message": DEADLINE_MESSAGE})
+            await self._api.report(namespace, name, status)
+            return None
+        if record.stop_requested.is_set():
+            return None
+        exit_code = exit_code_of(process.returncode or 0)
+        message = termination_message(message_path.read_text(encoding="utf-8"), exit_code,
+                                      tail("".join(output)))
+        statuses[index] = podstatus.init_terminated(
+            init_name, image, self.clock(), exit_code=exit_code, started=started,
+            message=message, containers=podstatus.container_count(pod), restart_count=restarts)
+        return exit_code
 
     async def _write_secret_files(self, namespace: str, files: Sequence[SecretFile],
                                   target: Path) -> bool:
@@ -600,6 +793,9 @@ class ProcessKubelet:
                          pod: Mapping[str, Any]) -> None:
         """Wait for the process; stop it on deletion or at ``activeDeadlineSeconds``."""
         deadline = (pod.get("spec") or {}).get("activeDeadlineSeconds")
+        if deadline is not None and record.started_monotonic is not None:
+            # activeDeadlineSeconds counts from the pod's start, init containers included.
+            deadline = max(deadline - (time.monotonic() - record.started_monotonic), 0)
         exited = asyncio.create_task(process.wait())
         stop = asyncio.create_task(record.stop_requested.wait())
         try:

@@ -47,6 +47,9 @@ POD_ADOPTED: Final = "PodAdopted"
 STARTED: Final = "Started"
 RETRY_SCHEDULED: Final = "RetryScheduled"
 RETRYING: Final = "Retrying"
+SOURCE_RESOLVED: Final = "SourceResolved"
+"""The first attempt's init container fetched ``Flow.spec.source``: the commit (or bundle
+digest) is in ``status.source`` and every retry runs the same code."""
 
 # --- FlowRun: the run store (docs/run-store.md) ------------------------------------------
 RUN_RECORD_NOT_WRITTEN: Final = "RunRecordNotWritten"
@@ -82,6 +85,9 @@ POD_TERMINATED: Final = "PodTerminated"
 """The container was stopped by a signal nobody in Headwater sent (e.g. node shutdown)."""
 POD_CREATION_FAILED: Final = "PodCreationFailed"
 """The API server rejected the rendered pod (bad runTemplate field, quota, admission)."""
+SOURCE_FETCH_FAILED: Final = "SourceFetchFailed"
+"""The init container could not fetch ``Flow.spec.source`` (a ref that does not exist,
+credentials that do not grant access, a bundle that changed); its message says why."""
 STATUS_REJECTED: Final = "StatusRejected"
 """The API server refused (422) a status write of a Schedule, Deployment or FlowRun; the
 same write is never retried in a loop (a FlowRun ends Crashed with this reason)."""
@@ -101,6 +107,7 @@ CRASH_REASONS: Final = frozenset(
         ENGINE_CRASHED,
         POD_TERMINATED,
         POD_CREATION_FAILED,
+        SOURCE_FETCH_FAILED,
         STATUS_REJECTED,
     }
 )

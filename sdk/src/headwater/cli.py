@@ -11,6 +11,9 @@ The SDK provides the commands that run *inside* a flow-run pod or on a laptop:
   it exists (Kubernetes mounts it), and
   exits with ``EXIT_COMPLETED``/``EXIT_FAILED``/``EXIT_CRASHED``/``EXIT_CANCELLED``.
   SIGTERM cancels the run: state Cancelled, summary written, exit ``EXIT_CANCELLED``.
+* ``headwater fetch-source`` — the init container of a Flow with ``spec.source``: fetches
+  the code into the pod's shared volume (:mod:`headwater.source`); ``headwater execute``
+  then runs the entrypoint from there and records the commit in the run record.
 * ``headwater schema <entrypoint>`` — prints the flow's parameter JSON schema (the
   value of ``Flow.spec.parametersSchema``).
 * :func:`run_deploy` — what ``flow.deploy()`` calls: the plugin's ``deploy`` command,
@@ -150,7 +153,7 @@ def cmd_execute(args: argparse.Namespace) -> int:
     try:
         parameters = collect_parameters(env.get(contract.ENV_PARAMETERS), args.params_json,
                                         args.param or [])
-        config_kwargs = {
+        config_kwargs: dict[str, Any] = {
             "flow_run_id": env.get(contract.ENV_FLOW_RUN_ID) or None,
             "flow_run_name": env.get(contract.ENV_FLOW_RUN_NAME) or None,
             "scheduled_start_time": _parse_time(env.get(contract.ENV_SCHEDULED_TIME)),
@@ -159,6 +162,16 @@ def cmd_execute(args: argparse.Namespace) -> int:
         }
     except ValueError as exc:
         return _crash("InvalidRunContract", str(exc), summary_path)
+    if env.get(contract.ENV_SOURCE_DIR):  # Flow.spec.source: run the fetched code
+        from headwater.source import SourceError, enter, fetched_source
+
+        try:
+            fetched = fetched_source()
+        except SourceError as exc:
+            return _crash("SourceMissing", str(exc), summary_path)
+        if fetched is not None:
+            enter(fetched[0])
+            config_kwargs["source"] = fetched[1]
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _execute(entrypoint, parameters, config_kwargs, summary_path)
@@ -216,6 +229,13 @@ def _execute(entrypoint: str, parameters: dict[str, Any], config_kwargs: dict[st
         sys.stderr.flush()
         os._exit(code)
     return code
+
+
+def cmd_fetch_source(args: argparse.Namespace) -> int:
+    """Fetch a Flow's ``spec.source`` into the pod's shared volume (init container)."""
+    from headwater.source import main as fetch_main
+
+    return fetch_main()
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -277,6 +297,9 @@ def build_parser(load_plugins: bool = True) -> argparse.ArgumentParser:
     execute.add_argument("--summary-path", help="where to write the run summary ('-': "
                          f"stdout; default ${contract.ENV_SUMMARY_PATH} or the termination log)")
     execute.set_defaults(func=cmd_execute)
+    fetch = subparsers.add_parser(
+        "fetch-source", help="fetch a Flow's source into the pod (init container command)")
+    fetch.set_defaults(func=cmd_fetch_source)
     schema = subparsers.add_parser("schema", help="print a flow's parameter JSON schema")
     schema.add_argument("entrypoint", help="'module:flow' or 'file.py:flow'")
     schema.set_defaults(func=cmd_schema)
@@ -319,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     # The pod entrypoint must start fast: plugins (the operator CLI) can import heavy
     # libraries, and `execute`/`schema` never need them.
-    own_command = bool(arguments) and arguments[0] in ("execute", "schema")
+    own_command = bool(arguments) and arguments[0] in ("execute", "schema", "fetch-source")
     parser = build_parser(load_plugins=not own_command)
     args, unrecognized = parser.parse_known_args(arguments)
     func = getattr(args, "func", None)

@@ -92,6 +92,28 @@ STORES_ENTRY_POINT_GROUP: Final = "headwater.stores"
 ``(argument: str | None) -> headwater.blocks.stores.Stores``; headwater-operator
 registers ``kubernetes`` (the argument is the namespace)."""
 
+# --- fetched flow code (Flow.spec.source, docs/flow-source.md) ------------------------
+ENV_SOURCE: Final = "HEADWATER_SOURCE"
+"""JSON object: what ``headwater fetch-source`` fetches, ``{"git": {"url", "ref", "path"?}}``
+or ``{"bundle": {"url", "sha256"?}}`` (never a credential). Set on the init container."""
+ENV_SOURCE_DIR: Final = "HEADWATER_SOURCE_DIR"
+"""The volume shared by the fetching init container and the flow container. The code is
+in ``<dir>/code`` (:data:`SOURCE_CODE_DIR`), and what was fetched in
+``<dir>/source.json`` (:data:`SOURCE_RECORD_FILE`). On the flow container,
+``headwater execute`` runs the entrypoint from there."""
+ENV_SOURCE_CREDENTIALS_DIR: Final = "HEADWATER_SOURCE_CREDENTIALS_DIR"
+"""Where the Secret of ``source.git.credentials.secretRef`` is mounted (init container
+only): one file per key, ``username``/``password``, ``bearerToken``, ``identity`` (or
+``sshPrivateKey``) and ``known_hosts``."""
+SOURCE_DIR_DEFAULT: Final = "/var/run/headwater/source"
+SOURCE_CREDENTIALS_DIR_DEFAULT: Final = "/var/run/headwater/source-credentials"
+SOURCE_CODE_DIR: Final = "code"
+SOURCE_RECORD_FILE: Final = "source.json"
+SOURCE_CONTAINER_NAME: Final = "source"
+"""Name of the init container that fetches the code; the operator reads its termination
+message: the JSON of what it fetched (``{"url", "ref", "commit", "path"}`` or ``{"url",
+"digest"}``), or why it could not."""
+
 TERMINATION_MESSAGE_PATH: Final = "/dev/termination-log"
 TERMINATION_MESSAGE_MAX_BYTES: Final = 4 * 1024
 """The kubelet reads at most the *last* 4096 bytes of a container's termination-message

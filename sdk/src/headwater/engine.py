@@ -88,16 +88,19 @@ class RootRunConfig:
     """Identity the operator gives the top-level flow run of a pod."""
 
     __slots__ = ("attempt", "deployment_name", "flow_run_id", "flow_run_name",
-                 "scheduled_start_time")
+                 "scheduled_start_time", "source")
 
     def __init__(self, flow_run_id: str | None = None, flow_run_name: str | None = None,
                  scheduled_start_time: float | None = None, attempt: int = 1,
-                 deployment_name: str | None = None) -> None:
+                 deployment_name: str | None = None, *,
+                 source: dict[str, Any] | None = None) -> None:
         self.flow_run_id = flow_run_id
         self.flow_run_name = flow_run_name
         self.scheduled_start_time = scheduled_start_time
         self.attempt = attempt
         self.deployment_name = deployment_name
+        self.source = source
+        """What ``headwater fetch-source`` fetched (Flow.spec.source), for the run record."""
 
 
 ROOT_RUN_CONFIG: contextvars.ContextVar[RootRunConfig | None] = contextvars.ContextVar(

@@ -291,11 +291,14 @@ class RecordLogHandler(logging.Handler):
 class Recorder:
     """Writes one root flow run's record and logs to the run store."""
 
-    def __init__(self, tree: RunTree, location: runstore.Location) -> None:
+    def __init__(self, tree: RunTree, location: runstore.Location,
+                 source: dict[str, Any] | None = None) -> None:
         from headwater.results import resolve_storage
 
         self.tree = tree
         self.location = location
+        self.source = source
+        """The fetched code the run ran (Flow.spec.source): url with commit or digest."""
         self.storage = resolve_storage(location.root)
         self.written: bool | None = None
         """Whether the final record was written (``None`` until the run ends)."""
@@ -485,6 +488,8 @@ class Recorder:
             "updatedAt": iso_ms(time.time()),
             "flowRun": flow_run_json(self.tree.root, children),
         }
+        if self.source:
+            head["source"] = self.source
         tail: dict[str, Any] = {"artifacts": _redacted(artifacts), "assets": assets}
         if transactions:
             tail["transactions"] = transactions
@@ -531,17 +536,18 @@ def _chunks(pieces: list[str]) -> Iterator[bytes]:
 
 def start(tree: RunTree) -> Recorder | None:
     """Start recording the root run ``tree`` (``None`` when the run store is off)."""
-    config_name = config_attempt = None
+    config_name = config_attempt = source = None
     from headwater.engine import ROOT_RUN_CONFIG
 
     config = ROOT_RUN_CONFIG.get()
     if config is not None:
         config_name, config_attempt = config.flow_run_name, config.attempt
+        source = config.source
     try:
         location = runstore.location_for(tree.root.id, config_name, config_attempt)
         if location is None:
             return None
-        recorder = Recorder(tree, location)
+        recorder = Recorder(tree, location, source)
     except Exception as exc:  # e.g. fsspec missing for an s3:// store: the run goes on
         tree.record_written = False
         print(redact(f"headwater: no run record for this run: {type(exc).__name__}: {exc}"),

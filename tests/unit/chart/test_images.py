@@ -154,6 +154,16 @@ def test_runtime_image_runs_headwater_execute_from_opt_flows() -> None:
     assert env["HEADWATER_HOME"].startswith("/tmp/")
 
 
+def test_runtime_image_has_git_and_ssh_for_fetch_source() -> None:
+    # A Flow with spec.source.git runs `headwater fetch-source` in this image; it clones
+    # with the git binary (ssh:// URLs need ssh).
+    installs = [ins.args for ins in _final(RUNTIME, "RUN") if "apt-get install" in ins.args]
+    assert installs, "the runtime image installs no packages"
+    words = installs[0].split()
+    assert {"git", "openssh-client"} <= set(words)
+    assert "--no-install-recommends" in words
+
+
 def test_images_build_from_the_repository_packages() -> None:
     # The operator image carries the S3 driver of the run store it prunes records in
     # (docs/install.md, "Images"); other drivers are a build argument away.

@@ -118,6 +118,11 @@ def test_describe_shows_outcome_counts_assets_conditions_and_events() -> None:
     assert "Reason:         FlowFailed\n" in text
     assert "Message:        the flow failed after 2 attempts: ValueError\n" in text
     assert "Attempts:       2\n" in text
+    assert "Source:" not in text  # the code is in the image
+    body["status"]["source"] = {"url": "https://github.com/acme/flows.git", "ref": "main",
+                                "commit": "0c1f" * 10, "path": "etl"}
+    assert ("Source:         https://github.com/acme/flows.git @ " + "0c1f" * 10 +
+            " (main), path etl\n") in describe_text(body, events, NOW)
     assert "Task runs:      Completed=9 Failed=1\n" in text
     assert "Duration:       1m1s\n" in text
     assert "Parameters:     n=3\n" in text

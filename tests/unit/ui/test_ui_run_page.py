@@ -1,4 +1,5 @@
-"""``/runs/<ns>/<name>``: the run's status, its record, task runs, logs and Cancel."""
+"""``/runs/<ns>/<name>``: the run's status, its record, task runs, logs and Cancel (and the
+Flow page's ``source``)."""
 
 from __future__ import annotations
 
@@ -109,6 +110,20 @@ async def test_the_run_page_shows_status_record_artifacts_assets_subflows_and_ev
     assert 'aria-label="Task dependency graph"' in page
     assert 'data-testid="task-search"' in page
     assert 'data-testid="cancel"' not in page  # the run has ended
+    assert 'data-testid="run-source"' not in page  # its code is in the image
+
+
+async def test_the_run_page_names_the_commit_a_run_from_git_ran() -> None:
+    commit = "0c1f" * 10
+    source = {"url": "https://github.com/acme/flows.git", "ref": "main", "commit": commit,
+              "path": "etl"}
+    state = fill(UiState(), ("Deployment", deployment("nightly")),
+                 ("FlowRun", flowrun("nightly-2", phase="Completed", source=source)))
+    async with ui_client(state) as client:
+        page = await (await client.get("/runs/default/nightly-2")).text()
+    [shown] = re.findall(r'data-testid="run-source">(.*?)</dd>', page)
+    assert shown == (f"<code>https://github.com/acme/flows.git</code> @ <code>{commit}</code> "
+                     "(main), path <code>etl</code>")
 
 
 async def test_a_hostile_artifact_renders_inert(tmp_path: Path) -> None:
@@ -333,3 +348,20 @@ async def test_image_and_progress_artifacts_render_and_only_allowed_images_load(
     assert "<img" not in bodies["inline"]  # a data: URL is shown, not loaded
     assert bodies["load"] == '<progress max="100" value="62.5"></progress> <span>62.5%</span>'
     assert "script-src 'self'" in policy
+
+
+async def test_the_flow_page_shows_where_its_code_comes_from() -> None:
+    flow = {"apiVersion": "headwater.dev/v1alpha1", "kind": "Flow",
+            "metadata": {"name": "etl", "namespace": "default", "uid": "uid-etl",
+                         "creationTimestamp": stamp(NOW)},
+            "spec": {"image": "ghcr.io/acme/runtime:3", "entrypoint": "ingest.py:ingest",
+                     "source": {"git": {"url": "https://github.com/acme/flows.git",
+                                        "ref": "v1.4.2", "path": "etl",
+                                        "credentials": {"secretRef": {"name": "repo"}}}}}}
+    state = fill(UiState(), ("Flow", flow))
+    async with ui_client(state) as client:
+        page = await (await client.get("/flows/default/etl")).text()
+    [shown] = re.findall(r'data-testid="flow-source">(.*?)</dd>', page)
+    assert shown == ("<code>https://github.com/acme/flows.git</code> at <code>v1.4.2</code>, "
+                     'path <code>etl</code> <span class="muted">(credentials from Secret '
+                     "repo)</span>")

@@ -1,4 +1,4 @@
-"""``Flow``: a flow's code (image + entrypoint) and how to start it."""
+"""``Flow``: a flow's code (image + entrypoint, or a fetched ``source``) and how to start it."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from headwater_operator.api.common import (
 from headwater_operator.api.enums import ImagePullPolicy
 from headwater_operator.api.k8s import EnvVar, ResourceRequirements
 from headwater_operator.api.resource import AGE_COLUMN, PrinterColumn, Resource
+from headwater_operator.api.source import FlowSource
 
 ENTRYPOINT_PATTERN = r"^[A-Za-z0-9_./-]+:[A-Za-z_][A-Za-z0-9_]*$"
 _MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -57,8 +58,15 @@ class FlowSpec(SpecModel):
         min_length=3,
         pattern=ENTRYPOINT_PATTERN,
         description="The @flow function to run: `pkg.module:function` or "
-        "`path/to/file.py:function` relative to the image's working directory, e.g. "
-        "`examples/flows/hello.py:hello`.",
+        "`path/to/file.py:function` relative to the image's working directory (with "
+        "`source`: to the checkout, or its `path`), e.g. `examples/flows/hello.py:hello`.",
+    )
+    source: FlowSource | None = Field(
+        default=None,
+        description="Fetch the flow's code before each attempt instead of baking it into "
+        "`image`: a Git repository at a ref (`git`) or a tarball in object storage "
+        "(`bundle`). `image` then only needs the SDK and the flow's dependencies. Unset: "
+        "the code is in the image.",
     )
     command: list[str] = Field(
         default_factory=lambda: list(DEFAULT_COMMAND),

@@ -34,6 +34,7 @@ from headwater_operator.api.resource import (
     name_length_rule,
     name_limit_message,
 )
+from headwater_operator.api.source import SourceStatus
 
 POD_NAME_MAX_LENGTH = 253
 """Pod names are DNS subdomains (kubernetes pkg/apis/core/validation/validation.go
@@ -201,6 +202,12 @@ class FlowRunStatus(StatusModel):
     )
     artifacts: list[str] = Field(
         default_factory=list, description="Keys of artifacts the run created."
+    )
+    source: SourceStatus | None = Field(
+        default=None,
+        description="The exact code the run runs when its Flow has `spec.source`: the "
+        "commit the Git ref resolved to (or the bundle's digest), found by the first "
+        "attempt's init container. Every retry uses the same code.",
     )
     run_records: list[RunRecordStatus] = Field(
         default_factory=list,

@@ -42,6 +42,13 @@ from headwater_operator.api.common import (
 from headwater_operator.api.errors import field_path, format_validation_error
 from headwater_operator.api.expressions import CRON_PATTERN, INTERVAL_PATTERN
 from headwater_operator.api.flow import ENTRYPOINT_PATTERN
+from headwater_operator.api.source import (
+    BUNDLE_URL_PATTERN,
+    GIT_REF_PATTERN,
+    GIT_URL_PATTERN,
+    SHA256_PATTERN,
+    SOURCE_PATH_PATTERN,
+)
 
 # A regular expression is no fix: for each pattern in the CRDs, what to write instead.
 # (The API server itself can only print the regex; the offline validator can do better.)
@@ -53,6 +60,15 @@ PATTERN_HINTS: dict[str, str] = {
     ENTRYPOINT_PATTERN: "write 'package.module:function' or 'path/to/file.py:function'",
     QUANTITY_PATTERN: "write a non-negative Kubernetes quantity, e.g. '512Mi', '2Gi', "
     "'500m', '1k' or '1' (decimal kilo is a lower-case 'k', binary suffixes end in 'i')",
+    GIT_URL_PATTERN: "write a repository URL such as 'https://github.com/acme/flows.git', "
+    "'ssh://git@github.com/acme/flows.git' or 'git@github.com:acme/flows.git'",
+    GIT_REF_PATTERN: "write a branch, tag or commit such as 'main', 'v1.4.2' or a commit "
+    "hash (it cannot start with '-' or hold spaces)",
+    SOURCE_PATH_PATTERN: "write a directory relative to the repository root, e.g. "
+    "'flows/etl' (no leading '/' or '.')",
+    BUNDLE_URL_PATTERN: "write the URL of a .tar.gz or .tgz, e.g. "
+    "'s3://acme-flows/etl/1.4.2.tar.gz'",
+    SHA256_PATTERN: "write 64 lower-case hex digits, as `sha256sum flow.tar.gz` prints",
     DNS_SUBDOMAIN_PATTERN: "use lower-case letters, digits, '-' and '.', starting and "
     "ending with a letter or digit, e.g. 'daily-ingest'",
     DNS_LABEL_PATTERN: "use lower-case letters, digits and '-', starting and ending with "

@@ -68,6 +68,17 @@ def _field(label: str, value: Any) -> str:
     return f"{label + ':':<16}{or_none(value)}\n"
 
 
+def _source_field(source: Any) -> str:
+    """The fetched code a run runs (``status.source``), or nothing without a source."""
+    if not isinstance(source, dict) or not source.get("url"):
+        return ""
+    if source.get("commit"):
+        where = f" ({source['ref']})" if source.get("ref") else ""
+        path = f", path {source['path']}" if source.get("path") else ""
+        return _field("Source", f"{source['url']} @ {source['commit']}{where}{path}")
+    return _field("Source", f"{source['url']} {source.get('digest') or ''}".rstrip())
+
+
 def _link_field(link: str | None) -> str:
     return _field("UI", link) if link else ""
 
@@ -109,6 +120,7 @@ def describe_text(run: Mapping[str, Any], events: list[dict[str, Any]], now: dat
                else None),
         _field("Attempts", status.get("attempts") or 0),
         _field("Pod", status.get("podName")),
+        _source_field(status.get("source")),
         _field("Next attempt", status.get("nextAttemptTime")),
         _field("Task runs", counts(status.get("taskRuns"))),
         _field("Artifacts", ", ".join(status.get("artifacts") or [])),

@@ -39,6 +39,7 @@ from headwater_operator.flowruns.settings import (
     DEFAULT_CONFIG_ERROR_GRACE,
     RunSettings,
 )
+from headwater_operator.flowruns.source import fetched_source
 from headwater_operator.kubetime import format_time, parse_time
 
 NOT_STARTED = frozenset(
@@ -388,7 +389,30 @@ def _attempt_outcome(run: FlowRun, facts: Facts, observed: AttemptObservation) -
 
 
 def _track(run: FlowRun, facts: Facts, settings: RunSettings | None) -> Decision:
-    """Pending/Running/Retrying: follow the attempt's pod."""
+    """Pending/Running/Retrying: follow the attempt's pod (and pin its fetched code)."""
+    decision = _follow(run, facts, settings)
+    _pin_source(run, facts.pod, decision)
+    return decision
+
+
+def _pin_source(run: FlowRun, pod: PodFacts | None, decision: Decision) -> None:
+    """Record in ``status.source`` what the first attempt's init container fetched (the
+    commit its ref resolved to, or the bundle's digest), once: later attempts are
+    rendered from it, so a retry runs the same code."""
+    if run.status.source is not None or pod is None or pod.source_exit_code != 0:
+        return
+    fetched = fetched_source(pod.source_message)
+    if fetched is None:
+        return
+    decision.status["source"] = fetched
+    what = (f"commit {fetched['commit']} ({fetched.get('ref')})" if "commit" in fetched
+            else f"bundle {fetched['digest']}")
+    decision.events.append(Event("Normal", reasons.SOURCE_RESOLVED, (
+        f"attempt {max(run.status.attempts, 1)} fetched {what} from {fetched['url']}; "
+        "every retry of this run uses it")))
+
+
+def _follow(run: FlowRun, facts: Facts, settings: RunSettings | None) -> Decision:
     pod = facts.pod or PodFacts(exists=False)
     pending_timeout = settings.pending_timeout if settings else _seconds(600)
     grace = settings.config_error_grace if settings else DEFAULT_CONFIG_ERROR_GRACE

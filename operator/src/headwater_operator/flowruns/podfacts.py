@@ -71,6 +71,7 @@ from typing import Any
 from headwater.contract import (
     EXIT_CANCELLED,
     POD_TERMINATION_MESSAGE_MAX_BYTES,
+    SOURCE_CONTAINER_NAME,
     SUMMARY_REASON_INVALID_PARAMETERS,
     TERMINATION_MESSAGE_MAX_BYTES,
     RunSummary,
@@ -125,6 +126,10 @@ class PodFacts:
     node_stopped_reporting: bool = False
     """``Ready=False`` with ``ContainersReady=True``: the node lifecycle controller's mark
     on the pods of a node that stopped posting status (the kubelet moves both)."""
+    source_exit_code: int | None = None
+    """Exit code of the init container that fetched ``Flow.spec.source``, once it ended."""
+    source_message: str | None = None
+    """Its termination message: what it fetched (JSON), or why it could not."""
 
 
 @dataclass(frozen=True)
@@ -161,6 +166,17 @@ def _container_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
     return dict(statuses[0]) if statuses else {}
 
 
+def _source_status(pod: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The last termination of the source init container (``lastState`` too: under a
+    restart policy other than Never the kubelet restarts a failed init container)."""
+    for status in pod.get("status", {}).get("initContainerStatuses") or []:
+        if status.get("name") == SOURCE_CONTAINER_NAME:
+            state = status.get("state") or {}
+            return dict(state.get("terminated")
+                        or (status.get("lastState") or {}).get("terminated") or {})
+    return {}
+
+
 def _condition(pod: Mapping[str, Any], kind: str) -> Mapping[str, Any]:
     for cond in pod.get("status", {}).get("conditions") or []:
         if cond.get("type") == kind:
@@ -175,6 +191,7 @@ def pod_facts(pod: Mapping[str, Any] | None) -> PodFacts:
     meta = pod.get("metadata", {})
     status = pod.get("status", {})
     container = _container_status(pod)
+    source = _source_status(pod)
     state = container.get("state") or {}
     waiting = state.get("waiting") or {}
     terminated = state.get("terminated") or {}
@@ -210,6 +227,8 @@ def pod_facts(pod: Mapping[str, Any] | None) -> PodFacts:
                                 and ready.get("reason") != "ReadinessGatesNotReady"),
         containers=_container_count(pod),
         image=container.get("image") or _spec_image(pod, container.get("name")),
+        source_exit_code=source.get("exitCode"),
+        source_message=source.get("message"),
     )
 
 
@@ -589,6 +608,21 @@ def _observe_terminated(facts: PodFacts, pod_name: str) -> AttemptObservation:
     return _observe_summary(facts, pod_name)
 
 
+def _source_failed(facts: PodFacts, pod_name: str) -> AttemptObservation:
+    """The init container could not fetch the code. Under ``restartPolicy: Never`` the
+    kubelet fails the pod at once (kubernetes pkg/kubelet/kubelet_pods.go ``getPhase``:
+    a failed init container with no restart ends the pod); under another policy it is
+    restarted, and the run ends all the same: the cause is in the Flow, not the node."""
+    detail = (facts.source_message or "").strip()[-LOG_TAIL_CHARS:] or "no message"
+    return _crashed(
+        reasons.SOURCE_FETCH_FAILED,
+        f"pod {pod_name} could not fetch the flow's code (init container "
+        f"{SOURCE_CONTAINER_NAME!r} exited {facts.source_exit_code}): {detail}. Fix "
+        "Flow.spec.source (url, ref, path) or the Secret its credentials.secretRef names",
+        delete_pod=facts.phase not in ("Succeeded", "Failed"),
+    )
+
+
 def observe_attempt(pod: PodFacts, pod_name: str, now: datetime,
                     pending_timeout: timedelta,
                     config_error_grace: timedelta = DEFAULT_CONFIG_ERROR_GRACE,
@@ -613,6 +647,8 @@ def observe_attempt(pod: PodFacts, pod_name: str, now: datetime,
     if lost is not None and pod.phase != "Succeeded":
         # A container that exited 0 finished its work before the node went.
         return _node_lost(pod, pod_name, lost)
+    if pod.source_exit_code not in (None, 0) and pod.terminated_reason is None:
+        return _source_failed(pod, pod_name)
     if pod.phase in ("Succeeded", "Failed") or pod.terminated_reason is not None:
         return _observe_terminated(pod, pod_name)
     if pod.phase == "Running":

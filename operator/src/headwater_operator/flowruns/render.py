@@ -30,6 +30,7 @@ from headwater_operator import strategicmerge
 from headwater_operator.api import FlowRun
 from headwater_operator.flowruns.inputs import fs_group_for, pod_inputs
 from headwater_operator.flowruns.settings import RunSettings
+from headwater_operator.flowruns.source import source_pod_parts
 from headwater_operator.kubetime import format_time
 from headwater_operator.labels import label_value
 
@@ -254,6 +255,20 @@ def _pod_spec(run: FlowRun, settings: RunSettings, attempt: int,
     return spec
 
 
+def _add_source(spec: dict[str, Any], run: FlowRun, settings: RunSettings) -> None:
+    """``Flow.spec.source``: the fetching init container, the shared volume, and the
+    flow container running from the checkout, pinned to what attempt 1 fetched."""
+    container = spec["containers"][0]
+    parts = source_pod_parts(settings.flow.spec, run.status.source, container)
+    if parts is None:
+        return
+    spec["initContainers"] = parts["initContainers"]
+    spec["volumes"] = [*spec.get("volumes", []), *parts["volumes"]]
+    container["volumeMounts"] = [*container.get("volumeMounts", []), *parts["volumeMounts"]]
+    container["env"] = [*container["env"], *parts["env"]]
+    container["workingDir"] = parts["workingDir"]
+
+
 def render_pod(run: FlowRun, settings: RunSettings, attempt: int,
                scheduled: datetime) -> dict[str, Any]:
     """The complete core/v1 Pod manifest for ``attempt`` (1-based) of ``run``.
@@ -293,6 +308,7 @@ def render_pod(run: FlowRun, settings: RunSettings, attempt: int,
         },
         "spec": _pod_spec(run, settings, attempt, scheduled),
     }
+    _add_source(pod["spec"], run, settings)
     template = settings.deployment.spec.run_template if settings.deployment else None
     if template is not None and template.pod_overrides:
         pod = apply_pod_overrides(pod, template.pod_overrides)
