@@ -261,6 +261,8 @@ class DeployRequest:
     paused: bool = False
     concurrency_limit: int | None = None
     namespace: str | None = None
+    source: Mapping[str, Any] | None = None
+    """The Flow's ``spec.source`` (``Flow.from_source``): the pod fetches the code."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.image, str) or not self.image.strip():
@@ -296,6 +298,8 @@ class DeployRequest:
         flow = self.flow
         spec: dict[str, Any] = {"image": self.image.strip(), "entrypoint": self.entrypoint,
                                 "parametersSchema": flow.parameters}
+        if self.source:
+            spec["source"] = dict(self.source)
         if flow.retries:
             spec["retries"] = flow.retries
         delay = _whole_seconds(flow.retry_delay_seconds)

@@ -325,10 +325,12 @@ class Flow(Generic[P, R]):
             raise ValueError(f"flow {self.name!r}: deploy() needs image=, the container "
                              "image with this flow's code and the Headwater SDK (Headwater "
                              "builds no image), e.g. image='ghcr.io/acme/etl:1.4'")
+        fetched = self.source
         request = DeployRequest(
             flow=self, name=name, image=image,
-            entrypoint=flow_entrypoint(self, None if entrypoint_root is None
-                                       else Path(entrypoint_root)),
+            entrypoint=fetched[1] if fetched else flow_entrypoint(
+                self, None if entrypoint_root is None else Path(entrypoint_root)),
+            source=fetched[0] if fetched else None,
             schedules=tuple(collect_schedules(interval=interval, cron=cron, rrule=rrule,
                                               schedule=schedule, schedules=schedules,
                                               timezone=timezone)),
@@ -340,6 +342,45 @@ class Flow(Generic[P, R]):
         target = None if apply else str(output_dir or os.path.join("manifests", name))
         run_deploy(request, output_dir=target)
         return request.deployment_name
+
+    @property
+    def source(self) -> tuple[dict[str, Any], str] | None:
+        """``(Flow spec.source, entrypoint inside it)`` of a flow loaded by
+        :meth:`from_source`; None for one defined in local code."""
+        return getattr(self, "_fetched_from", None)
+
+    @classmethod
+    def from_source(cls, source: Any, entrypoint: str) -> Flow[..., Any]:
+        """Prefect's ``flow.from_source(source, entrypoint)``: the flow ``entrypoint``
+        (``path/in/repo.py:function``) of ``source`` — a Git URL, a
+        :class:`~headwater.runner.storage.GitRepository` or a ``.tar.gz`` bundle URL.
+
+        The code is fetched now, into a temporary directory, to load the flow (as Prefect
+        does), with your own Git credentials. The flow remembers where it came from, so
+        ``.deploy(...)`` writes a Flow whose ``spec.source`` makes each run's pod fetch
+        the same repository at run time (docs/flow-source.md), and calling it runs the
+        fetched code here.
+        """
+        import tempfile
+        from pathlib import Path, PurePosixPath
+
+        from headwater import contract
+        from headwater import source as fetching
+        from headwater.loader import load_flow, split_entrypoint
+        from headwater.runner.storage import source_spec
+
+        spec = source_spec(source)
+        target, attribute = split_entrypoint(entrypoint)
+        relative = PurePosixPath(target)
+        if relative.is_absolute() or ".." in relative.parts or not target.endswith(".py"):
+            raise ValueError(f"from_source(entrypoint={entrypoint!r}): give the flow file's "
+                             "path inside the source, e.g. 'flows/etl.py:nightly'")
+        directory = Path(tempfile.mkdtemp(prefix="headwater-source-"))
+        fetching.fetch(spec, directory, None)
+        code = directory / contract.SOURCE_CODE_DIR
+        loaded = load_flow(f"{(code / relative).as_posix()}:{attribute}")
+        loaded._fetched_from = (spec, entrypoint)  # type: ignore[attr-defined]
+        return loaded
 
     def __repr__(self) -> str:
         return f"Flow(name={self.name!r})"
@@ -377,3 +418,7 @@ def flow(__fn: Callable[P, R] | None = None, **options: Any) -> Any:
     if __fn is not None:
         return Flow(__fn, **options)
     return lambda fn: Flow(fn, **options)
+
+
+# Prefect's spelling: ``flow.from_source(...)`` on the decorator itself.
+flow.from_source = Flow.from_source  # type: ignore[attr-defined]

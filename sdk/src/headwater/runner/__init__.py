@@ -1,0 +1,1 @@
+"""Prefect's ``prefect.runner`` import path: only :mod:`headwater.runner.storage`."""
