@@ -2,15 +2,19 @@
 ``prefect.concurrency.asyncio``; waiting never blocks the event loop.
 
 Slots are shared with :mod:`headwater.concurrency.sync`: one limit counts threads and
-coroutines of the process together.
+coroutines of the process together. With a shared backend
+(``HEADWATER_CONCURRENCY_BACKEND``, :mod:`headwater.concurrency.backends`) its blocking
+calls run in a worker thread.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
+from headwater.concurrency import backends
 from headwater.concurrency.limits import (
     REGISTRY,
     AcquireConcurrencySlotTimeoutError,
@@ -28,8 +32,17 @@ async def concurrency(  # noqa: PLR0917 - Prefect's signature
 ) -> AsyncIterator[None]:
     """``async with``: hold ``occupy`` slots of every limit in ``names`` (see
     :func:`headwater.concurrency.sync.concurrency`)."""
-    del max_retries, lease_duration, holder, raise_on_lease_renewal_failure
+    del max_retries, holder, raise_on_lease_renewal_failure
     wanted = check_request(names, occupy)
+    backend = backends.current() if wanted else None
+    if backend is not None:
+        held = await asyncio.to_thread(backend.acquire, wanted, occupy, "concurrency",
+                                       timeout_seconds, strict, lease_duration)
+        try:
+            yield
+        finally:
+            await asyncio.to_thread(held.release)
+        return
     limits = await acquire_async(wanted, occupy, "concurrency", timeout_seconds,
                                  strict) if wanted else []
     try:
@@ -44,7 +57,11 @@ async def rate_limit(names: str | list[str], occupy: int = 1,
     """Wait until ``occupy`` decaying slots of every limit in ``names`` are free and take
     them (see :func:`headwater.concurrency.sync.rate_limit`)."""
     wanted = check_request(names, occupy)
-    if wanted:
+    backend = backends.current() if wanted else None
+    if backend is not None:
+        await asyncio.to_thread(backend.acquire, wanted, occupy, "rate_limit",
+                                timeout_seconds, strict, 0)
+    elif wanted:
         await acquire_async(wanted, occupy, "rate_limit", timeout_seconds, strict)
 
 
