@@ -60,7 +60,7 @@ class ConcurrencyLimit(Resource):
 
     KIND: ClassVar[str] = "ConcurrencyLimit"
     PLURAL: ClassVar[str] = "concurrencylimits"
-    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("hwcl",)
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("hwcl", "hwlimit")
     PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = (
         PrinterColumn("Limit", ".spec.limit", "integer", "Number of slots."),
         PrinterColumn("Decay", ".spec.slotDecayPerSecond", "number",
