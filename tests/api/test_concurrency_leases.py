@@ -12,6 +12,7 @@ Waits that would depend on the wall clock run on a hand-moved clock instead.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import os
 import subprocess
@@ -125,7 +126,7 @@ async def test_two_holders_of_a_limit_of_one_never_hold_it_at_once(
     def run(target: Any) -> None:
         try:
             target()
-        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+        except BaseException as exc:  # reported by the assertion below
             errors.append(exc)
 
     threads = [threading.Thread(target=run, args=(t,)) for t in (sdk_holder, other_holder)]
@@ -133,7 +134,7 @@ async def test_two_holders_of_a_limit_of_one_never_hold_it_at_once(
     assert errors == []
     assert sorted(who for *_, who in intervals) == ["other"] * 4 + ["sdk"] * 4
     ordered = sorted(intervals)
-    overlaps = [(a, b) for a, b in zip(ordered, ordered[1:], strict=False) if b[0] < a[1]]
+    overlaps = [(a, b) for a, b in itertools.pairwise(ordered) if b[0] < a[1]]
     assert overlaps == []
     # Released: the slot's Lease is gone, and it was owned by the ConcurrencyLimit.
     assert _slot_leases(emulator) == {}
@@ -206,7 +207,7 @@ async def test_a_rate_limit_lets_its_limit_through_then_waits_for_its_slots_to_e
     assert {spec["leaseDurationSeconds"] for spec in leases.values()} == {2}
     assert {spec["holderIdentity"] for spec in leases.values()} == {"crawler/r1/z"}
     # Both slots are fresh again: a fifth call within half a second of that times out.
-    with pytest.raises(AcquireConcurrencySlotTimeoutError, match="timed out after 0.5"):
+    with pytest.raises(AcquireConcurrencySlotTimeoutError, match=r"timed out after 0\.5 second"):
         await asyncio.to_thread(limits.acquire, ["github-api"], 1, "rate_limit", 0.5,
                                 False, 0)
     # rate_limit never releases: its Leases stay for the next caller to find expired.
