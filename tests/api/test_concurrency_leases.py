@@ -296,3 +296,37 @@ async def test_every_call_of_the_backend_is_granted_by_the_documented_role(
     assert {call.verb for call in calls} == {"get", "create", "update", "delete"}
     role = _documented_role()
     assert [str(call) for call in calls if not rules_allow(role, call)] == []
+
+
+async def test_an_async_block_cancelled_while_waiting_leaves_no_slot_taken(
+    kube: k.Kube, emulator: BackgroundEmulator, leases_backend: None, wait_for: Any,
+) -> None:
+    from headwater.concurrency.asyncio import concurrency as async_concurrency
+
+    await kube.create(k.CONCURRENCY_LIMITS, _limit("warehouse", 1), namespace="default")
+    other = LeaseLimits(k.BlockingKube(), "default", identity="other-pod/r2/x")
+    held = await asyncio.to_thread(other.acquire, ["warehouse"], 1, "concurrency", 10,
+                                   True, 300)
+    entered: list[str] = []
+
+    async def block() -> None:
+        async with async_concurrency("warehouse"):
+            entered.append("in")
+
+    waiting = asyncio.create_task(block())
+    await wait_for(lambda: any(r.verb == "create" and r.code == 409
+                               for r in emulator.requests.since(0)), timeout=30)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    # The waiting thread takes the slot once it is free, and gives it back at once.
+    mark = emulator.requests.mark()
+    await asyncio.to_thread(held.release)
+    await wait_for(lambda: any(r.verb == "create" and r.code == 201
+                               and r.resource == "leases"
+                               for r in emulator.requests.since(mark)), timeout=30)
+    await wait_for(lambda: _slot_leases(emulator) == {}, timeout=30)
+    assert entered == []
+    again = await asyncio.to_thread(other.acquire, ["warehouse"], 1, "concurrency", 30,
+                                    True, 300)
+    await asyncio.to_thread(again.release)

@@ -4,17 +4,21 @@
 Slots are shared with :mod:`headwater.concurrency.sync`: one limit counts threads and
 coroutines of the process together. With a shared backend
 (``HEADWATER_CONCURRENCY_BACKEND``, :mod:`headwater.concurrency.backends`) its blocking
-calls run in a worker thread.
+calls run in a worker thread; a coroutine cancelled while that thread waits for slots
+leaves the thread to finish, and whatever it takes is released at once (a thread cannot
+be interrupted, and slots nobody holds must not stay taken).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
 from headwater.concurrency import backends
+from headwater.concurrency.backends import Backend, Holding
 from headwater.concurrency.limits import (
     REGISTRY,
     AcquireConcurrencySlotTimeoutError,
@@ -36,8 +40,8 @@ async def concurrency(  # noqa: PLR0917 - Prefect's signature
     wanted = check_request(names, occupy)
     backend = backends.current() if wanted else None
     if backend is not None:
-        held = await asyncio.to_thread(backend.acquire, wanted, occupy, "concurrency",
-                                       timeout_seconds, strict, lease_duration)
+        held = await _acquire_in_thread(backend, wanted, occupy, timeout_seconds, strict,
+                                        lease_duration)
         try:
             yield
         finally:
@@ -50,6 +54,25 @@ async def concurrency(  # noqa: PLR0917 - Prefect's signature
     finally:
         if limits:
             REGISTRY.give_back(limits, occupy)
+
+
+async def _acquire_in_thread(  # noqa: PLR0917
+        backend: Backend, names: list[str], occupy: int, timeout_seconds: float | None,
+        strict: bool, lease_duration: float) -> Holding:
+    acquiring = asyncio.ensure_future(asyncio.to_thread(
+        backend.acquire, names, occupy, "concurrency", timeout_seconds, strict,
+        lease_duration))
+    try:
+        return await asyncio.shield(acquiring)
+    except asyncio.CancelledError:
+        acquiring.add_done_callback(_release_when_acquired)
+        raise
+
+
+def _release_when_acquired(acquiring: asyncio.Future[Holding]) -> None:
+    if not acquiring.cancelled() and acquiring.exception() is None:
+        threading.Thread(target=acquiring.result().release, daemon=True,
+                         name="headwater-concurrency-release").start()
 
 
 async def rate_limit(names: str | list[str], occupy: int = 1,
