@@ -330,3 +330,33 @@ async def test_an_async_block_cancelled_while_waiting_leaves_no_slot_taken(
     again = await asyncio.to_thread(other.acquire, ["warehouse"], 1, "concurrency", 30,
                                     True, 300)
     await asyncio.to_thread(again.release)
+
+
+async def test_a_refused_request_fails_naming_the_role_and_leaves_no_slot_taken(
+    kube: k.Kube, emulator: BackgroundEmulator,
+) -> None:
+    from headwater_dev import faults
+
+    for name in ("a", "b"):
+        await kube.create(k.CONCURRENCY_LIMITS, _limit(name, 1), namespace="default")
+    holder = LeaseLimits(k.BlockingKube(), "default", identity="holder/r1/a")
+    held_b = await asyncio.to_thread(holder.acquire, ["b"], 1, "concurrency", 10, True, 300)
+    # Looking at the taken slot of "b" is refused, as for a service account without
+    # `get leases` (kubernetes v1.32 authorization: errors.NewForbidden).
+    plan = faults.FaultPlan()
+    plan.add(faults.StatusAnswer(
+        403, "Forbidden",
+        'leases.coordination.k8s.io "hw-limit-b-0" is forbidden: User '
+        '"system:serviceaccount:default:etl" cannot get resource "leases" in API group '
+        '"coordination.k8s.io" in the namespace "default"',
+        details={"name": "hw-limit-b-0", "group": "coordination.k8s.io", "kind": "leases"}),
+        verb="get", resource="leases", name="hw-limit-b-0")
+    emulator.install_faults(plan)
+    both = LeaseLimits(k.BlockingKube(), "default", identity="both/r2/b")
+    with pytest.raises(ConcurrencySlotAcquisitionError,
+                       match=r"cannot get resource \"leases\".*docs/concurrency\.md"):
+        await asyncio.to_thread(both.acquire, ["a", "b"], 1, "concurrency", 10, True, 300)
+    emulator.remove_faults()
+    # The slot of "a" it had taken is given back, not left to expire.
+    assert _slot_leases(emulator) == {"hw-limit-b-0": "holder/r1/a"}
+    await asyncio.to_thread(held_b.release)

@@ -283,24 +283,36 @@ class LeaseLimits:
                   lease_duration: float, holding: LeaseHolding) -> bool:
         """Take ``occupy`` slots of every limit, in order; on the first that lacks them,
         release what was taken and return False."""
-        for limit in limits:
-            seconds = lease_seconds(mode, lease_duration, limit.spec.limit,
-                                    limit.spec.slot_decay_per_second)
-            taken = 0
-            for slot in range(limit.spec.limit):
-                if taken == occupy:
-                    break
-                lease = self._take(limit, slot, seconds, renew=mode == "concurrency")
-                if lease is not None:
-                    holding.leases.append(lease)
-                    taken += 1
-            if taken < occupy:
-                # All or nothing: rate-limit slots taken so far go back too.
-                leases, holding.leases = holding.leases, []
+        try:
+            for limit in limits:
+                if self._take_limit(limit, occupy, mode, lease_duration, holding) < occupy:
+                    # All or nothing: rate-limit slots taken so far go back too.
+                    leases, holding.leases = holding.leases, []
+                    self.give_back(leases)
+                    return False
+        except BaseException:
+            # A refused request or an interrupt: nothing stays taken that nobody renews.
+            leases, holding.leases = holding.leases, []
+            with contextlib.suppress(Exception):
                 self.give_back(leases)
-                return False
+            raise
         self._hold(holding.leases)
         return True
+
+    def _take_limit(self, limit: ConcurrencyLimit, occupy: int, mode: Mode,
+                    lease_duration: float, holding: LeaseHolding) -> int:
+        """Take up to ``occupy`` free slots of ``limit`` into ``holding``; how many."""
+        seconds = lease_seconds(mode, lease_duration, limit.spec.limit,
+                                limit.spec.slot_decay_per_second)
+        taken = 0
+        for slot in range(limit.spec.limit):
+            if taken == occupy:
+                break
+            lease = self._take(limit, slot, seconds, renew=mode == "concurrency")
+            if lease is not None:
+                holding.leases.append(lease)
+                taken += 1
+        return taken
 
     def _take(self, limit: ConcurrencyLimit, slot: int, seconds: int,
               renew: bool) -> _Lease | None:
