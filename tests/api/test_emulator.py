@@ -101,6 +101,37 @@ async def test_stale_resource_version_is_conflict(kube: k.Kube) -> None:
     assert replaced["spec"]["cancel"] is False
 
 
+async def test_lease_writes_and_deletes_with_a_stale_version_are_conflicts(
+        kube: k.Kube) -> None:
+    lease = {"metadata": {"name": "slot"}, "spec": {"holderIdentity": "a",
+                                                    "leaseDurationSeconds": 10}}
+    created = await kube.create(k.LEASES, lease, namespace=NS)
+    stale = created["metadata"]["resourceVersion"]
+    taken = await kube.replace(k.LEASES, {**created, "spec": {"holderIdentity": "b",
+                                                              "leaseDurationSeconds": 10}},
+                               namespace=NS)
+    # A second PUT carrying the version both read loses, as on a real API server.
+    with pytest.raises(k.Conflict) as lost:
+        await kube.replace(k.LEASES, {**created, "spec": {"holderIdentity": "c"}},
+                           namespace=NS)
+    assert lost.value.message == (
+        'Operation cannot be fulfilled on leases.coordination.k8s.io "slot": the object '
+        "has been modified; please apply your changes to the latest version and try again")
+    # A DELETE whose resourceVersion precondition is stale deletes nothing.
+    with pytest.raises(k.Conflict) as refused:
+        await kube.delete(k.LEASES, "slot", namespace=NS, resource_version=stale)
+    current = taken["metadata"]["resourceVersion"]
+    assert refused.value.message == (
+        'Operation cannot be fulfilled on leases.coordination.k8s.io "slot": StorageError: '
+        "invalid object, Code: 4, Key: /registry/leases/default/slot, ResourceVersion: 0, "
+        f"AdditionalErrorMsg: Precondition failed: ResourceVersion in precondition: {stale}, "
+        f"ResourceVersion in object meta: {current}")
+    assert (await kube.get(k.LEASES, "slot", namespace=NS))["spec"]["holderIdentity"] == "b"
+    await kube.delete(k.LEASES, "slot", namespace=NS, resource_version=current)
+    with pytest.raises(k.NotFound):
+        await kube.get(k.LEASES, "slot", namespace=NS)
+
+
 async def test_failed_json_patch_test_op_is_invalid_and_changes_nothing(kube: k.Kube) -> None:
     await kube.create(k.FLOWRUNS, _flowrun("r1"), namespace=NS)
     await kube.patch_status(k.FLOWRUNS, "r1", {"status": {"phase": "Running"}}, namespace=NS)

@@ -53,7 +53,8 @@ def test_the_api_is_discovered_with_our_kinds_short_names_and_category(
     resources = kubectl.ok("api-resources", "--api-group=headwater.dev", "-o", "name")
     assert set(resources.split()) == {"flows.headwater.dev", "deployments.headwater.dev",
                                       "schedules.headwater.dev", "flowruns.headwater.dev",
-                                      "blocks.headwater.dev", "variables.headwater.dev"}
+                                      "blocks.headwater.dev", "variables.headwater.dev",
+                                      "concurrencylimits.headwater.dev"}
     crds = kubectl.ok("get", "crds", "-o", "name")
     assert "customresourcedefinition.apiextensions.k8s.io/flows.headwater.dev" in crds
     established = kubectl.ok("get", "crd", "flowruns.headwater.dev", "-o",
@@ -62,9 +63,14 @@ def test_the_api_is_discovered_with_our_kinds_short_names_and_category(
 
 
 def test_the_examples_apply_as_their_kustomizations_say(kubectl: Kubectl) -> None:
-    for example in ("quickstart", "pipeline", "assets", "blocks"):
+    for example in ("quickstart", "pipeline", "assets", "blocks", "concurrency"):
         out = kubectl.ok("apply", "-k", str(EXAMPLES / example))
         assert "created" in out
+    limits = kubectl.ok("get", "hwcl", "--sort-by=.metadata.name").splitlines()
+    assert limits[0].split() == ["NAME", "LIMIT", "DECAY", "AGE"]
+    assert [row.split()[:2] for row in limits[1:]] == [["github-api", "10"],
+                                                        ["warehouse", "2"]]
+    assert limits[1].split()[2] == "2"  # the rate limit's decay
     blocks = kubectl.ok("get", "blocks")
     assert blocks.splitlines()[0].split() == ["NAME", "TYPE", "AGE"]
     assert "examples.flows.warehouse:Warehouse" in blocks

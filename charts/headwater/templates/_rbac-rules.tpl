@@ -86,7 +86,8 @@ command needs which.
 # `variable get|ls`; kubectl get/describe). Blocks hold no secret values; the Secrets
 # their secret fields name are not readable with view (Kubernetes' view has no Secrets).
 - apiGroups: ["headwater.dev"]
-  resources: ["flows", "deployments", "schedules", "flowruns", "blocks", "variables"]
+  resources: ["flows", "deployments", "schedules", "flowruns", "blocks", "variables",
+              "concurrencylimits"]
   verbs: ["get", "list", "watch"]
 {{- end }}
 
@@ -95,8 +96,11 @@ command needs which.
 # set|unset`; kubectl apply/delete). Writing a Flow or a Deployment defines pods:
 # admission-policy.yaml also requires `create pods` for it. A block's secret fields go to
 # a Secret: Kubernetes' edit writes Secrets; this role alone does not (docs/cli.md).
+# ConcurrencyLimits are declared here; their slots are Leases the flow-run pods write
+# with their own service account (docs/concurrency.md), never with these roles.
 - apiGroups: ["headwater.dev"]
-  resources: ["flows", "deployments", "schedules", "flowruns", "blocks", "variables"]
+  resources: ["flows", "deployments", "schedules", "flowruns", "blocks", "variables",
+              "concurrencylimits"]
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
 {{- end }}
 

@@ -67,8 +67,8 @@ interval fires; a 15-minute cron, usually not: the session's length must not han
 where the wall clock happens to be)."""
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 FAILED_PHASES = frozenset({"Failed", "Crashed"})
-APPLY_ORDER = {"Namespace": 0, "Secret": 1, "Block": 2, "Variable": 3, "Flow": 4,
-               "Deployment": 5, "Schedule": 6, "FlowRun": 7}
+APPLY_ORDER = {"Namespace": 0, "Secret": 1, "Block": 2, "Variable": 3,
+               "ConcurrencyLimit": 3, "Flow": 4, "Deployment": 5, "Schedule": 6, "FlowRun": 7}
 """Referenced objects first, so no Deployment waits for its Flow (or a run for its
 Blocks and their Secrets) to appear."""
 RUN_HEADERS = ("NAME", "DEPLOYMENT", "PHASE", "ATTEMPTS", "SCHEDULED", "DURATION", "REASON")
@@ -458,7 +458,7 @@ class Sandbox:
         resources = {"Flow": kube.FLOWS, "Deployment": kube.DEPLOYMENTS,
                      "Schedule": kube.SCHEDULES, "FlowRun": kube.FLOWRUNS,
                      "Block": kube.BLOCKS, "Variable": kube.VARIABLES,
-                     "Secret": kube.SECRETS}
+                     "ConcurrencyLimit": kube.CONCURRENCY_LIMITS, "Secret": kube.SECRETS}
         for manifest in manifests:
             if manifest.kind == "Namespace":
                 continue  # created before the operator started

@@ -66,7 +66,7 @@ from headwater_dev.fielderrors import GoText, invalid_error, raise_if_invalid
 from headwater_dev.fielderrors import invalid as fe_invalid
 from headwater_dev.fielderrors import not_supported as fe_not_supported
 from headwater_dev.fielderrors import required as fe_required
-from headwater_dev.resources import ResourceSpec
+from headwater_dev.resources import BUILTIN_RESOURCES, ResourceSpec
 from headwater_dev.strategies import Strategy, Subresource, WriteOptions
 from headwater_dev.strategies import strategy_for as builtin_strategy_for
 
@@ -516,14 +516,14 @@ class ObjectStore:
         current = self._stored(spec, namespace, name)
         meta = current["metadata"]
         if options.precondition_uid and options.precondition_uid != meta["uid"]:
-            raise ApiError(409, "Conflict", f'{spec.plural} "{name}": precondition failed: '
-                                            f"UID in precondition {options.precondition_uid}, "
-                                            f"UID in object meta {meta['uid']}")
+            raise _precondition_conflict(spec, namespace, name, (
+                f"Precondition failed: UID in precondition: {options.precondition_uid}, "
+                f"UID in object meta: {meta['uid']}"))
         rv = options.precondition_resource_version
         if rv and rv != meta["resourceVersion"]:
-            raise ApiError(409, "Conflict", f'{spec.plural} "{name}": precondition failed: '
-                                            f"resourceVersion {rv} is stale, the object has "
-                                            f"{meta['resourceVersion']}")
+            raise _precondition_conflict(spec, namespace, name, (
+                f"Precondition failed: ResourceVersion in precondition: {rv}, "
+                f"ResourceVersion in object meta: {meta['resourceVersion']}"))
         prepared = self.strategy(spec).prepare_delete(current, self._clock())
         if options.dry_run:
             return self._deleted_view(prepared, options)
@@ -679,11 +679,18 @@ class ObjectStore:
         wanted = (body.get("metadata") or {}).get("resourceVersion")
         actual = current["metadata"]["resourceVersion"]
         if wanted and str(wanted) != actual:
+            # apiserver v0.32 pkg/registry/generic/registry/store.go Update:
+            # errors.NewConflict(qualifiedResource, name, OptimisticLockErrorMsg), so the
+            # message names the group-qualified resource and the details carry its group.
             name = current["metadata"]["name"]
-            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {spec.plural} '
+            resource = f"{spec.plural}.{spec.group}" if spec.group else spec.plural
+            details: JsonObject = {"name": name, "kind": spec.plural}
+            if spec.group:
+                details["group"] = spec.group
+            raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on {resource} '
                                             f'"{name}": the object has been modified; please '
                                             "apply your changes to the latest version and try "
-                                            "again", {"name": name, "kind": spec.plural})
+                                            "again", details)
 
     def _update(self, spec: ResourceSpec, current: JsonObject, new: JsonObject,
                 subresource: str | None, options: WriteOptions | None = None) -> JsonObject:
@@ -873,3 +880,35 @@ def _owner_uids(obj: JsonObject) -> set[str]:
     """The uids an object's ``ownerReferences`` name."""
     return {str(ref.get("uid")) for ref in obj["metadata"].get("ownerReferences") or ()
             if ref.get("uid")}
+
+
+def _storage_key(spec: ResourceSpec, namespace: str | None, name: str) -> str:
+    """The etcd key a real API server keeps the object under, as its errors show it:
+    ``/registry`` (``--etcd-prefix``) plus the resource prefix, namespace and name. The
+    prefix is the plural for built-in kinds (``nodes`` are kept as ``minions``:
+    kubernetes v1.32 ``pkg/registry/core/node/storage/storage.go``) and ``<group>/<plural>``
+    for custom resources (apiextensions-apiserver ``pkg/apiserver/customresource_handler.go``
+    ``ResourcePrefix``)."""
+    builtin = spec in BUILTIN_RESOURCES
+    prefix = ("minions" if spec.plural == "nodes" else spec.plural) if builtin else (
+        f"{spec.group}/{spec.plural}")
+    return "/".join(["/registry", prefix, *([namespace] if namespace else []), name])
+
+
+def _precondition_conflict(spec: ResourceSpec, namespace: str | None, name: str,
+                           failed: str) -> ApiError:
+    """The 409 of a DELETE whose ``preconditions`` do not hold. apiserver v0.32
+    ``pkg/storage/interfaces.go`` ``Preconditions.Check`` returns ``NewInvalidObjError``
+    (``pkg/storage/errors.go``: code 4, "invalid object", ``StorageError.Error`` prints
+    key, resource version 0 and the message), which ``pkg/registry/generic/registry/
+    store.go`` ``Delete`` turns into ``errors.NewConflict`` (``storeerr.InterpretDeleteError``):
+    reason Conflict, details naming the group, resource and name."""
+    resource = f"{spec.plural}.{spec.group}" if spec.group else spec.plural
+    key = _storage_key(spec, namespace if spec.namespaced else None, name)
+    details: JsonObject = {"name": name, "kind": spec.plural}
+    if spec.group:
+        details["group"] = spec.group
+    return ApiError(409, "Conflict", (
+        f'Operation cannot be fulfilled on {resource} "{name}": StorageError: invalid '
+        f"object, Code: 4, Key: {key}, ResourceVersion: 0, AdditionalErrorMsg: {failed}"),
+        details)

@@ -87,6 +87,16 @@ ENV_CONCURRENCY_LIMITS: Final = "HEADWATER_CONCURRENCY_LIMITS"
 """JSON object ``{name: slots}`` or ``{name: {"limit": slots, "slot_decay_per_second": r,
 "active": bool}}`` declaring the in-process concurrency and rate limits
 (docs/concurrency.md)."""
+ENV_CONCURRENCY_BACKEND: Final = "HEADWATER_CONCURRENCY_BACKEND"
+"""Where ``concurrency()`` and ``rate_limit()`` count slots: unset or ``in-process`` (this
+process, limits from :data:`ENV_CONCURRENCY_LIMITS`), or the name of a plugin in
+:data:`CONCURRENCY_ENTRY_POINT_GROUP` with an optional argument after ``:``
+(``kubernetes``, ``kubernetes:<namespace>``: Leases, limits from ConcurrencyLimit
+objects)."""
+CONCURRENCY_ENTRY_POINT_GROUP: Final = "headwater.concurrency"
+"""Entry-point group of concurrency backends: each entry point is a callable
+``(argument: str | None) -> headwater.concurrency.backends.Backend``; headwater-operator
+registers ``kubernetes`` (the argument is the namespace)."""
 STORES_ENTRY_POINT_GROUP: Final = "headwater.stores"
 """Entry-point group of block/variable store plugins: each entry point is a callable
 ``(argument: str | None) -> headwater.blocks.stores.Stores``; headwater-operator

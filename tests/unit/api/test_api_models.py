@@ -54,6 +54,7 @@ def test_kinds_and_plurals() -> None:
         "FlowRun": "flowruns",
         "Block": "blocks",
         "Variable": "variables",
+        "ConcurrencyLimit": "concurrencylimits",
     }
     assert KINDS["FlowRun"] is FlowRun
 

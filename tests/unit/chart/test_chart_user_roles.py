@@ -24,7 +24,8 @@ from k8s_rbac import (
     view_rules,
 )
 
-KINDS = ("flows", "deployments", "schedules", "flowruns", "blocks", "variables")
+KINDS = ("flows", "deployments", "schedules", "flowruns", "blocks", "variables",
+         "concurrencylimits")
 HW = "headwater.dev"
 NS = "data"
 

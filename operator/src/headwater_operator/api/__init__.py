@@ -1,5 +1,5 @@
 """The ``headwater.dev/v1alpha1`` API: pydantic models of Flow, Deployment, Schedule, FlowRun,
-Block and Variable.
+Block, Variable and ConcurrencyLimit.
 
 These models are the single source of truth: the CRDs in ``crds/`` are generated from
 them (``python -m headwater_operator.crdgen``), the operator parses watched objects with
@@ -32,6 +32,11 @@ from headwater_operator.api.common import (
     LocalObjectReference,
     ObjectMeta,
     OwnerReference,
+)
+from headwater_operator.api.concurrencylimit import (
+    CONCURRENCY_LIMIT_NAME_MAX_LENGTH,
+    ConcurrencyLimit,
+    ConcurrencyLimitSpec,
 )
 from headwater_operator.api.deployment import (
     ConcurrencySpec,
@@ -101,13 +106,13 @@ from headwater_operator.api.variable import (
     variable_object_name,
 )
 
-AnyResource = Flow | Deployment | Schedule | FlowRun | Block | Variable
-"""Any of the six kinds."""
+AnyResource = Flow | Deployment | Schedule | FlowRun | Block | Variable | ConcurrencyLimit
+"""Any of the seven kinds."""
 
 RESOURCE_TYPES: Final[tuple[type[Resource], ...]] = (
-    Flow, Deployment, Schedule, FlowRun, Block, Variable)
-"""The six kinds: the four that run flows in dependency order (a Deployment needs a
-Flow, …), then the configuration flows read (Blocks, Variables)."""
+    Flow, Deployment, Schedule, FlowRun, Block, Variable, ConcurrencyLimit)
+"""The seven kinds: the four that run flows in dependency order (a Deployment needs a
+Flow, …), then the configuration flows read (Blocks, Variables, ConcurrencyLimits)."""
 
 KINDS: Final[dict[str, type[Resource]]] = {cls.KIND: cls for cls in RESOURCE_TYPES}
 """Model class by kind, e.g. ``KINDS["FlowRun"] is FlowRun``."""
@@ -153,7 +158,8 @@ def parse_resource(body: Mapping[str, Any]) -> AnyResource:
         parsed = cls.model_validate(dict(body))
     except ValidationError as exc:
         raise InvalidResourceError(what, format_validation_error(exc)) from exc
-    assert isinstance(parsed, Flow | Deployment | Schedule | FlowRun | Block | Variable)
+    assert isinstance(parsed, Flow | Deployment | Schedule | FlowRun | Block | Variable
+                      | ConcurrencyLimit)
     return parsed
 
 
@@ -161,6 +167,7 @@ __all__ = [
     "API_VERSION",
     "BLOCK_NAME_MAX_LENGTH",
     "BLOCK_TYPE_RULE",
+    "CONCURRENCY_LIMIT_NAME_MAX_LENGTH",
     "DEFAULT_COMMAND",
     "DEPLOYMENT_PLURAL",
     "FLOWRUN_PLURAL",
@@ -182,6 +189,8 @@ __all__ = [
     "CatchupPolicy",
     "CatchupSpec",
     "CollisionStrategy",
+    "ConcurrencyLimit",
+    "ConcurrencyLimitSpec",
     "ConcurrencyPolicy",
     "ConcurrencySpec",
     "Condition",

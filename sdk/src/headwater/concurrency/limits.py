@@ -20,8 +20,8 @@ What it must respect (Prefect 3's rules, docs "global concurrency limits"):
 * An inactive limit (``active=False``) never blocks; asking for more slots than a limit
   has, or rate-limiting on a limit without decay, is an error, not a wait forever.
 * Limits here hold **within one process** (threads, task runners, async tasks).
-  Across pods they need a store shared by the pods; see docs/concurrency.md for the
-  design, which is not built.
+  Across pods, ``HEADWATER_CONCURRENCY_BACKEND`` selects a shared backend instead
+  (:mod:`headwater.concurrency.backends`; ``kubernetes``: Leases, docs/concurrency.md).
 
 Time goes through :data:`monotonic` so tests move the clock instead of waiting.
 """
@@ -215,7 +215,7 @@ class Registry:
                     f"set {contract.ENV_CONCURRENCY_LIMITS} (for example "
                     f"'{{\"{names[0]}\": 2}}') or call "
                     "headwater.concurrency.declare_limit(...)")
-            _warn(f"Concurrency limits {names!r} do not exist - skipping acquisition.")
+            warn(f"Concurrency limits {names!r} do not exist - skipping acquisition.")
             return []
         active = [limit for limit in found if limit.active]
         too_small = [limit.name for limit in active if limit.limit < occupy]
@@ -267,7 +267,8 @@ REGISTRY = Registry()
 """This process's limits."""
 
 
-def _warn(message: str) -> None:
+def warn(message: str) -> None:
+    """Log ``message`` to the current run's log (or this module's logger outside a run)."""
     from headwater.context import FLOW_RUN_CONTEXT, TASK_RUN_CONTEXT
 
     if FLOW_RUN_CONTEXT.get() is not None or TASK_RUN_CONTEXT.get() is not None:
