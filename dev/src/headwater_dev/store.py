@@ -53,7 +53,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
 import jsonpatch
@@ -107,6 +107,16 @@ class WatchEvent:
     resource_version: int
     previous: JsonObject | None = None
     """The object before a MODIFIED change: lets a filtered watch see objects leave it."""
+    _lines: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def line(self, event_type: str) -> bytes:
+        """This change as a line of a watch stream, of type ``event_type`` (a filtered
+        watch may see a MODIFIED as ADDED or DELETED): serialized once for all watches."""
+        line = self._lines.get(event_type)
+        if line is None:
+            line = self._lines[event_type] = json.dumps(
+                {"type": event_type, "object": self.object}).encode() + b"\n"
+        return line
 
 
 @dataclass(frozen=True)
@@ -221,6 +231,12 @@ class ObjectStore:
     Writes happen on the emulator's event loop (subscribers are called there). Reads may
     also come from other threads (tests polling a background emulator), so every public
     method holds a re-entrant lock: reads never see a half-applied write.
+
+    A stored object is never changed in place: each write stores a new object, prepared
+    from copies, and the old one lives on unchanged (as ``WatchEvent.previous``, in the
+    watch history). So a watch event carries the stored object itself, and a caller that
+    only reads an answer (``copy_answer=False``) gets it without a copy; every other
+    caller gets a copy, and must never be handed a stored object it could change.
     """
 
     def __init__(
@@ -421,11 +437,14 @@ class ObjectStore:
     # --- writes ------------------------------------------------------------------------
     @_locked
     def create(self, spec: ResourceSpec, namespace: str | None, body: Any,
-               options: WriteOptions | None = None) -> JsonObject:
+               options: WriteOptions | None = None, *, copy_answer: bool = True
+               ) -> JsonObject:
         """Store a new object; 409 AlreadyExists if the name is taken, 422 if invalid.
 
         The kind's strategy prepares and validates it first; with ``options.dry_run``
         nothing is stored and the object is returned as it would have been.
+        ``copy_answer=False`` returns the stored object itself, for a caller that only
+        reads it (the HTTP layer, which serializes it at once): see the class docstring.
         """
         options = options or WriteOptions()
         if not isinstance(body, Mapping):
@@ -458,7 +477,7 @@ class ObjectStore:
         if options.dry_run:
             return obj
         self._store(spec, obj, "ADDED", previous=None)
-        return deep_copy(obj)
+        return deep_copy(obj) if copy_answer else obj
 
     def _generate_name(self, spec: ResourceSpec, namespace: str | None, prefix: str) -> str:
         """``generateName`` plus a random suffix, drawn again while the name is taken.
@@ -481,8 +500,11 @@ class ObjectStore:
     def replace(
         self, spec: ResourceSpec, namespace: str | None, name: str, body: Any,
         *, subresource: str | None = None, options: WriteOptions | None = None,
+        copy_answer: bool = True,
     ) -> JsonObject:
-        """PUT: replace the object (or only its status); 409 on a stale resourceVersion."""
+        """PUT: replace the object (or only its status); 409 on a stale resourceVersion.
+
+        ``copy_answer``: as for :meth:`create`."""
         if not isinstance(body, Mapping):
             raise ApiError(400, "BadRequest", f"the body of a {spec.kind} must be a JSON object")
         current = self._stored(spec, namespace, name)
@@ -490,7 +512,8 @@ class ObjectStore:
         new = deep_copy(dict(body))
         if not (new.get("metadata") or {}).get("resourceVersion"):
             self._unconditional_update(spec, current, new)
-        return self._update(spec, current, new, subresource, options or WriteOptions())
+        return self._update(spec, current, new, subresource, options or WriteOptions(),
+                            copy_answer=copy_answer)
 
     def _unconditional_update(self, spec: ResourceSpec, current: JsonObject,
                               new: JsonObject) -> None:
@@ -508,8 +531,11 @@ class ObjectStore:
     def patch(
         self, spec: ResourceSpec, namespace: str | None, name: str, patch_type: PatchType,
         patch: Any, *, subresource: str | None = None, options: WriteOptions | None = None,
+        copy_answer: bool = True,
     ) -> JsonObject:
-        """PATCH: apply a merge/JSON patch to the object (or only its status)."""
+        """PATCH: apply a merge/JSON patch to the object (or only its status).
+
+        ``copy_answer``: as for :meth:`create`."""
         current = self._stored(spec, namespace, name)
         if isinstance(patch, Mapping):
             self._check_precondition(spec, current, patch)
@@ -518,7 +544,8 @@ class ObjectStore:
             # A JSON patch may 'test' or set resourceVersion itself; treat a changed one
             # like a stale body, as the API server compares it with the stored version.
             self._check_precondition(spec, current, patched)
-        return self._update(spec, current, patched, subresource, options or WriteOptions())
+        return self._update(spec, current, patched, subresource, options or WriteOptions(),
+                            copy_answer=copy_answer)
 
     @_locked
     def delete(
@@ -700,7 +727,8 @@ class ObjectStore:
                                             "again", {"name": name, "kind": spec.plural})
 
     def _update(self, spec: ResourceSpec, current: JsonObject, new: JsonObject,
-                subresource: str | None, options: WriteOptions | None = None) -> JsonObject:
+                subresource: str | None, options: WriteOptions | None = None, *,
+                copy_answer: bool = True) -> JsonObject:
         if subresource not in (None, "status") or (
             subresource == "status" and not spec.status_subresource
         ):
@@ -717,11 +745,11 @@ class ObjectStore:
             if "status" in current:
                 new["status"] = deep_copy(current["status"])
         meta = new.setdefault("metadata", {})
-        for field in _SYSTEM_METADATA:
-            if field in current["metadata"]:
-                meta[field] = current["metadata"][field]
+        for system in _SYSTEM_METADATA:
+            if system in current["metadata"]:
+                meta[system] = current["metadata"][system]
             else:
-                meta.pop(field, None)
+                meta.pop(system, None)
         new["apiVersion"] = spec.api_version
         new["kind"] = spec.kind
         options = options or WriteOptions()
@@ -743,9 +771,9 @@ class ObjectStore:
             **current, "metadata": {**current["metadata"], "resourceVersion": None}}
         if unchanged:
             # The API server skips no-op writes: no new resourceVersion, no watch event.
-            return deep_copy(current)
+            return deep_copy(current) if copy_answer else current
         self._store(spec, new, "MODIFIED", previous=current)
-        return deep_copy(new)
+        return deep_copy(new) if copy_answer else new
 
     def _next_resource_version(self) -> int:
         self._resource_version += 1
@@ -761,7 +789,8 @@ class ObjectStore:
         self._uids[obj["metadata"]["uid"]] = key
         for uid in _owner_uids(obj):
             self._owned.setdefault(uid, {})[key] = None
-        self._publish(spec, WatchEvent(event_type, deep_copy(obj), rv, previous))
+        # No copy for the event: stored objects are never changed (class docstring).
+        self._publish(spec, WatchEvent(event_type, obj, rv, previous))
         self.strategy(spec).committed(self, event_type, obj)
 
     def _remove(self, spec: ResourceSpec, obj: JsonObject) -> JsonObject:
