@@ -114,8 +114,17 @@ def types(schema: Schema) -> list[str]:
 
 
 # --- JSON values as Go holds them ------------------------------------------------------
+_EXACT_KINDS: Final[dict[type, GoKind]] = {
+    type(None): "nil", bool: "bool", float: "float", str: "string", dict: "map",
+    list: "slice"}
+"""The kinds of the types ``json.loads`` makes, found without the ABC checks below."""
+
+
 def go_kind(value: Any) -> GoKind:
     """The Go kind of a decoded JSON value (``int`` only within ``int64``)."""
+    exact = _EXACT_KINDS.get(type(value))
+    if exact is not None:
+        return exact
     if value is None:
         return "nil"
     if isinstance(value, bool):
