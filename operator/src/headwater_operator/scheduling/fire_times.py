@@ -20,9 +20,10 @@ fleet asks for the very same ticks once per Schedule: five thousand ``0 * * * *`
 Schedules at the top of the hour. So each answer is remembered with the span of
 questions it answers (:class:`_Answers`): ``next_fire_time(e, a) == n`` (or ``n``
 following ``a`` in ``fire_times``) is the answer for every ``a <= x < n``;
-``previous_fire_time(e, b) == p`` for every ``p < x <= b``. The ticks are a fixed set of
-instants (the wall-time mapping never decreases), so such an answer is what the
-computation would return again. Exact-spacing intervals are plain arithmetic, not
+``previous_fire_time(e, b) == p`` for every ``p < x <= b``; two such spans that overlap
+make ``p`` and ``n`` neighbours, answering everything between them. The ticks are a
+fixed set of instants (the wall-time mapping never decreases), so such an answer is what
+the computation would return again. Exact-spacing intervals are plain arithmetic, not
 remembered.
 """
 
@@ -158,8 +159,9 @@ _LOCK = threading.Lock()
 class _Answers:
     """One expression's remembered answers, each with the span of questions it answers.
 
-    ``nexts``: tick ``n`` -> the earliest ``a`` asked with ``next_fire_time(a) == n``;
-    ``previouses``: tick ``p`` -> the latest ``b`` asked with ``previous_fire_time(b) == p``.
+    ``nexts``: tick ``n`` -> the earliest ``a`` known to have ``next_fire_time(a) == n``;
+    ``previouses``: tick ``p`` -> the latest ``b`` known to have
+    ``previous_fire_time(b) == p``. Both only ever widen towards the neighbouring tick.
     """
 
     nexts: OrderedDict[datetime, datetime] = field(default_factory=OrderedDict)
@@ -182,10 +184,24 @@ class _Answers:
     def learn_next(self, after: datetime, tick: datetime) -> None:
         with _LOCK:
             _keep(self.nexts, tick, min(after, self.nexts.get(tick, after)))
+            for earlier, latest in list(self.previouses.items()):
+                self._join(earlier, latest, after, tick)
 
     def learn_previous(self, tick: datetime, before: datetime) -> None:
         with _LOCK:
             _keep(self.previouses, tick, max(before, self.previouses.get(tick, before)))
+            for later, earliest in list(self.nexts.items()):
+                self._join(tick, before, earliest, later)
+
+    def _join(self, earlier: datetime, before: datetime, after: datetime,
+              later: datetime) -> None:
+        """No tick in ``(earlier, before)`` nor in ``(after, later)``, both ends ticks: when
+        the spans overlap (``earlier <= after < before``), the two ticks are consecutive,
+        so each answers the other's whole span (a fleet's wake-ups, each at its own
+        ``now``, then all fall inside it)."""
+        if earlier <= after < before:
+            _keep(self.previouses, earlier, max(later, self.previouses.get(earlier, later)))
+            _keep(self.nexts, later, min(earlier, self.nexts.get(later, earlier)))
 
 
 def _keep(answers: OrderedDict[datetime, datetime], tick: datetime, bound: datetime) -> None:
