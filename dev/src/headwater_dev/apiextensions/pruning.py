@@ -178,13 +178,16 @@ def _coerce_embedded(value: Any, schema: st.Schema | None, path: str,
                 raise MalformedObjectError(_invalid(here, item, "must be a string"))
             if st.embedded_resource(schema) and key == "metadata":
                 _coerce_embedded_meta(value, path, unknown)
+            # Only parts whose schema has an embedded resource somewhere have work here.
             declared = st.properties(schema)
             if key in declared:
-                _coerce_embedded(value[key], declared[key], here, unknown)
-            elif st.has_additional_properties(schema):
+                if st.may_hold_embedded_resource(declared[key]):
+                    _coerce_embedded(value[key], declared[key], here, unknown)
+            elif st.has_additional_properties(schema) and st.may_hold_embedded_resource(
+                    st.additional_properties(schema)):
                 _coerce_embedded(value[key], st.additional_properties(schema),
                                  f"{path}[{key}]", unknown)
-    elif isinstance(value, list):
+    elif isinstance(value, list) and st.may_hold_embedded_resource(st.items(schema)):
         for position, item in enumerate(value):
             _coerce_embedded(item, st.items(schema), f"{path}[{position}]", unknown)
 
