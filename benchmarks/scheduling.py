@@ -98,7 +98,7 @@ from headwater_operator.scheduling import fire_times, next_fire_time, parse_sche
 # validators, a CEL runtime, RE2) would inflate the operator's measured RSS.
 if TYPE_CHECKING:
     from headwater_dev.emulator import BackgroundEmulator
-    from headwater_dev.store import WatchEvent
+    from headwater_dev.store import ObjectStore, WatchEvent
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -318,6 +318,13 @@ class EmulatorCommands:
                     store.delete(spec, NAMESPACE, f"{schedule}-{tick}", DeleteOptions())
         self.api.call(delete_old)
 
+    def complete_runs(self, names: list[str]) -> None:
+        """Mark these FlowRuns ``Completed`` now, as ``--complete-after`` does."""
+        def complete_all() -> None:
+            for name in names:
+                complete_run(self.api.emulator.store, name)
+        self.api.call(complete_all)
+
     def profile_start(self) -> None:
         """cProfile the emulator's own thread (``HEADWATER_BENCH_PROFILE_EMULATOR``)."""
         import cProfile
@@ -339,10 +346,27 @@ class EmulatorCommands:
         with self.recorder.lock:
             return dict(self.recorder.stored)
 
+    def stored_count(self) -> int:
+        """How many (schedule, tick) keys have a stored FlowRun."""
+        with self.recorder.lock:
+            return len(self.recorder.stored)
+
     def pods(self) -> dict[tuple[str, int], float]:
         """``--operator full``: (schedule, tick) → when the run's first pod was stored."""
         with self.recorder.lock:
             return dict(self.recorder.pods)
+
+
+def complete_run(store: ObjectStore, name: str) -> None:
+    """Mark the FlowRun ``name`` ``Completed`` (status subresource), unless it is gone."""
+    from headwater_dev.store import ApiError
+
+    flowruns = store.resource("headwater.dev", "v1alpha1", "flowruns")
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    with contextlib.suppress(ApiError):  # pruned meanwhile
+        store.patch(flowruns, NAMESPACE, name, "merge", {"status": {
+            "phase": "Completed", "reason": "Completed", "endTime": stamp}},
+            subresource="status")
 
 
 def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool,
@@ -369,11 +393,7 @@ def run_emulator(conn: Connection, complete_after: float, gc_freeze: bool,
         pods = store.resource("", "v1", "pods")
 
         def complete(name: str) -> None:
-            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-            with contextlib.suppress(ApiError):  # pruned meanwhile
-                store.patch(flowruns, NAMESPACE, name, "merge", {"status": {
-                    "phase": "Completed", "reason": "Completed", "endTime": stamp}},
-                    subresource="status")
+            complete_run(store, name)
 
         def finish_pod(name: str, container: str) -> None:
             status = podstatus.succeeded(datetime.now(UTC), default_summary(),
@@ -610,6 +630,31 @@ def cron_boundaries(cron: str, after: float, count: int) -> list[int]:
     return instants
 
 
+BURST_QUIET_SECONDS = 3.0
+"""--burst: the API server must have served no request this long before the window opens."""
+BURST_LEAD_SECONDS = 2.0
+"""--burst: the measured boundary is at least this far after the window opens."""
+
+
+def wait_until_quiet(emulator: EmulatorProcess, operator: subprocess.Popen[bytes],
+                     seconds: float, timeout: float, log: Path) -> None:
+    """Until the emulator has served no request for ``seconds`` but watches and Leases
+    (runs a boundary fired during the start-up, their completions and status writes are
+    all done)."""
+    began = time.time()
+    mark, since = emulator.ask("mark"), time.time()
+    while time.time() - since < seconds:
+        if operator.poll() is not None:
+            raise RuntimeError("the operator exited: " + log.read_text()[-4000:])
+        if time.time() - began > timeout:
+            raise TimeoutError(f"the API server was not quiet for {seconds} s within "
+                               f"{timeout} s")
+        time.sleep(0.5)
+        _, by_verb = emulator.ask("requests_since", mark)
+        if any(not verb.startswith("watch ") and "leases" not in verb for verb in by_verb):
+            mark, since = emulator.ask("mark"), time.time()
+
+
 def wait_for_burst(emulator: EmulatorProcess, expected: set[tuple[str, int]],
                    last_boundary: int, grace: float, timeout: float) -> bool:
     """Until every expected run is stored (True), or ``timeout`` seconds after the last
@@ -619,9 +664,11 @@ def wait_for_burst(emulator: EmulatorProcess, expected: set[tuple[str, int]],
         now = time.time()
         if now < last_boundary + grace:
             continue
-        stored: dict[tuple[str, int], list[float]] = emulator.ask("stored")
-        if all(key in stored for key in expected):
-            return True
+        # The count first: copying every stored key each second would load the emulator.
+        if emulator.ask("stored_count") >= len(expected):
+            stored: dict[tuple[str, int], list[float]] = emulator.ask("stored")
+            if all(key in stored for key in expected):
+                return True
         if now > last_boundary + timeout:
             return False
 
@@ -630,6 +677,7 @@ def measure_burst(args: argparse.Namespace) -> dict[str, Any]:
     """``--burst N``: N cron Schedules fire on the same minute boundaries; see :func:`main`."""
     emulator = EmulatorProcess(args.complete_after, not args.emulator_gc_unfrozen,
                                args.operator)
+    profiles: list[subprocess.Popen[bytes]] = []
     try:
         emulator.ask("seed", args.burst, args.interval, args.cron)
         began = time.time()
@@ -639,15 +687,28 @@ def measure_burst(args: argparse.Namespace) -> dict[str, Any]:
         try:
             wait_until_planned(emulator, operator, args.burst, args.startup_timeout, log)
             startup = time.time() - began
+            # A boundary that passed during the start-up fired the Schedules planned by
+            # then: measure from a quiet API server, or that burst's tail is in the window.
+            wait_until_quiet(emulator, operator, BURST_QUIET_SECONDS, args.startup_timeout,
+                             log)
             window_start = time.time()
-            boundaries = cron_boundaries(args.cron, window_start, args.boundaries)
+            boundaries = cron_boundaries(args.cron, window_start + BURST_LEAD_SECONDS,
+                                         args.boundaries)
             expected = {(f"s{index:04d}", boundary) for index in range(args.burst)
                         for boundary in boundaries}
+            if args.py_spy is not None:
+                args.py_spy.mkdir(parents=True, exist_ok=True)
+                seconds = boundaries[-1] + args.burst_timeout - time.time()
+                profiles = [start_py_spy(pid, seconds, args.py_spy / f"{who}.txt")
+                            for who, pid in (("operator", operator.pid),
+                                             ("emulator", emulator.pid))]
             cpu_start = cpu_seconds(operator.pid), cpu_seconds(emulator.pid)
             requests_mark = emulator.ask("mark")
             complete = wait_for_burst(emulator, expected, boundaries[-1], args.grace,
                                       args.burst_timeout)
             window_end = time.time()
+            for profile in profiles:  # py-spy writes its samples on SIGINT
+                profile.send_signal(signal.SIGINT)
             cpu_window = cpu_seconds(operator.pid) - cpu_start[0]
             emulator_cpu = cpu_seconds(emulator.pid) - cpu_start[1]
             rss = peak_rss_mb(operator.pid)
@@ -660,6 +721,8 @@ def measure_burst(args: argparse.Namespace) -> dict[str, Any]:
             except subprocess.TimeoutExpired:
                 operator.kill()
     finally:
+        for profile in profiles:
+            profile.wait(30)
         emulator.close()
     lags = [stored[key][0] - key[1] for key in expected if key in stored]
     runs_created = by_verb.get("create flowruns", 0)

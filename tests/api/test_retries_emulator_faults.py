@@ -7,6 +7,7 @@ server side (the client's reaction is tests/api/test_retries_client.py).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -141,6 +142,53 @@ async def test_a_watch_is_cut_after_some_events(
     events, ending = await _watch_lines(
         session, f"{emulator.url}{CONFIGMAPS}?watch=true&timeoutSeconds=1")
     assert (len(events), ending) == (3, "ended")
+
+
+def _create_in_one_step(emulator: BackgroundEmulator, names: list[str]) -> None:
+    """Store the ConfigMaps in one step of the emulator's loop: their watch events are
+    all queued before any watch sends one (a burst of writes)."""
+    store = emulator.emulator.store
+    spec = store.resource("", "v1", "configmaps")
+
+    def create_all() -> None:
+        for name in names:
+            store.create(spec, NS, _configmap(name))
+    emulator.call(create_all)
+
+
+async def _live_watch(session: aiohttp.ClientSession, emulator: BackgroundEmulator,
+                      names: list[str]) -> tuple[list[Any], str]:
+    """A watch from now (after an existing object's version), and the events it reads
+    while ``names`` are created together."""
+    await _create(session, emulator, "before")
+    stored = emulator.object("configmaps", "before")
+    assert stored is not None
+    url = (f"{emulator.url}{CONFIGMAPS}?watch=true&timeoutSeconds=2"
+           f"&resourceVersion={stored['metadata']['resourceVersion']}")
+    reading = asyncio.ensure_future(_watch_lines(session, url))
+    await asyncio.sleep(0.5)  # the watch is open and waiting for events
+    _create_in_one_step(emulator, names)
+    return await reading
+
+
+async def test_events_queued_together_all_arrive_in_order(
+    emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    names = [f"c{index}" for index in range(5)]
+    events, ending = await _live_watch(session, emulator, names)
+    assert ending == "ended"
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", name) for name in names]
+
+
+async def test_a_cut_falls_after_its_events_even_when_more_are_queued(
+    emulator: BackgroundEmulator, session: aiohttp.ClientSession,
+) -> None:
+    emulator.install_faults(FaultPlan()).add(
+        faults.CutWatch(after_events=2), verb="watch", resource="configmaps")
+    events, ending = await _live_watch(session, emulator, ["c1", "c2", "c3", "c4"])
+    assert ending == "cut"
+    assert [e["object"]["metadata"]["name"] for e in events] == ["c1", "c2"]
 
 
 async def test_a_watch_resume_can_be_expired_as_after_compaction(

@@ -678,16 +678,20 @@ class Emulator:
             if options.field_validation != "Ignore" and raw_body and isinstance(body, dict):
                 with contextlib.suppress(ValueError):  # YAML: no duplicate keys survive
                     options.duplicate_fields = fieldvalidation.duplicate_fields(raw_body)
+            # The answers are serialized at once and never changed: no copies
+            # (ObjectStore's copy_answer).
             if verb == "create":
-                created = store.create(spec, ns, body, options)
+                created = store.create(spec, ns, body, options, copy_answer=False)
                 return _json_response(created, 201, options.warnings)
             if verb == "update":
                 replaced = store.replace(spec, ns, path.name or "", body,
-                                         subresource=path.subresource, options=options)
+                                         subresource=path.subresource, options=options,
+                                         copy_answer=False)
                 return _json_response(replaced, 200, options.warnings)
             patch_type = _patch_type(spec, request.headers.get("Content-Type", ""))
             patched = store.patch(spec, ns, path.name or "", patch_type, body,
-                                  subresource=path.subresource, options=options)
+                                  subresource=path.subresource, options=options,
+                                  copy_answer=False)
             return _json_response(patched, 200, options.warnings)
         if verb == "delete":
             return _json_response(store.delete(spec, ns, path.name or "",
@@ -756,26 +760,10 @@ class Emulator:
             field_selector = f"{field_selector},{name_clause}" if field_selector else name_clause
         matches = self.store.matcher(params.get("labelSelector"), field_selector)
         queue: asyncio.Queue[WatchEvent] = asyncio.Queue()
-        since = params.get("resourceVersion")
         # Snapshot and subscription happen in one synchronous step: no change can slip
         # between the replayed state and the live events.
-        replay: list[tuple[str, JsonObject]] = []
-        failure: JsonObject | None = None
-        if isinstance(fault, faults.ExpireWatch) and since:
-            failure = fault.status(since, self.store.resource_version)
-        elif since and since != "0":
-            try:
-                replay = [line for event in self.store.events_since(spec, int(since))
-                          for line in self._translate(event, ns, matches)]
-            except ApiError as exc:
-                # Past admission, a watch fails as a 200 stream of one ERROR event
-                # (apiserver v0.32.9 pkg/storage/cacher/cacher.go Watch, newErrWatcher).
-                failure = exc.status()
-        else:
-            items, _, _ = self.store.list_objects(
-                spec, ns, label_selector=params.get("labelSelector"),
-                field_selector=field_selector)
-            replay = [("ADDED", item) for item in items]
+        replay, failure = self._watch_replay(spec, ns, params, field_selector=field_selector,
+                                             matches=matches, fault=fault)
         if failure is None:
             self.store.subscribe(spec, queue.put_nowait)
         timeout = float(params["timeoutSeconds"]) if params.get("timeoutSeconds") else None
@@ -786,23 +774,36 @@ class Emulator:
         # Each event's object as the client asked for it: metadata only for
         # as=PartialObjectMetadata (any other conversion fails per object, and the server
         # sends the object as it is: see partialmeta.py). An ERROR's Status stays whole.
+        # Lines are serialized once for every watcher; the few metadata-only watchers
+        # (the operator's Secrets) convert theirs.
         metadata_only = (negotiated_conversion(request.headers.get("Accept"))
                          == partialmeta.OBJECT_KIND)
 
-        async def send(event_type: str, obj: JsonObject) -> None:
-            if metadata_only and event_type != "ERROR":
-                obj = partialmeta.partial_object(obj)
-            await response.write(_watch_line(event_type, obj))
-            cutter.sent()
+        def as_asked(line: bytes) -> bytes:
+            event = json.loads(line)
+            if event.get("type") == "ERROR":
+                return line
+            return _watch_line(str(event["type"]), partialmeta.partial_object(event["object"]))
+
+        async def send(lines: Sequence[bytes]) -> None:
+            """Write the events' ``lines`` in as few writes as the fault plan's cut allows
+            (a write per event would cost a system call and a loop turn each)."""
+            if metadata_only:
+                lines = [as_asked(line) for line in lines]
+            while lines:
+                room = cutter.room()
+                batch = lines if room is None else lines[:max(room, 1)]
+                await response.write(b"".join(batch))
+                cutter.sent(len(batch))
+                lines = lines[len(batch):]
 
         try:
             await response.prepare(request)
             record(response.status)
             cutter.started()
-            for event_type, obj in replay:
-                await send(event_type, obj)
+            await send(replay)
             if failure is not None:  # the stream of a failed watch ends with its ERROR event
-                await send("ERROR", failure)
+                await send([_watch_line("ERROR", failure)])
             else:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(timeout):
@@ -814,19 +815,51 @@ class Emulator:
             self.store.unsubscribe(spec, queue.put_nowait)
         return response
 
-    async def _stream_events(self, send: Callable[[str, JsonObject], Awaitable[None]],
+    def _watch_replay(self, spec: ResourceSpec, ns: str | None, params: Mapping[str, str], *,
+                      field_selector: str | None,
+                      matches: Callable[[Mapping[str, Any]], bool],
+                      fault: faults.Fault | None) -> tuple[list[bytes], JsonObject | None]:
+        """What a watch sends before its live events: the lines of the changes since its
+        ``resourceVersion`` (or an ADDED per object without one), or the failure its
+        stream ends with instead."""
+        since = params.get("resourceVersion")
+        if isinstance(fault, faults.ExpireWatch) and since:
+            return [], fault.status(since, self.store.resource_version)
+        if since and since != "0":
+            try:
+                return [event.line(event_type)
+                        for event in self.store.events_since(spec, int(since))
+                        for event_type, _ in self._translate(event, ns, matches)], None
+            except ApiError as exc:
+                # Past admission, a watch fails as a 200 stream of one ERROR event
+                # (apiserver v0.32.9 pkg/storage/cacher/cacher.go Watch, newErrWatcher).
+                return [], exc.status()
+        items, _, _ = self.store.list_objects(
+            spec, ns, label_selector=params.get("labelSelector"),
+            field_selector=field_selector)
+        return [_watch_line("ADDED", item) for item in items], None
+
+    async def _stream_events(self, send: Callable[[Sequence[bytes]], Awaitable[None]],
                              queue: asyncio.Queue[WatchEvent], ns: str | None,
                              matches: Callable[[Mapping[str, Any]], bool]) -> None:
+        """Send the queued events until the emulator stops; those queued together (a
+        burst of writes while this task waited for its turn) go out together."""
         stop = asyncio.ensure_future(self._stopping.wait())
         try:
             while not self._stopping.is_set():
-                getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getter, stop}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()
-                    return
-                for event_type, obj in self._translate(getter.result(), ns, matches):
-                    await send(event_type, obj)
+                events: list[WatchEvent] = []
+                if queue.empty():
+                    getter = asyncio.ensure_future(queue.get())
+                    await asyncio.wait({getter, stop}, return_when=asyncio.FIRST_COMPLETED)
+                    if not getter.done():
+                        getter.cancel()
+                        return
+                    events.append(getter.result())
+                while not queue.empty():
+                    events.append(queue.get_nowait())
+                # Each event is serialized once for all the watches that see it the same.
+                await send([event.line(event_type) for event in events
+                            for event_type, _ in self._translate(event, ns, matches)])
         finally:
             stop.cancel()
 

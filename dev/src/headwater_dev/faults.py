@@ -337,10 +337,15 @@ class WatchCutter:
         if self._left is not None and self._left <= 0:
             self._cut()
 
-    def sent(self) -> None:
-        """One event is out: cut the stream if that was the last one allowed."""
+    def room(self) -> int | None:
+        """How many more events may go out before the cut (None: no cut planned)."""
+        return self._left
+
+    def sent(self, events: int = 1) -> None:
+        """``events`` more are out (at most :meth:`room`): cut the stream if those were
+        the last ones allowed."""
         if self._left is not None:
-            self._left -= 1
+            self._left -= events
             if self._left <= 0:
                 self._cut()
 

@@ -45,7 +45,6 @@ from __future__ import annotations
 import base64
 import binascii
 import bisect
-import copy
 import datetime
 import functools
 import json
@@ -54,7 +53,7 @@ import threading
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar, cast
 
 import jsonpatch
@@ -66,6 +65,7 @@ from headwater_dev.fielderrors import GoText, invalid_error, raise_if_invalid
 from headwater_dev.fielderrors import invalid as fe_invalid
 from headwater_dev.fielderrors import not_supported as fe_not_supported
 from headwater_dev.fielderrors import required as fe_required
+from headwater_dev.jsoncopy import deep_copy
 from headwater_dev.resources import BUILTIN_RESOURCES, ResourceSpec
 from headwater_dev.strategies import Strategy, Subresource, WriteOptions
 from headwater_dev.strategies import strategy_for as builtin_strategy_for
@@ -107,6 +107,16 @@ class WatchEvent:
     resource_version: int
     previous: JsonObject | None = None
     """The object before a MODIFIED change: lets a filtered watch see objects leave it."""
+    _lines: dict[str, bytes] = field(default_factory=dict, compare=False, repr=False)
+
+    def line(self, event_type: str) -> bytes:
+        """This change as a line of a watch stream, of type ``event_type`` (a filtered
+        watch may see a MODIFIED as ADDED or DELETED): serialized once for all watches."""
+        line = self._lines.get(event_type)
+        if line is None:
+            line = self._lines[event_type] = json.dumps(
+                {"type": event_type, "object": self.object}).encode() + b"\n"
+        return line
 
 
 @dataclass(frozen=True)
@@ -144,16 +154,30 @@ def format_time(moment: datetime.datetime) -> str:
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
-    """Apply an RFC 7386 JSON merge patch (``null`` deletes a key); returns a new value."""
+    """Apply an RFC 7386 JSON merge patch (``null`` deletes a key); returns a new value.
+
+    Neither argument is changed: both are copied once, and the copies are merged.
+    """
     if not isinstance(patch, Mapping):
-        return copy.deepcopy(patch)
-    result: JsonObject = copy.deepcopy(dict(target)) if isinstance(target, Mapping) else {}
+        return deep_copy(patch)
+    result: JsonObject = deep_copy(dict(target)) if isinstance(target, Mapping) else {}
+    _merge_into(result, deep_copy(dict(patch)))
+    return result
+
+
+def _merge_into(result: JsonObject, patch: Mapping[str, Any]) -> None:
+    """RFC 7386 ``MergePatch`` of ``patch`` into ``result``, in place (both are copies the
+    caller owns, so their values are moved, not copied again)."""
     for key, value in patch.items():
         if value is None:
             result.pop(key, None)
+        elif isinstance(value, Mapping):
+            current = result.get(key)
+            merged: JsonObject = dict(current) if isinstance(current, Mapping) else {}
+            _merge_into(merged, value)
+            result[key] = merged
         else:
-            result[key] = merge_patch(result.get(key), value)
-    return result
+            result[key] = value
 
 
 def apply_patch(obj: JsonObject, patch_type: PatchType, patch: Any,
@@ -207,6 +231,12 @@ class ObjectStore:
     Writes happen on the emulator's event loop (subscribers are called there). Reads may
     also come from other threads (tests polling a background emulator), so every public
     method holds a re-entrant lock: reads never see a half-applied write.
+
+    A stored object is never changed in place: each write stores a new object, prepared
+    from copies, and the old one lives on unchanged (as ``WatchEvent.previous``, in the
+    watch history). So a watch event carries the stored object itself, and a caller that
+    only reads an answer (``copy_answer=False``) gets it without a copy; every other
+    caller gets a copy, and must never be handed a stored object it could change.
     """
 
     def __init__(
@@ -287,7 +317,7 @@ class ObjectStore:
     @_locked
     def get(self, spec: ResourceSpec, namespace: str | None, name: str) -> JsonObject:
         """A copy of one object, or 404 naming it."""
-        return copy.deepcopy(self._stored(spec, namespace, name))
+        return deep_copy(self._stored(spec, namespace, name))
 
     @_locked
     def list_objects(
@@ -345,7 +375,7 @@ class ObjectStore:
         more = page_size is not None and len(found) > page_size
         if page_size is not None:
             found = found[:page_size]
-        items = [copy.deepcopy(obj) for obj in found]
+        items = [deep_copy(obj) for obj in found]
         token = None
         if more:
             namespace_of_last, name_of_last = sort_key(found[-1])
@@ -407,16 +437,19 @@ class ObjectStore:
     # --- writes ------------------------------------------------------------------------
     @_locked
     def create(self, spec: ResourceSpec, namespace: str | None, body: Any,
-               options: WriteOptions | None = None) -> JsonObject:
+               options: WriteOptions | None = None, *, copy_answer: bool = True
+               ) -> JsonObject:
         """Store a new object; 409 AlreadyExists if the name is taken, 422 if invalid.
 
         The kind's strategy prepares and validates it first; with ``options.dry_run``
         nothing is stored and the object is returned as it would have been.
+        ``copy_answer=False`` returns the stored object itself, for a caller that only
+        reads it (the HTTP layer, which serializes it at once): see the class docstring.
         """
         options = options or WriteOptions()
         if not isinstance(body, Mapping):
             raise ApiError(400, "BadRequest", f"the body of a {spec.kind} must be a JSON object")
-        obj: JsonObject = copy.deepcopy(dict(body))
+        obj: JsonObject = deep_copy(dict(body))
         meta = obj.setdefault("metadata", {})
         namespace = self._check_namespace(spec, namespace, meta)
         self._check_namespace_lifecycle(spec, namespace, str(meta.get("name") or ""))
@@ -444,7 +477,7 @@ class ObjectStore:
         if options.dry_run:
             return obj
         self._store(spec, obj, "ADDED", previous=None)
-        return copy.deepcopy(obj)
+        return deep_copy(obj) if copy_answer else obj
 
     def _generate_name(self, spec: ResourceSpec, namespace: str | None, prefix: str) -> str:
         """``generateName`` plus a random suffix, drawn again while the name is taken.
@@ -467,16 +500,20 @@ class ObjectStore:
     def replace(
         self, spec: ResourceSpec, namespace: str | None, name: str, body: Any,
         *, subresource: str | None = None, options: WriteOptions | None = None,
+        copy_answer: bool = True,
     ) -> JsonObject:
-        """PUT: replace the object (or only its status); 409 on a stale resourceVersion."""
+        """PUT: replace the object (or only its status); 409 on a stale resourceVersion.
+
+        ``copy_answer``: as for :meth:`create`."""
         if not isinstance(body, Mapping):
             raise ApiError(400, "BadRequest", f"the body of a {spec.kind} must be a JSON object")
         current = self._stored(spec, namespace, name)
         self._check_precondition(spec, current, body)
-        new = copy.deepcopy(dict(body))
+        new = deep_copy(dict(body))
         if not (new.get("metadata") or {}).get("resourceVersion"):
             self._unconditional_update(spec, current, new)
-        return self._update(spec, current, new, subresource, options or WriteOptions())
+        return self._update(spec, current, new, subresource, options or WriteOptions(),
+                            copy_answer=copy_answer)
 
     def _unconditional_update(self, spec: ResourceSpec, current: JsonObject,
                               new: JsonObject) -> None:
@@ -494,8 +531,11 @@ class ObjectStore:
     def patch(
         self, spec: ResourceSpec, namespace: str | None, name: str, patch_type: PatchType,
         patch: Any, *, subresource: str | None = None, options: WriteOptions | None = None,
+        copy_answer: bool = True,
     ) -> JsonObject:
-        """PATCH: apply a merge/JSON patch to the object (or only its status)."""
+        """PATCH: apply a merge/JSON patch to the object (or only its status).
+
+        ``copy_answer``: as for :meth:`create`."""
         current = self._stored(spec, namespace, name)
         if isinstance(patch, Mapping):
             self._check_precondition(spec, current, patch)
@@ -504,7 +544,8 @@ class ObjectStore:
             # A JSON patch may 'test' or set resourceVersion itself; treat a changed one
             # like a stale body, as the API server compares it with the stored version.
             self._check_precondition(spec, current, patched)
-        return self._update(spec, current, patched, subresource, options or WriteOptions())
+        return self._update(spec, current, patched, subresource, options or WriteOptions(),
+                            copy_answer=copy_answer)
 
     @_locked
     def delete(
@@ -537,17 +578,17 @@ class ObjectStore:
             return self._delete_in_foreground(spec, current, options)
         if meta.get("finalizers"):
             if meta.get("deletionTimestamp"):
-                return copy.deepcopy(current)
-            updated = copy.deepcopy(current)
+                return deep_copy(current)
+            updated = deep_copy(current)
             updated["metadata"]["deletionTimestamp"] = format_time(self._clock())
             updated["metadata"]["deletionGracePeriodSeconds"] = options.grace_period_seconds or 0
             self._store(spec, updated, "MODIFIED", previous=current)
-            return copy.deepcopy(updated)
+            return deep_copy(updated)
         return self._remove(spec, current)
 
     def _deleted_view(self, obj: JsonObject, options: DeleteOptions) -> JsonObject:
         """What a dry-run delete answers: the object as the delete would leave it."""
-        view = copy.deepcopy(obj)
+        view = deep_copy(obj)
         if view["metadata"].get("finalizers") or options.propagation_policy == "Foreground":
             view["metadata"].setdefault("deletionTimestamp", format_time(self._clock()))
             view["metadata"].setdefault("deletionGracePeriodSeconds",
@@ -589,7 +630,7 @@ class ObjectStore:
             raise ApiError(409, "Conflict", f'Operation cannot be fulfilled on pods/binding '
                                             f'"{name}": {problem}',
                            {"name": name, "kind": "pods/binding"})
-        bound = copy.deepcopy(current)
+        bound = deep_copy(current)
         bound["spec"]["nodeName"] = target["name"]
         if meta.get("annotations"):
             bound["metadata"]["annotations"] = {**(bound["metadata"].get("annotations") or {}),
@@ -614,11 +655,11 @@ class ObjectStore:
         pod whose node was lost (the node controller deletes it, the kubelet never confirms).
         """
         current = self._stored(spec, namespace, name)
-        updated = copy.deepcopy(current)
+        updated = deep_copy(current)
         updated["metadata"]["deletionTimestamp"] = format_time(self._clock())
         updated["metadata"]["deletionGracePeriodSeconds"] = grace_period_seconds
         self._store(spec, updated, "MODIFIED", previous=current)
-        return copy.deepcopy(updated)
+        return deep_copy(updated)
 
     # --- internals ---------------------------------------------------------------------
     def _iter(self, spec: ResourceSpec, namespace: str | None) -> Iterator[JsonObject]:
@@ -693,14 +734,15 @@ class ObjectStore:
                                             "again", details)
 
     def _update(self, spec: ResourceSpec, current: JsonObject, new: JsonObject,
-                subresource: str | None, options: WriteOptions | None = None) -> JsonObject:
+                subresource: str | None, options: WriteOptions | None = None, *,
+                copy_answer: bool = True) -> JsonObject:
         if subresource not in (None, "status") or (
             subresource == "status" and not spec.status_subresource
         ):
             raise ApiError(404, "NotFound", f"{spec.plural} has no subresource {subresource!r}")
         if subresource == "status":
             status = new.get("status")
-            new = copy.deepcopy(current)
+            new = deep_copy(current)
             if status is None:
                 new.pop("status", None)
             else:
@@ -708,13 +750,13 @@ class ObjectStore:
         elif spec.status_subresource:
             new.pop("status", None)
             if "status" in current:
-                new["status"] = copy.deepcopy(current["status"])
+                new["status"] = deep_copy(current["status"])
         meta = new.setdefault("metadata", {})
-        for field in _SYSTEM_METADATA:
-            if field in current["metadata"]:
-                meta[field] = current["metadata"][field]
+        for system in _SYSTEM_METADATA:
+            if system in current["metadata"]:
+                meta[system] = current["metadata"][system]
             else:
-                meta.pop(field, None)
+                meta.pop(system, None)
         new["apiVersion"] = spec.api_version
         new["kind"] = spec.kind
         options = options or WriteOptions()
@@ -736,9 +778,9 @@ class ObjectStore:
             **current, "metadata": {**current["metadata"], "resourceVersion": None}}
         if unchanged:
             # The API server skips no-op writes: no new resourceVersion, no watch event.
-            return copy.deepcopy(current)
+            return deep_copy(current) if copy_answer else current
         self._store(spec, new, "MODIFIED", previous=current)
-        return copy.deepcopy(new)
+        return deep_copy(new) if copy_answer else new
 
     def _next_resource_version(self) -> int:
         self._resource_version += 1
@@ -754,7 +796,8 @@ class ObjectStore:
         self._uids[obj["metadata"]["uid"]] = key
         for uid in _owner_uids(obj):
             self._owned.setdefault(uid, {})[key] = None
-        self._publish(spec, WatchEvent(event_type, copy.deepcopy(obj), rv, previous))
+        # No copy for the event: stored objects are never changed (class docstring).
+        self._publish(spec, WatchEvent(event_type, obj, rv, previous))
         self.strategy(spec).committed(self, event_type, obj)
 
     def _remove(self, spec: ResourceSpec, obj: JsonObject) -> JsonObject:
@@ -763,7 +806,7 @@ class ObjectStore:
         previous = self._objects.pop(key, None)
         self._unlink_owners(key, previous)
         self._uids.pop(meta["uid"], None)
-        final = copy.deepcopy(obj)
+        final = deep_copy(obj)
         rv = self._next_resource_version()
         final["metadata"]["resourceVersion"] = str(rv)
         self._publish(spec, WatchEvent("DELETED", final, rv, previous))
@@ -771,12 +814,12 @@ class ObjectStore:
         self._delete_dependents(meta["uid"])
         self._release_foreground_owners(
             *(ref.get("uid", "") for ref in meta.get("ownerReferences") or ()))
-        return copy.deepcopy(final)
+        return deep_copy(final)
 
     def _delete_in_foreground(self, spec: ResourceSpec, current: JsonObject,
                               options: DeleteOptions) -> JsonObject:
         """Mark the owner, delete its dependents; the owner goes when they are gone."""
-        updated = copy.deepcopy(current)
+        updated = deep_copy(current)
         meta = updated["metadata"]
         if FOREGROUND_FINALIZER not in (meta.get("finalizers") or []):
             meta["finalizers"] = [*(meta.get("finalizers") or []), FOREGROUND_FINALIZER]
@@ -789,7 +832,7 @@ class ObjectStore:
                 self.delete(dep_spec, dep_meta.get("namespace"), dep_meta["name"], options)
         self._release_foreground_owners(meta["uid"])
         return self.get(spec, meta.get("namespace"), meta["name"]) if (
-            meta["uid"] in self._uids) else copy.deepcopy(updated)
+            meta["uid"] in self._uids) else deep_copy(updated)
 
     def _release_foreground_owners(self, *owner_uids: str) -> None:
         """Drop the foregroundDeletion finalizer of owners whose dependents are all gone."""
@@ -801,7 +844,7 @@ class ObjectStore:
             finalizers = owner["metadata"].get("finalizers") or []
             if FOREGROUND_FINALIZER not in finalizers:
                 continue
-            released = copy.deepcopy(owner)
+            released = deep_copy(owner)
             released["metadata"]["finalizers"] = [
                 f for f in finalizers if f != FOREGROUND_FINALIZER]
             self._update(self._resources[key[0]], owner, released, None)
@@ -836,7 +879,7 @@ class ObjectStore:
 
     def _orphan_dependents(self, owner_uid: str) -> None:
         for spec, obj in self._dependents(owner_uid):
-            updated = copy.deepcopy(obj)
+            updated = deep_copy(obj)
             refs = [ref for ref in updated["metadata"]["ownerReferences"]
                     if ref.get("uid") != owner_uid]
             if refs:

@@ -20,13 +20,13 @@ base and the plain strategy used where a kind has nothing of its own.
 from __future__ import annotations
 
 import base64
-import copy
 import datetime
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from headwater_dev.fielderrors import FieldError, invalid_error
+from headwater_dev.jsoncopy import deep_copy
 from headwater_dev.resources import ResourceSpec
 
 if TYPE_CHECKING:
@@ -94,7 +94,11 @@ class Strategy:
 
     def prepare_create(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
         """``PrepareForCreate``: a kind with a status subresource starts without status."""
-        prepared = copy.deepcopy(obj)
+        return self._without_status(deep_copy(obj))
+
+    def _without_status(self, prepared: JsonObject) -> JsonObject:
+        """``prepared`` (a copy the caller owns) without ``status`` when the kind has a
+        status subresource."""
         if self.spec.status_subresource:
             prepared.pop("status", None)
         return prepared

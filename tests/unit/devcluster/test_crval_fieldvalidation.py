@@ -63,6 +63,13 @@ def test_not_json_is_a_value_error() -> None:
         duplicate_fields('{"a": }')
 
 
+@pytest.mark.parametrize("body", ['{"a": NaN}', '{"a": [Infinity]}', '{"a": -Infinity}'])
+def test_constants_python_reads_but_json_has_not_are_a_value_error(body: str) -> None:
+    # Python's json module reads these; Go's decoder and the scanner do not.
+    with pytest.raises(ValueError, match="invalid JSON"):
+        duplicate_fields(body)
+
+
 def test_the_strict_message_lists_duplicates_then_unknown_fields() -> None:
     obj = json.loads(CRD_INVALID_BODY)
     errors = strict_errors(duplicate_fields(CRD_INVALID_BODY), unknown_fields(SCHEMA, obj))

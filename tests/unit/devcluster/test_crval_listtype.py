@@ -83,3 +83,13 @@ def test_map_list_with_two_keys_and_an_undefined_key() -> None:
 def test_map_list_items_must_be_objects() -> None:
     assert messages(lists(l=map_list("a")), {"l": ["x", {"a": "1"}]}) == [
         'l[0]: Invalid value: "x": must be an object for an array of list-type map']
+
+
+def test_a_set_deep_below_plain_parts_is_still_checked() -> None:
+    # Parts whose schema holds no set or map list are skipped; this one holds one, three
+    # levels down, beside plain lists that may repeat values.
+    schema = lists(
+        plain={"type": "object", "properties": {"tags": {"type": "array"}}},
+        deep={"type": "object", "additionalProperties": {"type": "array", "items": SET}})
+    obj = {"plain": {"tags": ["a", "a"]}, "deep": {"k": [["x", "y"], ["z", "z"]]}}
+    assert messages(schema, obj) == ['deep[k][1][1]: Duplicate value: "z"']

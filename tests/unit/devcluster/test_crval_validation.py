@@ -194,3 +194,14 @@ def test_only_a_schema_with_rules_has_a_cel_validator() -> None:
             "type": "string", "x-kubernetes-validations": rule}}}}})
     assert not has_validation_rules({"type": "object", "anyOf": [
         {"x-kubernetes-validations": rule}]})
+
+
+def test_an_embedded_resource_deep_below_plain_parts_is_still_checked() -> None:
+    schema = {"type": "object", "properties": {
+        "plain": {"type": "object", "properties": {"name": {"type": "string"}}},
+        "templates": {"type": "object", "additionalProperties": {
+            "type": "array", "items": {"type": "object", "x-kubernetes-embedded-resource": True}}},
+    }}
+    obj = {"plain": {"name": "n"}, "templates": {"web": [{"apiVersion": "v1"}]}}
+    assert messages(embedded_resource_errors(schema, obj)) == [
+        "templates[web][0].kind: Required value: must not be empty"]

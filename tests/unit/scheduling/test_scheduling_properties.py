@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import itertools
 from datetime import UTC, datetime, timedelta
 
@@ -92,3 +93,39 @@ def test_daily_cron_fires_once_per_local_day(cron: str, zone: str, start: dateti
     days = [tick.astimezone(expr.timezone).date() for tick in found]
     assert len(days) == len(set(days))
     assert len(days) >= 119
+
+
+
+# The module, not the function of the same name the package exports.
+FIRE_TIMES_MODULE = importlib.import_module("headwater_operator.scheduling.fire_times")
+Answers = tuple[datetime | None, datetime | None, list[datetime]]
+
+
+def _answers(expr: ScheduleExpression, at: datetime, *, cold: bool) -> Answers:
+    """Next and previous tick around ``at``, and the ticks of the two hours before it;
+    ``cold``: each computed with no answer remembered from before."""
+    def forget() -> None:
+        if cold:
+            FIRE_TIMES_MODULE._ANSWERS.clear()
+
+    forget()
+    following = next_fire_time(expr, at)
+    forget()
+    preceding = previous_fire_time(expr, at)
+    forget()
+    return following, preceding, list(fire_times(expr, at - timedelta(hours=2), at))
+
+
+@settings(max_examples=150, deadline=None)
+@given(expressions, st.lists(instants, min_size=2, max_size=12))
+def test_remembered_answers_are_the_computed_ones(
+    expr: ScheduleExpression, asked: list[datetime]
+) -> None:
+    # A fleet asks about one expression at nearby instants, in any order; whatever the
+    # earlier questions left behind, each answer is what a cold computation says.
+    FIRE_TIMES_MODULE._ANSWERS.clear()
+    warm = [_answers(expr, at, cold=False) for instant in asked
+            for at in (instant, instant + timedelta(seconds=1), instant - timedelta(hours=1))]
+    cold = [_answers(expr, at, cold=True) for instant in asked
+            for at in (instant, instant + timedelta(seconds=1), instant - timedelta(hours=1))]
+    assert warm == cold

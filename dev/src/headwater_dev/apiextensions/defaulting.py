@@ -24,11 +24,11 @@ server prunes defaults when it loads the CRD; CRD validation refuses unpruned on
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from typing import Any
 
 from headwater_dev.apiextensions import schemaview as st
+from headwater_dev.jsoncopy import deep_copy
 
 
 def _non_nullable_null(value: Any, schema: st.Schema | None) -> bool:
@@ -45,28 +45,34 @@ def _default(value: Any, schema: st.Schema | None) -> None:
         for key in sorted(declared):
             sub = declared[key]
             if st.has_default(sub) and (key not in value or _non_nullable_null(value[key], sub)):
-                value[key] = copy.deepcopy(sub["default"])
+                value[key] = deep_copy(sub["default"])
         extra = st.additional_properties(schema)
         for key in sorted(value):
             if key in declared:
                 _default(value[key], declared[key])
             elif st.has_additional_properties(schema):
                 if _non_nullable_null(value[key], extra) and extra is not None:
-                    value[key] = copy.deepcopy(extra.get("default"))
+                    value[key] = deep_copy(extra.get("default"))
                 _default(value[key], extra)
     elif isinstance(value, list):
         item_schema = st.items(schema)
         for index, item in enumerate(value):
             if _non_nullable_null(item, item_schema) and item_schema is not None:
-                value[index] = copy.deepcopy(item_schema.get("default"))
+                value[index] = deep_copy(item_schema.get("default"))
             _default(value[index], item_schema)
 
 
 def apply_defaults(schema: st.Schema | None, obj: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` with the schema's defaults applied (a new object; ``obj`` is not changed)."""
-    out: dict[str, Any] = copy.deepcopy(dict(obj))
+    out: dict[str, Any] = deep_copy(dict(obj))
     _default(out, schema)
     return out
 
 
-__all__ = ["apply_defaults"]
+def apply_defaults_in_place(schema: st.Schema | None, obj: dict[str, Any]) -> None:
+    """Apply the schema's defaults to ``obj`` itself (a copy its caller owns, such as
+    :func:`.pruning.decode`'s result), saving :func:`apply_defaults`'s copy."""
+    _default(obj, schema)
+
+
+__all__ = ["apply_defaults", "apply_defaults_in_place"]

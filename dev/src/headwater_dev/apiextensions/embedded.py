@@ -108,13 +108,16 @@ def _errors(path: str, value: Any, schema: st.Schema | None, rules: ObjectMetaRu
             errors.extend(_resource_errors(path, value, rules))
         declared = st.properties(schema)
         extra = st.additional_properties(schema)
+        # Only parts whose schema has an embedded resource somewhere can have errors.
         for name in sorted(value):
             if name in declared:
-                errors.extend(_errors(f"{path}.{name}" if path else name, value[name],
-                                      declared[name], rules))
-            elif extra is not None:
+                if st.may_hold_embedded_resource(declared[name]):
+                    errors.extend(_errors(f"{path}.{name}" if path else name, value[name],
+                                          declared[name], rules))
+            elif extra is not None and st.may_hold_embedded_resource(extra):
                 errors.extend(_errors(f"{path}[{name}]", value[name], extra, rules))
-    elif isinstance(value, Sequence) and not isinstance(value, str):
+    elif (isinstance(value, Sequence) and not isinstance(value, str)
+          and st.may_hold_embedded_resource(st.items(schema))):
         for position, item in enumerate(value):
             errors.extend(_errors(f"{path}[{position}]", item, st.items(schema), rules))
     return errors

@@ -95,9 +95,29 @@ def go_regexp(pattern: str) -> Any:
         raise RegexError(_go_syntax_error(text)) from None
 
 
+MEMO_MAX_TEXT: Final = 256
+"""Texts up to this long have their verdicts remembered (:func:`go_regexp_matches`,
+:func:`validates`): a write checks the same timestamps, names and labels as the writes
+before it (every Schedule of a cron fleet says the same ``lastScheduleTime``), and each
+verdict is a pure function of pattern (or format) and text."""
+_MEMO_ENTRIES: Final = 8192
+_SURROGATE: Final = re.compile("[\ud800-\udfff]")
+
+
 def go_regexp_matches(pattern: str, text: str) -> bool:
     """Go's ``regexp.MatchString``: a match anywhere, unless the pattern anchors it."""
-    if any("\ud800" <= char <= "\udfff" for char in text):
+    if len(text) <= MEMO_MAX_TEXT:
+        return _remembered_match(pattern, text)
+    return _go_regexp_matches(pattern, text)
+
+
+@functools.lru_cache(maxsize=_MEMO_ENTRIES)
+def _remembered_match(pattern: str, text: str) -> bool:
+    return _go_regexp_matches(pattern, text)
+
+
+def _go_regexp_matches(pattern: str, text: str) -> bool:
+    if _SURROGATE.search(text):
         # Go's JSON decoder turns a lone surrogate into U+FFFD before any check sees it.
         text = text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
     return go_regexp(pattern).search(text) is not None
@@ -662,6 +682,13 @@ _CHECKS: Final[dict[str, Callable[[str], bool]]] = {
 
 def validates(schema_format: str, text: str) -> bool:
     """Whether ``text`` is valid in the (supported) format ``schema_format``."""
+    if len(text) <= MEMO_MAX_TEXT:
+        return _remembered_validates(schema_format, text)
+    return _CHECKS[normalize(schema_format)](text)
+
+
+@functools.lru_cache(maxsize=_MEMO_ENTRIES)
+def _remembered_validates(schema_format: str, text: str) -> bool:
     return _CHECKS[normalize(schema_format)](text)
 
 

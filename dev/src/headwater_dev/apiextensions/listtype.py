@@ -89,7 +89,7 @@ def _array_errors(path: str, schema: st.Schema, items: Sequence[Any]) -> list[fe
     elif kind == "map":
         errors.extend(_list_map_errors(path, schema, items))
     item_schema = st.items(schema)
-    if item_schema is not None:
+    if item_schema is not None and st.may_hold_keyed_list(item_schema):
         for index, item in enumerate(items):
             errors.extend(_value_errors(f"{path}[{index}]", item_schema, item))
     return errors
@@ -106,13 +106,14 @@ def _value_errors(path: str, schema: st.Schema, value: Any) -> list[fe.FieldErro
 def _object_errors(path: str, schema: st.Schema, obj: Mapping[str, Any]
                    ) -> list[fe.FieldError]:
     errors: list[fe.FieldError] = []
+    # Only parts whose schema has a set or map list somewhere can have duplicates.
     extra = st.additional_properties(schema)
-    if extra is not None:
+    if extra is not None and st.may_hold_keyed_list(extra):
         for key in sorted(obj):
             errors.extend(_value_errors(f"{path}[{key}]", extra, obj[key]))
     declared = st.properties(schema)
     for key in sorted(obj):
-        if key in declared:
+        if key in declared and st.may_hold_keyed_list(declared[key]):
             errors.extend(_value_errors(f"{path}.{key}" if path else key, declared[key],
                                         obj[key]))
     return errors

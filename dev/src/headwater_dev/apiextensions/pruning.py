@@ -47,7 +47,6 @@ Where Go iterates a map (in random order) this module goes in sorted key order.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -57,6 +56,7 @@ from headwater_dev.apiextensions.objectmeta import (
     MetadataDecodeError,
     decode_object_meta,
 )
+from headwater_dev.jsoncopy import deep_copy
 
 _META_FIELDS: Final = frozenset({"apiVersion", "kind", "metadata"})
 
@@ -178,13 +178,16 @@ def _coerce_embedded(value: Any, schema: st.Schema | None, path: str,
                 raise MalformedObjectError(_invalid(here, item, "must be a string"))
             if st.embedded_resource(schema) and key == "metadata":
                 _coerce_embedded_meta(value, path, unknown)
+            # Only parts whose schema has an embedded resource somewhere have work here.
             declared = st.properties(schema)
             if key in declared:
-                _coerce_embedded(value[key], declared[key], here, unknown)
-            elif st.has_additional_properties(schema):
+                if st.may_hold_embedded_resource(declared[key]):
+                    _coerce_embedded(value[key], declared[key], here, unknown)
+            elif st.has_additional_properties(schema) and st.may_hold_embedded_resource(
+                    st.additional_properties(schema)):
                 _coerce_embedded(value[key], st.additional_properties(schema),
                                  f"{path}[{key}]", unknown)
-    elif isinstance(value, list):
+    elif isinstance(value, list) and st.may_hold_embedded_resource(st.items(schema)):
         for position, item in enumerate(value):
             _coerce_embedded(item, st.items(schema), f"{path}[{position}]", unknown)
 
@@ -203,7 +206,7 @@ def _coerce_embedded_meta(resource: dict[str, Any], path: str, unknown: list[str
 def _coerce(schema: st.Schema | None, obj: Mapping[str, Any]) -> tuple[dict[str, Any],
                                                                        list[str]]:
     """``unstructuredSchemaCoercer.apply`` on a copy: the result and the unknown fields."""
-    out: dict[str, Any] = copy.deepcopy(dict(obj))
+    out: dict[str, Any] = deep_copy(dict(obj))
     reported: list[str] = []
     if "metadata" in out:
         try:
@@ -229,7 +232,7 @@ def decode(schema: st.Schema | None, obj: Mapping[str, Any]) -> tuple[dict[str, 
     """:func:`prune` and :func:`unknown_fields` in one walk: what a write of a custom
     resource needs, the object and the fields dropped from it."""
     if schema is None:
-        return copy.deepcopy(dict(obj)), []
+        return deep_copy(dict(obj)), []
     return _coerce(schema, obj)
 
 
@@ -240,7 +243,7 @@ def prune(schema: st.Schema | None, obj: Mapping[str, Any]) -> dict[str, Any]:
     copy, untouched. Raises :class:`MalformedObjectError` where the server answers 400.
     """
     if schema is None:
-        return copy.deepcopy(dict(obj))
+        return deep_copy(dict(obj))
     return _coerce(schema, obj)[0]
 
 

@@ -113,9 +113,58 @@ def types(schema: Schema) -> list[str]:
     return [declared] if isinstance(declared, str) and declared else []
 
 
+# --- what a subtree of a schema holds ---------------------------------------------------
+_SUBTREE_CACHE_LIMIT: Final = 4096
+_SUBTREES: dict[tuple[int, str], tuple[Schema, bool]] = {}
+
+
+def subtree_has(schema: Schema | None, extension: str, values: tuple[Any, ...]) -> bool:
+    """Whether the node, or a node of its structure below it (``properties``,
+    ``additionalProperties``, ``items``), sets ``extension`` to one of ``values``.
+
+    The walks that act only at such nodes (embedded resources, ``set`` and ``map``
+    lists) skip an object's parts that have none. Remembered per schema node: a served
+    CRD version's schema lives as long as it is served, and each write asks again. The
+    answer holds the node, so its id is not reused while remembered.
+    """
+    if schema is None:
+        return False
+    key = (id(schema), extension)
+    known = _SUBTREES.get(key)
+    if known is not None and known[0] is schema:
+        return known[1]
+    found = schema.get(extension) in values or any(
+        subtree_has(child, extension, values)
+        for child in (*properties(schema).values(), additional_properties(schema),
+                      items(schema)))
+    if len(_SUBTREES) >= _SUBTREE_CACHE_LIMIT:
+        _SUBTREES.clear()
+    _SUBTREES[key] = (schema, found)
+    return found
+
+
+def may_hold_embedded_resource(schema: Schema | None) -> bool:
+    """Whether an ``x-kubernetes-embedded-resource: true`` node is at or below ``schema``."""
+    return subtree_has(schema, "x-kubernetes-embedded-resource", (True,))
+
+
+def may_hold_keyed_list(schema: Schema | None) -> bool:
+    """Whether a ``set`` or ``map`` list (``x-kubernetes-list-type``) is at or below it."""
+    return subtree_has(schema, "x-kubernetes-list-type", ("set", "map"))
+
+
 # --- JSON values as Go holds them ------------------------------------------------------
+_EXACT_KINDS: Final[dict[type, GoKind]] = {
+    type(None): "nil", bool: "bool", float: "float", str: "string", dict: "map",
+    list: "slice"}
+"""The kinds of the types ``json.loads`` makes, found without the ABC checks below."""
+
+
 def go_kind(value: Any) -> GoKind:
     """The Go kind of a decoded JSON value (``int`` only within ``int64``)."""
+    exact = _EXACT_KINDS.get(type(value))
+    if exact is not None:
+        return exact
     if value is None:
         return "nil"
     if isinstance(value, bool):
@@ -228,8 +277,11 @@ __all__ = [
     "items",
     "list_map_keys",
     "list_type",
+    "may_hold_embedded_resource",
+    "may_hold_keyed_list",
     "nullable",
     "preserves_unknown_fields",
     "properties",
+    "subtree_has",
     "types",
 ]

@@ -26,7 +26,7 @@ from typing import Any
 
 from headwater_dev.apierrors import ApiError
 from headwater_dev.apiextensions import fieldvalidation
-from headwater_dev.apiextensions.defaulting import apply_defaults
+from headwater_dev.apiextensions.defaulting import apply_defaults_in_place
 from headwater_dev.apiextensions.pruning import MalformedObjectError, decode
 from headwater_dev.apiextensions.validation import (
     RULES_NOT_CHECKED,
@@ -66,8 +66,8 @@ class CustomResourceStrategy(Strategy):
     # --- decoding ----------------------------------------------------------------------
     def _decoded(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
         try:
-            pruned, unknown = decode(self.schema, obj)
-            decoded = apply_defaults(self.schema, pruned)
+            decoded, unknown = decode(self.schema, obj)  # a new object: defaulted in place
+            apply_defaults_in_place(self.schema, decoded)
         except MalformedObjectError as exc:
             raise ApiError(400, "BadRequest", fieldvalidation.decode_error_message(
                 self.spec.kind, self.spec.version, str(exc))) from exc
@@ -78,7 +78,7 @@ class CustomResourceStrategy(Strategy):
         return decoded
 
     def prepare_create(self, obj: JsonObject, options: WriteOptions) -> JsonObject:
-        return super().prepare_create(self._decoded(obj, options), options)
+        return self._without_status(self._decoded(obj, options))  # decoding copied it
 
     def prepare_update(self, new: JsonObject, old: JsonObject, subresource: Subresource,
                        options: WriteOptions) -> JsonObject:

@@ -59,6 +59,15 @@ class Decl:
     min_serialized_size: int = 0
     name: str = "object"
     schema: Mapping[str, Any] = field(default_factory=dict)
+    _by_json_name: dict[str, Decl] | None = field(default=None, repr=False, compare=False)
+
+    def json_field(self, json_name: str) -> Decl | None:
+        """The type of the JSON property ``json_name`` (None: not declared, or a name
+        with no CEL identifier). Built on first use, once the declaration is complete."""
+        if self._by_json_name is None:
+            self._by_json_name = {name: self.fields[escaped]
+                                  for escaped, name in self.json_names.items()}
+        return self._by_json_name.get(json_name)
 
     def field_type(self, escaped: str) -> Decl | None:
         """The type of the field a CEL selection names (``FindStructFieldType``)."""

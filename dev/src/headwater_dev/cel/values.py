@@ -28,6 +28,8 @@ from headwater_dev.cel.declarations import Decl
 INT64_MIN: Final = -(2**63)
 INT64_MAX: Final = 2**63 - 1
 UINT64_MAX: Final = 2**64 - 1
+_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
+"""Types :func:`_plain` returns as they are (checked before the slower ABC checks)."""
 
 
 class CelEvalError(Exception):
@@ -84,7 +86,7 @@ def to_value(obj: Any, decl: Decl | None) -> Any:
         return _plain(obj)
     kind = decl.kind
     if kind == "object" and isinstance(obj, Mapping):
-        return {k: to_value(v, _field_decl(decl, k)) for k, v in obj.items()}
+        return {k: to_value(v, decl.json_field(k)) for k, v in obj.items()}
     if kind == "map" and isinstance(obj, Mapping):
         return {k: to_value(v, decl.elem) for k, v in obj.items()}
     if kind == "list" and isinstance(obj, Sequence) and not isinstance(obj, str):
@@ -106,13 +108,6 @@ def to_value(obj: Any, decl: Decl | None) -> Any:
     return _plain(obj)
 
 
-def _field_decl(decl: Decl, json_name: str) -> Decl | None:
-    for escaped, name in decl.json_names.items():
-        if name == json_name:
-            return decl.fields[escaped]
-    return None
-
-
 def _timestamp_or_error(text: str, decl: Decl) -> Any:
     try:
         if decl.schema.get("format") == "date":
@@ -123,6 +118,8 @@ def _timestamp_or_error(text: str, decl: Decl) -> Any:
 
 
 def _plain(obj: Any) -> Any:
+    if type(obj) in _SCALARS:
+        return obj
     if isinstance(obj, Mapping):
         return {k: _plain(v) for k, v in obj.items()}
     if isinstance(obj, list):

@@ -12,13 +12,29 @@ All three take and return aware instants (returned in UTC) and share one set of 
   by whole days and map it like a cron tick.
 
 The anchor only fixes the phase: interval ticks exist on both sides of it.
+
+Computing a cron, rrule or whole-day tick costs tens of microseconds (croniter and
+dateutil step wall times in Python), and a wake-up asks for the same few ticks several
+times (the next one, the newest due, the one before it, the counts between). A cron
+fleet asks for the very same ticks once per Schedule: five thousand ``0 * * * *``
+Schedules at the top of the hour. So each answer is remembered with the span of
+questions it answers (:class:`_Answers`): ``next_fire_time(e, a) == n`` (or ``n``
+following ``a`` in ``fire_times``) is the answer for every ``a <= x < n``;
+``previous_fire_time(e, b) == p`` for every ``p < x <= b``; two such spans that overlap
+make ``p`` and ``n`` neighbours, answering everything between them. The ticks are a
+fixed set of instants (the wall-time mapping never decreases), so such an answer is what
+the computation would return again. Exact-spacing intervals are plain arithmetic, not
+remembered.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from croniter import CroniterError, croniter
@@ -39,34 +55,76 @@ def next_fire_time(expr: ScheduleExpression, after: datetime) -> datetime | None
 
     ``None`` only for an rrule that has ended (COUNT or UNTIL).
     """
-    return next(_forward(expr, _require_aware(after)), None)
+    after = _require_aware(after)
+    if _is_arithmetic(expr):
+        return next(_exact_interval_forward(expr, after))
+    answers = _answers_of(expr)
+    known = answers.next_after(after)
+    if known is not None:
+        return known
+    tick = next(_forward(expr, after), None)
+    if tick is not None:
+        answers.learn_next(after, tick)
+    return tick
 
 
 def previous_fire_time(expr: ScheduleExpression, before: datetime) -> datetime | None:
     """The last tick strictly before the aware instant ``before`` (UTC), or ``None``."""
     before = _require_aware(before)
-    if expr.kind is ScheduleKind.INTERVAL and not expr.whole_days:
+    if _is_arithmetic(expr):
         return _exact_interval_previous(expr, before)
+    answers = _answers_of(expr)
+    known = answers.previous_before(before)
+    if known is not None:
+        return known
     if expr.kind is ScheduleKind.INTERVAL:
-        return _day_interval_previous(expr, before)
-    if expr.kind is ScheduleKind.CRON:
-        return _cron_previous(expr, before)
-    return _rrule_previous(expr, before)
+        tick = _day_interval_previous(expr, before)
+    elif expr.kind is ScheduleKind.CRON:
+        tick = _cron_previous(expr, before)
+    else:
+        tick = _rrule_previous(expr, before)
+    if tick is not None:
+        answers.learn_previous(tick, before)
+    return tick
 
 
 def fire_times(expr: ScheduleExpression, start: datetime, end: datetime) -> Iterator[datetime]:
     """Lazily yield every tick ``t`` with ``start < t <= end``, oldest first, no repeats."""
     end = _require_aware(end)
-    for tick in _forward(expr, _require_aware(start)):
+    after = _require_aware(start)
+    if _is_arithmetic(expr):
+        for spaced in _exact_interval_forward(expr, after):
+            if spaced > end:
+                return
+            yield spaced
+        return
+    answers = _answers_of(expr)
+    walk: Iterator[datetime] | None = None
+    while True:
+        tick: datetime | None = answers.next_after(after)
+        if tick is None:
+            # One walk serves consecutive unknown ticks (a new walk per tick would parse
+            # and position croniter again each time).
+            walk = walk or _forward(expr, after)
+            tick = next(walk, None)
+            if tick is None:
+                return
+            answers.learn_next(after, tick)
+        else:
+            walk = None  # it stands before this tick: walk again from it if needed
         if tick > end:
             return
         yield tick
+        after = tick
+
+
+def _is_arithmetic(expr: ScheduleExpression) -> bool:
+    """Exact spacing in absolute time: every tick is a division away, nothing to remember."""
+    return expr.kind is ScheduleKind.INTERVAL and not expr.whole_days
 
 
 def _forward(expr: ScheduleExpression, after: datetime) -> Iterator[datetime]:
-    """Strictly increasing ticks after ``after``; the single iterator behind the API."""
-    if expr.kind is ScheduleKind.INTERVAL and not expr.whole_days:
-        return _exact_interval_forward(expr, after)
+    """Strictly increasing ticks after ``after`` (not exact-spacing intervals), computed."""
     if expr.kind is ScheduleKind.INTERVAL:
         walls = _day_interval_walls(expr, after)
     elif expr.kind is ScheduleKind.CRON:
@@ -86,6 +144,87 @@ def _instants_after(
         if instant > last:
             last = instant
             yield instant
+
+
+# --- remembered answers ------------------------------------------------------------
+ANSWERS_PER_EXPRESSION = 8
+"""Answers kept per expression and direction (the newest): a wake-up needs two or three."""
+EXPRESSIONS_REMEMBERED = 1024
+"""Expressions whose answers are kept (the least recently used go first)."""
+
+_LOCK = threading.Lock()
+
+
+@dataclass
+class _Answers:
+    """One expression's remembered answers, each with the span of questions it answers.
+
+    ``nexts``: tick ``n`` -> the earliest ``a`` known to have ``next_fire_time(a) == n``;
+    ``previouses``: tick ``p`` -> the latest ``b`` known to have
+    ``previous_fire_time(b) == p``. Both only ever widen towards the neighbouring tick.
+    """
+
+    nexts: OrderedDict[datetime, datetime] = field(default_factory=OrderedDict)
+    previouses: OrderedDict[datetime, datetime] = field(default_factory=OrderedDict)
+
+    def next_after(self, after: datetime) -> datetime | None:
+        with _LOCK:
+            for tick, earliest in self.nexts.items():
+                if earliest <= after < tick:
+                    return tick
+        return None
+
+    def previous_before(self, before: datetime) -> datetime | None:
+        with _LOCK:
+            for tick, latest in self.previouses.items():
+                if tick < before <= latest:
+                    return tick
+        return None
+
+    def learn_next(self, after: datetime, tick: datetime) -> None:
+        with _LOCK:
+            _keep(self.nexts, tick, min(after, self.nexts.get(tick, after)))
+            for earlier, latest in list(self.previouses.items()):
+                self._join(earlier, latest, after, tick)
+
+    def learn_previous(self, tick: datetime, before: datetime) -> None:
+        with _LOCK:
+            _keep(self.previouses, tick, max(before, self.previouses.get(tick, before)))
+            for later, earliest in list(self.nexts.items()):
+                self._join(tick, before, earliest, later)
+
+    def _join(self, earlier: datetime, before: datetime, after: datetime,
+              later: datetime) -> None:
+        """No tick in ``(earlier, before)`` nor in ``(after, later)``, both ends ticks: when
+        the spans overlap (``earlier <= after < before``), the two ticks are consecutive,
+        so each answers the other's whole span (a fleet's wake-ups, each at its own
+        ``now``, then all fall inside it)."""
+        if earlier <= after < before:
+            _keep(self.previouses, earlier, max(later, self.previouses.get(earlier, later)))
+            _keep(self.nexts, later, min(earlier, self.nexts.get(later, earlier)))
+
+
+def _keep(answers: OrderedDict[datetime, datetime], tick: datetime, bound: datetime) -> None:
+    answers[tick] = bound
+    answers.move_to_end(tick)
+    while len(answers) > ANSWERS_PER_EXPRESSION:
+        answers.popitem(last=False)
+
+
+_ANSWERS: OrderedDict[ScheduleExpression, _Answers] = OrderedDict()
+
+
+def _answers_of(expr: ScheduleExpression) -> _Answers:
+    """The remembered answers of ``expr`` (equal expressions have equal ticks)."""
+    with _LOCK:
+        answers = _ANSWERS.get(expr)
+        if answers is None:
+            answers = _ANSWERS[expr] = _Answers()
+            while len(_ANSWERS) > EXPRESSIONS_REMEMBERED:
+                _ANSWERS.popitem(last=False)
+        else:
+            _ANSWERS.move_to_end(expr)
+        return answers
 
 
 # --- intervals ---------------------------------------------------------------------
