@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from headwater_dev import emulator as emulator_module
+from headwater_dev import store as store_module
 from headwater_dev.emulator import BackgroundEmulator as Emulator
 from headwater_dev.harness import OperatorHarness
 from headwater_dev.kubelet import Kubelet
@@ -58,10 +59,21 @@ def wiretap(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> WireTap:
     inner = emulator.emulator
     real_serve = inner.serve
 
-    def watch_line(event_type: str, obj: dict[str, Any]) -> bytes:
+    real_event_line = store_module.WatchEvent.line
+
+    def note(obj: dict[str, Any]) -> None:
         if obj.get("kind") == "Pod" or "containers" in (obj.get("spec") or {}):
             tap.watched_pods.append(obj["metadata"]["name"])
+
+    def watch_line(event_type: str, obj: dict[str, Any]) -> bytes:
+        note(obj)
         return real_line(event_type, obj)
+
+    # A live event is serialized once, for every watch it passes the filters of
+    # (WatchEvent.line); replays and ERRORs through _watch_line.
+    def event_line(self: Any, event_type: str) -> bytes:
+        note(self.object)
+        return real_event_line(self, event_type)
 
     async def serve(spec: Any, verb: str, path: Any, request: Any, *rest: Any,
                     **kwargs: Any) -> Any:
@@ -70,6 +82,7 @@ def wiretap(emulator: Emulator, monkeypatch: pytest.MonkeyPatch) -> WireTap:
         return await real_serve(spec, verb, path, request, *rest, **kwargs)
 
     monkeypatch.setattr(emulator_module, "_watch_line", watch_line)
+    monkeypatch.setattr(store_module.WatchEvent, "line", event_line)
     monkeypatch.setattr(inner, "serve", serve)
     return tap
 
