@@ -9,6 +9,9 @@ to ``password_sha256`` and the Variable has the value expected, and it logs the 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
+from pathlib import Path
 from typing import Any
 
 from headwater import flow, get_run_logger
@@ -40,6 +43,8 @@ def warehouse_check(password_sha256: str, threshold: int) -> dict[str, Any]:
                 warehouse.credentials.user, password)
     if hashlib.sha256(password.encode()).hexdigest() != password_sha256:
         raise ValueError("the mounted password is not the one saved")
+    mounted = Path(os.environ["HEADWATER_BLOCKS_DIR"]) / "wh-creds" / "password"
+    logger.info("secret file %s has mode %o", mounted.name, stat.S_IMODE(mounted.stat().st_mode))
     found = Variable.get("big_order_threshold", default=None)
     if found != threshold:
         raise ValueError(f"variable big_order_threshold is {found!r}, not {threshold!r}")
