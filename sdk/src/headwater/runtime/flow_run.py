@@ -172,15 +172,7 @@ _FIELDS: dict[str, Callable[[], Any]] = {
 ATTRIBUTES = tuple(_FIELDS)
 
 
-def __getattr__(attr: str) -> Any:
-    field = _FIELDS.get(attr)
-    if field is None:
-        found = overrides.lookup(_MODULE, attr)
-        if found is not None:
-            return found[1]
-        raise AttributeError(f"headwater.runtime.flow_run has no attribute {attr!r}; "
-                             f"available: {', '.join(ATTRIBUTES)}")
-    return overrides.apply(_MODULE, attr, field())
+__getattr__ = overrides.module_getattr(_MODULE, _FIELDS)
 
 
 def __dir__() -> list[str]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -47,6 +48,23 @@ def apply(module: str, attr: str, real: Any) -> Any:
         return real
     name, text = found
     return convert(name, text, real)
+
+
+def module_getattr(module: str, fields: Mapping[str, Callable[[], Any]]
+                   ) -> Callable[[str], Any]:
+    """The ``__getattr__`` of runtime module ``module``: each of ``fields`` computed when
+    read and overridable; any other name only when an override sets it."""
+    def getattr_(attr: str) -> Any:
+        field = fields.get(attr)
+        if field is None:
+            found = lookup(module, attr)
+            if found is not None:
+                return found[1]
+            raise AttributeError(f"headwater.runtime.{module} has no attribute {attr!r}; "
+                                 f"available: {', '.join(fields)}")
+        return apply(module, attr, field())
+
+    return getattr_
 
 
 def _parse_datetime(text: str) -> datetime:
