@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from headwater import contract
 from headwater.blocks.stores import BlockDocument, BlockStore, Stores, VariableStore
@@ -46,6 +46,9 @@ def over(mounted: Stores, writable: Stores, *, ephemeral: bool) -> Stores:
                                                  ephemeral))
 
 
+M = TypeVar("M", MountedBlockStore, MountedVariableStore)
+W = TypeVar("W", BlockStore, VariableStore)
+
 class _Warner:
     def __init__(self, ephemeral: bool, where: str) -> None:
         self.pending = ephemeral
@@ -58,13 +61,13 @@ class _Warner:
                            _KEEP_IT)
 
 
-class LayeredBlockStore:
-    """The mounted blocks over a writable block store."""
+class _Layered(Generic[M, W]):
+    """What both layered stores share: the mount, the writable store under it, and the
+    names written since (read from the writable store from then on)."""
 
-    def __init__(self, mounted: MountedBlockStore, writable: BlockStore,
-                 ephemeral: bool) -> None:
-        self.mounted = mounted
-        self.writable = writable
+    def __init__(self, mounted: M, writable: W, ephemeral: bool) -> None:
+        self.mounted: M = mounted
+        self.writable: W = writable
         self._rewritten: set[str] = set()
         self._warner = _Warner(ephemeral, writable.description)
 
@@ -74,6 +77,10 @@ class LayeredBlockStore:
 
     def _from_mount(self, name: str) -> bool:
         return name in self.mounted and name not in self._rewritten
+
+
+class LayeredBlockStore(_Layered[MountedBlockStore, BlockStore]):
+    """The mounted blocks over a writable block store."""
 
     def read(self, name: str) -> BlockDocument:
         if self._from_mount(name):
@@ -118,22 +125,8 @@ class LayeredBlockStore:
         return [documents[name] for name in sorted(documents)]
 
 
-class LayeredVariableStore:
+class LayeredVariableStore(_Layered[MountedVariableStore, VariableStore]):
     """The mounted variables over a writable variable store."""
-
-    def __init__(self, mounted: MountedVariableStore, writable: VariableStore,
-                 ephemeral: bool) -> None:
-        self.mounted = mounted
-        self.writable = writable
-        self._rewritten: set[str] = set()
-        self._warner = _Warner(ephemeral, writable.description)
-
-    @property
-    def description(self) -> str:
-        return f"{self.mounted.description}, then {self.writable.description}"
-
-    def _from_mount(self, name: str) -> bool:
-        return name in self.mounted and name not in self._rewritten
 
     def get(self, name: str) -> Any:
         if self._from_mount(name):
