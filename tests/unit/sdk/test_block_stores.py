@@ -93,7 +93,7 @@ def test_local_is_local_even_in_a_pod(pod: Path, monkeypatch: pytest.MonkeyPatch
 @pytest.mark.parametrize(("setting", "message"), [
     ("local:x", "'local' takes no argument"),
     (":ns", "empty before ':'"),
-    ("s3", "HEADWATER_BLOCK_STORE='s3' names no store: use auto, local or kubernetes"),
+    ("s3", "HEADWATER_BLOCK_STORE='s3' names no block store: use auto, local or kubernetes"),
 ])
 def test_bad_settings_are_explained(setting: str, message: str,
                                     monkeypatch: pytest.MonkeyPatch) -> None:

@@ -54,7 +54,7 @@ def test_kubernetes_without_headwater_operator_says_what_to_install(
 def test_an_unknown_backend_lists_the_known_ones(monkeypatch: pytest.MonkeyPatch) -> None:
     _no_entry_points(monkeypatch)
     with pytest.raises(ConcurrencySlotAcquisitionError,
-                       match=r"'redis' names no backend: use in-process or kubernetes"):
+                       match=r"'redis' names no concurrency backend: use in-process or kubernetes"):
         backends.current({"HEADWATER_CONCURRENCY_BACKEND": "redis"})
 
 

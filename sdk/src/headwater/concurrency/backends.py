@@ -90,22 +90,13 @@ def current(env: Mapping[str, str] | None = None) -> Backend | None:
 
 
 def _plugin(mode: str) -> BackendFactory:
-    from importlib.metadata import entry_points
+    from headwater.utilities.plugins import load_plugin
 
-    group = contract.CONCURRENCY_ENTRY_POINT_GROUP
-    found = entry_points(group=group, name=mode)
-    if not found:
-        if mode == "kubernetes":
-            raise ConcurrencySlotAcquisitionError(
-                f"{contract.ENV_CONCURRENCY_BACKEND}=kubernetes needs the Kubernetes "
-                "concurrency backend, which headwater-operator provides: pip install "
-                f"headwater-operator (it registers 'kubernetes' in the entry-point group "
-                f"{group!r})")
-        raise ConcurrencySlotAcquisitionError(
-            f"{contract.ENV_CONCURRENCY_BACKEND}={mode!r} names no backend: use "
-            f"{IN_PROCESS} or kubernetes[:<namespace>], or install the package that "
-            f"registers {mode!r} in the entry-point group {group!r}")
-    factory: BackendFactory = next(iter(found)).load()
+    factory: BackendFactory = load_plugin(
+        contract.CONCURRENCY_ENTRY_POINT_GROUP, mode,
+        setting=contract.ENV_CONCURRENCY_BACKEND, what="concurrency backend",
+        choices=f"{IN_PROCESS} or kubernetes[:<namespace>]",
+        error=ConcurrencySlotAcquisitionError)
     return factory
 
 

@@ -284,21 +284,12 @@ def _build(mode: str, argument: str | None, env: Mapping[str, str]) -> Stores:
 
 
 def _plugin(mode: str) -> StoreFactory:
-    from importlib.metadata import entry_points
+    from headwater.utilities.plugins import load_plugin
 
-    found = entry_points(group=contract.STORES_ENTRY_POINT_GROUP, name=mode)
-    if not found:
-        if mode == "kubernetes":
-            raise BlockStoreError(
-                f"{contract.ENV_BLOCK_STORE}=kubernetes needs the Kubernetes block store, "
-                "which headwater-operator provides: pip install headwater-operator "
-                f"(it registers 'kubernetes' in the entry-point group "
-                f"{contract.STORES_ENTRY_POINT_GROUP!r})")
-        raise BlockStoreError(
-            f"{contract.ENV_BLOCK_STORE}={mode!r} names no store: use auto, local or "
-            f"kubernetes[:<namespace>], or install the package that registers {mode!r} in "
-            f"the entry-point group {contract.STORES_ENTRY_POINT_GROUP!r}")
-    factory: StoreFactory = next(iter(found)).load()
+    factory: StoreFactory = load_plugin(
+        contract.STORES_ENTRY_POINT_GROUP, mode, setting=contract.ENV_BLOCK_STORE,
+        what="block store", choices="auto, local or kubernetes[:<namespace>]",
+        error=BlockStoreError)
     return factory
 
 
