@@ -97,7 +97,7 @@ def test_daily_cron_fires_once_per_local_day(cron: str, zone: str, start: dateti
 
 
 # The module, not the function of the same name the package exports.
-FIRE_TIMES_MODULE = importlib.import_module("headwater_operator.scheduling.fire_times")
+FIRE_TIMES_MODULE = importlib.import_module("headwater.scheduling.fire_times")
 Answers = tuple[datetime | None, datetime | None, list[datetime]]
 
 
