@@ -430,7 +430,9 @@ class FlowRunController:
             return DONE
         phase = decision.phase or run.status.phase
         if phase is not None and phase.terminal:
-            self.untrack(key)  # the view keeps the terminal body until the watch shows it
+            # The view keeps the terminal body until the watch shows it (an older event
+            # delivered late must not start the run over); apply kept none if it has.
+            self.untrack(key)
             return DONE
         if decision.status or decision.create_pod is not None:
             return AGAIN  # something changed: look again at once, the next step may follow
@@ -710,7 +712,11 @@ class FlowRunController:
                     written = await self._patch_status(run, decision.status)
                 except kube.Invalid as again:
                     raise StatusRefused(again.message) from again
-            self.views.setdefault((namespace, name), RunView()).wrote(written)
+            view = self.views.get((namespace, name))
+            if view is not None:
+                view.wrote(written)
+            # else the watch showed the run's end (this very write, or its deletion)
+            # before the patch answered: a view made now would never be dropped.
             self._observe(run, facts.settings, decision, facts.now)
         self._emit(body, decision.events)
         return decision

@@ -1,0 +1,183 @@
+"""What one FlowRun step keeps: no memory of a run the watch has seen end.
+
+Each test drives :meth:`FlowRunController.reconcile` (what the work queue calls) against
+a fake client that answers from dicts and counts every request, with the watch's events
+fed to ``on_flowrun``/``on_pod`` as the informers would deliver them.
+
+* A step whose terminal status patch is answered after the watch delivered that very
+  status keeps no view of the run: nothing would ever drop it.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections import Counter
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from headwater import contract
+from headwater_operator import kube
+from headwater_operator.clock import ManualClock
+from headwater_operator.controllers.flowruns import FlowRunController
+from headwater_operator.informer import Store
+from headwater_operator.runtime import DONE
+
+NS = "ns"
+RUN = "run-a"
+POD = "run-a-1"
+STARTED = "2024-05-01T10:00:05Z"
+FINISHED = "2024-05-01T10:00:08Z"
+NOW = datetime(2024, 5, 1, 10, 0, 9, tzinfo=UTC)
+
+
+class Events:
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def post(self, involved: Mapping[str, Any], type_: str, reason: str,
+             message: str) -> None:
+        self.reasons.append(reason)
+
+
+class FakeKube(kube.Kube):
+    """FlowRuns and pods in dicts; every request counted as ``(verb, plural)``.
+
+    ``on_status_patch`` runs before a status patch answers: the watch delivering the
+    written body first.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.runs: dict[str, kube.JsonObject] = {}
+        self.pods: dict[str, kube.JsonObject] = {}
+        self.requests: Counter[tuple[str, str]] = Counter()
+        self.version = 10
+        self.on_status_patch: Callable[[kube.JsonObject], None] | None = None
+
+    def _bump(self, body: kube.JsonObject) -> kube.JsonObject:
+        self.version += 1
+        body["metadata"]["resourceVersion"] = str(self.version)
+        return copy.deepcopy(body)
+
+    async def get(self, resource: kube.Resource, name: str, *,
+                  namespace: str | None = None) -> kube.JsonObject:
+        self.requests["get", resource.plural] += 1
+        found = (self.pods if resource.plural == "pods" else self.runs).get(name)
+        if found is None:
+            raise kube.NotFound(404, "NotFound", f'{resource.plural} "{name}" not found')
+        return copy.deepcopy(found)
+
+    async def create(self, resource: kube.Resource, body: Mapping[str, Any], *,
+                     namespace: str | None = None) -> kube.JsonObject:
+        self.requests["create", resource.plural] += 1
+        assert resource.plural == "pods"
+        stored = copy.deepcopy(dict(body))
+        stored["metadata"].update(namespace=NS, creationTimestamp="2024-05-01T10:00:01Z")
+        stored["status"] = {"phase": "Pending"}
+        self.pods[stored["metadata"]["name"]] = stored
+        return self._bump(stored)
+
+    async def patch(self, resource: kube.Resource, name: str,
+                    patch: Mapping[str, Any] | Any, *, namespace: str | None = None,
+                    subresource: str | None = None) -> kube.JsonObject:
+        self.requests["patch", f"{resource.plural}/{subresource}"] += 1
+        run = self.runs[name]
+        wanted = (patch.get("metadata") or {}).get("resourceVersion")
+        if wanted and wanted != run["metadata"]["resourceVersion"]:
+            raise kube.Conflict(409, "Conflict", "the object has been modified")
+        status = run.setdefault("status", {})
+        for field, value in patch["status"].items():
+            if value is None:
+                status.pop(field, None)
+            else:
+                status[field] = value
+        written = self._bump(run)
+        if self.on_status_patch is not None:
+            self.on_status_patch(copy.deepcopy(written))
+        return written
+
+
+def flowrun(**status: Any) -> kube.JsonObject:
+    return {"apiVersion": contract.API_VERSION, "kind": "FlowRun",
+            "metadata": {"name": RUN, "namespace": NS, "uid": "uid-run-a", "generation": 1,
+                         "resourceVersion": "5",
+                         "creationTimestamp": "2024-05-01T10:00:00Z"},
+            "spec": {"deploymentRef": {"name": "nightly"}}, "status": status}
+
+
+def pod(phase: str, state: Mapping[str, Any] | None = None) -> kube.JsonObject:
+    body: kube.JsonObject = {
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": {"name": POD, "namespace": NS, "resourceVersion": "7",
+                     "creationTimestamp": "2024-05-01T10:00:01Z",
+                     "labels": {contract.LABEL_MANAGED_BY: contract.MANAGED_BY_VALUE},
+                     "ownerReferences": [{"apiVersion": contract.API_VERSION,
+                                          "kind": "FlowRun", "name": RUN,
+                                          "uid": "uid-run-a", "controller": True}]},
+        "spec": {"containers": [{"name": "flow", "image": "ghcr.io/acme/etl:1.0"}]},
+        "status": {"phase": phase}}
+    if state is not None:
+        body["status"]["containerStatuses"] = [{"name": "flow", "state": dict(state)}]
+    return body
+
+
+RUNNING_POD = pod("Running", {"running": {"startedAt": STARTED}})
+SUMMARY: contract.RunSummary = {  # type: ignore[typeddict-item]
+    "version": contract.SUMMARY_VERSION, "state": "Completed", "reason": "Completed",
+    "message": "the flow run finished: Completed"}
+SUCCEEDED_POD = pod("Succeeded", {"terminated": {
+    "exitCode": 0, "reason": "Completed", "startedAt": STARTED, "finishedAt": FINISHED,
+    "message": contract.encode_summary(SUMMARY)}})
+
+
+def scene(run: kube.JsonObject) -> tuple[FlowRunController, FakeKube, Events]:
+    """A controller whose stores hold Deployment ``nightly`` and its Flow, with ``run``
+    stored and delivered by the watch."""
+    client, events = FakeKube(), Events()
+    deployments, flows = Store(), Store()
+    deployments.on_event("ADDED", {
+        "apiVersion": contract.API_VERSION, "kind": "Deployment",
+        "metadata": {"name": "nightly", "namespace": NS, "resourceVersion": "1",
+                     "generation": 1},
+        "spec": {"flowRef": {"name": "etl"}}})
+    flows.on_event("ADDED", {
+        "apiVersion": contract.API_VERSION, "kind": "Flow",
+        "metadata": {"name": "etl", "namespace": NS, "resourceVersion": "1", "generation": 1},
+        "spec": {"image": "ghcr.io/acme/etl:1.0", "entrypoint": "etl.flows:ingest"}})
+    controller = FlowRunController(client, deployments=deployments, flows=flows,
+                                   events=events, clock=ManualClock(NOW))
+    client.runs[RUN] = copy.deepcopy(run)
+    controller.on_flowrun("ADDED", run)
+    return controller, client, events
+
+
+def running_scene() -> tuple[FlowRunController, FakeKube, Events]:
+    controller, client, events = scene(flowrun(
+        phase="Running", attempts=1, podName=POD, startTime=STARTED))
+    client.pods[POD] = copy.deepcopy(RUNNING_POD)
+    return controller, client, events
+
+
+async def test_no_view_is_kept_of_a_run_whose_end_the_watch_showed_before_the_patch_answered(
+        ) -> None:
+    controller, client, _ = running_scene()
+    client.pods[POD] = copy.deepcopy(SUCCEEDED_POD)
+    controller.on_pod("MODIFIED", SUCCEEDED_POD)
+    client.on_status_patch = lambda written: controller.on_flowrun("MODIFIED", written)
+    assert await controller.reconcile((NS, RUN)) == DONE
+    assert client.runs[RUN]["status"]["phase"] == "Completed"
+    assert (NS, RUN) not in controller.tracked
+    assert (NS, RUN) not in controller.views, "nothing would ever drop this view"
+    assert (NS, RUN) not in controller.pods_seen
+
+
+async def test_a_run_whose_end_the_watch_has_not_shown_keeps_its_view_until_it_does() -> None:
+    # A late (or replayed) event of an older body must not start the run over.
+    controller, client, _ = running_scene()
+    client.pods[POD] = copy.deepcopy(SUCCEEDED_POD)
+    controller.on_pod("MODIFIED", SUCCEEDED_POD)
+    assert await controller.reconcile((NS, RUN)) == DONE
+    assert (NS, RUN) in controller.views
+    controller.on_flowrun("MODIFIED", copy.deepcopy(client.runs[RUN]))
+    assert (NS, RUN) not in controller.views
