@@ -22,7 +22,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 from headwater.blocks.stores import BlockDocument, validate_block_name
-from headwater.cli import parse_param
 from headwater.exceptions import (
     BlockAlreadyExistsError,
     BlockNotFoundError,
@@ -35,6 +34,7 @@ from headwater_operator import blockstore, kube
 from headwater_operator.api import BLOCK_TYPE_RULE, parse_resource
 from headwater_operator.cli.common import EXIT_OK, EXIT_USAGE, CliError, Io, connect
 from headwater_operator.cli.output import age, or_none, render_data, render_table
+from headwater_operator.cli.params import parse_param_flags
 
 MASK = "********"
 
@@ -53,16 +53,7 @@ def _pairs(flags: Sequence[str], option: str, example: str) -> list[tuple[str, s
 def field_values(flags: Sequence[str]) -> dict[str, Any]:
     """``--field k=v`` flags: values parsed as JSON when they are JSON (``port=5432`` is a
     number, ``schema=raw`` a string), as ``headwater run -p`` does."""
-    values: dict[str, Any] = {}
-    for flag in flags:
-        try:
-            name, value = parse_param(flag)
-        except ValueError:
-            raise CliError(f"--field {flag!r} must look like FIELD=VALUE, e.g. --field "
-                           "account=xy12345 (VALUE is parsed as JSON when it is JSON)",
-                           EXIT_USAGE) from None
-        values[name] = value
-    return values
+    return parse_param_flags(flags, option="--field", key="FIELD", example="account=xy12345")
 
 
 def read_secret(field: str, stream: TextIO | None = None) -> str:

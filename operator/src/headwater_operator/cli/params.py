@@ -23,15 +23,17 @@ from headwater_operator.cli.common import EXIT_USAGE, CliError
 from headwater_operator.flowruns.settings import merge_parameters, parameter_errors
 
 
-def parse_param_flags(flags: Sequence[str]) -> dict[str, Any]:
-    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``; a later flag wins over an earlier one."""
+def parse_param_flags(flags: Sequence[str], *, option: str = "-p", key: str = "NAME",
+                      example: str = "start_date=2026-03-01") -> dict[str, Any]:
+    """``["a=1", "b=x"]`` → ``{"a": 1, "b": "x"}``; a later flag wins over an earlier one.
+    ``option``, ``key`` and ``example`` name the flag in the error (``-p``, ``--field``)."""
     result: dict[str, Any] = {}
     for flag in flags:
         try:
             name, value = parse_param(flag)
         except ValueError:
-            raise CliError(f"-p {flag!r} must look like NAME=VALUE, e.g. -p start_date="
-                           "2026-03-01 (VALUE is parsed as JSON when it is JSON)",
+            raise CliError(f"{option} {flag!r} must look like {key}=VALUE, e.g. {option} "
+                           f"{example} (VALUE is parsed as JSON when it is JSON)",
                            EXIT_USAGE) from None
         result[name] = value
     return result
