@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from headwater_operator.cli.common import EXIT_OK, EXIT_USAGE, CliError, Io, resolve_namespace
 from headwater_operator.ui.app import UiOptions, serve
+from headwater_operator.ui.markdown import url_origin
 
 
 def options_from(args: argparse.Namespace) -> UiOptions:
@@ -61,7 +62,7 @@ def image_origin(value: str) -> str:
         raise CliError(f"--image-origin {value!r} is not an origin: give scheme, host and "
                        "optional port only, e.g. --image-origin https://grafana.example.com",
                        EXIT_USAGE)
-    return f"{parts.scheme.lower()}://{parts.netloc.lower()}"
+    return url_origin(value)
 
 
 def cmd_ui(args: argparse.Namespace, io: Io) -> int:
