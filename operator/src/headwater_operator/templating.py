@@ -40,7 +40,7 @@ class _NativeSandbox(ImmutableSandboxedEnvironment):
     """The sandbox, rendering a lone expression to its value (jinja2.nativetypes' way)."""
 
     code_generator_class = NativeCodeGenerator
-    concat = staticmethod(native_concat)
+    concat = staticmethod(native_concat)  # type: ignore[assignment]  # jinja2.nativetypes does the same
 
 
 _STRING: Final = ImmutableSandboxedEnvironment(
