@@ -668,10 +668,13 @@ class EmailSMTP(NotificationBlock):
     def email_message(self, subject: str, body: str,
                       idempotency_key: str | None) -> EmailMessage:
         """The message ``notify`` sends."""
+        from email import policy
         from email.message import EmailMessage
         from email.utils import formatdate, make_msgid
 
-        message = EmailMessage()
+        # RFC 5322's hard limit of 998 characters a line, not the folding default of 78:
+        # a Message-ID folded onto a second line is valid, but some tools compare it raw.
+        message = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
         message["Subject"] = " ".join(subject.split())
         message["From"] = self.from_address
         message["To"] = ", ".join(self.to_addresses)
