@@ -488,3 +488,16 @@ def test_a_failed_notification_fails_the_flow_without_its_url(
     assert state.is_failed()
     assert "HTTP 500" in (state.message or "")
     assert SLACK_PATH not in (state.message or "")
+
+
+def test_prefect_style_calls(receiver: HTTPReceiver) -> None:
+    block = SlackWebhook(url=receiver.route(SLACK_PATH, "slack"))
+    block.notify("the body alone")  # Prefect's notify(body)
+    block.notify(body="named body", subject="named subject")
+    first, second = (request.json() for request in receiver.requests)
+    assert [b["type"] for b in first["blocks"]] == ["section"]
+    assert first["text"] == "the body alone"
+    assert second["blocks"][0]["text"]["text"] == "named subject"
+    assert second["blocks"][1]["text"]["text"] == "named body"
+    with pytest.raises(NotificationError, match="both empty"):
+        block.notify()
