@@ -346,7 +346,7 @@ class SMTPReceiver:
     ``tls``: ``None`` (plain), ``"starttls"`` (STARTTLS offered and required before
     MAIL) or ``"ssl"`` (TLS from the first byte). ``login``: ``(user, password)`` the
     server accepts (AUTH only after TLS). ``reply``: the answer to DATA (default
-    ``250 OK``).
+    ``250 OK``); ``refuse``: recipients answered ``550`` at RCPT.
     """
 
     def __init__(self, tls_files: TLSFiles | None = None, tls: str | None = None,
@@ -355,6 +355,7 @@ class SMTPReceiver:
         self.envelopes: list[Envelope] = []
         self.logins: list[str] = []
         self.reply = "250 OK"
+        self.refuse: set[str] = set()  # recipients answered 550 at RCPT
         self._login = login
         context = tls_files.server_context() if tls_files is not None else None
         self._loop = asyncio.new_event_loop()
@@ -383,6 +384,13 @@ class SMTPReceiver:
         if ok:
             self.logins.append(auth_data.login.decode())
         return AuthResult(success=ok, handled=False)
+
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
+                          address: str, rcpt_options: list[str]) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         if not self.reply.startswith("250"):

@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import pickle
+import subprocess
+import sys
 import traceback
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -414,6 +416,20 @@ def test_email_server_replies(reply: str, retryable: bool) -> None:
     assert (caught.value.retryable, caught.value.status) == (retryable, int(reply[:3]))
 
 
+def test_email_with_one_recipient_refused() -> None:
+    server = SMTPReceiver()
+    server.refuse.add("data@example.com")
+    try:
+        with pytest.raises(NotificationError) as caught:
+            email_block(server.port, security="none").notify("s", "b", idempotency_key="k-1")
+    finally:
+        server.close()
+    assert (caught.value.retryable, caught.value.status) == (False, 550)
+    assert "data@example.com" in str(caught.value)
+    assert "the others received it" in str(caught.value)
+    assert server.envelopes[0].rcpt_tos == ["oncall@example.com"]
+
+
 def test_email_refuses_a_password_in_clear() -> None:
     with pytest.raises(ValidationError, match="in clear") as caught:
         email_block(25, security="none", username="etl", password=PASSWORD)
@@ -501,3 +517,13 @@ def test_prefect_style_calls(receiver: HTTPReceiver) -> None:
     assert second["blocks"][1]["text"]["text"] == "named body"
     with pytest.raises(NotificationError, match="both empty"):
         block.notify()
+
+
+def test_importing_the_blocks_sends_nothing_and_loads_no_client() -> None:
+    """The SDK's cold start: the HTTP and SMTP clients load only when a message is sent."""
+    code = ("import sys, headwater.blocks.notifications; "
+            "print(sorted(m for m in ('urllib.request', 'http.client', 'smtplib', 'ssl') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
