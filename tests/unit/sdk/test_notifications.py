@@ -430,10 +430,15 @@ def test_email_with_one_recipient_refused() -> None:
     assert server.envelopes[0].rcpt_tos == ["oncall@example.com"]
 
 
-def test_email_refuses_a_password_in_clear() -> None:
+def test_email_refuses_a_password_in_clear_or_alone() -> None:
     with pytest.raises(ValidationError, match="in clear") as caught:
         email_block(25, security="none", username="etl", password=PASSWORD)
     assert PASSWORD not in str(caught.value)
+    with pytest.raises(ValidationError, match="go together") as caught:
+        email_block(587, password=PASSWORD)
+    assert PASSWORD not in str(caught.value)
+    with pytest.raises(ValidationError, match="go together"):
+        email_block(587, username="etl")
 
 
 # --- the store and flow code --------------------------------------------------------

@@ -141,9 +141,9 @@ class NotificationBlock(Block):
         duplicate. Called directly from an ``async def``, returns a coroutine to await.
 
         Prefect's calls work too: ``notify("text")`` sends ``text`` as the body with no
-        subject, and ``notify(body=..., subject=...)`` as named; ``subject`` and
-        ``body`` cannot both be empty. (Prefect's positional
-        order is ``(body, subject)``; here the subject comes first.)
+        subject, and ``notify(body=..., subject=...)`` as named (Prefect's positional
+        order is ``(body, subject)``; here the subject comes first). ``subject`` and
+        ``body`` cannot both be empty.
         """
         if _sync is False or (_sync is None and called_from_coroutine()):
             coroutine: Any = self.anotify(subject, body, idempotency_key=idempotency_key)
@@ -672,8 +672,8 @@ class EmailSMTP(NotificationBlock):
 
     @model_validator(mode="after")
     def _credentials(self) -> EmailSMTP:
-        if self.password is not None and self.username is None:
-            raise ValueError("password is set without username: set both or neither")
+        if (self.password is None) != (self.username is None):
+            raise ValueError("username and password go together: set both or neither")
         if self.password is not None and self.security == "none":
             raise ValueError("security 'none' would send the password in clear: use "
                              "'starttls' or 'ssl'")
@@ -719,9 +719,8 @@ class EmailSMTP(NotificationBlock):
             with client:
                 if self.security == "starttls":
                     client.starttls(context=context)
-                if self.username is not None:
-                    password = self.password.get_secret_value() if self.password else ""
-                    client.login(self.username, password)
+                if self.username is not None and self.password is not None:
+                    client.login(self.username, self.password.get_secret_value())
                 refused = client.send_message(message)
         except Exception as exc:  # every failure becomes a NotificationError
             raise self._smtp_error(exc) from None
