@@ -325,9 +325,16 @@ def test_the_error_names_a_saved_block_and_survives_pickling(receiver: HTTPRecei
 
 def test_a_log_line_on_delivery_holds_no_secret(receiver: HTTPReceiver,
                                                 caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.DEBUG)
-    receiver.route(SLACK_PATH, "slack")
-    SlackWebhook(url=receiver.url(SLACK_PATH)).notify("s", "b")
+    # The handler sits on the module's own logger: a flow run earlier in the session may
+    # have stopped ``headwater`` loggers propagating to the root, where caplog listens.
+    notifications_logger = logging.getLogger("headwater.notifications")
+    notifications_logger.addHandler(caplog.handler)
+    try:
+        caplog.set_level(logging.DEBUG, logger="headwater.notifications")
+        receiver.route(SLACK_PATH, "slack")
+        SlackWebhook(url=receiver.url(SLACK_PATH)).notify("s", "b")
+    finally:
+        notifications_logger.removeHandler(caplog.handler)
     assert "delivered" in caplog.text
     for value in secret_values():
         assert value not in caplog.text
