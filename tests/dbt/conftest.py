@@ -41,8 +41,10 @@ def make_shop(folder: Path, *, negative_amount: bool = False, payments: bool = T
     with duckdb.connect(str(warehouse)) as con:
         con.execute("create schema raw")
         con.execute("create table raw.orders (order_id integer, customer_id integer, "
-                    "order_date varchar, amount double)")
-        con.executemany("insert into raw.orders values (?, ?, ?, ?)", rows)
+                    "order_date varchar, amount double, loaded_at timestamp)")
+        # Loaded two days ago: `dbt source freshness` warns (after 1 day), no error.
+        con.executemany("insert into raw.orders values (?, ?, ?, ?, "
+                        "current_timestamp::timestamp - interval 2 day)", rows)
         if payments:
             con.execute("create table raw.payments as select 1 as payment_id")
     return project

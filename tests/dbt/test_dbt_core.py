@@ -172,6 +172,18 @@ def test_backfilling_the_same_window_twice_leaves_identical_row_counts(
     assert query(clean_shop, "select count(*) from main.fct_orders") == [(len(in_window) + 1,)]
 
 
+def test_source_freshness_checks_are_task_runs_and_a_warning_does_not_fail(
+        clean_shop: Path) -> None:
+    @flow
+    def freshness() -> list[tuple[str, str]]:
+        return [(r.unique_id, r.status) for r in runner(clean_shop).source_freshness().results]
+
+    assert freshness() == [("source.shop.raw.orders", "warn")]
+    (run,) = dbt_task_runs(last_record()).values()
+    assert run["state"] == "Completed"
+    assert run["stateHistory"][-1]["message"].startswith("warn")
+
+
 def test_bad_arguments_name_the_field(clean_shop: Path, tmp_path: Path) -> None:
     dbt = runner(clean_shop)
     with pytest.raises(ValueError, match="full_refresh applies to build, run and seed"):

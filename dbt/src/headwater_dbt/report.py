@@ -257,8 +257,8 @@ class DbtReporter:
         compiled = self._compiled_path(node)
         key = self._asset_of(node)
         text = str(message) if message else None
-        if status == "warn" and text:
-            text = f"warn: {text}"
+        if status == "warn":
+            text = f"warn: {text}" if text else "warn"
         elif outcome == "not_ready":
             text = text or "skipped: an upstream node did not succeed"
         metadata: dict[str, Any] = {"resourceType": kind, "status": status}
