@@ -11,9 +11,8 @@ import isolated_home
 import pytest
 import yaml
 from headwater.blocks.core import Block
-from pydantic import SecretStr
-
 from headwater_dbt.profiles import temporary_profiles_dir, write_profiles_yml
+from pydantic import SecretStr
 
 headwater_home = isolated_home.headwater_home  # autouse: each test's own HEADWATER_HOME
 
@@ -64,7 +63,8 @@ def test_the_directory_is_removed_when_the_block_fails() -> None:
 
 def test_a_secret_dbt_would_render_is_refused_without_showing_it(tmp_path: Path) -> None:
     secret = "abc{{ 7*7 }}def"
-    with pytest.raises(ValueError, match=r"secret value of shop\.prod\.password contains Jinja") as info:
+    with pytest.raises(ValueError,
+                       match=r"secret value of shop\.prod\.password contains Jinja") as info:
         write_profiles_yml(tmp_path, "shop", "prod",
                            {"type": "postgres", "password": SecretStr(secret)})
     assert secret not in str(info.value)
