@@ -55,6 +55,8 @@ from headwater.flows import flow
 from headwater.secrets import redact
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
+from headwater_dbt.report import DbtReport, report_results
+
 __all__ = [
     "DbtCloudClient",
     "DbtCloudCredentials",
@@ -461,10 +463,9 @@ def _fetch_artifacts(client: DbtCloudClient, run_id: int,
                       run_results=client.get_run_artifact_json(run_id, "run_results.json", step))
 
 
-def _report(artifacts: _Artifacts) -> None:
-    from headwater_dbt.report import report_results
-
-    report_results(artifacts.manifest, artifacts.run_results)
+def _report(artifacts: _Artifacts, run_id: int) -> DbtReport:
+    return report_results(artifacts.manifest, artifacts.run_results,
+                          artifact_key=f"dbt-cloud-run-{run_id}", tags=("dbt-cloud",))
 
 
 def _describe(run: Mapping[str, Any]) -> str:
@@ -516,18 +517,23 @@ def run_dbt_cloud_job(
         raise _cancel_after_timeout(client, exc) from None
     status = DbtCloudJobRunStatus.of(run)
     logger.info("%s ended %s", _describe(run), status.name.title())
+    failed_nodes = ""
     if report_nodes:
         artifacts = _fetch_artifacts(client, run_id, artifacts_step)
         if artifacts is None:
             logger.warning("%s has no manifest.json and run_results.json to report",
                            _describe(run))
         else:
-            _report(artifacts)
+            report = _report(artifacts, run_id)
+            if report.failed:
+                failed_nodes = "; failed: " + ", ".join(n.unique_id for n in report.failed)
     if status is DbtCloudJobRunStatus.ERROR:
         raise DbtCloudJobRunFailed(
-            f"{_describe(run)} failed: {run.get('status_message') or 'no message'}", run)
+            f"{_describe(run)} failed: {run.get('status_message') or 'no message'}"
+            f"{failed_nodes}", run)
     if status is DbtCloudJobRunStatus.CANCELLED:
-        raise DbtCloudJobRunCancelled(f"{_describe(run)} was cancelled in dbt Cloud", run)
+        raise DbtCloudJobRunCancelled(
+            f"{_describe(run)} was cancelled in dbt Cloud{failed_nodes}", run)
     return run
 
 

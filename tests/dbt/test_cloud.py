@@ -14,13 +14,16 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
+from typing import Any
 
 import isolated_home
 import pytest
 from dbt_cloud_server import DbtCloudServer, Fault, Job
 from headwater import flow
+from headwater.context import RunTree
 from headwater.engine import LAST_RUN_TREE
 from headwater.exceptions import BlockValidationError
+from headwater_dbt import asset_key
 from headwater_dbt.cloud import (
     DbtCloudCredentials,
     DbtCloudHTTPError,
@@ -52,6 +55,24 @@ def credentials(server: DbtCloudServer) -> DbtCloudCredentials:
     return DbtCloudCredentials(account_id=ACCOUNT, api_key=TOKEN, domain=server.url)
 
 
+def _lineage_in_manifest(manifest: dict[str, Any]) -> dict[str, list[str]]:
+    """Each model, seed and snapshot's asset key -> its upstream assets' keys, from
+    ``depends_on.nodes`` (sources included), as the manifest says."""
+    relations = {**manifest["nodes"], **manifest["sources"]}
+    adapter = manifest["metadata"]["adapter_type"]
+    return {
+        asset_key(node, adapter): sorted(
+            asset_key(relations[parent], adapter) for parent in node["depends_on"].get("nodes", [])
+            if relations[parent]["resource_type"] in ("model", "seed", "snapshot", "source"))
+        for node in manifest["nodes"].values()
+        if node["resource_type"] in ("model", "seed", "snapshot")}
+
+
+def _states(tree: RunTree) -> dict[str, str]:
+    """Each reported node's unique id (its task key is ``dbt.<unique_id>``) -> its state."""
+    return {run.task_key.removeprefix("dbt."): run.state.name for run in tree.task_runs}
+
+
 def _no_token_anywhere(home: Path, *texts: str) -> None:
     """The token is in no file under HEADWATER_HOME (run record, results, artifacts,
     blocks' documents) and in none of ``texts``."""
@@ -73,9 +94,15 @@ def test_success_run_is_triggered_polled_and_its_artifacts_fetched(
 
     assert run["status"] == 10
     assert run["id"] == 70_000_001
+    tree = LAST_RUN_TREE[0]
+    run_results = json.loads((DATA / "success" / "run_results.json").read_text())
+    manifest = json.loads((DATA / "success" / "manifest.json").read_text())
+    assert _states(tree) == {r["unique_id"]: "Completed" for r in run_results["results"]}
+    assert {a["key"]: a["upstream"] for a in tree.assets} == _lineage_in_manifest(manifest)
+    assert "dbt-cloud-run-70000001" in tree.artifacts
     assert server.calls() == [
         f"POST {API}/jobs/42/run/",
-        *[f"GET {API}/runs/70000001/"] * 4,
+        *[f"GET {API}/runs/70000001/"] * 3,  # Starting, Running, Success
         f"GET {API}/runs/70000001/artifacts/",
         f"GET {API}/runs/70000001/artifacts/manifest.json",
         f"GET {API}/runs/70000001/artifacts/run_results.json",
@@ -101,7 +128,14 @@ def test_error_run_fails_the_flow_naming_the_run_and_its_message(
 
     assert info.value.run_id == 70_000_001
     assert "dbt Cloud run 70000001 of job 7" in str(info.value)
-    assert "Database Error in model orders_enriched" in str(info.value)
+    assert str(info.value).endswith(
+        "Database Error in model orders_enriched; failed: model.shop.orders_enriched, "
+        "test.shop.revenue_at_least")
+    states = _states(LAST_RUN_TREE[0])
+    assert states["model.shop.orders_enriched"] == "Failed"
+    assert states["test.shop.revenue_at_least"] == "Failed"
+    assert states["model.shop.orders_report"] == "NotReady"
+    assert states["model.shop.customer_revenue"] == "Completed"
     assert f"GET {API}/runs/70000001/artifacts/run_results.json" in server.calls()
     assert LAST_RUN_TREE[0].root.state.type.value == "FAILED"
 

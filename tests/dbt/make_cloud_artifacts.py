@@ -1,6 +1,6 @@
 """Make the dbt Cloud tests' artifacts: real ``dbt build`` runs of ``cloud_project/``.
 
-Run it again (``python tests/unit/dbt/make_cloud_artifacts.py``) when the pinned dbt-core
+Run it again (``python tests/dbt/make_cloud_artifacts.py``, in .venv-dbt) when the pinned dbt-core
 or dbt-duckdb changes. It builds the project twice with dbt's programmatic runner, in a
 temporary copy, against DuckDB: once as it is (``data/cloud/success/``: every node
 passes) and once with ``--vars '{break: true}'`` (``data/cloud/error/``: a model errors,
