@@ -13,12 +13,24 @@ It imports the SDK only: never the operator, the dev cluster, kopf or the Kubern
 client (.importlinter). dbt itself is imported when a runner is first used, not here.
 """
 
+from headwater_dbt.core import (
+    DbtCoreRunner,
+    DbtError,
+    DbtInvocationError,
+    DbtNodesFailed,
+    run_dbt,
+)
 from headwater_dbt.report import DbtReport, DbtReporter, NodeResult, asset_key, report_results
 
 __all__ = [
+    "DbtCoreRunner",
+    "DbtError",
+    "DbtInvocationError",
+    "DbtNodesFailed",
     "DbtReport",
     "DbtReporter",
     "NodeResult",
     "asset_key",
     "report_results",
+    "run_dbt",
 ]

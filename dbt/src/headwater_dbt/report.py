@@ -165,8 +165,9 @@ class DbtReporter:
     def __init__(self, command: str, manifest: Mapping[str, Any] | None = None, *,
                  adapter_type: str | None = None, project_dir: str | Path | None = None,
                  asset_key_fn: AssetKeyFn = asset_key, artifact_key: str | None = None,
-                 tags: Iterable[str] = ()) -> None:
+                 tags: Iterable[str] = (), target_path: str | Path | None = None) -> None:
         self.command = command
+        self.target_path = Path(target_path) if target_path is not None else None
         self.manifest: Mapping[str, Any] = manifest or {}
         self.adapter_type = adapter_type
         self.project_dir = Path(project_dir) if project_dir is not None else None
@@ -211,6 +212,21 @@ class DbtReporter:
                 return self.asset_key_fn(target, self._adapter)
         return None
 
+    def _compiled_path(self, node: Mapping[str, Any] | None) -> str | None:
+        """Where dbt wrote the node's compiled SQL: the manifest's ``compiled_path`` (the
+        one written once nodes ran), else ``<target>/compiled/<package>/<file>`` (dbt's
+        layout; the manifest written before the run has no compiled paths yet)."""
+        if node is None:
+            return None
+        compiled = node.get("compiled_path")
+        if compiled:
+            return str(self.project_dir / compiled) if self.project_dir else str(compiled)
+        package, source_file = node.get("package_name"), node.get("original_file_path")
+        if self.target_path is None or not package or not source_file or node.get(
+                "resource_type") == "source":
+            return None
+        return str(self.target_path / "compiled" / str(package) / str(source_file))
+
     def record_result(self, result: Mapping[str, Any]) -> NodeResult | None:
         """Record one result as a task run, unless this invocation already recorded it."""
         unique_id = str(result.get("unique_id") or "")
@@ -234,9 +250,7 @@ class DbtReporter:
         adapter_response = result.get("adapter_response") or {}
         rows = adapter_response.get("rows_affected")
         failures = result.get("failures")
-        compiled = (node or {}).get("compiled_path")
-        if compiled and self.project_dir is not None:
-            compiled = str(self.project_dir / compiled)
+        compiled = self._compiled_path(node)
         key = self._asset_of(node)
         text = str(message) if message else None
         if status == "warn" and text:
