@@ -16,7 +16,6 @@ from email.utils import format_datetime
 from pathlib import Path
 from typing import Any
 
-import isolated_home
 import pytest
 from dbt_cloud_server import DbtCloudServer, Fault, Job
 from headwater import flow
@@ -35,8 +34,6 @@ from headwater_dbt.cloud import (
     trigger_dbt_cloud_job_run_and_wait_for_completion,
 )
 from pydantic import ValidationError
-
-headwater_home = isolated_home.headwater_home  # autouse: each test's own HEADWATER_HOME
 
 TOKEN = "dbtc_Zq81-service-token-never-shown"
 ACCOUNT = 4321

@@ -7,14 +7,11 @@ import logging
 import stat
 from pathlib import Path
 
-import isolated_home
 import pytest
 import yaml
 from headwater.blocks.core import Block
 from headwater_dbt.profiles import temporary_profiles_dir, write_profiles_yml
 from pydantic import SecretStr
-
-headwater_home = isolated_home.headwater_home  # autouse: each test's own HEADWATER_HOME
 
 PASSWORD = "pw-9f2#k: {not jinja} ' \" end"
 PROJECT = Path(__file__).parent / "cloud_project"
