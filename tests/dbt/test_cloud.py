@@ -337,3 +337,29 @@ def test_prefect_name_and_parameters(server: DbtCloudServer,
             trigger_job_run_options=TriggerJobRunOptions(schema_override="ci_42"),
             max_wait_seconds=0.05, poll_frequency_seconds=0.01)  # type: ignore[arg-type]
     assert json.loads(server.requests[0].body)["schema_override"] == "ci_42"
+
+
+def test_a_redirect_elsewhere_is_not_followed_with_the_token(
+        server: DbtCloudServer, credentials: DbtCloudCredentials) -> None:
+    server.jobs[1] = Job(statuses=[3])
+    client = credentials.get_client()
+    run_id = client.trigger_job_run(1)["id"]
+    with DbtCloudServer(TOKEN, ACCOUNT) as elsewhere:
+        server.faults.append(Fault("GET", f"{API}/runs/{run_id}/", 302,
+                                   {"Location": f"{elsewhere.url}{API}/runs/{run_id}/"}))
+        with pytest.raises(DbtCloudHTTPError, match="HTTP 302: injected; it redirected to "
+                           "another host, where the token is not sent"):
+            client.get_run(run_id)
+        assert elsewhere.requests == []
+
+
+def test_a_redirect_within_the_host_is_followed(server: DbtCloudServer,
+                                                credentials: DbtCloudCredentials) -> None:
+    server.jobs[1] = Job(statuses=[3])
+    run_id = credentials.get_client().trigger_job_run(1)["id"]
+    server.faults.append(Fault("GET", f"{API}/runs/{run_id}", 301,
+                               {"Location": f"{server.url}{API}/runs/{run_id}/"}))
+
+    assert credentials.get_client()._json("GET", f"/runs/{run_id}")["id"] == run_id
+    assert server.calls()[-2:] == [f"GET {API}/runs/{run_id}", f"GET {API}/runs/{run_id}/"]
+    assert server.requests[-1].headers["authorization"] == f"Token {TOKEN}"

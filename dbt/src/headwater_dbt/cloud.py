@@ -347,7 +347,7 @@ class DbtCloudClient:
         while True:
             request = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
-                with urllib.request.urlopen(request, timeout=self._timeout) as response:
+                with _OPENER.open(request, timeout=self._timeout) as response:
                     payload: bytes = response.read()
                     return payload
             except urllib.error.HTTPError as exc:
@@ -398,11 +398,34 @@ class DbtCloudClient:
                  "can trigger and read runs)",
             404: "check account_id, the job or run id, and the domain of the credentials block",
         }.get(status, "")
+        if 300 <= status < 400:
+            hint = ("it redirected to another host, where the token is not sent: set the "
+                    "domain of the credentials block to the account's access URL")
         about = f" (run {run_id})" if run_id is not None else ""
         text = (f"dbt Cloud {method} {self._path(path)}{about} answered HTTP {status}"
                 + (f": {message}" if message else "") + (f"; {hint}" if hint else ""))
         return DbtCloudHTTPError(_mask(text, token), method=method, path=self._path(path),
                                  status=status, run_id=run_id)
+
+
+class _SameOriginRedirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only within the same scheme, host and port.
+
+    urllib copies a request's headers, ``Authorization`` included, onto the redirected
+    request wherever it goes; a redirect elsewhere is not followed, so the token is never
+    sent to another origin (the 3xx becomes the error).
+    """
+
+    def redirect_request(  # noqa: PLR0917 - urllib calls it with these, positionally
+            self, req: urllib.request.Request, fp: Any, code: int, msg: str,
+                         headers: Any, newurl: str) -> urllib.request.Request | None:
+        old, new = urllib.parse.urlsplit(req.full_url), urllib.parse.urlsplit(newurl)
+        if (old.scheme, old.hostname, old.port) != (new.scheme, new.hostname, new.port):
+            return None
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+_OPENER = urllib.request.build_opener(_SameOriginRedirects())
 
 
 def _mask(text: str, token: str) -> str:
