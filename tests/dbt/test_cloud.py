@@ -363,3 +363,15 @@ def test_a_redirect_within_the_host_is_followed(server: DbtCloudServer,
     assert credentials.get_client()._json("GET", f"/runs/{run_id}")["id"] == run_id
     assert server.calls()[-2:] == [f"GET {API}/runs/{run_id}", f"GET {API}/runs/{run_id}/"]
     assert server.requests[-1].headers["authorization"] == f"Token {TOKEN}"
+
+
+def test_a_token_the_server_echoes_is_masked_in_the_error(
+        server: DbtCloudServer, credentials: DbtCloudCredentials) -> None:
+    server.faults.append(Fault("POST", f"{API}/jobs/1/run/", 403,
+                               message=f"token {TOKEN} may not trigger job 1"))
+
+    with pytest.raises(DbtCloudHTTPError) as info:
+        credentials.get_client().trigger_job_run(1)
+
+    assert str(info.value).startswith(
+        f"dbt Cloud POST {API}/jobs/1/run/ answered HTTP 403: token ******** may not trigger")

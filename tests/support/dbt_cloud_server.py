@@ -81,6 +81,7 @@ class Fault:
     path: str
     status: int
     headers: dict[str, str] = field(default_factory=dict)
+    message: str = "injected"
 
 
 @dataclass
@@ -137,7 +138,7 @@ class DbtCloudServer:
             for fault in self.faults:
                 if fault.method == method and re.fullmatch(fault.path, path):
                     self.faults.remove(fault)
-                    return _envelope(fault.status, None, "injected", fault.headers)
+                    return _envelope(fault.status, None, fault.message, fault.headers)
             if headers.get("authorization") not in (f"Token {self.token}",
                                                     f"Bearer {self.token}"):
                 return _envelope(401, None, "Invalid token.")
