@@ -52,6 +52,7 @@ from typing import Any
 
 from headwater.blocks.core import Block
 from headwater.flows import flow
+from headwater.logging import get_run_logger
 from headwater.secrets import redact
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
@@ -529,7 +530,7 @@ def run_dbt_cloud_job(
       :class:`DbtCloudJobRunCancelled`.
     """
     client = credentials.get_client()
-    logger = _run_logger()
+    logger = get_run_logger()
     run = client.trigger_job_run(job_id, options)
     run_id: int = run["id"]
     logger.info("Triggered %s", _describe(run))
@@ -571,15 +572,6 @@ def _cancel_after_timeout(client: DbtCloudClient,
     return DbtCloudJobRunTimedOut(
         f"{timeout}; it was cancelled. Raise timeout_seconds if the job needs longer",
         run_id=timeout.run_id, timeout_seconds=timeout.timeout_seconds, cancelled=True)
-
-
-def _run_logger() -> logging.LoggerAdapter[logging.Logger] | logging.Logger:
-    from headwater.logging import get_run_logger
-
-    try:
-        return get_run_logger()
-    except RuntimeError:
-        return _log
 
 
 def trigger_dbt_cloud_job_run_and_wait_for_completion(
