@@ -290,7 +290,7 @@ class _EventHandler:
             if "num_failures" in result:
                 entry["failures"] = _plain(result["num_failures"])
             with self.lock:
-                self.context.run(self.reporter.record_result, entry)
+                self.context.run(self.reporter.record_result, entry, live=True)
         except Exception as exc:  # never break dbt's run: run_results.json reports it
             self._warn(exc)
 

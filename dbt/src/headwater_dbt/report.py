@@ -100,6 +100,8 @@ class NodeResult:
     asset_key: str | None = None
     """The asset this node materializes (models, seeds, snapshots) or tests."""
     task_run: TaskRun | None = field(default=None, repr=False)
+    live: bool = False
+    """Reported as the node finished (dbt Core's event), not from run_results at the end."""
 
     @property
     def failed(self) -> bool:
@@ -227,8 +229,10 @@ class DbtReporter:
             return None
         return str(self.target_path / "compiled" / str(package) / str(source_file))
 
-    def record_result(self, result: Mapping[str, Any]) -> NodeResult | None:
-        """Record one result as a task run, unless this invocation already recorded it."""
+    def record_result(self, result: Mapping[str, Any], *,
+                      live: bool = False) -> NodeResult | None:
+        """Record one result as a task run, unless this invocation already recorded it
+        (``live``: it comes from an event as the node finished)."""
         unique_id = str(result.get("unique_id") or "")
         if not unique_id:
             return None
@@ -267,7 +271,7 @@ class DbtReporter:
         entry = NodeResult(unique_id, kind, status, outcome, text, started, ended,
                            rows if isinstance(rows, int) else None,
                            failures if isinstance(failures, int) else None,
-                           compiled, key)
+                           compiled, key, live=live)
         with self._lock:
             if unique_id in self.results:
                 return self.results[unique_id]
