@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import last_record
 from dbt_cloud_server import DbtCloudServer, Fault, Job
-from headwater import flow
+from headwater import flow, runstore
 from headwater.context import RunTree
 from headwater.engine import LAST_RUN_TREE
 from headwater.exceptions import BlockValidationError
@@ -64,6 +63,13 @@ def _lineage_in_manifest(manifest: dict[str, Any]) -> dict[str, list[str]]:
             if relations[parent]["resource_type"] in ("model", "seed", "snapshot", "source"))
         for node in manifest["nodes"].values()
         if node["resource_type"] in ("model", "seed", "snapshot")}
+
+
+def _last_record() -> dict[str, Any]:
+    """The record the last root flow run wrote to this test's HEADWATER_HOME."""
+    recorder = LAST_RUN_TREE[0].recorder
+    assert recorder is not None, "the run wrote no record"
+    return runstore.read_record(recorder.location.url)
 
 
 def _states(tree: RunTree) -> dict[str, str]:
@@ -281,7 +287,7 @@ def test_the_token_never_reaches_logs_errors_the_record_or_artifacts(
     errors = []
     with caplog.at_level(logging.DEBUG):
         pipeline(1, 60)
-        record = last_record()
+        record = _last_record()
         for job_id, timeout in ((2, 60), (3, 0.05)):
             with pytest.raises((DbtCloudJobRunFailed, DbtCloudJobRunTimedOut)) as info:
                 pipeline(job_id, timeout)
