@@ -87,6 +87,10 @@ class FlowRunTrigger(StrEnum):
     BACKFILL = "backfill"
     CLI = "cli"
     MANUAL = "manual"
+    DEPLOYMENT = "deployment"
+    """Created by a Deployment's ``afterDeployment`` trigger (docs/triggers.md)."""
+    ASSET = "asset"
+    """Created by a Deployment's ``assets`` trigger (docs/triggers.md)."""
 
 
 class ImagePullPolicy(StrEnum):

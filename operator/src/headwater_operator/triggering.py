@@ -1,0 +1,219 @@
+"""Deployment triggers: which ended runs start which Deployment's run, under what name.
+
+A Deployment's ``spec.triggers`` (docs/triggers.md) says it runs after another
+Deployment's run ends (``afterDeployment``) or once every upstream asset of its flow has
+been materialized again since its own last run (``assets``). This module is the pure
+decision the triggers controller (:mod:`headwater_operator.controllers.triggers`) applies
+to what its watches show: no I/O, every input passed in.
+
+What it must respect:
+
+* **One triggering event, one run, whatever replays it.** The run's name derives only
+  from the Deployment, the trigger and what triggered it — the upstream run's uid, or the
+  set of runs whose materializations made the upstream fresh
+  (:func:`triggered_run_name`) — so the operator after a restart, an informer relist or
+  a second leader derive the same name, and ``409 AlreadyExists`` makes the repeat a
+  no-op. A uid, not a name: a run deleted and created again under the same name is a
+  new event.
+* **Only runs that ended after the trigger was declared count** (:class:`Upstream`
+  ``since``), so adding a trigger to a namespace with history starts no flood.
+* **A failed upstream run triggers nothing** unless the trigger lists that phase.
+* Parameters are mapped with :func:`headwater_operator.templating.render` over the
+  triggering run, never by a second renderer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from headwater.contract import (
+    ANNOTATION_TRIGGER,
+    API_VERSION,
+    LABEL_DEPLOYMENT,
+    LABEL_MANAGED_BY,
+    MANAGED_BY_VALUE,
+)
+
+from headwater_operator.api.enums import FlowRunTrigger
+from headwater_operator.api.flowrun import FLOWRUN_NAME_MAX_LENGTH
+from headwater_operator.kubetime import parse_time
+from headwater_operator.labels import label_value
+from headwater_operator.templating import flowrun_context, render
+
+LABEL_TRIGGERED_BY = "headwater.dev/triggered-by"
+"""On a triggered run: the upstream run that triggered it (the newest one, for assets)."""
+ANNOTATION_TRIGGERED_BY = "headwater.dev/triggered-by-runs"
+"""On a triggered run: every run that triggered it, ``name/uid`` comma-separated."""
+ANNOTATION_TRIGGER_ID = "headwater.dev/trigger-id"
+"""On a triggered run: which of its Deployment's triggers made it (:func:`trigger_id`)."""
+ASSETS_TRIGGER_ID = "assets"
+_HASH_CHARS = 10
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """What a trigger decision needs of one FlowRun (kept by the controller per run)."""
+
+    name: str
+    uid: str
+    deployment: str | None
+    phase: str | None
+    created: datetime | None
+    """``metadata.creationTimestamp``."""
+    end: datetime | None
+    """``status.endTime``."""
+    assets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """``status.assets``: (key, upstream keys) of each asset it materialized."""
+
+
+def trigger_id(trigger: Mapping[str, Any]) -> str:
+    """A trigger's identity within its Deployment: ``afterDeployment/<name>`` or ``assets``.
+
+    Editing a trigger's parameters or phases keeps its identity (and its ``since``).
+    """
+    after = trigger.get("afterDeployment")
+    if after is not None:
+        return f"afterDeployment/{after['name']}"
+    return ASSETS_TRIGGER_ID
+
+
+def triggered_run_name(deployment: str, trigger: str, material: Iterable[str]) -> str:
+    """The run name for one triggering event: ``<deployment>-<hash>``.
+
+    ``material`` is what identifies the event (the upstream run's uid; the uids of the
+    materializing runs), hashed with the trigger's identity. The Deployment's name is
+    cut so the whole stays within :data:`FLOWRUN_NAME_MAX_LENGTH` and a DNS subdomain.
+    """
+    digest = hashlib.sha256("\n".join((trigger, *sorted(material))).encode()).hexdigest()
+    prefix = deployment[: FLOWRUN_NAME_MAX_LENGTH - _HASH_CHARS - 1].rstrip("-.")
+    return f"{prefix}-{digest[:_HASH_CHARS]}"
+
+
+def after_deployment_events(
+    trigger: Mapping[str, Any], runs: Iterable[RunFacts], since: datetime,
+) -> list[RunFacts]:
+    """The upstream runs that fire an ``afterDeployment`` trigger: runs of its upstream
+    Deployment that ended in one of its ``phases`` at or after ``since``, oldest first."""
+    after = trigger["afterDeployment"]
+    phases = set(after.get("phases") or ["Completed"])
+    fired = [run for run in runs
+             if run.deployment == after["name"] and run.phase in phases
+             and run.end is not None and run.end >= since]
+    return sorted(fired, key=_end_order)
+
+
+def upstream_keys(trigger: Mapping[str, Any], own_runs: Sequence[RunFacts]) -> list[str]:
+    """The asset keys an ``assets`` trigger waits for: ``upstream`` when given, else the
+    upstream keys of what this Deployment's latest run (with assets) materialized."""
+    declared = (trigger.get("assets") or {}).get("upstream")
+    if declared is not None:
+        return sorted(set(declared))
+    with_assets = [run for run in own_runs if run.assets and run.end is not None]
+    if not with_assets:
+        return []
+    latest = max(with_assets, key=_end_order)
+    own = {key for key, _ in latest.assets}
+    return sorted({up for _, ups in latest.assets for up in ups} - own)
+
+
+def fresh_materializations(
+    keys: Sequence[str], runs: Iterable[RunFacts], *, deployment: str, after: datetime,
+) -> dict[str, RunFacts] | None:
+    """For each of ``keys``, the newest Completed run of another Deployment that
+    materialized it and ended after ``after``; None unless every key has one.
+
+    ``after`` is the later of the trigger's ``since`` and this Deployment's own last run's
+    creation: the "dashboard only after all upstream succeeded" rule.
+    """
+    if not keys:
+        return None
+    newest: dict[str, RunFacts] = {}
+    wanted = set(keys)
+    for run in runs:
+        if (run.phase != "Completed" or run.deployment == deployment or run.end is None
+                or run.end <= after):
+            continue
+        for key, _ in run.assets:
+            if key in wanted:
+                found = newest.get(key)
+                if found is None or _end_order(run) > _end_order(found):
+                    newest[key] = run
+    return newest if len(newest) == len(wanted) else None
+
+
+def last_run_created(own_runs: Iterable[RunFacts]) -> datetime | None:
+    """When this Deployment's newest run was created (None when it has none)."""
+    return max((run.created for run in own_runs if run.created is not None), default=None)
+
+
+def _end_order(run: RunFacts) -> tuple[datetime, str]:
+    return (run.end or _EPOCH, run.name)
+
+
+def map_parameters(templates: Mapping[str, str], upstream: Mapping[str, Any], *,
+                   field: str) -> dict[str, Any]:
+    """The triggered run's parameters: each template rendered over the upstream run
+    (:func:`~headwater_operator.templating.flowrun_context`); raises
+    :class:`~headwater_operator.templating.TemplateError` naming ``field.<name>``."""
+    context = flowrun_context(upstream)
+    return {name: render(template, context, field=f"{field}.{name}")
+            for name, template in templates.items()}
+
+
+def build_triggered_run(
+    deployment: Mapping[str, Any], *, name: str, trigger: str, kind: FlowRunTrigger,
+    upstream: Sequence[RunFacts], parameters: Mapping[str, Any],
+) -> dict[str, Any]:
+    """The FlowRun a trigger creates (owned by its Deployment, naming its provenance).
+
+    ``upstream`` is what triggered it, newest last: the label names the newest, the
+    annotation every one of them.
+    """
+    meta = deployment["metadata"]
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "FlowRun",
+        "metadata": {
+            "name": name,
+            "namespace": meta.get("namespace"),
+            "labels": {
+                LABEL_DEPLOYMENT: label_value(meta["name"]),
+                LABEL_MANAGED_BY: MANAGED_BY_VALUE,
+                LABEL_TRIGGERED_BY: label_value(upstream[-1].name),
+            },
+            "annotations": {
+                ANNOTATION_TRIGGER: kind.value,
+                ANNOTATION_TRIGGER_ID: trigger,
+                ANNOTATION_TRIGGERED_BY: ",".join(f"{run.name}/{run.uid}" for run in upstream),
+            },
+            "ownerReferences": [{
+                "apiVersion": API_VERSION, "kind": "Deployment", "name": meta["name"],
+                "uid": meta["uid"], "controller": False, "blockOwnerDeletion": False,
+            }],
+        },
+        "spec": {
+            "deploymentRef": {"name": meta["name"]},
+            "parameters": dict(parameters),
+            "trigger": kind.value,
+        },
+    }
+
+
+def since_for(trigger: str, status: Mapping[str, Any], metadata: Mapping[str, Any],
+              now: datetime) -> datetime:
+    """Since when ``trigger`` counts upstream runs: its ``status.triggers`` entry, else
+    the Deployment's creation when the trigger was there from the start (generation 1),
+    else ``now`` (the trigger was added by an edit just seen)."""
+    for entry in status.get("triggers") or ():
+        since = parse_time(entry.get("since")) if entry.get("trigger") == trigger else None
+        if since is not None:
+            return since
+    created = parse_time(metadata.get("creationTimestamp"))
+    if metadata.get("generation") == 1 and created is not None:
+        return created
+    return now
