@@ -28,8 +28,8 @@ from headwater_operator.api.common import (
     StatusModel,
 )
 from headwater_operator.api.enums import (
-    TERMINAL_PHASES,
     CollisionStrategy,
+    FinalPhase,
     FlowRunPhase,
     RetryCause,
 )
@@ -210,27 +210,15 @@ class AfterDeploymentTrigger(SpecModel):
         min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
         description="The upstream Deployment, in the same namespace, e.g. `ingest`.",
     )
-    phases: list[FlowRunPhase] = Field(
-        default_factory=lambda: [FlowRunPhase.COMPLETED], min_length=1,
-        json_schema_extra={"x-kubernetes-list-type": "set", "x-kubernetes-validations": [{
-            "rule": "self.all(p, p in ['Completed', 'Failed', 'Crashed', 'Cancelled'])",
-            "message": "only final phases end a run: use Completed, Failed, Crashed or "
-            "Cancelled"}]},
+    phases: list[FinalPhase] = Field(
+        default_factory=lambda: [FinalPhase.COMPLETED], min_length=1, max_length=4,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
         description="The upstream run's final phases that trigger a run. Default "
         "`[Completed]`: a failed upstream run stops the chain.",
     )
     parameters: ParameterTemplates
 
     _templates = field_validator("parameters")(_check_templates)
-
-    @field_validator("phases")
-    @classmethod
-    def _final_phases(cls, phases: list[FlowRunPhase]) -> list[FlowRunPhase]:
-        for phase in phases:
-            if phase not in TERMINAL_PHASES:
-                raise ValueError(f"{phase.value} is not a final phase: only final phases "
-                                 "end a run: use Completed, Failed, Crashed or Cancelled")
-        return phases
 
 
 class AssetsTrigger(SpecModel):

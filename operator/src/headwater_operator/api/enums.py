@@ -37,6 +37,15 @@ TERMINAL_PHASES: frozenset[FlowRunPhase] = frozenset(
 """Phases a FlowRun never leaves."""
 
 
+class FinalPhase(StrEnum):
+    """The phases a run ends in (:data:`TERMINAL_PHASES`), as a trigger selects them."""
+
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CRASHED = "Crashed"
+    CANCELLED = "Cancelled"
+
+
 class CollisionStrategy(StrEnum):
     """What a Deployment does with a new run when its concurrency limit is reached."""
 
