@@ -36,6 +36,7 @@ from headwater_dev import process_kubelet as pk
 from headwater_dev import sandbox as sb
 from headwater_dev.harness import wait_for
 from headwater_operator import kube
+from headwater_operator.triggering import triggered_run_name
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -392,6 +393,24 @@ def test_until_complete_waits_for_runs_and_for_schedules_due_in_time() -> None:
                                    _schedule("off", suspend=True)], due_by)
     assert not sb.is_complete([done, _run("s", "Pending", schedule="every-10s")], [soon],
                               due_by)
+
+
+def test_until_complete_waits_for_the_runs_triggers_call_for() -> None:
+    due_by = NOW + timedelta(minutes=5)
+    downstream = {"metadata": {"name": "after-d", "namespace": "default", "uid": "u",
+                               "generation": 1, "creationTimestamp": "2026-03-02T04:00:00Z"},
+                  "spec": {"triggers": [{"afterDeployment": {"name": "d"}}]}}
+    upstream = _run("a", "Completed", endTime="2026-03-02T05:00:05Z")
+    upstream["metadata"]["uid"] = "uid-a"
+    # The upstream run ended; its downstream run is not there yet: not complete.
+    assert not sb.is_complete([upstream], [], due_by, [downstream])
+    created = {"metadata": {"name": triggered_run_name("after-d", "afterDeployment/d",
+                                                       ["uid-a"]), "namespace": "default"},
+               "spec": {"deploymentRef": {"name": "after-d"}},
+               "status": {"phase": "Completed"}}
+    assert sb.is_complete([upstream, created], [], due_by, [downstream])
+    failed = _run("a", "Failed", endTime="2026-03-02T05:00:05Z")
+    assert sb.is_complete([failed], [], due_by, [downstream])  # the chain stops there
 
 
 def test_failed_and_crashed_runs_fail_the_session_but_cancelled_ones_do_not() -> None:

@@ -82,7 +82,7 @@ async def start_ingest(kube: kube_module.Kube, namespace: str, name: str,
 
 
 async def test_the_chain_runs_in_order_with_the_mapped_window(
-    chain: None, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator,
+    *, chain: None, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator,
     namespace: str, kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
     await start_ingest(kube, namespace, "ingest-nov", "2026-11-01", "2026-11-02")
@@ -107,7 +107,7 @@ async def test_the_chain_runs_in_order_with_the_mapped_window(
 
 
 async def test_a_failed_upstream_run_stops_the_chain(
-    chain: None, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator,
+    *, chain: None, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator,
     namespace: str, kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
     await start_ingest(kube, namespace, "ingest-bad", "2026-11-01", "2026-11-02")
@@ -136,7 +136,7 @@ def backfill(*argv: str) -> int:
 
 
 async def test_a_backfill_triggers_each_window_once_across_a_restart(
-    chain: None, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator,
+    *, chain: None, operator: OperatorHarness, kube: kube_module.Kube, emulator: Emulator,
     namespace: str, kubelet: Kubelet, wait_for: WaitFor,
 ) -> None:
     await kube.create(kube_module.SCHEDULES, {"metadata": {"name": "daily-ingest"}, "spec": {

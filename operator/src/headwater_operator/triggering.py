@@ -71,6 +71,47 @@ class RunFacts:
     """``status.assets``: (key, upstream keys) of each asset it materialized."""
 
 
+def run_facts(obj: Mapping[str, Any]) -> RunFacts:
+    """What the trigger decisions need of a FlowRun body."""
+    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
+    status = obj.get("status") or {}
+    phase = status.get("phase")
+    assets: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    if phase == "Completed":
+        assets = tuple((str(asset.get("key")), tuple(str(up) for up in asset.get("upstream")
+                                                       or ()))
+                       for asset in status.get("assets") or () if asset.get("key"))
+    return RunFacts(
+        name=str(meta.get("name")), uid=str(meta.get("uid") or ""),
+        deployment=(spec.get("deploymentRef") or {}).get("name"), phase=phase,
+        created=parse_time(meta.get("creationTimestamp")),
+        end=parse_time(status.get("endTime")), assets=assets)
+
+
+def pending_runs(deployments: Iterable[Mapping[str, Any]],
+                 runs: Iterable[Mapping[str, Any]], now: datetime) -> list[str]:
+    """Names of the runs the Deployments' triggers call for that do not exist (yet).
+
+    What ``headwater dev --until-complete`` waits for besides unfinished runs: the
+    moment between an upstream run's end and its triggered run's creation.
+    """
+    by_namespace: dict[str, list[RunFacts]] = {}
+    names: set[tuple[str, str]] = set()
+    for run in runs:
+        namespace = (run.get("metadata") or {}).get("namespace") or "default"
+        facts = run_facts(run)
+        by_namespace.setdefault(namespace, []).append(facts)
+        names.add((namespace, facts.name))
+    missing = []
+    for deployment in deployments:
+        namespace = deployment["metadata"].get("namespace") or "default"
+        for due in due_runs(deployment, by_namespace.get(namespace, []),
+                            since_of(deployment, now)):
+            if (namespace, due.name) not in names:
+                missing.append(due.name)
+    return missing
+
+
 def trigger_id(trigger: Mapping[str, Any]) -> str:
     """A trigger's identity within its Deployment: ``afterDeployment/<name>`` or ``assets``.
 
@@ -202,6 +243,68 @@ def build_triggered_run(
             "trigger": kind.value,
         },
     }
+
+
+@dataclass(frozen=True)
+class DueRun:
+    """A run one of a Deployment's triggers calls for (it may exist already)."""
+
+    name: str
+    trigger: str
+    """:func:`trigger_id` of the trigger."""
+    kind: FlowRunTrigger
+    upstream: tuple[RunFacts, ...]
+    """What triggered it, newest last."""
+    templates: Mapping[str, str]
+    """The trigger's ``parameters`` templates."""
+    field: str
+    """Where those templates are, for errors: ``spec.triggers[0].afterDeployment.parameters``."""
+
+
+def due_runs(deployment: Mapping[str, Any], runs: Iterable[RunFacts],
+             since: Mapping[str, datetime]) -> list[DueRun]:
+    """Every run the triggers of ``deployment`` call for, given the namespace's ``runs``
+    and each trigger's ``since`` (by :func:`trigger_id`); a paused Deployment's none.
+
+    Runs that exist already are included: the caller skips the names it finds.
+    """
+    spec, name = deployment.get("spec") or {}, deployment["metadata"]["name"]
+    if spec.get("paused"):
+        return []
+    runs = list(runs)
+    due: list[DueRun] = []
+    for index, trigger in enumerate(spec.get("triggers") or ()):
+        identity = trigger_id(trigger)
+        if "afterDeployment" in trigger:
+            field = f"spec.triggers[{index}].afterDeployment.parameters"
+            templates = trigger["afterDeployment"].get("parameters") or {}
+            due.extend(DueRun(triggered_run_name(name, identity, [upstream.uid]), identity,
+                              FlowRunTrigger.DEPLOYMENT, (upstream,), templates, field)
+                       for upstream in after_deployment_events(trigger, runs, since[identity]))
+            continue
+        own = [run for run in runs if run.deployment == name]
+        last = last_run_created(own)
+        after = since[identity] if last is None else max(since[identity], last)
+        fresh = fresh_materializations(upstream_keys(trigger, own), runs, deployment=name,
+                                       after=after)
+        if fresh is not None:
+            upstream = tuple(sorted({run.name: run for run in fresh.values()}.values(),
+                                    key=_end_order))
+            due.append(DueRun(
+                triggered_run_name(name, identity, [run.uid for run in upstream]), identity,
+                FlowRunTrigger.ASSET, upstream, trigger["assets"].get("parameters") or {},
+                f"spec.triggers[{index}].assets.parameters"))
+    return due
+
+
+def since_of(deployment: Mapping[str, Any], now: datetime,
+             status: Mapping[str, Any] | None = None) -> dict[str, datetime]:
+    """Each trigger's ``since`` (by :func:`trigger_id`), from ``status`` (default: the
+    Deployment's own; see :func:`since_for`)."""
+    meta = deployment["metadata"]
+    found = deployment.get("status") or {} if status is None else status
+    return {trigger_id(t): since_for(trigger_id(t), found, meta, now)
+            for t in (deployment.get("spec") or {}).get("triggers") or ()}
 
 
 def since_for(trigger: str, status: Mapping[str, Any], metadata: Mapping[str, Any],

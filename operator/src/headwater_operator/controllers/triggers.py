@@ -41,26 +41,21 @@ from pydantic import ValidationError
 from headwater_operator import kube, reasons
 from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.api.deployment import Deployment
-from headwater_operator.api.enums import FlowRunTrigger
 from headwater_operator.api.errors import format_validation_error
 from headwater_operator.clock import Clock
 from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
 from headwater_operator.informer import InformerFactory, Store
-from headwater_operator.kubetime import format_time, parse_time
+from headwater_operator.kubetime import format_time
 from headwater_operator.runtime import DONE, Controller, Result
 from headwater_operator.templating import TemplateError
 from headwater_operator.triggering import (
-    ASSETS_TRIGGER_ID,
+    DueRun,
     RunFacts,
-    after_deployment_events,
     build_triggered_run,
-    fresh_materializations,
-    last_run_created,
+    due_runs,
     map_parameters,
-    since_for,
-    trigger_id,
-    triggered_run_name,
-    upstream_keys,
+    run_facts,
+    since_of,
 )
 
 logger = logging.getLogger(__name__)
@@ -69,23 +64,6 @@ KIND = "Deployment"
 Key = tuple[str, str]
 """(namespace, Deployment name)."""
 DEFAULT_WORKERS = 64
-
-
-def run_facts(obj: Mapping[str, Any]) -> RunFacts:
-    """What the trigger decisions need of a FlowRun body."""
-    meta, spec = obj.get("metadata") or {}, obj.get("spec") or {}
-    status = obj.get("status") or {}
-    phase = status.get("phase")
-    assets: tuple[tuple[str, tuple[str, ...]], ...] = ()
-    if phase == "Completed":
-        assets = tuple((str(asset.get("key")), tuple(str(up) for up in asset.get("upstream")
-                                                       or ()))
-                       for asset in status.get("assets") or () if asset.get("key"))
-    return RunFacts(
-        name=str(meta.get("name")), uid=str(meta.get("uid") or ""),
-        deployment=(spec.get("deploymentRef") or {}).get("name"), phase=phase,
-        created=parse_time(meta.get("creationTimestamp")),
-        end=parse_time(status.get("endTime")), assets=assets)
 
 
 class TriggerController:
@@ -176,23 +154,14 @@ class TriggerController:
         if not self._valid(key, body):
             return DONE
         now = self.queue.clock.now()
-        spec, meta = body["spec"], body["metadata"]
-        status = {"triggers": self.written[key]} if key in self.written else (
-            body.get("status") or {})
-        since = {trigger_id(t): since_for(trigger_id(t), status, meta, now) for t in triggers}
-        if spec.get("paused"):
+        since = since_of(body, now, {"triggers": self.written[key]}
+                         if key in self.written else None)
+        if body["spec"].get("paused"):
             # Prefect's way: what ends while a Deployment is paused triggers nothing, ever.
             since = dict.fromkeys(since, now)
         await self._write_since(key, since)
-        if spec.get("paused"):
-            return DONE
-        runs = self.runs.get(key[0], {})
-        for index, trigger in enumerate(triggers):
-            if "afterDeployment" in trigger:
-                await self._after_deployment(body, index, trigger, since[trigger_id(trigger)],
-                                             runs)
-            else:
-                await self._assets(body, index, trigger, since[ASSETS_TRIGGER_ID], runs)
+        for due in due_runs(body, self.runs.get(key[0], {}).values(), since):
+            await self._create(body, due)
         return DONE
 
     def _valid(self, key: Key, body: Mapping[str, Any]) -> bool:
@@ -226,58 +195,25 @@ class TriggerController:
                                        {"status": {"triggers": entries}}, namespace=key[0])
         self.written[key] = entries
 
-    async def _after_deployment(self, body: Mapping[str, Any], index: int,
-                                trigger: Mapping[str, Any], since: datetime,
-                                runs: dict[str, RunFacts]) -> None:
-        name = body["metadata"]["name"]
-        identity = trigger_id(trigger)
-        for upstream in after_deployment_events(trigger, list(runs.values()), since):
-            run_name = triggered_run_name(name, identity, [upstream.uid])
-            await self._create(body, run_name, identity=identity,
-                               kind=FlowRunTrigger.DEPLOYMENT, upstream=[upstream],
-                               declared=trigger["afterDeployment"],
-                               field=f"spec.triggers[{index}].afterDeployment.parameters")
-
-    async def _assets(self, body: Mapping[str, Any], index: int,
-                      trigger: Mapping[str, Any], since: datetime,
-                      runs: dict[str, RunFacts]) -> None:
-        name = body["metadata"]["name"]
-        own = [run for run in runs.values() if run.deployment == name]
-        keys = upstream_keys(trigger, own)
-        last = last_run_created(own)
-        fresh = fresh_materializations(keys, runs.values(), deployment=name,
-                                       after=max(since, last) if last else since)
-        if fresh is None:
-            return
-        upstream = sorted({run.name: run for run in fresh.values()}.values(),
-                          key=lambda run: (run.end or since, run.name))
-        run_name = triggered_run_name(name, ASSETS_TRIGGER_ID, [run.uid for run in upstream])
-        await self._create(body, run_name, identity=ASSETS_TRIGGER_ID,
-                           kind=FlowRunTrigger.ASSET, upstream=upstream,
-                           declared=trigger["assets"],
-                           field=f"spec.triggers[{index}].assets.parameters")
-
-    async def _create(self, body: Mapping[str, Any], run_name: str, *, identity: str,
-                      kind: FlowRunTrigger, upstream: list[RunFacts],
-                      declared: Mapping[str, Any], field: str) -> None:
+    async def _create(self, body: Mapping[str, Any], due: DueRun) -> None:
         """Create one triggered run, unless the watch already shows it."""
         namespace = body["metadata"].get("namespace") or "default"
         runs = self.runs.setdefault(namespace, {})
-        if run_name in runs:
+        if due.name in runs:
             return  # made before (this process, an earlier leader): the same event
-        templates = declared.get("parameters") or {}
+        upstream = list(due.upstream)
         try:
             parameters = {}
-            if templates:
+            if due.templates:
                 source = await self.client.get(kube.FLOWRUNS, upstream[-1].name,
                                                namespace=namespace)
-                parameters = map_parameters(templates, source, field=field)
+                parameters = map_parameters(due.templates, source, field=due.field)
         except kube.NotFound:
             return  # the upstream run was deleted meanwhile: nothing left to map from
         except TemplateError as error:
-            self._refused(body, run_name, upstream, str(error))
+            self._refused(body, due.name, upstream, str(error))
             return
-        run = build_triggered_run(body, name=run_name, trigger=identity, kind=kind,
+        run = build_triggered_run(body, name=due.name, trigger=due.trigger, kind=due.kind,
                                   upstream=upstream, parameters=parameters)
         try:
             await self.client.create(kube.FLOWRUNS, run, namespace=namespace)
@@ -286,14 +222,14 @@ class TriggerController:
         except kube.KubeError as error:
             if not kube.is_final_rejection(error.status, error.message):
                 raise  # transient: the wake-up is retried after a backoff
-            self._refused(body, run_name, upstream, error.message)
+            self._refused(body, due.name, upstream, error.message)
             return
         else:
             self.events.post(body, "Normal", reasons.RUN_TRIGGERED, (
-                f"created run {run_name} ({identity}, after "
+                f"created run {due.name} ({due.trigger}, after "
                 f"{', '.join(run.name for run in upstream)})"))
-        runs.setdefault(run_name, RunFacts(
-            name=run_name, uid="", deployment=body["metadata"]["name"], phase=None,
+        runs.setdefault(due.name, RunFacts(
+            name=due.name, uid="", deployment=body["metadata"]["name"], phase=None,
             created=self.queue.clock.now(), end=None))
 
     def _refused(self, body: Mapping[str, Any], run_name: str, upstream: list[RunFacts],
