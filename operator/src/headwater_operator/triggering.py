@@ -55,7 +55,7 @@ _HASH_CHARS = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class RunFacts:
     """What a trigger decision needs of one FlowRun (kept by the controller per run)."""
 

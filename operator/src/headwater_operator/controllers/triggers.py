@@ -26,7 +26,9 @@ What it must respect:
   Deployments (a merge patch of that field alone; the Deployment controller writes the
   rest of the status). A refused create (a template that fails, a 422) is a Warning Event
   on the Deployment, not a retry loop.
-* **Memory** follows the runs: a few fields per FlowRun (asset keys only of Completed runs).
+* **Memory and time** follow the runs: a few fields per FlowRun (asset keys only of
+  Completed runs), indexed by Deployment, so a wake-up reads only the runs of its own and
+  its upstream Deployments; a watch event that changes no phase costs two lookups.
 """
 
 from __future__ import annotations
@@ -81,6 +83,10 @@ class TriggerController:
             expected=(kube.KubeError, OSError, TimeoutError))
         self.runs: dict[str, dict[str, RunFacts]] = {}
         """namespace → run name → facts, of every FlowRun the watch shows."""
+        self.by_deployment: dict[Key, dict[str, RunFacts]] = {}
+        """(namespace, Deployment) → its runs' facts (the same objects)."""
+        self.with_assets: dict[str, dict[str, RunFacts]] = {}
+        """namespace → the Completed runs that materialized assets."""
         self.downstream: dict[Key, set[str]] = {}
         """(namespace, upstream Deployment) → Deployments with an afterDeployment on it."""
         self.asset_triggered: dict[str, set[str]] = {}
@@ -130,19 +136,50 @@ class TriggerController:
         meta = obj.get("metadata") or {}
         namespace, name = meta.get("namespace") or "default", str(meta.get("name"))
         runs = self.runs.setdefault(namespace, {})
-        if type_ == "DELETED":
-            runs.pop(name, None)
-            return
         before = runs.get(name)
+        if type_ == "DELETED":
+            if before is not None:
+                self._forget(namespace, before)
+            return
+        phase = (obj.get("status") or {}).get("phase")
+        if before is not None and before.phase == phase and before.uid == meta.get("uid"):
+            return  # most events: nothing a trigger reads has changed
+        if before is not None:
+            self._forget(namespace, before)
         facts = runs[name] = run_facts(obj)
-        if facts.phase not in TERMINAL_PHASES or (
-                before is not None and before.phase == facts.phase and before.uid == facts.uid):
+        self.by_deployment.setdefault((namespace, facts.deployment or ""), {})[name] = facts
+        if facts.assets:
+            self.with_assets.setdefault(namespace, {})[name] = facts
+        if facts.phase not in TERMINAL_PHASES:
             return
         for downstream in self.downstream.get((namespace, facts.deployment or ""), ()):
             self.queue.wake((namespace, downstream))
         if facts.assets:
             for downstream in self.asset_triggered.get(namespace, ()):
                 self.queue.wake((namespace, downstream))
+
+    def _forget(self, namespace: str, facts: RunFacts) -> None:
+        self.runs.get(namespace, {}).pop(facts.name, None)
+        key = (namespace, facts.deployment or "")
+        of_deployment = self.by_deployment.get(key)
+        if of_deployment is not None:
+            of_deployment.pop(facts.name, None)
+            if not of_deployment:
+                del self.by_deployment[key]
+        self.with_assets.get(namespace, {}).pop(facts.name, None)
+
+    def _candidates(self, key: Key, triggers: list[Mapping[str, Any]]) -> list[RunFacts]:
+        """The runs ``key``'s triggers may read: its own, its upstream Deployments', and
+        for an ``assets`` trigger those that materialized assets."""
+        namespace = key[0]
+        found = dict(self.by_deployment.get(key, {}))
+        for trigger in triggers:
+            after = trigger.get("afterDeployment")
+            if after is not None:
+                found.update(self.by_deployment.get((namespace, after["name"]), {}))
+            else:
+                found.update(self.with_assets.get(namespace, {}))
+        return list(found.values())
 
     # --- one wake-up of one Deployment ------------------------------------------------------
     async def reconcile(self, key: Key) -> Result:
@@ -160,7 +197,7 @@ class TriggerController:
             # Prefect's way: what ends while a Deployment is paused triggers nothing, ever.
             since = dict.fromkeys(since, now)
         await self._write_since(key, since)
-        for due in due_runs(body, self.runs.get(key[0], {}).values(), since):
+        for due in due_runs(body, self._candidates(key, triggers), since):
             await self._create(body, due)
         return DONE
 
@@ -228,9 +265,13 @@ class TriggerController:
             self.events.post(body, "Normal", reasons.RUN_TRIGGERED, (
                 f"created run {due.name} ({due.trigger}, after "
                 f"{', '.join(run.name for run in upstream)})"))
-        runs.setdefault(due.name, RunFacts(
-            name=due.name, uid="", deployment=body["metadata"]["name"], phase=None,
-            created=self.queue.clock.now(), end=None))
+        if due.name not in runs:
+            # Until the watch shows it: the asset rule's "own last run" counts it.
+            facts = RunFacts(name=due.name, uid="", deployment=body["metadata"]["name"],
+                             phase=None, created=self.queue.clock.now(), end=None)
+            runs[due.name] = facts
+            self.by_deployment.setdefault((namespace, body["metadata"]["name"]),
+                                          {})[due.name] = facts
 
     def _refused(self, body: Mapping[str, Any], run_name: str, upstream: list[RunFacts],
                  why: str) -> None:
