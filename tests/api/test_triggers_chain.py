@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from headwater.cli import build_parser
+from headwater.contract import SUMMARY_VERSION, RunSummary
 from headwater_dev.emulator import BackgroundEmulator as Emulator
 from headwater_dev.harness import OperatorHarness
 from headwater_dev.kubelet import Kubelet, default_summary
@@ -182,3 +183,58 @@ async def test_a_trigger_naming_its_own_deployment_is_refused(
             "flowRef": {"name": "x"},
             "triggers": [{"afterDeployment": {"name": "loop"}}]}}, namespace=namespace)
     assert "names its own Deployment" in refused.value.message
+
+
+def with_assets(*keys: str) -> RunSummary:
+    """A Completed run summary that materialized ``keys``."""
+    return {"version": SUMMARY_VERSION, "state": "Completed", "reason": "Completed",  # type: ignore[typeddict-item]
+            "message": "the flow run finished: Completed",
+            "assets": [{"key": key, "version": "v1", "upstream": []} for key in keys]}
+
+
+async def test_dashboards_run_only_once_every_upstream_asset_is_fresh(
+    *, kube: kube_module.Kube, operator: OperatorHarness, emulator: Emulator,
+    namespace: str, kubelet: Kubelet, wait_for: WaitFor,
+) -> None:
+    for name in ("orders", "customers", "dashboards"):
+        await kube.create(kube_module.FLOWS, {"metadata": {"name": name}, "spec": {
+            "image": "example/chain:1", "entrypoint": f"chain/flows.py:{name}"}},
+            namespace=namespace)
+        spec: dict[str, Any] = {"flowRef": {"name": name}}
+        if name == "dashboards":
+            spec["triggers"] = [{"assets": {
+                "upstream": ["lake://orders", "lake://customers"],
+                "parameters": {"refreshed_after": "{{ run.name }}"}}}]
+        await kube.create(kube_module.DEPLOYMENTS, {"metadata": {"name": name}, "spec": spec},
+                          namespace=namespace)
+
+    async def materialize(run: str, deployment: str, key: str) -> None:
+        await kube.create(kube_module.FLOWRUNS, {"metadata": {"name": run}, "spec": {
+            "deploymentRef": {"name": deployment}}}, namespace=namespace)
+        pod = await kubelet.wait_for_pod(f"{run}-1", TIMEOUT)
+        await kubelet.schedule(pod)
+        await kubelet.run(pod)
+        await kubelet.succeed(pod, with_assets(key))
+        await wait_for(lambda: ((emulator.object("flowruns", run) or {}).get("status") or {})
+                       .get("phase") == "Completed", timeout=TIMEOUT)
+
+    await materialize("orders-1", "orders", "lake://orders")
+    await materialize("orders-2", "orders", "lake://orders")
+    await materialize("customers-1", "customers", "lake://customers")
+    [first] = await wait_runs(emulator, wait_for, "dashboards", 1)
+    assert first["spec"]["trigger"] == "asset"
+    # The newest materialization of each key triggered it (newest last: end times have
+    # a second's precision, so a tie is ordered by name); its template saw the last one.
+    by = first["metadata"]["annotations"]["headwater.dev/triggered-by-runs"].split(",")
+    assert sorted(by) == [f"{run}/{emulator.object('flowruns', run)['metadata']['uid']}"
+                          for run in ("customers-1", "orders-2")]
+    assert first["spec"]["parameters"] == {"refreshed_after": by[-1].split("/")[0]}
+
+    # Only orders fresh again: nothing, even across a restart; customers too: one more.
+    await materialize("orders-3", "orders", "lake://orders")
+    await operator.restart()
+    await materialize("customers-2", "customers", "lake://customers")
+    await wait_runs(emulator, wait_for, "dashboards", 2)
+    await operator.restart()
+    await materialize("orders-4", "orders", "lake://orders")
+    assert len(runs_of(emulator, "dashboards")) == 2

@@ -69,6 +69,8 @@ class RunFacts:
     """``status.endTime``."""
     assets: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """``status.assets``: (key, upstream keys) of each asset it materialized."""
+    triggered_by: frozenset[str] = frozenset()
+    """Uids of the runs that triggered it (its ``triggered-by-runs`` annotation)."""
 
 
 def run_facts(obj: Mapping[str, Any]) -> RunFacts:
@@ -81,11 +83,13 @@ def run_facts(obj: Mapping[str, Any]) -> RunFacts:
         assets = tuple((str(asset.get("key")), tuple(str(up) for up in asset.get("upstream")
                                                        or ()))
                        for asset in status.get("assets") or () if asset.get("key"))
+    by = str((meta.get("annotations") or {}).get(ANNOTATION_TRIGGERED_BY) or "")
     return RunFacts(
         name=str(meta.get("name")), uid=str(meta.get("uid") or ""),
         deployment=(spec.get("deploymentRef") or {}).get("name"), phase=phase,
         created=parse_time(meta.get("creationTimestamp")),
-        end=parse_time(status.get("endTime")), assets=assets)
+        end=parse_time(status.get("endTime")), assets=assets,
+        triggered_by=frozenset(entry.rpartition("/")[2] for entry in by.split(",") if entry))
 
 
 def pending_runs(deployments: Iterable[Mapping[str, Any]],
@@ -163,21 +167,28 @@ def upstream_keys(trigger: Mapping[str, Any], own_runs: Sequence[RunFacts]) -> l
 
 
 def fresh_materializations(
-    keys: Sequence[str], runs: Iterable[RunFacts], *, deployment: str, after: datetime,
+    keys: Sequence[str], runs: Iterable[RunFacts], *, deployment: str, since: datetime,
+    own: Sequence[RunFacts],
 ) -> dict[str, RunFacts] | None:
     """For each of ``keys``, the newest Completed run of another Deployment that
-    materialized it and ended after ``after``; None unless every key has one.
+    materialized it since this Deployment's last run (of its ``own`` runs, the newest);
+    None unless every key has one (the "dashboard only after all upstream succeeded" rule).
 
-    ``after`` is the later of the trigger's ``since`` and this Deployment's own last run's
-    creation: the "dashboard only after all upstream succeeded" rule.
+    "Since" the last run: ended at or after its creation, and not among the runs that
+    triggered any of its own runs. Kubernetes times have a second's precision, so a
+    materialization and a run created within the same second cannot be ordered by time;
+    the provenance annotations tell those that were already covered.
     """
     if not keys:
         return None
     newest: dict[str, RunFacts] = {}
     wanted = set(keys)
+    last = last_run(own)
+    bar = since if last is None or last.created is None else max(since, last.created)
+    covered = frozenset().union(*(run.triggered_by for run in own))
     for run in runs:
         if (run.phase != "Completed" or run.deployment == deployment or run.end is None
-                or run.end <= after):
+                or run.end < bar or run.uid in covered):
             continue
         for key, _ in run.assets:
             if key in wanted:
@@ -187,9 +198,10 @@ def fresh_materializations(
     return newest if len(newest) == len(wanted) else None
 
 
-def last_run_created(own_runs: Iterable[RunFacts]) -> datetime | None:
-    """When this Deployment's newest run was created (None when it has none)."""
-    return max((run.created for run in own_runs if run.created is not None), default=None)
+def last_run(own_runs: Iterable[RunFacts]) -> RunFacts | None:
+    """This Deployment's newest run, by creation (None when it has none)."""
+    return max((run for run in own_runs if run.created is not None),
+               key=lambda run: (run.created or _EPOCH, run.name), default=None)
 
 
 def _end_order(run: RunFacts) -> tuple[datetime, str]:
@@ -283,10 +295,8 @@ def due_runs(deployment: Mapping[str, Any], runs: Iterable[RunFacts],
                        for upstream in after_deployment_events(trigger, runs, since[identity]))
             continue
         own = [run for run in runs if run.deployment == name]
-        last = last_run_created(own)
-        after = since[identity] if last is None else max(since[identity], last)
         fresh = fresh_materializations(upstream_keys(trigger, own), runs, deployment=name,
-                                       after=after)
+                                       since=since[identity], own=own)
         if fresh is not None:
             upstream = tuple(sorted({run.name: run for run in fresh.values()}.values(),
                                     key=_end_order))

@@ -73,19 +73,45 @@ def test_assets_wait_for_every_upstream_key_newer_than_the_last_run() -> None:
     orders = facts("t1", "transform", end=10, assets=(("lake://orders", ()),))
     customers = facts("c1", "crm", end=12, assets=(("lake://customers", ()),))
     stale_customers = facts("c0", "crm", end=3, assets=(("lake://customers", ()),))
+    last = facts("d1", "dash", "Running", created=5, end=None)
     # Some upstream fresh: nothing.
     assert fresh_materializations(keys, [orders, stale_customers], deployment="dash",
-                                  after=at(5)) is None
+                                  since=T0, own=[last]) is None
     # All fresh: the newest materialization of each key.
     found = fresh_materializations(keys, [orders, customers, stale_customers],
-                                   deployment="dash", after=at(5))
+                                   deployment="dash", since=T0, own=[last])
     assert found is not None
     assert {k: r.name for k, r in found.items()} == {
         "lake://orders": "t1", "lake://customers": "c1"}
     # A failed run materialized nothing that counts.
     failed = facts("c2", "crm", "Failed", end=13, assets=())
     assert fresh_materializations(keys, [orders, failed], deployment="dash",
-                                  after=at(5)) is None
+                                  since=T0, own=[last]) is None
+
+
+def test_within_one_second_the_provenance_tells_what_the_last_run_covered() -> None:
+    keys = ["lake://orders", "lake://customers"]
+    orders = facts("t1", "transform", end=5, assets=(("lake://orders", ()),))
+    customers = facts("c1", "crm", end=5, assets=(("lake://customers", ()),))
+    newer_orders = facts("t2", "transform", end=5, assets=(("lake://orders", ()),))
+    # The last run was created in the same second as all three ended, triggered by two:
+    # only orders is fresh again (t2), customers is not.
+    last = RunFacts(name="d1", uid="uid-d1", deployment="dash", phase="Running",
+                    created=at(5), end=None, triggered_by=frozenset({"uid-t1", "uid-c1"}))
+    runs = [orders, customers, newer_orders]
+    assert fresh_materializations(keys, runs, deployment="dash", since=T0, own=[last]) is None
+    # A manual last run covered nothing: the same second counts as fresh.
+    manual = RunFacts(name="d1", uid="uid-d1", deployment="dash", phase="Running",
+                      created=at(5), end=None)
+    assert fresh_materializations(keys, runs, deployment="dash", since=T0,
+                                  own=[manual]) is not None
+    # Two own runs created in that second, whatever their names' order: what triggered
+    # either one is covered.
+    newer_customers = facts("c2", "crm", end=5, assets=(("lake://customers", ()),))
+    second = RunFacts(name="a0", uid="uid-a0", deployment="dash", phase="Running",
+                      created=at(5), end=None, triggered_by=frozenset({"uid-t2", "uid-c2"}))
+    assert fresh_materializations(keys, [*runs, newer_customers], deployment="dash",
+                                  since=T0, own=[last, second]) is None
 
 
 def test_upstream_keys_come_from_the_latest_run_lineage_unless_declared() -> None:

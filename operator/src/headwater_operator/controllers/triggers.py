@@ -268,7 +268,8 @@ class TriggerController:
         if due.name not in runs:
             # Until the watch shows it: the asset rule's "own last run" counts it.
             facts = RunFacts(name=due.name, uid="", deployment=body["metadata"]["name"],
-                             phase=None, created=self.queue.clock.now(), end=None)
+                             phase=None, created=self.queue.clock.now(), end=None,
+                             triggered_by=frozenset(run.uid for run in upstream))
             runs[due.name] = facts
             self.by_deployment.setdefault((namespace, body["metadata"]["name"]),
                                           {})[due.name] = facts
