@@ -110,7 +110,8 @@ def pending_runs(deployments: Iterable[Mapping[str, Any]],
     for deployment in deployments:
         namespace = deployment["metadata"].get("namespace") or "default"
         for due in due_runs(deployment, by_namespace.get(namespace, []),
-                            since_of(deployment, now)):
+                            since_of(deployment, now),
+                            covered_of(deployment.get("status") or {})):
             if (namespace, due.name) not in names:
                 missing.append(due.name)
     return missing
@@ -168,7 +169,7 @@ def upstream_keys(trigger: Mapping[str, Any], own_runs: Sequence[RunFacts]) -> l
 
 def fresh_materializations(
     keys: Sequence[str], runs: Iterable[RunFacts], *, deployment: str, since: datetime,
-    own: Sequence[RunFacts],
+    own: Sequence[RunFacts], covered: frozenset[str] = frozenset(),
 ) -> dict[str, RunFacts] | None:
     """For each of ``keys``, the newest Completed run of another Deployment that
     materialized it since this Deployment's last run (of its ``own`` runs, the newest);
@@ -177,7 +178,9 @@ def fresh_materializations(
     "Since" the last run: ended at or after its creation, and not among the runs that
     triggered any of its own runs. Kubernetes times have a second's precision, so a
     materialization and a run created within the same second cannot be ordered by time;
-    the provenance annotations tell those that were already covered.
+    the provenance annotations tell those that were already covered, and ``covered``
+    (``status.triggers[].covered``: the last fire's runs, kept when history has deleted
+    the run they triggered).
     """
     if not keys:
         return None
@@ -185,7 +188,7 @@ def fresh_materializations(
     wanted = set(keys)
     last = last_run(own)
     bar = since if last is None or last.created is None else max(since, last.created)
-    covered = frozenset().union(*(run.triggered_by for run in own))
+    covered = covered.union(*(run.triggered_by for run in own))
     for run in runs:
         if (run.phase != "Completed" or run.deployment == deployment or run.end is None
                 or run.end < bar or run.uid in covered):
@@ -274,9 +277,11 @@ class DueRun:
 
 
 def due_runs(deployment: Mapping[str, Any], runs: Iterable[RunFacts],
-             since: Mapping[str, datetime]) -> list[DueRun]:
+             since: Mapping[str, datetime],
+             covered: Mapping[str, frozenset[str]] | None = None) -> list[DueRun]:
     """Every run the triggers of ``deployment`` call for, given the namespace's ``runs``
-    and each trigger's ``since`` (by :func:`trigger_id`); a paused Deployment's none.
+    and each trigger's ``since`` and ``covered`` (by :func:`trigger_id`, from
+    ``status.triggers``); a paused Deployment's none.
 
     Runs that exist already are included: the caller skips the names it finds.
     """
@@ -296,7 +301,8 @@ def due_runs(deployment: Mapping[str, Any], runs: Iterable[RunFacts],
             continue
         own = [run for run in runs if run.deployment == name]
         fresh = fresh_materializations(upstream_keys(trigger, own), runs, deployment=name,
-                                       since=since[identity], own=own)
+                                       since=since[identity], own=own,
+                                       covered=(covered or {}).get(identity, frozenset()))
         if fresh is not None:
             upstream = tuple(sorted({run.name: run for run in fresh.values()}.values(),
                                     key=_end_order))
@@ -315,6 +321,12 @@ def since_of(deployment: Mapping[str, Any], now: datetime,
     found = deployment.get("status") or {} if status is None else status
     return {trigger_id(t): since_for(trigger_id(t), found, meta, now)
             for t in (deployment.get("spec") or {}).get("triggers") or ()}
+
+
+def covered_of(status: Mapping[str, Any]) -> dict[str, frozenset[str]]:
+    """Each trigger's ``covered`` runs (uids) from ``status.triggers``."""
+    return {str(entry.get("trigger")): frozenset(entry.get("covered") or ())
+            for entry in status.get("triggers") or ()}
 
 
 def since_for(trigger: str, status: Mapping[str, Any], metadata: Mapping[str, Any],

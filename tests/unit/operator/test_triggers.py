@@ -302,6 +302,22 @@ async def test_assets_trigger_fires_once_when_all_upstream_are_fresh() -> None:
     assert run["metadata"]["annotations"]["headwater.dev/triggered-by-runs"] == (
         "orders-1/uid-orders-1,customers-1/uid-customers-1")
 
+    # History deletes that run, the operator restarts: its fire is remembered in
+    # status.triggers (since, covered), not only by the run's existence.
+    deleted = world.client.runs.pop(world.client.created[0])
+    world.controller.on_run("DELETED", deleted)
+    status = world.client.deployments["dashboards"]["status"]["triggers"]
+    assert status[0]["covered"] == ["uid-customers-1", "uid-orders-1"]
+    restarted = TriggerController(world.client, deployments=world.store, events=world.events,
+                                  clock=world.clock)
+    world.store.on_event("MODIFIED", world.client.deployments["dashboards"])
+    restarted.on_deployment("ADDED", world.client.deployments["dashboards"])
+    for run in world.client.runs.values():
+        restarted.on_run("ADDED", run)
+    await restarted.reconcile((NS, "dashboards"))
+    await world.reconcile("dashboards")
+    assert len(world.client.created) == 1
+
     # One key fresh again is not enough; both is.
     world.add_run(flowrun("orders-2", "transform", "Completed", end=40,
                           assets=[{"key": "lake://orders"}]))

@@ -405,7 +405,12 @@ class TriggerStatus(StatusModel):
     trigger: str = Field(description="The trigger: `afterDeployment/<name>` or `assets`.")
     since: datetime = Field(
         description="Upstream runs that ended before this do not trigger: when the trigger "
-        "was declared, or when the Deployment was last seen paused.")
+        "was declared, when the Deployment was last seen paused, or (`assets`) when it "
+        "last fired.")
+    covered: list[str] = Field(
+        default_factory=list,
+        description="`assets`: uids of the runs whose materializations the last fire "
+        "used (they ended within the second of `since`, and are not new).")
 
 
 class DeploymentStatus(StatusModel):

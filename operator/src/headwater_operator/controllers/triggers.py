@@ -43,6 +43,7 @@ from pydantic import ValidationError
 from headwater_operator import kube, reasons
 from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.api.deployment import Deployment
+from headwater_operator.api.enums import FlowRunTrigger
 from headwater_operator.api.errors import format_validation_error
 from headwater_operator.clock import Clock
 from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
@@ -54,6 +55,7 @@ from headwater_operator.triggering import (
     DueRun,
     RunFacts,
     build_triggered_run,
+    covered_of,
     due_runs,
     map_parameters,
     run_facts,
@@ -191,14 +193,24 @@ class TriggerController:
         if not self._valid(key, body):
             return DONE
         now = self.queue.clock.now()
-        since = since_of(body, now, {"triggers": self.written[key]}
-                         if key in self.written else None)
+        status = {"triggers": self.written[key]} if key in self.written else (
+            body.get("status") or {})
+        since, covered = since_of(body, now, status), covered_of(status)
         if body["spec"].get("paused"):
             # Prefect's way: what ends while a Deployment is paused triggers nothing, ever.
             since = dict.fromkeys(since, now)
-        await self._write_since(key, since)
-        for due in due_runs(body, self._candidates(key, triggers), since):
+        await self._write_status(key, since, covered)
+        fired = False
+        for due in due_runs(body, self._candidates(key, triggers), since, covered):
             await self._create(body, due)
+            if due.kind is FlowRunTrigger.ASSET:
+                # The bar for the next fire, kept when history deletes this run: what
+                # ends from now on, less the runs this fire used.
+                since[due.trigger] = now
+                covered[due.trigger] = frozenset(run.uid for run in due.upstream)
+                fired = True
+        if fired:
+            await self._write_status(key, since, covered)
         return DONE
 
     def _valid(self, key: Key, body: Mapping[str, Any]) -> bool:
@@ -216,11 +228,16 @@ class TriggerController:
         self.invalid_generation.pop(key, None)
         return True
 
-    async def _write_since(self, key: Key, since: Mapping[str, datetime]) -> None:
+    async def _write_status(self, key: Key, since: Mapping[str, datetime],
+                            covered: Mapping[str, frozenset[str]]) -> None:
         """Write ``status.triggers`` when it differs from what it says (a merge patch of
         that field alone)."""
-        entries = [{"trigger": trigger, "since": format_time(when)}
-                   for trigger, when in since.items()]
+        entries: list[dict[str, Any]] = []
+        for trigger, when in since.items():
+            entry: dict[str, Any] = {"trigger": trigger, "since": format_time(when)}
+            if covered.get(trigger):
+                entry["covered"] = sorted(covered[trigger])
+            entries.append(entry)
         current = self.written.get(key)
         if current is None:
             body = self.deployments.get(*key) or {}
