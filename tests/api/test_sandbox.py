@@ -487,12 +487,15 @@ def test_the_ui_is_on_until_ctrl_c_and_off_for_a_scripted_session() -> None:
 @pytest.mark.parametrize(("manifest", "entrypoint"), [
     ("examples/pipeline/flow.yaml", "examples/flows/ingest.py:ingest"),
     ("examples/assets/flow.yaml", "examples/flows/assets.py:asset_pipeline"),
+    *((f"examples/chain/flows.yaml#{index}", f"examples/flows/chain.py:{name}")
+      for index, name in enumerate(("ingest", "transform", "dashboards"))),
 ])
 def test_flow_manifest_schema_is_what_headwater_schema_prints(manifest: str,
                                                               entrypoint: str) -> None:
     printed = subprocess.run([sys.executable, "-m", "headwater", "schema", entrypoint],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout
-    flow = yaml.safe_load((REPO / manifest).read_text(encoding="utf-8"))
+    path, _, index = manifest.partition("#")
+    flow = list(yaml.safe_load_all((REPO / path).read_text(encoding="utf-8")))[int(index or 0)]
     assert flow["spec"]["entrypoint"] == entrypoint
     assert flow["spec"]["parametersSchema"] == json.loads(printed), (
         f"regenerate with: headwater schema {entrypoint}")
