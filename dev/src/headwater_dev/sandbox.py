@@ -38,6 +38,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -335,6 +336,10 @@ class SandboxOptions:
     """Serve the web UI (:mod:`.sandbox_ui`) while the sandbox runs."""
     ui_port: int = 0
     """The UI's port (0: a free one)."""
+    pod_python: str = sys.executable
+    """The interpreter that runs the flow-run pods (``--pod-python``): by default the
+    sandbox's own; another environment's for flows needing what this one lacks
+    (examples/dbt runs with ``.venv-dbt/bin/python``, which holds headwater-dbt)."""
 
     @property
     def cap_seconds(self) -> float | None:
@@ -410,7 +415,8 @@ class Sandbox:
         if options.metrics_port is not None:
             metrics.start_metrics_server(options.metrics_port, addr="127.0.0.1")
             self.metrics_url = f"http://127.0.0.1:{metrics.metrics_server_port()}/metrics"
-        runtime = LocalRuntime(workdir=options.workdir, state_dir=options.state_dir)
+        runtime = LocalRuntime(workdir=options.workdir, state_dir=options.state_dir,
+                               python=options.pod_python)
         # The run store is the pods' HEADWATER_HOME: records, results and asset records
         # share one root under the state directory (`headwater lineage` reads them there).
         operator = OperatorHarness(namespaces=namespaces, run_store=str(runtime.home))
@@ -568,6 +574,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "(default: on, except with --until-complete)")
     parser.add_argument("--ui-port", type=int, default=0, metavar="P",
                         help="the web UI's port (default: a free port)")
+    parser.add_argument("--pod-python", default=None, metavar="PATH",
+                        help="the Python that runs the flow-run pods, with the headwater SDK "
+                             "installed (default: the one running this command); e.g. "
+                             ".venv-dbt/bin/python for examples/dbt")
     parser.add_argument("--verbose", "-v", action="store_true",
                         help="show the operator's log (kopf) on stderr")
 
@@ -579,13 +589,22 @@ def options_from_args(args: argparse.Namespace, cwd: Path | None = None) -> Sand
     if args.duration is not None and args.duration <= 0:
         raise SandboxError(f"--duration must be a positive number of seconds, not "
                            f"{args.duration:g}")
+    pod_python = sys.executable
+    if args.pod_python is not None:
+        candidate = Path(args.pod_python).expanduser()
+        if not candidate.is_file() or not os.access(candidate, os.X_OK):
+            raise SandboxError(f"--pod-python {args.pod_python}: not an executable file; "
+                               "give the path of a Python with the headwater SDK installed "
+                               "(bash scripts/bootstrap.sh makes .venv-dbt/bin/python)")
+        pod_python = str(candidate.absolute())
     return SandboxOptions(
         manifests=paths, workdir=workdir,
         state_dir=args.state_dir or workdir / ".headwater" / "dev",
         duration=args.duration, until_complete=args.until_complete, port=args.port,
         metrics_port=None if args.metrics_port < 0 else args.metrics_port,
         namespace=args.namespace,
-        ui=not args.until_complete if args.ui is None else args.ui, ui_port=args.ui_port)
+        ui=not args.until_complete if args.ui is None else args.ui, ui_port=args.ui_port,
+        pod_python=pod_python)
 
 
 def _configure_logging(verbose: bool) -> None:
