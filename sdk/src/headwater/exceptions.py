@@ -111,5 +111,41 @@ class InvalidNameError(HeadwaterException, ValueError):
     """A block or variable name breaks its naming rule (the message states the rule)."""
 
 
+class NotificationError(HeadwaterException):
+    """A notification block could not deliver a message (:mod:`headwater.blocks.notifications`).
+
+    The message names the block type (and the block, when saved) and the receiver's
+    status; it never holds a webhook URL, routing key or password. Attributes tell a
+    caller whether and when to try again:
+
+    * ``retryable``: ``True`` when sending again may succeed (connection refused or
+      reset, a timeout, HTTP 429 or 5xx, an SMTP 4xx reply); ``False`` when the request
+      or the block's configuration must change first (other HTTP 4xx, an SMTP 5xx reply,
+      a bad URL, a TLS certificate that does not verify);
+    * ``status``: the receiver's HTTP status, or the SMTP reply code; ``None`` when
+      there was no answer;
+    * ``retry_after``: seconds to wait before the next attempt, from a 429 or 503
+      response's ``Retry-After`` header; ``None`` when it gave none.
+    """
+
+    def __init__(self, message: str, *, retryable: bool, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.status = status
+        self.retry_after = retry_after
+
+    def __reduce__(self) -> tuple[object, ...]:
+        # Keyword-only arguments do not survive BaseException's default pickling.
+        return (_notification_error, (str(self), self.retryable, self.status,
+                                      self.retry_after))
+
+
+def _notification_error(message: str, retryable: bool, status: int | None,
+                        retry_after: float | None) -> NotificationError:
+    return NotificationError(message, retryable=retryable, status=status,
+                             retry_after=retry_after)
+
+
 class EntrypointError(HeadwaterException):
     """The entrypoint string is malformed or does not name a flow."""
