@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import ClassVar, Literal
 
 from pydantic import (
+    ConfigDict,
     Field,
     JsonValue,
     StrictInt,
@@ -114,6 +115,8 @@ class FreshnessTrigger(SpecModel):
     """No run of `deployment` completed within the last `within`: fires once per stale
     episode (the next completed run starts a new one)."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _FRESHNESS_WITHIN})
+
     deployment: str = Field(min_length=1, max_length=253,
                             description="The Deployment whose runs must complete.")
     within: str | None = Field(
@@ -140,10 +143,11 @@ class FreshnessTrigger(SpecModel):
 class Trigger(SpecModel):
     """What fires the automation: exactly one of `runPhase`, `freshness`, `recovery`."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _ONE_OF_TRIGGERS})
+
     run_phase: RunPhaseTrigger | None = Field(default=None, description="A run's phase.")
     freshness: FreshnessTrigger | None = Field(
-        default=None, json_schema_extra={"x-kubernetes-validations": _FRESHNESS_WITHIN},
-        description="No successful run of a Deployment within a duration.")
+        default=None, description="No successful run of a Deployment within a duration.")
     recovery: RecoveryTrigger | None = Field(
         default=None, description="A run completed after a failed one.")
 
@@ -202,6 +206,8 @@ class SuspendAction(SpecModel):
 class Action(SpecModel):
     """One thing to do: exactly one of `notify`, `runDeployment`, `cancelRun`, `suspend`."""
 
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": _ONE_OF_ACTIONS})
+
     notify: NotifyAction | None = Field(default=None, description="Send a message.")
     run_deployment: RunDeploymentAction | None = Field(default=None,
                                                        description="Run a Deployment.")
@@ -232,12 +238,9 @@ class Action(SpecModel):
 class AutomationSpec(SpecModel):
     """Desired state of an Automation: one trigger, one or more actions."""
 
-    trigger: Trigger = Field(
-        json_schema_extra={"x-kubernetes-validations": _ONE_OF_TRIGGERS},
-        description="What fires it.")
+    trigger: Trigger = Field(description="What fires it.")
     actions: list[Action] = Field(
         min_length=1, max_length=16,
-        json_schema_extra={"items": {"x-kubernetes-validations": _ONE_OF_ACTIONS}},
         description="What it does, each delivered (and retried) on its own.")
 
     @model_validator(mode="after")

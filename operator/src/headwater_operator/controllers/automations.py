@@ -675,14 +675,16 @@ class AutomationController:
         if self.notifier is None:
             raise RuntimeError("this operator has no notification block loader")
         loader = self.notifier
+        loop = asyncio.get_running_loop()
+        target = await asyncio.wait_for(
+            loop.run_in_executor(self._pool, loader, namespace, block),
+            timeout=NOTIFY_TIMEOUT_SECONDS)
+        timeout = float(getattr(target, "timeout_seconds", None) or NOTIFY_TIMEOUT_SECONDS)
 
         def send() -> None:
-            target = loader(namespace, block)
-            target.notify(subject, text, idempotency_key=idem)
+            target.notify(subject, text, idempotency_key=idem, _sync=True)
 
-        loop = asyncio.get_running_loop()
-        timeout = NOTIFY_TIMEOUT_SECONDS * 2 + 5.0
-        await asyncio.wait_for(loop.run_in_executor(self._pool, send), timeout=timeout)
+        await asyncio.wait_for(loop.run_in_executor(self._pool, send), timeout=timeout + 5.0)
 
     async def _create_run(self, namespace: str, deployment: str, parameters: dict[str, Any],
                           *, idem: str, key: Key, entry: Mapping[str, Any]) -> None:
