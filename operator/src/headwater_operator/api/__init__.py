@@ -168,7 +168,7 @@ def parse_resource(body: Mapping[str, Any]) -> AnyResource:
     except ValidationError as exc:
         raise InvalidResourceError(what, format_validation_error(exc)) from exc
     assert isinstance(parsed, Flow | Deployment | Schedule | FlowRun | Block | Variable
-                      | ConcurrencyLimit)
+                      | ConcurrencyLimit | Automation)
     return parsed
 
 

@@ -314,7 +314,7 @@ class Automation(Resource):
 
     KIND: ClassVar[str] = "Automation"
     PLURAL: ClassVar[str] = "automations"
-    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("hwauto",)
+    SHORT_NAMES: ClassVar[tuple[str, ...]] = ("hwautomation", "hwa")
     PRINTER_COLUMNS: ClassVar[tuple[PrinterColumn, ...]] = (
         PrinterColumn("Ready", ".status.conditions[?(@.type==\"Ready\")].status", "string",
                       "Whether it acts."),
