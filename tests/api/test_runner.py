@@ -323,7 +323,8 @@ async def test_the_operator_waits_unready_until_its_crds_are_served_then_serves_
                                          "flows.headwater.dev, deployments.headwater.dev, "
                                          "schedules.headwater.dev, flowruns.headwater.dev, "
                                          "blocks.headwater.dev, variables.headwater.dev, "
-                                         "concurrencylimits.headwater.dev: "
+                                         "concurrencylimits.headwater.dev, "
+                                         "automations.headwater.dev: "
                                          "install the CRDs (kubectl apply -f crds/, or the "
                                          "chart with crds.install=true); the operator starts "
                                          "once they are served")

@@ -78,8 +78,7 @@ CRD_POLL_SECONDS = 5.0
 CRD_LOG_EVERY = 12
 """Log the wait on the first look and every this many looks (once a minute)."""
 HEADWATER_PLURALS = ("flows", "deployments", "schedules", "flowruns", "blocks", "variables",
-                     "automations",
-                     "concurrencylimits")
+                     "concurrencylimits", "automations")
 LOST_STOP_SECONDS = 4.0
 """After losing the Lease, how long the controllers may take to stop before the process
 exits regardless: a standby may take over ``lease_duration - renew_deadline`` (5 s by

@@ -414,8 +414,15 @@ class AutomationController:
                 state.outcomes[:0] = outcomes  # not recorded: apply them again
                 await self._refresh(key)
                 return Result(requeue=True)
+            except BaseException:
+                state.outcomes[:0] = outcomes
+                raise
             if new:
                 _fault("after-intent")
+        # An action stays in flight until its outcome is in the status: dispatching from
+        # this ledger must not start again one whose outcome arrived during the write.
+        for outcome in outcomes:
+            state.inflight.discard((outcome.transition, outcome.action))
         for tid, transition in contexts.items():
             state.observed.pop(tid, None)
             state.contexts[tid] = transition
@@ -583,7 +590,6 @@ class AutomationController:
                 if index >= len(automation.spec.actions):
                     state.outcomes.append(Outcome(entry["id"], index, False, False,
                                                   message="the action was removed"))
-                    state.inflight.discard((entry["id"], index))
                     self.queue.wake(key)
                     continue
                 task = asyncio.create_task(self._deliver(
@@ -620,8 +626,7 @@ class AutomationController:
                         index, tid, outcome.message)
         state = self.states.get(key)
         if state is not None:
-            state.inflight.discard((tid, index))
-            state.outcomes.append(outcome)
+            state.outcomes.append(outcome)  # still in flight until recorded (reconcile)
             self.queue.wake(key)
 
     async def _context(self, key: Key, entry: Mapping[str, Any]) -> dict[str, Any]:
