@@ -93,13 +93,17 @@ four minutes of retries)."""
 BACKOFF_INITIAL, BACKOFF_MAX, BACKOFF_JITTER = 1.0, 60.0, 0.2
 """Retry delays: 1 s, 2 s, 4 s… capped at 60 s, each ±20 %; a longer ``retry_after``
 from the receiver wins."""
-LEDGER_KEEP = 200
+LEDGER_KEEP = 64
 """Finished ledger entries kept in ``status.ledger`` (pending ones are always kept)."""
 DELIVERY_THREADS = 16
 """Notifications sent at once (each is a blocking HTTP or SMTP exchange)."""
 NOTIFY_TIMEOUT_SECONDS = 30.0
 """Deadline of one notify call when its block names no ``timeout`` (plus 5 s of slack
 over a block's own)."""
+BLOCK_CACHE_SECONDS = 10.0
+"""A loaded block (with its secret values, in memory only) is reused this long: an edited
+block or a rotated Secret takes effect within it, and a burst of deliveries reads the
+Block and its Secret once, not twice per delivery."""
 RECOVERY_HISTORY = 16
 """Finished runs remembered per Deployment for the recovery trigger."""
 FAILED_PHASES = frozenset({"Failed", "Crashed"})
@@ -212,6 +216,8 @@ class AutomationController:
             max_workers=delivery_threads, thread_name_prefix="automation-delivery")
         self._tasks: set[asyncio.Task[None]] = set()
         self._rng = random.Random()
+        self._blocks: dict[tuple[str, str], tuple[float, Any]] = {}
+        """Loaded blocks by (namespace, name), with the monotonic time they were read."""
 
     @property
     def clock(self) -> Clock:
@@ -681,9 +687,14 @@ class AutomationController:
             raise RuntimeError("this operator has no notification block loader")
         loader = self.notifier
         loop = asyncio.get_running_loop()
-        target = await asyncio.wait_for(
-            loop.run_in_executor(self._pool, loader, namespace, block),
-            timeout=NOTIFY_TIMEOUT_SECONDS)
+        cached = self._blocks.get((namespace, block))
+        if cached is not None and time.monotonic() - cached[0] < BLOCK_CACHE_SECONDS:
+            target = cached[1]
+        else:
+            target = await asyncio.wait_for(
+                loop.run_in_executor(self._pool, loader, namespace, block),
+                timeout=NOTIFY_TIMEOUT_SECONDS)
+            self._blocks[(namespace, block)] = (time.monotonic(), target)
         timeout = float(getattr(target, "timeout_seconds", None) or NOTIFY_TIMEOUT_SECONDS)
 
         def send() -> None:
