@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import json
 import os
 import signal
@@ -80,7 +81,7 @@ def receiver() -> Iterator[Receiver]:
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length)
             with lock:
@@ -104,7 +105,7 @@ def receiver() -> Iterator[Receiver]:
     got.server.server_close()
 
 
-async def make_block(kube: kube_module.Kube, namespace: str, name: str, type_: str,
+async def make_block(kube: kube_module.Kube, namespace: str, name: str, *, type_: str,
                      data: dict[str, Any], secrets: dict[str, str]) -> None:
     """A Block and its Secret, as `headwater block create` writes them."""
     if secrets:
@@ -121,13 +122,13 @@ async def make_block(kube: kube_module.Kube, namespace: str, name: str, type_: s
 
 async def webhook_block(kube: kube_module.Kube, namespace: str, receiver: Receiver,
                         name: str = "hook") -> None:
-    await make_block(kube, namespace, name, WEBHOOK_TYPE, {
+    await make_block(kube, namespace, name, type_=WEBHOOK_TYPE, data={
         "json_body": {"subject": "{{ subject }}", "text": "{{ body }}",
                       "key": "{{ idempotency_key }}"},
-        "timeout_seconds": 3}, {"url": receiver.url})
+        "timeout_seconds": 3}, secrets={"url": receiver.url})
 
 
-async def automation(kube: kube_module.Kube, namespace: str, name: str,
+async def automation(kube: kube_module.Kube, namespace: str, name: str, *,
                      trigger: dict[str, Any], actions: list[dict[str, Any]]) -> None:
     await kube.create(kube_module.AUTOMATIONS, {
         "apiVersion": API, "kind": "Automation", "metadata": {"name": name},
@@ -145,8 +146,8 @@ def status_of(emulator: BackgroundEmulator, name: str, namespace: str) -> dict[s
     return dict((emulator.object("automations", name, namespace) or {}).get("status") or {})
 
 
-async def finish_run(kube: kube_module.Kube, kubelet: Kubelet, wait_for: WaitFor,
-                     emulator: BackgroundEmulator, namespace: str, name: str, *,
+async def finish_run(kube: kube_module.Kube, kubelet: Kubelet, *, wait_for: WaitFor,
+                     emulator: BackgroundEmulator, namespace: str, name: str,
                      fail: bool, deployment: str = "nightly") -> None:
     """Create FlowRun ``name`` of ``deployment``, run its pod, end it Failed or Completed."""
     await kube.create(kube_module.FLOWRUNS, {
@@ -166,22 +167,33 @@ async def finish_run(kube: kube_module.Kube, kubelet: Kubelet, wait_for: WaitFor
         "status", {}).get("phase") == want, timeout=TIMEOUT, message=f"{name} is {want}")
 
 
+Finish = Callable[..., Awaitable[None]]
+
+
+@pytest.fixture
+def finish(*, kube: kube_module.Kube, kubelet: Kubelet, emulator: BackgroundEmulator,
+           namespace: str, wait_for: WaitFor) -> Finish:
+    """``await finish(name=..., fail=...)``: a run of ``nightly`` that ends so."""
+    return functools.partial(finish_run, kube, kubelet, wait_for=wait_for, emulator=emulator,
+                             namespace=namespace)
+
+
 # --- in-process operator ----------------------------------------------------------------
 async def test_a_failed_run_notifies_once_with_the_rendered_message(
-        operator: OperatorHarness, kube: kube_module.Kube, kubelet: Kubelet,
+        *, operator: OperatorHarness, kube: kube_module.Kube, finish: Finish,
         emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
         hello_deployment: Any, receiver: Receiver) -> None:
     await hello_deployment()
     await webhook_block(kube, namespace, receiver)
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "before", fail=True)
+    await finish(name="before", fail=True)
     await asyncio.sleep(1.1)  # the Automation is created a second after that failure
-    await automation(kube, namespace, "on-failure",
-                     {"runPhase": {"phases": ["Failed", "Crashed"],
-                                   "selector": {"deployments": ["nightly"]}}}, [notify()])
+    await automation(kube, namespace, "on-failure", trigger={"runPhase": {
+        "phases": ["Failed", "Crashed"], "selector": {"deployments": ["nightly"]}}},
+        actions=[notify()])
     await wait_for(lambda: status_of(emulator, "on-failure", namespace).get("watermark"),
                    timeout=TIMEOUT, message="the Automation is watching")
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "good", fail=False)
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "bad", fail=True)
+    await finish(name="good", fail=False)
+    await finish(name="bad", fail=True)
     await wait_for(lambda: status_of(emulator, "on-failure", namespace).get("delivered") == 1,
                    timeout=TIMEOUT, message="one delivery recorded")
     await asyncio.sleep(1.0)
@@ -200,18 +212,18 @@ async def test_a_failed_run_notifies_once_with_the_rendered_message(
 
 
 async def test_a_failing_receiver_is_retried_and_never_holds_the_run(
-        operator: OperatorHarness, kube: kube_module.Kube, kubelet: Kubelet,
+        *, operator: OperatorHarness, kube: kube_module.Kube, finish: Finish,
         emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
         hello_deployment: Any, receiver: Receiver) -> None:
     await hello_deployment()
     receiver.statuses = [500, 500]
-    await make_block(kube, namespace, "slack", SLACK_TYPE, {"timeout_seconds": 3},
-                     {"url": receiver.url})
+    await make_block(kube, namespace, "slack", type_=SLACK_TYPE, data={"timeout_seconds": 3},
+                     secrets={"url": receiver.url})
     await automation(kube, namespace, "slack-on-failure",
-                     {"runPhase": {"phases": ["Failed"]}}, [notify("slack")])
+                     trigger={"runPhase": {"phases": ["Failed"]}}, actions=[notify("slack")])
     await wait_for(lambda: status_of(emulator, "slack-on-failure", namespace).get("watermark"),
                    timeout=TIMEOUT, message="the Automation is watching")
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "flaky", fail=True)
+    await finish(name="flaky", fail=True)
     # The run is Failed (finish_run waited for it); the receiver has not accepted yet.
     assert not receiver.ok()
     await wait_for(lambda: len(receiver.ok()) == 1, timeout=TIMEOUT,
@@ -229,21 +241,22 @@ async def test_a_failing_receiver_is_retried_and_never_holds_the_run(
 
 
 async def test_recovery_fires_on_completed_after_failed(
-        operator: OperatorHarness, kube: kube_module.Kube, kubelet: Kubelet,
+        *, operator: OperatorHarness, kube: kube_module.Kube, finish: Finish,
         emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
         hello_deployment: Any, receiver: Receiver) -> None:
     await hello_deployment()
     await webhook_block(kube, namespace, receiver)
-    await automation(kube, namespace, "recovered", {"recovery": {}}, [notify()])
+    await automation(kube, namespace, "recovered", trigger={"recovery": {}},
+                     actions=[notify()])
     await wait_for(lambda: status_of(emulator, "recovered", namespace).get("watermark"),
                    timeout=TIMEOUT, message="the Automation is watching")
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "ok-1", fail=False)
+    await finish(name="ok-1", fail=False)
     await asyncio.sleep(1.1)
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "broken", fail=True)
+    await finish(name="broken", fail=True)
     await asyncio.sleep(1.1)
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "fixed", fail=False)
+    await finish(name="fixed", fail=False)
     await asyncio.sleep(1.1)
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "ok-2", fail=False)
+    await finish(name="ok-2", fail=False)
     await wait_for(lambda: status_of(emulator, "recovered", namespace).get("delivered") == 1,
                    timeout=TIMEOUT, message="the recovery is delivered")
     await asyncio.sleep(1.0)
@@ -251,13 +264,13 @@ async def test_recovery_fires_on_completed_after_failed(
 
 
 async def test_freshness_fires_once_per_stale_episode(
-        operator: OperatorHarness, kube: kube_module.Kube, kubelet: Kubelet,
+        *, operator: OperatorHarness, kube: kube_module.Kube, finish: Finish,
         emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
         hello_deployment: Any, receiver: Receiver) -> None:
     await hello_deployment()
     await webhook_block(kube, namespace, receiver)
-    await automation(kube, namespace, "stale", {"freshness": {
-        "deployment": "nightly", "withinSeconds": 3}}, [{"notify": {
+    await automation(kube, namespace, "stale", trigger={"freshness": {
+        "deployment": "nightly", "withinSeconds": 3}}, actions=[{"notify": {
             "blockRef": {"name": "hook"},
             "subject": "stale since {{ freshness.stale_since }}",
             "body": "{{ freshness.deployment }}: last {{ freshness.last_success }}"}}])
@@ -266,7 +279,7 @@ async def test_freshness_fires_once_per_stale_episode(
     await asyncio.sleep(4.0)  # still stale: the same episode, nothing more
     assert len(receiver.requests) == 1
     assert receiver.requests[0].body["text"] == "nightly: last None"
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "fresh", fail=False)
+    await finish(name="fresh", fail=False)
     await wait_for(lambda: len(receiver.requests) == 2, timeout=TIMEOUT,
                    message="a new episode, 3 s after the run completed")
     end = emulator.object("flowruns", "fresh", namespace)["status"]["endTime"]
@@ -277,7 +290,7 @@ async def test_freshness_fires_once_per_stale_episode(
 
 
 async def test_email_through_smtp(
-        operator: OperatorHarness, kube: kube_module.Kube, kubelet: Kubelet,
+        *, operator: OperatorHarness, kube: kube_module.Kube, finish: Finish,
         emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
         hello_deployment: Any) -> None:
     from aiosmtpd.controller import Controller
@@ -294,15 +307,15 @@ async def test_email_through_smtp(
     smtp.start()
     try:
         await hello_deployment()
-        await make_block(kube, namespace, "mail", SMTP_TYPE, {
+        await make_block(kube, namespace, "mail", type_=SMTP_TYPE, data={
             "host": "127.0.0.1", "port": port, "security": "none",
             "from_address": "headwater@example.com", "to_addresses": ["oncall@example.com"],
-            "timeout_seconds": 3}, {})
+            "timeout_seconds": 3}, secrets={})
         await automation(kube, namespace, "mail-on-failure",
-                         {"runPhase": {"phases": ["Failed"]}}, [notify("mail")])
+                         trigger={"runPhase": {"phases": ["Failed"]}}, actions=[notify("mail")])
         await wait_for(lambda: status_of(emulator, "mail-on-failure", namespace).get(
             "watermark"), timeout=TIMEOUT, message="the Automation is watching")
-        await finish_run(kube, kubelet, wait_for, emulator, namespace, "mailed", fail=True)
+        await finish(name="mailed", fail=True)
         await wait_for(lambda: len(received) == 1, timeout=TIMEOUT, message="one email")
         message = received[0]
         assert message["Subject"] == "mailed Failed"
@@ -354,9 +367,10 @@ async def operator_process(emulator: BackgroundEmulator, namespace: str,
         process.stop()
 
 
-async def _killed_at(point: str, process: Process, kube: kube_module.Kube, kubelet: Kubelet,
-                     emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
-                     receiver: Receiver, actions: list[dict[str, Any]]) -> dict[str, Any]:
+async def _killed_at(point: str, process: Process, *, kube: kube_module.Kube,
+                     finish: Finish, emulator: BackgroundEmulator, namespace: str,
+                     wait_for: WaitFor, receiver: Receiver,
+                     actions: list[dict[str, Any]]) -> dict[str, Any]:
     await kube.create(kube_module.FLOWS, {
         "apiVersion": API, "kind": "Flow", "metadata": {"name": "hello"},
         "spec": {"image": "example/flow:1", "entrypoint": "flows/hello.py:hello"},
@@ -366,11 +380,12 @@ async def _killed_at(point: str, process: Process, kube: kube_module.Kube, kubel
             "apiVersion": API, "kind": "Deployment", "metadata": {"name": name},
             "spec": {"flowRef": {"name": "hello"}}}, namespace=namespace)
     await webhook_block(kube, namespace, receiver)
-    await automation(kube, namespace, "guarded", {"runPhase": {"phases": ["Failed"]}}, actions)
+    await automation(kube, namespace, "guarded", trigger={"runPhase": {"phases": ["Failed"]}},
+                     actions=actions)
     process.start(fault=point)
     await wait_for(lambda: status_of(emulator, "guarded", namespace).get("watermark"),
                    timeout=30, message="the operator process watches the Automation")
-    await finish_run(kube, kubelet, wait_for, emulator, namespace, "doomed", fail=True)
+    await finish(name="doomed", fail=True)
     assert process.process is not None
     await wait_for(lambda: process.process is not None and process.process.poll() is not None,
                    timeout=TIMEOUT, message=f"the operator exits at {point}")
@@ -384,22 +399,24 @@ async def _killed_at(point: str, process: Process, kube: kube_module.Kube, kubel
 
 
 async def test_killed_between_intent_and_delivery_delivers_once(
-        operator_process: Process, kube: kube_module.Kube, kubelet: Kubelet,
+        *, operator_process: Process, kube: kube_module.Kube, finish: Finish,
         emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
         receiver: Receiver) -> None:
-    await _killed_at("after-intent", operator_process, kube, kubelet, emulator, namespace,
-                     wait_for, receiver, [notify()])
+    await _killed_at("after-intent", operator_process, kube=kube, finish=finish,
+                     emulator=emulator, namespace=namespace, wait_for=wait_for,
+                     receiver=receiver, actions=[notify()])
     await asyncio.sleep(1.0)
     assert len(receiver.requests) == 1
     assert receiver.requests[0].body["subject"] == "doomed Failed"
 
 
 async def test_killed_between_delivery_and_status_write_redelivers_with_the_same_key(
-        operator_process: Process, kube: kube_module.Kube, kubelet: Kubelet,
+        *, operator_process: Process, kube: kube_module.Kube, finish: Finish,
         emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
         receiver: Receiver) -> None:
-    await _killed_at("after-delivery", operator_process, kube, kubelet, emulator, namespace,
-                     wait_for, receiver, [notify()])
+    await _killed_at("after-delivery", operator_process, kube=kube, finish=finish,
+                     emulator=emulator, namespace=namespace, wait_for=wait_for,
+                     receiver=receiver, actions=[notify()])
     await asyncio.sleep(1.0)
     # The stated guarantee: at least once, a repeat carries the same idempotency key.
     assert len(receiver.requests) == 2
@@ -409,11 +426,12 @@ async def test_killed_between_delivery_and_status_write_redelivers_with_the_same
 
 
 async def test_run_deployment_creates_exactly_one_run_across_a_restart(
-        operator_process: Process, kube: kube_module.Kube, kubelet: Kubelet,
+        *, operator_process: Process, kube: kube_module.Kube, finish: Finish,
         emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
         receiver: Receiver) -> None:
-    await _killed_at("after-delivery", operator_process, kube, kubelet, emulator, namespace,
-                     wait_for, receiver, [{"runDeployment": {
+    await _killed_at("after-delivery", operator_process, kube=kube, finish=finish,
+                     emulator=emulator, namespace=namespace, wait_for=wait_for,
+                     receiver=receiver, actions=[{"runDeployment": {
                          "name": "cleanup",
                          "parameters": {"failed_run": "{{ run.name }}",
                                         "attempts": "{{ run.attempts }}"}}}])
