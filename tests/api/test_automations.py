@@ -38,6 +38,7 @@ from headwater_dev.emulator import BackgroundEmulator
 from headwater_dev.harness import OperatorHarness
 from headwater_dev.kubelet import Kubelet, default_summary
 from headwater_operator import kube as kube_module
+from headwater_operator import metrics
 
 WaitFor = Callable[..., Awaitable[Any]]
 TIMEOUT = 20.0
@@ -209,6 +210,9 @@ async def test_a_failed_run_notifies_once_with_the_rendered_message(
     assert status["lastDeliveries"][0]["outcome"] == "Delivered"
     assert receiver.url not in json.dumps(emulator.object("automations", "on-failure",
                                                           namespace))
+    assert metrics.REGISTRY.get_sample_value("headwater_automation_deliveries_total", {
+        "automation": f"{namespace}/on-failure", "action": "notify",
+        "outcome": "Delivered"}) == 1
 
 
 async def test_a_failing_receiver_is_retried_and_never_holds_the_run(
