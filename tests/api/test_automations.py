@@ -444,3 +444,38 @@ async def test_run_deployment_creates_exactly_one_run_across_a_restart(
     assert len(runs) == 1
     assert runs[0]["spec"]["parameters"] == {"failed_run": "doomed", "attempts": 1}
     assert runs[0]["metadata"]["annotations"]["headwater.dev/trigger"] == "automation"
+
+
+async def test_a_late_run_is_cancelled_and_a_failure_pauses_the_deployment(
+        *, operator: OperatorHarness, kube: kube_module.Kube, kubelet: Kubelet,
+        emulator: BackgroundEmulator, namespace: str, wait_for: WaitFor,
+        hello_deployment: Any, finish: Finish) -> None:
+    await hello_deployment(lateAfterSeconds=1, concurrency={"limit": 1})
+    await automation(kube, namespace, "cancel-late", trigger={"runPhase": {"phases": ["Late"]}},
+                     actions=[{"cancelRun": {}}])
+    await automation(kube, namespace, "pause-on-failure",
+                     trigger={"runPhase": {"phases": ["Failed"]}}, actions=[{"suspend": {}}])
+    await wait_for(lambda: status_of(emulator, "pause-on-failure", namespace).get("watermark"),
+                   timeout=TIMEOUT, message="the Automations are watching")
+    await kube.create(kube_module.FLOWRUNS, {
+        "apiVersion": API, "kind": "FlowRun", "metadata": {"name": "holder"},
+        "spec": {"deploymentRef": {"name": "nightly"}}}, namespace=namespace)
+    holder = await kubelet.wait_for_pod("holder-1", TIMEOUT)
+    await kubelet.schedule(holder)
+    await kubelet.run(holder)
+    await kube.create(kube_module.FLOWRUNS, {  # waits for the slot, then goes Late
+        "apiVersion": API, "kind": "FlowRun", "metadata": {"name": "waiter"},
+        "spec": {"deploymentRef": {"name": "nightly"}}}, namespace=namespace)
+    await wait_for(lambda: (emulator.object("flowruns", "waiter", namespace) or {}).get(
+        "status", {}).get("phase") == "Cancelled", timeout=TIMEOUT,
+        message="the late run is cancelled by the automation")
+    await wait_for(lambda: status_of(emulator, "cancel-late", namespace).get("delivered") == 1,
+                   timeout=TIMEOUT, message="the cancellation is recorded")
+    waiter = emulator.object("flowruns", "waiter", namespace)
+    assert waiter["spec"]["cancel"] is True
+    assert any(c["type"] == "Late" for c in waiter["status"]["conditions"])
+    await kubelet.fail(holder, 1, default_summary("Failed", message="boom"))
+    await wait_for(lambda: (emulator.object("deployments", "nightly", namespace) or {}).get(
+        "spec", {}).get("paused") is True, timeout=TIMEOUT,
+        message="the failed run's Deployment is paused")
+    assert status_of(emulator, "pause-on-failure", namespace)["ledger"][0]["run"] == "holder"

@@ -177,3 +177,28 @@ async def test_an_outcome_arriving_during_a_status_write_is_not_delivered_again(
         assert controller.bodies[key]["status"]["delivered"] == 2
     finally:
         await controller.aclose()
+
+
+def test_selectors_reasons_and_tags_narrow_which_runs_fire() -> None:
+    deployments = Store()
+    deployments.on_event("ADDED", {"metadata": {"name": "etl", "namespace": "data"},
+                                   "spec": {"flowRef": {"name": "extract"},
+                                            "tags": ["critical"]}})
+    controller = AutomationController(FakeKube(), deployments=deployments,  # type: ignore[arg-type]
+                                      events=Recorder(), clock=ManualClock(T0))
+    timed_out = Automation.model_validate(manifest({"trigger": {"runPhase": {
+        "phases": ["Failed"], "reasons": ["TimedOut"],
+        "selector": {"tags": ["critical"], "flows": ["extract"],
+                     "labelSelector": {"matchLabels": {"team": "data"}}}}},
+        "actions": NOTIFY}))
+    run = failed_run("r")
+    run["metadata"]["labels"] = {"team": "data"}
+    run["status"]["reason"] = "TimedOut"
+    assert controller._selects(timed_out, "data", run, "Failed")
+    assert not controller._selects(timed_out, "data", run, "Crashed")
+    other_reason = {**run, "status": {**run["status"], "reason": "FlowFailed"}}
+    assert not controller._selects(timed_out, "data", other_reason, "Failed")
+    other_team = {**run, "metadata": {**run["metadata"], "labels": {"team": "web"}}}
+    assert not controller._selects(timed_out, "data", other_team, "Failed")
+    untagged = {**run, "spec": {"deploymentRef": {"name": "adhoc"}}}
+    assert not controller._selects(timed_out, "data", untagged, "Failed")
