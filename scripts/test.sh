@@ -12,8 +12,10 @@ echo "== ruff"
 ruff check .
 echo "== mypy --strict"
 mypy --strict sdk/src/headwater operator/src/headwater_operator dev/src/headwater_dev
+# headwater-dbt against the dbt it is installed with (its own environment: bootstrap.sh).
+mypy --strict --python-executable .venv-dbt/bin/python dbt/src/headwater_dbt
 echo "== import contracts"
-lint-imports
+PYTHONPATH="$root/dbt/src${PYTHONPATH:+:$PYTHONPATH}" lint-imports  # headwater_dbt lives in .venv-dbt
 echo "== CRD drift"
 python -m headwater_operator.crdgen --check
 echo "== chromium (the UI's browser tests)"
@@ -27,4 +29,8 @@ if [ "$rc" -eq 5 ]; then
     echo "pytest collected no tests: that is a failure, not a pass" >&2
     exit 1
 fi
-exit "$rc"
+if [ "$rc" -ne 0 ]; then
+    exit "$rc"
+fi
+echo "== pytest tests/dbt (headwater-dbt, real dbt-core and dbt-duckdb, in .venv-dbt)"
+.venv-dbt/bin/python -m pytest tests/dbt

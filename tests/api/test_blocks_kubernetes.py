@@ -270,6 +270,38 @@ async def test_block_save_with_the_kubernetes_store_writes_a_block_and_its_owned
     await wait_for(lambda: emulator.object("secrets", "sf-creds-block") is None, timeout=10)
 
 
+def _save_and_load_webhook() -> Block:
+    from headwater.blocks.notifications import CustomWebhook
+
+    CustomWebhook(url=f"https://hooks.example.com/{PASSWORD}", auth_header_value=PASSWORD[::-1],
+                  headers={"X-Team": "data"},
+                  json_body={"text": "{{ subject }}", "tags": ["etl", None]}).save("alerts")
+    return Block.load("alerts")
+
+
+async def test_a_notification_block_keeps_both_secret_fields_in_its_secret(
+    kube: k.Kube, namespace: str, emulator: BackgroundEmulator, kubernetes_store: None,
+) -> None:
+    """A block with two secret fields (issue #15's custom webhook: the URL and the auth
+    header) and nested JSON data round-trips through a Block and its Secret."""
+    loaded: Any = await asyncio.to_thread(_save_and_load_webhook)
+    assert type(loaded).__name__ == "CustomWebhook"
+    assert loaded.url.get_secret_value() == f"https://hooks.example.com/{PASSWORD}"
+    assert loaded.auth_header_value.get_secret_value() == PASSWORD[::-1]
+    assert (loaded.headers, loaded.json_body) == (
+        {"X-Team": "data"}, {"text": "{{ subject }}", "tags": ["etl", None]})
+
+    spec = emulator.object("blocks", "alerts")["spec"]
+    assert spec["type"] == "headwater.blocks.notifications:CustomWebhook"
+    assert spec["secretRefs"] == {
+        "url": {"name": "alerts-block", "key": "url"},
+        "auth_header_value": {"name": "alerts-block", "key": "auth_header_value"}}
+    secret = emulator.object("secrets", "alerts-block")
+    assert base64.b64decode(secret["data"]["auth_header_value"]).decode() == PASSWORD[::-1]
+    assert PASSWORD not in _everything(emulator, "blocks")
+    assert PASSWORD[::-1] not in _everything(emulator, "blocks")
+
+
 def _documented_pod_role() -> list[Rule]:
     """The Role docs/blocks-kubernetes.md gives a flow-run pod that writes variables."""
     text = (Path(__file__).resolve().parents[2] / "docs" / "blocks-kubernetes.md").read_text(

@@ -123,7 +123,7 @@ def test_main_passes_the_chart_flags_to_the_operator(
     assert seen["config_error_grace_seconds"] == 60  # the default grace for missing Secrets
     assert seen["run_store"] is None  # no default run store unless one is given
     assert set(seen["controllers"]) == {"flowruns", "schedules", "deployments", "flows",
-                                        "automations"}
+                                        "triggers", "automations"}
     assert entrypoint.main(["-n", "a", "--config-error-grace-seconds", "120",
                             "--run-store", "s3://acme-runs/headwater",
                             "--kubeconfig", str(emulator.kubeconfig_path)]) == 0

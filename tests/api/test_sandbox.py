@@ -36,6 +36,7 @@ from headwater_dev import process_kubelet as pk
 from headwater_dev import sandbox as sb
 from headwater_dev.harness import wait_for
 from headwater_operator import kube
+from headwater_operator.triggering import triggered_run_name
 
 REPO = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 3, 2, 6, 0, tzinfo=UTC)
@@ -394,6 +395,24 @@ def test_until_complete_waits_for_runs_and_for_schedules_due_in_time() -> None:
                               due_by)
 
 
+def test_until_complete_waits_for_the_runs_triggers_call_for() -> None:
+    due_by = NOW + timedelta(minutes=5)
+    downstream = {"metadata": {"name": "after-d", "namespace": "default", "uid": "u",
+                               "generation": 1, "creationTimestamp": "2026-03-02T04:00:00Z"},
+                  "spec": {"triggers": [{"afterDeployment": {"name": "d"}}]}}
+    upstream = _run("a", "Completed", endTime="2026-03-02T05:00:05Z")
+    upstream["metadata"]["uid"] = "uid-a"
+    # The upstream run ended; its downstream run is not there yet: not complete.
+    assert not sb.is_complete([upstream], [], due_by, [downstream])
+    created = {"metadata": {"name": triggered_run_name("after-d", "afterDeployment/d",
+                                                       ["uid-a"]), "namespace": "default"},
+               "spec": {"deploymentRef": {"name": "after-d"}},
+               "status": {"phase": "Completed"}}
+    assert sb.is_complete([upstream, created], [], due_by, [downstream])
+    failed = _run("a", "Failed", endTime="2026-03-02T05:00:05Z")
+    assert sb.is_complete([failed], [], due_by, [downstream])  # the chain stops there
+
+
 def test_failed_and_crashed_runs_fail_the_session_but_cancelled_ones_do_not() -> None:
     runs = [_run("ok", "Completed"), _run("f", "Failed"), _run("c", "Crashed"),
             _run("x", "Cancelled")]
@@ -468,12 +487,15 @@ def test_the_ui_is_on_until_ctrl_c_and_off_for_a_scripted_session() -> None:
 @pytest.mark.parametrize(("manifest", "entrypoint"), [
     ("examples/pipeline/flow.yaml", "examples/flows/ingest.py:ingest"),
     ("examples/assets/flow.yaml", "examples/flows/assets.py:asset_pipeline"),
+    *((f"examples/chain/flows.yaml#{index}", f"examples/flows/chain.py:{name}")
+      for index, name in enumerate(("ingest", "transform", "dashboards"))),
 ])
 def test_flow_manifest_schema_is_what_headwater_schema_prints(manifest: str,
                                                               entrypoint: str) -> None:
     printed = subprocess.run([sys.executable, "-m", "headwater", "schema", entrypoint],
                              cwd=REPO, capture_output=True, text=True, check=True).stdout
-    flow = yaml.safe_load((REPO / manifest).read_text(encoding="utf-8"))
+    path, _, index = manifest.partition("#")
+    flow = list(yaml.safe_load_all((REPO / path).read_text(encoding="utf-8")))[int(index or 0)]
     assert flow["spec"]["entrypoint"] == entrypoint
     assert flow["spec"]["parametersSchema"] == json.loads(printed), (
         f"regenerate with: headwater schema {entrypoint}")

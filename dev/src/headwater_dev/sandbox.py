@@ -58,7 +58,7 @@ if TYPE_CHECKING:
 JsonObject = dict[str, Any]
 
 DEFAULT_EXAMPLES = ("examples/quickstart", "examples/pipeline", "examples/assets",
-                    "examples/blocks")
+                    "examples/blocks", "examples/chain")
 DEFAULT_UNTIL_COMPLETE_CAP = 300.0
 """Seconds ``--until-complete`` waits at most when ``--duration`` does not say."""
 SCHEDULE_HORIZON_SECONDS = 30.0
@@ -250,12 +250,18 @@ def schedule_settled(schedule: Mapping[str, Any], runs: Iterable[Mapping[str, An
 
 
 def is_complete(runs: Sequence[Mapping[str, Any]], schedules: Iterable[Mapping[str, Any]],
-                due_by: datetime) -> bool:
-    """Every FlowRun terminal and every Schedule settled (see :func:`schedule_settled`)."""
+                due_by: datetime, deployments: Iterable[Mapping[str, Any]] = ()) -> bool:
+    """Every FlowRun terminal, every Schedule settled (see :func:`schedule_settled`), and
+    every run the Deployments' triggers call for created (an upstream run has ended, its
+    downstream run is not there yet: docs/triggers.md)."""
     from headwater_operator.api import TERMINAL_PHASES  # on use: `headwater --help` stays fast
+    from headwater_operator.triggering import pending_runs
 
     return (all(_phase(run) in TERMINAL_PHASES for run in runs)
-            and all(schedule_settled(s, runs, due_by) for s in schedules))
+            and all(schedule_settled(s, runs, due_by) for s in schedules)
+            and not pending_runs([d for d in deployments
+                                  if (d.get("spec") or {}).get("triggers")],
+                                 runs, datetime.now(UTC)))
 
 
 def metrics_summary(registry: Any) -> str:
@@ -487,7 +493,8 @@ class Sandbox:
                 by = self.stopped_by.name if self.stopped_by is not None else "signal"
                 return runs, f"stopped by {by}", False
             if options.until_complete and is_complete(runs, emulator.objects("schedules"),
-                                                      schedules_due_by):
+                                                      schedules_due_by,
+                                                      emulator.objects("deployments")):
                 return runs, "every run is done", False
             if cap is not None and time.monotonic() - started >= cap:
                 return runs, f"time cap of {cap:g}s reached", options.until_complete

@@ -137,3 +137,12 @@ tick is skipped, not retried, and ``Ready=False``/``RunRejected=True`` and a War
 Event carry the server's message. A later tick whose run is accepted clears it."""
 RUNS_ACCEPTED: Final = "RunsAccepted"
 """``RunRejected=False``: the last run the Schedule created was accepted."""
+
+# --- Deployment: triggers (docs/triggers.md) -------------------------------------------
+RUN_TRIGGERED: Final = "RunTriggered"
+"""A Deployment's trigger created a run (Normal Event on the Deployment)."""
+TRIGGER_FAILED: Final = "TriggerFailed"
+"""A trigger fired but its run could not be created: a parameter template failed over the
+upstream run, or the API server refused the run. Not retried."""
+INVALID_TRIGGER: Final = "InvalidTrigger"
+"""The Deployment's spec does not validate, so its triggers are not evaluated."""

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
         update_progress_artifact,
     )
     from headwater.assets import Asset, AssetProperties, add_asset_metadata, materialize
+    from headwater.external import record_asset_materialization, record_task_run
     from headwater.secrets import Secret
     from headwater.transactions import get_transaction, transaction
 
@@ -55,6 +56,8 @@ _LAZY = {
     "AssetProperties": "headwater.assets",
     "add_asset_metadata": "headwater.assets",
     "materialize": "headwater.assets",
+    "record_asset_materialization": "headwater.external",
+    "record_task_run": "headwater.external",
     "Secret": "headwater.secrets",
     "get_transaction": "headwater.transactions",
     "transaction": "headwater.transactions",
@@ -104,6 +107,8 @@ __all__ = [
     "get_transaction",
     "materialize",
     "quote",
+    "record_asset_materialization",
+    "record_task_run",
     "runtime",
     "tags",
     "task",

@@ -38,6 +38,7 @@ class TaskRun:
         "flow_run_id",
         "id",
         "map_index",
+        "metadata",
         "name",
         "parameters",
         "result_location",
@@ -78,6 +79,9 @@ class TaskRun:
         self.errors: dict[int, dict[str, str]] | None = None
         """The error of each failed attempt, by attempt number (set only on failure)."""
         self.result_location: str | None = None
+        self.metadata: dict[str, Any] | None = None
+        """Facts about a task run executed outside the engine (``record_task_run``'s
+        ``metadata``: dbt's rows affected, compiled SQL path), for the run record."""
 
     def set_state(self, state: State[Any]) -> None:
         """Move to ``state`` and remember the transition."""

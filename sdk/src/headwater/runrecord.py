@@ -184,7 +184,8 @@ def task_run_text(task_run: TaskRun, root_id: str) -> str:
                     _plain_bodies.clear()
                 _plain_bodies[times] = body
             if not (task_run.map_index is not None or task_run.tags or task_run.cache_key
-                    or task_run.result_location or task_run.upstream or task_run.wait_for):
+                    or task_run.result_location or task_run.upstream or task_run.wait_for
+                    or task_run.metadata):
                 return f"{head},{body}}}"
             return f"{head},{body}{_extras(task_run, history)}}}"
     body = (f'"state":{_quote(history[-1].name)},"stateHistory":['
@@ -209,6 +210,8 @@ def _extras(task_run: TaskRun, history: list[State[Any]]) -> str:
         out.append(f',"upstream":[{_ids(task_run.upstream)}]')
     if task_run.wait_for:
         out.append(f',"waitFor":[{_ids(task_run.wait_for)}]')
+    if task_run.metadata:
+        out.append(f',"metadata":{redact(json.dumps(task_run.metadata, default=str))}')
     return "".join(out)
 
 

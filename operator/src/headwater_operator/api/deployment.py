@@ -5,11 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, StrictBool, StrictFloat, StrictInt, StringConstraints
+from pydantic import (
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from headwater_operator.api.block import BLOCK_NAME_MAX_LENGTH
 from headwater_operator.api.common import (
     DNS_LABEL_PATTERN,
+    DNS_SUBDOMAIN_PATTERN,
     Condition,
     FreeForm,
     LocalObjectReference,
@@ -17,7 +27,13 @@ from headwater_operator.api.common import (
     SpecModel,
     StatusModel,
 )
-from headwater_operator.api.enums import CollisionStrategy, FlowRunPhase, RetryCause
+from headwater_operator.api.enums import (
+    CollisionStrategy,
+    FinalPhase,
+    FlowRunPhase,
+    RetryCause,
+)
+from headwater_operator.api.errors import FieldValueError
 from headwater_operator.api.k8s import (
     EnvFromSource,
     EnvVar,
@@ -28,6 +44,7 @@ from headwater_operator.api.k8s import (
 )
 from headwater_operator.api.resource import AGE_COLUMN, PrinterColumn, Resource
 from headwater_operator.api.variable import VARIABLE_NAME_MAX_LENGTH, VARIABLE_NAME_PATTERN
+from headwater_operator.templating import TemplateError, check
 
 BlockName = Annotated[str, StringConstraints(
     min_length=1, max_length=BLOCK_NAME_MAX_LENGTH, pattern=DNS_LABEL_PATTERN)]
@@ -166,6 +183,89 @@ class HistorySpec(SpecModel):
     )
 
 
+MAX_TRIGGERS = 16
+"""Triggers per Deployment (each one is evaluated at every end of an upstream run)."""
+ParameterTemplates = Annotated[dict[str, str], Field(
+    default_factory=dict, max_length=256,
+    description="Parameters of the triggered run, each a template over the triggering "
+    "run (docs/triggers.md lists its fields), e.g. "
+    "`{start_date: \"{{ run.parameters.start_date }}\"}`. A template that is one "
+    "expression keeps the value's type. Merged over the Deployment's `parameters`.",
+)]
+
+
+def _check_templates(templates: dict[str, str]) -> dict[str, str]:
+    for name, template in templates.items():
+        try:
+            check(template, field=f"parameters.{name}")
+        except TemplateError as error:
+            raise FieldValueError(name, str(error).split(": ", 1)[1]) from None
+    return templates
+
+
+class AfterDeploymentTrigger(SpecModel):
+    """Run when a run of another Deployment ends in one of ``phases``."""
+
+    name: str = Field(
+        min_length=1, max_length=253, pattern=DNS_SUBDOMAIN_PATTERN,
+        description="The upstream Deployment, in the same namespace, e.g. `ingest`.",
+    )
+    phases: list[FinalPhase] = Field(
+        default_factory=lambda: [FinalPhase.COMPLETED], min_length=1, max_length=4,
+        json_schema_extra={"x-kubernetes-list-type": "set"},
+        description="The upstream run's final phases that trigger a run. Default "
+        "`[Completed]`: a failed upstream run stops the chain.",
+    )
+    parameters: ParameterTemplates
+
+    _templates = field_validator("parameters")(_check_templates)
+
+
+class AssetsTrigger(SpecModel):
+    """Run when every upstream asset has a new materialization since this Deployment's
+    own last run (the "dashboard only after all upstream succeeded" rule)."""
+
+    upstream: list[Annotated[str, StringConstraints(min_length=1, max_length=1024)]] | None = \
+        Field(
+            default=None, max_length=256,
+            json_schema_extra={"x-kubernetes-list-type": "set"},
+            description="The asset keys to wait for, e.g. `[warehouse://orders]`. Unset: "
+            "the upstream keys of the assets this Deployment's latest run materialized "
+            "(its `status.assets[].upstream`).",
+        )
+    parameters: ParameterTemplates
+
+    _templates = field_validator("parameters")(_check_templates)
+
+
+class DeploymentTrigger(SpecModel):
+    """One reason to run this Deployment: set exactly one of its fields."""
+
+    model_config = ConfigDict(json_schema_extra={"x-kubernetes-validations": [{
+        "rule": "[has(self.afterDeployment), has(self.assets)].filter(x, x).size() == 1",
+        "message": "set exactly one of afterDeployment or assets in each trigger",
+    }]})
+
+    after_deployment: AfterDeploymentTrigger | None = Field(
+        default=None,
+        description="Run after each run of another Deployment ends, e.g. "
+        "`{name: ingest, parameters: {start_date: \"{{ run.parameters.start_date }}\"}}`.",
+    )
+    assets: AssetsTrigger | None = Field(
+        default=None,
+        description="Run once every upstream asset has been materialized again since this "
+        "Deployment's last run, e.g. `{}` (upstream keys from the flow's lineage).",
+    )
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DeploymentTrigger:
+        if (self.after_deployment is None) == (self.assets is None):
+            found = "both" if self.assets is not None else "neither"
+            raise ValueError(f"set exactly one of afterDeployment or assets in each "
+                             f"trigger (found {found})")
+        return self
+
+
 class DeploymentSpec(SpecModel):
     """Desired state of a Deployment: which Flow, with what parameters, on what pods."""
 
@@ -277,6 +377,17 @@ class DeploymentSpec(SpecModel):
         description="Seconds a cancelled run's pod gets between SIGTERM and SIGKILL. "
         "Default 30.",
     )
+    triggers: list[DeploymentTrigger] = Field(
+        default_factory=list,
+        max_length=MAX_TRIGGERS,
+        json_schema_extra={"x-kubernetes-validations": [{
+            "rule": "self.filter(t, has(t.assets)).size() <= 1",
+            "message": "at most one assets trigger per Deployment"}]},
+        description="Run this Deployment when another one's run ends (`afterDeployment`) "
+        "or when its upstream assets are fresh (`assets`); each triggering event creates "
+        "exactly one run. Only runs that end after a trigger is declared count, and none "
+        "while `paused`. See docs/triggers.md.",
+    )
 
 
 class LastRun(StatusModel):
@@ -286,6 +397,20 @@ class LastRun(StatusModel):
     phase: FlowRunPhase | None = Field(default=None, description="Its current phase.")
     scheduled_time: datetime | None = Field(default=None, description="When it was due.")
     end_time: datetime | None = Field(default=None, description="When it finished, if it did.")
+
+
+class TriggerStatus(StatusModel):
+    """Since when one trigger counts upstream runs."""
+
+    trigger: str = Field(description="The trigger: `afterDeployment/<name>` or `assets`.")
+    since: datetime = Field(
+        description="Upstream runs that ended before this do not trigger: when the trigger "
+        "was declared, when the Deployment was last seen paused, or (`assets`) when it "
+        "last fired.")
+    covered: list[str] = Field(
+        default_factory=list,
+        description="`assets`: uids of the runs whose materializations the last fire "
+        "used (they ended within the second of `since`, and are not new).")
 
 
 class DeploymentStatus(StatusModel):
@@ -306,6 +431,11 @@ class DeploymentStatus(StatusModel):
         default=0, ge=0, description="Runs waiting in AwaitingConcurrencySlot."
     )
     last_run: LastRun | None = Field(default=None, description="The most recent run.")
+    triggers: list[TriggerStatus] = Field(
+        default_factory=list,
+        description="Since when each of `spec.triggers` counts upstream runs (written by "
+        "the operator's triggers controller).",
+    )
 
 
 class Deployment(Resource):
@@ -330,3 +460,32 @@ class Deployment(Resource):
     status: DeploymentStatus = Field(
         default_factory=DeploymentStatus, description="Observed state, written by the operator."
     )
+    ROOT_VALIDATIONS: ClassVar[tuple[dict[str, str], ...]] = ({
+        "rule": "!has(self.spec.triggers) || !has(self.metadata.name) || "
+        "self.spec.triggers.all(t, !has(t.afterDeployment) || "
+        "t.afterDeployment.name != self.metadata.name)",
+        "message": "spec.triggers: a trigger names its own Deployment, which would run "
+        "itself forever; name another Deployment in afterDeployment.name",
+    },)
+
+    @model_validator(mode="after")
+    def _triggers_name_others(self) -> Deployment:
+        seen: set[str] = set()
+        for index, trigger in enumerate(self.spec.triggers):
+            where = f"spec.triggers[{index}]"
+            if trigger.assets is not None:
+                if "/assets" in seen:
+                    raise FieldValueError(f"{where}.assets", "at most one assets trigger per "
+                                          "Deployment; merge their upstream lists")
+                seen.add("/assets")
+                continue
+            upstream = trigger.after_deployment.name if trigger.after_deployment else ""
+            if upstream == self.metadata.name:
+                raise FieldValueError(f"{where}.afterDeployment.name", (
+                    "names this Deployment itself, which would run itself forever; name "
+                    "another Deployment"))
+            if upstream in seen:
+                raise FieldValueError(f"{where}.afterDeployment.name", (
+                    f"Deployment {upstream!r} is named by two triggers; merge them into one"))
+            seen.add(upstream)
+        return self

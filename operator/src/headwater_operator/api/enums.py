@@ -37,6 +37,15 @@ TERMINAL_PHASES: frozenset[FlowRunPhase] = frozenset(
 """Phases a FlowRun never leaves."""
 
 
+class FinalPhase(StrEnum):
+    """The phases a run ends in (:data:`TERMINAL_PHASES`), as a trigger selects them."""
+
+    COMPLETED = "Completed"
+    FAILED = "Failed"
+    CRASHED = "Crashed"
+    CANCELLED = "Cancelled"
+
+
 class CollisionStrategy(StrEnum):
     """What a Deployment does with a new run when its concurrency limit is reached."""
 
@@ -87,6 +96,10 @@ class FlowRunTrigger(StrEnum):
     BACKFILL = "backfill"
     CLI = "cli"
     MANUAL = "manual"
+    DEPLOYMENT = "deployment"
+    """Created by a Deployment's ``afterDeployment`` trigger (docs/triggers.md)."""
+    ASSET = "asset"
+    """Created by a Deployment's ``assets`` trigger (docs/triggers.md)."""
 
 
 class ImagePullPolicy(StrEnum):

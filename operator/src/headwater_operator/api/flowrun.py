@@ -123,7 +123,8 @@ class FlowRunSpec(SpecModel):
     )
     trigger: FlowRunTrigger | None = Field(
         default=None,
-        description="How the run came to be: `schedule`, `backfill`, `cli` or `manual` "
+        description="How the run came to be: `schedule`, `backfill`, `cli`, `manual`, or "
+        "`deployment` and `asset` for runs a Deployment's triggers created "
         "(informational).",
     )
 

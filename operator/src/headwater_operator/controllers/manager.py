@@ -14,8 +14,8 @@ owns, for the watched namespaces:
 * the **controllers**, each a work queue with workers
   (:class:`~headwater_operator.runtime.Controller`): FlowRuns
   (:mod:`.flowruns`), Schedules (:mod:`.schedules`), Deployments and Flows
-  (:mod:`.deployments`), Automations (:mod:`.automations`, which consumes the FlowRun
-  informer too).
+  (:mod:`.deployments`), Deployments' triggers (:mod:`.triggers`), and Automations
+  (:mod:`.automations`, which consumes the FlowRun informer too).
 
 Start-up order, and why: handlers are registered first (the stores before the
 controllers, so a controller's callback sees the store already updated), then the
@@ -45,13 +45,14 @@ from headwater_operator.controllers.deployments import DeploymentController, Flo
 from headwater_operator.controllers.flowruns import FlowRunController
 from headwater_operator.controllers.schedules import ScheduleController
 from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
+from headwater_operator.controllers.triggers import TriggerController
 from headwater_operator.flowruns.settings import DEFAULT_CONFIG_ERROR_GRACE
 from headwater_operator.informer import InformerFactory, Store
 from headwater_operator.runtime import Controller
 
 logger = logging.getLogger(__name__)
 
-CONTROLLERS = ("flowruns", "schedules", "deployments", "flows", "automations")
+CONTROLLERS = ("flowruns", "schedules", "deployments", "flows", "triggers", "automations")
 """Every controller, by name (``--controllers`` may run a subset: benchmarks)."""
 STOP_GRACE_SECONDS = 2.0
 """How long a stopping manager lets reconciles in flight finish before cancelling."""
@@ -119,12 +120,14 @@ class Manager:
         self.flows = FlowController(client, flows=self.flow_store,
                                     deployments=self.deployments, events=events,
                                     observer=observer, clock=clock)
+        self.triggers = TriggerController(client, deployments=self.deployment_store,
+                                          events=events, observer=observer, clock=clock)
         self.automations = AutomationController(
             client, deployments=self.deployment_store, events=events, observer=observer,
             clock=clock, notifier=options.notifier, ui_url=options.ui_url)
         by_name: dict[str, Reconciler] = {"flowruns": self.flowruns, "schedules": self.schedules,
                    "deployments": self.deployments, "flows": self.flows,
-                   "automations": self.automations}
+                   "triggers": self.triggers, "automations": self.automations}
         self.running = [by_name[name] for name in CONTROLLERS if name in wanted]
         for controller in self.running:
             controller.register(self.informers)

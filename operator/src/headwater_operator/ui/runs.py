@@ -34,6 +34,7 @@ from markupsafe import Markup
 
 from headwater_operator import kube
 from headwater_operator.api import TERMINAL_PHASES
+from headwater_operator.api.enums import FlowRunTrigger
 from headwater_operator.cli.common import CliError
 from headwater_operator.cli.describe import (
     ordered_task_runs,
@@ -70,7 +71,7 @@ FILTERS = ("namespace", "deployment", "flow", "phase", "trigger", "tag", "since"
 PHASES = ("Scheduled", "Late", "AwaitingConcurrencySlot", "Pending", "Running",
           "AwaitingRetry", "Retrying", "Cancelling", "Completed", "Failed", "Crashed",
           "Cancelled")
-TRIGGERS = ("schedule", "backfill", "cli", "manual")
+TRIGGERS = tuple(trigger.value for trigger in FlowRunTrigger)
 ALARMING = frozenset({"Late", "Crashed"})
 TERMINAL = frozenset(str(phase) for phase in TERMINAL_PHASES)
 """Phases whose rows stand out."""

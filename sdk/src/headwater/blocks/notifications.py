@@ -106,6 +106,13 @@ def _secret_url_validator(value: SecretStr) -> SecretStr:
     return value
 
 
+def _subject_and_body(subject: str | None, body: str | None) -> tuple[Any, Any]:
+    """``notify(text)`` (Prefect's one-argument call) is a body without a subject."""
+    if body is None:
+        return "", "" if subject is None else subject
+    return "" if subject is None else subject, body
+
+
 class NotificationBlock(Block):
     """A block that sends a message: ``notify(subject, body)``.
 
@@ -124,27 +131,33 @@ class NotificationBlock(Block):
 
     # --- public API ------------------------------------------------------------------
 
-    def notify(self, subject: str, body: str, *, idempotency_key: str | None = None,
-               _sync: bool | None = None) -> None:
+    def notify(self, subject: str | None = None, body: str | None = None, *,
+               idempotency_key: str | None = None, _sync: bool | None = None) -> None:
         """Send ``subject`` and ``body``; raise
         :class:`~headwater.exceptions.NotificationError` when it was not delivered.
 
         ``idempotency_key`` names this message: sending it again with the same key lets a
         receiver that supports it (PagerDuty, a custom webhook, email clients) drop the
         duplicate. Called directly from an ``async def``, returns a coroutine to await.
+
+        Prefect's calls work too: ``notify("text")`` sends ``text`` as the body with no
+        subject, and ``notify(body=..., subject=...)`` as named (Prefect's positional
+        order is ``(body, subject)``; here the subject comes first). ``subject`` and
+        ``body`` cannot both be empty.
         """
         if _sync is False or (_sync is None and called_from_coroutine()):
             coroutine: Any = self.anotify(subject, body, idempotency_key=idempotency_key)
             return coroutine  # type: ignore[no-any-return]
-        self._notify(subject, body, idempotency_key)
+        self._notify(*_subject_and_body(subject, body), idempotency_key)
         return None
 
-    async def anotify(self, subject: str, body: str, *,
+    async def anotify(self, subject: str | None = None, body: str | None = None, *,
                       idempotency_key: str | None = None) -> None:
         """:meth:`notify` as a coroutine (sent from a worker thread)."""
         import asyncio
 
-        await asyncio.to_thread(self._notify, subject, body, idempotency_key)
+        await asyncio.to_thread(self._notify, *_subject_and_body(subject, body),
+                                idempotency_key)
 
     # --- for subclasses --------------------------------------------------------------
 
@@ -223,6 +236,7 @@ class _HTTPSender:
         self.block = block
 
     def send(self, url: str, method: str, data: bytes, headers: dict[str, str]) -> int:
+        import http.client
         import urllib.error
         import urllib.request
 
@@ -237,7 +251,7 @@ class _HTTPSender:
             raise self._unreachable(exc.reason) from None
         except (OSError, ValueError) as exc:
             raise self._unreachable(exc) from None
-        except Exception as exc:  # http.client.HTTPException: a broken answer
+        except http.client.HTTPException as exc:
             raise self.block._error(f"the receiver's answer was not HTTP "
                                     f"({type(exc).__name__}); retry later",
                                     retryable=True) from None
@@ -658,8 +672,8 @@ class EmailSMTP(NotificationBlock):
 
     @model_validator(mode="after")
     def _credentials(self) -> EmailSMTP:
-        if self.password is not None and self.username is None:
-            raise ValueError("password is set without username: set both or neither")
+        if (self.password is None) != (self.username is None):
+            raise ValueError("username and password go together: set both or neither")
         if self.password is not None and self.security == "none":
             raise ValueError("security 'none' would send the password in clear: use "
                              "'starttls' or 'ssl'")
@@ -668,10 +682,13 @@ class EmailSMTP(NotificationBlock):
     def email_message(self, subject: str, body: str,
                       idempotency_key: str | None) -> EmailMessage:
         """The message ``notify`` sends."""
+        from email import policy
         from email.message import EmailMessage
         from email.utils import formatdate, make_msgid
 
-        message = EmailMessage()
+        # RFC 5322's hard limit of 998 characters a line, not the folding default of 78:
+        # a Message-ID folded onto a second line is valid, but some tools compare it raw.
+        message = EmailMessage(policy=policy.SMTP.clone(max_line_length=998))
         message["Subject"] = " ".join(subject.split())
         message["From"] = self.from_address
         message["To"] = ", ".join(self.to_addresses)
@@ -702,9 +719,8 @@ class EmailSMTP(NotificationBlock):
             with client:
                 if self.security == "starttls":
                     client.starttls(context=context)
-                if self.username is not None:
-                    password = self.password.get_secret_value() if self.password else ""
-                    client.login(self.username, password)
+                if self.username is not None and self.password is not None:
+                    client.login(self.username, self.password.get_secret_value())
                 refused = client.send_message(message)
         except Exception as exc:  # every failure becomes a NotificationError
             raise self._smtp_error(exc) from None
