@@ -487,7 +487,10 @@ class ClusterCommands:
         plurals = {"Namespace": ("", "v1", "namespaces"), "Flow": (*GROUP_VERSION, "flows"),
                    "Deployment": (*GROUP_VERSION, "deployments"),
                    "Schedule": (*GROUP_VERSION, "schedules"),
-                   "FlowRun": (*GROUP_VERSION, "flowruns")}
+                   "FlowRun": (*GROUP_VERSION, "flowruns"),
+                   "Block": (*GROUP_VERSION, "blocks"),
+                   "Automation": (*GROUP_VERSION, "automations"),
+                   "Secret": ("", "v1", "secrets")}
 
         def write() -> None:
             for body in objects:

@@ -54,7 +54,8 @@ def test_the_api_is_discovered_with_our_kinds_short_names_and_category(
     assert set(resources.split()) == {"flows.headwater.dev", "deployments.headwater.dev",
                                       "schedules.headwater.dev", "flowruns.headwater.dev",
                                       "blocks.headwater.dev", "variables.headwater.dev",
-                                      "concurrencylimits.headwater.dev"}
+                                      "concurrencylimits.headwater.dev",
+                                      "automations.headwater.dev"}
     crds = kubectl.ok("get", "crds", "-o", "name")
     assert "customresourcedefinition.apiextensions.k8s.io/flows.headwater.dev" in crds
     established = kubectl.ok("get", "crd", "flowruns.headwater.dev", "-o",

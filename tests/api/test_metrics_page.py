@@ -215,7 +215,8 @@ async def test_the_page_shows_the_work_queues_and_who_leads(
         return found if found.get("flowruns", 0) >= 3 else {}
 
     reconciles = await wait_for(reconciled)
-    assert set(reconciles) == {"flowruns", "schedules", "deployments", "flows"}
+    assert set(reconciles) == {"flowruns", "schedules", "deployments", "flows", "triggers",
+                               "automations"}
     depth = await asyncio.to_thread(samples, metrics_page, "headwater_workqueue_depth")
     assert set(depth) == set(reconciles)
     assert all(value >= 0 for value in depth.values())

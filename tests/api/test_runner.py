@@ -123,7 +123,7 @@ def test_main_passes_the_chart_flags_to_the_operator(
     assert seen["config_error_grace_seconds"] == 60  # the default grace for missing Secrets
     assert seen["run_store"] is None  # no default run store unless one is given
     assert set(seen["controllers"]) == {"flowruns", "schedules", "deployments", "flows",
-                                        "triggers"}
+                                        "triggers", "automations"}
     assert entrypoint.main(["-n", "a", "--config-error-grace-seconds", "120",
                             "--run-store", "s3://acme-runs/headwater",
                             "--kubeconfig", str(emulator.kubeconfig_path)]) == 0
@@ -192,8 +192,8 @@ async def test_operator_watches_only_headwater_pods_and_each_kind_once(
     assert all(record.label_selector == "app.kubernetes.io/managed-by=headwater"
                for record in pods)
     listed = sorted(record.resource for record in records if record.verb == "list")
-    assert listed == ["blocks", "deployments", "flowruns", "flows", "pods", "schedules",
-                      "secrets", "variables"]
+    assert listed == ["automations", "blocks", "deployments", "flowruns", "flows", "pods",
+                      "schedules", "secrets", "variables"]
     # Secrets are listed and watched as metadata only: their data never reaches it.
     secrets = [record for record in records if record.resource == "secrets"]
     assert secrets
@@ -324,7 +324,8 @@ async def test_the_operator_waits_unready_until_its_crds_are_served_then_serves_
                                          "flows.headwater.dev, deployments.headwater.dev, "
                                          "schedules.headwater.dev, flowruns.headwater.dev, "
                                          "blocks.headwater.dev, variables.headwater.dev, "
-                                         "concurrencylimits.headwater.dev: "
+                                         "concurrencylimits.headwater.dev, "
+                                         "automations.headwater.dev: "
                                          "install the CRDs (kubectl apply -f crds/, or the "
                                          "chart with crds.install=true); the operator starts "
                                          "once they are served")

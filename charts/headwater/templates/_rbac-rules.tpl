@@ -28,9 +28,17 @@ ClusterRole and the per-namespace Roles can never drift apart.
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "list", "watch"]
-# Status is written only through the status subresource (phase, conditions, counts).
+# Automations are read (list/watch feed the automations controller); their spec is never
+# written. Their actions create FlowRuns (runDeployment) and patch FlowRuns (cancelRun)
+# and Deployments (suspend: spec.paused), covered by the rules above.
 - apiGroups: ["headwater.dev"]
-  resources: ["flows/status", "deployments/status", "schedules/status", "flowruns/status"]
+  resources: ["automations"]
+  verbs: ["get", "list", "watch"]
+# Status is written only through the status subresource (phase, conditions, counts; an
+# Automation's delivery ledger).
+- apiGroups: ["headwater.dev"]
+  resources: ["flows/status", "deployments/status", "schedules/status", "flowruns/status",
+              "automations/status"]
   verbs: ["get", "patch"]
 # One pod per FlowRun attempt: created, watched (headwater-labelled only) for its phase and
 # termination message, deleted on cancel and timeout. No pods/log: `headwater logs` uses
@@ -87,20 +95,20 @@ command needs which.
 # their secret fields name are not readable with view (Kubernetes' view has no Secrets).
 - apiGroups: ["headwater.dev"]
   resources: ["flows", "deployments", "schedules", "flowruns", "blocks", "variables",
-              "concurrencylimits"]
+              "concurrencylimits", "automations"]
   verbs: ["get", "list", "watch"]
 {{- end }}
 
 {{- define "headwater.rbac.editRules" -}}
 # Write them (`headwater run`, `backfill`, `cancel`, `block create|delete`, `variable
-# set|unset`; kubectl apply/delete). Writing a Flow or a Deployment defines pods:
+# set|unset`; kubectl apply/delete; Automations). Writing a Flow or a Deployment defines pods:
 # admission-policy.yaml also requires `create pods` for it. A block's secret fields go to
 # a Secret: Kubernetes' edit writes Secrets; this role alone does not (docs/cli.md).
 # ConcurrencyLimits are declared here; their slots are Leases the flow-run pods write
 # with their own service account (docs/concurrency.md), never with these roles.
 - apiGroups: ["headwater.dev"]
   resources: ["flows", "deployments", "schedules", "flowruns", "blocks", "variables",
-              "concurrencylimits"]
+              "concurrencylimits", "automations"]
   verbs: ["create", "update", "patch", "delete", "deletecollection"]
 {{- end }}
 

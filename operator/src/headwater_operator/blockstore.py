@@ -415,3 +415,25 @@ class KubernetesVariableStore:
             if parsed is not None:
                 values[parsed.variable_name] = parsed.spec.value
         return dict(sorted(values.items()))
+
+
+class NotificationBlocks:
+    """Loads a namespace's notification blocks for the automations controller (which may
+    not import this module: it gets :meth:`load` from the application).
+
+    Blocking (it reads the Block and its Secret through :class:`kube.BlockingKube`): the
+    controller calls it from its delivery threads, never on the event loop. Each load
+    reads afresh, so an edited block or a rotated Secret takes effect at the next
+    delivery; the secret values live only in the returned block object.
+    """
+
+    def __init__(self, client: kube.BlockingKube | None = None) -> None:
+        self._client = client
+
+    def load(self, namespace: str, name: str) -> Any:
+        """The block ``name`` of ``namespace``, as its stored class."""
+        from headwater.blocks.core import load_from
+
+        if self._client is None:
+            self._client = kube.BlockingKube()
+        return load_from(KubernetesBlockStore(self._client, namespace), name)

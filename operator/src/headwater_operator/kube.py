@@ -178,6 +178,7 @@ LEASES = Resource("coordination.k8s.io", "v1", "leases", kind="Lease")
 BLOCKS = Resource(GROUP, VERSION, "blocks", kind="Block")
 VARIABLES = Resource(GROUP, VERSION, "variables", kind="Variable")
 CONCURRENCY_LIMITS = Resource(GROUP, VERSION, "concurrencylimits", kind="ConcurrencyLimit")
+AUTOMATIONS = Resource(GROUP, VERSION, "automations", kind="Automation")
 SECRETS = Resource("", "v1", "secrets", kind="Secret")
 SECRETS_METADATA = Resource("", "v1", "secrets", kind="Secret", metadata_only=True)
 """Secrets without their data: the operator watches these (docs/blocks-kubernetes.md)."""

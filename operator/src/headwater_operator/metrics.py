@@ -128,6 +128,32 @@ API_RETRIES_TOTAL = Counter(
     registry=REGISTRY,
 )
 
+AUTOMATION_DELIVERIES_TOTAL = Counter(
+    "headwater_automation_deliveries_total",
+    "Automation action attempts by outcome: Delivered, Retrying (an attempt failed and is "
+    "retried), Failed (given up). Labelled namespace/automation.",
+    ["automation", "action", "outcome"],
+    registry=REGISTRY,
+)
+AUTOMATION_DELIVERY_LATENCY = Histogram(
+    "headwater_automation_delivery_latency_seconds",
+    "Seconds from a transition (a run's endTime, Late time, or a freshness deadline) to "
+    "its action's delivery being recorded, by action.",
+    ["action"],
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300),
+    registry=REGISTRY,
+)
+
+
+def observe_automation_delivery(namespace: str, automation: str, action: str, outcome: str,
+                                latency_seconds: float | None) -> None:
+    """Count one automation action attempt's ``outcome``; a delivery's latency."""
+    AUTOMATION_DELIVERIES_TOTAL.labels(automation=f"{namespace}/{automation}", action=action,
+                                       outcome=outcome).inc()
+    if latency_seconds is not None:
+        AUTOMATION_DELIVERY_LATENCY.labels(action=action).observe(max(0.0, latency_seconds))
+
+
 
 def observe_run_finished(
     namespace: str, deployment: str, phase: str, duration_seconds: float | None

@@ -58,7 +58,7 @@ import aiohttp
 import kopf
 from headwater.contract import GROUP, VERSION
 
-from headwater_operator import kube, metrics, shutdown
+from headwater_operator import blockstore, kube, metrics, shutdown
 from headwater_operator.clock import Clock
 from headwater_operator.controllers.manager import CONTROLLERS, Manager, Options
 from headwater_operator.events import EventRecorder
@@ -78,7 +78,7 @@ CRD_POLL_SECONDS = 5.0
 CRD_LOG_EVERY = 12
 """Log the wait on the first look and every this many looks (once a minute)."""
 HEADWATER_PLURALS = ("flows", "deployments", "schedules", "flowruns", "blocks", "variables",
-                     "concurrencylimits")
+                     "concurrencylimits", "automations")
 LOST_STOP_SECONDS = 4.0
 """After losing the Lease, how long the controllers may take to stop before the process
 exits regardless: a standby may take over ``lease_duration - renew_deadline`` (5 s by
@@ -231,7 +231,8 @@ async def run_operator(
         config_error_grace=(timedelta(seconds=config_error_grace_seconds)
                             if config_error_grace_seconds is not None
                             else DEFAULT_CONFIG_ERROR_GRACE),
-        run_store=run_store or None, ui_url=ui_url or None)
+        run_store=run_store or None, ui_url=ui_url or None,
+        notifier=blockstore.NotificationBlocks().load)
     attach_metrics()
     if metrics_port is not None:
         metrics.start_metrics_server(metrics_port)

@@ -21,6 +21,7 @@ What it must respect:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -54,13 +55,19 @@ def _expression_only(template: str) -> bool:
             and stripped.count("{{") == 1 and "{%" not in stripped)
 
 
+@functools.lru_cache(maxsize=1024)
+def _compiled(template: str, native: bool) -> jinja2.Template:
+    """A template compiled once (compiling costs far more than rendering, and an
+    automation renders the same few templates for every run)."""
+    return (_NATIVE if native else _STRING).from_string(template)
+
+
 def render(template: str, context: Mapping[str, Any], *, field: str) -> Any:
     """``template`` rendered over ``context``; ``field`` (e.g. ``spec.actions[0].message``)
     names where the template came from in any error."""
     native = _expression_only(template)
-    env = _NATIVE if native else _STRING
     try:
-        compiled = env.from_string(template.strip() if native else template)
+        compiled = _compiled(template.strip() if native else template, native)
         value: Any = compiled.render(context)
         if isinstance(value, jinja2.Undefined):  # a lone expression is not str()-ed
             value._fail_with_undefined_error()

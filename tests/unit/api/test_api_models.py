@@ -55,6 +55,7 @@ def test_kinds_and_plurals() -> None:
         "Block": "blocks",
         "Variable": "variables",
         "ConcurrencyLimit": "concurrencylimits",
+        "Automation": "automations",
     }
     assert KINDS["FlowRun"] is FlowRun
 

@@ -68,7 +68,7 @@ def test_rendered_crds_equal_the_generated_ones(render: Render) -> None:
         "flowruns.headwater.dev",
         "blocks.headwater.dev",
         "variables.headwater.dev",
-        "concurrencylimits.headwater.dev",
+        "concurrencylimits.headwater.dev", "automations.headwater.dev",
     }
     rendered = _headwater_crds(render())
     assert set(rendered) == set(generated)
@@ -85,7 +85,7 @@ def test_chart_copy_of_crds_is_byte_identical_to_crds_dir() -> None:
 
 def test_crds_are_kept_on_uninstall_by_default(render: Render) -> None:
     crds = [m for m in render({"replicas": 2}) if m["kind"] == "CustomResourceDefinition"]
-    assert len(crds) == 7  # the seven Headwater kinds, and nothing else with HA
+    assert len(crds) == 8  # the eight Headwater kinds, and nothing else with HA
     for crd in crds:
         assert crd["metadata"]["annotations"][KEEP] == "keep", crd["metadata"]["name"]
         assert crd["metadata"]["labels"]["app.kubernetes.io/instance"] == "hw"
@@ -97,7 +97,7 @@ def test_crds_keep_false_lets_uninstall_delete_them(render: Render) -> None:
         for m in render({"crds": {"install": True, "keep": False}})
         if m["kind"] == "CustomResourceDefinition"
     ]
-    assert len(crds) == 7
+    assert len(crds) == 8
     for crd in crds:
         assert KEEP not in crd["metadata"].get("annotations", {}), crd["metadata"]["name"]
 

@@ -17,6 +17,8 @@ WORKLOAD_GRANTS: Grants = {
     ("headwater.dev", "deployments/status"): {"get", "patch"},
     ("headwater.dev", "schedules/status"): {"get", "patch"},
     ("headwater.dev", "flowruns/status"): {"get", "patch"},
+    ("headwater.dev", "automations"): {"get", "list", "watch"},
+    ("headwater.dev", "automations/status"): {"get", "patch"},
     ("headwater.dev", "blocks"): {"get", "list", "watch"},
     ("headwater.dev", "variables"): {"get", "list", "watch"},
     ("", "pods"): {"get", "list", "watch", "create", "delete"},

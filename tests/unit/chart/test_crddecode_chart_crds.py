@@ -21,7 +21,7 @@ CRDS = ("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 def test_rendered_crds_decode_without_strict_errors(render: Render,
                                                     values: dict[str, Any]) -> None:
     crds = [m for m in render(values) if m["kind"] == "CustomResourceDefinition"]
-    assert len(crds) == 7
+    assert len(crds) == 8
     for crd in crds:
         decoded = decode(CRDS, crd)
         assert (decoded.error, decoded.unknown) == (None, ()), crd["metadata"]["name"]

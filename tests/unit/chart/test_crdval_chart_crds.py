@@ -17,7 +17,7 @@ def test_rendered_crds_are_accepted(render: Render) -> None:
     assert {crd["metadata"]["name"] for crd in crds} == {
         "flows.headwater.dev", "deployments.headwater.dev", "schedules.headwater.dev",
         "flowruns.headwater.dev", "blocks.headwater.dev", "variables.headwater.dev",
-        "concurrencylimits.headwater.dev"}
+        "concurrencylimits.headwater.dev", "automations.headwater.dev"}
     for crd in crds:
         errors = validate_crd(prepare_for_create(default_crd(crd)))
         assert [e.message() for e in errors] == [], crd["metadata"]["name"]

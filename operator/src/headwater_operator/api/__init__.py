@@ -18,6 +18,13 @@ from typing import Any, Final
 from headwater.contract import API_VERSION, GROUP, VERSION
 from pydantic import ValidationError
 
+from headwater_operator.api.automation import (
+    Action,
+    Automation,
+    AutomationSpec,
+    AutomationStatus,
+    LedgerEntry,
+)
 from headwater_operator.api.block import (
     BLOCK_NAME_MAX_LENGTH,
     BLOCK_TYPE_RULE,
@@ -106,13 +113,15 @@ from headwater_operator.api.variable import (
     variable_object_name,
 )
 
-AnyResource = Flow | Deployment | Schedule | FlowRun | Block | Variable | ConcurrencyLimit
-"""Any of the seven kinds."""
+AnyResource = (Flow | Deployment | Schedule | FlowRun | Block | Variable | ConcurrencyLimit
+               | Automation)
+"""Any of the eight kinds."""
 
 RESOURCE_TYPES: Final[tuple[type[Resource], ...]] = (
-    Flow, Deployment, Schedule, FlowRun, Block, Variable, ConcurrencyLimit)
-"""The seven kinds: the four that run flows in dependency order (a Deployment needs a
-Flow, …), then the configuration flows read (Blocks, Variables, ConcurrencyLimits)."""
+    Flow, Deployment, Schedule, FlowRun, Block, Variable, ConcurrencyLimit, Automation)
+"""The eight kinds: the four that run flows in dependency order (a Deployment needs a
+Flow, …), then the configuration flows read (Blocks, Variables, ConcurrencyLimits), then
+what reacts to runs (Automations)."""
 
 KINDS: Final[dict[str, type[Resource]]] = {cls.KIND: cls for cls in RESOURCE_TYPES}
 """Model class by kind, e.g. ``KINDS["FlowRun"] is FlowRun``."""
@@ -159,7 +168,7 @@ def parse_resource(body: Mapping[str, Any]) -> AnyResource:
     except ValidationError as exc:
         raise InvalidResourceError(what, format_validation_error(exc)) from exc
     assert isinstance(parsed, Flow | Deployment | Schedule | FlowRun | Block | Variable
-                      | ConcurrencyLimit)
+                      | ConcurrencyLimit | Automation)
     return parsed
 
 
@@ -180,9 +189,13 @@ __all__ = [
     "SCHEDULE_PLURAL",
     "TERMINAL_PHASES",
     "VERSION",
+    "Action",
     "ActiveRun",
     "AnyResource",
     "AssetStatus",
+    "Automation",
+    "AutomationSpec",
+    "AutomationStatus",
     "Block",
     "BlockReference",
     "BlockSpec",
@@ -212,6 +225,7 @@ __all__ = [
     "ImagePullPolicy",
     "InvalidResourceError",
     "LastRun",
+    "LedgerEntry",
     "LocalObjectReference",
     "ObjectMeta",
     "OwnerReference",

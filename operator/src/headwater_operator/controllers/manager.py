@@ -14,7 +14,8 @@ owns, for the watched namespaces:
 * the **controllers**, each a work queue with workers
   (:class:`~headwater_operator.runtime.Controller`): FlowRuns
   (:mod:`.flowruns`), Schedules (:mod:`.schedules`), Deployments and Flows
-  (:mod:`.deployments`), and Deployments' triggers (:mod:`.triggers`).
+  (:mod:`.deployments`), Deployments' triggers (:mod:`.triggers`), and Automations
+  (:mod:`.automations`, which consumes the FlowRun informer too).
 
 Start-up order, and why: handlers are registered first (the stores before the
 controllers, so a controller's callback sees the store already updated), then the
@@ -39,6 +40,7 @@ from typing import Any, Protocol
 
 from headwater_operator import kube
 from headwater_operator.clock import Clock
+from headwater_operator.controllers.automations import AutomationController, NotifierLoader
 from headwater_operator.controllers.deployments import DeploymentController, FlowController
 from headwater_operator.controllers.flowruns import FlowRunController
 from headwater_operator.controllers.schedules import ScheduleController
@@ -50,7 +52,7 @@ from headwater_operator.runtime import Controller
 
 logger = logging.getLogger(__name__)
 
-CONTROLLERS = ("flowruns", "schedules", "deployments", "flows", "triggers")
+CONTROLLERS = ("flowruns", "schedules", "deployments", "flows", "triggers", "automations")
 """Every controller, by name (``--controllers`` may run a subset: benchmarks)."""
 STOP_GRACE_SECONDS = 2.0
 """How long a stopping manager lets reconciles in flight finish before cancelling."""
@@ -79,6 +81,8 @@ class Options:
     """The UI's public address (``--ui-url``), passed to flow-run pods."""
     clock: Clock | None = None
     watch_timeout_seconds: int = 300
+    notifier: NotifierLoader | None = None
+    """Loads a namespace's notification block by name (blocking), for automations."""
 
 
 class Manager:
@@ -118,9 +122,12 @@ class Manager:
                                     observer=observer, clock=clock)
         self.triggers = TriggerController(client, deployments=self.deployment_store,
                                           events=events, observer=observer, clock=clock)
+        self.automations = AutomationController(
+            client, deployments=self.deployment_store, events=events, observer=observer,
+            clock=clock, notifier=options.notifier, ui_url=options.ui_url)
         by_name: dict[str, Reconciler] = {"flowruns": self.flowruns, "schedules": self.schedules,
                    "deployments": self.deployments, "flows": self.flows,
-                   "triggers": self.triggers}
+                   "triggers": self.triggers, "automations": self.automations}
         self.running = [by_name[name] for name in CONTROLLERS if name in wanted]
         for controller in self.running:
             controller.register(self.informers)
@@ -160,6 +167,7 @@ class Manager:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self.automations.aclose()
 
     async def run(self) -> None:
         """Start, then run until cancelled (or until a part of it fails); then stop."""

@@ -58,6 +58,11 @@ class Observer(Protocol):
                       phase: str | None) -> None:
         """Run ``uid`` is now in ``phase`` (None: finished or gone)."""
 
+    def observe_automation_delivery(self, namespace: str, automation: str, action: str,
+                                    outcome: str, latency_seconds: float | None) -> None:
+        """An automation's ``action`` attempt ended with ``outcome`` (``Delivered``,
+        ``Retrying``, ``Failed``); a delivery's ``latency_seconds`` since its transition."""
+
 
 class NullObserver:
     """An observer that keeps nothing (controllers under test, tools)."""
@@ -83,6 +88,10 @@ class NullObserver:
 
     def set_run_phase(self, uid: str, namespace: str, deployment: str,
                       phase: str | None) -> None:
+        """Kept nowhere."""
+
+    def observe_automation_delivery(self, namespace: str, automation: str, action: str,
+                                    outcome: str, latency_seconds: float | None) -> None:
         """Kept nowhere."""
 
 

@@ -333,6 +333,13 @@ def _current_store() -> BlockStore:
     return stores.current().blocks
 
 
+def load_from(store: BlockStore, name: str, *, validate: bool = True) -> Block:
+    """The block saved as ``name`` in ``store`` (its stored type, nested blocks and secret
+    values), whatever store ``HEADWATER_BLOCK_STORE`` selects: the operator loads a
+    namespace's notification blocks this way (``Block.load`` reads the process's store)."""
+    return _Loader(store, validate).load(Block, stores.validate_block_name(name))
+
+
 class Block(BaseModel):
     """A base class for typed configuration saved under a name (Prefect 3's ``Block``).
 
