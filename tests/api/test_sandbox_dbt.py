@@ -29,6 +29,13 @@ def _dbt_python() -> Path:
     return DBT_PYTHON
 
 
+def _upstream_of(key: str, home: Path) -> str:
+    """The Upstream section ``headwater lineage`` prints for ``key``."""
+    printed = subprocess.run([sys.executable, "-m", "headwater", "lineage", key, "--store",
+                              str(home)], capture_output=True, text=True, check=True).stdout
+    return printed.split("Upstream:")[1].split("Downstream:")[0]
+
+
 async def test_the_dbt_example_completes_and_records_its_lineage(tmp_path: Path) -> None:
     options = sb.SandboxOptions(
         manifests=[REPO / "examples" / "dbt"], workdir=REPO, state_dir=tmp_path / "state",
@@ -42,18 +49,11 @@ async def test_the_dbt_example_completes_and_records_its_lineage(tmp_path: Path)
     task_runs = run["status"].get("taskRuns") or {}
     # ingest, 18 dbt nodes (seeds, staging views, marts and their tests), 3 dashboards
     assert task_runs.get("Completed", 0) >= 20, task_runs
-    lineage = subprocess.run(
-        [sys.executable, "-m", "headwater", "lineage", "duckdb://jaffle/main/orders",
-         "--store", str(tmp_path / "state" / "home")],
-        capture_output=True, text=True, check=True).stdout
-    upstream = lineage.split("Upstream:")[1].split("Downstream:")[0]
+    home = tmp_path / "state" / "home"
+    upstream = _upstream_of("duckdb://jaffle/main/orders", home)
     assert "duckdb://jaffle/main/stg_orders" in upstream
     assert "duckdb://jaffle/main/stg_payments" in upstream
-    staging = subprocess.run(
-        [sys.executable, "-m", "headwater", "lineage", "duckdb://jaffle/main/stg_orders",
-         "--store", str(tmp_path / "state" / "home")],
-        capture_output=True, text=True, check=True).stdout
-    assert "duckdb://jaffle/raw/orders" in staging.split("Upstream:")[1].split("Downstream:")[0]
+    assert "duckdb://jaffle/raw/orders" in _upstream_of("duckdb://jaffle/main/stg_orders", home)
 
 
 def test_pod_python_must_be_an_executable(tmp_path: Path) -> None:
