@@ -69,9 +69,11 @@ where the wall clock happens to be)."""
 EXIT_OK, EXIT_RUN_FAILED, EXIT_USAGE = 0, 1, 2
 FAILED_PHASES = frozenset({"Failed", "Crashed"})
 APPLY_ORDER = {"Namespace": 0, "Secret": 1, "Block": 2, "Variable": 3,
-               "ConcurrencyLimit": 3, "Flow": 4, "Deployment": 5, "Schedule": 6, "FlowRun": 7}
+               "ConcurrencyLimit": 3, "Flow": 4, "Deployment": 5, "Automation": 5, "Schedule": 6,
+               "FlowRun": 7}
 """Referenced objects first, so no Deployment waits for its Flow (or a run for its
-Blocks and their Secrets) to appear."""
+Blocks and their Secrets) to appear; Automations before any run, since only transitions
+after an Automation exists fire it."""
 RUN_HEADERS = ("NAME", "DEPLOYMENT", "PHASE", "ATTEMPTS", "SCHEDULED", "DURATION", "REASON")
 BANNER = (
     "headwater dev: a local DEVELOPMENT sandbox, not a cluster. An embedded Kubernetes API,\n"
@@ -470,7 +472,8 @@ class Sandbox:
         resources = {"Flow": kube.FLOWS, "Deployment": kube.DEPLOYMENTS,
                      "Schedule": kube.SCHEDULES, "FlowRun": kube.FLOWRUNS,
                      "Block": kube.BLOCKS, "Variable": kube.VARIABLES,
-                     "ConcurrencyLimit": kube.CONCURRENCY_LIMITS, "Secret": kube.SECRETS}
+                     "ConcurrencyLimit": kube.CONCURRENCY_LIMITS, "Secret": kube.SECRETS,
+                     "Automation": kube.AUTOMATIONS}
         for manifest in manifests:
             if manifest.kind == "Namespace":
                 continue  # created before the operator started

@@ -44,6 +44,7 @@ api tests. It is read only there and never set in production.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import contextlib
 import hashlib
@@ -57,6 +58,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from headwater import runstore
 from headwater.contract import (
     ANNOTATION_TRIGGER,
     LABEL_DEPLOYMENT,
@@ -143,6 +145,38 @@ def _fault(point: str) -> None:
     if os.environ.get(FAULT_ENV) == point:
         logger.critical("fault hook %s=%s: exiting now (tests only)", FAULT_ENV, point)
         os._exit(137)
+
+
+
+LOGS_FIELD = re.compile(r"\blogs\b")
+"""A notify template that names ``logs`` gets ``run.logs``: only then is the store read."""
+LOG_EXCERPT_LINES = 20
+"""``run.logs`` holds the last lines of the run's latest attempt, at most this many…"""
+LOG_EXCERPT_CHARS = 2000
+"""…and at most this many characters (the end of them: where a failure is)."""
+
+
+def logs_excerpt(records: list[Mapping[str, Any]]) -> str | None:
+    """The last lines of the latest attempt's log in the run store (``status.runRecords``:
+    the SDK writes each attempt's lines there, already redacted of every secret it
+    knows), or ``None`` without a record or when the store cannot be read. The operator
+    never reads pod logs (its Role has no ``pods/log``: docs/automations.md)."""
+    written = [entry for entry in records if entry.get("url") and entry.get("written") is not False]
+    if not written:
+        return None
+    latest = max(written, key=lambda entry: int(entry.get("attempt") or 0))
+    tail: collections.deque[str] = collections.deque(maxlen=LOG_EXCERPT_LINES)
+    try:
+        for line in runstore.iter_log_lines(str(latest["url"])):
+            text = f"{line.get('level') or 'INFO'} {line.get('message', '')}"
+            exception = line.get("exception")
+            if isinstance(exception, str) and exception:
+                text += "\n" + exception.rstrip("\n")
+            tail.append(text)
+    except Exception as error:  # a store down or a record gone: the message goes without
+        logger.info("no log excerpt from %s: %s", latest["url"], type(error).__name__)
+        return None
+    return "\n".join(tail)[-LOG_EXCERPT_CHARS:] or None
 
 
 @dataclass(frozen=True)
@@ -672,6 +706,8 @@ class AutomationController:
                                                  namespace=key[0])
         context = flowrun_context(run_body or {"metadata": {"namespace": key[0]}},
                                   ui_url=self.ui_url)
+        context["records"] = list(((run_body or {}).get("status") or {}).get("runRecords")
+                                  or [])
         context["automation"] = {"name": key[1], "namespace": key[0]}
         context["transition"] = {"id": entry["id"], "time": entry.get("time")}
         if transition is not None and transition.extra:
@@ -686,6 +722,9 @@ class AutomationController:
         run = context["run"]
         where = f"spec.actions[{index}]"
         if action.notify is not None:
+            if LOGS_FIELD.search(action.notify.subject + action.notify.body):
+                context = {**context, "run": {**run, "logs": await asyncio.to_thread(
+                    logs_excerpt, context.get("records") or [])}}
             subject = str(render(action.notify.subject, context, field=f"{where}.notify.subject"))
             text = str(render(action.notify.body, context, field=f"{where}.notify.body"))
             await self._notify(namespace, action.notify.block_ref.name, subject, text, idem)
