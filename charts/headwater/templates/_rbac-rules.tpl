@@ -6,8 +6,9 @@ ClusterRole and the per-namespace Roles can never drift apart.
 
 {{- define "headwater.rbac.workloadRules" -}}
 # Flows, Deployments and Schedules are read (list/watch feed kopf's handlers and the
-# Schedule controller's own watches); patch is for kopf's own annotations and finalizers:
-# spec is never written (GitOps sees no drift).
+# Schedule controller's own watches); patch is for kopf's own annotations and finalizers,
+# and for an Automation's `suspend` action, the one spec write (a Deployment's
+# spec.paused: docs/automations.md says how GitOps tools keep it).
 - apiGroups: ["headwater.dev"]
   resources: ["flows", "deployments", "schedules"]
   verbs: ["get", "list", "watch", "patch"]
