@@ -33,8 +33,9 @@ from api_nodes import kubelet_running_every_pod
 from headwater.contract import LABEL_FLOW_RUN, LABEL_SCHEDULE
 from headwater_dev import faults
 from headwater_dev.emulator import BackgroundEmulator
-from headwater_dev.kubelet import Kubelet
+from headwater_dev.kubelet import Kubelet, default_summary
 from headwater_operator import kube as kube_module
+from notification_receivers import HTTPReceiver, http_receiver
 
 pytestmark = pytest.mark.slow
 
@@ -87,11 +88,11 @@ class Fleet:
     directory: Path
     replicas: list[Replica] = field(default_factory=list)
 
-    def start(self, count: int) -> None:
-        for index in range(count):
-            self.replicas.append(self._spawn(f"operator-{index}"))
+    def start(self, count: int, env: dict[str, str] | None = None) -> None:
+        for _ in range(count):
+            self.replicas.append(self._spawn(f"operator-{len(self.replicas)}", env or {}))
 
-    def _spawn(self, name: str) -> Replica:
+    def _spawn(self, name: str, env: dict[str, str]) -> Replica:
         health = _free_port()
         log = self.directory / f"{name}.log"
         with log.open("wb") as sink:
@@ -104,7 +105,7 @@ class Fleet:
                  "--leader-elect-renew-deadline", f"{RENEW_SECONDS}s",
                  "--leader-elect-retry-period", f"{RETRY_SECONDS}s"],
                 stdout=sink, stderr=subprocess.STDOUT,
-                env={**os.environ, "POD_NAME": name})
+                env={**os.environ, "POD_NAME": name, **env})
         return Replica(name, process, health, log)
 
     def alive(self) -> list[Replica]:
@@ -272,3 +273,62 @@ async def test_ticks_and_runs_survive_killing_two_leaders_mid_tick(
         pods = emulator.objects("pods", namespace,
                                 label_selector=f"{LABEL_FLOW_RUN}={run['metadata']['name']}")
         assert [pod["metadata"]["name"] for pod in pods] == [f"{run['metadata']['name']}-1"]
+
+
+receiver = pytest.fixture(http_receiver)
+
+
+async def test_a_standby_redelivers_what_a_dead_leader_delivered_with_the_same_key(
+    *, fleet: Fleet, emulator: BackgroundEmulator, kube: kube_module.Kube, namespace: str,
+    kubelet: Kubelet, wait_for: WaitFor, receiver: HTTPReceiver,
+) -> None:
+    """Failover between an Automation's delivery and its status write: the leader dies
+    there (``HEADWATER_AUTOMATION_FAULT=after-delivery``, as a SIGKILL would leave it); the
+    standby takes over, finds the intent in the Automation's ledger and delivers again with
+    the same idempotency key — the at-least-once guarantee docs/automations.md states."""
+    fleet.start(1, env={"HEADWATER_AUTOMATION_FAULT": "after-delivery"})
+    leader = await fleet.leader(wait_for)
+    fleet.start(1)
+    await fleet.all_answer(wait_for)
+    await flow_and_deployment(kube, namespace)
+    await kube.create(kube_module.SECRETS, {
+        "metadata": {"name": "hook-block"}, "stringData": {"url": receiver.url("/hook")},
+    }, namespace=namespace)
+    await kube.create(kube_module.BLOCKS, {"metadata": {"name": "hook"}, "spec": {
+        "type": "headwater.blocks.notifications:CustomWebhook",
+        "data": {"json_body": {"text": "{{ body }}", "key": "{{ idempotency_key }}"}},
+        "secretRefs": {"url": {"name": "hook-block", "key": "url"}}}}, namespace=namespace)
+    await kube.create(kube_module.AUTOMATIONS, {"metadata": {"name": "on-failure"}, "spec": {
+        "trigger": {"runPhase": {"phases": ["Failed"]}},
+        "actions": [{"notify": {"blockRef": {"name": "hook"}, "subject": "failed",
+                                "body": "{{ run.name }} {{ run.phase }}"}}]}},
+        namespace=namespace)
+
+    def automation() -> dict[str, Any]:
+        return dict((emulator.object("automations", "on-failure", namespace) or {})
+                    .get("status") or {})
+
+    await wait_for(lambda: automation().get("watermark"), timeout=30,
+                   message="the leader watches the Automation")
+    await kube.create(kube_module.FLOWRUNS, {
+        "metadata": {"name": "doomed"}, "spec": {"deploymentRef": {"name": "nightly"}},
+    }, namespace=namespace)
+    pod = await kubelet.wait_for_pod("doomed-1", timeout=30)
+    await kubelet.run(pod)
+    await kubelet.fail(pod, 1, default_summary("Failed", message="boom"))
+    await wait_for(lambda: leader.process.poll() is not None, timeout=30,
+                   message="the leader dies right after its delivery")
+    assert leader.process.returncode == 137, leader.output()
+    died_at = time.monotonic()
+    successor = await fleet.leader(wait_for, within=TAKEOVER_BOUND + 10)
+    assert successor is not leader
+    assert time.monotonic() - died_at <= TAKEOVER_BOUND
+    await wait_for(lambda: automation().get("delivered") == 1, timeout=30,
+                   message="the new leader records the delivery")
+    await asyncio.sleep(1.0)
+    assert len(receiver.requests) == 2, [r.body for r in receiver.requests]
+    keys = {r.headers["idempotency-key"] for r in receiver.requests}
+    assert len(keys) == 1
+    assert {r.json()["key"] for r in receiver.requests} == keys
+    assert {r.json()["text"] for r in receiver.requests} == {"doomed Failed"}
+    assert phase(emulator, "doomed") == "Failed"
