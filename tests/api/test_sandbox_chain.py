@@ -1,4 +1,7 @@
-"""The chain in ``headwater dev`` with real flow code: a failed upstream stops it and notifies.
+"""The chain in ``headwater dev`` with real flow code: backfills and failures.
+
+A backfill of ingest's Schedule (the real ``headwater backfill`` command against the
+sandbox's API server) makes one transform and one dashboards run per window, each once.
 
 examples/chain (ingest → transform → dashboards, each run after the previous one's
 Completed run) plus an Automation on ingest's failures that notifies a local webhook
@@ -10,10 +13,14 @@ its log as the SDK wrote it to the run store (``run.logs``).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
 import json
+import subprocess
+import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -106,5 +113,65 @@ async def test_a_failed_upstream_stops_the_chain_and_notifies(
     first, _, logs = body["text"].partition("\n")
     assert first == "not-a-date"
     assert "end_date" in logs, logs
-    assert bodies[0]["key"] and bodies[0]["key"].startswith("hw-")
+    assert str(bodies[0]["key"]).startswith("hw-")
     assert url not in json.dumps(result.runs)
+
+
+BACKFILL_WINDOWS = [("2024-03-01", "2024-03-02"), ("2024-03-02", "2024-03-03"),
+                    ("2024-03-03", "2024-03-04")]
+
+
+def _windows(runs: list[dict[str, Any]], deployment: str) -> list[tuple[str, str]]:
+    return sorted((run["spec"]["parameters"]["start_date"], run["spec"]["parameters"]["end_date"])
+                  for run in runs if run["spec"]["deploymentRef"]["name"] == deployment
+                  and (run.get("status") or {}).get("phase") == "Completed")
+
+
+async def test_a_backfill_of_the_upstream_runs_each_downstream_window_once(
+        tmp_path: Path) -> None:
+    schedule = tmp_path / "schedule.yaml"
+    schedule.write_text(yaml.safe_dump({
+        "apiVersion": "headwater.dev/v1alpha1", "kind": "Schedule",
+        "metadata": {"name": "chain-ingest-daily"},
+        "spec": {"deploymentRef": {"name": "chain-ingest"}, "cron": "0 0 * * *",
+                 "suspend": True, "timezone": "UTC",
+                 "windowParameters": {"start": "start_date", "end": "end_date",
+                                      "format": "Date"}}}))
+    options = sb.SandboxOptions(
+        manifests=[REPO / "examples" / "chain", schedule], workdir=REPO,
+        state_dir=tmp_path / "state", out=io.StringIO(), refresh_seconds=0.2, duration=120)
+    sandbox = sb.Sandbox(options)
+    stop = asyncio.Event()
+    session = asyncio.create_task(sandbox.run(stop))
+    try:
+        deadline = time.monotonic() + 60
+        while not (sandbox.kubeconfig_path.exists() and sandbox.emulator is not None
+                   and sandbox.emulator.object("schedules", "chain-ingest-daily", "default")):
+            assert time.monotonic() < deadline, options.out.getvalue()
+            assert not session.done(), options.out.getvalue()
+            await asyncio.sleep(0.2)
+        backfill = [sys.executable, "-m", "headwater", "backfill", "chain-ingest-daily",
+                    "--start", "2024-03-02", "--end", "2024-03-05",
+                    "--kubeconfig", str(sandbox.kubeconfig_path), "-n", "default"]
+        done = await asyncio.to_thread(subprocess.run, backfill, capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        deadline = time.monotonic() + 90
+        while True:
+            runs = sandbox.emulator.objects("flowruns", "default")
+            dashboards = _windows(runs, "chain-dashboards")
+            if all(window in dashboards for window in BACKFILL_WINDOWS):
+                break
+            assert time.monotonic() < deadline, (dashboards, options.out.getvalue()[-3000:])
+            await asyncio.sleep(0.5)
+        await asyncio.sleep(2.0)  # anything a replay would add has time to show
+        runs = sandbox.emulator.objects("flowruns", "default")
+    finally:
+        stop.set()
+        await session
+    for deployment in ("chain-ingest", "chain-transform", "chain-dashboards"):
+        windows = _windows(runs, deployment)
+        for window in BACKFILL_WINDOWS:
+            assert windows.count(window) == 1, (deployment, windows)
+    # The example's own ad-hoc run (2024-01-01 .. 01-03) went down the chain too, once.
+    assert len([run for run in runs if run["spec"]["deploymentRef"]["name"]
+                == "chain-dashboards"]) == len(BACKFILL_WINDOWS) + 1
