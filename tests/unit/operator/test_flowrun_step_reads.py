@@ -1,9 +1,17 @@
-"""What one FlowRun step keeps: no memory of a run the watch has seen end.
+"""What one FlowRun step reads and keeps: its pod from the watch, and no memory of a run
+the watch has seen end.
 
 Each test drives :meth:`FlowRunController.reconcile` (what the work queue calls) against
 a fake client that answers from dicts and counts every request, with the watch's events
 fed to ``on_flowrun``/``on_pod`` as the informers would deliver them.
 
+* A pod the watch (or our own create) has shown is not read again at every step: a
+  successful run's steps read no pod at all. A pod the watch has not shown (after a
+  restart the pod watch may list it before the run is tracked) is read once.
+* "Gone" ends an attempt for good (the run crashes), so only the API server's 404 says
+  so: a ``DELETED`` event is confirmed with a read. The pod watch is filtered by label,
+  so a pod whose label was removed looks deleted there but still runs: it is read at
+  every step, as the watch will show none of its changes.
 * A step whose terminal status patch is answered after the watch delivered that very
   status keeps no view of the run: nothing would ever drop it.
 """
@@ -21,7 +29,7 @@ from headwater_operator import kube
 from headwater_operator.clock import ManualClock
 from headwater_operator.controllers.flowruns import FlowRunController
 from headwater_operator.informer import Store
-from headwater_operator.runtime import DONE
+from headwater_operator.runtime import AGAIN, DONE
 
 NS = "ns"
 RUN = "run-a"
@@ -157,6 +165,49 @@ def running_scene() -> tuple[FlowRunController, FakeKube, Events]:
         phase="Running", attempts=1, podName=POD, startTime=STARTED))
     client.pods[POD] = copy.deepcopy(RUNNING_POD)
     return controller, client, events
+
+
+async def test_a_successful_run_reads_no_pod_its_creation_and_the_watch_showed() -> None:
+    controller, client, events = scene(flowrun())
+    assert await controller.reconcile((NS, RUN)) == AGAIN  # pod created, Pending written
+    assert client.runs[RUN]["status"]["phase"] == "Pending"
+    assert await controller.reconcile((NS, RUN)) != AGAIN  # our create's answer: Pending
+    client.pods[POD] = copy.deepcopy(RUNNING_POD)
+    controller.on_pod("MODIFIED", RUNNING_POD)
+    assert await controller.reconcile((NS, RUN)) == AGAIN
+    assert client.runs[RUN]["status"]["phase"] == "Running"
+    client.pods[POD] = copy.deepcopy(SUCCEEDED_POD)
+    controller.on_pod("MODIFIED", SUCCEEDED_POD)
+    assert await controller.reconcile((NS, RUN)) == DONE
+    assert client.runs[RUN]["status"]["phase"] == "Completed"
+    assert events.reasons == ["PodCreated", "Started", "Completed"]
+    assert client.requests["get", "pods"] == 0, client.requests
+
+
+async def test_a_pod_the_watch_has_not_shown_is_read_once() -> None:
+    # After a restart the pod watch may list the pod before the run is tracked.
+    controller, client, _ = running_scene()
+    assert await controller.reconcile((NS, RUN)) != AGAIN
+    assert await controller.reconcile((NS, RUN)) != AGAIN
+    assert client.requests["get", "pods"] == 1
+
+
+async def test_a_pod_deleted_on_the_watch_is_gone_only_when_the_api_server_says_so() -> None:
+    controller, client, _ = running_scene()
+    unlabelled = copy.deepcopy(RUNNING_POD)
+    unlabelled["metadata"]["labels"] = {}
+    client.pods[POD] = unlabelled
+    # The label was removed: the selector-filtered watch reports the pod as deleted.
+    controller.on_pod("DELETED", RUNNING_POD)
+    assert await controller.reconcile((NS, RUN)) != AGAIN
+    assert client.runs[RUN]["status"]["phase"] == "Running", "the pod still runs"
+    # The watch shows this pod no more, so each step reads it (the timers still wake it).
+    assert await controller.reconcile((NS, RUN)) != AGAIN
+    assert client.requests["get", "pods"] == 2
+    del client.pods[POD]  # now it is really gone
+    assert await controller.reconcile((NS, RUN)) == DONE
+    assert client.runs[RUN]["status"]["phase"] == "Crashed"
+    assert client.requests["get", "pods"] == 3
 
 
 async def test_no_view_is_kept_of_a_run_whose_end_the_watch_showed_before_the_patch_answered(

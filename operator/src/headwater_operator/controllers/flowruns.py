@@ -14,8 +14,9 @@ Follow one run through this module, top to bottom:
 2. **Reconcile** (:meth:`~FlowRunController.reconcile`, one worker per run at a time):
    read the freshest body (memory first: :class:`RunView`), then **gather the facts**
    (:meth:`~FlowRunController.gather_facts`): the run's Deployment and Flow from the
-   shared stores, the current attempt's pod (a ``GET``), and under a concurrency limit
-   the sibling runs and their pods (two ``LIST``s). A run about to get a pod whose
+   shared stores, the current attempt's pod from the pod watch
+   (:meth:`~FlowRunController.attempt_pod`), and under a concurrency limit the sibling
+   runs and their pods (two ``LIST``s). A run about to get a pod whose
    Deployment declares blocks or variables also gets them resolved
    (:meth:`~FlowRunController.resolve_inputs`): Blocks and Variables from the shared
    stores, and one ``GET`` per Secret a secret field names, of which only the key names
@@ -50,9 +51,12 @@ What it must respect:
   latest watched body, or this controller's own last write, whichever is newer), its
   Deployment and Flow from the shared stores (a miss is confirmed with a ``GET``: the
   FlowRun's watch can deliver a run before the Deployment's watch delivers its
-  Deployment, and "not found" fails a run for good). Admission under a concurrency
-  limit lists the siblings and their pods from the API server, because another worker's
-  admission a moment ago must count although the watch may not have shown it.
+  Deployment, and "not found" fails a run for good), the attempt's pod from the pod
+  watch (or our create's answer until the watch shows it; a pod the watch does not show,
+  or says is gone, is read: "gone" too ends a run for good). Admission under a
+  concurrency limit lists the siblings and their pods from the API server, because
+  another worker's admission a moment ago must count although the watch may not have
+  shown it.
 * **Memory** grows with active runs only: views, pods seen and memberships are dropped
   when a run is untracked.
 """
@@ -186,6 +190,17 @@ class RunView:
         return freshest(self.watched, self.written)
 
 
+@dataclass(frozen=True)
+class SeenPod:
+    """The latest body known of one pod of a tracked run."""
+
+    body: JsonObject
+    watched: bool
+    """Delivered by the pod watch (else: the answer of our create or read)."""
+    gone: bool
+    """The watch delivered its ``DELETED`` event."""
+
+
 def is_active(status: Mapping[str, Any]) -> bool:
     """Whether a run with this ``status`` is not terminal (it needs reconciling)."""
     return status.get("phase") not in TERMINAL_PHASES
@@ -285,10 +300,12 @@ class FlowRunController:
         """Runs not known to be terminal or gone: the ones this controller drives."""
         self.views: dict[Key, RunView] = {}
         """Bodies of the runs not known to be terminal (memory grows with active runs)."""
-        self.pods_seen: dict[Key, dict[str, JsonObject]] = {}
-        """The last body the pod watch delivered of each pod of a tracked run (by run,
-        then pod name), including a ``DELETED`` event's: why a pod is gone when the step
-        finds it missing (pod GC's ``DisruptionTarget`` of a lost node, see podfacts)."""
+        self.pods_seen: dict[Key, dict[str, SeenPod]] = {}
+        """The latest body known of each pod of a tracked run (by run, then pod name):
+        what the step decides from (:meth:`attempt_pod`). The pod watch's last event,
+        including a ``DELETED`` one (why a pod is gone: pod GC's ``DisruptionTarget`` of
+        a lost node, see podfacts), or, until the watch shows the pod, the answer of our
+        create or read."""
         self.members: dict[Key, set[Key]] = defaultdict(set)
         """(namespace, Deployment) → its tracked runs: spec changes and freed slots wake them."""
         self.waiting: set[Key] = set()
@@ -341,7 +358,8 @@ class FlowRunController:
             return
         key = (meta.get("namespace") or "", flowrun)
         if key in self.tracked:  # only runs still tracked: memory stays bounded
-            self.pods_seen.setdefault(key, {})[str(meta.get("name") or "")] = obj
+            self.pods_seen.setdefault(key, {})[str(meta.get("name") or "")] = SeenPod(
+                obj, watched=True, gone=type_ == "DELETED")
             self.queue.wake(key)
 
     def on_deployment(self, type_: str, obj: JsonObject) -> None:
@@ -531,11 +549,8 @@ class FlowRunController:
         phase = run.status.phase
         pod: PodFacts | None = None
         if run.status.pod_name and phase not in NOT_STARTED:
-            found = await _get_or_none(self.client, kube.PODS, run.status.pod_name, namespace)
-            # Gone (404): the last body the watch delivered still tells why.
-            seen = self.pods_seen.get((namespace, run.metadata.name or ""), {})
-            pod = pod_facts(found) if found is not None else gone_pod_facts(
-                seen.get(run.status.pod_name))
+            pod = await self.attempt_pod((namespace, run.metadata.name or ""),
+                                         run.status.pod_name)
         elif run.spec.cancel and (phase in NOT_STARTED
                                   or phase == FlowRunPhase.AWAITING_RETRY):
             # The next attempt's pod may exist before the status names it (created, then
@@ -606,6 +621,44 @@ class FlowRunController:
         if body is None:
             return None
         return frozenset((body.get("data") or {}).keys())
+
+    async def attempt_pod(self, key: Key, name: str) -> PodFacts:
+        """The facts of run ``key``'s pod ``name``, read from the API server only when
+        memory cannot tell.
+
+        A pod the watch shows is not read again: every change of it is a watch event that
+        wakes the run, so a step never decides from a stale body for long, and a pod's
+        phases only move forward. Our create's answer stands in until the watch shows the
+        pod. Read: a pod the watch has not shown (after a restart the pod watch may list
+        it before its run is tracked), and a pod the watch says is gone, because that ends
+        the attempt for good and only the API server's 404 may say so (the watch is
+        filtered by label: a pod whose label was removed looks deleted there, and still
+        runs). Gone, the last body known still tells why.
+        """
+        seen = self.pods_seen.get(key, {}).get(name)
+        if seen is not None and not seen.gone:
+            return pod_facts(seen.body)
+        found = await _get_or_none(self.client, kube.PODS, name, key[0])
+        if found is None:
+            return gone_pod_facts(seen.body if seen is not None else None)
+        if seen is None:
+            self._remember_pod(key, found)
+        return pod_facts(found)
+
+    def _remember_pod(self, key: Key, body: JsonObject) -> None:
+        """Keep the answer of our create or read of a pod until the watch shows it.
+
+        Only a pod the watch selects (its label), since only then will the watch deliver
+        its every change; and never over what the watch delivered (as new, or newer).
+        """
+        meta = body.get("metadata") or {}
+        if (meta.get("labels") or {}).get(contract.LABEL_MANAGED_BY) != \
+                contract.MANAGED_BY_VALUE:
+            return
+        pods = self.pods_seen.setdefault(key, {})
+        name = str(meta.get("name") or "")
+        if name not in pods or not pods[name].watched:
+            pods[name] = SeenPod(body, watched=False, gone=False)
 
     async def resolve(self, run: FlowRun) -> Resolved:
         """Find the run's Deployment (if any) and Flow and combine them into settings."""
@@ -731,8 +784,9 @@ class FlowRunController:
             # The Deployment's own configuration is wrong: retrying cannot help.
             return reasons.POD_CREATION_FAILED, str(exc)
         namespace = run.metadata.namespace or ""
+        key = (namespace, run.metadata.name or "")
         try:
-            await self.client.create(kube.PODS, manifest, namespace=namespace)
+            created = await self.client.create(kube.PODS, manifest, namespace=namespace)
         except kube.AlreadyExists:
             existing = await self.client.get(kube.PODS, manifest["metadata"]["name"],
                                              namespace=namespace)
@@ -741,11 +795,13 @@ class FlowRunController:
                 raise PodNameTaken(
                     f"pod {manifest['metadata']['name']} exists but belongs to another "
                     "FlowRun; waiting for it to be garbage-collected") from None
+            self._remember_pod(key, existing)
             return reasons.POD_ADOPTED, None
         except kube.KubeError as exc:
             if not kube.is_final_rejection(exc.status, exc.message):
                 raise  # transient (quota, 5xx): retried after a backoff
             return reasons.POD_CREATION_FAILED, str(exc)
+        self._remember_pod(key, created)
         return reasons.POD_CREATED, None
 
     async def _patch_status(self, run: FlowRun, status: JsonObject) -> JsonObject:
