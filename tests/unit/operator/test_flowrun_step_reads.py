@@ -8,6 +8,8 @@ fed to ``on_flowrun``/``on_pod`` as the informers would deliver them.
 * A pod the watch (or our own create) has shown is not read again at every step: a
   successful run's steps read no pod at all. A pod the watch has not shown (after a
   restart the pod watch may list it before the run is tracked) is read once.
+* A pod event wakes the run only when it changes the pod's facts, all a step decides
+  from (the scheduler's binding changes none).
 * "Gone" ends an attempt for good (the run crashes), so only the API server's 404 says
   so: a ``DELETED`` event is confirmed with a read. The pod watch is filtered by label,
   so a pod whose label was removed looks deleted there but still runs: it is read at
@@ -232,3 +234,24 @@ async def test_a_run_whose_end_the_watch_has_not_shown_keeps_its_view_until_it_d
     assert (NS, RUN) in controller.views
     controller.on_flowrun("MODIFIED", copy.deepcopy(client.runs[RUN]))
     assert (NS, RUN) not in controller.views
+
+
+async def test_a_pod_update_wakes_its_run_only_when_it_changes_what_a_step_decides_from(
+        ) -> None:
+    controller, client, _ = scene(flowrun())
+    assert await controller.reconcile((NS, RUN)) == AGAIN  # pod created, Pending written
+    woken: list[tuple[str, str]] = []
+    controller.queue.wake = woken.append  # type: ignore[method-assign]
+    created = copy.deepcopy(client.pods[POD])
+    controller.on_pod("ADDED", created)  # the watch shows what our create answered
+    bound = copy.deepcopy(created)
+    bound["spec"]["nodeName"] = "node-1"  # the scheduler's binding: facts unchanged
+    bound["status"]["conditions"] = [{"type": "PodScheduled", "status": "True"}]
+    controller.on_pod("MODIFIED", bound)
+    assert woken == []
+    controller.on_pod("MODIFIED", RUNNING_POD)
+    assert woken == [(NS, RUN)]
+    controller.on_pod("MODIFIED", RUNNING_POD)  # a replay
+    assert woken == [(NS, RUN)]
+    controller.on_pod("DELETED", RUNNING_POD)  # gone changes everything
+    assert woken == [(NS, RUN)] * 2

@@ -5,8 +5,9 @@ Follow one run through this module, top to bottom:
 1. **Watch → wake** (:meth:`FlowRunController.on_flowrun`). The shared FlowRun informer
    delivers the new run. Its body is kept in the run's :class:`RunView`, the run becomes
    *tracked*, and its key ``(namespace, name)`` is woken on the controller's work queue
-   (:class:`~headwater_operator.runtime.Controller`). Pod events of a tracked run
-   (:meth:`~FlowRunController.on_pod`) and spec changes of its Deployment
+   (:class:`~headwater_operator.runtime.Controller`). Pod events of a tracked run that
+   change the pod's facts (:meth:`~FlowRunController.on_pod`) and spec changes of its
+   Deployment
    (:meth:`~FlowRunController.on_deployment`) wake it too; a run's own status echoes
    do not (this controller wrote them). A run held for a missing Block or Secret is
    woken by that Block's or Secret's events (:meth:`~FlowRunController.on_block`,
@@ -69,7 +70,7 @@ import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -192,13 +193,19 @@ class RunView:
 
 @dataclass(frozen=True)
 class SeenPod:
-    """The latest body known of one pod of a tracked run."""
+    """The latest body known of one pod of a tracked run, and its facts."""
 
     body: JsonObject
     watched: bool
     """Delivered by the pod watch (else: the answer of our create or read)."""
     gone: bool
     """The watch delivered its ``DELETED`` event."""
+    facts: PodFacts = field(init=False, compare=False)
+    """:func:`pod_facts` of ``body``: all a step decides from (so a pod event that leaves
+    them equal changes no decision)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "facts", pod_facts(self.body))
 
 
 def is_active(status: Mapping[str, Any]) -> bool:
@@ -351,15 +358,22 @@ class FlowRunController:
             self.queue.wake(key)
 
     def on_pod(self, type_: str, obj: JsonObject) -> None:
-        """A pod of a tracked run changed: keep its body, wake the run."""
+        """A pod of a tracked run changed: keep its body; wake the run if its facts
+        changed."""
         meta = obj["metadata"]
         flowrun = owning_flowrun(meta)
         if flowrun is None:
             return
         key = (meta.get("namespace") or "", flowrun)
-        if key in self.tracked:  # only runs still tracked: memory stays bounded
-            self.pods_seen.setdefault(key, {})[str(meta.get("name") or "")] = SeenPod(
-                obj, watched=True, gone=type_ == "DELETED")
+        if key not in self.tracked:  # only runs still tracked: memory stays bounded
+            return
+        pods = self.pods_seen.setdefault(key, {})
+        name = str(meta.get("name") or "")
+        before = pods.get(name)
+        seen = pods[name] = SeenPod(obj, watched=True, gone=type_ == "DELETED")
+        # A step decides from the pod's facts alone: an update that leaves them as they
+        # were (the scheduler's binding, a label) would change no decision.
+        if before is None or before.gone != seen.gone or before.facts != seen.facts:
             self.queue.wake(key)
 
     def on_deployment(self, type_: str, obj: JsonObject) -> None:
@@ -637,7 +651,7 @@ class FlowRunController:
         """
         seen = self.pods_seen.get(key, {}).get(name)
         if seen is not None and not seen.gone:
-            return pod_facts(seen.body)
+            return seen.facts
         found = await _get_or_none(self.client, kube.PODS, name, key[0])
         if found is None:
             return gone_pod_facts(seen.body if seen is not None else None)
