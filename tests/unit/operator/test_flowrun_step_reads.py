@@ -16,6 +16,9 @@ fed to ``on_flowrun``/``on_pod`` as the informers would deliver them.
   every step, as the watch will show none of its changes.
 * A step whose terminal status patch is answered after the watch delivered that very
   status keeps no view of the run: nothing would ever drop it.
+* A step parses the run's body, and resolves its settings, again only when the run, its
+  Deployment or its Flow is at another ``resourceVersion``: a run held while its
+  Deployment is paused starts at the first step after the Deployment is resumed.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from headwater import contract
 from headwater_operator import kube
+from headwater_operator.api import FlowRun
 from headwater_operator.clock import ManualClock
+from headwater_operator.controllers import flowruns as flowruns_module
 from headwater_operator.controllers.flowruns import FlowRunController
 from headwater_operator.informer import Store
 from headwater_operator.runtime import AGAIN, DONE
@@ -255,3 +261,48 @@ async def test_a_pod_update_wakes_its_run_only_when_it_changes_what_a_step_decid
     assert woken == [(NS, RUN)]
     controller.on_pod("DELETED", RUNNING_POD)  # gone changes everything
     assert woken == [(NS, RUN)] * 2
+
+
+async def test_a_step_parses_and_resolves_again_only_what_changed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    parsed: list[str] = []
+    resolved: list[str] = []
+    real_parse = FlowRun.model_validate.__func__  # type: ignore[attr-defined]
+    real_resolve = flowruns_module.resolve_settings
+
+    def parse(cls: type[FlowRun], body: Any, **kwargs: Any) -> FlowRun:
+        parsed.append(body["metadata"]["resourceVersion"])
+        return real_parse(cls, body, **kwargs)  # type: ignore[no-any-return]
+
+    def resolve(*args: Any, **kwargs: Any) -> Any:
+        resolved.append(args[1].metadata.resource_version)  # the Deployment's
+        return real_resolve(*args, **kwargs)
+
+    monkeypatch.setattr(FlowRun, "model_validate", classmethod(parse))
+    monkeypatch.setattr(flowruns_module, "resolve_settings", resolve)
+    controller, client, _ = scene(flowrun())
+    paused = copy.deepcopy(controller.deployments.get(NS, "nightly"))
+    assert paused is not None
+    paused["spec"]["paused"] = True
+    paused["metadata"].update(resourceVersion="2", generation=2)
+    controller.deployments.on_event("MODIFIED", paused)
+    controller.on_deployment("MODIFIED", paused)
+
+    assert await controller.reconcile((NS, RUN)) == AGAIN  # held: Scheduled written
+    assert client.runs[RUN]["status"]["reason"] == "DeploymentPaused"
+    assert await controller.reconcile((NS, RUN)) != AGAIN  # the written body: held still
+    assert await controller.reconcile((NS, RUN)) != AGAIN  # nothing changed
+    assert parsed == ["5", "11"]
+    assert resolved == ["2", "2"]
+    assert client.requests["create", "pods"] == 0
+
+    resumed = copy.deepcopy(paused)
+    resumed["spec"]["paused"] = False
+    resumed["metadata"].update(resourceVersion="3", generation=3)
+    controller.deployments.on_event("MODIFIED", resumed)
+    controller.on_deployment("MODIFIED", resumed)
+    assert await controller.reconcile((NS, RUN)) == AGAIN
+    assert client.requests["create", "pods"] == 1, "resumed: the run started"
+    assert client.runs[RUN]["status"]["phase"] == "Pending"
+    assert parsed == ["5", "11"], "the run's body had not changed"
+    assert resolved == ["2", "2", "3"]

@@ -173,6 +173,13 @@ class RunView:
     """The latest body the watch delivered."""
     written: JsonObject | None = None
     """The body our last status patch (or our last read) returned, until the watch shows it."""
+    parsed: tuple[str, FlowRun] | None = None
+    """The last body a step parsed, by its ``resourceVersion`` (one version is one body,
+    so the parse is valid for it; a step woken by a pod event decides from the same body
+    again)."""
+    resolved: tuple[tuple[str, str, str], RunSettings] | None = None
+    """The settings resolved for the run, by the ``resourceVersion`` of the run, its
+    Deployment and its Flow they were resolved from."""
 
     def saw(self, body: Mapping[str, Any]) -> None:
         """The watch delivered ``body`` (events arrive in the order the server wrote them)."""
@@ -189,6 +196,16 @@ class RunView:
     def current(self) -> JsonObject | None:
         """The body to decide from (None when nothing is known yet)."""
         return freshest(self.watched, self.written)
+
+    def parse(self, body: Mapping[str, Any]) -> FlowRun:
+        """``body`` as a :class:`FlowRun`, parsed again only for another version."""
+        version = _resource_version(body)
+        if version is not None and self.parsed is not None and self.parsed[0] == version:
+            return self.parsed[1]
+        run = FlowRun.model_validate(body)
+        if version is not None:
+            self.parsed = (version, run)
+        return run
 
 
 @dataclass(frozen=True)
@@ -506,8 +523,9 @@ class FlowRunController:
         body = await self.current_body(namespace, name)
         if body is None:
             return None, Decision()
+        view = self.views.get(key)
         try:
-            run = FlowRun.model_validate(body)
+            run = view.parse(body) if view is not None else FlowRun.model_validate(body)
         except ValueError as exc:
             log.warning("FlowRun %s/%s cannot be parsed: %s", namespace, name, exc)
             return None, Decision()
@@ -703,10 +721,19 @@ class FlowRunController:
             flow = self.parsed.parse(flow_body, Flow)
         except InvalidResourceError as exc:
             return Resolved(error=(reasons.INVALID_SPEC, f"{exc}"))
-        return Resolved(settings=resolve_settings(flow, deployment, run,
-                                                  config_error_grace=self.config_error_grace,
-                                                  default_run_store=self.run_store,
-                                                  ui_url=self.ui_url))
+        view = self.views.get((namespace, run.metadata.name or ""))
+        versions = (run.metadata.resource_version or "",
+                    "-" if deployment is None else deployment.metadata.resource_version or "",
+                    flow.metadata.resource_version or "")
+        if view is not None and view.resolved is not None and view.resolved[0] == versions \
+                and all(versions):
+            return Resolved(settings=view.resolved[1])
+        settings = resolve_settings(flow, deployment, run,
+                                    config_error_grace=self.config_error_grace,
+                                    default_run_store=self.run_store, ui_url=self.ui_url)
+        if view is not None:
+            view.resolved = (versions, settings)
+        return Resolved(settings=settings)
 
     async def _known_or_get(self, store: Store, resource: kube.Resource, namespace: str,
                             name: str) -> JsonObject | None:
