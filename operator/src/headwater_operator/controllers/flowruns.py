@@ -109,7 +109,12 @@ from headwater_operator.flowruns.machine import (
     status_refused_event,
     status_rejected,
 )
-from headwater_operator.flowruns.podfacts import PodFacts, gone_pod_facts, pod_facts
+from headwater_operator.flowruns.podfacts import (
+    PodFacts,
+    gone_pod_facts,
+    pod_facts,
+    summary_validator,
+)
 from headwater_operator.flowruns.render import PodOverridesError, pod_name, render_pod
 from headwater_operator.flowruns.settings import (
     DEFAULT_CONFIG_ERROR_GRACE,
@@ -343,6 +348,10 @@ class FlowRunController:
         changes (:class:`~headwater_operator.flowruns.inputs.Wait`)."""
         self.waits_of: dict[Key, set[tuple[str, str, str]]] = {}
         """Run → what it is registered as waiting for in :attr:`input_waiters`."""
+        # Every run's end checks its summary against the status schema; importing and
+        # building that check (~60 ms of CPU) at the first run's end held the event loop,
+        # and with it every run's next step (FlowRun → Pod p99 in the soak). Now, once.
+        summary_validator()("FlowRun", {})
 
     @property
     def clock(self) -> Clock:
