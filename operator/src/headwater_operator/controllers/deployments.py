@@ -14,7 +14,10 @@ One Deployment, from its watch event to its status:
    memory — the Deployment and its Flow from the shared stores, a few fields of each of
    its FlowRuns (:class:`~headwater_operator.readiness.RunFacts`) — and patch it through
    the ``status`` subresource only if it differs (so replayed events and our own status
-   echoes cost no write). Then delete the finished runs beyond the history limits or
+   echoes cost no write). A busy Deployment is reconciled at every transition of every
+   run, so what does not change with them is kept: the spec's verdict until the spec or
+   the Flow's spec changes, each finished run's parsed pruning record until the run's
+   facts change or it goes. Then delete the finished runs beyond the history limits or
    TTL (:mod:`headwater_operator.history`), and their run records in the run store
    (``status.runRecords``; docs/run-store.md).
 3. **Requeue** at the next history expiry (a TTL), or after the coalescing window below.

@@ -13,7 +13,8 @@ Follow one run through this module, top to bottom:
    woken by that Block's or Secret's events (:meth:`~FlowRunController.on_block`,
    :meth:`~FlowRunController.on_secret`; Secrets are watched as metadata only).
 2. **Reconcile** (:meth:`~FlowRunController.reconcile`, one worker per run at a time):
-   read the freshest body (memory first: :class:`RunView`), then **gather the facts**
+   read the freshest body (memory first: :class:`RunView`, which also keeps the body
+   parsed and the settings resolved, by ``resourceVersion``), then **gather the facts**
    (:meth:`~FlowRunController.gather_facts`): the run's Deployment and Flow from the
    shared stores, the current attempt's pod from the pod watch
    (:meth:`~FlowRunController.attempt_pod`), and under a concurrency limit the sibling
