@@ -16,9 +16,10 @@ fed to ``on_flowrun``/``on_pod`` as the informers would deliver them.
   every step, as the watch will show none of its changes.
 * A step whose terminal status patch is answered after the watch delivered that very
   status keeps no view of the run: nothing would ever drop it.
-* A step parses the run's body, and resolves its settings, again only when the run, its
-  Deployment or its Flow is at another ``resourceVersion``: a run held while its
-  Deployment is paused starts at the first step after the Deployment is resumed.
+* A step parses the run's body again only for another ``resourceVersion``, and resolves
+  its settings again only when the run's spec (its ``generation``), its Deployment or its
+  Flow changed: a run held while its Deployment is paused starts at the first step after
+  the Deployment is resumed, and a run whose spec changed is resolved from the new spec.
 """
 
 from __future__ import annotations
@@ -293,7 +294,7 @@ async def test_a_step_parses_and_resolves_again_only_what_changed(
     assert await controller.reconcile((NS, RUN)) != AGAIN  # the written body: held still
     assert await controller.reconcile((NS, RUN)) != AGAIN  # nothing changed
     assert parsed == ["5", "11"]
-    assert resolved == ["2", "2"]
+    assert resolved == ["2"], "settings read the spec: our status write kept them"
     assert client.requests["create", "pods"] == 0
 
     resumed = copy.deepcopy(paused)
@@ -305,4 +306,24 @@ async def test_a_step_parses_and_resolves_again_only_what_changed(
     assert client.requests["create", "pods"] == 1, "resumed: the run started"
     assert client.runs[RUN]["status"]["phase"] == "Pending"
     assert parsed == ["5", "11"], "the run's body had not changed"
-    assert resolved == ["2", "2", "3"]
+    assert resolved == ["2", "3"]
+
+
+async def test_a_run_whose_spec_changed_is_resolved_from_the_new_spec() -> None:
+    run = flowrun()
+    run["spec"]["scheduledTime"] = "2024-05-01T10:01:09Z"  # a minute after NOW
+    controller, client, _ = scene(run)
+    assert await controller.reconcile((NS, RUN)) == AGAIN  # Scheduled written
+    assert await controller.reconcile((NS, RUN)) != AGAIN  # waiting for its time
+    # The user sets a timeout on the waiting run: a spec change (generation 2); its
+    # Deployment and Flow do not change.
+    changed = copy.deepcopy(client.runs[RUN])
+    changed["spec"]["timeoutSeconds"] = 30
+    changed["metadata"]["generation"] = 2
+    client.runs[RUN] = client._bump(changed)
+    controller.on_flowrun("MODIFIED", copy.deepcopy(client.runs[RUN]))
+    assert isinstance(controller.clock, ManualClock)
+    controller.clock.advance(60)
+    assert await controller.reconcile((NS, RUN)) == AGAIN
+    assert client.requests["create", "pods"] == 1
+    assert client.pods[POD]["spec"]["activeDeadlineSeconds"] == 30

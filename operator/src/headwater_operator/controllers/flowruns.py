@@ -184,8 +184,9 @@ class RunView:
     so the parse is valid for it; a step woken by a pod event decides from the same body
     again)."""
     resolved: tuple[tuple[str, str, str], RunSettings] | None = None
-    """The settings resolved for the run, by the ``resourceVersion`` of the run, its
-    Deployment and its Flow they were resolved from."""
+    """The settings resolved for the run, by the versions they were resolved from: the
+    run's spec (uid and ``generation``: settings read only the spec, so a status write
+    keeps them), its Deployment's and its Flow's ``resourceVersion``."""
 
     def saw(self, body: Mapping[str, Any]) -> None:
         """The watch delivered ``body`` (events arrive in the order the server wrote them)."""
@@ -732,7 +733,11 @@ class FlowRunController:
         except InvalidResourceError as exc:
             return Resolved(error=(reasons.INVALID_SPEC, f"{exc}"))
         view = self.views.get((namespace, run.metadata.name or ""))
-        versions = (run.metadata.resource_version or "",
+        # Settings read only the run's spec: its generation (which every spec change bumps,
+        # and a status write does not) stands for the run; its resourceVersion if none.
+        versions = (f"{run.metadata.uid}/{run.metadata.generation}"
+                    if run.metadata.generation and run.metadata.uid
+                    else run.metadata.resource_version or "",
                     "-" if deployment is None else deployment.metadata.resource_version or "",
                     flow.metadata.resource_version or "")
         if view is not None and view.resolved is not None and view.resolved[0] == versions \
