@@ -173,6 +173,10 @@ def figures(snapshot: LedgerSnapshot, samples: list[Sample], *, runs: int, rate:
             first_pod[pod.run] = pod.created
     latencies = [first_pod[r.name] - r.created for r in snapshot.runs.values()
                  if r.name in first_pod]
+    first_created = min((r.created for r in snapshot.runs.values()), default=0.0)
+    slowest = sorted(((first_pod[r.name] - r.created, r.created - first_created, r.name)
+                      for r in snapshot.runs.values() if r.name in first_pod),
+                     reverse=True)[:10]
     durations = [r.ended - r.created for r in snapshot.runs.values() if r.ended is not None]
     unfinished = sorted(r.name for r in snapshot.runs.values()
                         if r.phase not in TERMINAL_RUN_PHASES)
@@ -201,6 +205,9 @@ def figures(snapshot: LedgerSnapshot, samples: list[Sample], *, runs: int, rate:
         "run_to_pod_p99_seconds": percentile(latencies, 0.99) if latencies else None,
         "run_to_pod_max_seconds": max(latencies) if latencies else None,
         "runs_without_pod": len(snapshot.runs) - len(latencies),
+        "run_to_pod_slowest": [{"run": name, "created_after_first_seconds": round(at, 3),
+                                "run_to_pod_seconds": round(latency, 3)}
+                               for latency, at, name in slowest],
         "run_to_terminal_p50_seconds": percentile(durations, 0.50) if durations else None,
         "run_to_terminal_p99_seconds": percentile(durations, 0.99) if durations else None,
         "runs_not_finished": len(unfinished), "unfinished_examples": unfinished[:10],

@@ -275,15 +275,19 @@ def deployment_status(
     flow_spec: Mapping[str, Any] | None,
     runs: Iterable[RunFacts],
     now: datetime,
+    verdict: Verdict | None = None,
 ) -> dict[str, Any]:
     """The complete desired ``Deployment.status``; equal to ``current`` when nothing changed.
 
     ``lastRun`` is omitted (not nulled) when there are no runs, so a fresh Deployment's
-    status does not flap between ``null`` and absent.
+    status does not flap between ``null`` and absent. ``verdict`` is
+    :func:`check_deployment`'s for this very ``name``, ``spec`` and ``flow_spec``, if the
+    caller kept it (it is computed otherwise).
     """
     current = current or {}
     runs = list(runs)
-    verdict = check_deployment(name, spec, flow_spec)
+    if verdict is None:
+        verdict = check_deployment(name, spec, flow_spec)
     active, queued = run_counts(runs)
     status: dict[str, Any] = {
         "observedGeneration": generation,

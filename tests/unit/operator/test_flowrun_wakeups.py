@@ -171,7 +171,7 @@ def test_pods_wake_their_tracked_run_only(kind: str) -> None:
     runs.on_pod(kind, pod("stray", None))
     assert woken(runs, ["r", "s"]) == ["r"]
     assert set(runs.pods_seen) == {(NS, "r")}, "pods of untracked runs are not kept"
-    assert runs.pods_seen[(NS, "r")]["r-1"]["metadata"]["name"] == "r-1"
+    assert runs.pods_seen[(NS, "r")]["r-1"].body["metadata"]["name"] == "r-1"
 
 
 @pytest.mark.parametrize("stored", [flowrun("a", "Completed"), None])

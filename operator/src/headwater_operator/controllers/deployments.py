@@ -14,7 +14,10 @@ One Deployment, from its watch event to its status:
    memory — the Deployment and its Flow from the shared stores, a few fields of each of
    its FlowRuns (:class:`~headwater_operator.readiness.RunFacts`) — and patch it through
    the ``status`` subresource only if it differs (so replayed events and our own status
-   echoes cost no write). Then delete the finished runs beyond the history limits or
+   echoes cost no write). A busy Deployment is reconciled at every transition of every
+   run, so what does not change with them is kept: the spec's verdict until the spec or
+   the Flow's spec changes, each finished run's parsed pruning record until the run's
+   facts change or it goes. Then delete the finished runs beyond the history limits or
    TTL (:mod:`headwater_operator.history`), and their run records in the run store
    (``status.runRecords``; docs/run-store.md).
 3. **Requeue** at the next history expiry (a TTL), or after the coalescing window below.
@@ -92,6 +95,8 @@ from headwater_operator.kubetime import parse_time
 from headwater_operator.readiness import (
     READY,
     RunFacts,
+    Verdict,
+    check_deployment,
     deployment_status,
     flow_status,
     status_patch,
@@ -214,6 +219,16 @@ class DeploymentController:
             expected=(kube.KubeError, OSError, TimeoutError))
         self.runs: dict[Key, dict[str, RunFacts]] = {}
         """(namespace, Deployment) → run name → its facts (runs being deleted left out)."""
+        self.records: dict[Key, dict[str, tuple[RunFacts, RunRecord]]] = {}
+        """(namespace, Deployment) → run name → the facts a finished run's pruning record
+        was made from, and the record (its timestamps parsed once, not at every
+        reconcile): valid while those facts are the run's (each watch event of the run
+        replaces them), dropped with the run."""
+        self.verdicts: dict[Key, tuple[Mapping[str, Any], Mapping[str, Any] | None,
+                                       Verdict]] = {}
+        """(namespace, Deployment) → the spec and Flow spec last judged, and the verdict
+        (:func:`~headwater_operator.readiness.check_deployment` validates the whole spec:
+        not redone at every run's transition when neither changed)."""
         self.by_flow: dict[Key, set[str]] = {}
         """(namespace, Flow) → the Deployments that reference it."""
         self._flow_of: dict[Key, str] = {}
@@ -285,6 +300,9 @@ class DeploymentController:
             # Runs being deleted no longer count, and pruning must not delete them again.
             if type_ == "DELETED":
                 self.deleting.discard((namespace, name))
+            records = self.records.get(key)
+            if records is not None and records.pop(name, None) is not None and not records:
+                del self.records[key]
             runs = self.runs.get(key)
             if runs is None or runs.pop(name, None) is None:
                 return
@@ -319,6 +337,7 @@ class DeploymentController:
         own deletion events: the garbage collector deletes them next)."""
         self.written.pop(key, None)
         self.last_status_write.pop(key, None)
+        self.verdicts.pop(key, None)
         self.queue.forget(key)
 
     # --- reconcile --------------------------------------------------------------------------
@@ -361,10 +380,11 @@ class DeploymentController:
         flow = self.flows.get(namespace, flow_name) if flow_name else None
         written_uid, written = self.written.get(key, ("", {}))
         current = written if written_uid == uid else (body.get("status") or {})
+        flow_spec = (flow or {}).get("spec") if flow is not None else None
         desired = deployment_status(
             name, spec, generation=meta.get("generation"), current=current,
-            flow_spec=(flow or {}).get("spec") if flow is not None else None,
-            runs=list(self.runs.get(key, {}).values()), now=self.clock.now())
+            flow_spec=flow_spec, runs=list(self.runs.get(key, {}).values()),
+            now=self.clock.now(), verdict=self.verdict(key, spec, flow_spec))
         patch = status_patch(current, desired)
         if not patch:
             return None
@@ -397,7 +417,7 @@ class DeploymentController:
         facts = self.runs.get(key, {})
         # Only finished runs are candidates (and have expiries): the active ones, most of
         # a busy Deployment's runs, are not even converted (two timestamps parsed each).
-        records = [to_record(run) for run in facts.values()
+        records = [self.record(key, run) for run in facts.values()
                    if run.phase in TERMINAL_PHASES and (namespace, run.name) not in self.deleting]
         now = self.clock.now()
         pruned: list[RunFacts] = []
@@ -419,6 +439,30 @@ class DeploymentController:
         if failure is not None:
             raise failure
         return next_expiry(records, policy, now)
+
+    def verdict(self, key: Key, spec: Mapping[str, Any],
+                flow_spec: Mapping[str, Any] | None) -> Verdict:
+        """:func:`~headwater_operator.readiness.check_deployment` of Deployment ``key``,
+        judged again only when its spec or its Flow's spec differs from the last judged
+        (the stores' bodies are read-only, so the ones kept cannot change under us)."""
+        kept = self.verdicts.get(key)
+        if kept is not None and (kept[0] is spec or kept[0] == spec) and (
+                kept[1] is flow_spec or kept[1] == flow_spec):
+            return kept[2]
+        verdict = check_deployment(key[1], spec, flow_spec)
+        self.verdicts[key] = (spec, flow_spec, verdict)
+        return verdict
+
+    def record(self, key: Key, run: RunFacts) -> RunRecord:
+        """The pruning record of ``run`` (a run of Deployment ``key``), made again only
+        when the run's facts changed since (see :attr:`records`)."""
+        records = self.records.setdefault(key, {})
+        kept = records.get(run.name)
+        if kept is not None and kept[0] is run:
+            return kept[1]
+        record = to_record(run)
+        records[run.name] = (run, record)
+        return record
 
     async def delete_records(self, involved: Mapping[str, Any], namespace: str, name: str,
                              root: str) -> bool:

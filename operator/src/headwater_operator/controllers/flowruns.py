@@ -5,17 +5,20 @@ Follow one run through this module, top to bottom:
 1. **Watch → wake** (:meth:`FlowRunController.on_flowrun`). The shared FlowRun informer
    delivers the new run. Its body is kept in the run's :class:`RunView`, the run becomes
    *tracked*, and its key ``(namespace, name)`` is woken on the controller's work queue
-   (:class:`~headwater_operator.runtime.Controller`). Pod events of a tracked run
-   (:meth:`~FlowRunController.on_pod`) and spec changes of its Deployment
+   (:class:`~headwater_operator.runtime.Controller`). Pod events of a tracked run that
+   change the pod's facts (:meth:`~FlowRunController.on_pod`) and spec changes of its
+   Deployment
    (:meth:`~FlowRunController.on_deployment`) wake it too; a run's own status echoes
    do not (this controller wrote them). A run held for a missing Block or Secret is
    woken by that Block's or Secret's events (:meth:`~FlowRunController.on_block`,
    :meth:`~FlowRunController.on_secret`; Secrets are watched as metadata only).
 2. **Reconcile** (:meth:`~FlowRunController.reconcile`, one worker per run at a time):
-   read the freshest body (memory first: :class:`RunView`), then **gather the facts**
+   read the freshest body (memory first: :class:`RunView`, which also keeps the body
+   parsed and the settings resolved, by ``resourceVersion``), then **gather the facts**
    (:meth:`~FlowRunController.gather_facts`): the run's Deployment and Flow from the
-   shared stores, the current attempt's pod (a ``GET``), and under a concurrency limit
-   the sibling runs and their pods (two ``LIST``s). A run about to get a pod whose
+   shared stores, the current attempt's pod from the pod watch
+   (:meth:`~FlowRunController.attempt_pod`), and under a concurrency limit the sibling
+   runs and their pods (two ``LIST``s). A run about to get a pod whose
    Deployment declares blocks or variables also gets them resolved
    (:meth:`~FlowRunController.resolve_inputs`): Blocks and Variables from the shared
    stores, and one ``GET`` per Secret a secret field names, of which only the key names
@@ -50,9 +53,12 @@ What it must respect:
   latest watched body, or this controller's own last write, whichever is newer), its
   Deployment and Flow from the shared stores (a miss is confirmed with a ``GET``: the
   FlowRun's watch can deliver a run before the Deployment's watch delivers its
-  Deployment, and "not found" fails a run for good). Admission under a concurrency
-  limit lists the siblings and their pods from the API server, because another worker's
-  admission a moment ago must count although the watch may not have shown it.
+  Deployment, and "not found" fails a run for good), the attempt's pod from the pod
+  watch (or our create's answer until the watch shows it; a pod the watch does not show,
+  or says is gone, is read: "gone" too ends a run for good). Admission under a
+  concurrency limit lists the siblings and their pods from the API server, because
+  another worker's admission a moment ago must count although the watch may not have
+  shown it.
 * **Memory** grows with active runs only: views, pods seen and memberships are dropped
   when a run is untracked.
 """
@@ -65,7 +71,7 @@ import dataclasses
 import logging
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -104,7 +110,12 @@ from headwater_operator.flowruns.machine import (
     status_refused_event,
     status_rejected,
 )
-from headwater_operator.flowruns.podfacts import PodFacts, gone_pod_facts, pod_facts
+from headwater_operator.flowruns.podfacts import (
+    PodFacts,
+    gone_pod_facts,
+    pod_facts,
+    summary_validator,
+)
 from headwater_operator.flowruns.render import PodOverridesError, pod_name, render_pod
 from headwater_operator.flowruns.settings import (
     DEFAULT_CONFIG_ERROR_GRACE,
@@ -168,6 +179,14 @@ class RunView:
     """The latest body the watch delivered."""
     written: JsonObject | None = None
     """The body our last status patch (or our last read) returned, until the watch shows it."""
+    parsed: tuple[str, FlowRun] | None = None
+    """The last body a step parsed, by its ``resourceVersion`` (one version is one body,
+    so the parse is valid for it; a step woken by a pod event decides from the same body
+    again)."""
+    resolved: tuple[tuple[str, str, str], RunSettings] | None = None
+    """The settings resolved for the run, by the versions they were resolved from: the
+    run's spec (uid and ``generation``: settings read only the spec, so a status write
+    keeps them), its Deployment's and its Flow's ``resourceVersion``."""
 
     def saw(self, body: Mapping[str, Any]) -> None:
         """The watch delivered ``body`` (events arrive in the order the server wrote them)."""
@@ -184,6 +203,33 @@ class RunView:
     def current(self) -> JsonObject | None:
         """The body to decide from (None when nothing is known yet)."""
         return freshest(self.watched, self.written)
+
+    def parse(self, body: Mapping[str, Any]) -> FlowRun:
+        """``body`` as a :class:`FlowRun`, parsed again only for another version."""
+        version = _resource_version(body)
+        if version is not None and self.parsed is not None and self.parsed[0] == version:
+            return self.parsed[1]
+        run = FlowRun.model_validate(body)
+        if version is not None:
+            self.parsed = (version, run)
+        return run
+
+
+@dataclass(frozen=True)
+class SeenPod:
+    """The latest body known of one pod of a tracked run, and its facts."""
+
+    body: JsonObject
+    watched: bool
+    """Delivered by the pod watch (else: the answer of our create or read)."""
+    gone: bool
+    """The watch delivered its ``DELETED`` event."""
+    facts: PodFacts = field(init=False, compare=False)
+    """:func:`pod_facts` of ``body``: all a step decides from (so a pod event that leaves
+    them equal changes no decision)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "facts", pod_facts(self.body))
 
 
 def is_active(status: Mapping[str, Any]) -> bool:
@@ -285,10 +331,12 @@ class FlowRunController:
         """Runs not known to be terminal or gone: the ones this controller drives."""
         self.views: dict[Key, RunView] = {}
         """Bodies of the runs not known to be terminal (memory grows with active runs)."""
-        self.pods_seen: dict[Key, dict[str, JsonObject]] = {}
-        """The last body the pod watch delivered of each pod of a tracked run (by run,
-        then pod name), including a ``DELETED`` event's: why a pod is gone when the step
-        finds it missing (pod GC's ``DisruptionTarget`` of a lost node, see podfacts)."""
+        self.pods_seen: dict[Key, dict[str, SeenPod]] = {}
+        """The latest body known of each pod of a tracked run (by run, then pod name):
+        what the step decides from (:meth:`attempt_pod`). The pod watch's last event,
+        including a ``DELETED`` one (why a pod is gone: pod GC's ``DisruptionTarget`` of
+        a lost node, see podfacts), or, until the watch shows the pod, the answer of our
+        create or read."""
         self.members: dict[Key, set[Key]] = defaultdict(set)
         """(namespace, Deployment) → its tracked runs: spec changes and freed slots wake them."""
         self.waiting: set[Key] = set()
@@ -302,6 +350,10 @@ class FlowRunController:
         changes (:class:`~headwater_operator.flowruns.inputs.Wait`)."""
         self.waits_of: dict[Key, set[tuple[str, str, str]]] = {}
         """Run → what it is registered as waiting for in :attr:`input_waiters`."""
+        # Every run's end checks its summary against the status schema; importing and
+        # building that check (~60 ms of CPU) at the first run's end held the event loop,
+        # and with it every run's next step (FlowRun → Pod p99 in the soak). Now, once.
+        summary_validator()("FlowRun", {})
 
     @property
     def clock(self) -> Clock:
@@ -334,14 +386,22 @@ class FlowRunController:
             self.queue.wake(key)
 
     def on_pod(self, type_: str, obj: JsonObject) -> None:
-        """A pod of a tracked run changed: keep its body, wake the run."""
+        """A pod of a tracked run changed: keep its body; wake the run if its facts
+        changed."""
         meta = obj["metadata"]
         flowrun = owning_flowrun(meta)
         if flowrun is None:
             return
         key = (meta.get("namespace") or "", flowrun)
-        if key in self.tracked:  # only runs still tracked: memory stays bounded
-            self.pods_seen.setdefault(key, {})[str(meta.get("name") or "")] = obj
+        if key not in self.tracked:  # only runs still tracked: memory stays bounded
+            return
+        pods = self.pods_seen.setdefault(key, {})
+        name = str(meta.get("name") or "")
+        before = pods.get(name)
+        seen = pods[name] = SeenPod(obj, watched=True, gone=type_ == "DELETED")
+        # A step decides from the pod's facts alone: an update that leaves them as they
+        # were (the scheduler's binding, a label) would change no decision.
+        if before is None or before.gone != seen.gone or before.facts != seen.facts:
             self.queue.wake(key)
 
     def on_deployment(self, type_: str, obj: JsonObject) -> None:
@@ -474,8 +534,9 @@ class FlowRunController:
         body = await self.current_body(namespace, name)
         if body is None:
             return None, Decision()
+        view = self.views.get(key)
         try:
-            run = FlowRun.model_validate(body)
+            run = view.parse(body) if view is not None else FlowRun.model_validate(body)
         except ValueError as exc:
             log.warning("FlowRun %s/%s cannot be parsed: %s", namespace, name, exc)
             return None, Decision()
@@ -531,11 +592,8 @@ class FlowRunController:
         phase = run.status.phase
         pod: PodFacts | None = None
         if run.status.pod_name and phase not in NOT_STARTED:
-            found = await _get_or_none(self.client, kube.PODS, run.status.pod_name, namespace)
-            # Gone (404): the last body the watch delivered still tells why.
-            seen = self.pods_seen.get((namespace, run.metadata.name or ""), {})
-            pod = pod_facts(found) if found is not None else gone_pod_facts(
-                seen.get(run.status.pod_name))
+            pod = await self.attempt_pod((namespace, run.metadata.name or ""),
+                                         run.status.pod_name)
         elif run.spec.cancel and (phase in NOT_STARTED
                                   or phase == FlowRunPhase.AWAITING_RETRY):
             # The next attempt's pod may exist before the status names it (created, then
@@ -607,6 +665,44 @@ class FlowRunController:
             return None
         return frozenset((body.get("data") or {}).keys())
 
+    async def attempt_pod(self, key: Key, name: str) -> PodFacts:
+        """The facts of run ``key``'s pod ``name``, read from the API server only when
+        memory cannot tell.
+
+        A pod the watch shows is not read again: every change of it is a watch event that
+        wakes the run, so a step never decides from a stale body for long, and a pod's
+        phases only move forward. Our create's answer stands in until the watch shows the
+        pod. Read: a pod the watch has not shown (after a restart the pod watch may list
+        it before its run is tracked), and a pod the watch says is gone, because that ends
+        the attempt for good and only the API server's 404 may say so (the watch is
+        filtered by label: a pod whose label was removed looks deleted there, and still
+        runs). Gone, the last body known still tells why.
+        """
+        seen = self.pods_seen.get(key, {}).get(name)
+        if seen is not None and not seen.gone:
+            return seen.facts
+        found = await _get_or_none(self.client, kube.PODS, name, key[0])
+        if found is None:
+            return gone_pod_facts(seen.body if seen is not None else None)
+        if seen is None:
+            self._remember_pod(key, found)
+        return pod_facts(found)
+
+    def _remember_pod(self, key: Key, body: JsonObject) -> None:
+        """Keep the answer of our create or read of a pod until the watch shows it.
+
+        Only a pod the watch selects (its label), since only then will the watch deliver
+        its every change; and never over what the watch delivered (as new, or newer).
+        """
+        meta = body.get("metadata") or {}
+        if (meta.get("labels") or {}).get(contract.LABEL_MANAGED_BY) != \
+                contract.MANAGED_BY_VALUE:
+            return
+        pods = self.pods_seen.setdefault(key, {})
+        name = str(meta.get("name") or "")
+        if name not in pods or not pods[name].watched:
+            pods[name] = SeenPod(body, watched=False, gone=False)
+
     async def resolve(self, run: FlowRun) -> Resolved:
         """Find the run's Deployment (if any) and Flow and combine them into settings."""
         namespace = run.metadata.namespace or ""
@@ -636,10 +732,23 @@ class FlowRunController:
             flow = self.parsed.parse(flow_body, Flow)
         except InvalidResourceError as exc:
             return Resolved(error=(reasons.INVALID_SPEC, f"{exc}"))
-        return Resolved(settings=resolve_settings(flow, deployment, run,
-                                                  config_error_grace=self.config_error_grace,
-                                                  default_run_store=self.run_store,
-                                                  ui_url=self.ui_url))
+        view = self.views.get((namespace, run.metadata.name or ""))
+        # Settings read only the run's spec: its generation (which every spec change bumps,
+        # and a status write does not) stands for the run; its resourceVersion if none.
+        versions = (f"{run.metadata.uid}/{run.metadata.generation}"
+                    if run.metadata.generation and run.metadata.uid
+                    else run.metadata.resource_version or "",
+                    "-" if deployment is None else deployment.metadata.resource_version or "",
+                    flow.metadata.resource_version or "")
+        if view is not None and view.resolved is not None and view.resolved[0] == versions \
+                and all(versions):
+            return Resolved(settings=view.resolved[1])
+        settings = resolve_settings(flow, deployment, run,
+                                    config_error_grace=self.config_error_grace,
+                                    default_run_store=self.run_store, ui_url=self.ui_url)
+        if view is not None:
+            view.resolved = (versions, settings)
+        return Resolved(settings=settings)
 
     async def _known_or_get(self, store: Store, resource: kube.Resource, namespace: str,
                             name: str) -> JsonObject | None:
@@ -731,8 +840,9 @@ class FlowRunController:
             # The Deployment's own configuration is wrong: retrying cannot help.
             return reasons.POD_CREATION_FAILED, str(exc)
         namespace = run.metadata.namespace or ""
+        key = (namespace, run.metadata.name or "")
         try:
-            await self.client.create(kube.PODS, manifest, namespace=namespace)
+            created = await self.client.create(kube.PODS, manifest, namespace=namespace)
         except kube.AlreadyExists:
             existing = await self.client.get(kube.PODS, manifest["metadata"]["name"],
                                              namespace=namespace)
@@ -741,11 +851,13 @@ class FlowRunController:
                 raise PodNameTaken(
                     f"pod {manifest['metadata']['name']} exists but belongs to another "
                     "FlowRun; waiting for it to be garbage-collected") from None
+            self._remember_pod(key, existing)
             return reasons.POD_ADOPTED, None
         except kube.KubeError as exc:
             if not kube.is_final_rejection(exc.status, exc.message):
                 raise  # transient (quota, 5xx): retried after a backoff
             return reasons.POD_CREATION_FAILED, str(exc)
+        self._remember_pod(key, created)
         return reasons.POD_CREATED, None
 
     async def _patch_status(self, run: FlowRun, status: JsonObject) -> JsonObject:

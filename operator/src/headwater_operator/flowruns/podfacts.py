@@ -63,7 +63,7 @@ force-deleted by pod GC is usually gone before anyone reads it.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -543,15 +543,27 @@ def summary_status(summary: RunSummary) -> dict[str, Any]:
     }
 
 
+def summary_validator() -> Callable[[str, Mapping[str, Any]], list[str]]:
+    """The check of a run summary against the FlowRun status schema
+    (:func:`headwater_operator.api.validation.status_errors`), imported on first use.
+
+    Its module brings cel-python and lark (a CEL parser; ~70 ms of imports, more on a
+    busy machine), which importing this module or the CLI should not pay. The operator
+    does need it, at every run's end: the FlowRun controller calls this when it is built,
+    so that the first run to end does not hold the event loop (and every other run's
+    step) while it is imported.
+    """
+    from headwater_operator.api.validation import status_errors
+
+    return status_errors
+
+
 def _from_summary(summary: RunSummary, pod_name: str, facts: PodFacts) -> AttemptObservation:
     # What the API server would refuse in the status write must not reach it: a 422 there
     # would come back on every try. A summary of the wrong types (not written by the SDK)
-    # ends the attempt here, naming the field and the image that wrote it. Imported here:
-    # the validator brings cel-python (a CEL parser) the rest of the operator never needs.
-    from headwater_operator.api.validation import status_errors
-
-    problems = status_errors("FlowRun", {"message": summary["message"],
-                                         **summary_status(summary)})
+    # ends the attempt here, naming the field and the image that wrote it.
+    problems = summary_validator()("FlowRun", {"message": summary["message"],
+                                               **summary_status(summary)})
     if problems:
         return _crashed(
             reasons.INVALID_RUN_SUMMARY,
