@@ -133,6 +133,7 @@ def main() -> int:
         rows = []
         inside.update(dict.fromkeys(inside, 0.0))
         other = plain if args.control else through_headwater
+        label = "plain again" if args.control else "headwater"
         for n in range(args.rounds):
             order = [("plain", plain), ("headwater", other)]
             if n % 2:
@@ -141,7 +142,7 @@ def main() -> int:
             rows.append(got)
             p, h = got["plain"], got["headwater"]
             print(f"round {n + 1}: plain {p[0]:.2f} s wall {p[1]:.2f} s cpu ({p[2]} nodes) | "
-                  f"headwater {h[0]:.2f} s wall {h[1]:.2f} s cpu ({h[2]} nodes) | "
+                  f"{label} {h[0]:.2f} s wall {h[1]:.2f} s cpu ({h[2]} nodes) | "
                   f"ratio wall {h[0] / p[0]:.3f} cpu {h[1] / p[1]:.3f}")
         wall = statistics.median(r["headwater"][0] / r["plain"][0] for r in rows)
         cpu = statistics.median(r["headwater"][1] / r["plain"][1] for r in rows)
