@@ -6,6 +6,7 @@ leaves the same rows."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -128,6 +129,19 @@ def test_lineage_and_task_runs_equal_the_manifest(clean_shop: Path) -> None:
         clean_shop / "target/compiled/shop/models/staging/stg_orders.sql")
     assert Path(stg["metadata"]["compiledPath"]).is_file()
     assert runs["seed.shop.customers"]["metadata"]["rowsAffected"] == 3
+    # Reported live from dbt's events, a node's attempt spans what run_results.json says
+    # (compile start to execute end), and its execution time is dbt's.
+    for result in run_results["results"]:
+        (attempt,) = runs[result["unique_id"]]["attempts"]
+        for bound, side, pick in (("startTime", "started_at", min),
+                                  ("endTime", "completed_at", max)):
+            expected_at = pick(datetime.fromisoformat(t[side].replace("Z", "+00:00"))
+                               for t in result["timing"])
+            recorded_at = datetime.fromisoformat(attempt[bound].replace("Z", "+00:00"))
+            assert abs((recorded_at - expected_at).total_seconds()) < 0.002, (
+                result["unique_id"], bound)
+        assert runs[result["unique_id"]]["metadata"]["executionTime"] == pytest.approx(
+            result["execution_time"], rel=1e-6)
     # Tests attach to their assets.
     by_key = {a["key"]: a for a in record["assets"]}
     assert by_key[key("model.shop.stg_orders")]["metadata"]["tests"] == {

@@ -136,7 +136,10 @@ class DbtReport:
 
 
 def _time(text: Any) -> float | None:
-    """An ISO 8601 timestamp from dbt (``Z``, an offset, or naive UTC) as Unix seconds."""
+    """An ISO 8601 timestamp from dbt (``Z``, an offset, or naive UTC) as Unix seconds;
+    a number is Unix seconds already (dbt Core's events, read by the runner)."""
+    if isinstance(text, int | float) and not isinstance(text, bool):
+        return float(text) if text > 0 else None
     if not text or not isinstance(text, str):
         return None
     parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))

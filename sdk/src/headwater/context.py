@@ -174,6 +174,20 @@ class RunTree:
         self.record_written: bool | None = None
         """Whether the final run record reached the run store (``None``: no store)."""
         self.lock = threading.Lock()
+        self._asset_versions: dict[str, str] = {}
+        self._assets_indexed = 0
+
+    def asset_versions(self) -> dict[str, str]:
+        """Each asset key this run materialized, to its latest version in the run (call
+        with :attr:`lock` held; do not modify the mapping).
+
+        ``assets`` only grows, so the index takes in the records added since the last
+        call: recording the n-th materialization costs O(1), not O(n) (a 2,000-model dbt
+        project records 2,000, each looking up its upstream assets here)."""
+        for record in self.assets[self._assets_indexed:]:
+            self._asset_versions[record["key"]] = record["version"]
+        self._assets_indexed = len(self.assets)
+        return self._asset_versions
 
 
 class FlowRunContext:

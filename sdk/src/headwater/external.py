@@ -135,12 +135,13 @@ def record_asset_materialization(
     key = asset.key if isinstance(asset, Asset) else Asset(asset).key
     storage = flow_ctx.result_store().storage
     tree = flow_ctx.tree
+    dep_keys = [dep.key if isinstance(dep, Asset) else Asset(dep).key for dep in upstream]
     with tree.lock:
-        this_run = {record["key"]: record["version"] for record in tree.assets}
+        this_run = tree.asset_versions()
+        known_here = {dep_key: this_run.get(dep_key) for dep_key in dep_keys}
     versions: dict[str, str] = {}
-    for dep in upstream:
-        dep_key = dep.key if isinstance(dep, Asset) else Asset(dep).key
-        known = this_run.get(dep_key)
+    for dep_key in dep_keys:
+        known = known_here[dep_key]
         if known is None:
             latest = read_latest(storage, dep_key)
             known = latest["version"] if latest else "external"

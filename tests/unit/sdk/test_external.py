@@ -91,3 +91,24 @@ def test_recording_needs_a_flow_run_and_valid_times() -> None:
 
     with pytest.raises(ValueError, match="needs start_time"):
         no_start()
+
+
+def test_upstream_versions_are_the_latest_this_run_materialized_at_that_point() -> None:
+    @flow
+    def rebuilds_an_asset() -> None:
+        def step(key: str, version: str, upstream: list[str]) -> None:
+            ran = record_task_run(key, outcome="completed", start_time=1.0, end_time=2.0)
+            record_asset_materialization(key, task_run=ran, version=version,
+                                         upstream=upstream)
+
+        step("duckdb://main/a", "a1", [])
+        step("duckdb://main/c", "c1", ["duckdb://main/a"])
+        step("duckdb://main/a", "a2", [])
+        step("duckdb://main/b", "b1", ["duckdb://main/a", "duckdb://main/c"])
+
+    rebuilds_an_asset()
+    assets = engine.LAST_RUN_TREE[0].assets
+    versions = {(a["key"], a["version"]): a["upstreamVersions"] for a in assets}
+    assert versions[("duckdb://main/c", "c1")] == {"duckdb://main/a": "a1"}
+    assert versions[("duckdb://main/b", "b1")] == {"duckdb://main/a": "a2",
+                                                   "duckdb://main/c": "c1"}
