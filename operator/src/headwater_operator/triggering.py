@@ -50,6 +50,11 @@ ANNOTATION_TRIGGERED_BY = "headwater.dev/triggered-by-runs"
 """On a triggered run: every run that triggered it, ``name/uid`` comma-separated."""
 ANNOTATION_TRIGGER_ID = "headwater.dev/trigger-id"
 """On a triggered run: which of its Deployment's triggers made it (:func:`trigger_id`)."""
+HANDLED_PREFIX = "trigger.headwater.dev/"
+"""On an upstream run: one annotation per ``afterDeployment`` trigger that has made its
+run, ``trigger.headwater.dev/<hash of the Deployment and trigger>: <run name>``
+(:func:`handled_mark`). A replay skips a marked run even when history has deleted the run
+it triggered (its deterministic name is free again then)."""
 ASSETS_TRIGGER_ID = "assets"
 _HASH_CHARS = 10
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -71,6 +76,8 @@ class RunFacts:
     """``status.assets``: (key, upstream keys) of each asset it materialized."""
     triggered_by: frozenset[str] = frozenset()
     """Uids of the runs that triggered it (its ``triggered-by-runs`` annotation)."""
+    handled: frozenset[str] = frozenset()
+    """Its :data:`HANDLED_PREFIX` annotation keys: the triggers that have made their run."""
 
 
 def run_facts(obj: Mapping[str, Any]) -> RunFacts:
@@ -89,7 +96,21 @@ def run_facts(obj: Mapping[str, Any]) -> RunFacts:
         deployment=(spec.get("deploymentRef") or {}).get("name"), phase=phase,
         created=parse_time(meta.get("creationTimestamp")),
         end=parse_time(status.get("endTime")), assets=assets,
-        triggered_by=frozenset(entry.rpartition("/")[2] for entry in by.split(",") if entry))
+        triggered_by=frozenset(entry.rpartition("/")[2] for entry in by.split(",") if entry),
+        handled=handled_marks(obj))
+
+
+def handled_marks(obj: Mapping[str, Any]) -> frozenset[str]:
+    """A FlowRun's :data:`HANDLED_PREFIX` annotation keys."""
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    return frozenset(key for key in annotations if key.startswith(HANDLED_PREFIX))
+
+
+def handled_mark(deployment: str, trigger: str) -> str:
+    """The annotation key that marks an upstream run as handled by ``trigger`` of
+    ``deployment`` (a valid key: the name part is 20 hex characters)."""
+    digest = hashlib.sha256(f"{deployment}\n{trigger}".encode()).hexdigest()
+    return HANDLED_PREFIX + digest[:20]
 
 
 def pending_runs(deployments: Iterable[Mapping[str, Any]],
@@ -142,14 +163,17 @@ def triggered_run_name(deployment: str, trigger: str, material: Iterable[str]) -
 
 def after_deployment_events(
     trigger: Mapping[str, Any], runs: Iterable[RunFacts], since: datetime,
+    mark: str | None = None,
 ) -> list[RunFacts]:
     """The upstream runs that fire an ``afterDeployment`` trigger: runs of its upstream
-    Deployment that ended in one of its ``phases`` at or after ``since``, oldest first."""
+    Deployment that ended in one of its ``phases`` at or after ``since``, and (with
+    ``mark``, :func:`handled_mark`) do not carry the mark of having fired it, oldest first."""
     after = trigger["afterDeployment"]
     phases = set(after.get("phases") or ["Completed"])
     fired = [run for run in runs
              if run.deployment == after["name"] and run.phase in phases
-             and run.end is not None and run.end >= since]
+             and run.end is not None and run.end >= since
+             and (mark is None or mark not in run.handled)]
     return sorted(fired, key=_end_order)
 
 
@@ -297,7 +321,8 @@ def due_runs(deployment: Mapping[str, Any], runs: Iterable[RunFacts],
             templates = trigger["afterDeployment"].get("parameters") or {}
             due.extend(DueRun(triggered_run_name(name, identity, [upstream.uid]), identity,
                               FlowRunTrigger.DEPLOYMENT, (upstream,), templates, field)
-                       for upstream in after_deployment_events(trigger, runs, since[identity]))
+                       for upstream in after_deployment_events(
+                           trigger, runs, since[identity], handled_mark(name, identity)))
             continue
         own = [run for run in runs if run.deployment == name]
         fresh = fresh_materializations(upstream_keys(trigger, own), runs, deployment=name,

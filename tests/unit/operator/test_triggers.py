@@ -23,6 +23,7 @@ from headwater_operator.triggering import (
     RunFacts,
     after_deployment_events,
     fresh_materializations,
+    handled_mark,
     triggered_run_name,
     upstream_keys,
 )
@@ -131,6 +132,7 @@ class FakeKube(kube.Kube):
         self.runs: dict[str, kube.JsonObject] = {}
         self.deployments: dict[str, kube.JsonObject] = {}
         self.created: list[str] = []
+        self.patched_runs: list[str] = []
 
     async def get(self, resource: kube.Resource, name: str, *,
                   namespace: str | None = None) -> kube.JsonObject:
@@ -153,6 +155,14 @@ class FakeKube(kube.Kube):
     async def patch(self, resource: kube.Resource, name: str,
                     patch: Mapping[str, Any] | Any, *, namespace: str | None = None,
                     subresource: str | None = None) -> kube.JsonObject:
+        if resource is kube.FLOWRUNS:  # a merge patch of annotations (the handled marks)
+            found = self.runs.get(name)
+            if found is None:
+                raise kube.NotFound(404, "NotFound", f'flowruns "{name}" not found')
+            found["metadata"].setdefault("annotations", {}).update(
+                patch["metadata"]["annotations"])
+            self.patched_runs.append(name)
+            return copy.deepcopy(found)
         body = self.deployments[name]
         body.setdefault("status", {}).update(patch["status"])
         return copy.deepcopy(body)
@@ -251,6 +261,37 @@ async def test_a_replay_creates_nothing() -> None:
     await fresh.reconcile((NS, "transform"))
     assert len(world.client.created) == 1
     assert len(world.client.runs) == 2
+
+
+async def test_a_run_deleted_by_history_is_not_made_again_after_a_restart() -> None:
+    world = World()
+    world.add_deployment(deployment("transform", {"afterDeployment": {"name": "ingest"}}))
+    world.add_run(flowrun("ingest-1", "ingest", "Completed"))
+    await world.reconcile("transform")
+    [name] = world.client.created
+    # The upstream run is marked as handled by this trigger once its run exists.
+    mark = handled_mark("transform", "afterDeployment/ingest")
+    assert world.client.runs["ingest-1"]["metadata"]["annotations"][mark] == name
+    # History deletes the triggered run (its name is free again); a new leader relists.
+    del world.client.runs[name]
+    fresh = TriggerController(world.client, deployments=world.store, events=world.events,
+                              clock=world.clock)
+    fresh.on_deployment("ADDED", world.client.deployments["transform"])
+    fresh.on_run("ADDED", world.client.runs["ingest-1"])
+    await fresh.reconcile((NS, "transform"))
+    assert world.client.created == [name]
+    # A leader that died between the create and the mark: the next one marks it.
+    world.client.runs["ingest-1"]["metadata"]["annotations"].pop(mark)
+    world.client.runs[name] = {"metadata": {"name": name, "uid": "uid-x"},
+                               "spec": {"deploymentRef": {"name": "transform"}}}
+    again = TriggerController(world.client, deployments=world.store, events=world.events,
+                              clock=world.clock)
+    again.on_deployment("ADDED", world.client.deployments["transform"])
+    again.on_run("ADDED", world.client.runs["ingest-1"])
+    again.on_run("ADDED", world.client.runs[name])
+    await again.reconcile((NS, "transform"))
+    assert world.client.created == [name]
+    assert world.client.runs["ingest-1"]["metadata"]["annotations"][mark] == name
 
 
 async def test_failed_old_and_paused_upstream_runs_trigger_nothing() -> None:

@@ -21,8 +21,11 @@ What it must respect:
 * **Exactly one run per triggering event.** Names are deterministic
   (:func:`~headwater_operator.triggering.triggered_run_name`); a name the watch already
   shows is not created again, and ``409 AlreadyExists`` (an earlier leader made it) is
-  success. Nothing else is remembered across restarts, and nothing needs to be.
-* **Never in a run's way.** It only creates runs and writes ``status.triggers`` of
+  success. Once an ``afterDeployment`` run exists, its upstream run gets the trigger's
+  mark (a ``trigger.headwater.dev/<hash>`` annotation): history may delete the triggered
+  run and free its name, and a replay still skips the marked upstream run.
+* **Never in a run's way.** It only creates runs, annotates ended upstream runs with
+  their marks (a merge patch of that one annotation) and writes ``status.triggers`` of
   Deployments (a merge patch of that field alone; the Deployment controller writes the
   rest of the status). A refused create (a template that fails, a 422) is a Warning Event
   on the Deployment, not a retry loop.
@@ -33,6 +36,7 @@ What it must respect:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Mapping
 from datetime import datetime
@@ -57,6 +61,8 @@ from headwater_operator.triggering import (
     build_triggered_run,
     covered_of,
     due_runs,
+    handled_mark,
+    handled_marks,
     map_parameters,
     run_facts,
     since_of,
@@ -144,11 +150,19 @@ class TriggerController:
                 self._forget(namespace, before)
             return
         phase = (obj.get("status") or {}).get("phase")
-        if before is not None and before.phase == phase and before.uid == meta.get("uid"):
+        if (before is not None and before.phase == phase and before.uid == meta.get("uid")
+                and before.handled == handled_marks(obj)):
             return  # most events: nothing a trigger reads has changed
         if before is not None:
             self._forget(namespace, before)
         facts = runs[name] = run_facts(obj)
+        if before is not None and before.phase == facts.phase:
+            # Only a handled mark changed (written by this controller): record it, wake
+            # nobody.
+            self.by_deployment.setdefault((namespace, facts.deployment or ""), {})[name] = facts
+            if facts.assets:
+                self.with_assets.setdefault(namespace, {})[name] = facts
+            return
         self.by_deployment.setdefault((namespace, facts.deployment or ""), {})[name] = facts
         if facts.assets:
             self.with_assets.setdefault(namespace, {})[name] = facts
@@ -253,9 +267,12 @@ class TriggerController:
         """Create one triggered run, unless the watch already shows it."""
         namespace = body["metadata"].get("namespace") or "default"
         runs = self.runs.setdefault(namespace, {})
-        if due.name in runs:
-            return  # made before (this process, an earlier leader): the same event
         upstream = list(due.upstream)
+        if due.name in runs:
+            # Made before (this process, an earlier leader): the same event. Mark the
+            # upstream run if the leader that made it died before doing so.
+            await self._mark_handled(body, due)
+            return
         try:
             parameters = {}
             if due.templates:
@@ -282,6 +299,7 @@ class TriggerController:
             self.events.post(body, "Normal", reasons.RUN_TRIGGERED, (
                 f"created run {due.name} ({due.trigger}, after "
                 f"{', '.join(run.name for run in upstream)})"))
+        await self._mark_handled(body, due)
         if due.name not in runs:
             # Until the watch shows it: the asset rule's "own last run" counts it.
             facts = RunFacts(name=due.name, uid="", deployment=body["metadata"]["name"],
@@ -290,6 +308,21 @@ class TriggerController:
             runs[due.name] = facts
             self.by_deployment.setdefault((namespace, body["metadata"]["name"]),
                                           {})[due.name] = facts
+
+    async def _mark_handled(self, body: Mapping[str, Any], due: DueRun) -> None:
+        """Annotate an ``afterDeployment`` event's upstream run with the trigger's mark
+        (after its run exists), so no replay fires it again even once history has deleted
+        the run it made (whose name is then free)."""
+        if due.kind is not FlowRunTrigger.DEPLOYMENT:
+            return  # `assets` triggers keep their bar in status.triggers
+        mark = handled_mark(body["metadata"]["name"], due.trigger)
+        namespace = body["metadata"].get("namespace") or "default"
+        for run in due.upstream:
+            if mark in run.handled:
+                continue
+            with contextlib.suppress(kube.NotFound):  # gone: nothing can replay it
+                await self.client.patch(kube.FLOWRUNS, run.name, {"metadata": {
+                    "annotations": {mark: due.name}}}, namespace=namespace)
 
     def _refused(self, body: Mapping[str, Any], run_name: str, upstream: list[RunFacts],
                  why: str) -> None:
