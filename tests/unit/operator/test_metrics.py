@@ -101,11 +101,12 @@ def test_run_names_and_uids_never_become_labels() -> None:
     for family in REGISTRY.collect():
         for series in family.samples:
             assert "uid-secret-123" not in series.labels.values()
-            # Bounded by the objects users declare: an Automation's deliveries are labelled
-            # by the Automation, the action's kind and the outcome, never by a run.
+            # Bounded by what users declare and the operator's own controllers: an
+            # Automation's deliveries are labelled by the Automation, the action's kind and
+            # the outcome; the work queues by controller name; never by a run.
             assert set(series.labels) <= {
                 "namespace", "deployment", "phase", "reason", "kind", "verb", "code", "le",
-                "automation", "action", "outcome",
+                "automation", "action", "outcome", "controller",
             }
 
 
