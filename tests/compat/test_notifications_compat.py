@@ -10,14 +10,13 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from headwater.blocks.stores.local import LocalBlockStore
 from isolated_home import headwater_home
-from notification_receivers import HTTPReceiver, slack_problems
+from notification_receivers import HTTPReceiver, http_receiver, slack_problems
 
 __all__ = ["headwater_home"]  # the autouse fixture: each test its own HEADWATER_HOME
 
@@ -25,13 +24,7 @@ FLOW = Path(__file__).parent / "flows_notifications" / "alert_on_failure.py"
 SLACK_PATH = "/services/T0001/B0002/compat-token-5e7a1f"
 
 
-@pytest.fixture
-def receiver() -> Iterator[HTTPReceiver]:
-    server = HTTPReceiver()
-    try:
-        yield server
-    finally:
-        server.close()
+receiver = pytest.fixture(http_receiver)
 
 
 def env_for(home: Path, **extra: str) -> dict[str, str]:

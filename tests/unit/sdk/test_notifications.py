@@ -17,7 +17,6 @@ import pickle
 import subprocess
 import sys
 import traceback
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
@@ -43,6 +42,7 @@ from notification_receivers import (
     HTTPReceiver,
     SMTPReceiver,
     TLSFiles,
+    http_receiver,
     make_tls_files,
     pagerduty_problems,
     slack_problems,
@@ -63,13 +63,7 @@ def fresh_stores() -> None:
     stores.reset()
 
 
-@pytest.fixture
-def receiver() -> Iterator[HTTPReceiver]:
-    server = HTTPReceiver()
-    try:
-        yield server
-    finally:
-        server.close()
+receiver = pytest.fixture(http_receiver)
 
 
 @pytest.fixture(scope="module")
