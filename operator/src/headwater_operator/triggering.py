@@ -30,18 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from headwater.contract import (
-    ANNOTATION_TRIGGER,
-    API_VERSION,
-    LABEL_DEPLOYMENT,
-    LABEL_MANAGED_BY,
-    MANAGED_BY_VALUE,
-)
-
 from headwater_operator.api.enums import FlowRunTrigger
 from headwater_operator.api.flowrun import FLOWRUN_NAME_MAX_LENGTH
 from headwater_operator.kubetime import parse_time
 from headwater_operator.labels import label_value
+from headwater_operator.scheduling.runs import deployment_run
 from headwater_operator.templating import flowrun_context, render
 
 LABEL_TRIGGERED_BY = "headwater.dev/triggered-by"
@@ -254,34 +247,11 @@ def build_triggered_run(
     ``upstream`` is what triggered it, newest last: the label names the newest, the
     annotation every one of them.
     """
-    meta = deployment["metadata"]
-    return {
-        "apiVersion": API_VERSION,
-        "kind": "FlowRun",
-        "metadata": {
-            "name": name,
-            "namespace": meta.get("namespace"),
-            "labels": {
-                LABEL_DEPLOYMENT: label_value(meta["name"]),
-                LABEL_MANAGED_BY: MANAGED_BY_VALUE,
-                LABEL_TRIGGERED_BY: label_value(upstream[-1].name),
-            },
-            "annotations": {
-                ANNOTATION_TRIGGER: kind.value,
-                ANNOTATION_TRIGGER_ID: trigger,
-                ANNOTATION_TRIGGERED_BY: ",".join(f"{run.name}/{run.uid}" for run in upstream),
-            },
-            "ownerReferences": [{
-                "apiVersion": API_VERSION, "kind": "Deployment", "name": meta["name"],
-                "uid": meta["uid"], "controller": False, "blockOwnerDeletion": False,
-            }],
-        },
-        "spec": {
-            "deploymentRef": {"name": meta["name"]},
-            "parameters": dict(parameters),
-            "trigger": kind.value,
-        },
-    }
+    return deployment_run(
+        deployment, name=name, parameters=parameters, trigger=kind.value,
+        labels={LABEL_TRIGGERED_BY: label_value(upstream[-1].name)},
+        annotations={ANNOTATION_TRIGGER_ID: trigger, ANNOTATION_TRIGGERED_BY: ",".join(
+            f"{run.name}/{run.uid}" for run in upstream)})
 
 
 @dataclass(frozen=True)

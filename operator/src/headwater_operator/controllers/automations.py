@@ -59,16 +59,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from headwater import runstore
-from headwater.contract import (
-    ANNOTATION_TRIGGER,
-    LABEL_DEPLOYMENT,
-    LABEL_MANAGED_BY,
-    MANAGED_BY_VALUE,
-)
 from pydantic import ValidationError
 
 from headwater_operator import kube
-from headwater_operator.api import API_VERSION, TERMINAL_PHASES, Action, Automation
+from headwater_operator.api import TERMINAL_PHASES, Action, Automation
 from headwater_operator.api.automation import RunSelector
 from headwater_operator.api.errors import format_validation_error
 from headwater_operator.clock import Clock, get_clock
@@ -79,6 +73,7 @@ from headwater_operator.kubetime import format_time, parse_time
 from headwater_operator.labels import label_value
 from headwater_operator.runtime import DONE, Controller, Result
 from headwater_operator.scheduling.events import EventBudget, should_post
+from headwater_operator.scheduling.runs import deployment_run
 from headwater_operator.templating import TemplateError, flowrun_context, render
 
 logger = logging.getLogger(__name__)
@@ -773,23 +768,12 @@ class AutomationController:
         dep = self.deployments.get(namespace, deployment)
         if dep is None:
             dep = await self.client.get(kube.DEPLOYMENTS, deployment, namespace=namespace)
-        name = triggered_run_name(deployment, idem)
-        body = {
-            "apiVersion": API_VERSION, "kind": "FlowRun",
-            "metadata": {
-                "name": name, "namespace": namespace,
-                "labels": {LABEL_DEPLOYMENT: label_value(deployment),
-                           LABEL_MANAGED_BY: MANAGED_BY_VALUE,
-                           "headwater.dev/automation": label_value(key[1])},
-                "annotations": {ANNOTATION_TRIGGER: "automation",
-                                "headwater.dev/automation-transition": str(entry["id"])},
-                "ownerReferences": [{
-                    "apiVersion": API_VERSION, "kind": "Deployment", "name": deployment,
-                    "uid": dep["metadata"]["uid"], "controller": False,
-                    "blockOwnerDeletion": False}],
-            },
-            "spec": {"deploymentRef": {"name": deployment}, "parameters": parameters},
-        }
+        # No spec.trigger: "automation" is no FlowRunTrigger value; the annotation says it.
+        body = deployment_run(
+            dep, name=triggered_run_name(deployment, idem), namespace=namespace,
+            parameters=parameters, trigger="automation", spec_trigger=False,
+            labels={"headwater.dev/automation": label_value(key[1])},
+            annotations={"headwater.dev/automation-transition": str(entry["id"])})
         # AlreadyExists: an earlier attempt (or leader) created it: exactly one run.
         with contextlib.suppress(kube.AlreadyExists):
             await self.client.create(kube.FLOWRUNS, body, namespace=namespace)

@@ -96,7 +96,6 @@ def build_flow_run(
     backfilled tick has exactly the name, labels and parameters the scheduler would give it.
     """
     meta, spec = schedule["metadata"], schedule["spec"]
-    dep_meta = deployment["metadata"]
     parameters = dict(spec.get("parameters") or {})
     window = spec.get("windowParameters")
     if window:
@@ -104,27 +103,47 @@ def build_flow_run(
             expr, tick, window.get("start"), window.get("end"), window.get("format", "DateTime")
         ))
     when = format_time(tick)
+    return deployment_run(
+        deployment, name=scheduled_run_name(meta["name"], tick), namespace=meta.get("namespace"),
+        parameters=parameters, trigger=trigger,
+        labels={LABEL_SCHEDULE: label_value(meta["name"])},
+        annotations={ANNOTATION_SCHEDULED_TIME: when}, scheduled_time=when)
+
+
+def deployment_run(
+    deployment: Mapping[str, Any], *, name: str, parameters: Mapping[str, Any], trigger: str,
+    spec_trigger: bool = True, namespace: str | None = None,
+    labels: Mapping[str, str] | None = None, annotations: Mapping[str, str] | None = None,
+    scheduled_time: str | None = None,
+) -> dict[str, Any]:
+    """A FlowRun of ``deployment`` the operator creates — a Schedule's tick, a Deployment
+    trigger's run, an Automation's ``runDeployment`` — in its namespace, owned by it (not
+    as controller: deleting the Deployment deletes its runs, and a run outlives nothing
+    else), labelled with it and as Headwater's, with ``trigger`` as the
+    ``headwater.dev/trigger`` annotation and (``spec_trigger``: unless it is no
+    :class:`~headwater_operator.api.enums.FlowRunTrigger` value) as ``spec.trigger``;
+    ``labels`` and ``annotations`` add the caller's provenance. ``namespace`` defaults to
+    the Deployment's."""
+    dep_meta = deployment["metadata"]
+    spec: dict[str, Any] = {"deploymentRef": {"name": dep_meta["name"]},
+                            "parameters": dict(parameters)}
+    if scheduled_time is not None:
+        spec["scheduledTime"] = scheduled_time
+    if spec_trigger:
+        spec["trigger"] = trigger
     return {
         "apiVersion": API_VERSION,
         "kind": "FlowRun",
         "metadata": {
-            "name": scheduled_run_name(meta["name"], tick),
-            "namespace": meta.get("namespace"),
-            "labels": {
-                LABEL_SCHEDULE: label_value(meta["name"]),
-                LABEL_DEPLOYMENT: label_value(dep_meta["name"]),
-                LABEL_MANAGED_BY: MANAGED_BY_VALUE,
-            },
-            "annotations": {ANNOTATION_SCHEDULED_TIME: when, ANNOTATION_TRIGGER: trigger},
+            "name": name,
+            "namespace": namespace if namespace is not None else dep_meta.get("namespace"),
+            "labels": {**(labels or {}), LABEL_DEPLOYMENT: label_value(dep_meta["name"]),
+                       LABEL_MANAGED_BY: MANAGED_BY_VALUE},
+            "annotations": {**(annotations or {}), ANNOTATION_TRIGGER: trigger},
             "ownerReferences": [{
                 "apiVersion": API_VERSION, "kind": "Deployment", "name": dep_meta["name"],
                 "uid": dep_meta["uid"], "controller": False, "blockOwnerDeletion": False,
             }],
         },
-        "spec": {
-            "deploymentRef": {"name": dep_meta["name"]},
-            "parameters": parameters,
-            "scheduledTime": when,
-            "trigger": trigger,
-        },
+        "spec": spec,
     }
