@@ -156,7 +156,7 @@ class TriggerController:
         if before is not None:
             self._forget(namespace, before)
         facts = runs[name] = run_facts(obj)
-        if before is not None and before.phase == facts.phase:
+        if before is not None and before.phase == facts.phase and before.uid == facts.uid:
             # Only a handled mark changed (written by this controller): record it, wake
             # nobody.
             self.by_deployment.setdefault((namespace, facts.deployment or ""), {})[name] = facts
