@@ -202,3 +202,32 @@ def test_selectors_reasons_and_tags_narrow_which_runs_fire() -> None:
     assert not controller._selects(timed_out, "data", other_team, "Failed")
     untagged = {**run, "spec": {"deploymentRef": {"name": "adhoc"}}}
     assert not controller._selects(timed_out, "data", untagged, "Failed")
+
+
+def _finished_run(name: str, phase: str, end: str) -> dict[str, Any]:
+    run = failed_run(name)
+    run["status"] = {"phase": phase, "attempts": 1, "endTime": end}
+    return run
+
+
+@pytest.mark.parametrize("order", [("failed", "completed"), ("completed", "failed")])
+def test_a_recovery_is_seen_whichever_order_the_runs_arrive_in(
+        order: tuple[str, str]) -> None:
+    """A new leader's first list hands runs over in any order: a Completed run listed
+    before the Failed run it recovers from is still a recovery, found once."""
+    controller = AutomationController(FakeKube(), deployments=Store(),  # type: ignore[arg-type]
+                                      events=Recorder(), clock=ManualClock(T0))
+    recovery = {**AUTOMATION, "spec": {**AUTOMATION["spec"], "trigger": {"recovery": {}}}}
+    controller.on_automation("ADDED", recovery)
+    runs = {"failed": _finished_run("r1", "Failed", "2026-12-07T12:00:00Z"),
+            "completed": _finished_run("r2", "Completed", "2026-12-07T12:05:00Z"),
+            "earlier": _finished_run("r0", "Completed", "2026-12-07T11:00:00Z")}
+    controller.on_flowrun("ADDED", runs["earlier"])
+    for name in order:
+        controller.on_flowrun("ADDED", runs[name])
+    observed = controller.states[("data", "a")].observed
+    assert list(observed) == ["r2-uid/Recovered"]
+    controller.on_flowrun("MODIFIED", runs["completed"])  # seen again: still one
+    assert list(observed) == ["r2-uid/Recovered"]
+    assert observed["r2-uid/Recovered"].run == "r2"
+    assert observed["r2-uid/Recovered"].time == datetime(2026, 12, 7, 12, 5, tzinfo=UTC)

@@ -251,7 +251,8 @@ class AutomationController:
         self.states: dict[Key, _State] = {}
         self.by_namespace: dict[str, set[Key]] = {}
         self.last_success: dict[tuple[str, str], tuple[datetime, Mapping[str, Any]]] = {}
-        self.finished: dict[tuple[str, str], dict[str, tuple[datetime, str]]] = {}
+        self.finished: dict[tuple[str, str],
+                           dict[str, tuple[datetime, str, Mapping[str, Any]]]] = {}
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=delivery_threads, thread_name_prefix="automation-delivery")
         self._tasks: set[asyncio.Task[None]] = set()
@@ -291,17 +292,15 @@ class AutomationController:
         namespace = str(meta.get("namespace") or "default")
         deployment = (spec.get("deploymentRef") or {}).get("name")
         phase = status.get("phase")
-        recovered: str | None = None
+        recovered: list[tuple[str, datetime, Mapping[str, Any]]] = []
         if deployment and phase in TERMINAL_PHASES:
             recovered = self._remember_finished(namespace, deployment, body, str(phase))
         keys = self.by_namespace.get(namespace)
         if not keys:
             return
-        transitions = _run_transitions(body)
-        if recovered is not None:
-            end = parse_time(status.get("endTime"))
-            if end is not None:
-                transitions.append((recovered, "Recovered", end))
+        transitions: list[tuple[str, str, datetime, Mapping[str, Any]]] = [
+            (tid, tphase, when, body) for tid, tphase, when in _run_transitions(body)]
+        transitions += [(tid, "Recovered", when, run) for tid, when, run in recovered]
         for key in list(keys):
             automation = self._automation(key)
             if automation is None:
@@ -311,38 +310,49 @@ class AutomationController:
                 if deployment == trigger.freshness.deployment and phase == "Completed":
                     self.queue.wake(key)
                 continue
-            for tid, tphase, when in transitions:
-                if self._selects(automation, namespace, body, tphase):
+            for tid, tphase, when, run in transitions:
+                if self._selects(automation, namespace, run, tphase):
                     state = self.states.setdefault(key, _State())
                     if tid not in state.observed:
-                        state.observed[tid] = Transition(tid, when, str(meta.get("name")),
-                                                         body)
+                        name = str((run.get("metadata") or {}).get("name"))
+                        state.observed[tid] = Transition(tid, when, name, run)
                         self.queue.wake(key)
 
     def _remember_finished(self, namespace: str, deployment: str, body: Mapping[str, Any],
-                           phase: str) -> str | None:
-        """Record a finished run; the recovery transition id if it recovers a failure."""
+                           phase: str) -> list[tuple[str, datetime, Mapping[str, Any]]]:
+        """Record a finished run; the recoveries it reveals: (transition id, time, run).
+
+        A recovery is a ``Completed`` run whose predecessor by end time failed. Runs do not
+        arrive in end order — a new leader's first list hands them over in any order — so
+        a failed run that lands *before* a completed one already known reveals that one's
+        recovery, as the completed run does when it arrives after its failure. The ledger
+        and the watermark keep either from firing twice or for old history.
+        """
         meta, status = body["metadata"], body.get("status") or {}
         end = parse_time(status.get("endTime"))
         if end is None:
-            return None
+            return []
         uid = str(meta.get("uid"))
         if phase == "Completed":
             known = self.last_success.get((namespace, deployment))
             if known is None or known[0] <= end:
                 self.last_success[(namespace, deployment)] = (end, body)
         history = self.finished.setdefault((namespace, deployment), {})
-        history[uid] = (end, phase)
+        history[uid] = (end, phase, body)
         if len(history) > RECOVERY_HISTORY:
             oldest = min(history, key=lambda item: history[item][0])
             del history[oldest]
-        if phase != "Completed":
-            return None
-        before = [(when, ph) for other, (when, ph) in history.items()
-                  if other != uid and when <= end]
-        if before and max(before)[1] in FAILED_PHASES:
-            return f"{uid}/Recovered"
-        return None
+        if uid not in history:
+            return []
+        ordered = sorted(history.items(), key=lambda item: (item[1][0], item[0]))
+        at = next(i for i, (other, _) in enumerate(ordered) if other == uid)
+        found: list[tuple[str, datetime, Mapping[str, Any]]] = []
+        for i in (at, at + 1):  # this run, and the run that ended next after it
+            if 0 < i < len(ordered):
+                run_uid, (when, run_phase, run) = ordered[i]
+                if run_phase == "Completed" and ordered[i - 1][1][1] in FAILED_PHASES:
+                    found.append((f"{run_uid}/Recovered", when, run))
+        return found
 
     def _selects(self, automation: Automation, namespace: str, body: Mapping[str, Any],
                  phase: str) -> bool:
