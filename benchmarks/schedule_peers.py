@@ -62,6 +62,7 @@ from headwater_operator.scheduling import (
     ScheduleExpression,
     fire_times,
     next_fire_time,
+    parse_interval,
     parse_schedule_expression,
 )
 
@@ -275,16 +276,9 @@ def named_walls(case: Case, tz: ZoneInfo) -> list[datetime]:
 
 
 def interval_seconds(text: str) -> int:
-    """Headwater's duration form (``1h``, ``1d``, ``1h30m``) in seconds."""
-    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
-    total, number = 0, ""
-    for char in text.strip():
-        if char.isdigit():
-            number += char
-        else:
-            total += int(number) * units[char]
-            number = ""
-    return total
+    """Headwater's interval form (``1h``, ``1d``, ``1h30m``) in seconds, as the scheduler
+    reads it."""
+    return int(parse_interval(text).total_seconds())
 
 
 def expected_fires(case: Case) -> tuple[list[datetime], str]:
