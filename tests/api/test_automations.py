@@ -21,6 +21,7 @@ import base64
 import functools
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -29,6 +30,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,7 @@ from headwater_dev.harness import OperatorHarness
 from headwater_dev.kubelet import Kubelet, default_summary
 from headwater_operator import kube as kube_module
 from headwater_operator import metrics
+from headwater_operator.cli.get import render_objects
 
 WaitFor = Callable[..., Awaitable[Any]]
 TIMEOUT = 20.0
@@ -213,6 +216,12 @@ async def test_a_failed_run_notifies_once_with_the_rendered_message(
     assert metrics.REGISTRY.get_sample_value("headwater_automation_deliveries_total", {
         "automation": f"{namespace}/on-failure", "action": "notify",
         "outcome": "Delivered"}) == 1
+    # `headwater get automations` shows it from the stored object.
+    table = render_objects("automations", [emulator.object("automations", "on-failure",
+                                                           namespace)], "table",
+                           datetime.now(UTC))
+    assert re.search(r"on-failure +True +runPhase Failed,Crashed +notify +1 +0 +Delivered ",
+                     table), table
 
 
 async def test_a_failing_receiver_is_retried_and_never_holds_the_run(

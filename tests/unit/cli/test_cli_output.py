@@ -13,7 +13,12 @@ from headwater_operator.cli.describe import (
     run_events,
     schedule_text,
 )
-from headwater_operator.cli.get import render_objects, schedule_row, sort_objects
+from headwater_operator.cli.get import (
+    automation_row,
+    render_objects,
+    schedule_row,
+    sort_objects,
+)
 from headwater_operator.cli.output import (
     age,
     as_list,
@@ -93,6 +98,27 @@ def test_schedule_row_shows_expression_and_relative_ticks() -> None:
                            "nextScheduleTime": "2026-03-10T12:00:10Z"}}
     assert list(schedule_row(schedule, NOW)) == [
         "daily", "nightly", "every 15m", "Europe/Berlin", "false", "15m ago", "in 10s", "9d12h"]
+
+
+def test_automation_row_says_what_fires_it_what_it_does_and_how_delivery_went() -> None:
+    on_failure = {"metadata": {"name": "on-failure", "creationTimestamp": "2026-03-10T10:00:00Z"},
+                  "spec": {"trigger": {"runPhase": {"phases": ["Failed", "Crashed"]}},
+                           "actions": [{"notify": {"blockRef": {"name": "slack"}}},
+                                       {"suspend": {}}]},
+                  "status": {"conditions": [{"type": "Ready", "status": "True"}],
+                             "delivered": 3, "failed": 1, "lastDeliveries": [
+                                 {"action": 0, "outcome": "Delivered",
+                                  "time": "2026-03-10T11:50:00Z"},
+                                 {"action": 1, "outcome": "Failed",
+                                  "time": "2026-03-10T11:55:00Z"}]}}
+    assert list(automation_row(on_failure, NOW)) == [
+        "on-failure", "True", "runPhase Failed,Crashed", "notify,suspend", "3", "1",
+        "Failed 5m ago", "2h"]
+    stale = {"metadata": {"name": "stale", "creationTimestamp": "2026-03-10T11:00:00Z"},
+             "spec": {"trigger": {"freshness": {"deployment": "etl", "within": "6h"}},
+                      "actions": [{"runDeployment": {"name": "etl"}}]}}
+    assert list(automation_row(stale, NOW)) == [
+        "stale", "<none>", "freshness etl 6h", "runDeployment", "0", "0", "<none>", "1h"]
 
 
 def test_describe_shows_outcome_counts_assets_conditions_and_events() -> None:

@@ -1,4 +1,4 @@
-"""``get runs|deployments|schedules|flows`` and ``describe run``.
+"""``get runs|deployments|schedules|flows|automations`` and ``describe run``.
 
 Tables show what a person scans for (phase, reason, next tick, …), with the same
 columns as the CRDs' printer columns plus what ``kubectl get`` cannot compute (e.g. a
@@ -110,6 +110,37 @@ def flow_row(obj: Obj, now: datetime) -> Sequence[str]:
             age(_created(obj), now))
 
 
+TRIGGER_KEYS = ("runPhase", "freshness", "recovery")
+ACTION_KEYS = ("notify", "runDeployment", "cancelRun", "suspend")
+
+
+def automation_trigger(obj: Obj) -> str:
+    """``runPhase Failed,Crashed``, ``freshness etl 6h`` or ``recovery``: what fires it."""
+    trigger = _spec(obj).get("trigger") or {}
+    if (run_phase := trigger.get("runPhase")) is not None:
+        return f"runPhase {','.join(run_phase.get('phases') or [])}"
+    if (freshness := trigger.get("freshness")) is not None:
+        within = freshness.get("within") or f"{freshness.get('withinSeconds')}s"
+        return f"freshness {freshness.get('deployment')} {within}"
+    return next((key for key in TRIGGER_KEYS if key in trigger), "<none>")
+
+
+def automation_row(obj: Obj, now: datetime) -> Sequence[str]:
+    """NAME READY TRIGGER ACTIONS DELIVERED FAILED LAST DELIVERY AGE."""
+    spec, status = _spec(obj), _status(obj)
+    ready = next((c.get("status") for c in status.get("conditions") or []
+                  if c.get("type") == "Ready"), None)
+    actions = ",".join(next((key for key in ACTION_KEYS if key in action), "?")
+                       for action in spec.get("actions") or [])
+    last = max(status.get("lastDeliveries") or [], key=lambda item: str(item.get("time")),
+               default=None)
+    last_text = (f"{last.get('outcome')} {relative(last.get('time'), now)}"
+                 if last is not None else "<none>")
+    return (_name(obj), or_none(ready), automation_trigger(obj), or_none(actions or None),
+            str(status.get("delivered") or 0), str(status.get("failed") or 0), last_text,
+            age(_created(obj), now))
+
+
 KINDS: dict[str, Kind] = {
     "runs": Kind(kube.FLOWRUNS, "FlowRun",
                  ("NAME", "PHASE", "REASON", "DEPLOYMENT", "TRIGGER", "SCHEDULED", "DURATION",
@@ -121,6 +152,9 @@ KINDS: dict[str, Kind] = {
                       ("NAME", "DEPLOYMENT", "EXPRESSION", "TIMEZONE", "SUSPENDED", "LAST",
                        "NEXT", "AGE"), schedule_row),
     "flows": Kind(kube.FLOWS, "Flow", ("NAME", "IMAGE", "ENTRYPOINT", "AGE"), flow_row),
+    "automations": Kind(kube.AUTOMATIONS, "Automation",
+                        ("NAME", "READY", "TRIGGER", "ACTIONS", "DELIVERED", "FAILED",
+                         "LAST DELIVERY", "AGE"), automation_row),
 }
 
 

@@ -29,10 +29,10 @@ DEFAULT_COUNT = 10
 """Fire times ``schedule preview`` prints by default."""
 DEFAULT_MATERIALIZATIONS = 10
 """Materializations ``lineage`` shows by default."""
-KINDS = ("runs", "deployments", "schedules", "flows")
+KINDS = ("runs", "deployments", "schedules", "flows", "automations")
 """What ``get`` lists."""
 ALIASES = {"run": "runs", "flowruns": "runs", "flowrun": "runs", "deployment": "deployments",
-           "schedule": "schedules", "flow": "flows"}
+           "schedule": "schedules", "flow": "flows", "automation": "automations"}
 """Other names ``get`` accepts for a kind."""
 
 
@@ -108,7 +108,7 @@ def _register_backfill(subparsers: Any) -> None:
 def _register_get(subparsers: Any) -> None:
     """Add ``get``."""
     parser = subparsers.add_parser(
-        "get", help="list runs, deployments, schedules or flows",
+        "get", help="list runs, deployments, schedules, flows or automations",
         description="List Headwater objects (or show one by NAME).")
     parser.add_argument("kind", choices=[*KINDS, *ALIASES], metavar="KIND",
                         help="runs | deployments | schedules | flows")
