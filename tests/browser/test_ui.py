@@ -434,6 +434,7 @@ def test_a_hostile_artifact_and_log_line_render_inert(
     ("flows", "/flows", "flow-row"),
     ("flow", f"/flows/{NAMESPACE}/report", "parameter-row"),
     ("assets", "/assets", "asset-node"),
+    ("automation", f"/automations/{NAMESPACE}/report-failures", "automation-action"),
 ])
 def test_screenshots_of_every_page(ui_sandbox: UiSandbox, browser: webdriver.Chrome,
                                    screenshot: Screenshot, page: tuple[str, str, str]

@@ -99,6 +99,8 @@ def detail_names(browser: webdriver.Chrome, name: str) -> bool:
     ("/flows", "flow-row"),
     (f"/flows/{NAMESPACE}/report", "parameter-row"),
     ("/assets", "asset-node"),
+    ("/automations", "automation-row"),
+    (f"/automations/{NAMESPACE}/report-failures", "automation-action"),
     (f"/runs/{NAMESPACE}/sleepy-long", "task-list"),
     ("/login", "login-token"),
 ], ids=lambda value: value.strip("/").replace("/", "_") if isinstance(value, str) else None)

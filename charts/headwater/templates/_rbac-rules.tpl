@@ -119,9 +119,9 @@ writes are made with the user's token, never with this account. No Secrets, no
 ConfigMaps, no exec: pods and their logs are read for the runs' attempts.
 */ -}}
 {{- define "headwater.rbac.uiReadRules" -}}
-# The pages and their watches (informers): runs, deployments, schedules, flows.
+# The pages and their watches (informers): runs, deployments, schedules, flows, automations.
 - apiGroups: ["headwater.dev"]
-  resources: ["flows", "deployments", "schedules", "flowruns"]
+  resources: ["flows", "deployments", "schedules", "flowruns", "automations"]
   verbs: ["get", "list", "watch"]
 # A run's Kubernetes Events (core/v1, as kopf posts them) and its attempts' pods.
 - apiGroups: [""]

@@ -229,8 +229,8 @@ def test_pod_placement_and_metadata_come_from_ui_values(render: Render) -> None:
 # --- read-only RBAC ---------------------------------------------------------------------
 READ_GRANTS = {
     (HW, "flows"): set(READ), (HW, "deployments"): set(READ), (HW, "schedules"): set(READ),
-    (HW, "flowruns"): set(READ), ("", "events"): set(READ), ("", "pods"): set(READ),
-    ("", "pods/log"): {"get"},
+    (HW, "flowruns"): set(READ), (HW, "automations"): set(READ), ("", "events"): set(READ),
+    ("", "pods"): set(READ), ("", "pods/log"): {"get"},
 }
 RBAC_MODES: dict[str, dict[str, Any]] = {
     "cluster-wide-server": ENABLED,
@@ -269,7 +269,7 @@ def test_the_ui_account_is_bound_to_its_read_rules_only(render: Render,
     manifests = render(values)
     for namespace in ("team-a", "b", "elsewhere", ""):
         rules = service_account_rules(manifests, NAMESPACE, UI, namespace)
-        for kind in ("flows", "deployments", "schedules", "flowruns"):
+        for kind in ("flows", "deployments", "schedules", "flowruns", "automations"):
             for verb in WRITE:
                 assert not rules_allow(rules, Request(verb, HW, kind, namespace=namespace))
             for sub in ("status", "scale"):
@@ -297,7 +297,7 @@ def test_cluster_wide_ui_reads_everywhere_through_one_cluster_role(render: Rende
     rules = service_account_rules(manifests, NAMESPACE, UI, "")
     # `--all-namespaces` lists and watches across namespaces: only a ClusterRoleBinding
     # allows a request without a namespace.
-    for kind in ("flows", "deployments", "schedules", "flowruns"):
+    for kind in ("flows", "deployments", "schedules", "flowruns", "automations"):
         assert rules_allow(rules, Request("watch", HW, kind))
     assert rules_allow(rules, Request("list", "", "events"))
     assert rules_allow(rules, Request("get", "", "pods", "log", "data", "r-1"))

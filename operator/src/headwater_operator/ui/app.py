@@ -35,11 +35,11 @@ from headwater_operator.ui.state import UiState
 
 HERE = Path(__file__).parent
 PAGE_MODULES: tuple[str, ...] = ("runs", "subflows", "deployments", "schedules", "flows",
-                                 "assets")
+                                 "assets", "automations")
 """Modules of ``headwater_operator.ui`` whose ``setup(app)`` adds routes, in order."""
 NAVIGATION: tuple[tuple[str, str], ...] = (
     ("/runs", "Runs"), ("/deployments", "Deployments"), ("/schedules", "Schedules"),
-    ("/flows", "Flows"), ("/assets", "Assets"))
+    ("/flows", "Flows"), ("/assets", "Assets"), ("/automations", "Automations"))
 """The header's links: (URL, label)."""
 SSE_KEEPALIVE_SECONDS = 15.0
 

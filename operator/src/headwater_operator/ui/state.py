@@ -1,7 +1,7 @@
 """The web UI's cache of the cluster: watch-backed stores and the change hub.
 
 One :class:`~headwater_operator.informer.SharedInformer` per kind (FlowRuns,
-Deployments, Schedules, Flows, Events) lists and then watches the namespaces the UI
+Deployments, Schedules, Flows, Automations, Events) lists and then watches the namespaces the UI
 serves, and keeps every object in an :class:`~headwater_operator.informer.Store`; pages
 read those stores, never the API server, so a page costs no request however many runs
 there are. Every change is also published on the :class:`ChangeHub`, which the
@@ -34,6 +34,7 @@ KINDS: dict[str, kube.Resource] = {
     "Deployment": kube.DEPLOYMENTS,
     "Schedule": kube.SCHEDULES,
     "Flow": kube.FLOWS,
+    "Automation": kube.AUTOMATIONS,
     "Event": kube.EVENTS,
 }
 """The kinds the UI watches, by kind name (the ``kind`` of a change)."""
@@ -99,7 +100,7 @@ def change_of(kind: str, obj: Mapping[str, Any]) -> dict[str, str]:
 
 class UiState:
     """The stores the pages read (``flowruns``, ``deployments``, ``schedules``, ``flows``,
-    ``events``) and the :class:`ChangeHub`.
+    ``automations``, ``events``) and the :class:`ChangeHub`.
 
     Built empty (tests feed it with :meth:`apply`), or by :meth:`watching`, whose
     informers fill it once :meth:`start` runs them.
@@ -110,6 +111,7 @@ class UiState:
         self.deployments = informer.Store()
         self.schedules = informer.Store()
         self.flows = informer.Store()
+        self.automations = informer.Store()
         self.events = informer.Store()
         self.hub = ChangeHub()
         self.revisions: dict[str, int] = dict.fromkeys(KINDS, 0)
@@ -121,7 +123,8 @@ class UiState:
     def store(self, kind: str) -> informer.Store:
         """The store of ``kind`` (a key of :data:`KINDS`)."""
         stores = {"FlowRun": self.flowruns, "Deployment": self.deployments,
-                  "Schedule": self.schedules, "Flow": self.flows, "Event": self.events}
+                  "Schedule": self.schedules, "Flow": self.flows,
+                  "Automation": self.automations, "Event": self.events}
         return stores[kind]
 
     def apply(self, kind: str, event: str, obj: kube.JsonObject) -> None:

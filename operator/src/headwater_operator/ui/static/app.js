@@ -33,9 +33,10 @@
     }
     if (page.page === "runs") return change.kind === "FlowRun" || change.kind === "Deployment";
     if (page.page === "list") return change.kind !== "Event";
-    // A Deployment's, Schedule's or Flow's page shows objects of its namespace (its runs,
-    // schedules, conditions): refresh on any change there but Events.
-    if (page.page === "deployment" || page.page === "schedule" || page.page === "flow") {
+    // A Deployment's, Schedule's, Flow's or Automation's page shows objects of its
+    // namespace (its runs, schedules, conditions): refresh on any change there but Events.
+    if (page.page === "deployment" || page.page === "schedule" || page.page === "flow" ||
+        page.page === "automation") {
       return change.kind !== "Event" && change.namespace === page.namespace;
     }
     return false;
