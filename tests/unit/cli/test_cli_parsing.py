@@ -226,9 +226,7 @@ def test_guarded_turns_failures_into_a_message_and_exit_code(
     assert text in err.getvalue()
 
 
-def test_a_server_that_refuses_connections_is_reported_unreachable(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def test_a_server_that_refuses_connections_is_reported_unreachable(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a port nobody listens on
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
@@ -238,14 +236,23 @@ def test_a_server_that_refuses_connections_is_reported_unreachable(
         "clusters": [{"name": "down", "cluster": {"server": f"http://127.0.0.1:{port}"}}],
         "users": [{"name": "me", "user": {"token": "t"}}],
         "contexts": [{"name": "down", "context": {"cluster": "down", "user": "me"}}]}))
-    # A refused connection is retried for up to ~30 s otherwise (RetryPolicy).
-    monkeypatch.setattr(kube.get_blocking_client().kube, "retry", kube.NO_RETRIES)
+    # The commands' short policy: three retries (the operator's would make seven, over
+    # ~26 s), and the flow-run pods' shared client keeps the long one.
+    retries: list[tuple[str, str]] = []
+
+    def retried(verb: str, reason: str) -> None:
+        retries.append((verb, reason))
+
+    kube.add_retry_observer(retried)
     args = parse("get", "runs", "--kubeconfig", str(kubeconfig))
     args.io, err = _io()
     try:
         assert args.func(args) == 1
     finally:
+        kube.remove_retry_observer(retried)
         kube.close()
+    assert retries == [("list", kube.CONNECTION_FAILED)] * 3
+    assert kube.get_blocking_client().kube.retry == kube.DEFAULT_RETRY_POLICY
     assert err.getvalue() == (
         f"headwater get: cannot reach the Kubernetes API server (Cannot connect to host "
         f"127.0.0.1:{port} ssl:default [Connect call failed ('127.0.0.1', {port})]); check "
