@@ -140,6 +140,15 @@ def cli_client() -> kube.BlockingKube:
         max_attempts=attempts, base_delay=base, max_delay=longest, max_elapsed=elapsed))
 
 
+def patient_client() -> kube.BlockingKube:
+    """The client for waiting (``run --wait/--follow``, ``logs -f``), once the command's
+    first request has shown the server is there: the operator's long retry policy, so a
+    poll that meets an API server's restart waits it out instead of ending the wait."""
+    from headwater_operator import kube
+
+    return kube.get_blocking_client()
+
+
 def connect(args: argparse.Namespace) -> tuple[kube.BlockingKube, str]:
     """The client (reconfigured when ``--kubeconfig``/``--context`` is given) and namespace."""
     from headwater_operator import kube

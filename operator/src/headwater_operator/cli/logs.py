@@ -36,6 +36,7 @@ from headwater_operator.cli.common import (
     CliError,
     Io,
     connect,
+    patient_client,
 )
 from headwater_operator.cli.follow import LOG_CONTAINER, Watcher, phase_of
 from headwater_operator.cli.output import parse_time, render_data
@@ -161,6 +162,7 @@ def cmd_logs(args: argparse.Namespace, io: Io) -> int:
                           "longer exists; "))
     run = watcher.read()
     if args.follow:
+        watcher.client = patient_client()  # the server answered: now wait out its restarts
         watcher.follow_logs(args.attempt or 1)
         return EXIT_FAILED if store.failed else EXIT_OK
     started = int((run.get("status") or {}).get("attempts") or 0)

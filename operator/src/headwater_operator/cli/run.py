@@ -30,6 +30,7 @@ from headwater_operator.cli.common import (
     CliError,
     Io,
     connect,
+    patient_client,
 )
 from headwater_operator.cli.follow import (
     Watcher,
@@ -142,7 +143,7 @@ def cmd_run(args: argparse.Namespace, io: Io) -> int:
         if args.output != "table":
             io.out.write(render_data(created, args.output))
         return EXIT_OK
-    watcher = Watcher(client, namespace, name, io, poll_seconds=args.poll_interval,
+    watcher = Watcher(patient_client(), namespace, name, io, poll_seconds=args.poll_interval,
                       timeout_seconds=args.timeout)
     final = watcher.follow_logs() if args.follow else watcher.wait()
     return report_final(final, name, args, io)
