@@ -20,6 +20,7 @@ tag="${HEADWATER_E2E_TAG:-e2e}"
 operator_image="headwater/operator:$tag"
 runtime_image="headwater/runtime:$tag"
 examples_image="headwater/examples:$tag"
+dbt_image="headwater/examples-dbt:$tag"
 
 need() { command -v "$1" >/dev/null || { echo "e2e-kind: '$1' is required ($2)" >&2; exit 2; }; }
 need docker "https://docs.docker.com/engine/install/"
@@ -33,17 +34,22 @@ echo "== images"
 # tests/unit/chart/test_chart_build_contexts.py): the repository root, filtered by
 # .dockerignore to sdk/ and operator/, for the operator and runtime images; examples/,
 # filtered by examples/.dockerignore to flows/, for the examples image (the runtime image
-# plus the example flows, so their entrypoints resolve; never part of the operator image).
+# plus the example flows, so their entrypoints resolve; never part of the operator image);
+# the root again, filtered to dbt/ and examples/dbt/, for the dbt example's image.
 docker build -t "$operator_image" -f Dockerfile .
 docker build -t "$runtime_image" -f images/runtime/Dockerfile .
 docker build -t "$examples_image" --build-arg RUNTIME_IMAGE="$runtime_image" \
     -f examples/Dockerfile examples
+# The jaffle shop (examples/dbt): the runtime image plus headwater-dbt[duckdb] and the
+# example, from the repository root filtered by examples/dbt/Dockerfile.dockerignore.
+docker build -t "$dbt_image" --build-arg RUNTIME_IMAGE="$runtime_image" \
+    -f examples/dbt/Dockerfile .
 
 if [ "${SKIP_KIND:-0}" != 1 ]; then
     echo "== kind cluster $cluster"
     kind get clusters | grep -qx "$cluster" || kind create cluster --name "$cluster" --wait 120s
     kubectl config use-context "kind-$cluster"
-    for image in "$operator_image" "$examples_image"; do
+    for image in "$operator_image" "$examples_image" "$dbt_image"; do
         kind load docker-image "$image" --name "$cluster"
     done
 fi
@@ -60,6 +66,7 @@ echo "== e2e tests (namespace $test_ns)"
 status=0
 HEADWATER_E2E=1 HEADWATER_E2E_NAMESPACE="$test_ns" \
     HEADWATER_E2E_OPERATOR_NAMESPACE="$operator_ns" HEADWATER_E2E_FLOW_IMAGE="$examples_image" \
+    HEADWATER_E2E_DBT_IMAGE="$dbt_image" \
     .venv/bin/python -m pytest tests/e2e -v -p no:cacheprovider "$@" || status=$?
 
 cat <<DONE

@@ -10,6 +10,8 @@ that on kind). Settings, all environment variables:
 * ``HEADWATER_E2E_OPERATOR_NAMESPACE`` — where the chart runs (default ``headwater-system``);
 * ``HEADWATER_E2E_FLOW_IMAGE`` — the image with the example flows, replacing every Flow's
   ``spec.image`` (default ``headwater/examples:e2e``, what the script builds);
+* ``HEADWATER_E2E_DBT_IMAGE`` — the image of the dbt example (examples/dbt/Dockerfile;
+  default ``headwater/examples-dbt:e2e``);
 * ``HEADWATER_E2E_TIMEOUT`` — seconds to wait for runs (default 300).
 """
 
@@ -64,3 +66,9 @@ def kubectl() -> Iterator[Kubectl]:
 def flow_image() -> str:
     """The image holding ``examples/flows`` (see scripts/e2e-kind.sh)."""
     return os.environ.get("HEADWATER_E2E_FLOW_IMAGE", "headwater/examples:e2e")
+
+
+@pytest.fixture(scope="session")
+def dbt_image() -> str:
+    """The image holding headwater-dbt and ``examples/dbt`` (see scripts/e2e-kind.sh)."""
+    return os.environ.get("HEADWATER_E2E_DBT_IMAGE", "headwater/examples-dbt:e2e")
