@@ -30,7 +30,7 @@ if ! { [ -x "$hadolint" ] && "$hadolint" --version 2>/dev/null | grep -q "$hadol
 fi
 
 if [ "$#" -eq 0 ]; then
-    set -- Dockerfile images/runtime/Dockerfile examples/Dockerfile
+    set -- Dockerfile images/runtime/Dockerfile examples/Dockerfile examples/dbt/Dockerfile
 fi
 
 # Any finding at "info" or above fails: the files are short and every rule is cheap to obey.
