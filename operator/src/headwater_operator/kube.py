@@ -55,9 +55,9 @@ what :mod:`headwater_operator.informer` is built on: one JSON parse per line, no
 total time limit but a socket read limit, and no request slot (a watch holds its
 connection for minutes).
 Request and response bodies and watch lines are (de)serialized with ``orjson``
-(:func:`encode_json`, :func:`decode_json`): JSON costs a fifth of what it did with the
-standard library, and every request and watch event pays it (``docs/decisions.md``,
-"orjson for the API client's bodies").
+(:func:`encode_json`, :func:`decode_json`), since every request and watch event pays for
+JSON; where that differs from the standard library: ``docs/decisions.md`` ("orjson for
+the API client's bodies and watch lines").
 A request that gets no answer, once retries are spent or not allowed, raises what the
 transport raises: ``aiohttp.ClientError`` (``aiohttp.ClientConnectorError``, an
 ``OSError``, for a refused connection) or ``TimeoutError``.
@@ -841,9 +841,10 @@ class Credentials:
         return self._header
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)
 def _client_timeout(total: float | None, sock_read: float | None) -> aiohttp.ClientTimeout:
-    # Requests use a handful of limits: one (immutable) ClientTimeout each, not one per request.
+    # Requests use a handful of limits: one (immutable) ClientTimeout each, not one per
+    # request; bounded, should a caller ever vary them.
     return aiohttp.ClientTimeout(total=total, sock_read=sock_read)
 
 
