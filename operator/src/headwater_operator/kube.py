@@ -51,9 +51,13 @@ One of these after a retry whose earlier attempt may have been applied says so
 (:attr:`KubeError.after_uncertain_attempt`): a named create then meets its own object.
 
 Watches (:meth:`Kube.watch`, with :meth:`Kube.list_with_version` to start from) are
-what :mod:`headwater_operator.informer` is built on: one ``json.loads`` per line, no
+what :mod:`headwater_operator.informer` is built on: one JSON parse per line, no
 total time limit but a socket read limit, and no request slot (a watch holds its
 connection for minutes).
+Request and response bodies and watch lines are (de)serialized with ``orjson``
+(:func:`encode_json`, :func:`decode_json`), since every request and watch event pays for
+JSON; where that differs from the standard library: ``docs/decisions.md`` ("orjson for
+the API client's bodies and watch lines").
 A request that gets no answer, once retries are spent or not allowed, raises what the
 transport raises: ``aiohttp.ClientError`` (``aiohttp.ClientConnectorError``, an
 ``OSError``, for a refused connection) or ``TimeoutError``.
@@ -73,6 +77,7 @@ import asyncio
 import builtins
 import codecs
 import contextlib
+import functools
 import json
 import math
 import os
@@ -98,6 +103,7 @@ from typing import Any, Literal, Self, TypeVar
 import aiohttp
 import kubernetes.client
 import kubernetes.config
+import orjson
 from headwater.contract import GROUP, VERSION
 
 JsonObject = dict[str, Any]
@@ -107,6 +113,34 @@ RequestObserver = Callable[[str, int], None]
 PropagationPolicy = Literal["Background", "Foreground", "Orphan"]
 
 DEFAULT_TIMEOUT_SECONDS = 30.0
+
+_ENCODE_OPTIONS = (
+    # Non-string keys become strings, as json.dumps makes them; datetimes and dataclasses
+    # are refused (TypeError), as json.dumps refuses them, rather than quietly serialized.
+    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME
+    | orjson.OPT_PASSTHROUGH_DATACLASS)
+
+
+def encode_json(body: Any) -> bytes:
+    """``body`` as UTF-8 JSON bytes, for a request.
+
+    What ``json.dumps`` serializes, but compact, UTF-8 rather than ``\\u`` escapes,
+    and a float NaN or infinity as ``null`` (``json.dumps`` writes ``NaN``, which is not
+    JSON and which the API server rejects). Raises ``TypeError`` for what JSON cannot
+    hold, as ``json.dumps`` does.
+    """
+    return orjson.dumps(body, option=_ENCODE_OPTIONS)
+
+
+def decode_json(data: bytes | str) -> Any:
+    """The value of the JSON document ``data`` (a response body, a watch line).
+
+    Raises ``ValueError`` (``json.JSONDecodeError``) for what is not JSON, including
+    ``NaN`` and lone surrogates, which ``json.loads`` let through; duplicate keys keep
+    the last value, as with ``json.loads``; integers beyond 64 bits become floats (the
+    API's integers are int64).
+    """
+    return orjson.loads(data)
 
 
 # --- resources ------------------------------------------------------------------------
@@ -320,10 +354,11 @@ def remove_request_observer(observer: RequestObserver) -> None:
 
 
 def _notify(verb: str, code: int) -> None:
-    for observer in list(_observers):
-        # A broken metric must never break a request.
-        with contextlib.suppress(Exception):
+    for observer in tuple(_observers):
+        try:
             observer(verb, code)
+        except Exception:  # a broken metric must never break a request
+            continue
 
 
 def report_request(verb: str, code: int) -> None:
@@ -806,6 +841,13 @@ class Credentials:
         return self._header
 
 
+@functools.lru_cache(maxsize=64)
+def _client_timeout(total: float | None, sock_read: float | None) -> aiohttp.ClientTimeout:
+    # Requests use a handful of limits: one (immutable) ClientTimeout each, not one per
+    # request; bounded, should a caller ever vary them.
+    return aiohttp.ClientTimeout(total=total, sock_read=sock_read)
+
+
 class Transport:
     """One ``aiohttp`` session on one event loop, with the settings of one ``ApiClient``.
 
@@ -855,7 +897,8 @@ class Transport:
         A 401 is sent again once with freshly read credentials (a rotated token); other
         failures raise, for :class:`Kube` to retry or not (:class:`RetryPolicy`).
         """
-        data = None if body is None else json.dumps(body).encode()
+        data = None if body is None else encode_json(body)
+        timeout = _client_timeout(time_limit, read_limit)
         for attempt in (1, 2):
             headers = {"Content-Type": content_type}
             if accept is not None:
@@ -866,7 +909,7 @@ class Transport:
                 response = await self.session.request(
                     method, self.server + path, params=list(query), data=data,
                     headers=headers, proxy=self.proxy, server_hostname=self.server_hostname,
-                    timeout=aiohttp.ClientTimeout(total=time_limit, sock_read=read_limit))
+                    timeout=timeout)
             except Exception:
                 _notify(verb, 0)
                 raise
@@ -893,7 +936,7 @@ class Transport:
             data = await response.read()
         if not data:
             return None
-        return json.loads(data) if "json" in response.content_type else data.decode(
+        return decode_json(data) if "json" in response.content_type else data.decode(
             errors="replace")
 
     async def aclose(self) -> None:
@@ -1001,7 +1044,7 @@ WatchEvent = tuple[str, JsonObject]
 def parse_watch_line(line: bytes) -> WatchEvent:
     """``(type, object)`` of one watch line; an ``ERROR`` event raises its error
     (:class:`Gone` for 410: the resourceVersion is too old, list again)."""
-    event = json.loads(line)
+    event = decode_json(line)
     kind: str = event["type"]
     if kind == "ERROR":
         raise error_from_status(event.get("object"))

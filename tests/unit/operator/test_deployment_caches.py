@@ -11,16 +11,20 @@ what the controller then writes and deletes.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from headwater_operator import kube, readiness
+from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.clock import ManualClock
 from headwater_operator.controllers import deployments as deployments_module
-from headwater_operator.controllers.deployments import DeploymentController
+from headwater_operator.controllers.deployments import DeploymentController, to_record
+from headwater_operator.history import Deletion, HistoryPolicy, runs_to_delete
 from headwater_operator.informer import Store
+from headwater_operator.readiness import RunFacts
 
 NOW = datetime(2024, 5, 1, 12, 0, 0, tzinfo=UTC)
 NS = "default"
@@ -194,3 +198,45 @@ async def test_a_run_that_goes_takes_its_record_along() -> None:
     scene.run("r2", "Completed", end="2024-05-01T11:59:00Z", type_="DELETED")
     assert KEY not in scene.controller.records
     assert KEY not in scene.controller.runs
+
+
+async def test_runs_within_the_history_limits_are_not_even_sorted_for_pruning(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    passes: list[int] = []
+
+    def counting(runs: Any, policy: HistoryPolicy, now: datetime) -> list[Deletion]:
+        runs = list(runs)
+        passes.append(len(runs))
+        return runs_to_delete(runs, policy, now)
+
+    monkeypatch.setattr(deployments_module, "runs_to_delete", counting)
+    scene = Scene(history={"successfulRunsLimit": 2, "failedRunsLimit": 1})
+    for name, end in (("r1", "2024-05-01T11:57:00Z"), ("r2", "2024-05-01T11:58:00Z")):
+        for phase in ("Pending", "Running", "Completed"):
+            scene.run(name, phase, end=end if phase == "Completed" else None)
+            await scene.reconcile()
+    scene.run("f1", "Failed", end="2024-05-01T11:58:30Z")
+    await scene.reconcile()
+    assert passes == []  # two successful and one failed run: nothing can be over a limit
+    scene.run("r3", "Completed", end="2024-05-01T11:59:00Z")
+    await scene.reconcile()
+    assert passes == [4]
+    assert scene.client.deleted == ["r1"]
+    assert ("Normal", "HistoryPruned") in [(t, r) for t, r, _ in scene.events.posted]
+
+
+@pytest.mark.parametrize("history", [
+    {}, {"successfulRunsLimit": 0}, {"successfulRunsLimit": 2, "failedRunsLimit": 0},
+    {"successfulRunsLimit": 1, "failedRunsLimit": 1},
+    {"successfulRunsLimit": 5, "ttlSecondsAfterFinished": 60}])
+def test_within_limits_never_hides_a_deletion(history: Mapping[str, Any]) -> None:
+    policy = HistoryPolicy.from_spec(history)
+    phases = [None, "Pending", "Running", "Completed", "Failed", "Crashed", "Cancelled"]
+    for count in range(4):
+        for combo in itertools.product(phases, repeat=count):
+            runs = [RunFacts(name=f"r{i}", phase=phase, created="2024-05-01T11:00:00Z",
+                             end_time=None if i % 2 else "2024-05-01T11:00:00Z")
+                    for i, phase in enumerate(combo)]
+            if deployments_module.within_limits(runs, policy):
+                finished = [to_record(run) for run in runs if run.phase in TERMINAL_PHASES]
+                assert runs_to_delete(finished, policy, NOW) == [], (combo, history)

@@ -7,7 +7,9 @@ are real HTTP; the clock of the credential cache is injected.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp.web
@@ -214,3 +216,36 @@ def test_close_transports_after_the_loop_ended_closes_the_session() -> None:
     found = asyncio.run(use(client))  # the loop is closed when run() returns
     kube.close_transports(client)
     assert found.session.closed
+
+
+async def test_bodies_are_utf8_json_with_json_dumps_rules_for_keys_and_types(
+    api: tuple[FakeApi, str],
+) -> None:
+    fake, server = api
+    k = kube.Kube(_client(server))
+    fake.answers.append(aiohttp.web.json_response({"metadata": {"name": "r1"},
+                                                   "note": "café", "n": 2**62}))
+    answer = await k.patch(kube.FLOWRUNS, "r1", {"metadata": {"annotations": {
+        "note": "café ✓", 7: "seven"}}}, namespace="ns")
+    assert answer == {"metadata": {"name": "r1"}, "note": "café", "n": 2**62}
+    sent = json.loads(fake.requests[0]["body"].decode("utf-8"))
+    # Non-string keys become strings, as json.dumps makes them.
+    assert sent == {"metadata": {"annotations": {"note": "café ✓", "7": "seven"}}}
+    # What JSON cannot hold is refused before anything is sent, as json.dumps refuses it.
+    for unserializable in (datetime.now(UTC), {1, 2}):
+        with pytest.raises(TypeError):
+            await k.patch(kube.FLOWRUNS, "r1", {"spec": {"at": unserializable}},
+                          namespace="ns")
+    assert len(fake.requests) == 1
+
+
+def test_a_watch_line_that_is_not_json_is_a_value_error() -> None:
+    # The informer retries on ValueError (a garbled line): NaN and lone surrogates are
+    # not JSON, and a truncated line is not either.
+    assert kube.parse_watch_line(
+        b'{"type":"ADDED","object":{"metadata":{"name":"\xc3\xa9"}}}') == (
+        "ADDED", {"metadata": {"name": "é"}})
+    for line in (b'{"type":"ADDED","object":{"x":NaN}}', b'{"type":"ADDED","object":{',
+                 b'{"type":"ADDED","object":{"x":"\\ud800"}}', b"\xff"):
+        with pytest.raises(ValueError, match=r"."):
+            kube.parse_watch_line(line)

@@ -83,6 +83,8 @@ from headwater_operator.api import TERMINAL_PHASES
 from headwater_operator.clock import Clock
 from headwater_operator.controllers.signals import NULL_OBSERVER, EventRecorder, Observer
 from headwater_operator.history import (
+    SUCCESSFUL_PHASES,
+    UNSUCCESSFUL_PHASES,
     HistoryPolicy,
     RunRecord,
     next_expiry,
@@ -132,6 +134,28 @@ def coalesce_delay(last_write: float | None, now: float, interval: float) -> flo
     if last_write is None:
         return 0.0
     return max(0.0, last_write + interval - now)
+
+
+def within_limits(runs: Iterable[RunFacts], policy: HistoryPolicy) -> bool:
+    """Whether pruning by ``policy`` can have nothing to do: no TTL, and no more runs in
+    a successful or an unsuccessful final phase than its limit.
+
+    Runs are counted by phase alone (those being deleted and those without an end time
+    too), so never fewer than :func:`~headwater_operator.history.runs_to_delete` counts:
+    True means it would delete nothing. A busy Deployment is reconciled at every phase
+    change of every run, and this spares most of those reconciles the pruning records
+    and their sort.
+    """
+    if policy.ttl_seconds_after_finished is not None:
+        return False
+    successful = unsuccessful = 0
+    for run in runs:
+        if run.phase in SUCCESSFUL_PHASES:
+            successful += 1
+        elif run.phase in UNSUCCESSFUL_PHASES:
+            unsuccessful += 1
+    return (successful <= policy.successful_runs_limit
+            and unsuccessful <= policy.failed_runs_limit)
 
 
 def to_record(run: RunFacts) -> RunRecord:
@@ -415,6 +439,8 @@ class DeploymentController:
         namespace, _name = key
         policy = HistoryPolicy.from_spec((body.get("spec") or {}).get("history"))
         facts = self.runs.get(key, {})
+        if within_limits(facts.values(), policy):
+            return None  # next_expiry is None without a TTL
         # Only finished runs are candidates (and have expiries): the active ones, most of
         # a busy Deployment's runs, are not even converted (two timestamps parsed each).
         records = [self.record(key, run) for run in facts.values()
