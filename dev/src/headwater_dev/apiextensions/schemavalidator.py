@@ -116,8 +116,11 @@ class Result:
     def merge(self, *others: Result | None) -> Result:
         for other in others:
             if other is not None:
-                self.add_errors(*other.errors)
-                self.add_warnings(*other.warnings)
+                # Nearly every node's result is clean: skip the de-duplicating adds then.
+                if other.errors:
+                    self.add_errors(*other.errors)
+                if other.warnings:
+                    self.add_warnings(*other.warnings)
                 self.match_count += other.match_count
         return self
 
@@ -495,7 +498,8 @@ class SchemaValidator:
             result.merge(_enum_check(schema, path, data))
             return result
         kind = st.go_kind(data)
-        if st.types(schema) or formats.effective_format(schema.get("format")):
+        fmt = formats.effective_format(schema.get("format"))
+        if st.types(schema) or fmt:
             result.merge(_type_check(schema, path, data))
             result.inc()
         result.merge(self._schema_props(data))
@@ -503,7 +507,7 @@ class SchemaValidator:
         if kind == "string":
             result.merge(_string_check(schema, path, data))
             result.inc()
-            if formats.effective_format(schema.get("format")):
+            if fmt:
                 result.merge(_format_check(schema, path, data))
                 result.inc()
         if kind in ("int", "float"):
@@ -628,7 +632,7 @@ class SchemaValidator:
                     result.add_errors(OpenAPIError(
                         f"{path}.{name} in {IN} is a forbidden property",
                         Code.UNALLOWED_PROPERTY, path, name))
-        elif isinstance(extra, Mapping):
+        elif st.is_mapping(extra):
             for name in sorted(data):
                 if name not in declared:
                     validator = self._child_for_field(name, extra, f"{path}.{name}")

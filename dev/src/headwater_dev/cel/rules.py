@@ -191,14 +191,32 @@ def _expressions(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl,
         raise _OutOfBudget
     env = _environment(schema, decl)
     value = to_value(obj, decl)
-    old_value = to_value(old, decl) if old is not None else None
+    old_value = _OldValue(old, decl)
     for rule in rules:
         _rule(run, env, schema, rule, value, old_value=old_value, has_old=old is not None,
               parts=parts, unchanged=unchanged)
 
 
+class _OldValue:
+    """``oldSelf``'s CEL value, converted on first use: most rules never read it (the
+    FlowRun's and Schedule's root rules read only ``self.metadata.name``), and converting
+    the whole old object per write is the cost Kubernetes avoids by wrapping values lazily
+    (apiextensions-apiserver ``pkg/apiserver/schema/cel/model`` / ``k8s.io/apiserver
+    pkg/cel/common/values.go`` ``UnstructuredToVal``: a map's fields convert on access)."""
+
+    def __init__(self, old: Any, decl: declarations.Decl) -> None:
+        self._old, self._decl = old, decl
+        self._value: Any = None
+        self._converted = old is None
+
+    def get(self) -> Any:
+        if not self._converted:
+            self._value, self._converted = to_value(self._old, self._decl), True
+        return self._value
+
+
 def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
-          rule: Mapping[str, Any], value: Any, *, old_value: Any, has_old: bool,
+          rule: Mapping[str, Any], value: Any, *, old_value: _OldValue, has_old: bool,
           parts: list[fe.PathPart], unchanged: bool) -> None:
     node_type = schema.get("type", "")
     source = rule.get("rule", "") or ""
@@ -212,8 +230,11 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
         return
     if compiled.uses_old_self and not has_old and not optional:
         return
+    # A rule that never names oldSelf cannot read it; its message expression may, so the
+    # failure path below binds the converted value before evaluating that.
+    old_self = old_value.get() if compiled.uses_old_self else None
     variables = {compiler.SCOPED_VAR: value,
-                 compiler.OLD_SCOPED_VAR: _old_self(old_value, has_old, optional)}
+                 compiler.OLD_SCOPED_VAR: _old_self(old_self, has_old, optional)}
     try:
         result, spent = interpreter.evaluate(compiled.tree.root, variables, PER_CALL_LIMIT)
     except CelEvalError as error:
@@ -235,6 +256,7 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
         resolved = fieldpath.resolve(rule["fieldPath"], schema)
         if isinstance(resolved, list):
             error_parts.extend(resolved)
+    variables[compiler.OLD_SCOPED_VAR] = _old_self(old_value.get(), has_old, optional)
     failure = _failure(run, env, rule, variables, where=_path(error_parts), node_type=node_type)
     if failure is not None and not (unchanged and not compiled.uses_old_self):
         run.errors.append(failure)
