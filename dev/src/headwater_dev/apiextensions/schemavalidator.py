@@ -337,7 +337,7 @@ def _go_convert(data: Any, enum_value: Any) -> tuple[bool, Any]:
 def _enum_check(schema: st.Schema, path: str, data: Any) -> Result | None:
     """``basicCommonValidator.Validate``."""
     enum = schema.get("enum")
-    if not isinstance(enum, Sequence) or isinstance(enum, str) or not enum:
+    if enum is None or not isinstance(enum, Sequence) or isinstance(enum, str) or not enum:
         return None
     for enum_value in enum:
         if enum_value is None or data is None:
@@ -458,6 +458,10 @@ def _map_key(item: Any, names: Sequence[str]) -> Any:
     return tuple(values)
 
 
+_COMPOSITIONS: Final = frozenset({"anyOf", "oneOf", "allOf", "not"})
+"""The keywords ``schemaPropsValidator`` acts on: with none, it only counts a match."""
+
+
 class SchemaValidator:
     """``validate.SchemaValidator`` for one node; with a correlation, it ratchets."""
 
@@ -502,8 +506,11 @@ class SchemaValidator:
         if st.types(schema) or fmt:
             result.merge(_type_check(schema, path, data))
             result.inc()
-        result.merge(self._schema_props(data))
-        result.inc()
+        if _COMPOSITIONS.isdisjoint(schema):
+            result.match_count += 2  # _schema_props' own count, and this step's
+        else:
+            result.merge(self._schema_props(data))
+            result.inc()
         if kind == "string":
             result.merge(_string_check(schema, path, data))
             result.inc()
