@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from headwater_dev import fielderrors as fe
-from headwater_dev.cel import compiler, declarations, fieldpath, interpreter
+from headwater_dev.cel import compiler, declarations, fieldpath, functions, interpreter
 from headwater_dev.cel.values import ABSENT, CelEvalError, equal, to_value
 
 PER_CALL_LIMIT: Final = 1_000_000
@@ -190,11 +190,58 @@ def _expressions(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl,
         run.errors.append(fe.invalid(_path(parts), node_type, _OUT_OF_BUDGET))
         raise _OutOfBudget
     env = _environment(schema, decl)
-    value = to_value(obj, decl)
+    value = _SelfValue(obj, decl, _fields_read(env, decl, rules))
     old_value = _OldValue(old, decl)
     for rule in rules:
         _rule(run, env, schema, rule, value, old_value=old_value, has_old=old is not None,
               parts=parts, unchanged=unchanged)
+
+
+def _fields_read(env: compiler.Environment, decl: declarations.Decl,
+                 rules: list[Mapping[str, Any]]) -> frozenset[str] | None:
+    """The JSON fields of an object node its rules can read, or None: all of them (the
+    node is not an object, or a rule uses ``self`` other than by selecting a field)."""
+    if decl.kind != "object":
+        return None
+    fields: set[str] = set()
+    for rule in rules:
+        source = rule.get("rule", "") or ""
+        if not source.strip():
+            continue
+        compiled = env.compile_rule(source, optional_old_self=bool(rule.get("optionalOldSelf")))
+        if isinstance(compiled, compiler.CompileError):
+            continue  # never evaluated
+        if compiled.self_fields is None:
+            return None
+        fields.update(functions.unescape(name) for name in compiled.self_fields)
+    return frozenset(fields)
+
+
+class _SelfValue:
+    """``self``'s CEL value. Where the node's rules only select fields of ``self``
+    (``self.metadata.name``, ``has(self.spec)``), only those fields are converted: the
+    FlowRun's and Schedule's root rules read one name, and converting their whole spec
+    and status per write is the cost Kubernetes avoids by wrapping values lazily
+    (``k8s.io/apiserver`` ``pkg/cel/common/values.go``: ``UnstructuredToVal`` returns an
+    ``unstructuredMap`` whose ``Get`` converts a field when it is read). A field not
+    converted is one no rule can read, so every verdict and cost is the same. A message
+    expression may read anything: a failing rule takes :meth:`full`."""
+
+    def __init__(self, obj: Any, decl: declarations.Decl, fields: frozenset[str] | None
+                 ) -> None:
+        self._obj, self._decl = obj, decl
+        self._full: Any = None
+        self._converted = False
+        if fields is not None and type(obj) is dict:
+            self.rules_view: Any = {key: to_value(item, decl.json_field(key))
+                                    for key, item in obj.items() if key in fields}
+        else:
+            self.rules_view = self.full()
+
+    def full(self) -> Any:
+        if not self._converted:
+            self._full, self._converted = to_value(self._obj, self._decl), True
+        return self._full
 
 
 class _OldValue:
@@ -216,7 +263,7 @@ class _OldValue:
 
 
 def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
-          rule: Mapping[str, Any], value: Any, *, old_value: _OldValue, has_old: bool,
+          rule: Mapping[str, Any], value: _SelfValue, *, old_value: _OldValue, has_old: bool,
           parts: list[fe.PathPart], unchanged: bool) -> None:
     node_type = schema.get("type", "")
     source = rule.get("rule", "") or ""
@@ -233,7 +280,7 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
     # A rule that never names oldSelf cannot read it; its message expression may, so the
     # failure path below binds the converted value before evaluating that.
     old_self = old_value.get() if compiled.uses_old_self else None
-    variables = {compiler.SCOPED_VAR: value,
+    variables = {compiler.SCOPED_VAR: value.rules_view,
                  compiler.OLD_SCOPED_VAR: _old_self(old_self, has_old, optional)}
     try:
         result, spent = interpreter.evaluate(compiled.tree.root, variables, PER_CALL_LIMIT)
@@ -256,6 +303,7 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
         resolved = fieldpath.resolve(rule["fieldPath"], schema)
         if isinstance(resolved, list):
             error_parts.extend(resolved)
+    variables[compiler.SCOPED_VAR] = value.full()
     variables[compiler.OLD_SCOPED_VAR] = _old_self(old_value.get(), has_old, optional)
     failure = _failure(run, env, rule, variables, where=_path(error_parts), node_type=node_type)
     if failure is not None and not (unchanged and not compiled.uses_old_self):
