@@ -204,12 +204,14 @@ def _schema_info(value: Any) -> tuple[str, str]:
             "map": ("object", "")}[st.go_kind(value)]
 
 
-def _type_check(schema: st.Schema, path: str, data: Any) -> Result:
-    """``typeValidator.Validate``."""
+def _type_check(schema: st.Schema, path: str, data: Any, known: tuple[list[str], str] | None
+                = None) -> Result:
+    """``typeValidator.Validate`` (``known``: the node's types and effective format, when
+    the caller has them already)."""
     result = Result()
     result.inc()
-    wanted = st.types(schema)
-    fmt = formats.effective_format(schema.get("format"))
+    wanted, fmt = known if known is not None else (
+        st.types(schema), formats.effective_format(schema.get("format")))
     if data is None:
         if wanted and "null" not in wanted and not st.nullable(schema):
             return _error(invalid_type(path, ",".join(wanted), "null"))
@@ -503,8 +505,9 @@ class SchemaValidator:
             return result
         kind = st.go_kind(data)
         fmt = formats.effective_format(schema.get("format"))
-        if st.types(schema) or fmt:
-            result.merge(_type_check(schema, path, data))
+        wanted = st.types(schema)
+        if wanted or fmt:
+            result.merge(_type_check(schema, path, data, (wanted, fmt)))
             result.inc()
         if _COMPOSITIONS.isdisjoint(schema):
             result.match_count += 2  # _schema_props' own count, and this step's

@@ -58,7 +58,7 @@ def rule_violations(schema: Mapping[str, Any], new: Mapping[str, Any],
 
 
 def _has_rules(schema: Any) -> bool:
-    if not isinstance(schema, Mapping):
+    if type(schema) is not dict and not isinstance(schema, Mapping):
         return False
     return _per_node(_HAS_RULES, schema, lambda: _find_rules(schema))
 
@@ -77,6 +77,7 @@ _CACHE_LIMIT = 4096
 _ROOT_DECLS: _NodeCache = {}
 _HAS_RULES: _NodeCache = {}
 _ENVIRONMENTS: _NodeCache = {}
+_FIELDS_READ: _NodeCache = {}
 
 
 def _per_node(cache: _NodeCache, schema: Mapping[str, Any], make: Callable[[], T]) -> T:
@@ -122,7 +123,7 @@ def _map(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None,
          updating: bool) -> None:
     old_map = old if isinstance(old, Mapping) else {}
     additional = schema.get("additionalProperties")
-    if isinstance(additional, Mapping):
+    if isinstance(additional, Mapping) and _has_rules(additional):
         elem = decl.elem if decl is not None else None
         for key, value in obj.items():
             _child(run, additional, elem, value, old_map.get(key), parts=[*parts, fe.key(key)],
@@ -130,8 +131,8 @@ def _map(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None,
     properties = schema.get("properties") or {}
     for key, value in obj.items():
         prop = properties.get(key)
-        if prop is None:
-            continue
+        if prop is None or value is None or not _has_rules(prop):
+            continue  # _child would return at once; skip building its path and declaration
         _child(run, prop, _property_decl(decl, key, prop), value, old_map.get(key),
                parts=[*parts, key], correlated=key in old_map, parent_unchanged=unchanged,
                updating=updating)
@@ -148,6 +149,8 @@ def _property_decl(decl: declarations.Decl | None, name: str,
 def _child(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None, value: Any,
            old: Any, *, parts: list[fe.PathPart], correlated: bool, parent_unchanged: bool,
            updating: bool) -> None:
+    if value is None or not _has_rules(schema):
+        return  # what _validate answers first, before comparing the node with its old value
     # Ratcheting: a correlated node is unchanged when equal to its old value; an
     # uncorrelated one inherits its nearest correlated ancestor's answer.
     unchanged = (correlated and value == old) if updating and correlated else parent_unchanged
@@ -190,7 +193,8 @@ def _expressions(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl,
         run.errors.append(fe.invalid(_path(parts), node_type, _OUT_OF_BUDGET))
         raise _OutOfBudget
     env = _environment(schema, decl)
-    value = _SelfValue(obj, decl, _fields_read(env, decl, rules))
+    fields = _per_node(_FIELDS_READ, schema, lambda: _fields_read(env, decl, rules))
+    value = _SelfValue(obj, decl, fields)
     old_value = _OldValue(old, decl)
     for rule in rules:
         _rule(run, env, schema, rule, value, old_value=old_value, has_old=old is not None,
