@@ -23,7 +23,7 @@ from __future__ import annotations
 import decimal
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeGuard
 
 Schema = Mapping[str, Any]
 GoKind = Literal["nil", "bool", "int", "float", "string", "slice", "map"]
@@ -33,7 +33,7 @@ INT64_MAX: Final = 2**63 - 1
 
 
 # --- the structural view of a schema node ----------------------------------------------
-def is_mapping(value: Any) -> bool:
+def is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
     """``isinstance(value, Mapping)``, testing for the ``dict`` that decoded JSON holds
     first: the ABC check costs a Python-level call per node on every write."""
     return type(value) is dict or (value is not None and isinstance(value, Mapping))
