@@ -227,7 +227,7 @@ class _SelfValue:
     FlowRun's and Schedule's root rules read one name, and converting their whole spec
     and status per write is the cost Kubernetes avoids by wrapping values lazily
     (``k8s.io/apiserver`` ``pkg/cel/common/values.go``: ``UnstructuredToVal`` returns an
-    ``unstructuredMap`` whose ``Get`` converts a field when it is read). A field not
+    ``unstructuredMap`` whose ``Get``/``Find`` convert a field when it is read). A field not
     converted is one no rule can read, so every verdict and cost is the same. A message
     expression may read anything: a failing rule takes :meth:`full`."""
 
@@ -252,8 +252,9 @@ class _OldValue:
     """``oldSelf``'s CEL value, converted on first use: most rules never read it (the
     FlowRun's and Schedule's root rules read only ``self.metadata.name``), and converting
     the whole old object per write is the cost Kubernetes avoids by wrapping values lazily
-    (apiextensions-apiserver ``pkg/apiserver/schema/cel/model`` / ``k8s.io/apiserver
-    pkg/cel/common/values.go`` ``UnstructuredToVal``: a map's fields convert on access)."""
+    (apiextensions-apiserver ``pkg/apiserver/schema/cel/values.go`` ``UnstructuredToVal``
+    hands ``k8s.io/apiserver`` ``pkg/cel/common/values.go`` the object, whose
+    ``unstructuredMap.Find`` converts a field when a rule reads it)."""
 
     def __init__(self, old: Any, decl: declarations.Decl) -> None:
         self._old, self._decl = old, decl
