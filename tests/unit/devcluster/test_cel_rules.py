@@ -119,3 +119,29 @@ def test_runtime_cost_limit() -> None:
         "spec: Invalid value: \"object\": 'operation cancelled: actual cost limit exceeded': no "
         "further validation rules will be run due to call cost exceeds limit for rule: "
         "self.big.all(x, self.big.all(y, x == y || true))"]
+
+
+def test_message_expression_reads_fields_its_rule_does_not() -> None:
+    # The rule reads only self.replicas; its message reads self.name (converted on failure).
+    s = crd_schema({"rule": "self.replicas <= 5",
+                    "messageExpression": "'too many replicas for ' + self.name"})
+    assert messages(s, {"spec": {"replicas": 7, "name": "web"}}) == [
+        'spec: Invalid value: "object": too many replicas for web']
+
+
+def test_rule_comparing_all_of_self_sees_every_field() -> None:
+    s = crd_schema({"rule": "self == oldSelf", "message": "spec is immutable"})
+    old = {"spec": {"replicas": 1, "name": "a", "ports": [1]}}
+    assert messages(s, {"spec": {"replicas": 1, "name": "a", "ports": [2]}}, old) == [
+        'spec: Invalid value: "object": spec is immutable']
+    assert messages(s, {"spec": {"replicas": 1, "name": "a", "ports": [1]}}, old) == []
+
+
+def test_a_bad_timestamp_only_fails_the_rule_that_reads_it() -> None:
+    # Kubernetes converts a field when a rule reads it (UnstructuredToVal wraps lazily).
+    s = crd_schema({"rule": "self.replicas <= 5"},
+                   {"rule": "self.at > timestamp('2000-01-01T00:00:00Z')", "message": "late"},
+                   at={"type": "string", "format": "date-time"})
+    assert messages(s, {"spec": {"replicas": 3, "at": "not a time"}}) == [
+        'spec: Invalid value: "object": format: date-time: invalid value not a time '
+        "evaluating rule: late"]

@@ -48,6 +48,9 @@ def _default(value: Any, schema: st.Schema | None) -> None:
                 value[key] = deep_copy(sub["default"])
         extra = st.additional_properties(schema)
         for key in sorted(value):
+            item = value[key]
+            if item is not None and not isinstance(item, (dict, list)):
+                continue  # a scalar: no default to apply below it, and not a null to replace
             if key in declared:
                 _default(value[key], declared[key])
             elif st.has_additional_properties(schema):

@@ -51,6 +51,8 @@ def normalize(name: str) -> str:
 
 def effective_format(schema_format: Any) -> str:
     """The format the validator sees: ``""`` for one the server strips."""
+    if schema_format is None:
+        return ""
     if not isinstance(schema_format, str) or normalize(schema_format) not in SUPPORTED_FORMATS:
         return ""
     return schema_format

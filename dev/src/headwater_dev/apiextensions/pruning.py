@@ -99,6 +99,8 @@ def _prune(value: Any, schema: st.Schema | None, state: _Pruning) -> None:
             if st.embedded_resource(schema) and key in _META_FIELDS:
                 continue
             if key in declared or st.has_additional_properties(schema):
+                if _is_leaf(value[key]):
+                    continue  # nothing below a scalar to prune
                 state.child(key)
                 _prune(value[key], declared.get(key) if key in declared
                        else st.additional_properties(schema), state)
@@ -142,16 +144,26 @@ def _field_schema(schema: st.Schema | None, key: str) -> st.Schema | None:
     return declared[key] if key in declared else st.additional_properties(schema)
 
 
+def _is_leaf(value: Any) -> bool:
+    """A decoded scalar: the walks here have nothing to do below one (``type`` first, as
+    the walks test ``isinstance(…, dict | list)``)."""
+    kind = type(value)
+    return kind is not dict and kind is not list and not isinstance(value, (dict, list))
+
+
 def prune_nulls(value: Any, schema: st.Schema | None) -> None:
     """``PruneNonNullableNullsWithoutDefaults``: drop nulls the schema cannot hold, in place."""
     if isinstance(value, dict):
         for key in sorted(value):
+            item = value[key]
+            if item is not None and _is_leaf(item):
+                continue  # neither a null to drop nor a container to walk
             sub = _field_schema(schema, key)
-            if value[key] is None and sub is not None and not st.nullable(sub) and (
+            if item is None and sub is not None and not st.nullable(sub) and (
                     not st.has_default(sub)):
                 del value[key]
             else:
-                prune_nulls(value[key], sub)
+                prune_nulls(item, sub)
     elif isinstance(value, list):
         for item in value:
             prune_nulls(item, st.items(schema))

@@ -116,8 +116,11 @@ class Result:
     def merge(self, *others: Result | None) -> Result:
         for other in others:
             if other is not None:
-                self.add_errors(*other.errors)
-                self.add_warnings(*other.warnings)
+                # Nearly every node's result is clean: skip the de-duplicating adds then.
+                if other.errors:
+                    self.add_errors(*other.errors)
+                if other.warnings:
+                    self.add_warnings(*other.warnings)
                 self.match_count += other.match_count
         return self
 
@@ -201,12 +204,14 @@ def _schema_info(value: Any) -> tuple[str, str]:
             "map": ("object", "")}[st.go_kind(value)]
 
 
-def _type_check(schema: st.Schema, path: str, data: Any) -> Result:
-    """``typeValidator.Validate``."""
+def _type_check(schema: st.Schema, path: str, data: Any, known: tuple[list[str], str] | None
+                = None) -> Result:
+    """``typeValidator.Validate`` (``known``: the node's types and effective format, when
+    the caller has them already)."""
     result = Result()
     result.inc()
-    wanted = st.types(schema)
-    fmt = formats.effective_format(schema.get("format"))
+    wanted, fmt = known if known is not None else (
+        st.types(schema), formats.effective_format(schema.get("format")))
     if data is None:
         if wanted and "null" not in wanted and not st.nullable(schema):
             return _error(invalid_type(path, ",".join(wanted), "null"))
@@ -334,7 +339,7 @@ def _go_convert(data: Any, enum_value: Any) -> tuple[bool, Any]:
 def _enum_check(schema: st.Schema, path: str, data: Any) -> Result | None:
     """``basicCommonValidator.Validate``."""
     enum = schema.get("enum")
-    if not isinstance(enum, Sequence) or isinstance(enum, str) or not enum:
+    if enum is None or not isinstance(enum, Sequence) or isinstance(enum, str) or not enum:
         return None
     for enum_value in enum:
         if enum_value is None or data is None:
@@ -455,6 +460,10 @@ def _map_key(item: Any, names: Sequence[str]) -> Any:
     return tuple(values)
 
 
+_COMPOSITIONS: Final = frozenset({"anyOf", "oneOf", "allOf", "not"})
+"""The keywords ``schemaPropsValidator`` acts on: with none, it only counts a match."""
+
+
 class SchemaValidator:
     """``validate.SchemaValidator`` for one node; with a correlation, it ratchets."""
 
@@ -495,15 +504,20 @@ class SchemaValidator:
             result.merge(_enum_check(schema, path, data))
             return result
         kind = st.go_kind(data)
-        if st.types(schema) or formats.effective_format(schema.get("format")):
-            result.merge(_type_check(schema, path, data))
+        fmt = formats.effective_format(schema.get("format"))
+        wanted = st.types(schema)
+        if wanted or fmt:
+            result.merge(_type_check(schema, path, data, (wanted, fmt)))
             result.inc()
-        result.merge(self._schema_props(data))
-        result.inc()
+        if _COMPOSITIONS.isdisjoint(schema):
+            result.match_count += 2  # _schema_props' own count, and this step's
+        else:
+            result.merge(self._schema_props(data))
+            result.inc()
         if kind == "string":
             result.merge(_string_check(schema, path, data))
             result.inc()
-            if formats.effective_format(schema.get("format")):
+            if fmt:
                 result.merge(_format_check(schema, path, data))
                 result.inc()
         if kind in ("int", "float"):
@@ -628,7 +642,7 @@ class SchemaValidator:
                     result.add_errors(OpenAPIError(
                         f"{path}.{name} in {IN} is a forbidden property",
                         Code.UNALLOWED_PROPERTY, path, name))
-        elif isinstance(extra, Mapping):
+        elif st.is_mapping(extra):
             for name in sorted(data):
                 if name not in declared:
                     validator = self._child_for_field(name, extra, f"{path}.{name}")

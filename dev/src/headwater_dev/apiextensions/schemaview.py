@@ -23,7 +23,7 @@ from __future__ import annotations
 import decimal
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeGuard
 
 Schema = Mapping[str, Any]
 GoKind = Literal["nil", "bool", "int", "float", "string", "slice", "map"]
@@ -33,12 +33,19 @@ INT64_MAX: Final = 2**63 - 1
 
 
 # --- the structural view of a schema node ----------------------------------------------
+def is_mapping(value: Any) -> TypeGuard[Mapping[str, Any]]:
+    """``isinstance(value, Mapping)``, testing for the ``dict`` that decoded JSON holds
+    first: the ABC check costs a Python-level call per node on every write."""
+    return type(value) is dict or (value is not None and isinstance(value, Mapping))
+
+
 def properties(schema: Schema | None) -> Mapping[str, Schema]:
     """``properties``: the declared fields of an object node (empty when none)."""
     if schema is None:
         return {}
     declared = schema.get("properties")
-    return declared if isinstance(declared, Mapping) else {}
+    # type() first: decoded schemas hold dicts, and the ABC check is the slow path.
+    return declared if is_mapping(declared) else {}
 
 
 def has_additional_properties(schema: Schema | None) -> bool:
@@ -52,7 +59,7 @@ def additional_properties(schema: Schema | None) -> Schema | None:
     if schema is None:
         return None
     value = schema.get("additionalProperties")
-    return value if isinstance(value, Mapping) else None
+    return value if is_mapping(value) else None
 
 
 def items(schema: Schema | None) -> Schema | None:
@@ -60,7 +67,7 @@ def items(schema: Schema | None) -> Schema | None:
     if schema is None:
         return None
     value = schema.get("items")
-    return value if isinstance(value, Mapping) else None
+    return value if is_mapping(value) else None
 
 
 def flag(schema: Schema | None, name: str) -> bool:

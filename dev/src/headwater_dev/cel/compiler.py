@@ -52,11 +52,13 @@ class CompileError:
 
 @dataclass
 class Compiled:
-    """A checked rule: its tree, and whether it reads ``oldSelf``."""
+    """A checked rule: its tree, whether it reads ``oldSelf``, and which of ``self``'s
+    fields it can read (:func:`_self_fields`)."""
 
     tree: ast.Checked
     uses_old_self: bool
     optional_old_self: bool = False
+    self_fields: frozenset[str] | None = None
 
 
 @dataclass
@@ -110,7 +112,8 @@ class Environment:
             return CompileError("compilation failed: " + tree.detail)
         if tree.root.type.kind != "bool":
             return CompileError("cel expression must evaluate to a bool")
-        return Compiled(tree, _uses_old_self(tree.root), optional_old_self)
+        return Compiled(tree, _uses_old_self(tree.root), optional_old_self,
+                        _self_fields(tree.root))
 
     def compile_message(self, expression: str, *, optional_old_self: bool
                         ) -> Compiled | CompileError:
@@ -128,7 +131,8 @@ class Environment:
             return CompileError("messageExpression compilation failed: " + tree.detail)
         if tree.root.type.kind != "string":
             return CompileError("messageExpression must evaluate to a string")
-        return Compiled(tree, _uses_old_self(tree.root), optional_old_self)
+        return Compiled(tree, _uses_old_self(tree.root), optional_old_self,
+                        _self_fields(tree.root))
 
     def _render(self, source: str, problems: list[_Problem]) -> str:
         rendered = []
@@ -318,6 +322,25 @@ def format_type(t: ast.CelType) -> str:
 
 def _uses_old_self(node: ast.Node) -> bool:
     return any(n.kind == "ident" and n.name == OLD_SCOPED_VAR for n in _walk(node))
+
+
+def _self_fields(root: ast.Node) -> frozenset[str] | None:
+    """The fields (CEL-escaped) of ``self`` the expression selects or tests with ``has``,
+    when ``self`` appears only as the operand of such selections; None when it appears
+    anywhere else (compared, passed to a function, iterated), where all of it may be read.
+    An identifier ``self`` bound by a comprehension counts too: a superset is safe."""
+    fields: set[str] = set()
+    selected: set[int] = set()
+    for node in _walk(root):
+        target = node.target
+        if node.kind == "select" and target is not None and target.kind == "ident" and (
+                target.name == SCOPED_VAR):
+            fields.add(node.name)
+            selected.add(id(target))
+    for node in _walk(root):
+        if node.kind == "ident" and node.name == SCOPED_VAR and id(node) not in selected:
+            return None
+    return frozenset(fields)
 
 
 _OLD_SELF: Final = re.compile(r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|\.\s*oldSelf\b)|"""

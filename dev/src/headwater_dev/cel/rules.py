@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 
 from headwater_dev import fielderrors as fe
-from headwater_dev.cel import compiler, declarations, fieldpath, interpreter
+from headwater_dev.cel import compiler, declarations, fieldpath, functions, interpreter
 from headwater_dev.cel.values import ABSENT, CelEvalError, equal, to_value
 
 PER_CALL_LIMIT: Final = 1_000_000
@@ -58,7 +58,7 @@ def rule_violations(schema: Mapping[str, Any], new: Mapping[str, Any],
 
 
 def _has_rules(schema: Any) -> bool:
-    if not isinstance(schema, Mapping):
+    if type(schema) is not dict and not isinstance(schema, Mapping):
         return False
     return _per_node(_HAS_RULES, schema, lambda: _find_rules(schema))
 
@@ -77,6 +77,7 @@ _CACHE_LIMIT = 4096
 _ROOT_DECLS: _NodeCache = {}
 _HAS_RULES: _NodeCache = {}
 _ENVIRONMENTS: _NodeCache = {}
+_FIELDS_READ: _NodeCache = {}
 
 
 def _per_node(cache: _NodeCache, schema: Mapping[str, Any], make: Callable[[], T]) -> T:
@@ -122,7 +123,7 @@ def _map(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None,
          updating: bool) -> None:
     old_map = old if isinstance(old, Mapping) else {}
     additional = schema.get("additionalProperties")
-    if isinstance(additional, Mapping):
+    if isinstance(additional, Mapping) and _has_rules(additional):
         elem = decl.elem if decl is not None else None
         for key, value in obj.items():
             _child(run, additional, elem, value, old_map.get(key), parts=[*parts, fe.key(key)],
@@ -130,8 +131,8 @@ def _map(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None,
     properties = schema.get("properties") or {}
     for key, value in obj.items():
         prop = properties.get(key)
-        if prop is None:
-            continue
+        if prop is None or value is None or not _has_rules(prop):
+            continue  # _child would return at once; skip building its path and declaration
         _child(run, prop, _property_decl(decl, key, prop), value, old_map.get(key),
                parts=[*parts, key], correlated=key in old_map, parent_unchanged=unchanged,
                updating=updating)
@@ -148,6 +149,8 @@ def _property_decl(decl: declarations.Decl | None, name: str,
 def _child(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl | None, value: Any,
            old: Any, *, parts: list[fe.PathPart], correlated: bool, parent_unchanged: bool,
            updating: bool) -> None:
+    if value is None or not _has_rules(schema):
+        return  # what _validate answers first, before comparing the node with its old value
     # Ratcheting: a correlated node is unchanged when equal to its old value; an
     # uncorrelated one inherits its nearest correlated ancestor's answer.
     unchanged = (correlated and value == old) if updating and correlated else parent_unchanged
@@ -190,15 +193,82 @@ def _expressions(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl,
         run.errors.append(fe.invalid(_path(parts), node_type, _OUT_OF_BUDGET))
         raise _OutOfBudget
     env = _environment(schema, decl)
-    value = to_value(obj, decl)
-    old_value = to_value(old, decl) if old is not None else None
+    fields = _per_node(_FIELDS_READ, schema, lambda: _fields_read(env, decl, rules))
+    value = _SelfValue(obj, decl, fields)
+    old_value = _OldValue(old, decl)
     for rule in rules:
         _rule(run, env, schema, rule, value, old_value=old_value, has_old=old is not None,
               parts=parts, unchanged=unchanged)
 
 
+def _fields_read(env: compiler.Environment, decl: declarations.Decl,
+                 rules: list[Mapping[str, Any]]) -> frozenset[str] | None:
+    """The JSON fields of an object node its rules can read, or None: all of them (the
+    node is not an object, or a rule uses ``self`` other than by selecting a field)."""
+    if decl.kind != "object":
+        return None
+    fields: set[str] = set()
+    for rule in rules:
+        source = rule.get("rule", "") or ""
+        if not source.strip():
+            continue
+        compiled = env.compile_rule(source, optional_old_self=bool(rule.get("optionalOldSelf")))
+        if isinstance(compiled, compiler.CompileError):
+            continue  # never evaluated
+        if compiled.self_fields is None:
+            return None
+        fields.update(functions.unescape(name) for name in compiled.self_fields)
+    return frozenset(fields)
+
+
+class _SelfValue:
+    """``self``'s CEL value. Where the node's rules only select fields of ``self``
+    (``self.metadata.name``, ``has(self.spec)``), only those fields are converted: the
+    FlowRun's and Schedule's root rules read one name, and converting their whole spec
+    and status per write is the cost Kubernetes avoids by wrapping values lazily
+    (``k8s.io/apiserver`` ``pkg/cel/common/values.go``: ``UnstructuredToVal`` returns an
+    ``unstructuredMap`` whose ``Get``/``Find`` convert a field when it is read). A field not
+    converted is one no rule can read, so every verdict and cost is the same. A message
+    expression may read anything: a failing rule takes :meth:`full`."""
+
+    def __init__(self, obj: Any, decl: declarations.Decl, fields: frozenset[str] | None
+                 ) -> None:
+        self._obj, self._decl = obj, decl
+        self._full: Any = None
+        self._converted = False
+        if fields is not None and type(obj) is dict:
+            self.rules_view: Any = {key: to_value(item, decl.json_field(key))
+                                    for key, item in obj.items() if key in fields}
+        else:
+            self.rules_view = self.full()
+
+    def full(self) -> Any:
+        if not self._converted:
+            self._full, self._converted = to_value(self._obj, self._decl), True
+        return self._full
+
+
+class _OldValue:
+    """``oldSelf``'s CEL value, converted on first use: most rules never read it (the
+    FlowRun's and Schedule's root rules read only ``self.metadata.name``), and converting
+    the whole old object per write is the cost Kubernetes avoids by wrapping values lazily
+    (apiextensions-apiserver ``pkg/apiserver/schema/cel/values.go`` ``UnstructuredToVal``
+    hands ``k8s.io/apiserver`` ``pkg/cel/common/values.go`` the object, whose
+    ``unstructuredMap.Find`` converts a field when a rule reads it)."""
+
+    def __init__(self, old: Any, decl: declarations.Decl) -> None:
+        self._old, self._decl = old, decl
+        self._value: Any = None
+        self._converted = old is None
+
+    def get(self) -> Any:
+        if not self._converted:
+            self._value, self._converted = to_value(self._old, self._decl), True
+        return self._value
+
+
 def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
-          rule: Mapping[str, Any], value: Any, *, old_value: Any, has_old: bool,
+          rule: Mapping[str, Any], value: _SelfValue, *, old_value: _OldValue, has_old: bool,
           parts: list[fe.PathPart], unchanged: bool) -> None:
     node_type = schema.get("type", "")
     source = rule.get("rule", "") or ""
@@ -212,8 +282,11 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
         return
     if compiled.uses_old_self and not has_old and not optional:
         return
-    variables = {compiler.SCOPED_VAR: value,
-                 compiler.OLD_SCOPED_VAR: _old_self(old_value, has_old, optional)}
+    # A rule that never names oldSelf cannot read it; its message expression may, so the
+    # failure path below binds the converted value before evaluating that.
+    old_self = old_value.get() if compiled.uses_old_self else None
+    variables = {compiler.SCOPED_VAR: value.rules_view,
+                 compiler.OLD_SCOPED_VAR: _old_self(old_self, has_old, optional)}
     try:
         result, spent = interpreter.evaluate(compiled.tree.root, variables, PER_CALL_LIMIT)
     except CelEvalError as error:
@@ -235,6 +308,8 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
         resolved = fieldpath.resolve(rule["fieldPath"], schema)
         if isinstance(resolved, list):
             error_parts.extend(resolved)
+    variables[compiler.SCOPED_VAR] = value.full()
+    variables[compiler.OLD_SCOPED_VAR] = _old_self(old_value.get(), has_old, optional)
     failure = _failure(run, env, rule, variables, where=_path(error_parts), node_type=node_type)
     if failure is not None and not (unchanged and not compiled.uses_old_self):
         run.errors.append(failure)

@@ -85,11 +85,14 @@ def to_value(obj: Any, decl: Decl | None) -> Any:
     if obj is None or decl is None:
         return _plain(obj)
     kind = decl.kind
-    if kind == "object" and isinstance(obj, Mapping):
+    # type() first: decoded JSON holds dicts and lists, and the ABC checks are the slow path.
+    is_map = type(obj) is dict or isinstance(obj, Mapping)
+    if kind == "object" and is_map:
         return {k: to_value(v, decl.json_field(k)) for k, v in obj.items()}
-    if kind == "map" and isinstance(obj, Mapping):
+    if kind == "map" and is_map:
         return {k: to_value(v, decl.elem) for k, v in obj.items()}
-    if kind == "list" and isinstance(obj, Sequence) and not isinstance(obj, str):
+    if kind == "list" and (type(obj) is list or (
+            isinstance(obj, Sequence) and not isinstance(obj, str))):
         schema = decl.schema
         return ListValue([to_value(v, decl.elem) for v in obj],
                          schema.get("x-kubernetes-list-type", "atomic"),
