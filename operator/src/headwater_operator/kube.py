@@ -87,6 +87,7 @@ import ssl
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
@@ -96,6 +97,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Self, TypeVar
@@ -641,6 +643,74 @@ def jp_remove(path: str) -> JsonObject:
 MAX_CONCURRENT_REQUESTS = 16
 """Requests in flight at once per event loop (log follows and watches excepted)."""
 
+_deferred: ContextVar[bool] = ContextVar("headwater_deferred_requests", default=False)
+
+
+@contextlib.contextmanager
+def deferred_requests() -> Generator[None, None, None]:
+    """Requests sent in this block, and by tasks started in it, wait for a slot of the
+    :class:`RequestGate` behind every other request waiting (see there)."""
+    token = _deferred.set(True)
+    try:
+        yield
+    finally:
+        _deferred.reset(token)
+
+
+class RequestGate:
+    """At most ``limit`` requests in flight; of those waiting, the next slot goes to the
+    first that came, unless it was sent under :func:`deferred_requests`, in which case
+    it goes only when no other request waits.
+
+    Why: at the top of the hour thousands of Schedules fire at once and each makes two
+    requests, the tick's run (a create, what the schedule lag measures) and then the
+    Schedule's status (a report of it, as is the status refresh a run's end causes).
+    First come first served, the status writes of the first Schedules go ahead of the
+    creates of the last ones, whose runs then wait for writes that only report. Deferred
+    requests still go whenever the gate has a slot no other request wants, in their own
+    order; under a gate that never has one they wait for as long. (Kubernetes orders
+    requests on the server instead, API Priority and Fairness, KEP-1040; client-go's own
+    limiter, ``flowcontrol.NewTokenBucketRateLimiter``, knows no priorities.)
+    ``async with gate`` takes a slot for the block, at the priority of the context.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.free = limit
+        """Slots no request holds. While one is free no request waits."""
+        self._waiting: tuple[deque[asyncio.Future[None]], deque[asyncio.Future[None]]] = (
+            deque(), deque())
+        """Those waiting: first the others, then the deferred, each in arrival order."""
+
+    async def acquire(self) -> None:
+        """Take a slot; wait for one (in the order above) while none is free."""
+        if self.free > 0:
+            self.free -= 1
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiting[_deferred.get()].append(waiter)
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot as it was cancelled: hand it on
+            raise
+
+    def release(self) -> None:
+        """Give a slot back: to the next waiting request, or free."""
+        for queue in self._waiting:
+            while queue:
+                waiter = queue.popleft()
+                if not waiter.done():  # a cancelled waiter left its place
+                    waiter.set_result(None)
+                    return
+        self.free += 1
+
+    async def __aenter__(self) -> None:
+        await self.acquire()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
 _lock = threading.Lock()
 _api_client: kubernetes.client.ApiClient | None = None
 
@@ -864,7 +934,7 @@ class Transport:
         self.credentials = Credentials(config, clock=clock)
         # At a burst (a thousand Schedules firing at :00) requests queue here, as they
         # queued for the thread pool before, instead of each opening a connection.
-        self.slots = asyncio.Semaphore(MAX_CONCURRENT_REQUESTS)
+        self.slots = RequestGate(MAX_CONCURRENT_REQUESTS)
         headers = {**client.default_headers, "Accept": "application/json, */*"}
         ssl_setting: ssl.SSLContext | bool = (
             ssl_context(config) if self.server.startswith("https:") else False)

@@ -8,6 +8,8 @@ worker would, against the in-memory client of the reconciler tests.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
@@ -21,9 +23,10 @@ from headwater_operator.controllers.schedules import (
     WatchState,
     _Entry,
 )
+from headwater_operator.events import EventRecorder
 from headwater_operator.runtime import Result
 
-from tests.unit.scheduling.test_scheduling_reconciler import setup
+from tests.unit.scheduling.test_scheduling_reconciler import FakeKube, setup
 
 NS = "team-a"
 T0 = datetime(2026, 3, 1, 12, tzinfo=UTC)
@@ -289,3 +292,97 @@ async def test_a_refused_status_write_is_reported_once_and_not_retried(
     assert [(name, type_, reason) for name, type_, reason, _ in posted] == [
         ("nightly", "Warning", "StatusRejected")]
     assert "status.missedTicks" in posted[0][3]
+
+
+class GatedKube(FakeKube):
+    """The in-memory client behind a request gate of one slot, as the real client's
+    (:class:`kube.RequestGate`): records the order in which requests get through."""
+
+    def __init__(self, objects: dict[tuple[str, str], dict[str, Any]]) -> None:
+        super().__init__()
+        self.objects = objects
+        self.gate = kube.RequestGate(1)
+        self.sent: list[tuple[str, str]] = []
+
+    async def create(self, resource: kube.Resource, body: Mapping[str, Any], *,
+                     namespace: str) -> Any:
+        async with self.gate:
+            self.sent.append((f"create {resource.plural}",
+                              body.get("reason") or body["metadata"]["name"]))
+            if resource is kube.EVENTS:
+                return body
+            return await super().create(resource, body, namespace=namespace)
+
+    async def patch_status(self, resource: kube.Resource, name: str,
+                           patch: Mapping[str, Any], *, namespace: str) -> Any:
+        async with self.gate:
+            self.sent.append(("patch status", name))
+            return await super().patch_status(resource, name, patch, namespace=namespace)
+
+
+def gated_controller(*, also: dict[str, Any], events: bool = False
+                     ) -> tuple[GatedKube, ScheduleController]:
+    """"nightly" (hourly, its 13:00 tick due) and a second Schedule with spec ``also``,
+    known to a controller at 13:00."""
+    client = GatedKube(setup({"interval": "1h"}).objects)
+    nightly = client.objects["schedules", "nightly"]
+    client.objects["schedules", "other"] = {
+        **nightly, "metadata": {**nightly["metadata"], "name": "other"},
+        "spec": {**nightly["spec"], **also}, "status": {}}
+    controller = new_controller(client, clock=ManualClock(datetime(2026, 3, 1, 13,
+                                                                   tzinfo=UTC)))
+    if events:
+        controller.events = EventRecorder(cast(kube.Kube, client))
+    controller.on_deployment("ADDED", {"metadata": {"name": "etl", "namespace": "default",
+                                                    "uid": "dep-uid"}, "spec": {}})
+    for name in ("other", "nightly"):
+        controller.on_schedule("ADDED", {**client.objects["schedules", name],
+                                         "status": {"lastScheduleTime": T0_NOON}})
+    return client, controller
+
+
+T0_NOON = "2026-03-01T12:00:00Z"
+
+
+async def settle() -> None:
+    """Let every ready task run up to its next wait (the gate)."""
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_a_tick_due_is_created_before_status_writes_waiting_for_the_client() -> None:
+    """At a burst the client's slots are all taken and requests queue: the run of a tick
+    due goes before the status write of a Schedule woken earlier (its run's end, say),
+    which only reports; that Schedule's status is still written after."""
+    client, controller = gated_controller(also={"suspend": True})
+    await client.gate.acquire()  # every slot busy
+    held = asyncio.ensure_future(controller.reconcile(("default", "other")))
+    await settle()  # its status write waits
+    due = asyncio.ensure_future(controller.reconcile(("default", "nightly")))
+    await settle()  # the tick's create waits
+
+    client.gate.release()
+    await asyncio.gather(held, due)
+
+    run = next(name for plural, name in client.objects if plural == "flowruns")
+    assert client.sent == [("create flowruns", run), ("patch status", "other"),
+                           ("patch status", "nightly")]
+    assert client.objects["schedules", "other"]["status"]["conditions"]
+    assert client.objects["schedules", "nightly"]["status"]["lastScheduleTime"] == (
+        "2026-03-01T13:00:00Z")
+
+
+async def test_a_schedules_events_wait_behind_a_tick_due() -> None:
+    client, controller = gated_controller(also={"interval": "banana"}, events=True)
+    await controller.reconcile(("default", "other"))  # invalid: a Warning Event to post
+    await client.gate.acquire()  # every slot busy before the Event's task runs
+    due = asyncio.ensure_future(controller.reconcile(("default", "nightly")))
+    await settle()  # the Event and the tick's create both wait
+
+    client.gate.release()
+    await due
+    await cast(EventRecorder, controller.events).close(grace=5)
+
+    sent = [what for what, _ in client.sent]
+    assert sent.index("create flowruns") < sent.index("create events")
+    assert ("create events", "Invalid") in client.sent

@@ -43,6 +43,11 @@ What it must respect:
   come from the watch-fed :class:`Cache`, and the status write's response is the body
   the next wake-up starts from (this controller is the only writer of a Schedule's
   status, and the watch may not have delivered that write yet).
+* **Order.** The status write and the Events are deferred requests
+  (:func:`~headwater_operator.kube.deferred_requests`): when requests queue for the
+  client's slots (a fleet firing together), every due tick's create goes before them.
+  They only report runs already made, and a Schedule's status write still follows its
+  own creates.
 * **Events**: ``RunCreated`` and other routine Events spend a per-Schedule budget
   (:mod:`headwater_operator.scheduling.events`); Warnings are always posted.
 """
@@ -99,9 +104,9 @@ together, and a tick is two requests (create the run, write the status). With fe
 workers than Schedules due, each doing both, the runs of the last Schedules would be
 created only after the status writes of the first; with one worker per due Schedule,
 every create is sent at once, and the client's bound on requests in flight
-(:data:`~headwater_operator.kube.MAX_CONCURRENT_REQUESTS`, first come first served) sends
-them all before the status writes that follow. Measurements: ``docs/decisions.md``. A
-worker is a task only while it reconciles."""
+(:class:`~headwater_operator.kube.RequestGate`, where the status writes and Events are
+deferred requests) sends them all before the status writes. Measurements:
+``docs/decisions.md``. A worker is a task only while it reconciles."""
 ACTIVE_REFRESH_SLACK_SECONDS = 10.0
 """A run's end refreshes the status at once unless the next tick is at most this near."""
 UNSEEN_GRACE_SECONDS = 60.0
@@ -423,8 +428,10 @@ async def _write_status(
     }
     if not status_changes(status, patch):
         return dict(body)
-    return await client.patch_status(kube.SCHEDULES, meta["name"], {"status": patch},
-                                     namespace=meta.get("namespace") or "default")
+    # A report of runs already made: behind the creates of ticks due (kube.RequestGate).
+    with kube.deferred_requests():
+        return await client.patch_status(kube.SCHEDULES, meta["name"], {"status": patch},
+                                         namespace=meta.get("namespace") or "default")
 
 
 # --- the controller -------------------------------------------------------------------------
@@ -679,10 +686,12 @@ class ScheduleController:
 
     def _post_events(self, schedule: Mapping[str, Any], events: list[tuple[str, str, str]],
                      budget: EventBudget, now: datetime) -> None:
-        """Post the wake-up's Events; routine ones within ``budget``."""
-        for type_, reason, message in events:
-            if should_post(type_, budget, now):
-                self.events.post(schedule, type_, reason, message)
+        """Post the wake-up's Events; routine ones within ``budget``, and all behind the
+        creates of ticks due (the recorder's task inherits the deferral)."""
+        with kube.deferred_requests():
+            for type_, reason, message in events:
+                if should_post(type_, budget, now):
+                    self.events.post(schedule, type_, reason, message)
 
 
 def status_rejected_event(error: kube.KubeError) -> tuple[str, str, str]:
