@@ -156,16 +156,11 @@ class TriggerController:
         if before is not None:
             self._forget(namespace, before)
         facts = runs[name] = run_facts(obj)
-        if before is not None and before.phase == facts.phase and before.uid == facts.uid:
-            # Only a handled mark changed (written by this controller): record it, wake
-            # nobody.
-            self.by_deployment.setdefault((namespace, facts.deployment or ""), {})[name] = facts
-            if facts.assets:
-                self.with_assets.setdefault(namespace, {})[name] = facts
-            return
         self.by_deployment.setdefault((namespace, facts.deployment or ""), {})[name] = facts
         if facts.assets:
             self.with_assets.setdefault(namespace, {})[name] = facts
+        if before is not None and before.phase == facts.phase and before.uid == facts.uid:
+            return  # only a handled mark changed (this controller wrote it): wake nobody
         if facts.phase not in TERMINAL_PHASES:
             return
         for downstream in self.downstream.get((namespace, facts.deployment or ""), ()):
