@@ -488,6 +488,13 @@ class RetryPolicy:
 DEFAULT_RETRY_POLICY = RetryPolicy()
 NO_RETRIES = RetryPolicy(max_attempts=1)
 """Every failure is raised at once (a 401 is still re-sent once with fresh credentials)."""
+INTERACTIVE_RETRY_POLICY = RetryPolicy(max_attempts=4, base_delay=0.25, max_delay=2.0,
+                                       max_elapsed=5.0)
+"""The CLI's commands (a person waits for the answer): a wrong kubeconfig or a server
+that is down is reported within about two seconds (three retries, at most 0.25 + 0.5 +
+1 s of waiting), not after :data:`DEFAULT_RETRY_POLICY`'s ~26 s meant to outlast an API
+server's restart; a ``Retry-After`` is still honoured, up to 2 s a wait. kubectl does
+not retry a refused connection at all; client-go retries a ``429`` up to ten times."""
 
 
 def retry_reason(error: BaseException) -> str | None:

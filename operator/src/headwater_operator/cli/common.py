@@ -119,25 +119,15 @@ def resolve_namespace(args: argparse.Namespace) -> str:
     return DEFAULT_NAMESPACE
 
 
-INTERACTIVE_RETRY = (4, 0.25, 2.0, 5.0)
-"""The commands' retry policy: :class:`~headwater_operator.kube.RetryPolicy`'s
-``max_attempts``, ``base_delay``, ``max_delay`` and ``max_elapsed``. A
-person waits for the answer, so a wrong kubeconfig or a server that is down is reported
-within about two seconds (three retries, at most 0.25 + 0.5 + 1 s of waiting), not after
-the operator's ~26 s meant to outlast an API server's restart. A ``429`` or ``503`` with
-``Retry-After`` is still honoured, up to 2 s a wait. kubectl does not retry a refused
-connection at all; client-go retries a ``429`` up to ten times."""
-
 @functools.cache
 def cli_client() -> kube.BlockingKube:
     """The commands' client: the module-wide connection settings (so ``--kubeconfig``
-    repoints it), :data:`INTERACTIVE_RETRY`. Not the process's shared blocking client,
-    which flow-run pods use for Blocks and concurrency Leases with the long policy."""
+    repoints it), :data:`~headwater_operator.kube.INTERACTIVE_RETRY_POLICY`. Not the
+    process's shared blocking client, which flow-run pods use for Blocks and concurrency
+    Leases with the long policy."""
     from headwater_operator import kube
 
-    attempts, base, longest, elapsed = INTERACTIVE_RETRY
-    return kube.BlockingKube(retry=kube.RetryPolicy(
-        max_attempts=attempts, base_delay=base, max_delay=longest, max_elapsed=elapsed))
+    return kube.BlockingKube(retry=kube.INTERACTIVE_RETRY_POLICY)
 
 
 def patient_client() -> kube.BlockingKube:

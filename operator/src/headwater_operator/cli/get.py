@@ -31,6 +31,7 @@ from headwater_operator.cli.output import (
     render_table,
 )
 from headwater_operator.cli.parsers import ALIASES
+from headwater_operator.conditions import get_condition
 
 Obj = Mapping[str, Any]
 RowFn = Callable[[Obj, datetime], Sequence[str]]
@@ -125,18 +126,27 @@ def automation_trigger(obj: Obj) -> str:
     return next((key for key in TRIGGER_KEYS if key in trigger), "<none>")
 
 
+def action_type(action: Mapping[str, Any]) -> str:
+    """``notify``, ``runDeployment``, ``cancelRun`` or ``suspend`` (``?`` if none)."""
+    return next((key for key in ACTION_KEYS if key in action), "?")
+
+
+def last_delivery(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The newest of an Automation's ``status.lastDeliveries`` (one per action)."""
+    return max(status.get("lastDeliveries") or [], key=lambda item: str(item.get("time")),
+               default=None)
+
+
 def automation_row(obj: Obj, now: datetime) -> Sequence[str]:
     """NAME READY TRIGGER ACTIONS DELIVERED FAILED LAST DELIVERY AGE."""
     spec, status = _spec(obj), _status(obj)
-    ready = next((c.get("status") for c in status.get("conditions") or []
-                  if c.get("type") == "Ready"), None)
-    actions = ",".join(next((key for key in ACTION_KEYS if key in action), "?")
-                       for action in spec.get("actions") or [])
-    last = max(status.get("lastDeliveries") or [], key=lambda item: str(item.get("time")),
-               default=None)
+    ready = get_condition(status.get("conditions"), "Ready")
+    actions = ",".join(action_type(action) for action in spec.get("actions") or [])
+    last = last_delivery(status)
     last_text = (f"{last.get('outcome')} {relative(last.get('time'), now)}"
                  if last is not None else "<none>")
-    return (_name(obj), or_none(ready), automation_trigger(obj), or_none(actions or None),
+    return (_name(obj), or_none(ready and ready.get("status")), automation_trigger(obj),
+            or_none(actions or None),
             str(status.get("delivered") or 0), str(status.get("failed") or 0), last_text,
             age(_created(obj), now))
 

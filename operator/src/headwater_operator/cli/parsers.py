@@ -111,7 +111,7 @@ def _register_get(subparsers: Any) -> None:
         "get", help="list runs, deployments, schedules, flows or automations",
         description="List Headwater objects (or show one by NAME).")
     parser.add_argument("kind", choices=[*KINDS, *ALIASES], metavar="KIND",
-                        help="runs | deployments | schedules | flows")
+                        help="runs | deployments | schedules | flows | automations")
     parser.add_argument("name", nargs="?", help="show only this object")
     parser.add_argument("-l", "--selector", help="label selector, e.g. team=data")
     parser.add_argument("--deployment", metavar="D", help="runs only: those of Deployment D")

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from headwater_operator.cli.get import ACTION_KEYS, automation_trigger
+from headwater_operator.cli.get import action_type, automation_trigger, last_delivery
 from headwater_operator.ui import objects
 from headwater_operator.ui.app import render, state_of
 
@@ -29,7 +29,7 @@ def setup(app: web.Application) -> None:
 
 def action_summary(action: Mapping[str, Any]) -> dict[str, str]:
     """One action as the pages show it: its type and what it targets."""
-    kind = next((key for key in ACTION_KEYS if key in action), "?")
+    kind = action_type(action)
     body = action.get(kind) or {}
     if kind == "notify":
         target = f"Block {(body.get('blockRef') or {}).get('name') or '?'}"
@@ -42,12 +42,6 @@ def action_summary(action: Mapping[str, Any]) -> dict[str, str]:
     else:
         target = ""
     return {"type": kind, "target": target}
-
-
-def last_delivery(status: Mapping[str, Any]) -> Mapping[str, Any] | None:
-    """The newest of the last deliveries of each action."""
-    return max(status.get("lastDeliveries") or [], key=lambda item: str(item.get("time")),
-               default=None)
 
 
 async def list_page(request: web.Request) -> web.Response:
