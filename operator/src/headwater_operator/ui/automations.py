@@ -75,6 +75,6 @@ async def detail_page(request: web.Request) -> web.Response:
     ledger = sorted(status.get("ledger") or [], key=lambda entry: str(entry.get("time")),
                     reverse=True)
     return render(request, "automation.html", **objects.views(
-        body=body, namespace=namespace, name=name, spec=spec, counts=status,
+        namespace=namespace, name=name, spec=spec, counts=status,
         trigger=automation_trigger(body), actions=actions, last_by_action=last_by_action,
         ledger=ledger, ready=objects.condition(body), conditions=objects.conditions(body)))
