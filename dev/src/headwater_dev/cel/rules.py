@@ -195,7 +195,7 @@ def _expressions(run: _Run, schema: Mapping[str, Any], decl: declarations.Decl,
     env = _environment(schema, decl)
     fields = _per_node(_FIELDS_READ, schema, lambda: _fields_read(env, decl, rules))
     value = _SelfValue(obj, decl, fields)
-    old_value = _OldValue(old, decl)
+    old_value = _Lazy(old, decl)
     for rule in rules:
         _rule(run, env, schema, rule, value, old_value=old_value, has_old=old is not None,
               parts=parts, unchanged=unchanged)
@@ -221,54 +221,45 @@ def _fields_read(env: compiler.Environment, decl: declarations.Decl,
     return frozenset(fields)
 
 
+class _Lazy:
+    """A node's CEL value, converted on first use: most rules never read ``oldSelf``, and
+    a rule that selects fields of ``self`` never reads the rest (the FlowRun's and
+    Schedule's root rules read only ``self.metadata.name``). Converting the whole object
+    per write is the cost Kubernetes avoids by wrapping values lazily
+    (apiextensions-apiserver ``pkg/apiserver/schema/cel/values.go`` ``UnstructuredToVal``
+    hands ``k8s.io/apiserver`` ``pkg/cel/common/values.go`` the object, whose
+    ``unstructuredMap.Get``/``Find`` convert a field when a rule reads it)."""
+
+    def __init__(self, obj: Any, decl: declarations.Decl) -> None:
+        self._obj, self._decl = obj, decl
+        self._value: Any = None
+        self._converted = obj is None
+
+    def get(self) -> Any:
+        if not self._converted:
+            self._value, self._converted = to_value(self._obj, self._decl), True
+        return self._value
+
+
 class _SelfValue:
     """``self``'s CEL value. Where the node's rules only select fields of ``self``
-    (``self.metadata.name``, ``has(self.spec)``), only those fields are converted: the
-    FlowRun's and Schedule's root rules read one name, and converting their whole spec
-    and status per write is the cost Kubernetes avoids by wrapping values lazily
-    (``k8s.io/apiserver`` ``pkg/cel/common/values.go``: ``UnstructuredToVal`` returns an
-    ``unstructuredMap`` whose ``Get``/``Find`` convert a field when it is read). A field not
-    converted is one no rule can read, so every verdict and cost is the same. A message
-    expression may read anything: a failing rule takes :meth:`full`."""
+    (``self.metadata.name``, ``has(self.spec)``), :attr:`rules_view` holds only those
+    fields, converted (:class:`_Lazy` says why): a field not converted is one no rule can
+    read, so every verdict and cost is the same. A message expression may read anything:
+    a failing rule takes :attr:`full`."""
 
     def __init__(self, obj: Any, decl: declarations.Decl, fields: frozenset[str] | None
                  ) -> None:
-        self._obj, self._decl = obj, decl
-        self._full: Any = None
-        self._converted = False
+        self.full = _Lazy(obj, decl)
         if fields is not None and type(obj) is dict:
             self.rules_view: Any = {key: to_value(item, decl.json_field(key))
                                     for key, item in obj.items() if key in fields}
         else:
-            self.rules_view = self.full()
-
-    def full(self) -> Any:
-        if not self._converted:
-            self._full, self._converted = to_value(self._obj, self._decl), True
-        return self._full
-
-
-class _OldValue:
-    """``oldSelf``'s CEL value, converted on first use: most rules never read it (the
-    FlowRun's and Schedule's root rules read only ``self.metadata.name``), and converting
-    the whole old object per write is the cost Kubernetes avoids by wrapping values lazily
-    (apiextensions-apiserver ``pkg/apiserver/schema/cel/values.go`` ``UnstructuredToVal``
-    hands ``k8s.io/apiserver`` ``pkg/cel/common/values.go`` the object, whose
-    ``unstructuredMap.Find`` converts a field when a rule reads it)."""
-
-    def __init__(self, old: Any, decl: declarations.Decl) -> None:
-        self._old, self._decl = old, decl
-        self._value: Any = None
-        self._converted = old is None
-
-    def get(self) -> Any:
-        if not self._converted:
-            self._value, self._converted = to_value(self._old, self._decl), True
-        return self._value
+            self.rules_view = self.full.get()
 
 
 def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
-          rule: Mapping[str, Any], value: _SelfValue, *, old_value: _OldValue, has_old: bool,
+          rule: Mapping[str, Any], value: _SelfValue, *, old_value: _Lazy, has_old: bool,
           parts: list[fe.PathPart], unchanged: bool) -> None:
     node_type = schema.get("type", "")
     source = rule.get("rule", "") or ""
@@ -308,7 +299,7 @@ def _rule(run: _Run, env: compiler.Environment, schema: Mapping[str, Any],
         resolved = fieldpath.resolve(rule["fieldPath"], schema)
         if isinstance(resolved, list):
             error_parts.extend(resolved)
-    variables[compiler.SCOPED_VAR] = value.full()
+    variables[compiler.SCOPED_VAR] = value.full.get()
     variables[compiler.OLD_SCOPED_VAR] = _old_self(old_value.get(), has_old, optional)
     failure = _failure(run, env, rule, variables, where=_path(error_parts), node_type=node_type)
     if failure is not None and not (unchanged and not compiled.uses_old_self):
